@@ -1,0 +1,499 @@
+//! Configuration: the TOML file an operator writes, parsed and validated once at start.
+//!
+//! The key names under `[server]`, `[admin]`, `[keys]`, `[state]` and `[stores.*]` are a contract
+//! (see the README); every problem is reported naming the key it concerns.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Deserialize;
+
+use crate::token::Keyring;
+
+/// A configuration problem, always naming the key (or the file) it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), message: message.into() }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    admin: RawAdmin,
+    keys: RawKeys,
+    #[serde(default)]
+    state: RawState,
+    #[serde(default)]
+    stores: BTreeMap<String, RawStore>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    public_url: String,
+    #[serde(default)]
+    threads: Option<usize>,
+    #[serde(default)]
+    grace_period_seconds: Option<u64>,
+    /// Seconds a client may stall a response write before it is dropped.
+    #[serde(default)]
+    client_write_timeout_seconds: Option<u64>,
+    /// Seconds a client may take to send its request headers.
+    #[serde(default)]
+    client_read_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: String,
+    token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    signing: String,
+    secrets: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    #[serde(default = "default_backend")]
+    backend: String,
+    #[serde(default)]
+    path: Option<PathBuf>,
+    #[serde(default)]
+    redis_url: Option<String>,
+    #[serde(default)]
+    cache_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    cache_capacity: Option<usize>,
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        RawState {
+            backend: default_backend(),
+            path: None,
+            redis_url: None,
+            cache_ttl_seconds: None,
+            cache_capacity: None,
+        }
+    }
+}
+
+fn default_backend() -> String {
+    "embedded".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    kind: String,
+    #[serde(default)]
+    url: Option<String>,
+    /// Extra header sent with every upstream request, e.g. `{ name = "Authorization", value = "Bearer x" }`.
+    #[serde(default)]
+    auth_header: Option<RawHeader>,
+    #[serde(default)]
+    connect_timeout_ms: Option<u64>,
+    #[serde(default)]
+    read_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeader {
+    name: String,
+    value: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    /// Largest admin request body accepted, in bytes.
+    #[serde(default)]
+    admin_body_bytes: Option<usize>,
+    /// Seconds a client keeps the right to resume/range a download it was granted.
+    #[serde(default)]
+    grant_window_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub keys: Keyring,
+    pub state: StateConfig,
+    pub stores: BTreeMap<String, StoreConfig>,
+    pub admin_body_limit: usize,
+    pub grant_window: Duration,
+    pub log_json: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Base of the URLs handed out, without a trailing slash.
+    pub public_url: String,
+    pub threads: usize,
+    pub grace_period_seconds: u64,
+    pub client_write_timeout: Duration,
+    pub client_read_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub token: String,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig").field("listen", &self.listen).field("token", &"<redacted>").finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum StateConfig {
+    Embedded { path: PathBuf, cache: CacheConfig },
+    Redis { url: String, cache: CacheConfig },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CacheConfig {
+    pub ttl: Duration,
+    pub capacity: usize,
+}
+
+/// One upstream store.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Http(HttpStoreConfig),
+}
+
+#[derive(Clone)]
+pub struct HttpStoreConfig {
+    pub name: String,
+    pub tls: bool,
+    /// Host name (for SNI and the `Host` header), with the port when it is not the default.
+    pub host_header: String,
+    pub sni: String,
+    pub addr: SocketAddr,
+    /// Base path, always starting and ending with `/`.
+    pub base_path: String,
+    pub auth_header: Option<(http::HeaderName, http::HeaderValue)>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpStoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpStoreConfig")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("host", &self.host_header)
+            .field("base_path", &self.base_path)
+            .field("auth_header", &self.auth_header.as_ref().map(|(n, _)| n.as_str()))
+            .finish()
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `origin` is used in messages and to resolve relative paths.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim().to_string(),
+        })?;
+        let base_dir = origin.parent().map(Path::to_path_buf).unwrap_or_default();
+        validate(raw, &base_dir)
+    }
+}
+
+fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| invalid(key, format!("`{value}` is not an address like 127.0.0.1:8080")))
+}
+
+fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
+    let listen = parse_addr("server.listen", &raw.server.listen)?;
+    let public_url = raw.server.public_url.trim_end_matches('/').to_string();
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) || public_url.len() < 10 {
+        return Err(invalid("server.public_url", "must be an absolute http:// or https:// URL"));
+    }
+    let threads = raw.server.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    });
+    if threads == 0 || threads > 1024 {
+        return Err(invalid("server.threads", "must be between 1 and 1024"));
+    }
+    let admin_listen = parse_addr("admin.listen", &raw.admin.listen)?;
+    if admin_listen == listen {
+        return Err(invalid("admin.listen", "must differ from server.listen"));
+    }
+    if raw.admin.token.len() < 8 {
+        return Err(invalid("admin.token", "must be at least 8 characters"));
+    }
+
+    let mut secrets = Vec::new();
+    for (kid, value) in &raw.keys.secrets {
+        let key = format!("keys.secrets.{kid}");
+        if !crate::token::valid_key_id(kid) {
+            return Err(invalid(key, "key ids are 1 to 32 characters of A-Z a-z 0-9 _ -"));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value.trim()))
+            .map_err(|_| invalid(&key, "is not valid base64"))?;
+        if bytes.len() < 32 {
+            return Err(invalid(&key, format!("decodes to {} bytes; at least 32 are required", bytes.len())));
+        }
+        secrets.push((kid.clone(), bytes));
+    }
+    if !raw.keys.secrets.contains_key(&raw.keys.signing) {
+        return Err(invalid("keys.signing", format!("`{}` has no entry in [keys.secrets]", raw.keys.signing)));
+    }
+    let keys = Keyring::new(&raw.keys.signing, secrets);
+
+    let cache = CacheConfig {
+        ttl: Duration::from_secs(raw.state.cache_ttl_seconds.unwrap_or(30)),
+        capacity: raw.state.cache_capacity.unwrap_or(100_000),
+    };
+    let state = match raw.state.backend.as_str() {
+        "embedded" => {
+            let path = raw.state.path.unwrap_or_else(|| PathBuf::from("data/linkgate.db"));
+            let path = if path.is_relative() { base_dir.join(path) } else { path };
+            StateConfig::Embedded { path, cache }
+        }
+        "redis" => {
+            let url = raw.state.redis_url.ok_or_else(|| invalid("state.redis_url", "is required when state.backend = \"redis\""))?;
+            StateConfig::Redis { url, cache }
+        }
+        other => return Err(invalid("state.backend", format!("`{other}` is not one of \"embedded\", \"redis\""))),
+    };
+
+    if raw.stores.is_empty() {
+        return Err(invalid("stores", "at least one [stores.NAME] table is required"));
+    }
+    let mut stores = BTreeMap::new();
+    for (name, store) in raw.stores {
+        let prefix = format!("stores.{name}");
+        let cfg = match store.kind.as_str() {
+            "http" => StoreConfig::Http(http_store(&prefix, &name, store)?),
+            "s3" | "dir" => {
+                return Err(invalid(format!("{prefix}.kind"), format!("`{}` stores are not available in this version; use \"http\"", store.kind)))
+            }
+            other => return Err(invalid(format!("{prefix}.kind"), format!("`{other}` is not one of \"http\", \"s3\", \"dir\""))),
+        };
+        stores.insert(name, cfg);
+    }
+
+    let log_json = match raw.log.format.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => return Err(invalid("log.format", format!("`{other}` is not one of \"text\", \"json\""))),
+    };
+
+    Ok(Config {
+        server: ServerConfig {
+            listen,
+            public_url,
+            threads,
+            grace_period_seconds: raw.server.grace_period_seconds.unwrap_or(30),
+            client_write_timeout: Duration::from_secs(raw.server.client_write_timeout_seconds.unwrap_or(60)),
+            client_read_timeout: Duration::from_secs(raw.server.client_read_timeout_seconds.unwrap_or(30)),
+        },
+        admin: AdminConfig { listen: admin_listen, token: raw.admin.token },
+        keys,
+        state,
+        stores,
+        admin_body_limit: raw.limits.admin_body_bytes.unwrap_or(64 * 1024),
+        grant_window: Duration::from_secs(raw.limits.grant_window_seconds.unwrap_or(600)),
+        log_json,
+    })
+}
+
+fn http_store(prefix: &str, name: &str, store: RawStore) -> Result<HttpStoreConfig, ConfigError> {
+    let url_key = format!("{prefix}.url");
+    let url = store.url.ok_or_else(|| invalid(&url_key, "is required for an http store"))?;
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else {
+        return Err(invalid(&url_key, "must start with http:// or https://"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err(invalid(&url_key, "must name a host (credentials in the URL are not accepted; use auth_header)"));
+    }
+    if path.contains(['?', '#']) {
+        return Err(invalid(&url_key, "must not have a query or fragment"));
+    }
+    let default_port = if tls { 443 } else { 80 };
+    let (host, port) = split_host_port(authority, default_port).ok_or_else(|| invalid(&url_key, "has an invalid host or port"))?;
+    // Resolved once at start, off the request path (Pingora's HttpPeer must not resolve per request).
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+        .map_err(|e| invalid(&url_key, format!("cannot resolve `{host}`: {e}")))?
+        .next()
+        .ok_or_else(|| invalid(&url_key, format!("`{host}` resolves to no address")))?;
+    let mut base_path = path.to_string();
+    if !base_path.ends_with('/') {
+        base_path.push('/');
+    }
+    let auth_header = match store.auth_header {
+        None => None,
+        Some(h) => {
+            let key = format!("{prefix}.auth_header");
+            let name = http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| invalid(&key, "name is not a valid header name"))?;
+            let mut value = http::HeaderValue::from_str(&h.value).map_err(|_| invalid(&key, "value is not a valid header value"))?;
+            value.set_sensitive(true);
+            Some((name, value))
+        }
+    };
+    let host_header = if port == default_port { host.clone() } else { format!("{host}:{port}") };
+    let sni = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    Ok(HttpStoreConfig {
+        name: name.to_string(),
+        tls,
+        host_header,
+        sni,
+        addr,
+        base_path,
+        auth_header,
+        connect_timeout: Duration::from_millis(store.connect_timeout_ms.unwrap_or(2_000)),
+        read_timeout: Duration::from_millis(store.read_timeout_ms.unwrap_or(30_000)),
+    })
+}
+
+fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = &rest[..end];
+        let after = &rest[end + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => default_port,
+            None => return None,
+        };
+        return Some((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() => Some((h.to_string(), p.parse().ok()?)),
+        Some(_) => None,
+        None => Some((authority.to_string(), default_port)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "http://127.0.0.1:8080/"
+[admin]
+listen = "127.0.0.1:9090"
+token = "change-me-please"
+[keys]
+signing = "k1"
+[keys.secrets]
+k1 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+[stores.docs]
+kind = "http"
+url = "http://127.0.0.1:8000/files"
+"#;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, Path::new("test.toml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn good_config_parses() {
+        let c = Config::parse(GOOD, Path::new("/etc/linkgate/x.toml")).unwrap();
+        assert_eq!(c.server.public_url, "http://127.0.0.1:8080");
+        let StoreConfig::Http(h) = &c.stores["docs"];
+        assert_eq!(h.base_path, "/files/");
+        assert_eq!(h.host_header, "127.0.0.1:8000");
+        match c.state {
+            StateConfig::Embedded { path, .. } => assert_eq!(path, Path::new("/etc/linkgate/data/linkgate.db")),
+            _ => panic!("embedded expected"),
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = err(&GOOD.replace("listen = \"127.0.0.1:8080\"", "lisen = \"127.0.0.1:8080\""));
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn short_secret_is_named() {
+        let e = err(&GOOD.replace("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "c2hvcnQ="));
+        assert!(e.contains("keys.secrets.k1") && e.contains("32"), "{e}");
+    }
+
+    #[test]
+    fn signing_key_must_exist() {
+        let e = err(&GOOD.replace("signing = \"k1\"", "signing = \"k2\""));
+        assert!(e.contains("keys.signing"), "{e}");
+    }
+
+    #[test]
+    fn bad_store_kind_and_url_are_named() {
+        assert!(err(&GOOD.replace("kind = \"http\"", "kind = \"ftp\"")).contains("stores.docs.kind"));
+        assert!(err(&GOOD.replace("http://127.0.0.1:8000/files", "ftp://x")).contains("stores.docs.url"));
+        assert!(err(&GOOD.replace("http://127.0.0.1:8000/files", "http://u:p@127.0.0.1/")).contains("stores.docs.url"));
+    }
+
+    #[test]
+    fn bad_listen_is_named() {
+        assert!(err(&GOOD.replace("127.0.0.1:9090", "nowhere")).contains("admin.listen"));
+    }
+
+    #[test]
+    fn host_port_split() {
+        assert_eq!(split_host_port("[::1]:81", 80), Some(("::1".into(), 81)));
+        assert_eq!(split_host_port("example.org", 443), Some(("example.org".into(), 443)));
+        assert_eq!(split_host_port("a:b", 80), None);
+    }
+}

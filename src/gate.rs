@@ -1,0 +1,85 @@
+//! The shared core that the recipients' proxy and the admin API both use: keys, link store,
+//! link cache, usage batching and the configured upstream stores.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::LinkCache;
+use crate::config::{Config, StateConfig, StoreConfig};
+use crate::counting::UsageBatcher;
+use crate::link::{Link, LinkId};
+use crate::store::{EmbeddedStore, LinkStore, StoreError};
+use crate::token::Keyring;
+use crate::upstream::HttpUpstream;
+
+pub struct Gate {
+    pub keys: Keyring,
+    pub store: Arc<dyn LinkStore>,
+    pub cache: LinkCache,
+    pub usage: UsageBatcher,
+    pub upstreams: BTreeMap<String, Arc<HttpUpstream>>,
+    pub public_url: String,
+    pub grant_window: Duration,
+}
+
+impl Gate {
+    /// Builds the core from a validated config, opening the configured link store.
+    pub fn from_config(config: &Config) -> Result<Gate, StoreError> {
+        let (store, cache): (Arc<dyn LinkStore>, _) = match &config.state {
+            StateConfig::Embedded { path, cache } => (Arc::new(EmbeddedStore::open(path)?), cache),
+            StateConfig::Redis { .. } => {
+                return Err(StoreError::Unavailable(
+                    "state.backend = \"redis\" is not available in this version; use \"embedded\"".into(),
+                ))
+            }
+        };
+        let upstreams = config
+            .stores
+            .iter()
+            .map(|(name, s)| match s {
+                StoreConfig::Http(h) => (name.clone(), Arc::new(HttpUpstream::new(h.clone()))),
+            })
+            .collect();
+        Ok(Gate {
+            keys: config.keys.clone(),
+            store,
+            cache: LinkCache::new(cache.ttl, cache.capacity),
+            usage: UsageBatcher::default(),
+            upstreams,
+            public_url: config.server.public_url.clone(),
+            grant_window: config.grant_window,
+        })
+    }
+
+    /// The link, from the cache or the store (and then cached). `Ok(None)` for an unknown id.
+    pub async fn link(&self, id: LinkId) -> Result<Option<Arc<Link>>, StoreError> {
+        if let Some(link) = self.cache.get(&id) {
+            return Ok(Some(link));
+        }
+        self.refresh(id).await
+    }
+
+    /// Reads the link from the store, bypassing and then refilling the cache.
+    pub async fn refresh(&self, id: LinkId) -> Result<Option<Arc<Link>>, StoreError> {
+        match self.store.get(id).await? {
+            Some(link) => {
+                let link = Arc::new(link);
+                self.cache.put(link.clone());
+                Ok(Some(link))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The token of a link (under the key that signed it, if still configured).
+    pub fn token_of(&self, link: &Link) -> Option<String> {
+        self.keys.sign_with(&link.key_id, &link.id)
+    }
+
+    /// The URL to send for a link.
+    pub fn url_of(&self, link: &Link) -> Option<String> {
+        let token = self.token_of(link)?;
+        Some(format!("{}/s/{}", self.public_url, token))
+    }
+}

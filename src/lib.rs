@@ -1,0 +1,34 @@
+//! linkgate: a Pingora reverse proxy that enforces signed share links in front of document stores.
+//!
+//! Modules, one concern each:
+//! - [`config`]: the operator's TOML file, validated at start.
+//! - [`token`]: signed link tokens (HMAC-SHA256, key rotation).
+//! - [`link`]: the link record and its rules; display-name sanitising.
+//! - [`store`]: the `LinkStore` trait and the embedded (redb) backend.
+//! - [`cache`]: the in-process link cache.
+//! - [`counting`]: what counts as a download; usage batching.
+//! - [`upstream`]: upstream HTTP stores and object paths.
+//! - [`disposition`]: `Content-Disposition` building.
+//! - [`pages`]: the uniform 404 and error pages.
+//! - [`gate`]: the shared core used by proxy and admin API.
+//! - [`proxy`]: the recipients' request path (Pingora `ProxyHttp`).
+//! - [`admin`]: the admin HTTP API.
+//! - [`origin`]: a small static origin for the demo.
+//! - [`serve`]: config → Pingora services wiring.
+//! - [`cli`]: the admin API client used by `linkgate link …`.
+
+pub mod admin;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod counting;
+pub mod disposition;
+pub mod gate;
+pub mod link;
+pub mod origin;
+pub mod pages;
+pub mod proxy;
+pub mod serve;
+pub mod store;
+pub mod token;
+pub mod upstream;

@@ -1,0 +1,255 @@
+//! The `linkgate` command: a thin shell over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use linkgate::cli::AdminClient;
+use linkgate::config::{Config, StoreConfig};
+use linkgate::origin::StaticOrigin;
+
+#[derive(Parser)]
+#[command(name = "linkgate", version, about = "Share-link gateway in front of document stores")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway: recipients' proxy and admin API.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file and exit (0 when good).
+    CheckConfig { config: PathBuf },
+    /// Manage links through a running gateway's admin API.
+    Link {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[command(subcommand)]
+        action: LinkAction,
+    },
+    /// Serve a folder as a plain HTTP origin (GET/HEAD/Range), for trying linkgate out.
+    Origin {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: String,
+    },
+    /// Run the gateway on the embedded store in front of a demo origin and print a working link.
+    Demo {
+        #[arg(long, short, default_value = "config/linkgate.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct AdminTarget {
+    /// Admin API base URL (default: from --config, else http://127.0.0.1:9090).
+    #[arg(long, env = "LINKGATE_ADMIN_URL", global = true)]
+    admin_url: Option<String>,
+    /// Admin bearer token (default: from --config).
+    #[arg(long, env = "LINKGATE_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Read the admin URL and token from this gateway config.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum LinkAction {
+    /// Create a link and print its URL.
+    Create {
+        #[arg(long)]
+        store: String,
+        #[arg(long)]
+        object: String,
+        #[arg(long)]
+        filename: Option<String>,
+        /// RFC 3339 time, e.g. 2030-01-31T17:00:00Z.
+        #[arg(long)]
+        expires_at: Option<String>,
+        #[arg(long)]
+        max_downloads: Option<u64>,
+        /// Comma-separated: view, download.
+        #[arg(long, value_delimiter = ',')]
+        rights: Option<Vec<String>>,
+        #[arg(long)]
+        created_by: Option<String>,
+    },
+    /// Show a link as JSON.
+    Show { id: String },
+    /// Cancel a link for good.
+    Cancel { id: String },
+    /// Stop access to a link until it is activated again.
+    Deactivate { id: String },
+    /// Resume access to a deactivated link.
+    Activate { id: String },
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("linkgate: {message}");
+    ExitCode::FAILURE
+}
+
+fn load(path: &PathBuf) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(fail)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            linkgate::serve::init_logging(config.log_json);
+            match linkgate::serve::build(&config, None) {
+                Ok((server, _)) => {
+                    tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, "linkgate serving");
+                    server.run_forever()
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::CheckConfig { config } => match load(&config) {
+            Ok(c) => {
+                println!("{}: ok ({} store(s), signing key `{}`)", config.display(), c.stores.len(), c.keys.signing_key_id());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Link { target, action } => link(target, action),
+        Command::Origin { dir, listen } => {
+            linkgate::serve::init_logging(false);
+            let origin = match StaticOrigin::new(&dir) {
+                Ok(o) => o,
+                Err(e) => return fail(format!("{}: {e}", dir.display())),
+            };
+            let mut server = pingora::server::Server::new_with_opt_and_conf(None, Default::default());
+            server.bootstrap();
+            let mut service = pingora::services::listening::Service::new("origin".to_string(), origin);
+            service.add_tcp(&listen);
+            server.add_service(service);
+            eprintln!("serving {} on http://{listen}/", dir.display());
+            server.run_forever()
+        }
+        Command::Demo { config } => demo(&config),
+    }
+}
+
+fn link(target: AdminTarget, action: LinkAction) -> ExitCode {
+    let from_config = match &target.config {
+        Some(path) => match load(path) {
+            Ok(c) => Some(c),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    let url = target
+        .admin_url
+        .or_else(|| from_config.as_ref().map(|c| format!("http://{}", c.admin.listen)))
+        .unwrap_or_else(|| "http://127.0.0.1:9090".to_string());
+    let Some(token) = target.token.or_else(|| from_config.as_ref().map(|c| c.admin.token.clone())) else {
+        return fail("an admin token is needed: --token, LINKGATE_ADMIN_TOKEN or --config");
+    };
+    let client = AdminClient::new(&url, &token);
+    let result = match action {
+        LinkAction::Create { store, object, filename, expires_at, max_downloads, rights, created_by } => client.create(&json!({
+            "store": store, "object": object, "filename": filename, "expires_at": expires_at,
+            "max_downloads": max_downloads, "rights": rights, "created_by": created_by,
+        })),
+        LinkAction::Show { id } => client.show(&id),
+        LinkAction::Cancel { id } => client.cancel(&id),
+        LinkAction::Deactivate { id } => client.set_active(&id, false),
+        LinkAction::Activate { id } => client.set_active(&id, true),
+    };
+    match result {
+        Ok(value) => {
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            if let Some(url) = value.get("url").and_then(Value::as_str) {
+                eprintln!("link: {url}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// The demo: the example config's gateway, plus a static origin on the first store's address
+/// serving generated sample files, plus a freshly created link.
+fn demo(config_path: &PathBuf) -> ExitCode {
+    let config = match load(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    linkgate::serve::init_logging(config.log_json);
+    let Some((store_name, StoreConfig::Http(store))) = config.stores.iter().next() else {
+        return fail("the config names no store");
+    };
+    let dir = PathBuf::from("data/demo-files");
+    let sample = dir.join("welcome.txt");
+    let big = dir.join("sample-8MiB.bin");
+    let prepared = std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::write(&sample, "Hello from behind linkgate.\n"))
+        .and_then(|_| std::fs::write(&big, (0..8u32 * 1024 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>()));
+    if let Err(e) = prepared {
+        return fail(format!("cannot write demo files under {}: {e}", dir.display()));
+    }
+    let origin = match StaticOrigin::new(&dir) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    // The demo origin serves its files at `/`; the store's base path is stripped by serving the
+    // files from a folder of that name.
+    let nested = dir.join(store.base_path.trim_matches('/'));
+    if !store.base_path.trim_matches('/').is_empty() {
+        let moved = std::fs::create_dir_all(&nested)
+            .and_then(|_| std::fs::copy(&sample, nested.join("welcome.txt")))
+            .and_then(|_| std::fs::copy(&big, nested.join("sample-8MiB.bin")));
+        if let Err(e) = moved {
+            return fail(e);
+        }
+    }
+    let (server, gate) = match linkgate::serve::build(&config, Some((origin, store.addr.to_string()))) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let link = linkgate::link::Link {
+        id: linkgate::link::LinkId::random(),
+        store: store_name.clone(),
+        documents: vec![linkgate::link::Document { object: "welcome.txt".into(), filename: "Welcome to linkgate.txt".into() }],
+        rights: vec![linkgate::link::Right::Download],
+        expires_at: Some(time::OffsetDateTime::now_utc() + time::Duration::days(1)),
+        max_downloads: Some(5),
+        state: linkgate::link::LinkState::Active,
+        generation: 1,
+        key_id: gate.keys.signing_key_id().to_string(),
+        created_by: Some("demo".into()),
+        created_at: time::OffsetDateTime::now_utc(),
+        cancelled_by: None,
+        cancelled_at: None,
+    };
+    let created = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| linkgate::store::StoreError::Unavailable(e.to_string()))
+        .and_then(|rt| rt.block_on(gate.store.create(&link)));
+    if let Err(e) = created {
+        return fail(e);
+    }
+    let url = gate.url_of(&link).unwrap_or_default();
+    println!("\nlinkgate demo is running (Ctrl-C to stop).");
+    println!("  origin : http://{} (serving {})", store.addr, dir.display());
+    println!("  gateway: {}", config.server.public_url);
+    println!("  admin  : http://{} (token from {})", config.admin.listen, config_path.display());
+    println!("\nA link to welcome.txt, good for 5 downloads within 24 hours:\n\n  {url}\n");
+    println!("Try:  curl -OJ '{url}'");
+    println!("Mint another (in a second shell):");
+    println!("  cargo run --release -- link --config {} create --store {store_name} --object sample-8MiB.bin --max-downloads 3\n", config_path.display());
+    server.run_forever()
+}

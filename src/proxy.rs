@@ -1,0 +1,359 @@
+//! The recipients' side: a Pingora `ProxyHttp` that turns a share URL into a streamed object.
+//!
+//! Phases, in order:
+//! - `request_filter`: verify the token, load the link, check state/expiry, classify the request
+//!   (HEAD, prefetch, fresh, continuation) and, for a limited link, reserve a download slot.
+//!   Anything not good is answered here with the uniform 404.
+//! - `upstream_peer` / `upstream_request_filter`: the link's store and object path; only
+//!   whitelisted request headers reach the origin.
+//! - `response_filter` / `response_body_filter`: our headers on success; an origin error is
+//!   replaced by our own page.
+//! - `logging`: keep or give back the reserved slot, batch usage of unlimited links, log one line.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{header, Method};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType};
+use time::OffsetDateTime;
+
+use crate::counting::{classify, keeps_slot, Kind};
+use crate::disposition::content_disposition;
+use crate::gate::Gate;
+use crate::link::{Link, Right};
+use crate::pages;
+use crate::store::{ReserveRequest, Reservation};
+use crate::upstream::{HttpUpstream, FORWARDED_REQUEST_HEADERS};
+
+pub struct Proxy {
+    pub gate: Arc<Gate>,
+    pub client_read_timeout: Duration,
+    pub client_write_timeout: Duration,
+}
+
+/// Per-request state.
+pub struct Ctx {
+    started: Instant,
+    link: Option<Arc<Link>>,
+    upstream: Option<Arc<HttpUpstream>>,
+    kind: Kind,
+    /// A slot was reserved for this request and must be kept or given back.
+    reserved: bool,
+    client: String,
+    /// The origin's answer was replaced by this page.
+    replacement: Option<Bytes>,
+    outcome: &'static str,
+}
+
+/// The token part of `/s/{token}` or `/s/{token}/{cosmetic name}`.
+fn token_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/s/")?;
+    let token = rest.split('/').next()?;
+    (!token.is_empty()).then_some(token)
+}
+
+fn client_ip(session: &Session) -> String {
+    match session.client_addr().and_then(|a| a.as_inet()) {
+        Some(addr) => addr.ip().to_string(),
+        None => "unknown".to_string(),
+    }
+}
+
+/// Writes one of our pages and ends the response (keep-alive is preserved).
+async fn answer(session: &mut Session, status: u16, extra: &[(&'static str, &'static str)]) -> Result<()> {
+    let body = pages::for_status(status);
+    let mut resp = ResponseHeader::build(status, Some(8))?;
+    for (k, v) in pages::PAGE_HEADERS.iter().chain(extra) {
+        resp.insert_header(*k, *v)?;
+    }
+    resp.insert_header(header::CONTENT_LENGTH, body.len())?;
+    let head = session.req_header().method == Method::HEAD;
+    session.write_response_header(Box::new(resp), head).await?;
+    if !head {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+impl Proxy {
+    /// Reserves a slot for a limited link; refreshes a stale cached link once.
+    async fn reserve(&self, ctx: &mut Ctx, link: Arc<Link>, max: u64) -> Result<Option<Arc<Link>>, crate::store::StoreError> {
+        let mut link = link;
+        for _ in 0..2 {
+            let req = ReserveRequest {
+                id: link.id,
+                generation: link.generation,
+                max,
+                client: ctx.client.clone(),
+                continuation: ctx.kind == Kind::Continuation,
+                window: self.gate.grant_window,
+            };
+            match self.gate.store.reserve(&req).await? {
+                Reservation::Granted { .. } => {
+                    ctx.reserved = true;
+                    return Ok(Some(link));
+                }
+                Reservation::Covered => return Ok(Some(link)),
+                Reservation::Exhausted => return Ok(None),
+                Reservation::Stale => match self.gate.refresh(link.id).await? {
+                    Some(fresh) if fresh.is_open(OffsetDateTime::now_utc()) => link = fresh,
+                    _ => return Ok(None),
+                },
+            }
+        }
+        Ok(None)
+    }
+
+    /// Decides whether the request may proceed; `Err(status)` is the answer to give instead.
+    async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), u16> {
+        let req = session.req_header();
+        let Some(id) = token_of(req.uri.path()).and_then(|t| self.gate.keys.verify(t)) else {
+            ctx.outcome = "bad_token";
+            return Err(404);
+        };
+        let link = match self.gate.link(id).await {
+            Ok(Some(link)) => link,
+            Ok(None) => {
+                ctx.outcome = "unknown_link";
+                return Err(404);
+            }
+            Err(e) => {
+                tracing::error!(link = %id, error = %e, "link store failed");
+                ctx.outcome = "store_error";
+                return Err(503);
+            }
+        };
+        if !link.is_open(OffsetDateTime::now_utc()) {
+            ctx.outcome = "closed";
+            return Err(404);
+        }
+        let req = session.req_header();
+        if req.method != Method::GET && req.method != Method::HEAD {
+            ctx.outcome = "method";
+            return Err(405);
+        }
+        if !link.allows(Right::Download) && !link.allows(Right::View) {
+            ctx.outcome = "no_right";
+            return Err(404);
+        }
+        let Some(upstream) = link.documents.first().and_then(|_| self.gate.upstreams.get(&link.store)) else {
+            tracing::error!(link = %id, store = %link.store, "link names a store that is not configured");
+            ctx.outcome = "no_store";
+            return Err(404);
+        };
+        ctx.upstream = Some(upstream.clone());
+        ctx.kind = classify(&req.method, &req.headers);
+        ctx.client = client_ip(session);
+        let link = match (ctx.kind, link.max_downloads) {
+            (Kind::Fresh | Kind::Continuation, Some(max)) => match self.reserve(ctx, link, max).await {
+                Ok(Some(link)) => link,
+                Ok(None) => {
+                    ctx.outcome = "exhausted";
+                    return Err(404);
+                }
+                Err(e) => {
+                    tracing::error!(link = %id, error = %e, "link store failed while counting");
+                    ctx.outcome = "store_error";
+                    return Err(503);
+                }
+            },
+            _ => link,
+        };
+        ctx.link = Some(link);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            started: Instant::now(),
+            link: None,
+            upstream: None,
+            kind: Kind::Head,
+            reserved: false,
+            client: String::new(),
+            replacement: None,
+            outcome: "served",
+        }
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        let downstream = session.as_downstream_mut();
+        downstream.set_read_timeout(Some(self.client_read_timeout));
+        downstream.set_write_timeout(Some(self.client_write_timeout));
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if let Err(status) = self.admit(session, ctx).await {
+            let allow: &[(&'static str, &'static str)] = if status == 405 { &[("allow", "GET, HEAD")] } else { &[] };
+            answer(session, status, allow).await?;
+            return Ok(true);
+        }
+        if ctx.kind == Kind::Prefetch {
+            // A prefetch never receives the document, so it can never use up a download.
+            ctx.outcome = "prefetch";
+            let mut resp = ResponseHeader::build(204, Some(2))?;
+            resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+            session.write_response_header(Box::new(resp), true).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        match &ctx.upstream {
+            Some(u) => Ok(u.peer()),
+            None => Error::e_explain(ErrorType::InternalError, "no upstream chosen"),
+        }
+    }
+
+    async fn upstream_request_filter(&self, session: &mut Session, upstream_request: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+        let (Some(link), Some(upstream)) = (&ctx.link, &ctx.upstream) else {
+            return Error::e_explain(ErrorType::InternalError, "no link admitted");
+        };
+        let Some(doc) = link.documents.first() else {
+            return Error::e_explain(ErrorType::InternalError, "link has no document");
+        };
+        let path = upstream.path_of(&doc.object);
+        let mut out = RequestHeader::build(session.req_header().method.clone(), path.as_bytes(), Some(8))?;
+        out.insert_header(header::HOST, upstream.config.host_header.as_str())?;
+        for name in FORWARDED_REQUEST_HEADERS {
+            for value in session.req_header().headers.get_all(name) {
+                out.append_header(name, value.clone())?;
+            }
+        }
+        if let Some((name, value)) = &upstream.config.auth_header {
+            out.insert_header(name.clone(), value.clone())?;
+        }
+        *upstream_request = out;
+        Ok(())
+    }
+
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        let status = resp.status.as_u16();
+        let replace_with = match status {
+            200..=299 | 304 | 412 | 416 => None,
+            401 | 403 | 404 | 410 => Some(404),
+            400..=499 => Some(502),
+            _ => Some(502),
+        };
+        if let Some(code) = replace_with {
+            // The origin's own error page never reaches the recipient.
+            tracing::warn!(status, link = ?ctx.link.as_ref().map(|l| l.id), "origin answered with an error");
+            ctx.outcome = if code == 404 { "origin_not_found" } else { "origin_error" };
+            let body = pages::for_status(code);
+            let mut page = ResponseHeader::build(code, Some(8))?;
+            for (k, v) in pages::PAGE_HEADERS {
+                page.insert_header(k, v)?;
+            }
+            page.insert_header(header::CONTENT_LENGTH, body.len())?;
+            *resp = page;
+            ctx.replacement = Some(body);
+            return Ok(());
+        }
+        for name in ["set-cookie", "set-cookie2", "content-disposition", "x-powered-by"] {
+            resp.remove_header(name);
+        }
+        resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
+        resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+        if let Some(link) = &ctx.link {
+            let inline = !link.allows(Right::Download);
+            let name = link.documents.first().map(|d| d.filename.as_str()).unwrap_or("download");
+            resp.insert_header(header::CONTENT_DISPOSITION, content_disposition(inline, name))?;
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, _end: bool, ctx: &mut Ctx) -> Result<Option<Duration>> {
+        if let Some(page) = &mut ctx.replacement {
+            // The page goes out with the first chunk; the origin's body is dropped.
+            *body = (!page.is_empty()).then(|| std::mem::take(page));
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                if e.esource() == &ErrorSource::Upstream =>
+            {
+                504
+            }
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => 0,
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        ctx.outcome = match code {
+            504 => "origin_timeout",
+            502 => "origin_down",
+            0 => "client_gone",
+            _ => "error",
+        };
+        if code > 0 && session.response_written().is_none() {
+            if let Err(e) = answer(session, code, &[]).await {
+                tracing::debug!(error = %e, "could not write error page");
+            }
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let (status, expected) = match session.response_written() {
+            Some(r) => (
+                r.status.as_u16(),
+                r.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()),
+            ),
+            None => (0, None),
+        };
+        let sent = session.as_downstream().body_bytes_sent() as u64;
+        let delivered = ctx.replacement.is_none() && keeps_slot(status, e.is_none(), sent, expected);
+        if let Some(link) = &ctx.link {
+            if ctx.reserved && !delivered {
+                if let Err(err) = self.gate.store.release(link.id, link.generation, &ctx.client).await {
+                    tracing::error!(link = %link.id, error = %err, "could not give back a download slot");
+                }
+                ctx.outcome = if ctx.outcome == "served" { "aborted" } else { ctx.outcome };
+            } else if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {
+                self.gate.usage.record(link.id, link.generation);
+            }
+        }
+        tracing::info!(
+            target: "linkgate::access",
+            link = ?ctx.link.as_ref().map(|l| l.id),
+            method = %session.req_header().method,
+            status,
+            outcome = ctx.outcome,
+            counted = ctx.reserved && delivered,
+            bytes = sent,
+            client = %ctx.client,
+            ms = ctx.started.elapsed().as_millis() as u64,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_of;
+
+    #[test]
+    fn token_extraction() {
+        assert_eq!(token_of("/s/abc"), Some("abc"));
+        assert_eq!(token_of("/s/abc/report.pdf"), Some("abc"));
+        assert_eq!(token_of("/s/"), None);
+        assert_eq!(token_of("/x/abc"), None);
+    }
+}

@@ -1,0 +1,307 @@
+//! Link state: the `LinkStore` trait every backend implements, and the embedded (redb) backend.
+//!
+//! A store keeps link records and, per link and generation, the download counter. Counting is a
+//! single atomic operation (`reserve`): a slot is granted only while `used < max`, so no amount of
+//! concurrency can over-grant. A slot that did not turn into a delivered download is given back
+//! with `release`. Unlimited links do not touch the store per request: their usage arrives in
+//! batches through `add_usage`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use redb::{Database, ReadableTable, TableDefinition};
+
+use crate::link::{Link, LinkId};
+
+/// A store failure. Requests that need the store fail closed (503) on any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("link store unavailable: {0}")]
+    Unavailable(String),
+    #[error("link store data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("link {0} not found")]
+    NotFound(LinkId),
+    #[error("link {0} already exists")]
+    Exists(LinkId),
+    #[error("change refused: {0}")]
+    Refused(String),
+}
+
+/// A request for one download slot.
+#[derive(Debug, Clone)]
+pub struct ReserveRequest {
+    pub id: LinkId,
+    pub generation: u64,
+    pub max: u64,
+    /// Who asks (client address); grants for resumes are kept per client.
+    pub client: String,
+    /// A Range that does not start at byte 0: it rides on a grant of the same client, if any.
+    pub continuation: bool,
+    /// How long a grant covers resumes and parallel ranges.
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// A new slot was taken; `used` counts it.
+    Granted { used: u64 },
+    /// A continuation covered by an earlier grant of the same client: nothing was taken.
+    Covered,
+    /// The limit is reached.
+    Exhausted,
+    /// The caller's generation is not the link's current one (its cached copy is stale).
+    Stale,
+}
+
+/// A change to a stored link, applied atomically; returning `Err` leaves the record untouched.
+pub type Change = Arc<dyn Fn(&mut Link) -> Result<(), StoreError> + Send + Sync>;
+
+#[async_trait]
+pub trait LinkStore: Send + Sync + 'static {
+    async fn create(&self, link: &Link) -> Result<(), StoreError>;
+    async fn get(&self, id: LinkId) -> Result<Option<Link>, StoreError>;
+    /// Applies `change` to the stored link atomically and returns the new record.
+    async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError>;
+    async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError>;
+    /// Gives a reserved slot back (and forgets the client's grant, so a resume counts again).
+    async fn release(&self, id: LinkId, generation: u64, client: &str) -> Result<(), StoreError>;
+    /// Adds delivered downloads of an unlimited link (batched by the caller).
+    async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError>;
+    /// Downloads used in `generation`.
+    async fn usage(&self, id: LinkId, generation: u64) -> Result<u64, StoreError>;
+}
+
+const LINKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("links");
+/// link id → (generation, used) as two little-endian u64.
+const COUNTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("counters");
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn decode_counter(bytes: &[u8]) -> Result<(u64, u64), StoreError> {
+    let arr: [u8; 16] = bytes.try_into().map_err(|_| StoreError::Corrupt("counter record".into()))?;
+    let (g, u) = arr.split_at(8);
+    let g = u64::from_le_bytes(g.try_into().unwrap_or_default());
+    let u = u64::from_le_bytes(u.try_into().unwrap_or_default());
+    Ok((g, u))
+}
+
+fn encode_counter(generation: u64, used: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&generation.to_le_bytes());
+    out[8..].copy_from_slice(&used.to_le_bytes());
+    out
+}
+
+fn decode_link(bytes: &[u8]) -> Result<Link, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("link record: {e}")))
+}
+
+/// Grants kept in memory: an embedded store serves exactly one gateway process.
+#[derive(Default)]
+struct Grants {
+    map: HashMap<(LinkId, u64, String), Instant>,
+}
+
+impl Grants {
+    const MAX: usize = 100_000;
+
+    fn covers(&mut self, key: &(LinkId, u64, String), now: Instant) -> bool {
+        matches!(self.map.get(key), Some(until) if *until > now)
+    }
+
+    fn insert(&mut self, key: (LinkId, u64, String), until: Instant, now: Instant) {
+        if self.map.len() >= Self::MAX {
+            self.map.retain(|_, t| *t > now);
+            if self.map.len() >= Self::MAX {
+                // Still full of live grants: drop the oldest half rather than grow without bound.
+                // A dropped grant only means a later resume counts as a new download.
+                let mut times: Vec<Instant> = self.map.values().copied().collect();
+                times.sort_unstable();
+                let cut = times[times.len() / 2];
+                self.map.retain(|_, t| *t > cut);
+            }
+        }
+        self.map.insert(key, until);
+    }
+}
+
+/// The embedded store: one redb file, for a single gateway instance.
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    grants: Arc<Mutex<Grants>>,
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database file; parent folders are created.
+    pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
+            }
+        }
+        let db = Database::create(path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+        let tx = db.begin_write().map_err(unavailable)?;
+        tx.open_table(LINKS).map_err(unavailable)?;
+        tx.open_table(COUNTERS).map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        Ok(EmbeddedStore { db: Arc::new(db), grants: Arc::default() })
+    }
+
+    /// Runs blocking database work off the async runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db)).await.map_err(unavailable)?
+    }
+}
+
+fn used_in(counters: &impl ReadableTable<&'static [u8], &'static [u8]>, id: &LinkId, generation: u64) -> Result<u64, StoreError> {
+    Ok(match counters.get(id.as_bytes().as_slice()).map_err(unavailable)? {
+        Some(v) => match decode_counter(v.value())? {
+            (g, used) if g == generation => used,
+            _ => 0,
+        },
+        None => 0,
+    })
+}
+
+#[async_trait]
+impl LinkStore for EmbeddedStore {
+    async fn create(&self, link: &Link) -> Result<(), StoreError> {
+        let link = link.clone();
+        let bytes = serde_json::to_vec(&link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut links = tx.open_table(LINKS).map_err(unavailable)?;
+                if links.get(link.id.as_bytes().as_slice()).map_err(unavailable)?.is_some() {
+                    return Err(StoreError::Exists(link.id));
+                }
+                links.insert(link.id.as_bytes().as_slice(), bytes.as_slice()).map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn get(&self, id: LinkId) -> Result<Option<Link>, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let links = tx.open_table(LINKS).map_err(unavailable)?;
+            let found = links.get(id.as_bytes().as_slice()).map_err(unavailable)?;
+            found.map(|v| decode_link(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError> {
+        // redb's single write transaction makes the read-modify-write atomic.
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            let link = {
+                let mut links = tx.open_table(LINKS).map_err(unavailable)?;
+                let mut link = match links.get(id.as_bytes().as_slice()).map_err(unavailable)? {
+                    Some(v) => decode_link(v.value())?,
+                    None => return Err(StoreError::NotFound(id)),
+                };
+                change(&mut link)?;
+                let bytes = serde_json::to_vec(&link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                links.insert(id.as_bytes().as_slice(), bytes.as_slice()).map_err(unavailable)?;
+                link
+            };
+            tx.commit().map_err(unavailable)?;
+            Ok(link)
+        })
+        .await
+    }
+
+    async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
+        let now = Instant::now();
+        let grant_key = (req.id, req.generation, req.client.clone());
+        if req.continuation && self.grants.lock().covers(&grant_key, now) {
+            return Ok(Reservation::Covered);
+        }
+        let r = req.clone();
+        let outcome = self
+            .blocking(move |db| {
+                let tx = db.begin_write().map_err(unavailable)?;
+                let outcome = {
+                    let links = tx.open_table(LINKS).map_err(unavailable)?;
+                    let link = match links.get(r.id.as_bytes().as_slice()).map_err(unavailable)? {
+                        Some(v) => decode_link(v.value())?,
+                        None => return Ok(Reservation::Exhausted),
+                    };
+                    if link.generation != r.generation {
+                        return Ok(Reservation::Stale);
+                    }
+                    let mut counters = tx.open_table(COUNTERS).map_err(unavailable)?;
+                    let used = used_in(&counters, &r.id, r.generation)?;
+                    if used >= r.max {
+                        return Ok(Reservation::Exhausted);
+                    }
+                    counters
+                        .insert(r.id.as_bytes().as_slice(), encode_counter(r.generation, used + 1).as_slice())
+                        .map_err(unavailable)?;
+                    Reservation::Granted { used: used + 1 }
+                };
+                tx.commit().map_err(unavailable)?;
+                Ok(outcome)
+            })
+            .await?;
+        if let Reservation::Granted { .. } = outcome {
+            self.grants.lock().insert(grant_key, now + req.window, now);
+        }
+        Ok(outcome)
+    }
+
+    async fn release(&self, id: LinkId, generation: u64, client: &str) -> Result<(), StoreError> {
+        self.grants.lock().map.remove(&(id, generation, client.to_string()));
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut counters = tx.open_table(COUNTERS).map_err(unavailable)?;
+                let used = used_in(&counters, &id, generation)?;
+                if used > 0 {
+                    counters
+                        .insert(id.as_bytes().as_slice(), encode_counter(generation, used - 1).as_slice())
+                        .map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut counters = tx.open_table(COUNTERS).map_err(unavailable)?;
+                let used = used_in(&counters, &id, generation)?;
+                counters
+                    .insert(id.as_bytes().as_slice(), encode_counter(generation, used.saturating_add(n)).as_slice())
+                    .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn usage(&self, id: LinkId, generation: u64) -> Result<u64, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let counters = tx.open_table(COUNTERS).map_err(unavailable)?;
+            used_in(&counters, &id, generation)
+        })
+        .await
+    }
+}

@@ -1,0 +1,182 @@
+//! Link tokens: the secret in a share URL.
+//!
+//! Layout (version 1), before base64url without padding:
+//! `version (1) | key-id length (1) | key id | link id (16) | HMAC-SHA256 (32)`.
+//! The MAC covers a domain-separation label and every byte before it, so the version, key id and
+//! link id are all authenticated. Verification is constant time and never panics: any malformed,
+//! unknown-version, unknown-key, tampered or truncated token is just `None`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::link::LinkId;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const VERSION: u8 = 1;
+const LABEL: &[u8] = b"linkgate/token/v1\0";
+const MAC_LEN: usize = 32;
+const MAX_KID: usize = 32;
+/// Longest token text accepted; anything longer is rejected before decoding.
+pub const MAX_TOKEN_CHARS: usize = ((2 + MAX_KID + LinkId::LEN + MAC_LEN) * 4).div_ceil(3);
+
+/// Whether `kid` is an acceptable key id: 1..=32 of `A-Z a-z 0-9 _ -`.
+pub fn valid_key_id(kid: &str) -> bool {
+    !kid.is_empty() && kid.len() <= MAX_KID && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The signing key and every key that verifies, by key id. Key bytes never appear in `Debug`.
+#[derive(Clone)]
+pub struct Keyring {
+    signing: Arc<str>,
+    keys: Arc<HashMap<Box<[u8]>, HmacSha256>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ids: Vec<_> = self.keys.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+        ids.sort();
+        f.debug_struct("Keyring").field("signing", &self.signing).field("key_ids", &ids).finish()
+    }
+}
+
+impl Keyring {
+    /// `secrets` are (key id, key bytes); the caller has checked that `signing` is among them.
+    pub fn new(signing: &str, secrets: Vec<(String, Vec<u8>)>) -> Keyring {
+        let keys = secrets
+            .into_iter()
+            .filter_map(|(kid, key)| {
+                let mac = HmacSha256::new_from_slice(&key).ok()?;
+                Some((kid.into_bytes().into_boxed_slice(), mac))
+            })
+            .collect();
+        Keyring { signing: signing.into(), keys: Arc::new(keys) }
+    }
+
+    pub fn signing_key_id(&self) -> &str {
+        &self.signing
+    }
+
+    /// The token for `link` under the signing key.
+    pub fn sign(&self, link: &LinkId) -> String {
+        self.sign_with(&self.signing, link).unwrap_or_default()
+    }
+
+    /// The token for `link` under key `kid`, if that key is known.
+    pub fn sign_with(&self, kid: &str, link: &LinkId) -> Option<String> {
+        let mac = self.keys.get(kid.as_bytes())?;
+        let mut raw = Vec::with_capacity(2 + kid.len() + LinkId::LEN + MAC_LEN);
+        raw.push(VERSION);
+        raw.push(kid.len() as u8);
+        raw.extend_from_slice(kid.as_bytes());
+        raw.extend_from_slice(link.as_bytes());
+        let mut mac = mac.clone();
+        mac.update(LABEL);
+        mac.update(&raw);
+        raw.extend_from_slice(&mac.finalize().into_bytes());
+        Some(URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    /// Verifies a token and returns the link id it carries.
+    pub fn verify(&self, token: &str) -> Option<LinkId> {
+        if token.len() > MAX_TOKEN_CHARS || token.len() < 4 {
+            return None;
+        }
+        let mut buf = [0u8; 2 + MAX_KID + LinkId::LEN + MAC_LEN + 3];
+        let n = URL_SAFE_NO_PAD.decode_slice(token.as_bytes(), &mut buf).ok()?;
+        let raw = &buf[..n];
+        let (&version, rest) = raw.split_first()?;
+        if version != VERSION {
+            return None;
+        }
+        let (&kid_len, rest) = rest.split_first()?;
+        let kid_len = kid_len as usize;
+        if kid_len == 0 || kid_len > MAX_KID || rest.len() != kid_len + LinkId::LEN + MAC_LEN {
+            return None;
+        }
+        let (kid, rest) = rest.split_at(kid_len);
+        let (link, tag) = rest.split_at(LinkId::LEN);
+        let mut mac = self.keys.get(kid)?.clone();
+        mac.update(LABEL);
+        mac.update(&raw[..raw.len() - MAC_LEN]);
+        // `verify_slice` compares in constant time.
+        mac.verify_slice(tag).ok()?;
+        LinkId::from_slice(link)
+    }
+
+    /// The key id a (verified) token was signed with; `None` for anything unparsable.
+    pub fn key_id_of(token: &str) -> Option<String> {
+        let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
+        let len = *raw.get(1)? as usize;
+        raw.get(2..2 + len).map(|k| String::from_utf8_lossy(k).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring() -> Keyring {
+        Keyring::new("k2", vec![("k1".into(), vec![1u8; 32]), ("k2".into(), vec![2u8; 32])])
+    }
+
+    #[test]
+    fn round_trip_and_length() {
+        let r = ring();
+        let id = LinkId::random();
+        let t = r.sign(&id);
+        assert!(t.len() < 100, "token is {} chars", t.len());
+        assert_eq!(r.verify(&t), Some(id));
+        assert_eq!(Keyring::key_id_of(&t).as_deref(), Some("k2"));
+    }
+
+    #[test]
+    fn old_key_still_verifies_unknown_key_does_not() {
+        let id = LinkId::random();
+        let old = ring().sign_with("k1", &id).unwrap();
+        assert_eq!(ring().verify(&old), Some(id));
+        let only_k2 = Keyring::new("k2", vec![("k2".into(), vec![2u8; 32])]);
+        assert_eq!(only_k2.verify(&old), None);
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_rejected() {
+        let r = ring();
+        let t = r.sign(&LinkId::random());
+        let raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
+        for i in 0..raw.len() {
+            for bit in 0..8 {
+                let mut m = raw.clone();
+                m[i] ^= 1 << bit;
+                assert_eq!(r.verify(&URL_SAFE_NO_PAD.encode(&m)), None, "byte {i} bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_padded_and_garbage_tokens_are_rejected() {
+        let r = ring();
+        let t = r.sign(&LinkId::random());
+        for n in 0..t.len() {
+            assert_eq!(r.verify(&t[..n]), None);
+        }
+        assert_eq!(r.verify(&format!("{t}=")), None);
+        assert_eq!(r.verify(&format!("{t}A")), None);
+        assert_eq!(r.verify(&"A".repeat(10_000)), None);
+        assert_eq!(r.verify("../../etc/passwd"), None);
+        assert_eq!(r.verify("é"), None);
+    }
+
+    #[test]
+    fn other_version_is_rejected() {
+        let r = ring();
+        let mut raw = URL_SAFE_NO_PAD.decode(r.sign(&LinkId::random())).unwrap();
+        raw[0] = 2;
+        assert_eq!(r.verify(&URL_SAFE_NO_PAD.encode(&raw)), None);
+    }
+}

@@ -82,6 +82,19 @@ async fn answer(session: &mut Session, status: u16, extra: &[(&'static str, &'st
 }
 
 impl Proxy {
+    /// Gives a reserved slot back (once). Called before an error answer goes out, so that the
+    /// slot is free again by the time the client sees the error.
+    async fn give_back(&self, ctx: &mut Ctx) {
+        if !std::mem::take(&mut ctx.reserved) {
+            return;
+        }
+        if let Some(link) = &ctx.link {
+            if let Err(err) = self.gate.store.release(link.id, link.generation, &ctx.client).await {
+                tracing::error!(link = %link.id, error = %err, "could not give back a download slot");
+            }
+        }
+    }
+
     /// Reserves a slot for a limited link; refreshes a stale cached link once.
     async fn reserve(&self, ctx: &mut Ctx, link: Arc<Link>, max: u64) -> Result<Option<Arc<Link>>, crate::store::StoreError> {
         let mut link = link;
@@ -252,6 +265,7 @@ impl ProxyHttp for Proxy {
             // The origin's own error page never reaches the recipient.
             tracing::warn!(status, link = ?ctx.link.as_ref().map(|l| l.id), "origin answered with an error");
             ctx.outcome = if code == 404 { "origin_not_found" } else { "origin_error" };
+            self.give_back(ctx).await;
             let body = pages::for_status(code);
             let mut page = ResponseHeader::build(code, Some(8))?;
             for (k, v) in pages::PAGE_HEADERS {
@@ -303,6 +317,9 @@ impl ProxyHttp for Proxy {
             0 => "client_gone",
             _ => "error",
         };
+        if session.response_written().is_none() {
+            self.give_back(ctx).await;
+        }
         if code > 0 && session.response_written().is_none() {
             if let Err(e) = answer(session, code, &[]).await {
                 tracing::debug!(error = %e, "could not write error page");
@@ -321,13 +338,15 @@ impl ProxyHttp for Proxy {
         };
         let sent = session.as_downstream().body_bytes_sent() as u64;
         let delivered = ctx.replacement.is_none() && keeps_slot(status, e.is_none(), sent, expected);
+        let counted = ctx.reserved && delivered;
+        if ctx.reserved && !delivered {
+            self.give_back(ctx).await;
+            if ctx.outcome == "served" {
+                ctx.outcome = "aborted";
+            }
+        }
         if let Some(link) = &ctx.link {
-            if ctx.reserved && !delivered {
-                if let Err(err) = self.gate.store.release(link.id, link.generation, &ctx.client).await {
-                    tracing::error!(link = %link.id, error = %err, "could not give back a download slot");
-                }
-                ctx.outcome = if ctx.outcome == "served" { "aborted" } else { ctx.outcome };
-            } else if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {
+            if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {
                 self.gate.usage.record(link.id, link.generation);
             }
         }
@@ -337,7 +356,7 @@ impl ProxyHttp for Proxy {
             method = %session.req_header().method,
             status,
             outcome = ctx.outcome,
-            counted = ctx.reserved && delivered,
+            counted,
             bytes = sent,
             client = %ctx.client,
             ms = ctx.started.elapsed().as_millis() as u64,

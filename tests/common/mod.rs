@@ -1,0 +1,380 @@
+//! Test harness: real processes on free loopback ports.
+//!
+//! - [`Origin`]: Debian's nginx serving a temporary folder (Range, conditionals, ETags for real),
+//!   plus two locations used to observe what the gateway forwards.
+//! - [`Gateway`]: the `linkgate` binary under test, started with `serve --config` on its own
+//!   embedded store; killed when dropped.
+//! - [`Admin`]: a small client for the admin API.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const SECRET_K1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+pub const SECRET_K2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what} did not open port {port}");
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so large files are not trivially compressible.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// nginx serving `root` on a free port.
+pub struct Origin {
+    pub port: u16,
+    pub root: PathBuf,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Origin {
+    pub fn start() -> Origin {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("www");
+        std::fs::create_dir_all(&root).expect("www");
+        // nginx workers may run as `nobody`: let them read the tree.
+        for p in [dir.path(), root.as_path()] {
+            let _ = Command::new("chmod").arg("755").arg(p).status();
+        }
+        let port = free_port();
+        let user = if unsafe_is_root() { "user root root;" } else { "" };
+        let conf = format!(
+            r#"{user}
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    default_type application/octet-stream;
+    sendfile on;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        add_header Set-Cookie "origin_session=secret; Path=/";
+        location = /echo-headers {{
+            default_type text/plain;
+            return 200 "cookie=[$http_cookie] authorization=[$http_authorization] x-origin-auth=[$http_x_origin_auth] host=[$host] uri=[$request_uri]";
+        }}
+        location = /teapot {{ return 500 "nginx internals"; }}
+    }}
+}}
+"#,
+            d = dir.path().display(),
+            root = root.display()
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).expect("nginx.conf");
+        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("nginx");
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx must be installed (apt-get install nginx-light)");
+        wait_for_port(port, "nginx");
+        Origin { port, root, dir, child }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// Writes a file under the origin's root (folders created), readable by nginx.
+    pub fn put(&self, key: &str, bytes: &[u8]) {
+        let path = self.root.join(key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+            let _ = Command::new("chmod").arg("-R").arg("a+rX").arg(&self.root).status();
+        }
+        std::fs::write(&path, bytes).expect("write");
+        let _ = Command::new("chmod").arg("a+r").arg(&path).status();
+    }
+}
+
+fn unsafe_is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Options for a gateway's config.
+pub struct GatewayOptions {
+    pub store_url: String,
+    pub read_timeout_ms: u64,
+    pub extra_store: String,
+    pub db: Option<PathBuf>,
+    pub signing: &'static str,
+}
+
+impl GatewayOptions {
+    pub fn for_origin(origin: &Origin) -> GatewayOptions {
+        GatewayOptions { store_url: origin.url(), read_timeout_ms: 5_000, extra_store: String::new(), db: None, signing: "k1" }
+    }
+}
+
+/// The linkgate binary, serving on free ports with its own embedded store.
+pub struct Gateway {
+    pub port: u16,
+    pub admin_port: u16,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    child: Child,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_linkgate")
+}
+
+impl Gateway {
+    pub fn start(origin: &Origin) -> Gateway {
+        Gateway::start_with(GatewayOptions::for_origin(origin))
+    }
+
+    pub fn start_with(opts: GatewayOptions) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let admin_port = free_port();
+        let db = opts.db.clone().unwrap_or_else(|| dir.path().join("linkgate.db"));
+        let config = format!(
+            r#"[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+threads = 2
+grace_period_seconds = 1
+[admin]
+listen = "127.0.0.1:{admin_port}"
+token = "{ADMIN_TOKEN}"
+[keys]
+signing = "{signing}"
+[keys.secrets]
+k1 = "{SECRET_K1}"
+k2 = "{SECRET_K2}"
+[state]
+backend = "embedded"
+path = "{db}"
+[stores.docs]
+kind = "http"
+url = "{url}"
+read_timeout_ms = {rt}
+connect_timeout_ms = 1000
+auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
+{extra}
+"#,
+            signing = opts.signing,
+            db = db.display(),
+            url = opts.store_url,
+            rt = opts.read_timeout_ms,
+            extra = opts.extra_store,
+        );
+        let config_path = dir.path().join("linkgate.toml");
+        std::fs::write(&config_path, config).expect("config");
+        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
+        let child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn linkgate");
+        wait_for_port(port, "gateway");
+        wait_for_port(admin_port, "gateway admin");
+        Gateway { port, admin_port, dir, config_path, child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn admin(&self) -> Admin {
+        Admin { base: format!("http://127.0.0.1:{}", self.admin_port) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Resident memory of the gateway process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    /// Stops the process (the store file stays) and returns the folder holding it.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        dir
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            eprintln!("--- gateway log (tail) ---\n{tail}");
+        }
+    }
+}
+
+/// A response read whole.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).redirects(0).build()
+}
+
+/// Sends a request; any status is a reply (never an error).
+pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+    let mut req = agent().request(method, url);
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let result = match body {
+        Some(b) => req.send_bytes(b),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .flat_map(|n| resp.all(&n).into_iter().map(|v| (n.clone(), v.to_string())).collect::<Vec<_>>())
+        .collect();
+    let mut body = Vec::new();
+    if method != "HEAD" {
+        resp.into_reader().take(2 << 30).read_to_end(&mut body).expect("body");
+    }
+    Reply { status, headers, body }
+}
+
+pub fn get(url: &str) -> Reply {
+    request("GET", url, &[], None)
+}
+
+/// Sends raw bytes over TCP and returns everything the server answered until it closed (or 5 s).
+pub fn raw(port: u16, bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    s.write_all(bytes).expect("write");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub struct Admin {
+    pub base: String,
+}
+
+impl Admin {
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+        request(method, &format!("{}{}", self.base, path), &[("authorization", &auth), ("content-type", "application/json")], bytes.as_deref())
+    }
+
+    /// Creates a link and returns its JSON (panics unless 201).
+    pub fn create(&self, body: Value) -> Value {
+        let reply = self.call("POST", "/v1/links", Some(body));
+        assert_eq!(reply.status, 201, "create failed: {}", reply.text());
+        reply.json()
+    }
+
+    pub fn link(&self, id: &str) -> Value {
+        let reply = self.call("GET", &format!("/v1/links/{id}"), None);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.json()
+    }
+
+    /// A download link to `object` with optional limit.
+    pub fn share(&self, object: &str, max: Option<u64>) -> (String, String) {
+        let v = self.create(json!({ "store": "docs", "object": object, "max_downloads": max }));
+        (v["id"].as_str().unwrap().to_string(), v["url"].as_str().unwrap().to_string())
+    }
+}
+
+pub fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}

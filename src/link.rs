@@ -1,11 +1,10 @@
 //! The link record: what a share link grants, and the rules that decide whether it is good now.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// A link's identity: 16 random bytes, shown as 22 base64url characters.
+/// A link's identity: 16 random bytes, shown as 32 lowercase hex characters (safe in URLs, shell
+/// arguments and Redis keys; never starts with `-`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LinkId([u8; LinkId::LEN]);
 
@@ -24,20 +23,31 @@ impl LinkId {
         &self.0
     }
 
-    /// Parses the 22-character text form; anything else is `None`.
+    /// Parses the 32-character lowercase hex form; anything else is `None`.
     pub fn parse(text: &str) -> Option<LinkId> {
-        if text.len() != 22 {
+        let bytes = text.as_bytes();
+        if bytes.len() != 2 * LinkId::LEN {
             return None;
         }
-        let mut buf = [0u8; 18];
-        let n = URL_SAFE_NO_PAD.decode_slice(text.as_bytes(), &mut buf).ok()?;
-        LinkId::from_slice(&buf[..n])
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; LinkId::LEN];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        }
+        Some(LinkId(out))
     }
 }
 
 impl std::fmt::Display for LinkId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
     }
 }
 
@@ -157,7 +167,8 @@ mod tests {
         let id = LinkId::random();
         assert_eq!(LinkId::parse(&id.to_string()), Some(id));
         assert_eq!(LinkId::parse("short"), None);
-        assert_eq!(LinkId::parse("!!!!!!!!!!!!!!!!!!!!!!"), None);
+        assert_eq!(LinkId::parse(&"g".repeat(32)), None);
+        assert_eq!(LinkId::parse(&id.to_string().to_uppercase()), None);
     }
 
     #[test]

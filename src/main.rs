@@ -96,7 +96,7 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn load(path: &PathBuf) -> Result<Config, ExitCode> {
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(fail)
 }
 
@@ -183,7 +183,7 @@ fn link(target: AdminTarget, action: LinkAction) -> ExitCode {
 
 /// The demo: the example config's gateway, plus a static origin on the first store's address
 /// serving generated sample files, plus a freshly created link.
-fn demo(config_path: &PathBuf) -> ExitCode {
+fn demo(config_path: &std::path::Path) -> ExitCode {
     let config = match load(config_path) {
         Ok(c) => c,
         Err(code) => return code,

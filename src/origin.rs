@@ -41,9 +41,13 @@ impl StaticOrigin {
     }
 }
 
+/// A Range that cannot be satisfied (416).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
 /// Parses a single `bytes=` range against a file length: `Ok(None)` for no (or an ignorable)
-/// Range, `Err(())` when it cannot be satisfied.
-pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+/// Range, `Err(Unsatisfiable)` when it cannot be satisfied.
+pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
     let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
     if spec.contains(',') {
         return Ok(None); // several ranges: serve the whole file, as RFC 9110 allows
@@ -51,16 +55,16 @@ pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
     let Some((start, end)) = spec.trim().split_once('-') else { return Ok(None) };
     let (start, end) = (start.trim(), end.trim());
     let range = if start.is_empty() {
-        let n: u64 = end.parse().map_err(|_| ())?;
+        let n: u64 = end.parse().map_err(|_| Unsatisfiable)?;
         if n == 0 || len == 0 {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         (len.saturating_sub(n), len - 1)
     } else {
-        let s: u64 = start.parse().map_err(|_| ())?;
-        let e: u64 = if end.is_empty() { len.saturating_sub(1) } else { end.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1)) };
+        let s: u64 = start.parse().map_err(|_| Unsatisfiable)?;
+        let e: u64 = if end.is_empty() { len.saturating_sub(1) } else { end.parse::<u64>().map_err(|_| Unsatisfiable)?.min(len.saturating_sub(1)) };
         if s >= len || e < s {
-            return Err(());
+            return Err(Unsatisfiable);
         }
         (s, e)
     };
@@ -107,7 +111,7 @@ impl StaticOrigin {
         };
         let common = [("etag", etag), ("last-modified", last_modified), ("accept-ranges", "bytes".to_string()), ("content-type", "application/octet-stream".to_string())];
         let (start, end) = match range {
-            Err(()) => {
+            Err(Unsatisfiable) => {
                 let mut h = common.to_vec();
                 h.push(("content-range", format!("bytes */{len}")));
                 h.push(("content-length", "0".into()));
@@ -181,7 +185,7 @@ mod tests {
         assert_eq!(parse_range("bytes=90-", 100), Ok(Some((90, 99))));
         assert_eq!(parse_range("bytes=-10", 100), Ok(Some((90, 99))));
         assert_eq!(parse_range("bytes=50-500", 100), Ok(Some((50, 99))));
-        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=100-", 100), Err(Unsatisfiable));
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
         assert_eq!(parse_range("lines=1-2", 100), Ok(None));
         assert_eq!(httpdate(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");

@@ -42,6 +42,10 @@ impl LinkCache {
         map.insert(link.id, (link, Instant::now()));
     }
 
+    pub fn clear(&self) {
+        self.map.write().clear();
+    }
+
     pub fn invalidate(&self, id: &LinkId) {
         self.map.write().remove(id);
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::store::redis::{RedisOptions, RedisTarget};
 use crate::token::Keyring;
 
 /// A configuration problem, always naming the key (or the file) it concerns.
@@ -83,7 +84,13 @@ struct RawState {
     #[serde(default)]
     path: Option<PathBuf>,
     #[serde(default)]
-    redis_url: Option<String>,
+    redis_url: Option<RawRedisUrl>,
+    #[serde(default)]
+    redis_prefix: Option<String>,
+    #[serde(default)]
+    redis_timeout_ms: Option<u64>,
+    #[serde(default)]
+    reservation_ttl_seconds: Option<u64>,
     #[serde(default)]
     cache_ttl_seconds: Option<u64>,
     #[serde(default)]
@@ -96,10 +103,21 @@ impl Default for RawState {
             backend: default_backend(),
             path: None,
             redis_url: None,
+            redis_prefix: None,
+            redis_timeout_ms: None,
+            reservation_ttl_seconds: None,
             cache_ttl_seconds: None,
             cache_capacity: None,
         }
     }
+}
+
+/// `redis_url`: one URL, `redis+cluster://host:port,host:port`, or a list of cluster nodes.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawRedisUrl {
+    One(String),
+    Many(Vec<String>),
 }
 
 fn default_backend() -> String {
@@ -185,7 +203,7 @@ impl std::fmt::Debug for AdminConfig {
 #[derive(Debug, Clone)]
 pub enum StateConfig {
     Embedded { path: PathBuf, cache: CacheConfig },
-    Redis { url: String, cache: CacheConfig },
+    Redis { options: RedisOptions, cache: CacheConfig },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -246,6 +264,31 @@ impl Config {
     }
 }
 
+fn redis_target(url: RawRedisUrl) -> Result<RedisTarget, ConfigError> {
+    let key = "state.redis_url";
+    let check = |u: &str| {
+        if u.starts_with("redis://") || u.starts_with("rediss://") {
+            Ok(u.to_string())
+        } else {
+            Err(invalid(key, format!("`{u}` must start with redis://, rediss:// or redis+cluster://")))
+        }
+    };
+    match url {
+        RawRedisUrl::One(u) => match u.strip_prefix("redis+cluster://") {
+            Some(nodes) => {
+                let nodes: Vec<String> = nodes.split(',').map(str::trim).filter(|n| !n.is_empty()).map(|n| format!("redis://{n}")).collect();
+                if nodes.is_empty() {
+                    return Err(invalid(key, "redis+cluster:// needs at least one host:port"));
+                }
+                Ok(RedisTarget::Cluster(nodes))
+            }
+            None => Ok(RedisTarget::Single(check(&u)?)),
+        },
+        RawRedisUrl::Many(list) if list.is_empty() => Err(invalid(key, "the list of cluster nodes is empty")),
+        RawRedisUrl::Many(list) => Ok(RedisTarget::Cluster(list.iter().map(|u| check(u)).collect::<Result<_, _>>()?)),
+    }
+}
+
 fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     value.parse().map_err(|_| invalid(key, format!("`{value}` is not an address like 127.0.0.1:8080")))
 }
@@ -302,7 +345,20 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         }
         "redis" => {
             let url = raw.state.redis_url.ok_or_else(|| invalid("state.redis_url", "is required when state.backend = \"redis\""))?;
-            StateConfig::Redis { url, cache }
+            let target = redis_target(url)?;
+            let prefix = raw.state.redis_prefix.unwrap_or_else(|| "lg".to_string());
+            if prefix.is_empty() || prefix.len() > 64 || prefix.contains(['{', '}', ' ']) {
+                return Err(invalid("state.redis_prefix", "must be 1 to 64 characters without braces or spaces"));
+            }
+            let timeout = Duration::from_millis(raw.state.redis_timeout_ms.unwrap_or(500));
+            if timeout.is_zero() {
+                return Err(invalid("state.redis_timeout_ms", "must be at least 1"));
+            }
+            let reservation_ttl = Duration::from_secs(raw.state.reservation_ttl_seconds.unwrap_or(60));
+            if reservation_ttl < Duration::from_secs(2) {
+                return Err(invalid("state.reservation_ttl_seconds", "must be at least 2"));
+            }
+            StateConfig::Redis { options: RedisOptions { target, prefix, timeout, reservation_ttl }, cache }
         }
         other => return Err(invalid("state.backend", format!("`{other}` is not one of \"embedded\", \"redis\""))),
     };
@@ -488,6 +544,25 @@ url = "http://127.0.0.1:8000/files"
     #[test]
     fn bad_listen_is_named() {
         assert!(err(&GOOD.replace("127.0.0.1:9090", "nowhere")).contains("admin.listen"));
+    }
+
+    #[test]
+    fn redis_targets() {
+        let redis = |url: &str| {
+            let text = GOOD.replace("[stores.docs]", &format!("[state]\nbackend = \"redis\"\nredis_url = {url}\n[stores.docs]"));
+            Config::parse(&text, Path::new("t.toml")).map(|c| match c.state {
+                StateConfig::Redis { options, .. } => options.target,
+                _ => panic!("redis expected"),
+            })
+        };
+        assert_eq!(redis("\"redis://127.0.0.1:6379\"").unwrap(), RedisTarget::Single("redis://127.0.0.1:6379".into()));
+        assert_eq!(
+            redis("\"redis+cluster://127.0.0.1:7000,127.0.0.1:7001\"").unwrap(),
+            RedisTarget::Cluster(vec!["redis://127.0.0.1:7000".into(), "redis://127.0.0.1:7001".into()])
+        );
+        assert_eq!(redis("[\"redis://a:1\", \"redis://b:2\"]").unwrap(), RedisTarget::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()]));
+        assert!(redis("\"http://x\"").unwrap_err().to_string().contains("state.redis_url"));
+        assert!(redis("[]").unwrap_err().to_string().contains("state.redis_url"));
     }
 
     #[test]

@@ -5,14 +5,14 @@
 //! rides on the same client's grant within the grant window; a Range from byte 0 always counts.
 //! A reserved slot is given back when the download fails before most of the body was delivered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use http::{HeaderMap, Method};
 use parking_lot::Mutex;
 
 use crate::link::LinkId;
-use crate::store::LinkStore;
+use crate::store::{LinkStore, Ticket};
 
 /// How a request relates to the download counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,57 @@ impl UsageBatcher {
                 tracing::warn!(link = %id, error = %e, "usage flush failed; will retry");
                 *self.pending.lock().entry((id, generation)).or_default() += n;
             }
+        }
+    }
+}
+
+/// Reserved slots on their way to final: in flight (renewed so they do not expire while a long
+/// download runs) and delivered (committed in batches, off the request path).
+#[derive(Default)]
+pub struct Settlements {
+    in_flight: Mutex<HashSet<Ticket>>,
+    delivered: Mutex<Vec<Ticket>>,
+}
+
+impl Settlements {
+    /// Most delivered tickets kept for retry while the store is unreachable.
+    const MAX_PENDING: usize = 100_000;
+
+    pub fn started(&self, ticket: Ticket) {
+        self.in_flight.lock().insert(ticket);
+    }
+
+    pub fn delivered(&self, ticket: Ticket) {
+        self.in_flight.lock().remove(&ticket);
+        let mut done = self.delivered.lock();
+        if done.len() < Self::MAX_PENDING {
+            done.push(ticket);
+        }
+    }
+
+    pub fn released(&self, ticket: Ticket) {
+        self.in_flight.lock().remove(&ticket);
+    }
+
+    /// Commits delivered tickets; on failure they are kept for the next flush.
+    pub async fn flush(&self, store: &Arc<dyn LinkStore>) {
+        let batch = std::mem::take(&mut *self.delivered.lock());
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(e) = store.commit(&batch).await {
+            tracing::warn!(count = batch.len(), error = %e, "committing downloads failed; will retry");
+            let mut done = self.delivered.lock();
+            let room = Self::MAX_PENDING.saturating_sub(done.len());
+            done.extend(batch.into_iter().take(room));
+        }
+    }
+
+    /// Renews the reservations of downloads still running.
+    pub async fn renew(&self, store: &Arc<dyn LinkStore>) {
+        let live: Vec<Ticket> = self.in_flight.lock().iter().copied().collect();
+        if let Err(e) = store.keep_alive(&live).await {
+            tracing::warn!(count = live.len(), error = %e, "renewing reservations failed");
         }
     }
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::cache::LinkCache;
 use crate::config::{Config, StateConfig, StoreConfig};
-use crate::counting::UsageBatcher;
+use crate::counting::{Settlements, UsageBatcher};
 use crate::link::{Link, LinkId};
-use crate::store::{EmbeddedStore, LinkStore, StoreError};
+use crate::store::{EmbeddedStore, LinkStore, RedisStore, StoreError};
 use crate::token::Keyring;
 use crate::upstream::HttpUpstream;
 
@@ -18,6 +18,9 @@ pub struct Gate {
     pub store: Arc<dyn LinkStore>,
     pub cache: LinkCache,
     pub usage: UsageBatcher,
+    pub settlements: Settlements,
+    /// How often in-flight reservations are renewed (a quarter of their TTL).
+    pub renew_every: Duration,
     pub upstreams: BTreeMap<String, Arc<HttpUpstream>>,
     pub public_url: String,
     pub grant_window: Duration,
@@ -26,12 +29,12 @@ pub struct Gate {
 impl Gate {
     /// Builds the core from a validated config, opening the configured link store.
     pub fn from_config(config: &Config) -> Result<Gate, StoreError> {
+        let mut renew_every = Duration::from_secs(15);
         let (store, cache): (Arc<dyn LinkStore>, _) = match &config.state {
             StateConfig::Embedded { path, cache } => (Arc::new(EmbeddedStore::open(path)?), cache),
-            StateConfig::Redis { .. } => {
-                return Err(StoreError::Unavailable(
-                    "state.backend = \"redis\" is not available in this version; use \"embedded\"".into(),
-                ))
+            StateConfig::Redis { options, cache } => {
+                renew_every = options.reservation_ttl / 4;
+                (Arc::new(RedisStore::new(options.clone())?), cache)
             }
         };
         let upstreams = config
@@ -46,6 +49,8 @@ impl Gate {
             store,
             cache: LinkCache::new(cache.ttl, cache.capacity),
             usage: UsageBatcher::default(),
+            settlements: Settlements::default(),
+            renew_every,
             upstreams,
             public_url: config.server.public_url.clone(),
             grant_window: config.grant_window,

@@ -28,7 +28,7 @@ use crate::disposition::content_disposition;
 use crate::gate::Gate;
 use crate::link::{Link, Right};
 use crate::pages;
-use crate::store::{ReserveRequest, Reservation};
+use crate::store::{ReserveRequest, Reservation, Ticket};
 use crate::upstream::{HttpUpstream, FORWARDED_REQUEST_HEADERS};
 
 pub struct Proxy {
@@ -43,8 +43,8 @@ pub struct Ctx {
     link: Option<Arc<Link>>,
     upstream: Option<Arc<HttpUpstream>>,
     kind: Kind,
-    /// A slot was reserved for this request and must be kept or given back.
-    reserved: bool,
+    /// The slot reserved for this request, to be committed or given back.
+    ticket: Option<Ticket>,
     client: String,
     /// The origin's answer was replaced by this page.
     replacement: Option<Bytes>,
@@ -85,13 +85,11 @@ impl Proxy {
     /// Gives a reserved slot back (once). Called before an error answer goes out, so that the
     /// slot is free again by the time the client sees the error.
     async fn give_back(&self, ctx: &mut Ctx) {
-        if !std::mem::take(&mut ctx.reserved) {
-            return;
-        }
-        if let Some(link) = &ctx.link {
-            if let Err(err) = self.gate.store.release(link.id, link.generation, &ctx.client).await {
-                tracing::error!(link = %link.id, error = %err, "could not give back a download slot");
-            }
+        let Some(ticket) = ctx.ticket.take() else { return };
+        self.gate.settlements.released(ticket);
+        if let Err(err) = self.gate.store.release(ticket, &ctx.client).await {
+            // The reservation then expires by itself after the reservation TTL.
+            tracing::error!(link = %ticket.id, error = %err, "could not give back a download slot");
         }
     }
 
@@ -108,8 +106,9 @@ impl Proxy {
                 window: self.gate.grant_window,
             };
             match self.gate.store.reserve(&req).await? {
-                Reservation::Granted { .. } => {
-                    ctx.reserved = true;
+                Reservation::Granted { ticket, .. } => {
+                    self.gate.settlements.started(ticket);
+                    ctx.ticket = Some(ticket);
                     return Ok(Some(link));
                 }
                 Reservation::Covered => return Ok(Some(link)),
@@ -193,7 +192,7 @@ impl ProxyHttp for Proxy {
             link: None,
             upstream: None,
             kind: Kind::Head,
-            reserved: false,
+            ticket: None,
             client: String::new(),
             replacement: None,
             outcome: "served",
@@ -338,12 +337,16 @@ impl ProxyHttp for Proxy {
         };
         let sent = session.as_downstream().body_bytes_sent() as u64;
         let delivered = ctx.replacement.is_none() && keeps_slot(status, e.is_none(), sent, expected);
-        let counted = ctx.reserved && delivered;
-        if ctx.reserved && !delivered {
-            self.give_back(ctx).await;
-            if ctx.outcome == "served" {
-                ctx.outcome = "aborted";
+        let counted = ctx.ticket.is_some() && delivered;
+        match ctx.ticket {
+            Some(ticket) if delivered => self.gate.settlements.delivered(ticket),
+            Some(_) => {
+                self.give_back(ctx).await;
+                if ctx.outcome == "served" {
+                    ctx.outcome = "aborted";
+                }
             }
+            None => {}
         }
         if let Some(link) = &ctx.link {
             if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {

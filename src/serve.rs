@@ -17,23 +17,53 @@ use crate::origin::StaticOrigin;
 use crate::proxy::Proxy;
 use crate::store::StoreError;
 
-/// Writes batched usage of unlimited links every second, and once more at shutdown.
-struct UsageFlusher {
+/// Off the request path: commits delivered downloads and writes usage of unlimited links (every
+/// 250 ms, and once more at shutdown), and renews reservations of downloads still running.
+struct Housekeeper {
+    gate: Arc<Gate>,
+}
+
+impl Housekeeper {
+    async fn flush(&self) {
+        self.gate.settlements.flush(&self.gate.store).await;
+        self.gate.usage.flush(&self.gate.store).await;
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Housekeeper {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut flush = tokio::time::interval(Duration::from_millis(250));
+        let mut renew = tokio::time::interval(self.gate.renew_every.max(Duration::from_millis(500)));
+        loop {
+            tokio::select! {
+                _ = flush.tick() => self.flush().await,
+                _ = renew.tick() => self.gate.settlements.renew(&self.gate.store).await,
+                _ = shutdown.changed() => {
+                    self.flush().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Follows link changes made by other instances and drops them from this instance's cache.
+struct ChangeFollower {
     gate: Arc<Gate>,
 }
 
 #[async_trait]
-impl BackgroundService for UsageFlusher {
+impl BackgroundService for ChangeFollower {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => self.gate.usage.flush(&self.gate.store).await,
-                _ = shutdown.changed() => {
-                    self.gate.usage.flush(&self.gate.store).await;
-                    return;
-                }
-            }
+        let gate = self.gate.clone();
+        let on_change: crate::store::OnChange = Arc::new(move |id| match id {
+            Some(id) => gate.cache.invalidate(&id),
+            None => gate.cache.clear(),
+        });
+        tokio::select! {
+            _ = self.gate.store.follow_changes(on_change) => {}
+            _ = shutdown.changed() => {}
         }
     }
 }
@@ -74,7 +104,8 @@ pub fn build(config: &Config, extra_origin: Option<(StaticOrigin, String)>) -> R
 
     server.add_service(proxy);
     server.add_service(admin);
-    server.add_service(background_service("usage flusher", UsageFlusher { gate: gate.clone() }));
+    server.add_service(background_service("housekeeper", Housekeeper { gate: gate.clone() }));
+    server.add_service(background_service("change follower", ChangeFollower { gate: gate.clone() }));
     if let Some((origin, listen)) = extra_origin {
         let mut origin = Service::new("demo origin".to_string(), origin);
         origin.add_tcp(&listen);

@@ -288,9 +288,7 @@ fn origin_down_is_502_and_does_not_count() {
     let gw = Gateway::start_with(GatewayOptions {
         store_url: format!("http://127.0.0.1:{dead_port}/"),
         read_timeout_ms: 1_000,
-        extra_store: String::new(),
-        db: None,
-        signing: "k1",
+        ..GatewayOptions::for_origin(&Origin::start())
     });
     let (id, url) = gw.admin().share("a.txt", Some(1));
     let reply = get(&url);
@@ -314,9 +312,7 @@ fn origin_timeout_is_504_and_does_not_count() {
     let gw = Gateway::start_with(GatewayOptions {
         store_url: format!("http://127.0.0.1:{port}/"),
         read_timeout_ms: 800,
-        extra_store: String::new(),
-        db: None,
-        signing: "k1",
+        ..GatewayOptions::for_origin(&Origin::start())
     });
     let (id, url) = gw.admin().share("a.txt", Some(1));
     let reply = get(&url);

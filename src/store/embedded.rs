@@ -1,80 +1,21 @@
-//! Link state: the `LinkStore` trait every backend implements, and the embedded (redb) backend.
+//! The embedded store: one redb file for a single gateway instance.
 //!
-//! A store keeps link records and, per link and generation, the download counter. Counting is a
-//! single atomic operation (`reserve`): a slot is granted only while `used < max`, so no amount of
-//! concurrency can over-grant. A slot that did not turn into a delivered download is given back
-//! with `release`. Unlimited links do not touch the store per request: their usage arrives in
-//! batches through `add_usage`.
+//! Link records and counters persist in the file; every change is one write transaction, run on
+//! the blocking pool so the async runtime never waits on disk. Reservations and resume grants
+//! live in memory: a single instance is the only user, and a crash ends its downloads too (a
+//! download in flight at a crash stays counted, the fail-safe side).
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use redb::{Database, ReadableTable, TableDefinition};
 
+use super::{Change, LinkStore, OnChange, ReserveRequest, Reservation, StoreError, Ticket};
 use crate::link::{Link, LinkId};
-
-/// A store failure. Requests that need the store fail closed (503) on any of these.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("link store unavailable: {0}")]
-    Unavailable(String),
-    #[error("link store data is corrupt: {0}")]
-    Corrupt(String),
-    #[error("link {0} not found")]
-    NotFound(LinkId),
-    #[error("link {0} already exists")]
-    Exists(LinkId),
-    #[error("change refused: {0}")]
-    Refused(String),
-}
-
-/// A request for one download slot.
-#[derive(Debug, Clone)]
-pub struct ReserveRequest {
-    pub id: LinkId,
-    pub generation: u64,
-    pub max: u64,
-    /// Who asks (client address); grants for resumes are kept per client.
-    pub client: String,
-    /// A Range that does not start at byte 0: it rides on a grant of the same client, if any.
-    pub continuation: bool,
-    /// How long a grant covers resumes and parallel ranges.
-    pub window: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reservation {
-    /// A new slot was taken; `used` counts it.
-    Granted { used: u64 },
-    /// A continuation covered by an earlier grant of the same client: nothing was taken.
-    Covered,
-    /// The limit is reached.
-    Exhausted,
-    /// The caller's generation is not the link's current one (its cached copy is stale).
-    Stale,
-}
-
-/// A change to a stored link, applied atomically; returning `Err` leaves the record untouched.
-pub type Change = Arc<dyn Fn(&mut Link) -> Result<(), StoreError> + Send + Sync>;
-
-#[async_trait]
-pub trait LinkStore: Send + Sync + 'static {
-    async fn create(&self, link: &Link) -> Result<(), StoreError>;
-    async fn get(&self, id: LinkId) -> Result<Option<Link>, StoreError>;
-    /// Applies `change` to the stored link atomically and returns the new record.
-    async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError>;
-    async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError>;
-    /// Gives a reserved slot back (and forgets the client's grant, so a resume counts again).
-    async fn release(&self, id: LinkId, generation: u64, client: &str) -> Result<(), StoreError>;
-    /// Adds delivered downloads of an unlimited link (batched by the caller).
-    async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError>;
-    /// Downloads used in `generation`.
-    async fn usage(&self, id: LinkId, generation: u64) -> Result<u64, StoreError>;
-}
 
 const LINKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("links");
 /// link id → (generation, used) as two little-endian u64.
@@ -238,9 +179,9 @@ impl LinkStore for EmbeddedStore {
                     let links = tx.open_table(LINKS).map_err(unavailable)?;
                     let link = match links.get(r.id.as_bytes().as_slice()).map_err(unavailable)? {
                         Some(v) => decode_link(v.value())?,
-                        None => return Ok(Reservation::Exhausted),
+                        None => return Ok(Reservation::Stale),
                     };
-                    if link.generation != r.generation {
+                    if link.generation != r.generation || link.state != crate::link::LinkState::Active {
                         return Ok(Reservation::Stale);
                     }
                     let mut counters = tx.open_table(COUNTERS).map_err(unavailable)?;
@@ -251,7 +192,10 @@ impl LinkStore for EmbeddedStore {
                     counters
                         .insert(r.id.as_bytes().as_slice(), encode_counter(r.generation, used + 1).as_slice())
                         .map_err(unavailable)?;
-                    Reservation::Granted { used: used + 1 }
+                    Reservation::Granted {
+                        used: used + 1,
+                        ticket: Ticket { id: r.id, generation: r.generation, nonce: rand::random() },
+                    }
                 };
                 tx.commit().map_err(unavailable)?;
                 Ok(outcome)
@@ -263,7 +207,12 @@ impl LinkStore for EmbeddedStore {
         Ok(outcome)
     }
 
-    async fn release(&self, id: LinkId, generation: u64, client: &str) -> Result<(), StoreError> {
+    async fn commit(&self, _tickets: &[Ticket]) -> Result<(), StoreError> {
+        Ok(()) // the slot was counted when it was reserved
+    }
+
+    async fn release(&self, ticket: Ticket, client: &str) -> Result<(), StoreError> {
+        let Ticket { id, generation, .. } = ticket;
         self.grants.lock().map.remove(&(id, generation, client.to_string()));
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(unavailable)?;
@@ -279,6 +228,10 @@ impl LinkStore for EmbeddedStore {
             tx.commit().map_err(unavailable)
         })
         .await
+    }
+
+    async fn keep_alive(&self, _tickets: &[Ticket]) -> Result<(), StoreError> {
+        Ok(()) // reservations live as long as this process
     }
 
     async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError> {
@@ -303,5 +256,9 @@ impl LinkStore for EmbeddedStore {
             used_in(&counters, &id, generation)
         })
         .await
+    }
+
+    async fn follow_changes(&self, _on_change: OnChange) {
+        // Only this process changes an embedded store, and it invalidates its cache directly.
     }
 }

@@ -1,0 +1,404 @@
+//! The Redis store: shared, atomic link state for any number of gateway instances.
+//!
+//! Keys (prefix `lg` by default) all carry the link id as a hash tag, so one link's keys share a
+//! Cluster hash slot and every script touches one slot:
+//! - `lg:link:{id}`: the link record (JSON);
+//! - `lg:used:{id}:GEN`: downloads used in generation GEN (reserved slots included);
+//! - `lg:res:{id}:GEN`: reservations in flight, a sorted set of ticket → expiry (ms);
+//! - `lg:grant:{id}:GEN:CLIENT`: a client's resume grant, expiring with the grant window.
+//!
+//! Counting is one server-side script (EVALSHA, loaded again on NOSCRIPT by the client): it sweeps
+//! reservations whose gateway died, checks the link's generation and state, and takes a slot only
+//! while `used < max`. Changes are compare-and-set scripts followed by a PUBLISH on
+//! `lg:changes`, which every gateway follows to drop its cached copy.
+//!
+//! Every call is bounded by `state.redis_timeout_ms`; connections reconnect by themselves.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use tokio::sync::OnceCell;
+
+use super::{Change, LinkStore, OnChange, ReserveRequest, Reservation, StoreError, Ticket};
+use crate::link::{Link, LinkId};
+
+/// Where the Redis deployment is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One server (`redis://…` or `rediss://…`).
+    Single(String),
+    /// Cluster seed nodes.
+    Cluster(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    pub target: RedisTarget,
+    pub prefix: String,
+    /// Bound on every store call; past it the request fails closed.
+    pub timeout: Duration,
+    /// How long a reservation lives without being renewed.
+    pub reservation_ttl: Duration,
+}
+
+/// One multiplexed connection, to a single server or a cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(&'a mut self, cmd: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+const RESERVE: &str = r#"
+-- KEYS: link, used, res, grant   ARGV: gen, max, now_ms, ttl_ms, ticket, continuation, window_ms
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {-2, 0} end
+local link = cjson.decode(raw)
+if tostring(link['generation']) ~= ARGV[1] or link['state'] ~= 'active' then return {-2, 0} end
+if ARGV[6] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then return {-1, 0} end
+local now = tonumber(ARGV[3])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+if #dead > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  local left = redis.call('DECRBY', KEYS[2], #dead)
+  if left < 0 then redis.call('SET', KEYS[2], 0) end
+end
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+if used >= tonumber(ARGV[2]) then return {0, used} end
+used = redis.call('INCR', KEYS[2])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[5])
+redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]) * 2)
+redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[7]))
+return {1, used}
+"#;
+
+const RELEASE: &str = r#"
+-- KEYS: used, res, grant   ARGV: ticket
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  local left = redis.call('DECR', KEYS[1])
+  if left < 0 then redis.call('SET', KEYS[1], 0) end
+end
+redis.call('DEL', KEYS[3])
+return 1
+"#;
+
+const CREATE: &str = r#"
+-- KEYS: link   ARGV: json
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 1 end
+return 0
+"#;
+
+const COMPARE_AND_SET: &str = r#"
+-- KEYS: link   ARGV: expected json, new json
+local current = redis.call('GET', KEYS[1])
+if not current then return -1 end
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"#;
+
+pub struct RedisStore {
+    opts: RedisOptions,
+    single: Option<redis::Client>,
+    cluster: Option<redis::cluster::ClusterClient>,
+    /// Created lazily inside the runtime that first uses it (Pingora runs several runtimes).
+    conn: OnceCell<Conn>,
+    reserve: Script,
+    release: Script,
+    create: Script,
+    cas: Script,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl RedisStore {
+    /// Checks the target's syntax; no connection is made until the first call.
+    pub fn new(opts: RedisOptions) -> Result<RedisStore, StoreError> {
+        let (single, cluster) = match &opts.target {
+            RedisTarget::Single(url) => (Some(redis::Client::open(url.as_str()).map_err(unavailable)?), None),
+            RedisTarget::Cluster(nodes) => {
+                let client = redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                    .connection_timeout(opts.timeout)
+                    .response_timeout(opts.timeout)
+                    .retries(2)
+                    .build()
+                    .map_err(unavailable)?;
+                (None, Some(client))
+            }
+        };
+        Ok(RedisStore {
+            opts,
+            single,
+            cluster,
+            conn: OnceCell::new(),
+            reserve: Script::new(RESERVE),
+            release: Script::new(RELEASE),
+            create: Script::new(CREATE),
+            cas: Script::new(COMPARE_AND_SET),
+        })
+    }
+
+    async fn connect(&self) -> Result<Conn, StoreError> {
+        if let Some(client) = &self.single {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(self.opts.timeout)
+                .set_response_timeout(self.opts.timeout)
+                .set_number_of_retries(1)
+                .set_max_delay(1_000);
+            let manager = ConnectionManager::new_with_config(client.clone(), config).await.map_err(unavailable)?;
+            return Ok(Conn::Single(manager));
+        }
+        match &self.cluster {
+            Some(client) => Ok(Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)),
+            None => Err(StoreError::Unavailable("no redis target".into())),
+        }
+    }
+
+    /// Runs `op` on the shared connection, bounded by the configured timeout.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let work = async {
+            let conn = self.conn.get_or_try_init(|| self.connect()).await?.clone();
+            op(conn).await.map_err(unavailable)
+        };
+        match tokio::time::timeout(self.opts.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!("redis did not answer within {:?}", self.opts.timeout))),
+        }
+    }
+
+    fn key(&self, kind: &str, id: &LinkId) -> String {
+        format!("{}:{kind}:{{{id}}}", self.opts.prefix)
+    }
+
+    fn gen_key(&self, kind: &str, id: &LinkId, generation: u64) -> String {
+        format!("{}:{kind}:{{{id}}}:{generation}", self.opts.prefix)
+    }
+
+    fn grant_key(&self, id: &LinkId, generation: u64, client: &str) -> String {
+        format!("{}:grant:{{{id}}}:{generation}:{client}", self.opts.prefix)
+    }
+
+    fn channel(&self) -> String {
+        format!("{}:changes", self.opts.prefix)
+    }
+
+    async fn publish(&self, id: LinkId) {
+        let channel = self.channel();
+        let sent = self.run(|mut c| async move { redis::cmd("PUBLISH").arg(channel).arg(id.to_string()).query_async::<i64>(&mut c).await }).await;
+        if let Err(e) = sent {
+            // Other instances still drop the link from their caches within the cache TTL.
+            tracing::warn!(link = %id, error = %e, "could not announce a link change");
+        }
+    }
+
+    /// The URL of one server to follow changes on (in a Cluster, PUBLISH reaches every node).
+    fn pubsub_client(&self) -> Option<redis::Client> {
+        match &self.opts.target {
+            RedisTarget::Single(_) => self.single.clone(),
+            RedisTarget::Cluster(nodes) => nodes.iter().find_map(|n| redis::Client::open(n.as_str()).ok()),
+        }
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Link, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("link record: {e}")))
+}
+
+fn encode(link: &Link) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(link).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl LinkStore for RedisStore {
+    async fn create(&self, link: &Link) -> Result<(), StoreError> {
+        let key = self.key("link", &link.id);
+        let json = encode(link)?;
+        let created: i64 = self.run(|mut c| async move { self.create.key(key).arg(json).invoke_async(&mut c).await }).await?;
+        if created == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Exists(link.id))
+        }
+    }
+
+    async fn get(&self, id: LinkId) -> Result<Option<Link>, StoreError> {
+        let key = self.key("link", &id);
+        let raw: Option<Vec<u8>> = self.run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await }).await?;
+        raw.map(|b| decode(&b)).transpose()
+    }
+
+    async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError> {
+        let key = self.key("link", &id);
+        for _ in 0..16 {
+            let k = key.clone();
+            let raw: Option<Vec<u8>> = self.run(|mut c| async move { redis::cmd("GET").arg(k).query_async(&mut c).await }).await?;
+            let raw = raw.ok_or(StoreError::NotFound(id))?;
+            let mut link = decode(&raw)?;
+            change(&mut link)?;
+            let new = encode(&link)?;
+            let k = key.clone();
+            let swapped: i64 = self.run(|mut c| async move { self.cas.key(k).arg(raw).arg(new).invoke_async(&mut c).await }).await?;
+            match swapped {
+                1 => {
+                    self.publish(id).await;
+                    return Ok(link);
+                }
+                -1 => return Err(StoreError::NotFound(id)),
+                _ => continue, // changed meanwhile: read again
+            }
+        }
+        Err(StoreError::Unavailable(format!("link {id} kept changing; gave up")))
+    }
+
+    async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
+        let nonce: u64 = rand::random();
+        let keys = [
+            self.key("link", &req.id),
+            self.gen_key("used", &req.id, req.generation),
+            self.gen_key("res", &req.id, req.generation),
+            self.grant_key(&req.id, req.generation, &req.client),
+        ];
+        let args = (
+            req.generation,
+            req.max,
+            now_ms(),
+            self.opts.reservation_ttl.as_millis() as u64,
+            nonce,
+            if req.continuation { "1" } else { "0" },
+            req.window.as_millis().max(1) as u64,
+        );
+        let (code, used): (i64, u64) = self
+            .run(|mut c| async move {
+                let mut inv = self.reserve.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(args.0).arg(args.1).arg(args.2).arg(args.3).arg(args.4).arg(args.5).arg(args.6);
+                inv.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(match code {
+            1 => Reservation::Granted { used, ticket: Ticket { id: req.id, generation: req.generation, nonce } },
+            0 => Reservation::Exhausted,
+            -1 => Reservation::Covered,
+            _ => Reservation::Stale,
+        })
+    }
+
+    async fn commit(&self, tickets: &[Ticket]) -> Result<(), StoreError> {
+        if tickets.is_empty() {
+            return Ok(());
+        }
+        // In a Cluster each ZREM goes to its own slot; the pipeline is split by the client.
+        let mut pipe = redis::pipe();
+        for t in tickets {
+            pipe.cmd("ZREM").arg(self.gen_key("res", &t.id, t.generation)).arg(t.nonce).ignore();
+        }
+        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await }).await
+    }
+
+    async fn release(&self, ticket: Ticket, client: &str) -> Result<(), StoreError> {
+        let keys = [
+            self.gen_key("used", &ticket.id, ticket.generation),
+            self.gen_key("res", &ticket.id, ticket.generation),
+            self.grant_key(&ticket.id, ticket.generation, client),
+        ];
+        self.run(|mut c| async move {
+            self.release.key(&keys[0]).key(&keys[1]).key(&keys[2]).arg(ticket.nonce).invoke_async::<i64>(&mut c).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn keep_alive(&self, tickets: &[Ticket]) -> Result<(), StoreError> {
+        if tickets.is_empty() {
+            return Ok(());
+        }
+        let until = now_ms() + self.opts.reservation_ttl.as_millis() as u64;
+        let mut pipe = redis::pipe();
+        for t in tickets {
+            let key = self.gen_key("res", &t.id, t.generation);
+            pipe.cmd("ZADD").arg(&key).arg("XX").arg(until).arg(t.nonce).ignore();
+            pipe.cmd("PEXPIRE").arg(&key).arg(self.opts.reservation_ttl.as_millis() as u64 * 2).ignore();
+        }
+        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await }).await
+    }
+
+    async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError> {
+        let key = self.gen_key("used", &id, generation);
+        self.run(|mut c| async move { redis::cmd("INCRBY").arg(key).arg(n).query_async::<i64>(&mut c).await }).await.map(|_| ())
+    }
+
+    async fn usage(&self, id: LinkId, generation: u64) -> Result<u64, StoreError> {
+        let key = self.gen_key("used", &id, generation);
+        let used: Option<i64> = self.run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await }).await?;
+        Ok(used.unwrap_or(0).max(0) as u64)
+    }
+
+    async fn follow_changes(&self, on_change: OnChange) {
+        let Some(client) = self.pubsub_client() else { return };
+        let channel = self.channel();
+        loop {
+            match tokio::time::timeout(self.opts.timeout.max(Duration::from_secs(1)), client.get_async_pubsub()).await {
+                Ok(Ok(mut pubsub)) => {
+                    if let Err(e) = pubsub.subscribe(&channel).await {
+                        tracing::warn!(error = %e, "could not subscribe to link changes");
+                    } else {
+                        // Changes may have been missed while not subscribed: drop every cached link.
+                        on_change(None);
+                        tracing::info!(channel = %channel, "following link changes");
+                        let mut messages = pubsub.on_message();
+                        while let Some(msg) = messages.next().await {
+                            let payload: String = msg.get_payload().unwrap_or_default();
+                            match LinkId::parse(&payload) {
+                                Some(id) => on_change(Some(id)),
+                                None => on_change(None),
+                            }
+                        }
+                        tracing::warn!("lost the link-change subscription; reconnecting");
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot reach redis to follow link changes"),
+                Err(_) => tracing::warn!("timed out connecting to redis to follow link changes"),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! One specification of the `LinkStore` behaviour, run against both backends: the embedded redb
+//! file and a real Redis server. A behaviour is written once, as a function over
+//! `Arc<dyn LinkStore>`, and the macro at the bottom runs it on each backend.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use linkgate::link::{Document, Link, LinkId, LinkState, Right};
+use linkgate::store::redis::{RedisOptions, RedisTarget};
+use linkgate::store::{EmbeddedStore, LinkStore, RedisStore, ReserveRequest, Reservation, StoreError};
+
+/// A store plus whatever keeps it alive (a temp folder or a redis-server process).
+struct Backend {
+    store: Arc<dyn LinkStore>,
+    _keep: Box<dyn std::any::Any + Send>,
+}
+
+fn embedded() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
+    Backend { store: Arc::new(store), _keep: Box::new(dir) }
+}
+
+fn redis_store(url: String, ttl: Duration) -> RedisStore {
+    RedisStore::new(RedisOptions {
+        target: RedisTarget::Single(url),
+        prefix: "t".into(),
+        timeout: Duration::from_millis(500),
+        reservation_ttl: ttl,
+    })
+    .unwrap()
+}
+
+fn redis() -> Backend {
+    let server = common::RedisServer::start();
+    Backend { store: Arc::new(redis_store(server.url(), Duration::from_secs(60))), _keep: Box::new(server) }
+}
+
+fn link(max: Option<u64>) -> Link {
+    Link {
+        id: LinkId::random(),
+        store: "docs".into(),
+        documents: vec![Document { object: "a/b.pdf".into(), filename: "b.pdf".into() }],
+        rights: vec![Right::Download],
+        expires_at: None,
+        max_downloads: max,
+        state: LinkState::Active,
+        generation: 1,
+        key_id: "k1".into(),
+        created_by: Some("alice".into()),
+        created_at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
+        cancelled_by: None,
+        cancelled_at: None,
+    }
+}
+
+fn ask(l: &Link, client: &str, continuation: bool) -> ReserveRequest {
+    ReserveRequest {
+        id: l.id,
+        generation: l.generation,
+        max: l.max_downloads.unwrap_or(u64::MAX),
+        client: client.into(),
+        continuation,
+        window: Duration::from_secs(600),
+    }
+}
+
+async fn created_links_read_back_and_ids_are_unique(s: Arc<dyn LinkStore>) {
+    let l = link(Some(3));
+    s.create(&l).await.unwrap();
+    assert_eq!(s.get(l.id).await.unwrap(), Some(l.clone()));
+    assert!(matches!(s.create(&l).await, Err(StoreError::Exists(_))));
+    assert_eq!(s.get(LinkId::random()).await.unwrap(), None);
+}
+
+async fn updates_apply_atomically_or_not_at_all(s: Arc<dyn LinkStore>) {
+    let l = link(None);
+    s.create(&l).await.unwrap();
+    let updated = s.update(l.id, Arc::new(|l: &mut Link| {
+        l.state = LinkState::Deactivated;
+        Ok(())
+    }))
+    .await
+    .unwrap();
+    assert_eq!(updated.state, LinkState::Deactivated);
+    assert_eq!(s.get(l.id).await.unwrap().unwrap().state, LinkState::Deactivated);
+    let refused = s.update(l.id, Arc::new(|l: &mut Link| {
+        l.state = LinkState::Cancelled;
+        Err(StoreError::Refused("no".into()))
+    }))
+    .await;
+    assert!(matches!(refused, Err(StoreError::Refused(_))));
+    assert_eq!(s.get(l.id).await.unwrap().unwrap().state, LinkState::Deactivated, "a refused change leaves no trace");
+    let missing = s.update(LinkId::random(), Arc::new(|_: &mut Link| Ok(()))).await;
+    assert!(matches!(missing, Err(StoreError::NotFound(_))));
+}
+
+async fn concurrent_updates_are_not_lost(s: Arc<dyn LinkStore>) {
+    let l = link(None);
+    s.create(&l).await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.update(l.id, Arc::new(|l: &mut Link| {
+                    l.generation += 1;
+                    Ok(())
+                }))
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.get(l.id).await.unwrap().unwrap().generation, 21);
+}
+
+async fn slots_are_granted_up_to_the_limit(s: Arc<dyn LinkStore>) {
+    let l = link(Some(2));
+    s.create(&l).await.unwrap();
+    assert!(matches!(s.reserve(&ask(&l, "a", false)).await.unwrap(), Reservation::Granted { used: 1, .. }));
+    assert!(matches!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Granted { used: 2, .. }));
+    assert_eq!(s.reserve(&ask(&l, "c", false)).await.unwrap(), Reservation::Exhausted);
+    assert_eq!(s.usage(l.id, 1).await.unwrap(), 2);
+}
+
+async fn concurrent_reservations_never_over_grant(s: Arc<dyn LinkStore>) {
+    let l = link(Some(10));
+    s.create(&l).await.unwrap();
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let (s, req) = (s.clone(), ask(&l, &format!("c{i}"), false));
+            tokio::spawn(async move { s.reserve(&req).await.unwrap() })
+        })
+        .collect();
+    let mut granted = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Reservation::Granted { .. }) {
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 10);
+    assert_eq!(s.usage(l.id, 1).await.unwrap(), 10);
+}
+
+async fn a_released_slot_can_be_taken_again(s: Arc<dyn LinkStore>) {
+    let l = link(Some(1));
+    s.create(&l).await.unwrap();
+    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else { panic!("granted expected") };
+    assert_eq!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Exhausted);
+    s.release(ticket, "a").await.unwrap();
+    assert_eq!(s.usage(l.id, 1).await.unwrap(), 0);
+    assert!(matches!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Granted { .. }));
+}
+
+async fn a_committed_slot_stays_taken(s: Arc<dyn LinkStore>) {
+    let l = link(Some(1));
+    s.create(&l).await.unwrap();
+    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else { panic!("granted expected") };
+    s.commit(&[ticket]).await.unwrap();
+    assert_eq!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Exhausted);
+    assert_eq!(s.usage(l.id, 1).await.unwrap(), 1);
+}
+
+async fn a_continuation_rides_on_the_same_clients_grant(s: Arc<dyn LinkStore>) {
+    let l = link(Some(1));
+    s.create(&l).await.unwrap();
+    assert!(matches!(s.reserve(&ask(&l, "10.0.0.1", false)).await.unwrap(), Reservation::Granted { .. }));
+    assert_eq!(s.reserve(&ask(&l, "10.0.0.1", true)).await.unwrap(), Reservation::Covered);
+    assert_eq!(s.reserve(&ask(&l, "10.0.0.1", true)).await.unwrap(), Reservation::Covered);
+    assert_eq!(s.reserve(&ask(&l, "10.0.0.2", true)).await.unwrap(), Reservation::Exhausted, "another client has no grant");
+    assert_eq!(s.reserve(&ask(&l, "10.0.0.1", false)).await.unwrap(), Reservation::Exhausted, "a fresh download always counts");
+    assert_eq!(s.usage(l.id, 1).await.unwrap(), 1);
+}
+
+async fn a_continuation_without_a_grant_counts(s: Arc<dyn LinkStore>) {
+    let l = link(Some(2));
+    s.create(&l).await.unwrap();
+    assert!(matches!(s.reserve(&ask(&l, "a", true)).await.unwrap(), Reservation::Granted { used: 1, .. }));
+    assert_eq!(s.reserve(&ask(&l, "a", true)).await.unwrap(), Reservation::Covered);
+}
+
+async fn releasing_forgets_the_grant(s: Arc<dyn LinkStore>) {
+    let l = link(Some(5));
+    s.create(&l).await.unwrap();
+    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else { panic!("granted expected") };
+    s.release(ticket, "a").await.unwrap();
+    assert!(matches!(s.reserve(&ask(&l, "a", true)).await.unwrap(), Reservation::Granted { .. }), "no free resume after a give-back");
+}
+
+async fn grants_end_with_their_window(s: Arc<dyn LinkStore>) {
+    let l = link(Some(5));
+    s.create(&l).await.unwrap();
+    let mut req = ask(&l, "a", false);
+    req.window = Duration::from_millis(300);
+    assert!(matches!(s.reserve(&req).await.unwrap(), Reservation::Granted { .. }));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    req.continuation = true;
+    assert!(matches!(s.reserve(&req).await.unwrap(), Reservation::Granted { used: 2, .. }));
+}
+
+async fn a_new_generation_counts_from_zero_and_old_ones_are_stale(s: Arc<dyn LinkStore>) {
+    let l = link(Some(1));
+    s.create(&l).await.unwrap();
+    assert!(matches!(s.reserve(&ask(&l, "a", false)).await.unwrap(), Reservation::Granted { .. }));
+    let bumped = s.update(l.id, Arc::new(|l: &mut Link| {
+        l.generation += 1;
+        Ok(())
+    }))
+    .await
+    .unwrap();
+    assert_eq!(s.reserve(&ask(&l, "a", false)).await.unwrap(), Reservation::Stale, "a caller with the old generation must refresh");
+    assert_eq!(s.usage(l.id, 2).await.unwrap(), 0);
+    assert!(matches!(s.reserve(&ask(&bumped, "a", false)).await.unwrap(), Reservation::Granted { used: 1, .. }));
+}
+
+async fn closed_or_unknown_links_are_stale(s: Arc<dyn LinkStore>) {
+    let l = link(Some(5));
+    s.create(&l).await.unwrap();
+    s.update(l.id, Arc::new(|l: &mut Link| {
+        l.state = LinkState::Deactivated;
+        Ok(())
+    }))
+    .await
+    .unwrap();
+    assert_eq!(s.reserve(&ask(&l, "a", false)).await.unwrap(), Reservation::Stale);
+    assert_eq!(s.reserve(&ask(&link(Some(1)), "a", false)).await.unwrap(), Reservation::Stale);
+}
+
+async fn usage_of_unlimited_links_adds_up(s: Arc<dyn LinkStore>) {
+    let l = link(None);
+    s.create(&l).await.unwrap();
+    s.add_usage(l.id, 1, 3).await.unwrap();
+    s.add_usage(l.id, 1, 4).await.unwrap();
+    assert_eq!(s.usage(l.id, 1).await.unwrap(), 7);
+    assert_eq!(s.usage(l.id, 2).await.unwrap(), 0);
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod embedded_backend {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let b = super::embedded();
+                super::$name(b.store.clone()).await;
+            })*
+        }
+        mod redis_backend {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let b = super::redis();
+                super::$name(b.store.clone()).await;
+            })*
+        }
+    };
+}
+
+conformance!(
+    created_links_read_back_and_ids_are_unique,
+    updates_apply_atomically_or_not_at_all,
+    concurrent_updates_are_not_lost,
+    slots_are_granted_up_to_the_limit,
+    concurrent_reservations_never_over_grant,
+    a_released_slot_can_be_taken_again,
+    a_committed_slot_stays_taken,
+    a_continuation_rides_on_the_same_clients_grant,
+    a_continuation_without_a_grant_counts,
+    releasing_forgets_the_grant,
+    grants_end_with_their_window,
+    a_new_generation_counts_from_zero_and_old_ones_are_stale,
+    closed_or_unknown_links_are_stale,
+    usage_of_unlimited_links_adds_up,
+);
+
+// Reservations outliving their gateway matter only where several gateways share state.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_reservation_whose_gateway_died_expires_by_itself() {
+    let server = common::RedisServer::start();
+    let s = redis_store(server.url(), Duration::from_secs(2));
+    let l = link(Some(1));
+    s.create(&l).await.unwrap();
+    assert!(matches!(s.reserve(&ask(&l, "a", false)).await.unwrap(), Reservation::Granted { .. }));
+    assert_eq!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Exhausted);
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    assert!(matches!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Granted { used: 1, .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_renewed_or_committed_reservation_does_not_expire() {
+    let server = common::RedisServer::start();
+    let s = redis_store(server.url(), Duration::from_secs(2));
+    let l = link(Some(2));
+    s.create(&l).await.unwrap();
+    let Reservation::Granted { ticket: running, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else { panic!() };
+    let Reservation::Granted { ticket: done, .. } = s.reserve(&ask(&l, "b", false)).await.unwrap() else { panic!() };
+    s.commit(&[done]).await.unwrap();
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        s.keep_alive(&[running]).await.unwrap();
+    }
+    assert_eq!(s.reserve(&ask(&l, "c", false)).await.unwrap(), Reservation::Exhausted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_unreachable_fails_fast_and_recovers() {
+    let mut server = common::RedisServer::start();
+    let s = redis_store(server.url(), Duration::from_secs(60));
+    let l = link(Some(3));
+    s.create(&l).await.unwrap();
+    server.kill();
+    let started = std::time::Instant::now();
+    assert!(matches!(s.reserve(&ask(&l, "a", false)).await, Err(StoreError::Unavailable(_))));
+    assert!(started.elapsed() < Duration::from_secs(3), "a dead redis must not hang a request");
+    server.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match s.reserve(&ask(&l, "a", false)).await {
+            Ok(r) => {
+                assert!(matches!(r, Reservation::Granted { used: 1, .. }), "{r:?}");
+                break;
+            }
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "did not recover: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -192,6 +192,17 @@ async fn releasing_forgets_the_grant(s: Arc<dyn LinkStore>) {
     assert!(matches!(s.reserve(&ask(&l, "a", true)).await.unwrap(), Reservation::Granted { .. }), "no free resume after a give-back");
 }
 
+async fn a_slot_shared_by_parallel_ranges_stays_counted_when_one_part_breaks_off(s: Arc<dyn LinkStore>) {
+    let l = link(Some(1));
+    s.create(&l).await.unwrap();
+    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else { panic!("granted expected") };
+    assert_eq!(s.reserve(&ask(&l, "a", true)).await.unwrap(), Reservation::Covered);
+    s.release(ticket, "a").await.unwrap();
+    assert_eq!(s.usage(l.id, 1).await.unwrap(), 1);
+    assert_eq!(s.reserve(&ask(&l, "a", true)).await.unwrap(), Reservation::Covered, "the other parts may still resume");
+    assert_eq!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Exhausted);
+}
+
 async fn grants_end_with_their_window(s: Arc<dyn LinkStore>) {
     let l = link(Some(5));
     s.create(&l).await.unwrap();
@@ -270,6 +281,7 @@ conformance!(
     a_continuation_rides_on_the_same_clients_grant,
     a_continuation_without_a_grant_counts,
     releasing_forgets_the_grant,
+    a_slot_shared_by_parallel_ranges_stays_counted_when_one_part_breaks_off,
     grants_end_with_their_window,
     a_new_generation_counts_from_zero_and_old_ones_are_stale,
     closed_or_unknown_links_are_stale,

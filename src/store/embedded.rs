@@ -47,29 +47,37 @@ fn decode_link(bytes: &[u8]) -> Result<Link, StoreError> {
 /// Grants kept in memory: an embedded store serves exactly one gateway process.
 #[derive(Default)]
 struct Grants {
-    map: HashMap<(LinkId, u64, String), Instant>,
+    /// (link, generation, client) → (valid until, shared by parallel ranges).
+    map: HashMap<(LinkId, u64, String), (Instant, bool)>,
 }
 
 impl Grants {
     const MAX: usize = 100_000;
 
+    /// Whether a live grant covers a continuation; a covered grant is marked shared.
     fn covers(&mut self, key: &(LinkId, u64, String), now: Instant) -> bool {
-        matches!(self.map.get(key), Some(until) if *until > now)
+        match self.map.get_mut(key) {
+            Some((until, shared)) if *until > now => {
+                *shared = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn insert(&mut self, key: (LinkId, u64, String), until: Instant, now: Instant) {
         if self.map.len() >= Self::MAX {
-            self.map.retain(|_, t| *t > now);
+            self.map.retain(|_, (t, _)| *t > now);
             if self.map.len() >= Self::MAX {
                 // Still full of live grants: drop the oldest half rather than grow without bound.
                 // A dropped grant only means a later resume counts as a new download.
-                let mut times: Vec<Instant> = self.map.values().copied().collect();
+                let mut times: Vec<Instant> = self.map.values().map(|(t, _)| *t).collect();
                 times.sort_unstable();
                 let cut = times[times.len() / 2];
-                self.map.retain(|_, t| *t > cut);
+                self.map.retain(|_, (t, _)| *t > cut);
             }
         }
-        self.map.insert(key, until);
+        self.map.insert(key, (until, false));
     }
 }
 
@@ -213,7 +221,14 @@ impl LinkStore for EmbeddedStore {
 
     async fn release(&self, ticket: Ticket, client: &str) -> Result<(), StoreError> {
         let Ticket { id, generation, .. } = ticket;
-        self.grants.lock().map.remove(&(id, generation, client.to_string()));
+        let key = (id, generation, client.to_string());
+        {
+            let mut grants = self.grants.lock();
+            if grants.map.get(&key).is_some_and(|(_, shared)| *shared) {
+                return Ok(()); // other ranges of this download rode on the slot: it stays counted
+            }
+            grants.map.remove(&key);
+        }
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(unavailable)?;
             {

@@ -90,7 +90,9 @@ pub trait LinkStore: Send + Sync + 'static {
     async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError>;
     /// Makes delivered downloads final (the caller batches them).
     async fn commit(&self, tickets: &[Ticket]) -> Result<(), StoreError>;
-    /// Gives a reserved slot back and forgets the client's grant, so a resume counts again.
+    /// Gives a reserved slot back and forgets the client's grant, so a resume counts again —
+    /// unless continuations already rode on that grant (a download manager's parallel ranges):
+    /// then the slot stays counted, since the download goes on over the other connections.
     async fn release(&self, ticket: Ticket, client: &str) -> Result<(), StoreError>;
     /// Renews reservations of downloads still in flight.
     async fn keep_alive(&self, tickets: &[Ticket]) -> Result<(), StoreError>;

@@ -82,7 +82,11 @@ local raw = redis.call('GET', KEYS[1])
 if not raw then return {-2, 0} end
 local link = cjson.decode(raw)
 if tostring(link['generation']) ~= ARGV[1] or link['state'] ~= 'active' then return {-2, 0} end
-if ARGV[6] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then return {-1, 0} end
+if ARGV[6] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
+  -- Parallel ranges now share this download: the grant is marked so it is never given back.
+  redis.call('SET', KEYS[4], '2', 'KEEPTTL')
+  return {-1, 0}
+end
 local now = tonumber(ARGV[3])
 local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
 if #dead > 0 then
@@ -101,6 +105,11 @@ return {1, used}
 
 const RELEASE: &str = r#"
 -- KEYS: used, res, grant   ARGV: ticket
+if redis.call('GET', KEYS[3]) == '2' then
+  -- Other ranges of this download rode on the slot: it stays counted.
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
   local left = redis.call('DECR', KEYS[1])
   if left < 0 then redis.call('SET', KEYS[1], 0) end

@@ -1,0 +1,246 @@
+//! Several gateway instances sharing one Redis (or a Redis Cluster): limits hold across them,
+//! revocations reach all of them within a second, and Redis faults fail closed and heal.
+//! Real redis-server processes, real nginx origin, real gateway binaries, real curl and aria2c.
+
+mod common;
+
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+/// `url` as served by another instance (same token, other port).
+fn on(gw: &Gateway, url: &str) -> String {
+    gw.url(&url[url.find("/s/").unwrap()..])
+}
+
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !ok() {
+        assert!(started.elapsed() < limit, "{what} did not happen within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+fn used(gw: &Gateway, id: &str) -> u64 {
+    gw.admin().link(id)["downloads_used"].as_u64().unwrap()
+}
+
+#[test]
+fn a_thousand_concurrent_downloads_on_two_instances_serve_exactly_the_limit() {
+    let origin = Origin::start();
+    origin.put("doc.bin", &pseudo_random(4096, 1));
+    let redis = RedisServer::start();
+    let a = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let b = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let (id, url) = a.admin().share("doc.bin", Some(10));
+    let urls = [on(&a, &url), on(&b, &url)];
+    let barrier = Arc::new(Barrier::new(1000));
+    let handles: Vec<_> = (0..1000)
+        .map(|i| {
+            let (url, barrier) = (urls[i % 2].clone(), barrier.clone());
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    let r = get(&url);
+                    (r.status, r.body.len())
+                })
+                .unwrap()
+        })
+        .collect();
+    let results: Vec<(u16, usize)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let bodies = results.iter().filter(|(s, len)| *s == 200 && *len == 4096).count();
+    assert_eq!(bodies, 10, "exactly the limit is served across both instances");
+    assert!(results.iter().all(|(s, _)| *s == 200 || *s == 404), "only 200 or 404: {:?}", results.iter().filter(|(s, _)| *s != 200 && *s != 404).take(5).collect::<Vec<_>>());
+    assert_eq!(used(&a, &id), 10);
+    assert_eq!(used(&b, &id), 10);
+}
+
+#[test]
+fn a_revocation_on_one_instance_stops_every_instance_within_a_second() {
+    let origin = Origin::start();
+    origin.put("a.txt", b"hello");
+    let redis = RedisServer::start();
+    let a = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let b = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let (id, url) = a.admin().share("a.txt", None);
+    let (url_a, url_b) = (on(&a, &url), on(&b, &url));
+    // Warm both caches: from now on neither asks Redis for this unlimited link.
+    assert_eq!(get(&url_a).status, 200);
+    assert_eq!(get(&url_b).status, 200);
+    assert_eq!(a.admin().call("POST", &format!("/v1/links/{id}/deactivate"), None).status, 200);
+    let took = wait_until("deactivation on B", Duration::from_secs(1), || get(&url_b).status == 404);
+    eprintln!("deactivation reached the other instance in {took:?}");
+    assert_eq!(get(&url_a).status, 404);
+    assert_eq!(b.admin().call("POST", &format!("/v1/links/{id}/activate"), None).status, 200);
+    wait_until("activation on A", Duration::from_secs(1), || get(&url_a).status == 200);
+    assert_eq!(b.admin().call("DELETE", &format!("/v1/links/{id}"), None).status, 200);
+    wait_until("cancellation on A", Duration::from_secs(1), || get(&url_a).status == 404);
+}
+
+#[test]
+fn redis_killed_and_restarted_mid_load_never_over_grants_and_heals_by_itself() {
+    let origin = Origin::start();
+    origin.put("doc.bin", &pseudo_random(20_000, 2));
+    let mut redis = RedisServer::start();
+    let a = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let b = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let limit = 40;
+    let (id, url) = a.admin().share("doc.bin", Some(limit));
+    let urls = [on(&a, &url), on(&b, &url)];
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|i| {
+            let (url, stop) = (urls[i % 2].clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && seen.len() < 2_000 {
+                    let started = Instant::now();
+                    let r = get(&url);
+                    seen.push((r.status, started.elapsed()));
+                    std::thread::sleep(Duration::from_millis(40));
+                }
+                seen
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    redis.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    // While Redis is down, the admin API fails closed too.
+    let create = a.admin().call("POST", "/v1/links", Some(json!({"store": "docs", "object": "doc.bin"})));
+    assert_eq!(create.status, 503, "{}", create.text());
+    redis.restart();
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen: Vec<(u16, Duration)> = load.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let ok = seen.iter().filter(|(s, _)| *s == 200).count() as u64;
+    let unavailable = seen.iter().filter(|(s, _)| *s == 503).count();
+    assert!(ok <= limit, "{ok} bodies served on a limit of {limit}");
+    assert!(unavailable > 0, "requests during the outage fail closed with 503");
+    assert!(seen.iter().all(|(s, _)| [200, 404, 503].contains(s)), "{seen:?}");
+    let slowest = seen.iter().map(|(_, d)| *d).max().unwrap();
+    assert!(slowest < Duration::from_secs(5), "no request hangs past the store timeout: {slowest:?}");
+    assert!(used(&a, &id) <= limit);
+    // Recovered without a restart: new links are created and served on both instances.
+    let mut fresh = None;
+    wait_until("the admin API to recover", Duration::from_secs(10), || {
+        let r = a.admin().call("POST", "/v1/links", Some(json!({"store": "docs", "object": "doc.bin", "max_downloads": 5})));
+        fresh = (r.status == 201).then(|| r.json()["url"].as_str().unwrap().to_string());
+        fresh.is_some()
+    });
+    let fresh = fresh.unwrap();
+    for gw in [&a, &b] {
+        wait_until("downloads to recover", Duration::from_secs(10), || get(&on(gw, &fresh)).status == 200);
+    }
+}
+
+#[test]
+fn a_paused_or_sleeping_redis_answers_503_within_the_timeout_then_recovers() {
+    let origin = Origin::start();
+    origin.put("a.txt", b"hello");
+    let redis = RedisServer::start();
+    let gw = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let (_, url) = gw.admin().share("a.txt", Some(1_000));
+    assert_eq!(get(&url).status, 200);
+    redis.cli(&["CLIENT", "PAUSE", "2500", "ALL"]);
+    let started = Instant::now();
+    assert_eq!(get(&url).status, 503);
+    assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
+    wait_until("recovery after CLIENT PAUSE", Duration::from_secs(10), || get(&url).status == 200);
+    let sleeper = {
+        let port = redis.port;
+        std::thread::spawn(move || Command::new("redis-cli").args(["-p", &port.to_string(), "DEBUG", "SLEEP", "2"]).output())
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    assert_eq!(get(&url).status, 503);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let _ = sleeper.join();
+    wait_until("recovery after DEBUG SLEEP", Duration::from_secs(10), || get(&url).status == 200);
+}
+
+#[test]
+fn a_download_manager_with_four_connections_counts_once() {
+    let origin = Origin::start();
+    let data = pseudo_random(16 * 1024 * 1024, 3);
+    origin.put("big.bin", &data);
+    let redis = RedisServer::start();
+    let gw = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let (id, url) = gw.admin().share("big.bin", Some(1));
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("aria2c")
+        .args(["-x4", "-s4", "-k1M", "--max-tries=1", "--console-log-level=warn", "--summary-interval=0", "-d"])
+        .arg(dir.path())
+        .args(["-o", "big.bin", &url])
+        .output()
+        .expect("aria2c must be installed (apt-get install aria2)");
+    assert!(out.status.success(), "aria2c failed: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(sha256(&std::fs::read(dir.path().join("big.bin")).unwrap()), sha256(&data));
+    std::thread::sleep(Duration::from_millis(600)); // commits are batched
+    assert_eq!(used(&gw, &id), 1);
+    assert_eq!(get(&url).status, 404, "the one download is used up");
+}
+
+#[test]
+fn curl_resume_on_redis_counts_once_and_an_aborted_download_gives_its_slot_back() {
+    use std::io::{Read, Write};
+    let origin = Origin::start();
+    let data = pseudo_random(32 * 1024 * 1024, 4);
+    origin.put("big.bin", &data);
+    let redis = RedisServer::start();
+    let gw = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    // Aborted after 1 MiB of 32: the slot comes back.
+    let (id, url) = gw.admin().share("big.bin", Some(1));
+    {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+        write!(s, "GET {} HTTP/1.1\r\nHost: x\r\n\r\n", &url[url.find("/s/").unwrap()..]).unwrap();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut got = 0;
+        while got < 1024 * 1024 {
+            got += s.read(&mut buf).unwrap();
+        }
+    }
+    wait_until("the slot to come back", Duration::from_secs(10), || used(&gw, &id) == 0);
+    // A download resumed with curl -C - counts once.
+    let first = request("GET", &url, &[("range", "bytes=0-4999999")], None);
+    assert_eq!(first.status, 206);
+    let file = gw.dir.path().join("resume.out");
+    std::fs::write(&file, &first.body).unwrap();
+    let status = Command::new("curl").args(["-sS", "--fail", "-C", "-", "-o"]).arg(&file).arg(&url).status().unwrap();
+    assert!(status.success());
+    assert_eq!(sha256(&std::fs::read(&file).unwrap()), sha256(&data));
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(used(&gw, &id), 1);
+}
+
+#[test]
+fn a_redis_cluster_shares_limits_and_revocations() {
+    let origin = Origin::start();
+    origin.put("a.txt", b"hello cluster");
+    let cluster = RedisCluster::start();
+    let a = Gateway::start_with(GatewayOptions::on_redis(&origin, cluster.state()));
+    let b = Gateway::start_with(GatewayOptions::on_redis(&origin, cluster.state()));
+    // Several links, so their keys land on different masters.
+    let links: Vec<(String, String)> = (0..6).map(|_| a.admin().share("a.txt", Some(3))).collect();
+    for (id, url) in &links {
+        let urls = [on(&a, url), on(&b, url)];
+        let handles: Vec<_> = (0..12).map(|i| {
+            let u = urls[i % 2].clone();
+            std::thread::spawn(move || get(&u).status)
+        }).collect();
+        let ok = handles.into_iter().map(|h| h.join().unwrap()).filter(|s| *s == 200).count();
+        assert_eq!(ok, 3, "link {id}");
+        assert_eq!(used(&b, id), 3);
+    }
+    let masters_used = cluster.nodes.iter().filter(|n| n.cli(&["DBSIZE"]).trim() != "0").count();
+    assert!(masters_used >= 2, "links should spread over the masters");
+    let (id, url) = a.admin().share("a.txt", None);
+    assert_eq!(get(&on(&b, &url)).status, 200);
+    assert_eq!(a.admin().call("POST", &format!("/v1/links/{id}/deactivate"), None).status, 200);
+    wait_until("deactivation on B", Duration::from_secs(1), || get(&on(&b, &url)).status == 404);
+}

@@ -1,9 +1,13 @@
-//! The admin HTTP API (v1) for document systems: create, read, deactivate/activate and cancel links.
+//! The admin HTTP API (v1) for document systems: create, read, change, list, deactivate/activate,
+//! cancel links and read their audit trail.
 //!
 //! A separate listener with bearer-token auth; JSON in and out. Bad input is answered with 400
-//! (unreadable request) or 422 (a field breaks a rule) and a JSON error naming the field; a missing
-//! or wrong token with 401. Every change drops the link from the cache, so it applies at once.
+//! (unreadable request) or 422 (a field breaks a rule, policy included) and a JSON error naming the
+//! field; a missing or wrong token with 401; a state conflict with 409. Every change drops the
+//! link from this instance's cache (other instances hear of it from the store), is recorded in
+//! the link's audit trail, and applies at once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,14 +19,18 @@ use subtle::ConstantTimeEq;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::audit::Draft;
 use crate::gate::Gate;
 use crate::link::{sanitize_filename, Document, Link, LinkId, LinkState, Right};
-use crate::store::{Change, StoreError};
+use crate::policy::{Policy, Proposed};
+use crate::store::{Change, ListQuery, StoreError};
 use crate::upstream::check_object_key;
+
+/// The OpenAPI document of this API (checked in beside this file, served at `/v1/openapi.json`).
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 pub struct AdminApi {
     pub gate: Arc<Gate>,
-    pub token: String,
     pub body_limit: usize,
 }
 
@@ -54,6 +62,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(_) => ApiError::not_found(),
             StoreError::Refused(m) => ApiError::new(StatusCode::CONFLICT, Some("state"), m),
+            StoreError::Rejected { field, message } => ApiError::field(field, message),
             StoreError::Exists(_) => ApiError::new(StatusCode::CONFLICT, Some("id"), "link exists"),
             other => {
                 tracing::error!(error = %other, "admin: link store failed");
@@ -65,11 +74,15 @@ impl From<StoreError> for ApiError {
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
     let bytes = serde_json::to_vec_pretty(body).unwrap_or_default();
+    bytes_response(status, "application/json", bytes)
+}
+
+fn bytes_response(status: StatusCode, content_type: &'static str, bytes: Vec<u8>) -> Response<Vec<u8>> {
     let mut resp = Response::new(bytes);
     *resp.status_mut() = status;
     let len = resp.body().len();
     let headers = resp.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
     headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
     resp
@@ -96,6 +109,7 @@ fn link_view(gate: &Gate, link: &Link, downloads_used: u64) -> Value {
     let first = link.documents.first();
     json!({
         "id": link.id,
+        "type": "link",
         "url": gate.url_of(link),
         "token": gate.token_of(link),
         "store": link.store,
@@ -123,6 +137,16 @@ fn take_string(body: &mut Map<String, Value>, field: &str) -> Result<Option<Stri
     }
 }
 
+/// An identity (`created_by`, `changed_by`, `?by=`): at most 256 characters, no control characters.
+fn check_identity(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.is_empty() || v.len() > 256 || v.chars().any(char::is_control) => {
+            Err(ApiError::field(field, "must be 1 to 256 characters without control characters"))
+        }
+        other => Ok(other),
+    }
+}
+
 fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
     let t = OffsetDateTime::parse(text, &Rfc3339)
         .map_err(|_| ApiError::field("expires_at", "must be an RFC 3339 time, e.g. 2030-01-31T17:00:00Z"))?;
@@ -130,6 +154,28 @@ fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, ApiEr
         return Err(ApiError::field("expires_at", "must be in the future"));
     }
     Ok(t.to_offset(time::UtcOffset::UTC))
+}
+
+/// `expires_at`: absent → `None`; null → `Some(None)` (never expires); a time → `Some(Some(t))`.
+fn take_expiry(body: &mut Map<String, Value>, now: OffsetDateTime) -> Result<Option<Option<OffsetDateTime>>, ApiError> {
+    match body.remove("expires_at") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) => Ok(Some(Some(parse_expiry(&s, now)?))),
+        Some(_) => Err(ApiError::field("expires_at", "must be an RFC 3339 time or null")),
+    }
+}
+
+/// `max_downloads`: absent → `None`; null → `Some(None)` (no limit); n ≥ 1 → `Some(Some(n))`.
+fn take_limit(body: &mut Map<String, Value>) -> Result<Option<Option<u64>>, ApiError> {
+    match body.remove("max_downloads") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => Ok(Some(Some(n))),
+            _ => Err(ApiError::field("max_downloads", "must be a whole number of at least 1, or null for no limit")),
+        },
+    }
 }
 
 fn parse_rights(value: Option<Value>) -> Result<Vec<Right>, ApiError> {
@@ -155,15 +201,87 @@ fn parse_rights(value: Option<Value>) -> Result<Vec<Right>, ApiError> {
     Ok(rights)
 }
 
+/// Checks the operator's policy against a link as it would be stored.
+fn check_policy(policy: &Policy, link: &Link, now: OffsetDateTime) -> Result<(), StoreError> {
+    let proposed = Proposed { password: None, has_password: false, expires_at: link.expires_at, max_downloads: link.max_downloads, rights: &link.rights };
+    policy.check(&proposed, now).map_err(|v| StoreError::Rejected { field: v.field, message: v.message })
+}
+
+fn refuse_unsupported(body: &mut Map<String, Value>) -> Result<(), ApiError> {
+    for field in ["password", "recipient"] {
+        if body.get(field).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::field(field, format!("`{field}` links are not supported by this version of linkgate")));
+        }
+        body.remove(field);
+    }
+    Ok(())
+}
+
+fn refuse_unknown(body: &Map<String, Value>) -> Result<(), ApiError> {
+    match body.keys().next() {
+        Some(unknown) => Err(ApiError::field(unknown, "is not a known field")),
+        None => Ok(()),
+    }
+}
+
+/// Who is calling: the operator's token (everything) or a caller limited to some creators.
+#[derive(Debug, Clone)]
+enum Caller {
+    Full,
+    Restricted { name: String, creators: Vec<String> },
+}
+
+impl Caller {
+    fn sees(&self, link: &Link) -> bool {
+        match self {
+            Caller::Full => true,
+            Caller::Restricted { creators, .. } => link.created_by.as_ref().is_some_and(|c| creators.contains(c)),
+        }
+    }
+}
+
+/// The request's facts that events record.
+struct RequestFacts {
+    client: Option<String>,
+    user_agent: Option<String>,
+    query: HashMap<String, String>,
+}
+
+impl RequestFacts {
+    fn event(&self, kind: &str, outcome: &str, actor: Option<String>) -> Draft {
+        let mut d = Draft::new(kind, outcome);
+        d.actor = actor;
+        d.client = self.client.clone();
+        d.user_agent = self.user_agent.clone();
+        d
+    }
+}
+
+/// Query parameters, percent-decoded; pairs that are not UTF-8 are dropped.
+fn parse_query(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().ok().map(|c| c.into_owned());
+            Some((dec(k)?, dec(v)?))
+        })
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
+}
+
 impl AdminApi {
-    fn authorized(&self, session: &ServerSession) -> bool {
-        let Some(value) = session.req_header().headers.get(http::header::AUTHORIZATION) else {
-            return false;
-        };
-        let Some(presented) = value.as_bytes().strip_prefix(b"Bearer ") else {
-            return false;
-        };
-        bool::from(presented.ct_eq(self.token.as_bytes()))
+    fn caller(&self, session: &ServerSession) -> Option<Caller> {
+        let value = session.req_header().headers.get(http::header::AUTHORIZATION)?;
+        let presented = value.as_bytes().strip_prefix(b"Bearer ")?;
+        if bool::from(presented.ct_eq(self.gate.admin_token.as_bytes())) {
+            return Some(Caller::Full);
+        }
+        self.gate
+            .callers
+            .iter()
+            .find(|c| bool::from(presented.ct_eq(c.token.as_bytes())))
+            .map(|c| Caller::Restricted { name: c.name.clone(), creators: c.created_by.clone() })
     }
 
     async fn read_body(&self, session: &mut ServerSession) -> Result<Vec<u8>, ApiError> {
@@ -203,7 +321,23 @@ impl AdminApi {
         Ok(link_view(&self.gate, link, used))
     }
 
-    async fn create(&self, session: &mut ServerSession) -> Result<(StatusCode, Value), ApiError> {
+    /// Records an admin event now; if the store refuses, it is queued and retried.
+    async fn record(&self, id: LinkId, draft: Draft) {
+        if let Err(e) = self.gate.store.append_events(id, std::slice::from_ref(&draft), self.gate.audit_retention).await {
+            tracing::warn!(link = %id, error = %e, "audit event queued for retry");
+            self.gate.audit.push(id, draft);
+        }
+    }
+
+    /// The link, if it exists and this caller may see it.
+    async fn visible(&self, caller: &Caller, id: LinkId) -> Result<Link, ApiError> {
+        match self.gate.store.get(id).await? {
+            Some(link) if caller.sees(&link) => Ok(link),
+            _ => Err(ApiError::not_found()),
+        }
+    }
+
+    async fn create(&self, session: &mut ServerSession, caller: &Caller, origin: &RequestFacts) -> Result<(StatusCode, Value), ApiError> {
         let mut body = self.read_json_object(session).await?;
         let now = OffsetDateTime::now_utc();
         let store = take_string(&mut body, "store")?.ok_or_else(|| ApiError::field("store", "is required"))?;
@@ -220,28 +354,20 @@ impl AdminApi {
         check_object_key(&object).map_err(|m| ApiError::field("object", m))?;
         let default_name = object.rsplit('/').next().unwrap_or(&object).to_string();
         let filename = sanitize_filename(filename.as_deref().unwrap_or(&default_name));
-        let expires_at = take_string(&mut body, "expires_at")?.map(|t| parse_expiry(&t, now)).transpose()?;
-        let max_downloads = match body.remove("max_downloads") {
-            None | Some(Value::Null) => None,
-            Some(v) => match v.as_u64() {
-                Some(n) if n >= 1 => Some(n),
-                _ => return Err(ApiError::field("max_downloads", "must be a whole number of at least 1, or null for no limit")),
-            },
-        };
+        let expires_at = take_expiry(&mut body, now)?.flatten();
+        let max_downloads = take_limit(&mut body)?.flatten();
         let rights = parse_rights(body.remove("rights"))?;
-        let created_by = take_string(&mut body, "created_by")?;
-        if created_by.as_ref().is_some_and(|c| c.len() > 256 || c.chars().any(char::is_control)) {
-            return Err(ApiError::field("created_by", "must be at most 256 characters without control characters"));
-        }
-        for field in ["password", "recipient"] {
-            if body.get(field).is_some_and(|v| !v.is_null()) {
-                return Err(ApiError::field(field, format!("`{field}` links are not supported by this version of linkgate")));
+        let created_by = check_identity("created_by", take_string(&mut body, "created_by")?)?;
+        if let Caller::Restricted { creators, name } = caller {
+            match &created_by {
+                Some(c) if creators.contains(c) => {}
+                _ => {
+                    return Err(ApiError::field("created_by", format!("caller `{name}` may create links only for: {}", creators.join(", "))))
+                }
             }
-            body.remove(field);
         }
-        if let Some(unknown) = body.keys().next() {
-            return Err(ApiError::field(unknown, "is not a known field"));
-        }
+        refuse_unsupported(&mut body)?;
+        refuse_unknown(&body)?;
         let link = Link {
             id: LinkId::random(),
             store,
@@ -252,77 +378,229 @@ impl AdminApi {
             state: LinkState::Active,
             generation: 1,
             key_id: self.gate.keys.signing_key_id().to_string(),
-            created_by,
+            created_by: created_by.clone(),
             created_at: now,
             cancelled_by: None,
             cancelled_at: None,
         };
+        check_policy(&self.gate.policy, &link, now)?;
         self.gate.store.create(&link).await?;
         tracing::info!(link = %link.id, store = %link.store, "link created");
+        let mut event = origin.event("link.created", "ok", created_by);
+        event.document = link.documents.first().map(|d| d.object.clone());
+        event.detail = Some(json!({ "expires_at": opt_time(link.expires_at), "max_downloads": link.max_downloads, "rights": link.rights }));
+        self.record(link.id, event).await;
         Ok((StatusCode::CREATED, link_view(&self.gate, &link, 0)))
     }
 
-    async fn change(&self, id: LinkId, change: Change) -> Result<(StatusCode, Value), ApiError> {
+    async fn patch(&self, session: &mut ServerSession, caller: &Caller, origin: &RequestFacts, id: LinkId) -> Result<(StatusCode, Value), ApiError> {
+        let mut body = self.read_json_object(session).await?;
+        let now = OffsetDateTime::now_utc();
+        let expires_at = take_expiry(&mut body, now)?;
+        let max_downloads = take_limit(&mut body)?;
+        let filename = take_string(&mut body, "filename")?.map(|f| sanitize_filename(&f));
+        let changed_by = check_identity("changed_by", take_string(&mut body, "changed_by")?)?;
+        refuse_unsupported(&mut body)?;
+        refuse_unknown(&body)?;
+        if expires_at.is_none() && max_downloads.is_none() && filename.is_none() {
+            return Err(ApiError::field("body", "names nothing to change (expires_at, max_downloads, filename)"));
+        }
+        self.visible(caller, id).await?;
+        let policy = self.gate.policy.clone();
+        let (exp, max, name) = (expires_at, max_downloads, filename.clone());
+        let change: Change = Arc::new(move |link: &mut Link| {
+            if link.state == LinkState::Cancelled {
+                return Err(StoreError::Refused("a cancelled link cannot be changed".into()));
+            }
+            let mut bump = false;
+            if let Some(e) = exp {
+                bump |= link.expires_at != e;
+                link.expires_at = e;
+            }
+            if let Some(m) = max {
+                bump |= link.max_downloads != m;
+                link.max_downloads = m;
+            }
+            if let Some(n) = &name {
+                if let Some(d) = link.documents.first_mut() {
+                    d.filename = n.clone();
+                }
+            }
+            check_policy(&policy, link, now)?;
+            if bump {
+                // The counter restarts at zero and old password cookies stop working.
+                link.generation += 1;
+            }
+            Ok(())
+        });
+        let before = self.gate.store.get(id).await?.map(|l| l.generation).unwrap_or(0);
+        let result = self.change(id, change).await;
+        let mut fields = Vec::new();
+        if expires_at.is_some() {
+            fields.push("expires_at");
+        }
+        if max_downloads.is_some() {
+            fields.push("max_downloads");
+        }
+        if filename.is_some() {
+            fields.push("filename");
+        }
+        match result {
+            Ok(link) => {
+                let mut event = origin.event("link.changed", "ok", changed_by);
+                event.detail = Some(json!({ "fields": fields, "generation": link.generation, "counter_reset": link.generation != before }));
+                self.record(id, event).await;
+                Ok((StatusCode::OK, self.view(&link).await?))
+            }
+            Err(e) => {
+                let mut event = origin.event("link.changed", "refused", changed_by);
+                event.reason = Some(e.message.clone());
+                event.detail = Some(json!({ "fields": fields }));
+                self.record(id, event).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn change(&self, id: LinkId, change: Change) -> Result<Link, ApiError> {
         let result = self.gate.store.update(id, change).await;
         self.gate.cache.invalidate(&id);
-        let link = result?;
-        Ok((StatusCode::OK, self.view(&link).await?))
+        Ok(result?)
+    }
+
+    /// Deactivate, activate or cancel.
+    async fn set_state(&self, caller: &Caller, origin: &RequestFacts, id: LinkId, target: LinkState) -> Result<(StatusCode, Value), ApiError> {
+        self.visible(caller, id).await?;
+        let by = check_identity("by", origin.query.get("by").or_else(|| origin.query.get("cancelled_by")).cloned())?;
+        let kind = match target {
+            LinkState::Active => "link.activated",
+            LinkState::Deactivated => "link.deactivated",
+            LinkState::Cancelled => "link.cancelled",
+        };
+        let who = by.clone();
+        let change: Change = Arc::new(move |link: &mut Link| match (link.state, target) {
+            (LinkState::Cancelled, LinkState::Cancelled) => Ok(()),
+            (LinkState::Cancelled, LinkState::Active) => Err(StoreError::Refused("a cancelled link can never be activated again".into())),
+            (LinkState::Cancelled, _) => Err(StoreError::Refused("a cancelled link cannot change state".into())),
+            (_, LinkState::Cancelled) => {
+                link.state = LinkState::Cancelled;
+                link.cancelled_at = Some(OffsetDateTime::now_utc());
+                link.cancelled_by = who.clone();
+                Ok(())
+            }
+            (_, state) => {
+                link.state = state;
+                Ok(())
+            }
+        });
+        match self.change(id, change).await {
+            Ok(link) => {
+                self.record(id, origin.event(kind, "ok", by)).await;
+                Ok((StatusCode::OK, self.view(&link).await?))
+            }
+            Err(e) => {
+                let mut event = origin.event(kind, "refused", by);
+                event.reason = Some(e.message.clone());
+                self.record(id, event).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn list(&self, caller: &Caller, origin: &RequestFacts) -> Result<(StatusCode, Value), ApiError> {
+        let q = &origin.query;
+        for key in q.keys() {
+            if !["object", "store", "created_by", "state", "limit", "after"].contains(&key.as_str()) {
+                return Err(ApiError::field(key, "is not a known query parameter (object, store, created_by, state, limit, after)"));
+            }
+        }
+        let state = match q.get("state").map(String::as_str) {
+            None => None,
+            Some("active") => Some(LinkState::Active),
+            Some("deactivated") => Some(LinkState::Deactivated),
+            Some("cancelled") => Some(LinkState::Cancelled),
+            Some(_) => return Err(ApiError::field("state", "must be one of active, deactivated, cancelled")),
+        };
+        let limit = match q.get("limit") {
+            None => 50,
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=500).contains(&n) => n,
+                _ => return Err(ApiError::field("limit", "must be a whole number from 1 to 500")),
+            },
+        };
+        let query = ListQuery {
+            object: q.get("object").cloned(),
+            store: q.get("store").cloned(),
+            created_by: q.get("created_by").cloned(),
+            state,
+            creators: match caller {
+                Caller::Full => None,
+                Caller::Restricted { creators, .. } => Some(creators.clone()),
+            },
+            after: q.get("after").cloned(),
+            limit,
+        };
+        let page = self.gate.store.list(&query).await?;
+        let mut links = Vec::with_capacity(page.links.len());
+        for link in &page.links {
+            links.push(self.view(link).await?);
+        }
+        Ok((StatusCode::OK, json!({ "links": links, "next": page.next })))
+    }
+
+    async fn events(&self, caller: &Caller, origin: &RequestFacts, id: LinkId) -> Result<(StatusCode, Value), ApiError> {
+        self.visible(caller, id).await?;
+        let after = match origin.query.get("after") {
+            None => 0,
+            Some(a) => a.parse::<u64>().map_err(|_| ApiError::field("after", "must be an event sequence number"))?,
+        };
+        let limit = match origin.query.get("limit") {
+            None => 200,
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => n,
+                _ => return Err(ApiError::field("limit", "must be a whole number from 1 to 1000")),
+            },
+        };
+        let events = self.gate.store.events(id, after, limit).await?;
+        let next = (events.len() == limit).then(|| events.last().map(|e| e.seq)).flatten();
+        Ok((StatusCode::OK, json!({ "link": id, "events": events, "next": next })))
     }
 
     async fn route(&self, session: &mut ServerSession) -> Result<(StatusCode, Value), ApiError> {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
-        let query = session.req_header().uri.query().unwrap_or("").to_string();
         if path == "/healthz" {
             return Ok((StatusCode::OK, json!({ "status": "ok" })));
         }
-        if !self.authorized(session) {
+        let Some(caller) = self.caller(session) else {
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, None, "missing or wrong admin token (Authorization: Bearer …)"));
-        }
+        };
+        let header = |name: http::header::HeaderName| {
+            session.req_header().headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect::<String>())
+        };
+        let origin = RequestFacts {
+            client: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
+            user_agent: header(http::header::USER_AGENT),
+            query: parse_query(session.req_header().uri.query().unwrap_or("")),
+        };
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (&method, segments.as_slice()) {
-            (&Method::POST, ["v1", "links"]) => self.create(session).await,
+            (&Method::POST, ["v1", "links"]) => self.create(session, &caller, &origin).await,
+            (&Method::GET, ["v1", "links"]) => self.list(&caller, &origin).await,
             (_, ["v1", "links"]) => Err(method_not_allowed()),
             (m, ["v1", "links", id, rest @ ..]) => {
                 let id = LinkId::parse(id).ok_or_else(ApiError::not_found)?;
                 match (m, rest) {
                     (&Method::GET, []) => {
-                        let link = self.gate.store.get(id).await?.ok_or_else(ApiError::not_found)?;
+                        let link = self.visible(&caller, id).await?;
                         Ok((StatusCode::OK, self.view(&link).await?))
                     }
-                    (&Method::DELETE, []) => {
-                        let by = query_param(&query, "cancelled_by");
-                        self.change(id, Arc::new(move |link: &mut Link| {
-                            if link.state != LinkState::Cancelled {
-                                link.state = LinkState::Cancelled;
-                                link.cancelled_at = Some(OffsetDateTime::now_utc());
-                                link.cancelled_by = by.clone();
-                            }
-                            Ok(())
-                        }))
-                        .await
-                    }
-                    (&Method::POST, ["deactivate"]) => {
-                        self.change(id, Arc::new(|link: &mut Link| match link.state {
-                            LinkState::Cancelled => Err(StoreError::Refused("a cancelled link cannot change state".into())),
-                            _ => {
-                                link.state = LinkState::Deactivated;
-                                Ok(())
-                            }
-                        }))
-                        .await
-                    }
-                    (&Method::POST, ["activate"]) => {
-                        self.change(id, Arc::new(|link: &mut Link| match link.state {
-                            LinkState::Cancelled => Err(StoreError::Refused("a cancelled link can never be activated again".into())),
-                            _ => {
-                                link.state = LinkState::Active;
-                                Ok(())
-                            }
-                        }))
-                        .await
-                    }
-                    (_, [] | ["deactivate"] | ["activate"]) => Err(method_not_allowed()),
+                    (&Method::PATCH, []) => self.patch(session, &caller, &origin, id).await,
+                    (&Method::DELETE, []) => self.set_state(&caller, &origin, id, LinkState::Cancelled).await,
+                    (&Method::POST, ["deactivate"]) => self.set_state(&caller, &origin, id, LinkState::Deactivated).await,
+                    (&Method::POST, ["activate"]) => self.set_state(&caller, &origin, id, LinkState::Active).await,
+                    (&Method::GET, ["events"]) => self.events(&caller, &origin, id).await,
+                    (_, [] | ["deactivate"] | ["activate"] | ["events"]) => Err(method_not_allowed()),
                     _ => Err(ApiError::new(StatusCode::NOT_FOUND, None, "unknown endpoint")),
                 }
             }
@@ -335,23 +613,12 @@ fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, None, "method not allowed on this endpoint")
 }
 
-/// One query parameter, percent-decoded; `None` when absent, empty or not UTF-8.
-fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        if k != name {
-            return None;
-        }
-        let v = v.replace('+', " ");
-        let decoded = percent_encoding::percent_decode_str(&v).decode_utf8().ok()?;
-        let decoded = decoded.trim();
-        (!decoded.is_empty() && !decoded.chars().any(char::is_control)).then(|| decoded.chars().take(256).collect())
-    })
-}
-
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        if session.req_header().method == Method::GET && session.req_header().uri.path() == "/v1/openapi.json" {
+            return bytes_response(StatusCode::OK, "application/json", OPENAPI.as_bytes().to_vec());
+        }
         match self.route(session).await {
             Ok((status, body)) => json_response(status, &body),
             Err(e) => {

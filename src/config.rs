@@ -12,6 +12,7 @@ use base64::Engine;
 use serde::Deserialize;
 
 use crate::store::redis::{RedisOptions, RedisTarget};
+use crate::policy::Policy;
 use crate::token::Keyring;
 
 /// A configuration problem, always naming the key (or the file) it concerns.
@@ -43,6 +44,18 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    policy: Policy,
+    #[serde(default)]
+    audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    /// Events older than this are dropped from each link's chain; absent = kept for ever.
+    #[serde(default)]
+    retention_days: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +80,16 @@ struct RawServer {
 struct RawAdmin {
     listen: String,
     token: String,
+    /// Further callers, each limited to links created by the identities listed.
+    #[serde(default)]
+    callers: BTreeMap<String, RawCaller>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCaller {
+    token: String,
+    created_by: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +198,8 @@ pub struct Config {
     pub admin_body_limit: usize,
     pub grant_window: Duration,
     pub log_json: bool,
+    pub policy: Policy,
+    pub audit_retention: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -192,11 +217,21 @@ pub struct ServerConfig {
 pub struct AdminConfig {
     pub listen: SocketAddr,
     pub token: String,
+    pub callers: Vec<RestrictedCaller>,
+}
+
+/// An admin API caller limited to links created by some identities.
+#[derive(Clone)]
+pub struct RestrictedCaller {
+    pub name: String,
+    pub token: String,
+    pub created_by: Vec<String>,
 }
 
 impl std::fmt::Debug for AdminConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AdminConfig").field("listen", &self.listen).field("token", &"<redacted>").finish()
+        let callers: Vec<&str> = self.callers.iter().map(|c| c.name.as_str()).collect();
+        f.debug_struct("AdminConfig").field("listen", &self.listen).field("token", &"<redacted>").field("callers", &callers).finish()
     }
 }
 
@@ -312,6 +347,21 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     if raw.admin.token.len() < 8 {
         return Err(invalid("admin.token", "must be at least 8 characters"));
     }
+    let mut callers = Vec::new();
+    for (name, c) in raw.admin.callers {
+        let key = format!("admin.callers.{name}");
+        if c.token.len() < 8 {
+            return Err(invalid(format!("{key}.token"), "must be at least 8 characters"));
+        }
+        if c.token == raw.admin.token || callers.iter().any(|o: &RestrictedCaller| o.token == c.token) {
+            return Err(invalid(format!("{key}.token"), "must differ from every other admin token"));
+        }
+        if c.created_by.is_empty() {
+            return Err(invalid(format!("{key}.created_by"), "must list at least one identity"));
+        }
+        callers.push(RestrictedCaller { name, token: c.token, created_by: c.created_by });
+    }
+    raw.policy.validate().map_err(|(k, m)| invalid(k, m))?;
 
     let mut secrets = Vec::new();
     for (kid, value) in &raw.keys.secrets {
@@ -394,13 +444,19 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             client_write_timeout: Duration::from_secs(raw.server.client_write_timeout_seconds.unwrap_or(60)),
             client_read_timeout: Duration::from_secs(raw.server.client_read_timeout_seconds.unwrap_or(30)),
         },
-        admin: AdminConfig { listen: admin_listen, token: raw.admin.token },
+        admin: AdminConfig { listen: admin_listen, token: raw.admin.token, callers },
         keys,
         state,
         stores,
         admin_body_limit: raw.limits.admin_body_bytes.unwrap_or(64 * 1024),
         grant_window: Duration::from_secs(raw.limits.grant_window_seconds.unwrap_or(600)),
         log_json,
+        policy: raw.policy,
+        audit_retention: match raw.audit.retention_days {
+            Some(0) => return Err(invalid("audit.retention_days", "must be at least 1 (leave it out to keep events for ever)")),
+            Some(days) => Some(Duration::from_secs(u64::from(days) * 86_400)),
+            None => None,
+        },
     })
 }
 

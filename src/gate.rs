@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::AuditQueue;
 use crate::cache::LinkCache;
+use crate::config::RestrictedCaller;
+use crate::policy::Policy;
 use crate::config::{Config, StateConfig, StoreConfig};
 use crate::counting::{Settlements, UsageBatcher};
 use crate::link::{Link, LinkId};
@@ -24,6 +27,11 @@ pub struct Gate {
     pub upstreams: BTreeMap<String, Arc<HttpUpstream>>,
     pub public_url: String,
     pub grant_window: Duration,
+    pub audit: AuditQueue,
+    pub audit_retention: Option<Duration>,
+    pub policy: Policy,
+    pub admin_token: String,
+    pub callers: Vec<RestrictedCaller>,
 }
 
 impl Gate {
@@ -54,6 +62,11 @@ impl Gate {
             upstreams,
             public_url: config.server.public_url.clone(),
             grant_window: config.grant_window,
+            audit: AuditQueue::default(),
+            audit_retention: config.audit_retention,
+            policy: config.policy.clone(),
+            admin_token: config.admin.token.clone(),
+            callers: config.admin.callers.clone(),
         })
     }
 

@@ -10,14 +10,17 @@
 //! - [`upstream`]: upstream HTTP stores and object paths.
 //! - [`disposition`]: `Content-Disposition` building.
 //! - [`pages`]: the uniform 404 and error pages.
+//! - [`policy`]: the operator's rules for links.
 //! - [`gate`]: the shared core used by proxy and admin API.
 //! - [`proxy`]: the recipients' request path (Pingora `ProxyHttp`).
 //! - [`admin`]: the admin HTTP API.
+//! - [`audit`]: the hash-chained audit trail.
 //! - [`origin`]: a small static origin for the demo.
 //! - [`serve`]: config → Pingora services wiring.
 //! - [`cli`]: the admin API client used by `linkgate link …`.
 
 pub mod admin;
+pub mod audit;
 pub mod cache;
 pub mod cli;
 pub mod config;
@@ -27,6 +30,7 @@ pub mod gate;
 pub mod link;
 pub mod origin;
 pub mod pages;
+pub mod policy;
 pub mod proxy;
 pub mod serve;
 pub mod store;

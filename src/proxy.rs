@@ -26,7 +26,8 @@ use time::OffsetDateTime;
 use crate::counting::{classify, keeps_slot, Kind};
 use crate::disposition::content_disposition;
 use crate::gate::Gate;
-use crate::link::{Link, Right};
+use crate::audit::Draft;
+use crate::link::{Link, LinkState, Right};
 use crate::pages;
 use crate::store::{ReserveRequest, Reservation, Ticket};
 use crate::upstream::{HttpUpstream, FORWARDED_REQUEST_HEADERS};
@@ -81,7 +82,28 @@ async fn answer(session: &mut Session, status: u16, extra: &[(&'static str, &'st
     Ok(())
 }
 
+/// An audit event about `link` for this request (client address and user agent filled in).
+fn event(session: &Session, link: &Link, kind: &str, outcome: &str) -> Draft {
+    let mut d = Draft::new(kind, outcome);
+    d.client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string());
+    d.user_agent = session
+        .req_header()
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(512).collect());
+    d.document = link.documents.first().map(|doc| doc.object.clone());
+    d
+}
+
 impl Proxy {
+    /// Queues a `download.refused` event for a known link.
+    fn refused(&self, session: &Session, link: &Link, reason: &str) {
+        let mut d = event(session, link, "download.refused", "refused");
+        d.reason = Some(reason.to_string());
+        self.gate.audit.push(link.id, d);
+    }
+
     /// Gives a reserved slot back (once). Called before an error answer goes out, so that the
     /// slot is free again by the time the client sees the error.
     async fn give_back(&self, ctx: &mut Ctx) {
@@ -106,8 +128,13 @@ impl Proxy {
                 window: self.gate.grant_window,
             };
             match self.gate.store.reserve(&req).await? {
-                Reservation::Granted { ticket, .. } => {
+                Reservation::Granted { ticket, used } => {
                     self.gate.settlements.started(ticket);
+                    let mut d = Draft::new("download.started", "ok");
+                    d.client = Some(ctx.client.clone());
+                    d.document = link.documents.first().map(|doc| doc.object.clone());
+                    d.detail = Some(serde_json::json!({ "downloads_used": used, "max_downloads": max }));
+                    self.gate.audit.push(link.id, d);
                     ctx.ticket = Some(ticket);
                     return Ok(Some(link));
                 }
@@ -142,12 +169,18 @@ impl Proxy {
             }
         };
         if !link.is_open(OffsetDateTime::now_utc()) {
-            ctx.outcome = "closed";
+            ctx.outcome = match link.state {
+                LinkState::Active => "expired",
+                LinkState::Deactivated => "deactivated",
+                LinkState::Cancelled => "cancelled",
+            };
+            self.refused(session, &link, ctx.outcome);
             return Err(404);
         }
         let req = session.req_header();
         if req.method != Method::GET && req.method != Method::HEAD {
             ctx.outcome = "method";
+            self.refused(session, &link, "method not allowed");
             return Err(405);
         }
         if !link.allows(Right::Download) && !link.allows(Right::View) {
@@ -162,11 +195,13 @@ impl Proxy {
         ctx.upstream = Some(upstream.clone());
         ctx.kind = classify(&req.method, &req.headers);
         ctx.client = client_ip(session);
+        let link_for_events = link.clone();
         let link = match (ctx.kind, link.max_downloads) {
             (Kind::Fresh | Kind::Continuation, Some(max)) => match self.reserve(ctx, link, max).await {
                 Ok(Some(link)) => link,
                 Ok(None) => {
                     ctx.outcome = "exhausted";
+                    self.refused(session, &link_for_events, "download limit reached");
                     return Err(404);
                 }
                 Err(e) => {
@@ -351,6 +386,22 @@ impl ProxyHttp for Proxy {
         if let Some(link) = &ctx.link {
             if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {
                 self.gate.usage.record(link.id, link.generation);
+            }
+            // One event per download that reached the origin (HEAD and prefetches excluded).
+            if matches!(ctx.kind, Kind::Fresh | Kind::Continuation) && ctx.outcome != "prefetch" {
+                let (kind, outcome) = match (delivered, counted, ctx.kind) {
+                    (true, true, _) => ("download.completed", "ok"),
+                    (true, false, Kind::Continuation) => ("download.resumed", "ok"),
+                    (true, false, _) => ("download.completed", "ok"),
+                    (false, _, _) => ("download.aborted", "failed"),
+                };
+                let mut d = event(session, link, kind, outcome);
+                d.bytes = Some(sent);
+                if !delivered {
+                    d.reason = Some(ctx.outcome.to_string());
+                }
+                d.detail = Some(serde_json::json!({ "status": status, "counted": counted }));
+                self.gate.audit.push(link.id, d);
             }
         }
         tracing::info!(

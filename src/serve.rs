@@ -27,6 +27,7 @@ impl Housekeeper {
     async fn flush(&self) {
         self.gate.settlements.flush(&self.gate.store).await;
         self.gate.usage.flush(&self.gate.store).await;
+        self.gate.audit.flush(&self.gate.store, self.gate.audit_retention).await;
     }
 }
 
@@ -97,7 +98,7 @@ pub fn build(config: &Config, extra_origin: Option<(StaticOrigin, String)>) -> R
     let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, proxy, "linkgate proxy");
     proxy.add_tcp(&config.server.listen.to_string());
 
-    let admin = AdminApi { gate: gate.clone(), token: config.admin.token.clone(), body_limit: config.admin_body_limit };
+    let admin = AdminApi { gate: gate.clone(), body_limit: config.admin_body_limit };
     let mut admin = Service::new("linkgate admin".to_string(), admin);
     admin.add_tcp(&config.admin.listen.to_string());
     admin.threads = Some(1);

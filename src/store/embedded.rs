@@ -14,12 +14,32 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{Change, LinkStore, OnChange, ReserveRequest, Reservation, StoreError, Ticket};
+use super::{index_entries, list_by_index, Change, LinkStore, ListPage, ListQuery, OnChange, ReserveRequest, Reservation, StoreError, Ticket};
+use crate::audit::{chain, Draft, Event};
 use crate::link::{Link, LinkId};
 
 const LINKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("links");
 /// link id → (generation, used) as two little-endian u64.
 const COUNTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("counters");
+/// index name, 0, member → nothing (see `index_entries`).
+const INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("index");
+/// link id ++ seq (big-endian u64) → event JSON.
+const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events");
+
+fn index_key(name: &str, member: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + member.len() + 1);
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    k.extend_from_slice(member.as_bytes());
+    k
+}
+
+fn event_key(id: &LinkId, seq: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..16].copy_from_slice(id.as_bytes());
+    k[16..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -99,6 +119,8 @@ impl EmbeddedStore {
         let tx = db.begin_write().map_err(unavailable)?;
         tx.open_table(LINKS).map_err(unavailable)?;
         tx.open_table(COUNTERS).map_err(unavailable)?;
+        tx.open_table(INDEX).map_err(unavailable)?;
+        tx.open_table(EVENTS).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         Ok(EmbeddedStore { db: Arc::new(db), grants: Arc::default() })
     }
@@ -136,6 +158,11 @@ impl LinkStore for EmbeddedStore {
                     return Err(StoreError::Exists(link.id));
                 }
                 links.insert(link.id.as_bytes().as_slice(), bytes.as_slice()).map_err(unavailable)?;
+                let mut index = tx.open_table(INDEX).map_err(unavailable)?;
+                let (names, member) = index_entries(&link);
+                for name in names {
+                    index.insert(index_key(&name, &member).as_slice(), [].as_slice()).map_err(unavailable)?;
+                }
             }
             tx.commit().map_err(unavailable)
         })
@@ -276,4 +303,95 @@ impl LinkStore for EmbeddedStore {
     async fn follow_changes(&self, _on_change: OnChange) {
         // Only this process changes an embedded store, and it invalidates its cache directly.
     }
+
+    async fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
+        list_by_index(self, query, |index, after, n| {
+            self.blocking(move |db| {
+                let tx = db.begin_read().map_err(unavailable)?;
+                let table = tx.open_table(INDEX).map_err(unavailable)?;
+                let prefix = index_key(&index, "");
+                let start = index_key(&index, after.as_deref().unwrap_or(""));
+                let mut out = Vec::with_capacity(n);
+                for entry in table.range(start.as_slice()..).map_err(unavailable)? {
+                    let (key, _) = entry.map_err(unavailable)?;
+                    let key = key.value();
+                    if !key.starts_with(&prefix) {
+                        break;
+                    }
+                    let member = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                    if after.as_deref() == Some(member.as_str()) {
+                        continue;
+                    }
+                    out.push(member);
+                    if out.len() == n {
+                        break;
+                    }
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn append_events(&self, id: LinkId, drafts: &[Draft], retention: Option<std::time::Duration>) -> Result<(), StoreError> {
+        let drafts = drafts.to_vec();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
+                let first = event_key(&id, 0);
+                let last = event_key(&id, u64::MAX);
+                let tail = match events.range(first.as_slice()..=last.as_slice()).map_err(unavailable)?.next_back() {
+                    Some(entry) => {
+                        let (_, v) = entry.map_err(unavailable)?;
+                        Some(decode_event(v.value())?)
+                    }
+                    None => None,
+                };
+                for e in chain(id, tail.as_ref(), &drafts) {
+                    let json = serde_json::to_vec(&e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    events.insert(event_key(&id, e.seq).as_slice(), json.as_slice()).map_err(unavailable)?;
+                }
+                if let Some(keep) = retention {
+                    let cutoff = time::OffsetDateTime::now_utc() - keep;
+                    let mut old = Vec::new();
+                    for entry in events.range(first.as_slice()..=last.as_slice()).map_err(unavailable)? {
+                        let (k, v) = entry.map_err(unavailable)?;
+                        if decode_event(v.value())?.draft.at >= cutoff {
+                            break;
+                        }
+                        old.push(k.value().to_vec());
+                    }
+                    for k in old {
+                        events.remove(k.as_slice()).map_err(unavailable)?;
+                    }
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn events(&self, id: LinkId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let events = tx.open_table(EVENTS).map_err(unavailable)?;
+            let from = event_key(&id, after.saturating_add(1));
+            let to = event_key(&id, u64::MAX);
+            let mut out = Vec::new();
+            for entry in events.range(from.as_slice()..=to.as_slice()).map_err(unavailable)? {
+                let (_, v) = entry.map_err(unavailable)?;
+                out.push(decode_event(v.value())?);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
 }

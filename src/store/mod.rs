@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::link::{Link, LinkId};
+use crate::audit::{Draft, Event};
+use crate::link::{Link, LinkId, LinkState};
 
 pub use self::embedded::EmbeddedStore;
 pub use self::redis::RedisStore;
@@ -37,6 +38,9 @@ pub enum StoreError {
     Exists(LinkId),
     #[error("change refused: {0}")]
     Refused(String),
+    /// The change would break a rule (policy, validation) about `field`.
+    #[error("{field}: {message}")]
+    Rejected { field: &'static str, message: String },
 }
 
 /// A request for one download slot.
@@ -80,6 +84,103 @@ pub type Change = Arc<dyn Fn(&mut Link) -> Result<(), StoreError> + Send + Sync>
 /// Called for each changed link, or with `None` when every cached link must be dropped.
 pub type OnChange = Arc<dyn Fn(Option<LinkId>) + Send + Sync>;
 
+/// Which links to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub object: Option<String>,
+    pub store: Option<String>,
+    pub created_by: Option<String>,
+    pub state: Option<LinkState>,
+    /// Only links created by one of these (a restricted admin caller).
+    pub creators: Option<Vec<String>>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+impl ListQuery {
+    /// The index to walk: the most selective one the query names.
+    pub fn index(&self) -> String {
+        match (&self.object, &self.created_by) {
+            (Some(o), _) => format!("o:{o}"),
+            (None, Some(c)) => format!("c:{c}"),
+            _ => "all".to_string(),
+        }
+    }
+
+    pub fn matches(&self, link: &Link) -> bool {
+        self.object.as_ref().is_none_or(|o| link.documents.iter().any(|d| &d.object == o))
+            && self.store.as_ref().is_none_or(|s| &link.store == s)
+            && self.created_by.as_ref().is_none_or(|c| link.created_by.as_ref() == Some(c))
+            && self.state.is_none_or(|s| link.state == s)
+            && self.creators.as_ref().is_none_or(|cs| link.created_by.as_ref().is_some_and(|c| cs.contains(c)))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub links: Vec<Link>,
+    /// Pass as `after` for the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// The indexes a link is listed in, and its sort key there (newest first, then by id).
+pub fn index_entries(link: &Link) -> (Vec<String>, String) {
+    let ms = (link.created_at.unix_timestamp_nanos() / 1_000_000).clamp(0, i64::MAX as i128) as u64;
+    let member = format!("{:020}:{}", u64::MAX - ms, link.id);
+    let mut names = vec!["all".to_string()];
+    for d in &link.documents {
+        names.push(format!("o:{}", d.object));
+    }
+    if let Some(c) = &link.created_by {
+        names.push(format!("c:{c}"));
+    }
+    names.dedup();
+    (names, member)
+}
+
+/// The link id in an index member.
+pub fn member_id(member: &str) -> Option<LinkId> {
+    LinkId::parse(member.rsplit(':').next()?)
+}
+
+/// Walks an index page by page, keeping the links that match; bounded work per call.
+pub(crate) async fn list_by_index<S, F, Fut>(store: &S, q: &ListQuery, scan: F) -> Result<ListPage, StoreError>
+where
+    S: LinkStore + ?Sized,
+    F: Fn(String, Option<String>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, StoreError>>,
+{
+    let limit = q.limit.clamp(1, 500);
+    let index = q.index();
+    let mut after = q.after.clone();
+    let mut links = Vec::new();
+    let mut scanned = 0usize;
+    loop {
+        let batch = scan(index.clone(), after.clone(), limit * 2).await?;
+        if batch.is_empty() {
+            return Ok(ListPage { links, next: None });
+        }
+        for member in batch {
+            scanned += 1;
+            after = Some(member.clone());
+            let Some(id) = member_id(&member) else { continue };
+            // An index entry is written before its link, so a crash between the two leaves an
+            // entry without a link, never a link that cannot be listed: skip such entries.
+            let Some(link) = store.get(id).await? else { continue };
+            if q.matches(&link) {
+                links.push(link);
+                if links.len() == limit {
+                    return Ok(ListPage { links, next: after });
+                }
+            }
+        }
+        if scanned >= limit * 50 {
+            return Ok(ListPage { links, next: after });
+        }
+    }
+}
+
 #[async_trait]
 pub trait LinkStore: Send + Sync + 'static {
     async fn create(&self, link: &Link) -> Result<(), StoreError>;
@@ -100,6 +201,12 @@ pub trait LinkStore: Send + Sync + 'static {
     async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError>;
     /// Downloads used in `generation` (reserved slots included).
     async fn usage(&self, id: LinkId, generation: u64) -> Result<u64, StoreError>;
+    /// Lists links, newest first (see [`ListQuery`]).
+    async fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError>;
+    /// Appends events to the link's chain, atomically, and drops events older than `retention`.
+    async fn append_events(&self, id: LinkId, drafts: &[Draft], retention: Option<Duration>) -> Result<(), StoreError>;
+    /// Up to `limit` events with `seq > after`, oldest first.
+    async fn events(&self, id: LinkId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// Reports changes made by other gateway instances until the process ends; returns at once
     /// for a backend that only one instance uses.
     async fn follow_changes(&self, on_change: OnChange);

@@ -5,7 +5,10 @@
 //! - `lg:link:{id}`: the link record (JSON);
 //! - `lg:used:{id}:GEN`: downloads used in generation GEN (reserved slots included);
 //! - `lg:res:{id}:GEN`: reservations in flight, a sorted set of ticket → expiry (ms);
-//! - `lg:grant:{id}:GEN:CLIENT`: a client's resume grant, expiring with the grant window.
+//! - `lg:grant:{id}:GEN:CLIENT`: a client's resume grant, expiring with the grant window;
+//! - `lg:events:{id}`: the link's audit chain (a list of event JSON, appended by script);
+//! - `lg:idx:NAME`: listing indexes (sorted sets ordered by member, newest first). They are written
+//!   before the link, so a link is never missing from them.
 //!
 //! Counting is one server-side script (EVALSHA, loaded again on NOSCRIPT by the client): it sweeps
 //! reservations whose gateway died, checks the link's generation and state, and takes a slot only
@@ -24,7 +27,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
-use super::{Change, LinkStore, OnChange, ReserveRequest, Reservation, StoreError, Ticket};
+use super::{index_entries, list_by_index, Change, LinkStore, ListPage, ListQuery, OnChange, ReserveRequest, Reservation, StoreError, Ticket};
+use crate::audit::{chain, Draft, Event};
 use crate::link::{Link, LinkId};
 
 /// Where the Redis deployment is.
@@ -133,6 +137,23 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 "#;
 
+const APPEND_EVENTS: &str = r#"
+-- KEYS: events   ARGV: expected tail hash ('' for an empty chain), prune-before (RFC 3339 UTC), events...
+local tail = redis.call('LINDEX', KEYS[1], -1)
+local tail_hash = ''
+if tail then tail_hash = cjson.decode(tail)['hash'] end
+if tail_hash ~= ARGV[1] then return 0 end
+for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+if ARGV[2] ~= '' then
+  for _ = 1, 1000 do
+    local head = redis.call('LINDEX', KEYS[1], 0)
+    if not head or cjson.decode(head)['at'] >= ARGV[2] then break end
+    redis.call('LPOP', KEYS[1])
+  end
+end
+return 1
+"#;
+
 pub struct RedisStore {
     opts: RedisOptions,
     single: Option<redis::Client>,
@@ -143,6 +164,7 @@ pub struct RedisStore {
     release: Script,
     create: Script,
     cas: Script,
+    append: Script,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -177,6 +199,7 @@ impl RedisStore {
             release: Script::new(RELEASE),
             create: Script::new(CREATE),
             cas: Script::new(COMPARE_AND_SET),
+            append: Script::new(APPEND_EVENTS),
         })
     }
 
@@ -237,11 +260,11 @@ impl RedisStore {
         }
     }
 
-    /// The URL of one server to follow changes on (in a Cluster, PUBLISH reaches every node).
-    fn pubsub_client(&self) -> Option<redis::Client> {
+    /// Servers to follow changes on, tried in turn (in a Cluster, PUBLISH reaches every node).
+    fn pubsub_clients(&self) -> Vec<redis::Client> {
         match &self.opts.target {
-            RedisTarget::Single(_) => self.single.clone(),
-            RedisTarget::Cluster(nodes) => nodes.iter().find_map(|n| redis::Client::open(n.as_str()).ok()),
+            RedisTarget::Single(_) => self.single.iter().cloned().collect(),
+            RedisTarget::Cluster(nodes) => nodes.iter().filter_map(|n| redis::Client::open(n.as_str()).ok()).collect(),
         }
     }
 }
@@ -259,6 +282,17 @@ impl LinkStore for RedisStore {
     async fn create(&self, link: &Link) -> Result<(), StoreError> {
         let key = self.key("link", &link.id);
         let json = encode(link)?;
+        // Index entries first: a crash in between leaves an entry without a link (skipped when
+        // listing), never a link that cannot be listed.
+        // Each index is its own key (and Cluster slot): one command each, sent together.
+        let (names, member) = index_entries(link);
+        let writes = names.into_iter().map(|name| {
+            let (key, member) = (format!("{}:idx:{name}", self.opts.prefix), member.clone());
+            self.run(|mut c| async move { redis::cmd("ZADD").arg(key).arg(0).arg(member).query_async::<i64>(&mut c).await })
+        });
+        for written in futures_util::future::join_all(writes).await {
+            written?;
+        }
         let created: i64 = self.run(|mut c| async move { self.create.key(key).arg(json).invoke_async(&mut c).await }).await?;
         if created == 1 {
             Ok(())
@@ -335,12 +369,13 @@ impl LinkStore for RedisStore {
         if tickets.is_empty() {
             return Ok(());
         }
-        // In a Cluster each ZREM goes to its own slot; the pipeline is split by the client.
-        let mut pipe = redis::pipe();
-        for t in tickets {
-            pipe.cmd("ZREM").arg(self.gen_key("res", &t.id, t.generation)).arg(t.nonce).ignore();
-        }
-        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await }).await
+        // Tickets of different links live in different Cluster slots: one command each, sent
+        // together over the multiplexed connection.
+        let removals = tickets.iter().map(|t| {
+            let key = self.gen_key("res", &t.id, t.generation);
+            self.run(move |mut c| async move { redis::cmd("ZREM").arg(key).arg(t.nonce).query_async::<i64>(&mut c).await })
+        });
+        futures_util::future::join_all(removals).await.into_iter().try_for_each(|r| r.map(|_| ()))
     }
 
     async fn release(&self, ticket: Ticket, client: &str) -> Result<(), StoreError> {
@@ -360,14 +395,17 @@ impl LinkStore for RedisStore {
         if tickets.is_empty() {
             return Ok(());
         }
-        let until = now_ms() + self.opts.reservation_ttl.as_millis() as u64;
-        let mut pipe = redis::pipe();
-        for t in tickets {
+        let ttl = self.opts.reservation_ttl.as_millis() as u64;
+        let until = now_ms() + ttl;
+        let renewals = tickets.iter().map(|t| {
             let key = self.gen_key("res", &t.id, t.generation);
+            // Both commands touch one key, so this pipeline stays in one slot.
+            let mut pipe = redis::pipe();
             pipe.cmd("ZADD").arg(&key).arg("XX").arg(until).arg(t.nonce).ignore();
-            pipe.cmd("PEXPIRE").arg(&key).arg(self.opts.reservation_ttl.as_millis() as u64 * 2).ignore();
-        }
-        self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await }).await
+            pipe.cmd("PEXPIRE").arg(&key).arg(ttl * 2).ignore();
+            self.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await })
+        });
+        futures_util::future::join_all(renewals).await.into_iter().collect()
     }
 
     async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError> {
@@ -381,10 +419,80 @@ impl LinkStore for RedisStore {
         Ok(used.unwrap_or(0).max(0) as u64)
     }
 
+    async fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
+        list_by_index(self, query, |index, after, n| {
+            let key = format!("{}:idx:{index}", self.opts.prefix);
+            let start = match after {
+                Some(a) => format!("({a}"),
+                None => "-".to_string(),
+            };
+            self.run(move |mut c| async move {
+                redis::cmd("ZRANGE").arg(key).arg(start).arg("+").arg("BYLEX").arg("LIMIT").arg(0).arg(n).query_async(&mut c).await
+            })
+        })
+        .await
+    }
+
+    async fn append_events(&self, id: LinkId, drafts: &[Draft], retention: Option<Duration>) -> Result<(), StoreError> {
+        let key = self.key("events", &id);
+        let cutoff = match retention {
+            Some(keep) => (time::OffsetDateTime::now_utc() - keep)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        for _ in 0..16 {
+            let k = key.clone();
+            let tail: Option<Vec<u8>> = self.run(|mut c| async move { redis::cmd("LINDEX").arg(k).arg(-1).query_async(&mut c).await }).await?;
+            let tail: Option<Event> = tail
+                .map(|t| serde_json::from_slice(&t).map_err(|e| StoreError::Corrupt(format!("event record: {e}"))))
+                .transpose()?;
+            let events = chain(id, tail.as_ref(), drafts);
+            let mut json = Vec::with_capacity(events.len());
+            for e in &events {
+                json.push(serde_json::to_vec(e).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            }
+            let expected = tail.map(|t| t.hash).unwrap_or_default();
+            let (k, cutoff) = (key.clone(), cutoff.clone());
+            let appended: i64 = self
+                .run(|mut c| async move {
+                    let mut inv = self.append.prepare_invoke();
+                    inv.key(k).arg(expected).arg(cutoff);
+                    for j in &json {
+                        inv.arg(j.as_slice());
+                    }
+                    inv.invoke_async(&mut c).await
+                })
+                .await?;
+            if appended == 1 {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable(format!("events of link {id} kept changing; gave up")))
+    }
+
+    async fn events(&self, id: LinkId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let key = self.key("events", &id);
+        let k = key.clone();
+        let head: Option<Vec<u8>> = self.run(|mut c| async move { redis::cmd("LINDEX").arg(k).arg(0).query_async(&mut c).await }).await?;
+        let Some(head) = head else { return Ok(Vec::new()) };
+        let first: Event = serde_json::from_slice(&head).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?;
+        let start = after.saturating_add(1).saturating_sub(first.seq) as i64;
+        let stop = start + limit.max(1) as i64 - 1;
+        let raw: Vec<Vec<u8>> = self.run(|mut c| async move { redis::cmd("LRANGE").arg(key).arg(start).arg(stop).query_async(&mut c).await }).await?;
+        raw.iter()
+            .map(|r| serde_json::from_slice(r).map_err(|e| StoreError::Corrupt(format!("event record: {e}"))))
+            .filter(|e| !matches!(e, Ok(Event { seq, .. }) if *seq <= after))
+            .collect()
+    }
+
     async fn follow_changes(&self, on_change: OnChange) {
-        let Some(client) = self.pubsub_client() else { return };
+        let clients = self.pubsub_clients();
+        if clients.is_empty() {
+            return;
+        }
         let channel = self.channel();
-        loop {
+        for client in clients.iter().cycle() {
             match tokio::time::timeout(self.opts.timeout.max(Duration::from_secs(1)), client.get_async_pubsub()).await {
                 Ok(Ok(mut pubsub)) => {
                     if let Err(e) = pubsub.subscribe(&channel).await {

@@ -1,0 +1,224 @@
+//! The audit trail: append-only events per link, chained by SHA-256 so tampering is detectable.
+//!
+//! Each event carries the hash of the one before it (`prev`) and its own `hash`, computed over its
+//! canonical JSON with `hash` empty. `verify` walks a chain and names the first event that does not
+//! fit. Admin actions are written as they happen; recipients' events (downloads) are queued in
+//! memory and written in batches, off the request path.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::link::LinkId;
+use crate::store::LinkStore;
+
+/// The `prev` of a link's first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened, before it is placed in a chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draft {
+    /// e.g. `link.created`, `download.completed`.
+    pub kind: String,
+    /// `ok`, `refused` or `failed`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<serde_json::Value>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl Draft {
+    pub fn new(kind: &str, outcome: &str) -> Draft {
+        Draft {
+            kind: kind.to_string(),
+            outcome: outcome.to_string(),
+            reason: None,
+            actor: None,
+            client: None,
+            user_agent: None,
+            document: None,
+            bytes: None,
+            detail: None,
+            at: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        }
+    }
+}
+
+/// One event in a link's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub link: LinkId,
+    pub seq: u64,
+    #[serde(flatten)]
+    pub draft: Draft,
+    pub prev: String,
+    pub hash: String,
+}
+
+/// The hash of an event: SHA-256 (hex) of its canonical JSON with `hash` empty.
+pub fn digest(event: &Event) -> String {
+    let mut unsealed = event.clone();
+    unsealed.hash.clear();
+    let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
+    let mut hex = String::with_capacity(64);
+    for b in Sha256::digest(&bytes) {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    hex
+}
+
+/// Places drafts after `last` (the chain's current tail), sealing each.
+pub fn chain(link: LinkId, last: Option<&Event>, drafts: &[Draft]) -> Vec<Event> {
+    let (mut seq, mut prev) = match last {
+        Some(e) => (e.seq + 1, e.hash.clone()),
+        None => (1, GENESIS.to_string()),
+    };
+    drafts
+        .iter()
+        .map(|d| {
+            let mut e = Event { link, seq, draft: d.clone(), prev: prev.clone(), hash: String::new() };
+            e.hash = digest(&e);
+            prev = e.hash.clone();
+            seq += 1;
+            e
+        })
+        .collect()
+}
+
+/// Why a chain does not verify.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ChainError {
+    #[error("event {seq}: its hash does not match its content")]
+    Altered { seq: u64 },
+    #[error("event {seq}: it does not follow the event before it")]
+    Broken { seq: u64 },
+    #[error("event {seq}: sequence gap or reordering")]
+    Sequence { seq: u64 },
+    #[error("event {seq}: belongs to another link")]
+    Foreign { seq: u64 },
+}
+
+/// Verifies a chain (possibly with its oldest events removed by retention: then the first event's
+/// `prev` is taken as the anchor).
+pub fn verify(link: LinkId, events: &[Event]) -> Result<(), ChainError> {
+    let mut before: Option<&Event> = None;
+    for e in events {
+        if e.link != link {
+            return Err(ChainError::Foreign { seq: e.seq });
+        }
+        if digest(e) != e.hash {
+            return Err(ChainError::Altered { seq: e.seq });
+        }
+        match before {
+            Some(b) if e.seq != b.seq + 1 => return Err(ChainError::Sequence { seq: e.seq }),
+            Some(b) if e.prev != b.hash => return Err(ChainError::Broken { seq: e.seq }),
+            None if e.seq == 1 && e.prev != GENESIS => return Err(ChainError::Broken { seq: e.seq }),
+            _ => {}
+        }
+        before = Some(e);
+    }
+    Ok(())
+}
+
+/// Recipients' events waiting to be written, per link.
+#[derive(Default)]
+pub struct AuditQueue {
+    pending: Mutex<HashMap<LinkId, Vec<Draft>>>,
+    queued: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl AuditQueue {
+    /// Most events held while the store is unreachable; past it new events are dropped (and
+    /// counted in the log) rather than memory growing without bound.
+    const MAX: u64 = 200_000;
+
+    pub fn push(&self, link: LinkId, draft: Draft) {
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= Self::MAX {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.pending.lock().entry(link).or_default().push(draft);
+    }
+
+    /// Writes what is queued; a link whose write fails keeps its events for the next flush.
+    pub async fn flush(&self, store: &Arc<dyn LinkStore>, retention: Option<std::time::Duration>) {
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::error!(dropped, "audit events dropped: the store was unreachable too long");
+        }
+        let batch = std::mem::take(&mut *self.pending.lock());
+        for (link, drafts) in batch {
+            let n = drafts.len() as u64;
+            match store.append_events(link, &drafts, retention).await {
+                Ok(()) => {
+                    self.queued.fetch_sub(n, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(link = %link, error = %e, "writing audit events failed; will retry");
+                    let mut pending = self.pending.lock();
+                    let slot = pending.entry(link).or_default();
+                    let newer = std::mem::replace(slot, drafts);
+                    slot.extend(newer);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drafts(n: usize) -> Vec<Draft> {
+        (0..n).map(|i| Draft { kind: format!("k{i}"), outcome: "ok".into(), ..Draft::new("x", "ok") }).collect()
+    }
+
+    #[test]
+    fn a_chain_verifies_and_continues() {
+        let id = LinkId::random();
+        let first = chain(id, None, &drafts(3));
+        assert_eq!(first[0].prev, GENESIS);
+        let more = chain(id, first.last(), &drafts(2));
+        assert_eq!(more[0].seq, 4);
+        let all: Vec<Event> = first.into_iter().chain(more).collect();
+        assert_eq!(verify(id, &all), Ok(()));
+        assert_eq!(verify(id, &all[2..]), Ok(()), "a pruned head still verifies");
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let id = LinkId::random();
+        let good = chain(id, None, &drafts(4));
+        let mut altered = good.clone();
+        altered[1].draft.bytes = Some(1);
+        assert_eq!(verify(id, &altered), Err(ChainError::Altered { seq: 2 }));
+        let mut removed = good.clone();
+        removed.remove(2);
+        assert_eq!(verify(id, &removed), Err(ChainError::Sequence { seq: 4 }));
+        let mut resealed = good.clone();
+        resealed[1].draft.reason = Some("x".into());
+        resealed[1].hash = digest(&resealed[1]);
+        assert_eq!(verify(id, &resealed), Err(ChainError::Broken { seq: 3 }));
+        assert_eq!(verify(LinkId::random(), &good), Err(ChainError::Foreign { seq: 1 }));
+    }
+}

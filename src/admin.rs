@@ -321,11 +321,16 @@ impl AdminApi {
         Ok(link_view(&self.gate, link, used))
     }
 
-    /// Records an admin event now; if the store refuses, it is queued and retried.
+    /// Records an admin event now, after the link's queued recipient events so the chain stays in
+    /// order; if the store refuses, everything goes back to the queue and is retried.
     async fn record(&self, id: LinkId, draft: Draft) {
-        if let Err(e) = self.gate.store.append_events(id, std::slice::from_ref(&draft), self.gate.audit_retention).await {
-            tracing::warn!(link = %id, error = %e, "audit event queued for retry");
-            self.gate.audit.push(id, draft);
+        let mut drafts = self.gate.audit.take(id);
+        drafts.push(draft);
+        if let Err(e) = self.gate.store.append_events(id, &drafts, self.gate.audit_retention).await {
+            tracing::warn!(link = %id, error = %e, "audit events queued for retry");
+            for d in drafts {
+                self.gate.audit.push(id, d);
+            }
         }
     }
 

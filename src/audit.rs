@@ -160,6 +160,13 @@ impl AuditQueue {
         self.pending.lock().entry(link).or_default().push(draft);
     }
 
+    /// Takes the events queued for one link (to be written ahead of a newer one, in order).
+    pub fn take(&self, link: LinkId) -> Vec<Draft> {
+        let drafts = self.pending.lock().remove(&link).unwrap_or_default();
+        self.queued.fetch_sub(drafts.len() as u64, Ordering::Relaxed);
+        drafts
+    }
+
     /// Writes what is queued; a link whose write fails keeps its events for the next flush.
     pub async fn flush(&self, store: &Arc<dyn LinkStore>, retention: Option<std::time::Duration>) {
         let dropped = self.dropped.swap(0, Ordering::Relaxed);

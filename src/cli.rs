@@ -67,6 +67,43 @@ impl AdminClient {
         let verb = if active { "activate" } else { "deactivate" };
         self.call("POST", &format!("/v1/links/{}/{verb}", encode(id)), None)
     }
+
+    pub fn update(&self, id: &str, body: &Value) -> Result<Value, CliError> {
+        self.call("PATCH", &format!("/v1/links/{}", encode(id)), Some(body))
+    }
+
+    /// One page of links; `params` are query parameters (object, store, created_by, state, limit, after).
+    pub fn list(&self, params: &[(&str, String)]) -> Result<Value, CliError> {
+        let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+        self.call("GET", &format!("/v1/links?{}", query.join("&")), None)
+    }
+
+    /// Every event of a link, following the pages.
+    pub fn all_events(&self, id: &str) -> Result<Vec<Value>, CliError> {
+        let mut out = Vec::new();
+        let mut after = 0u64;
+        loop {
+            let page = self.call("GET", &format!("/v1/links/{}/events?after={after}&limit=1000", encode(id)), None)?;
+            if let Some(events) = page.get("events").and_then(Value::as_array) {
+                out.extend(events.iter().cloned());
+            }
+            match page.get("next").and_then(Value::as_u64) {
+                Some(next) => after = next,
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// Checks a link's audit chain as served by the admin API: `Ok(count)` when it is intact.
+pub fn verify_chain(id: &str, events: &[Value]) -> Result<usize, String> {
+    let link = crate::link::LinkId::parse(id).ok_or_else(|| format!("`{id}` is not a link id"))?;
+    let events: Vec<crate::audit::Event> = events
+        .iter()
+        .map(|e| serde_json::from_value(e.clone()).map_err(|err| format!("unreadable event: {err}")))
+        .collect::<Result<_, _>>()?;
+    crate::audit::verify(link, &events).map_err(|e| e.to_string())?;
+    Ok(events.len())
 }
 
 fn encode(segment: &str) -> String {

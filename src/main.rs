@@ -33,6 +33,13 @@ enum Command {
         #[command(subcommand)]
         action: LinkAction,
     },
+    /// Check audit trails.
+    Audit {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Serve a folder as a plain HTTP origin (GET/HEAD/Range), for trying linkgate out.
     Origin {
         #[arg(long)]
@@ -61,6 +68,12 @@ struct AdminTarget {
 }
 
 #[derive(Subcommand)]
+enum AuditAction {
+    /// Fetch a link's events and check their hash chain; exits non-zero if it was tampered with.
+    Verify { id: String },
+}
+
+#[derive(Subcommand)]
 enum LinkAction {
     /// Create a link and print its URL.
     Create {
@@ -83,6 +96,38 @@ enum LinkAction {
     },
     /// Show a link as JSON.
     Show { id: String },
+    /// List links, newest first (one page; pass the printed `next` as --after for more).
+    List {
+        #[arg(long)]
+        object: Option<String>,
+        #[arg(long)]
+        store: Option<String>,
+        #[arg(long)]
+        created_by: Option<String>,
+        /// active, deactivated or cancelled.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Change expiry, limit or display name (expiry and limit changes restart the counter).
+    Update {
+        id: String,
+        /// RFC 3339 time, or "never" to remove the expiry.
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// A number, or "none" to remove the limit.
+        #[arg(long)]
+        max_downloads: Option<String>,
+        #[arg(long)]
+        filename: Option<String>,
+        #[arg(long)]
+        changed_by: Option<String>,
+    },
+    /// Print a link's audit events.
+    Events { id: String },
     /// Cancel a link for good.
     Cancel { id: String },
     /// Stop access to a link until it is activated again.
@@ -125,6 +170,19 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Link { target, action } => link(target, action),
+        Command::Audit { target, action: AuditAction::Verify { id } } => {
+            let client = match admin_client(target) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match client.all_events(&id).map_err(|e| e.to_string()).and_then(|events| linkgate::cli::verify_chain(&id, &events)) {
+                Ok(n) => {
+                    println!("link {id}: audit chain intact ({n} events)");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(format!("link {id}: audit chain does not verify: {e}")),
+            }
+        }
         Command::Origin { dir, listen } => {
             linkgate::serve::init_logging(false);
             let origin = match StaticOrigin::new(&dir) {
@@ -143,12 +201,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn link(target: AdminTarget, action: LinkAction) -> ExitCode {
+fn admin_client(target: AdminTarget) -> Result<AdminClient, ExitCode> {
     let from_config = match &target.config {
-        Some(path) => match load(path) {
-            Ok(c) => Some(c),
-            Err(code) => return code,
-        },
+        Some(path) => Some(load(path)?),
         None => None,
     };
     let url = target
@@ -156,15 +211,60 @@ fn link(target: AdminTarget, action: LinkAction) -> ExitCode {
         .or_else(|| from_config.as_ref().map(|c| format!("http://{}", c.admin.listen)))
         .unwrap_or_else(|| "http://127.0.0.1:9090".to_string());
     let Some(token) = target.token.or_else(|| from_config.as_ref().map(|c| c.admin.token.clone())) else {
-        return fail("an admin token is needed: --token, LINKGATE_ADMIN_TOKEN or --config");
+        return Err(fail("an admin token is needed: --token, LINKGATE_ADMIN_TOKEN or --config"));
     };
-    let client = AdminClient::new(&url, &token);
+    Ok(AdminClient::new(&url, &token))
+}
+
+fn link(target: AdminTarget, action: LinkAction) -> ExitCode {
+    let client = match admin_client(target) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let result = match action {
         LinkAction::Create { store, object, filename, expires_at, max_downloads, rights, created_by } => client.create(&json!({
             "store": store, "object": object, "filename": filename, "expires_at": expires_at,
             "max_downloads": max_downloads, "rights": rights, "created_by": created_by,
         })),
         LinkAction::Show { id } => client.show(&id),
+        LinkAction::List { object, store, created_by, state, limit, after } => {
+            let params: Vec<(&str, String)> = [
+                ("object", object),
+                ("store", store),
+                ("created_by", created_by),
+                ("state", state),
+                ("limit", limit.map(|l| l.to_string())),
+                ("after", after),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
+            client.list(&params)
+        }
+        LinkAction::Update { id, expires_at, max_downloads, filename, changed_by } => {
+            let mut body = serde_json::Map::new();
+            if let Some(e) = expires_at {
+                body.insert("expires_at".into(), if e == "never" { Value::Null } else { Value::String(e) });
+            }
+            if let Some(m) = max_downloads {
+                let value = match m.as_str() {
+                    "none" => Value::Null,
+                    n => match n.parse::<u64>() {
+                        Ok(n) => Value::from(n),
+                        Err(_) => return fail("--max-downloads takes a number or \"none\""),
+                    },
+                };
+                body.insert("max_downloads".into(), value);
+            }
+            if let Some(f) = filename {
+                body.insert("filename".into(), Value::String(f));
+            }
+            if let Some(c) = changed_by {
+                body.insert("changed_by".into(), Value::String(c));
+            }
+            client.update(&id, &Value::Object(body))
+        }
+        LinkAction::Events { id } => client.all_events(&id).map(|events| json!({ "link": id, "events": events })),
         LinkAction::Cancel { id } => client.cancel(&id),
         LinkAction::Deactivate { id } => client.set_active(&id, false),
         LinkAction::Activate { id } => client.set_active(&id, true),

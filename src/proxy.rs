@@ -196,6 +196,22 @@ impl Proxy {
         ctx.kind = classify(&req.method, &req.headers);
         ctx.client = client_ip(session);
         let link_for_events = link.clone();
+        if let (Kind::Head | Kind::Prefetch, Some(max)) = (ctx.kind, link.max_downloads) {
+            // Uncounted requests on a used-up link must look like any dead link too.
+            match self.gate.store.usage(link.id, link.generation).await {
+                Ok(used) if used >= max => {
+                    ctx.outcome = "exhausted";
+                    self.refused(session, &link, "download limit reached");
+                    return Err(404);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(link = %id, error = %e, "link store failed");
+                    ctx.outcome = "store_error";
+                    return Err(503);
+                }
+            }
+        }
         let link = match (ctx.kind, link.max_downloads) {
             (Kind::Fresh | Kind::Continuation, Some(max)) => match self.reserve(ctx, link, max).await {
                 Ok(Some(link)) => link,

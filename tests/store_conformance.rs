@@ -251,6 +251,47 @@ async fn usage_of_unlimited_links_adds_up(s: Arc<dyn LinkStore>) {
     assert_eq!(s.usage(l.id, 2).await.unwrap(), 0);
 }
 
+async fn events_chain_in_order_and_old_ones_are_pruned(s: Arc<dyn LinkStore>) {
+    let l = link(None);
+    s.create(&l).await.unwrap();
+    let mut old = linkgate::audit::Draft::new("link.created", "ok");
+    old.at -= time::Duration::days(10);
+    s.append_events(l.id, &[old], None).await.unwrap();
+    let drafts: Vec<_> = (0..5).map(|i| linkgate::audit::Draft::new(&format!("e{i}"), "ok")).collect();
+    s.append_events(l.id, &drafts[..2], None).await.unwrap();
+    s.append_events(l.id, &drafts[2..], Some(Duration::from_secs(86_400))).await.unwrap();
+    let events = s.events(l.id, 0, 100).await.unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![2, 3, 4, 5, 6], "the 10-day-old event is gone");
+    linkgate::audit::verify(l.id, &events).unwrap();
+    assert_eq!(s.events(l.id, 4, 1).await.unwrap()[0].seq, 5);
+    assert!(s.events(LinkId::random(), 0, 10).await.unwrap().is_empty());
+}
+
+async fn links_are_listed_newest_first_by_index(s: Arc<dyn LinkStore>) {
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let mut l = link(None);
+        l.created_at += time::Duration::seconds(i);
+        l.documents[0].object = if i % 2 == 0 { "x".into() } else { "y".into() };
+        s.create(&l).await.unwrap();
+        made.push(l);
+    }
+    let q = |object: Option<&str>, after: Option<String>| linkgate::store::ListQuery {
+        object: object.map(str::to_string),
+        after,
+        limit: 2,
+        ..Default::default()
+    };
+    let first = s.list(&q(Some("x"), None)).await.unwrap();
+    assert_eq!(first.links.iter().map(|l| l.id).collect::<Vec<_>>(), vec![made[4].id, made[2].id]);
+    let second = s.list(&q(Some("x"), first.next.clone())).await.unwrap();
+    assert_eq!(second.links.iter().map(|l| l.id).collect::<Vec<_>>(), vec![made[0].id]);
+    assert!(second.next.is_none());
+    let all = s.list(&linkgate::store::ListQuery { limit: 50, ..Default::default() }).await.unwrap();
+    assert_eq!(all.links.len(), 5);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod embedded_backend {
@@ -286,6 +327,8 @@ conformance!(
     a_new_generation_counts_from_zero_and_old_ones_are_stale,
     closed_or_unknown_links_are_stale,
     usage_of_unlimited_links_adds_up,
+    events_chain_in_order_and_old_ones_are_pruned,
+    links_are_listed_newest_first_by_index,
 );
 
 // Reservations outliving their gateway matter only where several gateways share state.

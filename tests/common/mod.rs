@@ -149,14 +149,14 @@ pub struct GatewayOptions {
     pub state: Option<String>,
     pub store_url: String,
     pub read_timeout_ms: u64,
-    pub extra_store: String,
+    pub extra: String,
     pub db: Option<PathBuf>,
     pub signing: &'static str,
 }
 
 impl GatewayOptions {
     pub fn for_origin(origin: &Origin) -> GatewayOptions {
-        GatewayOptions { state: None, store_url: origin.url(), read_timeout_ms: 5_000, extra_store: String::new(), db: None, signing: "k1" }
+        GatewayOptions { state: None, store_url: origin.url(), read_timeout_ms: 5_000, extra: String::new(), db: None, signing: "k1" }
     }
 
     /// A gateway on the given Redis `[state]` (see [`RedisServer::state`]).
@@ -216,7 +216,7 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
             state = opts.state.clone().unwrap_or_else(|| format!("backend = \"embedded\"\npath = \"{}\"", db.display())),
             url = opts.store_url,
             rt = opts.read_timeout_ms,
-            extra = opts.extra_store,
+            extra = opts.extra,
         );
         let config_path = dir.path().join("linkgate.toml");
         std::fs::write(&config_path, config).expect("config");

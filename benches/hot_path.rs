@@ -46,7 +46,7 @@ fn cache(c: &mut Criterion) {
         cache.put(Arc::new(Link {
             id,
             store: "docs".into(),
-            documents: vec![Document { object: "a/b.pdf".into(), filename: "b.pdf".into() }],
+            documents: vec![Document { object: "a/b.pdf".into(), filename: "b.pdf".into(), size: None }],
             rights: vec![Right::Download],
             expires_at: None,
             max_downloads: None,
@@ -57,6 +57,9 @@ fn cache(c: &mut Criterion) {
             created_at: time::OffsetDateTime::now_utc(),
             cancelled_by: None,
             cancelled_at: None,
+            password_hash: None,
+            recipient: None,
+            trusted_devices: Vec::new(),
         }));
     }
     let id = ids[4242];

@@ -21,7 +21,8 @@ use time::OffsetDateTime;
 
 use crate::audit::Draft;
 use crate::gate::Gate;
-use crate::link::{sanitize_filename, Document, Link, LinkId, LinkState, Right};
+use crate::link::{sanitize_filename, Document, Link, LinkId, LinkState, Recipient, Right};
+use crate::verify::hash_password;
 use crate::policy::{Policy, Proposed};
 use crate::store::{Change, ListQuery, StoreError};
 use crate::upstream::check_object_key;
@@ -109,7 +110,10 @@ fn link_view(gate: &Gate, link: &Link, downloads_used: u64) -> Value {
     let first = link.documents.first();
     json!({
         "id": link.id,
-        "type": "link",
+        "type": link.kind(),
+        "has_password": link.password_hash.is_some(),
+        "recipient": link.recipient,
+        "trusted_devices": link.trusted_devices.len(),
         "url": gate.url_of(link),
         "token": gate.token_of(link),
         "store": link.store,
@@ -201,20 +205,65 @@ fn parse_rights(value: Option<Value>) -> Result<Vec<Right>, ApiError> {
     Ok(rights)
 }
 
-/// Checks the operator's policy against a link as it would be stored.
+/// Checks the operator's policy against a link as it would be stored (the password's length was
+/// checked when it arrived; here only its presence counts).
 fn check_policy(policy: &Policy, link: &Link, now: OffsetDateTime) -> Result<(), StoreError> {
-    let proposed = Proposed { password: None, has_password: false, expires_at: link.expires_at, max_downloads: link.max_downloads, rights: &link.rights };
+    let proposed = Proposed {
+        password: None,
+        has_password: link.password_hash.is_some(),
+        expires_at: link.expires_at,
+        max_downloads: link.max_downloads,
+        rights: &link.rights,
+    };
     policy.check(&proposed, now).map_err(|v| StoreError::Rejected { field: v.field, message: v.message })
 }
 
-fn refuse_unsupported(body: &mut Map<String, Value>) -> Result<(), ApiError> {
-    for field in ["password", "recipient"] {
-        if body.get(field).is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::field(field, format!("`{field}` links are not supported by this version of linkgate")));
-        }
-        body.remove(field);
+/// `password`: absent → `None`; null → `Some(None)` (remove); a string → `Some(Some(p))`.
+fn take_password(body: &mut Map<String, Value>) -> Result<Option<Option<String>>, ApiError> {
+    match body.remove("password") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(p)) if p.is_empty() => Err(ApiError::field("password", "must not be empty (null removes it)")),
+        Some(Value::String(p)) if p.len() > 1024 => Err(ApiError::field("password", "must be at most 1024 bytes")),
+        Some(Value::String(p)) => Ok(Some(Some(p))),
+        Some(_) => Err(ApiError::field("password", "must be a string or null")),
     }
-    Ok(())
+}
+
+/// A plausible mail address: one `@`, something on both sides, no spaces or controls.
+fn valid_email(email: &str) -> bool {
+    let Some((user, domain)) = email.split_once('@') else { return false };
+    !user.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 254
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"\\()[]".contains(c))
+}
+
+fn take_recipient(body: &mut Map<String, Value>) -> Result<Option<Recipient>, ApiError> {
+    let Some(value) = body.remove("recipient").filter(|v| !v.is_null()) else { return Ok(None) };
+    let Value::Object(mut r) = value else {
+        return Err(ApiError::field("recipient", "must be an object like {\"email\": \"jane@example.org\"}"));
+    };
+    let email = match r.remove("email") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(e)) if valid_email(e.trim()) => Some(e.trim().to_string()),
+        Some(_) => return Err(ApiError::field("recipient.email", "must be a mail address like jane@example.org, or null")),
+    };
+    let require_code = match r.remove("require_code") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(ApiError::field("recipient.require_code", "must be true or false")),
+    };
+    if require_code && email.is_none() {
+        return Err(ApiError::field("recipient.require_code", "needs recipient.email to send codes to"));
+    }
+    if let Some(unknown) = r.keys().next() {
+        return Err(ApiError::field(&format!("recipient.{unknown}"), "is not a known field"));
+    }
+    Ok(Some(Recipient { email, require_code }))
 }
 
 fn refuse_unknown(body: &Map<String, Value>) -> Result<(), ApiError> {
@@ -342,6 +391,30 @@ impl AdminApi {
         }
     }
 
+    /// The object's size from the origin (a HEAD, bounded to two seconds); `None` when the origin
+    /// does not say (the landing page then shows no size).
+    async fn object_size(&self, store: &str, object: &str) -> Option<u64> {
+        let upstream = self.gate.upstreams.get(store)?.clone();
+        if upstream.config.tls {
+            return None; // the admin client speaks plain HTTP only
+        }
+        let url = format!("http://{}{}", upstream.config.addr, upstream.path_of(object));
+        let host = upstream.config.host_header.clone();
+        let auth = upstream.config.auth_header.clone();
+        tokio::task::spawn_blocking(move || {
+            let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(2)).redirects(0).build();
+            let mut req = agent.head(&url).set("host", &host);
+            if let Some((name, value)) = &auth {
+                req = req.set(name.as_str(), value.to_str().ok()?);
+            }
+            let resp = req.call().ok()?;
+            resp.header("content-length")?.parse().ok()
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     async fn create(&self, session: &mut ServerSession, caller: &Caller, origin: &RequestFacts) -> Result<(StatusCode, Value), ApiError> {
         let mut body = self.read_json_object(session).await?;
         let now = OffsetDateTime::now_utc();
@@ -371,12 +444,20 @@ impl AdminApi {
                 }
             }
         }
-        refuse_unsupported(&mut body)?;
+        let password = take_password(&mut body)?.flatten();
+        let recipient = take_recipient(&mut body)?;
         refuse_unknown(&body)?;
+        let proposed = Proposed { password: password.as_deref(), has_password: password.is_some(), expires_at, max_downloads, rights: &rights };
+        self.gate.policy.check(&proposed, now).map_err(|v| ApiError::field(v.field, v.message))?;
+        let password_hash = match &password {
+            Some(p) => Some(hash_password(p).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string()))?),
+            None => None,
+        };
+        let size = self.object_size(&store, &object).await;
         let link = Link {
             id: LinkId::random(),
             store,
-            documents: vec![Document { object, filename }],
+            documents: vec![Document { object, filename, size }],
             rights,
             expires_at,
             max_downloads,
@@ -387,8 +468,10 @@ impl AdminApi {
             created_at: now,
             cancelled_by: None,
             cancelled_at: None,
+            password_hash,
+            recipient,
+            trusted_devices: Vec::new(),
         };
-        check_policy(&self.gate.policy, &link, now)?;
         self.gate.store.create(&link).await?;
         tracing::info!(link = %link.id, store = %link.store, "link created");
         let mut event = origin.event("link.created", "ok", created_by);
@@ -405,14 +488,28 @@ impl AdminApi {
         let max_downloads = take_limit(&mut body)?;
         let filename = take_string(&mut body, "filename")?.map(|f| sanitize_filename(&f));
         let changed_by = check_identity("changed_by", take_string(&mut body, "changed_by")?)?;
-        refuse_unsupported(&mut body)?;
+        let password = take_password(&mut body)?;
         refuse_unknown(&body)?;
-        if expires_at.is_none() && max_downloads.is_none() && filename.is_none() {
-            return Err(ApiError::field("body", "names nothing to change (expires_at, max_downloads, filename)"));
+        if expires_at.is_none() && max_downloads.is_none() && filename.is_none() && password.is_none() {
+            return Err(ApiError::field("body", "names nothing to change (expires_at, max_downloads, filename, password)"));
         }
+        if let Some(Some(p)) = &password {
+            let proposed = Proposed { password: Some(p), has_password: true, expires_at: None, max_downloads: None, rights: &[] };
+            if let Err(v) = self.gate.policy.check(&proposed, now) {
+                if v.field == "password" {
+                    return Err(ApiError::field(v.field, v.message));
+                }
+            }
+        }
+        // Hashed before the change is applied, off the runtime; `Some(None)` removes the password.
+        let new_hash: Option<Option<String>> = match &password {
+            Some(Some(p)) => Some(Some(hash_password(p).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string()))?)),
+            Some(None) => Some(None),
+            None => None,
+        };
         self.visible(caller, id).await?;
         let policy = self.gate.policy.clone();
-        let (exp, max, name) = (expires_at, max_downloads, filename.clone());
+        let (exp, max, name, hash) = (expires_at, max_downloads, filename.clone(), new_hash);
         let change: Change = Arc::new(move |link: &mut Link| {
             if link.state == LinkState::Cancelled {
                 return Err(StoreError::Refused("a cancelled link cannot be changed".into()));
@@ -430,6 +527,11 @@ impl AdminApi {
                 if let Some(d) = link.documents.first_mut() {
                     d.filename = n.clone();
                 }
+            }
+            if let Some(h) = &hash {
+                // Any password change logs every browser out (their cookies name the generation).
+                bump = true;
+                link.password_hash = h.clone();
             }
             check_policy(&policy, link, now)?;
             if bump {
@@ -449,6 +551,9 @@ impl AdminApi {
         }
         if filename.is_some() {
             fields.push("filename");
+        }
+        if password.is_some() {
+            fields.push("password");
         }
         match result {
             Ok(link) => {

@@ -12,6 +12,7 @@ use base64::Engine;
 use serde::Deserialize;
 
 use crate::store::redis::{RedisOptions, RedisTarget};
+use crate::mail::{MailConfig, Mailer};
 use crate::policy::Policy;
 use crate::token::Keyring;
 
@@ -48,6 +49,8 @@ struct RawConfig {
     policy: Policy,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    mail: MailConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +76,9 @@ struct RawServer {
     /// Seconds a client may take to send its request headers.
     #[serde(default)]
     client_read_timeout_seconds: Option<u64>,
+    /// Mark cookies `Secure`; default: on when `public_url` is https.
+    #[serde(default)]
+    cookie_secure: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +184,9 @@ struct RawLimits {
     /// Seconds a client keeps the right to resume/range a download it was granted.
     #[serde(default)]
     grant_window_seconds: Option<u64>,
+    /// Requests per minute one client address may make to the recipients' pages.
+    #[serde(default)]
+    page_requests_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -200,6 +209,8 @@ pub struct Config {
     pub log_json: bool,
     pub policy: Policy,
     pub audit_retention: Option<Duration>,
+    pub mail: MailConfig,
+    pub page_requests_per_minute: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +222,7 @@ pub struct ServerConfig {
     pub grace_period_seconds: u64,
     pub client_write_timeout: Duration,
     pub client_read_timeout: Duration,
+    pub cookie_secure: bool,
 }
 
 #[derive(Clone)]
@@ -435,6 +447,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         Some(other) => return Err(invalid("log.format", format!("`{other}` is not one of \"text\", \"json\""))),
     };
 
+    let cookie_secure = raw.server.cookie_secure.unwrap_or(public_url.starts_with("https://"));
     Ok(Config {
         server: ServerConfig {
             listen,
@@ -443,6 +456,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             grace_period_seconds: raw.server.grace_period_seconds.unwrap_or(30),
             client_write_timeout: Duration::from_secs(raw.server.client_write_timeout_seconds.unwrap_or(60)),
             client_read_timeout: Duration::from_secs(raw.server.client_read_timeout_seconds.unwrap_or(30)),
+            cookie_secure,
         },
         admin: AdminConfig { listen: admin_listen, token: raw.admin.token, callers },
         keys,
@@ -452,6 +466,18 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         grant_window: Duration::from_secs(raw.limits.grant_window_seconds.unwrap_or(600)),
         log_json,
         policy: raw.policy,
+        mail: {
+            Mailer::from_config(&raw.mail).map_err(|e| match e {
+                crate::mail::MailError::Config { key, message } => invalid(key, message),
+                other => invalid("mail", other.to_string()),
+            })?;
+            raw.mail
+        },
+        page_requests_per_minute: match raw.limits.page_requests_per_minute {
+            Some(0) => return Err(invalid("limits.page_requests_per_minute", "must be at least 1")),
+            Some(n) => n,
+            None => 120,
+        },
         audit_retention: match raw.audit.retention_days {
             Some(0) => return Err(invalid("audit.retention_days", "must be at least 1 (leave it out to keep events for ever)")),
             Some(days) => Some(Duration::from_secs(u64::from(days) * 86_400)),

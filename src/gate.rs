@@ -8,7 +8,10 @@ use std::time::Duration;
 use crate::audit::AuditQueue;
 use crate::cache::LinkCache;
 use crate::config::RestrictedCaller;
+use crate::mail::Mailer;
 use crate::policy::Policy;
+use crate::recipient::PageLimiter;
+use crate::verify::Verifier;
 use crate::config::{Config, StateConfig, StoreConfig};
 use crate::counting::{Settlements, UsageBatcher};
 use crate::link::{Link, LinkId};
@@ -32,6 +35,9 @@ pub struct Gate {
     pub policy: Policy,
     pub admin_token: String,
     pub callers: Vec<RestrictedCaller>,
+    pub verifier: Verifier,
+    pub mailer: Mailer,
+    pub page_limiter: PageLimiter,
 }
 
 impl Gate {
@@ -67,6 +73,9 @@ impl Gate {
             policy: config.policy.clone(),
             admin_token: config.admin.token.clone(),
             callers: config.admin.callers.clone(),
+            verifier: Verifier::new(config.keys.clone(), config.server.cookie_secure),
+            mailer: Mailer::from_config(&config.mail).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            page_limiter: PageLimiter::new(config.page_requests_per_minute),
         })
     }
 

@@ -13,6 +13,9 @@
 //! - [`policy`]: the operator's rules for links.
 //! - [`gate`]: the shared core used by proxy and admin API.
 //! - [`proxy`]: the recipients' request path (Pingora `ProxyHttp`).
+//! - [`recipient`]: password gate, device verification and landing page for browsers.
+//! - [`verify`]: passwords (argon2id), codes, signed cookies and form tokens.
+//! - [`mail`]: delivery of verification codes (SMTP or log).
 //! - [`admin`]: the admin HTTP API.
 //! - [`audit`]: the hash-chained audit trail.
 //! - [`origin`]: a small static origin for the demo.
@@ -28,11 +31,14 @@ pub mod counting;
 pub mod disposition;
 pub mod gate;
 pub mod link;
+pub mod mail;
 pub mod origin;
 pub mod pages;
 pub mod policy;
 pub mod proxy;
+pub mod recipient;
 pub mod serve;
 pub mod store;
 pub mod token;
 pub mod upstream;
+pub mod verify;

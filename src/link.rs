@@ -103,6 +103,20 @@ impl Right {
 pub struct Document {
     pub object: String,
     pub filename: String,
+    /// Size in bytes, when the origin told it at creation (shown on the landing page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// The person a link is for: their browsers are verified (first device trusted, others by code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// Where codes go. Without one, every browser may only view the document inline.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Ask for a mailed code even on the first browser.
+    #[serde(default)]
+    pub require_code: bool,
 }
 
 /// A share link as stored.
@@ -126,6 +140,14 @@ pub struct Link {
     pub cancelled_by: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub cancelled_at: Option<OffsetDateTime>,
+    /// argon2id PHC string; never shown by the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<Recipient>,
+    /// Device ids of the recipient's verified browsers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_devices: Vec<String>,
 }
 
 impl Link {
@@ -136,6 +158,20 @@ impl Link {
 
     pub fn allows(&self, right: Right) -> bool {
         self.rights.contains(&right)
+    }
+
+    /// Whether a browser meets a landing page first (and the download starts from there).
+    pub fn has_pages(&self) -> bool {
+        self.password_hash.is_some() || self.recipient.is_some()
+    }
+
+    /// The kind of share, as listed to integrators.
+    pub fn kind(&self) -> &'static str {
+        match (&self.recipient, &self.password_hash) {
+            (Some(_), _) => "guest",
+            (None, Some(_)) => "password",
+            (None, None) => "link",
+        }
     }
 }
 

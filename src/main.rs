@@ -323,7 +323,7 @@ fn demo(config_path: &std::path::Path) -> ExitCode {
     let link = linkgate::link::Link {
         id: linkgate::link::LinkId::random(),
         store: store_name.clone(),
-        documents: vec![linkgate::link::Document { object: "welcome.txt".into(), filename: "Welcome to linkgate.txt".into() }],
+        documents: vec![linkgate::link::Document { object: "welcome.txt".into(), filename: "Welcome to linkgate.txt".into(), size: None }],
         rights: vec![linkgate::link::Right::Download],
         expires_at: Some(time::OffsetDateTime::now_utc() + time::Duration::days(1)),
         max_downloads: Some(5),
@@ -334,6 +334,9 @@ fn demo(config_path: &std::path::Path) -> ExitCode {
         created_at: time::OffsetDateTime::now_utc(),
         cancelled_by: None,
         cancelled_at: None,
+        password_hash: None,
+        recipient: None,
+        trusted_devices: Vec::new(),
     };
     let created = tokio::runtime::Builder::new_current_thread()
         .build()

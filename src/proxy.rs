@@ -29,6 +29,7 @@ use crate::gate::Gate;
 use crate::audit::Draft;
 use crate::link::{Link, LinkState, Right};
 use crate::pages;
+use crate::recipient::{self, Decision, Reply};
 use crate::store::{ReserveRequest, Reservation, Ticket};
 use crate::upstream::{HttpUpstream, FORWARDED_REQUEST_HEADERS};
 
@@ -47,6 +48,9 @@ pub struct Ctx {
     /// The slot reserved for this request, to be committed or given back.
     ticket: Option<Ticket>,
     client: String,
+    /// Send the file inline whatever the link's rights (an unverified browser of a recipient
+    /// without an email address).
+    view_only: bool,
     /// The origin's answer was replaced by this page.
     replacement: Option<Bytes>,
     outcome: &'static str,
@@ -66,11 +70,32 @@ fn client_ip(session: &Session) -> String {
     }
 }
 
+/// What to answer instead of proxying.
+enum Answer {
+    Status(u16),
+    Reply(Reply),
+}
+
+/// Writes a recipient page, form answer or redirect.
+async fn write_reply(session: &mut Session, reply: Reply) -> Result<()> {
+    let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 1))?;
+    for (k, v) in reply.headers {
+        resp.append_header(k, v)?;
+    }
+    resp.insert_header(header::CONTENT_LENGTH, reply.body.len())?;
+    let head = session.req_header().method == Method::HEAD || reply.body.is_empty();
+    session.write_response_header(Box::new(resp), head).await?;
+    if !head {
+        session.write_response_body(Some(reply.body), true).await?;
+    }
+    Ok(())
+}
+
 /// Writes one of our pages and ends the response (keep-alive is preserved).
 async fn answer(session: &mut Session, status: u16, extra: &[(&'static str, &'static str)]) -> Result<()> {
     let body = pages::for_status(status);
     let mut resp = ResponseHeader::build(status, Some(8))?;
-    for (k, v) in pages::PAGE_HEADERS.iter().chain(extra) {
+    for (k, v) in pages::page_headers().iter().chain(extra) {
         resp.insert_header(*k, *v)?;
     }
     resp.insert_header(header::CONTENT_LENGTH, body.len())?;
@@ -149,23 +174,23 @@ impl Proxy {
         Ok(None)
     }
 
-    /// Decides whether the request may proceed; `Err(status)` is the answer to give instead.
-    async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), u16> {
+    /// Decides whether the request may proceed; `Err(answer)` is what to answer instead.
+    async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Answer> {
         let req = session.req_header();
         let Some(id) = token_of(req.uri.path()).and_then(|t| self.gate.keys.verify(t)) else {
             ctx.outcome = "bad_token";
-            return Err(404);
+            return Err(Answer::Status(404));
         };
         let link = match self.gate.link(id).await {
             Ok(Some(link)) => link,
             Ok(None) => {
                 ctx.outcome = "unknown_link";
-                return Err(404);
+                return Err(Answer::Status(404));
             }
             Err(e) => {
                 tracing::error!(link = %id, error = %e, "link store failed");
                 ctx.outcome = "store_error";
-                return Err(503);
+                return Err(Answer::Status(503));
             }
         };
         if !link.is_open(OffsetDateTime::now_utc()) {
@@ -175,24 +200,41 @@ impl Proxy {
                 LinkState::Cancelled => "cancelled",
             };
             self.refused(session, &link, ctx.outcome);
-            return Err(404);
+            return Err(Answer::Status(404));
         }
         let req = session.req_header();
-        if req.method != Method::GET && req.method != Method::HEAD {
+        let form_post = req.method == Method::POST && link.has_pages();
+        if req.method != Method::GET && req.method != Method::HEAD && !form_post {
             ctx.outcome = "method";
             self.refused(session, &link, "method not allowed");
-            return Err(405);
+            return Err(Answer::Status(405));
+        }
+        if link.has_pages() {
+            let base = format!("/s/{}", token_of(session.req_header().uri.path()).unwrap_or_default());
+            match recipient::decide(&self.gate, session, link.clone(), base).await {
+                Ok(Decision::Pass { view_only }) => ctx.view_only = view_only,
+                Ok(Decision::Reply(reply)) => {
+                    ctx.outcome = "page";
+                    return Err(Answer::Reply(reply));
+                }
+                Err(e) => {
+                    tracing::warn!(link = %id, error = %e, "reading a recipient's request failed");
+                    ctx.outcome = "bad_request";
+                    return Err(Answer::Status(400));
+                }
+            }
         }
         if !link.allows(Right::Download) && !link.allows(Right::View) {
             ctx.outcome = "no_right";
-            return Err(404);
+            return Err(Answer::Status(404));
         }
         let Some(upstream) = link.documents.first().and_then(|_| self.gate.upstreams.get(&link.store)) else {
             tracing::error!(link = %id, store = %link.store, "link names a store that is not configured");
             ctx.outcome = "no_store";
-            return Err(404);
+            return Err(Answer::Status(404));
         };
         ctx.upstream = Some(upstream.clone());
+        let req = session.req_header();
         ctx.kind = classify(&req.method, &req.headers);
         ctx.client = client_ip(session);
         let link_for_events = link.clone();
@@ -202,13 +244,13 @@ impl Proxy {
                 Ok(used) if used >= max => {
                     ctx.outcome = "exhausted";
                     self.refused(session, &link, "download limit reached");
-                    return Err(404);
+                    return Err(Answer::Status(404));
                 }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(link = %id, error = %e, "link store failed");
                     ctx.outcome = "store_error";
-                    return Err(503);
+                    return Err(Answer::Status(503));
                 }
             }
         }
@@ -218,12 +260,12 @@ impl Proxy {
                 Ok(None) => {
                     ctx.outcome = "exhausted";
                     self.refused(session, &link_for_events, "download limit reached");
-                    return Err(404);
+                    return Err(Answer::Status(404));
                 }
                 Err(e) => {
                     tracing::error!(link = %id, error = %e, "link store failed while counting");
                     ctx.outcome = "store_error";
-                    return Err(503);
+                    return Err(Answer::Status(503));
                 }
             },
             _ => link,
@@ -245,6 +287,7 @@ impl ProxyHttp for Proxy {
             kind: Kind::Head,
             ticket: None,
             client: String::new(),
+            view_only: false,
             replacement: None,
             outcome: "served",
         }
@@ -258,10 +301,17 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        if let Err(status) = self.admit(session, ctx).await {
-            let allow: &[(&'static str, &'static str)] = if status == 405 { &[("allow", "GET, HEAD")] } else { &[] };
-            answer(session, status, allow).await?;
-            return Ok(true);
+        match self.admit(session, ctx).await {
+            Ok(()) => {}
+            Err(Answer::Status(status)) => {
+                let allow: &[(&'static str, &'static str)] = if status == 405 { &[("allow", "GET, HEAD")] } else { &[] };
+                answer(session, status, allow).await?;
+                return Ok(true);
+            }
+            Err(Answer::Reply(reply)) => {
+                write_reply(session, reply).await?;
+                return Ok(true);
+            }
         }
         if ctx.kind == Kind::Prefetch {
             // A prefetch never receives the document, so it can never use up a download.
@@ -318,7 +368,7 @@ impl ProxyHttp for Proxy {
             self.give_back(ctx).await;
             let body = pages::for_status(code);
             let mut page = ResponseHeader::build(code, Some(8))?;
-            for (k, v) in pages::PAGE_HEADERS {
+            for (k, v) in pages::page_headers() {
                 page.insert_header(k, v)?;
             }
             page.insert_header(header::CONTENT_LENGTH, body.len())?;
@@ -332,7 +382,7 @@ impl ProxyHttp for Proxy {
         resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
         resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
         if let Some(link) = &ctx.link {
-            let inline = !link.allows(Right::Download);
+            let inline = ctx.view_only || !link.allows(Right::Download);
             let name = link.documents.first().map(|d| d.filename.as_str()).unwrap_or("download");
             resp.insert_header(header::CONTENT_DISPOSITION, content_disposition(inline, name))?;
         }

@@ -109,6 +109,47 @@ impl Keyring {
         LinkId::from_slice(link)
     }
 
+    /// Seals `payload` for a purpose (`label`): `payload.kid.mac`, the MAC over label and payload
+    /// under the signing key. Used for cookies and form tokens; the payload is readable, not secret.
+    pub fn seal(&self, label: &str, payload: &str) -> String {
+        let Some(mac) = self.keys.get(self.signing.as_bytes()) else { return String::new() };
+        let mut mac = mac.clone();
+        mac.update(b"linkgate/seal/");
+        mac.update(label.as_bytes());
+        mac.update(b"\0");
+        mac.update(payload.as_bytes());
+        format!("{payload}.{}.{}", self.signing, URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    /// The payload of a sealed value, if its MAC verifies (in constant time) under a known key.
+    pub fn open<'a>(&self, label: &str, sealed: &'a str) -> Option<&'a str> {
+        if sealed.len() > 1024 {
+            return None;
+        }
+        let (rest, tag) = sealed.rsplit_once('.')?;
+        let (payload, kid) = rest.rsplit_once('.')?;
+        let mut mac = self.keys.get(kid.as_bytes())?.clone();
+        let mut tag_bytes = [0u8; MAC_LEN + 2];
+        let n = URL_SAFE_NO_PAD.decode_slice(tag.as_bytes(), &mut tag_bytes).ok()?;
+        mac.update(b"linkgate/seal/");
+        mac.update(label.as_bytes());
+        mac.update(b"\0");
+        mac.update(payload.as_bytes());
+        mac.verify_slice(&tag_bytes[..n]).ok()?;
+        Some(payload)
+    }
+
+    /// A keyed hash (hex) of `data` for a purpose, e.g. a mailed code as stored.
+    pub fn keyed_hash(&self, label: &str, data: &str) -> String {
+        let Some(mac) = self.keys.get(self.signing.as_bytes()) else { return String::new() };
+        let mut mac = mac.clone();
+        mac.update(b"linkgate/hash/");
+        mac.update(label.as_bytes());
+        mac.update(b"\0");
+        mac.update(data.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The key id a (verified) token was signed with; `None` for anything unparsable.
     pub fn key_id_of(token: &str) -> Option<String> {
         let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
@@ -170,6 +211,21 @@ mod tests {
         assert_eq!(r.verify(&"A".repeat(10_000)), None);
         assert_eq!(r.verify("../../etc/passwd"), None);
         assert_eq!(r.verify("é"), None);
+    }
+
+    #[test]
+    fn sealed_values_open_only_untouched_and_for_their_purpose() {
+        let r = ring();
+        let sealed = r.seal("device", "abc.def");
+        assert_eq!(r.open("device", &sealed), Some("abc.def"));
+        assert_eq!(r.open("pass", &sealed), None, "bound to its purpose");
+        assert_eq!(r.open("device", &sealed.replace("abc", "abd")), None);
+        assert_eq!(r.open("device", &format!("{sealed}x")), None);
+        assert_eq!(r.open("device", "no dots"), None);
+        assert_eq!(r.open("device", ".."), None);
+        let other = Keyring::new("k2", vec![("k2".into(), vec![3u8; 32])]);
+        assert_eq!(other.open("device", &sealed), None);
+        assert_ne!(r.keyed_hash("code", "123456"), r.keyed_hash("code", "123457"));
     }
 
     #[test]

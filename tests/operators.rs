@@ -103,8 +103,12 @@ fn bad_input_gets_a_clear_error_naming_the_field() {
         (json!({"store": "docs", "object": "a", "rights": []}), "rights"),
         (json!({"store": "docs", "object": "a", "rights": "download"}), "rights"),
         (json!({"store": "docs", "object": "a", "colour": "red"}), "colour"),
-        (json!({"store": "docs", "object": "a", "password": "hunter22"}), "password"),
-        (json!({"store": "docs", "object": "a", "recipient": {"email": "a@example.org"}}), "recipient"),
+        (json!({"store": "docs", "object": "a", "password": 5}), "password"),
+        (json!({"store": "docs", "object": "a", "password": ""}), "password"),
+        (json!({"store": "docs", "object": "a", "recipient": "a@example.org"}), "recipient"),
+        (json!({"store": "docs", "object": "a", "recipient": {"email": "not an address"}}), "recipient.email"),
+        (json!({"store": "docs", "object": "a", "recipient": {"email": "a@example.org", "colour": 1}}), "recipient.colour"),
+        (json!({"store": "docs", "object": "a", "recipient": {"require_code": true}}), "recipient.require_code"),
         (json!({"store": "docs", "object": "a", "created_by": "x\ny"}), "created_by"),
     ];
     for (body, field) in cases {

@@ -42,7 +42,7 @@ fn link(max: Option<u64>) -> Link {
     Link {
         id: LinkId::random(),
         store: "docs".into(),
-        documents: vec![Document { object: "a/b.pdf".into(), filename: "b.pdf".into() }],
+        documents: vec![Document { object: "a/b.pdf".into(), filename: "b.pdf".into(), size: None }],
         rights: vec![Right::Download],
         expires_at: None,
         max_downloads: max,
@@ -53,6 +53,9 @@ fn link(max: Option<u64>) -> Link {
         created_at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
         cancelled_by: None,
         cancelled_at: None,
+        password_hash: None,
+        recipient: None,
+        trusted_devices: Vec::new(),
     }
 }
 

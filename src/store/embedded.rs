@@ -105,6 +105,8 @@ impl Grants {
 pub struct EmbeddedStore {
     db: Arc<Database>,
     grants: Arc<Mutex<Grants>>,
+    /// Attempt counters, single-use tokens and codes: in memory (one process uses this store).
+    kv: super::MemoryKv,
 }
 
 impl EmbeddedStore {
@@ -122,7 +124,7 @@ impl EmbeddedStore {
         tx.open_table(INDEX).map_err(unavailable)?;
         tx.open_table(EVENTS).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
-        Ok(EmbeddedStore { db: Arc::new(db), grants: Arc::default() })
+        Ok(EmbeddedStore { db: Arc::new(db), grants: Arc::default(), kv: super::MemoryKv::default() })
     }
 
     /// Runs blocking database work off the async runtime.
@@ -389,6 +391,28 @@ impl LinkStore for EmbeddedStore {
             Ok(out)
         })
         .await
+    }
+
+    async fn hit(&self, key: &str, window: std::time::Duration, incr: u64) -> Result<u64, StoreError> {
+        Ok(self.kv.hit(key, window, incr))
+    }
+
+    async fn once(&self, key: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        Ok(self.kv.once(key, ttl))
+    }
+
+    async fn kv_put(&self, key: &str, value: &[u8], ttl: std::time::Duration) -> Result<(), StoreError> {
+        self.kv.kv_put(key, value, ttl);
+        Ok(())
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.kv.kv_get(key))
+    }
+
+    async fn kv_del(&self, key: &str) -> Result<(), StoreError> {
+        self.kv.kv_del(key);
+        Ok(())
     }
 }
 

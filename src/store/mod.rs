@@ -144,6 +144,72 @@ pub fn member_id(member: &str) -> Option<LinkId> {
     LinkId::parse(member.rsplit(':').next()?)
 }
 
+/// Short-lived values and counters in memory, for a store that serves one process.
+#[derive(Default)]
+pub(crate) struct MemoryKv {
+    map: parking_lot::Mutex<std::collections::HashMap<String, (Vec<u8>, std::time::Instant)>>,
+}
+
+impl MemoryKv {
+    const MAX: usize = 200_000;
+
+    fn live(&self, key: &str) -> Option<Vec<u8>> {
+        let now = std::time::Instant::now();
+        let mut map = self.map.lock();
+        match map.get(key) {
+            Some((v, until)) if *until > now => Some(v.clone()),
+            Some(_) => {
+                map.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, key: &str, value: Vec<u8>, until: std::time::Instant) {
+        let mut map = self.map.lock();
+        if map.len() >= Self::MAX {
+            let now = std::time::Instant::now();
+            map.retain(|_, (_, t)| *t > now);
+        }
+        if map.len() < Self::MAX || map.contains_key(key) {
+            map.insert(key.to_string(), (value, until));
+        }
+    }
+
+    pub(crate) fn hit(&self, key: &str, window: Duration, incr: u64) -> u64 {
+        let now = std::time::Instant::now();
+        let mut map = self.map.lock();
+        let entry = map.entry(key.to_string()).or_insert_with(|| (0u64.to_le_bytes().to_vec(), now + window));
+        if entry.1 <= now {
+            *entry = (0u64.to_le_bytes().to_vec(), now + window);
+        }
+        let current = u64::from_le_bytes(entry.0.as_slice().try_into().unwrap_or([0; 8])).saturating_add(incr);
+        entry.0 = current.to_le_bytes().to_vec();
+        current
+    }
+
+    pub(crate) fn once(&self, key: &str, ttl: Duration) -> bool {
+        if self.live(key).is_some() {
+            return false;
+        }
+        self.put(key, Vec::new(), std::time::Instant::now() + ttl);
+        true
+    }
+
+    pub(crate) fn kv_put(&self, key: &str, value: &[u8], ttl: Duration) {
+        self.put(key, value.to_vec(), std::time::Instant::now() + ttl);
+    }
+
+    pub(crate) fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.live(key)
+    }
+
+    pub(crate) fn kv_del(&self, key: &str) {
+        self.map.lock().remove(key);
+    }
+}
+
 /// Walks an index page by page, keeping the links that match; bounded work per call.
 pub(crate) async fn list_by_index<S, F, Fut>(store: &S, q: &ListQuery, scan: F) -> Result<ListPage, StoreError>
 where
@@ -207,6 +273,15 @@ pub trait LinkStore: Send + Sync + 'static {
     async fn append_events(&self, id: LinkId, drafts: &[Draft], retention: Option<Duration>) -> Result<(), StoreError>;
     /// Up to `limit` events with `seq > after`, oldest first.
     async fn events(&self, id: LinkId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// Adds `incr` to a counter that lives for `window` from its first hit and returns its value
+    /// (`incr` 0 reads it). Attempt caps use it, so they hold across instances.
+    async fn hit(&self, key: &str, window: Duration, incr: u64) -> Result<u64, StoreError>;
+    /// True the first time `key` is seen within `ttl` (single-use form tokens).
+    async fn once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Short-lived values (mailed codes).
+    async fn kv_put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn kv_del(&self, key: &str) -> Result<(), StoreError>;
     /// Reports changes made by other gateway instances until the process ends; returns at once
     /// for a backend that only one instance uses.
     async fn follow_changes(&self, on_change: OnChange);

@@ -154,6 +154,13 @@ end
 return 1
 "#;
 
+const HIT: &str = r#"
+-- KEYS: counter   ARGV: increment, window ms
+local v = redis.call('INCRBY', KEYS[1], tonumber(ARGV[1]))
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2])) end
+return v
+"#;
+
 pub struct RedisStore {
     opts: RedisOptions,
     single: Option<redis::Client>,
@@ -165,6 +172,7 @@ pub struct RedisStore {
     create: Script,
     cas: Script,
     append: Script,
+    hit: Script,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -200,6 +208,7 @@ impl RedisStore {
             create: Script::new(CREATE),
             cas: Script::new(COMPARE_AND_SET),
             append: Script::new(APPEND_EVENTS),
+            hit: Script::new(HIT),
         })
     }
 
@@ -309,7 +318,11 @@ impl LinkStore for RedisStore {
 
     async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError> {
         let key = self.key("link", &id);
-        for _ in 0..16 {
+        for attempt in 0..64u64 {
+            if attempt > 0 {
+                // Lost a race with another writer: back off a little, with jitter, and read again.
+                tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % (2 + attempt.min(20)))).await;
+            }
             let k = key.clone();
             let raw: Option<Vec<u8>> = self.run(|mut c| async move { redis::cmd("GET").arg(k).query_async(&mut c).await }).await?;
             let raw = raw.ok_or(StoreError::NotFound(id))?;
@@ -484,6 +497,38 @@ impl LinkStore for RedisStore {
             .map(|r| serde_json::from_slice(r).map_err(|e| StoreError::Corrupt(format!("event record: {e}"))))
             .filter(|e| !matches!(e, Ok(Event { seq, .. }) if *seq <= after))
             .collect()
+    }
+
+    async fn hit(&self, key: &str, window: Duration, incr: u64) -> Result<u64, StoreError> {
+        let key = format!("{}:eph:{key}", self.opts.prefix);
+        let ms = window.as_millis().max(1) as u64;
+        let v: i64 = self.run(|mut c| async move { self.hit.key(key).arg(incr).arg(ms).invoke_async(&mut c).await }).await?;
+        Ok(v.max(0) as u64)
+    }
+
+    async fn once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let key = format!("{}:eph:{key}", self.opts.prefix);
+        let ms = ttl.as_millis().max(1) as u64;
+        let set: Option<String> = self
+            .run(|mut c| async move { redis::cmd("SET").arg(key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut c).await })
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn kv_put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let key = format!("{}:eph:{key}", self.opts.prefix);
+        let (value, ms) = (value.to_vec(), ttl.as_millis().max(1) as u64);
+        self.run(|mut c| async move { redis::cmd("SET").arg(key).arg(value).arg("PX").arg(ms).query_async::<()>(&mut c).await }).await
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = format!("{}:eph:{key}", self.opts.prefix);
+        self.run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await }).await
+    }
+
+    async fn kv_del(&self, key: &str) -> Result<(), StoreError> {
+        let key = format!("{}:eph:{key}", self.opts.prefix);
+        self.run(|mut c| async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await }).await.map(|_| ())
     }
 
     async fn follow_changes(&self, on_change: OnChange) {

@@ -438,9 +438,15 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// The `[state]` table body for a gateway on this server.
+    /// The `[state]` table body for a gateway on this server (a short store timeout, so fault
+    /// tests see 503s quickly).
     pub fn state(&self) -> String {
-        format!("backend = \"redis\"\nredis_url = \"{}\"\nredis_timeout_ms = 400\nreservation_ttl_seconds = 4", self.url())
+        self.state_with_timeout(400)
+    }
+
+    /// The same with another store timeout (heavy-load tests on a small debug build).
+    pub fn state_with_timeout(&self, ms: u64) -> String {
+        format!("backend = \"redis\"\nredis_url = \"{}\"\nredis_timeout_ms = {ms}\nreservation_ttl_seconds = 4", self.url())
     }
 
     /// Runs `redis-cli` against this server and returns its output.

@@ -306,8 +306,13 @@ fn agent() -> ureq::Agent {
     ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).redirects(0).build()
 }
 
-/// Sends a request; any status is a reply (never an error).
+/// Sends a request; any status is a reply (never an error); panics if nothing answers.
 pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+    try_request(method, url, headers, body).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// Sends a request; `Err` only when nothing answered.
+pub fn try_request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Reply, String> {
     let mut req = agent().request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
@@ -319,7 +324,7 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
     let resp = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {url}: {e}"),
+        Err(e) => return Err(e.to_string()),
     };
     let status = resp.status();
     let headers = resp
@@ -329,9 +334,9 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
         .collect();
     let mut body = Vec::new();
     if method != "HEAD" {
-        resp.into_reader().take(2 << 30).read_to_end(&mut body).expect("body");
+        resp.into_reader().take(2 << 30).read_to_end(&mut body).map_err(|e| e.to_string())?;
     }
-    Reply { status, headers, body }
+    Ok(Reply { status, headers, body })
 }
 
 pub fn get(url: &str) -> Reply {
@@ -496,4 +501,251 @@ impl RedisCluster {
     pub fn state(&self) -> String {
         format!("backend = \"redis\"\nredis_url = \"{}\"\nredis_timeout_ms = 1000\nreservation_ttl_seconds = 4", self.url())
     }
+}
+
+/// A real SMTP listener (Debian's python3-aiosmtpd) that stores what it receives in a Maildir.
+pub struct SmtpSink {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let maildir = dir.path().join("maildir");
+        // Debian's python3 (not a pyenv one) has the aiosmtpd package.
+        let python = if Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" };
+        let child = Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3-aiosmtpd must be installed (apt-get install python3-aiosmtpd)");
+        wait_for_port(port, "aiosmtpd");
+        SmtpSink { port, dir, child }
+    }
+
+    /// The `[mail]` table for a gateway delivering here.
+    pub fn config(&self) -> String {
+        format!("[mail]\ndelivery = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Shares <shares@example.org>\"\n", self.port)
+    }
+
+    /// Every message received so far, as raw text.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.dir.path().join("maildir").join(sub)) {
+                let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                paths.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+                out.extend(paths.iter().filter_map(|p| std::fs::read_to_string(p).ok()));
+            }
+        }
+        out
+    }
+
+    /// Waits for the `n`th message (1-based) to arrive and returns the code it carries.
+    pub fn code(&self, n: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let messages = self.messages();
+            if messages.len() >= n {
+                let msg = &messages[n - 1];
+                if let Some(code) = msg.lines().map(str::trim).find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit())) {
+                    return code.to_string();
+                }
+                panic!("no code in message: {msg}");
+            }
+            assert!(Instant::now() < deadline, "no mail arrived");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real headless Chromium (Debian's), driven over WebDriver by chromedriver. Each instance has
+/// its own profile, so it is a different browser (device) to the gateway.
+pub struct Browser {
+    base: String,
+    session: String,
+    pub downloads: tempfile::TempDir,
+    _profile: tempfile::TempDir,
+    driver: Child,
+}
+
+impl Browser {
+    pub fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver must be installed (apt-get install chromium chromium-driver)");
+        wait_for_port(port, "chromedriver");
+        let profile = tempfile::tempdir().expect("profile");
+        let downloads = tempfile::tempdir().expect("downloads");
+        let base = format!("http://127.0.0.1:{port}");
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+                         "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable",
+                         format!("--user-data-dir={}", profile.path().display())],
+                "prefs": {"download.default_directory": downloads.path().display().to_string(),
+                          "download.prompt_for_download": false, "safebrowsing.enabled": false}
+            }
+        }}});
+        let reply = request("POST", &format!("{base}/session"), &[("content-type", "application/json")], Some(caps.to_string().as_bytes()));
+        let value = reply.json();
+        let session = value["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no WebDriver session: {}", reply.text())).to_string();
+        Browser { base, session, downloads, _profile: profile, driver }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{}", self.base, self.session, path);
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let r = request(method, &url, &[("content-type", "application/json")], bytes.as_deref());
+        let v = r.json();
+        assert!(r.status < 300, "WebDriver {method} {path}: {}", r.text());
+        v["value"].clone()
+    }
+
+    pub fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    pub fn source(&self) -> String {
+        self.call("GET", "/source", None).as_str().unwrap_or("").to_string()
+    }
+
+    pub fn url(&self) -> String {
+        self.call("GET", "/url", None).as_str().unwrap_or("").to_string()
+    }
+
+    fn element(&self, css: &str) -> String {
+        let v = self.call("POST", "/element", Some(json!({ "using": "css selector", "value": css })));
+        v.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).unwrap_or_else(|| panic!("no element {css}")).to_string()
+    }
+
+    pub fn click(&self, css: &str) {
+        let id = self.element(css);
+        self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    pub fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css);
+        self.call("POST", &format!("/element/{id}/clear"), Some(json!({})));
+        self.call("POST", &format!("/element/{id}/value"), Some(json!({ "text": text })));
+    }
+
+    /// Waits until the page source contains `text`.
+    pub fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let source = self.source();
+            if source.contains(text) {
+                return source;
+            }
+            assert!(Instant::now() < deadline, "page never showed {text:?}; it shows: {source}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for a finished download named `name` and returns its bytes.
+    pub fn downloaded(&self, name: &str) -> Vec<u8> {
+        let path = self.downloads.path().join(name);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(bytes) = std::fs::read(&path) {
+                let partial = std::fs::read_dir(self.downloads.path())
+                    .map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().ends_with(".crdownload")))
+                    .unwrap_or(false);
+                if !partial {
+                    return bytes;
+                }
+            }
+            let present: Vec<String> = std::fs::read_dir(self.downloads.path())
+                .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            assert!(Instant::now() < deadline, "download {name} never finished; folder holds {present:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = try_request("DELETE", &format!("{}/session/{}", self.base, self.session), &[], None);
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// A scripted browser without a browser: keeps cookies, reads forms' CSRF tokens.
+#[derive(Default)]
+pub struct Jar {
+    pub cookies: Vec<(String, String)>,
+}
+
+impl Jar {
+    pub fn header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    pub fn keep(&mut self, reply: &Reply) {
+        for set in reply.all("set-cookie") {
+            let pair = set.split(';').next().unwrap_or("");
+            if let Some((k, v)) = pair.split_once('=') {
+                self.cookies.retain(|(n, _)| n != k);
+                self.cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+
+    /// A GET as a browser (HTML Accept).
+    pub fn page(&mut self, url: &str) -> Reply {
+        let cookie = self.header();
+        let r = request("GET", url, &[("accept", "text/html,*/*"), ("cookie", &cookie)], None);
+        self.keep(&r);
+        r
+    }
+
+    /// A form POST as a browser.
+    pub fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Reply {
+        let body: Vec<String> = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)))
+            .collect();
+        self.post_raw(url, body.join("&").as_bytes())
+    }
+
+    pub fn post_raw(&mut self, url: &str, body: &[u8]) -> Reply {
+        let cookie = self.header();
+        let r = request(
+            "POST",
+            url,
+            &[("accept", "text/html"), ("cookie", &cookie), ("content-type", "application/x-www-form-urlencoded")],
+            Some(body),
+        );
+        self.keep(&r);
+        r
+    }
+}
+
+/// The value of the first hidden `csrf` field in a page.
+pub fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).unwrap_or_else(|| panic!("no csrf field in {page}")) + marker.len();
+    page[start..].split('"').next().unwrap_or("").to_string()
 }

@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the per-request work on the recipients' path (criterion).
-//! Run: `cargo bench --bench hot_path`.
+//! Run: `cargo bench --bench hot_path`. The counting-script bench starts its own `redis-server` on
+//! a free loopback port (it is skipped, with a note, when redis-server is not installed).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,30 +42,92 @@ fn cache(c: &mut Criterion) {
     let cache = LinkCache::new(Duration::from_secs(60), 100_000);
     let mut ids = Vec::new();
     for _ in 0..10_000 {
-        let id = LinkId::random();
-        ids.push(id);
-        cache.put(Arc::new(Link {
-            id,
-            store: "docs".into(),
-            documents: vec![Document { object: "a/b.pdf".into(), filename: "b.pdf".into(), size: None }],
-            rights: vec![Right::Download],
-            expires_at: None,
-            max_downloads: None,
-            state: LinkState::Active,
-            generation: 1,
-            key_id: "k1".into(),
-            created_by: None,
-            created_at: time::OffsetDateTime::now_utc(),
-            cancelled_by: None,
-            cancelled_at: None,
-            password_hash: None,
-            recipient: None,
-            trusted_devices: Vec::new(),
-        }));
+        let link = sample_link();
+        ids.push(link.id);
+        cache.put(Arc::new(link));
     }
     let id = ids[4242];
     c.bench_function("link cache hit", |b| b.iter(|| cache.get(black_box(&id))));
 }
 
-criterion_group!(benches, tokens, headers, cache);
+fn sample_link() -> Link {
+    Link {
+        id: LinkId::random(),
+        store: "docs".into(),
+        documents: vec![Document { object: "a/b.pdf".into(), filename: "b.pdf".into(), size: None }],
+        rights: vec![Right::Download],
+        expires_at: None,
+        max_downloads: None,
+        state: LinkState::Active,
+        generation: 1,
+        key_id: "k1".into(),
+        created_by: None,
+        created_at: time::OffsetDateTime::now_utc(),
+        cancelled_by: None,
+        cancelled_at: None,
+        password_hash: None,
+        recipient: None,
+        trusted_devices: Vec::new(),
+    }
+}
+
+fn cookies(c: &mut Criterion) {
+    let verifier = linkgate::verify::Verifier::new(keyring(), true);
+    let set = verifier.device_cookie(&linkgate::verify::new_device_id());
+    let mut h = HeaderMap::new();
+    h.insert("cookie", format!("other=1; {}", set.split(';').next().unwrap_or("")).parse().unwrap());
+    c.bench_function("device cookie verify", |b| b.iter(|| verifier.device_of(black_box(&h))));
+}
+
+fn counting(c: &mut Criterion) {
+    let Ok(listener) = std::net::TcpListener::bind("127.0.0.1:0") else { return };
+    let Ok(port) = listener.local_addr().map(|a| a.port()) else { return };
+    drop(listener);
+    let dir = std::env::temp_dir().join(format!("linkgate-bench-redis-{port}"));
+    let _ = std::fs::create_dir_all(&dir);
+    let child = std::process::Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("redis-server not installed: skipping the counting-script bench");
+        return;
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() else { return };
+    let store = linkgate::store::RedisStore::new(linkgate::store::redis::RedisOptions {
+        target: linkgate::store::redis::RedisTarget::Single(format!("redis://127.0.0.1:{port}")),
+        prefix: "bench".into(),
+        timeout: Duration::from_secs(2),
+        reservation_ttl: Duration::from_secs(60),
+    });
+    if let Ok(store) = store {
+        use linkgate::store::LinkStore;
+        let mut link = sample_link();
+        link.max_downloads = Some(u64::MAX / 2);
+        if rt.block_on(store.create(&link)).is_ok() {
+            let req = linkgate::store::ReserveRequest {
+                id: link.id,
+                generation: 1,
+                max: u64::MAX / 2,
+                client: "127.0.0.1".into(),
+                continuation: false,
+                window: Duration::from_secs(600),
+            };
+            c.bench_function("counting script round trip (redis, loopback)", |b| b.iter(|| rt.block_on(store.reserve(black_box(&req)))));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, tokens, headers, cache, cookies, counting);
 criterion_main!(benches);

@@ -153,7 +153,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            linkgate::serve::init_logging(config.log_json);
+            let _logs = linkgate::serve::init_logging(config.log_json);
             match linkgate::serve::build(&config, None) {
                 Ok((server, _)) => {
                     tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, "linkgate serving");
@@ -184,7 +184,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Origin { dir, listen } => {
-            linkgate::serve::init_logging(false);
+            let _logs = linkgate::serve::init_logging(false);
             let origin = match StaticOrigin::new(&dir) {
                 Ok(o) => o,
                 Err(e) => return fail(format!("{}: {e}", dir.display())),
@@ -288,7 +288,7 @@ fn demo(config_path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    linkgate::serve::init_logging(config.log_json);
+    let _logs = linkgate::serve::init_logging(config.log_json);
     let Some((store_name, StoreConfig::Http(store))) = config.stores.iter().next() else {
         return fail("the config names no store");
     };

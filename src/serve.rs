@@ -70,11 +70,20 @@ impl BackgroundService for ChangeFollower {
 }
 
 /// Sets up logging: text or JSON lines on stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging(json: bool) {
+///
+/// Lines are handed to a background writer thread, so a slow stderr never blocks a request; if it
+/// falls more than 128k lines behind, lines are dropped rather than requests slowed. Keep the
+/// returned guard alive: dropping it flushes what is queued.
+pub fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(128_000)
+        .lossy(true)
+        .finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    guard
 }
 
 /// Builds the server for `config`; `extra_origin` adds the demo's static origin.

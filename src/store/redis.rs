@@ -382,8 +382,16 @@ impl LinkStore for RedisStore {
         if tickets.is_empty() {
             return Ok(());
         }
-        // Tickets of different links live in different Cluster slots: one command each, sent
-        // together over the multiplexed connection.
+        if let RedisTarget::Single(_) = self.opts.target {
+            // One server: every commit of the batch in one round trip.
+            let mut pipe = redis::pipe();
+            for t in tickets {
+                pipe.cmd("ZREM").arg(self.gen_key("res", &t.id, t.generation)).arg(t.nonce).ignore();
+            }
+            return self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await }).await;
+        }
+        // In a Cluster, tickets of different links live in different slots: one command each,
+        // sent together over the multiplexed connection.
         let removals = tickets.iter().map(|t| {
             let key = self.gen_key("res", &t.id, t.generation);
             self.run(move |mut c| async move { redis::cmd("ZREM").arg(key).arg(t.nonce).query_async::<i64>(&mut c).await })

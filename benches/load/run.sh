@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# linkgate load benchmark: one command, loopback only, bounded in time, stops by itself.
+#
+# In one run it starts, on free loopback ports:
+#   - the origin alone (nginx serving the files),
+#   - nginx with secure_link (md5 + expires) proxying to that origin with keep-alive,
+#   - linkgate on the embedded store, and linkgate on Redis, in front of the same origin,
+# and drives each with the same wrk load for a 4 KiB file on an unlimited and on a counted link,
+# measures 1 GiB throughput with curl, and holds 1,000 slow readers of a large file to read the
+# gateways' memory. It prints a table of ratios (to nginx secure_link and to the origin alone) and
+# writes it as Markdown and JSON under target/load-results/.
+#
+# Knobs (environment): DURATION (s per wrk run, default 10), CONNECTIONS (default 64),
+# THREADS (workers for nginx and linkgate, default 1), WRK_THREADS (default 1),
+# SLOW_READERS (default 1000), SLOW_SECONDS (default 15), SKIP_BUILD=1.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-1}
+WRK_THREADS=${WRK_THREADS:-1}
+SLOW_READERS=${SLOW_READERS:-1000}
+SLOW_SECONDS=${SLOW_SECONDS:-15}
+
+for tool in nginx wrk redis-server redis-cli curl python3 openssl; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "missing $tool (apt-get install nginx-light wrk redis-server curl openssl)"; exit 1; }
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release --locked --bin linkgate
+BIN=target/release/linkgate
+
+WORK=$(mktemp -d /tmp/linkgate-load.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; exit 1; }
+ulimit -n 65536 2>/dev/null || ulimit -n 4096 || true
+
+# Files.
+mkdir -p "$WORK/www" && chmod 755 "$WORK" "$WORK/www"
+head -c 4096 /dev/urandom > "$WORK/www/4k.bin"
+head -c $((1024*1024*1024)) /dev/urandom > "$WORK/www/1g.bin"
+chmod 644 "$WORK/www/"*
+
+ORIGIN=$(free_port); SECURE=$(free_port); GW_E=$(free_port); ADMIN_E=$(free_port); GW_R=$(free_port); ADMIN_R=$(free_port); REDIS=$(free_port)
+USER_LINE=""; [ "$(id -u)" = 0 ] && USER_LINE="user root root;"
+SECRET="bench-secret"
+
+nginx_conf() { # name, body
+  cat > "$WORK/$1.conf" <<CONF
+$USER_LINE
+worker_processes $THREADS;
+daemon off;
+pid $WORK/$1.pid;
+error_log $WORK/$1.error.log error;
+worker_rlimit_nofile 65536;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/$1.body; proxy_temp_path $WORK/$1.proxy; fastcgi_temp_path $WORK/$1.fcgi;
+  uwsgi_temp_path $WORK/$1.uwsgi; scgi_temp_path $WORK/$1.scgi;
+  default_type application/octet-stream;
+  sendfile on; tcp_nopush on; keepalive_requests 1000000;
+  $2
+}
+CONF
+  "$NGINX" -p "$WORK" -c "$WORK/$1.conf" & PIDS+=($!)
+}
+nginx_conf origin "server { listen 127.0.0.1:$ORIGIN; root $WORK/www; }"
+nginx_conf secure "upstream origin { server 127.0.0.1:$ORIGIN; keepalive 256; }
+  server { listen 127.0.0.1:$SECURE;
+    location /p/ {
+      secure_link \$arg_md5,\$arg_expires;
+      secure_link_md5 \"\$secure_link_expires\$uri $SECRET\";
+      if (\$secure_link = \"\") { return 403; }
+      if (\$secure_link = \"0\") { return 410; }
+      rewrite ^/p/(.*)\$ /\$1 break;
+      proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\";
+      proxy_buffering off;
+      add_header Cache-Control \"private, no-store\"; add_header X-Content-Type-Options nosniff;
+    } }"
+redis-server --bind 127.0.0.1 --port "$REDIS" --save "" --appendonly no --dir "$WORK" >/dev/null & PIDS+=($!)
+
+KEY=$(head -c 32 /dev/urandom | base64)
+gw_conf() { # name port admin state
+  cat > "$WORK/$1.toml" <<CONF
+[server]
+listen = "127.0.0.1:$2"
+public_url = "http://127.0.0.1:$2"
+threads = $THREADS
+[admin]
+listen = "127.0.0.1:$3"
+token = "bench-admin-token"
+[keys]
+signing = "k1"
+[keys.secrets]
+k1 = "$KEY"
+[state]
+$4
+[stores.docs]
+kind = "http"
+url = "http://127.0.0.1:$ORIGIN/"
+CONF
+  RUST_LOG=${RUST_LOG:-info} "$BIN" serve --config "$WORK/$1.toml" 2>"$WORK/$1.log" & PIDS+=($!)
+  echo $! > "$WORK/$1.pid"
+}
+gw_conf embedded "$GW_E" "$ADMIN_E" "backend = \"embedded\"
+path = \"$WORK/embedded.db\""
+gw_conf redis "$GW_R" "$ADMIN_R" "backend = \"redis\"
+redis_url = \"redis://127.0.0.1:$REDIS\""
+for p in $ORIGIN $SECURE $GW_E $ADMIN_E $GW_R $ADMIN_R $REDIS; do wait_port "$p"; done
+
+mklink() { # admin_port object max -> url
+  curl -sf -H "Authorization: Bearer bench-admin-token" -H 'content-type: application/json' \
+    -d "{\"store\":\"docs\",\"object\":\"$2\",\"max_downloads\":$3}" "http://127.0.0.1:$1/v1/links" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])'
+}
+secure_url() { # file
+  local exp=$(( $(date +%s) + 86400 )) uri="/p/$1"
+  local md5; md5=$(printf '%s' "$exp$uri $SECRET" | openssl md5 -binary | openssl base64 | tr '+/' '-_' | tr -d '=')
+  echo "http://127.0.0.1:$SECURE$uri?md5=$md5&expires=$exp"
+}
+declare -A URL4K URL4KC URL1G
+URL4K[origin]="http://127.0.0.1:$ORIGIN/4k.bin";  URL4KC[origin]="${URL4K[origin]}"; URL1G[origin]="http://127.0.0.1:$ORIGIN/1g.bin"
+URL4K[secure_link]=$(secure_url 4k.bin);          URL4KC[secure_link]="${URL4K[secure_link]}"; URL1G[secure_link]=$(secure_url 1g.bin)
+URL4K[linkgate_embedded]=$(mklink "$ADMIN_E" 4k.bin null)
+URL4KC[linkgate_embedded]=$(mklink "$ADMIN_E" 4k.bin 1000000000000)
+URL1G[linkgate_embedded]=$(mklink "$ADMIN_E" 1g.bin null)
+URL4K[linkgate_redis]=$(mklink "$ADMIN_R" 4k.bin null)
+URL4KC[linkgate_redis]=$(mklink "$ADMIN_R" 4k.bin 1000000000000)
+URL1G[linkgate_redis]=$(mklink "$ADMIN_R" 1g.bin null)
+for t in origin secure_link linkgate_embedded linkgate_redis; do
+  for u in "${URL4K[$t]}" "${URL4KC[$t]}" "${URL1G[$t]}"; do
+    code=$(curl -s -o /dev/null -r 0-0 -w '%{http_code}' "$u"); [ "$code" = 206 ] || [ "$code" = 200 ] || { echo "$t: $u answered $code"; exit 1; }
+  done
+done
+
+rps() { wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
+calls() { redis-cli -p "$REDIS" INFO commandstats | awk -F'[:=,]' -v c="cmdstat_$1" '$1==c {print $3}'; }
+throughput() { # best of 3, MB/s
+  local best=0 s
+  for _ in 1 2 3; do s=$(curl -s -o /dev/null -w '%{speed_download}' "$1"); best=$(python3 -c "print(max($best, $s/1e6))"); done
+  echo "$best"
+}
+rss_of() { # pids... -> MiB (sum)
+  local total=0 kb
+  for p in "$@"; do kb=$(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0); total=$((total + ${kb:-0})); done
+  echo $((total / 1024))
+}
+pids_of() { case $1 in
+  origin) pgrep -f "nginx.*$WORK/origin.conf" | tr '\n' ' ';;
+  secure_link) pgrep -f "nginx.*$WORK/secure.conf" | tr '\n' ' ';;
+  linkgate_embedded) cat "$WORK/embedded.pid";;
+  linkgate_redis) cat "$WORK/redis.pid";;
+  esac; }
+port_of() { case $1 in origin) echo "$ORIGIN";; secure_link) echo "$SECURE";; linkgate_embedded) echo "$GW_E";; linkgate_redis) echo "$GW_R";; esac; }
+
+declare -A R_UNL R_CNT T_1G RSS_SLOW SLOW_OK
+EVAL_PER_REQ=""; OTHER_PER_REQ_UNL=""
+for t in origin secure_link linkgate_embedded linkgate_redis; do
+  echo "== $t" >&2
+  wrk -t1 -c8 -d2s "${URL4K[$t]}" >/dev/null   # warm caches and connections
+  if [ "$t" = linkgate_redis ]; then redis-cli -p "$REDIS" CONFIG RESETSTAT >/dev/null; fi
+  R_UNL[$t]=$(rps "${URL4K[$t]}")
+  if [ "$t" = linkgate_redis ]; then
+    total=$(redis-cli -p "$REDIS" INFO stats | awk -F: '/total_commands_processed/ {print $2+0}')
+    OTHER_PER_REQ_UNL=$(python3 -c "print(round($total / (${R_UNL[$t]} * $DURATION), 4))")
+    redis-cli -p "$REDIS" CONFIG RESETSTAT >/dev/null
+  fi
+  R_CNT[$t]=$(rps "${URL4KC[$t]}")
+  if [ "$t" = linkgate_redis ]; then
+    ev=$(calls evalsha); ev=${ev:-0}
+    EVAL_PER_REQ=$(python3 -c "print(round($ev / (${R_CNT[$t]} * $DURATION), 3))")
+  fi
+  T_1G[$t]=$(throughput "${URL1G[$t]}")
+  path="/${URL1G[$t]#http://127.0.0.1:*/}"
+  python3 benches/load/slow_readers.py 127.0.0.1 "$(port_of "$t")" "$path" "$SLOW_READERS" "$SLOW_SECONDS" 65536 > "$WORK/slow.out" &
+  slow=$!
+  peak=0
+  for _ in $(seq 1 $((SLOW_SECONDS * 4))); do
+    # shellcheck disable=SC2046
+    r=$(rss_of $(pids_of "$t")); [ "$r" -gt "$peak" ] && peak=$r
+    sleep 0.25
+    kill -0 "$slow" 2>/dev/null || break
+  done
+  wait "$slow" || true
+  RSS_SLOW[$t]=$peak
+  SLOW_OK[$t]=$(awk '/connected/ {print $2}' "$WORK/slow.out")
+done
+
+mkdir -p target/load-results
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+python3 - "$stamp" <<PY
+import json, sys
+stamp = sys.argv[1]
+targets = ["origin", "secure_link", "linkgate_embedded", "linkgate_redis"]
+unl = {"origin": ${R_UNL[origin]}, "secure_link": ${R_UNL[secure_link]}, "linkgate_embedded": ${R_UNL[linkgate_embedded]}, "linkgate_redis": ${R_UNL[linkgate_redis]}}
+cnt = {"origin": ${R_CNT[origin]}, "secure_link": ${R_CNT[secure_link]}, "linkgate_embedded": ${R_CNT[linkgate_embedded]}, "linkgate_redis": ${R_CNT[linkgate_redis]}}
+thr = {"origin": ${T_1G[origin]}, "secure_link": ${T_1G[secure_link]}, "linkgate_embedded": ${T_1G[linkgate_embedded]}, "linkgate_redis": ${T_1G[linkgate_redis]}}
+rss = {"origin": ${RSS_SLOW[origin]}, "secure_link": ${RSS_SLOW[secure_link]}, "linkgate_embedded": ${RSS_SLOW[linkgate_embedded]}, "linkgate_redis": ${RSS_SLOW[linkgate_redis]}}
+slow = {"origin": ${SLOW_OK[origin]:-0}, "secure_link": ${SLOW_OK[secure_link]:-0}, "linkgate_embedded": ${SLOW_OK[linkgate_embedded]:-0}, "linkgate_redis": ${SLOW_OK[linkgate_redis]:-0}}
+result = {
+  "when": stamp, "duration_s": $DURATION, "connections": $CONNECTIONS, "threads": $THREADS,
+  "cpus": int(open("/proc/cpuinfo").read().count("processor\t:")),
+  "rps_4k_unlimited": unl, "rps_4k_counted": cnt, "mb_per_s_1g": thr, "rss_mib_slow_readers": rss, "slow_readers_connected": slow,
+  "redis_evalsha_per_counted_request": $EVAL_PER_REQ or 0,
+  "redis_commands_per_unlimited_request": $OTHER_PER_REQ_UNL or 0,
+}
+def ratio(a, b):
+    return f"{a / b:.2f}x" if b else "-"
+rows = ["| target | 4 KiB unlimited req/s | vs secure_link | vs origin | 4 KiB counted req/s | vs secure_link | 1 GiB MB/s | vs origin | RSS MiB, {} slow readers |".format($SLOW_READERS),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+for t in targets:
+    rows.append(f"| {t} | {unl[t]:.0f} | {ratio(unl[t], unl['secure_link'])} | {ratio(unl[t], unl['origin'])} | {cnt[t]:.0f} | {ratio(cnt[t], cnt['secure_link'])} | {thr[t]:.0f} | {ratio(thr[t], thr['origin'])} | {rss[t]} ({slow[t]} connected) |")
+md = "\n".join([f"Load benchmark {stamp}: {result['cpus']} CPUs, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, THREADS=$THREADS", "", *rows, "",
+  f"Redis round trips: EVALSHA per counted request {result['redis_evalsha_per_counted_request']}, commands per warm unlimited request {result['redis_commands_per_unlimited_request']}", ""])
+print(md)
+open(f"target/load-results/load-{stamp}.md", "w").write(md)
+open(f"target/load-results/load-{stamp}.json", "w").write(json.dumps(result, indent=2))
+print(f"written: target/load-results/load-{stamp}.md and .json")
+PY

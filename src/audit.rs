@@ -73,10 +73,20 @@ pub struct Event {
     pub hash: String,
 }
 
+/// An event as it is hashed: the same JSON as [`Event`] with `hash` empty, without copying it.
+#[derive(Serialize)]
+struct Unsealed<'a> {
+    link: &'a LinkId,
+    seq: u64,
+    #[serde(flatten)]
+    draft: &'a Draft,
+    prev: &'a str,
+    hash: &'static str,
+}
+
 /// The hash of an event: SHA-256 (hex) of its canonical JSON with `hash` empty.
 pub fn digest(event: &Event) -> String {
-    let mut unsealed = event.clone();
-    unsealed.hash.clear();
+    let unsealed = Unsealed { link: &event.link, seq: event.seq, draft: &event.draft, prev: &event.prev, hash: "" };
     let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
     let mut hex = String::with_capacity(64);
     for b in Sha256::digest(&bytes) {
@@ -210,6 +220,17 @@ mod tests {
         let all: Vec<Event> = first.into_iter().chain(more).collect();
         assert_eq!(verify(id, &all), Ok(()));
         assert_eq!(verify(id, &all[2..]), Ok(()), "a pruned head still verifies");
+    }
+
+    #[test]
+    fn the_hash_covers_exactly_the_event_as_stored() {
+        let id = LinkId::random();
+        let e = chain(id, None, &drafts(1)).remove(0);
+        let mut unsealed = e.clone();
+        unsealed.hash.clear();
+        let bytes = serde_json::to_vec(&unsealed).unwrap();
+        let expected: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(e.hash, expected);
     }
 
     #[test]

@@ -102,7 +102,76 @@ impl Grants {
 }
 
 /// The embedded store: one redb file, for a single gateway instance.
+type ReserveJob = (ReserveRequest, tokio::sync::oneshot::Sender<Result<Reservation, StoreError>>);
+
+/// Reservations are written by one thread in group commits: every request waiting when a write
+/// transaction starts joins it, so one disk sync serves many downloads (each still atomic, in
+/// order, never beyond its limit).
+fn reservation_writer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<ReserveJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = reserve_batch(&db, batch.iter().map(|(r, _)| r));
+        match outcomes {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Runs reservations in one write transaction; nothing is granted unless it commits.
+fn reserve_batch<'a>(db: &Database, requests: impl Iterator<Item = &'a ReserveRequest>) -> Result<Vec<Reservation>, StoreError> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    let mut outcomes = Vec::new();
+    {
+        let links = tx.open_table(LINKS).map_err(unavailable)?;
+        let mut counters = tx.open_table(COUNTERS).map_err(unavailable)?;
+        for r in requests {
+            let link = match links.get(r.id.as_bytes().as_slice()).map_err(unavailable)? {
+                Some(v) => decode_link(v.value())?,
+                None => {
+                    outcomes.push(Reservation::Stale);
+                    continue;
+                }
+            };
+            if link.generation != r.generation || link.state != crate::link::LinkState::Active {
+                outcomes.push(Reservation::Stale);
+                continue;
+            }
+            let used = used_in(&counters, &r.id, r.generation)?;
+            if used >= r.max {
+                outcomes.push(Reservation::Exhausted);
+                continue;
+            }
+            counters
+                .insert(r.id.as_bytes().as_slice(), encode_counter(r.generation, used + 1).as_slice())
+                .map_err(unavailable)?;
+            outcomes.push(Reservation::Granted {
+                used: used + 1,
+                ticket: Ticket { id: r.id, generation: r.generation, nonce: rand::random() },
+            });
+        }
+    }
+    tx.commit().map_err(unavailable)?;
+    Ok(outcomes)
+}
+
 pub struct EmbeddedStore {
+    reservations: std::sync::mpsc::Sender<ReserveJob>,
     db: Arc<Database>,
     grants: Arc<Mutex<Grants>>,
     /// Attempt counters, single-use tokens and codes: in memory (one process uses this store).
@@ -124,7 +193,14 @@ impl EmbeddedStore {
         tx.open_table(INDEX).map_err(unavailable)?;
         tx.open_table(EVENTS).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
-        Ok(EmbeddedStore { db: Arc::new(db), grants: Arc::default(), kv: super::MemoryKv::default() })
+        let db = Arc::new(db);
+        let (reservations, jobs) = std::sync::mpsc::channel();
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("linkgate reservations".into())
+            .spawn(move || reservation_writer(writer_db, jobs))
+            .map_err(|e| unavailable(format!("cannot start the reservation writer: {e}")))?;
+        Ok(EmbeddedStore { reservations, db, grants: Arc::default(), kv: super::MemoryKv::default() })
     }
 
     /// Runs blocking database work off the async runtime.
@@ -208,36 +284,14 @@ impl LinkStore for EmbeddedStore {
         if req.continuation && self.grants.lock().covers(&grant_key, now) {
             return Ok(Reservation::Covered);
         }
-        let r = req.clone();
-        let outcome = self
-            .blocking(move |db| {
-                let tx = db.begin_write().map_err(unavailable)?;
-                let outcome = {
-                    let links = tx.open_table(LINKS).map_err(unavailable)?;
-                    let link = match links.get(r.id.as_bytes().as_slice()).map_err(unavailable)? {
-                        Some(v) => decode_link(v.value())?,
-                        None => return Ok(Reservation::Stale),
-                    };
-                    if link.generation != r.generation || link.state != crate::link::LinkState::Active {
-                        return Ok(Reservation::Stale);
-                    }
-                    let mut counters = tx.open_table(COUNTERS).map_err(unavailable)?;
-                    let used = used_in(&counters, &r.id, r.generation)?;
-                    if used >= r.max {
-                        return Ok(Reservation::Exhausted);
-                    }
-                    counters
-                        .insert(r.id.as_bytes().as_slice(), encode_counter(r.generation, used + 1).as_slice())
-                        .map_err(unavailable)?;
-                    Reservation::Granted {
-                        used: used + 1,
-                        ticket: Ticket { id: r.id, generation: r.generation, nonce: rand::random() },
-                    }
-                };
-                tx.commit().map_err(unavailable)?;
-                Ok(outcome)
-            })
-            .await?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.reservations
+            .send((req.clone(), reply))
+            .map_err(|_| StoreError::Unavailable("the reservation writer stopped".into()))?;
+        let outcome = answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the reservation writer stopped".into()))?;
+        let outcome = outcome?;
         if let Reservation::Granted { .. } = outcome {
             self.grants.lock().insert(grant_key, now + req.window, now);
         }

@@ -10,7 +10,7 @@ use http::{HeaderMap, Method};
 use linkgate::cache::LinkCache;
 use linkgate::counting::classify;
 use linkgate::disposition::content_disposition;
-use linkgate::link::{Document, Link, LinkId, LinkState, Right};
+use linkgate::link::{Document, Link, LinkId};
 use linkgate::token::Keyring;
 
 fn keyring() -> Keyring {
@@ -51,24 +51,8 @@ fn cache(c: &mut Criterion) {
 }
 
 fn sample_link() -> Link {
-    Link {
-        id: LinkId::random(),
-        store: "docs".into(),
-        documents: vec![Document { object: "a/b.pdf".into(), filename: "b.pdf".into(), size: None }],
-        rights: vec![Right::Download],
-        expires_at: None,
-        max_downloads: None,
-        state: LinkState::Active,
-        generation: 1,
-        key_id: "k1".into(),
-        created_by: None,
-        created_at: time::OffsetDateTime::now_utc(),
-        cancelled_by: None,
-        cancelled_at: None,
-        password_hash: None,
-        recipient: None,
-        trusted_devices: Vec::new(),
-    }
+    let doc = Document { object: "a/b.pdf".into(), filename: "b.pdf".into(), size: None };
+    Link::new("docs", doc, "k1", time::OffsetDateTime::now_utc())
 }
 
 fn cookies(c: &mut Criterion) {

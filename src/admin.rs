@@ -454,24 +454,13 @@ impl AdminApi {
             None => None,
         };
         let size = self.object_size(&store, &object).await;
-        let link = Link {
-            id: LinkId::random(),
-            store,
-            documents: vec![Document { object, filename, size }],
-            rights,
-            expires_at,
-            max_downloads,
-            state: LinkState::Active,
-            generation: 1,
-            key_id: self.gate.keys.signing_key_id().to_string(),
-            created_by: created_by.clone(),
-            created_at: now,
-            cancelled_by: None,
-            cancelled_at: None,
-            password_hash,
-            recipient,
-            trusted_devices: Vec::new(),
-        };
+        let mut link = Link::new(&store, Document { object, filename, size }, self.gate.keys.signing_key_id(), now);
+        link.rights = rights;
+        link.expires_at = expires_at;
+        link.max_downloads = max_downloads;
+        link.created_by = created_by.clone();
+        link.password_hash = password_hash;
+        link.recipient = recipient;
         self.gate.store.create(&link).await?;
         tracing::info!(link = %link.id, store = %link.store, "link created");
         let mut event = origin.event("link.created", "ok", created_by);

@@ -151,6 +151,29 @@ pub struct Link {
 }
 
 impl Link {
+    /// A new, active, first-generation link to one document that grants `download`, with no
+    /// expiry, limit, password or recipient (set those fields after).
+    pub fn new(store: &str, document: Document, key_id: &str, created_at: OffsetDateTime) -> Link {
+        Link {
+            id: LinkId::random(),
+            store: store.to_string(),
+            documents: vec![document],
+            rights: vec![Right::Download],
+            expires_at: None,
+            max_downloads: None,
+            state: LinkState::Active,
+            generation: 1,
+            key_id: key_id.to_string(),
+            created_by: None,
+            created_at,
+            cancelled_by: None,
+            cancelled_at: None,
+            password_hash: None,
+            recipient: None,
+            trusted_devices: Vec::new(),
+        }
+    }
+
     /// Whether the link can serve a recipient at `now`, ignoring the download limit.
     pub fn is_open(&self, now: OffsetDateTime) -> bool {
         self.state == LinkState::Active && self.expires_at.is_none_or(|e| now < e)

@@ -325,24 +325,11 @@ fn demo(config_path: &std::path::Path) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let link = linkgate::link::Link {
-        id: linkgate::link::LinkId::random(),
-        store: store_name.clone(),
-        documents: vec![linkgate::link::Document { object: "welcome.txt".into(), filename: "Welcome to linkgate.txt".into(), size: None }],
-        rights: vec![linkgate::link::Right::Download],
-        expires_at: Some(time::OffsetDateTime::now_utc() + time::Duration::days(1)),
-        max_downloads: Some(5),
-        state: linkgate::link::LinkState::Active,
-        generation: 1,
-        key_id: gate.keys.signing_key_id().to_string(),
-        created_by: Some("demo".into()),
-        created_at: time::OffsetDateTime::now_utc(),
-        cancelled_by: None,
-        cancelled_at: None,
-        password_hash: None,
-        recipient: None,
-        trusted_devices: Vec::new(),
-    };
+    let doc = linkgate::link::Document { object: "welcome.txt".into(), filename: "Welcome to linkgate.txt".into(), size: None };
+    let mut link = linkgate::link::Link::new(store_name, doc, gate.keys.signing_key_id(), time::OffsetDateTime::now_utc());
+    link.expires_at = Some(time::OffsetDateTime::now_utc() + time::Duration::days(1));
+    link.max_downloads = Some(5);
+    link.created_by = Some("demo".into());
     let created = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| linkgate::store::StoreError::Unavailable(e.to_string()))

@@ -109,15 +109,23 @@ impl Keyring {
         LinkId::from_slice(link)
     }
 
+    /// An HMAC under key `kid`, primed with a domain (`seal`, `hash`) and a purpose label, so
+    /// values made for one purpose never verify for another.
+    fn labelled(&self, kid: &[u8], domain: &[u8], label: &str, data: &str) -> Option<HmacSha256> {
+        let mut mac = self.keys.get(kid)?.clone();
+        mac.update(b"linkgate/");
+        mac.update(domain);
+        mac.update(b"/");
+        mac.update(label.as_bytes());
+        mac.update(b"\0");
+        mac.update(data.as_bytes());
+        Some(mac)
+    }
+
     /// Seals `payload` for a purpose (`label`): `payload.kid.mac`, the MAC over label and payload
     /// under the signing key. Used for cookies and form tokens; the payload is readable, not secret.
     pub fn seal(&self, label: &str, payload: &str) -> String {
-        let Some(mac) = self.keys.get(self.signing.as_bytes()) else { return String::new() };
-        let mut mac = mac.clone();
-        mac.update(b"linkgate/seal/");
-        mac.update(label.as_bytes());
-        mac.update(b"\0");
-        mac.update(payload.as_bytes());
+        let Some(mac) = self.labelled(self.signing.as_bytes(), b"seal", label, payload) else { return String::new() };
         format!("{payload}.{}.{}", self.signing, URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
     }
 
@@ -128,25 +136,16 @@ impl Keyring {
         }
         let (rest, tag) = sealed.rsplit_once('.')?;
         let (payload, kid) = rest.rsplit_once('.')?;
-        let mut mac = self.keys.get(kid.as_bytes())?.clone();
         let mut tag_bytes = [0u8; MAC_LEN + 2];
         let n = URL_SAFE_NO_PAD.decode_slice(tag.as_bytes(), &mut tag_bytes).ok()?;
-        mac.update(b"linkgate/seal/");
-        mac.update(label.as_bytes());
-        mac.update(b"\0");
-        mac.update(payload.as_bytes());
+        let mac = self.labelled(kid.as_bytes(), b"seal", label, payload)?;
         mac.verify_slice(&tag_bytes[..n]).ok()?;
         Some(payload)
     }
 
     /// A keyed hash (hex) of `data` for a purpose, e.g. a mailed code as stored.
     pub fn keyed_hash(&self, label: &str, data: &str) -> String {
-        let Some(mac) = self.keys.get(self.signing.as_bytes()) else { return String::new() };
-        let mut mac = mac.clone();
-        mac.update(b"linkgate/hash/");
-        mac.update(label.as_bytes());
-        mac.update(b"\0");
-        mac.update(data.as_bytes());
+        let Some(mac) = self.labelled(self.signing.as_bytes(), b"hash", label, data) else { return String::new() };
         mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
     }
 

@@ -101,7 +101,7 @@ fn the_first_browser_is_trusted_and_another_needs_the_mailed_code() {
     let wrong = if real == "000000" { "111111" } else { "000000" };
     for attempt in 1..=5 {
         third.type_into("#code", wrong);
-        third.click("form:first-of-type button[type=submit]");
+        third.click_and_load("form:first-of-type button[type=submit]");
         if attempt < 5 {
             third.wait_for("That code is not right");
         }

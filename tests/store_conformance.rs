@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use linkgate::link::{Document, Link, LinkId, LinkState, Right};
+use linkgate::link::{Document, Link, LinkId, LinkState};
 use linkgate::store::redis::{RedisOptions, RedisTarget};
 use linkgate::store::{EmbeddedStore, LinkStore, RedisStore, ReserveRequest, Reservation, StoreError};
 
@@ -39,24 +39,11 @@ fn redis() -> Backend {
 }
 
 fn link(max: Option<u64>) -> Link {
-    Link {
-        id: LinkId::random(),
-        store: "docs".into(),
-        documents: vec![Document { object: "a/b.pdf".into(), filename: "b.pdf".into(), size: None }],
-        rights: vec![Right::Download],
-        expires_at: None,
-        max_downloads: max,
-        state: LinkState::Active,
-        generation: 1,
-        key_id: "k1".into(),
-        created_by: Some("alice".into()),
-        created_at: time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap(),
-        cancelled_by: None,
-        cancelled_at: None,
-        password_hash: None,
-        recipient: None,
-        trusted_devices: Vec::new(),
-    }
+    let doc = Document { object: "a/b.pdf".into(), filename: "b.pdf".into(), size: None };
+    let mut l = Link::new("docs", doc, "k1", time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap());
+    l.max_downloads = max;
+    l.created_by = Some("alice".into());
+    l
 }
 
 fn ask(l: &Link, client: &str, continuation: bool) -> ReserveRequest {

@@ -643,6 +643,18 @@ impl Browser {
         self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
     }
 
+    /// Clicks and waits until the browser has left the current page (the clicked element is gone).
+    pub fn click_and_load(&self, css: &str) {
+        let id = self.element(css);
+        self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+        let url = format!("{}/session/{}/element/{id}/name", self.base, self.session);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while try_request("GET", &url, &[], None).is_ok_and(|r| r.status < 300) {
+            assert!(Instant::now() < deadline, "the page did not change after clicking {css}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn type_into(&self, css: &str, text: &str) {
         let id = self.element(css);
         self.call("POST", &format!("/element/{id}/clear"), Some(json!({})));

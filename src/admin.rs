@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::audit::Draft;
+use crate::audit::{client_of, user_agent_of, Draft};
 use crate::gate::Gate;
 use crate::link::{sanitize_filename, Document, Link, LinkId, LinkState, Recipient, Right};
 use crate::verify::hash_password;
@@ -674,12 +674,9 @@ impl AdminApi {
         let Some(caller) = self.caller(session) else {
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, None, "missing or wrong admin token (Authorization: Bearer …)"));
         };
-        let header = |name: http::header::HeaderName| {
-            session.req_header().headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect::<String>())
-        };
         let origin = RequestFacts {
-            client: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
-            user_agent: header(http::header::USER_AGENT),
+            client: client_of(session).map(|ip| ip.to_string()),
+            user_agent: user_agent_of(session),
             query: parse_query(session.req_header().uri.query().unwrap_or("")),
         };
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();

@@ -20,6 +20,16 @@ use crate::store::LinkStore;
 /// The `prev` of a link's first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// The client address of a request, as events record it.
+pub fn client_of(session: &pingora::protocols::http::ServerSession) -> Option<std::net::IpAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+}
+
+/// The request's `User-Agent`, cut to 512 characters, as events record it.
+pub fn user_agent_of(session: &pingora::protocols::http::ServerSession) -> Option<String> {
+    session.req_header().headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect())
+}
+
 /// What happened, before it is placed in a chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Draft {

@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use crate::counting::{classify, keeps_slot, Kind};
 use crate::disposition::content_disposition;
 use crate::gate::Gate;
-use crate::audit::Draft;
+use crate::audit::{client_of, user_agent_of, Draft};
 use crate::link::{Link, LinkState, Right};
 use crate::pages;
 use crate::recipient::{self, Decision, Reply};
@@ -64,8 +64,8 @@ fn token_of(path: &str) -> Option<&str> {
 }
 
 fn client_ip(session: &Session) -> String {
-    match session.client_addr().and_then(|a| a.as_inet()) {
-        Some(addr) => addr.ip().to_string(),
+    match client_of(session) {
+        Some(ip) => ip.to_string(),
         None => "unknown".to_string(),
     }
 }
@@ -110,13 +110,8 @@ async fn answer(session: &mut Session, status: u16, extra: &[(&'static str, &'st
 /// An audit event about `link` for this request (client address and user agent filled in).
 fn event(session: &Session, link: &Link, kind: &str, outcome: &str) -> Draft {
     let mut d = Draft::new(kind, outcome);
-    d.client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string());
-    d.user_agent = session
-        .req_header()
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(512).collect());
+    d.client = client_of(session).map(|ip| ip.to_string());
+    d.user_agent = user_agent_of(session);
     d.document = link.documents.first().map(|doc| doc.object.clone());
     d
 }

@@ -19,7 +19,7 @@ use http::{header, Method};
 use pingora::proxy::Session;
 use time::format_description::well_known::Rfc2822;
 
-use crate::audit::Draft;
+use crate::audit::{client_of, user_agent_of, Draft};
 use crate::gate::Gate;
 use crate::link::{Link, LinkState};
 use crate::mail::CodeMail;
@@ -175,7 +175,7 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// Decides what this request gets. `base` is `/s/{token}`.
 pub async fn decide(gate: &Gate, session: &mut Session, link: Arc<Link>, base: String) -> pingora::Result<Decision> {
     let req = session.req_header();
-    let client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+    let client = client_of(session);
     let mut visit = Visit {
         html: wants_html(session),
         post: req.method == Method::POST,
@@ -183,7 +183,7 @@ pub async fn decide(gate: &Gate, session: &mut Session, link: Arc<Link>, base: S
         device: gate.verifier.device_of(&req.headers),
         new_device: false,
         client,
-        user_agent: req.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect()),
+        user_agent: user_agent_of(session),
         cookies: Vec::new(),
         link,
         base,

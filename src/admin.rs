@@ -7,7 +7,7 @@
 //! link from this instance's cache (other instances hear of it from the store), is recorded in
 //! the link's audit trail, and applies at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -21,9 +21,9 @@ use time::OffsetDateTime;
 
 use crate::audit::{client_of, user_agent_of, Draft};
 use crate::gate::Gate;
-use crate::link::{sanitize_filename, Document, Link, LinkId, LinkState, Recipient, Right};
+use crate::link::{sanitize_filename, valid_rendition_name, Document, Link, LinkId, LinkState, Recipient, Rendition, Right, UploadSpec};
 use crate::verify::hash_password;
-use crate::policy::{Policy, Proposed};
+use crate::policy::{valid_type_pattern, Policy, Proposed};
 use crate::store::{Change, ListQuery, StoreError};
 use crate::upstream::check_object_key;
 
@@ -121,6 +121,8 @@ fn link_view(gate: &Gate, link: &Link, downloads_used: u64) -> Value {
         "filename": first.map(|d| d.filename.as_str()),
         "documents": link.documents,
         "rights": link.rights,
+        "upload": link.upload,
+        "uploads_received": link.uploads,
         "state": link.state,
         "expires_at": opt_time(link.expires_at),
         "max_downloads": link.max_downloads,
@@ -192,8 +194,9 @@ fn parse_rights(value: Option<Value>) -> Result<Vec<Right>, ApiError> {
     let mut rights = Vec::new();
     for item in items {
         let text = item.as_str().ok_or_else(|| ApiError::field("rights", "must contain only strings"))?;
-        let right = Right::parse(text)
-            .ok_or_else(|| ApiError::field("rights", format!("unknown right `{text}`; known rights: view, download")))?;
+        let right = Right::parse(text).ok_or_else(|| {
+            ApiError::field("rights", format!("unknown right `{text}`; known rights: view, download, download:<rendition>, upload"))
+        })?;
         if !rights.contains(&right) {
             rights.push(right);
         }
@@ -205,6 +208,182 @@ fn parse_rights(value: Option<Value>) -> Result<Vec<Right>, ApiError> {
     Ok(rights)
 }
 
+/// Most documents one link may share.
+pub const MAX_DOCUMENTS: usize = 50;
+
+/// An object key field: present, a string, and a key that stays inside the store.
+fn object_key(value: Option<Value>, field: &str) -> Result<String, ApiError> {
+    match value {
+        Some(Value::String(key)) => {
+            check_object_key(&key).map_err(|m| ApiError::field(field, m))?;
+            Ok(key)
+        }
+        None | Some(Value::Null) => Err(ApiError::field(field, "is required")),
+        Some(_) => Err(ApiError::field(field, "must be a string")),
+    }
+}
+
+/// A display name field, sanitised; the key's last segment when absent.
+fn display_name(value: Option<Value>, field: &str, key: &str) -> Result<String, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(sanitize_filename(key.rsplit('/').next().unwrap_or(key))),
+        Some(Value::String(name)) => Ok(sanitize_filename(&name)),
+        Some(_) => Err(ApiError::field(field, "must be a string")),
+    }
+}
+
+/// `renditions`: `{"lowres": {"object": "…", "filename": "…"}}` or `{"lowres": "key"}`.
+fn parse_renditions(value: Option<Value>, field: &str) -> Result<BTreeMap<String, Rendition>, ApiError> {
+    let mut out = BTreeMap::new();
+    let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(out) };
+    let Value::Object(map) = value else {
+        return Err(ApiError::field(field, "must be an object like {\"lowres\": {\"object\": \"x-low.pdf\"}}"));
+    };
+    for (name, spec) in map {
+        let at = format!("{field}.{name}");
+        if !valid_rendition_name(&name) {
+            return Err(ApiError::field(&at, "a rendition name is 1 to 32 of a-z, 0-9, `_` and `-` (not original, view or download)"));
+        }
+        let (object, filename) = match spec {
+            Value::String(key) => (Some(Value::String(key)), None),
+            Value::Object(mut o) => {
+                let parts = (o.remove("object"), o.remove("filename"));
+                if let Some(unknown) = o.keys().next() {
+                    return Err(ApiError::field(&format!("{at}.{unknown}"), "is not a known field"));
+                }
+                parts
+            }
+            _ => return Err(ApiError::field(&at, "must be an object key or {\"object\": …, \"filename\": …}")),
+        };
+        let object = object_key(object, &format!("{at}.object"))?;
+        let filename = display_name(filename, &format!("{at}.filename"), &object)?;
+        out.insert(name, Rendition { object, filename, size: None });
+    }
+    Ok(out)
+}
+
+/// The documents of a new link: `object` (+ `filename`, `renditions`) for one, or `documents`.
+fn take_documents(body: &mut Map<String, Value>) -> Result<Vec<Document>, ApiError> {
+    let single = body.contains_key("object") && !body["object"].is_null();
+    let several = body.get("documents").is_some_and(|v| !v.is_null());
+    if single && several {
+        return Err(ApiError::field("documents", "give either `object` (one document) or `documents`, not both"));
+    }
+    if !several {
+        let (object, filename, renditions) = (body.remove("object"), body.remove("filename"), body.remove("renditions"));
+        body.remove("documents");
+        if !single {
+            if filename.as_ref().is_some_and(|v| !v.is_null()) || renditions.as_ref().is_some_and(|v| !v.is_null()) {
+                return Err(ApiError::field("object", "is required with filename or renditions"));
+            }
+            return Ok(Vec::new());
+        }
+        let object = object_key(object, "object")?;
+        let filename = display_name(filename, "filename", &object)?;
+        let mut doc = Document::new(object, filename, None);
+        doc.renditions = parse_renditions(renditions, "renditions")?;
+        return Ok(vec![doc]);
+    }
+    for field in ["filename", "renditions"] {
+        if body.get(field).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::field(field, "belongs inside each entry of `documents`"));
+        }
+        body.remove(field);
+    }
+    body.remove("object");
+    let Some(Value::Array(items)) = body.remove("documents") else {
+        return Err(ApiError::field("documents", "must be an array of {\"object\": …, \"filename\": …}"));
+    };
+    if items.is_empty() || items.len() > MAX_DOCUMENTS {
+        return Err(ApiError::field("documents", format!("must list 1 to {MAX_DOCUMENTS} documents")));
+    }
+    let mut docs = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let at = format!("documents[{i}]");
+        let Value::Object(mut d) = item else {
+            return Err(ApiError::field(&at, "must be an object like {\"object\": \"a.pdf\", \"filename\": \"A.pdf\"}"));
+        };
+        let object = object_key(d.remove("object"), &format!("{at}.object"))?;
+        let filename = display_name(d.remove("filename"), &format!("{at}.filename"), &object)?;
+        let renditions = parse_renditions(d.remove("renditions"), &format!("{at}.renditions"))?;
+        if let Some(unknown) = d.keys().next() {
+            return Err(ApiError::field(&format!("{at}.{unknown}"), "is not a known field"));
+        }
+        let mut doc = Document::new(object, filename, None);
+        doc.renditions = renditions;
+        docs.push(doc);
+    }
+    Ok(docs)
+}
+
+/// `upload`: where and how a link with the `upload` right accepts files.
+fn take_upload(body: &mut Map<String, Value>) -> Result<Option<UploadSpec>, ApiError> {
+    let Some(value) = body.remove("upload").filter(|v| !v.is_null()) else { return Ok(None) };
+    let Value::Object(mut u) = value else {
+        return Err(ApiError::field("upload", "must be an object like {\"folder\": \"incoming/job-42\"}"));
+    };
+    let folder = object_key(u.remove("folder"), "upload.folder")?;
+    let folder = folder.trim_start_matches('/').to_string();
+    let overwrite = match u.remove("overwrite") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(ApiError::field("upload.overwrite", "must be true or false")),
+    };
+    let positive = |v: Option<Value>, field: &str| -> Result<Option<u64>, ApiError> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= 1 => Ok(Some(n)),
+                _ => Err(ApiError::field(field, "must be a whole number of at least 1")),
+            },
+        }
+    };
+    let max_files = positive(u.remove("max_files"), "upload.max_files")?;
+    let max_bytes = positive(u.remove("max_bytes"), "upload.max_bytes")?;
+    let allowed_types = match u.remove("allowed_types") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => {
+            let mut types = Vec::new();
+            for item in items {
+                match item.as_str() {
+                    Some(t) if valid_type_pattern(t) => types.push(t.to_ascii_lowercase()),
+                    _ => return Err(ApiError::field("upload.allowed_types", "must list media types like \"application/pdf\" or \"image/*\"")),
+                }
+            }
+            if types.is_empty() {
+                return Err(ApiError::field("upload.allowed_types", "must list at least one type (leave it out to accept any)"));
+            }
+            Some(types)
+        }
+        Some(_) => return Err(ApiError::field("upload.allowed_types", "must be an array of media types")),
+    };
+    if let Some(unknown) = u.keys().next() {
+        return Err(ApiError::field(&format!("upload.{unknown}"), "is not a known field"));
+    }
+    Ok(Some(UploadSpec { folder, overwrite, max_files, max_bytes, allowed_types }))
+}
+
+/// Rights, documents and upload settings must fit together.
+fn check_shape(rights: &[Right], documents: &[Document], upload: Option<&UploadSpec>) -> Result<(), ApiError> {
+    let uploads = rights.contains(&Right::Upload);
+    match (uploads, upload) {
+        (true, None) => return Err(ApiError::field("upload", "is required with the `upload` right (at least {\"folder\": …})")),
+        (false, Some(_)) => return Err(ApiError::field("upload", "needs the `upload` right in `rights`")),
+        _ => {}
+    }
+    if documents.is_empty() && rights.iter().any(|r| *r != Right::Upload) {
+        return Err(ApiError::field("object", "is required (or `documents`), unless the link only grants `upload`"));
+    }
+    for r in rights {
+        if let Right::Rendition(name) = r {
+            if !documents.iter().any(|d| d.renditions.contains_key(name)) {
+                return Err(ApiError::field("rights", format!("`{r}` names a rendition no document has")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks the operator's policy against a link as it would be stored (the password's length was
 /// checked when it arrived; here only its presence counts).
 fn check_policy(policy: &Policy, link: &Link, now: OffsetDateTime) -> Result<(), StoreError> {
@@ -214,6 +393,7 @@ fn check_policy(policy: &Policy, link: &Link, now: OffsetDateTime) -> Result<(),
         expires_at: link.expires_at,
         max_downloads: link.max_downloads,
         rights: &link.rights,
+        upload: link.upload.as_ref(),
     };
     policy.check(&proposed, now).map_err(|v| StoreError::Rejected { field: v.field, message: v.message })
 }
@@ -391,6 +571,24 @@ impl AdminApi {
         }
     }
 
+    /// Sizes of every document and rendition, asked of the origin all at once.
+    async fn fill_sizes(&self, store: &str, documents: &mut [Document]) {
+        let mut asks = Vec::new();
+        for d in documents.iter() {
+            asks.push(self.object_size(store, &d.object));
+            for r in d.renditions.values() {
+                asks.push(self.object_size(store, &r.object));
+            }
+        }
+        let mut sizes = futures_util::future::join_all(asks).await.into_iter();
+        for d in documents.iter_mut() {
+            d.size = sizes.next().flatten();
+            for r in d.renditions.values_mut() {
+                r.size = sizes.next().flatten();
+            }
+        }
+    }
+
     /// The object's size from the origin (a HEAD, bounded to two seconds); `None` when the origin
     /// does not say (the landing page then shows no size).
     async fn object_size(&self, store: &str, object: &str) -> Option<u64> {
@@ -422,19 +620,12 @@ impl AdminApi {
         if !self.gate.upstreams.contains_key(&store) {
             return Err(ApiError::field("store", format!("no store named `{store}` is configured")));
         }
-        let object = take_string(&mut body, "object")?;
-        let filename = take_string(&mut body, "filename")?;
-        if body.get("documents").is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::field("documents", "links with several documents are not supported yet; use `object`"));
-        }
-        body.remove("documents");
-        let object = object.ok_or_else(|| ApiError::field("object", "is required"))?;
-        check_object_key(&object).map_err(|m| ApiError::field("object", m))?;
-        let default_name = object.rsplit('/').next().unwrap_or(&object).to_string();
-        let filename = sanitize_filename(filename.as_deref().unwrap_or(&default_name));
+        let mut documents = take_documents(&mut body)?;
+        let upload = take_upload(&mut body)?;
         let expires_at = take_expiry(&mut body, now)?.flatten();
         let max_downloads = take_limit(&mut body)?.flatten();
         let rights = parse_rights(body.remove("rights"))?;
+        check_shape(&rights, &documents, upload.as_ref())?;
         let created_by = check_identity("created_by", take_string(&mut body, "created_by")?)?;
         if let Caller::Restricted { creators, name } = caller {
             match &created_by {
@@ -447,15 +638,23 @@ impl AdminApi {
         let password = take_password(&mut body)?.flatten();
         let recipient = take_recipient(&mut body)?;
         refuse_unknown(&body)?;
-        let proposed = Proposed { password: password.as_deref(), has_password: password.is_some(), expires_at, max_downloads, rights: &rights };
+        let proposed = Proposed {
+            password: password.as_deref(),
+            has_password: password.is_some(),
+            expires_at,
+            max_downloads,
+            rights: &rights,
+            upload: upload.as_ref(),
+        };
         self.gate.policy.check(&proposed, now).map_err(|v| ApiError::field(v.field, v.message))?;
         let password_hash = match &password {
             Some(p) => Some(hash_password(p).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string()))?),
             None => None,
         };
-        let size = self.object_size(&store, &object).await;
-        let mut link = Link::new(&store, Document { object, filename, size }, self.gate.keys.signing_key_id(), now);
+        self.fill_sizes(&store, &mut documents).await;
+        let mut link = Link::with_documents(&store, documents, self.gate.keys.signing_key_id(), now);
         link.rights = rights;
+        link.upload = upload;
         link.expires_at = expires_at;
         link.max_downloads = max_downloads;
         link.created_by = created_by.clone();
@@ -465,7 +664,13 @@ impl AdminApi {
         tracing::info!(link = %link.id, store = %link.store, "link created");
         let mut event = origin.event("link.created", "ok", created_by);
         event.document = link.documents.first().map(|d| d.object.clone());
-        event.detail = Some(json!({ "expires_at": opt_time(link.expires_at), "max_downloads": link.max_downloads, "rights": link.rights }));
+        event.detail = Some(json!({
+            "expires_at": opt_time(link.expires_at),
+            "max_downloads": link.max_downloads,
+            "rights": link.rights,
+            "documents": link.documents.iter().map(|d| d.object.as_str()).collect::<Vec<_>>(),
+            "upload_folder": link.upload.as_ref().map(|u| u.folder.as_str()),
+        }));
         self.record(link.id, event).await;
         Ok((StatusCode::CREATED, link_view(&self.gate, &link, 0)))
     }
@@ -483,7 +688,7 @@ impl AdminApi {
             return Err(ApiError::field("body", "names nothing to change (expires_at, max_downloads, filename, password)"));
         }
         if let Some(Some(p)) = &password {
-            let proposed = Proposed { password: Some(p), has_password: true, expires_at: None, max_downloads: None, rights: &[] };
+            let proposed = Proposed { password: Some(p), has_password: true, expires_at: None, max_downloads: None, rights: &[], upload: None };
             if let Err(v) = self.gate.policy.check(&proposed, now) {
                 if v.field == "password" {
                     return Err(ApiError::field(v.field, v.message));

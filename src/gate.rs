@@ -17,6 +17,7 @@ use crate::counting::{Settlements, UsageBatcher};
 use crate::link::{Link, LinkId};
 use crate::store::{EmbeddedStore, LinkStore, RedisStore, StoreError};
 use crate::token::Keyring;
+use crate::upload::Uploader;
 use crate::upstream::HttpUpstream;
 
 pub struct Gate {
@@ -38,6 +39,7 @@ pub struct Gate {
     pub verifier: Verifier,
     pub mailer: Mailer,
     pub page_limiter: PageLimiter,
+    pub uploader: Uploader,
 }
 
 impl Gate {
@@ -76,6 +78,7 @@ impl Gate {
             verifier: Verifier::new(config.keys.clone(), config.server.cookie_secure),
             mailer: Mailer::from_config(&config.mail).map_err(|e| StoreError::Unavailable(e.to_string()))?,
             page_limiter: PageLimiter::new(config.page_requests_per_minute),
+            uploader: Uploader::default(),
         })
     }
 

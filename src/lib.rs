@@ -14,6 +14,7 @@
 //! - [`gate`]: the shared core used by proxy and admin API.
 //! - [`proxy`]: the recipients' request path (Pingora `ProxyHttp`).
 //! - [`recipient`]: password gate, device verification and landing page for browsers.
+//! - [`upload`]: uploads through a link (form and PUT), streamed to the store.
 //! - [`verify`]: passwords (argon2id), codes, signed cookies and form tokens.
 //! - [`mail`]: delivery of verification codes (SMTP or log).
 //! - [`admin`]: the admin HTTP API.
@@ -40,5 +41,6 @@ pub mod recipient;
 pub mod serve;
 pub mod store;
 pub mod token;
+pub mod upload;
 pub mod upstream;
 pub mod verify;

@@ -325,7 +325,7 @@ fn demo(config_path: &std::path::Path) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let doc = linkgate::link::Document { object: "welcome.txt".into(), filename: "Welcome to linkgate.txt".into(), size: None };
+    let doc = linkgate::link::Document::new("welcome.txt".into(), "Welcome to linkgate.txt".into(), None);
     let mut link = linkgate::link::Link::new(store_name, doc, gate.keys.signing_key_id(), time::OffsetDateTime::now_utc());
     link.expires_at = Some(time::OffsetDateTime::now_utc() + time::Duration::days(1));
     link.max_downloads = Some(5);

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::link::Right;
+use crate::link::{Right, UploadSpec};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +32,23 @@ pub struct Policy {
     /// Rights a link may grant; all known rights when absent.
     #[serde(default)]
     pub allowed_rights: Option<Vec<String>>,
+    /// Largest file an upload link accepts, in bytes (default 2 GiB); a link may set less.
+    #[serde(default)]
+    pub upload_max_bytes: Option<u64>,
+    /// Media types an upload link accepts (`application/pdf`, `image/*`); any when absent. A
+    /// file's type is the one its name's extension gives. A link may narrow the list.
+    #[serde(default)]
+    pub upload_allowed_types: Option<Vec<String>>,
+}
+
+/// The largest upload when neither the policy nor the link says.
+pub const DEFAULT_UPLOAD_MAX_BYTES: u64 = 2 << 30;
+
+/// Whether `pattern` (`type/subtype`, `type/*` or `*/*`) is a well-formed media-type pattern.
+pub fn valid_type_pattern(pattern: &str) -> bool {
+    let Some((top, sub)) = pattern.split_once('/') else { return false };
+    let token = |s: &str| !s.is_empty() && s.len() <= 127 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
+    (top == "*" && sub == "*") || (token(top) && (sub == "*" || token(sub)))
 }
 
 /// A broken rule: the field it concerns and a message naming the rule.
@@ -52,6 +69,7 @@ pub struct Proposed<'a> {
     pub expires_at: Option<OffsetDateTime>,
     pub max_downloads: Option<u64>,
     pub rights: &'a [Right],
+    pub upload: Option<&'a UploadSpec>,
 }
 
 impl Policy {
@@ -59,7 +77,7 @@ impl Policy {
     pub fn validate(&self) -> Result<(), (String, String)> {
         if let Some(rights) = &self.allowed_rights {
             for r in rights {
-                if Right::parse(r).is_none() {
+                if Right::parse(r).is_none() && r != "download:*" {
                     return Err(("policy.allowed_rights".into(), format!("unknown right `{r}`")));
                 }
             }
@@ -69,6 +87,14 @@ impl Policy {
         }
         if self.max_downloads == Some(0) {
             return Err(("policy.max_downloads".into(), "must be at least 1".into()));
+        }
+        if self.upload_max_bytes == Some(0) {
+            return Err(("policy.upload_max_bytes".into(), "must be at least 1".into()));
+        }
+        for t in self.upload_allowed_types.iter().flatten() {
+            if !valid_type_pattern(t) {
+                return Err(("policy.upload_allowed_types".into(), format!("`{t}` is not a media type like `application/pdf` or `image/*`")));
+            }
         }
         Ok(())
     }
@@ -103,9 +129,25 @@ impl Policy {
         }
         if let Some(allowed) = &self.allowed_rights {
             for r in p.rights {
-                let name = serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-                if !allowed.contains(&name) {
+                // `download:*` in the policy allows every rendition.
+                let name = r.to_string();
+                let any_rendition = matches!(r, Right::Rendition(_)) && allowed.iter().any(|a| a == "download:*");
+                if !allowed.contains(&name) && !any_rendition {
                     return Err(broken("rights", "allowed_rights", format!("the right `{name}` may not be granted")));
+                }
+            }
+        }
+        if let Some(upload) = p.upload {
+            if let (Some(max), Some(asked)) = (self.upload_max_bytes, upload.max_bytes) {
+                if asked > max {
+                    return Err(broken("upload.max_bytes", "upload_max_bytes", format!("uploads may be at most {max} bytes")));
+                }
+            }
+            if let (Some(allowed), Some(asked)) = (&self.upload_allowed_types, &upload.allowed_types) {
+                for t in asked {
+                    if !crate::upload::type_matches(allowed, t) {
+                        return Err(broken("upload.allowed_types", "upload_allowed_types", format!("the type `{t}` may not be accepted")));
+                    }
                 }
             }
         }
@@ -118,7 +160,7 @@ mod tests {
     use super::*;
 
     fn proposed(expires_at: Option<OffsetDateTime>, max: Option<u64>) -> Proposed<'static> {
-        Proposed { password: None, has_password: false, expires_at, max_downloads: max, rights: &[Right::Download] }
+        Proposed { password: None, has_password: false, expires_at, max_downloads: max, rights: &[Right::Download], upload: None }
     }
 
     #[test]

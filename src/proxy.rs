@@ -27,10 +27,11 @@ use crate::counting::{classify, keeps_slot, Kind};
 use crate::disposition::content_disposition;
 use crate::gate::Gate;
 use crate::audit::{client_of, user_agent_of, Draft};
-use crate::link::{Link, LinkState, Right};
+use crate::link::{Link, LinkState, Refusal, Right, Selection, Target};
 use crate::pages;
 use crate::recipient::{self, Decision, Reply};
 use crate::store::{ReserveRequest, Reservation, Ticket};
+use crate::upload::{self, Rules, Upload};
 use crate::upstream::{HttpUpstream, FORWARDED_REQUEST_HEADERS};
 
 pub struct Proxy {
@@ -45,9 +46,15 @@ pub struct Ctx {
     link: Option<Arc<Link>>,
     upstream: Option<Arc<HttpUpstream>>,
     kind: Kind,
+    /// The document and variant this request is served.
+    target: Option<Target>,
+    /// A PUT or form upload (answered in `request_filter`).
+    upload: bool,
     /// The slot reserved for this request, to be committed or given back.
     ticket: Option<Ticket>,
     client: String,
+    /// Whose resume grant this request uses: client, document and variant.
+    grant: String,
     /// Send the file inline whatever the link's rights (an unverified browser of a recipient
     /// without an email address).
     view_only: bool,
@@ -107,21 +114,60 @@ async fn answer(session: &mut Session, status: u16, extra: &[(&'static str, &'st
     Ok(())
 }
 
-/// An audit event about `link` for this request (client address and user agent filled in).
-fn event(session: &Session, link: &Link, kind: &str, outcome: &str) -> Draft {
+/// An audit event for this request (client address and user agent filled in), naming the
+/// document and variant when one was chosen.
+fn event(session: &Session, target: Option<&Target>, kind: &str, outcome: &str) -> Draft {
     let mut d = Draft::new(kind, outcome);
     d.client = client_of(session).map(|ip| ip.to_string());
     d.user_agent = user_agent_of(session);
-    d.document = link.documents.first().map(|doc| doc.object.clone());
+    name_document(&mut d, target);
     d
+}
+
+fn name_document(d: &mut Draft, target: Option<&Target>) {
+    if let Some(t) = target {
+        d.document = Some(t.object.clone());
+        d.detail = Some(serde_json::json!({ "document": t.index + 1, "variant": t.variant }));
+    }
+}
+
+/// What a script gets from a link with several documents that names none: where each one is.
+fn listing(link: &Link, url: &str) -> Reply {
+    let mut text = format!("This link shares {} documents; fetch each one with ?doc=N:\n", link.documents.len());
+    for (i, d) in link.documents.iter().enumerate() {
+        let size = d.size.map(|s| format!(" ({s} bytes)")).unwrap_or_default();
+        text.push_str(&format!("{n}. {name}{size}  {url}?doc={n}\n", n = i + 1, name = d.filename));
+    }
+    Reply {
+        status: 300,
+        headers: vec![
+            ("content-type", "text/plain; charset=utf-8".to_string()),
+            ("cache-control", "private, no-store".to_string()),
+            ("x-content-type-options", "nosniff".to_string()),
+        ],
+        body: Bytes::from(text),
+    }
 }
 
 impl Proxy {
     /// Queues a `download.refused` event for a known link.
-    fn refused(&self, session: &Session, link: &Link, reason: &str) {
-        let mut d = event(session, link, "download.refused", "refused");
+    fn refused(&self, session: &Session, link: &Link, target: Option<&Target>, reason: &str) {
+        let mut d = event(session, target, "download.refused", "refused");
         d.reason = Some(reason.to_string());
         self.gate.audit.push(link.id, d);
+    }
+
+    /// A use the link does not grant: the uniform 404, or, for a browser that passed the link's
+    /// password or device check, a 403 page that says why.
+    fn not_granted(&self, session: &Session, ctx: &mut Ctx, link: &Link, verified: bool, reason: &'static str) -> Answer {
+        ctx.outcome = "not_granted";
+        self.refused(session, link, None, "right not granted");
+        if !verified {
+            return Answer::Status(404);
+        }
+        let mut headers: Vec<(&'static str, String)> = pages::page_headers().iter().map(|(k, v)| (*k, v.to_string())).collect();
+        headers.push(("vary", "cookie".to_string()));
+        Answer::Reply(Reply { status: 403, headers, body: pages::message("Not allowed", reason) })
     }
 
     /// Gives a reserved slot back (once). Called before an error answer goes out, so that the
@@ -129,7 +175,7 @@ impl Proxy {
     async fn give_back(&self, ctx: &mut Ctx) {
         let Some(ticket) = ctx.ticket.take() else { return };
         self.gate.settlements.released(ticket);
-        if let Err(err) = self.gate.store.release(ticket, &ctx.client).await {
+        if let Err(err) = self.gate.store.release(ticket, &ctx.grant).await {
             // The reservation then expires by itself after the reservation TTL.
             tracing::error!(link = %ticket.id, error = %err, "could not give back a download slot");
         }
@@ -143,7 +189,7 @@ impl Proxy {
                 id: link.id,
                 generation: link.generation,
                 max,
-                client: ctx.client.clone(),
+                client: ctx.grant.clone(),
                 continuation: ctx.kind == Kind::Continuation,
                 window: self.gate.grant_window,
             };
@@ -152,8 +198,11 @@ impl Proxy {
                     self.gate.settlements.started(ticket);
                     let mut d = Draft::new("download.started", "ok");
                     d.client = Some(ctx.client.clone());
-                    d.document = link.documents.first().map(|doc| doc.object.clone());
-                    d.detail = Some(serde_json::json!({ "downloads_used": used, "max_downloads": max }));
+                    name_document(&mut d, ctx.target.as_ref());
+                    if let Some(serde_json::Value::Object(detail)) = &mut d.detail {
+                        detail.insert("downloads_used".into(), used.into());
+                        detail.insert("max_downloads".into(), max.into());
+                    }
                     self.gate.audit.push(link.id, d);
                     ctx.ticket = Some(ticket);
                     return Ok(Some(link));
@@ -167,6 +216,28 @@ impl Proxy {
             }
         }
         Ok(None)
+    }
+
+    /// Takes an upload the link admitted: a PUT or the landing page's form.
+    async fn upload(&self, session: &mut Session, ctx: &Ctx) -> Reply {
+        let (Some(link), Some(upstream)) = (&ctx.link, &ctx.upstream) else {
+            let headers = pages::page_headers().iter().map(|(k, v)| (*k, v.to_string())).collect();
+            return Reply { status: 404, headers, body: pages::for_status(404) };
+        };
+        let up = Upload {
+            gate: &self.gate,
+            link,
+            upstream,
+            rules: Rules::for_link(link, &self.gate.policy),
+            client: Some(ctx.client.clone()),
+            user_agent: user_agent_of(session),
+        };
+        if session.req_header().method == Method::PUT {
+            up.put(session).await
+        } else {
+            let back = format!("/s/{}", token_of(session.req_header().uri.path()).unwrap_or_default());
+            up.form(session, &back).await
+        }
     }
 
     /// Decides whether the request may proceed; `Err(answer)` is what to answer instead.
@@ -194,19 +265,20 @@ impl Proxy {
                 LinkState::Deactivated => "deactivated",
                 LinkState::Cancelled => "cancelled",
             };
-            self.refused(session, &link, ctx.outcome);
+            self.refused(session, &link, None, ctx.outcome);
             return Err(Answer::Status(404));
         }
         let req = session.req_header();
-        let form_post = req.method == Method::POST && link.has_pages();
-        if req.method != Method::GET && req.method != Method::HEAD && !form_post {
+        let uploading = upload::is_upload(req);
+        let form_post = req.method == Method::POST && link.has_pages() && !uploading;
+        if req.method != Method::GET && req.method != Method::HEAD && !form_post && !uploading {
             ctx.outcome = "method";
-            self.refused(session, &link, "method not allowed");
+            self.refused(session, &link, None, "method not allowed");
             return Err(Answer::Status(405));
         }
+        let base = format!("/s/{}", token_of(session.req_header().uri.path()).unwrap_or_default());
         if link.has_pages() {
-            let base = format!("/s/{}", token_of(session.req_header().uri.path()).unwrap_or_default());
-            match recipient::decide(&self.gate, session, link.clone(), base).await {
+            match recipient::decide(&self.gate, session, link.clone(), base.clone()).await {
                 Ok(Decision::Pass { view_only }) => ctx.view_only = view_only,
                 Ok(Decision::Reply(reply)) => {
                     ctx.outcome = "page";
@@ -219,26 +291,53 @@ impl Proxy {
                 }
             }
         }
-        if !link.allows(Right::Download) && !link.allows(Right::View) {
-            ctx.outcome = "no_right";
-            return Err(Answer::Status(404));
-        }
-        let Some(upstream) = link.documents.first().and_then(|_| self.gate.upstreams.get(&link.store)) else {
+        // Passed the link's password or device check (so refusals may say why).
+        let verified = link.has_gate() && !ctx.view_only;
+        let Some(upstream) = self.gate.upstreams.get(&link.store) else {
             tracing::error!(link = %id, store = %link.store, "link names a store that is not configured");
             ctx.outcome = "no_store";
             return Err(Answer::Status(404));
         };
         ctx.upstream = Some(upstream.clone());
+        ctx.client = client_ip(session);
+        if uploading {
+            if !link.allows(&Right::Upload) || ctx.view_only {
+                return Err(self.not_granted(session, ctx, &link, verified, "This link does not accept uploads."));
+            }
+            ctx.upload = true;
+            ctx.link = Some(link);
+            return Ok(());
+        }
+        let Some(selection) = Selection::from_query(session.req_header().uri.query()) else {
+            ctx.outcome = "no_document";
+            return Err(Answer::Status(404));
+        };
+        let mut target = match link.resolve(&selection) {
+            Ok(target) => target,
+            Err(Refusal::NoSuchDocument) => {
+                ctx.outcome = "no_document";
+                return Err(Answer::Status(404));
+            }
+            Err(Refusal::Several) => {
+                ctx.outcome = "listing";
+                return Err(Answer::Reply(listing(&link, &format!("{}{base}", self.gate.public_url))));
+            }
+            Err(Refusal::NotGranted(reason)) => return Err(self.not_granted(session, ctx, &link, verified, reason)),
+        };
+        if ctx.view_only {
+            target.inline = true;
+        }
+        ctx.grant = format!("{}#{}:{}", ctx.client, target.index, target.variant);
+        ctx.target = Some(target);
         let req = session.req_header();
         ctx.kind = classify(&req.method, &req.headers);
-        ctx.client = client_ip(session);
         let link_for_events = link.clone();
         if let (Kind::Head | Kind::Prefetch, Some(max)) = (ctx.kind, link.max_downloads) {
             // Uncounted requests on a used-up link must look like any dead link too.
             match self.gate.store.usage(link.id, link.generation).await {
                 Ok(used) if used >= max => {
                     ctx.outcome = "exhausted";
-                    self.refused(session, &link, "download limit reached");
+                    self.refused(session, &link, ctx.target.as_ref(), "download limit reached");
                     return Err(Answer::Status(404));
                 }
                 Ok(_) => {}
@@ -254,7 +353,7 @@ impl Proxy {
                 Ok(Some(link)) => link,
                 Ok(None) => {
                     ctx.outcome = "exhausted";
-                    self.refused(session, &link_for_events, "download limit reached");
+                    self.refused(session, &link_for_events, ctx.target.as_ref(), "download limit reached");
                     return Err(Answer::Status(404));
                 }
                 Err(e) => {
@@ -280,8 +379,11 @@ impl ProxyHttp for Proxy {
             link: None,
             upstream: None,
             kind: Kind::Head,
+            target: None,
+            upload: false,
             ticket: None,
             client: String::new(),
+            grant: String::new(),
             view_only: false,
             replacement: None,
             outcome: "served",
@@ -308,6 +410,12 @@ impl ProxyHttp for Proxy {
                 return Ok(true);
             }
         }
+        if ctx.upload {
+            let reply = self.upload(session, ctx).await;
+            ctx.outcome = if reply.status < 300 { "uploaded" } else { "upload_refused" };
+            write_reply(session, reply).await?;
+            return Ok(true);
+        }
         if ctx.kind == Kind::Prefetch {
             // A prefetch never receives the document, so it can never use up a download.
             ctx.outcome = "prefetch";
@@ -327,13 +435,10 @@ impl ProxyHttp for Proxy {
     }
 
     async fn upstream_request_filter(&self, session: &mut Session, upstream_request: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
-        let (Some(link), Some(upstream)) = (&ctx.link, &ctx.upstream) else {
-            return Error::e_explain(ErrorType::InternalError, "no link admitted");
+        let (Some(target), Some(upstream)) = (&ctx.target, &ctx.upstream) else {
+            return Error::e_explain(ErrorType::InternalError, "no document admitted");
         };
-        let Some(doc) = link.documents.first() else {
-            return Error::e_explain(ErrorType::InternalError, "link has no document");
-        };
-        let path = upstream.path_of(&doc.object);
+        let path = upstream.path_of(&target.object);
         let mut out = RequestHeader::build(session.req_header().method.clone(), path.as_bytes(), Some(8))?;
         out.insert_header(header::HOST, upstream.config.host_header.as_str())?;
         for name in FORWARDED_REQUEST_HEADERS {
@@ -376,10 +481,8 @@ impl ProxyHttp for Proxy {
         }
         resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
         resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
-        if let Some(link) = &ctx.link {
-            let inline = ctx.view_only || !link.allows(Right::Download);
-            let name = link.documents.first().map(|d| d.filename.as_str()).unwrap_or("download");
-            resp.insert_header(header::CONTENT_DISPOSITION, content_disposition(inline, name))?;
+        if let Some(target) = &ctx.target {
+            resp.insert_header(header::CONTENT_DISPOSITION, content_disposition(target.inline, &target.filename))?;
         }
         Ok(())
     }
@@ -444,7 +547,7 @@ impl ProxyHttp for Proxy {
             }
             None => {}
         }
-        if let Some(link) = &ctx.link {
+        if let (Some(link), false) = (&ctx.link, ctx.upload) {
             if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {
                 self.gate.usage.record(link.id, link.generation);
             }
@@ -456,12 +559,15 @@ impl ProxyHttp for Proxy {
                     (true, false, _) => ("download.completed", "ok"),
                     (false, _, _) => ("download.aborted", "failed"),
                 };
-                let mut d = event(session, link, kind, outcome);
+                let mut d = event(session, ctx.target.as_ref(), kind, outcome);
                 d.bytes = Some(sent);
                 if !delivered {
                     d.reason = Some(ctx.outcome.to_string());
                 }
-                d.detail = Some(serde_json::json!({ "status": status, "counted": counted }));
+                if let Some(serde_json::Value::Object(detail)) = &mut d.detail {
+                    detail.insert("status".into(), status.into());
+                    detail.insert("counted".into(), counted.into());
+                }
                 self.gate.audit.push(link.id, d);
             }
         }

@@ -21,9 +21,9 @@ use time::format_description::well_known::Rfc2822;
 
 use crate::audit::{client_of, user_agent_of, Draft};
 use crate::gate::Gate;
-use crate::link::{Link, LinkState};
+use crate::link::{Link, LinkState, Right, Variant};
 use crate::mail::CodeMail;
-use crate::pages::{self, DocumentFacts};
+use crate::pages::{self, DocumentFacts, LandingDocument, UploadForm};
 use crate::store::{Change, StoreError};
 use crate::verify::{mask_email, new_code, new_device_id};
 
@@ -81,8 +81,11 @@ struct Visit {
     /// `/s/{token}`: where forms post and redirects go.
     base: String,
     html: bool,
+    /// A form POST (password, trust, codes); an upload POST is not one.
     post: bool,
     download: bool,
+    /// A PUT or `POST ?upload`: goes on to the upload once the gates are passed.
+    upload: bool,
     device: Option<String>,
     new_device: bool,
     client: Option<IpAddr>,
@@ -91,13 +94,60 @@ struct Visit {
 }
 
 impl Visit {
-    fn facts(&self) -> DocumentFacts<'_> {
-        let doc = self.link.documents.first();
-        DocumentFacts {
-            name: doc.map(|d| d.filename.as_str()).unwrap_or("document"),
-            size: doc.and_then(|d| d.size),
-            expires: self.link.expires_at.and_then(|e| e.format(&Rfc2822).ok()).map(|e| e.replace("+0000", "UTC")),
-        }
+    fn facts(&self) -> DocumentFacts {
+        let (name, size) = match self.link.documents.as_slice() {
+            [doc] => (doc.filename.clone(), doc.size),
+            [] => ("File upload".to_string(), None),
+            docs => (format!("{} documents", docs.len()), None),
+        };
+        DocumentFacts { name, size, expires: self.expires() }
+    }
+
+    fn expires(&self) -> Option<String> {
+        self.link.expires_at.and_then(|e| e.format(&Rfc2822).ok()).map(|e| e.replace("+0000", "UTC"))
+    }
+
+    /// The landing page: each document with a button per granted variant, and the upload form.
+    fn landing(&self, gate: &Gate, view_only: bool) -> Bytes {
+        let several = self.link.documents.len() > 1;
+        let documents: Vec<LandingDocument> = self
+            .link
+            .documents
+            .iter()
+            .enumerate()
+            .map(|(i, doc)| {
+                let mut variants = self.link.offered(doc);
+                if view_only {
+                    // An unverified browser gets one button that opens the original inline.
+                    variants = vec![Variant::View];
+                }
+                let actions = variants
+                    .iter()
+                    .map(|v| {
+                        let label = match (v, view_only) {
+                            (_, true) | (Variant::View, _) => "View".to_string(),
+                            (Variant::Original, _) => "Download".to_string(),
+                            (Variant::Rendition(name), _) => format!("Download ({name})"),
+                        };
+                        let mut href = format!("{}?download", self.base);
+                        if several {
+                            href.push_str(&format!("&doc={}", i + 1));
+                        }
+                        if !view_only && (several || variants.len() > 1 || !matches!(v, Variant::Original)) {
+                            href.push_str(&format!("&as={}", v.query_value()));
+                        }
+                        (label, href)
+                    })
+                    .collect();
+                LandingDocument { name: doc.filename.clone(), size: doc.size, actions }
+            })
+            .collect();
+        let upload = (self.link.allows(&Right::Upload) && !view_only).then(|| UploadForm {
+            action: format!("{}?upload", self.base),
+            csrf: self.link.has_gate().then(|| gate.verifier.csrf_token(&self.link.id, self.device.as_deref().unwrap_or(""))),
+            limits: crate::upload::Rules::for_link(&self.link, &gate.policy).describe(),
+        });
+        pages::landing(self.expires().as_deref(), &documents, upload.as_ref(), view_only)
     }
 
     fn event(&self, kind: &str, outcome: &str) -> Draft {
@@ -176,9 +226,11 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
 pub async fn decide(gate: &Gate, session: &mut Session, link: Arc<Link>, base: String) -> pingora::Result<Decision> {
     let req = session.req_header();
     let client = client_of(session);
+    let upload = crate::upload::is_upload(req);
     let mut visit = Visit {
         html: wants_html(session),
-        post: req.method == Method::POST,
+        post: req.method == Method::POST && !upload,
+        upload,
         download: req.uri.query().is_some_and(|q| q.split('&').any(|p| p == "download" || p.starts_with("download="))),
         device: gate.verifier.device_of(&req.headers),
         new_device: false,
@@ -188,7 +240,7 @@ pub async fn decide(gate: &Gate, session: &mut Session, link: Arc<Link>, base: S
         link,
         base,
     };
-    let rendering = visit.post || (visit.html && !visit.download);
+    let rendering = visit.post || (visit.html && !visit.download && !visit.upload);
     if rendering {
         if let Some(ip) = client {
             if !gate.page_limiter.allows(ip) {
@@ -200,7 +252,7 @@ pub async fn decide(gate: &Gate, session: &mut Session, link: Arc<Link>, base: S
             }
         }
     }
-    if visit.html && visit.device.is_none() {
+    if visit.html && visit.device.is_none() && visit.link.has_gate() {
         let id = new_device_id();
         visit.cookies.push(("set-cookie", gate.verifier.device_cookie(&id)));
         visit.device = Some(id);
@@ -219,10 +271,9 @@ pub async fn decide(gate: &Gate, session: &mut Session, link: Arc<Link>, base: S
         Ok(view_only) => view_only,
         Err(d) => return Ok(d),
     };
-    if visit.html && !visit.download {
+    if visit.html && !visit.download && !visit.upload {
         gate.audit.push(visit.link.id, visit.event("page.viewed", "ok"));
-        let href = format!("{}?download", visit.base);
-        return Ok(visit.reply(200, pages::landing(&visit.facts(), &href, view_only)));
+        return Ok(visit.reply(200, visit.landing(gate, view_only)));
     }
     if !visit.cookies.is_empty() {
         // A new device cookie on a download request: set it, then come back for the file.
@@ -445,8 +496,8 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
     if gate.store.kv_put(&format!("code:{id}:{device}"), stored.as_bytes(), CODE_LIFETIME).await.is_err() {
         return visit.reply(503, pages::for_status(503));
     }
-    let name = visit.link.documents.first().map(|d| d.filename.as_str()).unwrap_or("a document");
-    let mail = CodeMail { to: &email, document: name, sender: visit.link.created_by.as_deref(), code: &code };
+    let facts = visit.facts();
+    let mail = CodeMail { to: &email, document: &facts.name, sender: visit.link.created_by.as_deref(), code: &code };
     match gate.mailer.send_code(&mail).await {
         Ok(()) => {
             gate.audit.push(id, visit.event("code.sent", "ok"));

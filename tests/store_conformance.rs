@@ -39,7 +39,7 @@ fn redis() -> Backend {
 }
 
 fn link(max: Option<u64>) -> Link {
-    let doc = Document { object: "a/b.pdf".into(), filename: "b.pdf".into(), size: None };
+    let doc = Document::new("a/b.pdf".into(), "b.pdf".into(), None);
     let mut l = Link::new("docs", doc, "k1", time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap());
     l.max_downloads = max;
     l.created_by = Some("alice".into());

@@ -12,12 +12,12 @@ use crate::mail::Mailer;
 use crate::policy::Policy;
 use crate::recipient::PageLimiter;
 use crate::verify::Verifier;
-use crate::config::{Config, StateConfig, StoreConfig};
+use crate::config::{Config, StateConfig};
 use crate::counting::{Settlements, UsageBatcher};
 use crate::link::{Link, LinkId};
 use crate::store::{EmbeddedStore, LinkStore, RedisStore, StoreError};
 use crate::token::Keyring;
-use crate::upstream::HttpUpstream;
+use crate::stores::Store;
 
 pub struct Gate {
     pub keys: Keyring,
@@ -27,7 +27,8 @@ pub struct Gate {
     pub settlements: Settlements,
     /// How often in-flight reservations are renewed (a quarter of their TTL).
     pub renew_every: Duration,
-    pub upstreams: BTreeMap<String, Arc<HttpUpstream>>,
+    /// The configured document stores by name.
+    pub upstreams: BTreeMap<String, Arc<Store>>,
     pub public_url: String,
     pub grant_window: Duration,
     pub audit: AuditQueue,
@@ -51,13 +52,7 @@ impl Gate {
                 (Arc::new(RedisStore::new(options.clone())?), cache)
             }
         };
-        let upstreams = config
-            .stores
-            .iter()
-            .map(|(name, s)| match s {
-                StoreConfig::Http(h) => (name.clone(), Arc::new(HttpUpstream::new(h.clone()))),
-            })
-            .collect();
+        let upstreams = config.stores.iter().map(|(name, s)| (name.clone(), Arc::new(Store::new(s)))).collect();
         Ok(Gate {
             keys: config.keys.clone(),
             store,

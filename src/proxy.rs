@@ -31,7 +31,9 @@ use crate::link::{Link, LinkState, Right};
 use crate::pages;
 use crate::recipient::{self, Decision, Reply};
 use crate::store::{ReserveRequest, Reservation, Ticket};
-use crate::upstream::{HttpUpstream, FORWARDED_REQUEST_HEADERS};
+use crate::metrics::metrics;
+use crate::stores::dir::ServeError;
+use crate::stores::{Attempt, Store};
 
 pub struct Proxy {
     pub gate: Arc<Gate>,
@@ -43,7 +45,11 @@ pub struct Proxy {
 pub struct Ctx {
     started: Instant,
     link: Option<Arc<Link>>,
-    upstream: Option<Arc<HttpUpstream>>,
+    upstream: Option<Arc<Store>>,
+    /// Which origin of the store this request is trying (failover), and since when.
+    attempt: Attempt,
+    /// Counted in the active-streams gauge until `logging`.
+    streaming: bool,
     kind: Kind,
     /// The slot reserved for this request, to be committed or given back.
     ticket: Option<Ticket>,
@@ -116,7 +122,46 @@ fn event(session: &Session, link: &Link, kind: &str, outcome: &str) -> Draft {
     d
 }
 
+/// The gateway's own headers on a document: disposition (attachment or inline, with the link's
+/// display name), no caching, no sniffing.
+fn decorate(resp: &mut ResponseHeader, link: &Link, view_only: bool) -> Result<()> {
+    resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
+    resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+    let inline = view_only || !link.allows(Right::Download);
+    let name = link.documents.first().map(|d| d.filename.as_str()).unwrap_or("download");
+    resp.insert_header(header::CONTENT_DISPOSITION, content_disposition(inline, name))?;
+    Ok(())
+}
+
 impl Proxy {
+    /// A download is about to go to its store (metrics).
+    fn stream_started(&self, ctx: &mut Ctx) {
+        let m = metrics();
+        if matches!(ctx.kind, Kind::Fresh | Kind::Continuation) {
+            m.downloads_started.inc();
+        }
+        m.active_streams.inc();
+        ctx.streaming = true;
+    }
+
+    /// The request is over (metrics).
+    fn stream_ended(&self, ctx: &mut Ctx, delivered: bool, sent: u64) {
+        let m = metrics();
+        m.request(ctx.outcome);
+        m.bytes_sent.inc_by(sent);
+        if ctx.streaming {
+            ctx.streaming = false;
+            m.active_streams.dec();
+            if matches!(ctx.kind, Kind::Fresh | Kind::Continuation) {
+                if delivered {
+                    m.downloads_completed.inc();
+                } else {
+                    m.downloads_aborted.inc();
+                }
+            }
+        }
+    }
+
     /// Queues a `download.refused` event for a known link.
     fn refused(&self, session: &Session, link: &Link, reason: &str) {
         let mut d = event(session, link, "download.refused", "refused");
@@ -279,6 +324,8 @@ impl ProxyHttp for Proxy {
             started: Instant::now(),
             link: None,
             upstream: None,
+            attempt: Attempt::default(),
+            streaming: false,
             kind: Kind::Head,
             ticket: None,
             client: String::new(),
@@ -316,14 +363,43 @@ impl ProxyHttp for Proxy {
             session.write_response_header(Box::new(resp), true).await?;
             return Ok(true);
         }
+        self.stream_started(ctx);
+        let dir = ctx.upstream.clone().filter(|s| s.as_dir().is_some());
+        if let (Some(store), Some(link)) = (dir, ctx.link.clone()) {
+            let (Some(dir), Some(doc)) = (store.as_dir(), link.documents.first()) else { return Ok(false) };
+            let view_only = ctx.view_only;
+            match dir.serve(session, &doc.object, |resp| decorate(resp, &link, view_only)).await {
+                Ok(()) => return Ok(true),
+                Err(ServeError::Refused(e)) => {
+                    tracing::warn!(link = %link.id, store = %link.store, error = %e, "dir store cannot serve the object");
+                    ctx.outcome = "origin_not_found";
+                    self.give_back(ctx).await;
+                    answer(session, 404, &[]).await?;
+                    return Ok(true);
+                }
+                Err(ServeError::Broken(e)) => return Err(e),
+            }
+        }
         Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        match &ctx.upstream {
-            Some(u) => Ok(u.peer()),
+        match ctx.upstream.as_ref().and_then(|u| u.peer(&mut ctx.attempt)) {
+            Some(peer) => Ok(peer),
             None => Error::e_explain(ErrorType::InternalError, "no upstream chosen"),
         }
+    }
+
+    fn fail_to_connect(&self, _session: &mut Session, peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+        if let Some(store) = &ctx.upstream {
+            store.metrics().error("connect");
+            // Nothing reached this origin yet: another origin of the store may take the request.
+            if store.may_retry(&ctx.attempt) {
+                tracing::warn!(store = store.name(), origin = %peer, error = %e, "origin unreachable, trying another");
+                e.set_retry(true);
+            }
+        }
+        e
     }
 
     async fn upstream_request_filter(&self, session: &mut Session, upstream_request: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
@@ -333,23 +409,22 @@ impl ProxyHttp for Proxy {
         let Some(doc) = link.documents.first() else {
             return Error::e_explain(ErrorType::InternalError, "link has no document");
         };
-        let path = upstream.path_of(&doc.object);
-        let mut out = RequestHeader::build(session.req_header().method.clone(), path.as_bytes(), Some(8))?;
-        out.insert_header(header::HOST, upstream.config.host_header.as_str())?;
-        for name in FORWARDED_REQUEST_HEADERS {
-            for value in session.req_header().headers.get_all(name) {
-                out.append_header(name, value.clone())?;
-            }
-        }
-        if let Some((name, value)) = &upstream.config.auth_header {
-            out.insert_header(name.clone(), value.clone())?;
-        }
-        *upstream_request = out;
+        let req = session.req_header();
+        *upstream_request = upstream.upstream_request(&ctx.attempt, &req.method, &doc.object, req)?;
         Ok(())
     }
 
     async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
         let status = resp.status.as_u16();
+        if let (Some(store), Some(started)) = (&ctx.upstream, ctx.attempt.started) {
+            store.metrics().observe(started.elapsed());
+            match status {
+                404 | 410 => store.metrics().error("not_found"),
+                401 | 403 | 500..=599 => store.metrics().error("status"),
+                _ => {}
+            }
+            store.clean_response(resp);
+        }
         let replace_with = match status {
             200..=299 | 304 | 412 | 416 => None,
             401 | 403 | 404 | 410 => Some(404),
@@ -374,14 +449,10 @@ impl ProxyHttp for Proxy {
         for name in ["set-cookie", "set-cookie2", "content-disposition", "x-powered-by"] {
             resp.remove_header(name);
         }
-        resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
-        resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
-        if let Some(link) = &ctx.link {
-            let inline = ctx.view_only || !link.allows(Right::Download);
-            let name = link.documents.first().map(|d| d.filename.as_str()).unwrap_or("download");
-            resp.insert_header(header::CONTENT_DISPOSITION, content_disposition(inline, name))?;
+        match &ctx.link {
+            Some(link) => decorate(resp, link, ctx.view_only),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, _end: bool, ctx: &mut Ctx) -> Result<Option<Duration>> {
@@ -406,6 +477,9 @@ impl ProxyHttp for Proxy {
                 ErrorSource::Internal | ErrorSource::Unset => 500,
             },
         };
+        if let (Some(store), 502 | 504) = (&ctx.upstream, code) {
+            store.metrics().error(if code == 504 { "timeout" } else { "io" });
+        }
         ctx.outcome = match code {
             504 => "origin_timeout",
             502 => "origin_down",
@@ -465,16 +539,18 @@ impl ProxyHttp for Proxy {
                 self.gate.audit.push(link.id, d);
             }
         }
+        self.stream_ended(ctx, delivered, sent);
         tracing::info!(
             target: "linkgate::access",
-            link = ?ctx.link.as_ref().map(|l| l.id),
+            link = ctx.link.as_ref().map(|l| l.id.to_string()),
             method = %session.req_header().method,
             status,
             outcome = ctx.outcome,
             counted,
             bytes = sent,
             client = %ctx.client,
-            ms = ctx.started.elapsed().as_millis() as u64,
+            store = ctx.upstream.as_ref().map(|s| s.name()),
+            duration_ms = ctx.started.elapsed().as_millis() as u64,
         );
     }
 }

@@ -139,6 +139,9 @@ fn unsafe_is_root() -> bool {
 impl Origin {
     /// Stops nginx with its workers (a killed master would leave its worker serving).
     pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {

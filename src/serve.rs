@@ -120,6 +120,11 @@ pub fn build(config: &Config, extra_origin: Option<(StaticOrigin, String)>) -> R
 /// (which was sent `SIGQUIT` and hands them over on `server.upgrade_sock`), so no connection is
 /// refused while the old process finishes its downloads.
 pub fn build_with(config: &Config, extra_origin: Option<(StaticOrigin, String)>, upgrade: bool) -> Result<(Server, Arc<Gate>), StoreError> {
+    if upgrade && matches!(config.state, crate::config::StateConfig::Embedded { .. }) {
+        return Err(StoreError::Unavailable(
+            "serve --upgrade needs state.backend = \"redis\": the embedded store's file stays locked by the running instance until it exits".into(),
+        ));
+    }
     let gate = Arc::new(Gate::from_config(config)?);
     let conf = ServerConf {
         upgrade_sock: config.server.upgrade_sock.display().to_string(),

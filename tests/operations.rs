@@ -208,7 +208,7 @@ fn upgrade_hands_over_without_cutting_downloads_or_refusing_requests() {
     let big = pseudo_random(24 * 1024 * 1024, 33);
     origin.put("big.bin", &big);
     origin.put("small.txt", b"small");
-    let opts = GatewayOptions { grace_period_seconds: 10, ..GatewayOptions::on_redis(&origin, redis.state()) };
+    let opts = GatewayOptions { grace_period_seconds: 12, ..GatewayOptions::on_redis(&origin, redis.state()) };
     let mut old = Gateway::start_with(opts);
     let admin = old.admin();
     let (_, big_url) = admin.share("big.bin", Some(100));
@@ -216,11 +216,12 @@ fn upgrade_hands_over_without_cutting_downloads_or_refusing_requests() {
     let big_path = big_url.trim_start_matches(&format!("http://127.0.0.1:{}", old.port)).to_string();
     let port = old.port;
 
-    // Long downloads, read at about 4 MiB/s each, started on the old process.
+    // Long downloads (about 8 s each at 3 MiB/s: past the old process's 5 s of accepting after
+    // SIGQUIT), started on the old process.
     let downloads: Vec<_> = (0..3)
         .map(|_| {
             let path = big_path.clone();
-            std::thread::spawn(move || slow_download(port, &path, 4 * 1024 * 1024))
+            std::thread::spawn(move || slow_download(port, &path, 3 * 1024 * 1024))
         })
         .collect();
     // New requests, each on a new connection, all through the upgrade.
@@ -245,6 +246,7 @@ fn upgrade_hands_over_without_cutting_downloads_or_refusing_requests() {
     };
     std::thread::sleep(Duration::from_millis(500));
     let new = old.start_upgrade();
+    assert!(downloads.iter().all(|d| !d.is_finished()), "the downloads are running when the upgrade starts");
     old.signal("QUIT");
     // The old process keeps its running downloads, stops accepting, and exits after its grace period.
     assert!(old.wait_exit(Duration::from_secs(40)), "the old process exits after handing over");
@@ -262,4 +264,19 @@ fn upgrade_hands_over_without_cutting_downloads_or_refusing_requests() {
     // The new process holds both listeners.
     assert_eq!(get(&format!("{}/healthz", admin.base)).status, 200);
     drop(new);
+}
+
+#[test]
+fn upgrade_on_the_embedded_store_is_refused_with_a_reason() {
+    let origin = Origin::start();
+    let gw = Gateway::start(&origin);
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--upgrade", "--config"])
+        .arg(&gw.config_path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("state.backend = \"redis\""), "{stderr}");
+    assert_eq!(get(&format!("{}/healthz", gw.admin().base)).status, 200, "the running instance is untouched");
 }

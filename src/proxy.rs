@@ -477,7 +477,12 @@ impl ProxyHttp for Proxy {
                 ErrorSource::Internal | ErrorSource::Unset => 500,
             },
         };
-        if let (Some(store), 502 | 504) = (&ctx.upstream, code) {
+        // Failed connections were counted per attempt in `fail_to_connect`.
+        let connect = matches!(
+            e.etype(),
+            ErrorType::ConnectTimedout | ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::TLSHandshakeFailure
+        );
+        if let (Some(store), 502 | 504, false) = (&ctx.upstream, code, connect) {
             store.metrics().error(if code == 504 { "timeout" } else { "io" });
         }
         ctx.outcome = match code {
@@ -542,7 +547,7 @@ impl ProxyHttp for Proxy {
         self.stream_ended(ctx, delivered, sent);
         tracing::info!(
             target: "linkgate::access",
-            link = ctx.link.as_ref().map(|l| l.id.to_string()),
+            link = ctx.link.as_ref().map(|l| tracing::field::display(l.id)),
             method = %session.req_header().method,
             status,
             outcome = ctx.outcome,

@@ -372,3 +372,25 @@ fn http_store_read_timeout_is_a_504_and_gives_the_slot_back() {
     assert_eq!(admin.link(&id)["downloads_used"], 0);
     drop(silent);
 }
+
+#[test]
+fn http_health_check_path_decides_which_origins_are_ready() {
+    let origin = Origin::start();
+    origin.put("f.txt", b"checked");
+    let url = origin.url();
+    // nginx answers /teapot with a 500: that origin counts as down; /echo-headers answers 200.
+    let extra = format!(
+        "[stores.sick]\nkind = \"http\"\nurl = \"{url}\"\nhealth_check_path = \"/teapot\"\n\
+         [stores.well]\nkind = \"http\"\nurls = [\"{url}\", \"http://127.0.0.1:{}/\"]\nhealth_check_path = \"/echo-headers\"\nhealth_check_interval_ms = 200\n",
+        free_port()
+    );
+    let gw = Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(&origin) });
+    let ready = get(&format!("{}/readyz", gw.admin().base));
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(ready.json()["stores"]["well"], "ok", "{}", ready.text());
+    assert!(ready.json()["stores"]["sick"].as_str().unwrap().contains("reachable"), "{}", ready.text());
+    let (_, link) = share_in(&gw.admin(), "well", "f.txt", None);
+    for _ in 0..4 {
+        assert_eq!(get(&link).body, b"checked");
+    }
+}

@@ -51,7 +51,7 @@ fn cache(c: &mut Criterion) {
 }
 
 fn sample_link() -> Link {
-    let doc = Document { object: "a/b.pdf".into(), filename: "b.pdf".into(), size: None };
+    let doc = Document::new("a/b.pdf".into(), "b.pdf".into(), None);
     Link::new("docs", doc, "k1", time::OffsetDateTime::now_utc())
 }
 

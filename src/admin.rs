@@ -25,7 +25,7 @@ use crate::link::{sanitize_filename, valid_rendition_name, Document, Link, LinkI
 use crate::verify::hash_password;
 use crate::policy::{valid_type_pattern, Policy, Proposed};
 use crate::store::{Change, ListQuery, StoreError};
-use crate::upstream::check_object_key;
+use crate::stores::check_object_key;
 
 /// The OpenAPI document of this API (checked in beside this file, served at `/v1/openapi.json`).
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -592,25 +592,7 @@ impl AdminApi {
     /// The object's size from the origin (a HEAD, bounded to two seconds); `None` when the origin
     /// does not say (the landing page then shows no size).
     async fn object_size(&self, store: &str, object: &str) -> Option<u64> {
-        let upstream = self.gate.upstreams.get(store)?.clone();
-        if upstream.config.tls {
-            return None; // the admin client speaks plain HTTP only
-        }
-        let url = format!("http://{}{}", upstream.config.addr, upstream.path_of(object));
-        let host = upstream.config.host_header.clone();
-        let auth = upstream.config.auth_header.clone();
-        tokio::task::spawn_blocking(move || {
-            let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(2)).redirects(0).build();
-            let mut req = agent.head(&url).set("host", &host);
-            if let Some((name, value)) = &auth {
-                req = req.set(name.as_str(), value.to_str().ok()?);
-            }
-            let resp = req.call().ok()?;
-            resp.header("content-length")?.parse().ok()
-        })
-        .await
-        .ok()
-        .flatten()
+        self.gate.upstreams.get(store)?.size_of(object).await
     }
 
     async fn create(&self, session: &mut ServerSession, caller: &Caller, origin: &RequestFacts) -> Result<(StatusCode, Value), ApiError> {
@@ -876,6 +858,9 @@ impl AdminApi {
         if path == "/healthz" {
             return Ok((StatusCode::OK, json!({ "status": "ok" })));
         }
+        if path == "/readyz" {
+            return Ok(crate::health::readiness(&self.gate).await);
+        }
         let Some(caller) = self.caller(session) else {
             return Err(ApiError::new(StatusCode::UNAUTHORIZED, None, "missing or wrong admin token (Authorization: Bearer …)"));
         };
@@ -919,6 +904,9 @@ impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         if session.req_header().method == Method::GET && session.req_header().uri.path() == "/v1/openapi.json" {
             return bytes_response(StatusCode::OK, "application/json", OPENAPI.as_bytes().to_vec());
+        }
+        if session.req_header().method == Method::GET && session.req_header().uri.path() == "/metrics" {
+            return bytes_response(StatusCode::OK, "text/plain; version=0.0.4", crate::metrics::metrics().render());
         }
         match self.route(session).await {
             Ok((status, body)) => json_response(status, &body),

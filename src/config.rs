@@ -15,6 +15,7 @@ use crate::store::redis::{RedisOptions, RedisTarget};
 use crate::mail::{MailConfig, Mailer};
 use crate::policy::Policy;
 use crate::token::Keyring;
+pub use crate::stores::config::{DirStoreConfig, HttpStoreConfig, OriginConfig, S3StoreConfig, StoreConfig};
 
 /// A configuration problem, always naming the key (or the file) it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +41,7 @@ struct RawConfig {
     #[serde(default)]
     state: RawState,
     #[serde(default)]
-    stores: BTreeMap<String, RawStore>,
+    stores: BTreeMap<String, crate::stores::config::RawStore>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -70,6 +71,9 @@ struct RawServer {
     threads: Option<usize>,
     #[serde(default)]
     grace_period_seconds: Option<u64>,
+    /// Unix socket over which a new process takes the listening sockets over (`serve --upgrade`).
+    #[serde(default)]
+    upgrade_sock: Option<PathBuf>,
     /// Seconds a client may stall a response write before it is dropped.
     #[serde(default)]
     client_write_timeout_seconds: Option<u64>,
@@ -153,28 +157,6 @@ fn default_backend() -> String {
     "embedded".to_string()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStore {
-    kind: String,
-    #[serde(default)]
-    url: Option<String>,
-    /// Extra header sent with every upstream request, e.g. `{ name = "Authorization", value = "Bearer x" }`.
-    #[serde(default)]
-    auth_header: Option<RawHeader>,
-    #[serde(default)]
-    connect_timeout_ms: Option<u64>,
-    #[serde(default)]
-    read_timeout_ms: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHeader {
-    name: String,
-    value: String,
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
@@ -220,6 +202,7 @@ pub struct ServerConfig {
     pub public_url: String,
     pub threads: usize,
     pub grace_period_seconds: u64,
+    pub upgrade_sock: PathBuf,
     pub client_write_timeout: Duration,
     pub client_read_timeout: Duration,
     pub cookie_secure: bool,
@@ -257,39 +240,6 @@ pub enum StateConfig {
 pub struct CacheConfig {
     pub ttl: Duration,
     pub capacity: usize,
-}
-
-/// One upstream store.
-#[derive(Debug, Clone)]
-pub enum StoreConfig {
-    Http(HttpStoreConfig),
-}
-
-#[derive(Clone)]
-pub struct HttpStoreConfig {
-    pub name: String,
-    pub tls: bool,
-    /// Host name (for SNI and the `Host` header), with the port when it is not the default.
-    pub host_header: String,
-    pub sni: String,
-    pub addr: SocketAddr,
-    /// Base path, always starting and ending with `/`.
-    pub base_path: String,
-    pub auth_header: Option<(http::HeaderName, http::HeaderValue)>,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
-}
-
-impl std::fmt::Debug for HttpStoreConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpStoreConfig")
-            .field("name", &self.name)
-            .field("addr", &self.addr)
-            .field("host", &self.host_header)
-            .field("base_path", &self.base_path)
-            .field("auth_header", &self.auth_header.as_ref().map(|(n, _)| n.as_str()))
-            .finish()
-    }
 }
 
 impl Config {
@@ -430,14 +380,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     }
     let mut stores = BTreeMap::new();
     for (name, store) in raw.stores {
-        let prefix = format!("stores.{name}");
-        let cfg = match store.kind.as_str() {
-            "http" => StoreConfig::Http(http_store(&prefix, &name, store)?),
-            "s3" | "dir" => {
-                return Err(invalid(format!("{prefix}.kind"), format!("`{}` stores are not available in this version; use \"http\"", store.kind)))
-            }
-            other => return Err(invalid(format!("{prefix}.kind"), format!("`{other}` is not one of \"http\", \"s3\", \"dir\""))),
-        };
+        let cfg = crate::stores::config::parse_store(&name, store, base_dir)?;
         stores.insert(name, cfg);
     }
 
@@ -454,6 +397,11 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             public_url,
             threads,
             grace_period_seconds: raw.server.grace_period_seconds.unwrap_or(30),
+            upgrade_sock: match raw.server.upgrade_sock {
+                Some(p) if p.is_relative() => base_dir.join(p),
+                Some(p) => p,
+                None => PathBuf::from("/tmp/linkgate-upgrade.sock"),
+            },
             client_write_timeout: Duration::from_secs(raw.server.client_write_timeout_seconds.unwrap_or(60)),
             client_read_timeout: Duration::from_secs(raw.server.client_read_timeout_seconds.unwrap_or(30)),
             cookie_secure,
@@ -486,81 +434,6 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     })
 }
 
-fn http_store(prefix: &str, name: &str, store: RawStore) -> Result<HttpStoreConfig, ConfigError> {
-    let url_key = format!("{prefix}.url");
-    let url = store.url.ok_or_else(|| invalid(&url_key, "is required for an http store"))?;
-    let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
-        (false, rest)
-    } else if let Some(rest) = url.strip_prefix("https://") {
-        (true, rest)
-    } else {
-        return Err(invalid(&url_key, "must start with http:// or https://"));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() || authority.contains('@') {
-        return Err(invalid(&url_key, "must name a host (credentials in the URL are not accepted; use auth_header)"));
-    }
-    if path.contains(['?', '#']) {
-        return Err(invalid(&url_key, "must not have a query or fragment"));
-    }
-    let default_port = if tls { 443 } else { 80 };
-    let (host, port) = split_host_port(authority, default_port).ok_or_else(|| invalid(&url_key, "has an invalid host or port"))?;
-    // Resolved once at start, off the request path (Pingora's HttpPeer must not resolve per request).
-    let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
-        .map_err(|e| invalid(&url_key, format!("cannot resolve `{host}`: {e}")))?
-        .next()
-        .ok_or_else(|| invalid(&url_key, format!("`{host}` resolves to no address")))?;
-    let mut base_path = path.to_string();
-    if !base_path.ends_with('/') {
-        base_path.push('/');
-    }
-    let auth_header = match store.auth_header {
-        None => None,
-        Some(h) => {
-            let key = format!("{prefix}.auth_header");
-            let name = http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| invalid(&key, "name is not a valid header name"))?;
-            let mut value = http::HeaderValue::from_str(&h.value).map_err(|_| invalid(&key, "value is not a valid header value"))?;
-            value.set_sensitive(true);
-            Some((name, value))
-        }
-    };
-    let host_header = if port == default_port { host.clone() } else { format!("{host}:{port}") };
-    let sni = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    Ok(HttpStoreConfig {
-        name: name.to_string(),
-        tls,
-        host_header,
-        sni,
-        addr,
-        base_path,
-        auth_header,
-        connect_timeout: Duration::from_millis(store.connect_timeout_ms.unwrap_or(2_000)),
-        read_timeout: Duration::from_millis(store.read_timeout_ms.unwrap_or(30_000)),
-    })
-}
-
-fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
-    if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']')?;
-        let host = &rest[..end];
-        let after = &rest[end + 1..];
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default_port,
-            None => return None,
-        };
-        return Some((host.to_string(), port));
-    }
-    match authority.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() => Some((h.to_string(), p.parse().ok()?)),
-        Some(_) => None,
-        None => Some((authority.to_string(), default_port)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -589,9 +462,9 @@ url = "http://127.0.0.1:8000/files"
     fn good_config_parses() {
         let c = Config::parse(GOOD, Path::new("/etc/linkgate/x.toml")).unwrap();
         assert_eq!(c.server.public_url, "http://127.0.0.1:8080");
-        let StoreConfig::Http(h) = &c.stores["docs"];
-        assert_eq!(h.base_path, "/files/");
-        assert_eq!(h.host_header, "127.0.0.1:8000");
+        let StoreConfig::Http(h) = &c.stores["docs"] else { panic!("http store expected") };
+        assert_eq!(h.origins[0].base_path, "/files/");
+        assert_eq!(h.origins[0].host_header, "127.0.0.1:8000");
         match c.state {
             StateConfig::Embedded { path, .. } => assert_eq!(path, Path::new("/etc/linkgate/data/linkgate.db")),
             _ => panic!("embedded expected"),
@@ -645,12 +518,5 @@ url = "http://127.0.0.1:8000/files"
         assert_eq!(redis("[\"redis://a:1\", \"redis://b:2\"]").unwrap(), RedisTarget::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()]));
         assert!(redis("\"http://x\"").unwrap_err().to_string().contains("state.redis_url"));
         assert!(redis("[]").unwrap_err().to_string().contains("state.redis_url"));
-    }
-
-    #[test]
-    fn host_port_split() {
-        assert_eq!(split_host_port("[::1]:81", 80), Some(("::1".into(), 81)));
-        assert_eq!(split_host_port("example.org", 443), Some(("example.org".into(), 443)));
-        assert_eq!(split_host_port("a:b", 80), None);
     }
 }

@@ -12,13 +12,13 @@ use crate::mail::Mailer;
 use crate::policy::Policy;
 use crate::recipient::PageLimiter;
 use crate::verify::Verifier;
-use crate::config::{Config, StateConfig, StoreConfig};
+use crate::config::{Config, StateConfig};
 use crate::counting::{Settlements, UsageBatcher};
 use crate::link::{Link, LinkId};
 use crate::store::{EmbeddedStore, LinkStore, RedisStore, StoreError};
 use crate::token::Keyring;
-use crate::upload::Uploader;
-use crate::upstream::HttpUpstream;
+use crate::stores::Store;
+use crate::stores::write::Writer;
 
 pub struct Gate {
     pub keys: Keyring,
@@ -28,7 +28,8 @@ pub struct Gate {
     pub settlements: Settlements,
     /// How often in-flight reservations are renewed (a quarter of their TTL).
     pub renew_every: Duration,
-    pub upstreams: BTreeMap<String, Arc<HttpUpstream>>,
+    /// The configured document stores by name.
+    pub upstreams: BTreeMap<String, Arc<Store>>,
     pub public_url: String,
     pub grant_window: Duration,
     pub audit: AuditQueue,
@@ -39,7 +40,7 @@ pub struct Gate {
     pub verifier: Verifier,
     pub mailer: Mailer,
     pub page_limiter: PageLimiter,
-    pub uploader: Uploader,
+    pub writer: Writer,
 }
 
 impl Gate {
@@ -53,13 +54,7 @@ impl Gate {
                 (Arc::new(RedisStore::new(options.clone())?), cache)
             }
         };
-        let upstreams = config
-            .stores
-            .iter()
-            .map(|(name, s)| match s {
-                StoreConfig::Http(h) => (name.clone(), Arc::new(HttpUpstream::new(h.clone()))),
-            })
-            .collect();
+        let upstreams = config.stores.iter().map(|(name, s)| (name.clone(), Arc::new(Store::new(s)))).collect();
         Ok(Gate {
             keys: config.keys.clone(),
             store,
@@ -78,7 +73,7 @@ impl Gate {
             verifier: Verifier::new(config.keys.clone(), config.server.cookie_secure),
             mailer: Mailer::from_config(&config.mail).map_err(|e| StoreError::Unavailable(e.to_string()))?,
             page_limiter: PageLimiter::new(config.page_requests_per_minute),
-            uploader: Uploader::default(),
+            writer: Writer::default(),
         })
     }
 

@@ -7,7 +7,9 @@
 //! - [`store`]: the `LinkStore` trait and the embedded (redb) backend.
 //! - [`cache`]: the in-process link cache.
 //! - [`counting`]: what counts as a download; usage batching.
-//! - [`upstream`]: upstream HTTP stores and object paths.
+//! - [`stores`]: document stores (HTTP origins with failover, S3, local folders).
+//! - [`metrics`]: Prometheus metrics.
+//! - [`health`]: readiness of the link store and the document stores.
 //! - [`disposition`]: `Content-Disposition` building.
 //! - [`pages`]: the uniform 404 and error pages.
 //! - [`policy`]: the operator's rules for links.
@@ -31,8 +33,10 @@ pub mod config;
 pub mod counting;
 pub mod disposition;
 pub mod gate;
+pub mod health;
 pub mod link;
 pub mod mail;
+pub mod metrics;
 pub mod origin;
 pub mod pages;
 pub mod policy;
@@ -41,6 +45,8 @@ pub mod recipient;
 pub mod serve;
 pub mod store;
 pub mod token;
+pub mod stores;
 pub mod upload;
-pub mod upstream;
+/// The former name of [`stores`].
+pub use stores as upstream;
 pub mod verify;

@@ -28,6 +28,10 @@ enum Command {
     Serve {
         #[arg(long, short)]
         config: PathBuf,
+        /// Take the listening sockets over from a running instance (send it SIGQUIT after
+        /// starting this one); both must use the same `server.upgrade_sock`.
+        #[arg(long, short = 'u')]
+        upgrade: bool,
     },
     /// Validate a config file and exit (0 when good).
     CheckConfig { config: PathBuf },
@@ -153,15 +157,15 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { config } => {
+        Command::Serve { config, upgrade } => {
             let config = match load(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             let _logs = linkgate::serve::init_logging(config.log_json);
-            match linkgate::serve::build(&config, None) {
+            match linkgate::serve::build_with(&config, None, upgrade) {
                 Ok((server, _)) => {
-                    tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, "linkgate serving");
+                    tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, upgrade, "linkgate serving");
                     server.run_forever()
                 }
                 Err(e) => fail(e),
@@ -295,7 +299,10 @@ fn demo(config_path: &std::path::Path) -> ExitCode {
     };
     let _logs = linkgate::serve::init_logging(config.log_json);
     let Some((store_name, StoreConfig::Http(store))) = config.stores.iter().next() else {
-        return fail("the config names no store");
+        return fail("the demo needs an http store first in the config");
+    };
+    let Some(store) = store.origins.first() else {
+        return fail("the config names no origin");
     };
     let dir = PathBuf::from("data/demo-files");
     let sample = dir.join("welcome.txt");

@@ -31,8 +31,10 @@ use crate::link::{Link, LinkState, Refusal, Right, Selection, Target};
 use crate::pages;
 use crate::recipient::{self, Decision, Reply};
 use crate::store::{ReserveRequest, Reservation, Ticket};
+use crate::metrics::metrics;
+use crate::stores::dir::ServeError;
+use crate::stores::{Attempt, Store};
 use crate::upload::{self, Rules, Upload};
-use crate::upstream::{HttpUpstream, FORWARDED_REQUEST_HEADERS};
 
 pub struct Proxy {
     pub gate: Arc<Gate>,
@@ -44,7 +46,11 @@ pub struct Proxy {
 pub struct Ctx {
     started: Instant,
     link: Option<Arc<Link>>,
-    upstream: Option<Arc<HttpUpstream>>,
+    upstream: Option<Arc<Store>>,
+    /// Which origin of the store this request is trying (failover), and since when.
+    attempt: Attempt,
+    /// Counted in the active-streams gauge until `logging`.
+    streaming: bool,
     kind: Kind,
     /// The document and variant this request is served.
     target: Option<Target>,
@@ -149,7 +155,44 @@ fn listing(link: &Link, url: &str) -> Reply {
     }
 }
 
+/// The gateway's own headers on a document: disposition (attachment or inline, with the
+/// document's display name), no caching, no sniffing.
+fn decorate(resp: &mut ResponseHeader, target: &Target) -> Result<()> {
+    resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
+    resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+    resp.insert_header(header::CONTENT_DISPOSITION, content_disposition(target.inline, &target.filename))?;
+    Ok(())
+}
+
 impl Proxy {
+    /// A download is about to go to its store (metrics).
+    fn stream_started(&self, ctx: &mut Ctx) {
+        let m = metrics();
+        if matches!(ctx.kind, Kind::Fresh | Kind::Continuation) {
+            m.downloads_started.inc();
+        }
+        m.active_streams.inc();
+        ctx.streaming = true;
+    }
+
+    /// The request is over (metrics).
+    fn stream_ended(&self, ctx: &mut Ctx, delivered: bool, sent: u64) {
+        let m = metrics();
+        m.request(ctx.outcome);
+        m.bytes_sent.inc_by(sent);
+        if ctx.streaming {
+            ctx.streaming = false;
+            m.active_streams.dec();
+            if matches!(ctx.kind, Kind::Fresh | Kind::Continuation) {
+                if delivered {
+                    m.downloads_completed.inc();
+                } else {
+                    m.downloads_aborted.inc();
+                }
+            }
+        }
+    }
+
     /// Queues a `download.refused` event for a known link.
     fn refused(&self, session: &Session, link: &Link, target: Option<&Target>, reason: &str) {
         let mut d = event(session, target, "download.refused", "refused");
@@ -220,14 +263,14 @@ impl Proxy {
 
     /// Takes an upload the link admitted: a PUT or the landing page's form.
     async fn upload(&self, session: &mut Session, ctx: &Ctx) -> Reply {
-        let (Some(link), Some(upstream)) = (&ctx.link, &ctx.upstream) else {
+        let (Some(link), Some(store)) = (&ctx.link, &ctx.upstream) else {
             let headers = pages::page_headers().iter().map(|(k, v)| (*k, v.to_string())).collect();
             return Reply { status: 404, headers, body: pages::for_status(404) };
         };
         let up = Upload {
             gate: &self.gate,
             link,
-            upstream,
+            store,
             rules: Rules::for_link(link, &self.gate.policy),
             client: Some(ctx.client.clone()),
             user_agent: user_agent_of(session),
@@ -378,6 +421,8 @@ impl ProxyHttp for Proxy {
             started: Instant::now(),
             link: None,
             upstream: None,
+            attempt: Attempt::default(),
+            streaming: false,
             kind: Kind::Head,
             target: None,
             upload: false,
@@ -424,37 +469,64 @@ impl ProxyHttp for Proxy {
             session.write_response_header(Box::new(resp), true).await?;
             return Ok(true);
         }
+        self.stream_started(ctx);
+        let dir = ctx.upstream.clone().filter(|s| s.as_dir().is_some());
+        if let (Some(store), Some(link), Some(target)) = (dir, ctx.link.clone(), ctx.target.clone()) {
+            let Some(dir) = store.as_dir() else { return Ok(false) };
+            match dir.serve(session, &target.object, |resp| decorate(resp, &target)).await {
+                Ok(()) => return Ok(true),
+                Err(ServeError::Refused(e)) => {
+                    tracing::warn!(link = %link.id, store = %link.store, error = %e, "dir store cannot serve the object");
+                    ctx.outcome = "origin_not_found";
+                    self.give_back(ctx).await;
+                    answer(session, 404, &[]).await?;
+                    return Ok(true);
+                }
+                Err(ServeError::Broken(e)) => return Err(e),
+            }
+        }
         Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        match &ctx.upstream {
-            Some(u) => Ok(u.peer()),
+        match ctx.upstream.as_ref().and_then(|u| u.peer(&mut ctx.attempt)) {
+            Some(peer) => Ok(peer),
             None => Error::e_explain(ErrorType::InternalError, "no upstream chosen"),
         }
+    }
+
+    fn fail_to_connect(&self, _session: &mut Session, peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+        if let Some(store) = &ctx.upstream {
+            store.metrics().error("connect");
+            // Nothing reached this origin yet: another origin of the store may take the request.
+            if store.may_retry(&ctx.attempt) {
+                tracing::warn!(store = store.name(), origin = %peer, error = %e, "origin unreachable, trying another");
+                e.set_retry(true);
+            }
+        }
+        e
     }
 
     async fn upstream_request_filter(&self, session: &mut Session, upstream_request: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
         let (Some(target), Some(upstream)) = (&ctx.target, &ctx.upstream) else {
             return Error::e_explain(ErrorType::InternalError, "no document admitted");
         };
-        let path = upstream.path_of(&target.object);
-        let mut out = RequestHeader::build(session.req_header().method.clone(), path.as_bytes(), Some(8))?;
-        out.insert_header(header::HOST, upstream.config.host_header.as_str())?;
-        for name in FORWARDED_REQUEST_HEADERS {
-            for value in session.req_header().headers.get_all(name) {
-                out.append_header(name, value.clone())?;
-            }
-        }
-        if let Some((name, value)) = &upstream.config.auth_header {
-            out.insert_header(name.clone(), value.clone())?;
-        }
-        *upstream_request = out;
+        let req = session.req_header();
+        *upstream_request = upstream.upstream_request(&ctx.attempt, &req.method, &target.object, req)?;
         Ok(())
     }
 
     async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
         let status = resp.status.as_u16();
+        if let (Some(store), Some(started)) = (&ctx.upstream, ctx.attempt.started) {
+            store.metrics().observe(started.elapsed());
+            match status {
+                404 | 410 => store.metrics().error("not_found"),
+                401 | 403 | 500..=599 => store.metrics().error("status"),
+                _ => {}
+            }
+            store.clean_response(resp);
+        }
         let replace_with = match status {
             200..=299 | 304 | 412 | 416 => None,
             401 | 403 | 404 | 410 => Some(404),
@@ -479,12 +551,10 @@ impl ProxyHttp for Proxy {
         for name in ["set-cookie", "set-cookie2", "content-disposition", "x-powered-by"] {
             resp.remove_header(name);
         }
-        resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
-        resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
-        if let Some(target) = &ctx.target {
-            resp.insert_header(header::CONTENT_DISPOSITION, content_disposition(target.inline, &target.filename))?;
+        match &ctx.target {
+            Some(target) => decorate(resp, target),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, _end: bool, ctx: &mut Ctx) -> Result<Option<Duration>> {
@@ -509,6 +579,14 @@ impl ProxyHttp for Proxy {
                 ErrorSource::Internal | ErrorSource::Unset => 500,
             },
         };
+        // Failed connections were counted per attempt in `fail_to_connect`.
+        let connect = matches!(
+            e.etype(),
+            ErrorType::ConnectTimedout | ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::TLSHandshakeFailure
+        );
+        if let (Some(store), 502 | 504, false) = (&ctx.upstream, code, connect) {
+            store.metrics().error(if code == 504 { "timeout" } else { "io" });
+        }
         ctx.outcome = match code {
             504 => "origin_timeout",
             502 => "origin_down",
@@ -571,16 +649,18 @@ impl ProxyHttp for Proxy {
                 self.gate.audit.push(link.id, d);
             }
         }
+        self.stream_ended(ctx, delivered, sent);
         tracing::info!(
             target: "linkgate::access",
-            link = ?ctx.link.as_ref().map(|l| l.id),
+            link = ctx.link.as_ref().map(|l| tracing::field::display(l.id)),
             method = %session.req_header().method,
             status,
             outcome = ctx.outcome,
             counted,
             bytes = sent,
             client = %ctx.client,
-            ms = ctx.started.elapsed().as_millis() as u64,
+            store = ctx.upstream.as_ref().map(|s| s.name()),
+            duration_ms = ctx.started.elapsed().as_millis() as u64,
         );
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
@@ -69,6 +69,31 @@ impl BackgroundService for ChangeFollower {
     }
 }
 
+/// Health checks of HTTP stores with several origins (pingora-load-balancing), so that requests
+/// go to origins that answer.
+struct StoreHealth {
+    gate: Arc<Gate>,
+}
+
+#[async_trait]
+impl BackgroundService for StoreHealth {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let mut wait: Option<Duration> = None;
+            for store in self.gate.upstreams.values() {
+                if let Some(every) = store.check_health().await {
+                    wait = Some(wait.map_or(every, |w| w.min(every)));
+                }
+            }
+            let Some(wait) = wait else { return };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
 /// Sets up logging: text or JSON lines on stderr, filtered by `RUST_LOG` (default `info`).
 ///
 /// Lines are handed to a background writer thread, so a slow stderr never blocks a request; if it
@@ -88,15 +113,29 @@ pub fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
 
 /// Builds the server for `config`; `extra_origin` adds the demo's static origin.
 pub fn build(config: &Config, extra_origin: Option<(StaticOrigin, String)>) -> Result<(Server, Arc<Gate>), StoreError> {
+    build_with(config, extra_origin, false)
+}
+
+/// As [`build`]; with `upgrade`, the listening sockets are taken over from a running instance
+/// (which was sent `SIGQUIT` and hands them over on `server.upgrade_sock`), so no connection is
+/// refused while the old process finishes its downloads.
+pub fn build_with(config: &Config, extra_origin: Option<(StaticOrigin, String)>, upgrade: bool) -> Result<(Server, Arc<Gate>), StoreError> {
+    if upgrade && matches!(config.state, crate::config::StateConfig::Embedded { .. }) {
+        return Err(StoreError::Unavailable(
+            "serve --upgrade needs state.backend = \"redis\": the embedded store's file stays locked by the running instance until it exits".into(),
+        ));
+    }
     let gate = Arc::new(Gate::from_config(config)?);
     let conf = ServerConf {
+        upgrade_sock: config.server.upgrade_sock.display().to_string(),
         threads: config.server.threads,
         grace_period_seconds: Some(config.server.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(config.server.grace_period_seconds.min(10)),
         upstream_keepalive_pool_size: 256,
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = Opt { upgrade, daemon: false, nocapture: false, test: false, conf: None };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
     let proxy = Proxy {
@@ -116,6 +155,7 @@ pub fn build(config: &Config, extra_origin: Option<(StaticOrigin, String)>) -> R
     server.add_service(admin);
     server.add_service(background_service("housekeeper", Housekeeper { gate: gate.clone() }));
     server.add_service(background_service("change follower", ChangeFollower { gate: gate.clone() }));
+    server.add_service(background_service("store health", StoreHealth { gate: gate.clone() }));
     if let Some((origin, listen)) = extra_origin {
         let mut origin = Service::new("demo origin".to_string(), origin);
         origin.add_tcp(&listen);

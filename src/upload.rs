@@ -23,9 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, Method};
-use pingora::connectors::http::v1::Connector;
 use pingora::http::RequestHeader;
-use pingora::protocols::http::v1::client::HttpSession;
 use pingora::proxy::Session;
 use serde_json::json;
 
@@ -36,7 +34,8 @@ use crate::pages;
 use crate::policy::{Policy, DEFAULT_UPLOAD_MAX_BYTES};
 use crate::recipient::Reply;
 use crate::store::{Change, StoreError};
-use crate::upstream::{check_object_key, HttpUpstream};
+use crate::stores::write::WriteError;
+use crate::stores::{check_object_key, Store};
 
 /// How long a name stays claimed by an upload in progress (cleared as soon as it ends).
 const NAME_CLAIM: Duration = Duration::from_secs(6 * 3600);
@@ -192,8 +191,16 @@ impl UploadError {
     }
 }
 
-fn origin_error(e: impl std::fmt::Display) -> UploadError {
-    UploadError::Origin(e.to_string())
+impl UploadError {
+    fn from_store(e: WriteError, name: &str, max_bytes: u64) -> UploadError {
+        match e {
+            WriteError::Exists => UploadError::Exists(name.to_string()),
+            WriteError::TooLarge => UploadError::TooLarge(max_bytes),
+            WriteError::Status(status) => UploadError::OriginStatus(status),
+            WriteError::Failed(why) => UploadError::Origin(why),
+            WriteError::Escape => UploadError::BadRequest("the file name is not usable".into()),
+        }
+    }
 }
 
 /// Where a file's bytes come from: the request body of a PUT, or one part of a form.
@@ -245,89 +252,6 @@ impl Chunks for Part<'_, '_> {
     }
 }
 
-/// Talks to the origin for uploads: an existence check and a streamed `PUT`.
-pub struct Uploader {
-    connector: Connector,
-}
-
-impl Default for Uploader {
-    fn default() -> Self {
-        Uploader { connector: Connector::new(None) }
-    }
-}
-
-impl Uploader {
-    async fn session(&self, upstream: &HttpUpstream) -> Result<HttpSession, UploadError> {
-        let peer = upstream.peer();
-        let (session, _reused) = self.connector.get_http_session(&*peer).await.map_err(origin_error)?;
-        Ok(session)
-    }
-
-    fn request(upstream: &HttpUpstream, method: Method, key: &str) -> Result<RequestHeader, UploadError> {
-        let mut req = RequestHeader::build(method, upstream.path_of(key).as_bytes(), Some(8)).map_err(origin_error)?;
-        req.insert_header(header::HOST, upstream.config.host_header.as_str()).map_err(origin_error)?;
-        if let Some((name, value)) = &upstream.config.auth_header {
-            req.insert_header(name.clone(), value.clone()).map_err(origin_error)?;
-        }
-        Ok(req)
-    }
-
-    /// Whether the origin has an object under `key` (a `HEAD`).
-    pub async fn exists(&self, upstream: &HttpUpstream, key: &str) -> Result<bool, UploadError> {
-        let mut session = self.session(upstream).await?;
-        let req = Self::request(upstream, Method::HEAD, key)?;
-        session.write_request_header(Box::new(req)).await.map_err(origin_error)?;
-        session.read_response().await.map_err(origin_error)?;
-        let status = session.get_status().map(|s| s.as_u16()).unwrap_or(0);
-        session.shutdown().await;
-        match status {
-            200..=299 => Ok(true),
-            404 | 410 => Ok(false),
-            other => Err(UploadError::OriginStatus(other)),
-        }
-    }
-
-    /// Starts a `PUT` of `key`; the body follows through [`OriginPut::write`].
-    async fn put(&self, upstream: &HttpUpstream, key: &str, length: Option<u64>, media_type: &str, overwrite: bool) -> Result<OriginPut, UploadError> {
-        let mut session = self.session(upstream).await?;
-        let mut req = Self::request(upstream, Method::PUT, key)?;
-        req.insert_header(header::CONTENT_TYPE, media_type).map_err(origin_error)?;
-        match length {
-            Some(n) => req.insert_header(header::CONTENT_LENGTH, n).map_err(origin_error)?,
-            None => req.insert_header(header::TRANSFER_ENCODING, "chunked").map_err(origin_error)?,
-        }
-        if !overwrite {
-            req.insert_header(header::IF_NONE_MATCH, "*").map_err(origin_error)?;
-        }
-        session.write_request_header(Box::new(req)).await.map_err(origin_error)?;
-        Ok(OriginPut { session })
-    }
-}
-
-/// A `PUT` in progress. Dropping it without [`OriginPut::finish`] closes the connection with the
-/// body incomplete, so the origin discards what it received.
-struct OriginPut {
-    session: HttpSession,
-}
-
-impl OriginPut {
-    async fn write(&mut self, data: &[u8]) -> Result<(), UploadError> {
-        self.session.write_body(data).await.map(|_| ()).map_err(origin_error)
-    }
-
-    async fn finish(mut self) -> Result<u16, UploadError> {
-        self.session.finish_body().await.map_err(origin_error)?;
-        self.session.read_response().await.map_err(origin_error)?;
-        let status = self.session.get_status().map(|s| s.as_u16()).unwrap_or(0);
-        self.session.shutdown().await;
-        Ok(status)
-    }
-
-    async fn abort(mut self) {
-        self.session.shutdown().await;
-    }
-}
-
 /// A file that arrived whole.
 #[derive(Debug, Clone)]
 pub struct Stored {
@@ -340,7 +264,7 @@ pub struct Stored {
 pub struct Upload<'a> {
     pub gate: &'a Gate,
     pub link: &'a Link,
-    pub upstream: &'a HttpUpstream,
+    pub store: &'a Store,
     pub rules: Rules,
     /// The request's client address and user agent, for events.
     pub client: Option<String>,
@@ -456,42 +380,39 @@ impl Upload<'_> {
         declared: Option<u64>,
         body: &mut dyn Chunks,
     ) -> Result<u64, UploadError> {
-        let uploader = &self.gate.uploader;
-        if !self.rules.overwrite && uploader.exists(self.upstream, key).await? {
+        let store_error = |e| UploadError::from_store(e, name, self.rules.max_bytes);
+        let writer = &self.gate.writer;
+        if !self.rules.overwrite && writer.exists(self.store, key).await.map_err(store_error)? {
             return Err(UploadError::Exists(name.to_string()));
         }
         body.ready().await?;
-        let mut put = uploader.put(self.upstream, key, declared, media_type, self.rules.overwrite).await?;
+        let mut out = writer.open(self.store, key, declared, media_type, self.rules.overwrite).await.map_err(store_error)?;
         let mut total: u64 = 0;
         loop {
             let chunk = match body.next_chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(e) => {
-                    put.abort().await;
+                    out.abort().await;
                     return Err(e);
                 }
             };
             total += chunk.len() as u64;
             if total > self.rules.max_bytes {
-                put.abort().await;
+                out.abort().await;
                 return Err(UploadError::TooLarge(self.rules.max_bytes));
             }
-            if let Err(e) = put.write(&chunk).await {
-                put.abort().await;
-                return Err(e);
+            if let Err(e) = out.write(chunk).await {
+                out.abort().await;
+                return Err(store_error(e));
             }
         }
         if declared.is_some_and(|n| n != total) {
-            put.abort().await;
+            out.abort().await;
             return Err(UploadError::ClientGone);
         }
-        match put.finish().await? {
-            200..=299 => Ok(total),
-            412 => Err(UploadError::Exists(name.to_string())),
-            413 => Err(UploadError::TooLarge(self.rules.max_bytes.min(total))),
-            status => Err(UploadError::OriginStatus(status)),
-        }
+        out.finish().await.map_err(store_error)?;
+        Ok(total)
     }
 
     /// `PUT /s/{token}/{name}`: one file, the whole request body. Answers JSON.

@@ -136,10 +136,28 @@ fn unsafe_is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
 }
 
-impl Drop for Origin {
-    fn drop(&mut self) {
+impl Origin {
+    /// Stops nginx with its workers (a killed master would leave its worker serving).
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -152,11 +170,24 @@ pub struct GatewayOptions {
     pub extra: String,
     pub db: Option<PathBuf>,
     pub signing: &'static str,
+    /// `server.grace_period_seconds` (how long a stopping gateway lets downloads finish).
+    pub grace_period_seconds: u64,
+    /// Further lines for the `[server]` table.
+    pub server_extra: String,
 }
 
 impl GatewayOptions {
     pub fn for_origin(origin: &Origin) -> GatewayOptions {
-        GatewayOptions { state: None, store_url: origin.url(), read_timeout_ms: 5_000, extra: String::new(), db: None, signing: "k1" }
+        GatewayOptions {
+            state: None,
+            store_url: origin.url(),
+            read_timeout_ms: 5_000,
+            extra: String::new(),
+            db: None,
+            signing: "k1",
+            grace_period_seconds: 1,
+            server_extra: String::new(),
+        }
     }
 
     /// A gateway on the given Redis `[state]` (see [`RedisServer::state`]).
@@ -193,7 +224,9 @@ impl Gateway {
 listen = "127.0.0.1:{port}"
 public_url = "http://127.0.0.1:{port}"
 threads = 2
-grace_period_seconds = 1
+grace_period_seconds = {grace}
+upgrade_sock = "{sock}"
+{server_extra}
 [admin]
 listen = "127.0.0.1:{admin_port}"
 token = "{ADMIN_TOKEN}"
@@ -213,6 +246,9 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
 {extra}
 "#,
             signing = opts.signing,
+            grace = opts.grace_period_seconds,
+            sock = dir.path().join("upgrade.sock").display(),
+            server_extra = opts.server_extra,
             state = opts.state.clone().unwrap_or_else(|| format!("backend = \"embedded\"\npath = \"{}\"", db.display())),
             url = opts.store_url,
             rt = opts.read_timeout_ms,
@@ -236,6 +272,48 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends a signal (`QUIT`, `TERM`, …) to the gateway process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; `true` when it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Starts a second process on the same config with `--upgrade`, waits until it listens on
+    /// the upgrade socket, and returns it (its log is `gateway-upgraded.log`). The old process
+    /// hands its sockets over when it gets `SIGQUIT`.
+    pub fn start_upgrade(&self) -> Gateway {
+        let sock = self.dir.path().join("upgrade.sock");
+        let _ = std::fs::remove_file(&sock);
+        let log = std::fs::File::create(self.dir.path().join("gateway-upgraded.log")).expect("log");
+        let child = Command::new(bin())
+            .args(["serve", "--upgrade", "--config"])
+            .arg(&self.config_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn linkgate --upgrade");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !sock.exists() {
+            assert!(Instant::now() < deadline, "the new process never listened on {}", sock.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        Gateway { port: self.port, admin_port: self.admin_port, dir, config_path: self.config_path.clone(), child }
     }
 
     pub fn admin(&self) -> Admin {

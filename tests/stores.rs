@@ -1,0 +1,396 @@
+//! Document stores as recipients meet them: a local folder served by the gateway, a real
+//! S3-compatible server (s3s-fs, verifying SigV4 signatures) started on loopback, and HTTP
+//! origins with failover and the store's own credentials.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::json;
+
+/// A link to `object` in `store` (limit optional): (id, url).
+fn share_in(admin: &Admin, store: &str, object: &str, max: Option<u64>) -> (String, String) {
+    let v = admin.create(json!({ "store": store, "object": object, "max_downloads": max, "filename": "file.bin" }));
+    (v["id"].as_str().unwrap().to_string(), v["url"].as_str().unwrap().to_string())
+}
+
+fn uniform_404(url: &str) -> Reply {
+    let r = get(url);
+    assert_eq!(r.status, 404, "{}", r.text());
+    r
+}
+
+// ---------------------------------------------------------------- dir
+
+fn dir_gateway(origin: &Origin, root: &Path) -> Gateway {
+    let extra = format!("[stores.files]\nkind = \"dir\"\nroot = \"{}\"\n", root.display());
+    Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(origin) })
+}
+
+#[test]
+fn dir_store_serves_whole_files_ranges_and_conditionals() {
+    let origin = Origin::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("files");
+    std::fs::create_dir_all(root.join("reports")).unwrap();
+    let big = pseudo_random(9 * 1024 * 1024 + 123, 7);
+    std::fs::write(root.join("reports/q3 final.pdf"), &big).unwrap();
+    let gw = dir_gateway(&origin, &root);
+    let admin = gw.admin();
+    let (_, url) = share_in(&admin, "files", "reports/q3 final.pdf", None);
+
+    let whole = get(&url);
+    assert_eq!(whole.status, 200);
+    assert_eq!(sha256(&whole.body), sha256(&big), "the whole file arrives intact");
+    assert_eq!(whole.header("content-length"), Some(big.len().to_string().as_str()));
+    assert_eq!(whole.header("content-type"), Some("application/pdf"));
+    assert!(whole.header("content-disposition").unwrap().starts_with("attachment"));
+    assert_eq!(whole.header("cache-control"), Some("private, no-store"));
+    assert_eq!(whole.header("accept-ranges"), Some("bytes"));
+    let etag = whole.header("etag").unwrap().to_string();
+    let modified = whole.header("last-modified").unwrap().to_string();
+
+    let part = request("GET", &url, &[("range", "bytes=1000-1999")], None);
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, &big[1000..2000]);
+    assert_eq!(part.header("content-range"), Some(format!("bytes 1000-1999/{}", big.len()).as_str()));
+
+    let tail = request("GET", &url, &[("range", "bytes=-10")], None);
+    assert_eq!((tail.status, tail.body.as_slice()), (206, &big[big.len() - 10..]));
+
+    let resumed = request("GET", &url, &[("range", "bytes=5000-"), ("if-range", &etag)], None);
+    assert_eq!((resumed.status, resumed.body.len()), (206, big.len() - 5000));
+    let stale = request("GET", &url, &[("range", "bytes=5000-"), ("if-range", "\"other\"")], None);
+    assert_eq!((stale.status, stale.body.len()), (200, big.len()), "a stale If-Range gets the whole file");
+
+    let beyond = request("GET", &url, &[("range", &format!("bytes={}-", big.len()))], None);
+    assert_eq!(beyond.status, 416);
+    assert_eq!(beyond.header("content-range"), Some(format!("bytes */{}", big.len()).as_str()));
+
+    assert_eq!(request("GET", &url, &[("if-none-match", &etag)], None).status, 304);
+    assert_eq!(request("GET", &url, &[("if-modified-since", &modified)], None).status, 304);
+    assert_eq!(request("GET", &url, &[("if-match", "\"other\"")], None).status, 412);
+
+    let head = request("HEAD", &url, &[], None);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some(big.len().to_string().as_str()));
+
+    // Keep-alive holds after a served file: three requests, one after the other, on one connection.
+    let path = url.trim_start_matches(&format!("http://127.0.0.1:{}", gw.port)).to_string();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let (head, body) = exchange(&mut conn, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n"));
+    assert!(head.starts_with("HTTP/1.1 206") && body == big[..10], "{head}");
+    let (head, body) = exchange(&mut conn, &format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert!(head.starts_with("HTTP/1.1 200") && body.is_empty(), "{head}");
+    let (head, body) = exchange(&mut conn, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nRange: bytes=10-19\r\n\r\n"));
+    assert!(head.starts_with("HTTP/1.1 206") && body == big[10..20], "{head}");
+}
+
+/// Writes one request on an open connection and reads one response (HEAD: no body).
+fn exchange(conn: &mut std::net::TcpStream, request: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(conn.read(&mut byte).unwrap(), 1, "connection closed after {:?}", String::from_utf8_lossy(&buf));
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let mut body = vec![0u8; if request.starts_with("HEAD") { 0 } else { length }];
+    conn.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+#[test]
+fn dir_store_counts_downloads_like_any_store() {
+    let origin = Origin::start();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("once.txt"), b"only once").unwrap();
+    let gw = dir_gateway(&origin, tmp.path());
+    let admin = gw.admin();
+    let (id, url) = share_in(&admin, "files", "once.txt", Some(1));
+    assert_eq!(get(&url).body, b"only once");
+    uniform_404(&url);
+    assert_eq!(admin.link(&id)["downloads_used"], 1);
+
+    // A file that is gone is the uniform 404 and gives the slot back.
+    let (id, url) = share_in(&admin, "files", "gone.txt", Some(1));
+    uniform_404(&url);
+    assert_eq!(admin.link(&id)["downloads_used"], 0);
+}
+
+#[test]
+fn dir_store_never_serves_outside_its_root() {
+    let origin = Origin::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(tmp.path().join("secret.txt"), b"outside the root").unwrap();
+    std::fs::write(root.join("sub/inside.txt"), b"inside").unwrap();
+    std::os::unix::fs::symlink(tmp.path().join("secret.txt"), root.join("escape.txt")).unwrap();
+    std::os::unix::fs::symlink(tmp.path(), root.join("up")).unwrap();
+    std::os::unix::fs::symlink(root.join("sub/inside.txt"), root.join("alias.txt")).unwrap();
+    let gw = dir_gateway(&origin, &root);
+    let admin = gw.admin();
+
+    for object in ["escape.txt", "up/secret.txt", "sub"] {
+        let (_, url) = share_in(&admin, "files", object, None);
+        let r = uniform_404(&url);
+        assert!(!r.text().contains("outside the root"), "{object}");
+    }
+    let (_, url) = share_in(&admin, "files", "alias.txt", None);
+    assert_eq!(get(&url).body, b"inside", "a symlink within the root is followed");
+    let refused = admin.call("POST", "/v1/links", Some(json!({ "store": "files", "object": "../secret.txt" })));
+    assert_eq!(refused.status, 422, "{}", refused.text());
+}
+
+// ---------------------------------------------------------------- s3
+
+const S3_KEY: &str = "AKIALINKGATETEST";
+const S3_SECRET: &str = "linkgate-test-secret-key-0123456789";
+
+/// A real S3-compatible server (s3s-fs: objects are files under `root/BUCKET/`) with SigV4
+/// authentication, on a free loopback port, in its own thread and runtime.
+struct S3Server {
+    port: u16,
+    root: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl S3Server {
+    fn start() -> S3Server {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::server::conn::auto::Builder as ConnBuilder;
+
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("docs")).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let path = root.path().to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let fs = s3s_fs::FileSystem::new(path).unwrap();
+                let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+                builder.set_auth(s3s::auth::SimpleAuth::from_single(S3_KEY, S3_SECRET));
+                let service = builder.build();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let http = ConnBuilder::new(TokioExecutor::new());
+                loop {
+                    tokio::select! {
+                        accepted = listener.accept() => {
+                            let Ok((socket, _)) = accepted else { continue };
+                            let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                            tokio::spawn(async move { let _ = conn.await; });
+                        }
+                        _ = &mut stopped => break,
+                    }
+                }
+            });
+        });
+        wait_for_port(port, "s3s-fs");
+        S3Server { port, root, stop: Some(stop), thread: Some(thread) }
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) {
+        let path = self.root.path().join("docs").join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn store(&self, name: &str, secret: &str) -> String {
+        format!(
+            "[stores.{name}]\nkind = \"s3\"\nendpoint = \"http://127.0.0.1:{}\"\nregion = \"us-east-1\"\nbucket = \"docs\"\naccess_key_id = \"{S3_KEY}\"\nsecret_access_key = \"{secret}\"\n",
+            self.port
+        )
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn s3_store_streams_objects_through_signed_requests() {
+    let origin = Origin::start();
+    let s3 = S3Server::start();
+    let big = pseudo_random(6 * 1024 * 1024 + 7, 3);
+    s3.put("reports/q3 (final).bin", &big);
+    s3.put("notes.txt", b"hello from s3");
+    let gw = Gateway::start_with(GatewayOptions { extra: s3.store("bucket", S3_SECRET), ..GatewayOptions::for_origin(&origin) });
+    let admin = gw.admin();
+
+    let (_, url) = share_in(&admin, "bucket", "reports/q3 (final).bin", None);
+    let whole = get(&url);
+    assert_eq!(whole.status, 200, "{}", whole.text());
+    assert_eq!(sha256(&whole.body), sha256(&big));
+    assert!(whole.header("content-disposition").unwrap().starts_with("attachment"));
+    assert!(whole.headers.iter().all(|(k, _)| !k.to_ascii_lowercase().starts_with("x-amz-")), "no S3 headers reach the recipient");
+
+    let part = request("GET", &url, &[("range", "bytes=100-199")], None);
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, &big[100..200]);
+    assert_eq!(part.header("content-range"), Some(format!("bytes 100-199/{}", big.len()).as_str()));
+
+    let head = request("HEAD", &url, &[], None);
+    assert_eq!((head.status, head.header("content-length")), (200, Some(big.len().to_string().as_str())));
+
+    // NoSuchKey is the uniform 404 and the slot comes back.
+    let (id, missing) = share_in(&admin, "bucket", "no/such/key.pdf", Some(1));
+    uniform_404(&missing);
+    assert_eq!(admin.link(&id)["downloads_used"], 0);
+
+    let (id, once) = share_in(&admin, "bucket", "notes.txt", Some(1));
+    assert_eq!(get(&once).body, b"hello from s3");
+    uniform_404(&once);
+    assert_eq!(admin.link(&id)["downloads_used"], 1);
+
+    let ready = request("GET", &format!("{}/readyz", admin.base), &[], None);
+    assert_eq!(ready.status, 200, "{}", ready.text());
+}
+
+#[test]
+fn s3_store_with_a_wrong_secret_is_refused_by_the_server() {
+    let origin = Origin::start();
+    let s3 = S3Server::start();
+    s3.put("notes.txt", b"hello from s3");
+    let gw = Gateway::start_with(GatewayOptions { extra: s3.store("bucket", "not-the-secret"), ..GatewayOptions::for_origin(&origin) });
+    let admin = gw.admin();
+    let (id, url) = share_in(&admin, "bucket", "notes.txt", Some(1));
+    let r = uniform_404(&url);
+    assert!(!r.text().contains("Signature"), "the store's error never reaches the recipient");
+    assert_eq!(admin.link(&id)["downloads_used"], 0);
+    let ready = request("GET", &format!("{}/readyz", admin.base), &[], None);
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert!(ready.json()["stores"]["bucket"].as_str().unwrap().contains("403"), "{}", ready.text());
+}
+
+// ---------------------------------------------------------------- http
+
+#[test]
+fn http_store_fails_over_between_origins() {
+    let a = Origin::start();
+    let b = Origin::start();
+    let body = pseudo_random(300_000, 11);
+    a.put("shared/file.bin", &body);
+    b.put("shared/file.bin", &body);
+    let dead = free_port();
+    let extra = format!(
+        "[stores.pair]\nkind = \"http\"\nurls = [\"http://127.0.0.1:{dead}/\", \"{}\", \"{}\"]\nhealth_check_interval_ms = 200\nconnect_timeout_ms = 500\n",
+        a.url(),
+        b.url()
+    );
+    let gw = Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(&a) });
+    let admin = gw.admin();
+    let (_, url) = share_in(&admin, "pair", "shared/file.bin", None);
+
+    // One origin never answers: every request still gets the file (retried, then health-checked out).
+    for i in 0..9 {
+        let r = get(&url);
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+        assert_eq!(sha256(&r.body), sha256(&body));
+    }
+    // A second origin goes away while requests keep coming.
+    drop(a);
+    for i in 0..9 {
+        let r = get(&url);
+        assert_eq!(r.status, 200, "request {i} after an origin stopped: {}", r.text());
+        assert_eq!(sha256(&r.body), sha256(&body));
+    }
+    let ready = request("GET", &format!("{}/readyz", admin.base), &[], None);
+    assert_eq!(ready.json()["stores"]["pair"], "ok", "{}", ready.text());
+    let metrics = request("GET", &format!("{}/metrics", admin.base), &[], None).text();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("linkgate_store_errors_total{kind=\"connect\",store=\"pair\"}") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+    drop(b);
+    let (id, url) = share_in(&admin, "pair", "shared/file.bin", Some(1));
+    let r = get(&url);
+    assert_eq!(r.status, 502, "no origin left: {}", r.text());
+    assert_eq!(admin.link(&id)["downloads_used"], 0);
+}
+
+#[test]
+fn http_store_sends_its_own_credential_never_the_clients() {
+    let origin = Origin::start();
+    let url = origin.url();
+    let extra = format!(
+        "[stores.basic]\nkind = \"http\"\nurl = \"{url}\"\nauth = {{ kind = \"basic\", username = \"reader\", password = \"s3cret\" }}\n\
+         [stores.bearer]\nkind = \"http\"\nurl = \"{url}\"\nauth = {{ kind = \"bearer\", token = \"store-token\" }}\n\
+         [stores.custom]\nkind = \"http\"\nurl = \"{url}\"\nauth = {{ kind = \"header\", name = \"X-Origin-Auth\", value = \"custom-value\" }}\n"
+    );
+    let gw = Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(&origin) });
+    let admin = gw.admin();
+    let client = [("authorization", "Bearer the-clients-own"), ("cookie", "session=abc")];
+    let seen = |store: &str| {
+        let (_, link) = share_in(&admin, store, "echo-headers", None);
+        let r = request("GET", &link, &client, None);
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    };
+    // base64("reader:s3cret")
+    assert!(seen("basic").contains("authorization=[Basic cmVhZGVyOnMzY3JldA==]"));
+    assert!(seen("bearer").contains("authorization=[Bearer store-token]"));
+    let custom = seen("custom");
+    assert!(custom.contains("x-origin-auth=[custom-value]") && custom.contains("authorization=[]"), "{custom}");
+    for store in ["basic", "bearer", "custom"] {
+        let text = seen(store);
+        assert!(!text.contains("the-clients-own") && text.contains("cookie=[]"), "{store}: {text}");
+    }
+}
+
+#[test]
+fn http_store_read_timeout_is_a_504_and_gives_the_slot_back() {
+    // A listener that accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let origin = Origin::start();
+    let extra = format!("[stores.slow]\nkind = \"http\"\nurl = \"http://127.0.0.1:{port}/\"\nread_timeout_ms = 300\n");
+    let gw = Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(&origin) });
+    let admin = gw.admin();
+    let (id, url) = share_in(&admin, "slow", "x.bin", Some(1));
+    let r = get(&url);
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(admin.link(&id)["downloads_used"], 0);
+    drop(silent);
+}
+
+#[test]
+fn http_health_check_path_decides_which_origins_are_ready() {
+    let origin = Origin::start();
+    origin.put("f.txt", b"checked");
+    let url = origin.url();
+    // nginx answers /teapot with a 500: that origin counts as down; /echo-headers answers 200.
+    let extra = format!(
+        "[stores.sick]\nkind = \"http\"\nurl = \"{url}\"\nhealth_check_path = \"/teapot\"\n\
+         [stores.well]\nkind = \"http\"\nurls = [\"{url}\", \"http://127.0.0.1:{}/\"]\nhealth_check_path = \"/echo-headers\"\nhealth_check_interval_ms = 200\n",
+        free_port()
+    );
+    let gw = Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(&origin) });
+    let ready = get(&format!("{}/readyz", gw.admin().base));
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(ready.json()["stores"]["well"], "ok", "{}", ready.text());
+    assert!(ready.json()["stores"]["sick"].as_str().unwrap().contains("reachable"), "{}", ready.text());
+    let (_, link) = share_in(&gw.admin(), "well", "f.txt", None);
+    for _ in 0..4 {
+        assert_eq!(get(&link).body, b"checked");
+    }
+}

@@ -38,6 +38,8 @@ pub struct Gate {
     pub verifier: Verifier,
     pub mailer: Mailer,
     pub page_limiter: PageLimiter,
+    /// Legacy nginx `secure_link` URLs the stores accept.
+    pub legacy: crate::securelink::LegacyLinks,
 }
 
 impl Gate {
@@ -76,6 +78,7 @@ impl Gate {
             verifier: Verifier::new(config.keys.clone(), config.server.cookie_secure),
             mailer: Mailer::from_config(&config.mail).map_err(|e| StoreError::Unavailable(e.to_string()))?,
             page_limiter: PageLimiter::new(config.page_requests_per_minute),
+            legacy: crate::securelink::LegacyLinks::new(config.secure_links.clone()),
         })
     }
 

@@ -19,6 +19,7 @@
 //! - [`admin`]: the admin HTTP API.
 //! - [`audit`]: the hash-chained audit trail.
 //! - [`origin`]: a small static origin for the demo.
+//! - [`securelink`]: legacy links in nginx `secure_link` formats.
 //! - [`serve`]: config → Pingora services wiring.
 //! - [`cli`]: the admin API client used by `linkgate link …`.
 
@@ -37,6 +38,7 @@ pub mod pages;
 pub mod policy;
 pub mod proxy;
 pub mod recipient;
+pub mod securelink;
 pub mod serve;
 pub mod store;
 pub mod token;

@@ -172,7 +172,16 @@ impl Proxy {
     /// Decides whether the request may proceed; `Err(answer)` is what to answer instead.
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Answer> {
         let req = session.req_header();
-        let Some(id) = token_of(req.uri.path()).and_then(|t| self.gate.keys.verify(t)) else {
+        // Legacy nginx secure_link URLs (see `securelink`) name their link by a keyed hash.
+        let legacy = match crate::securelink::resolve(&self.gate, req.uri.path(), req.uri.query(), &client_ip(session)).await {
+            Some(Ok(id)) => Some(id),
+            Some(Err(status)) => {
+                ctx.outcome = "bad_legacy_link";
+                return Err(Answer::Status(status));
+            }
+            None => None,
+        };
+        let Some(id) = legacy.or_else(|| token_of(req.uri.path()).and_then(|t| self.gate.keys.verify(t))) else {
             ctx.outcome = "bad_token";
             return Err(Answer::Status(404));
         };

@@ -10,9 +10,11 @@
 //!   ignored) and must decode to 16 bytes; the expiry must be decimal digits only, greater than 0
 //!   and fit a 64-bit time; the link is good while `now <= expires` (seconds).
 //! - **secret** (`secure_link_secret`): URLs `/PREFIX/<md5 hex>/<link>` where the hex is
-//!   `MD5(<link> <secret>)` over the link exactly as sent (query included); hex in either case.
+//!   `MD5(<link><secret>)` over the link exactly as sent (query included); hex in either case.
+//!   The object key is the link as sent, undecoded and with its query (what nginx's documented
+//!   `rewrite ^ /files/$secure_link` serves).
 //!
-//! The object key is the decoded path after the prefix (checked like any object key, so it cannot
+//! In md5 mode the object key is the decoded path after the prefix (checked like any object key, so it cannot
 //! leave the store). Hashes are compared in constant time. Every good legacy URL becomes a link
 //! record (created on first use) whose id is a keyed hash of the URL's signed parts, so the
 //! download counting (`max_downloads`), the state changes and the audit trail of native links apply
@@ -368,9 +370,14 @@ impl SecureLink {
         if !bool::from(md5.finalize().as_slice().ct_eq(&given)) {
             return Err(Refusal::BadHash);
         }
-        let object = decoded_path(&format!("/{link_path}")).ok_or(Refusal::BadObject)?[1..].to_string();
+        // nginx's `rewrite ^ /files/$secure_link` takes the link as sent, undecoded and with its
+        // query, as the file name; so does linkgate (`%` and `?` reach the origin encoded).
+        let object = String::from_utf8(signed).map_err(|_| Refusal::BadObject)?;
+        if decoded_path(&format!("/{object}")).is_none() {
+            return Err(Refusal::BadObject);
+        }
         check_object_key(&object).map_err(|_| Refusal::BadObject)?;
-        Ok(Legacy { id: self.id_of(&[&signed, &given]), object, expires: None })
+        Ok(Legacy { id: self.id_of(&[object.as_bytes(), &given]), object, expires: None })
     }
 
     fn id_of(&self, parts: &[&[u8]]) -> LinkId {
@@ -560,6 +567,9 @@ mod tests {
         assert_eq!(bad, Some(Err(Refusal::BadHash)));
         let with_query = rule.check(&Request { path: &format!("/p/{hex}/a/report.pdf"), query: Some("x=1"), remote_addr: "x" });
         assert_eq!(with_query, Some(Err(Refusal::BadHash)), "the query is signed too");
+        let hex_q: String = Md5::digest(b"a/report.pdf?x=1word").iter().map(|b| format!("{b:02x}")).collect();
+        let signed_query = rule.check(&Request { path: &format!("/p/{hex_q}/a/report.pdf"), query: Some("x=1"), remote_addr: "x" });
+        assert_eq!(signed_query.map(|v| v.map(|l| l.object)), Some(Ok("a/report.pdf?x=1".to_string())), "nginx serves it as a file name");
         assert_eq!(rule.record(&ok, OffsetDateTime::UNIX_EPOCH).max_downloads, Some(2));
     }
 

@@ -5,6 +5,8 @@
 //! - [`Gateway`]: the `linkgate` binary under test, started with `serve --config` on its own
 //!   embedded store; killed when dropped.
 //! - [`Admin`]: a small client for the admin API.
+//! - [`LegacyNginx`]: nginx with its own `secure_link` module, for migration tests.
+//! - [`RecordingOrigin`]: a raw-TCP HTTP/1.1 origin that records every byte it receives.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -129,6 +131,95 @@ http {{
         }
         std::fs::write(&path, bytes).expect("write");
         let _ = Command::new("chmod").arg("a+r").arg(&path).status();
+    }
+}
+
+/// Starts Debian's nginx with `http_body` inside `http { }`; returns the child (killed by the caller).
+fn start_nginx(dir: &Path, http_body: &str, port: u16) -> Child {
+    let user = if unsafe_is_root() { "user root root;" } else { "" };
+    let conf = format!(
+        r#"{user}
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    default_type application/octet-stream;
+{http_body}
+}}
+"#,
+        d = dir.display()
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("nginx.conf");
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("nginx");
+    let child = Command::new(nginx)
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx must be installed (apt-get install nginx-light)");
+    wait_for_port(port, "nginx");
+    child
+}
+
+/// nginx's own `secure_link` module in front of a folder, configured as an operator migrating to
+/// linkgate would have it: `/dl/` with `secure_link` + `secure_link_md5` (403 for a bad hash, 410
+/// for an expired link) and `/p/` with `secure_link_secret`.
+pub struct LegacyNginx {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl LegacyNginx {
+    /// `md5` is the `secure_link_md5` expression, `secret` the `secure_link_secret` word.
+    pub fn start(root: &Path, md5: &str, secret: &str) -> LegacyNginx {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _ = Command::new("chmod").arg("755").arg(dir.path()).status();
+        let port = free_port();
+        let body = format!(
+            r#"    server {{
+        listen 127.0.0.1:{port};
+        location /dl/ {{
+            secure_link $arg_md5,$arg_expires;
+            secure_link_md5 "{md5}";
+            if ($secure_link = "") {{ return 403; }}
+            if ($secure_link = "0") {{ return 410; }}
+            alias {root}/;
+        }}
+        location /p/ {{
+            secure_link_secret {secret};
+            if ($secure_link = "") {{ return 403; }}
+            rewrite ^ /files/$secure_link;
+        }}
+        location /files/ {{
+            internal;
+            alias {root}/;
+        }}
+    }}"#,
+            root = root.display()
+        );
+        let child = start_nginx(dir.path(), &body, port);
+        LegacyNginx { port, dir, child }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://127.0.0.1:{}{path_and_query}", self.port)
+    }
+}
+
+impl Drop for LegacyNginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

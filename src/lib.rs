@@ -12,6 +12,7 @@
 //! - [`pages`]: the uniform 404 and error pages.
 //! - [`policy`]: the operator's rules for links.
 //! - [`gate`]: the shared core used by proxy and admin API.
+//! - [`guard`]: request hygiene (smuggling shapes, oversized heads) before anything else.
 //! - [`proxy`]: the recipients' request path (Pingora `ProxyHttp`).
 //! - [`recipient`]: password gate, device verification and landing page for browsers.
 //! - [`verify`]: passwords (argon2id), codes, signed cookies and form tokens.
@@ -31,6 +32,7 @@ pub mod config;
 pub mod counting;
 pub mod disposition;
 pub mod gate;
+pub mod guard;
 pub mod link;
 pub mod mail;
 pub mod origin;

@@ -305,6 +305,11 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if let Err(why) = crate::guard::check(session.req_header()) {
+            ctx.outcome = "malformed";
+            crate::guard::refuse(session, why).await?;
+            return Ok(true);
+        }
         match self.admit(session, ctx).await {
             Ok(()) => {}
             Err(Answer::Status(status)) => {

@@ -52,6 +52,30 @@ impl Rejection {
     }
 }
 
+/// Checks the request a session read: [`check`], plus the one thing only the raw head shows —
+/// Pingora drops `Content-Length` when `Transfer-Encoding` is present too (RFC 9112 lets a
+/// server do that), but a request carrying both is a desync attempt and is refused.
+pub fn check_session(session: &Session) -> Result<(), Rejection> {
+    let req = session.req_header();
+    check(req)?;
+    if req.headers.contains_key(header::TRANSFER_ENCODING) {
+        if let pingora::protocols::http::ServerSession::H1(h1) = session.as_downstream() {
+            if raw_head_has_length(&h1.get_headers_raw_bytes()) {
+                return Err(Rejection::Ambiguous);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a raw request head has a `Content-Length` field line (any case, any spacing).
+pub fn raw_head_has_length(raw: &[u8]) -> bool {
+    raw.split(|&b| b == b'\n').skip(1).any(|line| {
+        let name = line.split(|&b| b == b':').next().unwrap_or(line);
+        name.len() < line.len() && name.trim_ascii().eq_ignore_ascii_case(b"content-length")
+    })
+}
+
 /// Checks a request head; `Err` says why it must be refused.
 pub fn check(req: &RequestHeader) -> Result<(), Rejection> {
     if req.uri.scheme().is_some() || req.uri.authority().is_some() || !req.uri.path().starts_with('/') {
@@ -152,6 +176,13 @@ mod tests {
         assert_eq!(check(&req("GET", "/s/a", &[("content-length", "5")])), Err(Rejection::BodyNotAllowed));
         assert_eq!(check(&req("HEAD", "/s/a", &[("transfer-encoding", "chunked")])), Err(Rejection::BodyNotAllowed));
         assert_eq!(Rejection::Coding.status(), 501);
+    }
+
+    #[test]
+    fn a_length_hidden_by_the_parser_is_found_in_the_raw_head() {
+        assert!(raw_head_has_length(b"POST /s/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\ncontent-LENGTH: 4\r\n\r\n"));
+        assert!(!raw_head_has_length(b"POST /s/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+        assert!(!raw_head_has_length(b"POST /content-length: HTTP/1.1\r\nX-Content-Length: 4\r\n\r\n"));
     }
 
     #[test]

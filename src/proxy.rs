@@ -305,7 +305,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        if let Err(why) = crate::guard::check(session.req_header()) {
+        if let Err(why) = crate::guard::check_session(session) {
             ctx.outcome = "malformed";
             crate::guard::refuse(session, why).await?;
             return Ok(true);

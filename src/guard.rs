@@ -126,6 +126,19 @@ pub fn check(req: &RequestHeader) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// What Pingora's own error lines say about a request: the method, the first path segment and
+/// the link id once known — never the rest of the path or the query, where tokens and legacy
+/// hashes live.
+pub fn request_summary(req: &RequestHeader, link: Option<crate::link::LinkId>) -> String {
+    let path = req.uri.path();
+    let first = path.get(1..).and_then(|p| p.split('/').next()).unwrap_or("");
+    let first: String = first.chars().take(32).filter(|c| c.is_ascii_graphic()).collect();
+    match link {
+        Some(id) => format!("{} /{first}/… (link {id})", req.method),
+        None => format!("{} /{first}/…", req.method),
+    }
+}
+
 /// Answers a refused request with a page naming the reason, and closes the connection (its body,
 /// if any, is never read).
 pub async fn refuse(session: &mut Session, why: Rejection) -> pingora::Result<()> {
@@ -183,6 +196,14 @@ mod tests {
         assert!(raw_head_has_length(b"POST /s/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\ncontent-LENGTH: 4\r\n\r\n"));
         assert!(!raw_head_has_length(b"POST /s/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
         assert!(!raw_head_has_length(b"POST /content-length: HTTP/1.1\r\nX-Content-Length: 4\r\n\r\n"));
+    }
+
+    #[test]
+    fn summaries_for_error_logs_never_hold_tokens() {
+        let r = req("GET", "/s/SECRET-TOKEN/name.pdf?md5=HASH", &[]);
+        let summary = request_summary(&r, None);
+        assert_eq!(summary, "GET /s/…");
+        assert!(!request_summary(&req("GET", "/p/abcdef/x", &[]), None).contains("abcdef"));
     }
 
     #[test]

@@ -437,6 +437,11 @@ impl ProxyHttp for Proxy {
         FailToProxy { error_code: code, can_reuse_downstream: false }
     }
 
+    /// Pingora's error lines name the request this way: never with its token (see `guard`).
+    fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
+        crate::guard::request_summary(session.req_header(), ctx.link.as_ref().map(|l| l.id))
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let (status, expected) = match session.response_written() {
             Some(r) => (

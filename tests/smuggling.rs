@@ -289,3 +289,20 @@ fn pipelined_requests_are_answered_once_and_the_rest_dropped_never_smuggled() {
         assert_eq!(statuses(&String::from_utf8_lossy(&got)), vec![200]);
     }
 }
+
+#[test]
+fn tokens_and_legacy_hashes_never_reach_the_gateway_log() {
+    let Fixture { origin, gw, link } = fixture();
+    let legacy = format!("/dl/doc.bin?md5={}", URL_SAFE_NO_PAD.encode(Md5::digest(b"/dl/doc.bin k")));
+    drop(origin); // the origin goes away: Pingora logs the failures it sees
+    std::thread::sleep(Duration::from_millis(300));
+    for path in [link.clone(), format!("{link}/name.pdf"), legacy.clone()] {
+        let answer = exchange(gw.port, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        assert_eq!(statuses(&answer), vec![502], "{path}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let log = gw.log();
+    assert!(log.contains("GET /s/…"), "Pingora logged the failures, with the summary: {log}");
+    assert!(!log.contains(&link[3..]), "a token in the log: {log}");
+    assert!(!log.contains(legacy.split('=').nth(1).unwrap()), "a legacy hash in the log: {log}");
+}

@@ -97,9 +97,13 @@ impl Keyring {
         self.sign_with(&self.signing, link).unwrap_or_default()
     }
 
-    /// The token for `link` under key `kid`, if that key is known.
+    /// The token for `link` under key `kid`, if that key is known and not retired (a retired
+    /// key's tokens would not verify, so none are handed out).
     pub fn sign_with(&self, kid: &str, link: &LinkId) -> Option<String> {
         let mac = self.keys.get(kid.as_bytes())?;
+        if !self.live_at(kid.as_bytes(), now_secs()) {
+            return None;
+        }
         let mut raw = Vec::with_capacity(2 + kid.len() + LinkId::LEN + MAC_LEN);
         raw.push(VERSION);
         raw.push(kid.len() as u8);
@@ -279,6 +283,8 @@ mod tests {
         assert_eq!(r.verify_at(&new, 2_100_000_000), Some(id), "the signing key is unaffected");
         assert_eq!(r.retires_at("k1"), Some(2_000_000_000));
         assert_eq!(r.retires_at("k2"), None);
+        let retired_now = ring().with_retirements(vec![("k1".into(), 0)]);
+        assert_eq!(retired_now.sign_with("k1", &id), None, "no tokens are made with a retired key");
     }
 
     #[test]

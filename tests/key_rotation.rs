@@ -56,7 +56,9 @@ fn a_retired_key_stops_its_links_at_the_date_and_no_other_link_breaks() {
     assert_eq!(get(&new).status, 200, "k2 links never break");
     let (_, fresh) = gw.admin().share("a.txt", None);
     assert_eq!(get(&fresh).status, 200, "new links keep working");
-    assert_eq!(gw.admin().link(&old_id)["state"], "active", "the record is untouched; only its key is gone");
+    let shown = gw.admin().link(&old_id);
+    assert_eq!(shown["state"], "active", "the record is untouched; only its key is gone");
+    assert!(shown["url"].is_null(), "the admin API no longer hands out the dead URL: {shown}");
 }
 
 #[test]

@@ -173,7 +173,7 @@ impl Proxy {
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Answer> {
         let req = session.req_header();
         // Legacy nginx secure_link URLs (see `securelink`) name their link by a keyed hash.
-        let legacy = match crate::securelink::resolve(&self.gate, req.uri.path(), req.uri.query(), &client_ip(session)).await {
+        let legacy = match crate::securelink::resolve(&self.gate, req.uri.path(), req.uri.query(), client_of(session)).await {
             Some(Ok(id)) => Some(id),
             Some(Err(status)) => {
                 ctx.outcome = "bad_legacy_link";

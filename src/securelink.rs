@@ -424,12 +424,13 @@ impl LegacyLinks {
 
 /// The proxy's hook: `None` when the request is not a legacy URL; otherwise the link id to admit
 /// (its record created on first use) or the status to answer (404 uniform, 503 store down).
-pub async fn resolve(gate: &Gate, path: &str, query: Option<&str>, client: &str) -> Option<Result<LinkId, u16>> {
+pub async fn resolve(gate: &Gate, path: &str, query: Option<&str>, client: Option<std::net::IpAddr>) -> Option<Result<LinkId, u16>> {
     // Native links never pay for this: no prefix may lie under /s/.
     if gate.legacy.rules.is_empty() || path.starts_with("/s/") {
         return None;
     }
-    let req = Request { path, query, remote_addr: client };
+    let client = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let req = Request { path, query, remote_addr: &client };
     let (rule, verdict) = gate.legacy.check(&req)?;
     let legacy = match verdict {
         Ok(legacy) => legacy,

@@ -39,6 +39,11 @@ struct Setup {
 }
 
 fn setup(max_downloads: Option<u64>) -> Setup {
+    setup_on(max_downloads, None)
+}
+
+/// The same on a given `[state]` (e.g. Redis).
+fn setup_on(max_downloads: Option<u64>, state: Option<String>) -> Setup {
     let origin = Origin::start();
     origin.put("report.pdf", &pseudo_random(5000, 7));
     origin.put("sub/a b.txt", b"spaces in names");
@@ -52,7 +57,7 @@ fn setup(max_downloads: Option<u64>) -> Setup {
          [stores.legacy]\nkind = \"http\"\nurl = \"{}\"\n[stores.legacy.secure_link]\nprefix = \"/p/\"\nsecure_link_secret = \"{SECRET}\"\n{limit}",
         origin.url()
     );
-    let gw = Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(&origin) });
+    let gw = Gateway::start_with(GatewayOptions { extra, state, ..GatewayOptions::for_origin(&origin) });
     Setup { _origin: origin, nginx, gw }
 }
 
@@ -138,7 +143,16 @@ fn linkgate_accepts_exactly_the_secure_link_secret_links_nginx_accepts() {
 
 #[test]
 fn legacy_links_are_counted_and_audited_like_native_links() {
-    let s = setup(Some(2));
+    counted_and_audited(setup(Some(2)));
+}
+
+#[test]
+fn legacy_links_are_counted_and_audited_on_redis_too() {
+    let redis = RedisServer::start();
+    counted_and_audited(setup_on(Some(2), Some(redis.state())));
+}
+
+fn counted_and_audited(s: Setup) {
     let hex = secret_hex("report.pdf");
     let url = s.gw.url(&format!("/p/{hex}/report.pdf"));
     let first = get(&url);

@@ -487,7 +487,7 @@ impl RequestFacts {
 }
 
 /// Query parameters, percent-decoded; pairs that are not UTF-8 are dropped.
-fn parse_query(query: &str) -> HashMap<String, String> {
+pub fn parse_query(query: &str) -> HashMap<String, String> {
     query
         .split('&')
         .filter_map(|pair| {
@@ -917,4 +917,31 @@ impl ServeHttp for AdminApi {
             }
         }
     }
+}
+
+/// The request-only part of `POST /v1/links` validation (JSON object, every field's type and
+/// rules, unknown fields), without a store, policy or caller: the entry point for fuzzing, and
+/// what an integrator's body must pass before anything else is looked at.
+pub fn validate_link_body(body: &[u8], now: OffsetDateTime) -> Result<(), String> {
+    let fail = |e: ApiError| format!("{}: {}", e.field.unwrap_or_default(), e.message);
+    let mut body = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err("the body must be a JSON object".into()),
+        Err(e) => return Err(format!("the body is not valid JSON: {e}")),
+    };
+    take_string(&mut body, "store").map_err(fail)?;
+    let object = take_string(&mut body, "object").map_err(fail)?;
+    let filename = take_string(&mut body, "filename").map_err(fail)?;
+    body.remove("documents");
+    if let Some(object) = &object {
+        check_object_key(object).map_err(|m| format!("object: {m}"))?;
+    }
+    sanitize_filename(filename.as_deref().or(object.as_deref()).unwrap_or("download"));
+    take_expiry(&mut body, now).map_err(fail)?;
+    take_limit(&mut body).map_err(fail)?;
+    parse_rights(body.remove("rights")).map_err(fail)?;
+    check_identity("created_by", take_string(&mut body, "created_by").map_err(fail)?).map_err(fail)?;
+    take_password(&mut body).map_err(fail)?;
+    take_recipient(&mut body).map_err(fail)?;
+    refuse_unknown(&body).map_err(fail)
 }

@@ -107,6 +107,9 @@ struct RawCaller {
 struct RawKeys {
     signing: String,
     secrets: BTreeMap<String, String>,
+    /// Key id → RFC 3339 time from which the key verifies nothing (quoted or a TOML date-time).
+    #[serde(default)]
+    retire: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,6 +196,8 @@ pub struct Config {
     pub audit_retention: Option<Duration>,
     pub mail: MailConfig,
     pub page_requests_per_minute: u32,
+    /// Stores' rules for legacy nginx `secure_link` URLs.
+    pub secure_links: Vec<crate::securelink::SecureLink>,
 }
 
 #[derive(Debug, Clone)]
@@ -343,7 +348,25 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     if !raw.keys.secrets.contains_key(&raw.keys.signing) {
         return Err(invalid("keys.signing", format!("`{}` has no entry in [keys.secrets]", raw.keys.signing)));
     }
-    let keys = Keyring::new(&raw.keys.signing, secrets);
+    let mut retire = Vec::new();
+    for (kid, value) in &raw.keys.retire {
+        let key = format!("keys.retire.{kid}");
+        if !raw.keys.secrets.contains_key(kid) {
+            return Err(invalid(key, format!("`{kid}` has no entry in [keys.secrets]")));
+        }
+        if *kid == raw.keys.signing {
+            return Err(invalid(key, "the signing key cannot be retired; switch keys.signing to another key first"));
+        }
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Datetime(d) => d.to_string(),
+            _ => return Err(invalid(key, "must be an RFC 3339 time, e.g. \"2026-12-01T00:00:00Z\"")),
+        };
+        let at = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| invalid(&key, format!("`{text}` is not an RFC 3339 time with an offset, e.g. \"2026-12-01T00:00:00Z\"")))?;
+        retire.push((kid.clone(), at.unix_timestamp()));
+    }
+    let keys = Keyring::new(&raw.keys.signing, secrets).with_retirements(retire);
 
     let cache = CacheConfig {
         ttl: Duration::from_secs(raw.state.cache_ttl_seconds.unwrap_or(30)),
@@ -379,7 +402,17 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         return Err(invalid("stores", "at least one [stores.NAME] table is required"));
     }
     let mut stores = BTreeMap::new();
-    for (name, store) in raw.stores {
+    let mut secure_links: Vec<crate::securelink::SecureLink> = Vec::new();
+    for (name, mut store) in raw.stores {
+        let prefix = format!("stores.{name}");
+        if let Some(rule) = store.secure_link.take() {
+            let key = format!("{prefix}.secure_link");
+            let rule = crate::securelink::SecureLink::from_raw(&key, &name, rule)?;
+            if let Some(other) = secure_links.iter().find(|o| o.prefix.starts_with(&rule.prefix) || rule.prefix.starts_with(&o.prefix)) {
+                return Err(invalid(format!("{key}.prefix"), format!("overlaps the prefix of store `{}`", other.store)));
+            }
+            secure_links.push(rule);
+        }
         let cfg = crate::stores::config::parse_store(&name, store, base_dir)?;
         stores.insert(name, cfg);
     }
@@ -421,6 +454,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             })?;
             raw.mail
         },
+        secure_links,
         page_requests_per_minute: match raw.limits.page_requests_per_minute {
             Some(0) => return Err(invalid("limits.page_requests_per_minute", "must be at least 1")),
             Some(n) => n,
@@ -487,6 +521,24 @@ url = "http://127.0.0.1:8000/files"
     fn signing_key_must_exist() {
         let e = err(&GOOD.replace("signing = \"k1\"", "signing = \"k2\""));
         assert!(e.contains("keys.signing"), "{e}");
+    }
+
+    #[test]
+    fn key_retirement_is_checked_at_load() {
+        let with_k2 = GOOD.replace("[stores.docs]", "k2 = \"ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=\"\n[keys.retire]\nRETIRE\n[stores.docs]");
+        let parse = |retire: &str| Config::parse(&with_k2.replace("RETIRE", retire), Path::new("t.toml"));
+        let quoted = parse("k2 = \"2026-12-01T00:00:00Z\"").unwrap();
+        assert_eq!(quoted.keys.retires_at("k2"), Some(1_796_083_200));
+        let native = parse("k2 = 2026-12-01T01:00:00+01:00").unwrap();
+        assert_eq!(native.keys.retires_at("k2"), Some(1_796_083_200), "a TOML date-time with an offset");
+        let e = parse("k1 = \"2026-12-01T00:00:00Z\"").unwrap_err().to_string();
+        assert!(e.contains("keys.retire.k1") && e.contains("signing"), "{e}");
+        let e = parse("k9 = \"2026-12-01T00:00:00Z\"").unwrap_err().to_string();
+        assert!(e.contains("keys.retire.k9"), "{e}");
+        let e = parse("k2 = \"next tuesday\"").unwrap_err().to_string();
+        assert!(e.contains("keys.retire.k2"), "{e}");
+        let e = parse("k2 = 2026-12-01").unwrap_err().to_string();
+        assert!(e.contains("keys.retire.k2"), "a date without a time or offset: {e}");
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct Gate {
     pub mailer: Mailer,
     pub page_limiter: PageLimiter,
     pub writer: Writer,
+    /// Legacy nginx `secure_link` URLs the stores accept.
+    pub legacy: crate::securelink::LegacyLinks,
 }
 
 impl Gate {
@@ -74,6 +76,7 @@ impl Gate {
             mailer: Mailer::from_config(&config.mail).map_err(|e| StoreError::Unavailable(e.to_string()))?,
             page_limiter: PageLimiter::new(config.page_requests_per_minute),
             writer: Writer::default(),
+            legacy: crate::securelink::LegacyLinks::new(config.secure_links.clone()),
         })
     }
 

@@ -14,6 +14,7 @@
 //! - [`pages`]: the uniform 404 and error pages.
 //! - [`policy`]: the operator's rules for links.
 //! - [`gate`]: the shared core used by proxy and admin API.
+//! - [`guard`]: request hygiene (smuggling shapes, oversized heads) before anything else.
 //! - [`proxy`]: the recipients' request path (Pingora `ProxyHttp`).
 //! - [`recipient`]: password gate, device verification and landing page for browsers.
 //! - [`upload`]: uploads through a link (form and PUT), streamed to the store.
@@ -22,6 +23,7 @@
 //! - [`admin`]: the admin HTTP API.
 //! - [`audit`]: the hash-chained audit trail.
 //! - [`origin`]: a small static origin for the demo.
+//! - [`securelink`]: legacy links in nginx `secure_link` formats.
 //! - [`serve`]: config → Pingora services wiring.
 //! - [`cli`]: the admin API client used by `linkgate link …`.
 
@@ -33,6 +35,7 @@ pub mod config;
 pub mod counting;
 pub mod disposition;
 pub mod gate;
+pub mod guard;
 pub mod health;
 pub mod link;
 pub mod mail;
@@ -42,6 +45,7 @@ pub mod pages;
 pub mod policy;
 pub mod proxy;
 pub mod recipient;
+pub mod securelink;
 pub mod serve;
 pub mod store;
 pub mod token;

@@ -286,7 +286,16 @@ impl Proxy {
     /// Decides whether the request may proceed; `Err(answer)` is what to answer instead.
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Answer> {
         let req = session.req_header();
-        let Some(id) = token_of(req.uri.path()).and_then(|t| self.gate.keys.verify(t)) else {
+        // Legacy nginx secure_link URLs (see `securelink`) name their link by a keyed hash.
+        let legacy = match crate::securelink::resolve(&self.gate, req.uri.path(), req.uri.query(), client_of(session)).await {
+            Some(Ok(id)) => Some(id),
+            Some(Err(status)) => {
+                ctx.outcome = "bad_legacy_link";
+                return Err(Answer::Status(status));
+            }
+            None => None,
+        };
+        let Some(id) = legacy.or_else(|| token_of(req.uri.path()).and_then(|t| self.gate.keys.verify(t))) else {
             ctx.outcome = "bad_token";
             return Err(Answer::Status(404));
         };
@@ -443,6 +452,11 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if let Err(why) = crate::guard::check_session(session) {
+            ctx.outcome = "malformed";
+            crate::guard::refuse(session, why).await?;
+            return Ok(true);
+        }
         match self.admit(session, ctx).await {
             Ok(()) => {}
             Err(Answer::Status(status)) => {
@@ -602,6 +616,11 @@ impl ProxyHttp for Proxy {
             }
         }
         FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    /// Pingora's error lines name the request this way: never with its token (see `guard`).
+    fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
+        crate::guard::request_summary(session.req_header(), ctx.link.as_ref().map(|l| l.id))
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {

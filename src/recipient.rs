@@ -205,17 +205,19 @@ async fn read_form(session: &mut Session) -> Result<Option<Vec<(String, String)>
         }
         body.extend_from_slice(&chunk);
     }
-    let Ok(text) = std::str::from_utf8(&body) else { return Ok(None) };
+    Ok(parse_form(&body))
+}
+
+/// Parses a urlencoded form body; `None` for anything that is not UTF-8 once decoded.
+pub fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
+    let text = std::str::from_utf8(body).ok()?;
     let mut fields = Vec::new();
     for pair in text.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().ok().map(|c| c.into_owned());
-        match (decode(k), decode(v)) {
-            (Some(k), Some(v)) => fields.push((k, v)),
-            _ => return Ok(None),
-        }
+        fields.push((decode(k)?, decode(v)?));
     }
-    Ok(Some(fields))
+    Some(fields)
 }
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -5,6 +5,10 @@
 //! The MAC covers a domain-separation label and every byte before it, so the version, key id and
 //! link id are all authenticated. Verification is constant time and never panics: any malformed,
 //! unknown-version, unknown-key, tampered or truncated token is just `None`.
+//!
+//! Keys may carry a retirement time (`[keys.retire]`): from that second on, nothing signed or
+//! sealed with the key verifies any more (tokens, cookies, form tokens). The check runs after the
+//! MAC, on every token, so a retired key costs the same work as a live one.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,13 +39,22 @@ pub fn valid_key_id(kid: &str) -> bool {
 pub struct Keyring {
     signing: Arc<str>,
     keys: Arc<HashMap<Box<[u8]>, HmacSha256>>,
+    /// Unix second from which a key no longer verifies anything; absent: never retired.
+    retire: Arc<HashMap<Box<[u8]>, i64>>,
+}
+
+/// The current Unix time in seconds.
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut ids: Vec<_> = self.keys.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
         ids.sort();
-        f.debug_struct("Keyring").field("signing", &self.signing).field("key_ids", &ids).finish()
+        let mut retire: Vec<_> = self.retire.iter().map(|(k, t)| (String::from_utf8_lossy(k).into_owned(), *t)).collect();
+        retire.sort();
+        f.debug_struct("Keyring").field("signing", &self.signing).field("key_ids", &ids).field("retire", &retire).finish()
     }
 }
 
@@ -55,7 +68,24 @@ impl Keyring {
                 Some((kid.into_bytes().into_boxed_slice(), mac))
             })
             .collect();
-        Keyring { signing: signing.into(), keys: Arc::new(keys) }
+        Keyring { signing: signing.into(), keys: Arc::new(keys), retire: Arc::default() }
+    }
+
+    /// The same keys with retirement times: (key id, Unix second from which it verifies nothing).
+    /// The caller has checked that the signing key is not among them.
+    pub fn with_retirements(mut self, retire: Vec<(String, i64)>) -> Keyring {
+        self.retire = Arc::new(retire.into_iter().map(|(kid, at)| (kid.into_bytes().into_boxed_slice(), at)).collect());
+        self
+    }
+
+    /// When key `kid` retires (Unix seconds), if it does.
+    pub fn retires_at(&self, kid: &str) -> Option<i64> {
+        self.retire.get(kid.as_bytes()).copied()
+    }
+
+    /// Whether key `kid` still verifies at `now` (Unix seconds).
+    fn live_at(&self, kid: &[u8], now: i64) -> bool {
+        self.retire.get(kid).is_none_or(|&at| now < at)
     }
 
     pub fn signing_key_id(&self) -> &str {
@@ -67,9 +97,13 @@ impl Keyring {
         self.sign_with(&self.signing, link).unwrap_or_default()
     }
 
-    /// The token for `link` under key `kid`, if that key is known.
+    /// The token for `link` under key `kid`, if that key is known and not retired (a retired
+    /// key's tokens would not verify, so none are handed out).
     pub fn sign_with(&self, kid: &str, link: &LinkId) -> Option<String> {
         let mac = self.keys.get(kid.as_bytes())?;
+        if !self.live_at(kid.as_bytes(), now_secs()) {
+            return None;
+        }
         let mut raw = Vec::with_capacity(2 + kid.len() + LinkId::LEN + MAC_LEN);
         raw.push(VERSION);
         raw.push(kid.len() as u8);
@@ -84,6 +118,12 @@ impl Keyring {
 
     /// Verifies a token and returns the link id it carries.
     pub fn verify(&self, token: &str) -> Option<LinkId> {
+        self.verify_at(token, now_secs())
+    }
+
+    /// [`Keyring::verify`] at a given time (Unix seconds): a token whose key is retired by then
+    /// is refused.
+    pub fn verify_at(&self, token: &str, now: i64) -> Option<LinkId> {
         if token.len() > MAX_TOKEN_CHARS || token.len() < 4 {
             return None;
         }
@@ -105,7 +145,11 @@ impl Keyring {
         mac.update(LABEL);
         mac.update(&raw[..raw.len() - MAC_LEN]);
         // `verify_slice` compares in constant time.
-        mac.verify_slice(tag).ok()?;
+        let genuine = mac.verify_slice(tag).is_ok();
+        // The retirement check comes after the MAC, so retired and live keys cost the same.
+        if !(genuine & self.live_at(kid, now)) {
+            return None;
+        }
         LinkId::from_slice(link)
     }
 
@@ -139,8 +183,8 @@ impl Keyring {
         let mut tag_bytes = [0u8; MAC_LEN + 2];
         let n = URL_SAFE_NO_PAD.decode_slice(tag.as_bytes(), &mut tag_bytes).ok()?;
         let mac = self.labelled(kid.as_bytes(), b"seal", label, payload)?;
-        mac.verify_slice(&tag_bytes[..n]).ok()?;
-        Some(payload)
+        let genuine = mac.verify_slice(&tag_bytes[..n]).is_ok();
+        (genuine & self.live_at(kid.as_bytes(), now_secs())).then_some(payload)
     }
 
     /// A keyed hash (hex) of `data` for a purpose, e.g. a mailed code as stored.
@@ -225,6 +269,33 @@ mod tests {
         let other = Keyring::new("k2", vec![("k2".into(), vec![3u8; 32])]);
         assert_eq!(other.open("device", &sealed), None);
         assert_ne!(r.keyed_hash("code", "123456"), r.keyed_hash("code", "123457"));
+    }
+
+    #[test]
+    fn a_retired_key_stops_verifying_at_its_second_and_others_never_do() {
+        let r = ring().with_retirements(vec![("k1".into(), 2_000_000_000)]);
+        let id = LinkId::random();
+        let old = r.sign_with("k1", &id).unwrap();
+        let new = r.sign(&id);
+        assert_eq!(r.verify_at(&old, 1_999_999_999), Some(id), "the last second before retirement");
+        assert_eq!(r.verify_at(&old, 2_000_000_000), None, "retired from that second on");
+        assert_eq!(r.verify_at(&old, 2_100_000_000), None);
+        assert_eq!(r.verify_at(&new, 2_100_000_000), Some(id), "the signing key is unaffected");
+        assert_eq!(r.retires_at("k1"), Some(2_000_000_000));
+        assert_eq!(r.retires_at("k2"), None);
+        let retired_now = ring().with_retirements(vec![("k1".into(), 0)]);
+        assert_eq!(retired_now.sign_with("k1", &id), None, "no tokens are made with a retired key");
+    }
+
+    #[test]
+    fn values_sealed_with_a_retired_key_no_longer_open() {
+        let old = Keyring::new("k1", vec![("k1".into(), vec![1u8; 32]), ("k2".into(), vec![2u8; 32])]);
+        let sealed = old.seal("device", "abc");
+        let rotated = Keyring::new("k2", vec![("k1".into(), vec![1u8; 32]), ("k2".into(), vec![2u8; 32])]);
+        assert_eq!(rotated.open("device", &sealed), Some("abc"));
+        let retired = rotated.with_retirements(vec![("k1".into(), 0)]);
+        assert_eq!(retired.open("device", &sealed), None);
+        assert_eq!(retired.open("device", &retired.seal("device", "abc")), Some("abc"));
     }
 
     #[test]

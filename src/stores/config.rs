@@ -74,6 +74,9 @@ pub struct RawStore {
     // dir
     #[serde(default)]
     root: Option<PathBuf>,
+    /// Legacy links in nginx `secure_link` formats (see `securelink`); taken out before the rest is checked.
+    #[serde(default)]
+    pub secure_link: Option<crate::securelink::RawSecureLink>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,8 @@
 //! - [`Gateway`]: the `linkgate` binary under test, started with `serve --config` on its own
 //!   embedded store; killed when dropped.
 //! - [`Admin`]: a small client for the admin API.
+//! - [`LegacyNginx`]: nginx with its own `secure_link` module, for migration tests.
+//! - [`RecordingOrigin`]: a raw-TCP HTTP/1.1 origin that records every byte it receives.
 #![allow(dead_code)]
 
 use std::io::Read;
@@ -132,6 +134,95 @@ http {{
     }
 }
 
+/// Starts Debian's nginx with `http_body` inside `http { }`; returns the child (killed by the caller).
+fn start_nginx(dir: &Path, http_body: &str, port: u16) -> Child {
+    let user = if unsafe_is_root() { "user root root;" } else { "" };
+    let conf = format!(
+        r#"{user}
+worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log {d}/access.log;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    default_type application/octet-stream;
+{http_body}
+}}
+"#,
+        d = dir.display()
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf).expect("nginx.conf");
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("nginx");
+    let child = Command::new(nginx)
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx must be installed (apt-get install nginx-light)");
+    wait_for_port(port, "nginx");
+    child
+}
+
+/// nginx's own `secure_link` module in front of a folder, configured as an operator migrating to
+/// linkgate would have it: `/dl/` with `secure_link` + `secure_link_md5` (403 for a bad hash, 410
+/// for an expired link) and `/p/` with `secure_link_secret`.
+pub struct LegacyNginx {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl LegacyNginx {
+    /// `md5` is the `secure_link_md5` expression, `secret` the `secure_link_secret` word.
+    pub fn start(root: &Path, md5: &str, secret: &str) -> LegacyNginx {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _ = Command::new("chmod").arg("755").arg(dir.path()).status();
+        let port = free_port();
+        let body = format!(
+            r#"    server {{
+        listen 127.0.0.1:{port};
+        location /dl/ {{
+            secure_link $arg_md5,$arg_expires;
+            secure_link_md5 "{md5}";
+            if ($secure_link = "") {{ return 403; }}
+            if ($secure_link = "0") {{ return 410; }}
+            alias {root}/;
+        }}
+        location /p/ {{
+            secure_link_secret {secret};
+            if ($secure_link = "") {{ return 403; }}
+            rewrite ^ /files/$secure_link;
+        }}
+        location /files/ {{
+            internal;
+            alias {root}/;
+        }}
+    }}"#,
+            root = root.display()
+        );
+        let child = start_nginx(dir.path(), &body, port);
+        LegacyNginx { port, dir, child }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://127.0.0.1:{}{path_and_query}", self.port)
+    }
+}
+
+impl Drop for LegacyNginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn unsafe_is_root() -> bool {
     Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
 }
@@ -181,6 +272,20 @@ impl GatewayOptions {
         GatewayOptions {
             state: None,
             store_url: origin.url(),
+            read_timeout_ms: 5_000,
+            extra: String::new(),
+            db: None,
+            signing: "k1",
+            grace_period_seconds: 1,
+            server_extra: String::new(),
+        }
+    }
+
+    /// A gateway in front of any origin URL, on its own embedded store.
+    pub fn for_url(url: &str) -> GatewayOptions {
+        GatewayOptions {
+            state: None,
+            store_url: url.to_string(),
             read_timeout_ms: 5_000,
             extra: String::new(),
             db: None,
@@ -838,4 +943,136 @@ pub fn csrf_of(page: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let start = page.find(marker).unwrap_or_else(|| panic!("no csrf field in {page}")) + marker.len();
     page[start..].split('"').next().unwrap_or("").to_string()
+}
+
+/// A raw-TCP HTTP/1.1 origin that records every byte it receives and answers every request it can
+/// frame with the same file (`200`, keep-alive). Requests are framed the simple, strict way: head
+/// up to the blank line; a `Content-Length` body is skipped; anything else ends the connection.
+pub struct RecordingOrigin {
+    pub port: u16,
+    pub body: Vec<u8>,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RecordingOrigin {
+    pub fn start(body: &[u8]) -> RecordingOrigin {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let received: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (rec, halt, file) = (received.clone(), stop.clone(), body.to_vec());
+        let thread = std::thread::spawn(move || {
+            while !halt.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let slot = {
+                            let mut all = rec.lock().unwrap();
+                            all.push(Vec::new());
+                            all.len() - 1
+                        };
+                        let (rec, file, halt) = (rec.clone(), file.clone(), halt.clone());
+                        std::thread::spawn(move || serve_recorded(conn, slot, &rec, &file, &halt));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        RecordingOrigin { port, body: body.to_vec(), received, stop, thread: Some(thread) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// Every byte received so far, one entry per connection.
+    pub fn connections(&self) -> Vec<Vec<u8>> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Forgets what was received so far (e.g. the admin API's size probe).
+    pub fn clear(&self) {
+        for c in self.received.lock().unwrap().iter_mut() {
+            c.clear();
+        }
+    }
+
+    /// Every request head received so far (bytes up to and including the blank line), plus
+    /// whatever bytes followed that were not a request head (`leftover`, per connection).
+    pub fn requests(&self) -> (Vec<String>, Vec<Vec<u8>>) {
+        let mut heads = Vec::new();
+        let mut leftover = Vec::new();
+        for conn in self.connections() {
+            let mut rest: &[u8] = &conn;
+            while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+                heads.push(String::from_utf8_lossy(&rest[..end + 4]).into_owned());
+                rest = &rest[end + 4..];
+            }
+            if !rest.is_empty() {
+                leftover.push(rest.to_vec());
+            }
+        }
+        (heads, leftover)
+    }
+}
+
+fn serve_recorded(
+    mut conn: TcpStream,
+    slot: usize,
+    rec: &std::sync::Mutex<Vec<Vec<u8>>>,
+    file: &[u8],
+    halt: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::Write;
+    conn.set_read_timeout(Some(Duration::from_millis(100))).ok();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    while !halt.load(std::sync::atomic::Ordering::Relaxed) {
+        match conn.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => {
+                rec.lock().unwrap()[slot].extend_from_slice(&buf[..n]);
+                pending.extend_from_slice(&buf[..n]);
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(_) => return,
+        }
+        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if head.lines().any(|l| l.starts_with("transfer-encoding:")) || pending.len() < end + 4 + length {
+                return; // framing this origin does not do: the test sees the bytes and fails
+            }
+            let is_head = head.starts_with("head ");
+            pending.drain(..end + 4 + length);
+            let mut answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nETag: \"fixed\"\r\n\r\n",
+                file.len()
+            )
+            .into_bytes();
+            if !is_head {
+                answer.extend_from_slice(file);
+            }
+            if conn.write_all(&answer).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for RecordingOrigin {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

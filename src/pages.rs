@@ -102,6 +102,21 @@ pub fn page_headers() -> [(&'static str, &'static str); 5] {
     ]
 }
 
+/// [`page_headers`] as an answer's own list, to add cookies or other headers to.
+pub fn page_headers_owned() -> Vec<(&'static str, String)> {
+    page_headers().iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+/// Headers of a non-HTML answer the gateway writes itself (plain text, JSON): private, never
+/// sniffed.
+pub fn data_headers(content_type: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-type", content_type.to_string()),
+        ("cache-control", "private, no-store".to_string()),
+        ("x-content-type-options", "nosniff".to_string()),
+    ]
+}
+
 /// What the recipient's pages show of a document.
 pub struct DocumentFacts {
     pub name: String,

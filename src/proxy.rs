@@ -146,11 +146,7 @@ fn listing(link: &Link, url: &str) -> Reply {
     }
     Reply {
         status: 300,
-        headers: vec![
-            ("content-type", "text/plain; charset=utf-8".to_string()),
-            ("cache-control", "private, no-store".to_string()),
-            ("x-content-type-options", "nosniff".to_string()),
-        ],
+        headers: pages::data_headers("text/plain; charset=utf-8"),
         body: Bytes::from(text),
     }
 }
@@ -208,7 +204,7 @@ impl Proxy {
         if !verified {
             return Answer::Status(404);
         }
-        let mut headers: Vec<(&'static str, String)> = pages::page_headers().iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let mut headers = pages::page_headers_owned();
         headers.push(("vary", "cookie".to_string()));
         Answer::Reply(Reply { status: 403, headers, body: pages::message("Not allowed", reason) })
     }
@@ -264,7 +260,7 @@ impl Proxy {
     /// Takes an upload the link admitted: a PUT or the landing page's form.
     async fn upload(&self, session: &mut Session, ctx: &Ctx) -> Reply {
         let (Some(link), Some(store)) = (&ctx.link, &ctx.upstream) else {
-            let headers = pages::page_headers().iter().map(|(k, v)| (*k, v.to_string())).collect();
+            let headers = pages::page_headers_owned();
             return Reply { status: 404, headers, body: pages::for_status(404) };
         };
         let up = Upload {

@@ -163,17 +163,13 @@ impl Visit {
     }
 
     fn reply(&self, status: u16, body: Bytes) -> Decision {
-        let mut headers: Vec<(&'static str, String)> = pages::page_headers().iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let mut headers = pages::page_headers_owned();
         headers.extend(self.cookies.iter().cloned());
         Decision::Reply(Reply { status, headers, body })
     }
 
     fn text(&self, status: u16, text: &str, extra: &[(&'static str, String)]) -> Decision {
-        let mut headers = vec![
-            ("content-type", "text/plain; charset=utf-8".to_string()),
-            ("cache-control", "private, no-store".to_string()),
-            ("x-content-type-options", "nosniff".to_string()),
-        ];
+        let mut headers = pages::data_headers("text/plain; charset=utf-8");
         headers.extend(extra.iter().cloned());
         Decision::Reply(Reply { status, headers, body: Bytes::from(format!("{text}\n")) })
     }

@@ -528,7 +528,7 @@ impl Upload<'_> {
             let mut chars = text.chars();
             chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str() + ".").unwrap_or_default()
         });
-        let mut headers: Vec<(&'static str, String)> = pages::page_headers().iter().map(|(k, v)| (*k, v.to_string())).collect();
+        let mut headers = pages::page_headers_owned();
         if status >= 400 && !session.is_body_done() {
             headers.push(("connection", "close".to_string()));
         }
@@ -582,11 +582,7 @@ async fn drain(session: &mut Session) {
 fn json_reply(status: u16, body: &serde_json::Value) -> Reply {
     Reply {
         status,
-        headers: vec![
-            ("content-type", "application/json".to_string()),
-            ("cache-control", "private, no-store".to_string()),
-            ("x-content-type-options", "nosniff".to_string()),
-        ],
+        headers: pages::data_headers("application/json"),
         body: Bytes::from(format!("{body}\n")),
     }
 }

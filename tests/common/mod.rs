@@ -1,7 +1,8 @@
 //! Test harness: real processes on free loopback ports.
 //!
 //! - [`Origin`]: Debian's nginx serving a temporary folder (Range, conditionals, ETags for real),
-//!   plus two locations used to observe what the gateway forwards.
+//!   plus two locations used to observe what the gateway forwards and a WebDAV `PUT` folder
+//!   (`/inbox/`) that uploads through links are written to.
 //! - [`Gateway`]: the `linkgate` binary under test, started with `serve --config` on its own
 //!   embedded store; killed when dropped.
 //! - [`Admin`]: a small client for the admin API.
@@ -96,6 +97,14 @@ http {{
             return 200 "cookie=[$http_cookie] authorization=[$http_authorization] x-origin-auth=[$http_x_origin_auth] host=[$host] uri=[$request_uri]";
         }}
         location = /teapot {{ return 500 "nginx internals"; }}
+        # Uploads through links land here: nginx's DAV module writes a PUT body to a temporary
+        # file and renames it into place only when the body is complete.
+        location /inbox/ {{
+            dav_methods PUT DELETE;
+            create_full_put_path on;
+            dav_access user:rw group:r all:r;
+            client_max_body_size 0;
+        }}
     }}
 }}
 "#,

@@ -194,6 +194,12 @@ struct StreamedPut {
 #[async_trait]
 impl ObjectWriter for StreamedPut {
     async fn write(&mut self, data: Bytes) -> Result<(), WriteError> {
+        // With chunked encoding an empty write is the terminating chunk: it would end the
+        // origin's body early and store a truncated file. Pingora's request-body reader does
+        // hand out empty chunks (e.g. while a chunk head is split between two reads).
+        if data.is_empty() {
+            return Ok(());
+        }
         self.session.write_body(&data).await.map(|_| ()).map_err(failed)
     }
 

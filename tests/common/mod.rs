@@ -853,6 +853,12 @@ impl Browser {
         self.call("POST", &format!("/element/{id}/value"), Some(json!({ "text": text })));
     }
 
+    /// Chooses a local file in an `<input type="file">`, as a user picking it would.
+    pub fn choose_file(&self, css: &str, path: &Path) {
+        let id = self.element(css);
+        self.call("POST", &format!("/element/{id}/value"), Some(json!({ "text": path.display().to_string() })));
+    }
+
     /// Waits until the page source contains `text`.
     pub fn wait_for(&self, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -506,6 +506,22 @@ fn a_browser_uploads_with_the_form() {
     assert!(result.contains("Quarterly notes.txt"), "{result}");
     assert_eq!(std::fs::read(origin.root.join(FOLDER).join("Quarterly notes.txt")).unwrap(), b"notes from the browser\n");
     assert_eq!(uploads_received(&gw, &id), 1);
+    let _ = &id;
+
+    // Drag-and-drop: a file dropped on the form lands in its file input (the page's one script,
+    // allowed by its hash in the CSP) and is sent with the same form.
+    browser.goto(&url);
+    browser.wait_for("Send files");
+    let chosen = browser.execute(
+        "const dt = new DataTransfer();\
+         dt.items.add(new File(['dropped onto the page'], 'dropped.txt', {type: 'text/plain'}));\
+         document.getElementById('drop').dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));\
+         return document.getElementById('files').files.length;",
+    );
+    assert_eq!(chosen, json!(1), "the drop script filled the file input");
+    browser.click("#upload");
+    browser.wait_for("Upload complete");
+    assert_eq!(std::fs::read(origin.root.join(FOLDER).join("dropped.txt")).unwrap(), b"dropped onto the page");
 
     // A refused type is explained on the page.
     let exe = local.path().join("tool.exe");
@@ -573,4 +589,31 @@ fn uploads_reach_an_s3_store_in_one_put_or_in_parts() {
     assert!(!bucket.join(FOLDER).join("broken.bin").exists());
     assert_eq!(put(&url, "one.bin", b"2").status, 409, "S3 objects are not overwritten either");
     assert_eq!(uploads_received(&gw, &id), 3);
+}
+
+#[test]
+fn the_operators_policy_bounds_every_links_uploads() {
+    let origin = Origin::start();
+    let policy = "[policy]\nupload_max_bytes = 100\nupload_allowed_types = [\"text/*\", \"application/pdf\"]\nallowed_rights = [\"download:*\", \"upload\"]\n";
+    let gw = Gateway::start_with(GatewayOptions { extra: policy.to_string(), ..GatewayOptions::for_origin(&origin) });
+    // A link cannot ask for more than the policy allows...
+    let greedy = gw.admin().call("POST", "/v1/links", Some(json!({"store": "docs", "rights": ["upload"], "upload": {"folder": FOLDER, "max_bytes": 1_000_000}})));
+    assert_eq!(greedy.status, 422);
+    assert!(greedy.text().contains("policy.upload_max_bytes"), "{}", greedy.text());
+    // ...and one that names no cap gets the policy's.
+    let (_, url) = upload_link(&gw, json!({}));
+    assert_eq!(put(&url, "small.txt", &[b'a'; 100]).status, 201);
+    let big = put(&url, "big.txt", &[b'a'; 101]);
+    assert_eq!(big.status, 413, "{}", big.text());
+    assert_eq!(put(&url, "photo.png", b"png").status, 415, "the policy's types apply to links that name none");
+    // Rights outside the policy are refused when the link is made, naming the rule.
+    let refused = gw.admin().call("POST", "/v1/links", Some(json!({"store": "docs", "object": "a.pdf", "rights": ["view"]})));
+    assert_eq!(refused.status, 422);
+    assert!(refused.text().contains("policy.allowed_rights"), "{}", refused.text());
+    let lowres = gw.admin().call(
+        "POST",
+        "/v1/links",
+        Some(json!({"store": "docs", "object": "a.pdf", "renditions": {"lowres": "a-low.pdf"}, "rights": ["download:lowres"]})),
+    );
+    assert_eq!(lowres.status, 201, "download:* allows every rendition: {}", lowres.text());
 }

@@ -853,6 +853,12 @@ impl Browser {
         self.call("POST", &format!("/element/{id}/value"), Some(json!({ "text": text })));
     }
 
+    /// Runs a script in the page (WebDriver's own channel, which the page's CSP does not govern;
+    /// the page's own scripts still run under it).
+    pub fn execute(&self, script: &str) -> Value {
+        self.call("POST", "/execute/sync", Some(json!({ "script": script, "args": [] })))
+    }
+
     /// Chooses a local file in an `<input type="file">`, as a user picking it would.
     pub fn choose_file(&self, css: &str, path: &Path) {
         let id = self.element(css);

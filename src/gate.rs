@@ -110,4 +110,25 @@ impl Gate {
         let token = self.token_of(link)?;
         Some(format!("{}/s/{}", self.public_url, token))
     }
+
+    /// Checks a form's CSRF token (genuine, unexpired, bound to this link and browser) and
+    /// spends it: each token is good for one submission, across every instance.
+    pub async fn spend_csrf(&self, token: &str, link: &LinkId, device: &str) -> Result<FormToken, StoreError> {
+        let Some(nonce) = self.verifier.check_csrf(token, link, device) else { return Ok(FormToken::Invalid) };
+        Ok(if self.store.once(&format!("csrf:{nonce}"), CSRF_MEMORY).await? { FormToken::Fresh } else { FormToken::Spent })
+    }
+}
+
+/// How long a spent form token is remembered (longer than a token lives).
+const CSRF_MEMORY: Duration = Duration::from_secs(3600);
+
+/// What a form's CSRF token turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormToken {
+    /// Genuine and used now for the first time.
+    Fresh,
+    /// Forged, expired, or for another link or browser.
+    Invalid,
+    /// Genuine but already used.
+    Spent,
 }

@@ -20,7 +20,7 @@ use pingora::proxy::Session;
 use time::format_description::well_known::Rfc2822;
 
 use crate::audit::{client_of, user_agent_of, Draft};
-use crate::gate::Gate;
+use crate::gate::{FormToken, Gate};
 use crate::link::{Link, LinkState, Right, Variant};
 use crate::mail::CodeMail;
 use crate::pages::{self, DocumentFacts, LandingDocument, UploadForm};
@@ -379,16 +379,14 @@ async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
 async fn post(gate: &Gate, visit: &Visit, form: &[(String, String)]) -> Decision {
     let id = visit.link.id;
     let device = visit.device.clone().unwrap_or_default();
-    let genuine = match (field(form, "csrf"), visit.new_device) {
-        (Some(token), false) => gate.verifier.check_csrf(token, &id, &device),
-        _ => None,
+    let spent = match (field(form, "csrf"), visit.new_device) {
+        (Some(token), false) => gate.spend_csrf(token, &id, &device).await,
+        _ => Ok(FormToken::Invalid),
     };
-    let Some(nonce) = genuine else {
-        return visit.reply(403, pages::message("This form has expired", "Please reload the page and try again."));
-    };
-    match gate.store.once(&format!("csrf:{nonce}"), Duration::from_secs(3600)).await {
-        Ok(true) => {}
-        Ok(false) => return visit.reply(403, pages::message("This form was already sent", "Please reload the page and try again.")),
+    match spent {
+        Ok(FormToken::Fresh) => {}
+        Ok(FormToken::Invalid) => return visit.reply(403, pages::message("This form has expired", "Please reload the page and try again.")),
+        Ok(FormToken::Spent) => return visit.reply(403, pages::message("This form was already sent", "Please reload the page and try again.")),
         Err(_) => return visit.reply(503, pages::for_status(503)),
     }
     match field(form, "action") {

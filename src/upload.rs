@@ -28,7 +28,7 @@ use pingora::proxy::Session;
 use serde_json::json;
 
 use crate::audit::Draft;
-use crate::gate::Gate;
+use crate::gate::{FormToken, Gate};
 use crate::link::{sanitize_filename, Link, LinkState};
 use crate::pages;
 use crate::policy::{Policy, DEFAULT_UPLOAD_MAX_BYTES};
@@ -473,13 +473,19 @@ impl Upload<'_> {
                         }
                     };
                     match field.name() {
-                        Some("csrf") => match read_text(&mut field).await {
-                            Ok(token) => csrf_ok = csrf_ok || self.csrf(&token, &device).await,
-                            Err(e) => {
-                                error = Some(e);
-                                break;
+                        Some("csrf") => {
+                            let spent = match read_text(&mut field).await {
+                                Ok(token) => self.gate.spend_csrf(&token, &self.link.id, &device).await.map_err(UploadError::from),
+                                Err(e) => Err(e),
+                            };
+                            match spent {
+                                Ok(token) => csrf_ok = csrf_ok || token == FormToken::Fresh,
+                                Err(e) => {
+                                    error = Some(e);
+                                    break;
+                                }
                             }
-                        },
+                        }
                         Some("file") => {
                             if !csrf_ok {
                                 error = Some(UploadError::Form);
@@ -533,12 +539,6 @@ impl Upload<'_> {
             headers.push(("connection", "close".to_string()));
         }
         Reply { status, headers, body: pages::upload_result(&stored, message.as_deref(), back) }
-    }
-
-    /// A form's CSRF token: genuine for this link and browser, and not used before.
-    async fn csrf(&self, token: &str, device: &str) -> bool {
-        let Some(nonce) = self.gate.verifier.check_csrf(token, &self.link.id, device) else { return false };
-        matches!(self.gate.store.once(&format!("csrf:{nonce}"), Duration::from_secs(3600)).await, Ok(true))
     }
 }
 

@@ -617,3 +617,42 @@ fn the_operators_policy_bounds_every_links_uploads() {
     );
     assert_eq!(lowres.status, 201, "download:* allows every rendition: {}", lowres.text());
 }
+
+#[test]
+fn two_instances_on_one_redis_share_name_claims_and_the_expected_count() {
+    let origin = Origin::start();
+    let redis = RedisServer::start();
+    let a = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state_with_timeout(5_000)));
+    let b = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state_with_timeout(5_000)));
+    let (id, url) = upload_link(&a, json!({"max_files": 4}));
+    let path = path_of(&url).to_string();
+    let on_b = b.url(&path);
+
+    // An upload in progress on A holds its name against B.
+    let mut first = RawUpload::start(&a, "PUT", &format!("{path}/shared.bin"), Some(2 << 20), &[]);
+    first.send(&block(1));
+    std::thread::sleep(Duration::from_millis(300));
+    let clash = put(&on_b, "shared.bin", b"other");
+    assert_eq!(clash.status, 409, "{}", clash.text());
+    first.send(&block(2));
+    assert_eq!(first.finish().0, 201);
+
+    // Ten senders split over both instances: exactly the three files still expected arrive.
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(10));
+    let senders: Vec<_> = (0..10)
+        .map(|n| {
+            let target = if n % 2 == 0 { url.clone() } else { on_b.clone() };
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                put(&target, &format!("file-{n}.txt"), b"content").status
+            })
+        })
+        .collect();
+    let mut statuses: Vec<u16> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [201, 201, 201, 403, 403, 403, 403, 403, 403, 403]);
+    assert_eq!(files_under(&origin.root.join(FOLDER)).len(), 4);
+    assert_eq!(uploads_received(&a, &id), 4);
+    assert_eq!(uploads_received(&b, &id), 4);
+}

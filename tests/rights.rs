@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 use serde_json::{json, Value};
 
@@ -45,20 +43,6 @@ fn report_link(gw: &Gateway, rights: &[&str], extra: Value) -> (String, String) 
 
 fn used(gw: &Gateway, id: &str) -> u64 {
     gw.admin().link(id)["downloads_used"].as_u64().unwrap()
-}
-
-/// The link's events once `ready` holds for them (the audit writer flushes a moment later).
-fn events_when(gw: &Gateway, id: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let v = gw.admin().call("GET", &format!("/v1/links/{id}/events"), None).json();
-        let events = v["events"].as_array().cloned().unwrap_or_default();
-        if ready(&events) {
-            return events;
-        }
-        assert!(Instant::now() < deadline, "events never became ready: {events:#?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn downloads(events: &[Value]) -> Vec<&Value> {

@@ -70,20 +70,6 @@ fn uploads_received(gw: &Gateway, id: &str) -> u64 {
     gw.admin().link(id)["uploads_received"].as_u64().unwrap()
 }
 
-/// The link's events once `ready` holds (the audit writer flushes a moment later).
-fn events_when(gw: &Gateway, id: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = gw.admin().call("GET", &format!("/v1/links/{id}/events"), None).json();
-        let events = v["events"].as_array().cloned().unwrap_or_default();
-        if ready(&events) {
-            return events;
-        }
-        assert!(Instant::now() < deadline, "events never became ready: {events:#?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn count(events: &[Value], kind: &str) -> usize {
     events.iter().filter(|e| e["kind"] == kind).count()
 }

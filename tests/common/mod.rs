@@ -577,6 +577,21 @@ impl Admin {
     }
 }
 
+/// A link's events once `ready` holds for them (the audit writer flushes a moment after the
+/// request); panics after 10 s.
+pub fn events_when(gw: &Gateway, id: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = gw.admin().call("GET", &format!("/v1/links/{id}/events"), None).json();
+        let events = v["events"].as_array().cloned().unwrap_or_default();
+        if ready(&events) {
+            return events;
+        }
+        assert!(Instant::now() < deadline, "events never became ready: {events:#?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }

@@ -74,20 +74,8 @@ impl Origin {
             let _ = Command::new("chmod").arg("755").arg(p).status();
         }
         let port = free_port();
-        let user = if unsafe_is_root() { "user root root;" } else { "" };
-        let conf = format!(
-            r#"{user}
-worker_processes 1;
-daemon off;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
-    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-    default_type application/octet-stream;
-    sendfile on;
+        let body = format!(
+            r#"    sendfile on;
     server {{
         listen 127.0.0.1:{port};
         root {root};
@@ -105,25 +93,10 @@ http {{
             dav_access user:rw group:r all:r;
             client_max_body_size 0;
         }}
-    }}
-}}
-"#,
-            d = dir.path().display(),
+    }}"#,
             root = root.display()
         );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).expect("nginx.conf");
-        let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("nginx");
-        let child = Command::new(nginx)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx must be installed (apt-get install nginx-light)");
-        wait_for_port(port, "nginx");
+        let child = start_nginx(dir.path(), &body, port);
         Origin { port, root, dir, child }
     }
 
@@ -152,7 +125,7 @@ worker_processes 1;
 daemon off;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
-events {{ worker_connections 256; }}
+events {{ worker_connections 1024; }}
 http {{
     access_log {d}/access.log;
     client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;

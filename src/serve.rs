@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -111,6 +112,20 @@ pub fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     guard
 }
 
+/// User-space buffers of a recipient's connection (Pingora's defaults: 64 KiB read, 1,460 B
+/// write).
+///
+/// - Read 4 KiB: requests are a header (Pingora reads it into its own 4 KiB buffer, bypassing
+///   this one) and at most an upload body (read in 64 KiB chunks, which bypass it too), so the
+///   default 64 KiB buffer, allocated zeroed per connection, was ~64 MiB of resident memory for
+///   1,000 open downloads and saved no system call.
+/// - Write 8 KiB: Pingora buffers a response with a `Content-Length` until it is complete, so a
+///   header and a small body (our own pages, small documents) leave in one `sendto` instead of
+///   two; body chunks larger than the buffer still go straight to the socket.
+fn recipient_buffers() -> L4BufferSettings {
+    L4BufferSettings::new(4 * 1024, 8 * 1024)
+}
+
 /// Builds the server for `config`; `extra_origin` adds the demo's static origin.
 pub fn build(config: &Config, extra_origin: Option<(StaticOrigin, String)>) -> Result<(Server, Arc<Gate>), StoreError> {
     build_with(config, extra_origin, false)
@@ -144,7 +159,7 @@ pub fn build_with(config: &Config, extra_origin: Option<(StaticOrigin, String)>,
         client_write_timeout: config.server.client_write_timeout,
     };
     let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, proxy, "linkgate proxy");
-    proxy.add_tcp(&config.server.listen.to_string());
+    proxy.add_listener(ListenerConfig::tcp(config.server.listen.to_string()).l4_buffer(recipient_buffers()));
 
     let admin = AdminApi { gate: gate.clone(), body_limit: config.admin_body_limit };
     let mut admin = Service::new("linkgate admin".to_string(), admin);

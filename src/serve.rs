@@ -10,10 +10,12 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::admin::AdminApi;
 use crate::config::Config;
 use crate::gate::Gate;
+use crate::logwriter::{BatchWriter, LogGuard};
 use crate::origin::StaticOrigin;
 use crate::proxy::Proxy;
 use crate::store::StoreError;
@@ -97,16 +99,19 @@ impl BackgroundService for StoreHealth {
 
 /// Sets up logging: text or JSON lines on stderr, filtered by `RUST_LOG` (default `info`).
 ///
-/// Lines are handed to a background writer thread, so a slow stderr never blocks a request; if it
-/// falls more than 128k lines behind, lines are dropped rather than requests slowed. Keep the
-/// returned guard alive: dropping it flushes what is queued.
-pub fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+/// Lines are written by a background thread in batches (see [`crate::logwriter`]), so a slow
+/// stderr never blocks a request; if it falls more than 16 MiB behind, lines are dropped rather
+/// than requests slowed. Keep the returned guard alive: dropping it writes what is queued.
+pub fn init_logging(json: bool) -> Option<LogGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .buffered_lines_limit(128_000)
-        .lossy(true)
-        .finish(std::io::stderr());
+    let (writer, guard) = match BatchWriter::spawn(std::io::stderr()) {
+        Ok((writer, guard)) => (BoxMakeWriter::new(writer), Some(guard)),
+        Err(e) => {
+            eprintln!("linkgate: no log writer thread ({e}); logging straight to stderr");
+            (BoxMakeWriter::new(std::io::stderr), None)
+        }
+    };
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
     guard

@@ -120,6 +120,9 @@ pub fn init_logging(json: bool) -> Option<LogGuard> {
     guard
 }
 
+/// Threads of each service's blocking pool (dir store reads, embedded store transactions).
+const BLOCKING_THREADS: usize = 32;
+
 /// User-space buffers of a recipient's connection (Pingora's defaults: 64 KiB read, 1,460 B
 /// write).
 ///
@@ -155,6 +158,10 @@ pub fn build_with(config: &Config, extra_origin: Option<(StaticOrigin, String)>,
         grace_period_seconds: Some(config.server.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(config.server.grace_period_seconds.min(10)),
         upstream_keepalive_pool_size: 256,
+        // Each slow download on a dir store waits on a positional read now and then; without a
+        // cap tokio grew the pool to 512 threads for 1,000 of them (their stacks and heaps were
+        // ~30 MiB, measured) while a read from the page cache takes microseconds.
+        max_blocking_threads: Some(BLOCKING_THREADS),
         ..ServerConf::default()
     };
     let opt = Opt { upgrade, daemon: false, nocapture: false, test: false, conf: None };

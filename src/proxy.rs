@@ -656,8 +656,12 @@ impl ProxyHttp for Proxy {
                     (false, _, _) => ("download.aborted", "failed"),
                 };
                 let mut d = Draft::new(kind, outcome);
-                // The address formatted in `admit`, not formatted again.
-                d.client = if ctx.client.is_empty() { client_of(session).map(|ip| ip.to_string()) } else { Some(ctx.client.clone()) };
+                // The address formatted in `admit` (events carry no address for "unknown").
+                d.client = match ctx.client.as_str() {
+                    "" => client_of(session).map(|ip| ip.to_string()),
+                    "unknown" => None,
+                    known => Some(known.to_string()),
+                };
                 d.user_agent = user_agent_of(session);
                 name_document(&mut d, ctx.target.as_ref());
                 d.bytes = Some(sent);

@@ -98,11 +98,18 @@ struct Unsealed<'a> {
 pub fn digest(event: &Event) -> String {
     let unsealed = Unsealed { link: &event.link, seq: event.seq, draft: &event.draft, prev: &event.prev, hash: "" };
     let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
-    let mut hex = String::with_capacity(64);
-    for b in Sha256::digest(&bytes) {
-        hex.push_str(&format!("{b:02x}"));
+    hex(&Sha256::digest(&bytes))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
     }
-    hex
+    out
 }
 
 /// Places drafts after `last` (the chain's current tail), sealing each.
@@ -121,6 +128,34 @@ pub fn chain(link: LinkId, last: Option<&Event>, drafts: &[Draft]) -> Vec<Event>
             e
         })
         .collect()
+}
+
+/// As [`chain`], but straight to each event's stored JSON (with its sequence number): the
+/// same bytes as `serde_json::to_vec` of the sealed [`Event`], from one serialization per
+/// event and without copying the drafts. (The hashed JSON ends in `"hash":""}`; the stored
+/// JSON is the same with the hash filled in.)
+pub fn seal(link: LinkId, last: Option<&Event>, drafts: &[Draft]) -> Result<Vec<(u64, Vec<u8>)>, serde_json::Error> {
+    const EMPTY_HASH: &[u8] = b"\"hash\":\"\"}";
+    let (mut seq, mut prev) = match last {
+        Some(e) => (e.seq + 1, e.hash.clone()),
+        None => (1, GENESIS.to_string()),
+    };
+    let mut out = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        let mut json = serde_json::to_vec(&Unsealed { link: &link, seq, draft, prev: &prev, hash: "" })?;
+        let hash = hex(&Sha256::digest(&json));
+        if json.ends_with(EMPTY_HASH) {
+            json.truncate(json.len() - 2);
+            json.extend_from_slice(hash.as_bytes());
+            json.extend_from_slice(b"\"}");
+        } else {
+            json = serde_json::to_vec(&Event { link, seq, draft: draft.clone(), prev: prev.clone(), hash: hash.clone() })?;
+        }
+        out.push((seq, json));
+        prev = hash;
+        seq += 1;
+    }
+    Ok(out)
 }
 
 /// Why a chain does not verify.
@@ -241,6 +276,27 @@ mod tests {
         let bytes = serde_json::to_vec(&unsealed).unwrap();
         let expected: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(e.hash, expected);
+    }
+
+    #[test]
+    fn sealed_json_is_exactly_the_stored_event() {
+        let id = LinkId::random();
+        let mut rich = Draft::new("download.completed", "ok");
+        rich.client = Some("192.0.2.1".into());
+        rich.user_agent = Some("agent \"quoted\" \u{e9}".into());
+        rich.document = Some("a/b.pdf".into());
+        rich.bytes = Some(42);
+        rich.detail = Some(serde_json::json!({ "document": 1, "variant": "original", "status": 200 }));
+        let mut drafts = drafts(2);
+        drafts.push(rich);
+        let first = chain(id, None, &drafts[..1]);
+        let events = chain(id, first.last(), &drafts);
+        let sealed = seal(id, first.last(), &drafts).unwrap();
+        assert_eq!(sealed.len(), events.len());
+        for ((seq, json), e) in sealed.iter().zip(&events) {
+            assert_eq!(*seq, e.seq);
+            assert_eq!(json, &serde_json::to_vec(e).unwrap());
+        }
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub mod gate;
 pub mod guard;
 pub mod health;
 pub mod link;
+pub mod logwriter;
 pub mod mail;
 pub mod metrics;
 pub mod origin;

@@ -375,7 +375,10 @@ impl Proxy {
         if ctx.view_only {
             target.inline = true;
         }
-        ctx.grant = format!("{}#{}:{}", ctx.client, target.index, target.variant);
+        if link.max_downloads.is_some() {
+            // Only counted downloads reserve and give back slots under a grant.
+            ctx.grant = format!("{}#{}:{}", ctx.client, target.index, target.variant);
+        }
         ctx.target = Some(target);
         let req = session.req_header();
         ctx.kind = classify(&req.method, &req.headers);
@@ -652,7 +655,15 @@ impl ProxyHttp for Proxy {
                     (true, false, _) => ("download.completed", "ok"),
                     (false, _, _) => ("download.aborted", "failed"),
                 };
-                let mut d = event(session, ctx.target.as_ref(), kind, outcome);
+                let mut d = Draft::new(kind, outcome);
+                // The address formatted in `admit` (events carry no address for "unknown").
+                d.client = match ctx.client.as_str() {
+                    "" => client_of(session).map(|ip| ip.to_string()),
+                    "unknown" => None,
+                    known => Some(known.to_string()),
+                };
+                d.user_agent = user_agent_of(session);
+                name_document(&mut d, ctx.target.as_ref());
                 d.bytes = Some(sent);
                 if !delivered {
                     d.reason = Some(ctx.outcome.to_string());

@@ -7,8 +7,10 @@
 #   - linkgate on the embedded store, and linkgate on Redis, in front of the same origin,
 # and drives each with the same wrk load for a 4 KiB file on an unlimited and on a counted link,
 # measures 1 GiB throughput with curl, and holds 1,000 slow readers of a large file to read the
-# gateways' memory. It prints a table of ratios (to nginx secure_link and to the origin alone) and
-# writes it as Markdown and JSON under target/load-results/.
+# gateways' memory. The embedded gateway also serves the same 1 GiB file from a dir store (the
+# gateway reads the file itself): "linkgate_dir", throughput and slow readers only. It prints a
+# table of ratios (to nginx secure_link and to the origin alone) and writes it as Markdown and
+# JSON under target/load-results/.
 #
 # Knobs (environment): DURATION (s per wrk run, default 10), CONNECTIONS (default 64),
 # THREADS (workers for nginx and linkgate, default 1), WRK_THREADS (default 1),
@@ -101,6 +103,9 @@ $4
 [stores.docs]
 kind = "http"
 url = "http://127.0.0.1:$ORIGIN/"
+[stores.files]
+kind = "dir"
+root = "$WORK/www"
 CONF
   RUST_LOG=${RUST_LOG:-info} "$BIN" serve --config "$WORK/$1.toml" 2>"$WORK/$1.log" & PIDS+=($!)
   echo $! > "$WORK/$1.pid"
@@ -111,9 +116,9 @@ gw_conf redis "$GW_R" "$ADMIN_R" "backend = \"redis\"
 redis_url = \"redis://127.0.0.1:$REDIS\""
 for p in $ORIGIN $SECURE $GW_E $ADMIN_E $GW_R $ADMIN_R $REDIS; do wait_port "$p"; done
 
-mklink() { # admin_port object max -> url
+mklink() { # admin_port object max [store] -> url
   curl -sf -H "Authorization: Bearer bench-admin-token" -H 'content-type: application/json' \
-    -d "{\"store\":\"docs\",\"object\":\"$2\",\"max_downloads\":$3}" "http://127.0.0.1:$1/v1/links" \
+    -d "{\"store\":\"${4:-docs}\",\"object\":\"$2\",\"max_downloads\":$3}" "http://127.0.0.1:$1/v1/links" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])'
 }
 secure_url() { # file
@@ -130,6 +135,8 @@ URL1G[linkgate_embedded]=$(mklink "$ADMIN_E" 1g.bin null)
 URL4K[linkgate_redis]=$(mklink "$ADMIN_R" 4k.bin null)
 URL4KC[linkgate_redis]=$(mklink "$ADMIN_R" 4k.bin 1000000000000)
 URL1G[linkgate_redis]=$(mklink "$ADMIN_R" 1g.bin null)
+URL1G[linkgate_dir]=$(mklink "$ADMIN_E" 1g.bin null files)
+code=$(curl -s -o /dev/null -r 0-0 -w '%{http_code}' "${URL1G[linkgate_dir]}"); [ "$code" = 206 ] || { echo "linkgate_dir answered $code"; exit 1; }
 for t in origin secure_link linkgate_embedded linkgate_redis; do
   for u in "${URL4K[$t]}" "${URL4KC[$t]}" "${URL1G[$t]}"; do
     code=$(curl -s -o /dev/null -r 0-0 -w '%{http_code}' "$u"); [ "$code" = 206 ] || [ "$code" = 200 ] || { echo "$t: $u answered $code"; exit 1; }
@@ -151,13 +158,30 @@ rss_of() { # pids... -> MiB (sum)
 pids_of() { case $1 in
   origin) pgrep -f "nginx.*$WORK/origin.conf" | tr '\n' ' ';;
   secure_link) pgrep -f "nginx.*$WORK/secure.conf" | tr '\n' ' ';;
-  linkgate_embedded) cat "$WORK/embedded.pid";;
+  linkgate_embedded|linkgate_dir) cat "$WORK/embedded.pid";;
   linkgate_redis) cat "$WORK/redis.pid";;
   esac; }
-port_of() { case $1 in origin) echo "$ORIGIN";; secure_link) echo "$SECURE";; linkgate_embedded) echo "$GW_E";; linkgate_redis) echo "$GW_R";; esac; }
+port_of() { case $1 in origin) echo "$ORIGIN";; secure_link) echo "$SECURE";; linkgate_embedded|linkgate_dir) echo "$GW_E";; linkgate_redis) echo "$GW_R";; esac; }
 
 declare -A R_UNL R_CNT T_1G RSS_SLOW SLOW_OK
 EVAL_PER_REQ=""; OTHER_PER_REQ_UNL=""
+big_file() { # target: 1 GiB throughput, then peak RSS under slow readers of the 1 GiB file
+  local t=$1 path slow peak r
+  T_1G[$t]=$(throughput "${URL1G[$t]}")
+  path="/${URL1G[$t]#http://127.0.0.1:*/}"
+  python3 benches/load/slow_readers.py 127.0.0.1 "$(port_of "$t")" "$path" "$SLOW_READERS" "$SLOW_SECONDS" 65536 > "$WORK/slow.out" &
+  slow=$!
+  peak=0
+  for _ in $(seq 1 $((SLOW_SECONDS * 4))); do
+    # shellcheck disable=SC2046
+    r=$(rss_of $(pids_of "$t")); [ "$r" -gt "$peak" ] && peak=$r
+    sleep 0.25
+    kill -0 "$slow" 2>/dev/null || break
+  done
+  wait "$slow" || true
+  RSS_SLOW[$t]=$peak
+  SLOW_OK[$t]=$(awk '/connected/ {print $2}' "$WORK/slow.out")
+}
 for t in origin secure_link linkgate_embedded linkgate_redis; do
   echo "== $t" >&2
   wrk -t1 -c8 -d2s "${URL4K[$t]}" >/dev/null   # warm caches and connections
@@ -175,21 +199,10 @@ for t in origin secure_link linkgate_embedded linkgate_redis; do
     ev=$(calls evalsha); ev=${ev:-0}
     EVAL_PER_REQ=$(python3 -c "print(round($ev / (${R_CNT[$t]} * $DURATION), 3))")
   fi
-  T_1G[$t]=$(throughput "${URL1G[$t]}")
-  path="/${URL1G[$t]#http://127.0.0.1:*/}"
-  python3 benches/load/slow_readers.py 127.0.0.1 "$(port_of "$t")" "$path" "$SLOW_READERS" "$SLOW_SECONDS" 65536 > "$WORK/slow.out" &
-  slow=$!
-  peak=0
-  for _ in $(seq 1 $((SLOW_SECONDS * 4))); do
-    # shellcheck disable=SC2046
-    r=$(rss_of $(pids_of "$t")); [ "$r" -gt "$peak" ] && peak=$r
-    sleep 0.25
-    kill -0 "$slow" 2>/dev/null || break
-  done
-  wait "$slow" || true
-  RSS_SLOW[$t]=$peak
-  SLOW_OK[$t]=$(awk '/connected/ {print $2}' "$WORK/slow.out")
+  big_file "$t"
 done
+echo "== linkgate_dir" >&2
+big_file linkgate_dir
 
 mkdir -p target/load-results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -199,9 +212,9 @@ stamp = sys.argv[1]
 targets = ["origin", "secure_link", "linkgate_embedded", "linkgate_redis"]
 unl = {"origin": ${R_UNL[origin]}, "secure_link": ${R_UNL[secure_link]}, "linkgate_embedded": ${R_UNL[linkgate_embedded]}, "linkgate_redis": ${R_UNL[linkgate_redis]}}
 cnt = {"origin": ${R_CNT[origin]}, "secure_link": ${R_CNT[secure_link]}, "linkgate_embedded": ${R_CNT[linkgate_embedded]}, "linkgate_redis": ${R_CNT[linkgate_redis]}}
-thr = {"origin": ${T_1G[origin]}, "secure_link": ${T_1G[secure_link]}, "linkgate_embedded": ${T_1G[linkgate_embedded]}, "linkgate_redis": ${T_1G[linkgate_redis]}}
-rss = {"origin": ${RSS_SLOW[origin]}, "secure_link": ${RSS_SLOW[secure_link]}, "linkgate_embedded": ${RSS_SLOW[linkgate_embedded]}, "linkgate_redis": ${RSS_SLOW[linkgate_redis]}}
-slow = {"origin": ${SLOW_OK[origin]:-0}, "secure_link": ${SLOW_OK[secure_link]:-0}, "linkgate_embedded": ${SLOW_OK[linkgate_embedded]:-0}, "linkgate_redis": ${SLOW_OK[linkgate_redis]:-0}}
+thr = {"origin": ${T_1G[origin]}, "secure_link": ${T_1G[secure_link]}, "linkgate_embedded": ${T_1G[linkgate_embedded]}, "linkgate_redis": ${T_1G[linkgate_redis]}, "linkgate_dir": ${T_1G[linkgate_dir]}}
+rss = {"origin": ${RSS_SLOW[origin]}, "secure_link": ${RSS_SLOW[secure_link]}, "linkgate_embedded": ${RSS_SLOW[linkgate_embedded]}, "linkgate_redis": ${RSS_SLOW[linkgate_redis]}, "linkgate_dir": ${RSS_SLOW[linkgate_dir]}}
+slow = {"origin": ${SLOW_OK[origin]:-0}, "secure_link": ${SLOW_OK[secure_link]:-0}, "linkgate_embedded": ${SLOW_OK[linkgate_embedded]:-0}, "linkgate_redis": ${SLOW_OK[linkgate_redis]:-0}, "linkgate_dir": ${SLOW_OK[linkgate_dir]:-0}}
 result = {
   "when": stamp, "duration_s": $DURATION, "connections": $CONNECTIONS, "threads": $THREADS,
   "cpus": int(open("/proc/cpuinfo").read().count("processor\t:")),
@@ -215,6 +228,7 @@ rows = ["| target | 4 KiB unlimited req/s | vs secure_link | vs origin | 4 KiB c
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for t in targets:
     rows.append(f"| {t} | {unl[t]:.0f} | {ratio(unl[t], unl['secure_link'])} | {ratio(unl[t], unl['origin'])} | {cnt[t]:.0f} | {ratio(cnt[t], cnt['secure_link'])} | {thr[t]:.0f} | {ratio(thr[t], thr['origin'])} | {rss[t]} ({slow[t]} connected) |")
+rows.append(f"| linkgate_dir (embedded, dir store) | - | - | - | - | - | {thr['linkgate_dir']:.0f} | {ratio(thr['linkgate_dir'], thr['origin'])} | {rss['linkgate_dir']} ({slow['linkgate_dir']} connected) |")
 md = "\n".join([f"Load benchmark {stamp}: {result['cpus']} CPUs, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, THREADS=$THREADS", "", *rows, "",
   f"Redis round trips on the request path: EVALSHA per counted request {result['redis_evalsha_per_counted_request']}, GET+EVALSHA per warm unlimited request {result['redis_commands_per_unlimited_request']}", ""])
 print(md)

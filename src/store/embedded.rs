@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{index_entries, list_by_index, Change, LinkStore, ListPage, ListQuery, OnChange, ReserveRequest, Reservation, StoreError, Ticket};
-use crate::audit::{chain, Draft, Event};
+use crate::audit::{seal, Draft, Event};
 use crate::link::{Link, LinkId};
 
 const LINKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("links");
@@ -404,9 +404,8 @@ impl LinkStore for EmbeddedStore {
                     }
                     None => None,
                 };
-                for e in chain(id, tail.as_ref(), &drafts) {
-                    let json = serde_json::to_vec(&e).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    events.insert(event_key(&id, e.seq).as_slice(), json.as_slice()).map_err(unavailable)?;
+                for (seq, json) in seal(id, tail.as_ref(), &drafts).map_err(|e| StoreError::Corrupt(e.to_string()))? {
+                    events.insert(event_key(&id, seq).as_slice(), json.as_slice()).map_err(unavailable)?;
                 }
                 if let Some(keep) = retention {
                     let cutoff = time::OffsetDateTime::now_utc() - keep;

@@ -28,7 +28,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
 use super::{index_entries, list_by_index, Change, LinkStore, ListPage, ListQuery, OnChange, ReserveRequest, Reservation, StoreError, Ticket};
-use crate::audit::{chain, Draft, Event};
+use crate::audit::{seal, Draft, Event};
 use crate::link::{Link, LinkId};
 
 /// Where the Redis deployment is.
@@ -468,11 +468,11 @@ impl LinkStore for RedisStore {
             let tail: Option<Event> = tail
                 .map(|t| serde_json::from_slice(&t).map_err(|e| StoreError::Corrupt(format!("event record: {e}"))))
                 .transpose()?;
-            let events = chain(id, tail.as_ref(), drafts);
-            let mut json = Vec::with_capacity(events.len());
-            for e in &events {
-                json.push(serde_json::to_vec(e).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-            }
+            let json: Vec<Vec<u8>> = seal(id, tail.as_ref(), drafts)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                .into_iter()
+                .map(|(_, json)| json)
+                .collect();
             let expected = tail.map(|t| t.hash).unwrap_or_default();
             let (k, cutoff) = (key.clone(), cutoff.clone());
             let appended: i64 = self

@@ -121,10 +121,15 @@ async fn answer(session: &mut Session, status: u16, extra: &[(&'static str, &'st
 }
 
 /// An audit event for this request (client address and user agent filled in), naming the
-/// document and variant when one was chosen.
-fn event(session: &Session, target: Option<&Target>, kind: &str, outcome: &str) -> Draft {
+/// document and variant when one was chosen. `client` is the address `admit` formatted into the
+/// request's context (empty before that); events carry no address for "unknown".
+fn event(session: &Session, client: &str, target: Option<&Target>, kind: &str, outcome: &str) -> Draft {
     let mut d = Draft::new(kind, outcome);
-    d.client = client_of(session).map(|ip| ip.to_string());
+    d.client = match client {
+        "" => client_of(session).map(|ip| ip.to_string()),
+        "unknown" => None,
+        known => Some(known.to_string()),
+    };
     d.user_agent = user_agent_of(session);
     name_document(&mut d, target);
     d
@@ -190,8 +195,8 @@ impl Proxy {
     }
 
     /// Queues a `download.refused` event for a known link.
-    fn refused(&self, session: &Session, link: &Link, target: Option<&Target>, reason: &str) {
-        let mut d = event(session, target, "download.refused", "refused");
+    fn refused(&self, session: &Session, ctx: &Ctx, link: &Link, target: Option<&Target>, reason: &str) {
+        let mut d = event(session, &ctx.client, target, "download.refused", "refused");
         d.reason = Some(reason.to_string());
         self.gate.audit.push(link.id, d);
     }
@@ -200,7 +205,7 @@ impl Proxy {
     /// password or device check, a 403 page that says why.
     fn not_granted(&self, session: &Session, ctx: &mut Ctx, link: &Link, verified: bool, reason: &'static str) -> Answer {
         ctx.outcome = "not_granted";
-        self.refused(session, link, None, "right not granted");
+        self.refused(session, ctx, link, None, "right not granted");
         if !verified {
             return Answer::Status(404);
         }
@@ -313,7 +318,7 @@ impl Proxy {
                 LinkState::Deactivated => "deactivated",
                 LinkState::Cancelled => "cancelled",
             };
-            self.refused(session, &link, None, ctx.outcome);
+            self.refused(session, ctx, &link, None, ctx.outcome);
             return Err(Answer::Status(404));
         }
         let req = session.req_header();
@@ -321,7 +326,7 @@ impl Proxy {
         let form_post = req.method == Method::POST && link.has_pages() && !uploading;
         if req.method != Method::GET && req.method != Method::HEAD && !form_post && !uploading {
             ctx.outcome = "method";
-            self.refused(session, &link, None, "method not allowed");
+            self.refused(session, ctx, &link, None, "method not allowed");
             return Err(Answer::Status(405));
         }
         let base = format!("/s/{}", token_of(session.req_header().uri.path()).unwrap_or_default());
@@ -388,7 +393,7 @@ impl Proxy {
             match self.gate.store.usage(link.id, link.generation).await {
                 Ok(used) if used >= max => {
                     ctx.outcome = "exhausted";
-                    self.refused(session, &link, ctx.target.as_ref(), "download limit reached");
+                    self.refused(session, ctx, &link, ctx.target.as_ref(), "download limit reached");
                     return Err(Answer::Status(404));
                 }
                 Ok(_) => {}
@@ -404,7 +409,7 @@ impl Proxy {
                 Ok(Some(link)) => link,
                 Ok(None) => {
                     ctx.outcome = "exhausted";
-                    self.refused(session, &link_for_events, ctx.target.as_ref(), "download limit reached");
+                    self.refused(session, ctx, &link_for_events, ctx.target.as_ref(), "download limit reached");
                     return Err(Answer::Status(404));
                 }
                 Err(e) => {
@@ -655,15 +660,7 @@ impl ProxyHttp for Proxy {
                     (true, false, _) => ("download.completed", "ok"),
                     (false, _, _) => ("download.aborted", "failed"),
                 };
-                let mut d = Draft::new(kind, outcome);
-                // The address formatted in `admit` (events carry no address for "unknown").
-                d.client = match ctx.client.as_str() {
-                    "" => client_of(session).map(|ip| ip.to_string()),
-                    "unknown" => None,
-                    known => Some(known.to_string()),
-                };
-                d.user_agent = user_agent_of(session);
-                name_document(&mut d, ctx.target.as_ref());
+                let mut d = event(session, &ctx.client, ctx.target.as_ref(), kind, outcome);
                 d.bytes = Some(sent);
                 if !delivered {
                     d.reason = Some(ctx.outcome.to_string());

@@ -258,9 +258,7 @@ fn a_mail_failure_is_shown_to_the_recipient_and_recorded() {
     let sent = jar.post(url, &[("action", "send_code"), ("csrf", &csrf_of(&page.text()))]);
     assert_eq!(sent.status, 502);
     assert!(sent.text().contains("could not be mailed"));
-    std::thread::sleep(Duration::from_millis(600));
-    let events = gw.admin().call("GET", &format!("/v1/links/{id}/events"), None).json();
-    assert!(events["events"].as_array().unwrap().iter().any(|e| e["kind"] == "code.sent" && e["outcome"] == "failed"));
+    events_when(&gw, id, |e| e.iter().any(|e| e["kind"] == "code.sent" && e["outcome"] == "failed"));
 }
 
 #[test]

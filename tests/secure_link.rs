@@ -170,16 +170,8 @@ fn counted_and_audited(s: Setup) {
     let id = links[0]["id"].as_str().unwrap().to_string();
     assert_eq!(links[0]["store"], "legacy");
     assert_eq!(links[0]["downloads_used"], 2);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let kinds = loop {
-        let events = admin.call("GET", &format!("/v1/links/{id}/events"), None).json();
-        let kinds: Vec<String> =
-            events["events"].as_array().into_iter().flatten().filter_map(|e| e["kind"].as_str().map(String::from)).collect();
-        if kinds.iter().any(|k| k == "download.refused") || Instant::now() > deadline {
-            break kinds;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let events = events_when(&s.gw, &id, |e| e.iter().any(|e| e["kind"] == "download.refused"));
+    let kinds: Vec<String> = events.iter().filter_map(|e| e["kind"].as_str().map(String::from)).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "download.completed").count(), 2, "{kinds:?}");
     assert!(kinds.contains(&"download.refused".to_string()), "{kinds:?}");
 

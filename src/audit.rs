@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::hex;
 use crate::link::LinkId;
 use crate::store::LinkStore;
 
@@ -98,18 +99,7 @@ struct Unsealed<'a> {
 pub fn digest(event: &Event) -> String {
     let unsealed = Unsealed { link: &event.link, seq: event.seq, draft: &event.draft, prev: &event.prev, hash: "" };
     let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
-    hex(&Sha256::digest(&bytes))
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
+    hex::encode(&Sha256::digest(&bytes))
 }
 
 /// Places drafts after `last` (the chain's current tail), sealing each.
@@ -143,7 +133,7 @@ pub fn seal(link: LinkId, last: Option<&Event>, drafts: &[Draft]) -> Result<Vec<
     let mut out = Vec::with_capacity(drafts.len());
     for draft in drafts {
         let mut json = serde_json::to_vec(&Unsealed { link: &link, seq, draft, prev: &prev, hash: "" })?;
-        let hash = hex(&Sha256::digest(&json));
+        let hash = hex::encode(&Sha256::digest(&json));
         if json.ends_with(EMPTY_HASH) {
             json.truncate(json.len() - 2);
             json.extend_from_slice(hash.as_bytes());

@@ -26,6 +26,8 @@
 //! - [`securelink`]: legacy links in nginx `secure_link` formats.
 //! - [`serve`]: config → Pingora services wiring.
 //! - [`cli`]: the admin API client used by `linkgate link …`.
+//! - [`logwriter`]: log lines written to stderr in batches by one thread.
+//! - [`hex`]: lower-case hexadecimal.
 
 pub mod admin;
 pub mod audit;
@@ -37,6 +39,7 @@ pub mod disposition;
 pub mod gate;
 pub mod guard;
 pub mod health;
+pub mod hex;
 pub mod link;
 pub mod logwriter;
 pub mod mail;

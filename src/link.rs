@@ -47,12 +47,8 @@ impl LinkId {
 impl std::fmt::Display for LinkId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // One write of a stack buffer: this runs for every access-log line and audit event.
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut hex = [0u8; 2 * LinkId::LEN];
-        for (i, b) in self.0.iter().enumerate() {
-            hex[2 * i] = DIGITS[usize::from(b >> 4)];
-            hex[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
-        }
+        crate::hex::write(&self.0, &mut hex);
         f.write_str(std::str::from_utf8(&hex).map_err(|_| std::fmt::Error)?)
     }
 }

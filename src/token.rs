@@ -190,7 +190,7 @@ impl Keyring {
     /// A keyed hash (hex) of `data` for a purpose, e.g. a mailed code as stored.
     pub fn keyed_hash(&self, label: &str, data: &str) -> String {
         let Some(mac) = self.labelled(self.signing.as_bytes(), b"hash", label, data) else { return String::new() };
-        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex::encode(&mac.finalize().into_bytes())
     }
 
     /// The key id a (verified) token was signed with; `None` for anything unparsable.

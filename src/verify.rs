@@ -63,7 +63,7 @@ pub fn new_code() -> String {
 /// A fresh device id (128 random bits, hex).
 pub fn new_device_id() -> String {
     let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&bytes)
 }
 
 /// The values of cookie `name` in the request (a browser may send several).

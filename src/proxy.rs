@@ -1,14 +1,18 @@
-//! The recipients' side: a Pingora `ProxyHttp` that turns a share URL into a streamed object.
+//! The recipients' side: a Pingora `ProxyHttp` that turns a share URL into a streamed document.
 //!
-//! Phases, in order:
-//! - `request_filter`: verify the token, load the link, check state/expiry, classify the request
+//! Every request is answered in `request_filter`, in this order:
+//! - admit: verify the token, load the link, check state/expiry, classify the request
 //!   (HEAD, prefetch, fresh, continuation) and, for a limited link, reserve a download slot.
-//!   Anything not good is answered here with the uniform 404.
-//! - `upstream_peer` / `upstream_request_filter`: the link's store and object path; only
-//!   whitelisted request headers reach the origin.
-//! - `response_filter` / `response_body_filter`: our headers on success; an origin error is
-//!   replaced by our own page.
+//!   Anything not good is answered with the uniform 404.
+//! - serve: a folder store's file is read by the gateway ([`crate::stores::dir`]); an HTTP or S3
+//!   store's answer is relayed ([`crate::stores::relay`]): only whitelisted request headers reach
+//!   the origin, our headers go on a success, and an origin error is replaced by our own page.
+//! - `fail_to_proxy`: an origin that cannot be reached or breaks off gets the recipient a 502/504
+//!   page (before the response started) or a broken-off connection (after).
 //! - `logging`: keep or give back the reserved slot, batch usage of unlimited links, log one line.
+//!
+//! Pingora's own upstream phases are not used: the relay reads the origin's body itself so that
+//! a stream holds one chunk sized to its recipient's pace (see [`crate::stores::relay`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +20,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, Method};
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -33,11 +37,14 @@ use crate::recipient::{self, Decision, Reply};
 use crate::store::{ReserveRequest, Reservation, Ticket};
 use crate::metrics::metrics;
 use crate::stores::dir::ServeError;
+use crate::stores::relay::Relay;
 use crate::stores::{Attempt, Store};
 use crate::upload::{self, Rules, Upload};
 
 pub struct Proxy {
     pub gate: Arc<Gate>,
+    /// Connections to the HTTP and S3 stores' origins.
+    pub relay: Relay,
     pub client_read_timeout: Duration,
     pub client_write_timeout: Duration,
 }
@@ -64,8 +71,8 @@ pub struct Ctx {
     /// Send the file inline whatever the link's rights (an unverified browser of a recipient
     /// without an email address).
     view_only: bool,
-    /// The origin's answer was replaced by this page.
-    replacement: Option<Bytes>,
+    /// The origin's answer was replaced by one of our pages.
+    replaced: bool,
     outcome: &'static str,
 }
 
@@ -284,6 +291,59 @@ impl Proxy {
         }
     }
 
+    /// Relays the document from its HTTP or S3 store: the origin's answer with our headers, or
+    /// one of our pages in place of an origin error.
+    async fn relay_from_origin(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let (Some(store), Some(target)) = (ctx.upstream.clone(), ctx.target.clone()) else {
+            return Error::e_explain(ErrorType::InternalError, "no document admitted");
+        };
+        let req = session.req_header();
+        let (mut resp, body) = self.relay.open(&store, &mut ctx.attempt, &req.method, &target.object, req).await?;
+        if let Some(code) = self.origin_response(&store, &mut resp, ctx, &target).await? {
+            // The origin's own error page never reaches the recipient (its connection is closed).
+            ctx.replaced = true;
+            return answer(session, code, &[]).await;
+        }
+        let empty = body.is_empty();
+        session.write_response_header(Box::new(resp), empty).await?;
+        if empty {
+            body.finish();
+            return Ok(());
+        }
+        body.send_to(session).await
+    }
+
+    /// Checks the origin's answer: our headers on a success (`None`), or the status of the page
+    /// that replaces an error, whose slot is given back first.
+    async fn origin_response(&self, store: &Store, resp: &mut ResponseHeader, ctx: &mut Ctx, target: &Target) -> Result<Option<u16>> {
+        let status = resp.status.as_u16();
+        if let Some(started) = ctx.attempt.started {
+            store.metrics().observe(started.elapsed());
+        }
+        match status {
+            404 | 410 => store.metrics().error("not_found"),
+            401 | 403 | 500..=599 => store.metrics().error("status"),
+            _ => {}
+        }
+        store.clean_response(resp);
+        let replace_with = match status {
+            200..=299 | 304 | 412 | 416 => None,
+            401 | 403 | 404 | 410 => Some(404),
+            _ => Some(502),
+        };
+        if let Some(code) = replace_with {
+            tracing::warn!(status, link = ?ctx.link.as_ref().map(|l| l.id), "origin answered with an error");
+            ctx.outcome = if code == 404 { "origin_not_found" } else { "origin_error" };
+            self.give_back(ctx).await;
+            return Ok(Some(code));
+        }
+        for name in ["set-cookie", "set-cookie2", "content-disposition", "x-powered-by"] {
+            resp.remove_header(name);
+        }
+        decorate(resp, target)?;
+        Ok(None)
+    }
+
     /// Decides whether the request may proceed; `Err(answer)` is what to answer instead.
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Answer> {
         let req = session.req_header();
@@ -443,7 +503,7 @@ impl ProxyHttp for Proxy {
             client: String::new(),
             grant: String::new(),
             view_only: false,
-            replacement: None,
+            replaced: false,
             outcome: "served",
         }
     }
@@ -503,84 +563,13 @@ impl ProxyHttp for Proxy {
                 Err(ServeError::Broken(e)) => return Err(e),
             }
         }
-        Ok(false)
+        self.relay_from_origin(session, ctx).await?;
+        Ok(true)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        match ctx.upstream.as_ref().and_then(|u| u.peer(&mut ctx.attempt)) {
-            Some(peer) => Ok(peer),
-            None => Error::e_explain(ErrorType::InternalError, "no upstream chosen"),
-        }
-    }
-
-    fn fail_to_connect(&self, _session: &mut Session, peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
-        if let Some(store) = &ctx.upstream {
-            store.metrics().error("connect");
-            // Nothing reached this origin yet: another origin of the store may take the request.
-            if store.may_retry(&ctx.attempt) {
-                tracing::warn!(store = store.name(), origin = %peer, error = %e, "origin unreachable, trying another");
-                e.set_retry(true);
-            }
-        }
-        e
-    }
-
-    async fn upstream_request_filter(&self, session: &mut Session, upstream_request: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
-        let (Some(target), Some(upstream)) = (&ctx.target, &ctx.upstream) else {
-            return Error::e_explain(ErrorType::InternalError, "no document admitted");
-        };
-        let req = session.req_header();
-        *upstream_request = upstream.upstream_request(&ctx.attempt, &req.method, &target.object, req)?;
-        Ok(())
-    }
-
-    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
-        let status = resp.status.as_u16();
-        if let (Some(store), Some(started)) = (&ctx.upstream, ctx.attempt.started) {
-            store.metrics().observe(started.elapsed());
-            match status {
-                404 | 410 => store.metrics().error("not_found"),
-                401 | 403 | 500..=599 => store.metrics().error("status"),
-                _ => {}
-            }
-            store.clean_response(resp);
-        }
-        let replace_with = match status {
-            200..=299 | 304 | 412 | 416 => None,
-            401 | 403 | 404 | 410 => Some(404),
-            400..=499 => Some(502),
-            _ => Some(502),
-        };
-        if let Some(code) = replace_with {
-            // The origin's own error page never reaches the recipient.
-            tracing::warn!(status, link = ?ctx.link.as_ref().map(|l| l.id), "origin answered with an error");
-            ctx.outcome = if code == 404 { "origin_not_found" } else { "origin_error" };
-            self.give_back(ctx).await;
-            let body = pages::for_status(code);
-            let mut page = ResponseHeader::build(code, Some(8))?;
-            for (k, v) in pages::page_headers() {
-                page.insert_header(k, v)?;
-            }
-            page.insert_header(header::CONTENT_LENGTH, body.len())?;
-            *resp = page;
-            ctx.replacement = Some(body);
-            return Ok(());
-        }
-        for name in ["set-cookie", "set-cookie2", "content-disposition", "x-powered-by"] {
-            resp.remove_header(name);
-        }
-        match &ctx.target {
-            Some(target) => decorate(resp, target),
-            None => Ok(()),
-        }
-    }
-
-    fn response_body_filter(&self, _session: &mut Session, body: &mut Option<Bytes>, _end: bool, ctx: &mut Ctx) -> Result<Option<Duration>> {
-        if let Some(page) = &mut ctx.replacement {
-            // The page goes out with the first chunk; the origin's body is dropped.
-            *body = (!page.is_empty()).then(|| std::mem::take(page));
-        }
-        Ok(None)
+    /// Never called: `request_filter` answers every request (see the module doc).
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        Error::e_explain(ErrorType::InternalError, "every request is answered in request_filter")
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -597,7 +586,7 @@ impl ProxyHttp for Proxy {
                 ErrorSource::Internal | ErrorSource::Unset => 500,
             },
         };
-        // Failed connections were counted per attempt in `fail_to_connect`.
+        // Failed connections were counted per attempt by the relay.
         let connect = matches!(
             e.etype(),
             ErrorType::ConnectTimedout | ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::TLSHandshakeFailure
@@ -636,7 +625,7 @@ impl ProxyHttp for Proxy {
             None => (0, None),
         };
         let sent = session.as_downstream().body_bytes_sent() as u64;
-        let delivered = ctx.replacement.is_none() && keeps_slot(status, e.is_none(), sent, expected);
+        let delivered = !ctx.replaced && keeps_slot(status, e.is_none(), sent, expected);
         let counted = ctx.ticket.is_some() && delivered;
         match ctx.ticket {
             Some(ticket) if delivered => self.gate.settlements.delivered(ticket),

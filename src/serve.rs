@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pingora::connectors::ConnectorOptions;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
@@ -18,6 +19,7 @@ use crate::gate::Gate;
 use crate::logwriter::{BatchWriter, LogGuard};
 use crate::origin::StaticOrigin;
 use crate::proxy::Proxy;
+use crate::stores::relay::Relay;
 use crate::store::StoreError;
 
 /// Off the request path: commits delivered downloads and writes usage of unlimited links (every
@@ -170,6 +172,7 @@ pub fn build_with(config: &Config, extra_origin: Option<(StaticOrigin, String)>,
 
     let proxy = Proxy {
         gate: gate.clone(),
+        relay: Relay::new(Some(ConnectorOptions::from_server_conf(&server.configuration))),
         client_read_timeout: config.server.client_read_timeout,
         client_write_timeout: config.server.client_write_timeout,
     };

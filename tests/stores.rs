@@ -323,3 +323,111 @@ fn http_health_check_path_decides_which_origins_are_ready() {
         assert_eq!(get(&link).body, b"checked");
     }
 }
+
+// ---------------------------------------------------------------- what the relay takes from an HTTP origin
+
+/// 50,000 bytes that are not all alike.
+fn pattern() -> Vec<u8> {
+    (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// An origin answering by path: HEAD with the length, and a GET as each test needs.
+fn scripted_origin() -> ScriptedOrigin {
+    let body = pattern();
+    ScriptedOrigin::start(move |head, nth| {
+        let ok_with_length = |extra: &str| [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{extra}\r\n", body.len()).into_bytes(), body.clone()].concat();
+        if head.starts_with("HEAD ") {
+            return Some((format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes(), false));
+        }
+        match head.split_whitespace().nth(1).unwrap_or("") {
+            "/chunked.bin" => {
+                let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                for piece in body.chunks(4000) {
+                    out.extend(format!("{:x};ext=1\r\n", piece.len()).bytes());
+                    out.extend_from_slice(piece);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\nX-Trailer: t\r\n\r\n");
+                Some((out, false))
+            }
+            "/close.bin" => Some(([b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec(), body.clone()].concat(), true)),
+            "/conflict.bin" => Some((ok_with_length("Content-Length: 7\r\n"), true)),
+            "/short.bin" => {
+                let mut out = ok_with_length("");
+                out.truncate(out.len() - body.len() / 2);
+                Some((out, true))
+            }
+            // Kept alive after the first answer, then closed on the next request unanswered (as
+            // an origin does whose idle timeout ran out just as the gateway reused it).
+            "/pooled.bin" => (nth == 0).then(|| (ok_with_length(""), false)),
+            _ => Some((b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(), false)),
+        }
+    })
+}
+
+fn scripted_gateway(origin: &Origin, scripted: &ScriptedOrigin) -> Gateway {
+    let extra = format!("[stores.scripted]\nkind = \"http\"\nurl = \"{}\"\n", scripted.url());
+    Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(origin) })
+}
+
+#[test]
+fn http_store_relays_chunked_and_close_delimited_bodies_whole_and_counts_them() {
+    let (origin, scripted) = (Origin::start(), scripted_origin());
+    let gw = scripted_gateway(&origin, &scripted);
+    let admin = gw.admin();
+    for object in ["chunked.bin", "close.bin"] {
+        let (id, url) = share_in(&admin, "scripted", object, Some(3));
+        let r = get(&url);
+        assert_eq!(r.status, 200, "{object}: {}", r.text());
+        assert!(r.body == pattern(), "{object}: {} bytes, not the origin's body", r.body.len());
+        assert_eq!(r.header("x-trailer"), None, "{object}");
+        assert_eq!(admin.link(&id)["downloads_used"], 1, "{object}");
+    }
+}
+
+#[test]
+fn http_store_with_conflicting_lengths_is_a_502_that_counts_nothing() {
+    let (origin, scripted) = (Origin::start(), scripted_origin());
+    let gw = scripted_gateway(&origin, &scripted);
+    let admin = gw.admin();
+    let (id, url) = share_in(&admin, "scripted", "conflict.bin", Some(1));
+    let r = get(&url);
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(!r.body.windows(7).any(|w| w == &pattern()[..7]), "none of the origin's body");
+    assert_eq!(admin.link(&id)["downloads_used"], 0);
+}
+
+#[test]
+fn http_store_body_cut_short_breaks_the_download_off_and_gives_the_slot_back() {
+    let (origin, scripted) = (Origin::start(), scripted_origin());
+    let gw = scripted_gateway(&origin, &scripted);
+    let admin = gw.admin();
+    let (id, url) = share_in(&admin, "scripted", "short.bin", Some(1));
+    let path = url.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map(|(_, p)| format!("/{p}")).unwrap();
+    let answer = raw(gw.port, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a response head");
+    assert!(head.starts_with("HTTP/1.1 200") && head.to_ascii_lowercase().contains("content-length: 50000"), "{head}");
+    assert!(body.len() < 50_000, "the recipient sees the download broken off ({} bytes)", body.len());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while admin.link(&id)["downloads_used"] != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(admin.link(&id)["downloads_used"], 0, "a broken-off download does not count");
+    let again = raw(gw.port, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    assert!(again.starts_with("HTTP/1.1 200"), "the slot is free again (the origin cuts it short again): {}", &again[..again.len().min(200)]);
+}
+
+#[test]
+fn http_store_asks_again_when_the_origin_closed_a_pooled_connection() {
+    let (origin, scripted) = (Origin::start(), scripted_origin());
+    let gw = scripted_gateway(&origin, &scripted);
+    let admin = gw.admin();
+    let (_, url) = share_in(&admin, "scripted", "pooled.bin", None);
+    for n in 0..3 {
+        let r = get(&url);
+        assert_eq!(r.status, 200, "request {n}: {}", r.text());
+        assert!(r.body == pattern(), "request {n}");
+    }
+    // The size probe's connection, then one per download: each pooled one was closed unanswered.
+    assert_eq!(scripted.connections(), 4);
+}

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, Method};
@@ -20,31 +20,9 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 use super::check_object_key;
+use super::pace::{chunk_for, MIN_CHUNK};
 use super::config::DirStoreConfig;
 use crate::metrics::{metrics, StoreSeries};
-
-/// Bytes read per chunk, at most; at most two chunks per stream are held at once.
-const CHUNK: usize = 128 * 1024;
-/// Bytes read per chunk, at least.
-const MIN_CHUNK: usize = 16 * 1024;
-/// A stream starts with small chunks for this long, whoever reads it.
-const PROBE: Duration = Duration::from_millis(50);
-
-/// The next chunk's size for a stream that has sent `sent` bytes in `elapsed`: about what its
-/// client took in 10 ms, between 16 and 128 KiB.
-///
-/// A stream's memory is its two chunks, and a client that reads slowly holds them as long as it
-/// takes to drain them: with 128 KiB chunks 1,000 slow downloads held ~400 MiB, with 16 KiB
-/// ones a single 1 GiB download went at a fraction of the speed. A fast client gets big chunks
-/// once the first 50 ms have shown its pace; a slow one (whose socket buffers fill within that
-/// time) keeps small ones.
-fn chunk_for(sent: u64, elapsed: Duration) -> usize {
-    if elapsed < PROBE {
-        return MIN_CHUNK;
-    }
-    let per_10ms = sent as f64 / elapsed.as_secs_f64() / 100.0;
-    (per_10ms as usize).clamp(MIN_CHUNK, CHUNK)
-}
 
 /// Why a key is not served.
 #[derive(Debug, thiserror::Error)]
@@ -382,15 +360,6 @@ mod tests {
 
     fn meta() -> FileMeta {
         FileMeta { size: 1000, modified: UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000), etag: "\"abc-3e8\"".into() }
-    }
-
-    #[test]
-    fn chunks_follow_the_pace_of_the_client() {
-        let ms = Duration::from_millis;
-        assert_eq!(chunk_for(50 << 20, ms(10)), MIN_CHUNK, "small until the probe is over");
-        assert_eq!(chunk_for(500 << 20, ms(500)), CHUNK, "a fast client: the largest");
-        assert_eq!(chunk_for(300 << 10, ms(2_000)), MIN_CHUNK, "a slow client: the smallest");
-        assert_eq!(chunk_for(4 << 20, ms(1_000)), 41_943, "in between: 10 ms of its pace");
     }
 
     fn plan_for(headers: &[(&str, &str)]) -> Plan {

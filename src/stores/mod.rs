@@ -12,6 +12,8 @@
 pub mod config;
 pub mod dir;
 pub mod http;
+pub mod pace;
+pub mod relay;
 pub mod s3;
 pub mod write;
 

@@ -1,0 +1,559 @@
+//! Relaying a document from an HTTP origin (HTTP and S3 stores) to the recipient.
+//!
+//! The gateway speaks HTTP/1.1 to the origin itself rather than through Pingora's proxy loop, so
+//! that it decides how the body is buffered. Pingora 0.9's loop reads the upstream body in reads
+//! of up to 64 KiB, copies each into a new buffer and queues several of them between its two
+//! halves: about 0.8 MiB held per download whose recipient reads slowly (818 MiB for 1,000 of
+//! them, measured), and a copy and a task hop per read for a fast one. Here one task reads a chunk
+//! sized to the recipient's pace (see [`super::pace`]) into one reused buffer and writes it out
+//! before reading the next, so a stream holds one chunk, and a body is never copied in user space.
+//!
+//! What stays Pingora's: the connection itself (TCP or TLS, connect timeouts, the keep-alive pool)
+//! through its [`TransportConnector`], and the recipient's side of the exchange.
+//!
+//! The origin's answer is read strictly: one response head (informational 1xx answers skipped),
+//! a body framed by `Content-Length`, `Transfer-Encoding: chunked` (decoded here and re-chunked
+//! to the recipient) or the end of the connection; a head with conflicting or malformed framing
+//! is an error (502), never guessed at. A connection goes back to the pool only after its body
+//! was read to the end with nothing left over, and an origin that closes a pooled connection
+//! before answering is asked again once on a new one (nothing had reached it).
+
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{header, HeaderValue, Method, StatusCode, Version};
+use pingora::connectors::{ConnectorOptions, TransportConnector};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::v1::client::http_req_header_to_wire;
+use pingora::protocols::Stream;
+use pingora::proxy::Session;
+use pingora::upstreams::peer::{HttpPeer, Peer};
+use pingora::{Error, ErrorType, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::pace::{chunk_for, MIN_CHUNK};
+use super::{Attempt, Store};
+
+/// The longest response head accepted from an origin.
+const MAX_HEAD: usize = 64 * 1024;
+/// The most header lines accepted in a response head.
+const MAX_HEADERS: usize = 128;
+/// The longest chunk-size or trailer line accepted in a chunked body.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// Headers about one connection, never passed on (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 7] = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
+
+/// Connections to the stores' origins, shared by every request (one keep-alive pool).
+pub struct Relay {
+    connector: TransportConnector,
+}
+
+/// How the origin's body ends.
+#[derive(Debug)]
+enum Framing {
+    /// No body (HEAD, 204, 304).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked(Chunked),
+    /// Until the origin closes the connection.
+    Close,
+}
+
+/// The body of an origin's answer, still to be read, and the connection it arrives on.
+pub struct Body<'a> {
+    relay: &'a Relay,
+    peer: Box<HttpPeer>,
+    stream: Stream,
+    /// Bytes read past the response head.
+    buf: BytesMut,
+    framing: Framing,
+    keepalive: bool,
+}
+
+/// A failed try, and whether the origin had sent anything yet.
+struct Failure {
+    error: Box<Error>,
+    nothing_received: bool,
+}
+
+impl Relay {
+    pub fn new(options: Option<ConnectorOptions>) -> Relay {
+        Relay { connector: TransportConnector::new(options) }
+    }
+
+    /// Sends the request for `key` to the store's origin (failing over to another origin of an
+    /// HTTP store while none could be reached) and reads the response head.
+    ///
+    /// The returned head is ready for the recipient: hop-by-hop headers removed, and
+    /// `Transfer-Encoding: chunked` set when the body's length is not known and the recipient
+    /// speaks HTTP/1.1. Errors are the upstream's (Pingora's `ErrorSource::Upstream`).
+    pub async fn open(&self, store: &Store, attempt: &mut Attempt, method: &Method, key: &str, client: &RequestHeader) -> Result<(ResponseHeader, Body<'_>)> {
+        let (peer, stream, reused) = self.connect(store, attempt).await?;
+        let req = store.upstream_request(attempt, method, key, client)?;
+        let Some(wire) = http_req_header_to_wire(&req) else {
+            return Error::e_explain(ErrorType::InternalError, "the upstream request's path has a forbidden byte");
+        };
+        let head_only = method == Method::HEAD;
+        let answered = match self.exchange(stream, &peer, &wire).await {
+            Err(Failure { nothing_received: true, .. }) if reused => {
+                // A pooled connection the origin had closed: nothing reached it, ask again once.
+                let stream = self.connector.new_stream(&*peer).await.map_err(|e| {
+                    store.metrics().error("connect");
+                    e.into_up()
+                })?;
+                self.exchange(stream, &peer, &wire).await
+            }
+            other => other,
+        };
+        let (mut head, stream, buf) = answered.map_err(|f| f.error)?;
+        let (framing, keepalive) = framing_of(&head, head_only)?;
+        strip_hop_by_hop(&mut head);
+        if matches!(framing, Framing::Chunked(_) | Framing::Close) && client.version >= Version::HTTP_11 {
+            head.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+        }
+        Ok((head, Body { relay: self, peer, stream, buf, framing, keepalive }))
+    }
+
+    /// A connection to one of the store's origins: the next untried one while connecting fails
+    /// and the store has another.
+    async fn connect(&self, store: &Store, attempt: &mut Attempt) -> Result<(Box<HttpPeer>, Stream, bool)> {
+        loop {
+            let Some(peer) = store.peer(attempt) else {
+                return Error::e_explain(ErrorType::InternalError, "a folder store has no origin");
+            };
+            match self.connector.get_stream(&*peer).await {
+                Ok((stream, reused)) => return Ok((peer, stream, reused)),
+                Err(e) => {
+                    store.metrics().error("connect");
+                    if !store.may_retry(attempt) {
+                        return Err(e.into_up());
+                    }
+                    tracing::warn!(store = store.name(), origin = %peer, error = %e, "origin unreachable, trying another");
+                }
+            }
+        }
+    }
+
+    /// Writes the request and reads the response head (skipping 1xx answers).
+    async fn exchange(&self, mut stream: Stream, peer: &HttpPeer, wire: &[u8]) -> std::result::Result<(ResponseHeader, Stream, BytesMut), Failure> {
+        let untouched = |error: Box<Error>| Failure { error, nothing_received: true };
+        let write = async {
+            stream.write_all(wire).await?;
+            stream.flush().await
+        };
+        match peer.options.write_timeout {
+            Some(t) => match tokio::time::timeout(t, write).await {
+                Ok(r) => r,
+                Err(_) => return Err(untouched(Error::explain(ErrorType::WriteTimedout, "writing the request to the origin").into_up())),
+            },
+            None => write.await,
+        }
+        .map_err(|e| untouched(Error::because(ErrorType::WriteError, "writing the request to the origin", e).into_up()))?;
+
+        let mut buf = BytesMut::with_capacity(MIN_CHUNK);
+        let mut received = false;
+        loop {
+            match parse_head(&buf) {
+                Ok(Some((head, len))) => {
+                    buf.advance(len);
+                    if head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS {
+                        continue;
+                    }
+                    if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                        let e = Error::explain(ErrorType::InvalidHTTPHeader, "the origin switched protocols on a download");
+                        return Err(Failure { error: e.into_up(), nothing_received: false });
+                    }
+                    return Ok((head, stream, buf));
+                }
+                Ok(None) if buf.len() >= MAX_HEAD => {
+                    let e = Error::explain(ErrorType::InvalidHTTPHeader, "the origin's response head is too long");
+                    return Err(Failure { error: e.into_up(), nothing_received: false });
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Failure { error: e, nothing_received: false }),
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(MIN_CHUNK);
+            }
+            let spare = buf.capacity() - buf.len();
+            match read_some(&mut stream, &mut buf, spare, peer.options.read_timeout).await {
+                Ok(0) => {
+                    let e = Error::explain(ErrorType::ConnectionClosed, "the origin closed the connection before answering");
+                    return Err(Failure { error: e.into_up(), nothing_received: !received });
+                }
+                Ok(_) => received = true,
+                Err(error) => return Err(Failure { error, nothing_received: !received }),
+            }
+        }
+    }
+}
+
+impl Body<'_> {
+    /// Whether a body follows the head.
+    pub fn is_empty(&self) -> bool {
+        matches!(self.framing, Framing::Empty)
+    }
+
+    /// Streams the body to the recipient (whose response head was written), chunk by chunk,
+    /// then gives the connection back to the pool if it can serve another request.
+    pub async fn send_to(mut self, session: &mut Session) -> Result<()> {
+        let read_timeout = self.peer.options.read_timeout;
+        let started = Instant::now();
+        let mut sent = 0u64;
+        let mut framing = std::mem::replace(&mut self.framing, Framing::Empty);
+        match &mut framing {
+            Framing::Empty => {}
+            Framing::Length(left) => {
+                if self.buf.len() as u64 > *left {
+                    // More than the head announced: sent on, the rest is not trusted.
+                    self.buf.truncate(*left as usize);
+                    self.keepalive = false;
+                }
+                while *left > 0 {
+                    if self.buf.is_empty() {
+                        let size = chunk_for(sent, started.elapsed()).min(*left as usize);
+                        if read_some(&mut self.stream, &mut self.buf, size, read_timeout).await? == 0 {
+                            let context = format!("the origin closed the connection {left} bytes before the end of the body");
+                            return Err(Error::explain(ErrorType::ConnectionClosed, context).into_up());
+                        }
+                    }
+                    let chunk = self.buf.split().freeze();
+                    *left -= chunk.len() as u64;
+                    sent += chunk.len() as u64;
+                    session.write_response_body(Some(chunk), *left == 0).await?;
+                }
+            }
+            Framing::Chunked(decoder) => loop {
+                match decoder.step(&mut self.buf).map_err(|why| Error::explain(ErrorType::InvalidHTTPHeader, why).into_up())? {
+                    Step::Data(chunk) => {
+                        sent += chunk.len() as u64;
+                        session.write_response_body(Some(chunk), false).await?;
+                    }
+                    Step::More => {
+                        let size = chunk_for(sent, started.elapsed());
+                        if read_some(&mut self.stream, &mut self.buf, size, read_timeout).await? == 0 {
+                            return Err(Error::explain(ErrorType::ConnectionClosed, "the origin closed the connection inside a chunked body").into_up());
+                        }
+                    }
+                    Step::Done => {
+                        session.write_response_body(None, true).await?;
+                        break;
+                    }
+                }
+            },
+            Framing::Close => loop {
+                if self.buf.is_empty() {
+                    let size = chunk_for(sent, started.elapsed());
+                    if read_some(&mut self.stream, &mut self.buf, size, read_timeout).await? == 0 {
+                        session.write_response_body(None, true).await?;
+                        break;
+                    }
+                }
+                let chunk = self.buf.split().freeze();
+                sent += chunk.len() as u64;
+                session.write_response_body(Some(chunk), false).await?;
+            },
+        }
+        self.finish();
+        Ok(())
+    }
+
+    /// Gives the connection back to the pool if its answer was read to the end (a body that was
+    /// not read closes it).
+    pub fn finish(self) {
+        if self.keepalive && self.buf.is_empty() && matches!(self.framing, Framing::Empty) {
+            let key = self.peer.reuse_hash();
+            self.relay.connector.release_stream(self.stream, key, self.peer.idle_timeout());
+        }
+    }
+}
+
+/// Reads at most `limit` bytes into `buf`; `Ok(0)` is the end of the connection.
+async fn read_some(stream: &mut Stream, buf: &mut BytesMut, limit: usize, timeout: Option<Duration>) -> Result<usize> {
+    buf.reserve(limit);
+    let mut limited = (&mut *stream).take(limit as u64);
+    let read = limited.read_buf(buf);
+    let done = match timeout {
+        Some(t) => match tokio::time::timeout(t, read).await {
+            Ok(done) => done,
+            Err(_) => return Err(Error::explain(ErrorType::ReadTimedout, format!("reading from the origin, timeout {t:?}")).into_up()),
+        },
+        None => read.await,
+    };
+    done.map_err(|e| Error::because(ErrorType::ReadError, "reading from the origin", e).into_up())
+}
+
+/// Parses a complete response head at the start of `buf`: the head and its length in bytes, or
+/// `None` while more is needed.
+fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHeader, usize)>> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(Error::explain(ErrorType::InvalidHTTPHeader, format!("the origin's response head: {e}")).into_up()),
+    };
+    let status = parsed.code.unwrap_or(0);
+    let bad = |what: String| Error::explain(ErrorType::InvalidHTTPHeader, what).into_up();
+    let mut head = ResponseHeader::build(status, Some(parsed.headers.len())).map_err(|_| bad(format!("the origin's status {status}")))?;
+    if parsed.version == Some(0) {
+        head.set_version(Version::HTTP_10);
+    }
+    for h in parsed.headers.iter() {
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| bad(format!("the origin's {} header", h.name)))?;
+        head.append_header(h.name.to_string(), value)?;
+    }
+    Ok(Some((head, len)))
+}
+
+/// How the body of `head` is framed, and whether its connection may serve another request.
+fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)> {
+    let bad = |what: &'static str| Error::explain(ErrorType::InvalidHTTPHeader, what).into_up();
+    let tokens = |name: header::HeaderName| -> Vec<String> {
+        head.headers
+            .get_all(name)
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect()
+    };
+    let connection = tokens(header::CONNECTION);
+    let mut keepalive = head.version != Version::HTTP_10 && !connection.iter().any(|t| t == "close");
+    let status = head.status;
+    if head_only || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        return Ok((Framing::Empty, keepalive));
+    }
+    if head.headers.contains_key(header::TRANSFER_ENCODING) {
+        if tokens(header::TRANSFER_ENCODING) != ["chunked"] {
+            return Err(bad("the origin used a transfer coding other than chunked"));
+        }
+        if head.headers.contains_key(header::CONTENT_LENGTH) {
+            // Both: the length is ignored (RFC 9112 §6.3) and the connection not reused.
+            keepalive = false;
+        }
+        return Ok((Framing::Chunked(Chunked::default()), keepalive));
+    }
+    let lengths = tokens(header::CONTENT_LENGTH);
+    if lengths.is_empty() {
+        return Ok((Framing::Close, false));
+    }
+    let mut length: Option<u64> = None;
+    for value in &lengths {
+        let n = value.parse::<u64>().ok().filter(|_| value.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| bad("the origin sent an invalid Content-Length"))?;
+        if length.is_some_and(|l| l != n) {
+            return Err(bad("the origin sent conflicting Content-Length values"));
+        }
+        length = Some(n);
+    }
+    match length {
+        Some(0) => Ok((Framing::Empty, keepalive)),
+        Some(n) => Ok((Framing::Length(n), keepalive)),
+        None => Err(bad("the origin sent an invalid Content-Length")),
+    }
+}
+
+/// Removes the headers about the origin's connection, and any it named in `Connection`.
+fn strip_hop_by_hop(head: &mut ResponseHeader) {
+    let named: Vec<String> = head
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+        head.remove_header(name);
+    }
+    if head.headers.contains_key(header::TRANSFER_ENCODING) {
+        head.remove_header(&header::TRANSFER_ENCODING);
+    }
+}
+
+/// Where a chunked body's decoder is.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    /// Expecting a chunk-size line.
+    #[default]
+    Size,
+    /// Inside a chunk, this many bytes to go.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer lines until an empty one.
+    Trailers,
+    Done,
+}
+
+/// Decodes `Transfer-Encoding: chunked` from a buffer, handing out the data without copying it.
+#[derive(Debug, Default)]
+struct Chunked {
+    state: ChunkState,
+}
+
+/// What the decoder found next.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Data(Bytes),
+    /// The buffer holds no more complete element: read more.
+    More,
+    Done,
+}
+
+impl Chunked {
+    fn step(&mut self, buf: &mut BytesMut) -> std::result::Result<Step, &'static str> {
+        loop {
+            match self.state {
+                ChunkState::Size => {
+                    let Some(eol) = find_crlf(buf) else {
+                        return if buf.len() > MAX_CHUNK_LINE { Err("a chunk-size line is too long") } else { Ok(Step::More) };
+                    };
+                    let size = chunk_size(&buf[..eol])?;
+                    buf.advance(eol + 2);
+                    self.state = if size == 0 { ChunkState::Trailers } else { ChunkState::Data(size) };
+                }
+                ChunkState::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(Step::More);
+                    }
+                    let take = left.min(buf.len() as u64);
+                    let data = buf.split_to(take as usize).freeze();
+                    self.state = if take == left { ChunkState::DataEnd } else { ChunkState::Data(left - take) };
+                    return Ok(Step::Data(data));
+                }
+                ChunkState::DataEnd => {
+                    if buf.len() < 2 {
+                        return Ok(Step::More);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err("a chunk's data is not followed by CRLF");
+                    }
+                    buf.advance(2);
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::Trailers => {
+                    let Some(eol) = find_crlf(buf) else {
+                        return if buf.len() > MAX_CHUNK_LINE { Err("a trailer line is too long") } else { Ok(Step::More) };
+                    };
+                    buf.advance(eol + 2);
+                    if eol == 0 {
+                        self.state = ChunkState::Done;
+                    }
+                }
+                ChunkState::Done => return Ok(Step::Done),
+            }
+        }
+    }
+}
+
+fn find_crlf(buf: &[u8]) -> Option<usize> {
+    buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// The size on a chunk-size line (hex digits, then nothing, whitespace or `;` extensions).
+fn chunk_size(line: &[u8]) -> std::result::Result<u64, &'static str> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > 15 {
+        return Err("a chunk size is not 1 to 15 hex digits");
+    }
+    if !matches!(line.get(digits), None | Some(b';' | b' ' | b'\t')) {
+        return Err("a chunk-size line has garbage after the size");
+    }
+    let hex = std::str::from_utf8(&line[..digits]).map_err(|_| "a chunk size is not hex")?;
+    u64::from_str_radix(hex, 16).map_err(|_| "a chunk size is not hex")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8], split_every: usize) -> std::result::Result<Vec<u8>, &'static str> {
+        let mut decoder = Chunked::default();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut pieces = input.chunks(split_every.max(1));
+        loop {
+            match decoder.step(&mut buf)? {
+                Step::Data(d) => out.extend_from_slice(&d),
+                Step::More => match pieces.next() {
+                    Some(p) => buf.extend_from_slice(p),
+                    None => return Err("ended early"),
+                },
+                Step::Done => return Ok(out),
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_however_they_are_split() {
+        let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE \r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\n";
+        for split in [1, 2, 3, 7, 1000] {
+            assert_eq!(decode_all(body, split).unwrap(), b"Wikipedia in\r\n\r\nchunks.", "split every {split}");
+        }
+    }
+
+    #[test]
+    fn malformed_chunked_bodies_are_refused() {
+        assert!(decode_all(b"zz\r\nab\r\n0\r\n\r\n", 100).is_err(), "not hex");
+        assert!(decode_all(b"2\r\nabX\r\n0\r\n\r\n", 100).is_err(), "no CRLF after data");
+        assert!(decode_all(b"1234567890abcdef0\r\n", 100).is_err(), "too many digits");
+        assert!(decode_all(b"2x\r\nab\r\n0\r\n\r\n", 100).is_err(), "garbage after the size");
+        assert!(decode_all(b"2\nab\r\n0\r\n\r\n", 100).is_err(), "bare LF");
+        assert_eq!(decode_all(b"2\r\nab\r\n", 100), Err("ended early"));
+    }
+
+    fn head(raw: &str) -> ResponseHeader {
+        parse_head(raw.as_bytes()).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn bodies_are_framed_as_rfc_9112_says() {
+        let frame = |raw: &str, head_only| framing_of(&head(raw), head_only);
+        let length = frame("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", false).unwrap();
+        assert!(matches!(length, (Framing::Length(12), true)));
+        assert!(matches!(frame("HTTP/1.1 200 OK\r\nContent-Length: 12, 12\r\n\r\n", false).unwrap(), (Framing::Length(12), true)));
+        assert!(matches!(frame("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", true).unwrap(), (Framing::Empty, true)), "HEAD");
+        assert!(matches!(frame("HTTP/1.1 304 Not Modified\r\n\r\n", false).unwrap(), (Framing::Empty, true)));
+        assert!(matches!(frame("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false).unwrap(), (Framing::Chunked(_), true)));
+        assert!(matches!(
+            frame("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", false).unwrap(),
+            (Framing::Chunked(_), false)
+        ));
+        assert!(matches!(frame("HTTP/1.1 200 OK\r\n\r\n", false).unwrap(), (Framing::Close, false)));
+        assert!(matches!(frame("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n", false).unwrap(), (_, false)));
+        assert!(matches!(frame("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n", false).unwrap(), (_, false)));
+        for bad in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Length: 13\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: +12\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        ] {
+            assert!(frame(bad, false).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_stay_behind() {
+        let mut h = head("HTTP/1.1 200 OK\r\nConnection: close, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nETag: \"a\"\r\n\r\n");
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["etag"]);
+    }
+
+    #[test]
+    fn response_heads_parse_or_wait() {
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap().is_none());
+        let raw = b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-1/2\r\n\r\nab";
+        let (h, len) = parse_head(raw).unwrap().unwrap();
+        assert_eq!((h.status.as_u16(), len), (206, raw.len() - 2), "the head ends before the body");
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n").is_err());
+    }
+}

@@ -298,7 +298,8 @@ impl Proxy {
             return Error::e_explain(ErrorType::InternalError, "no document admitted");
         };
         let req = session.req_header();
-        let (mut resp, body) = self.relay.open(&store, &mut ctx.attempt, &req.method, &target.object, req).await?;
+        // Boxed: connecting (TLS included) is a large future, done with once the head is read.
+        let (mut resp, body) = Box::pin(self.relay.open(&store, &mut ctx.attempt, &req.method, &target.object, req)).await?;
         if let Some(code) = self.origin_response(&store, &mut resp, ctx, &target).await? {
             // The origin's own error page never reaches the recipient (its connection is closed).
             ctx.replaced = true;
@@ -534,7 +535,9 @@ impl ProxyHttp for Proxy {
             }
         }
         if ctx.upload {
-            let reply = self.upload(session, ctx).await;
+                // Boxed, like the relay's connect below: the request's future stays small while a
+            // download streams (1,000 of them held ~8 KiB each of connect and upload state).
+            let reply = Box::pin(self.upload(session, ctx)).await;
             ctx.outcome = if reply.status < 300 { "uploaded" } else { "upload_refused" };
             write_reply(session, reply).await?;
             return Ok(true);
@@ -551,7 +554,7 @@ impl ProxyHttp for Proxy {
         let dir = ctx.upstream.clone().filter(|s| s.as_dir().is_some());
         if let (Some(store), Some(link), Some(target)) = (dir, ctx.link.clone(), ctx.target.clone()) {
             let Some(dir) = store.as_dir() else { return Ok(false) };
-            match dir.serve(session, &target.object, |resp| decorate(resp, &target)).await {
+                match dir.serve(session, &target.object, |resp| decorate(resp, &target)).await {
                 Ok(()) => return Ok(true),
                 Err(ServeError::Refused(e)) => {
                     tracing::warn!(link = %link.id, store = %link.store, error = %e, "dir store cannot serve the object");

@@ -128,15 +128,16 @@ const BLOCKING_THREADS: usize = 32;
 /// User-space buffers of a recipient's connection (Pingora's defaults: 64 KiB read, 1,460 B
 /// write).
 ///
-/// - Read 4 KiB: requests are a header (Pingora reads it into its own 4 KiB buffer, bypassing
-///   this one) and at most an upload body (read in 64 KiB chunks, which bypass it too), so the
-///   default 64 KiB buffer, allocated zeroed per connection, was ~64 MiB of resident memory for
-///   1,000 open downloads and saved no system call.
+/// - Read: none. Requests are a header (Pingora reads it into its own buffer, which a read
+///   buffer of ours only sat in front of) and at most an upload body (read in 64 KiB chunks,
+///   which bypass it too), so the default 64 KiB buffer, allocated zeroed per connection, was
+///   ~64 MiB of resident memory for 1,000 open downloads and saved no system call; 4 KiB was
+///   still 4 MiB per 1,000 (heaptrack).
 /// - Write 8 KiB: Pingora buffers a response with a `Content-Length` until it is complete, so a
 ///   header and a small body (our own pages, small documents) leave in one `sendto` instead of
 ///   two; body chunks larger than the buffer still go straight to the socket.
 fn recipient_buffers() -> L4BufferSettings {
-    L4BufferSettings::new(4 * 1024, 8 * 1024)
+    L4BufferSettings::new(0, 8 * 1024)
 }
 
 /// Builds the server for `config`; `extra_origin` adds the demo's static origin.

@@ -20,7 +20,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 use super::check_object_key;
-use super::pace::{chunk_for, MIN_CHUNK};
+use super::pace::{chunk_for, Streaming, MIN_CHUNK};
 use super::config::DirStoreConfig;
 use crate::metrics::{metrics, StoreSeries};
 
@@ -331,6 +331,7 @@ impl DirStore {
             return Ok(());
         }
         let Some((mut offset, _)) = range else { return Ok(()) };
+        let _streaming = Streaming::start();
         let file = Arc::new(file);
         let read = |offset: u64, len: usize| {
             let file = file.clone();

@@ -31,7 +31,7 @@ use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::pace::{chunk_for, MIN_CHUNK};
+use super::pace::{chunk_for, Streaming, MIN_CHUNK};
 use super::{Attempt, Store};
 
 /// The longest response head accepted from an origin.
@@ -201,6 +201,7 @@ impl Body<'_> {
     /// then gives the connection back to the pool if it can serve another request.
     pub async fn send_to(mut self, session: &mut Session) -> Result<()> {
         let read_timeout = self.peer.options.read_timeout;
+        let _streaming = Streaming::start();
         let started = Instant::now();
         let mut sent = 0u64;
         let mut framing = std::mem::replace(&mut self.framing, Framing::Empty);
@@ -272,8 +273,19 @@ impl Body<'_> {
 }
 
 /// Reads at most `limit` bytes into `buf`; `Ok(0)` is the end of the connection.
+///
+/// An empty `buf` is reused when it has room for `limit` bytes and is not more than twice that,
+/// else replaced by one of exactly `limit` bytes: a stream's memory follows its current pace,
+/// and is never doubled the way `BytesMut::reserve` grows a buffer.
 async fn read_some(stream: &mut Stream, buf: &mut BytesMut, limit: usize, timeout: Option<Duration>) -> Result<usize> {
-    buf.reserve(limit);
+    if buf.is_empty() {
+        // The whole allocation comes back once the chunks split off it are gone.
+        if !buf.try_reclaim(limit) || buf.capacity() > 2 * limit {
+            *buf = BytesMut::with_capacity(limit);
+        }
+    } else {
+        buf.reserve(limit);
+    }
     let mut limited = (&mut *stream).take(limit as u64);
     let read = limited.read_buf(buf);
     let done = match timeout {

@@ -200,9 +200,26 @@ impl LegacyNginx {
 
 impl Drop for LegacyNginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_nginx(&mut self.child);
     }
+}
+
+/// Stops an nginx master with SIGTERM and waits for it: a killed master leaves its worker
+/// serving (and holding its port) after the test has ended.
+fn stop_nginx(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn unsafe_is_root() -> bool {
@@ -210,21 +227,9 @@ fn unsafe_is_root() -> bool {
 }
 
 impl Origin {
-    /// Stops nginx with its workers (a killed master would leave its worker serving).
+    /// Stops nginx with its workers.
     pub fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_nginx(&mut self.child);
     }
 }
 

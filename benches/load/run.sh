@@ -8,7 +8,10 @@
 # and drives each with the same wrk load for a 4 KiB file on an unlimited and on a counted link,
 # measures 1 GiB throughput with curl, and holds 1,000 slow readers of a large file to read the
 # gateways' memory. The embedded gateway also serves the same 1 GiB file from a dir store (the
-# gateway reads the file itself): "linkgate_dir", throughput and slow readers only. It prints a
+# gateway reads the file itself): "linkgate_dir", throughput and slow readers only. Each RSS comes
+# with the process's RSS just before the readers started; at the end the embedded gateway is
+# restarted and the slow readers repeated on the fresh process (HTTP store, then dir store), to
+# show their cost without what the earlier runs left behind. It prints a
 # table of ratios (to nginx secure_link and to the origin alone) and writes it as Markdown and
 # JSON under target/load-results/.
 #
@@ -163,12 +166,71 @@ pids_of() { case $1 in
   esac; }
 port_of() { case $1 in origin) echo "$ORIGIN";; secure_link) echo "$SECURE";; linkgate_embedded|linkgate_dir) echo "$GW_E";; linkgate_redis) echo "$GW_R";; esac; }
 
-declare -A R_UNL R_CNT T_1G RSS_SLOW SLOW_OK
+declare -A R_UNL R_CNT T_1G RSS_SLOW RSS_BEFORE SLOW_OK
+EVAL_PER_REQ=""; OTHER_PER_REQ_UNL=""
+big_file() { # target: 1 GiB throughput, then peak RSS under slow readers of the 1 GiB file
+  T_1G[$1]=$(throughput "${URL1G[$1]}")
+  slow_rss "$1" "$1" "${URL1G[$1]}"
+}
+slow_rss() { # label target url: the target's RSS before, and its peak under the slow readers
+  local label=$1 t=$2 path slow peak r
+  path="/${3#http://127.0.0.1:*/}"
+  # shellcheck disable=SC2046
+  RSS_BEFORE[$label]=$(rss_of $(pids_of "$t"))
+  python3 benches/load/slow_readers.py 127.0.0.1 "$(port_of "$t")" "$path" "$SLOW_READERS" "$SLOW_SECONDS" 65536 > "$WORK/slow.out" &
+  slow=$!
+  peak=0
+  for _ in $(seq 1 $((SLOW_SECONDS * 4))); do
+    # shellcheck disable=SC2046
+    r=$(rss_of $(pids_of "$t")); [ "$r" -gt "$peak" ] && peak=$r
+    sleep 0.25
+    kill -0 "$slow" 2>/dev/null || break
+  done
+  wait "$slow" || true
+  RSS_SLOW[$label]=$peak
+  SLOW_OK[$label]=$(awk '/connected/ {print $2}' "$WORK/slow.out")
+}
+restart_embedded() { # a fresh embedded gateway (SIGINT: Pingora's fast shutdown), same file and links
+  local pid; pid=$(cat "$WORK/embedded.pid")
+  kill -INT "$pid"; for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  gw_conf embedded "$GW_E" "$ADMIN_E" "backend = \"embedded\"
+path = \"$WORK/embedded.db\""
+  wait_port "$GW_E"; sleep 1
+}
+for t in origin secure_link linkgate_embedded linkgate_redis; do
+  for u in "${URL4K[$t]}" "${URL4KC[$t]}" "${URL1G[$t]}"; do
+    code=$(curl -s -o /dev/null -r 0-0 -w '%{http_code}' "$u"); [ "$code" = 206 ] || [ "$code" = 200 ] || { echo "$t: $u answered $code"; exit 1; }
+  done
+done
+
+rps() { wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
+calls() { redis-cli -p "$REDIS" INFO commandstats | awk -F'[:=,]' -v c="cmdstat_$1" '$1==c {print $3}'; }
+throughput() { # best of 3, MB/s
+  local best=0 s
+  for _ in 1 2 3; do s=$(curl -s -o /dev/null -w '%{speed_download}' "$1"); best=$(python3 -c "print(max($best, $s/1e6))"); done
+  echo "$best"
+}
+rss_of() { # pids... -> MiB (sum)
+  local total=0 kb
+  for p in "$@"; do kb=$(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0); total=$((total + ${kb:-0})); done
+  echo $((total / 1024))
+}
+pids_of() { case $1 in
+  origin) pgrep -f "nginx.*$WORK/origin.conf" | tr '\n' ' ';;
+  secure_link) pgrep -f "nginx.*$WORK/secure.conf" | tr '\n' ' ';;
+  linkgate_embedded|linkgate_dir) cat "$WORK/embedded.pid";;
+  linkgate_redis) cat "$WORK/redis.pid";;
+  esac; }
+port_of() { case $1 in origin) echo "$ORIGIN";; secure_link) echo "$SECURE";; linkgate_embedded|linkgate_dir) echo "$GW_E";; linkgate_redis) echo "$GW_R";; esac; }
+
+declare -A R_UNL R_CNT T_1G RSS_SLOW RSS_BEFORE SLOW_OK
 EVAL_PER_REQ=""; OTHER_PER_REQ_UNL=""
 big_file() { # target: 1 GiB throughput, then peak RSS under slow readers of the 1 GiB file
   local t=$1 path slow peak r
   T_1G[$t]=$(throughput "${URL1G[$t]}")
   path="/${URL1G[$t]#http://127.0.0.1:*/}"
+  # shellcheck disable=SC2046
+  RSS_BEFORE[$t]=$(rss_of $(pids_of "$t"))   # after the load runs above, before the readers
   python3 benches/load/slow_readers.py 127.0.0.1 "$(port_of "$t")" "$path" "$SLOW_READERS" "$SLOW_SECONDS" 65536 > "$WORK/slow.out" &
   slow=$!
   peak=0
@@ -203,6 +265,11 @@ for t in origin secure_link linkgate_embedded linkgate_redis; do
 done
 echo "== linkgate_dir" >&2
 big_file linkgate_dir
+# The runs above leave caches, pool threads and allocator pages behind; a fresh gateway shows what
+# 1,000 slow downloads cost by themselves.
+echo "== fresh gateway" >&2
+restart_embedded; slow_rss fresh_http linkgate_embedded "${URL1G[linkgate_embedded]}"
+restart_embedded; slow_rss fresh_dir linkgate_dir "${URL1G[linkgate_dir]}"
 
 mkdir -p target/load-results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
@@ -214,21 +281,26 @@ unl = {"origin": ${R_UNL[origin]}, "secure_link": ${R_UNL[secure_link]}, "linkga
 cnt = {"origin": ${R_CNT[origin]}, "secure_link": ${R_CNT[secure_link]}, "linkgate_embedded": ${R_CNT[linkgate_embedded]}, "linkgate_redis": ${R_CNT[linkgate_redis]}}
 thr = {"origin": ${T_1G[origin]}, "secure_link": ${T_1G[secure_link]}, "linkgate_embedded": ${T_1G[linkgate_embedded]}, "linkgate_redis": ${T_1G[linkgate_redis]}, "linkgate_dir": ${T_1G[linkgate_dir]}}
 rss = {"origin": ${RSS_SLOW[origin]}, "secure_link": ${RSS_SLOW[secure_link]}, "linkgate_embedded": ${RSS_SLOW[linkgate_embedded]}, "linkgate_redis": ${RSS_SLOW[linkgate_redis]}, "linkgate_dir": ${RSS_SLOW[linkgate_dir]}}
-slow = {"origin": ${SLOW_OK[origin]:-0}, "secure_link": ${SLOW_OK[secure_link]:-0}, "linkgate_embedded": ${SLOW_OK[linkgate_embedded]:-0}, "linkgate_redis": ${SLOW_OK[linkgate_redis]:-0}, "linkgate_dir": ${SLOW_OK[linkgate_dir]:-0}}
+before = {"origin": ${RSS_BEFORE[origin]}, "secure_link": ${RSS_BEFORE[secure_link]}, "linkgate_embedded": ${RSS_BEFORE[linkgate_embedded]}, "linkgate_redis": ${RSS_BEFORE[linkgate_redis]}, "linkgate_dir": ${RSS_BEFORE[linkgate_dir]}}
+fresh = {"http_store": ${RSS_SLOW[fresh_http]}, "dir_store": ${RSS_SLOW[fresh_dir]}}
+fresh_before = {"http_store": ${RSS_BEFORE[fresh_http]}, "dir_store": ${RSS_BEFORE[fresh_dir]}}
+slow = {"origin": ${SLOW_OK[origin]:-0}, "secure_link": ${SLOW_OK[secure_link]:-0}, "linkgate_embedded": ${SLOW_OK[linkgate_embedded]:-0}, "linkgate_redis": ${SLOW_OK[linkgate_redis]:-0}, "linkgate_dir": ${SLOW_OK[linkgate_dir]:-0}, "fresh_http": ${SLOW_OK[fresh_http]:-0}, "fresh_dir": ${SLOW_OK[fresh_dir]:-0}}
 result = {
   "when": stamp, "duration_s": $DURATION, "connections": $CONNECTIONS, "threads": $THREADS,
   "cpus": int(open("/proc/cpuinfo").read().count("processor\t:")),
-  "rps_4k_unlimited": unl, "rps_4k_counted": cnt, "mb_per_s_1g": thr, "rss_mib_slow_readers": rss, "slow_readers_connected": slow,
+  "rps_4k_unlimited": unl, "rps_4k_counted": cnt, "mb_per_s_1g": thr, "rss_mib_slow_readers": rss, "rss_mib_before_slow_readers": before, "rss_mib_slow_readers_fresh_gateway": fresh, "rss_mib_fresh_gateway_before": fresh_before, "slow_readers_connected": slow,
   "redis_evalsha_per_counted_request": $EVAL_PER_REQ or 0,
   "redis_commands_per_unlimited_request": $OTHER_PER_REQ_UNL or 0,
 }
 def ratio(a, b):
     return f"{a / b:.2f}x" if b else "-"
-rows = ["| target | 4 KiB unlimited req/s | vs secure_link | vs origin | 4 KiB counted req/s | vs secure_link | 1 GiB MB/s | vs origin | RSS MiB, {} slow readers |".format($SLOW_READERS),
+rows = ["| target | 4 KiB unlimited req/s | vs secure_link | vs origin | 4 KiB counted req/s | vs secure_link | 1 GiB MB/s | vs origin | RSS MiB, {} slow readers (before) |".format($SLOW_READERS),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for t in targets:
-    rows.append(f"| {t} | {unl[t]:.0f} | {ratio(unl[t], unl['secure_link'])} | {ratio(unl[t], unl['origin'])} | {cnt[t]:.0f} | {ratio(cnt[t], cnt['secure_link'])} | {thr[t]:.0f} | {ratio(thr[t], thr['origin'])} | {rss[t]} ({slow[t]} connected) |")
-rows.append(f"| linkgate_dir (embedded, dir store) | - | - | - | - | - | {thr['linkgate_dir']:.0f} | {ratio(thr['linkgate_dir'], thr['origin'])} | {rss['linkgate_dir']} ({slow['linkgate_dir']} connected) |")
+    rows.append(f"| {t} | {unl[t]:.0f} | {ratio(unl[t], unl['secure_link'])} | {ratio(unl[t], unl['origin'])} | {cnt[t]:.0f} | {ratio(cnt[t], cnt['secure_link'])} | {thr[t]:.0f} | {ratio(thr[t], thr['origin'])} | {rss[t]} ({before[t]}; {slow[t]} connected) |")
+rows.append(f"| linkgate_dir (embedded, dir store) | - | - | - | - | - | {thr['linkgate_dir']:.0f} | {ratio(thr['linkgate_dir'], thr['origin'])} | {rss['linkgate_dir']} ({before['linkgate_dir']}; {slow['linkgate_dir']} connected) |")
+rows.append(f"| linkgate, fresh embedded gateway, HTTP store | - | - | - | - | - | - | - | {fresh['http_store']} ({fresh_before['http_store']}; {slow['fresh_http']} connected) |")
+rows.append(f"| linkgate, fresh embedded gateway, dir store | - | - | - | - | - | - | - | {fresh['dir_store']} ({fresh_before['dir_store']}; {slow['fresh_dir']} connected) |")
 md = "\n".join([f"Load benchmark {stamp}: {result['cpus']} CPUs, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, THREADS=$THREADS", "", *rows, "",
   f"Redis round trips on the request path: EVALSHA per counted request {result['redis_evalsha_per_counted_request']}, GET+EVALSHA per warm unlimited request {result['redis_commands_per_unlimited_request']}", ""])
 print(md)

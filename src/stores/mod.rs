@@ -4,6 +4,9 @@
 //!   with failover between them and the store's own credential.
 //! - [`s3::S3Store`]: an S3-compatible bucket; every upstream request is signed with SigV4.
 //! - [`dir::DirStore`]: a local folder served by the gateway itself.
+//! - [`relay`]: how an HTTP or S3 store's answer reaches the recipient (the gateway's own
+//!   HTTP/1.1 client over Pingora's connector); [`pace`]: how much of a document a stream reads
+//!   at a time; [`write`]: uploads into a store.
 //!
 //! Only the object key a link was created with (and so signed) chooses the upstream path. Keys are
 //! checked at creation (no empty, `.` or `..` segments, no control characters) and every segment is

@@ -8,14 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Bytes read per chunk, at most; a stream holds at most two (folder stores: the one being sent and the next).
-pub const CHUNK: usize = 128 * 1024;
+pub const CHUNK: usize = 512 * 1024;
 /// Bytes read per chunk, at least.
 pub const MIN_CHUNK: usize = 8 * 1024;
 /// A stream starts with small chunks for this long, whoever reads it.
 const PROBE: Duration = Duration::from_millis(50);
 
 /// What the chunks of all streams together may take before each stream's chunk is held below
-/// [`CHUNK`]: with 1,000 downloads at once each gets [`MIN_CHUNK`], with 64 or fewer each may
+/// [`CHUNK`]: with 1,000 downloads at once each gets [`MIN_CHUNK`], with 16 or fewer each may
 /// grow to the largest.
 const BUDGET: usize = 8 << 20;
 
@@ -44,7 +44,7 @@ pub fn chunk_for(sent: u64, elapsed: Duration) -> usize {
     chunk_within(sent, elapsed, STREAMS.load(Ordering::Relaxed))
 }
 
-/// About what the stream's client took in 10 ms, between 8 and 128 KiB in steps of 8 KiB, and
+/// About what the stream's client took in 10 ms, between 8 and 512 KiB in steps of 8 KiB, and
 /// no more than its share of [`BUDGET`] among `streams`.
 ///
 /// A stream's memory is its chunks, and a client that reads slowly holds them as long as it
@@ -85,8 +85,8 @@ mod tests {
     #[test]
     fn many_streams_share_a_budget() {
         let fast = |streams| chunk_within(500 << 20, Duration::from_millis(500), streams);
-        assert_eq!(fast(64), CHUNK, "up to 64 streams may all have the largest chunks");
-        assert_eq!(fast(128), 64 * 1024);
+        assert_eq!(fast(16), CHUNK, "up to 16 streams may all have the largest chunks");
+        assert_eq!(fast(64), 128 * 1024);
         assert_eq!(fast(1_000), MIN_CHUNK, "1,000 at once: the smallest");
         assert_eq!(fast(100_000), MIN_CHUNK, "never below the smallest");
     }

@@ -198,53 +198,6 @@ path = \"$WORK/embedded.db\""
   wait_port "$GW_E"; sleep 1
 }
 for t in origin secure_link linkgate_embedded linkgate_redis; do
-  for u in "${URL4K[$t]}" "${URL4KC[$t]}" "${URL1G[$t]}"; do
-    code=$(curl -s -o /dev/null -r 0-0 -w '%{http_code}' "$u"); [ "$code" = 206 ] || [ "$code" = 200 ] || { echo "$t: $u answered $code"; exit 1; }
-  done
-done
-
-rps() { wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
-calls() { redis-cli -p "$REDIS" INFO commandstats | awk -F'[:=,]' -v c="cmdstat_$1" '$1==c {print $3}'; }
-throughput() { # best of 3, MB/s
-  local best=0 s
-  for _ in 1 2 3; do s=$(curl -s -o /dev/null -w '%{speed_download}' "$1"); best=$(python3 -c "print(max($best, $s/1e6))"); done
-  echo "$best"
-}
-rss_of() { # pids... -> MiB (sum)
-  local total=0 kb
-  for p in "$@"; do kb=$(awk '/VmRSS/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0); total=$((total + ${kb:-0})); done
-  echo $((total / 1024))
-}
-pids_of() { case $1 in
-  origin) pgrep -f "nginx.*$WORK/origin.conf" | tr '\n' ' ';;
-  secure_link) pgrep -f "nginx.*$WORK/secure.conf" | tr '\n' ' ';;
-  linkgate_embedded|linkgate_dir) cat "$WORK/embedded.pid";;
-  linkgate_redis) cat "$WORK/redis.pid";;
-  esac; }
-port_of() { case $1 in origin) echo "$ORIGIN";; secure_link) echo "$SECURE";; linkgate_embedded|linkgate_dir) echo "$GW_E";; linkgate_redis) echo "$GW_R";; esac; }
-
-declare -A R_UNL R_CNT T_1G RSS_SLOW RSS_BEFORE SLOW_OK
-EVAL_PER_REQ=""; OTHER_PER_REQ_UNL=""
-big_file() { # target: 1 GiB throughput, then peak RSS under slow readers of the 1 GiB file
-  local t=$1 path slow peak r
-  T_1G[$t]=$(throughput "${URL1G[$t]}")
-  path="/${URL1G[$t]#http://127.0.0.1:*/}"
-  # shellcheck disable=SC2046
-  RSS_BEFORE[$t]=$(rss_of $(pids_of "$t"))   # after the load runs above, before the readers
-  python3 benches/load/slow_readers.py 127.0.0.1 "$(port_of "$t")" "$path" "$SLOW_READERS" "$SLOW_SECONDS" 65536 > "$WORK/slow.out" &
-  slow=$!
-  peak=0
-  for _ in $(seq 1 $((SLOW_SECONDS * 4))); do
-    # shellcheck disable=SC2046
-    r=$(rss_of $(pids_of "$t")); [ "$r" -gt "$peak" ] && peak=$r
-    sleep 0.25
-    kill -0 "$slow" 2>/dev/null || break
-  done
-  wait "$slow" || true
-  RSS_SLOW[$t]=$peak
-  SLOW_OK[$t]=$(awk '/connected/ {print $2}' "$WORK/slow.out")
-}
-for t in origin secure_link linkgate_embedded linkgate_redis; do
   echo "== $t" >&2
   wrk -t1 -c8 -d2s "${URL4K[$t]}" >/dev/null   # warm caches and connections
   if [ "$t" = linkgate_redis ]; then redis-cli -p "$REDIS" CONFIG RESETSTAT >/dev/null; fi

@@ -535,7 +535,7 @@ impl ProxyHttp for Proxy {
             }
         }
         if ctx.upload {
-                // Boxed, like the relay's connect below: the request's future stays small while a
+            // Boxed, like the relay's connect below: the request's future stays small while a
             // download streams (1,000 of them held ~8 KiB each of connect and upload state).
             let reply = Box::pin(self.upload(session, ctx)).await;
             ctx.outcome = if reply.status < 300 { "uploaded" } else { "upload_refused" };

@@ -499,6 +499,23 @@ pub fn parse_query(query: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// How much of a body over the limit is still read (and dropped) before the 413 goes out.
+///
+/// A client that sends its whole body before reading the answer (ureq, curl without
+/// `Expect: 100-continue`) got a reset connection instead of the 413 when the rest of its body
+/// was left unread; past this many bytes the connection is closed anyway.
+const DRAIN_LIMIT: usize = 1 << 20;
+
+/// Reads and drops the rest of a request body, up to [`DRAIN_LIMIT`] bytes in all.
+async fn drain(session: &mut ServerSession, mut seen: usize) {
+    while seen <= DRAIN_LIMIT {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => seen += chunk.len(),
+            _ => return,
+        }
+    }
+}
+
 impl AdminApi {
     fn caller(&self, session: &ServerSession) -> Option<Caller> {
         let value = session.req_header().headers.get(http::header::AUTHORIZATION)?;
@@ -519,6 +536,7 @@ impl AdminApi {
             match session.read_request_body().await {
                 Ok(Some(chunk)) => {
                     if body.len() + chunk.len() > self.body_limit {
+                        drain(session, body.len() + chunk.len()).await;
                         return Err(ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             None,

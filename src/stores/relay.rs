@@ -327,15 +327,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHeader, usize)>> {
 /// How the body of `head` is framed, and whether its connection may serve another request.
 fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)> {
     let bad = |what: &'static str| Error::explain(ErrorType::InvalidHTTPHeader, what).into_up();
-    let tokens = |name: header::HeaderName| -> Vec<String> {
-        head.headers
-            .get_all(name)
-            .iter()
-            .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
-            .map(|t| t.trim().to_ascii_lowercase())
-            .filter(|t| !t.is_empty())
-            .collect()
-    };
+    let tokens = |name| header_tokens(head, name);
     let connection = tokens(header::CONNECTION);
     let mut keepalive = head.version != Version::HTTP_10 && !connection.iter().any(|t| t == "close");
     let status = head.status;
@@ -373,21 +365,22 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
 
 /// Removes the headers about the origin's connection, and any it named in `Connection`.
 fn strip_hop_by_hop(head: &mut ResponseHeader) {
-    let named: Vec<String> = head
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
+    let named = header_tokens(head, header::CONNECTION);
     for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
         head.remove_header(name);
     }
-    if head.headers.contains_key(header::TRANSFER_ENCODING) {
-        head.remove_header(&header::TRANSFER_ENCODING);
-    }
+}
+
+/// The comma-separated tokens of every `name` header, trimmed and lowercased; a value that is
+/// not text is one token that matches nothing (a NUL).
+fn header_tokens(head: &ResponseHeader, name: header::HeaderName) -> Vec<String> {
+    head.headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 /// Where a chunked body's decoder is.

@@ -14,7 +14,10 @@ use linkgate::link::{Document, Link, LinkId};
 use linkgate::token::Keyring;
 
 fn keyring() -> Keyring {
-    Keyring::new("k1", vec![("k1".into(), vec![7u8; 32]), ("k0".into(), vec![8u8; 32])])
+    Keyring::new(
+        "k1",
+        vec![("k1".into(), vec![7u8; 32]), ("k0".into(), vec![8u8; 32])],
+    )
 }
 
 fn tokens(c: &mut Criterion) {
@@ -22,20 +25,30 @@ fn tokens(c: &mut Criterion) {
     let id = LinkId::random();
     let token = ring.sign(&id);
     c.bench_function("token sign", |b| b.iter(|| ring.sign(black_box(&id))));
-    c.bench_function("token verify (good)", |b| b.iter(|| ring.verify(black_box(&token))));
+    c.bench_function("token verify (good)", |b| {
+        b.iter(|| ring.verify(black_box(&token)))
+    });
     let mut forged = token.clone().into_bytes();
     forged[30] ^= 1;
     let forged = String::from_utf8(forged).unwrap_or_default();
-    c.bench_function("token verify (forged)", |b| b.iter(|| ring.verify(black_box(&forged))));
+    c.bench_function("token verify (forged)", |b| {
+        b.iter(|| ring.verify(black_box(&forged)))
+    });
 }
 
 fn headers(c: &mut Criterion) {
-    c.bench_function("content-disposition ascii", |b| b.iter(|| content_disposition(false, black_box("Quarterly report 2026.pdf"))));
-    c.bench_function("content-disposition utf-8", |b| b.iter(|| content_disposition(false, black_box("Überweisung €.pdf"))));
+    c.bench_function("content-disposition ascii", |b| {
+        b.iter(|| content_disposition(false, black_box("Quarterly report 2026.pdf")))
+    });
+    c.bench_function("content-disposition utf-8", |b| {
+        b.iter(|| content_disposition(false, black_box("Überweisung €.pdf")))
+    });
     let mut h = HeaderMap::new();
     h.insert("range", "bytes=1000-".parse().unwrap());
     h.insert("user-agent", "curl/8".parse().unwrap());
-    c.bench_function("classify request", |b| b.iter(|| classify(black_box(&Method::GET), black_box(&h))));
+    c.bench_function("classify request", |b| {
+        b.iter(|| classify(black_box(&Method::GET), black_box(&h)))
+    });
 }
 
 fn cache(c: &mut Criterion) {
@@ -59,18 +72,38 @@ fn cookies(c: &mut Criterion) {
     let verifier = linkgate::verify::Verifier::new(keyring(), true);
     let set = verifier.device_cookie(&linkgate::verify::new_device_id());
     let mut h = HeaderMap::new();
-    h.insert("cookie", format!("other=1; {}", set.split(';').next().unwrap_or("")).parse().unwrap());
-    c.bench_function("device cookie verify", |b| b.iter(|| verifier.device_of(black_box(&h))));
+    h.insert(
+        "cookie",
+        format!("other=1; {}", set.split(';').next().unwrap_or(""))
+            .parse()
+            .unwrap(),
+    );
+    c.bench_function("device cookie verify", |b| {
+        b.iter(|| verifier.device_of(black_box(&h)))
+    });
 }
 
 fn counting(c: &mut Criterion) {
-    let Ok(listener) = std::net::TcpListener::bind("127.0.0.1:0") else { return };
-    let Ok(port) = listener.local_addr().map(|a| a.port()) else { return };
+    let Ok(listener) = std::net::TcpListener::bind("127.0.0.1:0") else {
+        return;
+    };
+    let Ok(port) = listener.local_addr().map(|a| a.port()) else {
+        return;
+    };
     drop(listener);
     let dir = std::env::temp_dir().join(format!("linkgate-bench-redis-{port}"));
     let _ = std::fs::create_dir_all(&dir);
     let child = std::process::Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .arg("--dir")
         .arg(&dir)
         .stdout(std::process::Stdio::null())
@@ -85,7 +118,13 @@ fn counting(c: &mut Criterion) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build() else { return };
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
     let store = linkgate::store::RedisStore::new(linkgate::store::redis::RedisOptions {
         target: linkgate::store::redis::RedisTarget::Single(format!("redis://127.0.0.1:{port}")),
         prefix: "bench".into(),
@@ -105,7 +144,9 @@ fn counting(c: &mut Criterion) {
                 continuation: false,
                 window: Duration::from_secs(600),
             };
-            c.bench_function("counting script round trip (redis, loopback)", |b| b.iter(|| rt.block_on(store.reserve(black_box(&req)))));
+            c.bench_function("counting script round trip (redis, loopback)", |b| {
+                b.iter(|| rt.block_on(store.reserve(black_box(&req))))
+            });
         }
     }
     let _ = child.kill();

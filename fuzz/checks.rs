@@ -2,24 +2,29 @@
 //! replays the stored inputs (`fuzz/regressions/<target>/`) through the same functions.
 #![allow(dead_code)]
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method};
 use linkgate::admin::{parse_query, validate_link_body};
 use linkgate::counting::{classify, first_range_start, Kind};
 use linkgate::link::{sanitize_filename, Document, Link, LinkId};
 use linkgate::recipient::parse_form;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use linkgate::securelink::{decoded_path, nginx_atotm, nginx_base64url_decode, RawSecureLink, Request, SecureLink};
-use md5::{Digest, Md5};
+use linkgate::securelink::{
+    decoded_path, nginx_atotm, nginx_base64url_decode, RawSecureLink, Request, SecureLink,
+};
 use linkgate::token::Keyring;
 use linkgate::upstream::check_object_key;
 use linkgate::verify::{cookies as cookie_values, Verifier};
+use md5::{Digest, Md5};
 
 /// Token parser/verifier and sealed values: never panic; a token verifies only if it is exactly
 /// what `sign` produced; a sealed value opens only for its purpose.
 pub fn token(data: &[u8]) {
-    let ring = Keyring::new("k2", vec![("k1".into(), vec![1u8; 32]), ("k2".into(), vec![2u8; 32])])
-        .with_retirements(vec![("k1".into(), 1_000)]);
+    let ring = Keyring::new(
+        "k2",
+        vec![("k1".into(), vec![1u8; 32]), ("k2".into(), vec![2u8; 32])],
+    )
+    .with_retirements(vec![("k1".into(), 1_000)]);
     let text = String::from_utf8_lossy(data);
     if let Some(id) = ring.verify(&text) {
         // Only the exact signed text verifies (no second encoding of the same token).
@@ -30,7 +35,10 @@ pub fn token(data: &[u8]) {
     let _ = ring.verify_at(&text, 0);
     let _ = Keyring::key_id_of(&text);
     if let Some(payload) = ring.open("device", &text) {
-        assert!(ring.open("pass", &text).is_none(), "bound to its purpose: {payload}");
+        assert!(
+            ring.open("pass", &text).is_none(),
+            "bound to its purpose: {payload}"
+        );
     }
     if data.len() >= 16 {
         let id = LinkId::from_slice(&data[..16]).expect("16 bytes");
@@ -41,7 +49,9 @@ pub fn token(data: &[u8]) {
 /// Cookie parsing: device, password and CSRF values from arbitrary `Cookie` headers never panic
 /// and never verify without the key.
 pub fn cookies(data: &[u8]) {
-    let Ok(value) = HeaderValue::from_bytes(data) else { return };
+    let Ok(value) = HeaderValue::from_bytes(data) else {
+        return;
+    };
     let mut headers = HeaderMap::new();
     headers.append(http::header::COOKIE, value);
     for name in ["lg_dev", "lg_pw", ""] {
@@ -63,7 +73,9 @@ pub fn cookies(data: &[u8]) {
 /// Range header handling: the classification that decides what counts as a download.
 pub fn range(data: &[u8]) {
     let _ = first_range_start(&String::from_utf8_lossy(data));
-    let Ok(value) = HeaderValue::from_bytes(data) else { return };
+    let Ok(value) = HeaderValue::from_bytes(data) else {
+        return;
+    };
     let mut headers = HeaderMap::new();
     headers.insert(http::header::RANGE, value);
     let kind = classify(&Method::GET, &headers);
@@ -101,7 +113,12 @@ pub fn admin_json(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let name = sanitize_filename(text);
         assert!(!name.is_empty());
-        assert!(!name.chars().any(|c| c.is_control() || "\\/:*?\"<>|".contains(c)), "{name:?}");
+        assert!(
+            !name
+                .chars()
+                .any(|c| c.is_control() || "\\/:*?\"<>|".contains(c)),
+            "{name:?}"
+        );
         assert!(name != "." && name != "..");
         if check_object_key(text).is_ok() {
             assert!(!text.split('/').any(|s| s == ".."));
@@ -114,7 +131,9 @@ pub fn admin_json(data: &[u8]) {
 pub fn secure_link(data: &[u8]) {
     let _ = nginx_base64url_decode(data);
     let _ = nginx_atotm(data);
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (path, query) = match text.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (text, None),
@@ -126,14 +145,28 @@ pub fn secure_link(data: &[u8]) {
         secure_link_secret: None,
         max_downloads: None,
     };
-    let secret = RawSecureLink { prefix: "/p/".into(), secure_link: None, secure_link_md5: None, secure_link_secret: Some("w".into()), max_downloads: None };
+    let secret = RawSecureLink {
+        prefix: "/p/".into(),
+        secure_link: None,
+        secure_link_md5: None,
+        secure_link_secret: Some("w".into()),
+        max_downloads: None,
+    };
     let md5_rule = SecureLink::from_raw("fuzz", "docs", md5).expect("valid rule");
     for raw in [secret] {
         let rule = SecureLink::from_raw("fuzz", "docs", raw).expect("valid rule");
         for rule in [&rule, &md5_rule] {
-            let req = Request { path, query, remote_addr: "127.0.0.1" };
+            let req = Request {
+                path,
+                query,
+                remote_addr: "127.0.0.1",
+            };
             if let Some(Ok(legacy)) = rule.check(&req) {
-                assert!(check_object_key(&legacy.object).is_ok(), "{:?}", legacy.object);
+                assert!(
+                    check_object_key(&legacy.object).is_ok(),
+                    "{:?}",
+                    legacy.object
+                );
             }
         }
     }
@@ -148,9 +181,17 @@ pub fn secure_link(data: &[u8]) {
     signed.extend_from_slice(b"127.0.0.1 k");
     let hash = URL_SAFE_NO_PAD.encode(Md5::digest(&signed));
     let query = format!("md5={hash}&expires={expires}");
-    let verdict = md5_rule.check(&Request { path: &raw_path, query: Some(&query), remote_addr: "127.0.0.1" });
+    let verdict = md5_rule.check(&Request {
+        path: &raw_path,
+        query: Some(&query),
+        remote_addr: "127.0.0.1",
+    });
     match served {
-        Some(uri) => assert_eq!(verdict.map(|v| v.map(|l| l.object)), Some(Ok(uri[4..].to_string())), "{raw_path:?}"),
+        Some(uri) => assert_eq!(
+            verdict.map(|v| v.map(|l| l.object)),
+            Some(Ok(uri[4..].to_string())),
+            "{raw_path:?}"
+        ),
         None => assert!(matches!(verdict, Some(Err(_))), "{raw_path:?}: {verdict:?}"),
     }
 }

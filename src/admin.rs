@@ -21,11 +21,14 @@ use time::OffsetDateTime;
 
 use crate::audit::{client_of, user_agent_of, Draft};
 use crate::gate::Gate;
-use crate::link::{sanitize_filename, valid_rendition_name, Document, Link, LinkId, LinkState, Recipient, Rendition, Right, UploadSpec};
-use crate::verify::hash_password;
+use crate::link::{
+    sanitize_filename, valid_rendition_name, Document, Link, LinkId, LinkState, Recipient,
+    Rendition, Right, UploadSpec,
+};
 use crate::policy::{valid_type_pattern, Policy, Proposed};
 use crate::store::{Change, ListQuery, StoreError};
 use crate::stores::check_object_key;
+use crate::verify::hash_password;
 
 /// The OpenAPI document of this API (checked in beside this file, served at `/v1/openapi.json`).
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -45,7 +48,11 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, field: Option<&str>, message: impl Into<String>) -> ApiError {
-        ApiError { status, field: field.map(str::to_string), message: message.into() }
+        ApiError {
+            status,
+            field: field.map(str::to_string),
+            message: message.into(),
+        }
     }
     fn field(field: &str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Some(field), message)
@@ -67,7 +74,11 @@ impl From<StoreError> for ApiError {
             StoreError::Exists(_) => ApiError::new(StatusCode::CONFLICT, Some("id"), "link exists"),
             other => {
                 tracing::error!(error = %other, "admin: link store failed");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, "link store unavailable")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    "link store unavailable",
+                )
             }
         }
     }
@@ -78,13 +89,23 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Vec<u8>> {
     bytes_response(status, "application/json", bytes)
 }
 
-fn bytes_response(status: StatusCode, content_type: &'static str, bytes: Vec<u8>) -> Response<Vec<u8>> {
+fn bytes_response(
+    status: StatusCode,
+    content_type: &'static str,
+    bytes: Vec<u8>,
+) -> Response<Vec<u8>> {
     let mut resp = Response::new(bytes);
     *resp.status_mut() = status;
     let len = resp.body().len();
     let headers = resp.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
-    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
     headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
     resp
 }
@@ -147,15 +168,22 @@ fn take_string(body: &mut Map<String, Value>, field: &str) -> Result<Option<Stri
 fn check_identity(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
         Some(v) if v.is_empty() || v.len() > 256 || v.chars().any(char::is_control) => {
-            Err(ApiError::field(field, "must be 1 to 256 characters without control characters"))
+            Err(ApiError::field(
+                field,
+                "must be 1 to 256 characters without control characters",
+            ))
         }
         other => Ok(other),
     }
 }
 
 fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
-    let t = OffsetDateTime::parse(text, &Rfc3339)
-        .map_err(|_| ApiError::field("expires_at", "must be an RFC 3339 time, e.g. 2030-01-31T17:00:00Z"))?;
+    let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        ApiError::field(
+            "expires_at",
+            "must be an RFC 3339 time, e.g. 2030-01-31T17:00:00Z",
+        )
+    })?;
     if t <= now {
         return Err(ApiError::field("expires_at", "must be in the future"));
     }
@@ -163,12 +191,18 @@ fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, ApiEr
 }
 
 /// `expires_at`: absent → `None`; null → `Some(None)` (never expires); a time → `Some(Some(t))`.
-fn take_expiry(body: &mut Map<String, Value>, now: OffsetDateTime) -> Result<Option<Option<OffsetDateTime>>, ApiError> {
+fn take_expiry(
+    body: &mut Map<String, Value>,
+    now: OffsetDateTime,
+) -> Result<Option<Option<OffsetDateTime>>, ApiError> {
     match body.remove("expires_at") {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
         Some(Value::String(s)) => Ok(Some(Some(parse_expiry(&s, now)?))),
-        Some(_) => Err(ApiError::field("expires_at", "must be an RFC 3339 time or null")),
+        Some(_) => Err(ApiError::field(
+            "expires_at",
+            "must be an RFC 3339 time or null",
+        )),
     }
 }
 
@@ -179,7 +213,10 @@ fn take_limit(body: &mut Map<String, Value>) -> Result<Option<Option<u64>>, ApiE
         Some(Value::Null) => Ok(Some(None)),
         Some(v) => match v.as_u64() {
             Some(n) if n >= 1 => Ok(Some(Some(n))),
-            _ => Err(ApiError::field("max_downloads", "must be a whole number of at least 1, or null for no limit")),
+            _ => Err(ApiError::field(
+                "max_downloads",
+                "must be a whole number of at least 1, or null for no limit",
+            )),
         },
     }
 }
@@ -189,11 +226,16 @@ fn parse_rights(value: Option<Value>) -> Result<Vec<Right>, ApiError> {
         return Ok(vec![Right::Download]);
     };
     let Value::Array(items) = value else {
-        return Err(ApiError::field("rights", "must be an array of strings, e.g. [\"download\"]"));
+        return Err(ApiError::field(
+            "rights",
+            "must be an array of strings, e.g. [\"download\"]",
+        ));
     };
     let mut rights = Vec::new();
     for item in items {
-        let text = item.as_str().ok_or_else(|| ApiError::field("rights", "must contain only strings"))?;
+        let text = item
+            .as_str()
+            .ok_or_else(|| ApiError::field("rights", "must contain only strings"))?;
         let right = Right::parse(text).ok_or_else(|| {
             ApiError::field("rights", format!("unknown right `{text}`; known rights: view, download, download:<rendition>, upload"))
         })?;
@@ -233,11 +275,19 @@ fn display_name(value: Option<Value>, field: &str, key: &str) -> Result<String, 
 }
 
 /// `renditions`: `{"lowres": {"object": "…", "filename": "…"}}` or `{"lowres": "key"}`.
-fn parse_renditions(value: Option<Value>, field: &str) -> Result<BTreeMap<String, Rendition>, ApiError> {
+fn parse_renditions(
+    value: Option<Value>,
+    field: &str,
+) -> Result<BTreeMap<String, Rendition>, ApiError> {
     let mut out = BTreeMap::new();
-    let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(out) };
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(out);
+    };
     let Value::Object(map) = value else {
-        return Err(ApiError::field(field, "must be an object like {\"lowres\": {\"object\": \"x-low.pdf\"}}"));
+        return Err(ApiError::field(
+            field,
+            "must be an object like {\"lowres\": {\"object\": \"x-low.pdf\"}}",
+        ));
     };
     for (name, spec) in map {
         let at = format!("{field}.{name}");
@@ -249,15 +299,30 @@ fn parse_renditions(value: Option<Value>, field: &str) -> Result<BTreeMap<String
             Value::Object(mut o) => {
                 let parts = (o.remove("object"), o.remove("filename"));
                 if let Some(unknown) = o.keys().next() {
-                    return Err(ApiError::field(&format!("{at}.{unknown}"), "is not a known field"));
+                    return Err(ApiError::field(
+                        &format!("{at}.{unknown}"),
+                        "is not a known field",
+                    ));
                 }
                 parts
             }
-            _ => return Err(ApiError::field(&at, "must be an object key or {\"object\": …, \"filename\": …}")),
+            _ => {
+                return Err(ApiError::field(
+                    &at,
+                    "must be an object key or {\"object\": …, \"filename\": …}",
+                ))
+            }
         };
         let object = object_key(object, &format!("{at}.object"))?;
         let filename = display_name(filename, &format!("{at}.filename"), &object)?;
-        out.insert(name, Rendition { object, filename, size: None });
+        out.insert(
+            name,
+            Rendition {
+                object,
+                filename,
+                size: None,
+            },
+        );
     }
     Ok(out)
 }
@@ -267,14 +332,26 @@ fn take_documents(body: &mut Map<String, Value>) -> Result<Vec<Document>, ApiErr
     let single = body.contains_key("object") && !body["object"].is_null();
     let several = body.get("documents").is_some_and(|v| !v.is_null());
     if single && several {
-        return Err(ApiError::field("documents", "give either `object` (one document) or `documents`, not both"));
+        return Err(ApiError::field(
+            "documents",
+            "give either `object` (one document) or `documents`, not both",
+        ));
     }
     if !several {
-        let (object, filename, renditions) = (body.remove("object"), body.remove("filename"), body.remove("renditions"));
+        let (object, filename, renditions) = (
+            body.remove("object"),
+            body.remove("filename"),
+            body.remove("renditions"),
+        );
         body.remove("documents");
         if !single {
-            if filename.as_ref().is_some_and(|v| !v.is_null()) || renditions.as_ref().is_some_and(|v| !v.is_null()) {
-                return Err(ApiError::field("object", "is required with filename or renditions"));
+            if filename.as_ref().is_some_and(|v| !v.is_null())
+                || renditions.as_ref().is_some_and(|v| !v.is_null())
+            {
+                return Err(ApiError::field(
+                    "object",
+                    "is required with filename or renditions",
+                ));
             }
             return Ok(Vec::new());
         }
@@ -286,28 +363,43 @@ fn take_documents(body: &mut Map<String, Value>) -> Result<Vec<Document>, ApiErr
     }
     for field in ["filename", "renditions"] {
         if body.get(field).is_some_and(|v| !v.is_null()) {
-            return Err(ApiError::field(field, "belongs inside each entry of `documents`"));
+            return Err(ApiError::field(
+                field,
+                "belongs inside each entry of `documents`",
+            ));
         }
         body.remove(field);
     }
     body.remove("object");
     let Some(Value::Array(items)) = body.remove("documents") else {
-        return Err(ApiError::field("documents", "must be an array of {\"object\": …, \"filename\": …}"));
+        return Err(ApiError::field(
+            "documents",
+            "must be an array of {\"object\": …, \"filename\": …}",
+        ));
     };
     if items.is_empty() || items.len() > MAX_DOCUMENTS {
-        return Err(ApiError::field("documents", format!("must list 1 to {MAX_DOCUMENTS} documents")));
+        return Err(ApiError::field(
+            "documents",
+            format!("must list 1 to {MAX_DOCUMENTS} documents"),
+        ));
     }
     let mut docs = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let at = format!("documents[{i}]");
         let Value::Object(mut d) = item else {
-            return Err(ApiError::field(&at, "must be an object like {\"object\": \"a.pdf\", \"filename\": \"A.pdf\"}"));
+            return Err(ApiError::field(
+                &at,
+                "must be an object like {\"object\": \"a.pdf\", \"filename\": \"A.pdf\"}",
+            ));
         };
         let object = object_key(d.remove("object"), &format!("{at}.object"))?;
         let filename = display_name(d.remove("filename"), &format!("{at}.filename"), &object)?;
         let renditions = parse_renditions(d.remove("renditions"), &format!("{at}.renditions"))?;
         if let Some(unknown) = d.keys().next() {
-            return Err(ApiError::field(&format!("{at}.{unknown}"), "is not a known field"));
+            return Err(ApiError::field(
+                &format!("{at}.{unknown}"),
+                "is not a known field",
+            ));
         }
         let mut doc = Document::new(object, filename, None);
         doc.renditions = renditions;
@@ -318,9 +410,14 @@ fn take_documents(body: &mut Map<String, Value>) -> Result<Vec<Document>, ApiErr
 
 /// `upload`: where and how a link with the `upload` right accepts files.
 fn take_upload(body: &mut Map<String, Value>) -> Result<Option<UploadSpec>, ApiError> {
-    let Some(value) = body.remove("upload").filter(|v| !v.is_null()) else { return Ok(None) };
+    let Some(value) = body.remove("upload").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
     let Value::Object(mut u) = value else {
-        return Err(ApiError::field("upload", "must be an object like {\"folder\": \"incoming/job-42\"}"));
+        return Err(ApiError::field(
+            "upload",
+            "must be an object like {\"folder\": \"incoming/job-42\"}",
+        ));
     };
     let folder = object_key(u.remove("folder"), "upload.folder")?;
     let folder = folder.trim_start_matches('/').to_string();
@@ -334,7 +431,10 @@ fn take_upload(body: &mut Map<String, Value>) -> Result<Option<UploadSpec>, ApiE
             None | Some(Value::Null) => Ok(None),
             Some(v) => match v.as_u64() {
                 Some(n) if n >= 1 => Ok(Some(n)),
-                _ => Err(ApiError::field(field, "must be a whole number of at least 1")),
+                _ => Err(ApiError::field(
+                    field,
+                    "must be a whole number of at least 1",
+                )),
             },
         }
     };
@@ -347,37 +447,79 @@ fn take_upload(body: &mut Map<String, Value>) -> Result<Option<UploadSpec>, ApiE
             for item in items {
                 match item.as_str() {
                     Some(t) if valid_type_pattern(t) => types.push(t.to_ascii_lowercase()),
-                    _ => return Err(ApiError::field("upload.allowed_types", "must list media types like \"application/pdf\" or \"image/*\"")),
+                    _ => {
+                        return Err(ApiError::field(
+                            "upload.allowed_types",
+                            "must list media types like \"application/pdf\" or \"image/*\"",
+                        ))
+                    }
                 }
             }
             if types.is_empty() {
-                return Err(ApiError::field("upload.allowed_types", "must list at least one type (leave it out to accept any)"));
+                return Err(ApiError::field(
+                    "upload.allowed_types",
+                    "must list at least one type (leave it out to accept any)",
+                ));
             }
             Some(types)
         }
-        Some(_) => return Err(ApiError::field("upload.allowed_types", "must be an array of media types")),
+        Some(_) => {
+            return Err(ApiError::field(
+                "upload.allowed_types",
+                "must be an array of media types",
+            ))
+        }
     };
     if let Some(unknown) = u.keys().next() {
-        return Err(ApiError::field(&format!("upload.{unknown}"), "is not a known field"));
+        return Err(ApiError::field(
+            &format!("upload.{unknown}"),
+            "is not a known field",
+        ));
     }
-    Ok(Some(UploadSpec { folder, overwrite, max_files, max_bytes, allowed_types }))
+    Ok(Some(UploadSpec {
+        folder,
+        overwrite,
+        max_files,
+        max_bytes,
+        allowed_types,
+    }))
 }
 
 /// Rights, documents and upload settings must fit together.
-fn check_shape(rights: &[Right], documents: &[Document], upload: Option<&UploadSpec>) -> Result<(), ApiError> {
+fn check_shape(
+    rights: &[Right],
+    documents: &[Document],
+    upload: Option<&UploadSpec>,
+) -> Result<(), ApiError> {
     let uploads = rights.contains(&Right::Upload);
     match (uploads, upload) {
-        (true, None) => return Err(ApiError::field("upload", "is required with the `upload` right (at least {\"folder\": …})")),
-        (false, Some(_)) => return Err(ApiError::field("upload", "needs the `upload` right in `rights`")),
+        (true, None) => {
+            return Err(ApiError::field(
+                "upload",
+                "is required with the `upload` right (at least {\"folder\": …})",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::field(
+                "upload",
+                "needs the `upload` right in `rights`",
+            ))
+        }
         _ => {}
     }
     if documents.is_empty() && rights.iter().any(|r| *r != Right::Upload) {
-        return Err(ApiError::field("object", "is required (or `documents`), unless the link only grants `upload`"));
+        return Err(ApiError::field(
+            "object",
+            "is required (or `documents`), unless the link only grants `upload`",
+        ));
     }
     for r in rights {
         if let Right::Rendition(name) = r {
             if !documents.iter().any(|d| d.renditions.contains_key(name)) {
-                return Err(ApiError::field("rights", format!("`{r}` names a rendition no document has")));
+                return Err(ApiError::field(
+                    "rights",
+                    format!("`{r}` names a rendition no document has"),
+                ));
             }
         }
     }
@@ -395,7 +537,12 @@ fn check_policy(policy: &Policy, link: &Link, now: OffsetDateTime) -> Result<(),
         rights: &link.rights,
         upload: link.upload.as_ref(),
     };
-    policy.check(&proposed, now).map_err(|v| StoreError::Rejected { field: v.field, message: v.message })
+    policy
+        .check(&proposed, now)
+        .map_err(|v| StoreError::Rejected {
+            field: v.field,
+            message: v.message,
+        })
 }
 
 /// `password`: absent → `None`; null → `Some(None)` (remove); a string → `Some(Some(p))`.
@@ -403,8 +550,13 @@ fn take_password(body: &mut Map<String, Value>) -> Result<Option<Option<String>>
     match body.remove("password") {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
-        Some(Value::String(p)) if p.is_empty() => Err(ApiError::field("password", "must not be empty (null removes it)")),
-        Some(Value::String(p)) if p.len() > 1024 => Err(ApiError::field("password", "must be at most 1024 bytes")),
+        Some(Value::String(p)) if p.is_empty() => Err(ApiError::field(
+            "password",
+            "must not be empty (null removes it)",
+        )),
+        Some(Value::String(p)) if p.len() > 1024 => {
+            Err(ApiError::field("password", "must be at most 1024 bytes"))
+        }
         Some(Value::String(p)) => Ok(Some(Some(p))),
         Some(_) => Err(ApiError::field("password", "must be a string or null")),
     }
@@ -412,38 +564,66 @@ fn take_password(body: &mut Map<String, Value>) -> Result<Option<Option<String>>
 
 /// A plausible mail address: one `@`, something on both sides, no spaces or controls.
 fn valid_email(email: &str) -> bool {
-    let Some((user, domain)) = email.split_once('@') else { return false };
+    let Some((user, domain)) = email.split_once('@') else {
+        return false;
+    };
     !user.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && email.len() <= 254
         && !domain.contains('@')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"\\()[]".contains(c))
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"\\()[]".contains(c))
 }
 
 fn take_recipient(body: &mut Map<String, Value>) -> Result<Option<Recipient>, ApiError> {
-    let Some(value) = body.remove("recipient").filter(|v| !v.is_null()) else { return Ok(None) };
+    let Some(value) = body.remove("recipient").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
     let Value::Object(mut r) = value else {
-        return Err(ApiError::field("recipient", "must be an object like {\"email\": \"jane@example.org\"}"));
+        return Err(ApiError::field(
+            "recipient",
+            "must be an object like {\"email\": \"jane@example.org\"}",
+        ));
     };
     let email = match r.remove("email") {
         None | Some(Value::Null) => None,
         Some(Value::String(e)) if valid_email(e.trim()) => Some(e.trim().to_string()),
-        Some(_) => return Err(ApiError::field("recipient.email", "must be a mail address like jane@example.org, or null")),
+        Some(_) => {
+            return Err(ApiError::field(
+                "recipient.email",
+                "must be a mail address like jane@example.org, or null",
+            ))
+        }
     };
     let require_code = match r.remove("require_code") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => b,
-        Some(_) => return Err(ApiError::field("recipient.require_code", "must be true or false")),
+        Some(_) => {
+            return Err(ApiError::field(
+                "recipient.require_code",
+                "must be true or false",
+            ))
+        }
     };
     if require_code && email.is_none() {
-        return Err(ApiError::field("recipient.require_code", "needs recipient.email to send codes to"));
+        return Err(ApiError::field(
+            "recipient.require_code",
+            "needs recipient.email to send codes to",
+        ));
     }
     if let Some(unknown) = r.keys().next() {
-        return Err(ApiError::field(&format!("recipient.{unknown}"), "is not a known field"));
+        return Err(ApiError::field(
+            &format!("recipient.{unknown}"),
+            "is not a known field",
+        ));
     }
-    Ok(Some(Recipient { email, require_code }))
+    Ok(Some(Recipient {
+        email,
+        require_code,
+    }))
 }
 
 fn refuse_unknown(body: &Map<String, Value>) -> Result<(), ApiError> {
@@ -464,7 +644,10 @@ impl Caller {
     fn sees(&self, link: &Link) -> bool {
         match self {
             Caller::Full => true,
-            Caller::Restricted { creators, .. } => link.created_by.as_ref().is_some_and(|c| creators.contains(c)),
+            Caller::Restricted { creators, .. } => link
+                .created_by
+                .as_ref()
+                .is_some_and(|c| creators.contains(c)),
         }
     }
 }
@@ -492,7 +675,12 @@ pub fn parse_query(query: &str) -> HashMap<String, String> {
         .split('&')
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().ok().map(|c| c.into_owned());
+            let dec = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8()
+                    .ok()
+                    .map(|c| c.into_owned())
+            };
             Some((dec(k)?, dec(v)?))
         })
         .filter(|(k, _)| !k.is_empty())
@@ -518,7 +706,10 @@ async fn drain(session: &mut ServerSession, mut seen: usize) {
 
 impl AdminApi {
     fn caller(&self, session: &ServerSession) -> Option<Caller> {
-        let value = session.req_header().headers.get(http::header::AUTHORIZATION)?;
+        let value = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)?;
         let presented = value.as_bytes().strip_prefix(b"Bearer ")?;
         if bool::from(presented.ct_eq(self.gate.admin_token.as_bytes())) {
             return Some(Caller::Full);
@@ -527,7 +718,10 @@ impl AdminApi {
             .callers
             .iter()
             .find(|c| bool::from(presented.ct_eq(c.token.as_bytes())))
-            .map(|c| Caller::Restricted { name: c.name.clone(), creators: c.created_by.clone() })
+            .map(|c| Caller::Restricted {
+                name: c.name.clone(),
+                creators: c.created_by.clone(),
+            })
     }
 
     async fn read_body(&self, session: &mut ServerSession) -> Result<Vec<u8>, ApiError> {
@@ -546,12 +740,19 @@ impl AdminApi {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => return Ok(body),
-                Err(e) => return Err(ApiError::bad_request(format!("could not read the request body: {e}"))),
+                Err(e) => {
+                    return Err(ApiError::bad_request(format!(
+                        "could not read the request body: {e}"
+                    )))
+                }
             }
         }
     }
 
-    async fn read_json_object(&self, session: &mut ServerSession) -> Result<Map<String, Value>, ApiError> {
+    async fn read_json_object(
+        &self,
+        session: &mut ServerSession,
+    ) -> Result<Map<String, Value>, ApiError> {
         let body = self.read_body(session).await?;
         if body.is_empty() {
             return Err(ApiError::bad_request("a JSON object body is required"));
@@ -559,7 +760,9 @@ impl AdminApi {
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(map)) => Ok(map),
             Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
-            Err(e) => Err(ApiError::bad_request(format!("the body is not valid JSON: {e}"))),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "the body is not valid JSON: {e}"
+            ))),
         }
     }
 
@@ -573,7 +776,12 @@ impl AdminApi {
     async fn record(&self, id: LinkId, draft: Draft) {
         let mut drafts = self.gate.audit.take(id);
         drafts.push(draft);
-        if let Err(e) = self.gate.store.append_events(id, &drafts, self.gate.audit_retention).await {
+        if let Err(e) = self
+            .gate
+            .store
+            .append_events(id, &drafts, self.gate.audit_retention)
+            .await
+        {
             tracing::warn!(link = %id, error = %e, "audit events queued for retry");
             for d in drafts {
                 self.gate.audit.push(id, d);
@@ -613,12 +821,21 @@ impl AdminApi {
         self.gate.upstreams.get(store)?.size_of(object).await
     }
 
-    async fn create(&self, session: &mut ServerSession, caller: &Caller, origin: &RequestFacts) -> Result<(StatusCode, Value), ApiError> {
+    async fn create(
+        &self,
+        session: &mut ServerSession,
+        caller: &Caller,
+        origin: &RequestFacts,
+    ) -> Result<(StatusCode, Value), ApiError> {
         let mut body = self.read_json_object(session).await?;
         let now = OffsetDateTime::now_utc();
-        let store = take_string(&mut body, "store")?.ok_or_else(|| ApiError::field("store", "is required"))?;
+        let store = take_string(&mut body, "store")?
+            .ok_or_else(|| ApiError::field("store", "is required"))?;
         if !self.gate.upstreams.contains_key(&store) {
-            return Err(ApiError::field("store", format!("no store named `{store}` is configured")));
+            return Err(ApiError::field(
+                "store",
+                format!("no store named `{store}` is configured"),
+            ));
         }
         let mut documents = take_documents(&mut body)?;
         let upload = take_upload(&mut body)?;
@@ -631,7 +848,13 @@ impl AdminApi {
             match &created_by {
                 Some(c) if creators.contains(c) => {}
                 _ => {
-                    return Err(ApiError::field("created_by", format!("caller `{name}` may create links only for: {}", creators.join(", "))))
+                    return Err(ApiError::field(
+                        "created_by",
+                        format!(
+                            "caller `{name}` may create links only for: {}",
+                            creators.join(", ")
+                        ),
+                    ))
                 }
             }
         }
@@ -646,13 +869,19 @@ impl AdminApi {
             rights: &rights,
             upload: upload.as_ref(),
         };
-        self.gate.policy.check(&proposed, now).map_err(|v| ApiError::field(v.field, v.message))?;
+        self.gate
+            .policy
+            .check(&proposed, now)
+            .map_err(|v| ApiError::field(v.field, v.message))?;
         let password_hash = match &password {
-            Some(p) => Some(hash_password(p).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string()))?),
+            Some(p) => Some(hash_password(p).await.map_err(|e| {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string())
+            })?),
             None => None,
         };
         self.fill_sizes(&store, &mut documents).await;
-        let mut link = Link::with_documents(&store, documents, self.gate.keys.signing_key_id(), now);
+        let mut link =
+            Link::with_documents(&store, documents, self.gate.keys.signing_key_id(), now);
         link.rights = rights;
         link.upload = upload;
         link.expires_at = expires_at;
@@ -675,7 +904,13 @@ impl AdminApi {
         Ok((StatusCode::CREATED, link_view(&self.gate, &link, 0)))
     }
 
-    async fn patch(&self, session: &mut ServerSession, caller: &Caller, origin: &RequestFacts, id: LinkId) -> Result<(StatusCode, Value), ApiError> {
+    async fn patch(
+        &self,
+        session: &mut ServerSession,
+        caller: &Caller,
+        origin: &RequestFacts,
+        id: LinkId,
+    ) -> Result<(StatusCode, Value), ApiError> {
         let mut body = self.read_json_object(session).await?;
         let now = OffsetDateTime::now_utc();
         let expires_at = take_expiry(&mut body, now)?;
@@ -684,11 +919,25 @@ impl AdminApi {
         let changed_by = check_identity("changed_by", take_string(&mut body, "changed_by")?)?;
         let password = take_password(&mut body)?;
         refuse_unknown(&body)?;
-        if expires_at.is_none() && max_downloads.is_none() && filename.is_none() && password.is_none() {
-            return Err(ApiError::field("body", "names nothing to change (expires_at, max_downloads, filename, password)"));
+        if expires_at.is_none()
+            && max_downloads.is_none()
+            && filename.is_none()
+            && password.is_none()
+        {
+            return Err(ApiError::field(
+                "body",
+                "names nothing to change (expires_at, max_downloads, filename, password)",
+            ));
         }
         if let Some(Some(p)) = &password {
-            let proposed = Proposed { password: Some(p), has_password: true, expires_at: None, max_downloads: None, rights: &[], upload: None };
+            let proposed = Proposed {
+                password: Some(p),
+                has_password: true,
+                expires_at: None,
+                max_downloads: None,
+                rights: &[],
+                upload: None,
+            };
             if let Err(v) = self.gate.policy.check(&proposed, now) {
                 if v.field == "password" {
                     return Err(ApiError::field(v.field, v.message));
@@ -697,7 +946,9 @@ impl AdminApi {
         }
         // Hashed before the change is applied, off the runtime; `Some(None)` removes the password.
         let new_hash: Option<Option<String>> = match &password {
-            Some(Some(p)) => Some(Some(hash_password(p).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string()))?)),
+            Some(Some(p)) => Some(Some(hash_password(p).await.map_err(|e| {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string())
+            })?)),
             Some(None) => Some(None),
             None => None,
         };
@@ -706,7 +957,9 @@ impl AdminApi {
         let (exp, max, name, hash) = (expires_at, max_downloads, filename.clone(), new_hash);
         let change: Change = Arc::new(move |link: &mut Link| {
             if link.state == LinkState::Cancelled {
-                return Err(StoreError::Refused("a cancelled link cannot be changed".into()));
+                return Err(StoreError::Refused(
+                    "a cancelled link cannot be changed".into(),
+                ));
             }
             let mut bump = false;
             if let Some(e) = exp {
@@ -734,7 +987,13 @@ impl AdminApi {
             }
             Ok(())
         });
-        let before = self.gate.store.get(id).await?.map(|l| l.generation).unwrap_or(0);
+        let before = self
+            .gate
+            .store
+            .get(id)
+            .await?
+            .map(|l| l.generation)
+            .unwrap_or(0);
         let result = self.change(id, change).await;
         let mut fields = Vec::new();
         if expires_at.is_some() {
@@ -752,7 +1011,9 @@ impl AdminApi {
         match result {
             Ok(link) => {
                 let mut event = origin.event("link.changed", "ok", changed_by);
-                event.detail = Some(json!({ "fields": fields, "generation": link.generation, "counter_reset": link.generation != before }));
+                event.detail = Some(
+                    json!({ "fields": fields, "generation": link.generation, "counter_reset": link.generation != before }),
+                );
                 self.record(id, event).await;
                 Ok((StatusCode::OK, self.view(&link).await?))
             }
@@ -773,9 +1034,22 @@ impl AdminApi {
     }
 
     /// Deactivate, activate or cancel.
-    async fn set_state(&self, caller: &Caller, origin: &RequestFacts, id: LinkId, target: LinkState) -> Result<(StatusCode, Value), ApiError> {
+    async fn set_state(
+        &self,
+        caller: &Caller,
+        origin: &RequestFacts,
+        id: LinkId,
+        target: LinkState,
+    ) -> Result<(StatusCode, Value), ApiError> {
         self.visible(caller, id).await?;
-        let by = check_identity("by", origin.query.get("by").or_else(|| origin.query.get("cancelled_by")).cloned())?;
+        let by = check_identity(
+            "by",
+            origin
+                .query
+                .get("by")
+                .or_else(|| origin.query.get("cancelled_by"))
+                .cloned(),
+        )?;
         let kind = match target {
             LinkState::Active => "link.activated",
             LinkState::Deactivated => "link.deactivated",
@@ -784,8 +1058,12 @@ impl AdminApi {
         let who = by.clone();
         let change: Change = Arc::new(move |link: &mut Link| match (link.state, target) {
             (LinkState::Cancelled, LinkState::Cancelled) => Ok(()),
-            (LinkState::Cancelled, LinkState::Active) => Err(StoreError::Refused("a cancelled link can never be activated again".into())),
-            (LinkState::Cancelled, _) => Err(StoreError::Refused("a cancelled link cannot change state".into())),
+            (LinkState::Cancelled, LinkState::Active) => Err(StoreError::Refused(
+                "a cancelled link can never be activated again".into(),
+            )),
+            (LinkState::Cancelled, _) => Err(StoreError::Refused(
+                "a cancelled link cannot change state".into(),
+            )),
             (_, LinkState::Cancelled) => {
                 link.state = LinkState::Cancelled;
                 link.cancelled_at = Some(OffsetDateTime::now_utc());
@@ -811,10 +1089,15 @@ impl AdminApi {
         }
     }
 
-    async fn list(&self, caller: &Caller, origin: &RequestFacts) -> Result<(StatusCode, Value), ApiError> {
+    async fn list(
+        &self,
+        caller: &Caller,
+        origin: &RequestFacts,
+    ) -> Result<(StatusCode, Value), ApiError> {
         let q = &origin.query;
         for key in q.keys() {
-            if !["object", "store", "created_by", "state", "limit", "after"].contains(&key.as_str()) {
+            if !["object", "store", "created_by", "state", "limit", "after"].contains(&key.as_str())
+            {
                 return Err(ApiError::field(key, "is not a known query parameter (object, store, created_by, state, limit, after)"));
             }
         }
@@ -823,13 +1106,23 @@ impl AdminApi {
             Some("active") => Some(LinkState::Active),
             Some("deactivated") => Some(LinkState::Deactivated),
             Some("cancelled") => Some(LinkState::Cancelled),
-            Some(_) => return Err(ApiError::field("state", "must be one of active, deactivated, cancelled")),
+            Some(_) => {
+                return Err(ApiError::field(
+                    "state",
+                    "must be one of active, deactivated, cancelled",
+                ))
+            }
         };
         let limit = match q.get("limit") {
             None => 50,
             Some(l) => match l.parse::<usize>() {
                 Ok(n) if (1..=500).contains(&n) => n,
-                _ => return Err(ApiError::field("limit", "must be a whole number from 1 to 500")),
+                _ => {
+                    return Err(ApiError::field(
+                        "limit",
+                        "must be a whole number from 1 to 500",
+                    ))
+                }
             },
         };
         let query = ListQuery {
@@ -852,22 +1145,39 @@ impl AdminApi {
         Ok((StatusCode::OK, json!({ "links": links, "next": page.next })))
     }
 
-    async fn events(&self, caller: &Caller, origin: &RequestFacts, id: LinkId) -> Result<(StatusCode, Value), ApiError> {
+    async fn events(
+        &self,
+        caller: &Caller,
+        origin: &RequestFacts,
+        id: LinkId,
+    ) -> Result<(StatusCode, Value), ApiError> {
         self.visible(caller, id).await?;
         let after = match origin.query.get("after") {
             None => 0,
-            Some(a) => a.parse::<u64>().map_err(|_| ApiError::field("after", "must be an event sequence number"))?,
+            Some(a) => a
+                .parse::<u64>()
+                .map_err(|_| ApiError::field("after", "must be an event sequence number"))?,
         };
         let limit = match origin.query.get("limit") {
             None => 200,
             Some(l) => match l.parse::<usize>() {
                 Ok(n) if (1..=1000).contains(&n) => n,
-                _ => return Err(ApiError::field("limit", "must be a whole number from 1 to 1000")),
+                _ => {
+                    return Err(ApiError::field(
+                        "limit",
+                        "must be a whole number from 1 to 1000",
+                    ))
+                }
             },
         };
         let events = self.gate.store.events(id, after, limit).await?;
-        let next = (events.len() == limit).then(|| events.last().map(|e| e.seq)).flatten();
-        Ok((StatusCode::OK, json!({ "link": id, "events": events, "next": next })))
+        let next = (events.len() == limit)
+            .then(|| events.last().map(|e| e.seq))
+            .flatten();
+        Ok((
+            StatusCode::OK,
+            json!({ "link": id, "events": events, "next": next }),
+        ))
     }
 
     async fn route(&self, session: &mut ServerSession) -> Result<(StatusCode, Value), ApiError> {
@@ -880,7 +1190,11 @@ impl AdminApi {
             return Ok(crate::health::readiness(&self.gate).await);
         }
         let Some(caller) = self.caller(session) else {
-            return Err(ApiError::new(StatusCode::UNAUTHORIZED, None, "missing or wrong admin token (Authorization: Bearer …)"));
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                None,
+                "missing or wrong admin token (Authorization: Bearer …)",
+            ));
         };
         let origin = RequestFacts {
             client: client_of(session).map(|ip| ip.to_string()),
@@ -900,31 +1214,66 @@ impl AdminApi {
                         Ok((StatusCode::OK, self.view(&link).await?))
                     }
                     (&Method::PATCH, []) => self.patch(session, &caller, &origin, id).await,
-                    (&Method::DELETE, []) => self.set_state(&caller, &origin, id, LinkState::Cancelled).await,
-                    (&Method::POST, ["deactivate"]) => self.set_state(&caller, &origin, id, LinkState::Deactivated).await,
-                    (&Method::POST, ["activate"]) => self.set_state(&caller, &origin, id, LinkState::Active).await,
+                    (&Method::DELETE, []) => {
+                        self.set_state(&caller, &origin, id, LinkState::Cancelled)
+                            .await
+                    }
+                    (&Method::POST, ["deactivate"]) => {
+                        self.set_state(&caller, &origin, id, LinkState::Deactivated)
+                            .await
+                    }
+                    (&Method::POST, ["activate"]) => {
+                        self.set_state(&caller, &origin, id, LinkState::Active)
+                            .await
+                    }
                     (&Method::GET, ["events"]) => self.events(&caller, &origin, id).await,
-                    (_, [] | ["deactivate"] | ["activate"] | ["events"]) => Err(method_not_allowed()),
-                    _ => Err(ApiError::new(StatusCode::NOT_FOUND, None, "unknown endpoint")),
+                    (_, [] | ["deactivate"] | ["activate"] | ["events"]) => {
+                        Err(method_not_allowed())
+                    }
+                    _ => Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        None,
+                        "unknown endpoint",
+                    )),
                 }
             }
-            _ => Err(ApiError::new(StatusCode::NOT_FOUND, None, "unknown endpoint")),
+            _ => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                None,
+                "unknown endpoint",
+            )),
         }
     }
 }
 
 fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, None, "method not allowed on this endpoint")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        "method not allowed on this endpoint",
+    )
 }
 
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        if session.req_header().method == Method::GET && session.req_header().uri.path() == "/v1/openapi.json" {
-            return bytes_response(StatusCode::OK, "application/json", OPENAPI.as_bytes().to_vec());
+        if session.req_header().method == Method::GET
+            && session.req_header().uri.path() == "/v1/openapi.json"
+        {
+            return bytes_response(
+                StatusCode::OK,
+                "application/json",
+                OPENAPI.as_bytes().to_vec(),
+            );
         }
-        if session.req_header().method == Method::GET && session.req_header().uri.path() == "/metrics" {
-            return bytes_response(StatusCode::OK, "text/plain; version=0.0.4", crate::metrics::metrics().render());
+        if session.req_header().method == Method::GET
+            && session.req_header().uri.path() == "/metrics"
+        {
+            return bytes_response(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                crate::metrics::metrics().render(),
+            );
         }
         match self.route(session).await {
             Ok((status, body)) => json_response(status, &body),
@@ -954,11 +1303,20 @@ pub fn validate_link_body(body: &[u8], now: OffsetDateTime) -> Result<(), String
     if let Some(object) = &object {
         check_object_key(object).map_err(|m| format!("object: {m}"))?;
     }
-    sanitize_filename(filename.as_deref().or(object.as_deref()).unwrap_or("download"));
+    sanitize_filename(
+        filename
+            .as_deref()
+            .or(object.as_deref())
+            .unwrap_or("download"),
+    );
     take_expiry(&mut body, now).map_err(fail)?;
     take_limit(&mut body).map_err(fail)?;
     parse_rights(body.remove("rights")).map_err(fail)?;
-    check_identity("created_by", take_string(&mut body, "created_by").map_err(fail)?).map_err(fail)?;
+    check_identity(
+        "created_by",
+        take_string(&mut body, "created_by").map_err(fail)?,
+    )
+    .map_err(fail)?;
     take_password(&mut body).map_err(fail)?;
     take_recipient(&mut body).map_err(fail)?;
     refuse_unknown(&body).map_err(fail)

@@ -23,12 +23,20 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 
 /// The client address of a request, as events record it.
 pub fn client_of(session: &pingora::protocols::http::ServerSession) -> Option<std::net::IpAddr> {
-    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
 }
 
 /// The request's `User-Agent`, cut to 512 characters, as events record it.
 pub fn user_agent_of(session: &pingora::protocols::http::ServerSession) -> Option<String> {
-    session.req_header().headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(512).collect())
+    session
+        .req_header()
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(512).collect())
 }
 
 /// What happened, before it is placed in a chain.
@@ -68,7 +76,9 @@ impl Draft {
             document: None,
             bytes: None,
             detail: None,
-            at: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            at: OffsetDateTime::now_utc()
+                .replace_nanosecond(0)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         }
     }
 }
@@ -97,7 +107,13 @@ struct Unsealed<'a> {
 
 /// The hash of an event: SHA-256 (hex) of its canonical JSON with `hash` empty.
 pub fn digest(event: &Event) -> String {
-    let unsealed = Unsealed { link: &event.link, seq: event.seq, draft: &event.draft, prev: &event.prev, hash: "" };
+    let unsealed = Unsealed {
+        link: &event.link,
+        seq: event.seq,
+        draft: &event.draft,
+        prev: &event.prev,
+        hash: "",
+    };
     let bytes = serde_json::to_vec(&unsealed).unwrap_or_default();
     hex::encode(&Sha256::digest(&bytes))
 }
@@ -111,7 +127,13 @@ pub fn chain(link: LinkId, last: Option<&Event>, drafts: &[Draft]) -> Vec<Event>
     drafts
         .iter()
         .map(|d| {
-            let mut e = Event { link, seq, draft: d.clone(), prev: prev.clone(), hash: String::new() };
+            let mut e = Event {
+                link,
+                seq,
+                draft: d.clone(),
+                prev: prev.clone(),
+                hash: String::new(),
+            };
             e.hash = digest(&e);
             prev = e.hash.clone();
             seq += 1;
@@ -124,7 +146,11 @@ pub fn chain(link: LinkId, last: Option<&Event>, drafts: &[Draft]) -> Vec<Event>
 /// same bytes as `serde_json::to_vec` of the sealed [`Event`], from one serialization per
 /// event and without copying the drafts. (The hashed JSON ends in `"hash":""}`; the stored
 /// JSON is the same with the hash filled in.)
-pub fn seal(link: LinkId, last: Option<&Event>, drafts: &[Draft]) -> Result<Vec<(u64, Vec<u8>)>, serde_json::Error> {
+pub fn seal(
+    link: LinkId,
+    last: Option<&Event>,
+    drafts: &[Draft],
+) -> Result<Vec<(u64, Vec<u8>)>, serde_json::Error> {
     const EMPTY_HASH: &[u8] = b"\"hash\":\"\"}";
     let (mut seq, mut prev) = match last {
         Some(e) => (e.seq + 1, e.hash.clone()),
@@ -132,14 +158,26 @@ pub fn seal(link: LinkId, last: Option<&Event>, drafts: &[Draft]) -> Result<Vec<
     };
     let mut out = Vec::with_capacity(drafts.len());
     for draft in drafts {
-        let mut json = serde_json::to_vec(&Unsealed { link: &link, seq, draft, prev: &prev, hash: "" })?;
+        let mut json = serde_json::to_vec(&Unsealed {
+            link: &link,
+            seq,
+            draft,
+            prev: &prev,
+            hash: "",
+        })?;
         let hash = hex::encode(&Sha256::digest(&json));
         if json.ends_with(EMPTY_HASH) {
             json.truncate(json.len() - 2);
             json.extend_from_slice(hash.as_bytes());
             json.extend_from_slice(b"\"}");
         } else {
-            json = serde_json::to_vec(&Event { link, seq, draft: draft.clone(), prev: prev.clone(), hash: hash.clone() })?;
+            json = serde_json::to_vec(&Event {
+                link,
+                seq,
+                draft: draft.clone(),
+                prev: prev.clone(),
+                hash: hash.clone(),
+            })?;
         }
         out.push((seq, json));
         prev = hash;
@@ -175,7 +213,9 @@ pub fn verify(link: LinkId, events: &[Event]) -> Result<(), ChainError> {
         match before {
             Some(b) if e.seq != b.seq + 1 => return Err(ChainError::Sequence { seq: e.seq }),
             Some(b) if e.prev != b.hash => return Err(ChainError::Broken { seq: e.seq }),
-            None if e.seq == 1 && e.prev != GENESIS => return Err(ChainError::Broken { seq: e.seq }),
+            None if e.seq == 1 && e.prev != GENESIS => {
+                return Err(ChainError::Broken { seq: e.seq })
+            }
             _ => {}
         }
         before = Some(e);
@@ -208,7 +248,8 @@ impl AuditQueue {
     /// Takes the events queued for one link (to be written ahead of a newer one, in order).
     pub fn take(&self, link: LinkId) -> Vec<Draft> {
         let drafts = self.pending.lock().remove(&link).unwrap_or_default();
-        self.queued.fetch_sub(drafts.len() as u64, Ordering::Relaxed);
+        self.queued
+            .fetch_sub(drafts.len() as u64, Ordering::Relaxed);
         drafts
     }
 
@@ -216,7 +257,10 @@ impl AuditQueue {
     pub async fn flush(&self, store: &Arc<dyn LinkStore>, retention: Option<std::time::Duration>) {
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            tracing::error!(dropped, "audit events dropped: the store was unreachable too long");
+            tracing::error!(
+                dropped,
+                "audit events dropped: the store was unreachable too long"
+            );
         }
         let batch = std::mem::take(&mut *self.pending.lock());
         for (link, drafts) in batch {
@@ -242,7 +286,13 @@ mod tests {
     use super::*;
 
     fn drafts(n: usize) -> Vec<Draft> {
-        (0..n).map(|i| Draft { kind: format!("k{i}"), outcome: "ok".into(), ..Draft::new("x", "ok") }).collect()
+        (0..n)
+            .map(|i| Draft {
+                kind: format!("k{i}"),
+                outcome: "ok".into(),
+                ..Draft::new("x", "ok")
+            })
+            .collect()
     }
 
     #[test]
@@ -254,7 +304,11 @@ mod tests {
         assert_eq!(more[0].seq, 4);
         let all: Vec<Event> = first.into_iter().chain(more).collect();
         assert_eq!(verify(id, &all), Ok(()));
-        assert_eq!(verify(id, &all[2..]), Ok(()), "a pruned head still verifies");
+        assert_eq!(
+            verify(id, &all[2..]),
+            Ok(()),
+            "a pruned head still verifies"
+        );
     }
 
     #[test]
@@ -264,7 +318,10 @@ mod tests {
         let mut unsealed = e.clone();
         unsealed.hash.clear();
         let bytes = serde_json::to_vec(&unsealed).unwrap();
-        let expected: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let expected: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(e.hash, expected);
     }
 
@@ -276,7 +333,8 @@ mod tests {
         rich.user_agent = Some("agent \"quoted\" \u{e9}".into());
         rich.document = Some("a/b.pdf".into());
         rich.bytes = Some(42);
-        rich.detail = Some(serde_json::json!({ "document": 1, "variant": "original", "status": 200 }));
+        rich.detail =
+            Some(serde_json::json!({ "document": 1, "variant": "original", "status": 200 }));
         let mut drafts = drafts(2);
         drafts.push(rich);
         let first = chain(id, None, &drafts[..1]);
@@ -303,6 +361,9 @@ mod tests {
         resealed[1].draft.reason = Some("x".into());
         resealed[1].hash = digest(&resealed[1]);
         assert_eq!(verify(id, &resealed), Err(ChainError::Broken { seq: 3 }));
-        assert_eq!(verify(LinkId::random(), &good), Err(ChainError::Foreign { seq: 1 }));
+        assert_eq!(
+            verify(LinkId::random(), &good),
+            Err(ChainError::Foreign { seq: 1 })
+        );
     }
 }

@@ -19,7 +19,11 @@ pub struct LinkCache {
 
 impl LinkCache {
     pub fn new(ttl: Duration, capacity: usize) -> LinkCache {
-        LinkCache { ttl, capacity: capacity.max(1), map: RwLock::new(HashMap::new()) }
+        LinkCache {
+            ttl,
+            capacity: capacity.max(1),
+            map: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The cached link, if present and fresh.

@@ -19,19 +19,31 @@ pub struct AdminClient {
 
 impl AdminClient {
     pub fn new(base: &str, token: &str) -> AdminClient {
-        let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(30)).build();
-        AdminClient { base: base.trim_end_matches('/').to_string(), token: token.to_string(), agent }
+        let agent = ureq::AgentBuilder::new()
+            .timeout(std::time::Duration::from_secs(30))
+            .build();
+        AdminClient {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            agent,
+        }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
         let url = format!("{}{}", self.base, path);
-        let req = self.agent.request(method, &url).set("authorization", &format!("Bearer {}", self.token));
+        let req = self
+            .agent
+            .request(method, &url)
+            .set("authorization", &format!("Bearer {}", self.token));
         let result = match body {
             Some(b) => req.send_json(b.clone()),
             None => req.call(),
         };
         match result {
-            Ok(resp) => resp.into_json().map_err(|e| CliError::Transport { url, message: e.to_string() }),
+            Ok(resp) => resp.into_json().map_err(|e| CliError::Transport {
+                url,
+                message: e.to_string(),
+            }),
             Err(ureq::Error::Status(status, resp)) => {
                 let text = resp.into_string().unwrap_or_default();
                 let message = serde_json::from_str::<Value>(&text)
@@ -47,7 +59,10 @@ impl AdminClient {
                     .unwrap_or(text);
                 Err(CliError::Api { status, message })
             }
-            Err(e) => Err(CliError::Transport { url, message: e.to_string() }),
+            Err(e) => Err(CliError::Transport {
+                url,
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -74,7 +89,10 @@ impl AdminClient {
 
     /// One page of links; `params` are query parameters (object, store, created_by, state, limit, after).
     pub fn list(&self, params: &[(&str, String)]) -> Result<Value, CliError> {
-        let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect();
         self.call("GET", &format!("/v1/links?{}", query.join("&")), None)
     }
 
@@ -83,7 +101,11 @@ impl AdminClient {
         let mut out = Vec::new();
         let mut after = 0u64;
         loop {
-            let page = self.call("GET", &format!("/v1/links/{}/events?after={after}&limit=1000", encode(id)), None)?;
+            let page = self.call(
+                "GET",
+                &format!("/v1/links/{}/events?after={after}&limit=1000", encode(id)),
+                None,
+            )?;
             if let Some(events) = page.get("events").and_then(Value::as_array) {
                 out.extend(events.iter().cloned());
             }
@@ -100,7 +122,9 @@ pub fn verify_chain(id: &str, events: &[Value]) -> Result<usize, String> {
     let link = crate::link::LinkId::parse(id).ok_or_else(|| format!("`{id}` is not a link id"))?;
     let events: Vec<crate::audit::Event> = events
         .iter()
-        .map(|e| serde_json::from_value(e.clone()).map_err(|err| format!("unreadable event: {err}")))
+        .map(|e| {
+            serde_json::from_value(e.clone()).map_err(|err| format!("unreadable event: {err}"))
+        })
         .collect::<Result<_, _>>()?;
     crate::audit::verify(link, &events).map_err(|e| e.to_string())?;
     Ok(events.len())

@@ -11,17 +11,22 @@ use std::time::Duration;
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::store::redis::{RedisOptions, RedisTarget};
 use crate::mail::{MailConfig, Mailer};
 use crate::policy::Policy;
+use crate::store::redis::{RedisOptions, RedisTarget};
+pub use crate::stores::config::{
+    DirStoreConfig, HttpStoreConfig, OriginConfig, S3StoreConfig, StoreConfig,
+};
 use crate::token::Keyring;
-pub use crate::stores::config::{DirStoreConfig, HttpStoreConfig, OriginConfig, S3StoreConfig, StoreConfig};
 
 /// A configuration problem, always naming the key (or the file) it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config key `{key}`: {message}")]
@@ -29,7 +34,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), message: message.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,14 +239,24 @@ pub struct RestrictedCaller {
 impl std::fmt::Debug for AdminConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let callers: Vec<&str> = self.callers.iter().map(|c| c.name.as_str()).collect();
-        f.debug_struct("AdminConfig").field("listen", &self.listen).field("token", &"<redacted>").field("callers", &callers).finish()
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &"<redacted>")
+            .field("callers", &callers)
+            .finish()
     }
 }
 
 #[derive(Debug, Clone)]
 pub enum StateConfig {
-    Embedded { path: PathBuf, cache: CacheConfig },
-    Redis { options: RedisOptions, cache: CacheConfig },
+    Embedded {
+        path: PathBuf,
+        cache: CacheConfig,
+    },
+    Redis {
+        options: RedisOptions,
+        cache: CacheConfig,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -250,8 +268,10 @@ pub struct CacheConfig {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -272,37 +292,64 @@ fn redis_target(url: RawRedisUrl) -> Result<RedisTarget, ConfigError> {
         if u.starts_with("redis://") || u.starts_with("rediss://") {
             Ok(u.to_string())
         } else {
-            Err(invalid(key, format!("`{u}` must start with redis://, rediss:// or redis+cluster://")))
+            Err(invalid(
+                key,
+                format!("`{u}` must start with redis://, rediss:// or redis+cluster://"),
+            ))
         }
     };
     match url {
         RawRedisUrl::One(u) => match u.strip_prefix("redis+cluster://") {
             Some(nodes) => {
-                let nodes: Vec<String> = nodes.split(',').map(str::trim).filter(|n| !n.is_empty()).map(|n| format!("redis://{n}")).collect();
+                let nodes: Vec<String> = nodes
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| format!("redis://{n}"))
+                    .collect();
                 if nodes.is_empty() {
-                    return Err(invalid(key, "redis+cluster:// needs at least one host:port"));
+                    return Err(invalid(
+                        key,
+                        "redis+cluster:// needs at least one host:port",
+                    ));
                 }
                 Ok(RedisTarget::Cluster(nodes))
             }
             None => Ok(RedisTarget::Single(check(&u)?)),
         },
-        RawRedisUrl::Many(list) if list.is_empty() => Err(invalid(key, "the list of cluster nodes is empty")),
-        RawRedisUrl::Many(list) => Ok(RedisTarget::Cluster(list.iter().map(|u| check(u)).collect::<Result<_, _>>()?)),
+        RawRedisUrl::Many(list) if list.is_empty() => {
+            Err(invalid(key, "the list of cluster nodes is empty"))
+        }
+        RawRedisUrl::Many(list) => Ok(RedisTarget::Cluster(
+            list.iter().map(|u| check(u)).collect::<Result<_, _>>()?,
+        )),
     }
 }
 
 fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value.parse().map_err(|_| invalid(key, format!("`{value}` is not an address like 127.0.0.1:8080")))
+    value.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("`{value}` is not an address like 127.0.0.1:8080"),
+        )
+    })
 }
 
 fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     let listen = parse_addr("server.listen", &raw.server.listen)?;
     let public_url = raw.server.public_url.trim_end_matches('/').to_string();
-    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) || public_url.len() < 10 {
-        return Err(invalid("server.public_url", "must be an absolute http:// or https:// URL"));
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://"))
+        || public_url.len() < 10
+    {
+        return Err(invalid(
+            "server.public_url",
+            "must be an absolute http:// or https:// URL",
+        ));
     }
     let threads = raw.server.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     });
     if threads == 0 || threads > 1024 {
         return Err(invalid("server.threads", "must be between 1 and 1024"));
@@ -318,15 +365,32 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     for (name, c) in raw.admin.callers {
         let key = format!("admin.callers.{name}");
         if c.token.len() < 8 {
-            return Err(invalid(format!("{key}.token"), "must be at least 8 characters"));
+            return Err(invalid(
+                format!("{key}.token"),
+                "must be at least 8 characters",
+            ));
         }
-        if c.token == raw.admin.token || callers.iter().any(|o: &RestrictedCaller| o.token == c.token) {
-            return Err(invalid(format!("{key}.token"), "must differ from every other admin token"));
+        if c.token == raw.admin.token
+            || callers
+                .iter()
+                .any(|o: &RestrictedCaller| o.token == c.token)
+        {
+            return Err(invalid(
+                format!("{key}.token"),
+                "must differ from every other admin token",
+            ));
         }
         if c.created_by.is_empty() {
-            return Err(invalid(format!("{key}.created_by"), "must list at least one identity"));
+            return Err(invalid(
+                format!("{key}.created_by"),
+                "must list at least one identity",
+            ));
         }
-        callers.push(RestrictedCaller { name, token: c.token, created_by: c.created_by });
+        callers.push(RestrictedCaller {
+            name,
+            token: c.token,
+            created_by: c.created_by,
+        });
     }
     raw.policy.validate().map_err(|(k, m)| invalid(k, m))?;
 
@@ -334,33 +398,53 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     for (kid, value) in &raw.keys.secrets {
         let key = format!("keys.secrets.{kid}");
         if !crate::token::valid_key_id(kid) {
-            return Err(invalid(key, "key ids are 1 to 32 characters of A-Z a-z 0-9 _ -"));
+            return Err(invalid(
+                key,
+                "key ids are 1 to 32 characters of A-Z a-z 0-9 _ -",
+            ));
         }
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(value.trim())
             .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value.trim()))
             .map_err(|_| invalid(&key, "is not valid base64"))?;
         if bytes.len() < 32 {
-            return Err(invalid(&key, format!("decodes to {} bytes; at least 32 are required", bytes.len())));
+            return Err(invalid(
+                &key,
+                format!("decodes to {} bytes; at least 32 are required", bytes.len()),
+            ));
         }
         secrets.push((kid.clone(), bytes));
     }
     if !raw.keys.secrets.contains_key(&raw.keys.signing) {
-        return Err(invalid("keys.signing", format!("`{}` has no entry in [keys.secrets]", raw.keys.signing)));
+        return Err(invalid(
+            "keys.signing",
+            format!("`{}` has no entry in [keys.secrets]", raw.keys.signing),
+        ));
     }
     let mut retire = Vec::new();
     for (kid, value) in &raw.keys.retire {
         let key = format!("keys.retire.{kid}");
         if !raw.keys.secrets.contains_key(kid) {
-            return Err(invalid(key, format!("`{kid}` has no entry in [keys.secrets]")));
+            return Err(invalid(
+                key,
+                format!("`{kid}` has no entry in [keys.secrets]"),
+            ));
         }
         if *kid == raw.keys.signing {
-            return Err(invalid(key, "the signing key cannot be retired; switch keys.signing to another key first"));
+            return Err(invalid(
+                key,
+                "the signing key cannot be retired; switch keys.signing to another key first",
+            ));
         }
         let text = match value {
             toml::Value::String(s) => s.clone(),
             toml::Value::Datetime(d) => d.to_string(),
-            _ => return Err(invalid(key, "must be an RFC 3339 time, e.g. \"2026-12-01T00:00:00Z\"")),
+            _ => {
+                return Err(invalid(
+                    key,
+                    "must be an RFC 3339 time, e.g. \"2026-12-01T00:00:00Z\"",
+                ))
+            }
         };
         let at = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
             .map_err(|_| invalid(&key, format!("`{text}` is not an RFC 3339 time with an offset, e.g. \"2026-12-01T00:00:00Z\"")))?;
@@ -374,32 +458,67 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     };
     let state = match raw.state.backend.as_str() {
         "embedded" => {
-            let path = raw.state.path.unwrap_or_else(|| PathBuf::from("data/linkgate.db"));
-            let path = if path.is_relative() { base_dir.join(path) } else { path };
+            let path = raw
+                .state
+                .path
+                .unwrap_or_else(|| PathBuf::from("data/linkgate.db"));
+            let path = if path.is_relative() {
+                base_dir.join(path)
+            } else {
+                path
+            };
             StateConfig::Embedded { path, cache }
         }
         "redis" => {
-            let url = raw.state.redis_url.ok_or_else(|| invalid("state.redis_url", "is required when state.backend = \"redis\""))?;
+            let url = raw.state.redis_url.ok_or_else(|| {
+                invalid(
+                    "state.redis_url",
+                    "is required when state.backend = \"redis\"",
+                )
+            })?;
             let target = redis_target(url)?;
             let prefix = raw.state.redis_prefix.unwrap_or_else(|| "lg".to_string());
             if prefix.is_empty() || prefix.len() > 64 || prefix.contains(['{', '}', ' ']) {
-                return Err(invalid("state.redis_prefix", "must be 1 to 64 characters without braces or spaces"));
+                return Err(invalid(
+                    "state.redis_prefix",
+                    "must be 1 to 64 characters without braces or spaces",
+                ));
             }
             let timeout = Duration::from_millis(raw.state.redis_timeout_ms.unwrap_or(500));
             if timeout.is_zero() {
                 return Err(invalid("state.redis_timeout_ms", "must be at least 1"));
             }
-            let reservation_ttl = Duration::from_secs(raw.state.reservation_ttl_seconds.unwrap_or(60));
+            let reservation_ttl =
+                Duration::from_secs(raw.state.reservation_ttl_seconds.unwrap_or(60));
             if reservation_ttl < Duration::from_secs(2) {
-                return Err(invalid("state.reservation_ttl_seconds", "must be at least 2"));
+                return Err(invalid(
+                    "state.reservation_ttl_seconds",
+                    "must be at least 2",
+                ));
             }
-            StateConfig::Redis { options: RedisOptions { target, prefix, timeout, reservation_ttl }, cache }
+            StateConfig::Redis {
+                options: RedisOptions {
+                    target,
+                    prefix,
+                    timeout,
+                    reservation_ttl,
+                },
+                cache,
+            }
         }
-        other => return Err(invalid("state.backend", format!("`{other}` is not one of \"embedded\", \"redis\""))),
+        other => {
+            return Err(invalid(
+                "state.backend",
+                format!("`{other}` is not one of \"embedded\", \"redis\""),
+            ))
+        }
     };
 
     if raw.stores.is_empty() {
-        return Err(invalid("stores", "at least one [stores.NAME] table is required"));
+        return Err(invalid(
+            "stores",
+            "at least one [stores.NAME] table is required",
+        ));
     }
     let mut stores = BTreeMap::new();
     let mut secure_links: Vec<crate::securelink::SecureLink> = Vec::new();
@@ -408,8 +527,14 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         if let Some(rule) = store.secure_link.take() {
             let key = format!("{prefix}.secure_link");
             let rule = crate::securelink::SecureLink::from_raw(&key, &name, rule)?;
-            if let Some(other) = secure_links.iter().find(|o| o.prefix.starts_with(&rule.prefix) || rule.prefix.starts_with(&o.prefix)) {
-                return Err(invalid(format!("{key}.prefix"), format!("overlaps the prefix of store `{}`", other.store)));
+            if let Some(other) = secure_links
+                .iter()
+                .find(|o| o.prefix.starts_with(&rule.prefix) || rule.prefix.starts_with(&o.prefix))
+            {
+                return Err(invalid(
+                    format!("{key}.prefix"),
+                    format!("overlaps the prefix of store `{}`", other.store),
+                ));
             }
             secure_links.push(rule);
         }
@@ -420,10 +545,18 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     let log_json = match raw.log.format.as_deref() {
         None | Some("text") => false,
         Some("json") => true,
-        Some(other) => return Err(invalid("log.format", format!("`{other}` is not one of \"text\", \"json\""))),
+        Some(other) => {
+            return Err(invalid(
+                "log.format",
+                format!("`{other}` is not one of \"text\", \"json\""),
+            ))
+        }
     };
 
-    let cookie_secure = raw.server.cookie_secure.unwrap_or(public_url.starts_with("https://"));
+    let cookie_secure = raw
+        .server
+        .cookie_secure
+        .unwrap_or(public_url.starts_with("https://"));
     Ok(Config {
         server: ServerConfig {
             listen,
@@ -435,11 +568,19 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
                 Some(p) => p,
                 None => PathBuf::from("/tmp/linkgate-upgrade.sock"),
             },
-            client_write_timeout: Duration::from_secs(raw.server.client_write_timeout_seconds.unwrap_or(60)),
-            client_read_timeout: Duration::from_secs(raw.server.client_read_timeout_seconds.unwrap_or(30)),
+            client_write_timeout: Duration::from_secs(
+                raw.server.client_write_timeout_seconds.unwrap_or(60),
+            ),
+            client_read_timeout: Duration::from_secs(
+                raw.server.client_read_timeout_seconds.unwrap_or(30),
+            ),
             cookie_secure,
         },
-        admin: AdminConfig { listen: admin_listen, token: raw.admin.token, callers },
+        admin: AdminConfig {
+            listen: admin_listen,
+            token: raw.admin.token,
+            callers,
+        },
         keys,
         state,
         stores,
@@ -456,12 +597,22 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         },
         secure_links,
         page_requests_per_minute: match raw.limits.page_requests_per_minute {
-            Some(0) => return Err(invalid("limits.page_requests_per_minute", "must be at least 1")),
+            Some(0) => {
+                return Err(invalid(
+                    "limits.page_requests_per_minute",
+                    "must be at least 1",
+                ))
+            }
             Some(n) => n,
             None => 120,
         },
         audit_retention: match raw.audit.retention_days {
-            Some(0) => return Err(invalid("audit.retention_days", "must be at least 1 (leave it out to keep events for ever)")),
+            Some(0) => {
+                return Err(invalid(
+                    "audit.retention_days",
+                    "must be at least 1 (leave it out to keep events for ever)",
+                ))
+            }
             Some(days) => Some(Duration::from_secs(u64::from(days) * 86_400)),
             None => None,
         },
@@ -489,18 +640,24 @@ url = "http://127.0.0.1:8000/files"
 "#;
 
     fn err(text: &str) -> String {
-        Config::parse(text, Path::new("test.toml")).unwrap_err().to_string()
+        Config::parse(text, Path::new("test.toml"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn good_config_parses() {
         let c = Config::parse(GOOD, Path::new("/etc/linkgate/x.toml")).unwrap();
         assert_eq!(c.server.public_url, "http://127.0.0.1:8080");
-        let StoreConfig::Http(h) = &c.stores["docs"] else { panic!("http store expected") };
+        let StoreConfig::Http(h) = &c.stores["docs"] else {
+            panic!("http store expected")
+        };
         assert_eq!(h.origins[0].base_path, "/files/");
         assert_eq!(h.origins[0].host_header, "127.0.0.1:8000");
         match c.state {
-            StateConfig::Embedded { path, .. } => assert_eq!(path, Path::new("/etc/linkgate/data/linkgate.db")),
+            StateConfig::Embedded { path, .. } => {
+                assert_eq!(path, Path::new("/etc/linkgate/data/linkgate.db"))
+            }
             _ => panic!("embedded expected"),
         }
     }
@@ -526,26 +683,44 @@ url = "http://127.0.0.1:8000/files"
     #[test]
     fn key_retirement_is_checked_at_load() {
         let with_k2 = GOOD.replace("[stores.docs]", "k2 = \"ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=\"\n[keys.retire]\nRETIRE\n[stores.docs]");
-        let parse = |retire: &str| Config::parse(&with_k2.replace("RETIRE", retire), Path::new("t.toml"));
+        let parse =
+            |retire: &str| Config::parse(&with_k2.replace("RETIRE", retire), Path::new("t.toml"));
         let quoted = parse("k2 = \"2026-12-01T00:00:00Z\"").unwrap();
         assert_eq!(quoted.keys.retires_at("k2"), Some(1_796_083_200));
         let native = parse("k2 = 2026-12-01T01:00:00+01:00").unwrap();
-        assert_eq!(native.keys.retires_at("k2"), Some(1_796_083_200), "a TOML date-time with an offset");
-        let e = parse("k1 = \"2026-12-01T00:00:00Z\"").unwrap_err().to_string();
+        assert_eq!(
+            native.keys.retires_at("k2"),
+            Some(1_796_083_200),
+            "a TOML date-time with an offset"
+        );
+        let e = parse("k1 = \"2026-12-01T00:00:00Z\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("keys.retire.k1") && e.contains("signing"), "{e}");
-        let e = parse("k9 = \"2026-12-01T00:00:00Z\"").unwrap_err().to_string();
+        let e = parse("k9 = \"2026-12-01T00:00:00Z\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("keys.retire.k9"), "{e}");
         let e = parse("k2 = \"next tuesday\"").unwrap_err().to_string();
         assert!(e.contains("keys.retire.k2"), "{e}");
         let e = parse("k2 = 2026-12-01").unwrap_err().to_string();
-        assert!(e.contains("keys.retire.k2"), "a date without a time or offset: {e}");
+        assert!(
+            e.contains("keys.retire.k2"),
+            "a date without a time or offset: {e}"
+        );
     }
 
     #[test]
     fn bad_store_kind_and_url_are_named() {
-        assert!(err(&GOOD.replace("kind = \"http\"", "kind = \"ftp\"")).contains("stores.docs.kind"));
-        assert!(err(&GOOD.replace("http://127.0.0.1:8000/files", "ftp://x")).contains("stores.docs.url"));
-        assert!(err(&GOOD.replace("http://127.0.0.1:8000/files", "http://u:p@127.0.0.1/")).contains("stores.docs.url"));
+        assert!(
+            err(&GOOD.replace("kind = \"http\"", "kind = \"ftp\"")).contains("stores.docs.kind")
+        );
+        assert!(err(&GOOD.replace("http://127.0.0.1:8000/files", "ftp://x"))
+            .contains("stores.docs.url"));
+        assert!(
+            err(&GOOD.replace("http://127.0.0.1:8000/files", "http://u:p@127.0.0.1/"))
+                .contains("stores.docs.url")
+        );
     }
 
     #[test]
@@ -556,19 +731,37 @@ url = "http://127.0.0.1:8000/files"
     #[test]
     fn redis_targets() {
         let redis = |url: &str| {
-            let text = GOOD.replace("[stores.docs]", &format!("[state]\nbackend = \"redis\"\nredis_url = {url}\n[stores.docs]"));
+            let text = GOOD.replace(
+                "[stores.docs]",
+                &format!("[state]\nbackend = \"redis\"\nredis_url = {url}\n[stores.docs]"),
+            );
             Config::parse(&text, Path::new("t.toml")).map(|c| match c.state {
                 StateConfig::Redis { options, .. } => options.target,
                 _ => panic!("redis expected"),
             })
         };
-        assert_eq!(redis("\"redis://127.0.0.1:6379\"").unwrap(), RedisTarget::Single("redis://127.0.0.1:6379".into()));
+        assert_eq!(
+            redis("\"redis://127.0.0.1:6379\"").unwrap(),
+            RedisTarget::Single("redis://127.0.0.1:6379".into())
+        );
         assert_eq!(
             redis("\"redis+cluster://127.0.0.1:7000,127.0.0.1:7001\"").unwrap(),
-            RedisTarget::Cluster(vec!["redis://127.0.0.1:7000".into(), "redis://127.0.0.1:7001".into()])
+            RedisTarget::Cluster(vec![
+                "redis://127.0.0.1:7000".into(),
+                "redis://127.0.0.1:7001".into()
+            ])
         );
-        assert_eq!(redis("[\"redis://a:1\", \"redis://b:2\"]").unwrap(), RedisTarget::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()]));
-        assert!(redis("\"http://x\"").unwrap_err().to_string().contains("state.redis_url"));
-        assert!(redis("[]").unwrap_err().to_string().contains("state.redis_url"));
+        assert_eq!(
+            redis("[\"redis://a:1\", \"redis://b:2\"]").unwrap(),
+            RedisTarget::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()])
+        );
+        assert!(redis("\"http://x\"")
+            .unwrap_err()
+            .to_string()
+            .contains("state.redis_url"));
+        assert!(redis("[]")
+            .unwrap_err()
+            .to_string()
+            .contains("state.redis_url"));
     }
 }

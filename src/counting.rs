@@ -32,12 +32,18 @@ pub fn classify(method: &Method, headers: &HeaderMap) -> Kind {
         return Kind::Head;
     }
     let is_prefetch = |name: &str| {
-        headers.get_all(name).iter().any(|v| v.to_str().is_ok_and(|s| s.to_ascii_lowercase().contains("prefetch")))
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.to_ascii_lowercase().contains("prefetch"))
+        })
     };
     if is_prefetch("sec-purpose") || is_prefetch("purpose") || is_prefetch("x-moz") {
         return Kind::Prefetch;
     }
-    match headers.get(http::header::RANGE).and_then(|v| v.to_str().ok()) {
+    match headers
+        .get(http::header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(range) => match first_range_start(range) {
             Some(0) | None => Kind::Fresh,
             Some(_) => Kind::Continuation,
@@ -55,7 +61,11 @@ pub fn first_range_start(range: &str) -> Option<u64> {
     let (start, end) = first.split_once('-')?;
     let (start, end) = (start.trim(), end.trim());
     if start.is_empty() {
-        return if !end.is_empty() && end.bytes().all(|b| b.is_ascii_digit()) { Some(u64::MAX) } else { None };
+        return if !end.is_empty() && end.bytes().all(|b| b.is_ascii_digit()) {
+            Some(u64::MAX)
+        } else {
+            None
+        };
     }
     if !start.bytes().all(|b| b.is_ascii_digit()) || !end.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -169,12 +179,27 @@ mod tests {
     fn classification() {
         assert_eq!(kind(Method::HEAD, &[]), Kind::Head);
         assert_eq!(kind(Method::GET, &[]), Kind::Fresh);
-        assert_eq!(kind(Method::GET, &[("sec-purpose", "prefetch;prerender")]), Kind::Prefetch);
-        assert_eq!(kind(Method::GET, &[("purpose", "prefetch")]), Kind::Prefetch);
+        assert_eq!(
+            kind(Method::GET, &[("sec-purpose", "prefetch;prerender")]),
+            Kind::Prefetch
+        );
+        assert_eq!(
+            kind(Method::GET, &[("purpose", "prefetch")]),
+            Kind::Prefetch
+        );
         assert_eq!(kind(Method::GET, &[("range", "bytes=0-99")]), Kind::Fresh);
-        assert_eq!(kind(Method::GET, &[("range", "bytes=0-9, 50-60")]), Kind::Fresh);
-        assert_eq!(kind(Method::GET, &[("range", "bytes=100-")]), Kind::Continuation);
-        assert_eq!(kind(Method::GET, &[("range", "bytes=-100")]), Kind::Continuation);
+        assert_eq!(
+            kind(Method::GET, &[("range", "bytes=0-9, 50-60")]),
+            Kind::Fresh
+        );
+        assert_eq!(
+            kind(Method::GET, &[("range", "bytes=100-")]),
+            Kind::Continuation
+        );
+        assert_eq!(
+            kind(Method::GET, &[("range", "bytes=-100")]),
+            Kind::Continuation
+        );
         assert_eq!(kind(Method::GET, &[("range", "items=5-")]), Kind::Fresh);
         assert_eq!(kind(Method::GET, &[("range", "bytes=x-")]), Kind::Fresh);
     }

@@ -46,8 +46,14 @@ mod tests {
 
     #[test]
     fn ascii_name() {
-        assert_eq!(content_disposition(false, "report.pdf"), "attachment; filename=\"report.pdf\"");
-        assert_eq!(content_disposition(true, "a b.txt"), "inline; filename=\"a b.txt\"");
+        assert_eq!(
+            content_disposition(false, "report.pdf"),
+            "attachment; filename=\"report.pdf\""
+        );
+        assert_eq!(
+            content_disposition(true, "a b.txt"),
+            "inline; filename=\"a b.txt\""
+        );
     }
 
     #[test]
@@ -60,7 +66,13 @@ mod tests {
 
     #[test]
     fn hostile_names_cannot_inject() {
-        for name in ["a\"; filename=evil.exe", "x\r\nSet-Cookie: a=b", "\0\x7f", "100%.txt", "a\\b"] {
+        for name in [
+            "a\"; filename=evil.exe",
+            "x\r\nSet-Cookie: a=b",
+            "\0\x7f",
+            "100%.txt",
+            "a\\b",
+        ] {
             let v = content_disposition(false, name);
             assert!(http::HeaderValue::from_str(&v).is_ok(), "{v}");
             assert_eq!(v.matches('"').count(), 2, "{v}");

@@ -8,17 +8,17 @@ use std::time::Duration;
 use crate::audit::AuditQueue;
 use crate::cache::LinkCache;
 use crate::config::RestrictedCaller;
-use crate::mail::Mailer;
-use crate::policy::Policy;
-use crate::recipient::PageLimiter;
-use crate::verify::Verifier;
 use crate::config::{Config, StateConfig};
 use crate::counting::{Settlements, UsageBatcher};
 use crate::link::{Link, LinkId};
+use crate::mail::Mailer;
+use crate::policy::Policy;
+use crate::recipient::PageLimiter;
 use crate::store::{EmbeddedStore, LinkStore, RedisStore, StoreError};
-use crate::token::Keyring;
-use crate::stores::Store;
 use crate::stores::write::Writer;
+use crate::stores::Store;
+use crate::token::Keyring;
+use crate::verify::Verifier;
 
 pub struct Gate {
     pub keys: Keyring,
@@ -56,7 +56,11 @@ impl Gate {
                 (Arc::new(RedisStore::new(options.clone())?), cache)
             }
         };
-        let upstreams = config.stores.iter().map(|(name, s)| (name.clone(), Arc::new(Store::new(s)))).collect();
+        let upstreams = config
+            .stores
+            .iter()
+            .map(|(name, s)| (name.clone(), Arc::new(Store::new(s))))
+            .collect();
         Ok(Gate {
             keys: config.keys.clone(),
             store,
@@ -73,7 +77,8 @@ impl Gate {
             admin_token: config.admin.token.clone(),
             callers: config.admin.callers.clone(),
             verifier: Verifier::new(config.keys.clone(), config.server.cookie_secure),
-            mailer: Mailer::from_config(&config.mail).map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            mailer: Mailer::from_config(&config.mail)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?,
             page_limiter: PageLimiter::new(config.page_requests_per_minute),
             writer: Writer::default(),
             legacy: crate::securelink::LegacyLinks::new(config.secure_links.clone()),
@@ -113,9 +118,26 @@ impl Gate {
 
     /// Checks a form's CSRF token (genuine, unexpired, bound to this link and browser) and
     /// spends it: each token is good for one submission, across every instance.
-    pub async fn spend_csrf(&self, token: &str, link: &LinkId, device: &str) -> Result<FormToken, StoreError> {
-        let Some(nonce) = self.verifier.check_csrf(token, link, device) else { return Ok(FormToken::Invalid) };
-        Ok(if self.store.once(&format!("csrf:{nonce}"), CSRF_MEMORY).await? { FormToken::Fresh } else { FormToken::Spent })
+    pub async fn spend_csrf(
+        &self,
+        token: &str,
+        link: &LinkId,
+        device: &str,
+    ) -> Result<FormToken, StoreError> {
+        let Some(nonce) = self.verifier.check_csrf(token, link, device) else {
+            return Ok(FormToken::Invalid);
+        };
+        Ok(
+            if self
+                .store
+                .once(&format!("csrf:{nonce}"), CSRF_MEMORY)
+                .await?
+            {
+                FormToken::Fresh
+            } else {
+                FormToken::Spent
+            },
+        )
     }
 }
 

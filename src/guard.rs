@@ -78,7 +78,10 @@ pub fn raw_head_has_length(raw: &[u8]) -> bool {
 
 /// Checks a request head; `Err` says why it must be refused.
 pub fn check(req: &RequestHeader) -> Result<(), Rejection> {
-    if req.uri.scheme().is_some() || req.uri.authority().is_some() || !req.uri.path().starts_with('/') {
+    if req.uri.scheme().is_some()
+        || req.uri.authority().is_some()
+        || !req.uri.path().starts_with('/')
+    {
         return Err(Rejection::NotOriginForm);
     }
     if req.uri.path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI_BYTES {
@@ -101,7 +104,11 @@ pub fn check(req: &RequestHeader) -> Result<(), Rejection> {
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
     let length = match (lengths.next(), lengths.next()) {
         (None, _) => None,
-        (Some(v), None) => match v.to_str().ok().filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())) {
+        (Some(v), None) => match v
+            .to_str()
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        {
             Some(s) => Some(s.parse::<u64>().map_err(|_| Rejection::BadLength)?),
             None => return Err(Rejection::BadLength),
         },
@@ -114,7 +121,10 @@ pub fn check(req: &RequestHeader) -> Result<(), Rejection> {
             return Err(Rejection::Ambiguous);
         }
         let only_chunked = codings.count() == 1
-            && headers.get(header::TRANSFER_ENCODING).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
+            && headers
+                .get(header::TRANSFER_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
         if !only_chunked {
             return Err(Rejection::Coding);
         }
@@ -131,8 +141,15 @@ pub fn check(req: &RequestHeader) -> Result<(), Rejection> {
 /// hashes live.
 pub fn request_summary(req: &RequestHeader, link: Option<crate::link::LinkId>) -> String {
     let path = req.uri.path();
-    let first = path.get(1..).and_then(|p| p.split('/').next()).unwrap_or("");
-    let first: String = first.chars().take(32).filter(|c| c.is_ascii_graphic()).collect();
+    let first = path
+        .get(1..)
+        .and_then(|p| p.split('/').next())
+        .unwrap_or("");
+    let first: String = first
+        .chars()
+        .take(32)
+        .filter(|c| c.is_ascii_graphic())
+        .collect();
     match link {
         Some(id) => format!("{} /{first}/… (link {id})", req.method),
         None => format!("{} /{first}/…", req.method),
@@ -172,30 +189,97 @@ mod tests {
 
     #[test]
     fn ordinary_requests_pass() {
-        assert_eq!(check(&req("GET", "/s/abc", &[("host", "x"), ("range", "bytes=0-1")])), Ok(()));
-        assert_eq!(check(&req("GET", "/s/abc", &[("content-length", "0")])), Ok(()));
-        assert_eq!(check(&req("POST", "/s/abc", &[("content-length", "12")])), Ok(()));
-        assert_eq!(check(&req("PUT", "/s/abc", &[("transfer-encoding", "Chunked")])), Ok(()));
+        assert_eq!(
+            check(&req(
+                "GET",
+                "/s/abc",
+                &[("host", "x"), ("range", "bytes=0-1")]
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            check(&req("GET", "/s/abc", &[("content-length", "0")])),
+            Ok(())
+        );
+        assert_eq!(
+            check(&req("POST", "/s/abc", &[("content-length", "12")])),
+            Ok(())
+        );
+        assert_eq!(
+            check(&req("PUT", "/s/abc", &[("transfer-encoding", "Chunked")])),
+            Ok(())
+        );
     }
 
     #[test]
     fn desync_shapes_are_refused() {
-        assert_eq!(check(&req("POST", "/s/a", &[("content-length", "6"), ("transfer-encoding", "chunked")])), Err(Rejection::Ambiguous));
-        assert_eq!(check(&req("POST", "/s/a", &[("content-length", "6"), ("content-length", "6")])), Err(Rejection::BadLength));
-        assert_eq!(check(&req("POST", "/s/a", &[("content-length", "+6")])), Err(Rejection::BadLength));
-        assert_eq!(check(&req("POST", "/s/a", &[("content-length", "99999999999999999999999")])), Err(Rejection::BadLength));
-        assert_eq!(check(&req("POST", "/s/a", &[("transfer-encoding", "gzip, chunked")])), Err(Rejection::Coding));
-        assert_eq!(check(&req("POST", "/s/a", &[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")])), Err(Rejection::Coding));
-        assert_eq!(check(&req("GET", "/s/a", &[("content-length", "5")])), Err(Rejection::BodyNotAllowed));
-        assert_eq!(check(&req("HEAD", "/s/a", &[("transfer-encoding", "chunked")])), Err(Rejection::BodyNotAllowed));
+        assert_eq!(
+            check(&req(
+                "POST",
+                "/s/a",
+                &[("content-length", "6"), ("transfer-encoding", "chunked")]
+            )),
+            Err(Rejection::Ambiguous)
+        );
+        assert_eq!(
+            check(&req(
+                "POST",
+                "/s/a",
+                &[("content-length", "6"), ("content-length", "6")]
+            )),
+            Err(Rejection::BadLength)
+        );
+        assert_eq!(
+            check(&req("POST", "/s/a", &[("content-length", "+6")])),
+            Err(Rejection::BadLength)
+        );
+        assert_eq!(
+            check(&req(
+                "POST",
+                "/s/a",
+                &[("content-length", "99999999999999999999999")]
+            )),
+            Err(Rejection::BadLength)
+        );
+        assert_eq!(
+            check(&req(
+                "POST",
+                "/s/a",
+                &[("transfer-encoding", "gzip, chunked")]
+            )),
+            Err(Rejection::Coding)
+        );
+        assert_eq!(
+            check(&req(
+                "POST",
+                "/s/a",
+                &[
+                    ("transfer-encoding", "chunked"),
+                    ("transfer-encoding", "chunked")
+                ]
+            )),
+            Err(Rejection::Coding)
+        );
+        assert_eq!(
+            check(&req("GET", "/s/a", &[("content-length", "5")])),
+            Err(Rejection::BodyNotAllowed)
+        );
+        assert_eq!(
+            check(&req("HEAD", "/s/a", &[("transfer-encoding", "chunked")])),
+            Err(Rejection::BodyNotAllowed)
+        );
         assert_eq!(Rejection::Coding.status(), 501);
     }
 
     #[test]
     fn a_length_hidden_by_the_parser_is_found_in_the_raw_head() {
         assert!(raw_head_has_length(b"POST /s/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\ncontent-LENGTH: 4\r\n\r\n"));
-        assert!(!raw_head_has_length(b"POST /s/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
-        assert!(!raw_head_has_length(b"POST /content-length: HTTP/1.1\r\nX-Content-Length: 4\r\n\r\n"));
+        assert!(!raw_head_has_length(
+            b"POST /s/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ));
+        assert!(!raw_head_has_length(
+            b"POST /content-length: HTTP/1.1\r\nX-Content-Length: 4\r\n\r\n"
+        ));
     }
 
     #[test]
@@ -211,13 +295,37 @@ mod tests {
         let mut absolute = req("GET", "/s/a", &[]);
         absolute.set_uri(http::Uri::from_static("http://evil.example/s/a"));
         assert_eq!(check(&absolute), Err(Rejection::NotOriginForm));
-        assert_eq!(check(&req("GET", &format!("/s/{}", "a".repeat(MAX_URI_BYTES)), &[])), Err(Rejection::UriTooLong));
-        assert_eq!(check(&req("GET", "/s/a", &[("x-big", &"a".repeat(MAX_HEADER_BYTES + 1))])), Err(Rejection::HeadTooLarge));
-        let many: Vec<(String, String)> = (0..=MAX_HEADERS).map(|i| (format!("x-h{i}"), "v".to_string())).collect();
+        assert_eq!(
+            check(&req(
+                "GET",
+                &format!("/s/{}", "a".repeat(MAX_URI_BYTES)),
+                &[]
+            )),
+            Err(Rejection::UriTooLong)
+        );
+        assert_eq!(
+            check(&req(
+                "GET",
+                "/s/a",
+                &[("x-big", &"a".repeat(MAX_HEADER_BYTES + 1))]
+            )),
+            Err(Rejection::HeadTooLarge)
+        );
+        let many: Vec<(String, String)> = (0..=MAX_HEADERS)
+            .map(|i| (format!("x-h{i}"), "v".to_string()))
+            .collect();
         let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        assert_eq!(check(&req("GET", "/s/a", &many)), Err(Rejection::HeadTooLarge));
-        let wide: Vec<(String, String)> = (0..5).map(|i| (format!("x-h{i}"), "v".repeat(7000))).collect();
+        assert_eq!(
+            check(&req("GET", "/s/a", &many)),
+            Err(Rejection::HeadTooLarge)
+        );
+        let wide: Vec<(String, String)> = (0..5)
+            .map(|i| (format!("x-h{i}"), "v".repeat(7000)))
+            .collect();
         let wide: Vec<(&str, &str)> = wide.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        assert_eq!(check(&req("GET", "/s/a", &wide)), Err(Rejection::HeadTooLarge));
+        assert_eq!(
+            check(&req("GET", "/s/a", &wide)),
+            Err(Rejection::HeadTooLarge)
+        );
     }
 }

@@ -11,7 +11,9 @@ use crate::link::LinkId;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-async fn bounded<F: std::future::Future<Output = Result<(), String>>>(check: F) -> Result<(), String> {
+async fn bounded<F: std::future::Future<Output = Result<(), String>>>(
+    check: F,
+) -> Result<(), String> {
     match tokio::time::timeout(CHECK_TIMEOUT, check).await {
         Ok(result) => result,
         Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
@@ -24,7 +26,12 @@ pub async fn readiness(gate: &Gate) -> (StatusCode, Value) {
     let probe = LinkId::from_slice(&[0u8; LinkId::LEN]);
     let state = bounded(async {
         match probe {
-            Some(id) => gate.store.get(id).await.map(|_| ()).map_err(|e| e.to_string()),
+            Some(id) => gate
+                .store
+                .get(id)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             None => Ok(()),
         }
     })
@@ -36,7 +43,10 @@ pub async fn readiness(gate: &Gate) -> (StatusCode, Value) {
             tracing::warn!(store = %name, kind = store.kind(), error = %e, "store is not ready");
         }
         ready &= result.is_ok();
-        stores.insert(name.clone(), json!(result.err().unwrap_or_else(|| "ok".to_string())));
+        stores.insert(
+            name.clone(),
+            json!(result.err().unwrap_or_else(|| "ok".to_string())),
+        );
     }
     if let Err(e) = &state {
         tracing::warn!(error = %e, "link store is not ready");
@@ -47,5 +57,12 @@ pub async fn readiness(gate: &Gate) -> (StatusCode, Value) {
         "state": state.err().unwrap_or_else(|| "ok".to_string()),
         "stores": stores,
     });
-    (if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
+    (
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        body,
+    )
 }

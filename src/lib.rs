@@ -52,8 +52,8 @@ pub mod recipient;
 pub mod securelink;
 pub mod serve;
 pub mod store;
-pub mod token;
 pub mod stores;
+pub mod token;
 pub mod upload;
 /// The former name of [`stores`].
 pub use stores as upstream;

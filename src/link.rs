@@ -98,8 +98,13 @@ pub enum Right {
 pub fn valid_rendition_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
         && !matches!(name, "original" | "view" | "download")
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-        && name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
 impl Right {
@@ -164,7 +169,12 @@ pub struct Document {
 
 impl Document {
     pub fn new(object: String, filename: String, size: Option<u64>) -> Document {
-        Document { object, filename, size, renditions: BTreeMap::new() }
+        Document {
+            object,
+            filename,
+            size,
+            renditions: BTreeMap::new(),
+        }
     }
 }
 
@@ -247,7 +257,12 @@ impl Link {
     }
 
     /// Like [`Link::new`] for any number of documents (none for an upload-only link).
-    pub fn with_documents(store: &str, documents: Vec<Document>, key_id: &str, created_at: OffsetDateTime) -> Link {
+    pub fn with_documents(
+        store: &str,
+        documents: Vec<Document>,
+        key_id: &str,
+        created_at: OffsetDateTime,
+    ) -> Link {
         Link {
             id: LinkId::random(),
             store: store.to_string(),
@@ -301,26 +316,44 @@ impl Link {
         let doc = &self.documents[index];
         let variant = match &selection.variant {
             Some(v) => v.clone(),
-            None => self.default_variant(doc).ok_or(Refusal::NotGranted("This link does not allow opening its documents."))?,
+            None => self.default_variant(doc).ok_or(Refusal::NotGranted(
+                "This link does not allow opening its documents.",
+            ))?,
         };
         let original = |inline: bool| Target {
             index,
             object: doc.object.clone(),
             filename: doc.filename.clone(),
             inline,
-            variant: if inline { "view".to_string() } else { "download".to_string() },
+            variant: if inline {
+                "view".to_string()
+            } else {
+                "download".to_string()
+            },
         };
         match variant {
             Variant::Original if self.allows(&Right::Download) => Ok(original(false)),
-            Variant::Original => Err(Refusal::NotGranted("This link does not allow downloading the original.")),
+            Variant::Original => Err(Refusal::NotGranted(
+                "This link does not allow downloading the original.",
+            )),
             Variant::View if self.allows(&Right::View) => Ok(original(true)),
-            Variant::View => Err(Refusal::NotGranted("This link does not allow viewing documents in the browser.")),
+            Variant::View => Err(Refusal::NotGranted(
+                "This link does not allow viewing documents in the browser.",
+            )),
             Variant::Rendition(name) => {
                 if !self.allows(&Right::Rendition(name.clone())) {
-                    return Err(Refusal::NotGranted("This link does not allow downloading that version of the document."));
+                    return Err(Refusal::NotGranted(
+                        "This link does not allow downloading that version of the document.",
+                    ));
                 }
                 let r = doc.renditions.get(&name).ok_or(Refusal::NoSuchDocument)?;
-                Ok(Target { index, object: r.object.clone(), filename: r.filename.clone(), inline: false, variant: format!("download:{name}") })
+                Ok(Target {
+                    index,
+                    object: r.object.clone(),
+                    filename: r.filename.clone(),
+                    inline: false,
+                    variant: format!("download:{name}"),
+                })
             }
         }
     }
@@ -335,7 +368,9 @@ impl Link {
             return Some(Variant::View);
         }
         self.rights.iter().find_map(|r| match r {
-            Right::Rendition(name) if doc.renditions.contains_key(name) => Some(Variant::Rendition(name.clone())),
+            Right::Rendition(name) if doc.renditions.contains_key(name) => {
+                Some(Variant::Rendition(name.clone()))
+            }
             _ => None,
         })
     }
@@ -413,7 +448,10 @@ impl Selection {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
                 "doc" if sel.doc.is_none() => {
-                    if value.is_empty() || value.len() > 6 || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    if value.is_empty()
+                        || value.len() > 6
+                        || !value.bytes().all(|b| b.is_ascii_digit())
+                    {
                         return None;
                     }
                     sel.doc = Some(value.parse().ok()?);
@@ -483,8 +521,14 @@ mod tests {
 
     #[test]
     fn filenames_are_sanitised() {
-        assert_eq!(sanitize_filename(r#"a\b/c:d*e?f"g<h>i|j"#), "a_b_c_d_e_f_g_h_i_j");
-        assert_eq!(sanitize_filename("x\r\nSet-Cookie: a=b"), "x__Set-Cookie_ a=b");
+        assert_eq!(
+            sanitize_filename(r#"a\b/c:d*e?f"g<h>i|j"#),
+            "a_b_c_d_e_f_g_h_i_j"
+        );
+        assert_eq!(
+            sanitize_filename("x\r\nSet-Cookie: a=b"),
+            "x__Set-Cookie_ a=b"
+        );
         assert_eq!(sanitize_filename(".."), "download");
         assert_eq!(sanitize_filename("  report.pdf "), "report.pdf");
         assert_eq!(sanitize_filename("Überweisung €.pdf"), "Überweisung €.pdf");
@@ -492,7 +536,14 @@ mod tests {
 
     fn two_documents(rights: &[&str]) -> Link {
         let mut a = Document::new("a.pdf".into(), "A.pdf".into(), Some(10));
-        a.renditions.insert("lowres".into(), Rendition { object: "a-low.pdf".into(), filename: "A-low.pdf".into(), size: None });
+        a.renditions.insert(
+            "lowres".into(),
+            Rendition {
+                object: "a-low.pdf".into(),
+                filename: "A-low.pdf".into(),
+                size: None,
+            },
+        );
         let b = Document::new("b.pdf".into(), "B.pdf".into(), None);
         let mut link = Link::with_documents("s", vec![a, b], "k", OffsetDateTime::now_utc());
         link.rights = rights.iter().map(|r| Right::parse(r).unwrap()).collect();
@@ -505,13 +556,28 @@ mod tests {
 
     #[test]
     fn rights_round_trip_as_text() {
-        for text in ["view", "download", "upload", "download:lowres", "download:jpeg-2"] {
+        for text in [
+            "view",
+            "download",
+            "upload",
+            "download:lowres",
+            "download:jpeg-2",
+        ] {
             assert_eq!(Right::parse(text).unwrap().to_string(), text);
         }
-        for bad in ["", "delete", "download:", "download:Low", "download:view", "download:-x", "download:a/b"] {
+        for bad in [
+            "",
+            "delete",
+            "download:",
+            "download:Low",
+            "download:view",
+            "download:-x",
+            "download:a/b",
+        ] {
             assert!(Right::parse(bad).is_none(), "{bad}");
         }
-        let json = serde_json::to_string(&vec![Right::View, Right::Rendition("lowres".into())]).unwrap();
+        let json =
+            serde_json::to_string(&vec![Right::View, Right::Rendition("lowres".into())]).unwrap();
         assert_eq!(json, r#"["view","download:lowres"]"#);
         assert!(serde_json::from_str::<Vec<Right>>(r#"["bogus"]"#).is_err());
     }
@@ -521,14 +587,33 @@ mod tests {
         let link = two_documents(&["download", "download:lowres"]);
         assert_eq!(link.resolve(&Selection::default()), Err(Refusal::Several));
         let t = link.resolve(&sel("doc=2")).unwrap();
-        assert_eq!((t.index, t.object.as_str(), t.inline, t.variant.as_str()), (1, "b.pdf", false, "download"));
+        assert_eq!(
+            (t.index, t.object.as_str(), t.inline, t.variant.as_str()),
+            (1, "b.pdf", false, "download")
+        );
         let t = link.resolve(&sel("doc=1&as=lowres")).unwrap();
-        assert_eq!((t.object.as_str(), t.filename.as_str()), ("a-low.pdf", "A-low.pdf"));
-        assert_eq!(link.resolve(&sel("doc=2&as=lowres")), Err(Refusal::NoSuchDocument), "b has no lowres");
-        assert!(matches!(link.resolve(&sel("doc=1&as=view")), Err(Refusal::NotGranted(_))));
-        assert!(matches!(link.resolve(&sel("doc=1&as=jpeg")), Err(Refusal::NotGranted(_))));
+        assert_eq!(
+            (t.object.as_str(), t.filename.as_str()),
+            ("a-low.pdf", "A-low.pdf")
+        );
+        assert_eq!(
+            link.resolve(&sel("doc=2&as=lowres")),
+            Err(Refusal::NoSuchDocument),
+            "b has no lowres"
+        );
+        assert!(matches!(
+            link.resolve(&sel("doc=1&as=view")),
+            Err(Refusal::NotGranted(_))
+        ));
+        assert!(matches!(
+            link.resolve(&sel("doc=1&as=jpeg")),
+            Err(Refusal::NotGranted(_))
+        ));
         for out_of_range in ["doc=0", "doc=3"] {
-            assert_eq!(link.resolve(&sel(out_of_range)), Err(Refusal::NoSuchDocument));
+            assert_eq!(
+                link.resolve(&sel(out_of_range)),
+                Err(Refusal::NoSuchDocument)
+            );
         }
         assert!(Selection::from_query(Some("doc=x")).is_none());
         assert!(Selection::from_query(Some("as=..")).is_none());
@@ -539,13 +624,34 @@ mod tests {
         let view_only = two_documents(&["view"]);
         let t = view_only.resolve(&sel("doc=1")).unwrap();
         assert!(t.inline, "view only: inline");
-        assert!(matches!(view_only.resolve(&sel("doc=1&as=original")), Err(Refusal::NotGranted(_))));
+        assert!(matches!(
+            view_only.resolve(&sel("doc=1&as=original")),
+            Err(Refusal::NotGranted(_))
+        ));
         let lowres_only = two_documents(&["download:lowres"]);
-        assert_eq!(lowres_only.resolve(&sel("doc=1")).unwrap().object, "a-low.pdf");
-        assert!(matches!(lowres_only.resolve(&sel("doc=2")), Err(Refusal::NotGranted(_))));
-        assert_eq!(lowres_only.offered(&lowres_only.documents[0]), vec![Variant::Rendition("lowres".into())]);
-        let upload_only = Link { rights: vec![Right::Upload], ..Link::with_documents("s", vec![], "k", OffsetDateTime::now_utc()) };
-        assert_eq!(upload_only.resolve(&Selection::default()), Err(Refusal::NoSuchDocument));
-        assert!(upload_only.has_pages(), "an upload link has a page with the form");
+        assert_eq!(
+            lowres_only.resolve(&sel("doc=1")).unwrap().object,
+            "a-low.pdf"
+        );
+        assert!(matches!(
+            lowres_only.resolve(&sel("doc=2")),
+            Err(Refusal::NotGranted(_))
+        ));
+        assert_eq!(
+            lowres_only.offered(&lowres_only.documents[0]),
+            vec![Variant::Rendition("lowres".into())]
+        );
+        let upload_only = Link {
+            rights: vec![Right::Upload],
+            ..Link::with_documents("s", vec![], "k", OffsetDateTime::now_utc())
+        };
+        assert_eq!(
+            upload_only.resolve(&Selection::default()),
+            Err(Refusal::NoSuchDocument)
+        );
+        assert!(
+            upload_only.has_pages(),
+            "an upload link has a page with the form"
+        );
     }
 }

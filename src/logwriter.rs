@@ -70,7 +70,9 @@ impl<'a> MakeWriter<'a> for BatchWriter {
     type Writer = Line<'a>;
 
     fn make_writer(&'a self) -> Line<'a> {
-        Line { shared: &self.shared }
+        Line {
+            shared: &self.shared,
+        }
     }
 }
 
@@ -95,8 +97,18 @@ impl BatchWriter {
     pub fn spawn<W: Write + Send + 'static>(out: W) -> io::Result<(BatchWriter, LogGuard)> {
         let shared = Arc::new(Shared::default());
         let for_thread = shared.clone();
-        let thread = std::thread::Builder::new().name("log writer".into()).spawn(move || write_batches(&for_thread, out))?;
-        Ok((BatchWriter { shared: shared.clone() }, LogGuard { shared, thread: Some(thread) }))
+        let thread = std::thread::Builder::new()
+            .name("log writer".into())
+            .spawn(move || write_batches(&for_thread, out))?;
+        Ok((
+            BatchWriter {
+                shared: shared.clone(),
+            },
+            LogGuard {
+                shared,
+                thread: Some(thread),
+            },
+        ))
     }
 }
 
@@ -116,7 +128,10 @@ fn write_batches<W: Write>(shared: &Shared, mut out: W) {
             (std::mem::take(&mut pending.dropped), pending.closed)
         };
         if dropped > 0 {
-            let _ = writeln!(out, "linkgate: {dropped} log lines dropped: the log output could not keep up");
+            let _ = writeln!(
+                out,
+                "linkgate: {dropped} log lines dropped: the log output could not keep up"
+            );
         }
         // Nothing sensible is left to do with an error writing the log itself.
         let _ = out.write_all(&batch);
@@ -154,7 +169,10 @@ mod tests {
         let sink = Sink::default();
         let (writer, guard) = BatchWriter::spawn(sink.clone()).unwrap();
         for i in 0..1000 {
-            writer.make_writer().write_all(format!("line {i}\n").as_bytes()).unwrap();
+            writer
+                .make_writer()
+                .write_all(format!("line {i}\n").as_bytes())
+                .unwrap();
         }
         drop(guard);
         let text = String::from_utf8(sink.0.lock().clone()).unwrap();
@@ -176,7 +194,13 @@ mod tests {
         let sink = Sink::default();
         write_batches(&shared, sink.clone());
         let out = sink.0.lock();
-        assert!(String::from_utf8_lossy(&out).starts_with("linkgate: 1 log lines dropped"), "the drop is reported");
-        assert_eq!(out.len(), "linkgate: 1 log lines dropped: the log output could not keep up\n".len() + MAX_PENDING);
+        assert!(
+            String::from_utf8_lossy(&out).starts_with("linkgate: 1 log lines dropped"),
+            "the drop is reported"
+        );
+        assert_eq!(
+            out.len(),
+            "linkgate: 1 log lines dropped: the log output could not keep up\n".len() + MAX_PENDING
+        );
     }
 }

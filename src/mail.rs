@@ -65,8 +65,13 @@ pub enum MailError {
 }
 
 pub enum Mailer {
-    Smtp { transport: AsyncSmtpTransport<Tokio1Executor>, from: Mailbox },
-    Log { from: Mailbox },
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+    Log {
+        from: Mailbox,
+    },
 }
 
 /// What a code mail says.
@@ -79,33 +84,57 @@ pub struct CodeMail<'a> {
 
 impl Mailer {
     pub fn from_config(c: &MailConfig) -> Result<Mailer, MailError> {
-        let bad = |key, message: &str| MailError::Config { key, message: message.to_string() };
+        let bad = |key, message: &str| MailError::Config {
+            key,
+            message: message.to_string(),
+        };
         let from: Mailbox = c
             .from
             .as_deref()
             .unwrap_or("linkgate <linkgate@localhost>")
             .parse()
-            .map_err(|_| bad("mail.from", "is not a mail address like \"Shares <shares@example.org>\""))?;
+            .map_err(|_| {
+                bad(
+                    "mail.from",
+                    "is not a mail address like \"Shares <shares@example.org>\"",
+                )
+            })?;
         match c.delivery.as_str() {
             "log" => Ok(Mailer::Log { from }),
             "smtp" => {
-                let host = c.host.as_deref().ok_or_else(|| bad("mail.host", "is required for smtp delivery"))?;
+                let host = c
+                    .host
+                    .as_deref()
+                    .ok_or_else(|| bad("mail.host", "is required for smtp delivery"))?;
                 let mut builder = match c.security.as_deref().unwrap_or("starttls") {
-                    "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(|e| bad("mail.host", &e.to_string()))?,
-                    "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(|e| bad("mail.host", &e.to_string()))?,
+                    "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                        .map_err(|e| bad("mail.host", &e.to_string()))?,
+                    "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+                        .map_err(|e| bad("mail.host", &e.to_string()))?,
                     "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-                    _ => return Err(bad("mail.security", "must be one of \"starttls\", \"tls\", \"none\"")),
+                    _ => {
+                        return Err(bad(
+                            "mail.security",
+                            "must be one of \"starttls\", \"tls\", \"none\"",
+                        ))
+                    }
                 };
                 if let Some(port) = c.port {
                     builder = builder.port(port);
                 }
                 match (&c.username, &c.password) {
-                    (Some(u), Some(p)) => builder = builder.credentials(Credentials::new(u.clone(), p.clone())),
+                    (Some(u), Some(p)) => {
+                        builder = builder.credentials(Credentials::new(u.clone(), p.clone()))
+                    }
                     (None, None) => {}
                     _ => return Err(bad("mail.username", "username and password go together")),
                 }
-                builder = builder.timeout(Some(Duration::from_secs(c.timeout_seconds.unwrap_or(10))));
-                Ok(Mailer::Smtp { transport: builder.build(), from })
+                builder =
+                    builder.timeout(Some(Duration::from_secs(c.timeout_seconds.unwrap_or(10))));
+                Ok(Mailer::Smtp {
+                    transport: builder.build(),
+                    from,
+                })
             }
             _ => Err(bad("mail.delivery", "must be \"smtp\" or \"log\"")),
         }
@@ -113,8 +142,14 @@ impl Mailer {
 
     /// Sends a verification code.
     pub async fn send_code(&self, mail: &CodeMail<'_>) -> Result<(), MailError> {
-        let to: Mailbox = mail.to.parse().map_err(|_| MailError::Build(format!("`{}` is not a mail address", mail.to)))?;
-        let sender = mail.sender.map(|s| format!(" shared by {s}")).unwrap_or_default();
+        let to: Mailbox = mail
+            .to
+            .parse()
+            .map_err(|_| MailError::Build(format!("`{}` is not a mail address", mail.to)))?;
+        let sender = mail
+            .sender
+            .map(|s| format!(" shared by {s}"))
+            .unwrap_or_default();
         let text = format!(
             "Your code to open \"{doc}\"{sender} is:\n\n    {code}\n\nIt is valid for 10 minutes, in the browser where you asked for it.\n\
              If you did not ask for it, you can ignore this message.\n",
@@ -135,18 +170,38 @@ impl Mailer {
         let message = Message::builder()
             .from(from)
             .to(to)
-            .subject(format!("Your code for {}", mail.document.chars().take(80).collect::<String>()))
+            .subject(format!(
+                "Your code for {}",
+                mail.document.chars().take(80).collect::<String>()
+            ))
             .multipart(
                 MultiPart::alternative()
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(text))
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html)),
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html),
+                    ),
             )
             .map_err(|e| MailError::Build(e.to_string()))?;
         match self {
-            Mailer::Smtp { transport, .. } => transport.send(message).await.map(|_| ()).map_err(|e| MailError::Send(e.to_string())),
+            Mailer::Smtp { transport, .. } => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Send(e.to_string())),
             Mailer::Log { .. } => {
                 // Development delivery: the code goes to the log, which is the point of it.
-                tracing::warn!(to = mail.to, code = mail.code, document = mail.document, "mail.delivery = \"log\": code not mailed");
+                tracing::warn!(
+                    to = mail.to,
+                    code = mail.code,
+                    document = mail.document,
+                    "mail.delivery = \"log\": code not mailed"
+                );
                 Ok(())
             }
         }

@@ -19,7 +19,11 @@ use linkgate::origin::StaticOrigin;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "linkgate", version, about = "Share-link gateway in front of document stores")]
+#[command(
+    name = "linkgate",
+    version,
+    about = "Share-link gateway in front of document stores"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,7 +76,12 @@ struct AdminTarget {
     #[arg(long, env = "LINKGATE_ADMIN_URL", global = true)]
     admin_url: Option<String>,
     /// Admin bearer token (default: from --config).
-    #[arg(long, env = "LINKGATE_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LINKGATE_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
     token: Option<String>,
     /// Read the admin URL and token from this gateway config.
     #[arg(long, global = true)]
@@ -176,18 +185,30 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig { config } => match load(&config) {
             Ok(c) => {
-                println!("{}: ok ({} store(s), signing key `{}`)", config.display(), c.stores.len(), c.keys.signing_key_id());
+                println!(
+                    "{}: ok ({} store(s), signing key `{}`)",
+                    config.display(),
+                    c.stores.len(),
+                    c.keys.signing_key_id()
+                );
                 ExitCode::SUCCESS
             }
             Err(code) => code,
         },
         Command::Link { target, action } => link(target, action),
-        Command::Audit { target, action: AuditAction::Verify { id } } => {
+        Command::Audit {
+            target,
+            action: AuditAction::Verify { id },
+        } => {
             let client = match admin_client(target) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            match client.all_events(&id).map_err(|e| e.to_string()).and_then(|events| linkgate::cli::verify_chain(&id, &events)) {
+            match client
+                .all_events(&id)
+                .map_err(|e| e.to_string())
+                .and_then(|events| linkgate::cli::verify_chain(&id, &events))
+            {
                 Ok(n) => {
                     println!("link {id}: audit chain intact ({n} events)");
                     ExitCode::SUCCESS
@@ -201,9 +222,11 @@ fn main() -> ExitCode {
                 Ok(o) => o,
                 Err(e) => return fail(format!("{}: {e}", dir.display())),
             };
-            let mut server = pingora::server::Server::new_with_opt_and_conf(None, Default::default());
+            let mut server =
+                pingora::server::Server::new_with_opt_and_conf(None, Default::default());
             server.bootstrap();
-            let mut service = pingora::services::listening::Service::new("origin".to_string(), origin);
+            let mut service =
+                pingora::services::listening::Service::new("origin".to_string(), origin);
             service.add_tcp(&listen);
             server.add_service(service);
             eprintln!("serving {} on http://{listen}/", dir.display());
@@ -220,10 +243,19 @@ fn admin_client(target: AdminTarget) -> Result<AdminClient, ExitCode> {
     };
     let url = target
         .admin_url
-        .or_else(|| from_config.as_ref().map(|c| format!("http://{}", c.admin.listen)))
+        .or_else(|| {
+            from_config
+                .as_ref()
+                .map(|c| format!("http://{}", c.admin.listen))
+        })
         .unwrap_or_else(|| "http://127.0.0.1:9090".to_string());
-    let Some(token) = target.token.or_else(|| from_config.as_ref().map(|c| c.admin.token.clone())) else {
-        return Err(fail("an admin token is needed: --token, LINKGATE_ADMIN_TOKEN or --config"));
+    let Some(token) = target
+        .token
+        .or_else(|| from_config.as_ref().map(|c| c.admin.token.clone()))
+    else {
+        return Err(fail(
+            "an admin token is needed: --token, LINKGATE_ADMIN_TOKEN or --config",
+        ));
     };
     Ok(AdminClient::new(&url, &token))
 }
@@ -234,12 +266,27 @@ fn link(target: AdminTarget, action: LinkAction) -> ExitCode {
         Err(code) => return code,
     };
     let result = match action {
-        LinkAction::Create { store, object, filename, expires_at, max_downloads, rights, created_by } => client.create(&json!({
+        LinkAction::Create {
+            store,
+            object,
+            filename,
+            expires_at,
+            max_downloads,
+            rights,
+            created_by,
+        } => client.create(&json!({
             "store": store, "object": object, "filename": filename, "expires_at": expires_at,
             "max_downloads": max_downloads, "rights": rights, "created_by": created_by,
         })),
         LinkAction::Show { id } => client.show(&id),
-        LinkAction::List { object, store, created_by, state, limit, after } => {
+        LinkAction::List {
+            object,
+            store,
+            created_by,
+            state,
+            limit,
+            after,
+        } => {
             let params: Vec<(&str, String)> = [
                 ("object", object),
                 ("store", store),
@@ -253,10 +300,23 @@ fn link(target: AdminTarget, action: LinkAction) -> ExitCode {
             .collect();
             client.list(&params)
         }
-        LinkAction::Update { id, expires_at, max_downloads, filename, changed_by } => {
+        LinkAction::Update {
+            id,
+            expires_at,
+            max_downloads,
+            filename,
+            changed_by,
+        } => {
             let mut body = serde_json::Map::new();
             if let Some(e) = expires_at {
-                body.insert("expires_at".into(), if e == "never" { Value::Null } else { Value::String(e) });
+                body.insert(
+                    "expires_at".into(),
+                    if e == "never" {
+                        Value::Null
+                    } else {
+                        Value::String(e)
+                    },
+                );
             }
             if let Some(m) = max_downloads {
                 let value = match m.as_str() {
@@ -276,14 +336,19 @@ fn link(target: AdminTarget, action: LinkAction) -> ExitCode {
             }
             client.update(&id, &Value::Object(body))
         }
-        LinkAction::Events { id } => client.all_events(&id).map(|events| json!({ "link": id, "events": events })),
+        LinkAction::Events { id } => client
+            .all_events(&id)
+            .map(|events| json!({ "link": id, "events": events })),
         LinkAction::Cancel { id } => client.cancel(&id),
         LinkAction::Deactivate { id } => client.set_active(&id, false),
         LinkAction::Activate { id } => client.set_active(&id, true),
     };
     match result {
         Ok(value) => {
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
             if let Some(url) = value.get("url").and_then(Value::as_str) {
                 eprintln!("link: {url}");
             }
@@ -312,9 +377,19 @@ fn demo(config_path: &std::path::Path) -> ExitCode {
     let big = dir.join("sample-8MiB.bin");
     let prepared = std::fs::create_dir_all(&dir)
         .and_then(|_| std::fs::write(&sample, "Hello from behind linkgate.\n"))
-        .and_then(|_| std::fs::write(&big, (0..8u32 * 1024 * 1024).map(|i| (i % 251) as u8).collect::<Vec<u8>>()));
+        .and_then(|_| {
+            std::fs::write(
+                &big,
+                (0..8u32 * 1024 * 1024)
+                    .map(|i| (i % 251) as u8)
+                    .collect::<Vec<u8>>(),
+            )
+        });
     if let Err(e) = prepared {
-        return fail(format!("cannot write demo files under {}: {e}", dir.display()));
+        return fail(format!(
+            "cannot write demo files under {}: {e}",
+            dir.display()
+        ));
     }
     let origin = match StaticOrigin::new(&dir) {
         Ok(o) => o,
@@ -331,12 +406,19 @@ fn demo(config_path: &std::path::Path) -> ExitCode {
             return fail(e);
         }
     }
-    let (server, gate) = match linkgate::serve::build(&config, Some((origin, store.addr.to_string()))) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let doc = linkgate::link::Document::new("welcome.txt".into(), "Welcome to linkgate.txt".into(), None);
-    let mut link = linkgate::link::Link::new(store_name, doc, gate.keys.signing_key_id(), time::OffsetDateTime::now_utc());
+    let (server, gate) =
+        match linkgate::serve::build(&config, Some((origin, store.addr.to_string()))) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+    let doc =
+        linkgate::link::Document::new("welcome.txt".into(), "Welcome to linkgate.txt".into(), None);
+    let mut link = linkgate::link::Link::new(
+        store_name,
+        doc,
+        gate.keys.signing_key_id(),
+        time::OffsetDateTime::now_utc(),
+    );
     link.expires_at = Some(time::OffsetDateTime::now_utc() + time::Duration::days(1));
     link.max_downloads = Some(5);
     link.created_by = Some("demo".into());
@@ -349,9 +431,17 @@ fn demo(config_path: &std::path::Path) -> ExitCode {
     }
     let url = gate.url_of(&link).unwrap_or_default();
     println!("\nlinkgate demo is running (Ctrl-C to stop).");
-    println!("  origin : http://{} (serving {})", store.addr, dir.display());
+    println!(
+        "  origin : http://{} (serving {})",
+        store.addr,
+        dir.display()
+    );
     println!("  gateway: {}", config.server.public_url);
-    println!("  admin  : http://{} (token from {})", config.admin.listen, config_path.display());
+    println!(
+        "  admin  : http://{} (token from {})",
+        config.admin.listen,
+        config_path.display()
+    );
     println!("\nA link to welcome.txt, good for 5 downloads within 24 hours:\n\n  {url}\n");
     println!("Try:  curl -OJ '{url}'");
     println!("Mint another (in a second shell):");

@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// Request outcomes, as the access log names them; each is a pre-created `outcome` label value.
@@ -95,7 +96,10 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("linkgate_requests_total: {e}"));
         let _ = registry.register(Box::new(requests_vec.clone()));
-        let requests = OUTCOMES.iter().map(|o| requests_vec.with_label_values(&[o])).collect();
+        let requests = OUTCOMES
+            .iter()
+            .map(|o| requests_vec.with_label_values(&[o]))
+            .collect();
         let requests_other = requests_vec.with_label_values(&["other"]);
         let latency = HistogramVec::new(
             HistogramOpts::new(
@@ -108,19 +112,41 @@ impl Metrics {
         .unwrap_or_else(|e| panic!("linkgate_upstream_response_seconds: {e}"));
         let _ = registry.register(Box::new(latency.clone()));
         let store_errors = IntCounterVec::new(
-            Opts::new("linkgate_store_errors_total", "Document store errors by store and kind"),
+            Opts::new(
+                "linkgate_store_errors_total",
+                "Document store errors by store and kind",
+            ),
             &["store", "kind"],
         )
         .unwrap_or_else(|e| panic!("linkgate_store_errors_total: {e}"));
         let _ = registry.register(Box::new(store_errors.clone()));
-        let active_streams = IntGauge::new("linkgate_active_streams", "Downloads being streamed right now")
-            .unwrap_or_else(|e| panic!("linkgate_active_streams: {e}"));
+        let active_streams = IntGauge::new(
+            "linkgate_active_streams",
+            "Downloads being streamed right now",
+        )
+        .unwrap_or_else(|e| panic!("linkgate_active_streams: {e}"));
         let _ = registry.register(Box::new(active_streams.clone()));
         Metrics {
-            downloads_started: counter(&registry, "linkgate_downloads_started_total", "Downloads that went to the document store (GET, not HEAD or prefetch)"),
-            downloads_completed: counter(&registry, "linkgate_downloads_completed_total", "Downloads whose body was delivered"),
-            downloads_aborted: counter(&registry, "linkgate_downloads_aborted_total", "Downloads that failed or broke off"),
-            bytes_sent: counter(&registry, "linkgate_bytes_sent_total", "Response body bytes sent to recipients"),
+            downloads_started: counter(
+                &registry,
+                "linkgate_downloads_started_total",
+                "Downloads that went to the document store (GET, not HEAD or prefetch)",
+            ),
+            downloads_completed: counter(
+                &registry,
+                "linkgate_downloads_completed_total",
+                "Downloads whose body was delivered",
+            ),
+            downloads_aborted: counter(
+                &registry,
+                "linkgate_downloads_aborted_total",
+                "Downloads that failed or broke off",
+            ),
+            bytes_sent: counter(
+                &registry,
+                "linkgate_bytes_sent_total",
+                "Response body bytes sent to recipients",
+            ),
             registry,
             requests,
             requests_other,
@@ -151,7 +177,10 @@ impl Metrics {
         // Stores are configured once per process, so the leak is bounded by the config.
         let series: &'static StoreSeries = Box::leak(Box::new(StoreSeries {
             latency: self.latency.with_label_values(&[name]),
-            errors: STORE_ERRORS.iter().map(|k| self.store_errors.with_label_values(&[name, k])).collect(),
+            errors: STORE_ERRORS
+                .iter()
+                .map(|k| self.store_errors.with_label_values(&[name, k]))
+                .collect(),
         }));
         stores.insert(name.to_string(), series);
         series
@@ -179,10 +208,24 @@ mod tests {
         m.store("docs").error("timeout");
         m.store("docs").observe(Duration::from_millis(3));
         let text = String::from_utf8(m.render()).unwrap();
-        assert!(text.contains("linkgate_requests_total{outcome=\"served\"}"), "{text}");
-        assert!(text.contains("linkgate_requests_total{outcome=\"other\"}"), "{text}");
-        assert!(text.contains("linkgate_store_errors_total{kind=\"timeout\",store=\"docs\"} 1"), "{text}");
-        assert!(text.contains("linkgate_upstream_response_seconds_bucket{store=\"docs\",le=\"0.005\"} 1"), "{text}");
+        assert!(
+            text.contains("linkgate_requests_total{outcome=\"served\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("linkgate_requests_total{outcome=\"other\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("linkgate_store_errors_total{kind=\"timeout\",store=\"docs\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "linkgate_upstream_response_seconds_bucket{store=\"docs\",le=\"0.005\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("linkgate_active_streams 0"), "{text}");
     }
 }

@@ -23,15 +23,20 @@ pub struct StaticOrigin {
 
 impl StaticOrigin {
     pub fn new(root: &Path) -> std::io::Result<StaticOrigin> {
-        Ok(StaticOrigin { root: root.canonicalize()? })
+        Ok(StaticOrigin {
+            root: root.canonicalize()?,
+        })
     }
 
     /// The file a request path names, if it is a regular file inside the root.
     fn resolve(&self, path: &str) -> Option<PathBuf> {
-        let decoded = percent_encoding::percent_decode_str(path).decode_utf8().ok()?;
+        let decoded = percent_encoding::percent_decode_str(path)
+            .decode_utf8()
+            .ok()?;
         let mut out = self.root.clone();
         for segment in decoded.split('/').filter(|s| !s.is_empty()) {
-            if segment == "." || segment == ".." || segment.contains('\\') || segment.contains('\0') {
+            if segment == "." || segment == ".." || segment.contains('\\') || segment.contains('\0')
+            {
                 return None;
             }
             out.push(segment);
@@ -48,11 +53,15 @@ pub struct Unsatisfiable;
 /// Parses a single `bytes=` range against a file length: `Ok(None)` for no (or an ignorable)
 /// Range, `Err(Unsatisfiable)` when it cannot be satisfied.
 pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None); // several ranges: serve the whole file, as RFC 9110 allows
     }
-    let Some((start, end)) = spec.trim().split_once('-') else { return Ok(None) };
+    let Some((start, end)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
     let (start, end) = (start.trim(), end.trim());
     let range = if start.is_empty() {
         let n: u64 = end.parse().map_err(|_| Unsatisfiable)?;
@@ -62,7 +71,13 @@ pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, Unsatisf
         (len.saturating_sub(n), len - 1)
     } else {
         let s: u64 = start.parse().map_err(|_| Unsatisfiable)?;
-        let e: u64 = if end.is_empty() { len.saturating_sub(1) } else { end.parse::<u64>().map_err(|_| Unsatisfiable)?.min(len.saturating_sub(1)) };
+        let e: u64 = if end.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            end.parse::<u64>()
+                .map_err(|_| Unsatisfiable)?
+                .min(len.saturating_sub(1))
+        };
         if s >= len || e < s {
             return Err(Unsatisfiable);
         }
@@ -71,7 +86,11 @@ pub fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, Unsatisf
     Ok(Some(range))
 }
 
-async fn respond(session: &mut ServerSession, status: u16, headers: &[(&str, String)]) -> Option<()> {
+async fn respond(
+    session: &mut ServerSession,
+    status: u16,
+    headers: &[(&str, String)],
+) -> Option<()> {
     let mut resp = ResponseHeader::build(status, Some(headers.len() + 1)).ok()?;
     for (k, v) in headers {
         resp.insert_header(k.to_string(), v.as_str()).ok()?;
@@ -83,7 +102,15 @@ impl StaticOrigin {
     async fn serve(&self, session: &mut ServerSession) -> Option<()> {
         let method = session.req_header().method.clone();
         if method != Method::GET && method != Method::HEAD {
-            respond(session, 405, &[("allow", "GET, HEAD".into()), ("content-length", "0".into())]).await?;
+            respond(
+                session,
+                405,
+                &[
+                    ("allow", "GET, HEAD".into()),
+                    ("content-length", "0".into()),
+                ],
+            )
+            .await?;
             return Some(());
         }
         let Some(path) = self.resolve(session.req_header().uri.path()) else {
@@ -93,15 +120,29 @@ impl StaticOrigin {
         let mut file = tokio::fs::File::open(&path).await.ok()?;
         let meta = file.metadata().await.ok()?;
         let len = meta.len();
-        let mtime = meta.modified().ok().and_then(|m| m.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()).unwrap_or(0);
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let etag = format!("\"{len:x}-{mtime:x}\"");
         let last_modified = httpdate(mtime);
         let req = session.req_header();
-        if req.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+        if req
+            .headers
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+        {
             respond(session, 304, &[("etag", etag)]).await?;
             return Some(());
         }
-        let if_range_ok = match req.headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        let if_range_ok = match req
+            .headers
+            .get(header::IF_RANGE)
+            .and_then(|v| v.to_str().ok())
+        {
             Some(v) => v == etag || v == last_modified,
             None => true,
         };
@@ -109,7 +150,12 @@ impl StaticOrigin {
             Some(r) if if_range_ok => parse_range(r, len),
             _ => Ok(None),
         };
-        let common = [("etag", etag), ("last-modified", last_modified), ("accept-ranges", "bytes".to_string()), ("content-type", "application/octet-stream".to_string())];
+        let common = [
+            ("etag", etag),
+            ("last-modified", last_modified),
+            ("accept-ranges", "bytes".to_string()),
+            ("content-type", "application/octet-stream".to_string()),
+        ];
         let (start, end) = match range {
             Err(Unsatisfiable) => {
                 let mut h = common.to_vec();
@@ -148,7 +194,10 @@ impl StaticOrigin {
             }
             buf.truncate(n);
             left -= n as u64;
-            session.write_response_body(buf.split().freeze(), left == 0).await.ok()?;
+            session
+                .write_response_body(buf.split().freeze(), left == 0)
+                .await
+                .ok()?;
         }
         Some(())
     }
@@ -156,14 +205,21 @@ impl StaticOrigin {
 
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for Unix seconds.
 fn httpdate(secs: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(secs as i64).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let fmt = time::macros::format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
+    let t = time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
     t.format(&fmt).unwrap_or_default()
 }
 
 #[async_trait]
 impl HttpServerApp for StaticOrigin {
-    async fn process_new_http(self: &Arc<Self>, mut session: ServerSession, shutdown: &ShutdownWatch) -> Option<ReusedHttpStream> {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
         if !session.read_request().await.ok()? {
             return None;
         }

@@ -70,18 +70,31 @@ fn page(title: &str, message: &str) -> Bytes {
     layout(title, &format!("<p>{}</p>", escape(message)))
 }
 
-static NOT_FOUND: LazyLock<Bytes> =
-    LazyLock::new(|| page("Not found", "This link is not valid. It may have expired, been cancelled, or reached its download limit."));
+static NOT_FOUND: LazyLock<Bytes> = LazyLock::new(|| {
+    page("Not found", "This link is not valid. It may have expired, been cancelled, or reached its download limit.")
+});
 
 /// A page for `status`; unknown statuses get a generic text.
 pub fn for_status(status: u16) -> Bytes {
     match status {
         404 => NOT_FOUND.clone(),
-        405 => page("Method not allowed", "This link can only be opened or downloaded."),
+        405 => page(
+            "Method not allowed",
+            "This link can only be opened or downloaded.",
+        ),
         429 => page("Too many requests", "Please wait a moment and try again."),
-        502 => page("Bad gateway", "The document store could not be reached. Please try again later."),
-        503 => page("Service unavailable", "The service is temporarily unavailable. Please try again shortly."),
-        504 => page("Gateway timeout", "The document store did not answer in time. Please try again later."),
+        502 => page(
+            "Bad gateway",
+            "The document store could not be reached. Please try again later.",
+        ),
+        503 => page(
+            "Service unavailable",
+            "The service is temporarily unavailable. Please try again shortly.",
+        ),
+        504 => page(
+            "Gateway timeout",
+            "The document store did not answer in time. Please try again later.",
+        ),
         _ => page("Error", "The request could not be completed."),
     }
 }
@@ -104,7 +117,10 @@ pub fn page_headers() -> [(&'static str, &'static str); 5] {
 
 /// [`page_headers`] as an answer's own list, to add cookies or other headers to.
 pub fn page_headers_owned() -> Vec<(&'static str, String)> {
-    page_headers().iter().map(|(k, v)| (*k, v.to_string())).collect()
+    page_headers()
+        .iter()
+        .map(|(k, v)| (*k, v.to_string()))
+        .collect()
 }
 
 /// Headers of a non-HTML answer the gateway writes itself (plain text, JSON): private, never
@@ -161,7 +177,9 @@ fn form(action: &str, csrf: &str, fields: &str, button: &str) -> String {
 }
 
 fn error_line(error: Option<&str>) -> String {
-    error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default()
+    error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default()
 }
 
 pub fn password_form(doc: &DocumentFacts, csrf: &str, error: Option<&str>) -> Bytes {
@@ -169,7 +187,12 @@ pub fn password_form(doc: &DocumentFacts, csrf: &str, error: Option<&str>) -> By
                   <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus>";
     layout(
         "This document is protected by a password",
-        &format!("{}{}{}", facts(doc), error_line(error), form("password", csrf, fields, "Continue")),
+        &format!(
+            "{}{}{}",
+            facts(doc),
+            error_line(error),
+            form("password", csrf, fields, "Continue")
+        ),
     )
 }
 
@@ -192,7 +215,12 @@ pub struct UploadForm {
 }
 
 /// The landing page: the documents with their buttons, and the upload form if any.
-pub fn landing(expires: Option<&str>, documents: &[LandingDocument], upload: Option<&UploadForm>, view_only: bool) -> Bytes {
+pub fn landing(
+    expires: Option<&str>,
+    documents: &[LandingDocument],
+    upload: Option<&UploadForm>,
+    view_only: bool,
+) -> Bytes {
     let title = match (documents.len(), upload.is_some()) {
         (0, true) => "Upload files",
         (1, _) => "A document was shared with you",
@@ -203,24 +231,51 @@ pub fn landing(expires: Option<&str>, documents: &[LandingDocument], upload: Opt
         body.push_str("<p class=\"note\">This browser may view the documents; downloading needs a verified recipient.</p>");
     }
     if let [doc] = documents {
-        body.push_str(&format!("<dl><dt>Document</dt><dd>{}</dd>", escape(&doc.name)));
+        body.push_str(&format!(
+            "<dl><dt>Document</dt><dd>{}</dd>",
+            escape(&doc.name)
+        ));
         if let Some(size) = doc.size {
             body.push_str(&format!("<dt>Size</dt><dd>{}</dd>", human_size(size)));
         }
-        body.push_str(&format!("<dt>Available until</dt><dd>{}</dd></dl><p>", escape(expires.unwrap_or("no expiry date"))));
+        body.push_str(&format!(
+            "<dt>Available until</dt><dd>{}</dd></dl><p>",
+            escape(expires.unwrap_or("no expiry date"))
+        ));
         for (i, (label, href)) in doc.actions.iter().enumerate() {
-            let id = if i == 0 { "download".to_string() } else { format!("action-1-{}", i + 1) };
-            body.push_str(&format!("<a class=\"button\" id=\"{id}\" href=\"{}\">{}</a> ", escape(href), escape(label)));
+            let id = if i == 0 {
+                "download".to_string()
+            } else {
+                format!("action-1-{}", i + 1)
+            };
+            body.push_str(&format!(
+                "<a class=\"button\" id=\"{id}\" href=\"{}\">{}</a> ",
+                escape(href),
+                escape(label)
+            ));
         }
         body.push_str("</p>");
     } else if !documents.is_empty() {
-        body.push_str(&format!("<p>Available until {}.</p><ul class=\"docs\">", escape(expires.unwrap_or("no expiry date"))));
+        body.push_str(&format!(
+            "<p>Available until {}.</p><ul class=\"docs\">",
+            escape(expires.unwrap_or("no expiry date"))
+        ));
         for (n, doc) in documents.iter().enumerate() {
-            let size = doc.size.map(|s| format!(" <span class=\"note\">({})</span>", human_size(s))).unwrap_or_default();
-            body.push_str(&format!("<li><strong>{}</strong>{size}<br>", escape(&doc.name)));
+            let size = doc
+                .size
+                .map(|s| format!(" <span class=\"note\">({})</span>", human_size(s)))
+                .unwrap_or_default();
+            body.push_str(&format!(
+                "<li><strong>{}</strong>{size}<br>",
+                escape(&doc.name)
+            ));
             for (i, (label, href)) in doc.actions.iter().enumerate() {
                 let id = format!("action-{}-{}", n + 1, i + 1);
-                body.push_str(&format!("<a class=\"button\" id=\"{id}\" href=\"{}\">{}</a>", escape(href), escape(label)));
+                body.push_str(&format!(
+                    "<a class=\"button\" id=\"{id}\" href=\"{}\">{}</a>",
+                    escape(href),
+                    escape(label)
+                ));
             }
             body.push_str("</li>");
         }
@@ -229,7 +284,16 @@ pub fn landing(expires: Option<&str>, documents: &[LandingDocument], upload: Opt
         body.push_str(&format!("<p>Available until {}.</p>", escape(e)));
     }
     if let Some(form) = upload {
-        let csrf = form.csrf.as_ref().map(|c| format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", escape(c))).unwrap_or_default();
+        let csrf = form
+            .csrf
+            .as_ref()
+            .map(|c| {
+                format!(
+                    "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+                    escape(c)
+                )
+            })
+            .unwrap_or_default();
         body.push_str(&format!(
             "<h2>Send files</h2><form method=\"post\" action=\"{}\" enctype=\"multipart/form-data\" id=\"upload-form\">{csrf}\
              <div class=\"drop\" id=\"drop\"><label for=\"files\">Drop files here, or choose them:</label>\
@@ -253,12 +317,19 @@ pub fn upload_result(stored: &[(String, u64)], error: Option<&str>, back: &str) 
     if !stored.is_empty() {
         body.push_str("<p>Received:</p><ul id=\"stored\">");
         for (name, bytes) in stored {
-            body.push_str(&format!("<li>{} ({})</li>", escape(name), human_size(*bytes)));
+            body.push_str(&format!(
+                "<li>{} ({})</li>",
+                escape(name),
+                human_size(*bytes)
+            ));
         }
         body.push_str("</ul>");
     }
     body.push_str(&error_line(error));
-    body.push_str(&format!("<p><a class=\"button\" id=\"back\" href=\"{}\">Back</a></p>", escape(back)));
+    body.push_str(&format!(
+        "<p><a class=\"button\" id=\"back\" href=\"{}\">Back</a></p>",
+        escape(back)
+    ));
     layout(title, &body)
 }
 
@@ -286,7 +357,13 @@ pub fn send_code(doc: &DocumentFacts, csrf: &str, masked: &str, notice: Option<&
     )
 }
 
-pub fn enter_code(doc: &DocumentFacts, csrf: &str, resend_csrf: &str, masked: &str, error: Option<&str>) -> Bytes {
+pub fn enter_code(
+    doc: &DocumentFacts,
+    csrf: &str,
+    resend_csrf: &str,
+    masked: &str,
+    error: Option<&str>,
+) -> Bytes {
     let fields = "<label for=\"code\">6-digit code</label>\
                   <input type=\"text\" id=\"code\" name=\"code\" inputmode=\"numeric\" pattern=\"[0-9]{6}\" maxlength=\"6\" autocomplete=\"one-time-code\" required autofocus>";
     layout(
@@ -308,7 +385,10 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     #[test]
@@ -319,13 +399,24 @@ mod tests {
 
     #[test]
     fn hostile_names_are_escaped_on_pages() {
-        let doc = LandingDocument { name: "<script>alert(1)</script>".into(), size: None, actions: vec![("Download".into(), "/s/x?download".into())] };
+        let doc = LandingDocument {
+            name: "<script>alert(1)</script>".into(),
+            size: None,
+            actions: vec![("Download".into(), "/s/x?download".into())],
+        };
         let html = String::from_utf8(landing(None, &[doc], None, false).to_vec()).unwrap();
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;"));
-        let form = UploadForm { action: "/s/x?upload".into(), csrf: Some("\"><b>".into()), limits: "<i>".into() };
+        let form = UploadForm {
+            action: "/s/x?upload".into(),
+            csrf: Some("\"><b>".into()),
+            limits: "<i>".into(),
+        };
         let html = String::from_utf8(landing(None, &[], Some(&form), false).to_vec()).unwrap();
         assert!(!html.contains("<b>") && !html.contains("<i>"));
-        assert!(html.contains(DROP_SCRIPT), "the script whose hash the CSP allows");
+        assert!(
+            html.contains(DROP_SCRIPT),
+            "the script whose hash the CSP allows"
+        );
     }
 }

@@ -27,15 +27,15 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 use time::OffsetDateTime;
 
+use crate::audit::{client_of, user_agent_of, Draft};
 use crate::counting::{classify, keeps_slot, Kind};
 use crate::disposition::content_disposition;
 use crate::gate::Gate;
-use crate::audit::{client_of, user_agent_of, Draft};
 use crate::link::{Link, LinkState, Refusal, Right, Selection, Target};
+use crate::metrics::metrics;
 use crate::pages;
 use crate::recipient::{self, Decision, Reply};
-use crate::store::{ReserveRequest, Reservation, Ticket};
-use crate::metrics::metrics;
+use crate::store::{Reservation, ReserveRequest, Ticket};
 use crate::stores::dir::ServeError;
 use crate::stores::relay::Relay;
 use crate::stores::{Attempt, Store};
@@ -112,7 +112,11 @@ async fn write_reply(session: &mut Session, reply: Reply) -> Result<()> {
 }
 
 /// Writes one of our pages and ends the response (keep-alive is preserved).
-async fn answer(session: &mut Session, status: u16, extra: &[(&'static str, &'static str)]) -> Result<()> {
+async fn answer(
+    session: &mut Session,
+    status: u16,
+    extra: &[(&'static str, &'static str)],
+) -> Result<()> {
     let body = pages::for_status(status);
     let mut resp = ResponseHeader::build(status, Some(8))?;
     for (k, v) in pages::page_headers().iter().chain(extra) {
@@ -130,7 +134,13 @@ async fn answer(session: &mut Session, status: u16, extra: &[(&'static str, &'st
 /// An audit event for this request (client address and user agent filled in), naming the
 /// document and variant when one was chosen. `client` is the address `admit` formatted into the
 /// request's context (empty before that); events carry no address for "unknown".
-fn event(session: &Session, client: &str, target: Option<&Target>, kind: &str, outcome: &str) -> Draft {
+fn event(
+    session: &Session,
+    client: &str,
+    target: Option<&Target>,
+    kind: &str,
+    outcome: &str,
+) -> Draft {
     let mut d = Draft::new(kind, outcome);
     d.client = match client {
         "" => client_of(session).map(|ip| ip.to_string()),
@@ -151,10 +161,17 @@ fn name_document(d: &mut Draft, target: Option<&Target>) {
 
 /// What a script gets from a link with several documents that names none: where each one is.
 fn listing(link: &Link, url: &str) -> Reply {
-    let mut text = format!("This link shares {} documents; fetch each one with ?doc=N:\n", link.documents.len());
+    let mut text = format!(
+        "This link shares {} documents; fetch each one with ?doc=N:\n",
+        link.documents.len()
+    );
     for (i, d) in link.documents.iter().enumerate() {
         let size = d.size.map(|s| format!(" ({s} bytes)")).unwrap_or_default();
-        text.push_str(&format!("{n}. {name}{size}  {url}?doc={n}\n", n = i + 1, name = d.filename));
+        text.push_str(&format!(
+            "{n}. {name}{size}  {url}?doc={n}\n",
+            n = i + 1,
+            name = d.filename
+        ));
     }
     Reply {
         status: 300,
@@ -168,7 +185,10 @@ fn listing(link: &Link, url: &str) -> Reply {
 fn decorate(resp: &mut ResponseHeader, target: &Target) -> Result<()> {
     resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
     resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
-    resp.insert_header(header::CONTENT_DISPOSITION, content_disposition(target.inline, &target.filename))?;
+    resp.insert_header(
+        header::CONTENT_DISPOSITION,
+        content_disposition(target.inline, &target.filename),
+    )?;
     Ok(())
 }
 
@@ -202,7 +222,14 @@ impl Proxy {
     }
 
     /// Queues a `download.refused` event for a known link.
-    fn refused(&self, session: &Session, ctx: &Ctx, link: &Link, target: Option<&Target>, reason: &str) {
+    fn refused(
+        &self,
+        session: &Session,
+        ctx: &Ctx,
+        link: &Link,
+        target: Option<&Target>,
+        reason: &str,
+    ) {
         let mut d = event(session, &ctx.client, target, "download.refused", "refused");
         d.reason = Some(reason.to_string());
         self.gate.audit.push(link.id, d);
@@ -210,7 +237,14 @@ impl Proxy {
 
     /// A use the link does not grant: the uniform 404, or, for a browser that passed the link's
     /// password or device check, a 403 page that says why.
-    fn not_granted(&self, session: &Session, ctx: &mut Ctx, link: &Link, verified: bool, reason: &'static str) -> Answer {
+    fn not_granted(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        link: &Link,
+        verified: bool,
+        reason: &'static str,
+    ) -> Answer {
         ctx.outcome = "not_granted";
         self.refused(session, ctx, link, None, "right not granted");
         if !verified {
@@ -218,13 +252,19 @@ impl Proxy {
         }
         let mut headers = pages::page_headers_owned();
         headers.push(("vary", "cookie".to_string()));
-        Answer::Reply(Reply { status: 403, headers, body: pages::message("Not allowed", reason) })
+        Answer::Reply(Reply {
+            status: 403,
+            headers,
+            body: pages::message("Not allowed", reason),
+        })
     }
 
     /// Gives a reserved slot back (once). Called before an error answer goes out, so that the
     /// slot is free again by the time the client sees the error.
     async fn give_back(&self, ctx: &mut Ctx) {
-        let Some(ticket) = ctx.ticket.take() else { return };
+        let Some(ticket) = ctx.ticket.take() else {
+            return;
+        };
         self.gate.settlements.released(ticket);
         if let Err(err) = self.gate.store.release(ticket, &ctx.grant).await {
             // The reservation then expires by itself after the reservation TTL.
@@ -233,7 +273,12 @@ impl Proxy {
     }
 
     /// Reserves a slot for a limited link; refreshes a stale cached link once.
-    async fn reserve(&self, ctx: &mut Ctx, link: Arc<Link>, max: u64) -> Result<Option<Arc<Link>>, crate::store::StoreError> {
+    async fn reserve(
+        &self,
+        ctx: &mut Ctx,
+        link: Arc<Link>,
+        max: u64,
+    ) -> Result<Option<Arc<Link>>, crate::store::StoreError> {
         let mut link = link;
         for _ in 0..2 {
             let req = ReserveRequest {
@@ -273,7 +318,11 @@ impl Proxy {
     async fn upload(&self, session: &mut Session, ctx: &Ctx) -> Reply {
         let (Some(link), Some(store)) = (&ctx.link, &ctx.upstream) else {
             let headers = pages::page_headers_owned();
-            return Reply { status: 404, headers, body: pages::for_status(404) };
+            return Reply {
+                status: 404,
+                headers,
+                body: pages::for_status(404),
+            };
         };
         let up = Upload {
             gate: &self.gate,
@@ -286,7 +335,10 @@ impl Proxy {
         if session.req_header().method == Method::PUT {
             up.put(session).await
         } else {
-            let back = format!("/s/{}", token_of(session.req_header().uri.path()).unwrap_or_default());
+            let back = format!(
+                "/s/{}",
+                token_of(session.req_header().uri.path()).unwrap_or_default()
+            );
             up.form(session, &back).await
         }
     }
@@ -299,8 +351,16 @@ impl Proxy {
         };
         let req = session.req_header();
         // Boxed: connecting (TLS included) is a large future, done with once the head is read.
-        let (mut resp, body) = Box::pin(self.relay.open(&store, &mut ctx.attempt, &req.method, &target.object, req)).await?;
-        if let Some(code) = self.origin_response(&store, &mut resp, ctx, &target).await? {
+        let (mut resp, body) =
+            Box::pin(
+                self.relay
+                    .open(&store, &mut ctx.attempt, &req.method, &target.object, req),
+            )
+            .await?;
+        if let Some(code) = self
+            .origin_response(&store, &mut resp, ctx, &target)
+            .await?
+        {
             // The origin's own error page never reaches the recipient (its connection is closed).
             ctx.replaced = true;
             return answer(session, code, &[]).await;
@@ -316,7 +376,13 @@ impl Proxy {
 
     /// Checks the origin's answer: our headers on a success (`None`), or the status of the page
     /// that replaces an error, whose slot is given back first.
-    async fn origin_response(&self, store: &Store, resp: &mut ResponseHeader, ctx: &mut Ctx, target: &Target) -> Result<Option<u16>> {
+    async fn origin_response(
+        &self,
+        store: &Store,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+        target: &Target,
+    ) -> Result<Option<u16>> {
         let status = resp.status.as_u16();
         if let Some(started) = ctx.attempt.started {
             store.metrics().observe(started.elapsed());
@@ -334,11 +400,20 @@ impl Proxy {
         };
         if let Some(code) = replace_with {
             tracing::warn!(status, link = ?ctx.link.as_ref().map(|l| l.id), "origin answered with an error");
-            ctx.outcome = if code == 404 { "origin_not_found" } else { "origin_error" };
+            ctx.outcome = if code == 404 {
+                "origin_not_found"
+            } else {
+                "origin_error"
+            };
             self.give_back(ctx).await;
             return Ok(Some(code));
         }
-        for name in ["set-cookie", "set-cookie2", "content-disposition", "x-powered-by"] {
+        for name in [
+            "set-cookie",
+            "set-cookie2",
+            "content-disposition",
+            "x-powered-by",
+        ] {
             resp.remove_header(name);
         }
         decorate(resp, target)?;
@@ -349,7 +424,14 @@ impl Proxy {
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Answer> {
         let req = session.req_header();
         // Legacy nginx secure_link URLs (see `securelink`) name their link by a keyed hash.
-        let legacy = match crate::securelink::resolve(&self.gate, req.uri.path(), req.uri.query(), client_of(session)).await {
+        let legacy = match crate::securelink::resolve(
+            &self.gate,
+            req.uri.path(),
+            req.uri.query(),
+            client_of(session),
+        )
+        .await
+        {
             Some(Ok(id)) => Some(id),
             Some(Err(status)) => {
                 ctx.outcome = "bad_legacy_link";
@@ -357,7 +439,9 @@ impl Proxy {
             }
             None => None,
         };
-        let Some(id) = legacy.or_else(|| token_of(req.uri.path()).and_then(|t| self.gate.keys.verify(t))) else {
+        let Some(id) =
+            legacy.or_else(|| token_of(req.uri.path()).and_then(|t| self.gate.keys.verify(t)))
+        else {
             ctx.outcome = "bad_token";
             return Err(Answer::Status(404));
         };
@@ -390,7 +474,10 @@ impl Proxy {
             self.refused(session, ctx, &link, None, "method not allowed");
             return Err(Answer::Status(405));
         }
-        let base = format!("/s/{}", token_of(session.req_header().uri.path()).unwrap_or_default());
+        let base = format!(
+            "/s/{}",
+            token_of(session.req_header().uri.path()).unwrap_or_default()
+        );
         if link.has_pages() {
             match recipient::decide(&self.gate, session, link.clone(), base.clone()).await {
                 Ok(Decision::Pass { view_only }) => ctx.view_only = view_only,
@@ -416,7 +503,13 @@ impl Proxy {
         ctx.client = client_ip(session);
         if uploading {
             if !link.allows(&Right::Upload) || ctx.view_only {
-                return Err(self.not_granted(session, ctx, &link, verified, "This link does not accept uploads."));
+                return Err(self.not_granted(
+                    session,
+                    ctx,
+                    &link,
+                    verified,
+                    "This link does not accept uploads.",
+                ));
             }
             ctx.upload = true;
             ctx.link = Some(link);
@@ -434,9 +527,14 @@ impl Proxy {
             }
             Err(Refusal::Several) => {
                 ctx.outcome = "listing";
-                return Err(Answer::Reply(listing(&link, &format!("{}{base}", self.gate.public_url))));
+                return Err(Answer::Reply(listing(
+                    &link,
+                    &format!("{}{base}", self.gate.public_url),
+                )));
             }
-            Err(Refusal::NotGranted(reason)) => return Err(self.not_granted(session, ctx, &link, verified, reason)),
+            Err(Refusal::NotGranted(reason)) => {
+                return Err(self.not_granted(session, ctx, &link, verified, reason))
+            }
         };
         if ctx.view_only {
             target.inline = true;
@@ -454,7 +552,13 @@ impl Proxy {
             match self.gate.store.usage(link.id, link.generation).await {
                 Ok(used) if used >= max => {
                     ctx.outcome = "exhausted";
-                    self.refused(session, ctx, &link, ctx.target.as_ref(), "download limit reached");
+                    self.refused(
+                        session,
+                        ctx,
+                        &link,
+                        ctx.target.as_ref(),
+                        "download limit reached",
+                    );
                     return Err(Answer::Status(404));
                 }
                 Ok(_) => {}
@@ -466,19 +570,27 @@ impl Proxy {
             }
         }
         let link = match (ctx.kind, link.max_downloads) {
-            (Kind::Fresh | Kind::Continuation, Some(max)) => match self.reserve(ctx, link, max).await {
-                Ok(Some(link)) => link,
-                Ok(None) => {
-                    ctx.outcome = "exhausted";
-                    self.refused(session, ctx, &link_for_events, ctx.target.as_ref(), "download limit reached");
-                    return Err(Answer::Status(404));
+            (Kind::Fresh | Kind::Continuation, Some(max)) => {
+                match self.reserve(ctx, link, max).await {
+                    Ok(Some(link)) => link,
+                    Ok(None) => {
+                        ctx.outcome = "exhausted";
+                        self.refused(
+                            session,
+                            ctx,
+                            &link_for_events,
+                            ctx.target.as_ref(),
+                            "download limit reached",
+                        );
+                        return Err(Answer::Status(404));
+                    }
+                    Err(e) => {
+                        tracing::error!(link = %id, error = %e, "link store failed while counting");
+                        ctx.outcome = "store_error";
+                        return Err(Answer::Status(503));
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(link = %id, error = %e, "link store failed while counting");
-                    ctx.outcome = "store_error";
-                    return Err(Answer::Status(503));
-                }
-            },
+            }
             _ => link,
         };
         ctx.link = Some(link);
@@ -525,7 +637,11 @@ impl ProxyHttp for Proxy {
         match self.admit(session, ctx).await {
             Ok(()) => {}
             Err(Answer::Status(status)) => {
-                let allow: &[(&'static str, &'static str)] = if status == 405 { &[("allow", "GET, HEAD")] } else { &[] };
+                let allow: &[(&'static str, &'static str)] = if status == 405 {
+                    &[("allow", "GET, HEAD")]
+                } else {
+                    &[]
+                };
                 answer(session, status, allow).await?;
                 return Ok(true);
             }
@@ -538,7 +654,11 @@ impl ProxyHttp for Proxy {
             // Boxed, like the relay's connect below: the request's future stays small while a
             // download streams (1,000 of them held ~8 KiB each of connect and upload state).
             let reply = Box::pin(self.upload(session, ctx)).await;
-            ctx.outcome = if reply.status < 300 { "uploaded" } else { "upload_refused" };
+            ctx.outcome = if reply.status < 300 {
+                "uploaded"
+            } else {
+                "upload_refused"
+            };
             write_reply(session, reply).await?;
             return Ok(true);
         }
@@ -552,9 +672,15 @@ impl ProxyHttp for Proxy {
         }
         self.stream_started(ctx);
         let dir = ctx.upstream.clone().filter(|s| s.as_dir().is_some());
-        if let (Some(store), Some(link), Some(target)) = (dir, ctx.link.clone(), ctx.target.clone()) {
-            let Some(dir) = store.as_dir() else { return Ok(false) };
-                match dir.serve(session, &target.object, |resp| decorate(resp, &target)).await {
+        if let (Some(store), Some(link), Some(target)) = (dir, ctx.link.clone(), ctx.target.clone())
+        {
+            let Some(dir) = store.as_dir() else {
+                return Ok(false);
+            };
+            match dir
+                .serve(session, &target.object, |resp| decorate(resp, &target))
+                .await
+            {
                 Ok(()) => return Ok(true),
                 Err(ServeError::Refused(e)) => {
                     tracing::warn!(link = %link.id, store = %link.store, error = %e, "dir store cannot serve the object");
@@ -572,7 +698,10 @@ impl ProxyHttp for Proxy {
 
     /// Never called: `request_filter` answers every request (see the module doc).
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        Error::e_explain(ErrorType::InternalError, "every request is answered in request_filter")
+        Error::e_explain(
+            ErrorType::InternalError,
+            "every request is answered in request_filter",
+        )
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -592,10 +721,16 @@ impl ProxyHttp for Proxy {
         // Failed connections were counted per attempt by the relay.
         let connect = matches!(
             e.etype(),
-            ErrorType::ConnectTimedout | ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::TLSHandshakeFailure
+            ErrorType::ConnectTimedout
+                | ErrorType::ConnectRefused
+                | ErrorType::ConnectNoRoute
+                | ErrorType::ConnectError
+                | ErrorType::TLSHandshakeFailure
         );
         if let (Some(store), 502 | 504, false) = (&ctx.upstream, code, connect) {
-            store.metrics().error(if code == 504 { "timeout" } else { "io" });
+            store
+                .metrics()
+                .error(if code == 504 { "timeout" } else { "io" });
         }
         ctx.outcome = match code {
             504 => "origin_timeout",
@@ -611,7 +746,10 @@ impl ProxyHttp for Proxy {
                 tracing::debug!(error = %e, "could not write error page");
             }
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     /// Pingora's error lines name the request this way: never with its token (see `guard`).
@@ -623,7 +761,10 @@ impl ProxyHttp for Proxy {
         let (status, expected) = match session.response_written() {
             Some(r) => (
                 r.status.as_u16(),
-                r.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()),
+                r.headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok()),
             ),
             None => (0, None),
         };

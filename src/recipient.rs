@@ -51,7 +51,9 @@ pub struct Reply {
 
 pub enum Decision {
     /// Go on to the file; `view_only` sends it inline whatever the link's rights.
-    Pass { view_only: bool },
+    Pass {
+        view_only: bool,
+    },
     Reply(Reply),
 }
 
@@ -64,7 +66,9 @@ impl PageLimiter {
     pub fn new(per_minute: u32) -> PageLimiter {
         let per_minute = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new((per_minute.get() / 3).max(5)).unwrap_or(NonZeroU32::MIN);
-        PageLimiter { limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)) }
+        PageLimiter {
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+        }
     }
 
     pub fn allows(&self, ip: IpAddr) -> bool {
@@ -100,11 +104,18 @@ impl Visit {
             [] => ("File upload".to_string(), None),
             docs => (format!("{} documents", docs.len()), None),
         };
-        DocumentFacts { name, size, expires: self.expires() }
+        DocumentFacts {
+            name,
+            size,
+            expires: self.expires(),
+        }
     }
 
     fn expires(&self) -> Option<String> {
-        self.link.expires_at.and_then(|e| e.format(&Rfc2822).ok()).map(|e| e.replace("+0000", "UTC"))
+        self.link
+            .expires_at
+            .and_then(|e| e.format(&Rfc2822).ok())
+            .map(|e| e.replace("+0000", "UTC"))
     }
 
     /// The landing page: each document with a button per granted variant, and the upload form.
@@ -133,21 +144,35 @@ impl Visit {
                         if several {
                             href.push_str(&format!("&doc={}", i + 1));
                         }
-                        if !view_only && (several || variants.len() > 1 || !matches!(v, Variant::Original)) {
+                        if !view_only
+                            && (several || variants.len() > 1 || !matches!(v, Variant::Original))
+                        {
                             href.push_str(&format!("&as={}", v.query_value()));
                         }
                         (label, href)
                     })
                     .collect();
-                LandingDocument { name: doc.filename.clone(), size: doc.size, actions }
+                LandingDocument {
+                    name: doc.filename.clone(),
+                    size: doc.size,
+                    actions,
+                }
             })
             .collect();
         let upload = (self.link.allows(&Right::Upload) && !view_only).then(|| UploadForm {
             action: format!("{}?upload", self.base),
-            csrf: self.link.has_gate().then(|| gate.verifier.csrf_token(&self.link.id, self.device.as_deref().unwrap_or(""))),
+            csrf: self.link.has_gate().then(|| {
+                gate.verifier
+                    .csrf_token(&self.link.id, self.device.as_deref().unwrap_or(""))
+            }),
             limits: crate::upload::Rules::for_link(&self.link, &gate.policy).describe(),
         });
-        pages::landing(self.expires().as_deref(), &documents, upload.as_ref(), view_only)
+        pages::landing(
+            self.expires().as_deref(),
+            &documents,
+            upload.as_ref(),
+            view_only,
+        )
     }
 
     fn event(&self, kind: &str, outcome: &str) -> Draft {
@@ -159,26 +184,43 @@ impl Visit {
     }
 
     fn client_key(&self) -> String {
-        self.client.map(|c| c.to_string()).unwrap_or_else(|| "unknown".into())
+        self.client
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "unknown".into())
     }
 
     fn reply(&self, status: u16, body: Bytes) -> Decision {
         let mut headers = pages::page_headers_owned();
         headers.extend(self.cookies.iter().cloned());
-        Decision::Reply(Reply { status, headers, body })
+        Decision::Reply(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 
     fn text(&self, status: u16, text: &str, extra: &[(&'static str, String)]) -> Decision {
         let mut headers = pages::data_headers("text/plain; charset=utf-8");
         headers.extend(extra.iter().cloned());
-        Decision::Reply(Reply { status, headers, body: Bytes::from(format!("{text}\n")) })
+        Decision::Reply(Reply {
+            status,
+            headers,
+            body: Bytes::from(format!("{text}\n")),
+        })
     }
 
     /// Post/redirect/get: back to the link after a form.
     fn back(&self) -> Decision {
-        let mut headers = vec![("location", self.base.clone()), ("cache-control", "private, no-store".to_string())];
+        let mut headers = vec![
+            ("location", self.base.clone()),
+            ("cache-control", "private, no-store".to_string()),
+        ];
         headers.extend(self.cookies.iter().cloned());
-        Decision::Reply(Reply { status: 303, headers, body: Bytes::new() })
+        Decision::Reply(Reply {
+            status: 303,
+            headers,
+            body: Bytes::new(),
+        })
     }
 }
 
@@ -193,7 +235,9 @@ fn wants_html(session: &Session) -> bool {
 }
 
 /// Reads a urlencoded form (capped); `None` for anything unreadable.
-async fn read_form(session: &mut Session) -> Result<Option<Vec<(String, String)>>, pingora::BError> {
+async fn read_form(
+    session: &mut Session,
+) -> Result<Option<Vec<(String, String)>>, pingora::BError> {
     let mut body = Vec::new();
     while let Some(chunk) = session.read_request_body().await? {
         if body.len() + chunk.len() > MAX_FORM_BYTES {
@@ -210,18 +254,30 @@ pub fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
     let mut fields = Vec::new();
     for pair in text.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().ok().map(|c| c.into_owned());
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8()
+                .ok()
+                .map(|c| c.into_owned())
+        };
         fields.push((decode(k)?, decode(v)?));
     }
     Some(fields)
 }
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Decides what this request gets. `base` is `/s/{token}`.
-pub async fn decide(gate: &Gate, session: &mut Session, link: Arc<Link>, base: String) -> pingora::Result<Decision> {
+pub async fn decide(
+    gate: &Gate,
+    session: &mut Session,
+    link: Arc<Link>,
+    base: String,
+) -> pingora::Result<Decision> {
     let req = session.req_header();
     let client = client_of(session);
     let upload = crate::upload::is_upload(req);
@@ -229,7 +285,10 @@ pub async fn decide(gate: &Gate, session: &mut Session, link: Arc<Link>, base: S
         html: wants_html(session),
         post: req.method == Method::POST && !upload,
         upload,
-        download: req.uri.query().is_some_and(|q| q.split('&').any(|p| p == "download" || p.starts_with("download="))),
+        download: req.uri.query().is_some_and(|q| {
+            q.split('&')
+                .any(|p| p == "download" || p.starts_with("download="))
+        }),
         device: gate.verifier.device_of(&req.headers),
         new_device: false,
         client,
@@ -252,14 +311,22 @@ pub async fn decide(gate: &Gate, session: &mut Session, link: Arc<Link>, base: S
     }
     if visit.html && visit.device.is_none() && visit.link.has_gate() {
         let id = new_device_id();
-        visit.cookies.push(("set-cookie", gate.verifier.device_cookie(&id)));
+        visit
+            .cookies
+            .push(("set-cookie", gate.verifier.device_cookie(&id)));
         visit.device = Some(id);
         visit.new_device = true;
     }
     if visit.post {
         return Ok(match read_form(session).await? {
             Some(form) => post(gate, &visit, &form).await,
-            None => visit.reply(400, pages::message("The form could not be read", "Please go back, reload the page and try again.")),
+            None => visit.reply(
+                400,
+                pages::message(
+                    "The form could not be read",
+                    "Please go back, reload the page and try again.",
+                ),
+            ),
         });
     }
     if let Some(d) = password_gate(gate, session, &visit).await {
@@ -270,7 +337,8 @@ pub async fn decide(gate: &Gate, session: &mut Session, link: Arc<Link>, base: S
         Err(d) => return Ok(d),
     };
     if visit.html && !visit.download && !visit.upload {
-        gate.audit.push(visit.link.id, visit.event("page.viewed", "ok"));
+        gate.audit
+            .push(visit.link.id, visit.event("page.viewed", "ok"));
         return Ok(visit.reply(200, visit.landing(gate, view_only)));
     }
     if !visit.cookies.is_empty() {
@@ -288,7 +356,9 @@ async fn password_gate(gate: &Gate, session: &Session, visit: &Visit) -> Option<
         return None;
     }
     if visit.html {
-        let csrf = gate.verifier.csrf_token(&visit.link.id, visit.device.as_deref().unwrap_or(""));
+        let csrf = gate
+            .verifier
+            .csrf_token(&visit.link.id, visit.device.as_deref().unwrap_or(""));
         return Some(visit.reply(200, pages::password_form(&visit.facts(), &csrf, None)));
     }
     let Some(given) = headers.get(PASSWORD_HEADER).and_then(|v| v.to_str().ok()) else {
@@ -302,8 +372,14 @@ async fn password_gate(gate: &Gate, session: &Session, visit: &Visit) -> Option<
     match check_password(gate, visit, hash, given).await {
         PasswordOutcome::Passed => None,
         PasswordOutcome::Wrong => Some(visit.text(401, "Wrong password.", &[])),
-        PasswordOutcome::Throttled => Some(visit.text(429, "Too many wrong passwords. Try again later.", &[("retry-after", PASSWORD_WINDOW.as_secs().to_string())])),
-        PasswordOutcome::Unavailable => Some(visit.text(503, "The service is temporarily unavailable.", &[])),
+        PasswordOutcome::Throttled => Some(visit.text(
+            429,
+            "Too many wrong passwords. Try again later.",
+            &[("retry-after", PASSWORD_WINDOW.as_secs().to_string())],
+        )),
+        PasswordOutcome::Unavailable => {
+            Some(visit.text(503, "The service is temporarily unavailable.", &[]))
+        }
     }
 }
 
@@ -344,15 +420,22 @@ async fn check_password(gate: &Gate, visit: &Visit, hash: &str, given: &str) -> 
     }
     let _ = gate.store.hit(&per_client, PASSWORD_WINDOW, 1).await;
     let _ = gate.store.hit(&per_link, PASSWORD_WINDOW, 1).await;
-    gate.audit.push(id, visit.event("password.failed", "failed"));
+    gate.audit
+        .push(id, visit.event("password.failed", "failed"));
     PasswordOutcome::Wrong
 }
 
 /// `Ok(view_only)` when the browser may go on; `Err(answer)` otherwise.
 async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
-    let Some(recipient) = &visit.link.recipient else { return Ok(false) };
+    let Some(recipient) = &visit.link.recipient else {
+        return Ok(false);
+    };
     if !visit.html {
-        return Err(visit.text(403, "This link is for a named recipient and must be opened in a web browser.", &[]));
+        return Err(visit.text(
+            403,
+            "This link is for a named recipient and must be opened in a web browser.",
+            &[],
+        ));
     }
     let Some(email) = &recipient.email else {
         // No address to verify against: every browser may view, none may download.
@@ -366,11 +449,20 @@ async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
     if visit.link.trusted_devices.is_empty() && !recipient.require_code {
         return Err(visit.reply(200, pages::confirm_device(&visit.facts(), &csrf)));
     }
-    let pending = gate.store.kv_get(&format!("code:{}:{device}", visit.link.id)).await.ok().flatten().is_some();
+    let pending = gate
+        .store
+        .kv_get(&format!("code:{}:{device}", visit.link.id))
+        .await
+        .ok()
+        .flatten()
+        .is_some();
     let masked = mask_email(email);
     if pending && !visit.new_device {
         let resend = gate.verifier.csrf_token(&visit.link.id, device);
-        return Err(visit.reply(200, pages::enter_code(&visit.facts(), &csrf, &resend, &masked, None)));
+        return Err(visit.reply(
+            200,
+            pages::enter_code(&visit.facts(), &csrf, &resend, &masked, None),
+        ));
     }
     Err(visit.reply(200, pages::send_code(&visit.facts(), &csrf, &masked, None)))
 }
@@ -385,42 +477,96 @@ async fn post(gate: &Gate, visit: &Visit, form: &[(String, String)]) -> Decision
     };
     match spent {
         Ok(FormToken::Fresh) => {}
-        Ok(FormToken::Invalid) => return visit.reply(403, pages::message("This form has expired", "Please reload the page and try again.")),
-        Ok(FormToken::Spent) => return visit.reply(403, pages::message("This form was already sent", "Please reload the page and try again.")),
+        Ok(FormToken::Invalid) => {
+            return visit.reply(
+                403,
+                pages::message(
+                    "This form has expired",
+                    "Please reload the page and try again.",
+                ),
+            )
+        }
+        Ok(FormToken::Spent) => {
+            return visit.reply(
+                403,
+                pages::message(
+                    "This form was already sent",
+                    "Please reload the page and try again.",
+                ),
+            )
+        }
         Err(_) => return visit.reply(503, pages::for_status(503)),
     }
     match field(form, "action") {
         Some("password") => post_password(gate, visit, form).await,
         Some("trust") => post_trust(gate, visit, &device).await,
         Some("send_code") => post_send_code(gate, visit, &device).await,
-        Some("verify_code") => post_verify_code(gate, visit, &device, field(form, "code").unwrap_or("")).await,
-        _ => visit.reply(400, pages::message("The form could not be read", "Please go back, reload the page and try again.")),
+        Some("verify_code") => {
+            post_verify_code(gate, visit, &device, field(form, "code").unwrap_or("")).await
+        }
+        _ => visit.reply(
+            400,
+            pages::message(
+                "The form could not be read",
+                "Please go back, reload the page and try again.",
+            ),
+        ),
     }
 }
 
 async fn post_password(gate: &Gate, visit: &Visit, form: &[(String, String)]) -> Decision {
-    let Some(hash) = &visit.link.password_hash else { return visit.back() };
+    let Some(hash) = &visit.link.password_hash else {
+        return visit.back();
+    };
     let given = field(form, "password").unwrap_or("");
-    let csrf = gate.verifier.csrf_token(&visit.link.id, visit.device.as_deref().unwrap_or(""));
+    let csrf = gate
+        .verifier
+        .csrf_token(&visit.link.id, visit.device.as_deref().unwrap_or(""));
     match check_password(gate, visit, hash, given).await {
         PasswordOutcome::Passed => {
             let mut v = visit.cookies.clone();
-            v.push(("set-cookie", gate.verifier.pass_cookie(&visit.link, &visit.base)));
-            let mut headers = vec![("location", visit.base.clone()), ("cache-control", "private, no-store".to_string())];
+            v.push((
+                "set-cookie",
+                gate.verifier.pass_cookie(&visit.link, &visit.base),
+            ));
+            let mut headers = vec![
+                ("location", visit.base.clone()),
+                ("cache-control", "private, no-store".to_string()),
+            ];
             headers.extend(v);
-            Decision::Reply(Reply { status: 303, headers, body: Bytes::new() })
+            Decision::Reply(Reply {
+                status: 303,
+                headers,
+                body: Bytes::new(),
+            })
         }
-        PasswordOutcome::Wrong => visit.reply(401, pages::password_form(&visit.facts(), &csrf, Some("That password is not right. Please try again."))),
+        PasswordOutcome::Wrong => visit.reply(
+            401,
+            pages::password_form(
+                &visit.facts(),
+                &csrf,
+                Some("That password is not right. Please try again."),
+            ),
+        ),
         PasswordOutcome::Throttled => visit.reply(
             429,
-            pages::password_form(&visit.facts(), &csrf, Some("Too many wrong passwords were tried. Please wait 15 minutes and try again.")),
+            pages::password_form(
+                &visit.facts(),
+                &csrf,
+                Some("Too many wrong passwords were tried. Please wait 15 minutes and try again."),
+            ),
         ),
         PasswordOutcome::Unavailable => visit.reply(503, pages::for_status(503)),
     }
 }
 
 /// Adds `device` to the link's trusted browsers; `first_only` refuses when one is trusted already.
-async fn trust(gate: &Gate, visit: &Visit, device: &str, first_only: bool) -> Result<(), StoreError> {
+async fn trust(
+    gate: &Gate,
+    visit: &Visit,
+    device: &str,
+    first_only: bool,
+) -> Result<(), StoreError> {
     let device = device.to_string();
     let generation = visit.link.generation;
     let change: Change = Arc::new(move |link: &mut Link| {
@@ -431,7 +577,9 @@ async fn trust(gate: &Gate, visit: &Visit, device: &str, first_only: bool) -> Re
             return Ok(());
         }
         if first_only && !link.trusted_devices.is_empty() {
-            return Err(StoreError::Refused("another browser was verified first".into()));
+            return Err(StoreError::Refused(
+                "another browser was verified first".into(),
+            ));
         }
         if link.trusted_devices.len() >= MAX_TRUSTED_DEVICES {
             link.trusted_devices.remove(0);
@@ -445,7 +593,9 @@ async fn trust(gate: &Gate, visit: &Visit, device: &str, first_only: bool) -> Re
 }
 
 async fn post_trust(gate: &Gate, visit: &Visit, device: &str) -> Decision {
-    let Some(recipient) = &visit.link.recipient else { return visit.back() };
+    let Some(recipient) = &visit.link.recipient else {
+        return visit.back();
+    };
     if recipient.require_code || recipient.email.is_none() {
         return visit.back();
     }
@@ -467,14 +617,23 @@ async fn post_trust(gate: &Gate, visit: &Visit, device: &str) -> Decision {
 }
 
 async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
-    let Some(email) = visit.link.recipient.as_ref().and_then(|r| r.email.clone()) else { return visit.back() };
+    let Some(email) = visit.link.recipient.as_ref().and_then(|r| r.email.clone()) else {
+        return visit.back();
+    };
     let id = visit.link.id;
     let csrf = gate.verifier.csrf_token(&id, device);
     let masked = mask_email(&email);
     let throttled = async {
         Ok::<_, StoreError>(
-            gate.store.hit(&format!("codesend:{id}:{device}"), CODE_RESEND_GAP, 1).await? > 1
-                || gate.store.hit(&format!("codesend:{id}"), Duration::from_secs(3600), 1).await? > CODES_PER_LINK_PER_HOUR,
+            gate.store
+                .hit(&format!("codesend:{id}:{device}"), CODE_RESEND_GAP, 1)
+                .await?
+                > 1
+                || gate
+                    .store
+                    .hit(&format!("codesend:{id}"), Duration::from_secs(3600), 1)
+                    .await?
+                    > CODES_PER_LINK_PER_HOUR,
         )
     };
     match throttled.await {
@@ -489,11 +648,25 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
     }
     let code = new_code();
     let stored = gate.verifier.code_hash(&id, device, &code);
-    if gate.store.kv_put(&format!("code:{id}:{device}"), stored.as_bytes(), CODE_LIFETIME).await.is_err() {
+    if gate
+        .store
+        .kv_put(
+            &format!("code:{id}:{device}"),
+            stored.as_bytes(),
+            CODE_LIFETIME,
+        )
+        .await
+        .is_err()
+    {
         return visit.reply(503, pages::for_status(503));
     }
     let facts = visit.facts();
-    let mail = CodeMail { to: &email, document: &facts.name, sender: visit.link.created_by.as_deref(), code: &code };
+    let mail = CodeMail {
+        to: &email,
+        document: &facts.name,
+        sender: visit.link.created_by.as_deref(),
+        code: &code,
+    };
     match gate.mailer.send_code(&mail).await {
         Ok(()) => {
             gate.audit.push(id, visit.event("code.sent", "ok"));
@@ -507,7 +680,14 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
             gate.audit.push(id, d);
             visit.reply(
                 502,
-                pages::send_code(&visit.facts(), &csrf, &masked, Some("The code could not be mailed just now. Please try again in a few minutes.")),
+                pages::send_code(
+                    &visit.facts(),
+                    &csrf,
+                    &masked,
+                    Some(
+                        "The code could not be mailed just now. Please try again in a few minutes.",
+                    ),
+                ),
             )
         }
     }
@@ -515,7 +695,9 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
 
 async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str) -> Decision {
     let id = visit.link.id;
-    let Some(email) = visit.link.recipient.as_ref().and_then(|r| r.email.clone()) else { return visit.back() };
+    let Some(email) = visit.link.recipient.as_ref().and_then(|r| r.email.clone()) else {
+        return visit.back();
+    };
     let masked = mask_email(&email);
     let key = format!("code:{id}:{device}");
     let csrf = gate.verifier.csrf_token(&id, device);
@@ -523,20 +705,44 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
     let stored = match gate.store.kv_get(&key).await {
         Ok(Some(s)) => String::from_utf8(s).unwrap_or_default(),
         Ok(None) => {
-            return visit.reply(200, pages::send_code(&visit.facts(), &csrf, &masked, Some("That code has expired or was used up. Please ask for a new one.")))
+            return visit.reply(
+                200,
+                pages::send_code(
+                    &visit.facts(),
+                    &csrf,
+                    &masked,
+                    Some("That code has expired or was used up. Please ask for a new one."),
+                ),
+            )
         }
         Err(_) => return visit.reply(503, pages::for_status(503)),
     };
-    let attempts = match gate.store.hit(&format!("codetry:{id}:{device}:{}", &stored[..stored.len().min(16)]), CODE_LIFETIME, 1).await {
+    let attempts = match gate
+        .store
+        .hit(
+            &format!("codetry:{id}:{device}:{}", &stored[..stored.len().min(16)]),
+            CODE_LIFETIME,
+            1,
+        )
+        .await
+    {
         Ok(n) => n,
         Err(_) => return visit.reply(503, pages::for_status(503)),
     };
     let well_formed = given.len() == 6 && given.bytes().all(|b| b.is_ascii_digit());
     let expected = gate.verifier.code_hash(&id, device, given);
-    let matches = well_formed && bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), stored.as_bytes()));
+    let matches = well_formed
+        && bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_bytes(),
+            stored.as_bytes(),
+        ));
     if attempts > CODE_ATTEMPTS || !matches {
         let mut d = visit.event("code.failed", "failed");
-        d.reason = Some(if attempts > CODE_ATTEMPTS { "too many attempts".into() } else { "wrong code".into() });
+        d.reason = Some(if attempts > CODE_ATTEMPTS {
+            "too many attempts".into()
+        } else {
+            "wrong code".into()
+        });
         gate.audit.push(id, d);
         if attempts >= CODE_ATTEMPTS {
             let _ = gate.store.kv_del(&key).await;
@@ -545,7 +751,16 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
                 pages::send_code(&visit.facts(), &csrf, &masked, Some("Too many wrong codes: that code no longer works. Please ask for a new one.")),
             );
         }
-        return visit.reply(401, pages::enter_code(&visit.facts(), &csrf, &resend, &masked, Some("That code is not right. Please check it and try again.")));
+        return visit.reply(
+            401,
+            pages::enter_code(
+                &visit.facts(),
+                &csrf,
+                &resend,
+                &masked,
+                Some("That code is not right. Please check it and try again."),
+            ),
+        );
     }
     let _ = gate.store.kv_del(&key).await;
     gate.audit.push(id, visit.event("code.passed", "ok"));

@@ -86,7 +86,10 @@ fn parse_expression(text: &str) -> Result<Vec<Part>, String> {
             let end = text[i + 2..].find('}').ok_or("a `${` has no closing `}`")? + i + 2;
             (&text[i + 2..end], end + 1)
         } else {
-            let len = bytes[i + 1..].iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'_').count();
+            let len = bytes[i + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                .count();
             (&text[i + 1..i + 1 + len], i + 1 + len)
         };
         let part = match name {
@@ -162,7 +165,10 @@ pub fn nginx_base64url_decode(src: &[u8]) -> Option<Vec<u8>> {
         }
     }
     let len = src.iter().position(|&c| c == b'=').unwrap_or(src.len());
-    let digits: Vec<u8> = src[..len].iter().map(|&c| value(c)).collect::<Option<_>>()?;
+    let digits: Vec<u8> = src[..len]
+        .iter()
+        .map(|&c| value(c))
+        .collect::<Option<_>>()?;
     if len % 4 == 1 {
         return None;
     }
@@ -200,8 +206,15 @@ pub fn nginx_atotm(text: &[u8]) -> Option<i64> {
 /// (`//`, `.` or `..` segments, before or after decoding) or that is not UTF-8 or has control
 /// characters: legacy links never look like that, so such requests are refused, not normalised.
 pub fn decoded_path(raw: &str) -> Option<String> {
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?.into_owned();
-    let odd = |p: &str| p.contains("//") || p.split('/').any(|s| s == "." || s == "..") || p.chars().any(char::is_control);
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    let odd = |p: &str| {
+        p.contains("//")
+            || p.split('/').any(|s| s == "." || s == "..")
+            || p.chars().any(char::is_control)
+    };
     (!odd(raw) && !odd(&decoded) && decoded.starts_with('/')).then_some(decoded)
 }
 
@@ -259,16 +272,29 @@ pub enum Refusal {
 impl SecureLink {
     /// Validates `[stores.NAME.secure_link]`; `key` is that table's name for messages.
     pub fn from_raw(key: &str, store: &str, raw: RawSecureLink) -> Result<SecureLink, ConfigError> {
-        let invalid = |k: &str, m: String| ConfigError::Invalid { key: format!("{key}.{k}"), message: m };
+        let invalid = |k: &str, m: String| ConfigError::Invalid {
+            key: format!("{key}.{k}"),
+            message: m,
+        };
         let prefix = raw.prefix;
-        if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix.len() < 3 || decoded_path(&prefix).as_deref() != Some(prefix.as_str()) {
+        if !prefix.starts_with('/')
+            || !prefix.ends_with('/')
+            || prefix.len() < 3
+            || decoded_path(&prefix).as_deref() != Some(prefix.as_str())
+        {
             return Err(invalid("prefix", "must be a path like \"/dl/\": starting and ending with `/`, without `%`, `.` or `..` segments".into()));
         }
         if prefix.starts_with("/s/") {
-            return Err(invalid("prefix", "must not be under /s/, where linkgate's own links live".into()));
+            return Err(invalid(
+                "prefix",
+                "must not be under /s/, where linkgate's own links live".into(),
+            ));
         }
         if raw.max_downloads == Some(0) {
-            return Err(invalid("max_downloads", "must be at least 1 (leave it out for no limit)".into()));
+            return Err(invalid(
+                "max_downloads",
+                "must be at least 1 (leave it out for no limit)".into(),
+            ));
         }
         let (mode, material) = match (raw.secure_link, raw.secure_link_md5, raw.secure_link_secret) {
             (Some(value), Some(md5), None) => {
@@ -295,9 +321,19 @@ impl SecureLink {
                 })
             }
         };
-        let ids = Hmac::<Sha256>::new_from_slice(material.as_bytes())
-            .map_err(|_| ConfigError::Invalid { key: key.to_string(), message: "cannot key the link ids".into() })?;
-        Ok(SecureLink { store: store.to_string(), prefix, max_downloads: raw.max_downloads, mode, ids })
+        let ids = Hmac::<Sha256>::new_from_slice(material.as_bytes()).map_err(|_| {
+            ConfigError::Invalid {
+                key: key.to_string(),
+                message: "cannot key the link ids".into(),
+            }
+        })?;
+        Ok(SecureLink {
+            store: store.to_string(),
+            prefix,
+            max_downloads: raw.max_downloads,
+            mode,
+            ids,
+        })
     }
 
     /// Checks a request under this rule at `now` (Unix seconds); `None` when its path is not
@@ -312,14 +348,22 @@ impl SecureLink {
         if !under {
             return None;
         }
-        let Some(uri) = uri else { return Some(Err(Refusal::BadPath)) };
+        let Some(uri) = uri else {
+            return Some(Err(Refusal::BadPath));
+        };
         Some(match &self.mode {
             Mode::Md5 { value, md5 } => self.check_md5(req, &uri, value, md5),
             Mode::Secret { secret } => self.check_secret(req, secret),
         })
     }
 
-    fn check_md5(&self, req: &Request<'_>, uri: &str, value: &[Part], md5: &[Part]) -> Result<Legacy, Refusal> {
+    fn check_md5(
+        &self,
+        req: &Request<'_>,
+        uri: &str,
+        value: &[Part],
+        md5: &[Part],
+    ) -> Result<Legacy, Refusal> {
         let value = evaluate(value, req, uri.as_bytes(), b"");
         let (hash_text, expires_text) = match value.iter().position(|&c| c == b',') {
             Some(i) => (&value[..i], Some(&value[i + 1..])),
@@ -335,7 +379,9 @@ impl SecureLink {
         if hash_text.len() > 24 {
             return Err(Refusal::BadHash);
         }
-        let given = nginx_base64url_decode(hash_text).filter(|h| h.len() == 16).ok_or(Refusal::BadHash)?;
+        let given = nginx_base64url_decode(hash_text)
+            .filter(|h| h.len() == 16)
+            .ok_or(Refusal::BadHash)?;
         let signed = evaluate(md5, req, uri.as_bytes(), expires_text.unwrap_or(b""));
         let expected = Md5::digest(&signed);
         if !bool::from(expected.as_slice().ct_eq(&given)) {
@@ -343,7 +389,11 @@ impl SecureLink {
         }
         let object = uri[self.prefix.len()..].to_string();
         check_object_key(&object).map_err(|_| Refusal::BadObject)?;
-        Ok(Legacy { id: self.id_of(&[uri.as_bytes(), expires_text.unwrap_or(b""), &given]), object, expires })
+        Ok(Legacy {
+            id: self.id_of(&[uri.as_bytes(), expires_text.unwrap_or(b""), &given]),
+            object,
+            expires,
+        })
     }
 
     fn check_secret(&self, req: &Request<'_>, secret: &[u8]) -> Result<Legacy, Refusal> {
@@ -377,7 +427,11 @@ impl SecureLink {
             return Err(Refusal::BadObject);
         }
         check_object_key(&object).map_err(|_| Refusal::BadObject)?;
-        Ok(Legacy { id: self.id_of(&[object.as_bytes(), &given]), object, expires: None })
+        Ok(Legacy {
+            id: self.id_of(&[object.as_bytes(), &given]),
+            object,
+            expires: None,
+        })
     }
 
     fn id_of(&self, parts: &[&[u8]]) -> LinkId {
@@ -400,7 +454,9 @@ impl SecureLink {
         link.id = legacy.id;
         link.created_by = Some(CREATED_BY.to_string());
         link.max_downloads = self.max_downloads;
-        link.expires_at = legacy.expires.and_then(|e| OffsetDateTime::from_unix_timestamp(e.saturating_add(1)).ok());
+        link.expires_at = legacy
+            .expires
+            .and_then(|e| OffsetDateTime::from_unix_timestamp(e.saturating_add(1)).ok());
         link
     }
 }
@@ -413,24 +469,37 @@ pub struct LegacyLinks {
 
 impl LegacyLinks {
     pub fn new(rules: Vec<SecureLink>) -> LegacyLinks {
-        LegacyLinks { rules: Arc::new(rules) }
+        LegacyLinks {
+            rules: Arc::new(rules),
+        }
     }
 
     /// The first rule whose prefix the request is under, and its verdict.
     pub fn check(&self, req: &Request<'_>) -> Option<(&SecureLink, Result<Legacy, Refusal>)> {
-        self.rules.iter().find_map(|rule| rule.check(req).map(|verdict| (rule, verdict)))
+        self.rules
+            .iter()
+            .find_map(|rule| rule.check(req).map(|verdict| (rule, verdict)))
     }
 }
 
 /// The proxy's hook: `None` when the request is not a legacy URL; otherwise the link id to admit
 /// (its record created on first use) or the status to answer (404 uniform, 503 store down).
-pub async fn resolve(gate: &Gate, path: &str, query: Option<&str>, client: Option<std::net::IpAddr>) -> Option<Result<LinkId, u16>> {
+pub async fn resolve(
+    gate: &Gate,
+    path: &str,
+    query: Option<&str>,
+    client: Option<std::net::IpAddr>,
+) -> Option<Result<LinkId, u16>> {
     // Native links never pay for this: no prefix may lie under /s/.
     if gate.legacy.rules.is_empty() || path.starts_with("/s/") {
         return None;
     }
     let client = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-    let req = Request { path, query, remote_addr: &client };
+    let req = Request {
+        path,
+        query,
+        remote_addr: &client,
+    };
     let (rule, verdict) = gate.legacy.check(&req)?;
     let legacy = match verdict {
         Ok(legacy) => legacy,
@@ -485,19 +554,33 @@ mod tests {
     }
 
     fn req<'a>(path: &'a str, query: &'a str) -> Request<'a> {
-        Request { path, query: Some(query), remote_addr: "127.0.0.1" }
+        Request {
+            path,
+            query: Some(query),
+            remote_addr: "127.0.0.1",
+        }
     }
 
     #[test]
     fn a_good_md5_link_names_its_object_and_expiry() {
         let rule = md5_rule("$secure_link_expires$uri$remote_addr s3cret");
-        let q = format!("md5={}&expires=2000000000", sign("2000000000/dl/a/b c.pdf127.0.0.1 s3cret"));
+        let q = format!(
+            "md5={}&expires=2000000000",
+            sign("2000000000/dl/a/b c.pdf127.0.0.1 s3cret")
+        );
         let legacy = rule.check(&req("/dl/a/b%20c.pdf", &q)).unwrap().unwrap();
         assert_eq!(legacy.object, "a/b c.pdf");
         assert_eq!(legacy.expires, Some(2_000_000_000));
-        let other_client = Request { remote_addr: "10.0.0.1", ..req("/dl/a/b%20c.pdf", &q) };
+        let other_client = Request {
+            remote_addr: "10.0.0.1",
+            ..req("/dl/a/b%20c.pdf", &q)
+        };
         assert_eq!(rule.check(&other_client), Some(Err(Refusal::BadHash)));
-        assert_eq!(rule.check(&req("/elsewhere/a", &q)), None, "not under the prefix");
+        assert_eq!(
+            rule.check(&req("/elsewhere/a", &q)),
+            None,
+            "not under the prefix"
+        );
     }
 
     #[test]
@@ -506,13 +589,32 @@ mod tests {
         assert_eq!(h.len(), 22);
         let bytes = Md5::digest(b"x").to_vec();
         assert_eq!(nginx_base64url_decode(h.as_bytes()), Some(bytes.clone()));
-        assert_eq!(nginx_base64url_decode(format!("{h}==").as_bytes()), Some(bytes.clone()), "padding");
-        assert_eq!(nginx_base64url_decode(format!("{h}=!").as_bytes()), Some(bytes.clone()), "anything after = is ignored");
+        assert_eq!(
+            nginx_base64url_decode(format!("{h}==").as_bytes()),
+            Some(bytes.clone()),
+            "padding"
+        );
+        assert_eq!(
+            nginx_base64url_decode(format!("{h}=!").as_bytes()),
+            Some(bytes.clone()),
+            "anything after = is ignored"
+        );
         let mut loose = h.clone().into_bytes();
-        loose[21] = if loose[21] == b'A' { b'B' } else { loose[21] ^ 1 };
+        loose[21] = if loose[21] == b'A' {
+            b'B'
+        } else {
+            loose[21] ^ 1
+        };
         // The last character's low 4 bits are unused: nginx ignores them.
-        assert_eq!(nginx_base64url_decode(&loose).map(|d| d[15] >> 4 == bytes[15] >> 4), Some(true));
-        assert_eq!(nginx_base64url_decode(b"a+b/"), None, "standard alphabet refused");
+        assert_eq!(
+            nginx_base64url_decode(&loose).map(|d| d[15] >> 4 == bytes[15] >> 4),
+            Some(true)
+        );
+        assert_eq!(
+            nginx_base64url_decode(b"a+b/"),
+            None,
+            "standard alphabet refused"
+        );
         assert_eq!(nginx_base64url_decode(b"abcde"), None, "1 mod 4");
         assert_eq!(nginx_base64url_decode(b""), Some(vec![]));
     }
@@ -528,11 +630,29 @@ mod tests {
         assert_eq!(nginx_atotm(b"9223372036854775808"), None);
         let rule = md5_rule("$secure_link_expires$uri k");
         let q = |e: &str| format!("md5={}&expires={e}", sign(&format!("{e}/dl/f k")));
-        assert_eq!(rule.check(&req("/dl/f", &q("0"))), Some(Err(Refusal::BadExpiry)), "0 is refused");
-        assert_eq!(rule.check(&req("/dl/f", &q("12x"))), Some(Err(Refusal::BadExpiry)));
-        assert_eq!(rule.check(&req("/dl/f", &format!("md5={}", sign("/dl/f k")))), Some(Err(Refusal::BadExpiry)), "missing");
-        let leading = rule.check(&req("/dl/f", &q("01700000000"))).unwrap().unwrap();
-        assert_eq!(leading.expires, Some(1_700_000_000), "leading zeros are signed as written");
+        assert_eq!(
+            rule.check(&req("/dl/f", &q("0"))),
+            Some(Err(Refusal::BadExpiry)),
+            "0 is refused"
+        );
+        assert_eq!(
+            rule.check(&req("/dl/f", &q("12x"))),
+            Some(Err(Refusal::BadExpiry))
+        );
+        assert_eq!(
+            rule.check(&req("/dl/f", &format!("md5={}", sign("/dl/f k")))),
+            Some(Err(Refusal::BadExpiry)),
+            "missing"
+        );
+        let leading = rule
+            .check(&req("/dl/f", &q("01700000000")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            leading.expires,
+            Some(1_700_000_000),
+            "leading zeros are signed as written"
+        );
     }
 
     #[test]
@@ -541,38 +661,131 @@ mod tests {
         let rule = SecureLink::from_raw(
             "t",
             "docs",
-            RawSecureLink { prefix: "/dl/".into(), secure_link: Some("$arg_md5".into()), secure_link_md5: Some("$uri k".into()), secure_link_secret: None, max_downloads: None },
+            RawSecureLink {
+                prefix: "/dl/".into(),
+                secure_link: Some("$arg_md5".into()),
+                secure_link_md5: Some("$uri k".into()),
+                secure_link_secret: None,
+                max_downloads: None,
+            },
         )
         .unwrap();
-        assert!(rule.check(&req("/dl/f", &format!("md5={good}"))).unwrap().is_ok(), "no expiry configured");
-        assert!(rule.check(&req("/dl/f", &format!("MD5={good}"))).unwrap().is_ok(), "argument names ignore case");
-        assert_eq!(rule.check(&req("/dl/f", &format!("md5={good}A"))), Some(Err(Refusal::BadHash)));
-        assert_eq!(rule.check(&req("/dl/f", &format!("md5={good}===="))), Some(Err(Refusal::BadHash)), "over 24 characters");
-        assert!(rule.check(&req("/dl/f", &format!("md5={good}=="))).unwrap().is_ok(), "24 with padding");
-        assert_eq!(rule.check(&req("/dl/g", &format!("md5={good}"))), Some(Err(Refusal::BadHash)));
-        assert_eq!(rule.check(&req("/dl/../f", &format!("md5={good}"))), Some(Err(Refusal::BadPath)));
-        assert_eq!(rule.check(&req("/dl/%2e%2e/f", &format!("md5={good}"))), Some(Err(Refusal::BadPath)));
-        assert_eq!(rule.check(&req("/dl//f", &format!("md5={good}"))), Some(Err(Refusal::BadPath)));
-        assert_eq!(rule.check(&req("/dl/f%00", &format!("md5={good}"))), Some(Err(Refusal::BadPath)));
+        assert!(
+            rule.check(&req("/dl/f", &format!("md5={good}")))
+                .unwrap()
+                .is_ok(),
+            "no expiry configured"
+        );
+        assert!(
+            rule.check(&req("/dl/f", &format!("MD5={good}")))
+                .unwrap()
+                .is_ok(),
+            "argument names ignore case"
+        );
+        assert_eq!(
+            rule.check(&req("/dl/f", &format!("md5={good}A"))),
+            Some(Err(Refusal::BadHash))
+        );
+        assert_eq!(
+            rule.check(&req("/dl/f", &format!("md5={good}===="))),
+            Some(Err(Refusal::BadHash)),
+            "over 24 characters"
+        );
+        assert!(
+            rule.check(&req("/dl/f", &format!("md5={good}==")))
+                .unwrap()
+                .is_ok(),
+            "24 with padding"
+        );
+        assert_eq!(
+            rule.check(&req("/dl/g", &format!("md5={good}"))),
+            Some(Err(Refusal::BadHash))
+        );
+        assert_eq!(
+            rule.check(&req("/dl/../f", &format!("md5={good}"))),
+            Some(Err(Refusal::BadPath))
+        );
+        assert_eq!(
+            rule.check(&req("/dl/%2e%2e/f", &format!("md5={good}"))),
+            Some(Err(Refusal::BadPath))
+        );
+        assert_eq!(
+            rule.check(&req("/dl//f", &format!("md5={good}"))),
+            Some(Err(Refusal::BadPath))
+        );
+        assert_eq!(
+            rule.check(&req("/dl/f%00", &format!("md5={good}"))),
+            Some(Err(Refusal::BadPath))
+        );
     }
 
     #[test]
     fn secret_mode_matches_nginx_secure_link_secret() {
-        let raw = RawSecureLink { prefix: "/p/".into(), secure_link: None, secure_link_md5: None, secure_link_secret: Some("word".into()), max_downloads: Some(2) };
+        let raw = RawSecureLink {
+            prefix: "/p/".into(),
+            secure_link: None,
+            secure_link_md5: None,
+            secure_link_secret: Some("word".into()),
+            max_downloads: Some(2),
+        };
         let rule = SecureLink::from_raw("t", "docs", raw).unwrap();
-        let hex: String = Md5::digest(b"a/report.pdfword").iter().map(|b| format!("{b:02x}")).collect();
-        let ok = rule.check(&Request { path: &format!("/p/{hex}/a/report.pdf"), query: None, remote_addr: "x" }).unwrap().unwrap();
+        let hex: String = Md5::digest(b"a/report.pdfword")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let ok = rule
+            .check(&Request {
+                path: &format!("/p/{hex}/a/report.pdf"),
+                query: None,
+                remote_addr: "x",
+            })
+            .unwrap()
+            .unwrap();
         assert_eq!(ok.object, "a/report.pdf");
-        let upper = rule.check(&Request { path: &format!("/p/{}/a/report.pdf", hex.to_uppercase()), query: None, remote_addr: "x" });
-        assert_eq!(upper.map(|v| v.map(|l| l.id)), Some(Ok(ok.id)), "hex in either case, same link");
-        let bad = rule.check(&Request { path: &format!("/p/{hex}/a/other.pdf"), query: None, remote_addr: "x" });
+        let upper = rule.check(&Request {
+            path: &format!("/p/{}/a/report.pdf", hex.to_uppercase()),
+            query: None,
+            remote_addr: "x",
+        });
+        assert_eq!(
+            upper.map(|v| v.map(|l| l.id)),
+            Some(Ok(ok.id)),
+            "hex in either case, same link"
+        );
+        let bad = rule.check(&Request {
+            path: &format!("/p/{hex}/a/other.pdf"),
+            query: None,
+            remote_addr: "x",
+        });
         assert_eq!(bad, Some(Err(Refusal::BadHash)));
-        let with_query = rule.check(&Request { path: &format!("/p/{hex}/a/report.pdf"), query: Some("x=1"), remote_addr: "x" });
-        assert_eq!(with_query, Some(Err(Refusal::BadHash)), "the query is signed too");
-        let hex_q: String = Md5::digest(b"a/report.pdf?x=1word").iter().map(|b| format!("{b:02x}")).collect();
-        let signed_query = rule.check(&Request { path: &format!("/p/{hex_q}/a/report.pdf"), query: Some("x=1"), remote_addr: "x" });
-        assert_eq!(signed_query.map(|v| v.map(|l| l.object)), Some(Ok("a/report.pdf?x=1".to_string())), "nginx serves it as a file name");
-        assert_eq!(rule.record(&ok, OffsetDateTime::UNIX_EPOCH).max_downloads, Some(2));
+        let with_query = rule.check(&Request {
+            path: &format!("/p/{hex}/a/report.pdf"),
+            query: Some("x=1"),
+            remote_addr: "x",
+        });
+        assert_eq!(
+            with_query,
+            Some(Err(Refusal::BadHash)),
+            "the query is signed too"
+        );
+        let hex_q: String = Md5::digest(b"a/report.pdf?x=1word")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let signed_query = rule.check(&Request {
+            path: &format!("/p/{hex_q}/a/report.pdf"),
+            query: Some("x=1"),
+            remote_addr: "x",
+        });
+        assert_eq!(
+            signed_query.map(|v| v.map(|l| l.object)),
+            Some(Ok("a/report.pdf?x=1".to_string())),
+            "nginx serves it as a file name"
+        );
+        assert_eq!(
+            rule.record(&ok, OffsetDateTime::UNIX_EPOCH).max_downloads,
+            Some(2)
+        );
     }
 
     #[test]
@@ -580,14 +793,26 @@ mod tests {
         let rule = md5_rule("$secure_link_expires$uri k");
         let q = format!("md5={}&expires=2000000000", sign("2000000000/dl/f k"));
         let a = rule.check(&req("/dl/f", &q)).unwrap().unwrap();
-        let b = md5_rule("$secure_link_expires$uri k").check(&req("/dl/f", &q)).unwrap().unwrap();
+        let b = md5_rule("$secure_link_expires$uri k")
+            .check(&req("/dl/f", &q))
+            .unwrap()
+            .unwrap();
         assert_eq!(a.id, b.id);
         let other_secret = md5_rule("$secure_link_expires$uri k2");
         let q2 = format!("md5={}&expires=2000000000", sign("2000000000/dl/f k2"));
-        assert_ne!(other_secret.check(&req("/dl/f", &q2)).unwrap().unwrap().id, a.id);
+        assert_ne!(
+            other_secret.check(&req("/dl/f", &q2)).unwrap().unwrap().id,
+            a.id
+        );
         let record = rule.record(&a, OffsetDateTime::UNIX_EPOCH);
-        assert_eq!(record.expires_at.map(|e| e.unix_timestamp()), Some(2_000_000_001));
-        assert!(record.is_open(OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap()), "good while now <= expires");
+        assert_eq!(
+            record.expires_at.map(|e| e.unix_timestamp()),
+            Some(2_000_000_001)
+        );
+        assert!(
+            record.is_open(OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap()),
+            "good while now <= expires"
+        );
         assert!(!record.is_open(OffsetDateTime::from_unix_timestamp(2_000_000_001).unwrap()));
         assert_eq!(record.created_by.as_deref(), Some(CREATED_BY));
     }
@@ -601,12 +826,19 @@ mod tests {
             secure_link_secret: secret.map(Into::into),
             max_downloads: None,
         };
-        let err = |r| SecureLink::from_raw("stores.docs.secure_link", "docs", r).unwrap_err().to_string();
+        let err = |r| {
+            SecureLink::from_raw("stores.docs.secure_link", "docs", r)
+                .unwrap_err()
+                .to_string()
+        };
         assert!(err(raw("/s/", Some("$uri k"), None)).contains("prefix"));
         assert!(err(raw("dl", Some("$uri k"), None)).contains("prefix"));
         assert!(err(raw("/dl/", Some("$uri $host k"), None)).contains("$host"));
         assert!(err(raw("/dl/", None, None)).contains("secure_link_md5"));
         assert!(err(raw("/a/b/", None, Some("w"))).contains("one path segment"));
-        assert_eq!(parse_expression("${uri}x$arg_a").unwrap(), vec![Part::Uri, Part::Text(b"x".to_vec()), Part::Arg("a".into())]);
+        assert_eq!(
+            parse_expression("${uri}x$arg_a").unwrap(),
+            vec![Part::Uri, Part::Text(b"x".to_vec()), Part::Arg("a".into())]
+        );
     }
 }

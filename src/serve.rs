@@ -19,8 +19,8 @@ use crate::gate::Gate;
 use crate::logwriter::{BatchWriter, LogGuard};
 use crate::origin::StaticOrigin;
 use crate::proxy::Proxy;
-use crate::stores::relay::Relay;
 use crate::store::StoreError;
+use crate::stores::relay::Relay;
 
 /// Off the request path: commits delivered downloads and writes usage of unlimited links (every
 /// 250 ms, and once more at shutdown), and renews reservations of downloads still running.
@@ -32,7 +32,10 @@ impl Housekeeper {
     async fn flush(&self) {
         self.gate.settlements.flush(&self.gate.store).await;
         self.gate.usage.flush(&self.gate.store).await;
-        self.gate.audit.flush(&self.gate.store, self.gate.audit_retention).await;
+        self.gate
+            .audit
+            .flush(&self.gate.store, self.gate.audit_retention)
+            .await;
     }
 }
 
@@ -40,7 +43,8 @@ impl Housekeeper {
 impl BackgroundService for Housekeeper {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut flush = tokio::time::interval(Duration::from_millis(250));
-        let mut renew = tokio::time::interval(self.gate.renew_every.max(Duration::from_millis(500)));
+        let mut renew =
+            tokio::time::interval(self.gate.renew_every.max(Duration::from_millis(500)));
         loop {
             tokio::select! {
                 _ = flush.tick() => self.flush().await,
@@ -117,8 +121,15 @@ pub fn init_logging(json: bool) -> Option<LogGuard> {
     // Colour codes only for a terminal: in a log file they were noise, and formatting them was
     // ~1% of the proxy thread's CPU under load.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
     guard
 }
 
@@ -141,14 +152,21 @@ fn recipient_buffers() -> L4BufferSettings {
 }
 
 /// Builds the server for `config`; `extra_origin` adds the demo's static origin.
-pub fn build(config: &Config, extra_origin: Option<(StaticOrigin, String)>) -> Result<(Server, Arc<Gate>), StoreError> {
+pub fn build(
+    config: &Config,
+    extra_origin: Option<(StaticOrigin, String)>,
+) -> Result<(Server, Arc<Gate>), StoreError> {
     build_with(config, extra_origin, false)
 }
 
 /// As [`build`]; with `upgrade`, the listening sockets are taken over from a running instance
 /// (which was sent `SIGQUIT` and hands them over on `server.upgrade_sock`), so no connection is
 /// refused while the old process finishes its downloads.
-pub fn build_with(config: &Config, extra_origin: Option<(StaticOrigin, String)>, upgrade: bool) -> Result<(Server, Arc<Gate>), StoreError> {
+pub fn build_with(
+    config: &Config,
+    extra_origin: Option<(StaticOrigin, String)>,
+    upgrade: bool,
+) -> Result<(Server, Arc<Gate>), StoreError> {
     if upgrade && matches!(config.state, crate::config::StateConfig::Embedded { .. }) {
         return Err(StoreError::Unavailable(
             "serve --upgrade needs state.backend = \"redis\": the embedded store's file stays locked by the running instance until it exits".into(),
@@ -167,29 +185,55 @@ pub fn build_with(config: &Config, extra_origin: Option<(StaticOrigin, String)>,
         max_blocking_threads: Some(BLOCKING_THREADS),
         ..ServerConf::default()
     };
-    let opt = Opt { upgrade, daemon: false, nocapture: false, test: false, conf: None };
+    let opt = Opt {
+        upgrade,
+        daemon: false,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
     let proxy = Proxy {
         gate: gate.clone(),
-        relay: Relay::new(Some(ConnectorOptions::from_server_conf(&server.configuration))),
+        relay: Relay::new(Some(ConnectorOptions::from_server_conf(
+            &server.configuration,
+        ))),
         client_read_timeout: config.server.client_read_timeout,
         client_write_timeout: config.server.client_write_timeout,
     };
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(&server.configuration, proxy, "linkgate proxy");
-    proxy.add_listener(ListenerConfig::tcp(config.server.listen.to_string()).l4_buffer(recipient_buffers()));
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        proxy,
+        "linkgate proxy",
+    );
+    proxy.add_listener(
+        ListenerConfig::tcp(config.server.listen.to_string()).l4_buffer(recipient_buffers()),
+    );
 
-    let admin = AdminApi { gate: gate.clone(), body_limit: config.admin_body_limit };
+    let admin = AdminApi {
+        gate: gate.clone(),
+        body_limit: config.admin_body_limit,
+    };
     let mut admin = Service::new("linkgate admin".to_string(), admin);
     admin.add_tcp(&config.admin.listen.to_string());
     admin.threads = Some(1);
 
     server.add_service(proxy);
     server.add_service(admin);
-    server.add_service(background_service("housekeeper", Housekeeper { gate: gate.clone() }));
-    server.add_service(background_service("change follower", ChangeFollower { gate: gate.clone() }));
-    server.add_service(background_service("store health", StoreHealth { gate: gate.clone() }));
+    server.add_service(background_service(
+        "housekeeper",
+        Housekeeper { gate: gate.clone() },
+    ));
+    server.add_service(background_service(
+        "change follower",
+        ChangeFollower { gate: gate.clone() },
+    ));
+    server.add_service(background_service(
+        "store health",
+        StoreHealth { gate: gate.clone() },
+    ));
     if let Some((origin, listen)) = extra_origin {
         let mut origin = Service::new("demo origin".to_string(), origin);
         origin.add_tcp(&listen);

@@ -31,7 +31,11 @@ pub const MAX_TOKEN_CHARS: usize = ((2 + MAX_KID + LinkId::LEN + MAC_LEN) * 4).d
 
 /// Whether `kid` is an acceptable key id: 1..=32 of `A-Z a-z 0-9 _ -`.
 pub fn valid_key_id(kid: &str) -> bool {
-    !kid.is_empty() && kid.len() <= MAX_KID && kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !kid.is_empty()
+        && kid.len() <= MAX_KID
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The signing key and every key that verifies, by key id. Key bytes never appear in `Debug`.
@@ -45,16 +49,31 @@ pub struct Keyring {
 
 /// The current Unix time in seconds.
 fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut ids: Vec<_> = self.keys.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+        let mut ids: Vec<_> = self
+            .keys
+            .keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
         ids.sort();
-        let mut retire: Vec<_> = self.retire.iter().map(|(k, t)| (String::from_utf8_lossy(k).into_owned(), *t)).collect();
+        let mut retire: Vec<_> = self
+            .retire
+            .iter()
+            .map(|(k, t)| (String::from_utf8_lossy(k).into_owned(), *t))
+            .collect();
         retire.sort();
-        f.debug_struct("Keyring").field("signing", &self.signing).field("key_ids", &ids).field("retire", &retire).finish()
+        f.debug_struct("Keyring")
+            .field("signing", &self.signing)
+            .field("key_ids", &ids)
+            .field("retire", &retire)
+            .finish()
     }
 }
 
@@ -68,13 +87,22 @@ impl Keyring {
                 Some((kid.into_bytes().into_boxed_slice(), mac))
             })
             .collect();
-        Keyring { signing: signing.into(), keys: Arc::new(keys), retire: Arc::default() }
+        Keyring {
+            signing: signing.into(),
+            keys: Arc::new(keys),
+            retire: Arc::default(),
+        }
     }
 
     /// The same keys with retirement times: (key id, Unix second from which it verifies nothing).
     /// The caller has checked that the signing key is not among them.
     pub fn with_retirements(mut self, retire: Vec<(String, i64)>) -> Keyring {
-        self.retire = Arc::new(retire.into_iter().map(|(kid, at)| (kid.into_bytes().into_boxed_slice(), at)).collect());
+        self.retire = Arc::new(
+            retire
+                .into_iter()
+                .map(|(kid, at)| (kid.into_bytes().into_boxed_slice(), at))
+                .collect(),
+        );
         self
     }
 
@@ -128,7 +156,9 @@ impl Keyring {
             return None;
         }
         let mut buf = [0u8; 2 + MAX_KID + LinkId::LEN + MAC_LEN + 3];
-        let n = URL_SAFE_NO_PAD.decode_slice(token.as_bytes(), &mut buf).ok()?;
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(token.as_bytes(), &mut buf)
+            .ok()?;
         let raw = &buf[..n];
         let (&version, rest) = raw.split_first()?;
         if version != VERSION {
@@ -169,8 +199,14 @@ impl Keyring {
     /// Seals `payload` for a purpose (`label`): `payload.kid.mac`, the MAC over label and payload
     /// under the signing key. Used for cookies and form tokens; the payload is readable, not secret.
     pub fn seal(&self, label: &str, payload: &str) -> String {
-        let Some(mac) = self.labelled(self.signing.as_bytes(), b"seal", label, payload) else { return String::new() };
-        format!("{payload}.{}.{}", self.signing, URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+        let Some(mac) = self.labelled(self.signing.as_bytes(), b"seal", label, payload) else {
+            return String::new();
+        };
+        format!(
+            "{payload}.{}.{}",
+            self.signing,
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
     }
 
     /// The payload of a sealed value, if its MAC verifies (in constant time) under a known key.
@@ -181,7 +217,9 @@ impl Keyring {
         let (rest, tag) = sealed.rsplit_once('.')?;
         let (payload, kid) = rest.rsplit_once('.')?;
         let mut tag_bytes = [0u8; MAC_LEN + 2];
-        let n = URL_SAFE_NO_PAD.decode_slice(tag.as_bytes(), &mut tag_bytes).ok()?;
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(tag.as_bytes(), &mut tag_bytes)
+            .ok()?;
         let mac = self.labelled(kid.as_bytes(), b"seal", label, payload)?;
         let genuine = mac.verify_slice(&tag_bytes[..n]).is_ok();
         (genuine & self.live_at(kid.as_bytes(), now_secs())).then_some(payload)
@@ -189,7 +227,9 @@ impl Keyring {
 
     /// A keyed hash (hex) of `data` for a purpose, e.g. a mailed code as stored.
     pub fn keyed_hash(&self, label: &str, data: &str) -> String {
-        let Some(mac) = self.labelled(self.signing.as_bytes(), b"hash", label, data) else { return String::new() };
+        let Some(mac) = self.labelled(self.signing.as_bytes(), b"hash", label, data) else {
+            return String::new();
+        };
         crate::hex::encode(&mac.finalize().into_bytes())
     }
 
@@ -197,7 +237,8 @@ impl Keyring {
     pub fn key_id_of(token: &str) -> Option<String> {
         let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
         let len = *raw.get(1)? as usize;
-        raw.get(2..2 + len).map(|k| String::from_utf8_lossy(k).into_owned())
+        raw.get(2..2 + len)
+            .map(|k| String::from_utf8_lossy(k).into_owned())
     }
 }
 
@@ -206,7 +247,10 @@ mod tests {
     use super::*;
 
     fn ring() -> Keyring {
-        Keyring::new("k2", vec![("k1".into(), vec![1u8; 32]), ("k2".into(), vec![2u8; 32])])
+        Keyring::new(
+            "k2",
+            vec![("k1".into(), vec![1u8; 32]), ("k2".into(), vec![2u8; 32])],
+        )
     }
 
     #[test]
@@ -237,7 +281,11 @@ mod tests {
             for bit in 0..8 {
                 let mut m = raw.clone();
                 m[i] ^= 1 << bit;
-                assert_eq!(r.verify(&URL_SAFE_NO_PAD.encode(&m)), None, "byte {i} bit {bit}");
+                assert_eq!(
+                    r.verify(&URL_SAFE_NO_PAD.encode(&m)),
+                    None,
+                    "byte {i} bit {bit}"
+                );
             }
         }
     }
@@ -268,7 +316,10 @@ mod tests {
         assert_eq!(r.open("device", ".."), None);
         let other = Keyring::new("k2", vec![("k2".into(), vec![3u8; 32])]);
         assert_eq!(other.open("device", &sealed), None);
-        assert_ne!(r.keyed_hash("code", "123456"), r.keyed_hash("code", "123457"));
+        assert_ne!(
+            r.keyed_hash("code", "123456"),
+            r.keyed_hash("code", "123457")
+        );
     }
 
     #[test]
@@ -277,25 +328,50 @@ mod tests {
         let id = LinkId::random();
         let old = r.sign_with("k1", &id).unwrap();
         let new = r.sign(&id);
-        assert_eq!(r.verify_at(&old, 1_999_999_999), Some(id), "the last second before retirement");
-        assert_eq!(r.verify_at(&old, 2_000_000_000), None, "retired from that second on");
+        assert_eq!(
+            r.verify_at(&old, 1_999_999_999),
+            Some(id),
+            "the last second before retirement"
+        );
+        assert_eq!(
+            r.verify_at(&old, 2_000_000_000),
+            None,
+            "retired from that second on"
+        );
         assert_eq!(r.verify_at(&old, 2_100_000_000), None);
-        assert_eq!(r.verify_at(&new, 2_100_000_000), Some(id), "the signing key is unaffected");
+        assert_eq!(
+            r.verify_at(&new, 2_100_000_000),
+            Some(id),
+            "the signing key is unaffected"
+        );
         assert_eq!(r.retires_at("k1"), Some(2_000_000_000));
         assert_eq!(r.retires_at("k2"), None);
         let retired_now = ring().with_retirements(vec![("k1".into(), 0)]);
-        assert_eq!(retired_now.sign_with("k1", &id), None, "no tokens are made with a retired key");
+        assert_eq!(
+            retired_now.sign_with("k1", &id),
+            None,
+            "no tokens are made with a retired key"
+        );
     }
 
     #[test]
     fn values_sealed_with_a_retired_key_no_longer_open() {
-        let old = Keyring::new("k1", vec![("k1".into(), vec![1u8; 32]), ("k2".into(), vec![2u8; 32])]);
+        let old = Keyring::new(
+            "k1",
+            vec![("k1".into(), vec![1u8; 32]), ("k2".into(), vec![2u8; 32])],
+        );
         let sealed = old.seal("device", "abc");
-        let rotated = Keyring::new("k2", vec![("k1".into(), vec![1u8; 32]), ("k2".into(), vec![2u8; 32])]);
+        let rotated = Keyring::new(
+            "k2",
+            vec![("k1".into(), vec![1u8; 32]), ("k2".into(), vec![2u8; 32])],
+        );
         assert_eq!(rotated.open("device", &sealed), Some("abc"));
         let retired = rotated.with_retirements(vec![("k1".into(), 0)]);
         assert_eq!(retired.open("device", &sealed), None);
-        assert_eq!(retired.open("device", &retired.seal("device", "abc")), Some("abc"));
+        assert_eq!(
+            retired.open("device", &retired.seal("device", "abc")),
+            Some("abc")
+        );
     }
 
     #[test]

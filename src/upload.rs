@@ -48,7 +48,12 @@ const MAX_TEXT_FIELD: usize = 4096;
 
 /// Whether a request is an upload: a `PUT`, or a `POST` to `?upload`.
 pub fn is_upload(req: &RequestHeader) -> bool {
-    req.method == Method::PUT || (req.method == Method::POST && req.uri.query().is_some_and(|q| q.split('&').any(|p| p == "upload")))
+    req.method == Method::PUT
+        || (req.method == Method::POST
+            && req
+                .uri
+                .query()
+                .is_some_and(|q| q.split('&').any(|p| p == "upload")))
 }
 
 /// The rules one link's uploads follow: the link's own settings within the operator's policy.
@@ -65,8 +70,12 @@ impl Rules {
         let spec = link.upload.as_ref();
         let policy_max = policy.upload_max_bytes.unwrap_or(DEFAULT_UPLOAD_MAX_BYTES);
         Rules {
-            max_bytes: spec.and_then(|s| s.max_bytes).map_or(policy_max, |m| m.min(policy_max)),
-            allowed_types: spec.and_then(|s| s.allowed_types.clone()).or_else(|| policy.upload_allowed_types.clone()),
+            max_bytes: spec
+                .and_then(|s| s.max_bytes)
+                .map_or(policy_max, |m| m.min(policy_max)),
+            allowed_types: spec
+                .and_then(|s| s.allowed_types.clone())
+                .or_else(|| policy.upload_allowed_types.clone()),
             overwrite: spec.is_some_and(|s| s.overwrite),
             max_files: spec.and_then(|s| s.max_files),
         }
@@ -85,13 +94,17 @@ impl Rules {
     }
 
     pub fn accepts_type(&self, media_type: &str) -> bool {
-        self.allowed_types.as_deref().is_none_or(|allowed| type_matches(allowed, media_type))
+        self.allowed_types
+            .as_deref()
+            .is_none_or(|allowed| type_matches(allowed, media_type))
     }
 }
 
 /// The media type a file name's extension gives (`application/octet-stream` when none is known).
 pub fn type_of(name: &str) -> &'static str {
-    mime_guess::from_path(name).first_raw().unwrap_or("application/octet-stream")
+    mime_guess::from_path(name)
+        .first_raw()
+        .unwrap_or("application/octet-stream")
 }
 
 /// Whether `media_type` (or a pattern like `image/*`) falls within one of `patterns`.
@@ -99,14 +112,21 @@ pub fn type_matches(patterns: &[String], media_type: &str) -> bool {
     let media_type = media_type.to_ascii_lowercase();
     patterns.iter().any(|p| {
         let p = p.to_ascii_lowercase();
-        p == "*/*" || p == media_type || p.strip_suffix('*').is_some_and(|prefix| prefix.ends_with('/') && media_type.starts_with(prefix))
+        p == "*/*"
+            || p == media_type
+            || p.strip_suffix('*')
+                .is_some_and(|prefix| prefix.ends_with('/') && media_type.starts_with(prefix))
     })
 }
 
 /// The file name a `PUT /s/{token}/{name}` names: exactly one percent-encoded segment after the
 /// token, decoded and sanitised.
 pub fn name_of_put_path(path: &str) -> Result<String, UploadError> {
-    let usage = || UploadError::BadRequest("upload with PUT /s/TOKEN/FILENAME (one path segment, percent-encoded)".into());
+    let usage = || {
+        UploadError::BadRequest(
+            "upload with PUT /s/TOKEN/FILENAME (one path segment, percent-encoded)".into(),
+        )
+    };
     let rest = path.strip_prefix("/s/").ok_or_else(usage)?;
     let mut parts = rest.splitn(2, '/');
     let (_token, name) = (parts.next(), parts.next().ok_or_else(usage)?);
@@ -127,7 +147,11 @@ pub fn clean_name(raw: &str) -> Result<String, UploadError> {
     }
     // Browsers on Windows used to send the whole path: keep its last part.
     let last = trimmed.rsplit(['/', '\\']).next().unwrap_or(trimmed);
-    Ok(sanitize_filename(if last.trim().is_empty() { trimmed } else { last }))
+    Ok(sanitize_filename(if last.trim().is_empty() {
+        trimmed
+    } else {
+        last
+    }))
 }
 
 /// Why an upload was refused or failed; each has the status and the message the client gets.
@@ -224,13 +248,19 @@ struct RequestBody<'a> {
 impl Chunks for RequestBody<'_> {
     async fn ready(&mut self) -> Result<(), UploadError> {
         if self.expects_continue {
-            self.session.write_continue_response().await.map_err(|_| UploadError::ClientGone)?;
+            self.session
+                .write_continue_response()
+                .await
+                .map_err(|_| UploadError::ClientGone)?;
         }
         Ok(())
     }
 
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, UploadError> {
-        self.session.read_request_body().await.map_err(|_| UploadError::ClientGone)
+        self.session
+            .read_request_body()
+            .await
+            .map_err(|_| UploadError::ClientGone)
     }
 }
 
@@ -238,9 +268,9 @@ struct Part<'a, 'r>(&'a mut multer::Field<'r>);
 
 fn form_error(e: multer::Error) -> UploadError {
     match e {
-        multer::Error::StreamReadFailed(_) | multer::Error::IncompleteStream | multer::Error::IncompleteFieldData { .. } => {
-            UploadError::ClientGone
-        }
+        multer::Error::StreamReadFailed(_)
+        | multer::Error::IncompleteStream
+        | multer::Error::IncompleteFieldData { .. } => UploadError::ClientGone,
         other => UploadError::BadRequest(format!("the form could not be read: {other}")),
     }
 }
@@ -273,7 +303,11 @@ pub struct Upload<'a> {
 
 impl Upload<'_> {
     fn folder(&self) -> Result<&str, UploadError> {
-        self.link.upload.as_ref().map(|u| u.folder.as_str()).ok_or(UploadError::Gone)
+        self.link
+            .upload
+            .as_ref()
+            .map(|u| u.folder.as_str())
+            .ok_or(UploadError::Gone)
     }
 
     fn event(&self, kind: &str, outcome: &str, name: Option<&str>, key: Option<&str>) -> Draft {
@@ -289,7 +323,10 @@ impl Upload<'_> {
 
     fn refused(&self, name: Option<&str>, key: Option<&str>, error: &UploadError) {
         let (kind, outcome) = match error {
-            UploadError::ClientGone | UploadError::Origin(_) | UploadError::OriginStatus(_) | UploadError::Store(_) => ("upload.failed", "failed"),
+            UploadError::ClientGone
+            | UploadError::Origin(_)
+            | UploadError::OriginStatus(_)
+            | UploadError::Store(_) => ("upload.failed", "failed"),
             _ => ("upload.refused", "refused"),
         };
         let mut d = self.event(kind, outcome, name, key);
@@ -315,7 +352,9 @@ impl Upload<'_> {
         self.gate.cache.invalidate(&self.link.id);
         match result {
             Ok(_) => Ok(()),
-            Err(StoreError::Refused(why)) if why == "full" => Err(UploadError::Full(max.unwrap_or(0))),
+            Err(StoreError::Refused(why)) if why == "full" => {
+                Err(UploadError::Full(max.unwrap_or(0)))
+            }
             Err(StoreError::Refused(_)) | Err(StoreError::NotFound(_)) => Err(UploadError::Gone),
             Err(e) => Err(e.into()),
         }
@@ -333,9 +372,15 @@ impl Upload<'_> {
     }
 
     /// Checks, claims and streams one file.
-    async fn store_file(&self, raw_name: &str, declared: Option<u64>, body: &mut dyn Chunks) -> Result<Stored, (Option<String>, Option<String>, UploadError)> {
+    async fn store_file(
+        &self,
+        raw_name: &str,
+        declared: Option<u64>,
+        body: &mut dyn Chunks,
+    ) -> Result<Stored, (Option<String>, Option<String>, UploadError)> {
         let name = clean_name(raw_name).map_err(|e| (None, None, e))?;
-        let fail = |key: Option<&str>, e: UploadError| (Some(name.clone()), key.map(str::to_string), e);
+        let fail =
+            |key: Option<&str>, e: UploadError| (Some(name.clone()), key.map(str::to_string), e);
         let media_type = type_of(&name);
         if !self.rules.accepts_type(media_type) {
             return Err(fail(None, UploadError::Type(media_type.to_string())));
@@ -345,7 +390,12 @@ impl Upload<'_> {
         }
         let folder = self.folder().map_err(|e| fail(None, e))?;
         let key = format!("{folder}/{name}");
-        check_object_key(&key).map_err(|m| fail(None, UploadError::BadRequest(format!("the file name is not usable: it {m}"))))?;
+        check_object_key(&key).map_err(|m| {
+            fail(
+                None,
+                UploadError::BadRequest(format!("the file name is not usable: it {m}")),
+            )
+        })?;
         self.claim().await.map_err(|e| fail(Some(&key), e))?;
         let claim_key = format!("upload:{}:{key}", self.link.id);
         let outcome = async {
@@ -363,7 +413,11 @@ impl Upload<'_> {
                 d.bytes = Some(bytes);
                 self.gate.audit.push(self.link.id, d);
                 tracing::info!(link = %self.link.id, bytes, "upload stored");
-                Ok(Stored { name, bytes, media_type })
+                Ok(Stored {
+                    name,
+                    bytes,
+                    media_type,
+                })
             }
             Err(e) => {
                 self.unclaim().await;
@@ -386,7 +440,10 @@ impl Upload<'_> {
             return Err(UploadError::Exists(name.to_string()));
         }
         body.ready().await?;
-        let mut out = writer.open(self.store, key, declared, media_type, self.rules.overwrite).await.map_err(store_error)?;
+        let mut out = writer
+            .open(self.store, key, declared, media_type, self.rules.overwrite)
+            .await
+            .map_err(store_error)?;
         let mut total: u64 = 0;
         loop {
             let chunk = match body.next_chunk().await {
@@ -418,24 +475,35 @@ impl Upload<'_> {
     /// `PUT /s/{token}/{name}`: one file, the whole request body. Answers JSON.
     pub async fn put(&self, session: &mut Session) -> Reply {
         let result = async {
-            let name = name_of_put_path(session.req_header().uri.path()).map_err(|e| (None, None, e))?;
+            let name =
+                name_of_put_path(session.req_header().uri.path()).map_err(|e| (None, None, e))?;
             let headers = &session.req_header().headers;
             let chunked = headers.get(header::TRANSFER_ENCODING).is_some();
             let declared = if chunked {
                 None
             } else {
-                headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok()).or(Some(0))
+                headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .or(Some(0))
             };
             let expects_continue = headers
                 .get(header::EXPECT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-            let mut body = RequestBody { session: &mut *session, expects_continue };
+            let mut body = RequestBody {
+                session: &mut *session,
+                expects_continue,
+            };
             self.store_file(&name, declared, &mut body).await
         }
         .await;
         match result {
-            Ok(stored) => json_reply(201, &json!({ "name": stored.name, "bytes": stored.bytes, "type": stored.media_type })),
+            Ok(stored) => json_reply(
+                201,
+                &json!({ "name": stored.name, "bytes": stored.bytes, "type": stored.media_type }),
+            ),
             Err((name, key, e)) => {
                 self.refused(name.as_deref(), key.as_deref(), &e);
                 drain(session).await;
@@ -447,12 +515,26 @@ impl Upload<'_> {
     /// `POST /s/{token}?upload` with `multipart/form-data`: every `file` part in order, after the
     /// CSRF token for links behind a password or device check. Answers a page.
     pub async fn form(&self, session: &mut Session, back: &str) -> Reply {
-        let content_type = session.req_header().headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let device = self.gate.verifier.device_of(&session.req_header().headers).unwrap_or_default();
+        let content_type = session
+            .req_header()
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let device = self
+            .gate
+            .verifier
+            .device_of(&session.req_header().headers)
+            .unwrap_or_default();
         let mut stored: Vec<(String, u64)> = Vec::new();
         let mut error: Option<UploadError> = None;
         match multer::parse_boundary(&content_type) {
-            Err(_) => error = Some(UploadError::BadRequest("send the files as multipart/form-data".into())),
+            Err(_) => {
+                error = Some(UploadError::BadRequest(
+                    "send the files as multipart/form-data".into(),
+                ))
+            }
             Ok(boundary) => {
                 let stream = futures_util::stream::unfold(&mut *session, |s| async move {
                     match s.read_request_body().await {
@@ -475,7 +557,11 @@ impl Upload<'_> {
                     match field.name() {
                         Some("csrf") => {
                             let spent = match read_text(&mut field).await {
-                                Ok(token) => self.gate.spend_csrf(&token, &self.link.id, &device).await.map_err(UploadError::from),
+                                Ok(token) => self
+                                    .gate
+                                    .spend_csrf(&token, &self.link.id, &device)
+                                    .await
+                                    .map_err(UploadError::from),
                                 Err(e) => Err(e),
                             };
                             match spent {
@@ -532,13 +618,20 @@ impl Upload<'_> {
         let message = error.map(|e| {
             let text = e.to_string();
             let mut chars = text.chars();
-            chars.next().map(|c| c.to_uppercase().collect::<String>() + chars.as_str() + ".").unwrap_or_default()
+            chars
+                .next()
+                .map(|c| c.to_uppercase().collect::<String>() + chars.as_str() + ".")
+                .unwrap_or_default()
         });
         let mut headers = pages::page_headers_owned();
         if status >= 400 && !session.is_body_done() {
             headers.push(("connection", "close".to_string()));
         }
-        Reply { status, headers, body: pages::upload_result(&stored, message.as_deref(), back) }
+        Reply {
+            status,
+            headers,
+            body: pages::upload_result(&stored, message.as_deref(), back),
+        }
     }
 }
 
@@ -558,7 +651,9 @@ async fn skip(field: &mut multer::Field<'_>) -> Result<(), UploadError> {
     while let Some(chunk) = field.chunk().await.map_err(form_error)? {
         seen += chunk.len();
         if seen > MAX_TEXT_FIELD {
-            return Err(UploadError::BadRequest("the form has an unexpected large field".into()));
+            return Err(UploadError::BadRequest(
+                "the form has an unexpected large field".into(),
+            ));
         }
     }
     Ok(())
@@ -609,8 +704,14 @@ mod tests {
     fn put_paths_name_one_sanitised_file() {
         assert_eq!(name_of_put_path("/s/tok/report.pdf").unwrap(), "report.pdf");
         assert_eq!(name_of_put_path("/s/tok/a%20b%3F.pdf").unwrap(), "a b_.pdf");
-        assert_eq!(name_of_put_path("/s/tok/..%2F..%2Fetc%2Fpasswd").unwrap(), "passwd");
-        assert_eq!(name_of_put_path("/s/tok/%0d%0aSet-Cookie:x").unwrap(), "Set-Cookie_x");
+        assert_eq!(
+            name_of_put_path("/s/tok/..%2F..%2Fetc%2Fpasswd").unwrap(),
+            "passwd"
+        );
+        assert_eq!(
+            name_of_put_path("/s/tok/%0d%0aSet-Cookie:x").unwrap(),
+            "Set-Cookie_x"
+        );
         assert_eq!(name_of_put_path("/s/tok/a%0d%0ab").unwrap(), "a__b");
         for bad in ["/s/tok", "/s/tok/", "/s/tok/a/b", "/s/tok/..", "/s/tok/%ff"] {
             assert!(name_of_put_path(bad).is_err(), "{bad}");
@@ -620,11 +721,25 @@ mod tests {
     #[test]
     fn link_settings_stay_within_the_policy() {
         let mut link = Link::with_documents("s", vec![], "k", time::OffsetDateTime::now_utc());
-        link.upload = Some(crate::link::UploadSpec { folder: "in".into(), overwrite: false, max_files: Some(2), max_bytes: Some(10 << 30), allowed_types: None });
-        let policy = Policy { upload_max_bytes: Some(1 << 20), upload_allowed_types: Some(vec!["image/*".into()]), ..Policy::default() };
+        link.upload = Some(crate::link::UploadSpec {
+            folder: "in".into(),
+            overwrite: false,
+            max_files: Some(2),
+            max_bytes: Some(10 << 30),
+            allowed_types: None,
+        });
+        let policy = Policy {
+            upload_max_bytes: Some(1 << 20),
+            upload_allowed_types: Some(vec!["image/*".into()]),
+            ..Policy::default()
+        };
         let rules = Rules::for_link(&link, &policy);
         assert_eq!(rules.max_bytes, 1 << 20);
         assert!(rules.accepts_type("image/png") && !rules.accepts_type("application/pdf"));
-        assert_eq!(Rules::for_link(&link, &Policy::default()).max_bytes, DEFAULT_UPLOAD_MAX_BYTES, "the default cap holds without a policy");
+        assert_eq!(
+            Rules::for_link(&link, &Policy::default()).max_bytes,
+            DEFAULT_UPLOAD_MAX_BYTES,
+            "the default cap holds without a policy"
+        );
     }
 }

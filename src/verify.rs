@@ -49,7 +49,10 @@ pub async fn hash_password(password: &str) -> Result<String, VerifyError> {
     let password = password.to_string();
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| VerifyError::Hash(e.to_string()))
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| VerifyError::Hash(e.to_string()))
     })
     .await
     .map_err(|e| VerifyError::Hash(e.to_string()))?
@@ -81,16 +84,29 @@ pub fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item 
 
 impl Verifier {
     pub fn new(keys: Keyring, secure_cookies: bool) -> Verifier {
-        let permits = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);
-        Verifier { keys, hashing: Arc::new(Semaphore::new(permits)), secure_cookies }
+        let permits = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 8);
+        Verifier {
+            keys,
+            hashing: Arc::new(Semaphore::new(permits)),
+            secure_cookies,
+        }
     }
 
     /// Checks a password against its argon2id hash, a few checks at a time.
     pub async fn check_password(&self, hash: &str, password: &str) -> bool {
-        let Ok(_permit) = self.hashing.clone().acquire_owned().await else { return false };
+        let Ok(_permit) = self.hashing.clone().acquire_owned().await else {
+            return false;
+        };
         let (hash, password) = (hash.to_string(), password.to_string());
         tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            PasswordHash::new(&hash).is_ok_and(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
         })
         .await
         .unwrap_or(false)
@@ -98,7 +114,8 @@ impl Verifier {
 
     /// A code as stored: a keyed hash bound to the link and the browser that asked for it.
     pub fn code_hash(&self, link: &LinkId, device: &str, code: &str) -> String {
-        self.keys.keyed_hash("code", &format!("{link}:{device}:{code}"))
+        self.keys
+            .keyed_hash("code", &format!("{link}:{device}:{code}"))
     }
 
     fn attributes(&self, path: &str, max_age: Option<u64>) -> String {
@@ -114,7 +131,11 @@ impl Verifier {
 
     /// `Set-Cookie` for a browser's device id (all links, one year).
     pub fn device_cookie(&self, device: &str) -> String {
-        format!("{DEVICE_COOKIE}={}{}", self.keys.seal("device", device), self.attributes("/", Some(365 * 86_400)))
+        format!(
+            "{DEVICE_COOKIE}={}{}",
+            self.keys.seal("device", device),
+            self.attributes("/", Some(365 * 86_400))
+        )
     }
 
     /// The device id a request proves, if any.
@@ -128,17 +149,26 @@ impl Verifier {
     /// `Set-Cookie` remembering that this browser passed the link's password (this generation).
     pub fn pass_cookie(&self, link: &Link, path: &str) -> String {
         let until = now_secs() + PASS_LIFETIME.as_secs() as i64;
-        let sealed = self.keys.seal("pass", &format!("{}:{}:{until}", link.id, link.generation));
-        format!("{PASS_COOKIE}={sealed}{}", self.attributes(path, Some(PASS_LIFETIME.as_secs())))
+        let sealed = self
+            .keys
+            .seal("pass", &format!("{}:{}:{until}", link.id, link.generation));
+        format!(
+            "{PASS_COOKIE}={sealed}{}",
+            self.attributes(path, Some(PASS_LIFETIME.as_secs()))
+        )
     }
 
     /// Whether the request carries a valid password cookie for this link and generation.
     pub fn passed(&self, headers: &HeaderMap, link: &Link) -> bool {
         let now = now_secs();
         cookies(headers, PASS_COOKIE).any(|v| {
-            let Some(payload) = self.keys.open("pass", v) else { return false };
+            let Some(payload) = self.keys.open("pass", v) else {
+                return false;
+            };
             let mut parts = payload.split(':');
-            let (Some(id), Some(generation), Some(until), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            let (Some(id), Some(generation), Some(until), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
                 return false;
             };
             id == link.id.to_string()
@@ -152,17 +182,25 @@ impl Verifier {
     pub fn csrf_token(&self, link: &LinkId, device: &str) -> String {
         let nonce: u64 = rand::random();
         let until = now_secs() + FORM_LIFETIME.as_secs() as i64;
-        self.keys.seal("csrf", &format!("{link}:{device}:{until}:{nonce:016x}"))
+        self.keys
+            .seal("csrf", &format!("{link}:{device}:{until}:{nonce:016x}"))
     }
 
     /// The token's nonce when it is genuine, unexpired and bound to this link and browser.
     pub fn check_csrf(&self, token: &str, link: &LinkId, device: &str) -> Option<String> {
         let payload = self.keys.open("csrf", token)?;
         let mut parts = payload.split(':');
-        let (Some(l), Some(d), Some(until), Some(nonce), None) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(l), Some(d), Some(until), Some(nonce), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return None;
         };
-        (l == link.to_string() && d == device && until.parse::<i64>().is_ok_and(|u| u > now_secs())).then(|| nonce.to_string())
+        (l == link.to_string() && d == device && until.parse::<i64>().is_ok_and(|u| u > now_secs()))
+            .then(|| nonce.to_string())
     }
 }
 
@@ -202,7 +240,10 @@ mod tests {
         assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Secure"));
         let value = set.split(';').next().unwrap();
         let mut h = HeaderMap::new();
-        h.insert(http::header::COOKIE, format!("other=1; {value}").parse().unwrap());
+        h.insert(
+            http::header::COOKIE,
+            format!("other=1; {value}").parse().unwrap(),
+        );
         assert_eq!(v.device_of(&h), Some(id.clone()));
         let forged = value.replace(&id[..4], "ffff");
         let mut h = HeaderMap::new();

@@ -19,7 +19,10 @@ fn on(gw: &Gateway, url: &str) -> String {
 fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !ok() {
-        assert!(started.elapsed() < limit, "{what} did not happen within {limit:?}");
+        assert!(
+            started.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     started.elapsed()
@@ -34,8 +37,14 @@ fn a_thousand_concurrent_downloads_on_two_instances_serve_exactly_the_limit() {
     let origin = Origin::start();
     origin.put("doc.bin", &pseudo_random(4096, 1));
     let redis = RedisServer::start();
-    let a = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state_with_timeout(5_000)));
-    let b = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state_with_timeout(5_000)));
+    let a = Gateway::start_with(GatewayOptions::on_redis(
+        &origin,
+        redis.state_with_timeout(5_000),
+    ));
+    let b = Gateway::start_with(GatewayOptions::on_redis(
+        &origin,
+        redis.state_with_timeout(5_000),
+    ));
     let (id, url) = a.admin().share("doc.bin", Some(10));
     let urls = [on(&a, &url), on(&b, &url)];
     let barrier = Arc::new(Barrier::new(1000));
@@ -53,9 +62,23 @@ fn a_thousand_concurrent_downloads_on_two_instances_serve_exactly_the_limit() {
         })
         .collect();
     let results: Vec<(u16, usize)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    let bodies = results.iter().filter(|(s, len)| *s == 200 && *len == 4096).count();
-    assert_eq!(bodies, 10, "exactly the limit is served across both instances");
-    assert!(results.iter().all(|(s, _)| *s == 200 || *s == 404), "only 200 or 404: {:?}", results.iter().filter(|(s, _)| *s != 200 && *s != 404).take(5).collect::<Vec<_>>());
+    let bodies = results
+        .iter()
+        .filter(|(s, len)| *s == 200 && *len == 4096)
+        .count();
+    assert_eq!(
+        bodies, 10,
+        "exactly the limit is served across both instances"
+    );
+    assert!(
+        results.iter().all(|(s, _)| *s == 200 || *s == 404),
+        "only 200 or 404: {:?}",
+        results
+            .iter()
+            .filter(|(s, _)| *s != 200 && *s != 404)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
     assert_eq!(used(&a, &id), 10);
     assert_eq!(used(&b, &id), 10);
 }
@@ -72,14 +95,35 @@ fn a_revocation_on_one_instance_stops_every_instance_within_a_second() {
     // Warm both caches: from now on neither asks Redis for this unlimited link.
     assert_eq!(get(&url_a).status, 200);
     assert_eq!(get(&url_b).status, 200);
-    assert_eq!(a.admin().call("POST", &format!("/v1/links/{id}/deactivate"), None).status, 200);
-    let took = wait_until("deactivation on B", Duration::from_secs(1), || get(&url_b).status == 404);
+    assert_eq!(
+        a.admin()
+            .call("POST", &format!("/v1/links/{id}/deactivate"), None)
+            .status,
+        200
+    );
+    let took = wait_until("deactivation on B", Duration::from_secs(1), || {
+        get(&url_b).status == 404
+    });
     eprintln!("deactivation reached the other instance in {took:?}");
     assert_eq!(get(&url_a).status, 404);
-    assert_eq!(b.admin().call("POST", &format!("/v1/links/{id}/activate"), None).status, 200);
-    wait_until("activation on A", Duration::from_secs(1), || get(&url_a).status == 200);
-    assert_eq!(b.admin().call("DELETE", &format!("/v1/links/{id}"), None).status, 200);
-    wait_until("cancellation on A", Duration::from_secs(1), || get(&url_a).status == 404);
+    assert_eq!(
+        b.admin()
+            .call("POST", &format!("/v1/links/{id}/activate"), None)
+            .status,
+        200
+    );
+    wait_until("activation on A", Duration::from_secs(1), || {
+        get(&url_a).status == 200
+    });
+    assert_eq!(
+        b.admin()
+            .call("DELETE", &format!("/v1/links/{id}"), None)
+            .status,
+        200
+    );
+    wait_until("cancellation on A", Duration::from_secs(1), || {
+        get(&url_a).status == 404
+    });
 }
 
 #[test]
@@ -112,7 +156,11 @@ fn redis_killed_and_restarted_mid_load_never_over_grants_and_heals_by_itself() {
     redis.kill();
     std::thread::sleep(Duration::from_secs(2));
     // While Redis is down, the admin API fails closed too.
-    let create = a.admin().call("POST", "/v1/links", Some(json!({"store": "docs", "object": "doc.bin"})));
+    let create = a.admin().call(
+        "POST",
+        "/v1/links",
+        Some(json!({"store": "docs", "object": "doc.bin"})),
+    );
     assert_eq!(create.status, 503, "{}", create.text());
     redis.restart();
     std::thread::sleep(Duration::from_secs(2));
@@ -121,21 +169,36 @@ fn redis_killed_and_restarted_mid_load_never_over_grants_and_heals_by_itself() {
     let ok = seen.iter().filter(|(s, _)| *s == 200).count() as u64;
     let unavailable = seen.iter().filter(|(s, _)| *s == 503).count();
     assert!(ok <= limit, "{ok} bodies served on a limit of {limit}");
-    assert!(unavailable > 0, "requests during the outage fail closed with 503");
-    assert!(seen.iter().all(|(s, _)| [200, 404, 503].contains(s)), "{seen:?}");
+    assert!(
+        unavailable > 0,
+        "requests during the outage fail closed with 503"
+    );
+    assert!(
+        seen.iter().all(|(s, _)| [200, 404, 503].contains(s)),
+        "{seen:?}"
+    );
     let slowest = seen.iter().map(|(_, d)| *d).max().unwrap();
-    assert!(slowest < Duration::from_secs(5), "no request hangs past the store timeout: {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(5),
+        "no request hangs past the store timeout: {slowest:?}"
+    );
     assert!(used(&a, &id) <= limit);
     // Recovered without a restart: new links are created and served on both instances.
     let mut fresh = None;
     wait_until("the admin API to recover", Duration::from_secs(10), || {
-        let r = a.admin().call("POST", "/v1/links", Some(json!({"store": "docs", "object": "doc.bin", "max_downloads": 5})));
+        let r = a.admin().call(
+            "POST",
+            "/v1/links",
+            Some(json!({"store": "docs", "object": "doc.bin", "max_downloads": 5})),
+        );
         fresh = (r.status == 201).then(|| r.json()["url"].as_str().unwrap().to_string());
         fresh.is_some()
     });
     let fresh = fresh.unwrap();
     for gw in [&a, &b] {
-        wait_until("downloads to recover", Duration::from_secs(10), || get(&on(gw, &fresh)).status == 200);
+        wait_until("downloads to recover", Duration::from_secs(10), || {
+            get(&on(gw, &fresh)).status == 200
+        });
     }
 }
 
@@ -150,18 +213,34 @@ fn a_paused_or_sleeping_redis_answers_503_within_the_timeout_then_recovers() {
     redis.cli(&["CLIENT", "PAUSE", "2500", "ALL"]);
     let started = Instant::now();
     assert_eq!(get(&url).status, 503);
-    assert!(started.elapsed() < Duration::from_secs(2), "answered after {:?}", started.elapsed());
-    wait_until("recovery after CLIENT PAUSE", Duration::from_secs(10), || get(&url).status == 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    wait_until(
+        "recovery after CLIENT PAUSE",
+        Duration::from_secs(10),
+        || get(&url).status == 200,
+    );
     let sleeper = {
         let port = redis.port;
-        std::thread::spawn(move || Command::new("redis-cli").args(["-p", &port.to_string(), "DEBUG", "SLEEP", "2"]).output())
+        std::thread::spawn(move || {
+            Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "DEBUG", "SLEEP", "2"])
+                .output()
+        })
     };
     std::thread::sleep(Duration::from_millis(200));
     let started = Instant::now();
     assert_eq!(get(&url).status, 503);
     assert!(started.elapsed() < Duration::from_secs(2));
     let _ = sleeper.join();
-    wait_until("recovery after DEBUG SLEEP", Duration::from_secs(10), || get(&url).status == 200);
+    wait_until(
+        "recovery after DEBUG SLEEP",
+        Duration::from_secs(10),
+        || get(&url).status == 200,
+    );
 }
 
 #[test]
@@ -174,13 +253,28 @@ fn a_download_manager_with_four_connections_counts_once() {
     let (id, url) = gw.admin().share("big.bin", Some(1));
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new("aria2c")
-        .args(["-x4", "-s4", "-k1M", "--max-tries=1", "--console-log-level=warn", "--summary-interval=0", "-d"])
+        .args([
+            "-x4",
+            "-s4",
+            "-k1M",
+            "--max-tries=1",
+            "--console-log-level=warn",
+            "--summary-interval=0",
+            "-d",
+        ])
         .arg(dir.path())
         .args(["-o", "big.bin", &url])
         .output()
         .expect("aria2c must be installed (apt-get install aria2)");
-    assert!(out.status.success(), "aria2c failed: {}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(sha256(&std::fs::read(dir.path().join("big.bin")).unwrap()), sha256(&data));
+    assert!(
+        out.status.success(),
+        "aria2c failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        sha256(&std::fs::read(dir.path().join("big.bin")).unwrap()),
+        sha256(&data)
+    );
     std::thread::sleep(Duration::from_millis(600)); // commits are batched
     assert_eq!(used(&gw, &id), 1);
     assert_eq!(get(&url).status, 404, "the one download is used up");
@@ -198,20 +292,32 @@ fn curl_resume_on_redis_counts_once_and_an_aborted_download_gives_its_slot_back(
     let (id, url) = gw.admin().share("big.bin", Some(1));
     {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-        write!(s, "GET {} HTTP/1.1\r\nHost: x\r\n\r\n", &url[url.find("/s/").unwrap()..]).unwrap();
+        write!(
+            s,
+            "GET {} HTTP/1.1\r\nHost: x\r\n\r\n",
+            &url[url.find("/s/").unwrap()..]
+        )
+        .unwrap();
         let mut buf = vec![0u8; 256 * 1024];
         let mut got = 0;
         while got < 1024 * 1024 {
             got += s.read(&mut buf).unwrap();
         }
     }
-    wait_until("the slot to come back", Duration::from_secs(10), || used(&gw, &id) == 0);
+    wait_until("the slot to come back", Duration::from_secs(10), || {
+        used(&gw, &id) == 0
+    });
     // A download resumed with curl -C - counts once.
     let first = request("GET", &url, &[("range", "bytes=0-4999999")], None);
     assert_eq!(first.status, 206);
     let file = gw.dir.path().join("resume.out");
     std::fs::write(&file, &first.body).unwrap();
-    let status = Command::new("curl").args(["-sS", "--fail", "-C", "-", "-o"]).arg(&file).arg(&url).status().unwrap();
+    let status = Command::new("curl")
+        .args(["-sS", "--fail", "-C", "-", "-o"])
+        .arg(&file)
+        .arg(&url)
+        .status()
+        .unwrap();
     assert!(status.success());
     assert_eq!(sha256(&std::fs::read(&file).unwrap()), sha256(&data));
     std::thread::sleep(Duration::from_millis(600));
@@ -229,18 +335,35 @@ fn a_redis_cluster_shares_limits_and_revocations() {
     let links: Vec<(String, String)> = (0..6).map(|_| a.admin().share("a.txt", Some(3))).collect();
     for (id, url) in &links {
         let urls = [on(&a, url), on(&b, url)];
-        let handles: Vec<_> = (0..12).map(|i| {
-            let u = urls[i % 2].clone();
-            std::thread::spawn(move || get(&u).status)
-        }).collect();
-        let ok = handles.into_iter().map(|h| h.join().unwrap()).filter(|s| *s == 200).count();
+        let handles: Vec<_> = (0..12)
+            .map(|i| {
+                let u = urls[i % 2].clone();
+                std::thread::spawn(move || get(&u).status)
+            })
+            .collect();
+        let ok = handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|s| *s == 200)
+            .count();
         assert_eq!(ok, 3, "link {id}");
         assert_eq!(used(&b, id), 3);
     }
-    let masters_used = cluster.nodes.iter().filter(|n| n.cli(&["DBSIZE"]).trim() != "0").count();
+    let masters_used = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.cli(&["DBSIZE"]).trim() != "0")
+        .count();
     assert!(masters_used >= 2, "links should spread over the masters");
     let (id, url) = a.admin().share("a.txt", None);
     assert_eq!(get(&on(&b, &url)).status, 200);
-    assert_eq!(a.admin().call("POST", &format!("/v1/links/{id}/deactivate"), None).status, 200);
-    wait_until("deactivation on B", Duration::from_secs(1), || get(&on(&b, &url)).status == 404);
+    assert_eq!(
+        a.admin()
+            .call("POST", &format!("/v1/links/{id}/deactivate"), None)
+            .status,
+        200
+    );
+    wait_until("deactivation on B", Duration::from_secs(1), || {
+        get(&on(&b, &url)).status == 404
+    });
 }

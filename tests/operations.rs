@@ -13,7 +13,10 @@ use serde_json::Value;
 
 fn metric(text: &str, series: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
 }
@@ -36,7 +39,10 @@ fn metrics_count_requests_downloads_bytes_and_latency() {
     let (_, missing) = admin.share("m/missing.bin", None);
 
     assert_eq!(get(&url).status, 200);
-    assert_eq!(request("GET", &url, &[("range", "bytes=0-99")], None).status, 206);
+    assert_eq!(
+        request("GET", &url, &[("range", "bytes=0-99")], None).status,
+        206
+    );
     assert_eq!(request("HEAD", &url, &[], None).status, 200);
     assert_eq!(get(&missing).status, 404);
     assert_eq!(get(&gw.url("/s/not-a-token")).status, 404);
@@ -45,22 +51,54 @@ fn metrics_count_requests_downloads_bytes_and_latency() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
         let text = scrape(&gw);
-        let counted: f64 = text.lines().filter(|l| l.starts_with("linkgate_requests_total{")).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum();
+        let counted: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("linkgate_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
         if counted >= 5.0 || Instant::now() > deadline {
             break text;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(metric(&text, "linkgate_requests_total{outcome=\"served\"}"), 3.0);
-    assert_eq!(metric(&text, "linkgate_requests_total{outcome=\"origin_not_found\"}"), 1.0);
-    assert_eq!(metric(&text, "linkgate_requests_total{outcome=\"bad_token\"}"), 1.0);
-    assert_eq!(metric(&text, "linkgate_downloads_started_total"), 3.0, "two GETs of the file and one of the missing one");
+    assert_eq!(
+        metric(&text, "linkgate_requests_total{outcome=\"served\"}"),
+        3.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "linkgate_requests_total{outcome=\"origin_not_found\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "linkgate_requests_total{outcome=\"bad_token\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "linkgate_downloads_started_total"),
+        3.0,
+        "two GETs of the file and one of the missing one"
+    );
     assert_eq!(metric(&text, "linkgate_downloads_completed_total"), 2.0);
     assert_eq!(metric(&text, "linkgate_downloads_aborted_total"), 1.0);
     assert!(metric(&text, "linkgate_bytes_sent_total") >= (body.len() + 100) as f64);
     assert_eq!(metric(&text, "linkgate_active_streams"), 0.0);
-    assert_eq!(metric(&text, "linkgate_upstream_response_seconds_count{store=\"docs\"}"), 4.0);
-    assert_eq!(metric(&text, "linkgate_store_errors_total{kind=\"not_found\",store=\"docs\"}"), 1.0);
+    assert_eq!(
+        metric(
+            &text,
+            "linkgate_upstream_response_seconds_count{store=\"docs\"}"
+        ),
+        4.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "linkgate_store_errors_total{kind=\"not_found\",store=\"docs\"}"
+        ),
+        1.0
+    );
 }
 
 #[test]
@@ -70,9 +108,14 @@ fn metrics_show_active_streams_while_a_download_runs() {
     origin.put("big.bin", &body);
     let gw = Gateway::start(&origin);
     let (_, url) = gw.admin().share("big.bin", None);
-    let path = url.trim_start_matches(&format!("http://127.0.0.1:{}", gw.port)).to_string();
+    let path = url
+        .trim_start_matches(&format!("http://127.0.0.1:{}", gw.port))
+        .to_string();
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    conn.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
     let mut first = [0u8; 4096];
     let _ = conn.read(&mut first).unwrap();
     // The client has stopped reading: the stream stays open.
@@ -83,7 +126,10 @@ fn metrics_show_active_streams_while_a_download_runs() {
         assert!(Instant::now() < deadline, "the stream never ended");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(metric(&scrape(&gw), "linkgate_downloads_aborted_total"), 1.0);
+    assert_eq!(
+        metric(&scrape(&gw), "linkgate_downloads_aborted_total"),
+        1.0
+    );
 }
 
 #[test]
@@ -101,8 +147,19 @@ fn readyz_follows_the_link_store_and_the_origins() {
     let down = get(&format!("{base}/readyz"));
     assert_eq!(down.status, 503, "{}", down.text());
     assert_eq!(down.json()["status"], "not ready");
-    assert!(down.json()["stores"]["docs"].as_str().unwrap().contains("reachable"), "{}", down.text());
-    assert_eq!(get(&format!("{base}/healthz")).status, 200, "alive even when not ready");
+    assert!(
+        down.json()["stores"]["docs"]
+            .as_str()
+            .unwrap()
+            .contains("reachable"),
+        "{}",
+        down.text()
+    );
+    assert_eq!(
+        get(&format!("{base}/healthz")).status,
+        200,
+        "alive even when not ready"
+    );
 }
 
 #[test]
@@ -119,7 +176,10 @@ fn readyz_is_not_ready_while_redis_is_down() {
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(20);
     while get(&format!("{base}/readyz")).status != 200 {
-        assert!(Instant::now() < deadline, "never ready again after Redis came back");
+        assert!(
+            Instant::now() < deadline,
+            "never ready again after Redis came back"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -128,10 +188,17 @@ fn readyz_is_not_ready_while_redis_is_down() {
 fn json_log_has_one_line_per_request_without_the_token() {
     let origin = Origin::start();
     origin.put("log/file.txt", b"logged");
-    let gw = Gateway::start_with(GatewayOptions { extra: "[log]\nformat = \"json\"\n".into(), ..GatewayOptions::for_origin(&origin) });
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: "[log]\nformat = \"json\"\n".into(),
+        ..GatewayOptions::for_origin(&origin)
+    });
     let admin = gw.admin();
     let created = admin.create(serde_json::json!({ "store": "docs", "object": "log/file.txt" }));
-    let (id, url, token) = (created["id"].as_str().unwrap(), created["url"].as_str().unwrap(), created["token"].as_str().unwrap());
+    let (id, url, token) = (
+        created["id"].as_str().unwrap(),
+        created["url"].as_str().unwrap(),
+        created["token"].as_str().unwrap(),
+    );
     assert_eq!(get(url).body, b"logged");
     assert_eq!(get(&gw.url("/s/forged-token")).status, 404);
 
@@ -140,7 +207,10 @@ fn json_log_has_one_line_per_request_without_the_token() {
         let lines: Vec<Value> = gw
             .log()
             .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+            .map(|l| {
+                serde_json::from_str::<Value>(l)
+                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))
+            })
             .filter(|v| v["target"] == "linkgate::access")
             .collect();
         if lines.len() >= 2 || Instant::now() > deadline {
@@ -151,7 +221,13 @@ fn json_log_has_one_line_per_request_without_the_token() {
     assert_eq!(access.len(), 2, "one line per request: {access:?}");
     // The two requests' lines may be written in either order: the first request's line is
     // written after its response went out, maybe while the second one is being answered.
-    let line = |outcome: &str| access.iter().map(|l| &l["fields"]).find(|f| f["outcome"] == outcome).unwrap_or_else(|| panic!("no {outcome} line: {access:?}"));
+    let line = |outcome: &str| {
+        access
+            .iter()
+            .map(|l| &l["fields"])
+            .find(|f| f["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("no {outcome} line: {access:?}"))
+    };
     let served = line("served");
     assert_eq!(served["link"], id);
     assert_eq!(served["outcome"], "served");
@@ -160,7 +236,10 @@ fn json_log_has_one_line_per_request_without_the_token() {
     assert_eq!(served["store"], "docs");
     assert!(served["duration_ms"].is_u64(), "{served}");
     let forged = line("bad_token");
-    assert_eq!((forged["outcome"].as_str(), forged["status"].as_u64()), (Some("bad_token"), Some(404)));
+    assert_eq!(
+        (forged["outcome"].as_str(), forged["status"].as_u64()),
+        (Some("bad_token"), Some(404))
+    );
     assert!(!gw.log().contains(token), "the token never reaches the log");
 }
 
@@ -168,8 +247,12 @@ fn json_log_has_one_line_per_request_without_the_token() {
 /// line and the body's SHA-256.
 fn slow_download(port: u16, path: &str, rate: usize) -> Result<(String, String), String> {
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
-    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    conn.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
     let mut data = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let pause = Duration::from_secs_f64(chunk.len() as f64 / rate as f64);
@@ -181,9 +264,15 @@ fn slow_download(port: u16, path: &str, rate: usize) -> Result<(String, String),
         }
         std::thread::sleep(pause);
     }
-    let split = data.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no header")?;
+    let split = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no header")?;
     let head = String::from_utf8_lossy(&data[..split]).into_owned();
-    Ok((head.lines().next().unwrap_or("").to_string(), sha256(&data[split + 4..])))
+    Ok((
+        head.lines().next().unwrap_or("").to_string(),
+        sha256(&data[split + 4..]),
+    ))
 }
 
 #[test]
@@ -191,17 +280,28 @@ fn sigterm_lets_running_downloads_finish() {
     let origin = Origin::start();
     let body = pseudo_random(16 * 1024 * 1024, 21);
     origin.put("big.bin", &body);
-    let mut gw = Gateway::start_with(GatewayOptions { grace_period_seconds: 8, ..GatewayOptions::for_origin(&origin) });
+    let mut gw = Gateway::start_with(GatewayOptions {
+        grace_period_seconds: 8,
+        ..GatewayOptions::for_origin(&origin)
+    });
     let (_, url) = gw.admin().share("big.bin", None);
-    let path = url.trim_start_matches(&format!("http://127.0.0.1:{}", gw.port)).to_string();
+    let path = url
+        .trim_start_matches(&format!("http://127.0.0.1:{}", gw.port))
+        .to_string();
     let port = gw.port;
     let download = std::thread::spawn(move || slow_download(port, &path, 4 * 1024 * 1024));
     std::thread::sleep(Duration::from_millis(500));
     gw.signal("TERM");
-    let (status, digest) = download.join().unwrap().expect("the download survives SIGTERM");
+    let (status, digest) = download
+        .join()
+        .unwrap()
+        .expect("the download survives SIGTERM");
     assert!(status.contains("200"), "{status}");
     assert_eq!(digest, sha256(&body));
-    assert!(gw.wait_exit(Duration::from_secs(30)), "the gateway exits after its grace period");
+    assert!(
+        gw.wait_exit(Duration::from_secs(30)),
+        "the gateway exits after its grace period"
+    );
 }
 
 #[test]
@@ -211,12 +311,17 @@ fn upgrade_hands_over_without_cutting_downloads_or_refusing_requests() {
     let big = pseudo_random(24 * 1024 * 1024, 33);
     origin.put("big.bin", &big);
     origin.put("small.txt", b"small");
-    let opts = GatewayOptions { grace_period_seconds: 12, ..GatewayOptions::on_redis(&origin, redis.state()) };
+    let opts = GatewayOptions {
+        grace_period_seconds: 12,
+        ..GatewayOptions::on_redis(&origin, redis.state())
+    };
     let mut old = Gateway::start_with(opts);
     let admin = old.admin();
     let (_, big_url) = admin.share("big.bin", Some(100));
     let (_, small_url) = admin.share("small.txt", None);
-    let big_path = big_url.trim_start_matches(&format!("http://127.0.0.1:{}", old.port)).to_string();
+    let big_path = big_url
+        .trim_start_matches(&format!("http://127.0.0.1:{}", old.port))
+        .to_string();
     let port = old.port;
 
     // Long downloads (about 8 s each at 3 MiB/s: past the old process's 5 s of accepting after
@@ -249,16 +354,28 @@ fn upgrade_hands_over_without_cutting_downloads_or_refusing_requests() {
     };
     std::thread::sleep(Duration::from_millis(500));
     let new = old.start_upgrade();
-    assert!(downloads.iter().all(|d| !d.is_finished()), "the downloads are running when the upgrade starts");
+    assert!(
+        downloads.iter().all(|d| !d.is_finished()),
+        "the downloads are running when the upgrade starts"
+    );
     old.signal("QUIT");
     // The old process keeps its running downloads, stops accepting, and exits after its grace period.
-    assert!(old.wait_exit(Duration::from_secs(40)), "the old process exits after handing over");
+    assert!(
+        old.wait_exit(Duration::from_secs(40)),
+        "the old process exits after handing over"
+    );
     let served_before = served.load(Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(1000));
     stop.store(true, Ordering::Relaxed);
     let failures = prober.join().unwrap();
-    assert!(failures.is_empty(), "requests failed during the upgrade: {failures:?}");
-    assert!(served.load(Ordering::Relaxed) > served_before, "the new process serves after the old one left");
+    assert!(
+        failures.is_empty(),
+        "requests failed during the upgrade: {failures:?}"
+    );
+    assert!(
+        served.load(Ordering::Relaxed) > served_before,
+        "the new process serves after the old one left"
+    );
     for d in downloads {
         let (status, digest) = d.join().unwrap().expect("no download was cut");
         assert!(status.contains("200"), "{status}");
@@ -281,5 +398,9 @@ fn upgrade_on_the_embedded_store_is_refused_with_a_reason() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("state.backend = \"redis\""), "{stderr}");
-    assert_eq!(get(&format!("{}/healthz", gw.admin().base)).status, 200, "the running instance is untouched");
+    assert_eq!(
+        get(&format!("{}/healthz", gw.admin().base)).status,
+        200,
+        "the running instance is untouched"
+    );
 }

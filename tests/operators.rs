@@ -23,9 +23,20 @@ fn create_answers_the_full_url_and_read_shows_the_link() {
     let token = created["token"].as_str().unwrap();
     assert_eq!(url, format!("http://127.0.0.1:{}/s/{token}", gw.port));
     assert!(token.len() < 100);
-    assert_eq!(created["expires_at"], "2099-01-01T08:00:00Z", "expiry is stored in UTC");
+    assert_eq!(
+        created["expires_at"], "2099-01-01T08:00:00Z",
+        "expiry is stored in UTC"
+    );
     let shown = admin.link(id);
-    for field in ["state", "max_downloads", "expires_at", "created_by", "filename", "url", "rights"] {
+    for field in [
+        "state",
+        "max_downloads",
+        "expires_at",
+        "created_by",
+        "filename",
+        "url",
+        "rights",
+    ] {
         assert_eq!(shown[field], created[field], "{field}");
     }
     assert_eq!(shown["state"], "active");
@@ -47,7 +58,10 @@ fn unlimited_links_report_their_usage_too() {
     // Usage of unlimited links is batched (no store write per request) and flushed every second.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while gw.admin().link(&id)["downloads_used"] != 3 {
-        assert!(std::time::Instant::now() < deadline, "usage never reached 3");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "usage never reached 3"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
@@ -58,8 +72,14 @@ fn the_admin_api_requires_the_bearer_token() {
     let gw = Gateway::start(&origin);
     let base = gw.admin().base;
     let body = br#"{"store":"docs","object":"a.txt"}"#;
-    for auth in [None, Some("Bearer wrong"), Some("test-admin-token"), Some("Basic dGVzdA==")] {
-        let headers: Vec<(&str, &str)> = auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("test-admin-token"),
+        Some("Basic dGVzdA=="),
+    ] {
+        let headers: Vec<(&str, &str)> =
+            auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
         let reply = request("POST", &format!("{base}/v1/links"), &headers, Some(body));
         assert_eq!(reply.status, 401, "{auth:?}");
         assert!(reply.json()["error"]["message"].is_string());
@@ -70,7 +90,11 @@ fn the_admin_api_requires_the_bearer_token() {
 fn expect_error(reply: &Reply, status: u16, field: Option<&str>) {
     assert_eq!(reply.status, status, "{}", reply.text());
     let err = &reply.json()["error"];
-    assert!(err["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", reply.text());
+    assert!(
+        err["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        reply.text()
+    );
     if let Some(f) = field {
         assert_eq!(err["field"], f, "{}", reply.text());
     }
@@ -82,7 +106,14 @@ fn bad_input_gets_a_clear_error_naming_the_field() {
     let gw = Gateway::start(&origin);
     let admin = gw.admin();
     let auth = format!("Bearer {ADMIN_TOKEN}");
-    let post = |body: &[u8]| request("POST", &format!("{}/v1/links", admin.base), &[("authorization", &auth)], Some(body));
+    let post = |body: &[u8]| {
+        request(
+            "POST",
+            &format!("{}/v1/links", admin.base),
+            &[("authorization", &auth)],
+            Some(body),
+        )
+    };
     expect_error(&post(b""), 400, None);
     expect_error(&post(b"{not json"), 400, None);
     expect_error(&post(b"[1,2]"), 400, None);
@@ -94,29 +125,89 @@ fn bad_input_gets_a_clear_error_naming_the_field() {
         (json!({"store": 5, "object": "a"}), "store"),
         (json!({"store": "docs"}), "object"),
         (json!({"store": "docs", "object": ""}), "object"),
-        (json!({"store": "docs", "object": "a", "expires_at": "tomorrow"}), "expires_at"),
-        (json!({"store": "docs", "object": "a", "expires_at": "2001-01-01T00:00:00Z"}), "expires_at"),
-        (json!({"store": "docs", "object": "a", "max_downloads": 0}), "max_downloads"),
-        (json!({"store": "docs", "object": "a", "max_downloads": -1}), "max_downloads"),
-        (json!({"store": "docs", "object": "a", "max_downloads": "3"}), "max_downloads"),
-        (json!({"store": "docs", "object": "a", "rights": ["fly"]}), "rights"),
-        (json!({"store": "docs", "object": "a", "rights": []}), "rights"),
-        (json!({"store": "docs", "object": "a", "rights": "download"}), "rights"),
-        (json!({"store": "docs", "object": "a", "colour": "red"}), "colour"),
-        (json!({"store": "docs", "object": "a", "password": 5}), "password"),
-        (json!({"store": "docs", "object": "a", "password": ""}), "password"),
-        (json!({"store": "docs", "object": "a", "recipient": "a@example.org"}), "recipient"),
-        (json!({"store": "docs", "object": "a", "recipient": {"email": "not an address"}}), "recipient.email"),
-        (json!({"store": "docs", "object": "a", "recipient": {"email": "a@example.org", "colour": 1}}), "recipient.colour"),
-        (json!({"store": "docs", "object": "a", "recipient": {"require_code": true}}), "recipient.require_code"),
-        (json!({"store": "docs", "object": "a", "created_by": "x\ny"}), "created_by"),
+        (
+            json!({"store": "docs", "object": "a", "expires_at": "tomorrow"}),
+            "expires_at",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "expires_at": "2001-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "max_downloads": 0}),
+            "max_downloads",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "max_downloads": -1}),
+            "max_downloads",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "max_downloads": "3"}),
+            "max_downloads",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "rights": ["fly"]}),
+            "rights",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "rights": []}),
+            "rights",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "rights": "download"}),
+            "rights",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "colour": "red"}),
+            "colour",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "password": 5}),
+            "password",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "password": ""}),
+            "password",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "recipient": "a@example.org"}),
+            "recipient",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "recipient": {"email": "not an address"}}),
+            "recipient.email",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "recipient": {"email": "a@example.org", "colour": 1}}),
+            "recipient.colour",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "recipient": {"require_code": true}}),
+            "recipient.require_code",
+        ),
+        (
+            json!({"store": "docs", "object": "a", "created_by": "x\ny"}),
+            "created_by",
+        ),
     ];
     for (body, field) in cases {
-        expect_error(&admin.call("POST", "/v1/links", Some(body.clone())), 422, Some(field));
+        expect_error(
+            &admin.call("POST", "/v1/links", Some(body.clone())),
+            422,
+            Some(field),
+        );
     }
     expect_error(&admin.call("GET", "/v1/links/not-an-id", None), 404, None);
-    expect_error(&admin.call("GET", "/v1/links/00000000000000000000000000000000", None), 404, None);
-    expect_error(&admin.call("DELETE", "/v1/links/00000000000000000000000000000000", None), 404, None);
+    expect_error(
+        &admin.call("GET", "/v1/links/00000000000000000000000000000000", None),
+        404,
+        None,
+    );
+    expect_error(
+        &admin.call("DELETE", "/v1/links/00000000000000000000000000000000", None),
+        404,
+        None,
+    );
     expect_error(&admin.call("PUT", "/v1/links", None), 405, None);
     expect_error(&admin.call("GET", "/v2/anything", None), 404, None);
     // Nothing half-written: the store still answers and holds no link from the refused requests.
@@ -130,13 +221,19 @@ fn links_and_counters_survive_a_restart() {
     origin.put("a.txt", b"hello");
     let db_dir = tempfile::tempdir().unwrap();
     let db = db_dir.path().join("state.db");
-    let opts = || GatewayOptions { db: Some(db.clone()), ..GatewayOptions::for_origin(&origin) };
+    let opts = || GatewayOptions {
+        db: Some(db.clone()),
+        ..GatewayOptions::for_origin(&origin)
+    };
     let gw = Gateway::start_with(opts());
     let (id, url) = gw.admin().share("a.txt", Some(2));
     assert_eq!(get(&url).status, 200);
     drop(gw.stop());
     let gw = Gateway::start_with(opts());
-    let url = url.replace(&url[..url.find("/s/").unwrap()], &format!("http://127.0.0.1:{}", gw.port));
+    let url = url.replace(
+        &url[..url.find("/s/").unwrap()],
+        &format!("http://127.0.0.1:{}", gw.port),
+    );
     assert_eq!(gw.admin().link(&id)["downloads_used"], 1);
     assert_eq!(get(&url).status, 200);
     assert_eq!(get(&url).status, 404);
@@ -148,18 +245,43 @@ fn rotating_the_signing_key_keeps_old_links_working() {
     origin.put("a.txt", b"hello");
     let db_dir = tempfile::tempdir().unwrap();
     let db = db_dir.path().join("state.db");
-    let gw = Gateway::start_with(GatewayOptions { db: Some(db.clone()), ..GatewayOptions::for_origin(&origin) });
+    let gw = Gateway::start_with(GatewayOptions {
+        db: Some(db.clone()),
+        ..GatewayOptions::for_origin(&origin)
+    });
     let (old_id, old_url) = gw.admin().share("a.txt", None);
     drop(gw.stop());
-    let gw = Gateway::start_with(GatewayOptions { db: Some(db.clone()), signing: "k2", ..GatewayOptions::for_origin(&origin) });
-    let rebase = |u: &str| format!("http://127.0.0.1:{}{}", gw.port, &u[u.find("/s/").unwrap()..]);
+    let gw = Gateway::start_with(GatewayOptions {
+        db: Some(db.clone()),
+        signing: "k2",
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let rebase = |u: &str| {
+        format!(
+            "http://127.0.0.1:{}{}",
+            gw.port,
+            &u[u.find("/s/").unwrap()..]
+        )
+    };
     let (_, new_url) = gw.admin().share("a.txt", None);
     let key_of = |u: &str| linkgate::token::Keyring::key_id_of(u.rsplit('/').next().unwrap());
     assert_eq!(key_of(&old_url).as_deref(), Some("k1"));
-    assert_eq!(key_of(&new_url).as_deref(), Some("k2"), "new links are signed with the new key");
-    assert_eq!(get(&rebase(&old_url)).status, 200, "a link signed with k1 still verifies");
+    assert_eq!(
+        key_of(&new_url).as_deref(),
+        Some("k2"),
+        "new links are signed with the new key"
+    );
+    assert_eq!(
+        get(&rebase(&old_url)).status,
+        200,
+        "a link signed with k1 still verifies"
+    );
     assert_eq!(get(&new_url).status, 200);
-    assert_eq!(gw.admin().link(&old_id)["url"], rebase(&old_url), "the link keeps the URL it was sent with");
+    assert_eq!(
+        gw.admin().link(&old_id)["url"],
+        rebase(&old_url),
+        "the link keeps the URL it was sent with"
+    );
 }
 
 #[test]
@@ -170,22 +292,55 @@ fn the_cli_mints_and_cancels_links() {
     let out = Command::new(bin())
         .args(["link", "--config"])
         .arg(&gw.config_path)
-        .args(["create", "--store", "docs", "--object", "docs/a.txt", "--max-downloads", "1", "--filename", "A.txt"])
+        .args([
+            "create",
+            "--store",
+            "docs",
+            "--object",
+            "docs/a.txt",
+            "--max-downloads",
+            "1",
+            "--filename",
+            "A.txt",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     let url = created["url"].as_str().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains(url), "the URL is printed for the operator");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(url),
+        "the URL is printed for the operator"
+    );
     assert_eq!(get(url).body, b"from the cli");
     let id = created["id"].as_str().unwrap();
     let show = Command::new(bin())
-        .args(["link", "--admin-url", &gw.admin().base, "--token", ADMIN_TOKEN, "show", id])
+        .args([
+            "link",
+            "--admin-url",
+            &gw.admin().base,
+            "--token",
+            ADMIN_TOKEN,
+            "show",
+            id,
+        ])
         .output()
         .unwrap();
     assert!(show.status.success());
-    assert_eq!(serde_json::from_slice::<Value>(&show.stdout).unwrap()["downloads_used"], 1);
-    let cancel = Command::new(bin()).args(["link", "--config"]).arg(&gw.config_path).args(["cancel", id]).output().unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&show.stdout).unwrap()["downloads_used"],
+        1
+    );
+    let cancel = Command::new(bin())
+        .args(["link", "--config"])
+        .arg(&gw.config_path)
+        .args(["cancel", id])
+        .output()
+        .unwrap();
     assert!(cancel.status.success());
     let bad = Command::new(bin())
         .args(["link", "--config"])
@@ -197,7 +352,15 @@ fn the_cli_mints_and_cancels_links() {
     let msg = String::from_utf8_lossy(&bad.stderr);
     assert!(msg.contains("422") && msg.contains("store"), "{msg}");
     let wrong_token = Command::new(bin())
-        .args(["link", "--admin-url", &gw.admin().base, "--token", "nope-nope", "show", id])
+        .args([
+            "link",
+            "--admin-url",
+            &gw.admin().base,
+            "--token",
+            "nope-nope",
+            "show",
+            id,
+        ])
         .output()
         .unwrap();
     assert!(!wrong_token.status.success());
@@ -211,15 +374,35 @@ fn a_bad_config_fails_at_start_naming_the_key() {
     let check = |text: &str| {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, text).unwrap();
-        Command::new(bin()).arg("check-config").arg(&path).output().unwrap()
+        Command::new(bin())
+            .arg("check-config")
+            .arg(&path)
+            .output()
+            .unwrap()
     };
     let ok = check(&good);
-    assert!(ok.status.success(), "the example config is valid: {}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "the example config is valid: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let cases = [
-        (good.replace("listen = \"127.0.0.1:8080\"", "listen = \"nowhere\""), "server.listen"),
-        (good.replace("signing = \"k1\"", "signing = \"k9\""), "keys.signing"),
-        (good.replace("kind = \"http\"", "kind = \"gopher\""), "stores.docs.kind"),
-        (good.replace("backend = \"embedded\"", "backend = \"etcd\""), "state.backend"),
+        (
+            good.replace("listen = \"127.0.0.1:8080\"", "listen = \"nowhere\""),
+            "server.listen",
+        ),
+        (
+            good.replace("signing = \"k1\"", "signing = \"k9\""),
+            "keys.signing",
+        ),
+        (
+            good.replace("kind = \"http\"", "kind = \"gopher\""),
+            "stores.docs.kind",
+        ),
+        (
+            good.replace("backend = \"embedded\"", "backend = \"etcd\""),
+            "state.backend",
+        ),
         (good.replace("[admin]", "[admin]\ncolour = 1"), "colour"),
         (good.replace("token = \"change-me\"", "token = 5"), "token"),
         ("[server\n".to_string(), "c.toml"),
@@ -233,10 +416,17 @@ fn a_bad_config_fails_at_start_naming_the_key() {
     // `serve` refuses the same way, before listening on anything.
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, good.replace("kind = \"http\"", "kind = \"gopher\"")).unwrap();
-    let out = Command::new(bin()).args(["serve", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("stores.docs.kind"));
-    let missing = Command::new(bin()).args(["serve", "--config", "/nonexistent.toml"]).output().unwrap();
+    let missing = Command::new(bin())
+        .args(["serve", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.toml"));
 }

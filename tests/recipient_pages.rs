@@ -13,7 +13,10 @@ fn setup_with(extra: &str) -> (Origin, SmtpSink, Gateway) {
     let origin = Origin::start();
     origin.put("contract.pdf", &pseudo_random(300_000, 21));
     let smtp = SmtpSink::start();
-    let gw = Gateway::start_with(GatewayOptions { extra: format!("{}\n{extra}", smtp.config()), ..GatewayOptions::for_origin(&origin) });
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: format!("{}\n{extra}", smtp.config()),
+        ..GatewayOptions::for_origin(&origin)
+    });
     (origin, smtp, gw)
 }
 
@@ -32,7 +35,10 @@ fn a_browser_enters_the_password_then_downloads_from_the_landing_page() {
     let (id, url) = (link["id"].as_str().unwrap(), link["url"].as_str().unwrap());
     assert_eq!(link["type"], "password");
     assert_eq!(link["has_password"], true);
-    assert!(!link.to_string().contains("argon2"), "the hash never leaves the gateway");
+    assert!(
+        !link.to_string().contains("argon2"),
+        "the hash never leaves the gateway"
+    );
     let browser = Browser::start();
     browser.goto(url);
     browser.wait_for("protected by a password");
@@ -43,7 +49,10 @@ fn a_browser_enters_the_password_then_downloads_from_the_landing_page() {
     browser.type_into("#password", "correct horse");
     browser.click("button[type=submit]");
     let landing = browser.wait_for("id=\"download\"");
-    assert!(landing.contains("300.0 KB"), "the landing page shows the size");
+    assert!(
+        landing.contains("300.0 KB"),
+        "the landing page shows the size"
+    );
     assert_eq!(used(&gw, id), 0, "pages never count");
     browser.click("#download");
     let file = browser.downloaded("Contract 2026.pdf");
@@ -54,9 +63,14 @@ fn a_browser_enters_the_password_then_downloads_from_the_landing_page() {
 #[test]
 fn the_first_browser_is_trusted_and_another_needs_the_mailed_code() {
     let (_origin, smtp, gw) = setup();
-    let link = gw.admin().create(json!({"store": "docs", "object": "contract.pdf", "filename": "Contract.pdf",
-        "recipient": {"email": "jane@example.org"}, "created_by": "Alice Sender"}));
-    let (id, url) = (link["id"].as_str().unwrap().to_string(), link["url"].as_str().unwrap().to_string());
+    let link = gw.admin().create(
+        json!({"store": "docs", "object": "contract.pdf", "filename": "Contract.pdf",
+        "recipient": {"email": "jane@example.org"}, "created_by": "Alice Sender"}),
+    );
+    let (id, url) = (
+        link["id"].as_str().unwrap().to_string(),
+        link["url"].as_str().unwrap().to_string(),
+    );
     assert_eq!(link["type"], "guest");
     // A mail scanner opens the link first: it sees a page and claims nothing.
     let mut scanner = Jar::default();
@@ -83,7 +97,12 @@ fn the_first_browser_is_trusted_and_another_needs_the_mailed_code() {
     second.wait_for("Enter your code");
     let code = smtp.code(1);
     let mail = &smtp.messages()[0];
-    assert!(mail.contains("jane@example.org") && mail.contains("Contract.pdf") && mail.contains("Alice Sender"), "{mail}");
+    assert!(
+        mail.contains("jane@example.org")
+            && mail.contains("Contract.pdf")
+            && mail.contains("Alice Sender"),
+        "{mail}"
+    );
     second.type_into("#code", &code);
     second.click("form:first-of-type button[type=submit]");
     second.wait_for("id=\"download\"");
@@ -109,14 +128,27 @@ fn the_first_browser_is_trusted_and_another_needs_the_mailed_code() {
     let page = third.wait_for("no longer works");
     assert!(page.contains("Send me a code"));
     assert!(!page.contains("id=\"code\""));
-    let kinds: Vec<String> = gw.admin().call("GET", &format!("/v1/links/{id}/events"), None).json()["events"]
+    let kinds: Vec<String> = gw
+        .admin()
+        .call("GET", &format!("/v1/links/{id}/events"), None)
+        .json()["events"]
         .as_array()
         .unwrap()
         .iter()
         .map(|e| e["kind"].as_str().unwrap().to_string())
         .collect();
-    for kind in ["page.viewed", "device.trusted", "code.sent", "code.passed", "code.failed", "download.completed"] {
-        assert!(kinds.iter().any(|k| k == kind), "{kind} missing from {kinds:?}");
+    for kind in [
+        "page.viewed",
+        "device.trusted",
+        "code.sent",
+        "code.passed",
+        "code.failed",
+        "download.completed",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} missing from {kinds:?}"
+        );
     }
 }
 
@@ -124,90 +156,230 @@ fn the_first_browser_is_trusted_and_another_needs_the_mailed_code() {
 fn scripts_send_the_password_in_a_header_and_guessing_is_throttled() {
     let (_origin, _smtp, gw) = setup();
     let (id, url) = {
-        let v = gw.admin().create(json!({"store": "docs", "object": "contract.pdf", "password": "s3cret-pass"}));
-        (v["id"].as_str().unwrap().to_string(), v["url"].as_str().unwrap().to_string())
+        let v = gw
+            .admin()
+            .create(json!({"store": "docs", "object": "contract.pdf", "password": "s3cret-pass"}));
+        (
+            v["id"].as_str().unwrap().to_string(),
+            v["url"].as_str().unwrap().to_string(),
+        )
     };
     let bare = get(&url);
     assert_eq!(bare.status, 401);
     assert!(bare.text().contains("X-Link-Password"));
     assert!(bare.header("www-authenticate").is_none());
-    assert_eq!(request("GET", &url, &[("x-link-password", "nope")], None).status, 401);
+    assert_eq!(
+        request("GET", &url, &[("x-link-password", "nope")], None).status,
+        401
+    );
     let ok = request("GET", &url, &[("x-link-password", "s3cret-pass")], None);
     assert_eq!(ok.status, 200);
     assert_eq!(ok.body.len(), 300_000);
     // Usage of unlimited links is written in batches.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while used(&gw, &id) != 1 {
-        assert!(std::time::Instant::now() < deadline, "usage never reached 1");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "usage never reached 1"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     for _ in 0..4 {
-        assert_eq!(request("GET", &url, &[("x-link-password", "guess")], None).status, 401);
+        assert_eq!(
+            request("GET", &url, &[("x-link-password", "guess")], None).status,
+            401
+        );
     }
     let throttled = request("GET", &url, &[("x-link-password", "s3cret-pass")], None);
-    assert_eq!(throttled.status, 429, "after 5 wrong passwords this client waits, even with the right one");
+    assert_eq!(
+        throttled.status, 429,
+        "after 5 wrong passwords this client waits, even with the right one"
+    );
     assert!(throttled.header("retry-after").is_some());
     // Another link is not affected.
-    let other = gw.admin().create(json!({"store": "docs", "object": "contract.pdf", "password": "other-pass"}));
-    assert_eq!(request("GET", other["url"].as_str().unwrap(), &[("x-link-password", "other-pass")], None).status, 200);
+    let other = gw
+        .admin()
+        .create(json!({"store": "docs", "object": "contract.pdf", "password": "other-pass"}));
+    assert_eq!(
+        request(
+            "GET",
+            other["url"].as_str().unwrap(),
+            &[("x-link-password", "other-pass")],
+            None
+        )
+        .status,
+        200
+    );
 }
 
 #[test]
 fn changing_the_password_logs_every_browser_out() {
     let (_origin, _smtp, gw) = setup();
-    let v = gw.admin().create(json!({"store": "docs", "object": "contract.pdf", "password": "first-pass"}));
-    let (id, url) = (v["id"].as_str().unwrap().to_string(), v["url"].as_str().unwrap().to_string());
+    let v = gw
+        .admin()
+        .create(json!({"store": "docs", "object": "contract.pdf", "password": "first-pass"}));
+    let (id, url) = (
+        v["id"].as_str().unwrap().to_string(),
+        v["url"].as_str().unwrap().to_string(),
+    );
     let mut jar = Jar::default();
     let form = jar.page(&url);
-    let passed = jar.post(&url, &[("action", "password"), ("csrf", &csrf_of(&form.text())), ("password", "first-pass")]);
+    let passed = jar.post(
+        &url,
+        &[
+            ("action", "password"),
+            ("csrf", &csrf_of(&form.text())),
+            ("password", "first-pass"),
+        ],
+    );
     assert_eq!(passed.status, 303);
-    let cookie = passed.all("set-cookie").into_iter().find(|c| c.starts_with("lg_pw=")).unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/s/"));
+    let cookie = passed
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("lg_pw="))
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && cookie.contains("Path=/s/")
+    );
     assert!(jar.page(&url).text().contains("id=\"download\""));
-    let r = gw.admin().call("PATCH", &format!("/v1/links/{id}"), Some(json!({"password": "second-pass"})));
+    let r = gw.admin().call(
+        "PATCH",
+        &format!("/v1/links/{id}"),
+        Some(json!({"password": "second-pass"})),
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["generation"], 2);
-    assert!(jar.page(&url).text().contains("protected by a password"), "the old cookie no longer opens the link");
-    let r = gw.admin().call("PATCH", &format!("/v1/links/{id}"), Some(json!({"password": null})));
+    assert!(
+        jar.page(&url).text().contains("protected by a password"),
+        "the old cookie no longer opens the link"
+    );
+    let r = gw.admin().call(
+        "PATCH",
+        &format!("/v1/links/{id}"),
+        Some(json!({"password": null})),
+    );
     assert_eq!(r.json()["has_password"], false);
-    assert_eq!(get(&url).status, 200, "without a password the link is a plain link again");
+    assert_eq!(
+        get(&url).status,
+        200,
+        "without a password the link is a plain link again"
+    );
 }
 
 #[test]
 fn forms_refuse_replayed_forged_and_malformed_input() {
     let (_origin, _smtp, gw) = setup();
-    let v = gw.admin().create(json!({"store": "docs", "object": "contract.pdf", "password": "right-one"}));
+    let v = gw
+        .admin()
+        .create(json!({"store": "docs", "object": "contract.pdf", "password": "right-one"}));
     let url = v["url"].as_str().unwrap().to_string();
     let mut jar = Jar::default();
     let page = jar.page(&url);
     let csrf = csrf_of(&page.text());
-    assert_eq!(jar.post(&url, &[("action", "password"), ("csrf", &csrf), ("password", "bad")]).status, 401);
-    let replay = jar.post(&url, &[("action", "password"), ("csrf", &csrf), ("password", "right-one")]);
+    assert_eq!(
+        jar.post(
+            &url,
+            &[("action", "password"), ("csrf", &csrf), ("password", "bad")]
+        )
+        .status,
+        401
+    );
+    let replay = jar.post(
+        &url,
+        &[
+            ("action", "password"),
+            ("csrf", &csrf),
+            ("password", "right-one"),
+        ],
+    );
     assert_eq!(replay.status, 403, "a form token works once");
     assert!(replay.text().contains("already sent"));
-    let forged = jar.post(&url, &[("action", "password"), ("csrf", &csrf.replace('a', "b")), ("password", "right-one")]);
+    let forged = jar.post(
+        &url,
+        &[
+            ("action", "password"),
+            ("csrf", &csrf.replace('a', "b")),
+            ("password", "right-one"),
+        ],
+    );
     assert_eq!(forged.status, 403);
-    assert_eq!(jar.post(&url, &[("action", "password"), ("password", "right-one")]).status, 403, "no token");
+    assert_eq!(
+        jar.post(&url, &[("action", "password"), ("password", "right-one")])
+            .status,
+        403,
+        "no token"
+    );
     assert_eq!(jar.post_raw(&url, b"").status, 403);
-    assert_eq!(jar.post_raw(&url, &vec![b'a'; 40_000]).status, 400, "huge bodies are refused");
-    assert_eq!(jar.post_raw(&url, b"action=password&csrf=\xff\xfe&password=x").status, 400, "non-UTF-8");
-    assert_eq!(jar.post_raw(&url, b"action=%ZZ&csrf=%ZZ").status, 403, "a malformed escape is taken literally: no valid token");
+    assert_eq!(
+        jar.post_raw(&url, &vec![b'a'; 40_000]).status,
+        400,
+        "huge bodies are refused"
+    );
+    assert_eq!(
+        jar.post_raw(&url, b"action=password&csrf=\xff\xfe&password=x")
+            .status,
+        400,
+        "non-UTF-8"
+    );
+    assert_eq!(
+        jar.post_raw(&url, b"action=%ZZ&csrf=%ZZ").status,
+        403,
+        "a malformed escape is taken literally: no valid token"
+    );
     // Another browser's token does not work here.
     let mut other = Jar::default();
     let theirs = csrf_of(&other.page(&url).text());
-    assert_eq!(jar.post(&url, &[("action", "password"), ("csrf", &theirs), ("password", "right-one")]).status, 403);
+    assert_eq!(
+        jar.post(
+            &url,
+            &[
+                ("action", "password"),
+                ("csrf", &theirs),
+                ("password", "right-one")
+            ]
+        )
+        .status,
+        403
+    );
     // A forged device cookie is not a device: the browser gets a fresh one.
-    let mut forger = Jar { cookies: vec![("lg_dev".into(), "0123456789abcdef0123456789abcdef.k1.AAAA".into())] };
+    let mut forger = Jar {
+        cookies: vec![(
+            "lg_dev".into(),
+            "0123456789abcdef0123456789abcdef.k1.AAAA".into(),
+        )],
+    };
     let r = forger.page(&url);
     assert!(r.all("set-cookie").iter().any(|c| c.starts_with("lg_dev=")));
-    let mut pw_forger = Jar { cookies: vec![("lg_pw".into(), format!("{}:1:99999999999.k1.AAAA", v["id"].as_str().unwrap()))] };
-    assert!(pw_forger.page(&url).text().contains("protected by a password"));
+    let mut pw_forger = Jar {
+        cookies: vec![(
+            "lg_pw".into(),
+            format!("{}:1:99999999999.k1.AAAA", v["id"].as_str().unwrap()),
+        )],
+    };
+    assert!(pw_forger
+        .page(&url)
+        .text()
+        .contains("protected by a password"));
     // Plain links and bad tokens take no POST.
     let (_, plain) = gw.admin().share("contract.pdf", None);
     assert_eq!(request("POST", &plain, &[], Some(b"x")).status, 405);
     // The right password still works through the form.
     let fresh = csrf_of(&jar.page(&url).text());
-    assert_eq!(jar.post(&url, &[("action", "password"), ("csrf", &fresh), ("password", "right-one")]).status, 303);
+    assert_eq!(
+        jar.post(
+            &url,
+            &[
+                ("action", "password"),
+                ("csrf", &fresh),
+                ("password", "right-one")
+            ]
+        )
+        .status,
+        303
+    );
 }
 
 #[test]
@@ -221,10 +393,22 @@ fn recipients_links_need_a_browser_and_pages_carry_strict_headers() {
     let mut jar = Jar::default();
     let page = jar.page(url);
     let csp = page.header("content-security-policy").unwrap();
-    assert!(csp.contains("default-src 'none'") && csp.contains("form-action 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(
+        csp.contains("default-src 'none'")
+            && csp.contains("form-action 'self'")
+            && csp.contains("frame-ancestors 'none'")
+    );
     assert_eq!(page.header("cache-control"), Some("private, no-store"));
-    assert!(!page.text().contains("<script"), "pages work without JavaScript");
-    let dev = page.all("set-cookie").into_iter().find(|c| c.starts_with("lg_dev=")).unwrap().to_string();
+    assert!(
+        !page.text().contains("<script"),
+        "pages work without JavaScript"
+    );
+    let dev = page
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("lg_dev="))
+        .unwrap()
+        .to_string();
     assert!(dev.contains("HttpOnly") && dev.contains("SameSite=Lax") && dev.contains("Path=/"));
 }
 
@@ -238,7 +422,10 @@ fn a_recipient_without_an_email_may_only_view_inline() {
     assert!(landing.text().contains(">View<"), "{}", landing.text());
     let file = jar.page(&format!("{url}?download"));
     assert_eq!(file.status, 200);
-    assert_eq!(file.header("content-disposition"), Some("inline; filename=\"C.pdf\""));
+    assert_eq!(
+        file.header("content-disposition"),
+        Some("inline; filename=\"C.pdf\"")
+    );
 }
 
 #[test]
@@ -254,11 +441,20 @@ fn a_mail_failure_is_shown_to_the_recipient_and_recorded() {
     let (id, url) = (v["id"].as_str().unwrap(), v["url"].as_str().unwrap());
     let mut jar = Jar::default();
     let page = jar.page(url);
-    assert!(page.text().contains("Send me a code"), "require_code asks even the first browser");
-    let sent = jar.post(url, &[("action", "send_code"), ("csrf", &csrf_of(&page.text()))]);
+    assert!(
+        page.text().contains("Send me a code"),
+        "require_code asks even the first browser"
+    );
+    let sent = jar.post(
+        url,
+        &[("action", "send_code"), ("csrf", &csrf_of(&page.text()))],
+    );
     assert_eq!(sent.status, 502);
     assert!(sent.text().contains("could not be mailed"));
-    events_when(&gw, id, |e| e.iter().any(|e| e["kind"] == "code.sent" && e["outcome"] == "failed"));
+    events_when(&gw, id, |e| {
+        e.iter()
+            .any(|e| e["kind"] == "code.sent" && e["outcome"] == "failed")
+    });
 }
 
 #[test]
@@ -268,20 +464,45 @@ fn codes_are_throttled_and_bound_to_the_browser_that_asked() {
     let url = v["url"].as_str().unwrap();
     let mut asker = Jar::default();
     let page = asker.page(url);
-    assert_eq!(asker.post(url, &[("action", "send_code"), ("csrf", &csrf_of(&page.text()))]).status, 303);
+    assert_eq!(
+        asker
+            .post(
+                url,
+                &[("action", "send_code"), ("csrf", &csrf_of(&page.text()))]
+            )
+            .status,
+        303
+    );
     let code = smtp.code(1);
     let again = asker.page(url);
-    let resend = asker.post(url, &[("action", "send_code"), ("csrf", &csrf_of(&again.text()))]);
+    let resend = asker.post(
+        url,
+        &[("action", "send_code"), ("csrf", &csrf_of(&again.text()))],
+    );
     assert_eq!(resend.status, 429, "resends are throttled");
     // The code is useless in another browser.
     let mut other = Jar::default();
     let theirs = other.page(url);
-    let r = other.post(url, &[("action", "verify_code"), ("csrf", &csrf_of(&theirs.text())), ("code", &code)]);
+    let r = other.post(
+        url,
+        &[
+            ("action", "verify_code"),
+            ("csrf", &csrf_of(&theirs.text())),
+            ("code", &code),
+        ],
+    );
     assert_ne!(r.status, 303);
     // In the browser that asked, it works.
     let mine = asker.page(url);
     assert!(mine.text().contains("Enter your code"));
-    let ok = asker.post(url, &[("action", "verify_code"), ("csrf", &csrf_of(&mine.text())), ("code", &code)]);
+    let ok = asker.post(
+        url,
+        &[
+            ("action", "verify_code"),
+            ("csrf", &csrf_of(&mine.text())),
+            ("code", &code),
+        ],
+    );
     assert_eq!(ok.status, 303);
     assert!(asker.page(url).text().contains("id=\"download\""));
 }
@@ -289,7 +510,9 @@ fn codes_are_throttled_and_bound_to_the_browser_that_asked() {
 #[test]
 fn the_page_rate_limit_answers_429() {
     let (_origin, _smtp, gw) = setup_with("[limits]\npage_requests_per_minute = 12\n");
-    let v = gw.admin().create(json!({"store": "docs", "object": "contract.pdf", "password": "pw-pw-pw"}));
+    let v = gw
+        .admin()
+        .create(json!({"store": "docs", "object": "contract.pdf", "password": "pw-pw-pw"}));
     let url = v["url"].as_str().unwrap();
     let mut jar = Jar::default();
     let statuses: Vec<u16> = (0..20).map(|_| jar.page(url).status).collect();

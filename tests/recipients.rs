@@ -20,16 +20,27 @@ fn a_small_file_arrives_byte_exact_with_the_gateway_headers() {
     let (origin, gw) = setup();
     let data = pseudo_random(10_000, 1);
     origin.put("reports/q3.pdf", &data);
-    let link = gw.admin().create(json!({"store": "docs", "object": "reports/q3.pdf", "filename": "Q3 report.pdf"}));
+    let link = gw
+        .admin()
+        .create(json!({"store": "docs", "object": "reports/q3.pdf", "filename": "Q3 report.pdf"}));
     let reply = get(link["url"].as_str().unwrap());
     assert_eq!(reply.status, 200);
     assert_eq!(sha256(&reply.body), sha256(&data));
-    assert_eq!(reply.header("content-disposition"), Some("attachment; filename=\"Q3 report.pdf\""));
+    assert_eq!(
+        reply.header("content-disposition"),
+        Some("attachment; filename=\"Q3 report.pdf\"")
+    );
     assert_eq!(reply.header("cache-control"), Some("private, no-store"));
     assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
-    assert!(reply.header("set-cookie").is_none(), "the origin's Set-Cookie must be stripped");
+    assert!(
+        reply.header("set-cookie").is_none(),
+        "the origin's Set-Cookie must be stripped"
+    );
     // A cosmetic file name after the token is accepted and changes nothing.
-    let named = get(&format!("{}/Q3%20report.pdf", link["url"].as_str().unwrap()));
+    let named = get(&format!(
+        "{}/Q3%20report.pdf",
+        link["url"].as_str().unwrap()
+    ));
     assert_eq!(sha256(&named.body), sha256(&data));
 }
 
@@ -44,13 +55,21 @@ fn a_large_file_streams_byte_exact_with_flat_memory() {
     let (_, url) = gw.admin().share("big.bin", None);
     // Stream through curl to a file, then hash, so the test itself holds no second copy.
     let out = gw.dir.path().join("big.out");
-    let status = Command::new("curl").args(["-sS", "--fail", "-o"]).arg(&out).arg(&url).status().expect("curl");
+    let status = Command::new("curl")
+        .args(["-sS", "--fail", "-o"])
+        .arg(&out)
+        .arg(&url)
+        .status()
+        .expect("curl");
     assert!(status.success());
     let got = std::fs::read(&out).expect("download");
     assert_eq!(got.len(), size);
     assert_eq!(sha256(&got), expected);
     let rss_mib = gw.rss_kib() / 1024;
-    assert!(rss_mib < 100, "gateway RSS after a 256 MiB download is {rss_mib} MiB");
+    assert!(
+        rss_mib < 100,
+        "gateway RSS after a 256 MiB download is {rss_mib} MiB"
+    );
 }
 
 #[test]
@@ -70,8 +89,16 @@ fn ranges_and_conditionals_pass_through() {
     assert!(not_modified.body.is_empty());
     let unsatisfiable = request("GET", &url, &[("range", "bytes=9000-")], None);
     assert_eq!(unsatisfiable.status, 416);
-    let stale_if_range = request("GET", &url, &[("range", "bytes=0-9"), ("if-range", "\"other\"")], None);
-    assert_eq!(stale_if_range.status, 200, "If-Range with a stale validator sends the whole file");
+    let stale_if_range = request(
+        "GET",
+        &url,
+        &[("range", "bytes=0-9"), ("if-range", "\"other\"")],
+        None,
+    );
+    assert_eq!(
+        stale_if_range.status, 200,
+        "If-Range with a stale validator sends the whole file"
+    );
     assert_eq!(stale_if_range.body.len(), 5_000);
 }
 
@@ -87,12 +114,24 @@ fn curl_resume_completes_the_file_and_counts_once() {
     assert_eq!(first.status, 206);
     let out = gw.dir.path().join("resume.out");
     std::fs::write(&out, &first.body).unwrap();
-    let status = Command::new("curl").args(["-sS", "--fail", "-C", "-", "-o"]).arg(&out).arg(&url).status().expect("curl");
+    let status = Command::new("curl")
+        .args(["-sS", "--fail", "-C", "-", "-o"])
+        .arg(&out)
+        .arg(&url)
+        .status()
+        .expect("curl");
     assert!(status.success());
     assert_eq!(sha256(&std::fs::read(&out).unwrap()), sha256(&data));
-    assert_eq!(gw.admin().link(&id)["downloads_used"], 1, "a resume within the grant window rides on the first download");
+    assert_eq!(
+        gw.admin().link(&id)["downloads_used"],
+        1,
+        "a resume within the grant window rides on the first download"
+    );
     // A range from byte 0 always counts.
-    assert_eq!(request("GET", &url, &[("range", "bytes=0-")], None).status, 206);
+    assert_eq!(
+        request("GET", &url, &[("range", "bytes=0-")], None).status,
+        206
+    );
     assert_eq!(gw.admin().link(&id)["downloads_used"], 2);
     assert_eq!(get(&url).status, 404, "the limit is reached");
 }
@@ -109,7 +148,10 @@ fn head_and_prefetch_never_count() {
     }
     let prefetch = request("GET", &url, &[("sec-purpose", "prefetch")], None);
     assert_eq!(prefetch.status, 204);
-    assert!(prefetch.body.is_empty(), "a prefetch never receives the document");
+    assert!(
+        prefetch.body.is_empty(),
+        "a prefetch never receives the document"
+    );
     assert_eq!(gw.admin().link(&id)["downloads_used"], 0);
     assert_eq!(get(&url).body, b"hello");
     assert_eq!(gw.admin().link(&id)["downloads_used"], 1);
@@ -123,10 +165,14 @@ fn at_the_limit_the_link_looks_exactly_like_an_unknown_one() {
     assert_eq!(get(&url).status, 200);
     assert_eq!(get(&url).status, 200);
     let exhausted = get(&url);
-    let unknown = get(&gw.url("/s/AQJrMUV0yc_fsJC6LIOgxB9dLII8Wx7TFiUdQ4tw28nMyiCVYM9TexbAb2XubCC8uko9DA"));
+    let unknown =
+        get(&gw.url("/s/AQJrMUV0yc_fsJC6LIOgxB9dLII8Wx7TFiUdQ4tw28nMyiCVYM9TexbAb2XubCC8uko9DA"));
     assert_eq!(exhausted.status, 404);
     assert_eq!(exhausted.body, unknown.body);
-    assert_eq!(exhausted.header("content-type"), unknown.header("content-type"));
+    assert_eq!(
+        exhausted.header("content-type"),
+        unknown.header("content-type")
+    );
     assert_eq!(gw.admin().link(&id)["downloads_used"], 2);
 }
 
@@ -135,12 +181,18 @@ fn concurrent_downloads_never_exceed_the_limit() {
     let (origin, gw) = setup();
     origin.put("c.bin", &pseudo_random(20_000, 9));
     let (id, url) = gw.admin().share("c.bin", Some(5));
-    let handles: Vec<_> = (0..40).map(|_| {
-        let url = url.clone();
-        std::thread::spawn(move || get(&url).status)
-    }).collect();
+    let handles: Vec<_> = (0..40)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || get(&url).status)
+        })
+        .collect();
     let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
     assert_eq!(statuses.iter().filter(|s| **s == 404).count(), 35);
     assert_eq!(gw.admin().link(&id)["downloads_used"], 5);
 }
@@ -178,12 +230,23 @@ fn every_bad_token_gets_the_uniform_404_and_never_a_500() {
         assert_eq!(reply.status, 404, "token {t:?}");
         assert_eq!(reply.body, reference.body, "token {t:?}");
     }
-    for path in ["/", "/s", "/s/", "/favicon.ico", "/v1/links", "/s/../a.txt", "/a.txt"] {
+    for path in [
+        "/",
+        "/s",
+        "/s/",
+        "/favicon.ico",
+        "/v1/links",
+        "/s/../a.txt",
+        "/a.txt",
+    ] {
         let reply = get(&gw.url(path));
         assert_eq!(reply.status, 404, "path {path}");
     }
     // A POST with a bad token is a 404; on a good link a method other than GET/HEAD is 405.
-    assert_eq!(request("POST", &gw.url("/s/AAAA"), &[], Some(b"x")).status, 404);
+    assert_eq!(
+        request("POST", &gw.url("/s/AAAA"), &[], Some(b"x")).status,
+        404
+    );
     let post = request("DELETE", &url, &[], None);
     assert_eq!(post.status, 405);
     assert_eq!(post.header("allow"), Some("GET, HEAD"));
@@ -194,8 +257,12 @@ fn expired_links_are_404() {
     let (origin, gw) = setup();
     origin.put("a.txt", b"hello");
     let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
-    let soon = soon.format(&time::format_description::well_known::Rfc3339).unwrap();
-    let link = gw.admin().create(json!({"store": "docs", "object": "a.txt", "expires_at": soon}));
+    let soon = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let link = gw
+        .admin()
+        .create(json!({"store": "docs", "object": "a.txt", "expires_at": soon}));
     let url = link["url"].as_str().unwrap();
     assert_eq!(get(url).status, 200);
     std::thread::sleep(Duration::from_millis(2_500));
@@ -209,11 +276,25 @@ fn cancelled_and_deactivated_links_stop_at_once() {
     let admin = gw.admin();
     let (id, url) = admin.share("a.txt", None);
     assert_eq!(get(&url).status, 200); // now cached in the gateway
-    assert_eq!(admin.call("POST", &format!("/v1/links/{id}/deactivate"), None).status, 200);
+    assert_eq!(
+        admin
+            .call("POST", &format!("/v1/links/{id}/deactivate"), None)
+            .status,
+        200
+    );
     assert_eq!(get(&url).status, 404);
-    assert_eq!(admin.call("POST", &format!("/v1/links/{id}/activate"), None).status, 200);
+    assert_eq!(
+        admin
+            .call("POST", &format!("/v1/links/{id}/activate"), None)
+            .status,
+        200
+    );
     assert_eq!(get(&url).status, 200);
-    let cancelled = admin.call("DELETE", &format!("/v1/links/{id}?cancelled_by=alice"), None);
+    let cancelled = admin.call(
+        "DELETE",
+        &format!("/v1/links/{id}?cancelled_by=alice"),
+        None,
+    );
     assert_eq!(cancelled.status, 200);
     assert_eq!(cancelled.json()["state"], "cancelled");
     assert_eq!(cancelled.json()["cancelled_by"], "alice");
@@ -229,7 +310,9 @@ fn non_ascii_and_hostile_names_are_safe() {
     let (origin, gw) = setup();
     origin.put("ü ber/na me.bin", b"unicode key");
     let admin = gw.admin();
-    let link = admin.create(json!({"store": "docs", "object": "ü ber/na me.bin", "filename": "Überweisung €.pdf"}));
+    let link = admin.create(
+        json!({"store": "docs", "object": "ü ber/na me.bin", "filename": "Überweisung €.pdf"}),
+    );
     let reply = get(link["url"].as_str().unwrap());
     assert_eq!(reply.body, b"unicode key");
     assert_eq!(
@@ -237,7 +320,10 @@ fn non_ascii_and_hostile_names_are_safe() {
         Some("attachment; filename=\"_berweisung _.pdf\"; filename*=UTF-8''%C3%9Cberweisung%20%E2%82%AC.pdf")
     );
     let hostile = admin.create(json!({"store": "docs", "object": "ü ber/na me.bin", "filename": "a\"\r\nSet-Cookie: x=1; ../..\\evil|.exe"}));
-    assert_eq!(hostile["filename"], "a\"__Set-Cookie_ x=1; .._.._evil_.exe".replace('"', "_"));
+    assert_eq!(
+        hostile["filename"],
+        "a\"__Set-Cookie_ x=1; .._.._evil_.exe".replace('"', "_")
+    );
     let reply = get(hostile["url"].as_str().unwrap());
     assert_eq!(reply.status, 200);
     assert!(reply.header("set-cookie").is_none());
@@ -245,7 +331,11 @@ fn non_ascii_and_hostile_names_are_safe() {
     assert_eq!(cd.matches('"').count(), 2, "{cd}");
     // Keys that would leave the store's base path are refused at creation.
     for key in ["../secret", "a/../../b", "a//b", "./x"] {
-        let r = admin.call("POST", "/v1/links", Some(json!({"store": "docs", "object": key})));
+        let r = admin.call(
+            "POST",
+            "/v1/links",
+            Some(json!({"store": "docs", "object": key})),
+        );
         assert_eq!(r.status, 422, "{key}");
         assert_eq!(r.json()["error"]["field"], "object");
     }
@@ -258,7 +348,16 @@ fn non_ascii_and_hostile_names_are_safe() {
 fn the_clients_credentials_never_reach_the_origin_but_the_stores_do() {
     let (_origin, gw) = setup();
     let (_, url) = gw.admin().share("echo-headers", None);
-    let reply = request("GET", &url, &[("cookie", "lg_session=abc"), ("authorization", "Bearer client-secret"), ("x-forwarded-host", "evil")], None);
+    let reply = request(
+        "GET",
+        &url,
+        &[
+            ("cookie", "lg_session=abc"),
+            ("authorization", "Bearer client-secret"),
+            ("x-forwarded-host", "evil"),
+        ],
+        None,
+    );
     let text = reply.text();
     assert!(text.contains("cookie=[]"), "{text}");
     assert!(text.contains("authorization=[]"), "{text}");
@@ -273,11 +372,18 @@ fn origin_errors_show_our_page_and_do_not_count() {
     let (missing, url) = admin.share("does/not/exist.pdf", Some(1));
     let reply = get(&url);
     assert_eq!(reply.status, 404);
-    assert_eq!(reply.body, get(&gw.url("/s/AAAA")).body, "the origin's 404 becomes the uniform page");
+    assert_eq!(
+        reply.body,
+        get(&gw.url("/s/AAAA")).body,
+        "the origin's 404 becomes the uniform page"
+    );
     let (broken, url) = admin.share("teapot", Some(1));
     let reply = get(&url);
     assert_eq!(reply.status, 502);
-    assert!(!reply.text().contains("nginx"), "the origin's error body never reaches the recipient");
+    assert!(
+        !reply.text().contains("nginx"),
+        "the origin's error body never reaches the recipient"
+    );
     assert_eq!(admin.link(&missing)["downloads_used"], 0);
     assert_eq!(admin.link(&broken)["downloads_used"], 0);
 }
@@ -326,7 +432,9 @@ fn an_aborted_download_gives_its_slot_back() {
     let (origin, gw) = setup();
     origin.put("big.bin", &pseudo_random(64 * 1024 * 1024, 11));
     let (id, url) = gw.admin().share("big.bin", Some(1));
-    let path = url.trim_start_matches(&format!("http://127.0.0.1:{}", gw.port)).to_string();
+    let path = url
+        .trim_start_matches(&format!("http://127.0.0.1:{}", gw.port))
+        .to_string();
     {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
         write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -338,7 +446,10 @@ fn an_aborted_download_gives_its_slot_back() {
     } // dropped after ~1 MiB of 64 MiB
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while gw.admin().link(&id)["downloads_used"] != 0 {
-        assert!(std::time::Instant::now() < deadline, "the slot was not given back");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was not given back"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let reply = get(&url);

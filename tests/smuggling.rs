@@ -27,7 +27,10 @@ fn fixture() -> Fixture {
     let origin = RecordingOrigin::start(FILE);
     // Legacy nginx secure_link URLs under /dl/ too (hash of `$uri k`, no expiry).
     let extra = "[stores.docs.secure_link]\nprefix = \"/dl/\"\nsecure_link = \"$arg_md5\"\nsecure_link_md5 = \"$uri k\"\n".to_string();
-    let gw = Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_url(&origin.url()) });
+    let gw = Gateway::start_with(GatewayOptions {
+        extra,
+        ..GatewayOptions::for_url(&origin.url())
+    });
     let (_, url) = gw.admin().share("doc.bin", None);
     let link = url[url.find("/s/").unwrap()..].to_string();
     assert_eq!(get(&gw.url(&link)).body, FILE, "the fixture works");
@@ -54,7 +57,10 @@ fn exchange(port: u16, bytes: &[u8]) -> String {
 }
 
 fn statuses(answer: &str) -> Vec<u16> {
-    answer.match_indices("HTTP/1.1 ").filter_map(|(i, _)| answer.get(i + 9..i + 12)?.parse().ok()).collect()
+    answer
+        .match_indices("HTTP/1.1 ")
+        .filter_map(|(i, _)| answer.get(i + 9..i + 12)?.parse().ok())
+        .collect()
 }
 
 /// Everything the origin received is a well-formed GET/HEAD of the signed object with only the
@@ -63,18 +69,40 @@ fn assert_origin_clean(f: &Fixture, case: &str) {
     // Give in-flight upstream writes a moment to land.
     std::thread::sleep(Duration::from_millis(150));
     let (heads, leftover) = f.origin.requests();
-    assert!(leftover.iter().all(|b| b.is_empty()), "{case}: bytes outside any request reached the origin: {leftover:?}");
+    assert!(
+        leftover.iter().all(|b| b.is_empty()),
+        "{case}: bytes outside any request reached the origin: {leftover:?}"
+    );
     let allowed = [
-        "host", "range", "if-range", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "accept", "x-origin-auth",
+        "host",
+        "range",
+        "if-range",
+        "if-none-match",
+        "if-modified-since",
+        "if-match",
+        "if-unmodified-since",
+        "accept",
+        "x-origin-auth",
     ];
     for head in heads {
         let mut lines = head.trim_end_matches("\r\n\r\n").split("\r\n");
         let first = lines.next().unwrap_or("");
-        assert!(first == "GET /doc.bin HTTP/1.1" || first == "HEAD /doc.bin HTTP/1.1", "{case}: origin got {first:?} in {head:?}");
+        assert!(
+            first == "GET /doc.bin HTTP/1.1" || first == "HEAD /doc.bin HTTP/1.1",
+            "{case}: origin got {first:?} in {head:?}"
+        );
         for line in lines {
-            let (name, value) = line.split_once(':').unwrap_or_else(|| panic!("{case}: malformed header line {line:?}"));
-            assert!(allowed.contains(&name.to_ascii_lowercase().as_str()), "{case}: header {name:?} reached the origin");
-            assert!(!value.bytes().any(|b| b.is_ascii_control() && b != b'\t'), "{case}: control bytes in {line:?}");
+            let (name, value) = line
+                .split_once(':')
+                .unwrap_or_else(|| panic!("{case}: malformed header line {line:?}"));
+            assert!(
+                allowed.contains(&name.to_ascii_lowercase().as_str()),
+                "{case}: header {name:?} reached the origin"
+            );
+            assert!(
+                !value.bytes().any(|b| b.is_ascii_control() && b != b'\t'),
+                "{case}: control bytes in {line:?}"
+            );
         }
     }
 }
@@ -85,12 +113,34 @@ fn one_answer(f: &Fixture, case: &str, request: &[u8], expected: &[u16]) -> Stri
     f.origin.clear();
     let answer = exchange(f.gw.port, request);
     let got = statuses(&answer);
-    assert_eq!(got.len(), 1, "{case}: one request, one answer; got {got:?} in {answer:?}");
-    assert!(expected.contains(&got[0]), "{case}: status {} not in {expected:?}: {answer:?}", got[0]);
-    let head = answer.split("\r\n\r\n").next().unwrap_or("").to_ascii_lowercase();
-    let injected = head.split("\r\n").any(|line| line.starts_with("x-injected") || line.starts_with("set-cookie: x=1"));
-    assert!(!injected && !head.contains('\0'), "{case}: an injected header in {head:?}");
-    assert!(!head.split("\r\n").any(|line| line.contains('\r') || line.contains('\n')), "{case}: a split line in {head:?}");
+    assert_eq!(
+        got.len(),
+        1,
+        "{case}: one request, one answer; got {got:?} in {answer:?}"
+    );
+    assert!(
+        expected.contains(&got[0]),
+        "{case}: status {} not in {expected:?}: {answer:?}",
+        got[0]
+    );
+    let head = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let injected = head
+        .split("\r\n")
+        .any(|line| line.starts_with("x-injected") || line.starts_with("set-cookie: x=1"));
+    assert!(
+        !injected && !head.contains('\0'),
+        "{case}: an injected header in {head:?}"
+    );
+    assert!(
+        !head
+            .split("\r\n")
+            .any(|line| line.contains('\r') || line.contains('\n')),
+        "{case}: a split line in {head:?}"
+    );
     assert_origin_clean(f, case);
     answer
 }
@@ -98,7 +148,10 @@ fn one_answer(f: &Fixture, case: &str, request: &[u8], expected: &[u16]) -> Stri
 /// Nothing at all reached the origin.
 fn assert_origin_untouched(f: &Fixture, case: &str) {
     let (heads, leftover) = f.origin.requests();
-    assert!(heads.is_empty() && leftover.iter().all(|b| b.is_empty()), "{case}: the origin received {heads:?} {leftover:?}");
+    assert!(
+        heads.is_empty() && leftover.iter().all(|b| b.is_empty()),
+        "{case}: the origin received {heads:?} {leftover:?}"
+    );
 }
 
 #[test]
@@ -129,18 +182,27 @@ fn conflicting_or_unexpected_body_framing_is_refused_before_the_origin() {
 #[test]
 fn invalid_chunks_in_a_form_post_never_reach_the_origin() {
     let f = fixture();
-    let created = f.gw.admin().create(serde_json::json!({ "store": "docs", "object": "doc.bin", "password": "correct horse" }));
+    let created = f.gw.admin().create(
+        serde_json::json!({ "store": "docs", "object": "doc.bin", "password": "correct horse" }),
+    );
     let url = created["url"].as_str().unwrap();
     let link = &url[url.find("/s/").unwrap()..];
     f.origin.clear();
-    for (case, chunk) in [("zz", "zz\r\nabc\r\n0\r\n\r\n"), ("overflow", "fffffffffffffffffffff\r\nabc\r\n"), ("short", "5\r\nab\r\n0\r\n\r\n")] {
+    for (case, chunk) in [
+        ("zz", "zz\r\nabc\r\n0\r\n\r\n"),
+        ("overflow", "fffffffffffffffffffff\r\nabc\r\n"),
+        ("short", "5\r\nab\r\n0\r\n\r\n"),
+    ] {
         let request = format!(
             "POST {link} HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}"
         );
         let answer = exchange(f.gw.port, request.as_bytes());
         let got = statuses(&answer);
         assert!(got.len() <= 1, "{case}: {got:?}");
-        assert!(got.iter().all(|s| (400..500).contains(s)), "{case}: {answer:?}");
+        assert!(
+            got.iter().all(|s| (400..500).contains(s)),
+            "{case}: {answer:?}"
+        );
         assert_origin_untouched(&f, case);
     }
 }
@@ -150,19 +212,50 @@ fn malformed_header_lines_are_refused_before_the_origin() {
     let f = fixture();
     let l = &f.link;
     let cases = [
-        ("an obs-folded header", format!("GET {l} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n ,3-4\r\n\r\n")),
-        ("an obs-folded injection", format!("GET {l} HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\tX-Injected: 1\r\n\r\n")),
-        ("a bare CR", format!("GET {l} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\rX-Injected: 1\r\n\r\n")),
-        ("a NUL in a name", format!("GET {l} HTTP/1.1\r\nHost: x\r\nX-A\0b: 1\r\n\r\n")),
-        ("a NUL in a value", format!("GET {l} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\0\r\n\r\n")),
-        ("a space in a name", format!("GET {l} HTTP/1.1\r\nHost: x\r\nX Injected: 1\r\n\r\n")),
-        ("two Host headers", format!("GET {l} HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")),
-        ("a CR in the target", format!("GET {l}\r/x HTTP/1.1\r\nHost: x\r\n\r\n")),
-        ("a NUL in the target", format!("GET {l}\0 HTTP/1.1\r\nHost: x\r\n\r\n")),
+        (
+            "an obs-folded header",
+            format!("GET {l} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\n ,3-4\r\n\r\n"),
+        ),
+        (
+            "an obs-folded injection",
+            format!("GET {l} HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\tX-Injected: 1\r\n\r\n"),
+        ),
+        (
+            "a bare CR",
+            format!("GET {l} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\rX-Injected: 1\r\n\r\n"),
+        ),
+        (
+            "a NUL in a name",
+            format!("GET {l} HTTP/1.1\r\nHost: x\r\nX-A\0b: 1\r\n\r\n"),
+        ),
+        (
+            "a NUL in a value",
+            format!("GET {l} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\0\r\n\r\n"),
+        ),
+        (
+            "a space in a name",
+            format!("GET {l} HTTP/1.1\r\nHost: x\r\nX Injected: 1\r\n\r\n"),
+        ),
+        (
+            "two Host headers",
+            format!("GET {l} HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+        ),
+        (
+            "a CR in the target",
+            format!("GET {l}\r/x HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ),
+        (
+            "a NUL in the target",
+            format!("GET {l}\0 HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ),
     ];
     for (case, request) in cases {
         // A CR or NUL ends the target for the parser: a refusal or an unknown link, never the file.
-        let refusals: &[u16] = if case.contains("target") { &[400, 404] } else { &[400] };
+        let refusals: &[u16] = if case.contains("target") {
+            &[400, 404]
+        } else {
+            &[400]
+        };
         one_answer(&f, case, request.as_bytes(), refusals);
         assert_origin_untouched(&f, case);
     }
@@ -174,9 +267,24 @@ fn oversized_requests_are_refused_before_the_origin() {
     let l = &f.link;
     let many: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
     let cases = [
-        ("a 200 KB header", format!("GET {l} HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(200_000)), vec![431, 400]),
-        ("150 headers", format!("GET {l} HTTP/1.1\r\nHost: x\r\n{many}\r\n"), vec![431, 400]),
-        ("a 10 KB target", format!("GET {l}/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(10_000)), vec![414]),
+        (
+            "a 200 KB header",
+            format!(
+                "GET {l} HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+                "a".repeat(200_000)
+            ),
+            vec![431, 400],
+        ),
+        (
+            "150 headers",
+            format!("GET {l} HTTP/1.1\r\nHost: x\r\n{many}\r\n"),
+            vec![431, 400],
+        ),
+        (
+            "a 10 KB target",
+            format!("GET {l}/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(10_000)),
+            vec![414],
+        ),
     ];
     for (case, request, statuses) in cases {
         one_answer(&f, case, request.as_bytes(), &statuses);
@@ -190,13 +298,26 @@ fn absolute_form_targets_never_choose_the_origin() {
     let l = &f.link;
     for (case, target) in [
         ("another host", format!("http://evil.example{l}")),
-        ("the gateway's own host", format!("http://127.0.0.1:{}{l}", f.gw.port)),
+        (
+            "the gateway's own host",
+            format!("http://127.0.0.1:{}{l}", f.gw.port),
+        ),
         ("another scheme", format!("https://evil.example{l}")),
     ] {
-        one_answer(&f, case, format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(), &[400]);
+        one_answer(
+            &f,
+            case,
+            format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
+            &[400],
+        );
         assert_origin_untouched(&f, case);
     }
-    one_answer(&f, "an authority target", b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", &[400, 404, 405]);
+    one_answer(
+        &f,
+        "an authority target",
+        b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n",
+        &[400, 404, 405],
+    );
     assert_origin_untouched(&f, "CONNECT");
 }
 
@@ -206,9 +327,23 @@ fn dot_segments_and_encoded_slashes_never_leave_the_signed_object() {
     let l = &f.link;
     let token = &l[3..];
     // The signed object, whatever cosmetic path follows the token.
-    for tail in ["/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc%2fpasswd", "/%2fetc%2fpasswd", "/./x"] {
-        let answer = one_answer(&f, tail, format!("GET {l}{tail} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(), &[200]);
-        assert!(answer.ends_with(std::str::from_utf8(FILE).unwrap()), "{tail}");
+    for tail in [
+        "/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/..%2f..%2fetc%2fpasswd",
+        "/%2fetc%2fpasswd",
+        "/./x",
+    ] {
+        let answer = one_answer(
+            &f,
+            tail,
+            format!("GET {l}{tail} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+            &[200],
+        );
+        assert!(
+            answer.ends_with(std::str::from_utf8(FILE).unwrap()),
+            "{tail}"
+        );
     }
     // Anything that changes the token is an unknown link.
     for path in [
@@ -220,13 +355,23 @@ fn dot_segments_and_encoded_slashes_never_leave_the_signed_object() {
         format!("/x/../s/{token}"),
         format!("/s/{token}%0d%0aX-Injected:%201"),
     ] {
-        one_answer(&f, &path, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(), &[404]);
+        one_answer(
+            &f,
+            &path,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+            &[404],
+        );
         assert_origin_untouched(&f, &path);
     }
     // Legacy secure_link URLs: the decoded path is the object, so dot segments are refused.
     let sign = |uri: &str| URL_SAFE_NO_PAD.encode(Md5::digest(format!("{uri} k").as_bytes()));
     let good = format!("/dl/doc.bin?md5={}", sign("/dl/doc.bin"));
-    one_answer(&f, "a legacy link", format!("GET {good} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(), &[200]);
+    one_answer(
+        &f,
+        "a legacy link",
+        format!("GET {good} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        &[200],
+    );
     for (path, signed) in [
         ("/dl/%2e%2e/doc.bin", "/dl/../doc.bin"),
         ("/dl/x/../../doc.bin", "/dl/x/../../doc.bin"),
@@ -234,7 +379,10 @@ fn dot_segments_and_encoded_slashes_never_leave_the_signed_object() {
         ("/dl//doc.bin", "/dl//doc.bin"),
         ("/dl/doc.bin%00", "/dl/doc.bin\0"),
     ] {
-        let request = format!("GET {path}?md5={} HTTP/1.1\r\nHost: x\r\n\r\n", sign(signed));
+        let request = format!(
+            "GET {path}?md5={} HTTP/1.1\r\nHost: x\r\n\r\n",
+            sign(signed)
+        );
         one_answer(&f, path, request.as_bytes(), &[404]);
         assert_origin_untouched(&f, path);
     }
@@ -251,12 +399,29 @@ fn crlf_and_nul_in_parameters_never_split_the_answer() {
         format!("{l}?download%00"),
         format!("{l}?%00=%00"),
     ] {
-        one_answer(&f, &target, format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(), &[200]);
+        one_answer(
+            &f,
+            &target,
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+            &[200],
+        );
     }
     let created = f.gw.admin().create(serde_json::json!({ "store": "docs", "object": "doc.bin", "filename": "a\r\nX-Injected: 1\u{0}.pdf" }));
     let url = created["url"].as_str().unwrap();
-    let answer = one_answer(&f, "a filename with CR LF", format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", &url[url.find("/s/").unwrap()..]).as_bytes(), &[200]);
-    assert!(answer.contains("filename=\"a__X-Injected_ 1_.pdf\""), "{answer}");
+    let answer = one_answer(
+        &f,
+        "a filename with CR LF",
+        format!(
+            "GET {} HTTP/1.1\r\nHost: x\r\n\r\n",
+            &url[url.find("/s/").unwrap()..]
+        )
+        .as_bytes(),
+        &[200],
+    );
+    assert!(
+        answer.contains("filename=\"a__X-Injected_ 1_.pdf\""),
+        "{answer}"
+    );
 }
 
 #[test]
@@ -273,12 +438,17 @@ fn pipelined_requests_are_answered_once_and_the_rest_dropped_never_smuggled() {
     assert_eq!(statuses(&answer), vec![200], "{answer}");
     assert_origin_clean(&f, "pipelined");
     let (heads, _) = f.origin.requests();
-    assert_eq!(heads.len(), 1, "only the first request reached the origin: {heads:?}");
+    assert_eq!(
+        heads.len(),
+        1,
+        "only the first request reached the origin: {heads:?}"
+    );
     // Keep-alive without pipelining works as usual.
     let mut s = TcpStream::connect(("127.0.0.1", f.gw.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).ok();
     for _ in 0..2 {
-        s.write_all(format!("GET {l} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+        s.write_all(format!("GET {l} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
         while !got.ends_with(FILE) {
@@ -293,16 +463,28 @@ fn pipelined_requests_are_answered_once_and_the_rest_dropped_never_smuggled() {
 #[test]
 fn tokens_and_legacy_hashes_never_reach_the_gateway_log() {
     let Fixture { origin, gw, link } = fixture();
-    let legacy = format!("/dl/doc.bin?md5={}", URL_SAFE_NO_PAD.encode(Md5::digest(b"/dl/doc.bin k")));
+    let legacy = format!(
+        "/dl/doc.bin?md5={}",
+        URL_SAFE_NO_PAD.encode(Md5::digest(b"/dl/doc.bin k"))
+    );
     drop(origin); // the origin goes away: Pingora logs the failures it sees
     std::thread::sleep(Duration::from_millis(300));
     for path in [link.clone(), format!("{link}/name.pdf"), legacy.clone()] {
-        let answer = exchange(gw.port, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let answer = exchange(
+            gw.port,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        );
         assert_eq!(statuses(&answer), vec![502], "{path}");
     }
     std::thread::sleep(Duration::from_millis(300));
     let log = gw.log();
-    assert!(log.contains("GET /s/…"), "Pingora logged the failures, with the summary: {log}");
+    assert!(
+        log.contains("GET /s/…"),
+        "Pingora logged the failures, with the summary: {log}"
+    );
     assert!(!log.contains(&link[3..]), "a token in the log: {log}");
-    assert!(!log.contains(legacy.split('=').nth(1).unwrap()), "a legacy hash in the log: {log}");
+    assert!(
+        !log.contains(legacy.split('=').nth(1).unwrap()),
+        "a legacy hash in the log: {log}"
+    );
 }

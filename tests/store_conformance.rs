@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use linkgate::link::{Document, Link, LinkId, LinkState};
 use linkgate::store::redis::{RedisOptions, RedisTarget};
-use linkgate::store::{EmbeddedStore, LinkStore, RedisStore, ReserveRequest, Reservation, StoreError};
+use linkgate::store::{
+    EmbeddedStore, LinkStore, RedisStore, Reservation, ReserveRequest, StoreError,
+};
 
 /// A store plus whatever keeps it alive (a temp folder or a redis-server process).
 struct Backend {
@@ -20,7 +22,10 @@ struct Backend {
 fn embedded() -> Backend {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(&dir.path().join("s.db")).unwrap();
-    Backend { store: Arc::new(store), _keep: Box::new(dir) }
+    Backend {
+        store: Arc::new(store),
+        _keep: Box::new(dir),
+    }
 }
 
 fn redis_store(url: String, ttl: Duration) -> RedisStore {
@@ -35,12 +40,22 @@ fn redis_store(url: String, ttl: Duration) -> RedisStore {
 
 fn redis() -> Backend {
     let server = common::RedisServer::start();
-    Backend { store: Arc::new(redis_store(server.url(), Duration::from_secs(60))), _keep: Box::new(server) }
+    Backend {
+        store: Arc::new(redis_store(server.url(), Duration::from_secs(60))),
+        _keep: Box::new(server),
+    }
 }
 
 fn link(max: Option<u64>) -> Link {
     let doc = Document::new("a/b.pdf".into(), "b.pdf".into(), None);
-    let mut l = Link::new("docs", doc, "k1", time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap());
+    let mut l = Link::new(
+        "docs",
+        doc,
+        "k1",
+        time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap(),
+    );
     l.max_downloads = max;
     l.created_by = Some("alice".into());
     l
@@ -68,22 +83,39 @@ async fn created_links_read_back_and_ids_are_unique(s: Arc<dyn LinkStore>) {
 async fn updates_apply_atomically_or_not_at_all(s: Arc<dyn LinkStore>) {
     let l = link(None);
     s.create(&l).await.unwrap();
-    let updated = s.update(l.id, Arc::new(|l: &mut Link| {
-        l.state = LinkState::Deactivated;
-        Ok(())
-    }))
-    .await
-    .unwrap();
+    let updated = s
+        .update(
+            l.id,
+            Arc::new(|l: &mut Link| {
+                l.state = LinkState::Deactivated;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
     assert_eq!(updated.state, LinkState::Deactivated);
-    assert_eq!(s.get(l.id).await.unwrap().unwrap().state, LinkState::Deactivated);
-    let refused = s.update(l.id, Arc::new(|l: &mut Link| {
-        l.state = LinkState::Cancelled;
-        Err(StoreError::Refused("no".into()))
-    }))
-    .await;
+    assert_eq!(
+        s.get(l.id).await.unwrap().unwrap().state,
+        LinkState::Deactivated
+    );
+    let refused = s
+        .update(
+            l.id,
+            Arc::new(|l: &mut Link| {
+                l.state = LinkState::Cancelled;
+                Err(StoreError::Refused("no".into()))
+            }),
+        )
+        .await;
     assert!(matches!(refused, Err(StoreError::Refused(_))));
-    assert_eq!(s.get(l.id).await.unwrap().unwrap().state, LinkState::Deactivated, "a refused change leaves no trace");
-    let missing = s.update(LinkId::random(), Arc::new(|_: &mut Link| Ok(()))).await;
+    assert_eq!(
+        s.get(l.id).await.unwrap().unwrap().state,
+        LinkState::Deactivated,
+        "a refused change leaves no trace"
+    );
+    let missing = s
+        .update(LinkId::random(), Arc::new(|_: &mut Link| Ok(())))
+        .await;
     assert!(matches!(missing, Err(StoreError::NotFound(_))));
 }
 
@@ -94,10 +126,13 @@ async fn concurrent_updates_are_not_lost(s: Arc<dyn LinkStore>) {
         .map(|_| {
             let s = s.clone();
             tokio::spawn(async move {
-                s.update(l.id, Arc::new(|l: &mut Link| {
-                    l.generation += 1;
-                    Ok(())
-                }))
+                s.update(
+                    l.id,
+                    Arc::new(|l: &mut Link| {
+                        l.generation += 1;
+                        Ok(())
+                    }),
+                )
                 .await
                 .unwrap()
             })
@@ -112,9 +147,18 @@ async fn concurrent_updates_are_not_lost(s: Arc<dyn LinkStore>) {
 async fn slots_are_granted_up_to_the_limit(s: Arc<dyn LinkStore>) {
     let l = link(Some(2));
     s.create(&l).await.unwrap();
-    assert!(matches!(s.reserve(&ask(&l, "a", false)).await.unwrap(), Reservation::Granted { used: 1, .. }));
-    assert!(matches!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Granted { used: 2, .. }));
-    assert_eq!(s.reserve(&ask(&l, "c", false)).await.unwrap(), Reservation::Exhausted);
+    assert!(matches!(
+        s.reserve(&ask(&l, "a", false)).await.unwrap(),
+        Reservation::Granted { used: 1, .. }
+    ));
+    assert!(matches!(
+        s.reserve(&ask(&l, "b", false)).await.unwrap(),
+        Reservation::Granted { used: 2, .. }
+    ));
+    assert_eq!(
+        s.reserve(&ask(&l, "c", false)).await.unwrap(),
+        Reservation::Exhausted
+    );
     assert_eq!(s.usage(l.id, 1).await.unwrap(), 2);
 }
 
@@ -140,57 +184,115 @@ async fn concurrent_reservations_never_over_grant(s: Arc<dyn LinkStore>) {
 async fn a_released_slot_can_be_taken_again(s: Arc<dyn LinkStore>) {
     let l = link(Some(1));
     s.create(&l).await.unwrap();
-    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else { panic!("granted expected") };
-    assert_eq!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Exhausted);
+    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else {
+        panic!("granted expected")
+    };
+    assert_eq!(
+        s.reserve(&ask(&l, "b", false)).await.unwrap(),
+        Reservation::Exhausted
+    );
     s.release(ticket, "a").await.unwrap();
     assert_eq!(s.usage(l.id, 1).await.unwrap(), 0);
-    assert!(matches!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Granted { .. }));
+    assert!(matches!(
+        s.reserve(&ask(&l, "b", false)).await.unwrap(),
+        Reservation::Granted { .. }
+    ));
 }
 
 async fn a_committed_slot_stays_taken(s: Arc<dyn LinkStore>) {
     let l = link(Some(1));
     s.create(&l).await.unwrap();
-    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else { panic!("granted expected") };
+    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else {
+        panic!("granted expected")
+    };
     s.commit(&[ticket]).await.unwrap();
-    assert_eq!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Exhausted);
+    assert_eq!(
+        s.reserve(&ask(&l, "b", false)).await.unwrap(),
+        Reservation::Exhausted
+    );
     assert_eq!(s.usage(l.id, 1).await.unwrap(), 1);
 }
 
 async fn a_continuation_rides_on_the_same_clients_grant(s: Arc<dyn LinkStore>) {
     let l = link(Some(1));
     s.create(&l).await.unwrap();
-    assert!(matches!(s.reserve(&ask(&l, "10.0.0.1", false)).await.unwrap(), Reservation::Granted { .. }));
-    assert_eq!(s.reserve(&ask(&l, "10.0.0.1", true)).await.unwrap(), Reservation::Covered);
-    assert_eq!(s.reserve(&ask(&l, "10.0.0.1", true)).await.unwrap(), Reservation::Covered);
-    assert_eq!(s.reserve(&ask(&l, "10.0.0.2", true)).await.unwrap(), Reservation::Exhausted, "another client has no grant");
-    assert_eq!(s.reserve(&ask(&l, "10.0.0.1", false)).await.unwrap(), Reservation::Exhausted, "a fresh download always counts");
+    assert!(matches!(
+        s.reserve(&ask(&l, "10.0.0.1", false)).await.unwrap(),
+        Reservation::Granted { .. }
+    ));
+    assert_eq!(
+        s.reserve(&ask(&l, "10.0.0.1", true)).await.unwrap(),
+        Reservation::Covered
+    );
+    assert_eq!(
+        s.reserve(&ask(&l, "10.0.0.1", true)).await.unwrap(),
+        Reservation::Covered
+    );
+    assert_eq!(
+        s.reserve(&ask(&l, "10.0.0.2", true)).await.unwrap(),
+        Reservation::Exhausted,
+        "another client has no grant"
+    );
+    assert_eq!(
+        s.reserve(&ask(&l, "10.0.0.1", false)).await.unwrap(),
+        Reservation::Exhausted,
+        "a fresh download always counts"
+    );
     assert_eq!(s.usage(l.id, 1).await.unwrap(), 1);
 }
 
 async fn a_continuation_without_a_grant_counts(s: Arc<dyn LinkStore>) {
     let l = link(Some(2));
     s.create(&l).await.unwrap();
-    assert!(matches!(s.reserve(&ask(&l, "a", true)).await.unwrap(), Reservation::Granted { used: 1, .. }));
-    assert_eq!(s.reserve(&ask(&l, "a", true)).await.unwrap(), Reservation::Covered);
+    assert!(matches!(
+        s.reserve(&ask(&l, "a", true)).await.unwrap(),
+        Reservation::Granted { used: 1, .. }
+    ));
+    assert_eq!(
+        s.reserve(&ask(&l, "a", true)).await.unwrap(),
+        Reservation::Covered
+    );
 }
 
 async fn releasing_forgets_the_grant(s: Arc<dyn LinkStore>) {
     let l = link(Some(5));
     s.create(&l).await.unwrap();
-    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else { panic!("granted expected") };
+    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else {
+        panic!("granted expected")
+    };
     s.release(ticket, "a").await.unwrap();
-    assert!(matches!(s.reserve(&ask(&l, "a", true)).await.unwrap(), Reservation::Granted { .. }), "no free resume after a give-back");
+    assert!(
+        matches!(
+            s.reserve(&ask(&l, "a", true)).await.unwrap(),
+            Reservation::Granted { .. }
+        ),
+        "no free resume after a give-back"
+    );
 }
 
-async fn a_slot_shared_by_parallel_ranges_stays_counted_when_one_part_breaks_off(s: Arc<dyn LinkStore>) {
+async fn a_slot_shared_by_parallel_ranges_stays_counted_when_one_part_breaks_off(
+    s: Arc<dyn LinkStore>,
+) {
     let l = link(Some(1));
     s.create(&l).await.unwrap();
-    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else { panic!("granted expected") };
-    assert_eq!(s.reserve(&ask(&l, "a", true)).await.unwrap(), Reservation::Covered);
+    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else {
+        panic!("granted expected")
+    };
+    assert_eq!(
+        s.reserve(&ask(&l, "a", true)).await.unwrap(),
+        Reservation::Covered
+    );
     s.release(ticket, "a").await.unwrap();
     assert_eq!(s.usage(l.id, 1).await.unwrap(), 1);
-    assert_eq!(s.reserve(&ask(&l, "a", true)).await.unwrap(), Reservation::Covered, "the other parts may still resume");
-    assert_eq!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Exhausted);
+    assert_eq!(
+        s.reserve(&ask(&l, "a", true)).await.unwrap(),
+        Reservation::Covered,
+        "the other parts may still resume"
+    );
+    assert_eq!(
+        s.reserve(&ask(&l, "b", false)).await.unwrap(),
+        Reservation::Exhausted
+    );
 }
 
 async fn grants_end_with_their_window(s: Arc<dyn LinkStore>) {
@@ -198,38 +300,67 @@ async fn grants_end_with_their_window(s: Arc<dyn LinkStore>) {
     s.create(&l).await.unwrap();
     let mut req = ask(&l, "a", false);
     req.window = Duration::from_millis(300);
-    assert!(matches!(s.reserve(&req).await.unwrap(), Reservation::Granted { .. }));
+    assert!(matches!(
+        s.reserve(&req).await.unwrap(),
+        Reservation::Granted { .. }
+    ));
     tokio::time::sleep(Duration::from_millis(500)).await;
     req.continuation = true;
-    assert!(matches!(s.reserve(&req).await.unwrap(), Reservation::Granted { used: 2, .. }));
+    assert!(matches!(
+        s.reserve(&req).await.unwrap(),
+        Reservation::Granted { used: 2, .. }
+    ));
 }
 
 async fn a_new_generation_counts_from_zero_and_old_ones_are_stale(s: Arc<dyn LinkStore>) {
     let l = link(Some(1));
     s.create(&l).await.unwrap();
-    assert!(matches!(s.reserve(&ask(&l, "a", false)).await.unwrap(), Reservation::Granted { .. }));
-    let bumped = s.update(l.id, Arc::new(|l: &mut Link| {
-        l.generation += 1;
-        Ok(())
-    }))
-    .await
-    .unwrap();
-    assert_eq!(s.reserve(&ask(&l, "a", false)).await.unwrap(), Reservation::Stale, "a caller with the old generation must refresh");
+    assert!(matches!(
+        s.reserve(&ask(&l, "a", false)).await.unwrap(),
+        Reservation::Granted { .. }
+    ));
+    let bumped = s
+        .update(
+            l.id,
+            Arc::new(|l: &mut Link| {
+                l.generation += 1;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        s.reserve(&ask(&l, "a", false)).await.unwrap(),
+        Reservation::Stale,
+        "a caller with the old generation must refresh"
+    );
     assert_eq!(s.usage(l.id, 2).await.unwrap(), 0);
-    assert!(matches!(s.reserve(&ask(&bumped, "a", false)).await.unwrap(), Reservation::Granted { used: 1, .. }));
+    assert!(matches!(
+        s.reserve(&ask(&bumped, "a", false)).await.unwrap(),
+        Reservation::Granted { used: 1, .. }
+    ));
 }
 
 async fn closed_or_unknown_links_are_stale(s: Arc<dyn LinkStore>) {
     let l = link(Some(5));
     s.create(&l).await.unwrap();
-    s.update(l.id, Arc::new(|l: &mut Link| {
-        l.state = LinkState::Deactivated;
-        Ok(())
-    }))
+    s.update(
+        l.id,
+        Arc::new(|l: &mut Link| {
+            l.state = LinkState::Deactivated;
+            Ok(())
+        }),
+    )
     .await
     .unwrap();
-    assert_eq!(s.reserve(&ask(&l, "a", false)).await.unwrap(), Reservation::Stale);
-    assert_eq!(s.reserve(&ask(&link(Some(1)), "a", false)).await.unwrap(), Reservation::Stale);
+    assert_eq!(
+        s.reserve(&ask(&l, "a", false)).await.unwrap(),
+        Reservation::Stale
+    );
+    assert_eq!(
+        s.reserve(&ask(&link(Some(1)), "a", false)).await.unwrap(),
+        Reservation::Stale
+    );
 }
 
 async fn usage_of_unlimited_links_adds_up(s: Arc<dyn LinkStore>) {
@@ -247,9 +378,13 @@ async fn events_chain_in_order_and_old_ones_are_pruned(s: Arc<dyn LinkStore>) {
     let mut old = linkgate::audit::Draft::new("link.created", "ok");
     old.at -= time::Duration::days(10);
     s.append_events(l.id, &[old], None).await.unwrap();
-    let drafts: Vec<_> = (0..5).map(|i| linkgate::audit::Draft::new(&format!("e{i}"), "ok")).collect();
+    let drafts: Vec<_> = (0..5)
+        .map(|i| linkgate::audit::Draft::new(&format!("e{i}"), "ok"))
+        .collect();
     s.append_events(l.id, &drafts[..2], None).await.unwrap();
-    s.append_events(l.id, &drafts[2..], Some(Duration::from_secs(86_400))).await.unwrap();
+    s.append_events(l.id, &drafts[2..], Some(Duration::from_secs(86_400)))
+        .await
+        .unwrap();
     let events = s.events(l.id, 0, 100).await.unwrap();
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![2, 3, 4, 5, 6], "the 10-day-old event is gone");
@@ -274,11 +409,23 @@ async fn links_are_listed_newest_first_by_index(s: Arc<dyn LinkStore>) {
         ..Default::default()
     };
     let first = s.list(&q(Some("x"), None)).await.unwrap();
-    assert_eq!(first.links.iter().map(|l| l.id).collect::<Vec<_>>(), vec![made[4].id, made[2].id]);
+    assert_eq!(
+        first.links.iter().map(|l| l.id).collect::<Vec<_>>(),
+        vec![made[4].id, made[2].id]
+    );
     let second = s.list(&q(Some("x"), first.next.clone())).await.unwrap();
-    assert_eq!(second.links.iter().map(|l| l.id).collect::<Vec<_>>(), vec![made[0].id]);
+    assert_eq!(
+        second.links.iter().map(|l| l.id).collect::<Vec<_>>(),
+        vec![made[0].id]
+    );
     assert!(second.next.is_none());
-    let all = s.list(&linkgate::store::ListQuery { limit: 50, ..Default::default() }).await.unwrap();
+    let all = s
+        .list(&linkgate::store::ListQuery {
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(all.links.len(), 5);
 }
 
@@ -329,10 +476,19 @@ async fn redis_a_reservation_whose_gateway_died_expires_by_itself() {
     let s = redis_store(server.url(), Duration::from_secs(2));
     let l = link(Some(1));
     s.create(&l).await.unwrap();
-    assert!(matches!(s.reserve(&ask(&l, "a", false)).await.unwrap(), Reservation::Granted { .. }));
-    assert_eq!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Exhausted);
+    assert!(matches!(
+        s.reserve(&ask(&l, "a", false)).await.unwrap(),
+        Reservation::Granted { .. }
+    ));
+    assert_eq!(
+        s.reserve(&ask(&l, "b", false)).await.unwrap(),
+        Reservation::Exhausted
+    );
     tokio::time::sleep(Duration::from_millis(2_300)).await;
-    assert!(matches!(s.reserve(&ask(&l, "b", false)).await.unwrap(), Reservation::Granted { used: 1, .. }));
+    assert!(matches!(
+        s.reserve(&ask(&l, "b", false)).await.unwrap(),
+        Reservation::Granted { used: 1, .. }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,14 +497,25 @@ async fn redis_a_renewed_or_committed_reservation_does_not_expire() {
     let s = redis_store(server.url(), Duration::from_secs(2));
     let l = link(Some(2));
     s.create(&l).await.unwrap();
-    let Reservation::Granted { ticket: running, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else { panic!() };
-    let Reservation::Granted { ticket: done, .. } = s.reserve(&ask(&l, "b", false)).await.unwrap() else { panic!() };
+    let Reservation::Granted {
+        ticket: running, ..
+    } = s.reserve(&ask(&l, "a", false)).await.unwrap()
+    else {
+        panic!()
+    };
+    let Reservation::Granted { ticket: done, .. } = s.reserve(&ask(&l, "b", false)).await.unwrap()
+    else {
+        panic!()
+    };
     s.commit(&[done]).await.unwrap();
     for _ in 0..6 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         s.keep_alive(&[running]).await.unwrap();
     }
-    assert_eq!(s.reserve(&ask(&l, "c", false)).await.unwrap(), Reservation::Exhausted);
+    assert_eq!(
+        s.reserve(&ask(&l, "c", false)).await.unwrap(),
+        Reservation::Exhausted
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,8 +526,14 @@ async fn redis_unreachable_fails_fast_and_recovers() {
     s.create(&l).await.unwrap();
     server.kill();
     let started = std::time::Instant::now();
-    assert!(matches!(s.reserve(&ask(&l, "a", false)).await, Err(StoreError::Unavailable(_))));
-    assert!(started.elapsed() < Duration::from_secs(3), "a dead redis must not hang a request");
+    assert!(matches!(
+        s.reserve(&ask(&l, "a", false)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a dead redis must not hang a request"
+    );
     server.restart();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {

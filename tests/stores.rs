@@ -14,8 +14,13 @@ use serde_json::json;
 
 /// A link to `object` in `store` (limit optional): (id, url).
 fn share_in(admin: &Admin, store: &str, object: &str, max: Option<u64>) -> (String, String) {
-    let v = admin.create(json!({ "store": store, "object": object, "max_downloads": max, "filename": "file.bin" }));
-    (v["id"].as_str().unwrap().to_string(), v["url"].as_str().unwrap().to_string())
+    let v = admin.create(
+        json!({ "store": store, "object": object, "max_downloads": max, "filename": "file.bin" }),
+    );
+    (
+        v["id"].as_str().unwrap().to_string(),
+        v["url"].as_str().unwrap().to_string(),
+    )
 }
 
 fn uniform_404(url: &str) -> Reply {
@@ -27,8 +32,14 @@ fn uniform_404(url: &str) -> Reply {
 // ---------------------------------------------------------------- dir
 
 fn dir_gateway(origin: &Origin, root: &Path) -> Gateway {
-    let extra = format!("[stores.files]\nkind = \"dir\"\nroot = \"{}\"\n", root.display());
-    Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(origin) })
+    let extra = format!(
+        "[stores.files]\nkind = \"dir\"\nroot = \"{}\"\n",
+        root.display()
+    );
+    Gateway::start_with(GatewayOptions {
+        extra,
+        ..GatewayOptions::for_origin(origin)
+    })
 }
 
 #[test]
@@ -45,10 +56,20 @@ fn dir_store_serves_whole_files_ranges_and_conditionals() {
 
     let whole = get(&url);
     assert_eq!(whole.status, 200);
-    assert_eq!(sha256(&whole.body), sha256(&big), "the whole file arrives intact");
-    assert_eq!(whole.header("content-length"), Some(big.len().to_string().as_str()));
+    assert_eq!(
+        sha256(&whole.body),
+        sha256(&big),
+        "the whole file arrives intact"
+    );
+    assert_eq!(
+        whole.header("content-length"),
+        Some(big.len().to_string().as_str())
+    );
     assert_eq!(whole.header("content-type"), Some("application/pdf"));
-    assert!(whole.header("content-disposition").unwrap().starts_with("attachment"));
+    assert!(whole
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("attachment"));
     assert_eq!(whole.header("cache-control"), Some("private, no-store"));
     assert_eq!(whole.header("accept-ranges"), Some("bytes"));
     let etag = whole.header("etag").unwrap().to_string();
@@ -57,38 +78,102 @@ fn dir_store_serves_whole_files_ranges_and_conditionals() {
     let part = request("GET", &url, &[("range", "bytes=1000-1999")], None);
     assert_eq!(part.status, 206);
     assert_eq!(part.body, &big[1000..2000]);
-    assert_eq!(part.header("content-range"), Some(format!("bytes 1000-1999/{}", big.len()).as_str()));
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 1000-1999/{}", big.len()).as_str())
+    );
 
     let tail = request("GET", &url, &[("range", "bytes=-10")], None);
-    assert_eq!((tail.status, tail.body.as_slice()), (206, &big[big.len() - 10..]));
+    assert_eq!(
+        (tail.status, tail.body.as_slice()),
+        (206, &big[big.len() - 10..])
+    );
 
-    let resumed = request("GET", &url, &[("range", "bytes=5000-"), ("if-range", &etag)], None);
-    assert_eq!((resumed.status, resumed.body.len()), (206, big.len() - 5000));
-    let stale = request("GET", &url, &[("range", "bytes=5000-"), ("if-range", "\"other\"")], None);
-    assert_eq!((stale.status, stale.body.len()), (200, big.len()), "a stale If-Range gets the whole file");
+    let resumed = request(
+        "GET",
+        &url,
+        &[("range", "bytes=5000-"), ("if-range", &etag)],
+        None,
+    );
+    assert_eq!(
+        (resumed.status, resumed.body.len()),
+        (206, big.len() - 5000)
+    );
+    let stale = request(
+        "GET",
+        &url,
+        &[("range", "bytes=5000-"), ("if-range", "\"other\"")],
+        None,
+    );
+    assert_eq!(
+        (stale.status, stale.body.len()),
+        (200, big.len()),
+        "a stale If-Range gets the whole file"
+    );
 
-    let beyond = request("GET", &url, &[("range", &format!("bytes={}-", big.len()))], None);
+    let beyond = request(
+        "GET",
+        &url,
+        &[("range", &format!("bytes={}-", big.len()))],
+        None,
+    );
     assert_eq!(beyond.status, 416);
-    assert_eq!(beyond.header("content-range"), Some(format!("bytes */{}", big.len()).as_str()));
+    assert_eq!(
+        beyond.header("content-range"),
+        Some(format!("bytes */{}", big.len()).as_str())
+    );
 
-    assert_eq!(request("GET", &url, &[("if-none-match", &etag)], None).status, 304);
-    assert_eq!(request("GET", &url, &[("if-modified-since", &modified)], None).status, 304);
-    assert_eq!(request("GET", &url, &[("if-match", "\"other\"")], None).status, 412);
+    assert_eq!(
+        request("GET", &url, &[("if-none-match", &etag)], None).status,
+        304
+    );
+    assert_eq!(
+        request("GET", &url, &[("if-modified-since", &modified)], None).status,
+        304
+    );
+    assert_eq!(
+        request("GET", &url, &[("if-match", "\"other\"")], None).status,
+        412
+    );
 
     let head = request("HEAD", &url, &[], None);
     assert_eq!(head.status, 200);
-    assert_eq!(head.header("content-length"), Some(big.len().to_string().as_str()));
+    assert_eq!(
+        head.header("content-length"),
+        Some(big.len().to_string().as_str())
+    );
 
     // Keep-alive holds after a served file: three requests, one after the other, on one connection.
-    let path = url.trim_start_matches(&format!("http://127.0.0.1:{}", gw.port)).to_string();
+    let path = url
+        .trim_start_matches(&format!("http://127.0.0.1:{}", gw.port))
+        .to_string();
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    let (head, body) = exchange(&mut conn, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n"));
-    assert!(head.starts_with("HTTP/1.1 206") && body == big[..10], "{head}");
-    let (head, body) = exchange(&mut conn, &format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
-    assert!(head.starts_with("HTTP/1.1 200") && body.is_empty(), "{head}");
-    let (head, body) = exchange(&mut conn, &format!("GET {path} HTTP/1.1\r\nHost: x\r\nRange: bytes=10-19\r\n\r\n"));
-    assert!(head.starts_with("HTTP/1.1 206") && body == big[10..20], "{head}");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let (head, body) = exchange(
+        &mut conn,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n"),
+    );
+    assert!(
+        head.starts_with("HTTP/1.1 206") && body == big[..10],
+        "{head}"
+    );
+    let (head, body) = exchange(
+        &mut conn,
+        &format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n"),
+    );
+    assert!(
+        head.starts_with("HTTP/1.1 200") && body.is_empty(),
+        "{head}"
+    );
+    let (head, body) = exchange(
+        &mut conn,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nRange: bytes=10-19\r\n\r\n"),
+    );
+    assert!(
+        head.starts_with("HTTP/1.1 206") && body == big[10..20],
+        "{head}"
+    );
 }
 
 /// Writes one request on an open connection and reads one response (HEAD: no body).
@@ -98,15 +183,31 @@ fn exchange(conn: &mut std::net::TcpStream, request: &str) -> (String, Vec<u8>) 
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
-        assert_eq!(conn.read(&mut byte).unwrap(), 1, "connection closed after {:?}", String::from_utf8_lossy(&buf));
+        assert_eq!(
+            conn.read(&mut byte).unwrap(),
+            1,
+            "connection closed after {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&buf).into_owned();
     let length: usize = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
         .unwrap_or(0);
-    let mut body = vec![0u8; if request.starts_with("HEAD") { 0 } else { length }];
+    let mut body = vec![
+        0u8;
+        if request.starts_with("HEAD") {
+            0
+        } else {
+            length
+        }
+    ];
     conn.read_exact(&mut body).unwrap();
     (head, body)
 }
@@ -149,8 +250,16 @@ fn dir_store_never_serves_outside_its_root() {
         assert!(!r.text().contains("outside the root"), "{object}");
     }
     let (_, url) = share_in(&admin, "files", "alias.txt", None);
-    assert_eq!(get(&url).body, b"inside", "a symlink within the root is followed");
-    let refused = admin.call("POST", "/v1/links", Some(json!({ "store": "files", "object": "../secret.txt" })));
+    assert_eq!(
+        get(&url).body,
+        b"inside",
+        "a symlink within the root is followed"
+    );
+    let refused = admin.call(
+        "POST",
+        "/v1/links",
+        Some(json!({ "store": "files", "object": "../secret.txt" })),
+    );
     assert_eq!(refused.status, 422, "{}", refused.text());
 }
 
@@ -163,23 +272,41 @@ fn s3_store_streams_objects_through_signed_requests() {
     let big = pseudo_random(6 * 1024 * 1024 + 7, 3);
     s3.put("reports/q3 (final).bin", &big);
     s3.put("notes.txt", b"hello from s3");
-    let gw = Gateway::start_with(GatewayOptions { extra: s3.store("bucket", S3_SECRET), ..GatewayOptions::for_origin(&origin) });
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: s3.store("bucket", S3_SECRET),
+        ..GatewayOptions::for_origin(&origin)
+    });
     let admin = gw.admin();
 
     let (_, url) = share_in(&admin, "bucket", "reports/q3 (final).bin", None);
     let whole = get(&url);
     assert_eq!(whole.status, 200, "{}", whole.text());
     assert_eq!(sha256(&whole.body), sha256(&big));
-    assert!(whole.header("content-disposition").unwrap().starts_with("attachment"));
-    assert!(whole.headers.iter().all(|(k, _)| !k.to_ascii_lowercase().starts_with("x-amz-")), "no S3 headers reach the recipient");
+    assert!(whole
+        .header("content-disposition")
+        .unwrap()
+        .starts_with("attachment"));
+    assert!(
+        whole
+            .headers
+            .iter()
+            .all(|(k, _)| !k.to_ascii_lowercase().starts_with("x-amz-")),
+        "no S3 headers reach the recipient"
+    );
 
     let part = request("GET", &url, &[("range", "bytes=100-199")], None);
     assert_eq!(part.status, 206);
     assert_eq!(part.body, &big[100..200]);
-    assert_eq!(part.header("content-range"), Some(format!("bytes 100-199/{}", big.len()).as_str()));
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 100-199/{}", big.len()).as_str())
+    );
 
     let head = request("HEAD", &url, &[], None);
-    assert_eq!((head.status, head.header("content-length")), (200, Some(big.len().to_string().as_str())));
+    assert_eq!(
+        (head.status, head.header("content-length")),
+        (200, Some(big.len().to_string().as_str()))
+    );
 
     // NoSuchKey is the uniform 404 and the slot comes back.
     let (id, missing) = share_in(&admin, "bucket", "no/such/key.pdf", Some(1));
@@ -200,15 +327,28 @@ fn s3_store_with_a_wrong_secret_is_refused_by_the_server() {
     let origin = Origin::start();
     let s3 = S3Server::start();
     s3.put("notes.txt", b"hello from s3");
-    let gw = Gateway::start_with(GatewayOptions { extra: s3.store("bucket", "not-the-secret"), ..GatewayOptions::for_origin(&origin) });
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: s3.store("bucket", "not-the-secret"),
+        ..GatewayOptions::for_origin(&origin)
+    });
     let admin = gw.admin();
     let (id, url) = share_in(&admin, "bucket", "notes.txt", Some(1));
     let r = uniform_404(&url);
-    assert!(!r.text().contains("Signature"), "the store's error never reaches the recipient");
+    assert!(
+        !r.text().contains("Signature"),
+        "the store's error never reaches the recipient"
+    );
     assert_eq!(admin.link(&id)["downloads_used"], 0);
     let ready = request("GET", &format!("{}/readyz", admin.base), &[], None);
     assert_eq!(ready.status, 503, "{}", ready.text());
-    assert!(ready.json()["stores"]["bucket"].as_str().unwrap().contains("403"), "{}", ready.text());
+    assert!(
+        ready.json()["stores"]["bucket"]
+            .as_str()
+            .unwrap()
+            .contains("403"),
+        "{}",
+        ready.text()
+    );
 }
 
 // ---------------------------------------------------------------- http
@@ -226,7 +366,10 @@ fn http_store_fails_over_between_origins() {
         a.url(),
         b.url()
     );
-    let gw = Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(&a) });
+    let gw = Gateway::start_with(GatewayOptions {
+        extra,
+        ..GatewayOptions::for_origin(&a)
+    });
     let admin = gw.admin();
     let (_, url) = share_in(&admin, "pair", "shared/file.bin", None);
 
@@ -240,14 +383,21 @@ fn http_store_fails_over_between_origins() {
     drop(a);
     for i in 0..9 {
         let r = get(&url);
-        assert_eq!(r.status, 200, "request {i} after an origin stopped: {}", r.text());
+        assert_eq!(
+            r.status,
+            200,
+            "request {i} after an origin stopped: {}",
+            r.text()
+        );
         assert_eq!(sha256(&r.body), sha256(&body));
     }
     let ready = request("GET", &format!("{}/readyz", admin.base), &[], None);
     assert_eq!(ready.json()["stores"]["pair"], "ok", "{}", ready.text());
     let metrics = request("GET", &format!("{}/metrics", admin.base), &[], None).text();
     assert!(
-        metrics.lines().any(|l| l.starts_with("linkgate_store_errors_total{kind=\"connect\",store=\"pair\"}") && !l.ends_with(" 0")),
+        metrics.lines().any(|l| l
+            .starts_with("linkgate_store_errors_total{kind=\"connect\",store=\"pair\"}")
+            && !l.ends_with(" 0")),
         "{metrics}"
     );
     drop(b);
@@ -266,9 +416,15 @@ fn http_store_sends_its_own_credential_never_the_clients() {
          [stores.bearer]\nkind = \"http\"\nurl = \"{url}\"\nauth = {{ kind = \"bearer\", token = \"store-token\" }}\n\
          [stores.custom]\nkind = \"http\"\nurl = \"{url}\"\nauth = {{ kind = \"header\", name = \"X-Origin-Auth\", value = \"custom-value\" }}\n"
     );
-    let gw = Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(&origin) });
+    let gw = Gateway::start_with(GatewayOptions {
+        extra,
+        ..GatewayOptions::for_origin(&origin)
+    });
     let admin = gw.admin();
-    let client = [("authorization", "Bearer the-clients-own"), ("cookie", "session=abc")];
+    let client = [
+        ("authorization", "Bearer the-clients-own"),
+        ("cookie", "session=abc"),
+    ];
     let seen = |store: &str| {
         let (_, link) = share_in(&admin, store, "echo-headers", None);
         let r = request("GET", &link, &client, None);
@@ -279,10 +435,16 @@ fn http_store_sends_its_own_credential_never_the_clients() {
     assert!(seen("basic").contains("authorization=[Basic cmVhZGVyOnMzY3JldA==]"));
     assert!(seen("bearer").contains("authorization=[Bearer store-token]"));
     let custom = seen("custom");
-    assert!(custom.contains("x-origin-auth=[custom-value]") && custom.contains("authorization=[]"), "{custom}");
+    assert!(
+        custom.contains("x-origin-auth=[custom-value]") && custom.contains("authorization=[]"),
+        "{custom}"
+    );
     for store in ["basic", "bearer", "custom"] {
         let text = seen(store);
-        assert!(!text.contains("the-clients-own") && text.contains("cookie=[]"), "{store}: {text}");
+        assert!(
+            !text.contains("the-clients-own") && text.contains("cookie=[]"),
+            "{store}: {text}"
+        );
     }
 }
 
@@ -293,7 +455,10 @@ fn http_store_read_timeout_is_a_504_and_gives_the_slot_back() {
     let port = silent.local_addr().unwrap().port();
     let origin = Origin::start();
     let extra = format!("[stores.slow]\nkind = \"http\"\nurl = \"http://127.0.0.1:{port}/\"\nread_timeout_ms = 300\n");
-    let gw = Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(&origin) });
+    let gw = Gateway::start_with(GatewayOptions {
+        extra,
+        ..GatewayOptions::for_origin(&origin)
+    });
     let admin = gw.admin();
     let (id, url) = share_in(&admin, "slow", "x.bin", Some(1));
     let r = get(&url);
@@ -313,11 +478,21 @@ fn http_health_check_path_decides_which_origins_are_ready() {
          [stores.well]\nkind = \"http\"\nurls = [\"{url}\", \"http://127.0.0.1:{}/\"]\nhealth_check_path = \"/echo-headers\"\nhealth_check_interval_ms = 200\n",
         free_port()
     );
-    let gw = Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(&origin) });
+    let gw = Gateway::start_with(GatewayOptions {
+        extra,
+        ..GatewayOptions::for_origin(&origin)
+    });
     let ready = get(&format!("{}/readyz", gw.admin().base));
     assert_eq!(ready.status, 503, "{}", ready.text());
     assert_eq!(ready.json()["stores"]["well"], "ok", "{}", ready.text());
-    assert!(ready.json()["stores"]["sick"].as_str().unwrap().contains("reachable"), "{}", ready.text());
+    assert!(
+        ready.json()["stores"]["sick"]
+            .as_str()
+            .unwrap()
+            .contains("reachable"),
+        "{}",
+        ready.text()
+    );
     let (_, link) = share_in(&gw.admin(), "well", "f.txt", None);
     for _ in 0..4 {
         assert_eq!(get(&link).body, b"checked");
@@ -335,9 +510,22 @@ fn pattern() -> Vec<u8> {
 fn scripted_origin() -> ScriptedOrigin {
     let body = pattern();
     ScriptedOrigin::start(move |head, nth| {
-        let ok_with_length = |extra: &str| [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{extra}\r\n", body.len()).into_bytes(), body.clone()].concat();
+        let ok_with_length = |extra: &str| {
+            [
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{extra}\r\n",
+                    body.len()
+                )
+                .into_bytes(),
+                body.clone(),
+            ]
+            .concat()
+        };
         if head.starts_with("HEAD ") {
-            return Some((format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes(), false));
+            return Some((
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes(),
+                false,
+            ));
         }
         match head.split_whitespace().nth(1).unwrap_or("") {
             "/chunked.bin" => {
@@ -350,7 +538,14 @@ fn scripted_origin() -> ScriptedOrigin {
                 out.extend_from_slice(b"0\r\nX-Trailer: t\r\n\r\n");
                 Some((out, false))
             }
-            "/close.bin" => Some(([b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec(), body.clone()].concat(), true)),
+            "/close.bin" => Some((
+                [
+                    b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec(),
+                    body.clone(),
+                ]
+                .concat(),
+                true,
+            )),
             "/conflict.bin" => Some((ok_with_length("Content-Length: 7\r\n"), true)),
             "/short.bin" => {
                 let mut out = ok_with_length("");
@@ -360,14 +555,23 @@ fn scripted_origin() -> ScriptedOrigin {
             // Kept alive after the first answer, then closed on the next request unanswered (as
             // an origin does whose idle timeout ran out just as the gateway reused it).
             "/pooled.bin" => (nth == 0).then(|| (ok_with_length(""), false)),
-            _ => Some((b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(), false)),
+            _ => Some((
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                false,
+            )),
         }
     })
 }
 
 fn scripted_gateway(origin: &Origin, scripted: &ScriptedOrigin) -> Gateway {
-    let extra = format!("[stores.scripted]\nkind = \"http\"\nurl = \"{}\"\n", scripted.url());
-    Gateway::start_with(GatewayOptions { extra, ..GatewayOptions::for_origin(origin) })
+    let extra = format!(
+        "[stores.scripted]\nkind = \"http\"\nurl = \"{}\"\n",
+        scripted.url()
+    );
+    Gateway::start_with(GatewayOptions {
+        extra,
+        ..GatewayOptions::for_origin(origin)
+    })
 }
 
 #[test]
@@ -379,7 +583,11 @@ fn http_store_relays_chunked_and_close_delimited_bodies_whole_and_counts_them() 
         let (id, url) = share_in(&admin, "scripted", object, Some(3));
         let r = get(&url);
         assert_eq!(r.status, 200, "{object}: {}", r.text());
-        assert!(r.body == pattern(), "{object}: {} bytes, not the origin's body", r.body.len());
+        assert!(
+            r.body == pattern(),
+            "{object}: {} bytes, not the origin's body",
+            r.body.len()
+        );
         assert_eq!(r.header("x-trailer"), None, "{object}");
         assert_eq!(admin.link(&id)["downloads_used"], 1, "{object}");
     }
@@ -393,7 +601,10 @@ fn http_store_with_conflicting_lengths_is_a_502_that_counts_nothing() {
     let (id, url) = share_in(&admin, "scripted", "conflict.bin", Some(1));
     let r = get(&url);
     assert_eq!(r.status, 502, "{}", r.text());
-    assert!(!r.body.windows(7).any(|w| w == &pattern()[..7]), "none of the origin's body");
+    assert!(
+        !r.body.windows(7).any(|w| w == &pattern()[..7]),
+        "none of the origin's body"
+    );
     assert_eq!(admin.link(&id)["downloads_used"], 0);
 }
 
@@ -403,18 +614,44 @@ fn http_store_body_cut_short_breaks_the_download_off_and_gives_the_slot_back() {
     let gw = scripted_gateway(&origin, &scripted);
     let admin = gw.admin();
     let (id, url) = share_in(&admin, "scripted", "short.bin", Some(1));
-    let path = url.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map(|(_, p)| format!("/{p}")).unwrap();
-    let answer = raw(gw.port, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(_, p)| format!("/{p}"))
+        .unwrap();
+    let answer = raw(
+        gw.port,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    );
     let (head, body) = answer.split_once("\r\n\r\n").expect("a response head");
-    assert!(head.starts_with("HTTP/1.1 200") && head.to_ascii_lowercase().contains("content-length: 50000"), "{head}");
-    assert!(body.len() < 50_000, "the recipient sees the download broken off ({} bytes)", body.len());
+    assert!(
+        head.starts_with("HTTP/1.1 200")
+            && head.to_ascii_lowercase().contains("content-length: 50000"),
+        "{head}"
+    );
+    assert!(
+        body.len() < 50_000,
+        "the recipient sees the download broken off ({} bytes)",
+        body.len()
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while admin.link(&id)["downloads_used"] != 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert_eq!(admin.link(&id)["downloads_used"], 0, "a broken-off download does not count");
-    let again = raw(gw.port, format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
-    assert!(again.starts_with("HTTP/1.1 200"), "the slot is free again (the origin cuts it short again): {}", &again[..again.len().min(200)]);
+    assert_eq!(
+        admin.link(&id)["downloads_used"],
+        0,
+        "a broken-off download does not count"
+    );
+    let again = raw(
+        gw.port,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    );
+    assert!(
+        again.starts_with("HTTP/1.1 200"),
+        "the slot is free again (the origin cuts it short again): {}",
+        &again[..again.len().min(200)]
+    );
 }
 
 #[test]

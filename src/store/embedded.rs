@@ -14,7 +14,10 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::{index_entries, list_by_index, Change, LinkStore, ListPage, ListQuery, OnChange, ReserveRequest, Reservation, StoreError, Ticket};
+use super::{
+    index_entries, list_by_index, Change, LinkStore, ListPage, ListQuery, OnChange, Reservation,
+    ReserveRequest, StoreError, Ticket,
+};
 use crate::audit::{seal, Draft, Event};
 use crate::link::{Link, LinkId};
 
@@ -46,7 +49,9 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn decode_counter(bytes: &[u8]) -> Result<(u64, u64), StoreError> {
-    let arr: [u8; 16] = bytes.try_into().map_err(|_| StoreError::Corrupt("counter record".into()))?;
+    let arr: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("counter record".into()))?;
     let (g, u) = arr.split_at(8);
     let g = u64::from_le_bytes(g.try_into().unwrap_or_default());
     let u = u64::from_le_bytes(u.try_into().unwrap_or_default());
@@ -102,7 +107,10 @@ impl Grants {
 }
 
 /// The embedded store: one redb file, for a single gateway instance.
-type ReserveJob = (ReserveRequest, tokio::sync::oneshot::Sender<Result<Reservation, StoreError>>);
+type ReserveJob = (
+    ReserveRequest,
+    tokio::sync::oneshot::Sender<Result<Reservation, StoreError>>,
+);
 
 /// Reservations are written by one thread in group commits: every request waiting when a write
 /// transaction starts joins it, so one disk sync serves many downloads (each still atomic, in
@@ -134,7 +142,10 @@ fn reservation_writer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<Reserve
 }
 
 /// Runs reservations in one write transaction; nothing is granted unless it commits.
-fn reserve_batch<'a>(db: &Database, requests: impl Iterator<Item = &'a ReserveRequest>) -> Result<Vec<Reservation>, StoreError> {
+fn reserve_batch<'a>(
+    db: &Database,
+    requests: impl Iterator<Item = &'a ReserveRequest>,
+) -> Result<Vec<Reservation>, StoreError> {
     let tx = db.begin_write().map_err(unavailable)?;
     let mut outcomes = Vec::new();
     {
@@ -158,11 +169,18 @@ fn reserve_batch<'a>(db: &Database, requests: impl Iterator<Item = &'a ReserveRe
                 continue;
             }
             counters
-                .insert(r.id.as_bytes().as_slice(), encode_counter(r.generation, used + 1).as_slice())
+                .insert(
+                    r.id.as_bytes().as_slice(),
+                    encode_counter(r.generation, used + 1).as_slice(),
+                )
                 .map_err(unavailable)?;
             outcomes.push(Reservation::Granted {
                 used: used + 1,
-                ticket: Ticket { id: r.id, generation: r.generation, nonce: rand::random() },
+                ticket: Ticket {
+                    id: r.id,
+                    generation: r.generation,
+                    nonce: rand::random(),
+                },
             });
         }
     }
@@ -188,7 +206,8 @@ impl EmbeddedStore {
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
             }
         }
         let db = redb::Builder::new()
@@ -208,7 +227,12 @@ impl EmbeddedStore {
             .name("linkgate reservations".into())
             .spawn(move || reservation_writer(writer_db, jobs))
             .map_err(|e| unavailable(format!("cannot start the reservation writer: {e}")))?;
-        Ok(EmbeddedStore { reservations, db, grants: Arc::default(), kv: super::MemoryKv::default() })
+        Ok(EmbeddedStore {
+            reservations,
+            db,
+            grants: Arc::default(),
+            kv: super::MemoryKv::default(),
+        })
     }
 
     /// Runs blocking database work off the async runtime.
@@ -217,18 +241,29 @@ impl EmbeddedStore {
         f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || f(&db)).await.map_err(unavailable)?
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(unavailable)?
     }
 }
 
-fn used_in(counters: &impl ReadableTable<&'static [u8], &'static [u8]>, id: &LinkId, generation: u64) -> Result<u64, StoreError> {
-    Ok(match counters.get(id.as_bytes().as_slice()).map_err(unavailable)? {
-        Some(v) => match decode_counter(v.value())? {
-            (g, used) if g == generation => used,
-            _ => 0,
+fn used_in(
+    counters: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &LinkId,
+    generation: u64,
+) -> Result<u64, StoreError> {
+    Ok(
+        match counters
+            .get(id.as_bytes().as_slice())
+            .map_err(unavailable)?
+        {
+            Some(v) => match decode_counter(v.value())? {
+                (g, used) if g == generation => used,
+                _ => 0,
+            },
+            None => 0,
         },
-        None => 0,
-    })
+    )
 }
 
 #[async_trait]
@@ -240,14 +275,22 @@ impl LinkStore for EmbeddedStore {
             let tx = db.begin_write().map_err(unavailable)?;
             {
                 let mut links = tx.open_table(LINKS).map_err(unavailable)?;
-                if links.get(link.id.as_bytes().as_slice()).map_err(unavailable)?.is_some() {
+                if links
+                    .get(link.id.as_bytes().as_slice())
+                    .map_err(unavailable)?
+                    .is_some()
+                {
                     return Err(StoreError::Exists(link.id));
                 }
-                links.insert(link.id.as_bytes().as_slice(), bytes.as_slice()).map_err(unavailable)?;
+                links
+                    .insert(link.id.as_bytes().as_slice(), bytes.as_slice())
+                    .map_err(unavailable)?;
                 let mut index = tx.open_table(INDEX).map_err(unavailable)?;
                 let (names, member) = index_entries(&link);
                 for name in names {
-                    index.insert(index_key(&name, &member).as_slice(), [].as_slice()).map_err(unavailable)?;
+                    index
+                        .insert(index_key(&name, &member).as_slice(), [].as_slice())
+                        .map_err(unavailable)?;
                 }
             }
             tx.commit().map_err(unavailable)
@@ -276,8 +319,11 @@ impl LinkStore for EmbeddedStore {
                     None => return Err(StoreError::NotFound(id)),
                 };
                 change(&mut link)?;
-                let bytes = serde_json::to_vec(&link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                links.insert(id.as_bytes().as_slice(), bytes.as_slice()).map_err(unavailable)?;
+                let bytes =
+                    serde_json::to_vec(&link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                links
+                    .insert(id.as_bytes().as_slice(), bytes.as_slice())
+                    .map_err(unavailable)?;
                 link
             };
             tx.commit().map_err(unavailable)?;
@@ -327,7 +373,10 @@ impl LinkStore for EmbeddedStore {
                 let used = used_in(&counters, &id, generation)?;
                 if used > 0 {
                     counters
-                        .insert(id.as_bytes().as_slice(), encode_counter(generation, used - 1).as_slice())
+                        .insert(
+                            id.as_bytes().as_slice(),
+                            encode_counter(generation, used - 1).as_slice(),
+                        )
                         .map_err(unavailable)?;
                 }
             }
@@ -347,7 +396,10 @@ impl LinkStore for EmbeddedStore {
                 let mut counters = tx.open_table(COUNTERS).map_err(unavailable)?;
                 let used = used_in(&counters, &id, generation)?;
                 counters
-                    .insert(id.as_bytes().as_slice(), encode_counter(generation, used.saturating_add(n)).as_slice())
+                    .insert(
+                        id.as_bytes().as_slice(),
+                        encode_counter(generation, used.saturating_add(n)).as_slice(),
+                    )
                     .map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)
@@ -397,7 +449,12 @@ impl LinkStore for EmbeddedStore {
         .await
     }
 
-    async fn append_events(&self, id: LinkId, drafts: &[Draft], retention: Option<std::time::Duration>) -> Result<(), StoreError> {
+    async fn append_events(
+        &self,
+        id: LinkId,
+        drafts: &[Draft],
+        retention: Option<std::time::Duration>,
+    ) -> Result<(), StoreError> {
         let drafts = drafts.to_vec();
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(unavailable)?;
@@ -405,20 +462,31 @@ impl LinkStore for EmbeddedStore {
                 let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
                 let first = event_key(&id, 0);
                 let last = event_key(&id, u64::MAX);
-                let tail = match events.range(first.as_slice()..=last.as_slice()).map_err(unavailable)?.next_back() {
+                let tail = match events
+                    .range(first.as_slice()..=last.as_slice())
+                    .map_err(unavailable)?
+                    .next_back()
+                {
                     Some(entry) => {
                         let (_, v) = entry.map_err(unavailable)?;
                         Some(decode_event(v.value())?)
                     }
                     None => None,
                 };
-                for (seq, json) in seal(id, tail.as_ref(), &drafts).map_err(|e| StoreError::Corrupt(e.to_string()))? {
-                    events.insert(event_key(&id, seq).as_slice(), json.as_slice()).map_err(unavailable)?;
+                for (seq, json) in seal(id, tail.as_ref(), &drafts)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                {
+                    events
+                        .insert(event_key(&id, seq).as_slice(), json.as_slice())
+                        .map_err(unavailable)?;
                 }
                 if let Some(keep) = retention {
                     let cutoff = time::OffsetDateTime::now_utc() - keep;
                     let mut old = Vec::new();
-                    for entry in events.range(first.as_slice()..=last.as_slice()).map_err(unavailable)? {
+                    for entry in events
+                        .range(first.as_slice()..=last.as_slice())
+                        .map_err(unavailable)?
+                    {
                         let (k, v) = entry.map_err(unavailable)?;
                         if decode_event(v.value())?.draft.at >= cutoff {
                             break;
@@ -442,7 +510,10 @@ impl LinkStore for EmbeddedStore {
             let from = event_key(&id, after.saturating_add(1));
             let to = event_key(&id, u64::MAX);
             let mut out = Vec::new();
-            for entry in events.range(from.as_slice()..=to.as_slice()).map_err(unavailable)? {
+            for entry in events
+                .range(from.as_slice()..=to.as_slice())
+                .map_err(unavailable)?
+            {
                 let (_, v) = entry.map_err(unavailable)?;
                 out.push(decode_event(v.value())?);
                 if out.len() >= limit {
@@ -454,7 +525,12 @@ impl LinkStore for EmbeddedStore {
         .await
     }
 
-    async fn hit(&self, key: &str, window: std::time::Duration, incr: u64) -> Result<u64, StoreError> {
+    async fn hit(
+        &self,
+        key: &str,
+        window: std::time::Duration,
+        incr: u64,
+    ) -> Result<u64, StoreError> {
         Ok(self.kv.hit(key, window, incr))
     }
 
@@ -462,7 +538,12 @@ impl LinkStore for EmbeddedStore {
         Ok(self.kv.once(key, ttl))
     }
 
-    async fn kv_put(&self, key: &str, value: &[u8], ttl: std::time::Duration) -> Result<(), StoreError> {
+    async fn kv_put(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<(), StoreError> {
         self.kv.kv_put(key, value, ttl);
         Ok(())
     }

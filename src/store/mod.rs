@@ -40,7 +40,10 @@ pub enum StoreError {
     Refused(String),
     /// The change would break a rule (policy, validation) about `field`.
     #[error("{field}: {message}")]
-    Rejected { field: &'static str, message: String },
+    Rejected {
+        field: &'static str,
+        message: String,
+    },
 }
 
 /// A request for one download slot.
@@ -109,11 +112,19 @@ impl ListQuery {
     }
 
     pub fn matches(&self, link: &Link) -> bool {
-        self.object.as_ref().is_none_or(|o| link.documents.iter().any(|d| &d.object == o))
+        self.object
+            .as_ref()
+            .is_none_or(|o| link.documents.iter().any(|d| &d.object == o))
             && self.store.as_ref().is_none_or(|s| &link.store == s)
-            && self.created_by.as_ref().is_none_or(|c| link.created_by.as_ref() == Some(c))
+            && self
+                .created_by
+                .as_ref()
+                .is_none_or(|c| link.created_by.as_ref() == Some(c))
             && self.state.is_none_or(|s| link.state == s)
-            && self.creators.as_ref().is_none_or(|cs| link.created_by.as_ref().is_some_and(|c| cs.contains(c)))
+            && self
+                .creators
+                .as_ref()
+                .is_none_or(|cs| link.created_by.as_ref().is_some_and(|c| cs.contains(c)))
     }
 }
 
@@ -180,11 +191,14 @@ impl MemoryKv {
     pub(crate) fn hit(&self, key: &str, window: Duration, incr: u64) -> u64 {
         let now = std::time::Instant::now();
         let mut map = self.map.lock();
-        let entry = map.entry(key.to_string()).or_insert_with(|| (0u64.to_le_bytes().to_vec(), now + window));
+        let entry = map
+            .entry(key.to_string())
+            .or_insert_with(|| (0u64.to_le_bytes().to_vec(), now + window));
         if entry.1 <= now {
             *entry = (0u64.to_le_bytes().to_vec(), now + window);
         }
-        let current = u64::from_le_bytes(entry.0.as_slice().try_into().unwrap_or([0; 8])).saturating_add(incr);
+        let current = u64::from_le_bytes(entry.0.as_slice().try_into().unwrap_or([0; 8]))
+            .saturating_add(incr);
         entry.0 = current.to_le_bytes().to_vec();
         current
     }
@@ -211,7 +225,11 @@ impl MemoryKv {
 }
 
 /// Walks an index page by page, keeping the links that match; bounded work per call.
-pub(crate) async fn list_by_index<S, F, Fut>(store: &S, q: &ListQuery, scan: F) -> Result<ListPage, StoreError>
+pub(crate) async fn list_by_index<S, F, Fut>(
+    store: &S,
+    q: &ListQuery,
+    scan: F,
+) -> Result<ListPage, StoreError>
 where
     S: LinkStore + ?Sized,
     F: Fn(String, Option<String>, usize) -> Fut,
@@ -230,10 +248,14 @@ where
         for member in batch {
             scanned += 1;
             after = Some(member.clone());
-            let Some(id) = member_id(&member) else { continue };
+            let Some(id) = member_id(&member) else {
+                continue;
+            };
             // An index entry is written before its link, so a crash between the two leaves an
             // entry without a link, never a link that cannot be listed: skip such entries.
-            let Some(link) = store.get(id).await? else { continue };
+            let Some(link) = store.get(id).await? else {
+                continue;
+            };
             if q.matches(&link) {
                 links.push(link);
                 if links.len() == limit {
@@ -270,7 +292,12 @@ pub trait LinkStore: Send + Sync + 'static {
     /// Lists links, newest first (see [`ListQuery`]).
     async fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError>;
     /// Appends events to the link's chain, atomically, and drops events older than `retention`.
-    async fn append_events(&self, id: LinkId, drafts: &[Draft], retention: Option<Duration>) -> Result<(), StoreError>;
+    async fn append_events(
+        &self,
+        id: LinkId,
+        drafts: &[Draft],
+        retention: Option<Duration>,
+    ) -> Result<(), StoreError>;
     /// Up to `limit` events with `seq > after`, oldest first.
     async fn events(&self, id: LinkId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// Adds `incr` to a counter that lives for `window` from its first hit and returns its value

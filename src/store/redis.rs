@@ -27,7 +27,10 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
-use super::{index_entries, list_by_index, Change, LinkStore, ListPage, ListQuery, OnChange, ReserveRequest, Reservation, StoreError, Ticket};
+use super::{
+    index_entries, list_by_index, Change, LinkStore, ListPage, ListQuery, OnChange, Reservation,
+    ReserveRequest, StoreError, Ticket,
+};
 use crate::audit::{seal, Draft, Event};
 use crate::link::{Link, LinkId};
 
@@ -65,7 +68,12 @@ impl ConnectionLike for Conn {
         }
     }
 
-    fn req_packed_commands<'a>(&'a mut self, cmd: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
@@ -180,21 +188,28 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl RedisStore {
     /// Checks the target's syntax; no connection is made until the first call.
     pub fn new(opts: RedisOptions) -> Result<RedisStore, StoreError> {
         let (single, cluster) = match &opts.target {
-            RedisTarget::Single(url) => (Some(redis::Client::open(url.as_str()).map_err(unavailable)?), None),
+            RedisTarget::Single(url) => (
+                Some(redis::Client::open(url.as_str()).map_err(unavailable)?),
+                None,
+            ),
             RedisTarget::Cluster(nodes) => {
-                let client = redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
-                    .connection_timeout(opts.timeout)
-                    .response_timeout(opts.timeout)
-                    .retries(2)
-                    .build()
-                    .map_err(unavailable)?;
+                let client =
+                    redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                        .connection_timeout(opts.timeout)
+                        .response_timeout(opts.timeout)
+                        .retries(2)
+                        .build()
+                        .map_err(unavailable)?;
                 (None, Some(client))
             }
         };
@@ -219,11 +234,15 @@ impl RedisStore {
                 .set_response_timeout(self.opts.timeout)
                 .set_number_of_retries(1)
                 .set_max_delay(1_000);
-            let manager = ConnectionManager::new_with_config(client.clone(), config).await.map_err(unavailable)?;
+            let manager = ConnectionManager::new_with_config(client.clone(), config)
+                .await
+                .map_err(unavailable)?;
             return Ok(Conn::Single(manager));
         }
         match &self.cluster {
-            Some(client) => Ok(Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)),
+            Some(client) => Ok(Conn::Cluster(
+                client.get_async_connection().await.map_err(unavailable)?,
+            )),
             None => Err(StoreError::Unavailable("no redis target".into())),
         }
     }
@@ -240,7 +259,10 @@ impl RedisStore {
         };
         match tokio::time::timeout(self.opts.timeout, work).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(format!("redis did not answer within {:?}", self.opts.timeout))),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "redis did not answer within {:?}",
+                self.opts.timeout
+            ))),
         }
     }
 
@@ -262,7 +284,15 @@ impl RedisStore {
 
     async fn publish(&self, id: LinkId) {
         let channel = self.channel();
-        let sent = self.run(|mut c| async move { redis::cmd("PUBLISH").arg(channel).arg(id.to_string()).query_async::<i64>(&mut c).await }).await;
+        let sent = self
+            .run(|mut c| async move {
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(id.to_string())
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
         if let Err(e) = sent {
             // Other instances still drop the link from their caches within the cache TTL.
             tracing::warn!(link = %id, error = %e, "could not announce a link change");
@@ -273,7 +303,10 @@ impl RedisStore {
     fn pubsub_clients(&self) -> Vec<redis::Client> {
         match &self.opts.target {
             RedisTarget::Single(_) => self.single.iter().cloned().collect(),
-            RedisTarget::Cluster(nodes) => nodes.iter().filter_map(|n| redis::Client::open(n.as_str()).ok()).collect(),
+            RedisTarget::Cluster(nodes) => nodes
+                .iter()
+                .filter_map(|n| redis::Client::open(n.as_str()).ok())
+                .collect(),
         }
     }
 }
@@ -297,12 +330,21 @@ impl LinkStore for RedisStore {
         let (names, member) = index_entries(link);
         let writes = names.into_iter().map(|name| {
             let (key, member) = (format!("{}:idx:{name}", self.opts.prefix), member.clone());
-            self.run(|mut c| async move { redis::cmd("ZADD").arg(key).arg(0).arg(member).query_async::<i64>(&mut c).await })
+            self.run(|mut c| async move {
+                redis::cmd("ZADD")
+                    .arg(key)
+                    .arg(0)
+                    .arg(member)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
         });
         for written in futures_util::future::join_all(writes).await {
             written?;
         }
-        let created: i64 = self.run(|mut c| async move { self.create.key(key).arg(json).invoke_async(&mut c).await }).await?;
+        let created: i64 = self
+            .run(|mut c| async move { self.create.key(key).arg(json).invoke_async(&mut c).await })
+            .await?;
         if created == 1 {
             Ok(())
         } else {
@@ -312,7 +354,9 @@ impl LinkStore for RedisStore {
 
     async fn get(&self, id: LinkId) -> Result<Option<Link>, StoreError> {
         let key = self.key("link", &id);
-        let raw: Option<Vec<u8>> = self.run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await }).await?;
+        let raw: Option<Vec<u8>> = self
+            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await?;
         raw.map(|b| decode(&b)).transpose()
     }
 
@@ -321,16 +365,25 @@ impl LinkStore for RedisStore {
         for attempt in 0..64u64 {
             if attempt > 0 {
                 // Lost a race with another writer: back off a little, with jitter, and read again.
-                tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % (2 + attempt.min(20)))).await;
+                tokio::time::sleep(Duration::from_millis(
+                    rand::random::<u64>() % (2 + attempt.min(20)),
+                ))
+                .await;
             }
             let k = key.clone();
-            let raw: Option<Vec<u8>> = self.run(|mut c| async move { redis::cmd("GET").arg(k).query_async(&mut c).await }).await?;
+            let raw: Option<Vec<u8>> = self
+                .run(|mut c| async move { redis::cmd("GET").arg(k).query_async(&mut c).await })
+                .await?;
             let raw = raw.ok_or(StoreError::NotFound(id))?;
             let mut link = decode(&raw)?;
             change(&mut link)?;
             let new = encode(&link)?;
             let k = key.clone();
-            let swapped: i64 = self.run(|mut c| async move { self.cas.key(k).arg(raw).arg(new).invoke_async(&mut c).await }).await?;
+            let swapped: i64 =
+                self.run(|mut c| async move {
+                    self.cas.key(k).arg(raw).arg(new).invoke_async(&mut c).await
+                })
+                .await?;
             match swapped {
                 1 => {
                     self.publish(id).await;
@@ -340,7 +393,9 @@ impl LinkStore for RedisStore {
                 _ => continue, // changed meanwhile: read again
             }
         }
-        Err(StoreError::Unavailable(format!("link {id} kept changing; gave up")))
+        Err(StoreError::Unavailable(format!(
+            "link {id} kept changing; gave up"
+        )))
     }
 
     async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
@@ -366,12 +421,25 @@ impl LinkStore for RedisStore {
                 for k in &keys {
                     inv.key(k);
                 }
-                inv.arg(args.0).arg(args.1).arg(args.2).arg(args.3).arg(args.4).arg(args.5).arg(args.6);
+                inv.arg(args.0)
+                    .arg(args.1)
+                    .arg(args.2)
+                    .arg(args.3)
+                    .arg(args.4)
+                    .arg(args.5)
+                    .arg(args.6);
                 inv.invoke_async(&mut c).await
             })
             .await?;
         Ok(match code {
-            1 => Reservation::Granted { used, ticket: Ticket { id: req.id, generation: req.generation, nonce } },
+            1 => Reservation::Granted {
+                used,
+                ticket: Ticket {
+                    id: req.id,
+                    generation: req.generation,
+                    nonce,
+                },
+            },
             0 => Reservation::Exhausted,
             -1 => Reservation::Covered,
             _ => Reservation::Stale,
@@ -386,17 +454,31 @@ impl LinkStore for RedisStore {
             // One server: every commit of the batch in one round trip.
             let mut pipe = redis::pipe();
             for t in tickets {
-                pipe.cmd("ZREM").arg(self.gen_key("res", &t.id, t.generation)).arg(t.nonce).ignore();
+                pipe.cmd("ZREM")
+                    .arg(self.gen_key("res", &t.id, t.generation))
+                    .arg(t.nonce)
+                    .ignore();
             }
-            return self.run(|mut c| async move { pipe.query_async::<()>(&mut c).await }).await;
+            return self
+                .run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
+                .await;
         }
         // In a Cluster, tickets of different links live in different slots: one command each,
         // sent together over the multiplexed connection.
         let removals = tickets.iter().map(|t| {
             let key = self.gen_key("res", &t.id, t.generation);
-            self.run(move |mut c| async move { redis::cmd("ZREM").arg(key).arg(t.nonce).query_async::<i64>(&mut c).await })
+            self.run(move |mut c| async move {
+                redis::cmd("ZREM")
+                    .arg(key)
+                    .arg(t.nonce)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
         });
-        futures_util::future::join_all(removals).await.into_iter().try_for_each(|r| r.map(|_| ()))
+        futures_util::future::join_all(removals)
+            .await
+            .into_iter()
+            .try_for_each(|r| r.map(|_| ()))
     }
 
     async fn release(&self, ticket: Ticket, client: &str) -> Result<(), StoreError> {
@@ -406,7 +488,13 @@ impl LinkStore for RedisStore {
             self.grant_key(&ticket.id, ticket.generation, client),
         ];
         self.run(|mut c| async move {
-            self.release.key(&keys[0]).key(&keys[1]).key(&keys[2]).arg(ticket.nonce).invoke_async::<i64>(&mut c).await
+            self.release
+                .key(&keys[0])
+                .key(&keys[1])
+                .key(&keys[2])
+                .arg(ticket.nonce)
+                .invoke_async::<i64>(&mut c)
+                .await
         })
         .await
         .map(|_| ())
@@ -422,21 +510,39 @@ impl LinkStore for RedisStore {
             let key = self.gen_key("res", &t.id, t.generation);
             // Both commands touch one key, so this pipeline stays in one slot.
             let mut pipe = redis::pipe();
-            pipe.cmd("ZADD").arg(&key).arg("XX").arg(until).arg(t.nonce).ignore();
+            pipe.cmd("ZADD")
+                .arg(&key)
+                .arg("XX")
+                .arg(until)
+                .arg(t.nonce)
+                .ignore();
             pipe.cmd("PEXPIRE").arg(&key).arg(ttl * 2).ignore();
             self.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await })
         });
-        futures_util::future::join_all(renewals).await.into_iter().collect()
+        futures_util::future::join_all(renewals)
+            .await
+            .into_iter()
+            .collect()
     }
 
     async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError> {
         let key = self.gen_key("used", &id, generation);
-        self.run(|mut c| async move { redis::cmd("INCRBY").arg(key).arg(n).query_async::<i64>(&mut c).await }).await.map(|_| ())
+        self.run(|mut c| async move {
+            redis::cmd("INCRBY")
+                .arg(key)
+                .arg(n)
+                .query_async::<i64>(&mut c)
+                .await
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn usage(&self, id: LinkId, generation: u64) -> Result<u64, StoreError> {
         let key = self.gen_key("used", &id, generation);
-        let used: Option<i64> = self.run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await }).await?;
+        let used: Option<i64> = self
+            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await?;
         Ok(used.unwrap_or(0).max(0) as u64)
     }
 
@@ -448,13 +554,27 @@ impl LinkStore for RedisStore {
                 None => "-".to_string(),
             };
             self.run(move |mut c| async move {
-                redis::cmd("ZRANGE").arg(key).arg(start).arg("+").arg("BYLEX").arg("LIMIT").arg(0).arg(n).query_async(&mut c).await
+                redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg(start)
+                    .arg("+")
+                    .arg("BYLEX")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(n)
+                    .query_async(&mut c)
+                    .await
             })
         })
         .await
     }
 
-    async fn append_events(&self, id: LinkId, drafts: &[Draft], retention: Option<Duration>) -> Result<(), StoreError> {
+    async fn append_events(
+        &self,
+        id: LinkId,
+        drafts: &[Draft],
+        retention: Option<Duration>,
+    ) -> Result<(), StoreError> {
         let key = self.key("events", &id);
         let cutoff = match retention {
             Some(keep) => (time::OffsetDateTime::now_utc() - keep)
@@ -464,9 +584,20 @@ impl LinkStore for RedisStore {
         };
         for _ in 0..16 {
             let k = key.clone();
-            let tail: Option<Vec<u8>> = self.run(|mut c| async move { redis::cmd("LINDEX").arg(k).arg(-1).query_async(&mut c).await }).await?;
+            let tail: Option<Vec<u8>> = self
+                .run(|mut c| async move {
+                    redis::cmd("LINDEX")
+                        .arg(k)
+                        .arg(-1)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
             let tail: Option<Event> = tail
-                .map(|t| serde_json::from_slice(&t).map_err(|e| StoreError::Corrupt(format!("event record: {e}"))))
+                .map(|t| {
+                    serde_json::from_slice(&t)
+                        .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
+                })
                 .transpose()?;
             let json: Vec<Vec<u8>> = seal(id, tail.as_ref(), drafts)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?
@@ -489,20 +620,41 @@ impl LinkStore for RedisStore {
                 return Ok(());
             }
         }
-        Err(StoreError::Unavailable(format!("events of link {id} kept changing; gave up")))
+        Err(StoreError::Unavailable(format!(
+            "events of link {id} kept changing; gave up"
+        )))
     }
 
     async fn events(&self, id: LinkId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let key = self.key("events", &id);
         let k = key.clone();
-        let head: Option<Vec<u8>> = self.run(|mut c| async move { redis::cmd("LINDEX").arg(k).arg(0).query_async(&mut c).await }).await?;
-        let Some(head) = head else { return Ok(Vec::new()) };
-        let first: Event = serde_json::from_slice(&head).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?;
+        let head: Option<Vec<u8>> = self
+            .run(
+                |mut c| async move { redis::cmd("LINDEX").arg(k).arg(0).query_async(&mut c).await },
+            )
+            .await?;
+        let Some(head) = head else {
+            return Ok(Vec::new());
+        };
+        let first: Event = serde_json::from_slice(&head)
+            .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?;
         let start = after.saturating_add(1).saturating_sub(first.seq) as i64;
         let stop = start + limit.max(1) as i64 - 1;
-        let raw: Vec<Vec<u8>> = self.run(|mut c| async move { redis::cmd("LRANGE").arg(key).arg(start).arg(stop).query_async(&mut c).await }).await?;
+        let raw: Vec<Vec<u8>> = self
+            .run(|mut c| async move {
+                redis::cmd("LRANGE")
+                    .arg(key)
+                    .arg(start)
+                    .arg(stop)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
         raw.iter()
-            .map(|r| serde_json::from_slice(r).map_err(|e| StoreError::Corrupt(format!("event record: {e}"))))
+            .map(|r| {
+                serde_json::from_slice(r)
+                    .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
+            })
             .filter(|e| !matches!(e, Ok(Event { seq, .. }) if *seq <= after))
             .collect()
     }
@@ -510,7 +662,16 @@ impl LinkStore for RedisStore {
     async fn hit(&self, key: &str, window: Duration, incr: u64) -> Result<u64, StoreError> {
         let key = format!("{}:eph:{key}", self.opts.prefix);
         let ms = window.as_millis().max(1) as u64;
-        let v: i64 = self.run(|mut c| async move { self.hit.key(key).arg(incr).arg(ms).invoke_async(&mut c).await }).await?;
+        let v: i64 = self
+            .run(|mut c| async move {
+                self.hit
+                    .key(key)
+                    .arg(incr)
+                    .arg(ms)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
         Ok(v.max(0) as u64)
     }
 
@@ -518,7 +679,16 @@ impl LinkStore for RedisStore {
         let key = format!("{}:eph:{key}", self.opts.prefix);
         let ms = ttl.as_millis().max(1) as u64;
         let set: Option<String> = self
-            .run(|mut c| async move { redis::cmd("SET").arg(key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut c).await })
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async(&mut c)
+                    .await
+            })
             .await?;
         Ok(set.is_some())
     }
@@ -526,17 +696,29 @@ impl LinkStore for RedisStore {
     async fn kv_put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
         let key = format!("{}:eph:{key}", self.opts.prefix);
         let (value, ms) = (value.to_vec(), ttl.as_millis().max(1) as u64);
-        self.run(|mut c| async move { redis::cmd("SET").arg(key).arg(value).arg("PX").arg(ms).query_async::<()>(&mut c).await }).await
+        self.run(|mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ms)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
     }
 
     async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = format!("{}:eph:{key}", self.opts.prefix);
-        self.run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await }).await
+        self.run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await
     }
 
     async fn kv_del(&self, key: &str) -> Result<(), StoreError> {
         let key = format!("{}:eph:{key}", self.opts.prefix);
-        self.run(|mut c| async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await }).await.map(|_| ())
+        self.run(|mut c| async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await })
+            .await
+            .map(|_| ())
     }
 
     async fn follow_changes(&self, on_change: OnChange) {
@@ -546,7 +728,12 @@ impl LinkStore for RedisStore {
         }
         let channel = self.channel();
         for client in clients.iter().cycle() {
-            match tokio::time::timeout(self.opts.timeout.max(Duration::from_secs(1)), client.get_async_pubsub()).await {
+            match tokio::time::timeout(
+                self.opts.timeout.max(Duration::from_secs(1)),
+                client.get_async_pubsub(),
+            )
+            .await
+            {
                 Ok(Ok(mut pubsub)) => {
                     if let Err(e) = pubsub.subscribe(&channel).await {
                         tracing::warn!(error = %e, "could not subscribe to link changes");
@@ -565,7 +752,9 @@ impl LinkStore for RedisStore {
                         tracing::warn!("lost the link-change subscription; reconnecting");
                     }
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "cannot reach redis to follow link changes"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot reach redis to follow link changes")
+                }
                 Err(_) => tracing::warn!("timed out connecting to redis to follow link changes"),
             }
             tokio::time::sleep(Duration::from_millis(250)).await;

@@ -27,7 +27,10 @@ use serde::Deserialize;
 use crate::config::ConfigError;
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), message: message.into() }
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
 }
 
 /// One `[stores.NAME]` table as written.
@@ -152,7 +155,10 @@ impl std::fmt::Debug for HttpStoreConfig {
         f.debug_struct("HttpStoreConfig")
             .field("name", &self.name)
             .field("origins", &self.origins)
-            .field("auth_header", &self.auth_header.as_ref().map(|(n, _)| n.as_str()))
+            .field(
+                "auth_header",
+                &self.auth_header.as_ref().map(|(n, _)| n.as_str()),
+            )
             .field("health_check_path", &self.health_check_path)
             .finish()
     }
@@ -199,7 +205,11 @@ pub struct DirStoreConfig {
 }
 
 /// Checks one `[stores.NAME]` table; relative `root`s are relative to `base_dir`.
-pub fn parse_store(name: &str, store: RawStore, base_dir: &Path) -> Result<StoreConfig, ConfigError> {
+pub fn parse_store(
+    name: &str,
+    store: RawStore,
+    base_dir: &Path,
+) -> Result<StoreConfig, ConfigError> {
     let prefix = format!("stores.{name}");
     let only = |kind: &str, allowed: &[&str], store: &RawStore| -> Result<(), ConfigError> {
         let given: [(&str, bool); 18] = [
@@ -208,7 +218,10 @@ pub fn parse_store(name: &str, store: RawStore, base_dir: &Path) -> Result<Store
             ("auth_header", store.auth_header.is_some()),
             ("auth", store.auth.is_some()),
             ("health_check_path", store.health_check_path.is_some()),
-            ("health_check_interval_ms", store.health_check_interval_ms.is_some()),
+            (
+                "health_check_interval_ms",
+                store.health_check_interval_ms.is_some(),
+            ),
             ("connect_timeout_ms", store.connect_timeout_ms.is_some()),
             ("read_timeout_ms", store.read_timeout_ms.is_some()),
             ("endpoint", store.endpoint.is_some()),
@@ -222,25 +235,64 @@ pub fn parse_store(name: &str, store: RawStore, base_dir: &Path) -> Result<Store
             ("root", store.root.is_some()),
             ("kind", false),
         ];
-        match given.iter().find(|(key, set)| *set && !allowed.contains(key)) {
-            Some((key, _)) => Err(invalid(format!("{prefix}.{key}"), format!("is not a setting of `{kind}` stores"))),
+        match given
+            .iter()
+            .find(|(key, set)| *set && !allowed.contains(key))
+        {
+            Some((key, _)) => Err(invalid(
+                format!("{prefix}.{key}"),
+                format!("is not a setting of `{kind}` stores"),
+            )),
             None => Ok(()),
         }
     };
     match store.kind.as_str() {
         "http" => {
-            only("http", &["url", "urls", "auth_header", "auth", "health_check_path", "health_check_interval_ms", "connect_timeout_ms", "read_timeout_ms"], &store)?;
+            only(
+                "http",
+                &[
+                    "url",
+                    "urls",
+                    "auth_header",
+                    "auth",
+                    "health_check_path",
+                    "health_check_interval_ms",
+                    "connect_timeout_ms",
+                    "read_timeout_ms",
+                ],
+                &store,
+            )?;
             Ok(StoreConfig::Http(http_store(&prefix, name, store)?))
         }
         "s3" => {
-            only("s3", &["endpoint", "region", "bucket", "prefix", "path_style", "access_key_id", "secret_access_key", "session_token", "connect_timeout_ms", "read_timeout_ms"], &store)?;
-            Ok(StoreConfig::S3(s3_store(&prefix, name, store, &|k| std::env::var(k).ok())?))
+            only(
+                "s3",
+                &[
+                    "endpoint",
+                    "region",
+                    "bucket",
+                    "prefix",
+                    "path_style",
+                    "access_key_id",
+                    "secret_access_key",
+                    "session_token",
+                    "connect_timeout_ms",
+                    "read_timeout_ms",
+                ],
+                &store,
+            )?;
+            Ok(StoreConfig::S3(s3_store(&prefix, name, store, &|k| {
+                std::env::var(k).ok()
+            })?))
         }
         "dir" => {
             only("dir", &["root"], &store)?;
             Ok(StoreConfig::Dir(dir_store(&prefix, name, store, base_dir)?))
         }
-        other => Err(invalid(format!("{prefix}.kind"), format!("`{other}` is not one of \"http\", \"s3\", \"dir\""))),
+        other => Err(invalid(
+            format!("{prefix}.kind"),
+            format!("`{other}` is not one of \"http\", \"s3\", \"dir\""),
+        )),
     }
 }
 
@@ -258,13 +310,17 @@ fn origin(key: &str, url: &str) -> Result<OriginConfig, ConfigError> {
         None => (rest, "/"),
     };
     if authority.is_empty() || authority.contains('@') {
-        return Err(invalid(key, "must name a host (credentials in the URL are not accepted; use auth)"));
+        return Err(invalid(
+            key,
+            "must name a host (credentials in the URL are not accepted; use auth)",
+        ));
     }
     if path.contains(['?', '#']) {
         return Err(invalid(key, "must not have a query or fragment"));
     }
     let default_port = if tls { 443 } else { 80 };
-    let (host, port) = split_host_port(authority, default_port).ok_or_else(|| invalid(key, "has an invalid host or port"))?;
+    let (host, port) = split_host_port(authority, default_port)
+        .ok_or_else(|| invalid(key, "has an invalid host or port"))?;
     // Resolved once at start, off the request path (Pingora's HttpPeer must not resolve per request).
     let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
         .map_err(|e| invalid(key, format!("cannot resolve `{host}`: {e}")))?
@@ -274,9 +330,22 @@ fn origin(key: &str, url: &str) -> Result<OriginConfig, ConfigError> {
     if !base_path.ends_with('/') {
         base_path.push('/');
     }
-    let host_header = if port == default_port { host.clone() } else { format!("{host}:{port}") };
-    let sni = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    Ok(OriginConfig { tls, host_header, sni, addr, base_path })
+    let host_header = if port == default_port {
+        host.clone()
+    } else {
+        format!("{host}:{port}")
+    };
+    let sni = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Ok(OriginConfig {
+        tls,
+        host_header,
+        sni,
+        addr,
+        base_path,
+    })
 }
 
 fn timeouts(store: &RawStore) -> (Duration, Duration) {
@@ -287,23 +356,38 @@ fn timeouts(store: &RawStore) -> (Duration, Duration) {
 }
 
 fn header_value(key: &str, value: &str) -> Result<http::HeaderValue, ConfigError> {
-    let mut value = http::HeaderValue::from_str(value).map_err(|_| invalid(key, "is not a valid header value"))?;
+    let mut value = http::HeaderValue::from_str(value)
+        .map_err(|_| invalid(key, "is not a valid header value"))?;
     value.set_sensitive(true);
     Ok(value)
 }
 
-fn auth(prefix: &str, store: &RawStore) -> Result<Option<(http::HeaderName, http::HeaderValue)>, ConfigError> {
+fn auth(
+    prefix: &str,
+    store: &RawStore,
+) -> Result<Option<(http::HeaderName, http::HeaderValue)>, ConfigError> {
     let header = |key: &str, name: &str, value: &str| -> Result<_, ConfigError> {
-        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid(format!("{key}.name"), "is not a valid header name"))?;
+        let name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid(format!("{key}.name"), "is not a valid header name"))?;
         Ok(Some((name, header_value(&format!("{key}.value"), value)?)))
     };
     match (&store.auth_header, &store.auth) {
-        (Some(_), Some(_)) => Err(invalid(format!("{prefix}.auth"), "give either auth or auth_header, not both")),
+        (Some(_), Some(_)) => Err(invalid(
+            format!("{prefix}.auth"),
+            "give either auth or auth_header, not both",
+        )),
         (None, None) => Ok(None),
         (Some(h), None) => header(&format!("{prefix}.auth_header"), &h.name, &h.value),
         (None, Some(a)) => {
             let key = format!("{prefix}.auth");
-            let need = |v: &Option<String>, field: &str| v.clone().ok_or_else(|| invalid(format!("{key}.{field}"), format!("is required for `{}` auth", a.kind)));
+            let need = |v: &Option<String>, field: &str| {
+                v.clone().ok_or_else(|| {
+                    invalid(
+                        format!("{key}.{field}"),
+                        format!("is required for `{}` auth", a.kind),
+                    )
+                })
+            };
             match a.kind.as_str() {
                 "basic" => {
                     let user = need(&a.username, "username")?;
@@ -311,15 +395,27 @@ fn auth(prefix: &str, store: &RawStore) -> Result<Option<(http::HeaderName, http
                         return Err(invalid(format!("{key}.username"), "must not contain `:`"));
                     }
                     let pair = format!("{user}:{}", need(&a.password, "password")?);
-                    let value = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
-                    Ok(Some((http::header::AUTHORIZATION, header_value(&key, &value)?)))
+                    let value = format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair)
+                    );
+                    Ok(Some((
+                        http::header::AUTHORIZATION,
+                        header_value(&key, &value)?,
+                    )))
                 }
                 "bearer" => {
                     let value = format!("Bearer {}", need(&a.token, "token")?);
-                    Ok(Some((http::header::AUTHORIZATION, header_value(&format!("{key}.token"), &value)?)))
+                    Ok(Some((
+                        http::header::AUTHORIZATION,
+                        header_value(&format!("{key}.token"), &value)?,
+                    )))
                 }
                 "header" => header(&key, &need(&a.name, "name")?, &need(&a.value, "value")?),
-                other => Err(invalid(format!("{key}.kind"), format!("`{other}` is not one of \"basic\", \"bearer\", \"header\""))),
+                other => Err(invalid(
+                    format!("{key}.kind"),
+                    format!("`{other}` is not one of \"basic\", \"bearer\", \"header\""),
+                )),
             }
         }
     }
@@ -327,13 +423,30 @@ fn auth(prefix: &str, store: &RawStore) -> Result<Option<(http::HeaderName, http
 
 fn http_store(prefix: &str, name: &str, store: RawStore) -> Result<HttpStoreConfig, ConfigError> {
     let urls: Vec<(String, String)> = match (&store.url, &store.urls) {
-        (Some(_), Some(_)) => return Err(invalid(format!("{prefix}.urls"), "give either url or urls, not both")),
-        (Some(u), None) => vec![(format!("{prefix}.url"), u.clone())],
-        (None, Some(list)) if !list.is_empty() && list.len() <= 64 => {
-            list.iter().enumerate().map(|(i, u)| (format!("{prefix}.urls[{i}]"), u.clone())).collect()
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                format!("{prefix}.urls"),
+                "give either url or urls, not both",
+            ))
         }
-        (None, Some(_)) => return Err(invalid(format!("{prefix}.urls"), "must list 1 to 64 origin URLs")),
-        (None, None) => return Err(invalid(format!("{prefix}.url"), "is required for an http store (or urls, a list)")),
+        (Some(u), None) => vec![(format!("{prefix}.url"), u.clone())],
+        (None, Some(list)) if !list.is_empty() && list.len() <= 64 => list
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (format!("{prefix}.urls[{i}]"), u.clone()))
+            .collect(),
+        (None, Some(_)) => {
+            return Err(invalid(
+                format!("{prefix}.urls"),
+                "must list 1 to 64 origin URLs",
+            ))
+        }
+        (None, None) => {
+            return Err(invalid(
+                format!("{prefix}.url"),
+                "is required for an http store (or urls, a list)",
+            ))
+        }
     };
     let mut origins: Vec<OriginConfig> = Vec::with_capacity(urls.len());
     for (key, url) in &urls {
@@ -345,7 +458,10 @@ fn http_store(prefix: &str, name: &str, store: RawStore) -> Result<HttpStoreConf
     }
     let health_check_path = match store.health_check_path.clone() {
         Some(p) if !p.starts_with('/') || p.contains(char::is_whitespace) => {
-            return Err(invalid(format!("{prefix}.health_check_path"), "must be a path starting with `/`"))
+            return Err(invalid(
+                format!("{prefix}.health_check_path"),
+                "must be a path starting with `/`",
+            ))
         }
         other => other,
     };
@@ -357,29 +473,60 @@ fn http_store(prefix: &str, name: &str, store: RawStore) -> Result<HttpStoreConf
         connect_timeout,
         read_timeout,
         health_check_path,
-        health_check_interval: Duration::from_millis(store.health_check_interval_ms.unwrap_or(5_000).max(100)),
+        health_check_interval: Duration::from_millis(
+            store.health_check_interval_ms.unwrap_or(5_000).max(100),
+        ),
     })
 }
 
-fn s3_store(prefix: &str, name: &str, store: RawStore, env: &dyn Fn(&str) -> Option<String>) -> Result<S3StoreConfig, ConfigError> {
-    let region = store.region.clone().unwrap_or_else(|| "us-east-1".to_string());
-    if region.is_empty() || !region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(invalid(format!("{prefix}.region"), "must be a region name like eu-west-1"));
+fn s3_store(
+    prefix: &str,
+    name: &str,
+    store: RawStore,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<S3StoreConfig, ConfigError> {
+    let region = store
+        .region
+        .clone()
+        .unwrap_or_else(|| "us-east-1".to_string());
+    if region.is_empty()
+        || !region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return Err(invalid(
+            format!("{prefix}.region"),
+            "must be a region name like eu-west-1",
+        ));
     }
-    let bucket = store.bucket.clone().ok_or_else(|| invalid(format!("{prefix}.bucket"), "is required for an s3 store"))?;
+    let bucket = store
+        .bucket
+        .clone()
+        .ok_or_else(|| invalid(format!("{prefix}.bucket"), "is required for an s3 store"))?;
     let bucket_ok = (3..=63).contains(&bucket.len())
-        && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && !bucket.starts_with(['-', '.'])
         && !bucket.ends_with(['-', '.']);
     if !bucket_ok {
-        return Err(invalid(format!("{prefix}.bucket"), "must be a bucket name (3 to 63 of a-z, 0-9, `-`, `.`)"));
+        return Err(invalid(
+            format!("{prefix}.bucket"),
+            "must be a bucket name (3 to 63 of a-z, 0-9, `-`, `.`)",
+        ));
     }
     let path_style = store.path_style.unwrap_or(true);
-    let endpoint = store.endpoint.clone().unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let endpoint = store
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
     let key = format!("{prefix}.endpoint");
     let mut origin = origin(&key, &endpoint)?;
     if origin.base_path != "/" {
-        return Err(invalid(key, "must not have a path (the bucket is given by `bucket`)"));
+        return Err(invalid(
+            key,
+            "must not have a path (the bucket is given by `bucket`)",
+        ));
     }
     if path_style {
         origin.base_path = format!("/{bucket}/");
@@ -388,17 +535,33 @@ fn s3_store(prefix: &str, name: &str, store: RawStore, env: &dyn Fn(&str) -> Opt
         origin.sni = format!("{bucket}.{}", origin.sni);
     }
     let object_prefix = store.prefix.clone().unwrap_or_default();
-    if !object_prefix.is_empty() && (object_prefix.starts_with('/') || crate::stores::check_object_key(&object_prefix.replace('/', "/x")).is_err()) {
-        return Err(invalid(format!("{prefix}.prefix"), "must be a key prefix like `shares/` (no leading `/`, no `..`)"));
+    if !object_prefix.is_empty()
+        && (object_prefix.starts_with('/')
+            || crate::stores::check_object_key(&object_prefix.replace('/', "/x")).is_err())
+    {
+        return Err(invalid(
+            format!("{prefix}.prefix"),
+            "must be a key prefix like `shares/` (no leading `/`, no `..`)",
+        ));
     }
-    let from_env = |var: &str, given: &Option<String>| given.clone().or_else(|| env(var)).filter(|v| !v.is_empty());
+    let from_env = |var: &str, given: &Option<String>| {
+        given.clone().or_else(|| env(var)).filter(|v| !v.is_empty())
+    };
     let access_key_id = from_env("AWS_ACCESS_KEY_ID", &store.access_key_id);
     let secret_access_key = from_env("AWS_SECRET_ACCESS_KEY", &store.secret_access_key);
     let (access_key_id, secret_access_key) = match (access_key_id, secret_access_key) {
         (Some(a), Some(s)) => (a, s),
-        (None, _) => return Err(invalid(format!("{prefix}.access_key_id"), "is required (or AWS_ACCESS_KEY_ID in the environment)")),
+        (None, _) => {
+            return Err(invalid(
+                format!("{prefix}.access_key_id"),
+                "is required (or AWS_ACCESS_KEY_ID in the environment)",
+            ))
+        }
         (_, None) => {
-            return Err(invalid(format!("{prefix}.secret_access_key"), "is required (or AWS_SECRET_ACCESS_KEY in the environment)"))
+            return Err(invalid(
+                format!("{prefix}.secret_access_key"),
+                "is required (or AWS_SECRET_ACCESS_KEY in the environment)",
+            ))
         }
     };
     let session_token = match store.session_token.clone() {
@@ -413,21 +576,40 @@ fn s3_store(prefix: &str, name: &str, store: RawStore, env: &dyn Fn(&str) -> Opt
         region,
         bucket,
         prefix: object_prefix,
-        credentials: S3Credentials { access_key_id, secret_access_key, session_token },
+        credentials: S3Credentials {
+            access_key_id,
+            secret_access_key,
+            session_token,
+        },
         connect_timeout,
         read_timeout,
     })
 }
 
-fn dir_store(prefix: &str, name: &str, store: RawStore, base_dir: &Path) -> Result<DirStoreConfig, ConfigError> {
+fn dir_store(
+    prefix: &str,
+    name: &str,
+    store: RawStore,
+    base_dir: &Path,
+) -> Result<DirStoreConfig, ConfigError> {
     let key = format!("{prefix}.root");
-    let root = store.root.ok_or_else(|| invalid(&key, "is required for a dir store"))?;
-    let root = if root.is_relative() { base_dir.join(root) } else { root };
-    let root = std::fs::canonicalize(&root).map_err(|e| invalid(&key, format!("{}: {e}", root.display())))?;
+    let root = store
+        .root
+        .ok_or_else(|| invalid(&key, "is required for a dir store"))?;
+    let root = if root.is_relative() {
+        base_dir.join(root)
+    } else {
+        root
+    };
+    let root = std::fs::canonicalize(&root)
+        .map_err(|e| invalid(&key, format!("{}: {e}", root.display())))?;
     if !root.is_dir() {
         return Err(invalid(&key, format!("{} is not a folder", root.display())));
     }
-    Ok(DirStoreConfig { name: name.to_string(), root })
+    Ok(DirStoreConfig {
+        name: name.to_string(),
+        root,
+    })
 }
 
 pub fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
@@ -458,7 +640,9 @@ mod tests {
     }
 
     fn err(text: &str) -> String {
-        parse_store("s", raw(text), Path::new("/")).unwrap_err().to_string()
+        parse_store("s", raw(text), Path::new("/"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -487,12 +671,23 @@ mod tests {
 
     #[test]
     fn bad_store_settings_are_named() {
-        assert!(err("kind = \"http\"\nurls = [\"http://127.0.0.1:81\", \"http://127.0.0.1:81/x\"]").contains("stores.s.urls[1]"));
+        assert!(err(
+            "kind = \"http\"\nurls = [\"http://127.0.0.1:81\", \"http://127.0.0.1:81/x\"]"
+        )
+        .contains("stores.s.urls[1]"));
         assert!(err("kind = \"http\"\nurls = []").contains("stores.s.urls"));
-        assert!(err("kind = \"http\"\nurl = \"http://127.0.0.1:81\"\nauth = { kind = \"digest\" }").contains("stores.s.auth.kind"));
+        assert!(err(
+            "kind = \"http\"\nurl = \"http://127.0.0.1:81\"\nauth = { kind = \"digest\" }"
+        )
+        .contains("stores.s.auth.kind"));
         assert!(err("kind = \"http\"\nurl = \"http://127.0.0.1:81\"\nauth = { kind = \"basic\", username = \"u\" }").contains("stores.s.auth.password"));
-        assert!(err("kind = \"http\"\nurl = \"http://127.0.0.1:81\"\nbucket = \"b\"").contains("stores.s.bucket"));
-        assert!(err("kind = \"dir\"\nroot = \"/nonexistent-linkgate-root\"").contains("stores.s.root"));
+        assert!(
+            err("kind = \"http\"\nurl = \"http://127.0.0.1:81\"\nbucket = \"b\"")
+                .contains("stores.s.bucket")
+        );
+        assert!(
+            err("kind = \"dir\"\nroot = \"/nonexistent-linkgate-root\"").contains("stores.s.root")
+        );
         assert!(err("kind = \"dir\"").contains("stores.s.root"));
         assert!(err("kind = \"s3\"\nendpoint = \"http://127.0.0.1:9\"\nbucket = \"B!\"\naccess_key_id = \"a\"\nsecret_access_key = \"s\"").contains("stores.s.bucket"));
     }
@@ -510,9 +705,19 @@ mod tests {
         assert_eq!(c.credentials.access_key_id, "AKID");
         assert_eq!(c.credentials.session_token.as_deref(), Some("TOKEN"));
         assert_eq!(c.origin.base_path, "/docs/");
-        let e = s3_store("stores.s", "s", raw(text), &|_| None).unwrap_err().to_string();
+        let e = s3_store("stores.s", "s", raw(text), &|_| None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("stores.s.access_key_id"), "{e}");
-        let hosted = s3_store("stores.s", "s", raw(&format!("{text}\npath_style = false\naccess_key_id = \"a\"\nsecret_access_key = \"b\"")), &|_| None).unwrap();
+        let hosted = s3_store(
+            "stores.s",
+            "s",
+            raw(&format!(
+                "{text}\npath_style = false\naccess_key_id = \"a\"\nsecret_access_key = \"b\""
+            )),
+            &|_| None,
+        )
+        .unwrap();
         assert_eq!(hosted.origin.host_header, "docs.127.0.0.1:9000");
         assert_eq!(hosted.origin.base_path, "/");
         assert!(hosted.credentials.session_token.is_none());
@@ -521,7 +726,10 @@ mod tests {
     #[test]
     fn host_port_split() {
         assert_eq!(split_host_port("[::1]:81", 80), Some(("::1".into(), 81)));
-        assert_eq!(split_host_port("example.org", 443), Some(("example.org".into(), 443)));
+        assert_eq!(
+            split_host_port("example.org", 443),
+            Some(("example.org".into(), 443))
+        );
         assert_eq!(split_host_port("a:b", 80), None);
     }
 }

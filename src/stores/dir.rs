@@ -20,8 +20,8 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 use super::check_object_key;
-use super::pace::{chunk_for, Streaming, MIN_CHUNK};
 use super::config::DirStoreConfig;
+use super::pace::{chunk_for, Streaming, MIN_CHUNK};
 use crate::metrics::{metrics, StoreSeries};
 
 /// Why a key is not served.
@@ -63,13 +63,23 @@ pub struct FileMeta {
 impl FileMeta {
     fn of(m: &std::fs::Metadata) -> FileMeta {
         let modified = m.modified().unwrap_or(UNIX_EPOCH);
-        let secs = modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        FileMeta { size: m.len(), modified, etag: format!("\"{secs:x}-{:x}\"", m.len()) }
+        let secs = modified
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        FileMeta {
+            size: m.len(),
+            modified,
+            etag: format!("\"{secs:x}-{:x}\"", m.len()),
+        }
     }
 
     /// Last-Modified at one-second precision (what HTTP dates carry).
     fn modified_secs(&self) -> u64 {
-        self.modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        self.modified
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
     }
 }
 
@@ -78,14 +88,21 @@ impl FileMeta {
 pub enum Plan {
     Full,
     /// Bytes `start..=end`.
-    Partial { start: u64, end: u64 },
+    Partial {
+        start: u64,
+        end: u64,
+    },
     NotModified,
     PreconditionFailed,
     Unsatisfiable,
 }
 
 fn date_secs(value: &str) -> Option<u64> {
-    httpdate::parse_http_date(value).ok()?.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+    httpdate::parse_http_date(value)
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 /// Whether an `If-Match`/`If-None-Match` list names `etag` (`weak`: W/ prefixes ignored).
@@ -112,7 +129,11 @@ fn parse_range(value: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
         return Some(Ok((size.saturating_sub(n), size - 1)));
     }
     let start: u64 = first.parse().ok()?;
-    let end: u64 = if last.is_empty() { u64::MAX } else { last.parse().ok()? };
+    let end: u64 = if last.is_empty() {
+        u64::MAX
+    } else {
+        last.parse().ok()?
+    };
     if end < start {
         return None;
     }
@@ -143,7 +164,9 @@ pub fn plan(method: &Method, headers: &HeaderMap, meta: &FileMeta) -> Plan {
             return Plan::NotModified;
         }
     }
-    let Some(range) = get(header::RANGE) else { return Plan::Full };
+    let Some(range) = get(header::RANGE) else {
+        return Plan::Full;
+    };
     if let Some(validator) = get(header::IF_RANGE) {
         let current = if validator.starts_with('"') {
             validator == meta.etag
@@ -163,7 +186,11 @@ pub fn plan(method: &Method, headers: &HeaderMap, meta: &FileMeta) -> Plan {
 
 /// A content type from the file name's extension.
 pub fn content_type(path: &Path) -> &'static str {
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
     match ext.as_str() {
         "pdf" => "application/pdf",
         "txt" | "log" | "md" => "text/plain; charset=utf-8",
@@ -201,7 +228,12 @@ fn read_chunk(file: &File, offset: u64, mut buf: BytesMut) -> std::io::Result<By
     let mut filled = 0;
     while filled < len {
         match file.read_at(&mut buf[filled..], offset + filled as u64) {
-            Ok(0) => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being sent")),
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "file shrank while being sent",
+                ))
+            }
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -211,7 +243,10 @@ fn read_chunk(file: &File, offset: u64, mut buf: BytesMut) -> std::io::Result<By
 }
 
 fn io_error(e: impl std::fmt::Display) -> Box<pingora::Error> {
-    pingora::Error::explain(pingora::ErrorType::ReadError, format!("reading a dir store file: {e}"))
+    pingora::Error::explain(
+        pingora::ErrorType::ReadError,
+        format!("reading a dir store file: {e}"),
+    )
 }
 
 pub struct DirStore {
@@ -246,10 +281,14 @@ impl DirStore {
         let key = key.to_string();
         tokio::task::spawn_blocking(move || {
             let path = DirStore::resolve_blocking(&root, &key)?;
-            let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => DirError::NotFound,
-                _ => DirError::Io(e),
-            })?;
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => DirError::NotFound,
+                    _ => DirError::Io(e),
+                })?;
             let m = file.metadata()?;
             if !m.is_file() {
                 return Err(DirError::NotAFile);
@@ -267,14 +306,23 @@ impl DirStore {
     /// Ready when the root is a folder the gateway can list.
     pub async fn ready(&self) -> Result<(), String> {
         let root = self.config.root.clone();
-        tokio::task::spawn_blocking(move || std::fs::read_dir(&root).map(|_| ()).map_err(|e| format!("{}: {e}", root.display())))
-            .await
-            .map_err(|e| e.to_string())?
+        tokio::task::spawn_blocking(move || {
+            std::fs::read_dir(&root)
+                .map(|_| ())
+                .map_err(|e| format!("{}: {e}", root.display()))
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
 
     /// Answers the request for `key` from the folder; `decorate` adds the gateway's own headers
     /// (disposition, caching) to a successful answer.
-    pub async fn serve<F>(&self, session: &mut Session, key: &str, decorate: F) -> Result<(), ServeError>
+    pub async fn serve<F>(
+        &self,
+        session: &mut Session,
+        key: &str,
+        decorate: F,
+    ) -> Result<(), ServeError>
     where
         F: FnOnce(&mut ResponseHeader) -> pingora::Result<()>,
     {
@@ -306,13 +354,19 @@ impl DirStore {
         let mut resp = ResponseHeader::build(status, Some(10))?;
         resp.insert_header(header::ACCEPT_RANGES, "bytes")?;
         resp.insert_header(header::ETAG, meta.etag.as_str())?;
-        resp.insert_header(header::LAST_MODIFIED, httpdate::fmt_http_date(meta.modified))?;
+        resp.insert_header(
+            header::LAST_MODIFIED,
+            httpdate::fmt_http_date(meta.modified),
+        )?;
         match plan {
             Plan::Full | Plan::Partial { .. } => {
                 resp.insert_header(header::CONTENT_TYPE, content_type(&path))?;
                 resp.insert_header(header::CONTENT_LENGTH, length)?;
                 if let Some((start, end)) = range.filter(|_| status == 206) {
-                    resp.insert_header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{}", meta.size))?;
+                    resp.insert_header(
+                        header::CONTENT_RANGE,
+                        format!("bytes {start}-{end}/{}", meta.size),
+                    )?;
                 }
                 decorate(&mut resp)?;
             }
@@ -330,7 +384,9 @@ impl DirStore {
         if !body {
             return Ok(());
         }
-        let Some((mut offset, _)) = range else { return Ok(()) };
+        let Some((mut offset, _)) = range else {
+            return Ok(());
+        };
         let _streaming = Streaming::start();
         let file = Arc::new(file);
         let read = |offset: u64, len: usize| {
@@ -360,13 +416,20 @@ mod tests {
     use super::*;
 
     fn meta() -> FileMeta {
-        FileMeta { size: 1000, modified: UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000), etag: "\"abc-3e8\"".into() }
+        FileMeta {
+            size: 1000,
+            modified: UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+            etag: "\"abc-3e8\"".into(),
+        }
     }
 
     fn plan_for(headers: &[(&str, &str)]) -> Plan {
         let mut h = HeaderMap::new();
         for (k, v) in headers {
-            h.insert(header::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.insert(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         plan(&Method::GET, &h, &meta())
     }
@@ -374,10 +437,31 @@ mod tests {
     #[test]
     fn ranges() {
         assert_eq!(plan_for(&[]), Plan::Full);
-        assert_eq!(plan_for(&[("range", "bytes=0-99")]), Plan::Partial { start: 0, end: 99 });
-        assert_eq!(plan_for(&[("range", "bytes=990-")]), Plan::Partial { start: 990, end: 999 });
-        assert_eq!(plan_for(&[("range", "bytes=-10")]), Plan::Partial { start: 990, end: 999 });
-        assert_eq!(plan_for(&[("range", "bytes=500-5000")]), Plan::Partial { start: 500, end: 999 });
+        assert_eq!(
+            plan_for(&[("range", "bytes=0-99")]),
+            Plan::Partial { start: 0, end: 99 }
+        );
+        assert_eq!(
+            plan_for(&[("range", "bytes=990-")]),
+            Plan::Partial {
+                start: 990,
+                end: 999
+            }
+        );
+        assert_eq!(
+            plan_for(&[("range", "bytes=-10")]),
+            Plan::Partial {
+                start: 990,
+                end: 999
+            }
+        );
+        assert_eq!(
+            plan_for(&[("range", "bytes=500-5000")]),
+            Plan::Partial {
+                start: 500,
+                end: 999
+            }
+        );
         assert_eq!(plan_for(&[("range", "bytes=1000-")]), Plan::Unsatisfiable);
         assert_eq!(plan_for(&[("range", "bytes=0-1,5-6")]), Plan::Full);
         assert_eq!(plan_for(&[("range", "items=0-1")]), Plan::Full);
@@ -388,17 +472,41 @@ mod tests {
     fn conditionals() {
         let date = httpdate::fmt_http_date(meta().modified);
         let earlier = httpdate::fmt_http_date(meta().modified - std::time::Duration::from_secs(60));
-        assert_eq!(plan_for(&[("if-none-match", "\"abc-3e8\"")]), Plan::NotModified);
-        assert_eq!(plan_for(&[("if-none-match", "W/\"abc-3e8\"")]), Plan::NotModified);
+        assert_eq!(
+            plan_for(&[("if-none-match", "\"abc-3e8\"")]),
+            Plan::NotModified
+        );
+        assert_eq!(
+            plan_for(&[("if-none-match", "W/\"abc-3e8\"")]),
+            Plan::NotModified
+        );
         assert_eq!(plan_for(&[("if-none-match", "\"other\"")]), Plan::Full);
         assert_eq!(plan_for(&[("if-modified-since", &date)]), Plan::NotModified);
         assert_eq!(plan_for(&[("if-modified-since", &earlier)]), Plan::Full);
-        assert_eq!(plan_for(&[("if-match", "\"other\"")]), Plan::PreconditionFailed);
-        assert_eq!(plan_for(&[("if-unmodified-since", &earlier)]), Plan::PreconditionFailed);
-        assert_eq!(plan_for(&[("range", "bytes=0-9"), ("if-range", "\"abc-3e8\"")]), Plan::Partial { start: 0, end: 9 });
-        assert_eq!(plan_for(&[("range", "bytes=0-9"), ("if-range", "\"stale\"")]), Plan::Full);
-        assert_eq!(plan_for(&[("range", "bytes=0-9"), ("if-range", &date)]), Plan::Partial { start: 0, end: 9 });
-        assert_eq!(plan_for(&[("range", "bytes=0-9"), ("if-range", &earlier)]), Plan::Full);
+        assert_eq!(
+            plan_for(&[("if-match", "\"other\"")]),
+            Plan::PreconditionFailed
+        );
+        assert_eq!(
+            plan_for(&[("if-unmodified-since", &earlier)]),
+            Plan::PreconditionFailed
+        );
+        assert_eq!(
+            plan_for(&[("range", "bytes=0-9"), ("if-range", "\"abc-3e8\"")]),
+            Plan::Partial { start: 0, end: 9 }
+        );
+        assert_eq!(
+            plan_for(&[("range", "bytes=0-9"), ("if-range", "\"stale\"")]),
+            Plan::Full
+        );
+        assert_eq!(
+            plan_for(&[("range", "bytes=0-9"), ("if-range", &date)]),
+            Plan::Partial { start: 0, end: 9 }
+        );
+        assert_eq!(
+            plan_for(&[("range", "bytes=0-9"), ("if-range", &earlier)]),
+            Plan::Full
+        );
     }
 
     #[test]
@@ -412,8 +520,17 @@ mod tests {
         std::os::unix::fs::symlink(root.join("sub/a.txt"), root.join("in.txt")).unwrap();
         assert!(DirStore::resolve_blocking(&root, "sub/a.txt").is_ok());
         assert!(DirStore::resolve_blocking(&root, "in.txt").is_ok());
-        assert!(matches!(DirStore::resolve_blocking(&root, "out.txt"), Err(DirError::Escape)));
-        assert!(matches!(DirStore::resolve_blocking(&root, "../secret.txt"), Err(DirError::Escape)));
-        assert!(matches!(DirStore::resolve_blocking(&root, "missing"), Err(DirError::NotFound)));
+        assert!(matches!(
+            DirStore::resolve_blocking(&root, "out.txt"),
+            Err(DirError::Escape)
+        ));
+        assert!(matches!(
+            DirStore::resolve_blocking(&root, "../secret.txt"),
+            Err(DirError::Escape)
+        ));
+        assert!(matches!(
+            DirStore::resolve_blocking(&root, "missing"),
+            Err(DirError::NotFound)
+        ));
     }
 }

@@ -27,7 +27,11 @@ pub struct HttpStore {
 }
 
 /// A peer with the store's timeouts (keep-alive connections are pooled by Pingora per peer).
-pub(crate) fn peer_for(origin: &OriginConfig, connect_timeout: Duration, read_timeout: Duration) -> HttpPeer {
+pub(crate) fn peer_for(
+    origin: &OriginConfig,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> HttpPeer {
     let mut peer = HttpPeer::new(origin.addr, origin.tls, origin.sni.clone());
     peer.options.connection_timeout = Some(connect_timeout);
     peer.options.total_connection_timeout = Some(connect_timeout * 2);
@@ -51,7 +55,11 @@ struct OriginChecks {
 #[async_trait]
 impl HealthCheck for OriginChecks {
     async fn check(&self, target: &Backend) -> pingora::Result<()> {
-        let check = target.addr.as_inet().and_then(|addr| self.checks.iter().find(|(a, _)| a == addr)).map(|(_, c)| c);
+        let check = target
+            .addr
+            .as_inet()
+            .and_then(|addr| self.checks.iter().find(|(a, _)| a == addr))
+            .map(|(_, c)| c);
         match check {
             Some(Check::Tcp(c)) => c.check(target).await,
             Some(Check::Http(c)) => c.check(target).await,
@@ -75,21 +83,34 @@ impl HealthCheck for OriginChecks {
 
 impl HttpStore {
     pub fn new(config: HttpStoreConfig) -> HttpStore {
-        let peers: Vec<HttpPeer> = config.origins.iter().map(|o| peer_for(o, config.connect_timeout, config.read_timeout)).collect();
+        let peers: Vec<HttpPeer> = config
+            .origins
+            .iter()
+            .map(|o| peer_for(o, config.connect_timeout, config.read_timeout))
+            .collect();
         let checks = config
             .origins
             .iter()
             .map(|o| {
                 let check = match &config.health_check_path {
                     None => {
-                        let mut c = if o.tls { TcpHealthCheck::new_tls(&o.sni) } else { TcpHealthCheck::new() };
+                        let mut c = if o.tls {
+                            TcpHealthCheck::new_tls(&o.sni)
+                        } else {
+                            TcpHealthCheck::new()
+                        };
                         c.peer_template.options.connection_timeout = Some(config.connect_timeout);
                         Check::Tcp(c)
                     }
                     Some(path) => {
                         let mut c = HttpHealthCheck::new(&o.host_header, o.tls);
-                        c.peer_template = peer_for(o, config.connect_timeout, config.connect_timeout.max(Duration::from_secs(1)));
-                        let mut req = RequestHeader::build("GET", path.as_bytes(), Some(3)).unwrap_or_else(|_| c.req.clone());
+                        c.peer_template = peer_for(
+                            o,
+                            config.connect_timeout,
+                            config.connect_timeout.max(Duration::from_secs(1)),
+                        );
+                        let mut req = RequestHeader::build("GET", path.as_bytes(), Some(3))
+                            .unwrap_or_else(|_| c.req.clone());
                         let _ = req.insert_header(::http::header::HOST, o.host_header.as_str());
                         if let Some((name, value)) = &config.auth_header {
                             let _ = req.insert_header(name.clone(), value.clone());
@@ -99,7 +120,10 @@ impl HttpStore {
                             if resp.status.as_u16() < 500 {
                                 Ok(())
                             } else {
-                                pingora::Error::e_explain(pingora::ErrorType::HTTPStatus(resp.status.as_u16()), "health check")
+                                pingora::Error::e_explain(
+                                    pingora::ErrorType::HTTPStatus(resp.status.as_u16()),
+                                    "health check",
+                                )
                             }
                         }));
                         Check::Http(Box::new(c))
@@ -108,11 +132,20 @@ impl HttpStore {
                 (o.addr, check)
             })
             .collect();
-        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(config.origins.iter().map(|o| o.addr))
-            .unwrap_or_else(|e| panic!("static backends from resolved addresses: {e}"));
-        lb.set_health_check(Box::new(OriginChecks { store: config.name.clone(), checks }));
+        let mut lb =
+            LoadBalancer::<RoundRobin>::try_from_iter(config.origins.iter().map(|o| o.addr))
+                .unwrap_or_else(|e| panic!("static backends from resolved addresses: {e}"));
+        lb.set_health_check(Box::new(OriginChecks {
+            store: config.name.clone(),
+            checks,
+        }));
         let metrics = metrics().store(&config.name);
-        HttpStore { config, metrics, peers, lb }
+        HttpStore {
+            config,
+            metrics,
+            peers,
+            lb,
+        }
     }
 
     pub fn origin_count(&self) -> usize {
@@ -140,7 +173,13 @@ impl HttpStore {
         Box::new(self.peers[chosen].clone())
     }
 
-    pub fn request(&self, origin: usize, method: &::http::Method, key: &str, client: &RequestHeader) -> pingora::Result<RequestHeader> {
+    pub fn request(
+        &self,
+        origin: usize,
+        method: &::http::Method,
+        key: &str,
+        client: &RequestHeader,
+    ) -> pingora::Result<RequestHeader> {
         let o = &self.config.origins[origin.min(self.config.origins.len() - 1)];
         let path = encoded_path(&o.base_path, key);
         let mut out = RequestHeader::build(method.clone(), path.as_bytes(), Some(8))?;
@@ -160,9 +199,14 @@ impl HttpStore {
         let mut attempt = Attempt::default();
         let peer = self.peer(&mut attempt);
         let empty = RequestHeader::build(::http::Method::HEAD, b"/", None).ok()?;
-        let req = self.request(attempt.origin, &::http::Method::HEAD, key, &empty).ok()?;
+        let req = self
+            .request(attempt.origin, &::http::Method::HEAD, key, &empty)
+            .ok()?;
         let resp = probe(&peer, req, Duration::from_secs(2)).await.ok()?;
-        resp.status.is_success().then(|| super::content_length(&resp)).flatten()
+        resp.status
+            .is_success()
+            .then(|| super::content_length(&resp))
+            .flatten()
     }
 
     /// Runs the health check now; ready when at least one origin passes.
@@ -172,7 +216,10 @@ impl HttpStore {
         if backends.iter().any(|b| self.lb.backends().ready(b)) {
             Ok(())
         } else {
-            Err(format!("none of its {} origin(s) is reachable", self.peers.len()))
+            Err(format!(
+                "none of its {} origin(s) is reachable",
+                self.peers.len()
+            ))
         }
     }
 

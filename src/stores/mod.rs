@@ -30,7 +30,11 @@ use crate::metrics::StoreSeries;
 pub use config::StoreConfig;
 
 /// Everything but RFC 3986 unreserved characters is encoded (including `%`, so nothing is decoded twice).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Request headers passed to the origin; everything else the client sent (cookies, authorization,
 /// forwarding headers) stays at the gateway.
@@ -176,19 +180,32 @@ impl Store {
 
     /// The request sent upstream for `key`: origin-form path, `Host`, the whitelisted client
     /// headers, and the store's credential (or SigV4 signature).
-    pub fn upstream_request(&self, attempt: &Attempt, method: &::http::Method, key: &str, client: &RequestHeader) -> pingora::Result<RequestHeader> {
+    pub fn upstream_request(
+        &self,
+        attempt: &Attempt,
+        method: &::http::Method,
+        key: &str,
+        client: &RequestHeader,
+    ) -> pingora::Result<RequestHeader> {
         match self {
             Store::Http(s) => s.request(attempt.origin, method, key, client),
             Store::S3(s) => s.request(method, key, client),
-            Store::Dir(_) => pingora::Error::e_explain(pingora::ErrorType::InternalError, "a folder store has no upstream"),
+            Store::Dir(_) => pingora::Error::e_explain(
+                pingora::ErrorType::InternalError,
+                "a folder store has no upstream",
+            ),
         }
     }
 
     /// Drops store-specific response headers a recipient has no business seeing.
     pub fn clean_response(&self, resp: &mut ResponseHeader) {
         if let Store::S3(_) = self {
-            let names: Vec<::http::HeaderName> =
-                resp.headers.keys().filter(|n| n.as_str().starts_with("x-amz-")).cloned().collect();
+            let names: Vec<::http::HeaderName> = resp
+                .headers
+                .keys()
+                .filter(|n| n.as_str().starts_with("x-amz-"))
+                .cloned()
+                .collect();
             for name in names {
                 resp.remove_header(&name);
             }
@@ -224,17 +241,36 @@ impl Store {
 
 /// Sends one bodiless request (HEAD or GET) to `peer` and returns the response header; the body,
 /// if any, is drained. Used off the request path: readiness probes and object sizes.
-pub(crate) async fn probe(peer: &HttpPeer, req: RequestHeader, timeout: Duration) -> Result<ResponseHeader, String> {
+pub(crate) async fn probe(
+    peer: &HttpPeer,
+    req: RequestHeader,
+    timeout: Duration,
+) -> Result<ResponseHeader, String> {
     let connector = pingora::connectors::http::Connector::new(None);
     let work = async {
-        let (mut session, _) = connector.get_http_session(peer).await.map_err(|e| e.to_string())?;
+        let (mut session, _) = connector
+            .get_http_session(peer)
+            .await
+            .map_err(|e| e.to_string())?;
         session.set_read_timeout(Some(timeout));
         session.set_write_timeout(Some(timeout));
         let head = req.method == ::http::Method::HEAD;
-        session.write_request_header(Box::new(req)).await.map_err(|e| e.to_string())?;
-        session.finish_request_body().await.map_err(|e| e.to_string())?;
-        session.read_response_header().await.map_err(|e| e.to_string())?;
-        let resp = session.response_header().cloned().ok_or_else(|| "no response header".to_string())?;
+        session
+            .write_request_header(Box::new(req))
+            .await
+            .map_err(|e| e.to_string())?;
+        session
+            .finish_request_body()
+            .await
+            .map_err(|e| e.to_string())?;
+        session
+            .read_response_header()
+            .await
+            .map_err(|e| e.to_string())?;
+        let resp = session
+            .response_header()
+            .cloned()
+            .ok_or_else(|| "no response header".to_string())?;
         if !head {
             let mut drained = 0usize;
             while let Ok(Some(chunk)) = session.read_response_body().await {
@@ -255,7 +291,12 @@ pub(crate) async fn probe(peer: &HttpPeer, req: RequestHeader, timeout: Duration
 
 /// The `Content-Length` of a response, if any.
 pub(crate) fn content_length(resp: &ResponseHeader) -> Option<u64> {
-    resp.headers.get(::http::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+    resp.headers
+        .get(::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -266,12 +307,17 @@ mod tests {
     fn keys_are_encoded_under_the_base() {
         assert_eq!(encoded_path("/files/", "a/b c.pdf"), "/files/a/b%20c.pdf");
         assert_eq!(encoded_path("/files/", "%2e%2e/x"), "/files/%252e%252e/x");
-        assert_eq!(encoded_path("/files/", "ü?#.txt"), "/files/%C3%BC%3F%23.txt");
+        assert_eq!(
+            encoded_path("/files/", "ü?#.txt"),
+            "/files/%C3%BC%3F%23.txt"
+        );
     }
 
     #[test]
     fn escaping_keys_are_refused() {
-        for bad in ["", "../x", "a/../b", "a//b", "./a", "a/.", "a\\..\\b", "a\nb", "a/"] {
+        for bad in [
+            "", "../x", "a/../b", "a//b", "./a", "a/.", "a\\..\\b", "a\nb", "a/",
+        ] {
             assert!(check_object_key(bad).is_err(), "{bad:?}");
         }
         for good in ["a", "/a/b.pdf", "..a", "a..b/c", "%2e%2e"] {

@@ -76,16 +76,36 @@ mod tests {
     #[test]
     fn chunks_follow_the_pace_of_the_client() {
         let ms = Duration::from_millis;
-        assert_eq!(chunk_within(50 << 20, ms(10), 1), MIN_CHUNK, "small until the probe is over");
-        assert_eq!(chunk_within(500 << 20, ms(500), 1), CHUNK, "a fast client: the largest");
-        assert_eq!(chunk_within(300 << 10, ms(2_000), 1), MIN_CHUNK, "a slow client: the smallest");
-        assert_eq!(chunk_within(4 << 20, ms(1_000), 1), 40 * 1024, "in between: 10 ms of its pace (41,943 B), in 8 KiB steps");
+        assert_eq!(
+            chunk_within(50 << 20, ms(10), 1),
+            MIN_CHUNK,
+            "small until the probe is over"
+        );
+        assert_eq!(
+            chunk_within(500 << 20, ms(500), 1),
+            CHUNK,
+            "a fast client: the largest"
+        );
+        assert_eq!(
+            chunk_within(300 << 10, ms(2_000), 1),
+            MIN_CHUNK,
+            "a slow client: the smallest"
+        );
+        assert_eq!(
+            chunk_within(4 << 20, ms(1_000), 1),
+            40 * 1024,
+            "in between: 10 ms of its pace (41,943 B), in 8 KiB steps"
+        );
     }
 
     #[test]
     fn many_streams_share_a_budget() {
         let fast = |streams| chunk_within(500 << 20, Duration::from_millis(500), streams);
-        assert_eq!(fast(16), CHUNK, "up to 16 streams may all have the largest chunks");
+        assert_eq!(
+            fast(16),
+            CHUNK,
+            "up to 16 streams may all have the largest chunks"
+        );
         assert_eq!(fast(64), 128 * 1024);
         assert_eq!(fast(1_000), MIN_CHUNK, "1,000 at once: the smallest");
         assert_eq!(fast(100_000), MIN_CHUNK, "never below the smallest");

@@ -42,7 +42,15 @@ const MAX_HEADERS: usize = 128;
 const MAX_CHUNK_LINE: usize = 4096;
 
 /// Headers about one connection, never passed on (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 7] = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
 
 /// Connections to the stores' origins, shared by every request (one keep-alive pool).
 pub struct Relay {
@@ -81,7 +89,9 @@ struct Failure {
 
 impl Relay {
     pub fn new(options: Option<ConnectorOptions>) -> Relay {
-        Relay { connector: TransportConnector::new(options) }
+        Relay {
+            connector: TransportConnector::new(options),
+        }
     }
 
     /// Sends the request for `key` to the store's origin (failing over to another origin of an
@@ -90,15 +100,28 @@ impl Relay {
     /// The returned head is ready for the recipient: hop-by-hop headers removed, and
     /// `Transfer-Encoding: chunked` set when the body's length is not known and the recipient
     /// speaks HTTP/1.1. Errors are the upstream's (Pingora's `ErrorSource::Upstream`).
-    pub async fn open(&self, store: &Store, attempt: &mut Attempt, method: &Method, key: &str, client: &RequestHeader) -> Result<(ResponseHeader, Body<'_>)> {
+    pub async fn open(
+        &self,
+        store: &Store,
+        attempt: &mut Attempt,
+        method: &Method,
+        key: &str,
+        client: &RequestHeader,
+    ) -> Result<(ResponseHeader, Body<'_>)> {
         let (peer, stream, reused) = self.connect(store, attempt).await?;
         let req = store.upstream_request(attempt, method, key, client)?;
         let Some(wire) = http_req_header_to_wire(&req) else {
-            return Error::e_explain(ErrorType::InternalError, "the upstream request's path has a forbidden byte");
+            return Error::e_explain(
+                ErrorType::InternalError,
+                "the upstream request's path has a forbidden byte",
+            );
         };
         let head_only = method == Method::HEAD;
         let answered = match self.exchange(stream, &peer, &wire).await {
-            Err(Failure { nothing_received: true, .. }) if reused => {
+            Err(Failure {
+                nothing_received: true,
+                ..
+            }) if reused => {
                 // A pooled connection the origin had closed: nothing reached it, ask again once.
                 let stream = self.connector.new_stream(&*peer).await.map_err(|e| {
                     store.metrics().error("connect");
@@ -111,15 +134,31 @@ impl Relay {
         let (mut head, stream, buf) = answered.map_err(|f| f.error)?;
         let (framing, keepalive) = framing_of(&head, head_only)?;
         strip_hop_by_hop(&mut head);
-        if matches!(framing, Framing::Chunked(_) | Framing::Close) && client.version >= Version::HTTP_11 {
+        if matches!(framing, Framing::Chunked(_) | Framing::Close)
+            && client.version >= Version::HTTP_11
+        {
             head.insert_header(header::TRANSFER_ENCODING, "chunked")?;
         }
-        Ok((head, Body { relay: self, peer, stream, buf, framing, keepalive }))
+        Ok((
+            head,
+            Body {
+                relay: self,
+                peer,
+                stream,
+                buf,
+                framing,
+                keepalive,
+            },
+        ))
     }
 
     /// A connection to one of the store's origins: the next untried one while connecting fails
     /// and the store has another.
-    async fn connect(&self, store: &Store, attempt: &mut Attempt) -> Result<(Box<HttpPeer>, Stream, bool)> {
+    async fn connect(
+        &self,
+        store: &Store,
+        attempt: &mut Attempt,
+    ) -> Result<(Box<HttpPeer>, Stream, bool)> {
         loop {
             let Some(peer) = store.peer(attempt) else {
                 return Error::e_explain(ErrorType::InternalError, "a folder store has no origin");
@@ -138,8 +177,16 @@ impl Relay {
     }
 
     /// Writes the request and reads the response head (skipping 1xx answers).
-    async fn exchange(&self, mut stream: Stream, peer: &HttpPeer, wire: &[u8]) -> std::result::Result<(ResponseHeader, Stream, BytesMut), Failure> {
-        let untouched = |error: Box<Error>| Failure { error, nothing_received: true };
+    async fn exchange(
+        &self,
+        mut stream: Stream,
+        peer: &HttpPeer,
+        wire: &[u8],
+    ) -> std::result::Result<(ResponseHeader, Stream, BytesMut), Failure> {
+        let untouched = |error: Box<Error>| Failure {
+            error,
+            nothing_received: true,
+        };
         let write = async {
             stream.write_all(wire).await?;
             stream.flush().await
@@ -147,11 +194,28 @@ impl Relay {
         match peer.options.write_timeout {
             Some(t) => match tokio::time::timeout(t, write).await {
                 Ok(r) => r,
-                Err(_) => return Err(untouched(Error::explain(ErrorType::WriteTimedout, "writing the request to the origin").into_up())),
+                Err(_) => {
+                    return Err(untouched(
+                        Error::explain(
+                            ErrorType::WriteTimedout,
+                            "writing the request to the origin",
+                        )
+                        .into_up(),
+                    ))
+                }
             },
             None => write.await,
         }
-        .map_err(|e| untouched(Error::because(ErrorType::WriteError, "writing the request to the origin", e).into_up()))?;
+        .map_err(|e| {
+            untouched(
+                Error::because(
+                    ErrorType::WriteError,
+                    "writing the request to the origin",
+                    e,
+                )
+                .into_up(),
+            )
+        })?;
 
         let mut buf = BytesMut::with_capacity(MIN_CHUNK);
         let mut received = false;
@@ -159,21 +223,40 @@ impl Relay {
             match parse_head(&buf) {
                 Ok(Some((head, len))) => {
                     buf.advance(len);
-                    if head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS {
+                    if head.status.is_informational()
+                        && head.status != StatusCode::SWITCHING_PROTOCOLS
+                    {
                         continue;
                     }
                     if head.status == StatusCode::SWITCHING_PROTOCOLS {
-                        let e = Error::explain(ErrorType::InvalidHTTPHeader, "the origin switched protocols on a download");
-                        return Err(Failure { error: e.into_up(), nothing_received: false });
+                        let e = Error::explain(
+                            ErrorType::InvalidHTTPHeader,
+                            "the origin switched protocols on a download",
+                        );
+                        return Err(Failure {
+                            error: e.into_up(),
+                            nothing_received: false,
+                        });
                     }
                     return Ok((head, stream, buf));
                 }
                 Ok(None) if buf.len() >= MAX_HEAD => {
-                    let e = Error::explain(ErrorType::InvalidHTTPHeader, "the origin's response head is too long");
-                    return Err(Failure { error: e.into_up(), nothing_received: false });
+                    let e = Error::explain(
+                        ErrorType::InvalidHTTPHeader,
+                        "the origin's response head is too long",
+                    );
+                    return Err(Failure {
+                        error: e.into_up(),
+                        nothing_received: false,
+                    });
                 }
                 Ok(None) => {}
-                Err(e) => return Err(Failure { error: e, nothing_received: false }),
+                Err(e) => {
+                    return Err(Failure {
+                        error: e,
+                        nothing_received: false,
+                    })
+                }
             }
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(MIN_CHUNK);
@@ -181,11 +264,22 @@ impl Relay {
             let spare = buf.capacity() - buf.len();
             match read_some(&mut stream, &mut buf, spare, peer.options.read_timeout).await {
                 Ok(0) => {
-                    let e = Error::explain(ErrorType::ConnectionClosed, "the origin closed the connection before answering");
-                    return Err(Failure { error: e.into_up(), nothing_received: !received });
+                    let e = Error::explain(
+                        ErrorType::ConnectionClosed,
+                        "the origin closed the connection before answering",
+                    );
+                    return Err(Failure {
+                        error: e.into_up(),
+                        nothing_received: !received,
+                    });
                 }
                 Ok(_) => received = true,
-                Err(error) => return Err(Failure { error, nothing_received: !received }),
+                Err(error) => {
+                    return Err(Failure {
+                        error,
+                        nothing_received: !received,
+                    })
+                }
             }
         }
     }
@@ -216,9 +310,13 @@ impl Body<'_> {
                 while *left > 0 {
                     if self.buf.is_empty() {
                         let size = chunk_for(sent, started.elapsed()).min(*left as usize);
-                        if read_some(&mut self.stream, &mut self.buf, size, read_timeout).await? == 0 {
+                        if read_some(&mut self.stream, &mut self.buf, size, read_timeout).await?
+                            == 0
+                        {
                             let context = format!("the origin closed the connection {left} bytes before the end of the body");
-                            return Err(Error::explain(ErrorType::ConnectionClosed, context).into_up());
+                            return Err(
+                                Error::explain(ErrorType::ConnectionClosed, context).into_up()
+                            );
                         }
                     }
                     let chunk = self.buf.split().freeze();
@@ -228,15 +326,24 @@ impl Body<'_> {
                 }
             }
             Framing::Chunked(decoder) => loop {
-                match decoder.step(&mut self.buf).map_err(|why| Error::explain(ErrorType::InvalidHTTPHeader, why).into_up())? {
+                match decoder
+                    .step(&mut self.buf)
+                    .map_err(|why| Error::explain(ErrorType::InvalidHTTPHeader, why).into_up())?
+                {
                     Step::Data(chunk) => {
                         sent += chunk.len() as u64;
                         session.write_response_body(Some(chunk), false).await?;
                     }
                     Step::More => {
                         let size = chunk_for(sent, started.elapsed());
-                        if read_some(&mut self.stream, &mut self.buf, size, read_timeout).await? == 0 {
-                            return Err(Error::explain(ErrorType::ConnectionClosed, "the origin closed the connection inside a chunked body").into_up());
+                        if read_some(&mut self.stream, &mut self.buf, size, read_timeout).await?
+                            == 0
+                        {
+                            return Err(Error::explain(
+                                ErrorType::ConnectionClosed,
+                                "the origin closed the connection inside a chunked body",
+                            )
+                            .into_up());
                         }
                     }
                     Step::Done => {
@@ -267,7 +374,9 @@ impl Body<'_> {
     pub fn finish(self) {
         if self.keepalive && self.buf.is_empty() && matches!(self.framing, Framing::Empty) {
             let key = self.peer.reuse_hash();
-            self.relay.connector.release_stream(self.stream, key, self.peer.idle_timeout());
+            self.relay
+                .connector
+                .release_stream(self.stream, key, self.peer.idle_timeout());
         }
     }
 }
@@ -277,7 +386,12 @@ impl Body<'_> {
 /// An empty `buf` is reused when it has room for `limit` bytes and is not more than twice that,
 /// else replaced by one of exactly `limit` bytes: a stream's memory follows its current pace,
 /// and is never doubled the way `BytesMut::reserve` grows a buffer.
-async fn read_some(stream: &mut Stream, buf: &mut BytesMut, limit: usize, timeout: Option<Duration>) -> Result<usize> {
+async fn read_some(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    limit: usize,
+    timeout: Option<Duration>,
+) -> Result<usize> {
     if buf.is_empty() {
         // The whole allocation comes back once the chunks split off it are gone.
         if !buf.try_reclaim(limit) || buf.capacity() > 2 * limit {
@@ -291,7 +405,13 @@ async fn read_some(stream: &mut Stream, buf: &mut BytesMut, limit: usize, timeou
     let done = match timeout {
         Some(t) => match tokio::time::timeout(t, read).await {
             Ok(done) => done,
-            Err(_) => return Err(Error::explain(ErrorType::ReadTimedout, format!("reading from the origin, timeout {t:?}")).into_up()),
+            Err(_) => {
+                return Err(Error::explain(
+                    ErrorType::ReadTimedout,
+                    format!("reading from the origin, timeout {t:?}"),
+                )
+                .into_up())
+            }
         },
         None => read.await,
     };
@@ -309,16 +429,24 @@ fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHeader, usize)>> {
     let len = match parsed.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(Error::explain(ErrorType::InvalidHTTPHeader, format!("the origin's response head: {e}")).into_up()),
+        Err(e) => {
+            return Err(Error::explain(
+                ErrorType::InvalidHTTPHeader,
+                format!("the origin's response head: {e}"),
+            )
+            .into_up())
+        }
     };
     let status = parsed.code.unwrap_or(0);
     let bad = |what: String| Error::explain(ErrorType::InvalidHTTPHeader, what).into_up();
-    let mut head = ResponseHeader::build(status, Some(parsed.headers.len())).map_err(|_| bad(format!("the origin's status {status}")))?;
+    let mut head = ResponseHeader::build(status, Some(parsed.headers.len()))
+        .map_err(|_| bad(format!("the origin's status {status}")))?;
     if parsed.version == Some(0) {
         head.set_version(Version::HTTP_10);
     }
     for h in parsed.headers.iter() {
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| bad(format!("the origin's {} header", h.name)))?;
+        let value = HeaderValue::from_bytes(h.value)
+            .map_err(|_| bad(format!("the origin's {} header", h.name)))?;
         head.append_header(h.name.to_string(), value)?;
     }
     Ok(Some((head, len)))
@@ -329,9 +457,14 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
     let bad = |what: &'static str| Error::explain(ErrorType::InvalidHTTPHeader, what).into_up();
     let tokens = |name| header_tokens(head, name);
     let connection = tokens(header::CONNECTION);
-    let mut keepalive = head.version != Version::HTTP_10 && !connection.iter().any(|t| t == "close");
+    let mut keepalive =
+        head.version != Version::HTTP_10 && !connection.iter().any(|t| t == "close");
     let status = head.status;
-    if head_only || status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+    if head_only
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
         return Ok((Framing::Empty, keepalive));
     }
     if head.headers.contains_key(header::TRANSFER_ENCODING) {
@@ -350,7 +483,11 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
     }
     let mut length: Option<u64> = None;
     for value in &lengths {
-        let n = value.parse::<u64>().ok().filter(|_| value.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| bad("the origin sent an invalid Content-Length"))?;
+        let n = value
+            .parse::<u64>()
+            .ok()
+            .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| bad("the origin sent an invalid Content-Length"))?;
         if length.is_some_and(|l| l != n) {
             return Err(bad("the origin sent conflicting Content-Length values"));
         }
@@ -366,7 +503,11 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
 /// Removes the headers about the origin's connection, and any it named in `Connection`.
 fn strip_hop_by_hop(head: &mut ResponseHeader) {
     let named = header_tokens(head, header::CONNECTION);
-    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
         head.remove_header(name);
     }
 }
@@ -419,11 +560,19 @@ impl Chunked {
             match self.state {
                 ChunkState::Size => {
                     let Some(eol) = find_crlf(buf) else {
-                        return if buf.len() > MAX_CHUNK_LINE { Err("a chunk-size line is too long") } else { Ok(Step::More) };
+                        return if buf.len() > MAX_CHUNK_LINE {
+                            Err("a chunk-size line is too long")
+                        } else {
+                            Ok(Step::More)
+                        };
                     };
                     let size = chunk_size(&buf[..eol])?;
                     buf.advance(eol + 2);
-                    self.state = if size == 0 { ChunkState::Trailers } else { ChunkState::Data(size) };
+                    self.state = if size == 0 {
+                        ChunkState::Trailers
+                    } else {
+                        ChunkState::Data(size)
+                    };
                 }
                 ChunkState::Data(left) => {
                     if buf.is_empty() {
@@ -431,7 +580,11 @@ impl Chunked {
                     }
                     let take = left.min(buf.len() as u64);
                     let data = buf.split_to(take as usize).freeze();
-                    self.state = if take == left { ChunkState::DataEnd } else { ChunkState::Data(left - take) };
+                    self.state = if take == left {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(left - take)
+                    };
                     return Ok(Step::Data(data));
                 }
                 ChunkState::DataEnd => {
@@ -446,7 +599,11 @@ impl Chunked {
                 }
                 ChunkState::Trailers => {
                     let Some(eol) = find_crlf(buf) else {
-                        return if buf.len() > MAX_CHUNK_LINE { Err("a trailer line is too long") } else { Ok(Step::More) };
+                        return if buf.len() > MAX_CHUNK_LINE {
+                            Err("a trailer line is too long")
+                        } else {
+                            Ok(Step::More)
+                        };
                     };
                     buf.advance(eol + 2);
                     if eol == 0 {
@@ -501,16 +658,32 @@ mod tests {
     fn chunked_bodies_decode_however_they_are_split() {
         let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\nE \r\n in\r\n\r\nchunks.\r\n0\r\nX-Trailer: 1\r\n\r\n";
         for split in [1, 2, 3, 7, 1000] {
-            assert_eq!(decode_all(body, split).unwrap(), b"Wikipedia in\r\n\r\nchunks.", "split every {split}");
+            assert_eq!(
+                decode_all(body, split).unwrap(),
+                b"Wikipedia in\r\n\r\nchunks.",
+                "split every {split}"
+            );
         }
     }
 
     #[test]
     fn malformed_chunked_bodies_are_refused() {
-        assert!(decode_all(b"zz\r\nab\r\n0\r\n\r\n", 100).is_err(), "not hex");
-        assert!(decode_all(b"2\r\nabX\r\n0\r\n\r\n", 100).is_err(), "no CRLF after data");
-        assert!(decode_all(b"1234567890abcdef0\r\n", 100).is_err(), "too many digits");
-        assert!(decode_all(b"2x\r\nab\r\n0\r\n\r\n", 100).is_err(), "garbage after the size");
+        assert!(
+            decode_all(b"zz\r\nab\r\n0\r\n\r\n", 100).is_err(),
+            "not hex"
+        );
+        assert!(
+            decode_all(b"2\r\nabX\r\n0\r\n\r\n", 100).is_err(),
+            "no CRLF after data"
+        );
+        assert!(
+            decode_all(b"1234567890abcdef0\r\n", 100).is_err(),
+            "too many digits"
+        );
+        assert!(
+            decode_all(b"2x\r\nab\r\n0\r\n\r\n", 100).is_err(),
+            "garbage after the size"
+        );
         assert!(decode_all(b"2\nab\r\n0\r\n\r\n", 100).is_err(), "bare LF");
         assert_eq!(decode_all(b"2\r\nab\r\n", 100), Err("ended early"));
     }
@@ -524,17 +697,53 @@ mod tests {
         let frame = |raw: &str, head_only| framing_of(&head(raw), head_only);
         let length = frame("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", false).unwrap();
         assert!(matches!(length, (Framing::Length(12), true)));
-        assert!(matches!(frame("HTTP/1.1 200 OK\r\nContent-Length: 12, 12\r\n\r\n", false).unwrap(), (Framing::Length(12), true)));
-        assert!(matches!(frame("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", true).unwrap(), (Framing::Empty, true)), "HEAD");
-        assert!(matches!(frame("HTTP/1.1 304 Not Modified\r\n\r\n", false).unwrap(), (Framing::Empty, true)));
-        assert!(matches!(frame("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false).unwrap(), (Framing::Chunked(_), true)));
         assert!(matches!(
-            frame("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", false).unwrap(),
+            frame("HTTP/1.1 200 OK\r\nContent-Length: 12, 12\r\n\r\n", false).unwrap(),
+            (Framing::Length(12), true)
+        ));
+        assert!(
+            matches!(
+                frame("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", true).unwrap(),
+                (Framing::Empty, true)
+            ),
+            "HEAD"
+        );
+        assert!(matches!(
+            frame("HTTP/1.1 304 Not Modified\r\n\r\n", false).unwrap(),
+            (Framing::Empty, true)
+        ));
+        assert!(matches!(
+            frame(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false
+            )
+            .unwrap(),
+            (Framing::Chunked(_), true)
+        ));
+        assert!(matches!(
+            frame(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+                false
+            )
+            .unwrap(),
             (Framing::Chunked(_), false)
         ));
-        assert!(matches!(frame("HTTP/1.1 200 OK\r\n\r\n", false).unwrap(), (Framing::Close, false)));
-        assert!(matches!(frame("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n", false).unwrap(), (_, false)));
-        assert!(matches!(frame("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n", false).unwrap(), (_, false)));
+        assert!(matches!(
+            frame("HTTP/1.1 200 OK\r\n\r\n", false).unwrap(),
+            (Framing::Close, false)
+        ));
+        assert!(matches!(
+            frame(
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n",
+                false
+            )
+            .unwrap(),
+            (_, false)
+        ));
+        assert!(matches!(
+            frame("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n", false).unwrap(),
+            (_, false)
+        ));
         for bad in [
             "HTTP/1.1 200 OK\r\nContent-Length: 12\r\nContent-Length: 13\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: +12\r\n\r\n",
@@ -555,10 +764,16 @@ mod tests {
 
     #[test]
     fn response_heads_parse_or_wait() {
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le").unwrap().is_none());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le")
+            .unwrap()
+            .is_none());
         let raw = b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-1/2\r\n\r\nab";
         let (h, len) = parse_head(raw).unwrap().unwrap();
-        assert_eq!((h.status.as_u16(), len), (206, raw.len() - 2), "the head ends before the body");
+        assert_eq!(
+            (h.status.as_u16(), len),
+            (206, raw.len() - 2),
+            "the head ends before the body"
+        );
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n").is_err());
     }
 }

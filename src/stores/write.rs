@@ -65,7 +65,9 @@ pub struct Writer {
 
 impl Default for Writer {
     fn default() -> Self {
-        Writer { connector: Connector::new(None) }
+        Writer {
+            connector: Connector::new(None),
+        }
     }
 }
 
@@ -90,22 +92,37 @@ fn written(status: u16) -> Result<(), WriteError> {
 
 impl Writer {
     async fn session(&self, peer: &HttpPeer) -> Result<HttpSession, WriteError> {
-        let (session, _) = self.connector.get_http_session(peer).await.map_err(failed)?;
+        let (session, _) = self
+            .connector
+            .get_http_session(peer)
+            .await
+            .map_err(failed)?;
         Ok(session)
     }
 
     /// Sends a whole small request and reads the answer (status, headers, body up to a bound).
-    async fn exchange(&self, peer: &HttpPeer, req: RequestHeader, body: &[u8]) -> Result<(u16, http::HeaderMap, Bytes), WriteError> {
+    async fn exchange(
+        &self,
+        peer: &HttpPeer,
+        req: RequestHeader,
+        body: &[u8],
+    ) -> Result<(u16, http::HeaderMap, Bytes), WriteError> {
         let mut session = self.session(peer).await?;
         let head = req.method == Method::HEAD;
-        session.write_request_header(Box::new(req)).await.map_err(failed)?;
+        session
+            .write_request_header(Box::new(req))
+            .await
+            .map_err(failed)?;
         if !body.is_empty() {
             session.write_body(body).await.map_err(failed)?;
         }
         session.finish_body().await.map_err(failed)?;
         session.read_response().await.map_err(failed)?;
         let status = status_of(&session);
-        let headers = session.resp_header().map(|h| h.headers.clone()).unwrap_or_default();
+        let headers = session
+            .resp_header()
+            .map(|h| h.headers.clone())
+            .unwrap_or_default();
         let mut answer = BytesMut::new();
         if !head {
             while let Ok(Some(chunk)) = session.read_body_bytes().await {
@@ -126,7 +143,9 @@ impl Writer {
             Store::Http(s) => {
                 let mut attempt = Attempt::default();
                 let peer = s.peer(&mut attempt);
-                let req = s.request(attempt.origin, &Method::HEAD, key, &blank()?).map_err(failed)?;
+                let req = s
+                    .request(attempt.origin, &Method::HEAD, key, &blank()?)
+                    .map_err(failed)?;
                 self.exchange(&peer, req, b"").await?.0
             }
             Store::S3(s) => {
@@ -142,45 +161,90 @@ impl Writer {
     }
 
     /// Starts writing `key`; `length` is the exact size when known.
-    pub async fn open<'a>(&'a self, store: &'a Store, key: &str, length: Option<u64>, media_type: &str, overwrite: bool) -> Result<Box<dyn ObjectWriter + 'a>, WriteError> {
+    pub async fn open<'a>(
+        &'a self,
+        store: &'a Store,
+        key: &str,
+        length: Option<u64>,
+        media_type: &str,
+        overwrite: bool,
+    ) -> Result<Box<dyn ObjectWriter + 'a>, WriteError> {
         check_object_key(key).map_err(|_| WriteError::Escape)?;
         match store {
             Store::Dir(d) => Ok(Box::new(DirWrite::start(d, key, overwrite).await?)),
             Store::Http(s) => {
                 let mut attempt = Attempt::default();
                 let peer = s.peer(&mut attempt);
-                let mut req = s.request(attempt.origin, &Method::PUT, key, &blank()?).map_err(failed)?;
-                req.insert_header(header::CONTENT_TYPE, media_type).map_err(failed)?;
+                let mut req = s
+                    .request(attempt.origin, &Method::PUT, key, &blank()?)
+                    .map_err(failed)?;
+                req.insert_header(header::CONTENT_TYPE, media_type)
+                    .map_err(failed)?;
                 match length {
-                    Some(n) => req.insert_header(header::CONTENT_LENGTH, n).map_err(failed)?,
-                    None => req.insert_header(header::TRANSFER_ENCODING, "chunked").map_err(failed)?,
+                    Some(n) => req
+                        .insert_header(header::CONTENT_LENGTH, n)
+                        .map_err(failed)?,
+                    None => req
+                        .insert_header(header::TRANSFER_ENCODING, "chunked")
+                        .map_err(failed)?,
                 }
                 if !overwrite {
-                    req.insert_header(header::IF_NONE_MATCH, "*").map_err(failed)?;
+                    req.insert_header(header::IF_NONE_MATCH, "*")
+                        .map_err(failed)?;
                 }
                 let mut session = self.session(&peer).await?;
-                session.write_request_header(Box::new(req)).await.map_err(failed)?;
+                session
+                    .write_request_header(Box::new(req))
+                    .await
+                    .map_err(failed)?;
                 Ok(Box::new(StreamedPut { session }))
             }
             Store::S3(s) => match length {
                 Some(n) => {
-                    let req = s3_request(s, Method::PUT, &s.path_of(key), &[(header::CONTENT_TYPE, media_type.to_string()), (header::CONTENT_LENGTH, n.to_string())])?;
+                    let req = s3_request(
+                        s,
+                        Method::PUT,
+                        &s.path_of(key),
+                        &[
+                            (header::CONTENT_TYPE, media_type.to_string()),
+                            (header::CONTENT_LENGTH, n.to_string()),
+                        ],
+                    )?;
                     let mut session = self.session(&s.peer()).await?;
-                    session.write_request_header(Box::new(req)).await.map_err(failed)?;
+                    session
+                        .write_request_header(Box::new(req))
+                        .await
+                        .map_err(failed)?;
                     Ok(Box::new(StreamedPut { session }))
                 }
-                None => Ok(Box::new(S3Multipart { writer: self, store: s, path: s.path_of(key), media_type: media_type.to_string(), upload_id: None, parts: Vec::new(), buffer: BytesMut::new() })),
+                None => Ok(Box::new(S3Multipart {
+                    writer: self,
+                    store: s,
+                    path: s.path_of(key),
+                    media_type: media_type.to_string(),
+                    upload_id: None,
+                    parts: Vec::new(),
+                    buffer: BytesMut::new(),
+                })),
             },
         }
     }
 }
 
 /// A signed S3 request with `extra` headers and no body of its own.
-fn s3_request(s: &S3Store, method: Method, path_and_query: &str, extra: &[(header::HeaderName, String)]) -> Result<RequestHeader, WriteError> {
-    let mut req = RequestHeader::build(method, path_and_query.as_bytes(), Some(8)).map_err(failed)?;
-    req.insert_header(header::HOST, s.config.origin.host_header.as_str()).map_err(failed)?;
+fn s3_request(
+    s: &S3Store,
+    method: Method,
+    path_and_query: &str,
+    extra: &[(header::HeaderName, String)],
+) -> Result<RequestHeader, WriteError> {
+    let mut req =
+        RequestHeader::build(method, path_and_query.as_bytes(), Some(8)).map_err(failed)?;
+    req.insert_header(header::HOST, s.config.origin.host_header.as_str())
+        .map_err(failed)?;
     for (name, value) in extra {
-        req.insert_header(name.clone(), value.as_str()).map_err(failed)?;
+        req.insert_header(name.clone(), value.as_str())
+            .map_err(failed)?;
     }
     s.sign(&mut req, SystemTime::now()).map_err(failed)?;
     Ok(req)
@@ -200,7 +264,11 @@ impl ObjectWriter for StreamedPut {
         if data.is_empty() {
             return Ok(());
         }
-        self.session.write_body(&data).await.map(|_| ()).map_err(failed)
+        self.session
+            .write_body(&data)
+            .await
+            .map(|_| ())
+            .map_err(failed)
     }
 
     async fn finish(mut self: Box<Self>) -> Result<(), WriteError> {
@@ -240,13 +308,21 @@ fn xml_text<'t>(xml: &'t str, tag: &str) -> Option<&'t str> {
 
 impl S3Multipart<'_> {
     fn query_id(&self) -> Result<String, WriteError> {
-        let id = self.upload_id.as_deref().ok_or_else(|| failed("no multipart upload started"))?;
+        let id = self
+            .upload_id
+            .as_deref()
+            .ok_or_else(|| failed("no multipart upload started"))?;
         Ok(utf8_percent_encode(id, NON_ALPHANUMERIC).to_string())
     }
 
     async fn send_part(&mut self) -> Result<(), WriteError> {
         if self.upload_id.is_none() {
-            let req = s3_request(self.store, Method::POST, &format!("{}?uploads", self.path), &[(header::CONTENT_TYPE, self.media_type.clone())])?;
+            let req = s3_request(
+                self.store,
+                Method::POST,
+                &format!("{}?uploads", self.path),
+                &[(header::CONTENT_TYPE, self.media_type.clone())],
+            )?;
             let (status, _, body) = self.writer.exchange(&self.store.peer(), req, b"").await?;
             written(status)?;
             let text = String::from_utf8_lossy(&body);
@@ -255,11 +331,23 @@ impl S3Multipart<'_> {
         }
         let part = self.buffer.split().freeze();
         let number = self.parts.len() + 1;
-        let target = format!("{}?partNumber={number}&uploadId={}", self.path, self.query_id()?);
-        let req = s3_request(self.store, Method::PUT, &target, &[(header::CONTENT_LENGTH, part.len().to_string())])?;
+        let target = format!(
+            "{}?partNumber={number}&uploadId={}",
+            self.path,
+            self.query_id()?
+        );
+        let req = s3_request(
+            self.store,
+            Method::PUT,
+            &target,
+            &[(header::CONTENT_LENGTH, part.len().to_string())],
+        )?;
         let (status, headers, _) = self.writer.exchange(&self.store.peer(), req, &part).await?;
         written(status)?;
-        let etag = headers.get(header::ETAG).and_then(|v| v.to_str().ok()).ok_or_else(|| failed("S3 gave no ETag for a part"))?;
+        let etag = headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| failed("S3 gave no ETag for a part"))?;
         self.parts.push(etag.to_string());
         Ok(())
     }
@@ -281,9 +369,17 @@ impl ObjectWriter for S3Multipart<'_> {
     async fn finish(mut self: Box<Self>) -> Result<(), WriteError> {
         if self.upload_id.is_none() {
             let body = self.buffer.split().freeze();
-            let headers = [(header::CONTENT_TYPE, self.media_type.clone()), (header::CONTENT_LENGTH, body.len().to_string())];
+            let headers = [
+                (header::CONTENT_TYPE, self.media_type.clone()),
+                (header::CONTENT_LENGTH, body.len().to_string()),
+            ];
             let req = s3_request(self.store, Method::PUT, &self.path, &headers)?;
-            return written(self.writer.exchange(&self.store.peer(), req, &body).await?.0);
+            return written(
+                self.writer
+                    .exchange(&self.store.peer(), req, &body)
+                    .await?
+                    .0,
+            );
         }
         if !self.buffer.is_empty() {
             if let Err(e) = self.send_part().await {
@@ -293,15 +389,29 @@ impl ObjectWriter for S3Multipart<'_> {
         }
         let mut xml = String::from("<CompleteMultipartUpload>");
         for (i, etag) in self.parts.iter().enumerate() {
-            xml.push_str(&format!("<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>", i + 1, crate::pages::escape(etag)));
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
+                i + 1,
+                crate::pages::escape(etag)
+            ));
         }
         xml.push_str("</CompleteMultipartUpload>");
         let target = format!("{}?uploadId={}", self.path, self.query_id()?);
-        let req = s3_request(self.store, Method::POST, &target, &[(header::CONTENT_LENGTH, xml.len().to_string())])?;
-        let outcome = self.writer.exchange(&self.store.peer(), req, xml.as_bytes()).await;
+        let req = s3_request(
+            self.store,
+            Method::POST,
+            &target,
+            &[(header::CONTENT_LENGTH, xml.len().to_string())],
+        )?;
+        let outcome = self
+            .writer
+            .exchange(&self.store.peer(), req, xml.as_bytes())
+            .await;
         match outcome {
             // S3 may report a failed completion inside a 200.
-            Ok((200..=299, _, body)) if !String::from_utf8_lossy(&body).contains("<Error>") => Ok(()),
+            Ok((200..=299, _, body)) if !String::from_utf8_lossy(&body).contains("<Error>") => {
+                Ok(())
+            }
             Ok((status, _, _)) => {
                 self.abort().await;
                 Err(WriteError::Status(if status < 300 { 500 } else { status }))
@@ -327,7 +437,9 @@ impl ObjectWriter for S3Multipart<'_> {
 async fn dir_exists(store: &DirStore, key: &str) -> Result<bool, WriteError> {
     let root = store.config.root.clone();
     let key = key.to_string();
-    let found = tokio::task::spawn_blocking(move || DirStore::resolve_blocking(&root, &key)).await.map_err(failed)?;
+    let found = tokio::task::spawn_blocking(move || DirStore::resolve_blocking(&root, &key))
+        .await
+        .map_err(failed)?;
     match found {
         Ok(_) => Ok(true),
         Err(DirError::NotFound) => Ok(false),
@@ -371,11 +483,23 @@ impl DirWrite {
     async fn start(store: &DirStore, key: &str, overwrite: bool) -> Result<DirWrite, WriteError> {
         let root = store.config.root.clone();
         let key = key.to_string();
-        let target = tokio::task::spawn_blocking(move || prepare_target(&root, &key)).await.map_err(failed)??;
+        let target = tokio::task::spawn_blocking(move || prepare_target(&root, &key))
+            .await
+            .map_err(failed)??;
         let parent = target.parent().ok_or(WriteError::Escape)?;
         let temp = parent.join(format!(".linkgate-upload-{:016x}", rand::random::<u64>()));
-        let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&temp).await.map_err(failed)?;
-        Ok(DirWrite { file, temp, target, overwrite })
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .await
+            .map_err(failed)?;
+        Ok(DirWrite {
+            file,
+            temp,
+            target,
+            overwrite,
+        })
     }
 }
 
@@ -438,6 +562,9 @@ mod tests {
         assert!(root_path.join("in/job-1").is_dir());
         let outside = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(outside.path(), root_path.join("out")).unwrap();
-        assert!(matches!(prepare_target(&root_path, "out/a.pdf"), Err(WriteError::Escape)));
+        assert!(matches!(
+            prepare_target(&root_path, "out/a.pdf"),
+            Err(WriteError::Escape)
+        ));
     }
 }

@@ -24,7 +24,10 @@ pub const SECRET_K1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 pub const SECRET_K2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 pub fn wait_for_port(port: u16, what: &str) {
@@ -97,7 +100,12 @@ impl Origin {
             root = root.display()
         );
         let child = start_nginx(dir.path(), &body, port);
-        Origin { port, root, dir, child }
+        Origin {
+            port,
+            root,
+            dir,
+            child,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -109,7 +117,11 @@ impl Origin {
         let path = self.root.join(key);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).expect("mkdir");
-            let _ = Command::new("chmod").arg("-R").arg("a+rX").arg(&self.root).status();
+            let _ = Command::new("chmod")
+                .arg("-R")
+                .arg("a+rX")
+                .arg(&self.root)
+                .status();
         }
         std::fs::write(&path, bytes).expect("write");
         let _ = Command::new("chmod").arg("a+r").arg(&path).status();
@@ -118,7 +130,11 @@ impl Origin {
 
 /// Starts Debian's nginx with `http_body` inside `http { }`; returns the child (killed by the caller).
 fn start_nginx(dir: &Path, http_body: &str, port: u16) -> Child {
-    let user = if unsafe_is_root() { "user root root;" } else { "" };
+    let user = if unsafe_is_root() {
+        "user root root;"
+    } else {
+        ""
+    };
     let conf = format!(
         r#"{user}
 worker_processes 1;
@@ -138,7 +154,10 @@ http {{
     );
     let conf_path = dir.join("nginx.conf");
     std::fs::write(&conf_path, conf).expect("nginx.conf");
-    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).exists()).unwrap_or("nginx");
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("nginx");
     let child = Command::new(nginx)
         .arg("-p")
         .arg(dir)
@@ -210,7 +229,10 @@ fn stop_nginx(child: &mut Child) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -223,7 +245,11 @@ fn stop_nginx(child: &mut Child) {
 }
 
 fn unsafe_is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false)
 }
 
 impl Origin {
@@ -284,7 +310,10 @@ impl GatewayOptions {
 
     /// A gateway on the given Redis `[state]` (see [`RedisServer::state`]).
     pub fn on_redis(origin: &Origin, state: String) -> GatewayOptions {
-        GatewayOptions { state: Some(state), ..GatewayOptions::for_origin(origin) }
+        GatewayOptions {
+            state: Some(state),
+            ..GatewayOptions::for_origin(origin)
+        }
     }
 }
 
@@ -310,7 +339,10 @@ impl Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let admin_port = free_port();
-        let db = opts.db.clone().unwrap_or_else(|| dir.path().join("linkgate.db"));
+        let db = opts
+            .db
+            .clone()
+            .unwrap_or_else(|| dir.path().join("linkgate.db"));
         let config = format!(
             r#"[server]
 listen = "127.0.0.1:{port}"
@@ -341,7 +373,10 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
             grace = opts.grace_period_seconds,
             sock = dir.path().join("upgrade.sock").display(),
             server_extra = opts.server_extra,
-            state = opts.state.clone().unwrap_or_else(|| format!("backend = \"embedded\"\npath = \"{}\"", db.display())),
+            state = opts
+                .state
+                .clone()
+                .unwrap_or_else(|| format!("backend = \"embedded\"\npath = \"{}\"", db.display())),
             url = opts.store_url,
             rt = opts.read_timeout_ms,
             extra = opts.extra,
@@ -359,7 +394,13 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
             .expect("spawn linkgate");
         wait_for_port(port, "gateway");
         wait_for_port(admin_port, "gateway admin");
-        Gateway { port, admin_port, dir, config_path, child }
+        Gateway {
+            port,
+            admin_port,
+            dir,
+            config_path,
+            child,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -368,7 +409,11 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
 
     /// Sends a signal (`QUIT`, `TERM`, …) to the gateway process.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("kill");
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill");
         assert!(status.success(), "kill -{name} failed");
     }
 
@@ -401,15 +446,27 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
             .expect("spawn linkgate --upgrade");
         let deadline = Instant::now() + Duration::from_secs(30);
         while !sock.exists() {
-            assert!(Instant::now() < deadline, "the new process never listened on {}", sock.display());
+            assert!(
+                Instant::now() < deadline,
+                "the new process never listened on {}",
+                sock.display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        Gateway { port: self.port, admin_port: self.admin_port, dir, config_path: self.config_path.clone(), child }
+        Gateway {
+            port: self.port,
+            admin_port: self.admin_port,
+            dir,
+            config_path: self.config_path.clone(),
+            child,
+        }
     }
 
     pub fn admin(&self) -> Admin {
-        Admin { base: format!("http://127.0.0.1:{}", self.admin_port) }
+        Admin {
+            base: format!("http://127.0.0.1:{}", self.admin_port),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -418,7 +475,8 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
 
     /// Resident memory of the gateway process, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -444,7 +502,15 @@ impl Drop for Gateway {
         let _ = self.child.wait();
         if std::thread::panicking() {
             let log = self.log();
-            let tail: String = log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            let tail: String = log
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n");
             eprintln!("--- gateway log (tail) ---\n{tail}");
         }
     }
@@ -459,10 +525,17 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -473,7 +546,10 @@ impl Reply {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(Duration::from_secs(60)).redirects(0).build()
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .redirects(0)
+        .build()
 }
 
 /// Sends a request; any status is a reply (never an error); panics if nothing answers.
@@ -482,7 +558,12 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
 }
 
 /// Sends a request; `Err` only when nothing answered.
-pub fn try_request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Reply, String> {
+pub fn try_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Reply, String> {
     let mut req = agent().request(method, url);
     for (k, v) in headers {
         req = req.set(k, v);
@@ -500,13 +581,25 @@ pub fn try_request(method: &str, url: &str, headers: &[(&str, &str)], body: Opti
     let headers = resp
         .headers_names()
         .into_iter()
-        .flat_map(|n| resp.all(&n).into_iter().map(|v| (n.clone(), v.to_string())).collect::<Vec<_>>())
+        .flat_map(|n| {
+            resp.all(&n)
+                .into_iter()
+                .map(|v| (n.clone(), v.to_string()))
+                .collect::<Vec<_>>()
+        })
         .collect();
     let mut body = Vec::new();
     if method != "HEAD" {
-        resp.into_reader().take(2 << 30).read_to_end(&mut body).map_err(|e| e.to_string())?;
+        resp.into_reader()
+            .take(2 << 30)
+            .read_to_end(&mut body)
+            .map_err(|e| e.to_string())?;
     }
-    Ok(Reply { status, headers, body })
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 pub fn get(url: &str) -> Reply {
@@ -532,7 +625,15 @@ impl Admin {
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         let auth = format!("Bearer {ADMIN_TOKEN}");
         let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
-        request(method, &format!("{}{}", self.base, path), &[("authorization", &auth), ("content-type", "application/json")], bytes.as_deref())
+        request(
+            method,
+            &format!("{}{}", self.base, path),
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            bytes.as_deref(),
+        )
     }
 
     /// Creates a link and returns its JSON (panics unless 201).
@@ -551,7 +652,10 @@ impl Admin {
     /// A download link to `object` with optional limit.
     pub fn share(&self, object: &str, max: Option<u64>) -> (String, String) {
         let v = self.create(json!({ "store": "docs", "object": object, "max_downloads": max }));
-        (v["id"].as_str().unwrap().to_string(), v["url"].as_str().unwrap().to_string())
+        (
+            v["id"].as_str().unwrap().to_string(),
+            v["url"].as_str().unwrap().to_string(),
+        )
     }
 }
 
@@ -560,12 +664,18 @@ impl Admin {
 pub fn events_when(gw: &Gateway, id: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let v = gw.admin().call("GET", &format!("/v1/links/{id}/events"), None).json();
+        let v = gw
+            .admin()
+            .call("GET", &format!("/v1/links/{id}/events"), None)
+            .json();
         let events = v["events"].as_array().cloned().unwrap_or_default();
         if ready(&events) {
             return events;
         }
-        assert!(Instant::now() < deadline, "events never became ready: {events:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "events never became ready: {events:#?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -590,7 +700,12 @@ impl RedisServer {
 
     pub fn start_with(extra: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut server = RedisServer { port: free_port(), dir, child: None, extra: extra.iter().map(|s| s.to_string()).collect() };
+        let mut server = RedisServer {
+            port: free_port(),
+            dir,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
         server.restart();
         server
     }
@@ -599,8 +714,24 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "yes"])
-            .args(["--appendfsync", "always", "--enable-debug-command", "yes", "--protected-mode", "no"])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+            ])
+            .args([
+                "--appendfsync",
+                "always",
+                "--enable-debug-command",
+                "yes",
+                "--protected-mode",
+                "no",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .args(&self.extra)
@@ -641,7 +772,11 @@ impl RedisServer {
 
     /// Runs `redis-cli` against this server and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().expect("redis-cli");
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -660,18 +795,35 @@ pub struct RedisCluster {
 impl RedisCluster {
     pub fn start() -> RedisCluster {
         let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| RedisServer::start_with(&["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]))
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+            })
             .collect();
-        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .output()
             .expect("redis-cli --cluster create");
-        assert!(out.status.success(), "cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !nodes.iter().all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok")) {
+        while !nodes
+            .iter()
+            .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+        {
             assert!(Instant::now() < deadline, "cluster did not become ok");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -679,7 +831,11 @@ impl RedisCluster {
     }
 
     pub fn url(&self) -> String {
-        let addrs: Vec<String> = self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let addrs: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
         format!("redis+cluster://{}", addrs.join(","))
     }
 
@@ -701,9 +857,21 @@ impl SmtpSink {
         let port = free_port();
         let maildir = dir.path().join("maildir");
         // Debian's python3 (not a pyenv one) has the aiosmtpd package.
-        let python = if Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" };
+        let python = if Path::new("/usr/bin/python3").exists() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
         let child = Command::new(python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
             .arg(&maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -723,7 +891,8 @@ impl SmtpSink {
         let mut out = Vec::new();
         for sub in ["new", "cur"] {
             if let Ok(entries) = std::fs::read_dir(self.dir.path().join("maildir").join(sub)) {
-                let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                let mut paths: Vec<PathBuf> =
+                    entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
                 paths.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
                 out.extend(paths.iter().filter_map(|p| std::fs::read_to_string(p).ok()));
             }
@@ -738,7 +907,11 @@ impl SmtpSink {
             let messages = self.messages();
             if messages.len() >= n {
                 let msg = &messages[n - 1];
-                if let Some(code) = msg.lines().map(str::trim).find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit())) {
+                if let Some(code) = msg
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+                {
                     return code.to_string();
                 }
                 panic!("no code in message: {msg}");
@@ -791,16 +964,35 @@ impl Browser {
                           "download.prompt_for_download": false, "safebrowsing.enabled": false}
             }
         }}});
-        let reply = request("POST", &format!("{base}/session"), &[("content-type", "application/json")], Some(caps.to_string().as_bytes()));
+        let reply = request(
+            "POST",
+            &format!("{base}/session"),
+            &[("content-type", "application/json")],
+            Some(caps.to_string().as_bytes()),
+        );
         let value = reply.json();
-        let session = value["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no WebDriver session: {}", reply.text())).to_string();
-        Browser { base, session, downloads, _profile: profile, driver }
+        let session = value["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {}", reply.text()))
+            .to_string();
+        Browser {
+            base,
+            session,
+            downloads,
+            _profile: profile,
+            driver,
+        }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}/session/{}{}", self.base, self.session, path);
         let bytes = body.map(|b| b.to_string().into_bytes());
-        let r = request(method, &url, &[("content-type", "application/json")], bytes.as_deref());
+        let r = request(
+            method,
+            &url,
+            &[("content-type", "application/json")],
+            bytes.as_deref(),
+        );
         let v = r.json();
         assert!(r.status < 300, "WebDriver {method} {path}: {}", r.text());
         v["value"].clone()
@@ -811,16 +1003,30 @@ impl Browser {
     }
 
     pub fn source(&self) -> String {
-        self.call("GET", "/source", None).as_str().unwrap_or("").to_string()
+        self.call("GET", "/source", None)
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     pub fn url(&self) -> String {
-        self.call("GET", "/url", None).as_str().unwrap_or("").to_string()
+        self.call("GET", "/url", None)
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     fn element(&self, css: &str) -> String {
-        let v = self.call("POST", "/element", Some(json!({ "using": "css selector", "value": css })));
-        v.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).unwrap_or_else(|| panic!("no element {css}")).to_string()
+        let v = self.call(
+            "POST",
+            "/element",
+            Some(json!({ "using": "css selector", "value": css })),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_string()
     }
 
     pub fn click(&self, css: &str) {
@@ -835,7 +1041,10 @@ impl Browser {
         let url = format!("{}/session/{}/element/{id}/name", self.base, self.session);
         let deadline = Instant::now() + Duration::from_secs(20);
         while try_request("GET", &url, &[], None).is_ok_and(|r| r.status < 300) {
-            assert!(Instant::now() < deadline, "the page did not change after clicking {css}");
+            assert!(
+                Instant::now() < deadline,
+                "the page did not change after clicking {css}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -843,19 +1052,31 @@ impl Browser {
     pub fn type_into(&self, css: &str, text: &str) {
         let id = self.element(css);
         self.call("POST", &format!("/element/{id}/clear"), Some(json!({})));
-        self.call("POST", &format!("/element/{id}/value"), Some(json!({ "text": text })));
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        );
     }
 
     /// Runs a script in the page (WebDriver's own channel, which the page's CSP does not govern;
     /// the page's own scripts still run under it).
     pub fn execute(&self, script: &str) -> Value {
-        self.call("POST", "/execute/sync", Some(json!({ "script": script, "args": [] })))
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
     }
 
     /// Chooses a local file in an `<input type="file">`, as a user picking it would.
     pub fn choose_file(&self, css: &str, path: &Path) {
         let id = self.element(css);
-        self.call("POST", &format!("/element/{id}/value"), Some(json!({ "text": path.display().to_string() })));
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": path.display().to_string() })),
+        );
     }
 
     /// Waits until the page source contains `text`.
@@ -866,7 +1087,10 @@ impl Browser {
             if source.contains(text) {
                 return source;
             }
-            assert!(Instant::now() < deadline, "page never showed {text:?}; it shows: {source}");
+            assert!(
+                Instant::now() < deadline,
+                "page never showed {text:?}; it shows: {source}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -878,16 +1102,26 @@ impl Browser {
         loop {
             if let Ok(bytes) = std::fs::read(&path) {
                 let partial = std::fs::read_dir(self.downloads.path())
-                    .map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().ends_with(".crdownload")))
+                    .map(|d| {
+                        d.filter_map(|e| e.ok())
+                            .any(|e| e.file_name().to_string_lossy().ends_with(".crdownload"))
+                    })
                     .unwrap_or(false);
                 if !partial {
                     return bytes;
                 }
             }
             let present: Vec<String> = std::fs::read_dir(self.downloads.path())
-                .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
                 .unwrap_or_default();
-            assert!(Instant::now() < deadline, "download {name} never finished; folder holds {present:?}");
+            assert!(
+                Instant::now() < deadline,
+                "download {name} never finished; folder holds {present:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -895,7 +1129,12 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = try_request("DELETE", &format!("{}/session/{}", self.base, self.session), &[], None);
+        let _ = try_request(
+            "DELETE",
+            &format!("{}/session/{}", self.base, self.session),
+            &[],
+            None,
+        );
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -909,7 +1148,11 @@ pub struct Jar {
 
 impl Jar {
     pub fn header(&self) -> String {
-        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     pub fn keep(&mut self, reply: &Reply) {
@@ -925,7 +1168,12 @@ impl Jar {
     /// A GET as a browser (HTML Accept).
     pub fn page(&mut self, url: &str) -> Reply {
         let cookie = self.header();
-        let r = request("GET", url, &[("accept", "text/html,*/*"), ("cookie", &cookie)], None);
+        let r = request(
+            "GET",
+            url,
+            &[("accept", "text/html,*/*"), ("cookie", &cookie)],
+            None,
+        );
         self.keep(&r);
         r
     }
@@ -934,7 +1182,12 @@ impl Jar {
     pub fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Reply {
         let body: Vec<String> = form
             .iter()
-            .map(|(k, v)| format!("{k}={}", percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)))
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                )
+            })
             .collect();
         self.post_raw(url, body.join("&").as_bytes())
     }
@@ -944,7 +1197,11 @@ impl Jar {
         let r = request(
             "POST",
             url,
-            &[("accept", "text/html"), ("cookie", &cookie), ("content-type", "application/x-www-form-urlencoded")],
+            &[
+                ("accept", "text/html"),
+                ("cookie", &cookie),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
             Some(body),
         );
         self.keep(&r);
@@ -955,7 +1212,10 @@ impl Jar {
 /// The value of the first hidden `csrf` field in a page.
 pub fn csrf_of(page: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
-    let start = page.find(marker).unwrap_or_else(|| panic!("no csrf field in {page}")) + marker.len();
+    let start = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("no csrf field in {page}"))
+        + marker.len();
     page[start..].split('"').next().unwrap_or("").to_string()
 }
 
@@ -996,7 +1256,13 @@ impl RecordingOrigin {
                 }
             }
         });
-        RecordingOrigin { port, body: body.to_vec(), received, stop, thread: Some(thread) }
+        RecordingOrigin {
+            port,
+            body: body.to_vec(),
+            received,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -1052,7 +1318,14 @@ fn serve_recorded(
                 rec.lock().unwrap()[slot].extend_from_slice(&buf[..n]);
                 pending.extend_from_slice(&buf[..n]);
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(_) => return,
         }
         while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -1062,7 +1335,9 @@ fn serve_recorded(
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .unwrap_or(0);
-            if head.lines().any(|l| l.starts_with("transfer-encoding:")) || pending.len() < end + 4 + length {
+            if head.lines().any(|l| l.starts_with("transfer-encoding:"))
+                || pending.len() < end + 4 + length
+            {
                 return; // framing this origin does not do: the test sees the bytes and fails
             }
             let is_head = head.starts_with("head ");
@@ -1108,7 +1383,9 @@ pub struct ScriptedOrigin {
 pub type Script = dyn Fn(&str, usize) -> Option<(Vec<u8>, bool)> + Send + Sync;
 
 impl ScriptedOrigin {
-    pub fn start(answer: impl Fn(&str, usize) -> Option<(Vec<u8>, bool)> + Send + Sync + 'static) -> ScriptedOrigin {
+    pub fn start(
+        answer: impl Fn(&str, usize) -> Option<(Vec<u8>, bool)> + Send + Sync + 'static,
+    ) -> ScriptedOrigin {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         use std::sync::Arc;
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -1131,7 +1408,11 @@ impl ScriptedOrigin {
                 }
             }
         });
-        ScriptedOrigin { port, connections, stop }
+        ScriptedOrigin {
+            port,
+            connections,
+            stop,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -1161,7 +1442,9 @@ fn serve_scripted(mut conn: TcpStream, answer: &Script, halt: &std::sync::atomic
         if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&pending[..end + 4]).into_owned();
             pending.drain(..end + 4);
-            let Some((bytes, close)) = answer(&head, nth) else { return };
+            let Some((bytes, close)) = answer(&head, nth) else {
+                return;
+            };
             nth += 1;
             for piece in bytes.chunks(7) {
                 if conn.write_all(piece).is_err() {
@@ -1176,7 +1459,14 @@ fn serve_scripted(mut conn: TcpStream, answer: &Script, halt: &std::sync::atomic
         match conn.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => pending.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(_) => return,
         }
     }

@@ -29,7 +29,11 @@ impl S3Server {
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let path = root.path().to_path_buf();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let fs = s3s_fs::FileSystem::new(path).unwrap();
                 let mut builder = s3s::service::S3ServiceBuilder::new(fs);
@@ -50,7 +54,12 @@ impl S3Server {
             });
         });
         wait_for_port(port, "s3s-fs");
-        S3Server { port, root, stop: Some(stop), thread: Some(thread) }
+        S3Server {
+            port,
+            root,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 
     pub fn put(&self, key: &str, bytes: &[u8]) {

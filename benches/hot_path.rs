@@ -129,23 +129,28 @@ fn counting(c: &mut Criterion) {
         target: linkgate::store::redis::RedisTarget::Single(format!("redis://127.0.0.1:{port}")),
         prefix: "bench".into(),
         timeout: Duration::from_secs(2),
-        reservation_ttl: Duration::from_secs(60),
     });
     if let Ok(store) = store {
         use linkgate::store::LinkStore;
         let mut link = sample_link();
-        link.max_downloads = Some(u64::MAX / 2);
+        link.max_downloads = Some(1_000_000_000_000);
         if rt.block_on(store.create(&link)).is_ok() {
-            let req = linkgate::store::ReserveRequest {
+            // A counted download of a 4 KiB document: its one draw.
+            let ask = linkgate::counting::Ask {
+                need: 4096,
+                bytes: 4096,
+                size: 4096,
+                ..Default::default()
+            };
+            let req = linkgate::store::Draw {
                 id: link.id,
                 generation: 1,
-                max: u64::MAX / 2,
-                client: "127.0.0.1".into(),
-                continuation: false,
-                window: Duration::from_secs(600),
+                max: 1_000_000_000_000,
+                part: "p".into(),
+                ask,
             };
             c.bench_function("counting script round trip (redis, loopback)", |b| {
-                b.iter(|| rt.block_on(store.reserve(black_box(&req))))
+                b.iter(|| rt.block_on(store.draw(black_box(&req))))
             });
         }
     }

@@ -6,7 +6,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method};
 use linkgate::admin::{parse_query, validate_link_body};
-use linkgate::counting::{classify, first_range_start, Kind};
+use linkgate::counting::{
+    classify, expected_length, is_multi_range, single_range, ByteRange, Kind,
+};
 use linkgate::link::{sanitize_filename, Document, Link, LinkId};
 use linkgate::recipient::parse_form;
 use linkgate::securelink::{
@@ -70,9 +72,19 @@ pub fn cookies(data: &[u8]) {
     let _ = verifier.check_csrf(&text, &LinkId::random(), "d");
 }
 
-/// Range header handling: the classification that decides what counts as a download.
+/// Range header handling: never panics; no request expects more than the whole document; a
+/// multi-range is never read as one range; the classification names resumes.
 pub fn range(data: &[u8]) {
-    let _ = first_range_start(&String::from_utf8_lossy(data));
+    let text = String::from_utf8_lossy(data);
+    let single = single_range(&text);
+    if is_multi_range(&text) {
+        assert_eq!(single, None);
+    }
+    for size in [0u64, 1, 100, u64::MAX] {
+        if let Some(n) = expected_length(Some(&text), Some(size)) {
+            assert!(n <= size, "{n} > {size}");
+        }
+    }
     let Ok(value) = HeaderValue::from_bytes(data) else {
         return;
     };
@@ -80,11 +92,11 @@ pub fn range(data: &[u8]) {
     headers.insert(http::header::RANGE, value);
     let kind = classify(&Method::GET, &headers);
     assert_ne!(kind, Kind::Head);
-    if let Some(s) = value_str(&headers).and_then(first_range_start) {
-        // A range from byte 0 always counts; a later start rides on a grant.
-        assert_eq!(kind == Kind::Fresh, s == 0, "{s}");
-    } else {
-        assert_eq!(kind, Kind::Fresh);
+    match value_str(&headers).and_then(single_range) {
+        Some(ByteRange::From(0)) | Some(ByteRange::Span(0, _)) | None => {
+            assert_eq!(kind, Kind::Fresh)
+        }
+        Some(_) => assert_eq!(kind, Kind::Continuation),
     }
     assert_eq!(classify(&Method::HEAD, &headers), Kind::Head);
 }

@@ -133,8 +133,10 @@ struct RawState {
     redis_prefix: Option<String>,
     #[serde(default)]
     redis_timeout_ms: Option<u64>,
-    #[serde(default)]
-    reservation_ttl_seconds: Option<u64>,
+    /// No longer used (downloads are counted by bytes, nothing expires): accepted so that older
+    /// files still load.
+    #[serde(default, rename = "reservation_ttl_seconds")]
+    _reservation_ttl_seconds: Option<u64>,
     #[serde(default)]
     cache_ttl_seconds: Option<u64>,
     #[serde(default)]
@@ -149,7 +151,7 @@ impl Default for RawState {
             redis_url: None,
             redis_prefix: None,
             redis_timeout_ms: None,
-            reservation_ttl_seconds: None,
+            _reservation_ttl_seconds: None,
             cache_ttl_seconds: None,
             cache_capacity: None,
         }
@@ -174,9 +176,10 @@ struct RawLimits {
     /// Largest admin request body accepted, in bytes.
     #[serde(default)]
     admin_body_bytes: Option<usize>,
-    /// Seconds a client keeps the right to resume/range a download it was granted.
-    #[serde(default)]
-    grant_window_seconds: Option<u64>,
+    /// No longer used (a resume rides on the bytes a download left unsent, not on a time
+    /// window): accepted so that older files still load.
+    #[serde(default, rename = "grant_window_seconds")]
+    _grant_window_seconds: Option<u64>,
     /// Requests per minute one client address may make to the recipients' pages.
     #[serde(default)]
     page_requests_per_minute: Option<u32>,
@@ -198,7 +201,6 @@ pub struct Config {
     pub state: StateConfig,
     pub stores: BTreeMap<String, StoreConfig>,
     pub admin_body_limit: usize,
-    pub grant_window: Duration,
     pub log_json: bool,
     pub policy: Policy,
     pub audit_retention: Option<Duration>,
@@ -488,20 +490,11 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             if timeout.is_zero() {
                 return Err(invalid("state.redis_timeout_ms", "must be at least 1"));
             }
-            let reservation_ttl =
-                Duration::from_secs(raw.state.reservation_ttl_seconds.unwrap_or(60));
-            if reservation_ttl < Duration::from_secs(2) {
-                return Err(invalid(
-                    "state.reservation_ttl_seconds",
-                    "must be at least 2",
-                ));
-            }
             StateConfig::Redis {
                 options: RedisOptions {
                     target,
                     prefix,
                     timeout,
-                    reservation_ttl,
                 },
                 cache,
             }
@@ -585,7 +578,6 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         state,
         stores,
         admin_body_limit: raw.limits.admin_body_bytes.unwrap_or(64 * 1024),
-        grant_window: Duration::from_secs(raw.limits.grant_window_seconds.unwrap_or(600)),
         log_json,
         policy: raw.policy,
         mail: {

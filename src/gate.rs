@@ -9,7 +9,7 @@ use crate::audit::AuditQueue;
 use crate::cache::LinkCache;
 use crate::config::RestrictedCaller;
 use crate::config::{Config, StateConfig};
-use crate::counting::{Settlements, UsageBatcher};
+use crate::counting::{Refunds, UsageBatcher};
 use crate::link::{Link, LinkId};
 use crate::mail::Mailer;
 use crate::policy::Policy;
@@ -25,13 +25,11 @@ pub struct Gate {
     pub store: Arc<dyn LinkStore>,
     pub cache: LinkCache,
     pub usage: UsageBatcher,
-    pub settlements: Settlements,
-    /// How often in-flight reservations are renewed (a quarter of their TTL).
-    pub renew_every: Duration,
+    /// Unsent bytes whose refund failed, kept for the next flush.
+    pub refunds: Refunds,
     /// The configured document stores by name.
     pub upstreams: BTreeMap<String, Arc<Store>>,
     pub public_url: String,
-    pub grant_window: Duration,
     pub audit: AuditQueue,
     pub audit_retention: Option<Duration>,
     pub policy: Policy,
@@ -48,11 +46,9 @@ pub struct Gate {
 impl Gate {
     /// Builds the core from a validated config, opening the configured link store.
     pub fn from_config(config: &Config) -> Result<Gate, StoreError> {
-        let mut renew_every = Duration::from_secs(15);
         let (store, cache): (Arc<dyn LinkStore>, _) = match &config.state {
             StateConfig::Embedded { path, cache } => (Arc::new(EmbeddedStore::open(path)?), cache),
             StateConfig::Redis { options, cache } => {
-                renew_every = options.reservation_ttl / 4;
                 (Arc::new(RedisStore::new(options.clone())?), cache)
             }
         };
@@ -66,11 +62,9 @@ impl Gate {
             store,
             cache: LinkCache::new(cache.ttl, cache.capacity),
             usage: UsageBatcher::default(),
-            settlements: Settlements::default(),
-            renew_every,
+            refunds: Refunds::default(),
             upstreams,
             public_url: config.server.public_url.clone(),
-            grant_window: config.grant_window,
             audit: AuditQueue::default(),
             audit_retention: config.audit_retention,
             policy: config.policy.clone(),

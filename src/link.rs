@@ -330,6 +330,7 @@ impl Link {
             } else {
                 "download".to_string()
             },
+            size: doc.size,
         };
         match variant {
             Variant::Original if self.allows(&Right::Download) => Ok(original(false)),
@@ -353,6 +354,7 @@ impl Link {
                     filename: r.filename.clone(),
                     inline: false,
                     variant: format!("download:{name}"),
+                    size: r.size,
                 })
             }
         }
@@ -474,6 +476,8 @@ pub struct Target {
     pub inline: bool,
     /// `download`, `view` or `download:<rendition>` (for events and logs).
     pub variant: String,
+    /// The object's size when the link knows it (measured when the link was created).
+    pub size: Option<u64>,
 }
 
 /// Why a request does not get a document.

@@ -2,14 +2,16 @@
 //!
 //! Every request is answered in `request_filter`, in this order:
 //! - admit: verify the token, load the link, check state/expiry, classify the request
-//!   (HEAD, prefetch, fresh, continuation) and, for a limited link, reserve a download slot.
-//!   Anything not good is answered with the uniform 404.
+//!   (HEAD, prefetch, fresh, continuation) and, for a limited link, make the first draw from the
+//!   document's byte account (see [`crate::counting`]). Anything not good is answered with the
+//!   uniform 404.
 //! - serve: a folder store's file is read by the gateway ([`crate::stores::dir`]); an HTTP or S3
 //!   store's answer is relayed ([`crate::stores::relay`]): only whitelisted request headers reach
 //!   the origin, our headers go on a success, and an origin error is replaced by our own page.
 //! - `fail_to_proxy`: an origin that cannot be reached or breaks off gets the recipient a 502/504
 //!   page (before the response started) or a broken-off connection (after).
-//! - `logging`: keep or give back the reserved slot, batch usage of unlimited links, log one line.
+//! - `logging`: give back what a limited link's response drew and did not send, batch usage of
+//!   unlimited links, log one line.
 //!
 //! Pingora's own upstream phases are not used: the relay reads the origin's body itself so that
 //! a stream holds one chunk sized to its recipient's pace (see [`crate::stores::relay`]).
@@ -28,14 +30,15 @@ use pingora::{Error, ErrorSource, ErrorType};
 use time::OffsetDateTime;
 
 use crate::audit::{client_of, user_agent_of, Draft};
-use crate::counting::{classify, keeps_slot, Kind};
+use crate::counting::{
+    classify, expected_length, is_multi_range, part_of, Drawn, Kind, Metered, Refund,
+};
 use crate::disposition::content_disposition;
 use crate::gate::Gate;
 use crate::link::{Link, LinkState, Refusal, Right, Selection, Target};
 use crate::metrics::metrics;
 use crate::pages;
 use crate::recipient::{self, Decision, Reply};
-use crate::store::{Reservation, ReserveRequest, Ticket};
 use crate::stores::dir::ServeError;
 use crate::stores::relay::Relay;
 use crate::stores::{Attempt, Store};
@@ -63,11 +66,11 @@ pub struct Ctx {
     target: Option<Target>,
     /// A PUT or form upload (answered in `request_filter`).
     upload: bool,
-    /// The slot reserved for this request, to be committed or given back.
-    ticket: Option<Ticket>,
+    /// A limited link's response, metered against its document's byte account.
+    metered: Option<Metered>,
+    /// A draw of this response counted a download.
+    counted: bool,
     client: String,
-    /// Whose resume grant this request uses: client, document and variant.
-    grant: String,
     /// Send the file inline whatever the link's rights (an unverified browser of a recipient
     /// without an email address).
     view_only: bool,
@@ -180,6 +183,53 @@ fn listing(link: &Link, url: &str) -> Reply {
     }
 }
 
+/// The body length of an origin's answer and the document's size, where the answer states them:
+/// a 200's `Content-Length`, a 206's `Content-Range`; nothing is sent for other answers.
+fn body_and_size(resp: &ResponseHeader, empty: bool) -> (Option<u64>, Option<u64>) {
+    let number = |name: header::HeaderName| {
+        resp.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    if empty {
+        return (Some(0), None);
+    }
+    match resp.status.as_u16() {
+        200 => {
+            let length = number(header::CONTENT_LENGTH);
+            (length, length)
+        }
+        206 => {
+            let range = resp
+                .headers
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_content_range);
+            match range {
+                Some((first, last, total)) => (Some(last - first + 1), total),
+                None => (number(header::CONTENT_LENGTH), None),
+            }
+        }
+        _ => (Some(0), None),
+    }
+}
+
+/// `bytes FIRST-LAST/TOTAL` (TOTAL may be `*`).
+fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+    let (range, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let (first, last): (u64, u64) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+    if last < first {
+        return None;
+    }
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    Some((first, last, total))
+}
+
 /// The gateway's own headers on a document: disposition (attachment or inline, with the
 /// document's display name), no caching, no sniffing.
 fn decorate(resp: &mut ResponseHeader, target: &Target) -> Result<()> {
@@ -259,59 +309,111 @@ impl Proxy {
         })
     }
 
-    /// Gives a reserved slot back (once). Called before an error answer goes out, so that the
-    /// slot is free again by the time the client sees the error.
+    /// Gives back what the response drew and did not send (once). Called before an error answer
+    /// goes out, so that the allowance is back by the time the client sees the error, and when
+    /// the request is over.
     async fn give_back(&self, ctx: &mut Ctx) {
-        let Some(ticket) = ctx.ticket.take() else {
+        let Some(metered) = ctx.metered.take() else {
             return;
         };
-        self.gate.settlements.released(ticket);
-        if let Err(err) = self.gate.store.release(ticket, &ctx.grant).await {
-            // The reservation then expires by itself after the reservation TTL.
-            tracing::error!(link = %ticket.id, error = %err, "could not give back a download slot");
+        ctx.counted |= metered.meter.counted();
+        if let Some(refund) = metered.refund() {
+            self.settle(refund).await;
         }
     }
 
-    /// Reserves a slot for a limited link; refreshes a stale cached link once.
-    async fn reserve(
+    /// Writes a refund now; one that fails is kept and written again by the housekeeper.
+    async fn settle(&self, refund: Refund) {
+        if let Err(e) = self.gate.store.refund(std::slice::from_ref(&refund)).await {
+            tracing::warn!(link = %refund.id, error = %e, "giving back unsent bytes failed; will retry");
+            if let Err(refund) = self.gate.refunds.queue(refund) {
+                // Forgetting it only leaves the bytes drawn: the link gives out less, never more.
+                tracing::error!(link = %refund.id, bytes = refund.bytes, "refund queue full; unsent bytes stay drawn");
+            }
+        }
+    }
+
+    /// Makes the first draw of a limited link's GET; refreshes a stale cached link once.
+    async fn admit_draw(
         &self,
         ctx: &mut Ctx,
         link: Arc<Link>,
-        max: u64,
+        expected: Option<u64>,
     ) -> Result<Option<Arc<Link>>, crate::store::StoreError> {
+        let Some(target) = ctx.target.clone() else {
+            return Ok(None);
+        };
         let mut link = link;
         for _ in 0..2 {
-            let req = ReserveRequest {
-                id: link.id,
-                generation: link.generation,
-                max,
-                client: ctx.grant.clone(),
-                continuation: ctx.kind == Kind::Continuation,
-                window: self.gate.grant_window,
+            let Some(max) = link.max_downloads else {
+                return Ok(Some(link));
             };
-            match self.gate.store.reserve(&req).await? {
-                Reservation::Granted { ticket, used } => {
-                    self.gate.settlements.started(ticket);
-                    let mut d = Draft::new("download.started", "ok");
-                    d.client = Some(ctx.client.clone());
-                    name_document(&mut d, ctx.target.as_ref());
-                    if let Some(serde_json::Value::Object(detail)) = &mut d.detail {
-                        detail.insert("downloads_used".into(), used.into());
-                        detail.insert("max_downloads".into(), max.into());
+            let part = part_of(&target.object);
+            let (metered, got) = Metered::admit(
+                self.gate.store.clone(),
+                link.id,
+                link.generation,
+                max,
+                part,
+                expected,
+                target.size,
+            )
+            .await?;
+            match got {
+                Drawn::Granted { counted, used, .. } => {
+                    if counted {
+                        let mut d = Draft::new("download.started", "ok");
+                        d.client = Some(ctx.client.clone());
+                        name_document(&mut d, ctx.target.as_ref());
+                        if let Some(serde_json::Value::Object(detail)) = &mut d.detail {
+                            detail.insert("downloads_used".into(), used.into());
+                            detail.insert("max_downloads".into(), max.into());
+                        }
+                        self.gate.audit.push(link.id, d);
                     }
-                    self.gate.audit.push(link.id, d);
-                    ctx.ticket = Some(ticket);
+                    ctx.metered = Some(metered);
                     return Ok(Some(link));
                 }
-                Reservation::Covered => return Ok(Some(link)),
-                Reservation::Exhausted => return Ok(None),
-                Reservation::Stale => match self.gate.refresh(link.id).await? {
+                Drawn::Exhausted => {
+                    // A draw that gave only part of what the request needs refuses it: that part
+                    // goes back.
+                    if let Some(refund) = metered.refund() {
+                        self.settle(refund).await;
+                    }
+                    return Ok(None);
+                }
+                Drawn::Stale => match self.gate.refresh(link.id).await? {
                     Some(fresh) if fresh.is_open(OffsetDateTime::now_utc()) => link = fresh,
                     _ => return Ok(None),
                 },
             }
         }
         Ok(None)
+    }
+
+    /// Whether a HEAD or prefetch of a limited link may be answered: anything may still be sent.
+    async fn may_send(
+        &self,
+        link: &Link,
+        max: u64,
+        target: &Target,
+    ) -> Result<bool, crate::store::StoreError> {
+        let ask = crate::counting::Ask {
+            probe: true,
+            size: target.size.unwrap_or(0),
+            ..Default::default()
+        };
+        let draw = crate::store::Draw {
+            id: link.id,
+            generation: link.generation,
+            max,
+            part: part_of(&target.object),
+            ask,
+        };
+        Ok(matches!(
+            self.gate.store.draw(&draw).await?,
+            Drawn::Granted { .. }
+        ))
     }
 
     /// Takes an upload the link admitted: a PUT or the landing page's form.
@@ -365,13 +467,22 @@ impl Proxy {
             ctx.replaced = true;
             return answer(session, code, &[]).await;
         }
+        let (length, size) = body_and_size(&resp, body.is_empty());
+        if !crate::stores::Allowance::begin(&mut ctx.metered, length, size).await? {
+            // The limit leaves nothing for this answer: the uniform 404 (the origin's connection
+            // is closed with its body unread).
+            ctx.replaced = true;
+            ctx.outcome = "exhausted";
+            self.give_back(ctx).await;
+            return answer(session, 404, &[]).await;
+        }
         let empty = body.is_empty();
         session.write_response_header(Box::new(resp), empty).await?;
         if empty {
             body.finish();
             return Ok(());
         }
-        body.send_to(session).await
+        body.send_to(session, &mut ctx.metered).await
     }
 
     /// Checks the origin's answer: our headers on a success (`None`), or the status of the page
@@ -539,18 +650,16 @@ impl Proxy {
         if ctx.view_only {
             target.inline = true;
         }
-        if link.max_downloads.is_some() {
-            // Only counted downloads reserve and give back slots under a grant.
-            ctx.grant = format!("{}#{}:{}", ctx.client, target.index, target.variant);
-        }
         ctx.target = Some(target);
         let req = session.req_header();
         ctx.kind = classify(&req.method, &req.headers);
         let link_for_events = link.clone();
-        if let (Kind::Head | Kind::Prefetch, Some(max)) = (ctx.kind, link.max_downloads) {
+        if let (Kind::Head | Kind::Prefetch, Some(max), Some(target)) =
+            (ctx.kind, link.max_downloads, ctx.target.as_ref())
+        {
             // Uncounted requests on a used-up link must look like any dead link too.
-            match self.gate.store.usage(link.id, link.generation).await {
-                Ok(used) if used >= max => {
+            match self.may_send(&link, max, target).await {
+                Ok(false) => {
                     ctx.outcome = "exhausted";
                     self.refused(
                         session,
@@ -561,7 +670,7 @@ impl Proxy {
                     );
                     return Err(Answer::Status(404));
                 }
-                Ok(_) => {}
+                Ok(true) => {}
                 Err(e) => {
                     tracing::error!(link = %id, error = %e, "link store failed");
                     ctx.outcome = "store_error";
@@ -570,8 +679,22 @@ impl Proxy {
             }
         }
         let link = match (ctx.kind, link.max_downloads) {
-            (Kind::Fresh | Kind::Continuation, Some(max)) => {
-                match self.reserve(ctx, link, max).await {
+            (Kind::Fresh | Kind::Continuation, Some(_)) => {
+                let req = session.req_header_mut();
+                let range = req
+                    .headers
+                    .get(header::RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                if range.as_deref().is_some_and(is_multi_range) {
+                    // Several ranges of a counted download get the whole document (RFC 9110 lets a
+                    // server ignore Range): no answer is ever larger than one copy.
+                    req.remove_header(&header::RANGE);
+                }
+                let size = ctx.target.as_ref().and_then(|t| t.size);
+                let expected =
+                    expected_length(range.as_deref().filter(|r| !is_multi_range(r)), size);
+                match self.admit_draw(ctx, link, expected).await {
                     Ok(Some(link)) => link,
                     Ok(None) => {
                         ctx.outcome = "exhausted";
@@ -612,9 +735,9 @@ impl ProxyHttp for Proxy {
             kind: Kind::Head,
             target: None,
             upload: false,
-            ticket: None,
+            metered: None,
+            counted: false,
             client: String::new(),
-            grant: String::new(),
             view_only: false,
             replaced: false,
             outcome: "served",
@@ -678,13 +801,25 @@ impl ProxyHttp for Proxy {
                 return Ok(false);
             };
             match dir
-                .serve(session, &target.object, |resp| decorate(resp, &target))
+                .serve(
+                    session,
+                    &target.object,
+                    |resp| decorate(resp, &target),
+                    &mut ctx.metered,
+                )
                 .await
             {
                 Ok(()) => return Ok(true),
                 Err(ServeError::Refused(e)) => {
                     tracing::warn!(link = %link.id, store = %link.store, error = %e, "dir store cannot serve the object");
                     ctx.outcome = "origin_not_found";
+                    self.give_back(ctx).await;
+                    answer(session, 404, &[]).await?;
+                    return Ok(true);
+                }
+                Err(ServeError::Exhausted) => {
+                    ctx.outcome = "exhausted";
+                    ctx.replaced = true;
                     self.give_back(ctx).await;
                     answer(session, 404, &[]).await?;
                     return Ok(true);
@@ -733,8 +868,10 @@ impl ProxyHttp for Proxy {
                 .error(if code == 504 { "timeout" } else { "io" });
         }
         ctx.outcome = match code {
+            _ if e.etype() == &crate::stores::LIMIT_REACHED => "limit_reached",
             504 => "origin_timeout",
             502 => "origin_down",
+            503 => "store_error",
             0 => "client_gone",
             _ => "error",
         };
@@ -758,28 +895,18 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
-        let (status, expected) = match session.response_written() {
-            Some(r) => (
-                r.status.as_u16(),
-                r.headers
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok()),
-            ),
-            None => (0, None),
-        };
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let sent = session.as_downstream().body_bytes_sent() as u64;
-        let delivered = !ctx.replaced && keeps_slot(status, e.is_none(), sent, expected);
-        let counted = ctx.ticket.is_some() && delivered;
-        match ctx.ticket {
-            Some(ticket) if delivered => self.gate.settlements.delivered(ticket),
-            Some(_) => {
-                self.give_back(ctx).await;
-                if ctx.outcome == "served" {
-                    ctx.outcome = "aborted";
-                }
-            }
-            None => {}
+        let delivered = !ctx.replaced && e.is_none() && (status == 200 || status == 206);
+        // Unsent bytes go back before the event is queued, so whoever waits for the event finds
+        // the allowance restored.
+        self.give_back(ctx).await;
+        let counted = ctx.counted;
+        if !delivered
+            && ctx.outcome == "served"
+            && matches!(ctx.kind, Kind::Fresh | Kind::Continuation)
+        {
+            ctx.outcome = "aborted";
         }
         if let (Some(link), false) = (&ctx.link, ctx.upload) {
             if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {

@@ -22,15 +22,15 @@ use crate::proxy::Proxy;
 use crate::store::StoreError;
 use crate::stores::relay::Relay;
 
-/// Off the request path: commits delivered downloads and writes usage of unlimited links (every
-/// 250 ms, and once more at shutdown), and renews reservations of downloads still running.
+/// Off the request path: retries refunds of unsent bytes that failed, and writes usage of
+/// unlimited links and audit events (every 250 ms, and once more at shutdown).
 struct Housekeeper {
     gate: Arc<Gate>,
 }
 
 impl Housekeeper {
     async fn flush(&self) {
-        self.gate.settlements.flush(&self.gate.store).await;
+        self.gate.refunds.flush(&self.gate.store).await;
         self.gate.usage.flush(&self.gate.store).await;
         self.gate
             .audit
@@ -43,12 +43,9 @@ impl Housekeeper {
 impl BackgroundService for Housekeeper {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut flush = tokio::time::interval(Duration::from_millis(250));
-        let mut renew =
-            tokio::time::interval(self.gate.renew_every.max(Duration::from_millis(500)));
         loop {
             tokio::select! {
                 _ = flush.tick() => self.flush().await,
-                _ = renew.tick() => self.gate.settlements.renew(&self.gate.store).await,
                 _ = shutdown.changed() => {
                     self.flush().await;
                     return;

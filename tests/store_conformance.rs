@@ -7,11 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use linkgate::counting::{self, Account, Ask, Drawn, Refund};
 use linkgate::link::{Document, Link, LinkId, LinkState};
 use linkgate::store::redis::{RedisOptions, RedisTarget};
-use linkgate::store::{
-    EmbeddedStore, LinkStore, RedisStore, Reservation, ReserveRequest, StoreError,
-};
+use linkgate::store::{Draw, EmbeddedStore, LinkStore, RedisStore, StoreError};
 
 /// A store plus whatever keeps it alive (a temp folder or a redis-server process).
 struct Backend {
@@ -28,12 +27,11 @@ fn embedded() -> Backend {
     }
 }
 
-fn redis_store(url: String, ttl: Duration) -> RedisStore {
+fn redis_store(url: String) -> RedisStore {
     RedisStore::new(RedisOptions {
         target: RedisTarget::Single(url),
         prefix: "t".into(),
         timeout: Duration::from_millis(500),
-        reservation_ttl: ttl,
     })
     .unwrap()
 }
@@ -41,7 +39,7 @@ fn redis_store(url: String, ttl: Duration) -> RedisStore {
 fn redis() -> Backend {
     let server = common::RedisServer::start();
     Backend {
-        store: Arc::new(redis_store(server.url(), Duration::from_secs(60))),
+        store: Arc::new(redis_store(server.url())),
         _keep: Box::new(server),
     }
 }
@@ -61,15 +59,42 @@ fn link(max: Option<u64>) -> Link {
     l
 }
 
-fn ask(l: &Link, client: &str, continuation: bool) -> ReserveRequest {
-    ReserveRequest {
+/// A draw of a whole copy of a 100-byte document.
+fn whole(l: &Link) -> Draw {
+    draw(
+        l,
+        "p",
+        Ask {
+            need: 100,
+            bytes: 100,
+            size: 100,
+            ..Ask::default()
+        },
+    )
+}
+
+fn draw(l: &Link, part: &str, ask: Ask) -> Draw {
+    Draw {
         id: l.id,
         generation: l.generation,
         max: l.max_downloads.unwrap_or(u64::MAX),
-        client: client.into(),
-        continuation,
-        window: Duration::from_secs(600),
+        part: part.into(),
+        ask,
     }
+}
+
+fn refund(l: &Link, part: &str, bytes: u64, own: u64) -> Refund {
+    Refund {
+        id: l.id,
+        generation: l.generation,
+        part: part.into(),
+        bytes,
+        own,
+    }
+}
+
+fn counted(d: Drawn) -> bool {
+    matches!(d, Drawn::Granted { counted: true, .. })
 }
 
 async fn created_links_read_back_and_ids_are_unique(s: Arc<dyn LinkStore>) {
@@ -144,181 +169,186 @@ async fn concurrent_updates_are_not_lost(s: Arc<dyn LinkStore>) {
     assert_eq!(s.get(l.id).await.unwrap().unwrap().generation, 21);
 }
 
-async fn slots_are_granted_up_to_the_limit(s: Arc<dyn LinkStore>) {
+async fn whole_copies_count_up_to_the_limit(s: Arc<dyn LinkStore>) {
     let l = link(Some(2));
     s.create(&l).await.unwrap();
-    assert!(matches!(
-        s.reserve(&ask(&l, "a", false)).await.unwrap(),
-        Reservation::Granted { used: 1, .. }
-    ));
-    assert!(matches!(
-        s.reserve(&ask(&l, "b", false)).await.unwrap(),
-        Reservation::Granted { used: 2, .. }
-    ));
     assert_eq!(
-        s.reserve(&ask(&l, "c", false)).await.unwrap(),
-        Reservation::Exhausted
+        s.draw(&whole(&l)).await.unwrap(),
+        Drawn::Granted {
+            bytes: 100,
+            counted: true,
+            used: 1
+        }
     );
+    assert_eq!(
+        s.draw(&whole(&l)).await.unwrap(),
+        Drawn::Granted {
+            bytes: 100,
+            counted: true,
+            used: 2
+        }
+    );
+    assert_eq!(
+        s.draw(&whole(&l)).await.unwrap(),
+        Drawn::Granted {
+            bytes: 50,
+            counted: false,
+            used: 2
+        },
+        "half a copy of slack"
+    );
+    assert_eq!(s.draw(&whole(&l)).await.unwrap(), Drawn::Exhausted);
     assert_eq!(s.usage(l.id, 1).await.unwrap(), 2);
 }
 
-async fn concurrent_reservations_never_over_grant(s: Arc<dyn LinkStore>) {
+async fn concurrent_draws_never_over_grant(s: Arc<dyn LinkStore>) {
     let l = link(Some(10));
     s.create(&l).await.unwrap();
     let tasks: Vec<_> = (0..200)
-        .map(|i| {
-            let (s, req) = (s.clone(), ask(&l, &format!("c{i}"), false));
-            tokio::spawn(async move { s.reserve(&req).await.unwrap() })
+        .map(|_| {
+            let (s, d) = (s.clone(), whole(&l));
+            tokio::spawn(async move { s.draw(&d).await.unwrap() })
         })
         .collect();
-    let mut granted = 0;
+    let (mut counts, mut bytes) = (0, 0);
     for t in tasks {
-        if matches!(t.await.unwrap(), Reservation::Granted { .. }) {
-            granted += 1;
+        if let Drawn::Granted {
+            counted, bytes: b, ..
+        } = t.await.unwrap()
+        {
+            counts += u64::from(counted);
+            bytes += b;
         }
     }
-    assert_eq!(granted, 10);
+    assert_eq!(counts, 10);
+    assert_eq!(bytes, 1050, "ten copies and half a copy");
     assert_eq!(s.usage(l.id, 1).await.unwrap(), 10);
 }
 
-async fn a_released_slot_can_be_taken_again(s: Arc<dyn LinkStore>) {
+async fn a_download_that_sent_nothing_is_uncounted(s: Arc<dyn LinkStore>) {
     let l = link(Some(1));
     s.create(&l).await.unwrap();
-    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else {
-        panic!("granted expected")
-    };
+    assert!(counted(s.draw(&whole(&l)).await.unwrap()));
     assert_eq!(
-        s.reserve(&ask(&l, "b", false)).await.unwrap(),
-        Reservation::Exhausted
+        s.draw(&whole(&l)).await.unwrap(),
+        Drawn::Granted {
+            bytes: 50,
+            counted: false,
+            used: 1
+        }
     );
-    s.release(ticket, "a").await.unwrap();
+    s.refund(&[refund(&l, "p", 150, 0)]).await.unwrap();
     assert_eq!(s.usage(l.id, 1).await.unwrap(), 0);
-    assert!(matches!(
-        s.reserve(&ask(&l, "b", false)).await.unwrap(),
-        Reservation::Granted { .. }
-    ));
+    assert!(counted(s.draw(&whole(&l)).await.unwrap()));
 }
 
-async fn a_committed_slot_stays_taken(s: Arc<dyn LinkStore>) {
+async fn a_resume_rides_on_what_the_broken_download_left(s: Arc<dyn LinkStore>) {
     let l = link(Some(1));
     s.create(&l).await.unwrap();
-    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else {
-        panic!("granted expected")
-    };
-    s.commit(&[ticket]).await.unwrap();
-    assert_eq!(
-        s.reserve(&ask(&l, "b", false)).await.unwrap(),
-        Reservation::Exhausted
-    );
+    assert!(counted(s.draw(&whole(&l)).await.unwrap()));
+    s.refund(&[refund(&l, "p", 70, 0)]).await.unwrap(); // 30 bytes were sent
     assert_eq!(s.usage(l.id, 1).await.unwrap(), 1);
+    let rest = draw(
+        &l,
+        "p",
+        Ask {
+            need: 70,
+            bytes: 70,
+            size: 100,
+            ..Ask::default()
+        },
+    );
+    assert_eq!(
+        s.draw(&rest).await.unwrap(),
+        Drawn::Granted {
+            bytes: 70,
+            counted: false,
+            used: 1
+        }
+    );
+    assert_eq!(
+        s.draw(&whole(&l)).await.unwrap(),
+        Drawn::Granted {
+            bytes: 50,
+            counted: false,
+            used: 1
+        }
+    );
+    assert_eq!(s.draw(&whole(&l)).await.unwrap(), Drawn::Exhausted);
 }
 
-async fn a_continuation_rides_on_the_same_clients_grant(s: Arc<dyn LinkStore>) {
+async fn parts_share_the_links_limit_but_not_their_bytes(s: Arc<dyn LinkStore>) {
     let l = link(Some(1));
     s.create(&l).await.unwrap();
-    assert!(matches!(
-        s.reserve(&ask(&l, "10.0.0.1", false)).await.unwrap(),
-        Reservation::Granted { .. }
-    ));
-    assert_eq!(
-        s.reserve(&ask(&l, "10.0.0.1", true)).await.unwrap(),
-        Reservation::Covered
+    assert!(counted(s.draw(&whole(&l)).await.unwrap()));
+    let other = draw(
+        &l,
+        "q",
+        Ask {
+            need: 100,
+            bytes: 100,
+            size: 100,
+            ..Ask::default()
+        },
     );
     assert_eq!(
-        s.reserve(&ask(&l, "10.0.0.1", true)).await.unwrap(),
-        Reservation::Covered
-    );
-    assert_eq!(
-        s.reserve(&ask(&l, "10.0.0.2", true)).await.unwrap(),
-        Reservation::Exhausted,
-        "another client has no grant"
-    );
-    assert_eq!(
-        s.reserve(&ask(&l, "10.0.0.1", false)).await.unwrap(),
-        Reservation::Exhausted,
-        "a fresh download always counts"
-    );
-    assert_eq!(s.usage(l.id, 1).await.unwrap(), 1);
-}
-
-async fn a_continuation_without_a_grant_counts(s: Arc<dyn LinkStore>) {
-    let l = link(Some(2));
-    s.create(&l).await.unwrap();
-    assert!(matches!(
-        s.reserve(&ask(&l, "a", true)).await.unwrap(),
-        Reservation::Granted { used: 1, .. }
-    ));
-    assert_eq!(
-        s.reserve(&ask(&l, "a", true)).await.unwrap(),
-        Reservation::Covered
+        s.draw(&other).await.unwrap(),
+        Drawn::Exhausted,
+        "another document needs a download of its own"
     );
 }
 
-async fn releasing_forgets_the_grant(s: Arc<dyn LinkStore>) {
-    let l = link(Some(5));
-    s.create(&l).await.unwrap();
-    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else {
-        panic!("granted expected")
-    };
-    s.release(ticket, "a").await.unwrap();
-    assert!(
-        matches!(
-            s.reserve(&ask(&l, "a", true)).await.unwrap(),
-            Reservation::Granted { .. }
-        ),
-        "no free resume after a give-back"
-    );
-}
-
-async fn a_slot_shared_by_parallel_ranges_stays_counted_when_one_part_breaks_off(
-    s: Arc<dyn LinkStore>,
-) {
+async fn probes_and_own_downloads(s: Arc<dyn LinkStore>) {
     let l = link(Some(1));
     s.create(&l).await.unwrap();
-    let Reservation::Granted { ticket, .. } = s.reserve(&ask(&l, "a", false)).await.unwrap() else {
-        panic!("granted expected")
-    };
-    assert_eq!(
-        s.reserve(&ask(&l, "a", true)).await.unwrap(),
-        Reservation::Covered
+    let probe = draw(
+        &l,
+        "p",
+        Ask {
+            probe: true,
+            ..Ask::default()
+        },
     );
-    s.release(ticket, "a").await.unwrap();
-    assert_eq!(s.usage(l.id, 1).await.unwrap(), 1);
-    assert_eq!(
-        s.reserve(&ask(&l, "a", true)).await.unwrap(),
-        Reservation::Covered,
-        "the other parts may still resume"
+    let own = draw(
+        &l,
+        "p",
+        Ask {
+            own: true,
+            ..Ask::default()
+        },
     );
     assert_eq!(
-        s.reserve(&ask(&l, "b", false)).await.unwrap(),
-        Reservation::Exhausted
+        s.draw(&probe).await.unwrap(),
+        Drawn::Granted {
+            bytes: 0,
+            counted: false,
+            used: 0
+        }
     );
-}
-
-async fn grants_end_with_their_window(s: Arc<dyn LinkStore>) {
-    let l = link(Some(5));
-    s.create(&l).await.unwrap();
-    let mut req = ask(&l, "a", false);
-    req.window = Duration::from_millis(300);
-    assert!(matches!(
-        s.reserve(&req).await.unwrap(),
-        Reservation::Granted { .. }
-    ));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    req.continuation = true;
-    assert!(matches!(
-        s.reserve(&req).await.unwrap(),
-        Reservation::Granted { used: 2, .. }
-    ));
+    assert_eq!(
+        s.draw(&own).await.unwrap(),
+        Drawn::Granted {
+            bytes: 0,
+            counted: true,
+            used: 1
+        }
+    );
+    assert_eq!(s.draw(&probe).await.unwrap(), Drawn::Exhausted);
+    s.refund(&[refund(&l, "p", 0, 1)]).await.unwrap();
+    assert_eq!(
+        s.draw(&probe).await.unwrap(),
+        Drawn::Granted {
+            bytes: 0,
+            counted: false,
+            used: 0
+        }
+    );
 }
 
 async fn a_new_generation_counts_from_zero_and_old_ones_are_stale(s: Arc<dyn LinkStore>) {
     let l = link(Some(1));
     s.create(&l).await.unwrap();
-    assert!(matches!(
-        s.reserve(&ask(&l, "a", false)).await.unwrap(),
-        Reservation::Granted { .. }
-    ));
+    assert!(counted(s.draw(&whole(&l)).await.unwrap()));
     let bumped = s
         .update(
             l.id,
@@ -330,15 +360,24 @@ async fn a_new_generation_counts_from_zero_and_old_ones_are_stale(s: Arc<dyn Lin
         .await
         .unwrap();
     assert_eq!(
-        s.reserve(&ask(&l, "a", false)).await.unwrap(),
-        Reservation::Stale,
+        s.draw(&whole(&l)).await.unwrap(),
+        Drawn::Stale,
         "a caller with the old generation must refresh"
     );
-    assert_eq!(s.usage(l.id, 2).await.unwrap(), 0);
-    assert!(matches!(
-        s.reserve(&ask(&bumped, "a", false)).await.unwrap(),
-        Reservation::Granted { used: 1, .. }
-    ));
+    s.refund(&[refund(&l, "p", 100, 0)]).await.unwrap();
+    assert_eq!(
+        s.usage(l.id, 2).await.unwrap(),
+        0,
+        "a refund of an old generation changes nothing"
+    );
+    assert_eq!(
+        s.draw(&whole(&bumped)).await.unwrap(),
+        Drawn::Granted {
+            bytes: 100,
+            counted: true,
+            used: 1
+        }
+    );
 }
 
 async fn closed_or_unknown_links_are_stale(s: Arc<dyn LinkStore>) {
@@ -353,14 +392,47 @@ async fn closed_or_unknown_links_are_stale(s: Arc<dyn LinkStore>) {
     )
     .await
     .unwrap();
-    assert_eq!(
-        s.reserve(&ask(&l, "a", false)).await.unwrap(),
-        Reservation::Stale
-    );
-    assert_eq!(
-        s.reserve(&ask(&link(Some(1)), "a", false)).await.unwrap(),
-        Reservation::Stale
-    );
+    assert_eq!(s.draw(&whole(&l)).await.unwrap(), Drawn::Stale);
+    assert_eq!(s.draw(&whole(&link(Some(1)))).await.unwrap(), Drawn::Stale);
+}
+
+/// The store applies exactly the rules of `linkgate::counting` (the Redis script mirrors them):
+/// a pseudo-random sequence of draws and refunds on a few parts gets the same answers from the
+/// store as from the functions themselves.
+async fn the_store_counts_exactly_as_the_model_does(s: Arc<dyn LinkStore>) {
+    let l = link(Some(3));
+    s.create(&l).await.unwrap();
+    let (mut used, mut accounts) = (0u64, std::collections::HashMap::<String, Account>::new());
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for step in 0..400 {
+        let part = ["a", "b", "c"][next(3) as usize].to_string();
+        let size = [0, 10, 1000, 999][next(4) as usize];
+        let account = accounts.entry(part.clone()).or_default();
+        if next(3) == 0 {
+            let (bytes, own) = (next(600), u64::from(next(5) == 0));
+            counting::refund(&mut used, account, bytes, own);
+            s.refund(&[refund(&l, &part, bytes, own)]).await.unwrap();
+        } else {
+            let need = next(1200);
+            let ask = Ask {
+                need,
+                bytes: need.min(next(1200)),
+                size,
+                probe: next(8) == 0,
+                own: next(10) == 0,
+            };
+            let want = counting::draw(&mut used, 3, account, &ask);
+            let got = s.draw(&draw(&l, &part, ask)).await.unwrap();
+            assert_eq!(got, want, "step {step}: {ask:?} on {part}");
+        }
+        assert_eq!(s.usage(l.id, 1).await.unwrap(), used, "step {step}");
+    }
 }
 
 async fn usage_of_unlimited_links_adds_up(s: Arc<dyn LinkStore>) {
@@ -452,15 +524,13 @@ conformance!(
     created_links_read_back_and_ids_are_unique,
     updates_apply_atomically_or_not_at_all,
     concurrent_updates_are_not_lost,
-    slots_are_granted_up_to_the_limit,
-    concurrent_reservations_never_over_grant,
-    a_released_slot_can_be_taken_again,
-    a_committed_slot_stays_taken,
-    a_continuation_rides_on_the_same_clients_grant,
-    a_continuation_without_a_grant_counts,
-    releasing_forgets_the_grant,
-    a_slot_shared_by_parallel_ranges_stays_counted_when_one_part_breaks_off,
-    grants_end_with_their_window,
+    whole_copies_count_up_to_the_limit,
+    concurrent_draws_never_over_grant,
+    a_download_that_sent_nothing_is_uncounted,
+    a_resume_rides_on_what_the_broken_download_left,
+    parts_share_the_links_limit_but_not_their_bytes,
+    probes_and_own_downloads,
+    the_store_counts_exactly_as_the_model_does,
     a_new_generation_counts_from_zero_and_old_ones_are_stale,
     closed_or_unknown_links_are_stale,
     usage_of_unlimited_links_adds_up,
@@ -468,66 +538,16 @@ conformance!(
     links_are_listed_newest_first_by_index,
 );
 
-// Reservations outliving their gateway matter only where several gateways share state.
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_a_reservation_whose_gateway_died_expires_by_itself() {
-    let server = common::RedisServer::start();
-    let s = redis_store(server.url(), Duration::from_secs(2));
-    let l = link(Some(1));
-    s.create(&l).await.unwrap();
-    assert!(matches!(
-        s.reserve(&ask(&l, "a", false)).await.unwrap(),
-        Reservation::Granted { .. }
-    ));
-    assert_eq!(
-        s.reserve(&ask(&l, "b", false)).await.unwrap(),
-        Reservation::Exhausted
-    );
-    tokio::time::sleep(Duration::from_millis(2_300)).await;
-    assert!(matches!(
-        s.reserve(&ask(&l, "b", false)).await.unwrap(),
-        Reservation::Granted { used: 1, .. }
-    ));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_a_renewed_or_committed_reservation_does_not_expire() {
-    let server = common::RedisServer::start();
-    let s = redis_store(server.url(), Duration::from_secs(2));
-    let l = link(Some(2));
-    s.create(&l).await.unwrap();
-    let Reservation::Granted {
-        ticket: running, ..
-    } = s.reserve(&ask(&l, "a", false)).await.unwrap()
-    else {
-        panic!()
-    };
-    let Reservation::Granted { ticket: done, .. } = s.reserve(&ask(&l, "b", false)).await.unwrap()
-    else {
-        panic!()
-    };
-    s.commit(&[done]).await.unwrap();
-    for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        s.keep_alive(&[running]).await.unwrap();
-    }
-    assert_eq!(
-        s.reserve(&ask(&l, "c", false)).await.unwrap(),
-        Reservation::Exhausted
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_unreachable_fails_fast_and_recovers() {
     let mut server = common::RedisServer::start();
-    let s = redis_store(server.url(), Duration::from_secs(60));
+    let s = redis_store(server.url());
     let l = link(Some(3));
     s.create(&l).await.unwrap();
     server.kill();
     let started = std::time::Instant::now();
     assert!(matches!(
-        s.reserve(&ask(&l, "a", false)).await,
+        s.draw(&whole(&l)).await,
         Err(StoreError::Unavailable(_))
     ));
     assert!(
@@ -537,9 +557,9 @@ async fn redis_unreachable_fails_fast_and_recovers() {
     server.restart();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match s.reserve(&ask(&l, "a", false)).await {
+        match s.draw(&whole(&l)).await {
             Ok(r) => {
-                assert!(matches!(r, Reservation::Granted { used: 1, .. }), "{r:?}");
+                assert!(matches!(r, Drawn::Granted { used: 1, .. }), "{r:?}");
                 break;
             }
             Err(e) => {

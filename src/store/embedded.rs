@@ -1,24 +1,24 @@
 //! The embedded store: one redb file for a single gateway instance.
 //!
 //! Link records and counters persist in the file; every change is one write transaction, run on
-//! the blocking pool so the async runtime never waits on disk. Reservations and resume grants
-//! live in memory: a single instance is the only user, and a crash ends its downloads too (a
-//! download in flight at a crash stays counted, the fail-safe side).
+//! the blocking pool so the async runtime never waits on disk. Download counts persist; the byte
+//! accounts of documents (see [`crate::counting`]) live in memory with the one thread that
+//! counts: a single instance is the only user, and after a restart every document starts with
+//! no allowance left over (a resume then counts as a new download: the fail-safe side).
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
 use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
-    index_entries, list_by_index, Change, LinkStore, ListPage, ListQuery, OnChange, Reservation,
-    ReserveRequest, StoreError, Ticket,
+    index_entries, list_by_index, Change, Draw, LinkStore, ListPage, ListQuery, OnChange,
+    StoreError,
 };
 use crate::audit::{seal, Draft, Event};
+use crate::counting::{self, Account, Drawn, Refund};
 use crate::link::{Link, LinkId};
 
 const LINKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("links");
@@ -69,53 +69,37 @@ fn decode_link(bytes: &[u8]) -> Result<Link, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("link record: {e}")))
 }
 
-/// Grants kept in memory: an embedded store serves exactly one gateway process.
-#[derive(Default)]
-struct Grants {
-    /// (link, generation, client) → (valid until, shared by parallel ranges).
-    map: HashMap<(LinkId, u64, String), (Instant, bool)>,
+/// A document's account: link, generation, part.
+type AccountKey = (LinkId, u64, String);
+
+/// Work for the counting thread.
+enum Job {
+    Draw(
+        Draw,
+        tokio::sync::oneshot::Sender<Result<Drawn, StoreError>>,
+    ),
+    Refund(
+        Vec<Refund>,
+        tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    ),
 }
 
-impl Grants {
-    const MAX: usize = 100_000;
-
-    /// Whether a live grant covers a continuation; a covered grant is marked shared.
-    fn covers(&mut self, key: &(LinkId, u64, String), now: Instant) -> bool {
-        match self.map.get_mut(key) {
-            Some((until, shared)) if *until > now => {
-                *shared = true;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn insert(&mut self, key: (LinkId, u64, String), until: Instant, now: Instant) {
-        if self.map.len() >= Self::MAX {
-            self.map.retain(|_, (t, _)| *t > now);
-            if self.map.len() >= Self::MAX {
-                // Still full of live grants: drop the oldest half rather than grow without bound.
-                // A dropped grant only means a later resume counts as a new download.
-                let mut times: Vec<Instant> = self.map.values().map(|(t, _)| *t).collect();
-                times.sort_unstable();
-                let cut = times[times.len() / 2];
-                self.map.retain(|_, (t, _)| *t > cut);
-            }
-        }
-        self.map.insert(key, (until, false));
-    }
+/// What one job came to.
+enum Outcome {
+    Drawn(Drawn),
+    Refunded,
 }
 
-/// The embedded store: one redb file, for a single gateway instance.
-type ReserveJob = (
-    ReserveRequest,
-    tokio::sync::oneshot::Sender<Result<Reservation, StoreError>>,
-);
+/// Most accounts kept; past it, empty ones are dropped, then all (a dropped account only means
+/// that the next request of that document counts a new download).
+const MAX_ACCOUNTS: usize = 200_000;
 
-/// Reservations are written by one thread in group commits: every request waiting when a write
-/// transaction starts joins it, so one disk sync serves many downloads (each still atomic, in
-/// order, never beyond its limit).
-fn reservation_writer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<ReserveJob>) {
+/// Draws and refunds are applied by one thread that owns the accounts, in group commits: every
+/// job waiting when a write transaction starts joins it, so one disk sync serves many downloads
+/// (each still atomic, in order, never beyond its limit), and a batch that changes no count
+/// writes nothing.
+fn counting_thread(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<Job>) {
+    let mut accounts: HashMap<AccountKey, Account> = HashMap::new();
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < 512 {
@@ -124,74 +108,161 @@ fn reservation_writer(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<Reserve
                 Err(_) => break,
             }
         }
-        let outcomes = reserve_batch(&db, batch.iter().map(|(r, _)| r));
-        match outcomes {
+        let mut undo = Vec::new();
+        match count_batch(&db, &mut accounts, &batch, &mut undo) {
             Ok(outcomes) => {
-                for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    match (job, outcome) {
+                        (Job::Draw(_, reply), Outcome::Drawn(d)) => {
+                            let _ = reply.send(Ok(d));
+                        }
+                        (Job::Refund(_, reply), _) => {
+                            let _ = reply.send(Ok(()));
+                        }
+                        (Job::Draw(_, reply), Outcome::Refunded) => {
+                            let _ = reply
+                                .send(Err(StoreError::Unavailable("counting went wrong".into())));
+                        }
+                    }
                 }
             }
             Err(e) => {
-                let message = e.to_string();
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
+                // Nothing was written: the accounts go back to what they were.
+                for (key, before) in undo.into_iter().rev() {
+                    match before {
+                        Some(account) => accounts.insert(key, account),
+                        None => accounts.remove(&key),
+                    };
                 }
+                let message = e.to_string();
+                for job in batch {
+                    match job {
+                        Job::Draw(_, reply) => {
+                            let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
+                        }
+                        Job::Refund(_, reply) => {
+                            let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
+                        }
+                    }
+                }
+            }
+        }
+        if accounts.len() > MAX_ACCOUNTS {
+            accounts.retain(|_, a| a.slots > 0 || a.charged > 0);
+            if accounts.len() > MAX_ACCOUNTS {
+                accounts.clear();
             }
         }
     }
 }
 
-/// Runs reservations in one write transaction; nothing is granted unless it commits.
-fn reserve_batch<'a>(
+/// The stored count of a link: `(generation, used)`.
+fn counter_of(
+    counters: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &LinkId,
+) -> Result<Option<(u64, u64)>, StoreError> {
+    counters
+        .get(id.as_bytes().as_slice())
+        .map_err(unavailable)?
+        .map(|v| decode_counter(v.value()))
+        .transpose()
+}
+
+/// Runs a batch of jobs in one write transaction; nothing is granted unless it commits. `undo`
+/// collects each account's state before the batch touched it.
+fn count_batch(
     db: &Database,
-    requests: impl Iterator<Item = &'a ReserveRequest>,
-) -> Result<Vec<Reservation>, StoreError> {
+    accounts: &mut HashMap<AccountKey, Account>,
+    batch: &[Job],
+    undo: &mut Vec<(AccountKey, Option<Account>)>,
+) -> Result<Vec<Outcome>, StoreError> {
     let tx = db.begin_write().map_err(unavailable)?;
-    let mut outcomes = Vec::new();
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut changed = false;
     {
         let links = tx.open_table(LINKS).map_err(unavailable)?;
         let mut counters = tx.open_table(COUNTERS).map_err(unavailable)?;
-        for r in requests {
-            let link = match links.get(r.id.as_bytes().as_slice()).map_err(unavailable)? {
-                Some(v) => decode_link(v.value())?,
-                None => {
-                    outcomes.push(Reservation::Stale);
-                    continue;
+        let mut touch = |key: AccountKey, accounts: &mut HashMap<AccountKey, Account>| -> Account {
+            let before = accounts.get(&key).copied();
+            undo.push((key, before));
+            before.unwrap_or_default()
+        };
+        for job in batch {
+            match job {
+                Job::Draw(d, _) => {
+                    let link = match links.get(d.id.as_bytes().as_slice()).map_err(unavailable)? {
+                        Some(v) => decode_link(v.value())?,
+                        None => {
+                            outcomes.push(Outcome::Drawn(Drawn::Stale));
+                            continue;
+                        }
+                    };
+                    if link.generation != d.generation
+                        || link.state != crate::link::LinkState::Active
+                    {
+                        outcomes.push(Outcome::Drawn(Drawn::Stale));
+                        continue;
+                    }
+                    let used = match counter_of(&counters, &d.id)? {
+                        Some((g, used)) if g == d.generation => used,
+                        _ => 0,
+                    };
+                    let key = (d.id, d.generation, d.part.clone());
+                    let mut account = touch(key.clone(), accounts);
+                    let mut now_used = used;
+                    let drawn = counting::draw(&mut now_used, d.max, &mut account, &d.ask);
+                    accounts.insert(key, account);
+                    if now_used != used {
+                        counters
+                            .insert(
+                                d.id.as_bytes().as_slice(),
+                                encode_counter(d.generation, now_used).as_slice(),
+                            )
+                            .map_err(unavailable)?;
+                        changed = true;
+                    }
+                    outcomes.push(Outcome::Drawn(drawn));
                 }
-            };
-            if link.generation != r.generation || link.state != crate::link::LinkState::Active {
-                outcomes.push(Reservation::Stale);
-                continue;
+                Job::Refund(refunds, _) => {
+                    for r in refunds {
+                        // A refund for a generation that is over changes nothing.
+                        let Some((g, used)) = counter_of(&counters, &r.id)? else {
+                            continue;
+                        };
+                        if g != r.generation {
+                            continue;
+                        }
+                        let key = (r.id, r.generation, r.part.clone());
+                        let mut account = touch(key.clone(), accounts);
+                        let mut now_used = used;
+                        counting::refund(&mut now_used, &mut account, r.bytes, r.own);
+                        accounts.insert(key, account);
+                        if now_used != used {
+                            counters
+                                .insert(
+                                    r.id.as_bytes().as_slice(),
+                                    encode_counter(r.generation, now_used).as_slice(),
+                                )
+                                .map_err(unavailable)?;
+                            changed = true;
+                        }
+                    }
+                    outcomes.push(Outcome::Refunded);
+                }
             }
-            let used = used_in(&counters, &r.id, r.generation)?;
-            if used >= r.max {
-                outcomes.push(Reservation::Exhausted);
-                continue;
-            }
-            counters
-                .insert(
-                    r.id.as_bytes().as_slice(),
-                    encode_counter(r.generation, used + 1).as_slice(),
-                )
-                .map_err(unavailable)?;
-            outcomes.push(Reservation::Granted {
-                used: used + 1,
-                ticket: Ticket {
-                    id: r.id,
-                    generation: r.generation,
-                    nonce: rand::random(),
-                },
-            });
         }
     }
-    tx.commit().map_err(unavailable)?;
+    if changed {
+        tx.commit().map_err(unavailable)?;
+    } else {
+        tx.abort().map_err(unavailable)?;
+    }
     Ok(outcomes)
 }
 
 pub struct EmbeddedStore {
-    reservations: std::sync::mpsc::Sender<ReserveJob>,
+    counting: std::sync::mpsc::Sender<Job>,
     db: Arc<Database>,
-    grants: Arc<Mutex<Grants>>,
     /// Attempt counters, single-use tokens and codes: in memory (one process uses this store).
     kv: super::MemoryKv,
 }
@@ -221,16 +292,15 @@ impl EmbeddedStore {
         tx.open_table(EVENTS).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         let db = Arc::new(db);
-        let (reservations, jobs) = std::sync::mpsc::channel();
+        let (counting, jobs) = std::sync::mpsc::channel();
         let writer_db = db.clone();
         std::thread::Builder::new()
-            .name("linkgate reservations".into())
-            .spawn(move || reservation_writer(writer_db, jobs))
-            .map_err(|e| unavailable(format!("cannot start the reservation writer: {e}")))?;
+            .name("linkgate counting".into())
+            .spawn(move || counting_thread(writer_db, jobs))
+            .map_err(|e| unavailable(format!("cannot start the counting thread: {e}")))?;
         Ok(EmbeddedStore {
-            reservations,
+            counting,
             db,
-            grants: Arc::default(),
             kv: super::MemoryKv::default(),
         })
     }
@@ -332,61 +402,25 @@ impl LinkStore for EmbeddedStore {
         .await
     }
 
-    async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
-        let now = Instant::now();
-        let grant_key = (req.id, req.generation, req.client.clone());
-        if req.continuation && self.grants.lock().covers(&grant_key, now) {
-            return Ok(Reservation::Covered);
+    async fn draw(&self, draw: &Draw) -> Result<Drawn, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || StoreError::Unavailable("the counting thread stopped".into());
+        self.counting
+            .send(Job::Draw(draw.clone(), reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn refund(&self, refunds: &[Refund]) -> Result<(), StoreError> {
+        if refunds.is_empty() {
+            return Ok(());
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.reservations
-            .send((req.clone(), reply))
-            .map_err(|_| StoreError::Unavailable("the reservation writer stopped".into()))?;
-        let outcome = answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the reservation writer stopped".into()))?;
-        let outcome = outcome?;
-        if let Reservation::Granted { .. } = outcome {
-            self.grants.lock().insert(grant_key, now + req.window, now);
-        }
-        Ok(outcome)
-    }
-
-    async fn commit(&self, _tickets: &[Ticket]) -> Result<(), StoreError> {
-        Ok(()) // the slot was counted when it was reserved
-    }
-
-    async fn release(&self, ticket: Ticket, client: &str) -> Result<(), StoreError> {
-        let Ticket { id, generation, .. } = ticket;
-        let key = (id, generation, client.to_string());
-        {
-            let mut grants = self.grants.lock();
-            if grants.map.get(&key).is_some_and(|(_, shared)| *shared) {
-                return Ok(()); // other ranges of this download rode on the slot: it stays counted
-            }
-            grants.map.remove(&key);
-        }
-        self.blocking(move |db| {
-            let tx = db.begin_write().map_err(unavailable)?;
-            {
-                let mut counters = tx.open_table(COUNTERS).map_err(unavailable)?;
-                let used = used_in(&counters, &id, generation)?;
-                if used > 0 {
-                    counters
-                        .insert(
-                            id.as_bytes().as_slice(),
-                            encode_counter(generation, used - 1).as_slice(),
-                        )
-                        .map_err(unavailable)?;
-                }
-            }
-            tx.commit().map_err(unavailable)
-        })
-        .await
-    }
-
-    async fn keep_alive(&self, _tickets: &[Ticket]) -> Result<(), StoreError> {
-        Ok(()) // reservations live as long as this process
+        let stopped = || StoreError::Unavailable("the counting thread stopped".into());
+        self.counting
+            .send(Job::Refund(refunds.to_vec(), reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError> {

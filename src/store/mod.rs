@@ -1,12 +1,12 @@
 //! Link state: the `LinkStore` trait every backend implements.
 //!
-//! A store keeps link records and, per link and generation, the download counter. Counting is a
-//! single atomic operation (`reserve`): a slot is granted only while `used < max`, so no amount of
-//! concurrency, on any number of gateways, can over-grant. A granted slot carries a ticket:
-//! - `commit` (batched by the caller, off the request path) makes it final;
-//! - `release` gives it back (the download failed or broke off early);
-//! - a ticket neither committed nor released (its gateway died) expires by itself after the
-//!   reservation TTL, unless `keep_alive` renews it (long downloads).
+//! A store keeps link records and, per link and generation, the download count and the byte
+//! accounts of the link's documents (see [`crate::counting`] for the rules). Counting is one
+//! atomic operation, `draw`: bytes are paid for from a document's account, and a download is
+//! counted only while `used < max`, so no amount of concurrency, on any number of gateways, can
+//! over-grant. What a response drew and did not send goes back with `refund` (off the request
+//! path); a draw never expires, so a gateway that dies mid-download leaves its lease drawn (the
+//! fail-safe side).
 //!
 //! Unlimited links do not touch the store per request: their usage arrives in batches
 //! (`add_usage`). Backends: [`embedded`] (one instance, a redb file) and [`redis`] (many instances).
@@ -20,6 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::audit::{Draft, Event};
+use crate::counting::{Ask, Drawn, Refund};
 use crate::link::{Link, LinkId, LinkState};
 
 pub use self::embedded::EmbeddedStore;
@@ -46,38 +47,16 @@ pub enum StoreError {
     },
 }
 
-/// A request for one download slot.
+/// A draw of bytes from one part (document and variant) of a link generation.
 #[derive(Debug, Clone)]
-pub struct ReserveRequest {
+pub struct Draw {
     pub id: LinkId,
     pub generation: u64,
+    /// The link's download limit.
     pub max: u64,
-    /// Who asks (client address); grants for resumes are kept per client.
-    pub client: String,
-    /// A Range that does not start at byte 0: it rides on a grant of the same client, if any.
-    pub continuation: bool,
-    /// How long a grant covers resumes and parallel ranges.
-    pub window: Duration,
-}
-
-/// Identifies one reserved slot until it is committed or released.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Ticket {
-    pub id: LinkId,
-    pub generation: u64,
-    pub nonce: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reservation {
-    /// A new slot was taken; `used` counts it.
-    Granted { used: u64, ticket: Ticket },
-    /// A continuation covered by an earlier grant of the same client: nothing was taken.
-    Covered,
-    /// The limit is reached.
-    Exhausted,
-    /// The caller's copy of the link is stale (generation or state changed, or it is gone).
-    Stale,
+    /// The part, as [`crate::counting::part_of`] names it.
+    pub part: String,
+    pub ask: Ask,
 }
 
 /// A change to a stored link, applied atomically; returning `Err` leaves the record untouched.
@@ -276,18 +255,15 @@ pub trait LinkStore: Send + Sync + 'static {
     /// Applies `change` to the stored link atomically and returns the new record. Other gateway
     /// instances learn of the change through `follow_changes`.
     async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError>;
-    async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError>;
-    /// Makes delivered downloads final (the caller batches them).
-    async fn commit(&self, tickets: &[Ticket]) -> Result<(), StoreError>;
-    /// Gives a reserved slot back and forgets the client's grant, so a resume counts again —
-    /// unless continuations already rode on that grant (a download manager's parallel ranges):
-    /// then the slot stays counted, since the download goes on over the other connections.
-    async fn release(&self, ticket: Ticket, client: &str) -> Result<(), StoreError>;
-    /// Renews reservations of downloads still in flight.
-    async fn keep_alive(&self, tickets: &[Ticket]) -> Result<(), StoreError>;
+    /// Applies a draw atomically (see [`crate::counting::draw`]); `Drawn::Stale` when the
+    /// link's generation or state is not the caller's.
+    async fn draw(&self, draw: &Draw) -> Result<Drawn, StoreError>;
+    /// Gives back unsent bytes and unused downloads (see [`crate::counting::refund`]); the
+    /// caller batches them.
+    async fn refund(&self, refunds: &[Refund]) -> Result<(), StoreError>;
     /// Adds delivered downloads of an unlimited link (batched by the caller).
     async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError>;
-    /// Downloads used in `generation` (reserved slots included).
+    /// Downloads used in `generation`.
     async fn usage(&self, id: LinkId, generation: u64) -> Result<u64, StoreError>;
     /// Lists links, newest first (see [`ListQuery`]).
     async fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError>;

@@ -3,22 +3,23 @@
 //! Keys (prefix `lg` by default) all carry the link id as a hash tag, so one link's keys share a
 //! Cluster hash slot and every script touches one slot:
 //! - `lg:link:{id}`: the link record (JSON);
-//! - `lg:used:{id}:GEN`: downloads used in generation GEN (reserved slots included);
-//! - `lg:res:{id}:GEN`: reservations in flight, a sorted set of ticket → expiry (ms);
-//! - `lg:grant:{id}:GEN:CLIENT`: a client's resume grant, expiring with the grant window;
+//! - `lg:used:{id}:GEN`: downloads used in generation GEN;
+//! - `lg:acct:{id}:GEN`: the byte accounts of the link's documents in generation GEN (a hash of
+//!   `PART:s` downloads counted, `PART:c` bytes charged, `PART:z` size; see [`crate::counting`]);
 //! - `lg:events:{id}`: the link's audit chain (a list of event JSON, appended by script);
 //! - `lg:idx:NAME`: listing indexes (sorted sets ordered by member, newest first). They are written
 //!   before the link, so a link is never missing from them.
 //!
-//! Counting is one server-side script (EVALSHA, loaded again on NOSCRIPT by the client): it sweeps
-//! reservations whose gateway died, checks the link's generation and state, and takes a slot only
-//! while `used < max`. Changes are compare-and-set scripts followed by a PUBLISH on
+//! Counting is one server-side script (EVALSHA, loaded again on NOSCRIPT by the client) that checks
+//! the link's generation and state and applies [`crate::counting::draw`]; another applies
+//! [`crate::counting::refund`]. The scripts mirror those functions line by line (tests run both on
+//! the same sequences). Changes are compare-and-set scripts followed by a PUBLISH on
 //! `lg:changes`, which every gateway follows to drop its cached copy.
 //!
 //! Every call is bounded by `state.redis_timeout_ms`; connections reconnect by themselves.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -28,10 +29,11 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
 use super::{
-    index_entries, list_by_index, Change, LinkStore, ListPage, ListQuery, OnChange, Reservation,
-    ReserveRequest, StoreError, Ticket,
+    index_entries, list_by_index, Change, Draw, LinkStore, ListPage, ListQuery, OnChange,
+    StoreError,
 };
 use crate::audit::{seal, Draft, Event};
+use crate::counting::{Drawn, Refund};
 use crate::link::{Link, LinkId};
 
 /// Where the Redis deployment is.
@@ -49,8 +51,6 @@ pub struct RedisOptions {
     pub prefix: String,
     /// Bound on every store call; past it the request fails closed.
     pub timeout: Duration,
-    /// How long a reservation lives without being renewed.
-    pub reservation_ttl: Duration,
 }
 
 /// One multiplexed connection, to a single server or a cluster.
@@ -88,48 +88,88 @@ impl ConnectionLike for Conn {
     }
 }
 
-const RESERVE: &str = r#"
--- KEYS: link, used, res, grant   ARGV: gen, max, now_ms, ttl_ms, ticket, continuation, window_ms
+const DRAW: &str = r#"
+-- KEYS: link, used, acct   ARGV: gen, max, part, need, bytes, size, probe, own
+-- Mirrors crate::counting::draw.
 local raw = redis.call('GET', KEYS[1])
-if not raw then return {-2, 0} end
+if not raw then return {-2, 0, 0} end
 local link = cjson.decode(raw)
-if tostring(link['generation']) ~= ARGV[1] or link['state'] ~= 'active' then return {-2, 0} end
-if ARGV[6] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
-  -- Parallel ranges now share this download: the grant is marked so it is never given back.
-  redis.call('SET', KEYS[4], '2', 'KEEPTTL')
-  return {-1, 0}
-end
-local now = tonumber(ARGV[3])
-local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
-if #dead > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  local left = redis.call('DECRBY', KEYS[2], #dead)
-  if left < 0 then redis.call('SET', KEYS[2], 0) end
-end
+if tostring(link['generation']) ~= ARGV[1] or link['state'] ~= 'active' then return {-2, 0, 0} end
+local max = tonumber(ARGV[2])
+local part = ARGV[3]
+local need = tonumber(ARGV[4])
+local bytes = tonumber(ARGV[5])
+local size = tonumber(ARGV[6])
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
-if used >= tonumber(ARGV[2]) then return {0, used} end
-used = redis.call('INCR', KEYS[2])
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[5])
-redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]) * 2)
-redis.call('SET', KEYS[4], '1', 'PX', tonumber(ARGV[7]))
-return {1, used}
-"#;
-
-const RELEASE: &str = r#"
--- KEYS: used, res, grant   ARGV: ticket
-if redis.call('GET', KEYS[3]) == '2' then
-  -- Other ranges of this download rode on the slot: it stays counted.
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  return 0
+local slots = tonumber(redis.call('HGET', KEYS[3], part .. ':s') or '0')
+local charged = tonumber(redis.call('HGET', KEYS[3], part .. ':c') or '0')
+local known = tonumber(redis.call('HGET', KEYS[3], part .. ':z') or '0')
+if size > 0 and (known == 0 or size < known) then
+  known = size
+  redis.call('HSET', KEYS[3], part .. ':z', known)
 end
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
-  local left = redis.call('DECR', KEYS[1])
-  if left < 0 then redis.call('SET', KEYS[1], 0) end
+local function allowance(n)
+  if n == 0 or known == 0 then return 0 end
+  return n * known + math.floor(known / 2)
 end
-redis.call('DEL', KEYS[3])
-return 1
+local function credit()
+  return math.max(allowance(slots) - charged, 0)
+end
+if ARGV[8] == '1' then
+  if used >= max then return {0, 0, used} end
+  used = redis.call('INCR', KEYS[2])
+  return {2, 0, used}
+end
+if ARGV[7] == '1' then
+  if used < max or credit() > 0 then return {1, 0, used} end
+  return {0, 0, used}
+end
+if known > 0 and charged + math.max(need, bytes) <= allowance(slots) then
+  redis.call('HINCRBY', KEYS[3], part .. ':c', bytes)
+  return {1, bytes, used}
+end
+if used < max then
+  used = redis.call('INCR', KEYS[2])
+  slots = slots + 1
+  redis.call('HSET', KEYS[3], part .. ':s', slots)
+  local given = math.min(bytes, credit())
+  redis.call('HINCRBY', KEYS[3], part .. ':c', given)
+  return {2, given, used}
+end
+local left = credit()
+if left > 0 and bytes > 0 then
+  local given = math.min(bytes, left)
+  redis.call('HINCRBY', KEYS[3], part .. ':c', given)
+  return {1, given, used}
+end
+return {0, 0, used}
 "#;
-
+const REFUND: &str = r#"
+-- KEYS: link, used, acct   ARGV: gen, part, bytes, own
+-- Mirrors crate::counting::refund; a refund for a generation that is over changes nothing.
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+if tostring(cjson.decode(raw)['generation']) ~= ARGV[1] then return 0 end
+local part = ARGV[2]
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+local slots = tonumber(redis.call('HGET', KEYS[3], part .. ':s') or '0')
+local charged = tonumber(redis.call('HGET', KEYS[3], part .. ':c') or '0')
+local size = tonumber(redis.call('HGET', KEYS[3], part .. ':z') or '0')
+charged = math.max(charged - tonumber(ARGV[3]), 0)
+local freed = math.min(tonumber(ARGV[4]), used)
+used = used - freed
+while slots > 0 and used > 0 do
+  local allow = 0
+  if slots - 1 > 0 and size > 0 then allow = (slots - 1) * size + math.floor(size / 2) end
+  if charged > allow then break end
+  slots = slots - 1
+  used = used - 1
+  freed = freed + 1
+end
+redis.call('HSET', KEYS[3], part .. ':c', charged, part .. ':s', slots)
+if freed > 0 then redis.call('DECRBY', KEYS[2], freed) end
+return freed
+"#;
 const CREATE: &str = r#"
 -- KEYS: link   ARGV: json
 if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 1 end
@@ -175,8 +215,8 @@ pub struct RedisStore {
     cluster: Option<redis::cluster::ClusterClient>,
     /// Created lazily inside the runtime that first uses it (Pingora runs several runtimes).
     conn: OnceCell<Conn>,
-    reserve: Script,
-    release: Script,
+    draw: Script,
+    refund: Script,
     create: Script,
     cas: Script,
     append: Script,
@@ -185,13 +225,6 @@ pub struct RedisStore {
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl RedisStore {
@@ -218,8 +251,8 @@ impl RedisStore {
             single,
             cluster,
             conn: OnceCell::new(),
-            reserve: Script::new(RESERVE),
-            release: Script::new(RELEASE),
+            draw: Script::new(DRAW),
+            refund: Script::new(REFUND),
             create: Script::new(CREATE),
             cas: Script::new(COMPARE_AND_SET),
             append: Script::new(APPEND_EVENTS),
@@ -272,10 +305,6 @@ impl RedisStore {
 
     fn gen_key(&self, kind: &str, id: &LinkId, generation: u64) -> String {
         format!("{}:{kind}:{{{id}}}:{generation}", self.opts.prefix)
-    }
-
-    fn grant_key(&self, id: &LinkId, generation: u64, client: &str) -> String {
-        format!("{}:grant:{{{id}}}:{generation}:{client}", self.opts.prefix)
     }
 
     fn channel(&self) -> String {
@@ -398,131 +427,69 @@ impl LinkStore for RedisStore {
         )))
     }
 
-    async fn reserve(&self, req: &ReserveRequest) -> Result<Reservation, StoreError> {
-        let nonce: u64 = rand::random();
+    async fn draw(&self, d: &Draw) -> Result<Drawn, StoreError> {
         let keys = [
-            self.key("link", &req.id),
-            self.gen_key("used", &req.id, req.generation),
-            self.gen_key("res", &req.id, req.generation),
-            self.grant_key(&req.id, req.generation, &req.client),
+            self.key("link", &d.id),
+            self.gen_key("used", &d.id, d.generation),
+            self.gen_key("acct", &d.id, d.generation),
         ];
-        let args = (
-            req.generation,
-            req.max,
-            now_ms(),
-            self.opts.reservation_ttl.as_millis() as u64,
-            nonce,
-            if req.continuation { "1" } else { "0" },
-            req.window.as_millis().max(1) as u64,
-        );
-        let (code, used): (i64, u64) = self
+        let a = &d.ask;
+        let flag = |b: bool| if b { "1" } else { "0" };
+        let (code, bytes, used): (i64, u64, u64) = self
             .run(|mut c| async move {
-                let mut inv = self.reserve.prepare_invoke();
+                let mut inv = self.draw.prepare_invoke();
                 for k in &keys {
                     inv.key(k);
                 }
-                inv.arg(args.0)
-                    .arg(args.1)
-                    .arg(args.2)
-                    .arg(args.3)
-                    .arg(args.4)
-                    .arg(args.5)
-                    .arg(args.6);
+                inv.arg(d.generation)
+                    .arg(d.max)
+                    .arg(&d.part)
+                    .arg(a.need)
+                    .arg(a.bytes)
+                    .arg(a.size)
+                    .arg(flag(a.probe))
+                    .arg(flag(a.own));
                 inv.invoke_async(&mut c).await
             })
             .await?;
         Ok(match code {
-            1 => Reservation::Granted {
+            1 => Drawn::Granted {
+                bytes,
+                counted: false,
                 used,
-                ticket: Ticket {
-                    id: req.id,
-                    generation: req.generation,
-                    nonce,
-                },
             },
-            0 => Reservation::Exhausted,
-            -1 => Reservation::Covered,
-            _ => Reservation::Stale,
+            2 => Drawn::Granted {
+                bytes,
+                counted: true,
+                used,
+            },
+            0 => Drawn::Exhausted,
+            _ => Drawn::Stale,
         })
     }
 
-    async fn commit(&self, tickets: &[Ticket]) -> Result<(), StoreError> {
-        if tickets.is_empty() {
-            return Ok(());
-        }
-        if let RedisTarget::Single(_) = self.opts.target {
-            // One server: every commit of the batch in one round trip.
-            let mut pipe = redis::pipe();
-            for t in tickets {
-                pipe.cmd("ZREM")
-                    .arg(self.gen_key("res", &t.id, t.generation))
-                    .arg(t.nonce)
-                    .ignore();
-            }
-            return self
-                .run(|mut c| async move { pipe.query_async::<()>(&mut c).await })
-                .await;
-        }
-        // In a Cluster, tickets of different links live in different slots: one command each,
-        // sent together over the multiplexed connection.
-        let removals = tickets.iter().map(|t| {
-            let key = self.gen_key("res", &t.id, t.generation);
+    async fn refund(&self, refunds: &[Refund]) -> Result<(), StoreError> {
+        // One script each (refunds of different links live in different Cluster slots), sent
+        // together over the multiplexed connection.
+        let calls = refunds.iter().map(|r| {
+            let keys = [
+                self.key("link", &r.id),
+                self.gen_key("used", &r.id, r.generation),
+                self.gen_key("acct", &r.id, r.generation),
+            ];
             self.run(move |mut c| async move {
-                redis::cmd("ZREM")
-                    .arg(key)
-                    .arg(t.nonce)
-                    .query_async::<i64>(&mut c)
-                    .await
+                let mut inv = self.refund.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(r.generation).arg(&r.part).arg(r.bytes).arg(r.own);
+                inv.invoke_async::<i64>(&mut c).await
             })
         });
-        futures_util::future::join_all(removals)
+        futures_util::future::join_all(calls)
             .await
             .into_iter()
             .try_for_each(|r| r.map(|_| ()))
-    }
-
-    async fn release(&self, ticket: Ticket, client: &str) -> Result<(), StoreError> {
-        let keys = [
-            self.gen_key("used", &ticket.id, ticket.generation),
-            self.gen_key("res", &ticket.id, ticket.generation),
-            self.grant_key(&ticket.id, ticket.generation, client),
-        ];
-        self.run(|mut c| async move {
-            self.release
-                .key(&keys[0])
-                .key(&keys[1])
-                .key(&keys[2])
-                .arg(ticket.nonce)
-                .invoke_async::<i64>(&mut c)
-                .await
-        })
-        .await
-        .map(|_| ())
-    }
-
-    async fn keep_alive(&self, tickets: &[Ticket]) -> Result<(), StoreError> {
-        if tickets.is_empty() {
-            return Ok(());
-        }
-        let ttl = self.opts.reservation_ttl.as_millis() as u64;
-        let until = now_ms() + ttl;
-        let renewals = tickets.iter().map(|t| {
-            let key = self.gen_key("res", &t.id, t.generation);
-            // Both commands touch one key, so this pipeline stays in one slot.
-            let mut pipe = redis::pipe();
-            pipe.cmd("ZADD")
-                .arg(&key)
-                .arg("XX")
-                .arg(until)
-                .arg(t.nonce)
-                .ignore();
-            pipe.cmd("PEXPIRE").arg(&key).arg(ttl * 2).ignore();
-            self.run(move |mut c| async move { pipe.query_async::<()>(&mut c).await })
-        });
-        futures_util::future::join_all(renewals)
-            .await
-            .into_iter()
-            .collect()
     }
 
     async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError> {

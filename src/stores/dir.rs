@@ -19,9 +19,9 @@ use http::{header, HeaderMap, Method};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-use super::check_object_key;
 use super::config::DirStoreConfig;
 use super::pace::{chunk_for, Streaming, MIN_CHUNK};
+use super::{check_object_key, write_body, Allowance};
 use crate::metrics::{metrics, StoreSeries};
 
 /// Why a key is not served.
@@ -42,8 +42,11 @@ pub enum DirError {
 pub enum ServeError {
     /// Nothing was written: the caller answers (the uniform 404).
     Refused(DirError),
-    /// The response had started; the connection is broken off.
+    /// The response had started (or the allowance could not be asked); the connection is broken
+    /// off.
     Broken(Box<pingora::Error>),
+    /// The download limit leaves nothing to send: nothing was written, the caller answers.
+    Exhausted,
 }
 
 impl From<Box<pingora::Error>> for ServeError {
@@ -316,15 +319,17 @@ impl DirStore {
     }
 
     /// Answers the request for `key` from the folder; `decorate` adds the gateway's own headers
-    /// (disposition, caching) to a successful answer.
-    pub async fn serve<F>(
+    /// (disposition, caching) to a successful answer; `allowance` meters the body.
+    pub async fn serve<F, A>(
         &self,
         session: &mut Session,
         key: &str,
         decorate: F,
+        allowance: &mut A,
     ) -> Result<(), ServeError>
     where
         F: FnOnce(&mut ResponseHeader) -> pingora::Result<()>,
+        A: Allowance,
     {
         let started = Instant::now();
         let (file, meta, path) = match self.open(key).await {
@@ -380,6 +385,12 @@ impl DirStore {
             }
         }
         let body = method != Method::HEAD && length > 0;
+        if !allowance
+            .begin(Some(if body { length } else { 0 }), Some(meta.size))
+            .await?
+        {
+            return Err(ServeError::Exhausted);
+        }
         session.write_response_header(Box::new(resp), !body).await?;
         if !body {
             return Ok(());
@@ -405,7 +416,7 @@ impl DirStore {
                 let size = chunk_for(offset - start - chunk.len() as u64, streaming.elapsed());
                 next = Some(read(offset, size.min(left as usize)));
             }
-            session.write_response_body(Some(chunk), left == 0).await?;
+            write_body(session, chunk, left == 0, allowance).await?;
         }
         Ok(())
     }

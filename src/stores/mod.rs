@@ -29,6 +29,66 @@ use pingora::upstreams::peer::HttpPeer;
 use crate::metrics::StoreSeries;
 pub use config::StoreConfig;
 
+/// What a response may still send. The stores ask before each write of a body chunk, so a
+/// download limit is kept byte by byte (see [`crate::counting`]); `()` allows everything.
+pub trait Allowance: Send {
+    /// Once the response's head is known and before it is written: whether it may go out at all
+    /// (`length` of its body and the document's `size`, where stated).
+    fn begin(
+        &mut self,
+        length: Option<u64>,
+        size: Option<u64>,
+    ) -> impl std::future::Future<Output = pingora::Result<bool>> + Send;
+    /// How many of the next `n` bytes may be written now; fewer than `n` means the limit is
+    /// reached: those are written, then the response is broken off.
+    fn allow(
+        &mut self,
+        n: usize,
+    ) -> impl std::future::Future<Output = pingora::Result<usize>> + Send;
+    /// `n` bytes are being handed to the connection (counted before the write, so a write that
+    /// breaks off half-way is counted whole).
+    fn wrote(&mut self, n: usize);
+}
+
+impl Allowance for () {
+    async fn begin(&mut self, _: Option<u64>, _: Option<u64>) -> pingora::Result<bool> {
+        Ok(true)
+    }
+
+    async fn allow(&mut self, n: usize) -> pingora::Result<usize> {
+        Ok(n)
+    }
+
+    fn wrote(&mut self, _: usize) {}
+}
+
+/// Writes one body chunk within what `allowance` allows; past the limit, the part still allowed
+/// goes out and the response is broken off with an error.
+pub async fn write_body<A: Allowance>(
+    session: &mut pingora::proxy::Session,
+    chunk: bytes::Bytes,
+    end: bool,
+    allowance: &mut A,
+) -> pingora::Result<()> {
+    let allowed = allowance.allow(chunk.len()).await?;
+    allowance.wrote(allowed);
+    if allowed < chunk.len() {
+        if allowed > 0 {
+            session
+                .write_response_body(Some(chunk.slice(..allowed)), false)
+                .await?;
+        }
+        return pingora::Error::e_explain(
+            LIMIT_REACHED,
+            "the download limit was reached during the response",
+        );
+    }
+    session.write_response_body(Some(chunk), end).await
+}
+
+/// The error a response is broken off with when its link's limit is reached mid-body.
+pub const LIMIT_REACHED: pingora::ErrorType = pingora::ErrorType::Custom("download limit reached");
+
 /// Everything but RFC 3986 unreserved characters is encoded (including `%`, so nothing is decoded twice).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')

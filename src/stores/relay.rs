@@ -32,7 +32,7 @@ use pingora::{Error, ErrorType, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::pace::{chunk_for, Streaming, MIN_CHUNK};
-use super::{Attempt, Store};
+use super::{write_body, Allowance, Attempt, Store};
 
 /// The longest response head accepted from an origin.
 const MAX_HEAD: usize = 64 * 1024;
@@ -293,7 +293,11 @@ impl Body<'_> {
 
     /// Streams the body to the recipient (whose response head was written), chunk by chunk,
     /// then gives the connection back to the pool if it can serve another request.
-    pub async fn send_to(mut self, session: &mut Session) -> Result<()> {
+    pub async fn send_to<A: Allowance>(
+        mut self,
+        session: &mut Session,
+        allowance: &mut A,
+    ) -> Result<()> {
         let read_timeout = self.peer.options.read_timeout;
         let _streaming = Streaming::start();
         let started = Instant::now();
@@ -322,7 +326,7 @@ impl Body<'_> {
                     let chunk = self.buf.split().freeze();
                     *left -= chunk.len() as u64;
                     sent += chunk.len() as u64;
-                    session.write_response_body(Some(chunk), *left == 0).await?;
+                    write_body(session, chunk, *left == 0, allowance).await?;
                 }
             }
             Framing::Chunked(decoder) => loop {
@@ -332,7 +336,7 @@ impl Body<'_> {
                 {
                     Step::Data(chunk) => {
                         sent += chunk.len() as u64;
-                        session.write_response_body(Some(chunk), false).await?;
+                        write_body(session, chunk, false, allowance).await?;
                     }
                     Step::More => {
                         let size = chunk_for(sent, started.elapsed());
@@ -362,7 +366,7 @@ impl Body<'_> {
                 }
                 let chunk = self.buf.split().freeze();
                 sent += chunk.len() as u64;
-                session.write_response_body(Some(chunk), false).await?;
+                write_body(session, chunk, false, allowance).await?;
             },
         }
         self.finish();

@@ -767,7 +767,10 @@ impl RedisServer {
 
     /// The same with another store timeout (heavy-load tests on a small debug build).
     pub fn state_with_timeout(&self, ms: u64) -> String {
-        format!("backend = \"redis\"\nredis_url = \"{}\"\nredis_timeout_ms = {ms}\nreservation_ttl_seconds = 4", self.url())
+        format!(
+            "backend = \"redis\"\nredis_url = \"{}\"\nredis_timeout_ms = {ms}",
+            self.url()
+        )
     }
 
     /// Runs `redis-cli` against this server and returns its output.
@@ -840,7 +843,10 @@ impl RedisCluster {
     }
 
     pub fn state(&self) -> String {
-        format!("backend = \"redis\"\nredis_url = \"{}\"\nredis_timeout_ms = 1000\nreservation_ttl_seconds = 4", self.url())
+        format!(
+            "backend = \"redis\"\nredis_url = \"{}\"\nredis_timeout_ms = 1000",
+            self.url()
+        )
     }
 }
 

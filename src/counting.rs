@@ -188,6 +188,9 @@ pub struct Ask {
     pub probe: bool,
     /// A response of unknown size: it takes a download of its own, unmetered.
     pub own: bool,
+    /// All of `need` must be covered (by the allowance or a new download), or nothing is given:
+    /// a response whose head is not written yet is refused cleanly rather than cut short.
+    pub whole: bool,
 }
 
 /// What a draw got.
@@ -259,7 +262,7 @@ pub fn draw(used: &mut u64, max: u64, account: &mut Account, ask: &Ask) -> Drawn
         };
     }
     let left = account.credit();
-    if left > 0 && bytes > 0 {
+    if left > 0 && bytes > 0 && !ask.whole {
         let given = bytes.min(left);
         account.charged += given;
         return Drawn::Granted {
@@ -324,6 +327,7 @@ impl Meter {
                 need,
                 bytes: need.min(FIRST_LEASE),
                 size: meter.size,
+                whole: true,
                 ..Ask::default()
             },
             _ => Ask {
@@ -369,6 +373,7 @@ impl Meter {
                         need,
                         bytes: need.min(FIRST_LEASE),
                         size: self.size,
+                        whole: true,
                         ..Ask::default()
                     }
                 })

@@ -426,6 +426,7 @@ async fn the_store_counts_exactly_as_the_model_does(s: Arc<dyn LinkStore>) {
                 size,
                 probe: next(8) == 0,
                 own: next(10) == 0,
+                whole: next(2) == 0,
             };
             let want = counting::draw(&mut used, 3, account, &ask);
             let got = s.draw(&draw(&l, &part, ask)).await.unwrap();

@@ -89,7 +89,7 @@ impl ConnectionLike for Conn {
 }
 
 const DRAW: &str = r#"
--- KEYS: link, used, acct   ARGV: gen, max, part, need, bytes, size, probe, own
+-- KEYS: link, used, acct   ARGV: gen, max, part, need, bytes, size, probe, own, whole
 -- Mirrors crate::counting::draw.
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {-2, 0, 0} end
@@ -137,7 +137,7 @@ if used < max then
   return {2, given, used}
 end
 local left = credit()
-if left > 0 and bytes > 0 then
+if left > 0 and bytes > 0 and ARGV[9] ~= '1' then
   local given = math.min(bytes, left)
   redis.call('HINCRBY', KEYS[3], part .. ':c', given)
   return {1, given, used}

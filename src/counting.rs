@@ -228,7 +228,9 @@ pub fn draw(used: &mut u64, max: u64, account: &mut Account, ask: &Ask) -> Drawn
         };
     }
     if ask.probe {
-        return if *used < max || account.credit() > 0 {
+        // Something may still be sent while a download is left, or while the last one is not
+        // complete (its allowance holds more than the half copy of slack).
+        return if *used < max || account.credit() > account.size / 2 {
             Drawn::Granted {
                 bytes: 0,
                 counted: false,
@@ -808,6 +810,20 @@ mod tests {
             Drawn::Exhausted
         );
         acct.charged = 100;
+        assert_eq!(
+            draw(
+                &mut used,
+                1,
+                &mut acct,
+                &Ask {
+                    probe: true,
+                    ..Ask::default()
+                }
+            ),
+            Drawn::Exhausted,
+            "a complete download"
+        );
+        acct.charged = 40;
         assert!(matches!(
             draw(
                 &mut used,
@@ -820,7 +836,7 @@ mod tests {
             ),
             Drawn::Granted { bytes: 0, .. }
         ));
-        assert_eq!(acct.charged, 100);
+        assert_eq!(acct.charged, 40);
     }
 
     #[test]

@@ -444,8 +444,10 @@ fn a_browser_restarting_after_an_early_break_completes_on_a_limit_of_one() {
             got += s.read(&mut buf).unwrap();
         }
     } // dropped after ~1 MiB of 64 MiB
-    // The broken-off download's unsent bytes are back once its event is recorded.
-    events_when(&gw, &id, |e| e.iter().any(|e| e["kind"] == "download.aborted"));
+      // The broken-off download's unsent bytes are back once its event is recorded.
+    events_when(&gw, &id, |e| {
+        e.iter().any(|e| e["kind"] == "download.aborted")
+    });
     let reply = get(&url);
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body.len(), 64 * 1024 * 1024);

@@ -410,7 +410,7 @@ async fn the_store_counts_exactly_as_the_model_does(s: Arc<dyn LinkStore>) {
         seed ^= seed << 17;
         seed % n
     };
-    for step in 0..400 {
+    for step in 0..2000 {
         let part = ["a", "b", "c"][next(3) as usize].to_string();
         let size = [0, 10, 1000, 999][next(4) as usize];
         let account = accounts.entry(part.clone()).or_default();

@@ -121,7 +121,7 @@ if ARGV[8] == '1' then
   return {2, 0, used}
 end
 if ARGV[7] == '1' then
-  if used < max or credit() > 0 then return {1, 0, used} end
+  if used < max or credit() > math.floor(known / 2) then return {1, 0, used} end
   return {0, 0, used}
 end
 if known > 0 and charged + math.max(need, bytes) <= allowance(slots) then
@@ -448,7 +448,8 @@ impl LinkStore for RedisStore {
                     .arg(a.bytes)
                     .arg(a.size)
                     .arg(flag(a.probe))
-                    .arg(flag(a.own));
+                    .arg(flag(a.own))
+                    .arg(flag(a.whole));
                 inv.invoke_async(&mut c).await
             })
             .await?;

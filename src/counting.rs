@@ -186,7 +186,8 @@ pub struct Ask {
     /// Only asks whether anything may still be sent (HEAD, or a GET whose size is not known
     /// yet): takes nothing.
     pub probe: bool,
-    /// A response of unknown size: it takes a download of its own, unmetered.
+    /// A response of unknown size: it gives back the `need` bytes it drew before, then takes a
+    /// download of its own, unmetered.
     pub own: bool,
     /// All of `need` must be covered (by the allowance or a new download), or nothing is given:
     /// a response whose head is not written yet is refused cleanly rather than cut short.
@@ -217,6 +218,8 @@ pub fn draw(used: &mut u64, max: u64, account: &mut Account, ask: &Ask) -> Drawn
         account.size = ask.size;
     }
     if ask.own {
+        // What the response drew before it knew its size was unknown goes back first.
+        refund(used, account, ask.need, 0);
         if *used >= max {
             return Drawn::Exhausted;
         }
@@ -347,14 +350,22 @@ impl Meter {
     pub fn drawn(&mut self, ask: &Ask, got: Drawn) -> bool {
         match got {
             Drawn::Granted { bytes, counted, .. } => {
-                self.leased += bytes;
-                self.counted |= counted;
                 if ask.own {
+                    // The store took back what was drawn before.
+                    self.leased = 0;
                     self.own = true;
                 }
+                self.leased += bytes;
+                self.counted |= counted;
                 self.streaming || bytes >= ask.bytes
             }
-            Drawn::Exhausted | Drawn::Stale => false,
+            Drawn::Exhausted => {
+                if ask.own {
+                    self.leased = 0;
+                }
+                false
+            }
+            Drawn::Stale => false,
         }
     }
 
@@ -382,6 +393,7 @@ impl Meter {
             }
             _ => Some(Ask {
                 own: true,
+                need: self.leased,
                 ..Ask::default()
             }),
         }

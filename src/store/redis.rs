@@ -90,7 +90,7 @@ impl ConnectionLike for Conn {
 
 const DRAW: &str = r#"
 -- KEYS: link, used, acct   ARGV: gen, max, part, need, bytes, size, probe, own, whole
--- Mirrors crate::counting::draw.
+-- Mirrors crate::counting::draw (and, for `own`, crate::counting::refund first).
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {-2, 0, 0} end
 local link = cjson.decode(raw)
@@ -116,6 +116,16 @@ local function credit()
   return math.max(allowance(slots) - charged, 0)
 end
 if ARGV[8] == '1' then
+  -- First give back what the response drew before it knew its size was unknown (`need`).
+  charged = math.max(charged - need, 0)
+  local freed = 0
+  while slots > 0 and used > 0 and charged <= allowance(slots - 1) do
+    slots = slots - 1
+    used = used - 1
+    freed = freed + 1
+  end
+  redis.call('HSET', KEYS[3], part .. ':c', charged, part .. ':s', slots)
+  if freed > 0 then redis.call('DECRBY', KEYS[2], freed) end
   if used >= max then return {0, 0, used} end
   used = redis.call('INCR', KEYS[2])
   return {2, 0, used}

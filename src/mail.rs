@@ -80,6 +80,8 @@ pub struct CodeMail<'a> {
     pub document: &'a str,
     pub sender: Option<&'a str>,
     pub code: &'a str,
+    /// When the code stops working, formatted with its time zone.
+    pub valid_until: &'a str,
 }
 
 impl Mailer {
@@ -151,18 +153,20 @@ impl Mailer {
             .map(|s| format!(" shared by {s}"))
             .unwrap_or_default();
         let text = format!(
-            "Your code to open \"{doc}\"{sender} is:\n\n    {code}\n\nIt is valid for 10 minutes, in the browser where you asked for it.\n\
+            "Your code to open \"{doc}\"{sender} is:\n\n    {code}\n\nIt is valid until {until}, in any browser you open the link in.\n\
              If you did not ask for it, you can ignore this message.\n",
             doc = mail.document,
-            code = mail.code
+            code = mail.code,
+            until = mail.valid_until
         );
         let html = format!(
             "<!doctype html><html><body><p>Your code to open <strong>{doc}</strong>{sender} is:</p>\
              <p style=\"font-size:1.6em;letter-spacing:.2em\"><strong>{code}</strong></p>\
-             <p>It is valid for 10 minutes, in the browser where you asked for it.<br>If you did not ask for it, you can ignore this message.</p></body></html>",
+             <p>It is valid until {until}, in any browser you open the link in.<br>If you did not ask for it, you can ignore this message.</p></body></html>",
             doc = crate::pages::escape(mail.document),
             sender = crate::pages::escape(&sender),
-            code = mail.code
+            code = mail.code,
+            until = crate::pages::escape(mail.valid_until)
         );
         let from = match self {
             Mailer::Smtp { from, .. } | Mailer::Log { from } => from.clone(),

@@ -1,8 +1,9 @@
 //! The HTML the gateway answers with itself: the uniform 404, error pages, and the recipient's
 //! pages (password form, landing page with the Download button, device confirmation, code forms).
 //!
-//! Pages are small, work without JavaScript, load nothing, and carry a strict CSP (the one inline
-//! stylesheet is allowed by its hash). The 404 page is byte-for-byte the same for every link that
+//! Pages are small, load nothing, and carry a strict CSP (the one inline stylesheet and the two
+//! inline scripts are allowed by their hashes). They work without JavaScript, except the password
+//! form of a link under heavy guessing, which asks the browser for a proof of work and says so. The 404 page is byte-for-byte the same for every link that
 //! is not good (forged, unknown, expired, deactivated, cancelled, exhausted).
 
 use std::sync::LazyLock;
@@ -25,17 +26,43 @@ const DROP_SCRIPT: &str = "(function(){var d=document.getElementById('drop'),i=d
 ['dragleave','drop'].forEach(function(n){d.addEventListener(n,function(e){e.preventDefault();d.classList.remove('over');});});\
 d.addEventListener('drop',function(e){if(e.dataTransfer&&e.dataTransfer.files.length){i.files=e.dataTransfer.files;}});})();";
 
+/// The proof of work a password form asks for past the link's guessing budget: finds `n` such
+/// that SHA-256(`challenge:n`) starts with `bits` zero bits, in slices so the page stays
+/// responsive, and fills the hidden `proof` field; a submit before then waits for it. Pure
+/// JavaScript SHA-256: `crypto.subtle` is missing on plain-http origins.
+const POW_SCRIPT: &str = "(function(){var el=document.getElementById('pow'),out=document.getElementById('proof');if(!el||!out){return;}\
+var ch=el.getAttribute('data-challenge'),bits=+el.getAttribute('data-bits'),form=out.form,note=document.getElementById('pow-note');\
+var K=[1116352408,1899447441,3049323471,3921009573,961987163,1508970993,2453635748,2870763221,3624381080,310598401,607225278,1426881987,\
+1925078388,2162078206,2614888103,3248222580,3835390401,4022224774,264347078,604807628,770255983,1249150122,1555081692,1996064986,\
+2554220882,2821834349,2952996808,3210313671,3336571891,3584528711,113926993,338241895,666307205,773529912,1294757372,1396182291,\
+1695183700,1986661051,2177026350,2456956037,2730485921,2820302411,3259730800,3345764771,3516065817,3600352804,4094571909,275423344,\
+430227734,506948616,659060556,883997877,958139571,1322822218,1537002063,1747873779,1955562222,2024104815,2227730452,2361852424,\
+2428436474,2756734187,3204031479,3329325298];for(var q=0;q<64;q++){K[q]=K[q]|0;}var W=new Int32Array(64),M=new Int32Array(64);\
+function h0(s){var n=s.length,nb=(n+72)>>6,i,b;for(i=0;i<nb*16;i++){M[i]=0;}for(i=0;i<n;i++){M[i>>2]|=s.charCodeAt(i)<<(24-(i&3)*8);}\
+M[n>>2]|=128<<(24-(n&3)*8);M[nb*16-1]=n*8;var H=[1779033703,-1150833019,1013904242,-1521486534,1359893119,-1694144372,528734635,1541459225];\
+for(b=0;b<nb;b++){for(i=0;i<16;i++){W[i]=M[b*16+i];}for(i=16;i<64;i++){var x=W[i-15],y=W[i-2];\
+W[i]=(((x>>>7|x<<25)^(x>>>18|x<<14)^(x>>>3))+((y>>>17|y<<15)^(y>>>19|y<<13)^(y>>>10))+W[i-7]+W[i-16])|0;}\
+var a=H[0],c=H[1],d=H[2],e=H[3],f=H[4],g=H[5],h=H[6],k=H[7];for(i=0;i<64;i++){\
+var t1=(k+((f>>>6|f<<26)^(f>>>11|f<<21)^(f>>>25|f<<7))+((f&g)^(~f&h))+K[i]+W[i])|0;\
+var t2=(((a>>>2|a<<30)^(a>>>13|a<<19)^(a>>>22|a<<10))+((a&c)^(a&d)^(c&d)))|0;k=h;h=g;g=f;f=(e+t1)|0;e=d;d=c;c=a;a=(t1+t2)|0;}\
+H[0]=(H[0]+a)|0;H[1]=(H[1]+c)|0;H[2]=(H[2]+d)|0;H[3]=(H[3]+e)|0;H[4]=(H[4]+f)|0;H[5]=(H[5]+g)|0;H[6]=(H[6]+h)|0;H[7]=(H[7]+k)|0;}return H[0];}\
+var n=0,done=false,waiting=false;function step(){var end=n+20000;for(;n<end;n++){if(bits<1||(h0(ch+':'+n)>>>(32-bits))===0){\
+out.value=ch+':'+n;done=true;if(note){note.textContent='Your browser is ready.';}if(waiting){form.submit();}return;}}setTimeout(step,0);}\
+form.addEventListener('submit',function(e){if(!done){e.preventDefault();waiting=true;if(note){note.textContent='Checking your browser: this takes a few seconds...';}}});\
+step();})();";
+
 fn sha256_b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()))
 }
 
-/// The page CSP: nothing loads, only our stylesheet and our one script (by hash) apply, forms
+/// The page CSP: nothing loads, only our stylesheet and our two scripts (by hash) apply, forms
 /// post back here.
 pub static CSP: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "default-src 'none'; style-src 'sha256-{}'; script-src 'sha256-{}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; style-src 'sha256-{}'; script-src 'sha256-{}' 'sha256-{}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         sha256_b64(STYLE),
-        sha256_b64(DROP_SCRIPT)
+        sha256_b64(DROP_SCRIPT),
+        sha256_b64(POW_SCRIPT)
     )
 });
 
@@ -182,16 +209,45 @@ fn error_line(error: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
-pub fn password_form(doc: &DocumentFacts, csrf: &str, error: Option<&str>) -> Bytes {
-    let fields = "<label for=\"password\">Password</label>\
-                  <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus>";
+/// A proof-of-work challenge for a password form: the challenge and its difficulty in bits.
+pub struct Work<'a> {
+    pub challenge: &'a str,
+    pub bits: u32,
+}
+
+pub fn password_form(
+    doc: &DocumentFacts,
+    csrf: &str,
+    error: Option<&str>,
+    work: Option<&Work>,
+) -> Bytes {
+    let mut fields = "<label for=\"password\">Password</label>\
+                  <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus>"
+        .to_string();
+    let mut notice = String::new();
+    if let Some(w) = work {
+        fields.push_str("<input type=\"hidden\" name=\"proof\" id=\"proof\" value=\"\">");
+        notice = format!(
+            "<div id=\"pow\" data-challenge=\"{}\" data-bits=\"{}\"><p class=\"note\" id=\"pow-note\">Many wrong passwords were tried on this \
+             link lately, so your browser does a few seconds of work before the password is checked.</p>\
+             <noscript><p class=\"error\">This link is under heavy guessing right now. For now it can only be opened with \
+             JavaScript turned on: please turn it on and reload this page, or try again later.</p></noscript></div>",
+            escape(w.challenge),
+            w.bits
+        );
+    }
+    let script = if work.is_some() {
+        format!("<script>{POW_SCRIPT}</script>")
+    } else {
+        String::new()
+    };
     layout(
         "This document is protected by a password",
         &format!(
-            "{}{}{}",
+            "{}{}{notice}{}{script}",
             facts(doc),
             error_line(error),
-            form("password", csrf, fields, "Continue")
+            form("password", csrf, &fields, "Continue")
         ),
     )
 }
@@ -357,11 +413,14 @@ pub fn send_code(doc: &DocumentFacts, csrf: &str, masked: &str, notice: Option<&
     )
 }
 
+/// The code box: the link's current code works in any browser the link is opened in.
+/// `valid_until` is the code's expiry, already formatted with its time zone.
 pub fn enter_code(
     doc: &DocumentFacts,
     csrf: &str,
     resend_csrf: &str,
     masked: &str,
+    valid_until: &str,
     error: Option<&str>,
 ) -> Bytes {
     let fields = "<label for=\"code\">6-digit code</label>\
@@ -369,12 +428,29 @@ pub fn enter_code(
     layout(
         "Enter your code",
         &format!(
-            "{}<p>We sent a code to {}. It is valid for 10 minutes.</p>{}{}<p class=\"note\">No code?</p>{}",
+            "{}<p>A 6-digit code was mailed to {}. It is valid until {}, in any browser you open this link in.</p>{}{}\
+             <p class=\"note\">No mail? It may take a minute to arrive, or we can send the same code again.</p>{}",
             facts(doc),
             escape(masked),
+            escape(valid_until),
             error_line(error),
             form("verify_code", csrf, fields, "Verify"),
-            form("send_code", resend_csrf, "", "Send a new code")
+            form("send_code", resend_csrf, "", "Send the code again")
+        ),
+    )
+}
+
+/// A link on which so many wrong codes were tried that no new browser can be verified by code.
+pub fn no_more_codes(doc: &DocumentFacts, sender: Option<&str>) -> Bytes {
+    let ask = sender
+        .map(|s| format!("Please ask {} for a new link.", escape(s)))
+        .unwrap_or_else(|| "Please ask the sender for a new link.".into());
+    layout(
+        "This browser cannot be verified",
+        &format!(
+            "{}<p class=\"error\" role=\"alert\">This link can no longer verify new browsers: too many wrong codes were tried on it. \
+             Browsers verified before keep working.</p><p>{ask}</p>",
+            facts(doc)
         ),
     )
 }
@@ -418,5 +494,29 @@ mod tests {
             html.contains(DROP_SCRIPT),
             "the script whose hash the CSP allows"
         );
+    }
+
+    #[test]
+    fn the_password_form_carries_the_work_only_when_asked() {
+        let doc = DocumentFacts {
+            name: "d".into(),
+            size: None,
+            expires: None,
+        };
+        let plain = String::from_utf8(password_form(&doc, "t", None, None).to_vec()).unwrap();
+        assert!(!plain.contains("<script") && !plain.contains("proof"));
+        let work = Work {
+            challenge: "16.1.ab.\"><b>",
+            bits: 16,
+        };
+        let html = String::from_utf8(password_form(&doc, "t", None, Some(&work)).to_vec()).unwrap();
+        assert!(
+            html.contains(POW_SCRIPT)
+                && html.contains("name=\"proof\"")
+                && html.contains("data-bits=\"16\"")
+        );
+        assert!(!html.contains("<b>"), "the challenge is escaped");
+        assert!(html.contains("<noscript>") && html.contains("heavy guessing"));
+        assert!(CSP.contains(&format!("'sha256-{}'", sha256_b64(POW_SCRIPT))));
     }
 }

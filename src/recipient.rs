@@ -18,28 +18,54 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{header, Method};
 use pingora::proxy::Session;
 use time::format_description::well_known::Rfc2822;
+use time::OffsetDateTime;
 
 use crate::audit::{client_of, user_agent_of, Draft};
 use crate::gate::{FormToken, Gate};
-use crate::link::{Link, LinkState, Right, Variant};
+use crate::link::{Link, LinkId, LinkState, Right, Variant};
 use crate::mail::CodeMail;
 use crate::pages::{self, DocumentFacts, LandingDocument, UploadForm};
 use crate::store::{Change, StoreError};
-use crate::verify::{mask_email, new_code, new_device_id};
+use crate::verify::{mask_email, new_code_nonce, new_device_id, ProofError, CHALLENGE_LIFETIME};
 
 /// Header a non-browser client sends the link password in.
 pub const PASSWORD_HEADER: &str = "x-link-password";
+/// Header a non-browser client sends a solved proof of work in (`<challenge>:<n>`).
+pub const PROOF_HEADER: &str = "x-link-proof";
+/// Header of a `429` that asks for a proof of work: `<challenge>; bits=<n>`.
+pub const CHALLENGE_HEADER: &str = "x-link-challenge";
 const MAX_FORM_BYTES: usize = 16 * 1024;
 const PASSWORD_WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Wrong passwords per link and client address in a window.
-const PASSWORD_FAILS_PER_CLIENT: u64 = 5;
-/// Wrong passwords per link from everyone in a window: slows a distributed guesser; a window
-/// ends, so the rightful recipient is never locked out for good.
-const PASSWORD_FAILS_PER_LINK: u64 = 50;
-const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
-const CODE_ATTEMPTS: u64 = 5;
+/// Checked passwords per link and client address in a window, proven or not. The attempt is
+/// taken (one atomic increment in the store) before hashing, so no concurrency gets past it.
+const PASSWORD_TRIES_PER_CLIENT: u64 = 5;
+/// Checks per link in a window, from all addresses within their own cap, that need no proof of
+/// work. Past it every check needs one: a distributed guesser is slowed, never the recipient
+/// refused.
+const PASSWORD_FREE_PER_LINK: u64 = 50;
+/// Difficulty of the proof of work: the first bits past the budget, then one more per
+/// [`POW_STEP`] checks past it in the window, up to [`POW_MAX_BITS`]. The page's pure-JS SHA-256
+/// ran 0.36-0.49 M hashes/s in headless Chromium on a busy 2-core machine: 2^20 expected hashes
+/// take 2-3 s there, some 15 s on a machine five times slower.
+const POW_MIN_BITS: u32 = 16;
+const POW_MAX_BITS: u32 = 20;
+const POW_STEP: u64 = 50;
+/// One current code per link. It lives as long as the mail window, so whenever the mail cap is
+/// spent, the code in the latest mail still works.
+const CODE_LIFETIME: Duration = Duration::from_secs(3600);
+const MAIL_WINDOW: Duration = Duration::from_secs(3600);
+const CODE_MAILS_PER_LINK: u64 = 10;
 const CODE_RESEND_GAP: Duration = Duration::from_secs(30);
-const CODES_PER_LINK_PER_HOUR: u64 = 10;
+/// Checks of one code per browser and per client address; past them that browser or address
+/// is refused for this code, and nobody else is affected.
+const CODE_TRIES_PER_BROWSER: u64 = 5;
+const CODE_TRIES_PER_CLIENT: u64 = 5;
+/// Checks of one code from all browsers and addresses within their own caps; past it the code
+/// is discarded.
+const CODE_TRIES_PER_CODE: u64 = 20;
+/// Code checks over a link's whole life: the chance a guesser ever hits is at most 1,000 in a
+/// million (0.1 %). Past it no new browser is verified by code; trusted browsers keep working.
+const CODE_CHECKS_PER_LINK: u64 = 1000;
 const MAX_TRUSTED_DEVICES: usize = 20;
 
 /// An answer written by the gateway itself.
@@ -359,7 +385,13 @@ async fn password_gate(gate: &Gate, session: &Session, visit: &Visit) -> Option<
         let csrf = gate
             .verifier
             .csrf_token(&visit.link.id, visit.device.as_deref().unwrap_or(""));
-        return Some(visit.reply(200, pages::password_form(&visit.facts(), &csrf, None)));
+        return Some(match work_needed(gate, &visit.link).await {
+            Ok(work) => visit.reply(200, password_page(visit, &csrf, None, work.as_ref())),
+            Err(e) => {
+                tracing::error!(link = %visit.link.id, error = %e, "link store failed while showing a password form");
+                visit.reply(503, pages::for_status(503))
+            }
+        });
     }
     let Some(given) = headers.get(PASSWORD_HEADER).and_then(|v| v.to_str().ok()) else {
         return Some(visit.text(
@@ -369,60 +401,211 @@ async fn password_gate(gate: &Gate, session: &Session, visit: &Visit) -> Option<
             &[],
         ));
     };
-    match check_password(gate, visit, hash, given).await {
+    let proof = headers.get(PROOF_HEADER).and_then(|v| v.to_str().ok());
+    match check_password(gate, visit, hash, given, proof).await {
         PasswordOutcome::Passed => None,
         PasswordOutcome::Wrong => Some(visit.text(401, "Wrong password.", &[])),
         PasswordOutcome::Throttled => Some(visit.text(
             429,
-            "Too many wrong passwords. Try again later.",
+            "Too many wrong passwords from your address. Try again later.",
             &[("retry-after", PASSWORD_WINDOW.as_secs().to_string())],
         )),
-        PasswordOutcome::Unavailable => {
-            Some(visit.text(503, "The service is temporarily unavailable.", &[]))
-        }
+        PasswordOutcome::NeedsWork(work) => Some(visit.text(
+            429,
+            &format!(
+                "Many wrong passwords were tried on this link lately, so a proof of work is needed before a password is checked.\n\
+                 Find n such that SHA-256(\"<challenge>:<n>\") starts with {bits} zero bits, where the challenge is in the X-Link-Challenge \
+                 header, then send the request again with X-Link-Proof: <challenge>:<n> (each challenge works once, for 10 minutes). \
+                 For example:\n\n  python3 -c '{SOLVER}' '{challenge}' {bits}",
+                bits = work.bits,
+                challenge = work.challenge
+            ),
+            &[(CHALLENGE_HEADER, format!("{}; bits={}", work.challenge, work.bits))],
+        )),
+        PasswordOutcome::BadProof => Some(visit.text(400, "The X-Link-Proof header is not a solved challenge of this link.", &[])),
+        PasswordOutcome::Unavailable => Some(visit.text(503, "The service is temporarily unavailable.", &[])),
     }
+}
+
+/// A Python one-liner that solves a challenge: `python3 -c '…' CHALLENGE BITS` prints the proof.
+pub const SOLVER: &str = "import hashlib,itertools,sys;c,b=sys.argv[1],int(sys.argv[2]);\
+print(next(f\"{c}:{n}\" for n in itertools.count() if int.from_bytes(hashlib.sha256(f\"{c}:{n}\".encode()).digest(),\"big\")>>(256-b)==0))";
+
+/// A proof of work asked of the client.
+struct Work {
+    challenge: String,
+    bits: u32,
 }
 
 enum PasswordOutcome {
     Passed,
     Wrong,
+    /// This address used its tries in the window.
     Throttled,
+    /// Past the link's budget: a proof of work is needed first (a fresh challenge).
+    NeedsWork(Work),
+    /// A proof that is not a solved challenge of this link.
+    BadProof,
     Unavailable,
 }
 
-async fn check_password(gate: &Gate, visit: &Visit, hash: &str, given: &str) -> PasswordOutcome {
+fn password_page(visit: &Visit, csrf: &str, error: Option<&str>, work: Option<&Work>) -> Bytes {
+    let work = work.map(|w| pages::Work {
+        challenge: &w.challenge,
+        bits: w.bits,
+    });
+    pages::password_form(&visit.facts(), csrf, error, work.as_ref())
+}
+
+/// The challenge for a link that `checks` checks (this window) have reached.
+fn work_for(gate: &Gate, link: &Link, checks: u64) -> Work {
+    let past = checks.saturating_sub(PASSWORD_FREE_PER_LINK) / POW_STEP;
+    let bits = POW_MIN_BITS
+        .saturating_add(u32::try_from(past).unwrap_or(u32::MAX))
+        .min(POW_MAX_BITS);
+    Work {
+        challenge: gate.verifier.challenge(link, bits),
+        bits,
+    }
+}
+
+/// `Some(work)` once the link's proof-free budget of this window is spent.
+async fn work_needed(gate: &Gate, link: &Link) -> Result<Option<Work>, StoreError> {
+    let checks = gate
+        .store
+        .hit(&format!("pwtry:{}", link.id), PASSWORD_WINDOW, 0)
+        .await?;
+    Ok((checks >= PASSWORD_FREE_PER_LINK).then(|| work_for(gate, link, checks)))
+}
+
+/// Takes the attempt (atomically, before any hashing), then checks the password. Every store
+/// failure answers `Unavailable` and checks nothing.
+async fn check_password(
+    gate: &Gate,
+    visit: &Visit,
+    hash: &str,
+    given: &str,
+    proof: Option<&str>,
+) -> PasswordOutcome {
     let id = visit.link.id;
-    let per_client = format!("pwfail:{id}:{}", visit.client_key());
-    let per_link = format!("pwfail:{id}");
-    // Count before hashing: a throttled guesser costs no argon2 work.
-    let counts = async {
-        Ok::<_, StoreError>((
-            gate.store.hit(&per_client, PASSWORD_WINDOW, 0).await?,
-            gate.store.hit(&per_link, PASSWORD_WINDOW, 0).await?,
-        ))
+    if given.len() <= 1024 && gate.verifier.remembered(&visit.link, given) {
+        // The right password again (a script sends it with every request): nothing to guess.
+        gate.audit.push(id, visit.event("password.passed", "ok"));
+        return PasswordOutcome::Passed;
+    }
+    let refused = |reason: &str| {
+        let mut d = visit.event("password.failed", "refused");
+        d.reason = Some(reason.into());
+        gate.audit.push(id, d);
     };
-    match counts.await {
-        Ok((c, l)) if c >= PASSWORD_FAILS_PER_CLIENT || l >= PASSWORD_FAILS_PER_LINK => {
-            let mut d = visit.event("password.failed", "refused");
-            d.reason = Some("too many attempts".into());
-            gate.audit.push(id, d);
-            return PasswordOutcome::Throttled;
+    let admitted = async {
+        let per_client = format!("pwtry:{id}:{}", visit.client_key());
+        let per_link = format!("pwtry:{id}");
+        let proven = match proof.filter(|p| !p.is_empty()) {
+            None => false,
+            Some(proof) => match gate.verifier.check_proof(&visit.link, proof) {
+                Ok(nonce) => {
+                    if !gate
+                        .store
+                        .once(&format!("pow:{id}:{nonce}"), CHALLENGE_LIFETIME)
+                        .await?
+                    {
+                        refused("proof of work used already");
+                        let checks = gate.store.hit(&per_link, PASSWORD_WINDOW, 0).await?;
+                        return Ok(PasswordOutcome::NeedsWork(work_for(
+                            gate,
+                            &visit.link,
+                            checks,
+                        )));
+                    }
+                    true
+                }
+                Err(ProofError::Expired) => {
+                    refused("proof of work expired");
+                    let checks = gate.store.hit(&per_link, PASSWORD_WINDOW, 0).await?;
+                    return Ok(PasswordOutcome::NeedsWork(work_for(
+                        gate,
+                        &visit.link,
+                        checks,
+                    )));
+                }
+                Err(ProofError::Invalid) => {
+                    refused("invalid proof of work");
+                    return Ok(PasswordOutcome::BadProof);
+                }
+            },
+        };
+        if !proven {
+            // Read first, so that asking for the challenge costs the recipient no try.
+            if let Some(work) = work_needed(gate, &visit.link).await? {
+                refused("proof of work needed");
+                return Ok(PasswordOutcome::NeedsWork(work));
+            }
         }
-        Ok(_) => {}
+        // One atomic increment answers whether this attempt is within the address's cap:
+        // of any number of parallel guesses, exactly the first five are checked.
+        if gate.store.hit(&per_client, PASSWORD_WINDOW, 1).await? > PASSWORD_TRIES_PER_CLIENT {
+            refused("too many attempts");
+            return Ok(PasswordOutcome::Throttled);
+        }
+        // Only an address within its own cap spends the link's budget: one address never
+        // affects another.
+        let checks = gate.store.hit(&per_link, PASSWORD_WINDOW, 1).await?;
+        if !proven && checks > PASSWORD_FREE_PER_LINK {
+            refused("proof of work needed");
+            return Ok(PasswordOutcome::NeedsWork(work_for(
+                gate,
+                &visit.link,
+                checks,
+            )));
+        }
+        Ok::<_, StoreError>(PasswordOutcome::Passed)
+    };
+    match admitted.await {
+        Ok(PasswordOutcome::Passed) => {}
+        Ok(other) => return other,
         Err(e) => {
             tracing::error!(link = %id, error = %e, "link store failed while checking a password");
             return PasswordOutcome::Unavailable;
         }
     }
     if given.len() <= 1024 && gate.verifier.check_password(hash, given).await {
+        gate.verifier.remember(&visit.link, given);
         gate.audit.push(id, visit.event("password.passed", "ok"));
         return PasswordOutcome::Passed;
     }
-    let _ = gate.store.hit(&per_client, PASSWORD_WINDOW, 1).await;
-    let _ = gate.store.hit(&per_link, PASSWORD_WINDOW, 1).await;
     gate.audit
         .push(id, visit.event("password.failed", "failed"));
     PasswordOutcome::Wrong
+}
+
+/// The link's current code: (nonce, unix second it expires); `None` when there is none.
+async fn current_code(gate: &Gate, id: &LinkId) -> Result<Option<(String, i64)>, StoreError> {
+    let Some(raw) = gate.store.kv_get(&format!("code:{id}")).await? else {
+        return Ok(None);
+    };
+    Ok(parse_code(&raw))
+}
+
+fn parse_code(raw: &[u8]) -> Option<(String, i64)> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let (nonce, until) = text.split_once(':')?;
+    Some((nonce.to_string(), until.parse().ok()?))
+}
+
+fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `14:05 UTC` for a code's expiry.
+fn clock(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!("[hour]:[minute] UTC"))
+                .ok()
+        })
+        .unwrap_or_else(|| "within the hour".to_string())
 }
 
 /// `Ok(view_only)` when the browser may go on; `Err(answer)` otherwise.
@@ -449,19 +632,34 @@ async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
     if visit.link.trusted_devices.is_empty() && !recipient.require_code {
         return Err(visit.reply(200, pages::confirm_device(&visit.facts(), &csrf)));
     }
-    let pending = gate
-        .store
-        .kv_get(&format!("code:{}:{device}", visit.link.id))
-        .await
-        .ok()
-        .flatten()
-        .is_some();
+    // Fail closed: a store that cannot say whether codes may still be tried or which code is
+    // current answers 503, never a guess.
+    let state = async {
+        let checks = gate
+            .store
+            .tally(&format!("codechecks:{}", visit.link.id), 0)
+            .await?;
+        Ok::<_, StoreError>((checks, current_code(gate, &visit.link.id).await?))
+    };
+    let (checks, current) = match state.await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(link = %visit.link.id, error = %e, "link store failed while showing a device check");
+            return Err(visit.reply(503, pages::for_status(503)));
+        }
+    };
+    if checks >= CODE_CHECKS_PER_LINK {
+        return Err(visit.reply(
+            403,
+            pages::no_more_codes(&visit.facts(), visit.link.created_by.as_deref()),
+        ));
+    }
     let masked = mask_email(email);
-    if pending && !visit.new_device {
+    if let Some((_, until)) = current {
         let resend = gate.verifier.csrf_token(&visit.link.id, device);
         return Err(visit.reply(
             200,
-            pages::enter_code(&visit.facts(), &csrf, &resend, &masked, None),
+            pages::enter_code(&visit.facts(), &csrf, &resend, &masked, &clock(until), None),
         ));
     }
     Err(visit.reply(200, pages::send_code(&visit.facts(), &csrf, &masked, None)))
@@ -522,40 +720,39 @@ async fn post_password(gate: &Gate, visit: &Visit, form: &[(String, String)]) ->
     let csrf = gate
         .verifier
         .csrf_token(&visit.link.id, visit.device.as_deref().unwrap_or(""));
-    match check_password(gate, visit, hash, given).await {
+    match check_password(gate, visit, hash, given, field(form, "proof")).await {
         PasswordOutcome::Passed => {
             let mut v = visit.cookies.clone();
-            v.push((
-                "set-cookie",
-                gate.verifier.pass_cookie(&visit.link, &visit.base),
-            ));
-            let mut headers = vec![
-                ("location", visit.base.clone()),
-                ("cache-control", "private, no-store".to_string()),
-            ];
+            v.push(("set-cookie", gate.verifier.pass_cookie(&visit.link, &visit.base)));
+            let mut headers = vec![("location", visit.base.clone()), ("cache-control", "private, no-store".to_string())];
             headers.extend(v);
-            Decision::Reply(Reply {
-                status: 303,
-                headers,
-                body: Bytes::new(),
-            })
+            Decision::Reply(Reply { status: 303, headers, body: Bytes::new() })
         }
-        PasswordOutcome::Wrong => visit.reply(
-            401,
-            pages::password_form(
-                &visit.facts(),
-                &csrf,
-                Some("That password is not right. Please try again."),
-            ),
-        ),
+        PasswordOutcome::Wrong => {
+            // The next form needs work too once the budget is spent meanwhile.
+            let work = match work_needed(gate, &visit.link).await {
+                Ok(work) => work,
+                Err(_) => return visit.reply(503, pages::for_status(503)),
+            };
+            visit.reply(401, password_page(visit, &csrf, Some("That password is not right. Please try again."), work.as_ref()))
+        }
         PasswordOutcome::Throttled => visit.reply(
             429,
-            pages::password_form(
-                &visit.facts(),
+            password_page(visit, &csrf, Some("Too many wrong passwords were tried from your network address. Please wait 15 minutes and try again."), None),
+        ),
+        PasswordOutcome::NeedsWork(work) => visit.reply(
+            429,
+            password_page(
+                visit,
                 &csrf,
-                Some("Too many wrong passwords were tried. Please wait 15 minutes and try again."),
+                Some("This link is under heavy guessing right now, so your browser must do a few seconds of work before the password is checked (JavaScript is needed for now). Please enter the password again."),
+                Some(&work),
             ),
         ),
+        PasswordOutcome::BadProof => match work_needed(gate, &visit.link).await {
+            Ok(work) => visit.reply(400, password_page(visit, &csrf, Some("The form could not be checked. Please enter the password again."), work.as_ref())),
+            Err(_) => visit.reply(503, pages::for_status(503)),
+        },
         PasswordOutcome::Unavailable => visit.reply(503, pages::for_status(503)),
     }
 }
@@ -623,58 +820,127 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
     let id = visit.link.id;
     let csrf = gate.verifier.csrf_token(&id, device);
     let masked = mask_email(&email);
-    let throttled = async {
-        Ok::<_, StoreError>(
-            gate.store
-                .hit(&format!("codesend:{id}:{device}"), CODE_RESEND_GAP, 1)
-                .await?
-                > 1
-                || gate
-                    .store
-                    .hit(&format!("codesend:{id}"), Duration::from_secs(3600), 1)
-                    .await?
-                    > CODES_PER_LINK_PER_HOUR,
-        )
+    let refused = |reason: &str| {
+        let mut d = visit.event("code.sent", "refused");
+        d.reason = Some(reason.into());
+        gate.audit.push(id, d);
     };
-    match throttled.await {
-        Ok(false) => {}
-        Ok(true) => {
-            let mut d = visit.event("code.sent", "refused");
-            d.reason = Some("resend throttled".into());
-            gate.audit.push(id, d);
-            return visit.reply(429, pages::send_code(&visit.facts(), &csrf, &masked, Some("A code was sent moments ago. Please wait a little before asking for another.")));
+    // The code box when a code is current, otherwise the button; `status` and `notice` either way.
+    let page = |status: u16, current: Option<i64>, notice: &str| match current {
+        Some(until) => {
+            let resend = gate.verifier.csrf_token(&id, device);
+            visit.reply(
+                status,
+                pages::enter_code(
+                    &visit.facts(),
+                    &csrf,
+                    &resend,
+                    &masked,
+                    &clock(until),
+                    Some(notice),
+                ),
+            )
+        }
+        None => visit.reply(
+            status,
+            pages::send_code(&visit.facts(), &csrf, &masked, Some(notice)),
+        ),
+    };
+    let state = async {
+        let checks = gate.store.tally(&format!("codechecks:{id}"), 0).await?;
+        Ok::<_, StoreError>((checks, current_code(gate, &id).await?))
+    };
+    let (checks, current) = match state.await {
+        Ok(s) => s,
+        Err(_) => return visit.reply(503, pages::for_status(503)),
+    };
+    if checks >= CODE_CHECKS_PER_LINK {
+        refused("the link's lifetime limit of code checks is used up: no new browser can be verified by code");
+        return visit.reply(
+            403,
+            pages::no_more_codes(&visit.facts(), visit.link.created_by.as_deref()),
+        );
+    }
+    let current_until = current.as_ref().map(|(_, until)| *until);
+    match gate
+        .store
+        .hit(&format!("codesend:{id}:{device}"), CODE_RESEND_GAP, 1)
+        .await
+    {
+        Ok(1) => {}
+        Ok(_) => {
+            refused("resend throttled");
+            return page(429, current_until, "A code was sent moments ago. Please use the code from that mail, or wait a little before asking again.");
         }
         Err(_) => return visit.reply(503, pages::for_status(503)),
     }
-    let code = new_code();
-    let stored = gate.verifier.code_hash(&id, device, &code);
-    if gate
+    match gate
         .store
-        .kv_put(
-            &format!("code:{id}:{device}"),
-            stored.as_bytes(),
-            CODE_LIFETIME,
-        )
+        .hit(&format!("codemail:{id}"), MAIL_WINDOW, 1)
         .await
-        .is_err()
     {
-        return visit.reply(503, pages::for_status(503));
+        Ok(n) if n <= CODE_MAILS_PER_LINK => {}
+        Ok(_) => {
+            refused("mail cap reached");
+            return page(
+                429,
+                current_until,
+                &format!(
+                    "No new mail was sent: {CODE_MAILS_PER_LINK} codes were already mailed to {masked} in the last hour. {}",
+                    if current_until.is_some() { "Please enter the code from the latest of those mails." } else { "Please try again later." }
+                ),
+            );
+        }
+        Err(_) => return visit.reply(503, pages::for_status(503)),
     }
+    // One current code per link: a browser asking while a code is valid gets the same code
+    // again, so a flood of requests cannot use up the recipient's chances.
+    let minted = format!(
+        "{}:{}",
+        new_code_nonce(),
+        now_secs() + CODE_LIFETIME.as_secs() as i64
+    );
+    let (stored, fresh) = match gate
+        .store
+        .kv_put_new(&format!("code:{id}"), minted.as_bytes(), CODE_LIFETIME)
+        .await
+    {
+        Ok(Some(existing)) => (existing, false),
+        Ok(None) => (minted.into_bytes(), true),
+        Err(_) => return visit.reply(503, pages::for_status(503)),
+    };
+    let Some((nonce, until)) = parse_code(&stored) else {
+        tracing::error!(link = %id, "the stored code is unreadable");
+        return visit.reply(503, pages::for_status(503));
+    };
+    let Some(code) = gate.verifier.code_of(&id, &nonce) else {
+        return visit.reply(503, pages::for_status(503));
+    };
     let facts = visit.facts();
+    let valid_until = clock(until);
     let mail = CodeMail {
         to: &email,
         document: &facts.name,
         sender: visit.link.created_by.as_deref(),
         code: &code,
+        valid_until: &valid_until,
     };
     match gate.mailer.send_code(&mail).await {
         Ok(()) => {
-            gate.audit.push(id, visit.event("code.sent", "ok"));
+            let mut d = visit.event("code.sent", "ok");
+            d.detail =
+                Some(serde_json::json!({ "code": if fresh { "new" } else { "sent again" } }));
+            gate.audit.push(id, d);
             visit.back()
         }
         Err(e) => {
             tracing::error!(link = %id, error = %e, "could not mail a verification code");
-            let _ = gate.store.kv_del(&format!("code:{id}:{device}")).await;
+            if fresh {
+                // Nobody got this code: the next request mints and mails one again.
+                if let Err(e) = gate.store.kv_del(&format!("code:{id}")).await {
+                    tracing::warn!(link = %id, error = %e, "could not drop a code that was never mailed");
+                }
+            }
             let mut d = visit.event("code.sent", "failed");
             d.reason = Some(e.to_string());
             gate.audit.push(id, d);
@@ -693,64 +959,145 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
     }
 }
 
+/// What a code check came to before the comparison.
+enum CodeTry {
+    Check {
+        nonce: String,
+        until: i64,
+        last_for_browser: bool,
+    },
+    NoCode,
+    /// This browser or address used its tries for the current code.
+    Refused(&'static str),
+    /// The code took its last try from everyone: it is discarded.
+    Discarded,
+    /// The link's lifetime bound is reached.
+    Exhausted,
+}
+
+/// Takes one try at the current code, atomically and before comparing: per address, per
+/// browser, per code (only tries within the first two caps count) and over the link's life.
+async fn take_code_try(gate: &Gate, visit: &Visit, device: &str) -> Result<CodeTry, StoreError> {
+    let id = visit.link.id;
+    let Some((nonce, until)) = current_code(gate, &id).await? else {
+        return Ok(CodeTry::NoCode);
+    };
+    let per_client = format!("codetry:{id}:{nonce}:a:{}", visit.client_key());
+    if gate.store.hit(&per_client, CODE_LIFETIME, 1).await? > CODE_TRIES_PER_CLIENT {
+        return Ok(CodeTry::Refused("too many attempts from this address"));
+    }
+    let per_browser = gate
+        .store
+        .hit(
+            &format!("codetry:{id}:{nonce}:d:{device}"),
+            CODE_LIFETIME,
+            1,
+        )
+        .await?;
+    if per_browser > CODE_TRIES_PER_BROWSER {
+        return Ok(CodeTry::Refused("too many attempts in this browser"));
+    }
+    let per_code = gate
+        .store
+        .hit(&format!("codetry:{id}:{nonce}"), CODE_LIFETIME, 1)
+        .await?;
+    if per_code > CODE_TRIES_PER_CODE {
+        if per_code == CODE_TRIES_PER_CODE + 1 {
+            gate.store.kv_del(&format!("code:{id}")).await?;
+        }
+        return Ok(CodeTry::Discarded);
+    }
+    if gate.store.tally(&format!("codechecks:{id}"), 1).await? > CODE_CHECKS_PER_LINK {
+        return Ok(CodeTry::Exhausted);
+    }
+    Ok(CodeTry::Check {
+        nonce,
+        until,
+        last_for_browser: per_browser == CODE_TRIES_PER_BROWSER,
+    })
+}
+
 async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str) -> Decision {
     let id = visit.link.id;
     let Some(email) = visit.link.recipient.as_ref().and_then(|r| r.email.clone()) else {
         return visit.back();
     };
     let masked = mask_email(&email);
-    let key = format!("code:{id}:{device}");
     let csrf = gate.verifier.csrf_token(&id, device);
-    let resend = gate.verifier.csrf_token(&id, device);
-    let stored = match gate.store.kv_get(&key).await {
-        Ok(Some(s)) => String::from_utf8(s).unwrap_or_default(),
-        Ok(None) => {
+    let failed = |outcome: &str, reason: &str| {
+        let mut d = visit.event("code.failed", outcome);
+        d.reason = Some(reason.into());
+        gate.audit.push(id, d);
+    };
+    let (nonce, until, last_for_browser) = match take_code_try(gate, visit, device).await {
+        Ok(CodeTry::Check {
+            nonce,
+            until,
+            last_for_browser,
+        }) => (nonce, until, last_for_browser),
+        Ok(CodeTry::NoCode) => {
             return visit.reply(
                 200,
                 pages::send_code(
                     &visit.facts(),
                     &csrf,
                     &masked,
-                    Some("That code has expired or was used up. Please ask for a new one."),
+                    Some("That code has expired or was used. Please ask for a new one."),
                 ),
             )
         }
-        Err(_) => return visit.reply(503, pages::for_status(503)),
-    };
-    let attempts = match gate
-        .store
-        .hit(
-            &format!("codetry:{id}:{device}:{}", &stored[..stored.len().min(16)]),
-            CODE_LIFETIME,
-            1,
-        )
-        .await
-    {
-        Ok(n) => n,
-        Err(_) => return visit.reply(503, pages::for_status(503)),
-    };
-    let well_formed = given.len() == 6 && given.bytes().all(|b| b.is_ascii_digit());
-    let expected = gate.verifier.code_hash(&id, device, given);
-    let matches = well_formed
-        && bool::from(subtle::ConstantTimeEq::ct_eq(
-            expected.as_bytes(),
-            stored.as_bytes(),
-        ));
-    if attempts > CODE_ATTEMPTS || !matches {
-        let mut d = visit.event("code.failed", "failed");
-        d.reason = Some(if attempts > CODE_ATTEMPTS {
-            "too many attempts".into()
-        } else {
-            "wrong code".into()
-        });
-        gate.audit.push(id, d);
-        if attempts >= CODE_ATTEMPTS {
-            let _ = gate.store.kv_del(&key).await;
+        Ok(CodeTry::Refused(reason)) => {
+            failed("refused", reason);
             return visit.reply(
-                401,
-                pages::send_code(&visit.facts(), &csrf, &masked, Some("Too many wrong codes: that code no longer works. Please ask for a new one.")),
+                429,
+                pages::message(
+                    "Too many wrong codes",
+                    "Too many wrong codes were tried in this browser or from your network address. Please open the link in another \
+                     browser, or wait until the code expires (within the hour) and ask for a new one.",
+                ),
             );
         }
+        Ok(CodeTry::Discarded) => {
+            failed("refused", "code discarded after too many attempts");
+            return visit.reply(
+                401,
+                pages::send_code(&visit.facts(), &csrf, &masked, Some("Too many wrong codes were tried: that code no longer works. Please ask for a new one.")),
+            );
+        }
+        Ok(CodeTry::Exhausted) => {
+            failed("refused", "the link's lifetime limit of code checks is used up: no new browser can be verified by code");
+            return visit.reply(
+                403,
+                pages::no_more_codes(&visit.facts(), visit.link.created_by.as_deref()),
+            );
+        }
+        Err(e) => {
+            tracing::error!(link = %id, error = %e, "link store failed while checking a code");
+            return visit.reply(503, pages::for_status(503));
+        }
+    };
+    let Some(expected) = gate.verifier.code_of(&id, &nonce) else {
+        return visit.reply(503, pages::for_status(503));
+    };
+    let well_formed = given.len() == 6 && given.bytes().all(|b| b.is_ascii_digit());
+    if !(well_formed
+        && bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_bytes(),
+            given.as_bytes(),
+        )))
+    {
+        failed("failed", "wrong code");
+        if last_for_browser {
+            return visit.reply(
+                401,
+                pages::message(
+                    "That code is not right",
+                    "That code is not right, and it no longer works in this browser after five tries. Please open the link in \
+                     another browser, or wait until the code expires (within the hour) and ask for a new one.",
+                ),
+            );
+        }
+        let resend = gate.verifier.csrf_token(&id, device);
         return visit.reply(
             401,
             pages::enter_code(
@@ -758,11 +1105,16 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
                 &csrf,
                 &resend,
                 &masked,
+                &clock(until),
                 Some("That code is not right. Please check it and try again."),
             ),
         );
     }
-    let _ = gate.store.kv_del(&key).await;
+    // A code verifies one browser: spend it before trusting (a failure leaves it unspent and
+    // trusts nothing).
+    if gate.store.kv_del(&format!("code:{id}")).await.is_err() {
+        return visit.reply(503, pages::for_status(503));
+    }
     gate.audit.push(id, visit.event("code.passed", "ok"));
     match trust(gate, visit, device, false).await {
         Ok(()) => {

@@ -3,7 +3,10 @@
 //!
 //! - Passwords are hashed with argon2id; checking one runs on the blocking pool, at most a few at
 //!   a time, so hashing cannot be used to exhaust the CPU (and attempts are throttled before).
-//! - Codes come from the OS CSPRNG, are stored only as a keyed hash bound to link and browser.
+//! - A link's current code is derived with the signing key from a nonce the OS CSPRNG made: the
+//!   store holds only the nonce, never the code.
+//! - Proof-of-work challenges (past a link's guessing budget) are HMAC-bound to link and
+//!   generation, expire, and are checked with one HMAC and one SHA-256 before any hashing.
 //! - `lg_dev` (device) and `lg_pw` (password passed, bound to link and generation) cookies and the
 //!   forms' CSRF tokens are sealed with the signing key (HMAC, constant-time check).
 
@@ -14,6 +17,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use http::HeaderMap;
 use rand::Rng;
+use sha2::Digest;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
@@ -24,6 +28,9 @@ pub const DEVICE_COOKIE: &str = "lg_dev";
 pub const PASS_COOKIE: &str = "lg_pw";
 /// How long a passed password is remembered by the browser.
 const PASS_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+/// How long a verified password is remembered by this instance, and how many at most.
+const MEMO_LIFETIME: Duration = Duration::from_secs(3600);
+const MEMO_MAX: usize = 10_000;
 /// How long a form may be left open before it must be reloaded.
 const FORM_LIFETIME: Duration = Duration::from_secs(3600);
 
@@ -36,6 +43,11 @@ pub enum VerifyError {
 pub struct Verifier {
     keys: Keyring,
     hashing: Arc<Semaphore>,
+    /// Passwords this instance verified lately, by keyed hash of link, generation and password,
+    /// with the unix second each is forgotten. Scripts send the password with every request: a
+    /// right one sent again skips argon2 and the attempt caps. Only right passwords are kept, so
+    /// a guess matches one only if it would have passed anyway.
+    memo: parking_lot::Mutex<std::collections::HashMap<String, i64>>,
     /// Mark cookies `Secure` (on by default for an https public URL).
     pub secure_cookies: bool,
 }
@@ -58,9 +70,35 @@ pub async fn hash_password(password: &str) -> Result<String, VerifyError> {
     .map_err(|e| VerifyError::Hash(e.to_string()))?
 }
 
-/// A fresh 6-digit code from the OS CSPRNG.
-pub fn new_code() -> String {
-    format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
+/// A fresh code nonce from the OS CSPRNG (128 bits, hex): the stored half of a mailed code.
+pub fn new_code_nonce() -> String {
+    let bytes: [u8; 16] = rand::rngs::OsRng.gen();
+    crate::hex::encode(&bytes)
+}
+
+/// How long a proof-of-work challenge may be solved and used.
+pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(10 * 60);
+
+/// Why a proof of work was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofError {
+    /// Not a solved challenge of this gateway for this link and generation.
+    Invalid,
+    /// A genuine challenge that is no longer good: solve a new one.
+    Expired,
+}
+
+/// Leading zero bits of SHA-256(`text`).
+pub fn zero_bits(text: &str) -> u32 {
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let mut zeros = 0;
+    for byte in digest {
+        zeros += byte.leading_zeros();
+        if byte != 0 {
+            break;
+        }
+    }
+    zeros
 }
 
 /// A fresh device id (128 random bits, hex).
@@ -91,8 +129,44 @@ impl Verifier {
         Verifier {
             keys,
             hashing: Arc::new(Semaphore::new(permits)),
+            memo: Default::default(),
             secure_cookies,
         }
+    }
+
+    fn memo_key(&self, link: &Link, password: &str) -> String {
+        self.keys.keyed_hash(
+            "password-memo",
+            &format!("{}:{}:{password}", link.id, link.generation),
+        )
+    }
+
+    /// Whether this instance verified `password` for this link and generation lately.
+    pub fn remembered(&self, link: &Link, password: &str) -> bool {
+        let key = self.memo_key(link, password);
+        !key.is_empty()
+            && self
+                .memo
+                .lock()
+                .get(&key)
+                .is_some_and(|until| *until > now_secs())
+    }
+
+    /// Remembers a password that passed the argon2 check.
+    pub fn remember(&self, link: &Link, password: &str) {
+        let key = self.memo_key(link, password);
+        if key.is_empty() {
+            return;
+        }
+        let now = now_secs();
+        let mut memo = self.memo.lock();
+        if memo.len() >= MEMO_MAX {
+            memo.retain(|_, until| *until > now);
+            if memo.len() >= MEMO_MAX {
+                memo.clear();
+            }
+        }
+        memo.insert(key, now + MEMO_LIFETIME.as_secs() as i64);
     }
 
     /// Checks a password against its argon2id hash, a few checks at a time.
@@ -112,10 +186,68 @@ impl Verifier {
         .unwrap_or(false)
     }
 
-    /// A code as stored: a keyed hash bound to the link and the browser that asked for it.
-    pub fn code_hash(&self, link: &LinkId, device: &str, code: &str) -> String {
-        self.keys
-            .keyed_hash("code", &format!("{link}:{device}:{code}"))
+    /// The 6-digit code of a link's current code nonce, derived with the signing key: the store
+    /// holds only the nonce, never the code. `None` without a signing key.
+    pub fn code_of(&self, link: &LinkId, nonce: &str) -> Option<String> {
+        let hash = self.keys.keyed_hash("code", &format!("{link}:{nonce}"));
+        let value = u64::from_str_radix(hash.get(..16)?, 16).ok()?;
+        Some(format!("{:06}", value % 1_000_000))
+    }
+
+    /// A proof-of-work challenge for this link and generation, `bits` hard, good for
+    /// [`CHALLENGE_LIFETIME`]: `bits.until.nonce.mac` (the MAC binds link and generation).
+    pub fn challenge(&self, link: &Link, bits: u32) -> String {
+        let until = now_secs() + CHALLENGE_LIFETIME.as_secs() as i64;
+        let nonce: u64 = rand::random();
+        let payload = format!("{bits}.{until}.{nonce:016x}");
+        let mac = self.challenge_mac(link, &payload);
+        format!("{payload}.{mac}")
+    }
+
+    fn challenge_mac(&self, link: &Link, payload: &str) -> String {
+        let hash = self
+            .keys
+            .keyed_hash("pow", &format!("{}:{}:{payload}", link.id, link.generation));
+        hash.get(..32).unwrap_or_default().to_string()
+    }
+
+    /// Checks a proof `challenge:n` (cheap: one HMAC, one SHA-256): a genuine, unexpired challenge
+    /// for this link and generation, with SHA-256(`challenge:n`) starting with its number of zero
+    /// bits. Returns the challenge's nonce, which the caller spends once.
+    pub fn check_proof(&self, link: &Link, proof: &str) -> Result<String, ProofError> {
+        if proof.len() > 200 {
+            return Err(ProofError::Invalid);
+        }
+        let (challenge, n) = proof.rsplit_once(':').ok_or(ProofError::Invalid)?;
+        if n.is_empty() || n.len() > 20 || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ProofError::Invalid);
+        }
+        let (payload, mac) = challenge.rsplit_once('.').ok_or(ProofError::Invalid)?;
+        let mut parts = payload.split('.');
+        let (Some(bits), Some(until), Some(nonce), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ProofError::Invalid);
+        };
+        let expected = self.challenge_mac(link, payload);
+        if expected.is_empty()
+            || !bool::from(subtle::ConstantTimeEq::ct_eq(
+                expected.as_bytes(),
+                mac.as_bytes(),
+            ))
+        {
+            return Err(ProofError::Invalid);
+        }
+        let (Ok(bits), Ok(until)) = (bits.parse::<u32>(), until.parse::<i64>()) else {
+            return Err(ProofError::Invalid);
+        };
+        if until <= now_secs() {
+            return Err(ProofError::Expired);
+        }
+        if zero_bits(proof) < bits {
+            return Err(ProofError::Invalid);
+        }
+        Ok(nonce.to_string())
     }
 
     fn attributes(&self, path: &str, max_age: Option<u64>) -> String {
@@ -224,12 +356,96 @@ mod tests {
     }
 
     #[test]
-    fn codes_are_six_digits() {
+    fn codes_are_six_digits_derived_from_the_nonce() {
+        let v = verifier();
+        let link = LinkId::random();
+        let mut seen = std::collections::HashSet::new();
         for _ in 0..1000 {
-            let c = new_code();
+            let nonce = new_code_nonce();
+            let c = v.code_of(&link, &nonce).unwrap();
             assert_eq!(c.len(), 6);
             assert!(c.bytes().all(|b| b.is_ascii_digit()));
+            assert_eq!(
+                v.code_of(&link, &nonce).unwrap(),
+                c,
+                "the same nonce gives the same code"
+            );
+            seen.insert(c);
         }
+        assert!(seen.len() > 990, "codes spread over the range");
+    }
+
+    fn solve(challenge: &str, bits: u32) -> String {
+        (0u64..)
+            .map(|n| format!("{challenge}:{n}"))
+            .find(|p| zero_bits(p) >= bits)
+            .unwrap()
+    }
+
+    #[test]
+    fn proofs_of_work_are_bound_solved_and_unexpired() {
+        let v = verifier();
+        let link = Link::new(
+            "s",
+            crate::link::Document::new("o".into(), "f".into(), None),
+            "k",
+            OffsetDateTime::now_utc(),
+        );
+        let challenge = v.challenge(&link, 8);
+        let proof = solve(&challenge, 8);
+        let nonce = v.check_proof(&link, &proof).unwrap();
+        assert!(challenge.contains(&nonce));
+        // Unsolved, tampered (easier bits), for another link or generation, garbage.
+        let unsolved = (0u64..)
+            .map(|n| format!("{challenge}:{n}"))
+            .find(|p| zero_bits(p) == 0)
+            .unwrap();
+        assert_eq!(v.check_proof(&link, &unsolved), Err(ProofError::Invalid));
+        let easier = challenge.replacen("8.", "0.", 1);
+        assert_eq!(
+            v.check_proof(&link, &format!("{easier}:0")),
+            Err(ProofError::Invalid)
+        );
+        let mut other = link.clone();
+        other.generation += 1;
+        assert_eq!(v.check_proof(&other, &proof), Err(ProofError::Invalid));
+        let mut another = link.clone();
+        another.id = LinkId::random();
+        assert_eq!(v.check_proof(&another, &proof), Err(ProofError::Invalid));
+        for bad in [
+            "",
+            ":",
+            "x:1",
+            &format!("{challenge}:"),
+            &format!("{challenge}:1a"),
+            &"9".repeat(300),
+        ] {
+            assert_eq!(v.check_proof(&link, bad), Err(ProofError::Invalid), "{bad}");
+        }
+        // An expired challenge, genuinely signed.
+        let payload = format!("0.{}.00000000000000aa", now_secs() - 1);
+        let expired = format!("{payload}.{}:0", v.challenge_mac(&link, &payload));
+        assert_eq!(v.check_proof(&link, &expired), Err(ProofError::Expired));
+    }
+
+    #[test]
+    fn only_remembered_passwords_of_this_generation_match() {
+        let v = verifier();
+        let mut link = Link::new(
+            "s",
+            crate::link::Document::new("o".into(), "f".into(), None),
+            "k",
+            OffsetDateTime::now_utc(),
+        );
+        assert!(!v.remembered(&link, "pw"));
+        v.remember(&link, "pw");
+        assert!(v.remembered(&link, "pw"));
+        assert!(!v.remembered(&link, "pw2"));
+        link.generation += 1;
+        assert!(
+            !v.remembered(&link, "pw"),
+            "a new generation (password change) forgets"
+        );
     }
 
     #[test]

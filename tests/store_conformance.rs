@@ -502,6 +502,90 @@ async fn links_are_listed_newest_first_by_index(s: Arc<dyn LinkStore>) {
     assert_eq!(all.links.len(), 5);
 }
 
+async fn hits_are_exact_under_concurrency(s: Arc<dyn LinkStore>) {
+    let key = format!("t:{}", LinkId::random());
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (s, key) = (s.clone(), key.clone());
+            tokio::spawn(async move { s.hit(&key, Duration::from_secs(60), 1).await.unwrap() })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=100).collect::<Vec<u64>>(),
+        "each increment answers its own place: exactly five are <= 5"
+    );
+    assert_eq!(s.hit(&key, Duration::from_secs(60), 0).await.unwrap(), 100);
+}
+
+async fn put_new_keeps_the_first_value_until_it_expires(s: Arc<dyn LinkStore>) {
+    let key = format!("t:{}", LinkId::random());
+    let tasks: Vec<_> = (0..20u8)
+        .map(|i| {
+            let (s, key) = (s.clone(), key.clone());
+            tokio::spawn(async move {
+                (
+                    i,
+                    s.kv_put_new(&key, &[i], Duration::from_millis(700))
+                        .await
+                        .unwrap(),
+                )
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    let winners: Vec<u8> = outcomes
+        .iter()
+        .filter(|(_, found)| found.is_none())
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one value is stored: {outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, found)| found.as_ref().is_none_or(|v| v == &vec![winners[0]])),
+        "the others see it"
+    );
+    assert_eq!(s.kv_get(&key).await.unwrap(), Some(vec![winners[0]]));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        s.kv_put_new(&key, b"next", Duration::from_secs(5))
+            .await
+            .unwrap(),
+        None,
+        "an expired value is replaced"
+    );
+    assert_eq!(s.kv_get(&key).await.unwrap(), Some(b"next".to_vec()));
+}
+
+async fn tallies_add_up_and_never_expire(s: Arc<dyn LinkStore>) {
+    let key = format!("t:{}", LinkId::random());
+    assert_eq!(s.tally(&key, 0).await.unwrap(), 0);
+    assert_eq!(s.tally(&key, 3).await.unwrap(), 3);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (s, key) = (s.clone(), key.clone());
+            tokio::spawn(async move { s.tally(&key, 1).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.tally(&key, 0).await.unwrap(), 53);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod embedded_backend {
@@ -537,7 +621,30 @@ conformance!(
     usage_of_unlimited_links_adds_up,
     events_chain_in_order_and_old_ones_are_pruned,
     links_are_listed_newest_first_by_index,
+    hits_are_exact_under_concurrency,
+    put_new_keeps_the_first_value_until_it_expires,
+    tallies_add_up_and_never_expire,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_tallies_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let s = EmbeddedStore::open(&path).unwrap();
+        assert_eq!(s.tally("codechecks:x", 7).await.unwrap(), 7);
+    }
+    // The store's writer thread lets go of the file a moment after the store is dropped.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let s = loop {
+        match EmbeddedStore::open(&path) {
+            Ok(s) => break s,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(s.tally("codechecks:x", 0).await.unwrap(), 7);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_unreachable_fails_fast_and_recovers() {

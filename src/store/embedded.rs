@@ -590,8 +590,55 @@ impl LinkStore for EmbeddedStore {
         self.kv.kv_del(key);
         Ok(())
     }
+
+    async fn kv_put_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.kv.kv_put_new(key, value, ttl))
+    }
+
+    async fn tally(&self, key: &str, incr: u64) -> Result<u64, StoreError> {
+        let key = key.as_bytes().to_vec();
+        self.blocking(move |db| {
+            if incr == 0 {
+                let tx = db.begin_read().map_err(unavailable)?;
+                let table = match tx.open_table(TALLIES) {
+                    Ok(t) => t,
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+                    Err(e) => return Err(unavailable(e)),
+                };
+                let value = table
+                    .get(key.as_slice())
+                    .map_err(unavailable)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                return Ok(value);
+            }
+            let tx = db.begin_write().map_err(unavailable)?;
+            let value = {
+                let mut table = tx.open_table(TALLIES).map_err(unavailable)?;
+                let value = table
+                    .get(key.as_slice())
+                    .map_err(unavailable)?
+                    .map(|v| v.value())
+                    .unwrap_or(0)
+                    .saturating_add(incr);
+                table.insert(key.as_slice(), value).map_err(unavailable)?;
+                value
+            };
+            tx.commit().map_err(unavailable)?;
+            Ok(value)
+        })
+        .await
+    }
 }
 
 fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
 }
+
+/// Counters that never expire (`LinkStore::tally`): key → value.
+const TALLIES: TableDefinition<&[u8], u64> = TableDefinition::new("tallies");

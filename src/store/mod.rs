@@ -201,6 +201,18 @@ impl MemoryKv {
     pub(crate) fn kv_del(&self, key: &str) {
         self.map.lock().remove(key);
     }
+
+    pub(crate) fn kv_put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Option<Vec<u8>> {
+        let now = std::time::Instant::now();
+        let mut map = self.map.lock();
+        if let Some((v, until)) = map.get(key) {
+            if *until > now {
+                return Some(v.clone());
+            }
+        }
+        map.insert(key.to_string(), (value.to_vec(), now + ttl));
+        None
+    }
 }
 
 /// Walks an index page by page, keeping the links that match; bounded work per call.
@@ -288,4 +300,16 @@ pub trait LinkStore: Send + Sync + 'static {
     /// Reports changes made by other gateway instances until the process ends; returns at once
     /// for a backend that only one instance uses.
     async fn follow_changes(&self, on_change: OnChange);
+    /// Stores `value` under `key` for `ttl` unless a live value is there already, atomically
+    /// (across instances); returns the value found (`None`: `value` was stored). One current
+    /// code per link uses it, so that two browsers asking at once mail the same code.
+    async fn kv_put_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Adds `incr` to a counter that never expires and returns its value (`incr` 0 reads it):
+    /// bounds over a link's whole life (wrong codes). Persistent on every backend.
+    async fn tally(&self, key: &str, incr: u64) -> Result<u64, StoreError>;
 }

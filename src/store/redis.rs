@@ -738,4 +738,44 @@ impl LinkStore for RedisStore {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+
+    async fn kv_put_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        // A script rather than `SET NX GET`, which needs Redis 7.
+        static PUT_NEW: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+            Script::new(
+                "local v = redis.call('GET', KEYS[1]) if v then return v end \
+                 redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2])) return false",
+            )
+        });
+        let key = format!("{}:eph:{key}", self.opts.prefix);
+        let (value, ms) = (value.to_vec(), ttl.as_millis().max(1) as u64);
+        self.run(|mut c| async move {
+            PUT_NEW
+                .key(key)
+                .arg(value)
+                .arg(ms)
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn tally(&self, key: &str, incr: u64) -> Result<u64, StoreError> {
+        let key = format!("{}:tally:{key}", self.opts.prefix);
+        let v: i64 = self
+            .run(|mut c| async move {
+                redis::cmd("INCRBY")
+                    .arg(key)
+                    .arg(incr)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(v.max(0) as u64)
+    }
 }

@@ -299,9 +299,20 @@ impl Link {
         self.password_hash.is_some() || self.recipient.is_some()
     }
 
-    /// Whether a browser meets a landing page first (and downloads or uploads start from there).
+    /// Whether a browser meets a landing page first (and downloads or uploads start from there):
+    /// links with a gate, several documents, uploads, or a download limit (so that a mail
+    /// scanner's or a chat preview's visit never uses up a download).
     pub fn has_pages(&self) -> bool {
-        self.has_gate() || self.documents.len() > 1 || self.allows(&Right::Upload)
+        self.has_gate()
+            || self.documents.len() > 1
+            || self.allows(&Right::Upload)
+            || self.max_downloads.is_some()
+    }
+
+    /// Whether a browser's download must come from the landing page's button (a POST): a
+    /// limited link that no password or device check protects.
+    pub fn needs_button(&self) -> bool {
+        self.max_downloads.is_some() && !self.has_gate()
     }
 
     /// Which document and variant a request names, or why it may not have it.

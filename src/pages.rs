@@ -17,7 +17,7 @@ h1{font-size:1.4rem}form{margin:1rem 0}label{display:block;margin:.5rem 0 .2rem}
 input[type=password],input[type=text]{font-size:1rem;padding:.4rem;width:12rem}\
 button,.button{font-size:1rem;padding:.5rem 1.2rem;margin-top:.6rem;display:inline-block;background:#0b57d0;color:#fff;border:0;border-radius:.3rem;text-decoration:none}\
 .error{color:#b3261e}.note{color:#555}dl{display:grid;grid-template-columns:auto 1fr;gap:.2rem 1rem}dt{font-weight:600}\
-ul.docs{list-style:none;padding:0}ul.docs li{margin:.8rem 0}ul.docs .button{margin-right:.4rem;padding:.3rem .8rem}\
+form.inline{display:inline}ul.docs{list-style:none;padding:0}ul.docs li{margin:.8rem 0}ul.docs .button{margin-right:.4rem;padding:.3rem .8rem}\
 .drop{border:2px dashed #999;border-radius:.4rem;padding:1rem;margin:.5rem 0}.drop.over{border-color:#0b57d0;background:#eef3fd}";
 
 /// The one script: drag-and-drop onto the upload form's file input. The form works without it.
@@ -260,6 +260,21 @@ pub struct LandingDocument {
     pub actions: Vec<(String, String)>,
 }
 
+/// One button of a landing page: a link, or (with a form token) a form that posts to the same
+/// address, for downloads that only a person's press may start.
+fn action_button(id: &str, label: &str, href: &str, csrf: Option<&str>) -> String {
+    match csrf {
+        None => format!("<a class=\"button\" id=\"{id}\" href=\"{}\">{}</a> ", escape(href), escape(label)),
+        Some(token) => format!(
+            "<form class=\"inline\" method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <input type=\"hidden\" name=\"action\" value=\"download\"><button class=\"button\" id=\"{id}\" type=\"submit\">{}</button></form> ",
+            escape(href),
+            escape(token),
+            escape(label)
+        ),
+    }
+}
+
 /// The upload form of a link with the `upload` right.
 pub struct UploadForm {
     /// Where the form posts (`/s/{token}?upload`).
@@ -276,6 +291,7 @@ pub fn landing(
     documents: &[LandingDocument],
     upload: Option<&UploadForm>,
     view_only: bool,
+    button_csrf: Option<&str>,
 ) -> Bytes {
     let title = match (documents.len(), upload.is_some()) {
         (0, true) => "Upload files",
@@ -304,11 +320,7 @@ pub fn landing(
             } else {
                 format!("action-1-{}", i + 1)
             };
-            body.push_str(&format!(
-                "<a class=\"button\" id=\"{id}\" href=\"{}\">{}</a> ",
-                escape(href),
-                escape(label)
-            ));
+            body.push_str(&action_button(&id, label, href, button_csrf));
         }
         body.push_str("</p>");
     } else if !documents.is_empty() {
@@ -327,11 +339,7 @@ pub fn landing(
             ));
             for (i, (label, href)) in doc.actions.iter().enumerate() {
                 let id = format!("action-{}-{}", n + 1, i + 1);
-                body.push_str(&format!(
-                    "<a class=\"button\" id=\"{id}\" href=\"{}\">{}</a>",
-                    escape(href),
-                    escape(label)
-                ));
+                body.push_str(&action_button(&id, label, href, button_csrf));
             }
             body.push_str("</li>");
         }

@@ -391,6 +391,31 @@ impl Proxy {
         Ok(None)
     }
 
+    /// Whether anything of a limited link may still be sent (its landing page is shown only then).
+    async fn any_left(&self, link: &Link) -> Result<bool, crate::store::StoreError> {
+        let Some(max) = link.max_downloads else {
+            return Ok(true);
+        };
+        for (index, doc) in link.documents.iter().enumerate() {
+            let objects = std::iter::once((doc.object.clone(), doc.size))
+                .chain(doc.renditions.values().map(|r| (r.object.clone(), r.size)));
+            for (object, size) in objects {
+                let target = Target {
+                    index,
+                    object,
+                    filename: String::new(),
+                    inline: false,
+                    variant: String::new(),
+                    size,
+                };
+                if self.may_send(link, max, &target).await? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(link.documents.is_empty())
+    }
+
     /// Whether a HEAD or prefetch of a limited link may be answered: anything may still be sent.
     async fn may_send(
         &self,
@@ -589,6 +614,25 @@ impl Proxy {
             "/s/{}",
             token_of(session.req_header().uri.path()).unwrap_or_default()
         );
+        if link.max_downloads.is_some()
+            && recipient::wants_html(session)
+            && !recipient::is_download(req.uri.query())
+        {
+            // A used-up link's page is the uniform 404 too.
+            match self.any_left(&link).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    ctx.outcome = "exhausted";
+                    self.refused(session, ctx, &link, None, "download limit reached");
+                    return Err(Answer::Status(404));
+                }
+                Err(e) => {
+                    tracing::error!(link = %id, error = %e, "link store failed");
+                    ctx.outcome = "store_error";
+                    return Err(Answer::Status(503));
+                }
+            }
+        }
         if link.has_pages() {
             match recipient::decide(&self.gate, session, link.clone(), base.clone()).await {
                 Ok(Decision::Pass { view_only }) => ctx.view_only = view_only,

@@ -116,6 +116,10 @@ struct Visit {
     download: bool,
     /// A PUT or `POST ?upload`: goes on to the upload once the gates are passed.
     upload: bool,
+    /// The request carries a genuine download ticket (`go=`) from the landing page's button.
+    ticket: bool,
+    /// The request's path and query: where a download button's form posts.
+    target: String,
     device: Option<String>,
     new_device: bool,
     client: Option<IpAddr>,
@@ -193,11 +197,18 @@ impl Visit {
             }),
             limits: crate::upload::Rules::for_link(&self.link, &gate.policy).describe(),
         });
+        // A limited link no check protects: downloads start only from a button press (a POST),
+        // so a scanner that follows the page's links uses nothing up.
+        let button_csrf = self
+            .link
+            .needs_button()
+            .then(|| gate.verifier.csrf_token(&self.link.id, ""));
         pages::landing(
             self.expires().as_deref(),
             &documents,
             upload.as_ref(),
             view_only,
+            button_csrf.as_deref(),
         )
     }
 
@@ -250,7 +261,15 @@ impl Visit {
     }
 }
 
-fn wants_html(session: &Session) -> bool {
+/// Whether a query asks for the download itself (`?download`, the landing page's buttons).
+pub fn is_download(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "download" || p.starts_with("download="))
+    })
+}
+
+pub fn wants_html(session: &Session) -> bool {
     session
         .req_header()
         .headers
@@ -311,10 +330,13 @@ pub async fn decide(
         html: wants_html(session),
         post: req.method == Method::POST && !upload,
         upload,
-        download: req.uri.query().is_some_and(|q| {
-            q.split('&')
-                .any(|p| p == "download" || p.starts_with("download="))
-        }),
+        download: is_download(req.uri.query()),
+        ticket: false,
+        target: req
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
         device: gate.verifier.device_of(&req.headers),
         new_device: false,
         client,
@@ -323,7 +345,17 @@ pub async fn decide(
         link,
         base,
     };
-    let rendering = visit.post || (visit.html && !visit.download && !visit.upload);
+    if visit.download && visit.link.needs_button() {
+        visit.ticket = req.uri.query().is_some_and(|q| {
+            q.split('&')
+                .filter_map(|p| p.strip_prefix("go="))
+                .any(|t| gate.verifier.check_download_ticket(t, &visit.link))
+        });
+    }
+    // A browser's download of a limited link without a ticket gets the landing page: only the
+    // button starts a download.
+    let pressed = !visit.link.needs_button() || visit.ticket;
+    let rendering = visit.post || (visit.html && !(visit.download && pressed) && !visit.upload);
     if rendering {
         if let Some(ip) = client {
             if !gate.page_limiter.allows(ip) {
@@ -362,7 +394,7 @@ pub async fn decide(
         Ok(view_only) => view_only,
         Err(d) => return Ok(d),
     };
-    if visit.html && !visit.download && !visit.upload {
+    if visit.html && !(visit.download && pressed) && !visit.upload {
         gate.audit
             .push(visit.link.id, visit.event("page.viewed", "ok"));
         return Ok(visit.reply(200, visit.landing(gate, view_only)));
@@ -696,6 +728,7 @@ async fn post(gate: &Gate, visit: &Visit, form: &[(String, String)]) -> Decision
         Err(_) => return visit.reply(503, pages::for_status(503)),
     }
     match field(form, "action") {
+        Some("download") => post_download(gate, visit),
         Some("password") => post_password(gate, visit, form).await,
         Some("trust") => post_trust(gate, visit, &device).await,
         Some("send_code") => post_send_code(gate, visit, &device).await,
@@ -1125,4 +1158,37 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
         }
         Err(_) => visit.reply(503, pages::for_status(503)),
     }
+}
+
+/// The landing page's download button of a limited link: back to the same address with a
+/// download ticket, which the browser then fetches (and may resume) with a GET.
+fn post_download(gate: &Gate, visit: &Visit) -> Decision {
+    if !visit.link.needs_button() || !visit.download {
+        return visit.back();
+    }
+    let kept: Vec<&str> = visit
+        .target
+        .split_once('?')
+        .map(|(_, q)| {
+            q.split('&')
+                .filter(|p| !p.is_empty() && !p.starts_with("go="))
+                .collect()
+        })
+        .unwrap_or_default();
+    let location = format!(
+        "{}?{}&go={}",
+        visit.base,
+        kept.join("&"),
+        gate.verifier.download_ticket(&visit.link)
+    );
+    let mut headers = vec![
+        ("location", location),
+        ("cache-control", "private, no-store".to_string()),
+    ];
+    headers.extend(visit.cookies.iter().cloned());
+    Decision::Reply(Reply {
+        status: 303,
+        headers,
+        body: Bytes::new(),
+    })
 }

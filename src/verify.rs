@@ -33,6 +33,8 @@ const MEMO_LIFETIME: Duration = Duration::from_secs(3600);
 const MEMO_MAX: usize = 10_000;
 /// How long a form may be left open before it must be reloaded.
 const FORM_LIFETIME: Duration = Duration::from_secs(3600);
+/// How long a download button's ticket lets a browser fetch (and resume) the document.
+const DOWNLOAD_TICKET_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -307,6 +309,31 @@ impl Verifier {
                 && generation.parse::<u64>().ok() == Some(link.generation)
                 && until.parse::<i64>().is_ok_and(|u| u > now)
         })
+    }
+
+    /// What the landing page's download button hands a browser (in the URL it is sent on to):
+    /// proof that a person pressed the button, bound to the link's generation, good for a day so
+    /// that the browser can resume the download. Scanners that only GET never get one.
+    pub fn download_ticket(&self, link: &Link) -> String {
+        let until = now_secs() + DOWNLOAD_TICKET_LIFETIME.as_secs() as i64;
+        self.keys
+            .seal("dl", &format!("{}:{}:{until}", link.id, link.generation))
+    }
+
+    /// Whether `ticket` is a genuine, unexpired download ticket of this link's generation.
+    pub fn check_download_ticket(&self, ticket: &str, link: &Link) -> bool {
+        let Some(payload) = self.keys.open("dl", ticket) else {
+            return false;
+        };
+        let mut parts = payload.split(':');
+        let (Some(id), Some(generation), Some(until), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        id == link.id.to_string()
+            && generation.parse::<u64>().ok() == Some(link.generation)
+            && until.parse::<i64>().is_ok_and(|u| u > now_secs())
     }
 
     /// A form token bound to link, browser and time; single use (checked by the caller with the

@@ -564,10 +564,14 @@ pub struct Refund {
     pub own: u64,
 }
 
-/// Refunds waiting to be written, coalesced per part, flushed off the request path.
+/// A part's account: link, generation, part.
+type PartKey = (LinkId, u64, String);
+
+/// Refunds waiting to be written, coalesced per part (bytes, own downloads), flushed off the
+/// request path.
 #[derive(Default)]
 pub struct Refunds {
-    pending: Mutex<HashMap<(LinkId, u64, String), (u64, u64)>>,
+    pending: Mutex<HashMap<PartKey, (u64, u64)>>,
 }
 
 impl Refunds {

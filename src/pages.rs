@@ -488,7 +488,7 @@ mod tests {
             size: None,
             actions: vec![("Download".into(), "/s/x?download".into())],
         };
-        let html = String::from_utf8(landing(None, &[doc], None, false).to_vec()).unwrap();
+        let html = String::from_utf8(landing(None, &[doc], None, false, None).to_vec()).unwrap();
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;"));
         let form = UploadForm {
@@ -496,12 +496,25 @@ mod tests {
             csrf: Some("\"><b>".into()),
             limits: "<i>".into(),
         };
-        let html = String::from_utf8(landing(None, &[], Some(&form), false).to_vec()).unwrap();
+        let html =
+            String::from_utf8(landing(None, &[], Some(&form), false, None).to_vec()).unwrap();
         assert!(!html.contains("<b>") && !html.contains("<i>"));
         assert!(
             html.contains(DROP_SCRIPT),
             "the script whose hash the CSP allows"
         );
+        let doc = LandingDocument {
+            name: "a.pdf".into(),
+            size: Some(10),
+            actions: vec![("Download".into(), "/s/x?download&a=\"><b>".into())],
+        };
+        let html =
+            String::from_utf8(landing(None, &[doc], None, false, Some("\"><i>")).to_vec()).unwrap();
+        assert!(
+            html.contains("<form class=\"inline\" method=\"post\""),
+            "a limited link's button posts"
+        );
+        assert!(!html.contains("<b>") && !html.contains("<i>") && !html.contains("<a class"));
     }
 
     #[test]

@@ -260,8 +260,9 @@ pub struct LandingDocument {
     pub actions: Vec<(String, String)>,
 }
 
-/// One button of a landing page: a link, or (with a form token) a form that posts to the same
-/// address, for downloads that only a person's press may start.
+/// One button of a landing page: a link, or (with a form token, one per button: each is good
+/// once) a form that posts to the same address, for downloads that only a person's press may
+/// start.
 fn action_button(id: &str, label: &str, href: &str, csrf: Option<&str>) -> String {
     match csrf {
         None => format!("<a class=\"button\" id=\"{id}\" href=\"{}\">{}</a> ", escape(href), escape(label)),
@@ -291,7 +292,7 @@ pub fn landing(
     documents: &[LandingDocument],
     upload: Option<&UploadForm>,
     view_only: bool,
-    button_csrf: Option<&str>,
+    button_csrf: Option<&dyn Fn() -> String>,
 ) -> Bytes {
     let title = match (documents.len(), upload.is_some()) {
         (0, true) => "Upload files",
@@ -320,7 +321,12 @@ pub fn landing(
             } else {
                 format!("action-1-{}", i + 1)
             };
-            body.push_str(&action_button(&id, label, href, button_csrf));
+            body.push_str(&action_button(
+                &id,
+                label,
+                href,
+                button_csrf.map(|token| token()).as_deref(),
+            ));
         }
         body.push_str("</p>");
     } else if !documents.is_empty() {
@@ -339,7 +345,12 @@ pub fn landing(
             ));
             for (i, (label, href)) in doc.actions.iter().enumerate() {
                 let id = format!("action-{}-{}", n + 1, i + 1);
-                body.push_str(&action_button(&id, label, href, button_csrf));
+                body.push_str(&action_button(
+                    &id,
+                    label,
+                    href,
+                    button_csrf.map(|token| token()).as_deref(),
+                ));
             }
             body.push_str("</li>");
         }
@@ -508,8 +519,10 @@ mod tests {
             size: Some(10),
             actions: vec![("Download".into(), "/s/x?download&a=\"><b>".into())],
         };
-        let html =
-            String::from_utf8(landing(None, &[doc], None, false, Some("\"><i>")).to_vec()).unwrap();
+        let html = String::from_utf8(
+            landing(None, &[doc], None, false, Some(&|| "\"><i>".to_string())).to_vec(),
+        )
+        .unwrap();
         assert!(
             html.contains("<form class=\"inline\" method=\"post\""),
             "a limited link's button posts"

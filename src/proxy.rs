@@ -79,6 +79,18 @@ pub struct Ctx {
     outcome: &'static str,
 }
 
+/// `Ok` when something of a limited link may still be sent; `Err(None)` when nothing may,
+/// `Err(Some(e))` when the link store could not say.
+fn something_left(
+    left: Result<bool, crate::store::StoreError>,
+) -> Result<(), Option<crate::store::StoreError>> {
+    match left {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(None),
+        Err(e) => Err(Some(e)),
+    }
+}
+
 /// The token part of `/s/{token}` or `/s/{token}/{cosmetic name}`.
 fn token_of(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/s/")?;
@@ -391,6 +403,31 @@ impl Proxy {
         Ok(None)
     }
 
+    /// The answer when a limited link may send nothing more (the uniform 404, as for any dead
+    /// link), or when the link store could not say (`503`).
+    fn limit_refusal(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        link: &Link,
+        failed: Option<crate::store::StoreError>,
+    ) -> Answer {
+        if let Some(e) = failed {
+            tracing::error!(link = %link.id, error = %e, "link store failed while counting");
+            ctx.outcome = "store_error";
+            return Answer::Status(503);
+        }
+        ctx.outcome = "exhausted";
+        self.refused(
+            session,
+            ctx,
+            link,
+            ctx.target.as_ref(),
+            "download limit reached",
+        );
+        Answer::Status(404)
+    }
+
     /// Whether anything of a limited link may still be sent (its landing page is shown only then).
     async fn any_left(&self, link: &Link) -> Result<bool, crate::store::StoreError> {
         let Some(max) = link.max_downloads else {
@@ -619,18 +656,8 @@ impl Proxy {
             && !recipient::is_download(req.uri.query())
         {
             // A used-up link's page is the uniform 404 too.
-            match self.any_left(&link).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    ctx.outcome = "exhausted";
-                    self.refused(session, ctx, &link, None, "download limit reached");
-                    return Err(Answer::Status(404));
-                }
-                Err(e) => {
-                    tracing::error!(link = %id, error = %e, "link store failed");
-                    ctx.outcome = "store_error";
-                    return Err(Answer::Status(503));
-                }
+            if let Err(failed) = something_left(self.any_left(&link).await) {
+                return Err(self.limit_refusal(session, ctx, &link, failed));
             }
         }
         if link.has_pages() {
@@ -702,24 +729,8 @@ impl Proxy {
             (ctx.kind, link.max_downloads, ctx.target.as_ref())
         {
             // Uncounted requests on a used-up link must look like any dead link too.
-            match self.may_send(&link, max, target).await {
-                Ok(false) => {
-                    ctx.outcome = "exhausted";
-                    self.refused(
-                        session,
-                        ctx,
-                        &link,
-                        ctx.target.as_ref(),
-                        "download limit reached",
-                    );
-                    return Err(Answer::Status(404));
-                }
-                Ok(true) => {}
-                Err(e) => {
-                    tracing::error!(link = %id, error = %e, "link store failed");
-                    ctx.outcome = "store_error";
-                    return Err(Answer::Status(503));
-                }
+            if let Err(failed) = something_left(self.may_send(&link, max, target).await) {
+                return Err(self.limit_refusal(session, ctx, &link, failed));
             }
         }
         let link = match (ctx.kind, link.max_downloads) {
@@ -741,20 +752,10 @@ impl Proxy {
                 match self.admit_draw(ctx, link, expected).await {
                     Ok(Some(link)) => link,
                     Ok(None) => {
-                        ctx.outcome = "exhausted";
-                        self.refused(
-                            session,
-                            ctx,
-                            &link_for_events,
-                            ctx.target.as_ref(),
-                            "download limit reached",
-                        );
-                        return Err(Answer::Status(404));
+                        return Err(self.limit_refusal(session, ctx, &link_for_events, None))
                     }
                     Err(e) => {
-                        tracing::error!(link = %id, error = %e, "link store failed while counting");
-                        ctx.outcome = "store_error";
-                        return Err(Answer::Status(503));
+                        return Err(self.limit_refusal(session, ctx, &link_for_events, Some(e)))
                     }
                 }
             }

@@ -197,18 +197,21 @@ impl Visit {
             }),
             limits: crate::upload::Rules::for_link(&self.link, &gate.policy).describe(),
         });
-        // A limited link no check protects: downloads start only from a button press (a POST),
-        // so a scanner that follows the page's links uses nothing up.
-        let button_csrf = self
-            .link
-            .needs_button()
-            .then(|| gate.verifier.csrf_token(&self.link.id, ""));
+        // A limited link no check protects: downloads start only from a button press (a POST,
+        // one single-use form token per button), so a scanner that follows the page's links uses
+        // nothing up.
+        let form_token = || gate.verifier.csrf_token(&self.link.id, "");
+        let button_csrf: Option<&dyn Fn() -> String> = if self.link.needs_button() {
+            Some(&form_token)
+        } else {
+            None
+        };
         pages::landing(
             self.expires().as_deref(),
             &documents,
             upload.as_ref(),
             view_only,
-            button_csrf.as_deref(),
+            button_csrf,
         )
     }
 

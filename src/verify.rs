@@ -282,10 +282,7 @@ impl Verifier {
 
     /// `Set-Cookie` remembering that this browser passed the link's password (this generation).
     pub fn pass_cookie(&self, link: &Link, path: &str) -> String {
-        let until = now_secs() + PASS_LIFETIME.as_secs() as i64;
-        let sealed = self
-            .keys
-            .seal("pass", &format!("{}:{}:{until}", link.id, link.generation));
+        let sealed = self.seal_for("pass", link, PASS_LIFETIME);
         format!(
             "{PASS_COOKIE}={sealed}{}",
             self.attributes(path, Some(PASS_LIFETIME.as_secs()))
@@ -294,35 +291,20 @@ impl Verifier {
 
     /// Whether the request carries a valid password cookie for this link and generation.
     pub fn passed(&self, headers: &HeaderMap, link: &Link) -> bool {
-        let now = now_secs();
-        cookies(headers, PASS_COOKIE).any(|v| {
-            let Some(payload) = self.keys.open("pass", v) else {
-                return false;
-            };
-            let mut parts = payload.split(':');
-            let (Some(id), Some(generation), Some(until), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                return false;
-            };
-            id == link.id.to_string()
-                && generation.parse::<u64>().ok() == Some(link.generation)
-                && until.parse::<i64>().is_ok_and(|u| u > now)
-        })
+        cookies(headers, PASS_COOKIE).any(|v| self.opens_for("pass", v, link))
     }
 
-    /// What the landing page's download button hands a browser (in the URL it is sent on to):
-    /// proof that a person pressed the button, bound to the link's generation, good for a day so
-    /// that the browser can resume the download. Scanners that only GET never get one.
-    pub fn download_ticket(&self, link: &Link) -> String {
-        let until = now_secs() + DOWNLOAD_TICKET_LIFETIME.as_secs() as i64;
+    /// Seals `id:generation:until` of a link for `label`, good for `lifetime`.
+    fn seal_for(&self, label: &str, link: &Link, lifetime: Duration) -> String {
+        let until = now_secs() + lifetime.as_secs() as i64;
         self.keys
-            .seal("dl", &format!("{}:{}:{until}", link.id, link.generation))
+            .seal(label, &format!("{}:{}:{until}", link.id, link.generation))
     }
 
-    /// Whether `ticket` is a genuine, unexpired download ticket of this link's generation.
-    pub fn check_download_ticket(&self, ticket: &str, link: &Link) -> bool {
-        let Some(payload) = self.keys.open("dl", ticket) else {
+    /// Whether `sealed` is a genuine, unexpired value sealed by [`Self::seal_for`] for this
+    /// link's generation.
+    fn opens_for(&self, label: &str, sealed: &str, link: &Link) -> bool {
+        let Some(payload) = self.keys.open(label, sealed) else {
             return false;
         };
         let mut parts = payload.split(':');
@@ -334,6 +316,18 @@ impl Verifier {
         id == link.id.to_string()
             && generation.parse::<u64>().ok() == Some(link.generation)
             && until.parse::<i64>().is_ok_and(|u| u > now_secs())
+    }
+
+    /// What the landing page's download button hands a browser (in the URL it is sent on to):
+    /// proof that a person pressed the button, bound to the link's generation, good for a day so
+    /// that the browser can resume the download. Scanners that only GET never get one.
+    pub fn download_ticket(&self, link: &Link) -> String {
+        self.seal_for("dl", link, DOWNLOAD_TICKET_LIFETIME)
+    }
+
+    /// Whether `ticket` is a genuine, unexpired download ticket of this link's generation.
+    pub fn check_download_ticket(&self, ticket: &str, link: &Link) -> bool {
+        self.opens_for("dl", ticket, link)
     }
 
     /// A form token bound to link, browser and time; single use (checked by the caller with the

@@ -155,25 +155,7 @@ fn a_download_manager_with_sixteen_connections_completes_on_a_limit_of_one() {
     let gw = Gateway::start(&origin);
     let (id, url) = gw.admin().share("big.bin", Some(1));
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("aria2c")
-        .args([
-            "-x16",
-            "-s16",
-            "-k1M",
-            "--max-tries=1",
-            "--console-log-level=warn",
-            "--summary-interval=0",
-            "-d",
-        ])
-        .arg(dir.path())
-        .args(["-o", "big.bin", &url])
-        .output()
-        .expect("aria2c must be installed (apt-get install aria2)");
-    assert!(
-        out.status.success(),
-        "aria2c failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    aria2c(&url, dir.path(), "big.bin", 16);
     assert_eq!(
         sha256(&std::fs::read(dir.path().join("big.bin")).unwrap()),
         sha256(&data)

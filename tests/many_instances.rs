@@ -252,25 +252,7 @@ fn a_download_manager_with_four_connections_counts_once() {
     let gw = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
     let (id, url) = gw.admin().share("big.bin", Some(1));
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new("aria2c")
-        .args([
-            "-x4",
-            "-s4",
-            "-k1M",
-            "--max-tries=1",
-            "--console-log-level=warn",
-            "--summary-interval=0",
-            "-d",
-        ])
-        .arg(dir.path())
-        .args(["-o", "big.bin", &url])
-        .output()
-        .expect("aria2c must be installed (apt-get install aria2)");
-    assert!(
-        out.status.success(),
-        "aria2c failed: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    aria2c(&url, dir.path(), "big.bin", 4);
     assert_eq!(
         sha256(&std::fs::read(dir.path().join("big.bin")).unwrap()),
         sha256(&data)

@@ -163,6 +163,17 @@ pub fn allowance(slots: u64, size: u64) -> u64 {
 }
 
 impl Account {
+    /// An account whose bytes were lost (a restart of the embedded store, or an account dropped
+    /// from memory): its downloads stay, and everything they allow counts as drawn, so no
+    /// allowance is ever granted twice.
+    pub fn spent(slots: u64, size: u64) -> Account {
+        Account {
+            slots,
+            charged: allowance(slots, size),
+            size,
+        }
+    }
+
     pub fn allowance(&self) -> u64 {
         allowance(self.slots, self.size)
     }
@@ -1087,7 +1098,7 @@ mod tests {
                         self.conns.clear();
                         self.pending.clear();
                         if self.forgets {
-                            self.account = Account::default();
+                            self.account = Account::spent(self.account.slots, self.account.size);
                         }
                     }
                 }

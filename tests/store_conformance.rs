@@ -626,6 +626,64 @@ conformance!(
     tallies_add_up_and_never_expire,
 );
 
+/// Reopens an embedded store file (its counting thread lets go of the file a moment after the
+/// store is dropped).
+async fn reopen(path: &std::path::Path) -> EmbeddedStore {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match EmbeddedStore::open(path) {
+            Ok(s) => return s,
+            Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The embedded store keeps accounts in memory and downloads in its file: after a restart, what
+/// the counted downloads allowed counts as drawn, so the half copy of slack is never granted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_accounts_come_back_spent_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let l = link(Some(2));
+    {
+        let s = EmbeddedStore::open(&path).unwrap();
+        s.create(&l).await.unwrap();
+        assert!(counted(s.draw(&whole(&l)).await.unwrap()));
+        s.refund(&[refund(&l, "p", 60, 0)]).await.unwrap(); // 40 bytes were sent
+    }
+    let s = reopen(&path).await;
+    let rest = draw(
+        &l,
+        "p",
+        Ask {
+            need: 60,
+            bytes: 60,
+            size: 100,
+            ..Ask::default()
+        },
+    );
+    assert_eq!(
+        s.draw(&rest).await.unwrap(),
+        Drawn::Granted {
+            bytes: 60,
+            counted: true,
+            used: 2
+        },
+        "the resume after a restart is a second download"
+    );
+    // 150 (the first download, spent) + 60 + at most the rest of 250.
+    assert_eq!(
+        s.draw(&whole(&l)).await.unwrap(),
+        Drawn::Granted {
+            bytes: 40,
+            counted: false,
+            used: 2
+        }
+    );
+    assert_eq!(s.draw(&whole(&l)).await.unwrap(), Drawn::Exhausted);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_tallies_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -634,15 +692,7 @@ async fn embedded_tallies_survive_a_restart() {
         let s = EmbeddedStore::open(&path).unwrap();
         assert_eq!(s.tally("codechecks:x", 7).await.unwrap(), 7);
     }
-    // The store's writer thread lets go of the file a moment after the store is dropped.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let s = loop {
-        match EmbeddedStore::open(&path) {
-            Ok(s) => break s,
-            Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let s = reopen(&path).await;
     assert_eq!(s.tally("codechecks:x", 0).await.unwrap(), 7);
 }
 

@@ -24,6 +24,9 @@ use crate::link::{Link, LinkId};
 const LINKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("links");
 /// link id → (generation, used) as two little-endian u64.
 const COUNTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("counters");
+/// link id ++ generation ++ part → (downloads counted for the part, its size), two little-endian
+/// u64: what of a document's account survives a restart (see `load_part`).
+const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
 /// index name, 0, member → nothing (see `index_entries`).
 const INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("index");
 /// link id ++ seq (big-endian u64) → event JSON.
@@ -90,8 +93,8 @@ enum Outcome {
     Refunded,
 }
 
-/// Most accounts kept; past it, empty ones are dropped, then all (a dropped account only means
-/// that the next request of that document counts a new download).
+/// Most accounts kept in memory; past it, empty ones are dropped, then all (a dropped account is
+/// read back from the file as spent: the next request of that document counts a new download).
 const MAX_ACCOUNTS: usize = 200_000;
 
 /// Draws and refunds are applied by one thread that owns the accounts, in group commits: every
@@ -181,11 +184,11 @@ fn count_batch(
     let mut changed = false;
     {
         let links = tx.open_table(LINKS).map_err(unavailable)?;
-        let mut counters = tx.open_table(COUNTERS).map_err(unavailable)?;
-        let mut touch = |key: AccountKey, accounts: &mut HashMap<AccountKey, Account>| -> Account {
-            let before = accounts.get(&key).copied();
-            undo.push((key, before));
-            before.unwrap_or_default()
+        let mut books = Books {
+            counters: tx.open_table(COUNTERS).map_err(unavailable)?,
+            parts: tx.open_table(PARTS).map_err(unavailable)?,
+            accounts,
+            undo,
         };
         for job in batch {
             match job {
@@ -203,49 +206,26 @@ fn count_batch(
                         outcomes.push(Outcome::Drawn(Drawn::Stale));
                         continue;
                     }
-                    let used = match counter_of(&counters, &d.id)? {
-                        Some((g, used)) if g == d.generation => used,
-                        _ => 0,
-                    };
-                    let key = (d.id, d.generation, d.part.clone());
-                    let mut account = touch(key.clone(), accounts);
-                    let mut now_used = used;
-                    let drawn = counting::draw(&mut now_used, d.max, &mut account, &d.ask);
-                    accounts.insert(key, account);
-                    if now_used != used {
-                        counters
-                            .insert(
-                                d.id.as_bytes().as_slice(),
-                                encode_counter(d.generation, now_used).as_slice(),
-                            )
-                            .map_err(unavailable)?;
-                        changed = true;
-                    }
+                    let mut drawn = Drawn::Stale;
+                    changed |=
+                        books.apply((d.id, d.generation, d.part.clone()), |used, account| {
+                            drawn = counting::draw(used, d.max, account, &d.ask);
+                        })?;
                     outcomes.push(Outcome::Drawn(drawn));
                 }
                 Job::Refund(refunds, _) => {
                     for r in refunds {
                         // A refund for a generation that is over changes nothing.
-                        let Some((g, used)) = counter_of(&counters, &r.id)? else {
-                            continue;
-                        };
-                        if g != r.generation {
-                            continue;
+                        match counter_of(&books.counters, &r.id)? {
+                            Some((g, _)) if g == r.generation => {}
+                            _ => continue,
                         }
-                        let key = (r.id, r.generation, r.part.clone());
-                        let mut account = touch(key.clone(), accounts);
-                        let mut now_used = used;
-                        counting::refund(&mut now_used, &mut account, r.bytes, r.own);
-                        accounts.insert(key, account);
-                        if now_used != used {
-                            counters
-                                .insert(
-                                    r.id.as_bytes().as_slice(),
-                                    encode_counter(r.generation, now_used).as_slice(),
-                                )
-                                .map_err(unavailable)?;
-                            changed = true;
-                        }
+                        changed |= books.apply(
+                            (r.id, r.generation, r.part.clone()),
+                            |used, account| {
+                                counting::refund(used, account, r.bytes, r.own);
+                            },
+                        )?;
                     }
                     outcomes.push(Outcome::Refunded);
                 }
@@ -258,6 +238,84 @@ fn count_batch(
         tx.abort().map_err(unavailable)?;
     }
     Ok(outcomes)
+}
+
+/// What one counting transaction reads and writes: download counts and parts' records in the
+/// file, accounts in memory, and how to undo the accounts if the transaction fails.
+struct Books<'t, 'a> {
+    counters: redb::Table<'t, &'static [u8], &'static [u8]>,
+    parts: redb::Table<'t, &'static [u8], &'static [u8]>,
+    accounts: &'a mut HashMap<AccountKey, Account>,
+    undo: &'a mut Vec<(AccountKey, Option<Account>)>,
+}
+
+impl Books<'_, '_> {
+    /// Runs `f` on the link's count and the part's account; writes what changed. `Ok(true)`
+    /// when the file must be committed.
+    fn apply(
+        &mut self,
+        key: AccountKey,
+        f: impl FnOnce(&mut u64, &mut Account),
+    ) -> Result<bool, StoreError> {
+        let (id, generation) = (key.0, key.1);
+        let used = match counter_of(&self.counters, &id)? {
+            Some((g, used)) if g == generation => used,
+            _ => 0,
+        };
+        let in_memory = self.accounts.get(&key).copied();
+        let before = match in_memory {
+            Some(a) => Some(a),
+            None => load_part(&self.parts, &key)?,
+        };
+        self.undo.push((key.clone(), in_memory));
+        let mut account = before.unwrap_or_default();
+        let mut now_used = used;
+        f(&mut now_used, &mut account);
+        let mut write = false;
+        if now_used != used {
+            self.counters
+                .insert(
+                    id.as_bytes().as_slice(),
+                    encode_counter(generation, now_used).as_slice(),
+                )
+                .map_err(unavailable)?;
+            write = true;
+        }
+        if before.map_or(0, |a| a.slots) != account.slots {
+            self.parts
+                .insert(
+                    part_key(&key).as_slice(),
+                    encode_counter(account.slots, account.size).as_slice(),
+                )
+                .map_err(unavailable)?;
+            write = true;
+        }
+        self.accounts.insert(key, account);
+        Ok(write)
+    }
+}
+
+/// The key of a part's record: link id, generation (big-endian), part.
+fn part_key((id, generation, part): &AccountKey) -> Vec<u8> {
+    let mut k = Vec::with_capacity(24 + part.len());
+    k.extend_from_slice(id.as_bytes());
+    k.extend_from_slice(&generation.to_be_bytes());
+    k.extend_from_slice(part.as_bytes());
+    k
+}
+
+/// A part's account as the file knows it (after a restart, or once evicted from memory): its
+/// downloads and size persist, its bytes do not, so everything those downloads allow counts as
+/// drawn ([`Account::spent`]).
+fn load_part(
+    parts: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &AccountKey,
+) -> Result<Option<Account>, StoreError> {
+    let Some(v) = parts.get(part_key(key).as_slice()).map_err(unavailable)? else {
+        return Ok(None);
+    };
+    let (slots, size) = decode_counter(v.value())?;
+    Ok(Some(Account::spent(slots, size)))
 }
 
 pub struct EmbeddedStore {
@@ -290,6 +348,7 @@ impl EmbeddedStore {
         tx.open_table(COUNTERS).map_err(unavailable)?;
         tx.open_table(INDEX).map_err(unavailable)?;
         tx.open_table(EVENTS).map_err(unavailable)?;
+        tx.open_table(PARTS).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         let db = Arc::new(db);
         let (counting, jobs) = std::sync::mpsc::channel();

@@ -741,9 +741,11 @@ impl AdminApi {
                 }
                 Ok(None) => return Ok(body),
                 Err(e) => {
+                    // The framing is lost: nothing after this body may be read as a request.
+                    session.set_keepalive(None);
                     return Err(ApiError::bad_request(format!(
                         "could not read the request body: {e}"
-                    )))
+                    )));
                 }
             }
         }

@@ -156,6 +156,20 @@ pub fn request_summary(req: &RequestHeader, link: Option<crate::link::LinkId>) -
     }
 }
 
+/// Reads the next piece of the request's body. A body that cannot be read (a malformed chunk, a
+/// timeout, a client gone) leaves the connection's framing unknown: keep-alive is turned off, so
+/// the answer says `Connection: close` and no byte after it is ever read as another request
+/// (RFC 9112 §6.3). Every read of a recipient's request body goes through here.
+pub async fn read_body(session: &mut Session) -> pingora::Result<Option<bytes::Bytes>> {
+    match session.read_request_body().await {
+        Ok(chunk) => Ok(chunk),
+        Err(e) => {
+            session.set_keepalive(None);
+            Err(e)
+        }
+    }
+}
+
 /// Answers a refused request with a page naming the reason, and closes the connection (its body,
 /// if any, is never read).
 pub async fn refuse(session: &mut Session, why: Rejection) -> pingora::Result<()> {

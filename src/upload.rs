@@ -257,8 +257,7 @@ impl Chunks for RequestBody<'_> {
     }
 
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, UploadError> {
-        self.session
-            .read_request_body()
+        crate::guard::read_body(self.session)
             .await
             .map_err(|_| UploadError::ClientGone)
     }
@@ -537,7 +536,7 @@ impl Upload<'_> {
             }
             Ok(boundary) => {
                 let stream = futures_util::stream::unfold(&mut *session, |s| async move {
-                    match s.read_request_body().await {
+                    match crate::guard::read_body(s).await {
                         Ok(Some(chunk)) => Some((Ok::<Bytes, pingora::BError>(chunk), s)),
                         Ok(None) => None,
                         Err(e) => Some((Err(e), s)),
@@ -665,7 +664,7 @@ async fn drain(session: &mut Session) {
     let mut seen = 0usize;
     let _ = tokio::time::timeout(DRAIN_TIME, async {
         while seen < DRAIN_LIMIT {
-            match session.read_request_body().await {
+            match crate::guard::read_body(session).await {
                 Ok(Some(chunk)) => seen += chunk.len(),
                 _ => break,
             }

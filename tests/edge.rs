@@ -1,0 +1,140 @@
+//! The public edge against an attacker with raw sockets, a misbehaving origin and slow clients
+//! (issue 16): malformed request bodies close the connection, an origin's framing and headers
+//! never reach the recipient as sent, pooled origin connections never carry stray bytes into
+//! another answer, every wait on a client is bounded, and inline documents never run script on
+//! the gateway's origin.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+const FILE: &[u8] = b"the signed document\n";
+
+/// The path and query part of a gateway URL.
+fn path_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.find('/').map_or("/".into(), |i| rest[i..].to_string())
+}
+
+fn statuses(answer: &str) -> Vec<u16> {
+    answer
+        .match_indices("HTTP/1.")
+        .filter_map(|(i, _)| answer.get(i + 9..i + 12)?.parse().ok())
+        .collect()
+}
+
+/// Reads from `s` until one whole answer (head plus `Content-Length` body) has arrived, the
+/// connection closed, or `limit` passed. Returns what was read.
+fn read_one_answer(s: &mut TcpStream, limit: Duration) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok();
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while Instant::now() < deadline {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if out.len() >= end + 4 + length {
+                return out;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return out,
+        }
+    }
+    out
+}
+
+/// Reads until the peer closes the connection or `limit` passes; `true` when it closed.
+fn read_to_close(s: &mut TcpStream, limit: Duration, out: &mut Vec<u8>) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok();
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 8192];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// A gateway in front of nginx holding `doc.bin`, with a plain link to it: (origin, gateway,
+/// path of the link).
+fn nginx_fixture() -> (Origin, Gateway, String) {
+    let origin = Origin::start();
+    origin.put("doc.bin", FILE);
+    let gw = Gateway::start(&origin);
+    let (_, url) = gw.admin().share("doc.bin", None);
+    (origin, gw, path_of(&url))
+}
+
+#[test]
+fn a_malformed_chunked_body_is_refused_and_the_connection_closed() {
+    let (_origin, gw, plain) = nginx_fixture();
+    let admin = gw.admin();
+    let upload = admin
+        .create(json!({ "store": "docs", "rights": ["upload"], "upload": { "folder": "inbox" } }));
+    let upload = path_of(upload["url"].as_str().unwrap());
+    let password =
+        admin.create(json!({ "store": "docs", "object": "doc.bin", "password": "correct horse" }));
+    let password = path_of(password["url"].as_str().unwrap());
+    let heads = [
+        ("an upload PUT", format!("PUT {upload}/a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")),
+        ("an upload form POST", format!("POST {upload}?upload HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nContent-Type: multipart/form-data; boundary=XX\r\nTransfer-Encoding: chunked\r\n\r\n")),
+        ("a password form POST", format!("POST {password} HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n")),
+    ];
+    let bodies = [
+        ("a chunk size Z", "Z\r\n"),
+        ("a chunk size 0x5", "0x5\r\nhello\r\n0\r\n\r\n"),
+        ("a bare-LF chunk line", "5\nhello\r\n0\r\n\r\n"),
+        (
+            "an overflowing chunk size",
+            "fffffffffffffffffffff\r\nabc\r\n",
+        ),
+    ];
+    for (what, head) in &heads {
+        for (bad, body) in bodies {
+            let case = format!("{what} with {bad}");
+            let mut s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(body.as_bytes()).unwrap();
+            let first = read_one_answer(&mut s, Duration::from_secs(20));
+            let first = String::from_utf8_lossy(&first).into_owned();
+            assert_eq!(statuses(&first), vec![400], "{case}: {first:?}");
+            // A later segment must never run as a new request on this connection.
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = s.write_all(format!("GET {plain} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+            let mut rest = Vec::new();
+            let closed = read_to_close(&mut s, Duration::from_secs(20), &mut rest);
+            let rest = String::from_utf8_lossy(&rest);
+            assert!(
+                statuses(&rest).is_empty(),
+                "{case}: a second answer {rest:?}"
+            );
+            assert!(closed, "{case}: the connection stayed open");
+        }
+    }
+}

@@ -138,3 +138,125 @@ fn a_malformed_chunked_body_is_refused_and_the_connection_closed() {
         }
     }
 }
+
+// ---------------------------------------------------------------- what an origin sends back
+
+/// 20 bytes, chunked in two pieces.
+fn chunked_file() -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in FILE.chunks(12) {
+        out.extend(format!("{:x}\r\n", piece.len()).bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// An origin answering by path, byte for byte.
+fn misbehaving_origin() -> ScriptedOrigin {
+    ScriptedOrigin::start(move |head, _| {
+        let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+        let with = |head: &str, body: &[u8]| Some(([head.as_bytes(), body].concat(), false));
+        if head.starts_with("HEAD ") {
+            return with(
+                &format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", FILE.len()),
+                b"",
+            );
+        }
+        match path.as_str() {
+            "/both.bin" => with(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                &chunked_file(),
+            ),
+            "/chunked.bin" => with(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                &chunked_file(),
+            ),
+            "/old.bin" => Some((
+                [b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n".as_slice(), FILE].concat(),
+                true,
+            )),
+            "/headers.bin" => with(
+                &format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\nStrict-Transport-Security: max-age=31536000\r\nAccess-Control-Allow-Origin: *\r\nAccess-Control-Allow-Credentials: true\r\nServer: origin/1.0\r\nSet-Cookie: s=1\r\nX-Internal-Host: db7\r\nLink: <https://evil.example/>; rel=preload\r\nRefresh: 0; url=https://evil.example/\r\nETag: \"v1\"\r\nLast-Modified: Mon, 01 Jan 2024 00:00:00 GMT\r\nAccept-Ranges: bytes\r\n\r\n",
+                    FILE.len()
+                ),
+                FILE,
+            ),
+            _ => with("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", b""),
+        }
+    })
+}
+
+/// A gateway with the store `scripted` in front of [`misbehaving_origin`].
+fn scripted_fixture() -> (Origin, ScriptedOrigin, Gateway) {
+    let (origin, scripted) = (Origin::start(), misbehaving_origin());
+    let extra = format!(
+        "[stores.scripted]\nkind = \"http\"\nurl = \"{}\"\n",
+        scripted.url()
+    );
+    let gw = Gateway::start_with(GatewayOptions {
+        extra,
+        ..GatewayOptions::for_origin(&origin)
+    });
+    (origin, scripted, gw)
+}
+
+fn share_scripted(gw: &Gateway, object: &str, extra: serde_json::Value) -> String {
+    let mut body = json!({ "store": "scripted", "object": object });
+    if let (Some(b), serde_json::Value::Object(e)) = (body.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    path_of(gw.admin().create(body)["url"].as_str().unwrap())
+}
+
+/// The head (lowercased) and body of a raw answer.
+fn split_answer(answer: &str) -> (String, String) {
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((answer, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn an_origin_answer_with_both_lengths_is_refused_and_http10_recipients_get_whole_bodies() {
+    let (_origin, _scripted, gw) = scripted_fixture();
+    let both = share_scripted(&gw, "both.bin", json!({}));
+    for version in ["HTTP/1.1\r\nHost: x", "HTTP/1.0"] {
+        let answer = raw(gw.port, format!("GET {both} {version}\r\n\r\n").as_bytes());
+        let (head, body) = split_answer(&answer);
+        assert_eq!(statuses(&answer), vec![502], "{version}: {answer:?}");
+        assert!(
+            !body.contains("the s") && !head.contains("transfer-encoding"),
+            "{version}: none of the origin's answer is relayed: {answer:?}"
+        );
+    }
+    // A chunked answer goes to an HTTP/1.0 recipient whole, delimited by the connection's end.
+    let chunked = share_scripted(&gw, "chunked.bin", json!({}));
+    let answer = raw(
+        gw.port,
+        format!("GET {chunked} HTTP/1.0\r\n\r\n").as_bytes(),
+    );
+    let (head, body) = split_answer(&answer);
+    assert_eq!(statuses(&answer), vec![200], "{answer:?}");
+    assert!(
+        !head.contains("transfer-encoding"),
+        "no chunked coding toward HTTP/1.0: {head}"
+    );
+    assert!(
+        head.lines()
+            .filter(|l| l.starts_with("content-length:"))
+            .all(|l| l.trim() == format!("content-length: {}", FILE.len())),
+        "{head}"
+    );
+    assert_eq!(body.as_bytes(), FILE, "{answer:?}");
+    // And to an HTTP/1.1 recipient chunked, with no Content-Length beside it.
+    let answer = raw(
+        gw.port,
+        format!("GET {chunked} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let (head, _) = split_answer(&answer);
+    assert!(
+        head.contains("transfer-encoding: chunked") && !head.contains("content-length"),
+        "{head}"
+    );
+}

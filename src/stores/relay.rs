@@ -134,10 +134,13 @@ impl Relay {
         let (mut head, stream, buf) = answered.map_err(|f| f.error)?;
         let (framing, keepalive) = framing_of(&head, head_only)?;
         strip_hop_by_hop(&mut head);
-        if matches!(framing, Framing::Chunked(_) | Framing::Close)
-            && client.version >= Version::HTTP_11
-        {
-            head.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+        if matches!(framing, Framing::Chunked(_) | Framing::Close) {
+            // The length of such a body is not known: never a Content-Length beside it. An
+            // HTTP/1.1 recipient gets it chunked, an HTTP/1.0 one delimited by the connection's end.
+            head.remove_header(&header::CONTENT_LENGTH);
+            if client.version >= Version::HTTP_11 {
+                head.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+            }
         }
         Ok((
             head,
@@ -461,8 +464,7 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
     let bad = |what: &'static str| Error::explain(ErrorType::InvalidHTTPHeader, what).into_up();
     let tokens = |name| header_tokens(head, name);
     let connection = tokens(header::CONNECTION);
-    let mut keepalive =
-        head.version != Version::HTTP_10 && !connection.iter().any(|t| t == "close");
+    let keepalive = head.version != Version::HTTP_10 && !connection.iter().any(|t| t == "close");
     let status = head.status;
     if head_only
         || status.is_informational()
@@ -476,8 +478,12 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
             return Err(bad("the origin used a transfer coding other than chunked"));
         }
         if head.headers.contains_key(header::CONTENT_LENGTH) {
-            // Both: the length is ignored (RFC 9112 §6.3) and the connection not reused.
-            keepalive = false;
+            // Both: RFC 9112 §6.3 lets the coding win, but the answer "ought to be handled as an
+            // error" (response splitting); relaying it sent recipients both headers, and an
+            // HTTP/1.0 recipient a body cut at the stated length. Refused (502), never guessed.
+            return Err(bad(
+                "the origin sent both Transfer-Encoding and Content-Length",
+            ));
         }
         return Ok((Framing::Chunked(Chunked::default()), keepalive));
     }
@@ -725,14 +731,6 @@ mod tests {
             (Framing::Chunked(_), true)
         ));
         assert!(matches!(
-            frame(
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
-                false
-            )
-            .unwrap(),
-            (Framing::Chunked(_), false)
-        ));
-        assert!(matches!(
             frame("HTTP/1.1 200 OK\r\n\r\n", false).unwrap(),
             (Framing::Close, false)
         ));
@@ -753,6 +751,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Length: +12\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n",
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
         ] {
             assert!(frame(bad, false).is_err(), "{bad:?}");
         }

@@ -260,3 +260,99 @@ fn an_origin_answer_with_both_lengths_is_refused_and_http10_recipients_get_whole
         "{head}"
     );
 }
+
+// ---------------------------------------------------------------- pooled origin connections
+
+/// An origin that, a few milliseconds after each complete answer for `/a.bin` (a body of exactly
+/// its `Content-Length`, a HEAD answer or a 304), sends a whole second answer nobody asked for.
+/// `/b.bin` is answered plainly. Connections are kept alive.
+fn poisoning_origin() -> u16 {
+    use std::net::TcpListener;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                conn.set_nodelay(true).ok();
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&pending[..end + 4]).into_owned();
+                        pending.drain(..end + 4);
+                        let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                        let body: &[u8] = if path == "/a.bin" { b"AAAA" } else { b"BBBB" };
+                        let answer = if head.to_ascii_lowercase().contains("if-none-match") {
+                            "HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n"
+                                .as_bytes()
+                                .to_vec()
+                        } else if head.starts_with("HEAD ") {
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nETag: \"a\"\r\n\r\n".to_vec()
+                        } else {
+                            [
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nETag: \"a\"\r\n\r\n"
+                                    .as_slice(),
+                                body,
+                            ]
+                            .concat()
+                        };
+                        if conn.write_all(&answer).is_err() {
+                            return;
+                        }
+                        if path == "/a.bin" {
+                            std::thread::sleep(Duration::from_millis(5));
+                            let stray = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON";
+                            if conn.write_all(stray).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => pending.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn bytes_an_origin_sends_after_a_complete_answer_never_become_another_answer() {
+    let origin = Origin::start();
+    let port = poisoning_origin();
+    let extra = format!("[stores.sloppy]\nkind = \"http\"\nurl = \"http://127.0.0.1:{port}/\"\n");
+    let gw = Gateway::start_with(GatewayOptions {
+        extra,
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let admin = gw.admin();
+    let share = |object: &str| {
+        admin.create(json!({ "store": "sloppy", "object": object }))["url"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (share("a.bin"), share("b.bin"));
+    let mut poisoned = Vec::new();
+    for n in 0..30 {
+        let first = match n % 3 {
+            0 => request("GET", &a, &[], None),
+            1 => request("HEAD", &a, &[], None),
+            _ => request("GET", &a, &[("if-none-match", "\"a\"")], None),
+        };
+        assert!(
+            [200, 304].contains(&first.status),
+            "try {n}: {}",
+            first.status
+        );
+        // Another recipient, another link, on the same store, right after.
+        let second = get(&b);
+        if second.status != 200 || second.body != b"BBBB" {
+            poisoned.push((n, second.status, second.text()));
+        }
+    }
+    assert!(poisoned.is_empty(), "poisoned answers: {poisoned:?}");
+}

@@ -15,7 +15,7 @@
 //! a body framed by `Content-Length`, `Transfer-Encoding: chunked` (decoded here and re-chunked
 //! to the recipient) or the end of the connection; a head with conflicting or malformed framing
 //! is an error (502), never guessed at. A connection goes back to the pool only after its body
-//! was read to the end with nothing left over, and an origin that closes a pooled connection
+//! was read to the end with nothing left over and nothing more arrived for a moment after, and an origin that closes a pooled connection
 //! before answering is asked again once on a new one (nothing had reached it).
 
 use std::time::{Duration, Instant};
@@ -52,9 +52,16 @@ const HOP_BY_HOP: [&str; 7] = [
     "upgrade",
 ];
 
+/// How long a connection whose answer was read to the end is watched before it goes back to the
+/// pool: an origin that sends anything in that time (a body after a 304 or a HEAD answer, bytes
+/// past its `Content-Length`) has its connection closed, so those bytes can never be read as the
+/// answer to another recipient's request. Pingora's pool drops a connection that receives bytes
+/// while idle, but not one picked up again within the few milliseconds such bytes take.
+const QUARANTINE: Duration = Duration::from_millis(200);
+
 /// Connections to the stores' origins, shared by every request (one keep-alive pool).
 pub struct Relay {
-    connector: TransportConnector,
+    connector: std::sync::Arc<TransportConnector>,
 }
 
 /// How the origin's body ends.
@@ -90,7 +97,7 @@ struct Failure {
 impl Relay {
     pub fn new(options: Option<ConnectorOptions>) -> Relay {
         Relay {
-            connector: TransportConnector::new(options),
+            connector: std::sync::Arc::new(TransportConnector::new(options)),
         }
     }
 
@@ -376,15 +383,33 @@ impl Body<'_> {
         Ok(())
     }
 
-    /// Gives the connection back to the pool if its answer was read to the end (a body that was
-    /// not read closes it).
+    /// Gives the connection back to the pool if its answer was read to the end with nothing
+    /// after it (a body that was not read closes it), once nothing more arrived on it for
+    /// [`QUARANTINE`].
     pub fn finish(self) {
-        if self.keepalive && self.buf.is_empty() && matches!(self.framing, Framing::Empty) {
-            let key = self.peer.reuse_hash();
-            self.relay
-                .connector
-                .release_stream(self.stream, key, self.peer.idle_timeout());
+        if !(self.keepalive && self.buf.is_empty() && matches!(self.framing, Framing::Empty)) {
+            return;
         }
+        let Body {
+            relay,
+            peer,
+            mut stream,
+            ..
+        } = self;
+        let connector = relay.connector.clone();
+        let key = peer.reuse_hash();
+        let idle = peer.idle_timeout();
+        tokio::spawn(async move {
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(QUARANTINE, stream.read(&mut byte)).await {
+                // Quiet: fit for another request (Pingora's pool watches it from here on).
+                Err(_) => connector.release_stream(stream, key, idle),
+                Ok(Ok(0)) | Ok(Err(_)) => {}
+                Ok(Ok(_)) => {
+                    tracing::warn!(origin = %peer, "the origin sent bytes after a complete answer; connection closed");
+                }
+            }
+        });
     }
 }
 

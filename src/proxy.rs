@@ -50,6 +50,8 @@ pub struct Proxy {
     pub relay: Relay,
     pub client_read_timeout: Duration,
     pub client_write_timeout: Duration,
+    /// How slow an upload may be.
+    pub upload_pace: upload::Pace,
 }
 
 /// Per-request state.
@@ -431,6 +433,7 @@ impl Proxy {
             link,
             store,
             rules: Rules::for_link(link, &self.gate.policy),
+            pace: self.upload_pace,
             client: Some(ctx.client.clone()),
             user_agent: user_agent_of(session),
         };
@@ -745,6 +748,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        crate::edge::head_read();
         let downstream = session.as_downstream_mut();
         downstream.set_read_timeout(Some(self.client_read_timeout));
         downstream.set_write_timeout(Some(self.client_write_timeout));
@@ -887,6 +891,16 @@ impl ProxyHttp for Proxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    /// Tells the next request of a kept-alive connection that it was reused (its head deadline
+    /// includes the idle time, see [`crate::edge`]).
+    fn persist_connection_context(
+        &self,
+        _session: &Session,
+        _ctx: &Ctx,
+    ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        Some(Box::new(crate::edge::Reused))
     }
 
     /// Pingora's error lines name the request this way: never with its token (see `guard`).

@@ -356,3 +356,147 @@ fn bytes_an_origin_sends_after_a_complete_answer_never_become_another_answer() {
     }
     assert!(poisoned.is_empty(), "poisoned answers: {poisoned:?}");
 }
+
+// ---------------------------------------------------------------- slow clients
+
+/// Whether the gateway closes `s` within `limit` while the client keeps doing `tick` every
+/// `every` (a trickle) or nothing (`tick` = `None`). Returns the time it took.
+fn closed_within(
+    s: &mut TcpStream,
+    limit: Duration,
+    every: Duration,
+    mut tick: Option<&mut dyn FnMut(&mut TcpStream)>,
+) -> Option<Duration> {
+    let started = Instant::now();
+    s.set_read_timeout(Some(every)).ok();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                if let Some(tick) = tick.as_mut() {
+                    tick(s);
+                }
+            }
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn slow_heads_idle_connections_and_slow_uploads_are_cut_off() {
+    let origin = Origin::start();
+    origin.put("doc.bin", FILE);
+    let gw = Gateway::start_with(GatewayOptions {
+        server_extra: "client_head_timeout_seconds = 3\nkeepalive_timeout_seconds = 4\n".into(),
+        extra: "[limits]\nupload_min_bytes_per_second = 1000\nupload_grace_seconds = 3\n".into(),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let (_, url) = gw.admin().share("doc.bin", None);
+    let plain = path_of(&url);
+    // Generous bounds: each cut must come within its deadline plus a wide margin on a busy
+    // machine, and far sooner than the trickle would otherwise last (Pingora's per-read timeout
+    // never fires on a byte every second).
+    let margin = Duration::from_secs(12);
+
+    // A few heads trickled one byte a second, each on its own connection, all at once.
+    let head = format!(
+        "GET {plain} HTTP/1.1\r\nHost: x\r\nX-Slow: {}\r\n\r\n",
+        "a".repeat(200)
+    );
+    let trickles: Vec<_> = (0..4)
+        .map(|_| {
+            let head = head.clone();
+            let port = gw.port;
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                let mut sent = 0usize;
+                let mut tick = |s: &mut TcpStream| {
+                    if sent < head.len() {
+                        let _ = s.write_all(&head.as_bytes()[sent..sent + 1]);
+                        sent += 1;
+                    }
+                };
+                closed_within(
+                    &mut s,
+                    Duration::from_secs(3) + margin,
+                    Duration::from_secs(1),
+                    Some(&mut tick),
+                )
+            })
+        })
+        .collect();
+
+    // An idle keep-alive connection after one answer.
+    let mut idle = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    idle.write_all(format!("GET {plain} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let first = read_one_answer(&mut idle, Duration::from_secs(20));
+    assert!(String::from_utf8_lossy(&first).ends_with("document\n"));
+    let idle_closed = closed_within(
+        &mut idle,
+        Duration::from_secs(4) + margin,
+        Duration::from_millis(500),
+        None,
+    );
+
+    // An upload at one byte a second, against a link that expects a single file: the slow one
+    // is cut off, its slot and name given back, and a rightful uploader then gets in.
+    let created = gw.admin().create(json!({ "store": "docs", "rights": ["upload"], "upload": { "folder": "inbox", "max_files": 1 } }));
+    let upload = path_of(created["url"].as_str().unwrap());
+    let mut slow = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    slow.write_all(
+        format!("PUT {upload}/a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut dripped = 0;
+    let mut drip = |s: &mut TcpStream| {
+        if dripped < 1000 {
+            let _ = s.write_all(b"x");
+            dripped += 1;
+        }
+    };
+    let slow_closed = closed_within(
+        &mut slow,
+        Duration::from_secs(3) + margin,
+        Duration::from_secs(1),
+        Some(&mut drip),
+    );
+    let rightful = request(
+        "PUT",
+        &format!("{}/a.txt", gw.url(&upload)),
+        &[("content-type", "text/plain")],
+        Some(b"whole"),
+    );
+
+    let mut failed = Vec::new();
+    for (n, t) in trickles.into_iter().enumerate() {
+        if t.join().unwrap().is_none() {
+            failed.push(format!(
+                "trickled head {n} was still open after its deadline"
+            ));
+        }
+    }
+    if idle_closed.is_none() {
+        failed.push("an idle keep-alive connection stayed open".into());
+    }
+    if slow_closed.is_none() {
+        failed.push("an upload at 1 byte/s was still open".into());
+    }
+    if rightful.status != 201 {
+        failed.push(format!(
+            "the rightful upload got {}: {}",
+            rightful.status,
+            rightful.text()
+        ));
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+}

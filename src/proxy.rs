@@ -233,15 +233,49 @@ fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
 }
 
 /// The gateway's own headers on a document: disposition (attachment or inline, with the
-/// document's display name), no caching, no sniffing.
+/// document's display name), no caching, no sniffing, and a sandbox: a document never runs
+/// script on the gateway's origin. Inline, a type that a browser would run (HTML, SVG, XML,
+/// script) is served as `text/plain`, and so is a document without a type.
 fn decorate(resp: &mut ResponseHeader, target: &Target) -> Result<()> {
     resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
     resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+    resp.insert_header(header::CONTENT_SECURITY_POLICY, "sandbox")?;
     resp.insert_header(
         header::CONTENT_DISPOSITION,
         content_disposition(target.inline, &target.filename),
     )?;
+    if target.inline {
+        let active = resp
+            .headers
+            .get(header::CONTENT_TYPE)
+            .map_or(true, |v| v.to_str().map_or(true, is_active_type));
+        if active {
+            resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+        }
+    }
     Ok(())
+}
+
+/// Whether a browser shown a document of this media type inline could run script or markup in it.
+fn is_active_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return true;
+    };
+    sub.ends_with("+xml")
+        || sub.ends_with("html")
+        || sub.ends_with("javascript")
+        || sub.ends_with("ecmascript")
+        || matches!(
+            sub,
+            "xml" | "xsl" | "xslt" | "x-xsl" | "x-shockwave-flash" | "futuresplash"
+        )
+        || matches!(kind, "multipart" | "message")
 }
 
 impl Proxy {
@@ -965,6 +999,35 @@ impl ProxyHttp for Proxy {
 #[cfg(test)]
 mod tests {
     use super::token_of;
+
+    #[test]
+    fn active_types_are_recognised() {
+        for t in [
+            "text/html",
+            "Text/HTML; charset=utf-8",
+            "application/xhtml+xml",
+            "image/svg+xml",
+            "text/xml",
+            "application/xml",
+            "application/javascript",
+            "text/xsl",
+            "multipart/x-mixed-replace; boundary=x",
+            "message/rfc822",
+            "nonsense",
+            "",
+        ] {
+            assert!(super::is_active_type(t), "{t}");
+        }
+        for t in [
+            "application/pdf",
+            "image/png",
+            "text/plain; charset=utf-8",
+            "video/mp4",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ] {
+            assert!(!super::is_active_type(t), "{t}");
+        }
+    }
 
     #[test]
     fn token_extraction() {

@@ -500,3 +500,73 @@ fn slow_heads_idle_connections_and_slow_uploads_are_cut_off() {
     }
     assert!(failed.is_empty(), "{failed:#?}");
 }
+
+// ---------------------------------------------------------------- content that could run script
+
+#[test]
+fn inline_documents_are_sandboxed_and_never_served_with_an_active_type() {
+    let origin = Origin::start();
+    let page = b"<html><script>document.cookie</script></html>";
+    let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>";
+    origin.put("page.html", page);
+    origin.put("pic.svg", svg);
+    origin.put("data.xml", b"<?xml version=\"1.0\"?><a/>");
+    origin.put("notes.txt", b"plain");
+    // The same files in a folder store, which types them by extension (SVG, XML and all).
+    let folder = tempfile::tempdir().unwrap();
+    for name in ["page.html", "pic.svg", "data.xml", "notes.txt"] {
+        std::fs::copy(origin.root.join(name), folder.path().join(name)).unwrap();
+    }
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: format!(
+            "[stores.files]\nkind = \"dir\"\nroot = \"{}\"\n",
+            folder.path().display()
+        ),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let admin = gw.admin();
+    for (store, object, body) in [
+        ("docs", "page.html", page.as_slice()),
+        ("files", "page.html", page.as_slice()),
+        ("files", "pic.svg", svg.as_slice()),
+        (
+            "files",
+            "data.xml",
+            b"<?xml version=\"1.0\"?><a/>".as_slice(),
+        ),
+    ] {
+        let view = admin.create(json!({ "store": store, "object": object, "rights": ["view"] }));
+        let url = view["url"].as_str().unwrap();
+        for target in [url.to_string(), format!("{url}?as=view")] {
+            let r = get(&target);
+            assert_eq!(r.status, 200, "{target}");
+            assert_eq!(r.body, body, "{target}");
+            let csp = r.header("content-security-policy").unwrap_or("");
+            assert!(
+                csp.split(';').any(|d| d.trim() == "sandbox"),
+                "{object}: CSP {csp:?}"
+            );
+            let disposition = r.header("content-disposition").unwrap_or("");
+            let ty = r.all("content-type");
+            let passive = ty.len() == 1
+                && !["html", "xml", "svg", "script"]
+                    .iter()
+                    .any(|a| ty[0].to_ascii_lowercase().contains(a));
+            assert!(
+                disposition.starts_with("attachment") || passive,
+                "{object} inline with {ty:?}, {disposition}"
+            );
+        }
+    }
+    // Passive types keep their type inline, with the sandbox all the same.
+    let view = admin.create(json!({ "store": "files", "object": "notes.txt", "rights": ["view"] }));
+    let r = get(view["url"].as_str().unwrap());
+    assert!(r
+        .header("content-type")
+        .unwrap_or("")
+        .starts_with("text/plain"));
+    assert!(r
+        .header("content-security-policy")
+        .unwrap_or("")
+        .contains("sandbox"));
+}

@@ -570,3 +570,56 @@ fn inline_documents_are_sandboxed_and_never_served_with_an_active_type() {
         .unwrap_or("")
         .contains("sandbox"));
 }
+
+#[test]
+fn only_whitelisted_origin_headers_reach_recipients_on_an_http11_status_line() {
+    let (_origin, _scripted, gw) = scripted_fixture();
+    let headers = share_scripted(&gw, "headers.bin", json!({}));
+    let answer = raw(
+        gw.port,
+        format!("GET {headers} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let (head, body) = split_answer(&answer);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(body.as_bytes(), FILE);
+    for dropped in [
+        "strict-transport-security",
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "server: origin",
+        "set-cookie",
+        "x-internal-host",
+        "link:",
+        "refresh",
+    ] {
+        assert!(!head.contains(dropped), "{dropped} relayed: {head}");
+    }
+    assert_eq!(
+        head.lines()
+            .filter(|l| l.starts_with("content-type:"))
+            .count(),
+        1,
+        "{head}"
+    );
+    for kept in [
+        "etag: \"v1\"",
+        "last-modified:",
+        "accept-ranges: bytes",
+        "content-length: 20",
+    ] {
+        assert!(head.contains(kept), "{kept} missing: {head}");
+    }
+    // An HTTP/1.0 origin's answer goes out on an HTTP/1.1 status line, framed for HTTP/1.1.
+    let old = share_scripted(&gw, "old.bin", json!({}));
+    let answer = raw(
+        gw.port,
+        format!("GET {old} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let (head, body) = split_answer(&answer);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains("transfer-encoding: chunked") && !head.contains("content-length"),
+        "{head}"
+    );
+    assert!(body.contains("the signed document"), "{answer:?}");
+}

@@ -59,6 +59,24 @@ const HOP_BY_HOP: [&str; 7] = [
 /// while idle, but not one picked up again within the few milliseconds such bytes take.
 const QUARANTINE: Duration = Duration::from_millis(200);
 
+/// The origin's response headers a recipient gets (after the hop-by-hop ones are gone); every
+/// other one stays behind, as on the request side: HSTS, CORS, cookies, `Server`, `Link`,
+/// `Refresh` and the like are about the origin's site, not the gateway's. `Cache-Control` is
+/// replaced by the gateway's own, and only the first `Content-Type` is kept.
+const RELAYED: [&str; 11] = [
+    "content-type",
+    "content-length",
+    "content-range",
+    "accept-ranges",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "content-encoding",
+    "content-language",
+    "date",
+    "vary",
+];
+
 /// Connections to the stores' origins, shared by every request (one keep-alive pool).
 pub struct Relay {
     connector: std::sync::Arc<TransportConnector>,
@@ -141,6 +159,12 @@ impl Relay {
         let (mut head, stream, buf) = answered.map_err(|f| f.error)?;
         let (framing, keepalive) = framing_of(&head, head_only)?;
         strip_hop_by_hop(&mut head);
+        keep_relayed(&mut head)?;
+        // The recipient's status line is the gateway's (HTTP/1.1), whatever the origin spoke.
+        head.set_version(Version::HTTP_11);
+        if let Framing::Length(n) = framing {
+            head.insert_header(header::CONTENT_LENGTH, n)?;
+        }
         if matches!(framing, Framing::Chunked(_) | Framing::Close) {
             // The length of such a body is not known: never a Content-Length beside it. An
             // HTTP/1.1 recipient gets it chunked, an HTTP/1.0 one delimited by the connection's end.
@@ -547,6 +571,24 @@ fn strip_hop_by_hop(head: &mut ResponseHeader) {
     }
 }
 
+/// Removes every header not in [`RELAYED`], and all but the first `Content-Type`.
+fn keep_relayed(head: &mut ResponseHeader) -> Result<()> {
+    let content_type = head.headers.get(header::CONTENT_TYPE).cloned();
+    let others: Vec<header::HeaderName> = head
+        .headers
+        .keys()
+        .filter(|n| !RELAYED.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    for name in others {
+        head.remove_header(&name);
+    }
+    if let Some(value) = content_type {
+        head.insert_header(header::CONTENT_TYPE, value)?;
+    }
+    Ok(())
+}
+
 /// The comma-separated tokens of every `name` header, trimmed and lowercased; a value that is
 /// not text is one token that matches nothing (a NUL).
 fn header_tokens(head: &ResponseHeader, name: header::HeaderName) -> Vec<String> {
@@ -789,6 +831,17 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let names: Vec<&str> = h.headers.keys().map(|n| n.as_str()).collect();
         assert_eq!(names, ["etag"]);
+    }
+
+    #[test]
+    fn only_relayed_headers_stay_and_one_content_type() {
+        let mut h = head("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\nStrict-Transport-Security: max-age=1\r\nAccess-Control-Allow-Origin: *\r\nServer: x\r\nSet-Cookie: a=1\r\nETag: \"a\"\r\nVary: Accept\r\n\r\n");
+        keep_relayed(&mut h).unwrap();
+        let mut names: Vec<&str> = h.headers.keys().map(|n| n.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["content-type", "etag", "vary"]);
+        let types: Vec<_> = h.headers.get_all(header::CONTENT_TYPE).iter().collect();
+        assert_eq!(types, ["text/plain"]);
     }
 
     #[test]

@@ -245,10 +245,10 @@ fn decorate(resp: &mut ResponseHeader, target: &Target) -> Result<()> {
         content_disposition(target.inline, &target.filename),
     )?;
     if target.inline {
-        let active = resp
-            .headers
-            .get(header::CONTENT_TYPE)
-            .map_or(true, |v| v.to_str().map_or(true, is_active_type));
+        let active = match resp.headers.get(header::CONTENT_TYPE).map(|v| v.to_str()) {
+            Some(Ok(value)) => is_active_type(value),
+            _ => true,
+        };
         if active {
             resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
         }
@@ -790,6 +790,9 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // Every access line names the client, refusals before any link is known included (token
+        // scanning must be traceable).
+        ctx.client = client_ip(session);
         if let Err(why) = crate::guard::check_session(session) {
             ctx.outcome = "malformed";
             crate::guard::refuse(session, why).await?;

@@ -623,3 +623,83 @@ fn only_whitelisted_origin_headers_reach_recipients_on_an_http11_status_line() {
     );
     assert!(body.contains("the signed document"), "{answer:?}");
 }
+
+// ---------------------------------------------------------------- smaller holes
+
+#[test]
+fn targets_hosts_logs_and_admin_input_behave_as_documented() {
+    let (_origin, gw, plain) = nginx_fixture();
+    // Absolute-form targets are accepted (RFC 9112 §3.2.2): the link, never the authority, names
+    // the document.
+    let answer = raw(
+        gw.port,
+        format!(
+            "GET http://127.0.0.1:{}{plain} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            gw.port, gw.port
+        )
+        .as_bytes(),
+    );
+    assert_eq!(statuses(&answer), vec![200], "{answer:?}");
+    assert!(answer.ends_with("the signed document\n"), "{answer:?}");
+    // HTTP/1.1 without Host is a 400 (RFC 9112 §3.2), and the connection closes.
+    let answer = raw(gw.port, format!("GET {plain} HTTP/1.1\r\n\r\n").as_bytes());
+    assert_eq!(statuses(&answer), vec![400], "{answer:?}");
+    // HTTP/1.0 may leave it out.
+    let answer = raw(gw.port, format!("GET {plain} HTTP/1.0\r\n\r\n").as_bytes());
+    assert_eq!(statuses(&answer), vec![200], "{answer:?}");
+
+    // Refusals before any link is known still name the client in the access log.
+    get(&gw.url("/s/not-a-token"));
+    raw(
+        gw.port,
+        b"GET /s/x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+    );
+    request("DELETE", &gw.url(&plain), &[], None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let wanted = ["bad_token", "malformed", "method"];
+    loop {
+        let log = gw.log();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("linkgate::access"))
+            .collect();
+        let missing: Vec<&&str> = wanted
+            .iter()
+            .filter(|o| {
+                !lines.iter().any(|l| {
+                    l.contains(&format!("outcome=\"{o}\"")) && l.contains("client=127.0.0.1")
+                })
+            })
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no client address for {missing:?} in {lines:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Authentication schemes are case-insensitive (RFC 9110 §11.1).
+    let admin = gw.admin();
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let r = request(
+            "GET",
+            &format!("{}/v1/links", admin.base),
+            &[("authorization", &format!("{scheme} {ADMIN_TOKEN}"))],
+            None,
+        );
+        assert_eq!(r.status, 200, "{scheme}: {}", r.text());
+    }
+    // A time whose UTC value is past year 9999 is refused, naming the field (it panicked).
+    for expiry in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+23:59"] {
+        let r = admin.call(
+            "POST",
+            "/v1/links",
+            Some(json!({ "store": "docs", "object": "doc.bin", "expires_at": expiry })),
+        );
+        assert_eq!(r.status, 422, "{expiry}: {}", r.text());
+        assert_eq!(r.json()["error"]["field"], "expires_at", "{expiry}");
+    }
+}

@@ -187,7 +187,10 @@ fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, ApiEr
     if t <= now {
         return Err(ApiError::field("expires_at", "must be in the future"));
     }
-    Ok(t.to_offset(time::UtcOffset::UTC))
+    // A time whose UTC value falls outside years 1 to 9999 (`9999-12-31T23:59:59-23:59`) made
+    // `to_offset` panic.
+    t.checked_to_offset(time::UtcOffset::UTC)
+        .ok_or_else(|| ApiError::field("expires_at", "must be a time before the year 10000"))
 }
 
 /// `expires_at`: absent → `None`; null → `Some(None)` (never expires); a time → `Some(Some(t))`.
@@ -710,7 +713,14 @@ impl AdminApi {
             .req_header()
             .headers
             .get(http::header::AUTHORIZATION)?;
-        let presented = value.as_bytes().strip_prefix(b"Bearer ")?;
+        // `Bearer` in any case (RFC 9110 §11.1: schemes are case-insensitive), then one or more
+        // spaces.
+        let value = value.as_bytes();
+        let (scheme, rest) = value.split_at_checked(7)?;
+        if !scheme.eq_ignore_ascii_case(b"bearer ") {
+            return None;
+        }
+        let presented = rest.trim_ascii_start();
         if bool::from(presented.ct_eq(self.gate.admin_token.as_bytes())) {
             return Some(Caller::Full);
         }
@@ -741,9 +751,11 @@ impl AdminApi {
                 }
                 Ok(None) => return Ok(body),
                 Err(e) => {
+                    // The framing is lost: nothing after this body may be read as a request.
+                    session.set_keepalive(None);
                     return Err(ApiError::bad_request(format!(
                         "could not read the request body: {e}"
-                    )))
+                    )));
                 }
             }
         }
@@ -827,23 +839,25 @@ impl AdminApi {
         caller: &Caller,
         origin: &RequestFacts,
     ) -> Result<(StatusCode, Value), ApiError> {
-        let mut body = self.read_json_object(session).await?;
+        let body = self.read_json_object(session).await?;
         let now = OffsetDateTime::now_utc();
-        let store = take_string(&mut body, "store")?
-            .ok_or_else(|| ApiError::field("store", "is required"))?;
+        let LinkBody {
+            store,
+            mut documents,
+            upload,
+            expires_at,
+            max_downloads,
+            rights,
+            created_by,
+            password,
+            recipient,
+        } = parse_link_body(body, now)?;
         if !self.gate.upstreams.contains_key(&store) {
             return Err(ApiError::field(
                 "store",
                 format!("no store named `{store}` is configured"),
             ));
         }
-        let mut documents = take_documents(&mut body)?;
-        let upload = take_upload(&mut body)?;
-        let expires_at = take_expiry(&mut body, now)?.flatten();
-        let max_downloads = take_limit(&mut body)?.flatten();
-        let rights = parse_rights(body.remove("rights"))?;
-        check_shape(&rights, &documents, upload.as_ref())?;
-        let created_by = check_identity("created_by", take_string(&mut body, "created_by")?)?;
         if let Caller::Restricted { creators, name } = caller {
             match &created_by {
                 Some(c) if creators.contains(c) => {}
@@ -858,9 +872,6 @@ impl AdminApi {
                 }
             }
         }
-        let password = take_password(&mut body)?.flatten();
-        let recipient = take_recipient(&mut body)?;
-        refuse_unknown(&body)?;
         let proposed = Proposed {
             password: password.as_deref(),
             has_password: password.is_some(),
@@ -1286,38 +1297,61 @@ impl ServeHttp for AdminApi {
     }
 }
 
-/// The request-only part of `POST /v1/links` validation (JSON object, every field's type and
-/// rules, unknown fields), without a store, policy or caller: the entry point for fuzzing, and
-/// what an integrator's body must pass before anything else is looked at.
+/// The fields of a `POST /v1/links` body, each checked: everything that needs no store, policy
+/// or caller.
+struct LinkBody {
+    store: String,
+    documents: Vec<Document>,
+    upload: Option<UploadSpec>,
+    expires_at: Option<OffsetDateTime>,
+    max_downloads: Option<u64>,
+    rights: Vec<Right>,
+    created_by: Option<String>,
+    password: Option<String>,
+    recipient: Option<Recipient>,
+}
+
+/// Reads a `POST /v1/links` body: what `create` runs on every body before it looks at the store,
+/// the caller and the policy, and what [`validate_link_body`] (the fuzzing entry point) runs.
+fn parse_link_body(
+    mut body: Map<String, Value>,
+    now: OffsetDateTime,
+) -> Result<LinkBody, ApiError> {
+    let store =
+        take_string(&mut body, "store")?.ok_or_else(|| ApiError::field("store", "is required"))?;
+    let documents = take_documents(&mut body)?;
+    let upload = take_upload(&mut body)?;
+    let expires_at = take_expiry(&mut body, now)?.flatten();
+    let max_downloads = take_limit(&mut body)?.flatten();
+    let rights = parse_rights(body.remove("rights"))?;
+    check_shape(&rights, &documents, upload.as_ref())?;
+    let created_by = check_identity("created_by", take_string(&mut body, "created_by")?)?;
+    let password = take_password(&mut body)?.flatten();
+    let recipient = take_recipient(&mut body)?;
+    refuse_unknown(&body)?;
+    Ok(LinkBody {
+        store,
+        documents,
+        upload,
+        expires_at,
+        max_downloads,
+        rights,
+        created_by,
+        password,
+        recipient,
+    })
+}
+
+/// The request-only part of `POST /v1/links` validation, through the same function `create`
+/// uses ([`parse_link_body`]) from the same bytes (a JSON object): the entry point for fuzzing,
+/// and what an integrator's body must pass before anything else is looked at.
 pub fn validate_link_body(body: &[u8], now: OffsetDateTime) -> Result<(), String> {
-    let fail = |e: ApiError| format!("{}: {}", e.field.unwrap_or_default(), e.message);
-    let mut body = match serde_json::from_slice::<Value>(body) {
+    let body = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return Err("the body must be a JSON object".into()),
         Err(e) => return Err(format!("the body is not valid JSON: {e}")),
     };
-    take_string(&mut body, "store").map_err(fail)?;
-    let object = take_string(&mut body, "object").map_err(fail)?;
-    let filename = take_string(&mut body, "filename").map_err(fail)?;
-    body.remove("documents");
-    if let Some(object) = &object {
-        check_object_key(object).map_err(|m| format!("object: {m}"))?;
-    }
-    sanitize_filename(
-        filename
-            .as_deref()
-            .or(object.as_deref())
-            .unwrap_or("download"),
-    );
-    take_expiry(&mut body, now).map_err(fail)?;
-    take_limit(&mut body).map_err(fail)?;
-    parse_rights(body.remove("rights")).map_err(fail)?;
-    check_identity(
-        "created_by",
-        take_string(&mut body, "created_by").map_err(fail)?,
-    )
-    .map_err(fail)?;
-    take_password(&mut body).map_err(fail)?;
-    take_recipient(&mut body).map_err(fail)?;
-    refuse_unknown(&body).map_err(fail)
+    parse_link_body(body, now)
+        .map(|_| ())
+        .map_err(|e| format!("{}: {}", e.field.unwrap_or_default(), e.message))
 }

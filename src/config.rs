@@ -85,9 +85,16 @@ struct RawServer {
     /// Seconds a client may stall a response write before it is dropped.
     #[serde(default)]
     client_write_timeout_seconds: Option<u64>,
-    /// Seconds a client may take to send its request headers.
+    /// Seconds a client may wait between two reads of its request (head or body).
     #[serde(default)]
     client_read_timeout_seconds: Option<u64>,
+    /// Seconds a client may take to send a whole request head (from the connection's start, or
+    /// from its first byte on a kept-alive connection).
+    #[serde(default)]
+    client_head_timeout_seconds: Option<u64>,
+    /// Seconds an idle kept-alive connection waits for the next request.
+    #[serde(default)]
+    keepalive_timeout_seconds: Option<u64>,
     /// Mark cookies `Secure`; default: on when `public_url` is https.
     #[serde(default)]
     cookie_secure: Option<bool>,
@@ -183,6 +190,12 @@ struct RawLimits {
     /// Requests per minute one client address may make to the recipients' pages.
     #[serde(default)]
     page_requests_per_minute: Option<u32>,
+    /// The slowest average rate an upload may keep once its grace time is over.
+    #[serde(default)]
+    upload_min_bytes_per_second: Option<u64>,
+    /// Seconds an upload may take before its average rate is checked.
+    #[serde(default)]
+    upload_grace_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -206,6 +219,8 @@ pub struct Config {
     pub audit_retention: Option<Duration>,
     pub mail: MailConfig,
     pub page_requests_per_minute: u32,
+    /// How slow an upload may be (see [`crate::upload::Pace`]).
+    pub upload_pace: crate::upload::Pace,
     /// Stores' rules for legacy nginx `secure_link` URLs.
     pub secure_links: Vec<crate::securelink::SecureLink>,
 }
@@ -220,6 +235,10 @@ pub struct ServerConfig {
     pub upgrade_sock: PathBuf,
     pub client_write_timeout: Duration,
     pub client_read_timeout: Duration,
+    /// The whole request head must arrive within this.
+    pub client_head_timeout: Duration,
+    /// An idle kept-alive connection is closed after this (whole seconds, at least 1).
+    pub keepalive_timeout_seconds: u64,
     pub cookie_secure: bool,
 }
 
@@ -567,6 +586,26 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             client_read_timeout: Duration::from_secs(
                 raw.server.client_read_timeout_seconds.unwrap_or(30),
             ),
+            client_head_timeout: Duration::from_secs(
+                match raw.server.client_head_timeout_seconds {
+                    Some(0) => {
+                        return Err(invalid(
+                            "server.client_head_timeout_seconds",
+                            "must be at least 1",
+                        ))
+                    }
+                    n => n.unwrap_or(10),
+                },
+            ),
+            keepalive_timeout_seconds: match raw.server.keepalive_timeout_seconds {
+                Some(0) => {
+                    return Err(invalid(
+                        "server.keepalive_timeout_seconds",
+                        "must be at least 1",
+                    ))
+                }
+                n => n.unwrap_or(60),
+            },
             cookie_secure,
         },
         admin: AdminConfig {
@@ -588,6 +627,10 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             raw.mail
         },
         secure_links,
+        upload_pace: crate::upload::Pace {
+            min_bytes_per_second: raw.limits.upload_min_bytes_per_second.unwrap_or(1024),
+            grace: Duration::from_secs(raw.limits.upload_grace_seconds.unwrap_or(30)),
+        },
         page_requests_per_minute: match raw.limits.page_requests_per_minute {
             Some(0) => {
                 return Err(invalid(

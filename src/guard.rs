@@ -1,7 +1,7 @@
 //! Request hygiene on the recipients' listener, before anything else looks at a request.
 //!
 //! Pingora's parser already refuses most malformed requests (bare CR, NUL, obs-folded headers,
-//! duplicate `Content-Length`, absolute-form URIs with another host). What it lets through and a
+//! duplicate `Content-Length`, absolute-form URIs with another host than `Host`). What it lets through and a
 //! gateway must not: a `GET`/`HEAD` with a body (Pingora would stream it to the origin, chunked),
 //! both `Transfer-Encoding` and `Content-Length` (the classic CL.TE/TE.CL desync), transfer
 //! codings other than `chunked`, and very large request heads. Each is refused with a 4xx (or
@@ -33,8 +33,10 @@ pub enum Rejection {
     Coding,
     #[error("a GET or HEAD request must not have a body")]
     BodyNotAllowed,
-    #[error("the request target must be a path (origin-form)")]
+    #[error("the request target must be a path")]
     NotOriginForm,
+    #[error("an HTTP/1.1 request must have a Host header")]
+    NoHost,
     #[error("the request target is too long")]
     UriTooLong,
     #[error("the request headers are too large")]
@@ -58,6 +60,11 @@ impl Rejection {
 pub fn check_session(session: &Session) -> Result<(), Rejection> {
     let req = session.req_header();
     check(req)?;
+    // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without Host (HTTP/2
+    // carries the authority as a pseudo-header; HTTP/1.0 may leave it out).
+    if req.version == http::Version::HTTP_11 && !req.headers.contains_key(header::HOST) {
+        return Err(Rejection::NoHost);
+    }
     if req.headers.contains_key(header::TRANSFER_ENCODING) {
         if let pingora::protocols::http::ServerSession::H1(h1) = session.as_downstream() {
             if raw_head_has_length(&h1.get_headers_raw_bytes()) {
@@ -77,11 +84,13 @@ pub fn raw_head_has_length(raw: &[u8]) -> bool {
 }
 
 /// Checks a request head; `Err` says why it must be refused.
+///
+/// Absolute-form targets (`GET http://host/s/…`) are accepted, as RFC 9112 §3.2.2 requires of a
+/// server: Pingora refuses one whose authority is not the `Host`, and keeps only its path, and
+/// the link in the path, never the authority, names the document. What is refused is a target
+/// that is not a path at all (`*`, authority-form).
 pub fn check(req: &RequestHeader) -> Result<(), Rejection> {
-    if req.uri.scheme().is_some()
-        || req.uri.authority().is_some()
-        || !req.uri.path().starts_with('/')
-    {
+    if !req.uri.path().starts_with('/') || req.uri.path_and_query().is_none() {
         return Err(Rejection::NotOriginForm);
     }
     if req.uri.path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI_BYTES {
@@ -153,6 +162,20 @@ pub fn request_summary(req: &RequestHeader, link: Option<crate::link::LinkId>) -
     match link {
         Some(id) => format!("{} /{first}/… (link {id})", req.method),
         None => format!("{} /{first}/…", req.method),
+    }
+}
+
+/// Reads the next piece of the request's body. A body that cannot be read (a malformed chunk, a
+/// timeout, a client gone) leaves the connection's framing unknown: keep-alive is turned off, so
+/// the answer says `Connection: close` and no byte after it is ever read as another request
+/// (RFC 9112 §6.3). Every read of a recipient's request body goes through here.
+pub async fn read_body(session: &mut Session) -> pingora::Result<Option<bytes::Bytes>> {
+    match session.read_request_body().await {
+        Ok(chunk) => Ok(chunk),
+        Err(e) => {
+            session.set_keepalive(None);
+            Err(e)
+        }
     }
 }
 
@@ -294,7 +317,14 @@ mod tests {
     fn targets_and_heads_are_bounded() {
         let mut absolute = req("GET", "/s/a", &[]);
         absolute.set_uri(http::Uri::from_static("http://evil.example/s/a"));
-        assert_eq!(check(&absolute), Err(Rejection::NotOriginForm));
+        assert_eq!(
+            check(&absolute),
+            Ok(()),
+            "absolute-form: the path is what counts"
+        );
+        let mut authority = req("CONNECT", "/", &[]);
+        authority.set_uri(http::Uri::from_static("evil.example:443"));
+        assert_eq!(check(&authority), Err(Rejection::NotOriginForm));
         assert_eq!(
             check(&req(
                 "GET",

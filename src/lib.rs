@@ -14,6 +14,7 @@
 //! - [`pages`]: the uniform 404 and error pages.
 //! - [`policy`]: the operator's rules for links.
 //! - [`gate`]: the shared core used by proxy and admin API.
+//! - [`edge`]: deadlines for request heads and idle connections on the recipients' listener.
 //! - [`guard`]: request hygiene (smuggling shapes, oversized heads) before anything else.
 //! - [`proxy`]: the recipients' request path (Pingora `ProxyHttp`).
 //! - [`recipient`]: password gate, device verification and landing page for browsers.
@@ -36,6 +37,7 @@ pub mod cli;
 pub mod config;
 pub mod counting;
 pub mod disposition;
+pub mod edge;
 pub mod gate;
 pub mod guard;
 pub mod health;

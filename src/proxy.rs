@@ -50,6 +50,8 @@ pub struct Proxy {
     pub relay: Relay,
     pub client_read_timeout: Duration,
     pub client_write_timeout: Duration,
+    /// How slow an upload may be.
+    pub upload_pace: upload::Pace,
 }
 
 /// Per-request state.
@@ -243,15 +245,49 @@ fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
 }
 
 /// The gateway's own headers on a document: disposition (attachment or inline, with the
-/// document's display name), no caching, no sniffing.
+/// document's display name), no caching, no sniffing, and a sandbox: a document never runs
+/// script on the gateway's origin. Inline, a type that a browser would run (HTML, SVG, XML,
+/// script) is served as `text/plain`, and so is a document without a type.
 fn decorate(resp: &mut ResponseHeader, target: &Target) -> Result<()> {
     resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
     resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+    resp.insert_header(header::CONTENT_SECURITY_POLICY, "sandbox")?;
     resp.insert_header(
         header::CONTENT_DISPOSITION,
         content_disposition(target.inline, &target.filename),
     )?;
+    if target.inline {
+        let active = match resp.headers.get(header::CONTENT_TYPE).map(|v| v.to_str()) {
+            Some(Ok(value)) => is_active_type(value),
+            _ => true,
+        };
+        if active {
+            resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+        }
+    }
     Ok(())
+}
+
+/// Whether a browser shown a document of this media type inline could run script or markup in it.
+fn is_active_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return true;
+    };
+    sub.ends_with("+xml")
+        || sub.ends_with("html")
+        || sub.ends_with("javascript")
+        || sub.ends_with("ecmascript")
+        || matches!(
+            sub,
+            "xml" | "xsl" | "xslt" | "x-xsl" | "x-shockwave-flash" | "futuresplash"
+        )
+        || matches!(kind, "multipart" | "message")
 }
 
 impl Proxy {
@@ -493,6 +529,7 @@ impl Proxy {
             link,
             store,
             rules: Rules::for_link(link, &self.gate.policy),
+            pace: self.upload_pace,
             client: Some(ctx.client.clone()),
             user_agent: user_agent_of(session),
         };
@@ -790,6 +827,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        crate::edge::head_read();
         let downstream = session.as_downstream_mut();
         downstream.set_read_timeout(Some(self.client_read_timeout));
         downstream.set_write_timeout(Some(self.client_write_timeout));
@@ -797,6 +835,9 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // Every access line names the client, refusals before any link is known included (token
+        // scanning must be traceable).
+        ctx.client = client_ip(session);
         if let Err(why) = crate::guard::check_session(session) {
             ctx.outcome = "malformed";
             crate::guard::refuse(session, why).await?;
@@ -934,6 +975,16 @@ impl ProxyHttp for Proxy {
         }
     }
 
+    /// Tells the next request of a kept-alive connection that it was reused (its head deadline
+    /// includes the idle time, see [`crate::edge`]).
+    fn persist_connection_context(
+        &self,
+        _session: &Session,
+        _ctx: &Ctx,
+    ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        Some(Box::new(crate::edge::Reused))
+    }
+
     /// Pingora's error lines name the request this way: never with its token (see `guard`).
     fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
         crate::guard::request_summary(session.req_header(), ctx.link.as_ref().map(|l| l.id))
@@ -996,6 +1047,35 @@ impl ProxyHttp for Proxy {
 #[cfg(test)]
 mod tests {
     use super::token_of;
+
+    #[test]
+    fn active_types_are_recognised() {
+        for t in [
+            "text/html",
+            "Text/HTML; charset=utf-8",
+            "application/xhtml+xml",
+            "image/svg+xml",
+            "text/xml",
+            "application/xml",
+            "application/javascript",
+            "text/xsl",
+            "multipart/x-mixed-replace; boundary=x",
+            "message/rfc822",
+            "nonsense",
+            "",
+        ] {
+            assert!(super::is_active_type(t), "{t}");
+        }
+        for t in [
+            "application/pdf",
+            "image/png",
+            "text/plain; charset=utf-8",
+            "video/mp4",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ] {
+            assert!(!super::is_active_type(t), "{t}");
+        }
+    }
 
     #[test]
     fn token_extraction() {

@@ -287,7 +287,7 @@ async fn read_form(
     session: &mut Session,
 ) -> Result<Option<Vec<(String, String)>>, pingora::BError> {
     let mut body = Vec::new();
-    while let Some(chunk) = session.read_request_body().await? {
+    while let Some(chunk) = crate::guard::read_body(session).await? {
         if body.len() + chunk.len() > MAX_FORM_BYTES {
             return Ok(None);
         }

@@ -199,12 +199,14 @@ pub fn build_with(
         ))),
         client_read_timeout: config.server.client_read_timeout,
         client_write_timeout: config.server.client_write_timeout,
+        upload_pace: config.upload_pace,
     };
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        proxy,
-        "linkgate proxy",
+    let proxy = crate::edge::Edge::new(
+        pingora::proxy::http_proxy(&server.configuration, proxy),
+        config.server.client_head_timeout,
+        config.server.keepalive_timeout_seconds,
     );
+    let mut proxy = Service::new("linkgate proxy".to_string(), proxy);
     proxy.add_listener(
         ListenerConfig::tcp(config.server.listen.to_string()).l4_buffer(recipient_buffers()),
     );

@@ -46,6 +46,37 @@ const DRAIN_TIME: Duration = Duration::from_secs(10);
 /// Form fields other than files (the CSRF token) are small.
 const MAX_TEXT_FIELD: usize = 4096;
 
+/// How slow an upload may be: once `grace` has passed, its average rate since its start must
+/// stay at or above `min_bytes_per_second` (0 turns the check off). A file that falls behind is
+/// refused (408), which gives back its slot of the link's expected files and its name claim, so
+/// slow or stalled uploads cannot hold them for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub min_bytes_per_second: u64,
+    pub grace: Duration,
+}
+
+impl Pace {
+    /// When the next piece of a file that has sent `total` bytes since `started` must have
+    /// arrived; `None` without a minimum rate.
+    fn deadline(&self, started: tokio::time::Instant, total: u64) -> Option<tokio::time::Instant> {
+        if self.min_bytes_per_second == 0 {
+            return None;
+        }
+        let earned = Duration::from_secs_f64(total as f64 / self.min_bytes_per_second as f64);
+        Some(started + earned.max(self.grace))
+    }
+}
+
+impl Default for Pace {
+    fn default() -> Pace {
+        Pace {
+            min_bytes_per_second: 1024,
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Whether a request is an upload: a `PUT`, or a `POST` to `?upload`.
 pub fn is_upload(req: &RequestHeader) -> bool {
     req.method == Method::PUT
@@ -173,6 +204,8 @@ pub enum UploadError {
     Form,
     #[error("the upload broke off before the file was complete")]
     ClientGone,
+    #[error("the upload was slower than {0} bytes per second")]
+    TooSlow(u64),
     #[error("the document store refused the file (status {0})")]
     OriginStatus(u16),
     #[error("the document store could not be reached")]
@@ -191,6 +224,7 @@ impl UploadError {
             UploadError::Type(_) => 415,
             UploadError::Exists(_) | UploadError::Busy(_) => 409,
             UploadError::Full(_) | UploadError::Form => 403,
+            UploadError::TooSlow(_) => 408,
             UploadError::OriginStatus(_) | UploadError::Origin(_) => 502,
             UploadError::Store(_) => 503,
             UploadError::Gone => 404,
@@ -208,6 +242,7 @@ impl UploadError {
             UploadError::Full(_) => "expected count reached",
             UploadError::Form => "form expired",
             UploadError::ClientGone => "client broke off",
+            UploadError::TooSlow(_) => "too slow",
             UploadError::OriginStatus(_) | UploadError::Origin(_) => "origin failed",
             UploadError::Store(_) => "link store unavailable",
             UploadError::Gone => "link gone",
@@ -257,8 +292,7 @@ impl Chunks for RequestBody<'_> {
     }
 
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, UploadError> {
-        self.session
-            .read_request_body()
+        crate::guard::read_body(self.session)
             .await
             .map_err(|_| UploadError::ClientGone)
     }
@@ -296,6 +330,7 @@ pub struct Upload<'a> {
     pub link: &'a Link,
     pub store: &'a Store,
     pub rules: Rules,
+    pub pace: Pace,
     /// The request's client address and user agent, for events.
     pub client: Option<String>,
     pub user_agent: Option<String>,
@@ -324,6 +359,7 @@ impl Upload<'_> {
     fn refused(&self, name: Option<&str>, key: Option<&str>, error: &UploadError) {
         let (kind, outcome) = match error {
             UploadError::ClientGone
+            | UploadError::TooSlow(_)
             | UploadError::Origin(_)
             | UploadError::OriginStatus(_)
             | UploadError::Store(_) => ("upload.failed", "failed"),
@@ -445,8 +481,16 @@ impl Upload<'_> {
             .await
             .map_err(store_error)?;
         let mut total: u64 = 0;
+        let started = tokio::time::Instant::now();
         loop {
-            let chunk = match body.next_chunk().await {
+            let next = body.next_chunk();
+            let chunk = match self.pace.deadline(started, total) {
+                Some(at) => tokio::time::timeout_at(at, next)
+                    .await
+                    .unwrap_or(Err(UploadError::TooSlow(self.pace.min_bytes_per_second))),
+                None => next.await,
+            };
+            let chunk = match chunk {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(e) => {
@@ -506,7 +550,7 @@ impl Upload<'_> {
             ),
             Err((name, key, e)) => {
                 self.refused(name.as_deref(), key.as_deref(), &e);
-                drain(session).await;
+                drain(session, &e).await;
                 json_reply(e.status(), &json!({ "error": e.to_string() }))
             }
         }
@@ -537,7 +581,7 @@ impl Upload<'_> {
             }
             Ok(boundary) => {
                 let stream = futures_util::stream::unfold(&mut *session, |s| async move {
-                    match s.read_request_body().await {
+                    match crate::guard::read_body(s).await {
                         Ok(Some(chunk)) => Some((Ok::<Bytes, pingora::BError>(chunk), s)),
                         Ok(None) => None,
                         Err(e) => Some((Err(e), s)),
@@ -611,7 +655,7 @@ impl Upload<'_> {
         let status = match &error {
             None => 200,
             Some(e) => {
-                drain(session).await;
+                drain(session, e).await;
                 e.status()
             }
         };
@@ -660,12 +704,17 @@ async fn skip(field: &mut multer::Field<'_>) -> Result<(), UploadError> {
 }
 
 /// Reads and drops what is left of a refused request's body (bounded), so the client gets to
-/// read the answer.
-async fn drain(session: &mut Session) {
+/// read the answer; a client refused for being too slow is not waited for (its connection
+/// closes after the answer).
+async fn drain(session: &mut Session, why: &UploadError) {
+    if matches!(why, UploadError::TooSlow(_)) {
+        session.set_keepalive(None);
+        return;
+    }
     let mut seen = 0usize;
     let _ = tokio::time::timeout(DRAIN_TIME, async {
         while seen < DRAIN_LIMIT {
-            match session.read_request_body().await {
+            match crate::guard::read_body(session).await {
                 Ok(Some(chunk)) => seen += chunk.len(),
                 _ => break,
             }

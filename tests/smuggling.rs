@@ -296,10 +296,21 @@ fn oversized_requests_are_refused_before_the_origin() {
 fn absolute_form_targets_never_choose_the_origin() {
     let f = fixture();
     let l = &f.link;
+    // Accepted, as RFC 9112 §3.2.2 requires of a server, when its authority is the Host: the
+    // link in the path names the document, never the authority.
+    let own = format!("127.0.0.1:{}", f.gw.port);
+    let answer = one_answer(
+        &f,
+        "the gateway's own host",
+        format!("GET http://{own}{l} HTTP/1.1\r\nHost: {own}\r\n\r\n").as_bytes(),
+        &[200],
+    );
+    assert!(answer.ends_with(std::str::from_utf8(FILE).unwrap()));
+    // An authority other than the Host is refused (Pingora's parser).
     for (case, target) in [
         ("another host", format!("http://evil.example{l}")),
         (
-            "the gateway's own host",
+            "the gateway's host with a Host that differs",
             format!("http://127.0.0.1:{}{l}", f.gw.port),
         ),
         ("another scheme", format!("https://evil.example{l}")),

@@ -660,6 +660,8 @@ fn http_store_asks_again_when_the_origin_closed_a_pooled_connection() {
         let r = get(&url);
         assert_eq!(r.status, 200, "request {n}: {}", r.text());
         assert!(r.body == pattern(), "request {n}");
+        // A connection goes back to the pool only after a quiet moment (see the relay).
+        std::thread::sleep(std::time::Duration::from_millis(600));
     }
     // The size probe's connection, then one per download: each pooled one was closed unanswered.
     assert_eq!(scripted.connections(), 4);

@@ -15,7 +15,7 @@
 //! a body framed by `Content-Length`, `Transfer-Encoding: chunked` (decoded here and re-chunked
 //! to the recipient) or the end of the connection; a head with conflicting or malformed framing
 //! is an error (502), never guessed at. A connection goes back to the pool only after its body
-//! was read to the end with nothing left over, and an origin that closes a pooled connection
+//! was read to the end with nothing left over and nothing more arrived for a moment after, and an origin that closes a pooled connection
 //! before answering is asked again once on a new one (nothing had reached it).
 
 use std::time::{Duration, Instant};
@@ -52,9 +52,34 @@ const HOP_BY_HOP: [&str; 7] = [
     "upgrade",
 ];
 
+/// How long a connection whose answer was read to the end is watched before it goes back to the
+/// pool: an origin that sends anything in that time (a body after a 304 or a HEAD answer, bytes
+/// past its `Content-Length`) has its connection closed, so those bytes can never be read as the
+/// answer to another recipient's request. Pingora's pool drops a connection that receives bytes
+/// while idle, but not one picked up again within the few milliseconds such bytes take.
+const QUARANTINE: Duration = Duration::from_millis(200);
+
+/// The origin's response headers a recipient gets (after the hop-by-hop ones are gone); every
+/// other one stays behind, as on the request side: HSTS, CORS, cookies, `Server`, `Link`,
+/// `Refresh` and the like are about the origin's site, not the gateway's. `Cache-Control` is
+/// replaced by the gateway's own, and only the first `Content-Type` is kept.
+const RELAYED: [&str; 11] = [
+    "content-type",
+    "content-length",
+    "content-range",
+    "accept-ranges",
+    "etag",
+    "last-modified",
+    "cache-control",
+    "content-encoding",
+    "content-language",
+    "date",
+    "vary",
+];
+
 /// Connections to the stores' origins, shared by every request (one keep-alive pool).
 pub struct Relay {
-    connector: TransportConnector,
+    connector: std::sync::Arc<TransportConnector>,
 }
 
 /// How the origin's body ends.
@@ -90,7 +115,7 @@ struct Failure {
 impl Relay {
     pub fn new(options: Option<ConnectorOptions>) -> Relay {
         Relay {
-            connector: TransportConnector::new(options),
+            connector: std::sync::Arc::new(TransportConnector::new(options)),
         }
     }
 
@@ -134,10 +159,19 @@ impl Relay {
         let (mut head, stream, buf) = answered.map_err(|f| f.error)?;
         let (framing, keepalive) = framing_of(&head, head_only)?;
         strip_hop_by_hop(&mut head);
-        if matches!(framing, Framing::Chunked(_) | Framing::Close)
-            && client.version >= Version::HTTP_11
-        {
-            head.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+        keep_relayed(&mut head)?;
+        // The recipient's status line is the gateway's (HTTP/1.1), whatever the origin spoke.
+        head.set_version(Version::HTTP_11);
+        if let Framing::Length(n) = framing {
+            head.insert_header(header::CONTENT_LENGTH, n)?;
+        }
+        if matches!(framing, Framing::Chunked(_) | Framing::Close) {
+            // The length of such a body is not known: never a Content-Length beside it. An
+            // HTTP/1.1 recipient gets it chunked, an HTTP/1.0 one delimited by the connection's end.
+            head.remove_header(&header::CONTENT_LENGTH);
+            if client.version >= Version::HTTP_11 {
+                head.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+            }
         }
         Ok((
             head,
@@ -373,15 +407,33 @@ impl Body<'_> {
         Ok(())
     }
 
-    /// Gives the connection back to the pool if its answer was read to the end (a body that was
-    /// not read closes it).
+    /// Gives the connection back to the pool if its answer was read to the end with nothing
+    /// after it (a body that was not read closes it), once nothing more arrived on it for
+    /// [`QUARANTINE`].
     pub fn finish(self) {
-        if self.keepalive && self.buf.is_empty() && matches!(self.framing, Framing::Empty) {
-            let key = self.peer.reuse_hash();
-            self.relay
-                .connector
-                .release_stream(self.stream, key, self.peer.idle_timeout());
+        if !(self.keepalive && self.buf.is_empty() && matches!(self.framing, Framing::Empty)) {
+            return;
         }
+        let Body {
+            relay,
+            peer,
+            mut stream,
+            ..
+        } = self;
+        let connector = relay.connector.clone();
+        let key = peer.reuse_hash();
+        let idle = peer.idle_timeout();
+        tokio::spawn(async move {
+            let mut byte = [0u8; 1];
+            match tokio::time::timeout(QUARANTINE, stream.read(&mut byte)).await {
+                // Quiet: fit for another request (Pingora's pool watches it from here on).
+                Err(_) => connector.release_stream(stream, key, idle),
+                Ok(Ok(0)) | Ok(Err(_)) => {}
+                Ok(Ok(_)) => {
+                    tracing::warn!(origin = %peer, "the origin sent bytes after a complete answer; connection closed");
+                }
+            }
+        });
     }
 }
 
@@ -461,8 +513,7 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
     let bad = |what: &'static str| Error::explain(ErrorType::InvalidHTTPHeader, what).into_up();
     let tokens = |name| header_tokens(head, name);
     let connection = tokens(header::CONNECTION);
-    let mut keepalive =
-        head.version != Version::HTTP_10 && !connection.iter().any(|t| t == "close");
+    let keepalive = head.version != Version::HTTP_10 && !connection.iter().any(|t| t == "close");
     let status = head.status;
     if head_only
         || status.is_informational()
@@ -476,8 +527,12 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
             return Err(bad("the origin used a transfer coding other than chunked"));
         }
         if head.headers.contains_key(header::CONTENT_LENGTH) {
-            // Both: the length is ignored (RFC 9112 §6.3) and the connection not reused.
-            keepalive = false;
+            // Both: RFC 9112 §6.3 lets the coding win, but the answer "ought to be handled as an
+            // error" (response splitting); relaying it sent recipients both headers, and an
+            // HTTP/1.0 recipient a body cut at the stated length. Refused (502), never guessed.
+            return Err(bad(
+                "the origin sent both Transfer-Encoding and Content-Length",
+            ));
         }
         return Ok((Framing::Chunked(Chunked::default()), keepalive));
     }
@@ -514,6 +569,24 @@ fn strip_hop_by_hop(head: &mut ResponseHeader) {
     {
         head.remove_header(name);
     }
+}
+
+/// Removes every header not in [`RELAYED`], and all but the first `Content-Type`.
+fn keep_relayed(head: &mut ResponseHeader) -> Result<()> {
+    let content_type = head.headers.get(header::CONTENT_TYPE).cloned();
+    let others: Vec<header::HeaderName> = head
+        .headers
+        .keys()
+        .filter(|n| !RELAYED.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    for name in others {
+        head.remove_header(&name);
+    }
+    if let Some(value) = content_type {
+        head.insert_header(header::CONTENT_TYPE, value)?;
+    }
+    Ok(())
 }
 
 /// The comma-separated tokens of every `name` header, trimmed and lowercased; a value that is
@@ -725,14 +798,6 @@ mod tests {
             (Framing::Chunked(_), true)
         ));
         assert!(matches!(
-            frame(
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
-                false
-            )
-            .unwrap(),
-            (Framing::Chunked(_), false)
-        ));
-        assert!(matches!(
             frame("HTTP/1.1 200 OK\r\n\r\n", false).unwrap(),
             (Framing::Close, false)
         ));
@@ -753,6 +818,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Length: +12\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: 1 2\r\n\r\n",
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
         ] {
             assert!(frame(bad, false).is_err(), "{bad:?}");
         }
@@ -764,6 +831,17 @@ mod tests {
         strip_hop_by_hop(&mut h);
         let names: Vec<&str> = h.headers.keys().map(|n| n.as_str()).collect();
         assert_eq!(names, ["etag"]);
+    }
+
+    #[test]
+    fn only_relayed_headers_stay_and_one_content_type() {
+        let mut h = head("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\nStrict-Transport-Security: max-age=1\r\nAccess-Control-Allow-Origin: *\r\nServer: x\r\nSet-Cookie: a=1\r\nETag: \"a\"\r\nVary: Accept\r\n\r\n");
+        keep_relayed(&mut h).unwrap();
+        let mut names: Vec<&str> = h.headers.keys().map(|n| n.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["content-type", "etag", "vary"]);
+        let types: Vec<_> = h.headers.get_all(header::CONTENT_TYPE).iter().collect();
+        assert_eq!(types, ["text/plain"]);
     }
 
     #[test]

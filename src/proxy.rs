@@ -245,13 +245,12 @@ fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
 }
 
 /// The gateway's own headers on a document: disposition (attachment or inline, with the
-/// document's display name), no caching, no sniffing, and a sandbox: a document never runs
+/// document's display name), no caching, no sniffing, and (but for PDFs) a sandbox: a document never runs
 /// script on the gateway's origin. Inline, a type that a browser would run (HTML, SVG, XML,
 /// script) is served as `text/plain`, and so is a document without a type.
 fn decorate(resp: &mut ResponseHeader, target: &Target) -> Result<()> {
     resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
     resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
-    resp.insert_header(header::CONTENT_SECURITY_POLICY, "sandbox")?;
     resp.insert_header(
         header::CONTENT_DISPOSITION,
         content_disposition(target.inline, &target.filename),
@@ -264,6 +263,23 @@ fn decorate(resp: &mut ResponseHeader, target: &Target) -> Result<()> {
         if active {
             resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
         }
+    }
+    // Chromium refuses to run its PDF viewer in a sandboxed document (the recipient sees "This
+    // page has been blocked"), and a PDF's own scripts run inside that viewer, never with the
+    // gateway's origin: PDFs are the one type without the sandbox.
+    let pdf = resp
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/pdf")
+        });
+    if !pdf {
+        resp.insert_header(header::CONTENT_SECURITY_POLICY, "sandbox")?;
     }
     Ok(())
 }

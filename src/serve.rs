@@ -175,7 +175,9 @@ pub fn build_with(
         threads: config.server.threads,
         grace_period_seconds: Some(config.server.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(config.server.grace_period_seconds.min(10)),
-        upstream_keepalive_pool_size: 256,
+        // Each origin connection waits out the relay's quarantine before it is pooled again, so
+        // a busy gateway holds more of them than it has requests in flight.
+        upstream_keepalive_pool_size: 1024,
         // Each slow download on a dir store waits on a positional read now and then; without a
         // cap tokio grew the pool to 512 threads for 1,000 of them (their stacks and heaps were
         // ~30 MiB, measured) while a read from the page cache takes microseconds.

@@ -171,27 +171,6 @@ fn statuses(replies: &[Reply]) -> std::collections::BTreeMap<u16, usize> {
     m
 }
 
-/// All of a link's events (up to 1,000) once `ready` holds for them; panics after 30 s.
-fn all_events_when(gw: &Gateway, id: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = gw
-            .admin()
-            .call("GET", &format!("/v1/links/{id}/events?limit=1000"), None)
-            .json();
-        let events = v["events"].as_array().cloned().unwrap_or_default();
-        if ready(&events) {
-            return events;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "events never became ready: {} events",
-            events.len()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn count(events: &[Value], kind: &str, outcome: &str) -> usize {
     events
         .iter()
@@ -266,7 +245,7 @@ fn assert_exactly_five_checked(replies: &[Reply], gw: &Gateway, id: &str) {
         .iter()
         .filter(|r| r.status == 429)
         .all(|r| r.header("retry-after").is_some()));
-    let events = all_events_when(gw, id, |e| {
+    let events = events_when(gw, id, |e| {
         count(e, "password.failed", "failed") + count(e, "password.failed", "refused")
             >= replies.len()
     });
@@ -459,7 +438,7 @@ fn past_the_link_budget_a_distributed_guesser_must_work_and_the_recipient_still_
         .status,
         401
     );
-    let events = all_events_when(&gw, &id, |e| {
+    let events = events_when(&gw, &id, |e| {
         count(e, "password.passed", "ok") == 1 && count(e, "password.failed", "failed") == 51
     });
     assert_eq!(
@@ -604,7 +583,7 @@ fn a_flood_of_code_requests_sends_at_most_ten_mails_and_the_recipient_still_gets
     assert_eq!(ok.status, 303, "{}", ok.text());
     assert!(mine.page(&url).text().contains("id=\"download\""));
     assert_eq!(codes_in(&smtp).len(), 10);
-    all_events_when(&gw, &id, |e| {
+    events_when(&gw, &id, |e| {
         count(e, "code.passed", "ok") == 1 && count(e, "code.sent", "refused") >= 3
     });
 }
@@ -727,7 +706,7 @@ fn code_guesses_are_capped_per_browser_address_and_code_and_any_browser_may_ente
         ],
     );
     assert_ne!(r.status, 303, "a code guessed at 20 times no longer works");
-    all_events_when(&gw, &id, |e| count(e, "code.failed", "failed") >= 25);
+    events_when(&gw, &id, |e| count(e, "code.failed", "failed") >= 25);
 }
 
 #[test]

@@ -659,14 +659,14 @@ impl Admin {
     }
 }
 
-/// A link's events once `ready` holds for them (the audit writer flushes a moment after the
-/// request); panics after 10 s.
+/// A link's events (up to 1,000) once `ready` holds for them (the audit writer flushes a moment
+/// after the request); panics after 30 s.
 pub fn events_when(gw: &Gateway, id: &str, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let v = gw
             .admin()
-            .call("GET", &format!("/v1/links/{id}/events"), None)
+            .call("GET", &format!("/v1/links/{id}/events?limit=1000"), None)
             .json();
         let events = v["events"].as_array().cloned().unwrap_or_default();
         if ready(&events) {

@@ -85,7 +85,8 @@ where
         };
         let read = Arc::new(AtomicBool::new(false));
         let watched = read.clone();
-        let client = session.client_addr().map(|a| a.to_string());
+        // The address itself, formatted only if the deadline passes (not on every request).
+        let client = session.client_addr().cloned();
         let inner = self.inner.clone();
         HEAD_READ
             .scope(read, async move {
@@ -98,7 +99,7 @@ where
                             std::future::pending::<()>().await;
                         }
                     } => {
-                        tracing::debug!(client, reused, "no complete request head in time; connection closed");
+                        tracing::debug!(client = ?client, reused, "no complete request head in time; connection closed");
                         None
                     }
                 }

@@ -251,8 +251,13 @@ impl Visit {
 
     /// Post/redirect/get: back to the link after a form.
     fn back(&self) -> Decision {
+        self.see_other(self.base.clone())
+    }
+
+    /// A `303 See Other` to `location`, with the cookies this visit sets.
+    fn see_other(&self, location: String) -> Decision {
         let mut headers = vec![
-            ("location", self.base.clone()),
+            ("location", location),
             ("cache-control", "private, no-store".to_string()),
         ];
         headers.extend(self.cookies.iter().cloned());
@@ -1184,14 +1189,5 @@ fn post_download(gate: &Gate, visit: &Visit) -> Decision {
         kept.join("&"),
         gate.verifier.download_ticket(&visit.link)
     );
-    let mut headers = vec![
-        ("location", location),
-        ("cache-control", "private, no-store".to_string()),
-    ];
-    headers.extend(visit.cookies.iter().cloned());
-    Decision::Reply(Reply {
-        status: 303,
-        headers,
-        body: Bytes::new(),
-    })
+    visit.see_other(location)
 }

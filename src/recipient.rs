@@ -543,25 +543,22 @@ async fn check_password(
         let per_link = format!("pwtry:{id}");
         let proven = match proof.filter(|p| !p.is_empty()) {
             None => false,
-            Some(proof) => match gate.verifier.check_proof(&visit.link, proof) {
-                Ok(nonce) => {
-                    if !gate
+            Some(proof) => {
+                // A used or expired proof gets a fresh challenge; a forged one gets nothing.
+                let stale = match gate.verifier.check_proof(&visit.link, proof) {
+                    Ok(nonce) => (!gate
                         .store
                         .once(&format!("pow:{id}:{nonce}"), CHALLENGE_LIFETIME)
-                        .await?
-                    {
-                        refused("proof of work used already");
-                        let checks = gate.store.hit(&per_link, PASSWORD_WINDOW, 0).await?;
-                        return Ok(PasswordOutcome::NeedsWork(work_for(
-                            gate,
-                            &visit.link,
-                            checks,
-                        )));
+                        .await?)
+                        .then_some("proof of work used already"),
+                    Err(ProofError::Expired) => Some("proof of work expired"),
+                    Err(ProofError::Invalid) => {
+                        refused("invalid proof of work");
+                        return Ok(PasswordOutcome::BadProof);
                     }
-                    true
-                }
-                Err(ProofError::Expired) => {
-                    refused("proof of work expired");
+                };
+                if let Some(reason) = stale {
+                    refused(reason);
                     let checks = gate.store.hit(&per_link, PASSWORD_WINDOW, 0).await?;
                     return Ok(PasswordOutcome::NeedsWork(work_for(
                         gate,
@@ -569,11 +566,8 @@ async fn check_password(
                         checks,
                     )));
                 }
-                Err(ProofError::Invalid) => {
-                    refused("invalid proof of work");
-                    return Ok(PasswordOutcome::BadProof);
-                }
-            },
+                true
+            }
         };
         if !proven {
             // Read first, so that asking for the challenge costs the recipient no try.

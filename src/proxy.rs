@@ -404,7 +404,7 @@ impl Proxy {
         link: Arc<Link>,
         expected: Option<u64>,
     ) -> Result<Option<Arc<Link>>, crate::store::StoreError> {
-        let Some(target) = ctx.target.clone() else {
+        let Some((part, size)) = ctx.target.as_ref().map(|t| (part_of(&t.object), t.size)) else {
             return Ok(None);
         };
         let mut link = link;
@@ -412,15 +412,14 @@ impl Proxy {
             let Some(max) = link.max_downloads else {
                 return Ok(Some(link));
             };
-            let part = part_of(&target.object);
             let (metered, got) = Metered::admit(
                 self.gate.store.clone(),
                 link.id,
                 link.generation,
                 max,
-                part,
+                part.clone(),
                 expected,
-                target.size,
+                size,
             )
             .await?;
             match got {
@@ -485,19 +484,11 @@ impl Proxy {
         let Some(max) = link.max_downloads else {
             return Ok(true);
         };
-        for (index, doc) in link.documents.iter().enumerate() {
-            let objects = std::iter::once((doc.object.clone(), doc.size))
-                .chain(doc.renditions.values().map(|r| (r.object.clone(), r.size)));
+        for doc in &link.documents {
+            let objects = std::iter::once((&doc.object, doc.size))
+                .chain(doc.renditions.values().map(|r| (&r.object, r.size)));
             for (object, size) in objects {
-                let target = Target {
-                    index,
-                    object,
-                    filename: String::new(),
-                    inline: false,
-                    variant: String::new(),
-                    size,
-                };
-                if self.may_send(link, max, &target).await? {
+                if self.may_send(link, max, object, size).await? {
                     return Ok(true);
                 }
             }
@@ -510,18 +501,19 @@ impl Proxy {
         &self,
         link: &Link,
         max: u64,
-        target: &Target,
+        object: &str,
+        size: Option<u64>,
     ) -> Result<bool, crate::store::StoreError> {
         let ask = crate::counting::Ask {
             probe: true,
-            size: target.size.unwrap_or(0),
+            size: size.unwrap_or(0),
             ..Default::default()
         };
         let draw = crate::store::Draw {
             id: link.id,
             generation: link.generation,
             max,
-            part: part_of(&target.object),
+            part: part_of(object),
             ask,
         };
         Ok(matches!(
@@ -782,7 +774,9 @@ impl Proxy {
             (ctx.kind, link.max_downloads, ctx.target.as_ref())
         {
             // Uncounted requests on a used-up link must look like any dead link too.
-            if let Err(failed) = something_left(self.may_send(&link, max, target).await) {
+            if let Err(failed) =
+                something_left(self.may_send(&link, max, &target.object, target.size).await)
+            {
                 return Err(self.limit_refusal(session, ctx, &link, failed));
             }
         }

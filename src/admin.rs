@@ -786,18 +786,13 @@ impl AdminApi {
     /// Records an admin event now, after the link's queued recipient events so the chain stays in
     /// order; if the store refuses, everything goes back to the queue and is retried.
     async fn record(&self, id: LinkId, draft: Draft) {
-        let mut drafts = self.gate.audit.take(id);
-        drafts.push(draft);
         if let Err(e) = self
             .gate
-            .store
-            .append_events(id, &drafts, self.gate.audit_retention)
+            .audit
+            .write_now(&self.gate.store, self.gate.audit_retention, id, draft)
             .await
         {
             tracing::warn!(link = %id, error = %e, "audit events queued for retry");
-            for d in drafts {
-                self.gate.audit.push(id, d);
-            }
         }
     }
 

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::hex;
 use crate::link::LinkId;
-use crate::store::LinkStore;
+use crate::store::{LinkStore, StoreError, WriteId};
 
 /// The `prev` of a link's first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -223,10 +223,18 @@ pub fn verify(link: LinkId, events: &[Event]) -> Result<(), ChainError> {
     Ok(())
 }
 
+/// Events of one link waiting to be written, in order. Once a write of them was tried, they keep
+/// its [`WriteId`] and are never merged with newer events: the failed write may still have been
+/// applied (a timeout), and only its id lets the store tell.
+struct Batch {
+    write: Option<WriteId>,
+    drafts: Vec<Draft>,
+}
+
 /// Recipients' events waiting to be written, per link.
 #[derive(Default)]
 pub struct AuditQueue {
-    pending: Mutex<HashMap<LinkId, Vec<Draft>>>,
+    pending: Mutex<HashMap<LinkId, Vec<Batch>>>,
     queued: AtomicU64,
     dropped: AtomicU64,
 }
@@ -242,15 +250,33 @@ impl AuditQueue {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.pending.lock().entry(link).or_default().push(draft);
+        let mut pending = self.pending.lock();
+        let batches = pending.entry(link).or_default();
+        match batches.last_mut() {
+            Some(last) if last.write.is_none() => last.drafts.push(draft),
+            _ => batches.push(Batch {
+                write: None,
+                drafts: vec![draft],
+            }),
+        }
     }
 
-    /// Takes the events queued for one link (to be written ahead of a newer one, in order).
-    pub fn take(&self, link: LinkId) -> Vec<Draft> {
-        let drafts = self.pending.lock().remove(&link).unwrap_or_default();
-        self.queued
-            .fetch_sub(drafts.len() as u64, Ordering::Relaxed);
-        drafts
+    /// Writes the link's queued events and then `now` (an admin event), in order; what is not
+    /// written goes back to the queue, ahead of anything queued meanwhile, and is retried.
+    pub async fn write_now(
+        &self,
+        store: &Arc<dyn LinkStore>,
+        retention: Option<std::time::Duration>,
+        link: LinkId,
+        now: Draft,
+    ) -> Result<(), StoreError> {
+        let mut batches = self.pending.lock().remove(&link).unwrap_or_default();
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        batches.push(Batch {
+            write: None,
+            drafts: vec![now],
+        });
+        self.write(store, retention, link, batches).await
     }
 
     /// Writes what is queued; a link whose write fails keeps its events for the next flush.
@@ -262,22 +288,45 @@ impl AuditQueue {
                 "audit events dropped: the store was unreachable too long"
             );
         }
-        let batch = std::mem::take(&mut *self.pending.lock());
-        for (link, drafts) in batch {
-            let n = drafts.len() as u64;
-            match store.append_events(link, &drafts, retention).await {
+        let all = std::mem::take(&mut *self.pending.lock());
+        for (link, batches) in all {
+            if let Err(e) = self.write(store, retention, link, batches).await {
+                tracing::warn!(link = %link, error = %e, "writing audit events failed; will retry");
+            }
+        }
+    }
+
+    /// Writes one link's batches in order, stopping at the first failure.
+    async fn write(
+        &self,
+        store: &Arc<dyn LinkStore>,
+        retention: Option<std::time::Duration>,
+        link: LinkId,
+        batches: Vec<Batch>,
+    ) -> Result<(), StoreError> {
+        let mut left = batches.into_iter();
+        while let Some(mut batch) = left.next() {
+            let write = *batch.write.get_or_insert_with(WriteId::new);
+            match store
+                .append_events(write, link, &batch.drafts, retention)
+                .await
+            {
                 Ok(()) => {
-                    self.queued.fetch_sub(n, Ordering::Relaxed);
+                    self.queued
+                        .fetch_sub(batch.drafts.len() as u64, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    tracing::warn!(link = %link, error = %e, "writing audit events failed; will retry");
                     let mut pending = self.pending.lock();
                     let slot = pending.entry(link).or_default();
-                    let newer = std::mem::replace(slot, drafts);
+                    let newer = std::mem::take(slot);
+                    slot.push(batch);
+                    slot.extend(left);
                     slot.extend(newer);
+                    return Err(e);
                 }
             }
         }
+        Ok(())
     }
 }
 

@@ -34,7 +34,7 @@ use http::{HeaderMap, Method};
 use parking_lot::Mutex;
 
 use crate::link::LinkId;
-use crate::store::{Draw, LinkStore, StoreError};
+use crate::store::{Draw, LinkStore, StoreError, WriteId};
 use crate::stores::Allowance;
 
 /// The most a response draws at admission (small documents are paid for in one draw).
@@ -525,6 +525,7 @@ impl Metered {
             part: self.draw.part.clone(),
             bytes,
             own,
+            write: WriteId::new(),
         })
     }
 }
@@ -565,7 +566,7 @@ impl Allowance for Option<Metered> {
     }
 }
 
-/// A refund for one part, coalesced with others of the same part.
+/// A refund for one part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refund {
     pub id: LinkId,
@@ -573,64 +574,43 @@ pub struct Refund {
     pub part: String,
     pub bytes: u64,
     pub own: u64,
+    /// Names this refund in the store: its retries carry the same id, so it is applied once.
+    pub write: WriteId,
 }
 
-/// A part's account: link, generation, part.
-type PartKey = (LinkId, u64, String);
-
-/// Refunds waiting to be written, coalesced per part (bytes, own downloads), flushed off the
-/// request path.
+/// Refunds whose write failed, written again off the request path until the store takes them.
+/// They are not merged: a failed write may still have been applied (a timeout), and only its own
+/// id lets the store tell.
 #[derive(Default)]
 pub struct Refunds {
-    pending: Mutex<HashMap<PartKey, (u64, u64)>>,
+    pending: Mutex<Vec<Refund>>,
 }
 
 impl Refunds {
-    /// Most parts waiting: past it the caller writes its refund itself (back-pressure).
-    const MAX_PARTS: usize = 100_000;
+    /// Most refunds waiting: past it new ones are given back to the caller (back-pressure).
+    const MAX: usize = 100_000;
 
-    /// Queues a refund; `Err` gives it back when the queue is full.
+    /// Queues a refund to retry; `Err` gives it back when the queue is full.
     pub fn queue(&self, refund: Refund) -> Result<(), Refund> {
         let mut pending = self.pending.lock();
-        let key = (refund.id, refund.generation, refund.part);
-        if pending.len() >= Self::MAX_PARTS && !pending.contains_key(&key) {
-            return Err(Refund {
-                id: key.0,
-                generation: key.1,
-                part: key.2,
-                bytes: refund.bytes,
-                own: refund.own,
-            });
+        if pending.len() >= Self::MAX {
+            return Err(refund);
         }
-        let entry = pending.entry(key).or_default();
-        entry.0 += refund.bytes;
-        entry.1 += refund.own;
+        pending.push(refund);
         Ok(())
     }
 
     /// Writes what waits; what fails to write is kept for the next flush (never dropped).
     pub async fn flush(&self, store: &Arc<dyn LinkStore>) {
-        let batch: Vec<Refund> = std::mem::take(&mut *self.pending.lock())
-            .into_iter()
-            .map(|((id, generation, part), (bytes, own))| Refund {
-                id,
-                generation,
-                part,
-                bytes,
-                own,
-            })
-            .collect();
+        let batch = std::mem::take(&mut *self.pending.lock());
         if batch.is_empty() {
             return;
         }
         if let Err(e) = store.refund(&batch).await {
             tracing::warn!(count = batch.len(), error = %e, "giving back unsent bytes failed; will retry");
             let mut pending = self.pending.lock();
-            for r in batch {
-                let entry = pending.entry((r.id, r.generation, r.part)).or_default();
-                entry.0 += r.bytes;
-                entry.1 += r.own;
-            }
+            let newer = std::mem::replace(&mut *pending, batch);
+            pending.extend(newer);
         }
     }
 
@@ -644,6 +624,8 @@ impl Refunds {
 #[derive(Default)]
 pub struct UsageBatcher {
     pending: Mutex<HashMap<(LinkId, u64), u64>>,
+    /// Batches whose write failed, each retried under its own id (never merged with newer usage).
+    failed: Mutex<Vec<(WriteId, LinkId, u64, u64)>>,
 }
 
 impl UsageBatcher {
@@ -653,11 +635,14 @@ impl UsageBatcher {
 
     /// Writes what was gathered; what fails to write is kept for the next flush.
     pub async fn flush(&self, store: &Arc<dyn LinkStore>) {
-        let batch = std::mem::take(&mut *self.pending.lock());
-        for ((id, generation), n) in batch {
-            if let Err(e) = store.add_usage(id, generation, n).await {
+        let retries = std::mem::take(&mut *self.failed.lock());
+        let fresh = std::mem::take(&mut *self.pending.lock())
+            .into_iter()
+            .map(|((id, generation), n)| (WriteId::new(), id, generation, n));
+        for (write, id, generation, n) in retries.into_iter().chain(fresh) {
+            if let Err(e) = store.add_usage(write, id, generation, n).await {
                 tracing::warn!(link = %id, error = %e, "usage flush failed; will retry");
-                *self.pending.lock().entry((id, generation)).or_default() += n;
+                self.failed.lock().push((write, id, generation, n));
             }
         }
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use linkgate::counting::{self, Account, Ask, Drawn, Refund};
 use linkgate::link::{Document, Link, LinkId, LinkState};
 use linkgate::store::redis::{RedisOptions, RedisTarget};
-use linkgate::store::{Draw, EmbeddedStore, LinkStore, RedisStore, StoreError};
+use linkgate::store::{Draw, EmbeddedStore, LinkStore, RedisStore, StoreError, WriteId};
 
 /// A store plus whatever keeps it alive (a temp folder or a redis-server process).
 struct Backend {
@@ -90,6 +90,7 @@ fn refund(l: &Link, part: &str, bytes: u64, own: u64) -> Refund {
         part: part.into(),
         bytes,
         own,
+        write: WriteId::new(),
     }
 }
 
@@ -439,8 +440,8 @@ async fn the_store_counts_exactly_as_the_model_does(s: Arc<dyn LinkStore>) {
 async fn usage_of_unlimited_links_adds_up(s: Arc<dyn LinkStore>) {
     let l = link(None);
     s.create(&l).await.unwrap();
-    s.add_usage(l.id, 1, 3).await.unwrap();
-    s.add_usage(l.id, 1, 4).await.unwrap();
+    s.add_usage(WriteId::new(), l.id, 1, 3).await.unwrap();
+    s.add_usage(WriteId::new(), l.id, 1, 4).await.unwrap();
     assert_eq!(s.usage(l.id, 1).await.unwrap(), 7);
     assert_eq!(s.usage(l.id, 2).await.unwrap(), 0);
 }
@@ -450,14 +451,23 @@ async fn events_chain_in_order_and_old_ones_are_pruned(s: Arc<dyn LinkStore>) {
     s.create(&l).await.unwrap();
     let mut old = linkgate::audit::Draft::new("link.created", "ok");
     old.at -= time::Duration::days(10);
-    s.append_events(l.id, &[old], None).await.unwrap();
+    s.append_events(WriteId::new(), l.id, &[old], None)
+        .await
+        .unwrap();
     let drafts: Vec<_> = (0..5)
         .map(|i| linkgate::audit::Draft::new(&format!("e{i}"), "ok"))
         .collect();
-    s.append_events(l.id, &drafts[..2], None).await.unwrap();
-    s.append_events(l.id, &drafts[2..], Some(Duration::from_secs(86_400)))
+    s.append_events(WriteId::new(), l.id, &drafts[..2], None)
         .await
         .unwrap();
+    s.append_events(
+        WriteId::new(),
+        l.id,
+        &drafts[2..],
+        Some(Duration::from_secs(86_400)),
+    )
+    .await
+    .unwrap();
     let events = s.events(l.id, 0, 100).await.unwrap();
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![2, 3, 4, 5, 6], "the 10-day-old event is gone");
@@ -726,4 +736,82 @@ async fn redis_unreachable_fails_fast_and_recovers() {
             }
         }
     }
+}
+
+/// The ambiguous failure: Redis holds a write past the client's timeout and applies it later. The
+/// caller saw an error and retries with the same write id; each write must land exactly once (a
+/// refund applied twice would free bytes that were sent; events or usage twice would falsify the
+/// record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_applies_a_retried_write_once_even_when_the_timed_out_attempt_landed() {
+    let server = common::RedisServer::start();
+    let s = redis_store(server.url());
+    let limited = link(Some(2));
+    let unlimited = link(None);
+    s.create(&limited).await.unwrap();
+    s.create(&unlimited).await.unwrap();
+    assert!(counted(s.draw(&whole(&limited)).await.unwrap()));
+    assert!(counted(s.draw(&whole(&limited)).await.unwrap()));
+    let give_back = refund(&limited, "p", 100, 0);
+    let (usage_write, events_write) = (WriteId::new(), WriteId::new());
+    let drafts: Vec<_> = (0..2)
+        .map(|i| linkgate::audit::Draft::new(&format!("e{i}"), "ok"))
+        .collect();
+
+    // Load the scripts (a held EVALSHA of an unknown script would only fail with NOSCRIPT).
+    let other = link(None);
+    s.create(&other).await.unwrap();
+    s.refund(&[refund(&other, "p", 0, 0)]).await.unwrap();
+    s.add_usage(WriteId::new(), other.id, 1, 1).await.unwrap();
+    s.append_events(WriteId::new(), other.id, &drafts, None)
+        .await
+        .unwrap();
+    // Scripts wait while writes are paused; reads (the chain's tail) go through while
+    // nothing is held ahead of them on the connection.
+    server.cli(&["CLIENT", "PAUSE", "3000", "WRITE"]);
+    assert!(s
+        .append_events(events_write, unlimited.id, &drafts, None)
+        .await
+        .is_err());
+    assert!(s.refund(std::slice::from_ref(&give_back)).await.is_err());
+    assert!(s.add_usage(usage_write, unlimited.id, 1, 5).await.is_err());
+    // A write of our own returns once the pause is over; then wait until the held writes landed.
+    server.cli(&["SET", "probe", "1"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s.usage(unlimited.id, 1).await.unwrap() != 5
+        || s.events(unlimited.id, 0, 10).await.unwrap().len() != 2
+        || s.usage(limited.id, 1).await.unwrap() != 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the held writes never landed: the test proves nothing ({}, {}, {})",
+            s.usage(unlimited.id, 1).await.unwrap(),
+            s.events(unlimited.id, 0, 10).await.unwrap().len(),
+            s.usage(limited.id, 1).await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    s.refund(std::slice::from_ref(&give_back)).await.unwrap();
+    s.add_usage(usage_write, unlimited.id, 1, 5).await.unwrap();
+    s.append_events(events_write, unlimited.id, &drafts, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.usage(limited.id, 1).await.unwrap(),
+        1,
+        "the refund was applied twice"
+    );
+    assert_eq!(
+        s.usage(unlimited.id, 1).await.unwrap(),
+        5,
+        "usage added twice"
+    );
+    let events = s.events(unlimited.id, 0, 10).await.unwrap();
+    assert_eq!(events.len(), 2, "events appended twice");
+    // A fresh write with the same content is a new write and lands.
+    s.add_usage(WriteId::new(), unlimited.id, 1, 5)
+        .await
+        .unwrap();
+    assert_eq!(s.usage(unlimited.id, 1).await.unwrap(), 10);
 }

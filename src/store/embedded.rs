@@ -15,7 +15,7 @@ use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{
     index_entries, list_by_index, Change, Draw, LinkStore, ListPage, ListQuery, OnChange,
-    StoreError,
+    StoreError, WriteId,
 };
 use crate::audit::{seal, Draft, Event};
 use crate::counting::{self, Account, Drawn, Refund};
@@ -482,7 +482,15 @@ impl LinkStore for EmbeddedStore {
         answer.await.map_err(|_| stopped())?
     }
 
-    async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError> {
+    /// Embedded writes are never unclear (a failure means nothing was committed), so `write`
+    /// is not needed here.
+    async fn add_usage(
+        &self,
+        _write: WriteId,
+        id: LinkId,
+        generation: u64,
+        n: u64,
+    ) -> Result<(), StoreError> {
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(unavailable)?;
             {
@@ -544,6 +552,7 @@ impl LinkStore for EmbeddedStore {
 
     async fn append_events(
         &self,
+        _write: WriteId,
         id: LinkId,
         drafts: &[Draft],
         retention: Option<std::time::Duration>,

@@ -47,6 +47,33 @@ pub enum StoreError {
     },
 }
 
+/// Names one write to the link state, so that a write retried after an unclear failure (a timeout:
+/// the store may have applied it after the caller gave up) is applied once. A backend whose
+/// failures are never unclear may ignore it; the Redis backend remembers the last ids applied to
+/// each account, event chain and usage counter, and skips a write it has already seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WriteId(u128);
+
+impl WriteId {
+    /// A fresh, random id (collisions are as likely as guessing a 128-bit key).
+    pub fn new() -> WriteId {
+        WriteId(rand::random())
+    }
+}
+
+impl Default for WriteId {
+    fn default() -> WriteId {
+        WriteId::new()
+    }
+}
+
+impl std::fmt::Display for WriteId {
+    /// Always 32 lowercase hex digits (the Redis scripts rely on the fixed width).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
 /// A draw of bytes from one part (document and variant) of a link generation.
 #[derive(Debug, Clone)]
 pub struct Draw {
@@ -271,17 +298,26 @@ pub trait LinkStore: Send + Sync + 'static {
     /// link's generation or state is not the caller's.
     async fn draw(&self, draw: &Draw) -> Result<Drawn, StoreError>;
     /// Gives back unsent bytes and unused downloads (see [`crate::counting::refund`]); the
-    /// caller batches them.
+    /// caller batches them. Each refund carries its [`WriteId`]: a retried one is applied once.
     async fn refund(&self, refunds: &[Refund]) -> Result<(), StoreError>;
-    /// Adds delivered downloads of an unlimited link (batched by the caller).
-    async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError>;
+    /// Adds delivered downloads of an unlimited link (batched by the caller); a retry passes the
+    /// same `write` as the attempt it repeats.
+    async fn add_usage(
+        &self,
+        write: WriteId,
+        id: LinkId,
+        generation: u64,
+        n: u64,
+    ) -> Result<(), StoreError>;
     /// Downloads used in `generation`.
     async fn usage(&self, id: LinkId, generation: u64) -> Result<u64, StoreError>;
     /// Lists links, newest first (see [`ListQuery`]).
     async fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError>;
-    /// Appends events to the link's chain, atomically, and drops events older than `retention`.
+    /// Appends events to the link's chain, atomically, and drops events older than `retention`;
+    /// a retry passes the same `write` (and the same drafts) as the attempt it repeats.
     async fn append_events(
         &self,
+        write: WriteId,
         id: LinkId,
         drafts: &[Draft],
         retention: Option<Duration>,

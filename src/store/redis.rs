@@ -7,6 +7,9 @@
 //! - `lg:acct:{id}:GEN`: the byte accounts of the link's documents in generation GEN (a hash of
 //!   `PART:s` downloads counted, `PART:c` bytes charged, `PART:z` size; see [`crate::counting`]);
 //! - `lg:events:{id}`: the link's audit chain (a list of event JSON, appended by script);
+//! - `lg:seen:{id}`: the last write ids applied to the link's chain (`events`) and usage counters
+//!   (`used:GEN`); a part's refunds keep theirs in its account (`PART:w`). A write that timed out
+//!   may still have been applied; its retry carries the same [`WriteId`] and is skipped if seen;
 //! - `lg:idx:NAME`: listing indexes (sorted sets ordered by member, newest first). They are written
 //!   before the link, so a link is never missing from them.
 //!
@@ -30,7 +33,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     index_entries, list_by_index, Change, Draw, LinkStore, ListPage, ListQuery, OnChange,
-    StoreError,
+    StoreError, WriteId,
 };
 use crate::audit::{seal, Draft, Event};
 use crate::counting::{Drawn, Refund};
@@ -154,9 +157,27 @@ if left > 0 and bytes > 0 and ARGV[9] ~= '1' then
 end
 return {0, 0, used}
 "#;
+/// Lua for write ids (see [`WriteId`]): `seen` tells whether `write` is among the ids remembered
+/// in hash field `key`/`field`; `remember` puts it first and keeps the last 64 (ids are 32 hex
+/// digits and a space, so the list is cut by length). A retry is recognised while fewer than 64
+/// other writes reached the same record since its attempt, which holds for retries sent every
+/// flush by any realistic number of gateways.
+const SEEN: &str = r#"
+local function seen(key, field, write)
+  local recent = redis.call('HGET', key, field)
+  return recent and string.find(recent, write, 1, true) ~= nil
+end
+local function remember(key, field, write)
+  local recent = redis.call('HGET', key, field) or ''
+  redis.call('HSET', key, field, string.sub(write .. ' ' .. recent, 1, 33 * 64 - 1))
+end
+"#;
+
 const REFUND: &str = r#"
--- KEYS: link, used, acct   ARGV: gen, part, bytes, own
--- Mirrors crate::counting::refund; a refund for a generation that is over changes nothing.
+-- KEYS: link, used, acct   ARGV: gen, part, bytes, own, write
+-- Mirrors crate::counting::refund; a refund for a generation that is over changes nothing, and a
+-- refund already applied (its write id remembered in the account) is not applied again.
+if seen(KEYS[3], ARGV[2] .. ':w', ARGV[5]) then return 0 end
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 if tostring(cjson.decode(raw)['generation']) ~= ARGV[1] then return 0 end
@@ -177,8 +198,17 @@ while slots > 0 and used > 0 do
   freed = freed + 1
 end
 redis.call('HSET', KEYS[3], part .. ':c', charged, part .. ':s', slots)
+remember(KEYS[3], part .. ':w', ARGV[5])
 if freed > 0 then redis.call('DECRBY', KEYS[2], freed) end
 return freed
+"#;
+
+const ADD_USAGE: &str = r#"
+-- KEYS: used, seen   ARGV: n, field, write
+if seen(KEYS[2], ARGV[2], ARGV[3]) then return 0 end
+redis.call('INCRBY', KEYS[1], tonumber(ARGV[1]))
+remember(KEYS[2], ARGV[2], ARGV[3])
+return 1
 "#;
 const CREATE: &str = r#"
 -- KEYS: link   ARGV: json
@@ -196,16 +226,19 @@ return 1
 "#;
 
 const APPEND_EVENTS: &str = r#"
--- KEYS: events   ARGV: expected tail hash ('' for an empty chain), prune-before (RFC 3339 UTC), events...
+-- KEYS: events, seen   ARGV: write, expected tail hash ('' for an empty chain), prune-before
+-- (RFC 3339 UTC), events...   Returns 1 appended, 0 the tail moved, 2 this write was applied before.
+if seen(KEYS[2], 'events', ARGV[1]) then return 2 end
 local tail = redis.call('LINDEX', KEYS[1], -1)
 local tail_hash = ''
 if tail then tail_hash = cjson.decode(tail)['hash'] end
-if tail_hash ~= ARGV[1] then return 0 end
-for i = 3, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
-if ARGV[2] ~= '' then
+if tail_hash ~= ARGV[2] then return 0 end
+for i = 4, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+remember(KEYS[2], 'events', ARGV[1])
+if ARGV[3] ~= '' then
   for _ = 1, 1000 do
     local head = redis.call('LINDEX', KEYS[1], 0)
-    if not head or cjson.decode(head)['at'] >= ARGV[2] then break end
+    if not head or cjson.decode(head)['at'] >= ARGV[3] then break end
     redis.call('LPOP', KEYS[1])
   end
 end
@@ -230,6 +263,7 @@ pub struct RedisStore {
     create: Script,
     cas: Script,
     append: Script,
+    add_usage: Script,
     hit: Script,
 }
 
@@ -262,10 +296,11 @@ impl RedisStore {
             cluster,
             conn: OnceCell::new(),
             draw: Script::new(DRAW),
-            refund: Script::new(REFUND),
+            refund: Script::new(&format!("{SEEN}{REFUND}")),
+            add_usage: Script::new(&format!("{SEEN}{ADD_USAGE}")),
             create: Script::new(CREATE),
             cas: Script::new(COMPARE_AND_SET),
-            append: Script::new(APPEND_EVENTS),
+            append: Script::new(&format!("{SEEN}{APPEND_EVENTS}")),
             hit: Script::new(HIT),
         })
     }
@@ -493,7 +528,11 @@ impl LinkStore for RedisStore {
                 for k in &keys {
                     inv.key(k);
                 }
-                inv.arg(r.generation).arg(&r.part).arg(r.bytes).arg(r.own);
+                inv.arg(r.generation)
+                    .arg(&r.part)
+                    .arg(r.bytes)
+                    .arg(r.own)
+                    .arg(r.write.to_string());
                 inv.invoke_async::<i64>(&mut c).await
             })
         });
@@ -503,14 +542,21 @@ impl LinkStore for RedisStore {
             .try_for_each(|r| r.map(|_| ()))
     }
 
-    async fn add_usage(&self, id: LinkId, generation: u64, n: u64) -> Result<(), StoreError> {
-        let key = self.gen_key("used", &id, generation);
+    async fn add_usage(
+        &self,
+        write: WriteId,
+        id: LinkId,
+        generation: u64,
+        n: u64,
+    ) -> Result<(), StoreError> {
+        let keys = [self.gen_key("used", &id, generation), self.key("seen", &id)];
         self.run(|mut c| async move {
-            redis::cmd("INCRBY")
-                .arg(key)
-                .arg(n)
-                .query_async::<i64>(&mut c)
-                .await
+            let mut inv = self.add_usage.prepare_invoke();
+            inv.key(&keys[0]).key(&keys[1]);
+            inv.arg(n)
+                .arg(format!("used:{generation}"))
+                .arg(write.to_string());
+            inv.invoke_async::<i64>(&mut c).await
         })
         .await
         .map(|_| ())
@@ -549,11 +595,14 @@ impl LinkStore for RedisStore {
 
     async fn append_events(
         &self,
+        write: WriteId,
         id: LinkId,
         drafts: &[Draft],
         retention: Option<Duration>,
     ) -> Result<(), StoreError> {
         let key = self.key("events", &id);
+        let seen = self.key("seen", &id);
+        let write = write.to_string();
         let cutoff = match retention {
             Some(keep) => (time::OffsetDateTime::now_utc() - keep)
                 .format(&time::format_description::well_known::Rfc3339)
@@ -583,18 +632,18 @@ impl LinkStore for RedisStore {
                 .map(|(_, json)| json)
                 .collect();
             let expected = tail.map(|t| t.hash).unwrap_or_default();
-            let (k, cutoff) = (key.clone(), cutoff.clone());
+            let (k, seen, write, cutoff) = (&key, &seen, &write, &cutoff);
             let appended: i64 = self
                 .run(|mut c| async move {
                     let mut inv = self.append.prepare_invoke();
-                    inv.key(k).arg(expected).arg(cutoff);
+                    inv.key(k).key(seen).arg(write).arg(expected).arg(cutoff);
                     for j in &json {
                         inv.arg(j.as_slice());
                     }
                     inv.invoke_async(&mut c).await
                 })
                 .await?;
-            if appended == 1 {
+            if appended != 0 {
                 return Ok(());
             }
         }

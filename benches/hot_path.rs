@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, Method};
-use linkgate::cache::LinkCache;
-use linkgate::counting::classify;
-use linkgate::disposition::content_disposition;
-use linkgate::link::{Document, Link, LinkId};
-use linkgate::token::Keyring;
+use linkgate::model::counting::classify;
+use linkgate::model::disposition::content_disposition;
+use linkgate::model::link::{Document, Link, LinkId};
+use linkgate::model::token::Keyring;
+use linkgate::state::cache::LinkCache;
 
 fn keyring() -> Keyring {
     Keyring::new(
@@ -69,8 +69,8 @@ fn sample_link() -> Link {
 }
 
 fn cookies(c: &mut Criterion) {
-    let verifier = linkgate::verify::Verifier::new(keyring(), true);
-    let set = verifier.device_cookie(&linkgate::verify::new_device_id());
+    let verifier = linkgate::share::verify::Verifier::new(keyring(), true);
+    let set = verifier.device_cookie(&linkgate::share::verify::new_device_id());
     let mut h = HeaderMap::new();
     h.insert(
         "cookie",
@@ -125,24 +125,24 @@ fn counting(c: &mut Criterion) {
     else {
         return;
     };
-    let store = linkgate::store::RedisStore::new(linkgate::store::redis::RedisOptions {
-        target: linkgate::store::redis::RedisTarget::Single(format!("redis://127.0.0.1:{port}")),
+    let store = linkgate::state::RedisStore::new(linkgate::state::redis::RedisOptions {
+        target: linkgate::state::redis::RedisTarget::Single(format!("redis://127.0.0.1:{port}")),
         prefix: "bench".into(),
         timeout: Duration::from_secs(2),
     });
     if let Ok(store) = store {
-        use linkgate::store::LinkStore;
+        use linkgate::state::LinkStore;
         let mut link = sample_link();
         link.max_downloads = Some(1_000_000_000_000);
         if rt.block_on(store.create(&link)).is_ok() {
             // A counted download of a 4 KiB document: its one draw.
-            let ask = linkgate::counting::Ask {
+            let ask = linkgate::model::counting::Ask {
                 need: 4096,
                 bytes: 4096,
                 size: 4096,
                 ..Default::default()
             };
-            let req = linkgate::store::Draw {
+            let req = linkgate::state::Draw {
                 id: link.id,
                 generation: 1,
                 max: 1_000_000_000_000,

@@ -6,17 +6,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method};
 use linkgate::admin::{parse_query, validate_link_body};
-use linkgate::counting::{
+use linkgate::docstore::check_object_key;
+use linkgate::model::counting::{
     classify, expected_length, is_multi_range, single_range, ByteRange, Kind,
 };
-use linkgate::link::{sanitize_filename, Document, Link, LinkId};
-use linkgate::recipient::parse_form;
-use linkgate::securelink::{
+use linkgate::model::link::{sanitize_filename, Document, Link, LinkId};
+use linkgate::model::token::Keyring;
+use linkgate::share::recipient::parse_form;
+use linkgate::share::secure_link::{
     decoded_path, nginx_atotm, nginx_base64url_decode, RawSecureLink, Request, SecureLink,
 };
-use linkgate::token::Keyring;
-use linkgate::upstream::check_object_key;
-use linkgate::verify::{cookies as cookie_values, Verifier};
+use linkgate::share::verify::{cookies as cookie_values, Verifier};
 use md5::{Digest, Md5};
 
 /// Token parser/verifier and sealed values: never panic; a token verifies only if it is exactly

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
+use linkgate::cli::demo_origin::StaticOrigin;
 use linkgate::cli::AdminClient;
 use linkgate::config::{Config, StoreConfig};
-use linkgate::origin::StaticOrigin;
 
 /// mimalloc: less time in malloc on the request path, and freed stream buffers go back to the
 /// system instead of fragmenting per-thread arenas (flat memory under many slow downloads).
@@ -174,8 +174,8 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let _logs = linkgate::serve::init_logging(config.log_json);
-            match linkgate::serve::build_with(&config, None, upgrade) {
+            let _logs = linkgate::app::init_logging(config.log_json);
+            match linkgate::app::build_with(&config, None, upgrade) {
                 Ok((server, _)) => {
                     tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, upgrade, "linkgate serving");
                     server.run_forever()
@@ -217,7 +217,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Origin { dir, listen } => {
-            let _logs = linkgate::serve::init_logging(false);
+            let _logs = linkgate::app::init_logging(false);
             let origin = match StaticOrigin::new(&dir) {
                 Ok(o) => o,
                 Err(e) => return fail(format!("{}: {e}", dir.display())),
@@ -365,7 +365,7 @@ fn demo(config_path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let _logs = linkgate::serve::init_logging(config.log_json);
+    let _logs = linkgate::app::init_logging(config.log_json);
     let Some((store_name, StoreConfig::Http(store))) = config.stores.iter().next() else {
         return fail("the demo needs an http store first in the config");
     };
@@ -406,14 +406,17 @@ fn demo(config_path: &std::path::Path) -> ExitCode {
             return fail(e);
         }
     }
-    let (server, gate) =
-        match linkgate::serve::build(&config, Some((origin, store.addr.to_string()))) {
-            Ok(s) => s,
-            Err(e) => return fail(e),
-        };
-    let doc =
-        linkgate::link::Document::new("welcome.txt".into(), "Welcome to linkgate.txt".into(), None);
-    let mut link = linkgate::link::Link::new(
+    let (server, gate) = match linkgate::app::build(&config, Some((origin, store.addr.to_string())))
+    {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let doc = linkgate::model::link::Document::new(
+        "welcome.txt".into(),
+        "Welcome to linkgate.txt".into(),
+        None,
+    );
+    let mut link = linkgate::model::link::Link::new(
         store_name,
         doc,
         gate.keys.signing_key_id(),
@@ -424,7 +427,7 @@ fn demo(config_path: &std::path::Path) -> ExitCode {
     link.created_by = Some("demo".into());
     let created = tokio::runtime::Builder::new_current_thread()
         .build()
-        .map_err(|e| linkgate::store::StoreError::Unavailable(e.to_string()))
+        .map_err(|e| linkgate::state::StoreError::Unavailable(e.to_string()))
         .and_then(|rt| rt.block_on(gate.store.create(&link)));
     if let Err(e) = created {
         return fail(e);

@@ -264,7 +264,8 @@ fn rotating_the_signing_key_keeps_old_links_working() {
         )
     };
     let (_, new_url) = gw.admin().share("a.txt", None);
-    let key_of = |u: &str| linkgate::token::Keyring::key_id_of(u.rsplit('/').next().unwrap());
+    let key_of =
+        |u: &str| linkgate::model::token::Keyring::key_id_of(u.rsplit('/').next().unwrap());
     assert_eq!(key_of(&old_url).as_deref(), Some("k1"));
     assert_eq!(
         key_of(&new_url).as_deref(),

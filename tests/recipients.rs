@@ -206,8 +206,8 @@ fn every_bad_token_gets_the_uniform_404_and_never_a_500() {
     let reference = get(&url.replace(&token, "AAAA"));
     assert_eq!(reference.status, 404);
     // The same link signed by a key the gateway does not know.
-    let foreign = linkgate::token::Keyring::new("kx", vec![("kx".into(), vec![9u8; 32])]);
-    let id = linkgate::link::LinkId::random();
+    let foreign = linkgate::model::token::Keyring::new("kx", vec![("kx".into(), vec![9u8; 32])]);
+    let id = linkgate::model::link::LinkId::random();
     let mut flipped = token.clone().into_bytes();
     flipped[40] = if flipped[40] == b'A' { b'B' } else { b'A' };
     let mut bad: Vec<String> = vec![

@@ -7,10 +7,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use linkgate::counting::{self, Account, Ask, Drawn, Refund};
-use linkgate::link::{Document, Link, LinkId, LinkState};
-use linkgate::store::redis::{RedisOptions, RedisTarget};
-use linkgate::store::{Draw, EmbeddedStore, LinkStore, RedisStore, StoreError, WriteId};
+use linkgate::model::counting::{self, Account, Ask, Drawn, Refund};
+use linkgate::model::link::{Document, Link, LinkId, LinkState};
+use linkgate::state::redis::{RedisOptions, RedisTarget};
+use linkgate::state::{Draw, EmbeddedStore, LinkStore, RedisStore, StoreError, WriteId};
 
 /// A store plus whatever keeps it alive (a temp folder or a redis-server process).
 struct Backend {
@@ -397,7 +397,7 @@ async fn closed_or_unknown_links_are_stale(s: Arc<dyn LinkStore>) {
     assert_eq!(s.draw(&whole(&link(Some(1)))).await.unwrap(), Drawn::Stale);
 }
 
-/// The store applies exactly the rules of `linkgate::counting` (the Redis script mirrors them):
+/// The store applies exactly the rules of `linkgate::model::counting` (the Redis script mirrors them):
 /// a pseudo-random sequence of draws and refunds on a few parts gets the same answers from the
 /// store as from the functions themselves.
 async fn the_store_counts_exactly_as_the_model_does(s: Arc<dyn LinkStore>) {
@@ -449,13 +449,13 @@ async fn usage_of_unlimited_links_adds_up(s: Arc<dyn LinkStore>) {
 async fn events_chain_in_order_and_old_ones_are_pruned(s: Arc<dyn LinkStore>) {
     let l = link(None);
     s.create(&l).await.unwrap();
-    let mut old = linkgate::audit::Draft::new("link.created", "ok");
+    let mut old = linkgate::model::audit::Draft::new("link.created", "ok");
     old.at -= time::Duration::days(10);
     s.append_events(WriteId::new(), l.id, &[old], None)
         .await
         .unwrap();
     let drafts: Vec<_> = (0..5)
-        .map(|i| linkgate::audit::Draft::new(&format!("e{i}"), "ok"))
+        .map(|i| linkgate::model::audit::Draft::new(&format!("e{i}"), "ok"))
         .collect();
     s.append_events(WriteId::new(), l.id, &drafts[..2], None)
         .await
@@ -471,7 +471,7 @@ async fn events_chain_in_order_and_old_ones_are_pruned(s: Arc<dyn LinkStore>) {
     let events = s.events(l.id, 0, 100).await.unwrap();
     let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![2, 3, 4, 5, 6], "the 10-day-old event is gone");
-    linkgate::audit::verify(l.id, &events).unwrap();
+    linkgate::model::audit::verify(l.id, &events).unwrap();
     assert_eq!(s.events(l.id, 4, 1).await.unwrap()[0].seq, 5);
     assert!(s.events(LinkId::random(), 0, 10).await.unwrap().is_empty());
 }
@@ -485,7 +485,7 @@ async fn links_are_listed_newest_first_by_index(s: Arc<dyn LinkStore>) {
         s.create(&l).await.unwrap();
         made.push(l);
     }
-    let q = |object: Option<&str>, after: Option<String>| linkgate::store::ListQuery {
+    let q = |object: Option<&str>, after: Option<String>| linkgate::state::ListQuery {
         object: object.map(str::to_string),
         after,
         limit: 2,
@@ -503,7 +503,7 @@ async fn links_are_listed_newest_first_by_index(s: Arc<dyn LinkStore>) {
     );
     assert!(second.next.is_none());
     let all = s
-        .list(&linkgate::store::ListQuery {
+        .list(&linkgate::state::ListQuery {
             limit: 50,
             ..Default::default()
         })
@@ -755,7 +755,7 @@ async fn redis_applies_a_retried_write_once_even_when_the_timed_out_attempt_land
     let give_back = refund(&limited, "p", 100, 0);
     let (usage_write, events_write) = (WriteId::new(), WriteId::new());
     let drafts: Vec<_> = (0..2)
-        .map(|i| linkgate::audit::Draft::new(&format!("e{i}"), "ok"))
+        .map(|i| linkgate::model::audit::Draft::new(&format!("e{i}"), "ok"))
         .collect();
 
     // Load the scripts (a held EVALSHA of an unknown script would only fail with NOSCRIPT).

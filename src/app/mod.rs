@@ -1,0 +1,248 @@
+//! Wiring: a validated config becomes a Pingora server with the recipients' proxy, the admin API
+//! and the background usage flusher. No request logic lives here.
+
+pub mod health;
+pub mod logwriter;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::connectors::ConnectorOptions;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+use crate::admin::AdminApi;
+use crate::app::logwriter::{BatchWriter, LogGuard};
+use crate::cli::demo_origin::StaticOrigin;
+use crate::config::Config;
+use crate::docstore::relay::Relay;
+use crate::share::gate::Gate;
+use crate::share::proxy::Proxy;
+use crate::state::StoreError;
+
+/// Off the request path: retries refunds of unsent bytes that failed, and writes usage of
+/// unlimited links and audit events (every 250 ms, and once more at shutdown).
+struct Housekeeper {
+    gate: Arc<Gate>,
+}
+
+impl Housekeeper {
+    async fn flush(&self) {
+        self.gate.refunds.flush(&self.gate.store).await;
+        self.gate.usage.flush(&self.gate.store).await;
+        self.gate
+            .audit
+            .flush(&self.gate.store, self.gate.audit_retention)
+            .await;
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Housekeeper {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut flush = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                _ = flush.tick() => self.flush().await,
+                _ = shutdown.changed() => {
+                    self.flush().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Follows link changes made by other instances and drops them from this instance's cache.
+struct ChangeFollower {
+    gate: Arc<Gate>,
+}
+
+#[async_trait]
+impl BackgroundService for ChangeFollower {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let gate = self.gate.clone();
+        let on_change: crate::state::OnChange = Arc::new(move |id| match id {
+            Some(id) => gate.cache.invalidate(&id),
+            None => gate.cache.clear(),
+        });
+        tokio::select! {
+            _ = self.gate.store.follow_changes(on_change) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Health checks of HTTP stores with several origins (pingora-load-balancing), so that requests
+/// go to origins that answer.
+struct StoreHealth {
+    gate: Arc<Gate>,
+}
+
+#[async_trait]
+impl BackgroundService for StoreHealth {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let mut wait: Option<Duration> = None;
+            for store in self.gate.upstreams.values() {
+                if let Some(every) = store.check_health().await {
+                    wait = Some(wait.map_or(every, |w| w.min(every)));
+                }
+            }
+            let Some(wait) = wait else { return };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Sets up logging: text or JSON lines on stderr, filtered by `RUST_LOG` (default `info`).
+///
+/// Lines are written by a background thread in batches (see [`crate::app::logwriter`]), so a slow
+/// stderr never blocks a request; if it falls more than 16 MiB behind, lines are dropped rather
+/// than requests slowed. Keep the returned guard alive: dropping it writes what is queued.
+pub fn init_logging(json: bool) -> Option<LogGuard> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = match BatchWriter::spawn(std::io::stderr()) {
+        Ok((writer, guard)) => (BoxMakeWriter::new(writer), Some(guard)),
+        Err(e) => {
+            eprintln!("linkgate: no log writer thread ({e}); logging straight to stderr");
+            (BoxMakeWriter::new(std::io::stderr), None)
+        }
+    };
+    // Colour codes only for a terminal: in a log file they were noise, and formatting them was
+    // ~1% of the proxy thread's CPU under load.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(ansi);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    guard
+}
+
+/// Threads of each service's blocking pool (dir store reads, embedded store transactions).
+const BLOCKING_THREADS: usize = 32;
+
+/// User-space buffers of a recipient's connection (Pingora's defaults: 64 KiB read, 1,460 B
+/// write).
+///
+/// - Read: none. Requests are a header (Pingora reads it into its own buffer, which a read
+///   buffer of ours only sat in front of) and at most an upload body (read in 64 KiB chunks,
+///   which bypass it too), so the default 64 KiB buffer, allocated zeroed per connection, was
+///   ~64 MiB of resident memory for 1,000 open downloads and saved no system call; 4 KiB was
+///   still 4 MiB per 1,000 (heaptrack).
+/// - Write 8 KiB: Pingora buffers a response with a `Content-Length` until it is complete, so a
+///   header and a small body (our own pages, small documents) leave in one `sendto` instead of
+///   two; body chunks larger than the buffer still go straight to the socket.
+fn recipient_buffers() -> L4BufferSettings {
+    L4BufferSettings::new(0, 8 * 1024)
+}
+
+/// Builds the server for `config`; `extra_origin` adds the demo's static origin.
+pub fn build(
+    config: &Config,
+    extra_origin: Option<(StaticOrigin, String)>,
+) -> Result<(Server, Arc<Gate>), StoreError> {
+    build_with(config, extra_origin, false)
+}
+
+/// As [`build`]; with `upgrade`, the listening sockets are taken over from a running instance
+/// (which was sent `SIGQUIT` and hands them over on `server.upgrade_sock`), so no connection is
+/// refused while the old process finishes its downloads.
+pub fn build_with(
+    config: &Config,
+    extra_origin: Option<(StaticOrigin, String)>,
+    upgrade: bool,
+) -> Result<(Server, Arc<Gate>), StoreError> {
+    if upgrade && matches!(config.state, crate::config::StateConfig::Embedded { .. }) {
+        return Err(StoreError::Unavailable(
+            "serve --upgrade needs state.backend = \"redis\": the embedded store's file stays locked by the running instance until it exits".into(),
+        ));
+    }
+    let gate = Arc::new(Gate::from_config(config)?);
+    let conf = ServerConf {
+        upgrade_sock: config.server.upgrade_sock.display().to_string(),
+        threads: config.server.threads,
+        grace_period_seconds: Some(config.server.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(config.server.grace_period_seconds.min(10)),
+        // Each origin connection waits out the relay's quarantine before it is pooled again, so
+        // a busy gateway holds more of them than it has requests in flight.
+        upstream_keepalive_pool_size: 1024,
+        // Each slow download on a dir store waits on a positional read now and then; without a
+        // cap tokio grew the pool to 512 threads for 1,000 of them (their stacks and heaps were
+        // ~30 MiB, measured) while a read from the page cache takes microseconds.
+        max_blocking_threads: Some(BLOCKING_THREADS),
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade,
+        daemon: false,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let proxy = Proxy {
+        gate: gate.clone(),
+        relay: Relay::new(Some(ConnectorOptions::from_server_conf(
+            &server.configuration,
+        ))),
+        client_read_timeout: config.server.client_read_timeout,
+        client_write_timeout: config.server.client_write_timeout,
+        upload_pace: config.upload_pace,
+    };
+    let proxy = crate::share::edge::Edge::new(
+        pingora::proxy::http_proxy(&server.configuration, proxy),
+        config.server.client_head_timeout,
+        config.server.keepalive_timeout_seconds,
+    );
+    let mut proxy = Service::new("linkgate proxy".to_string(), proxy);
+    proxy.add_listener(
+        ListenerConfig::tcp(config.server.listen.to_string()).l4_buffer(recipient_buffers()),
+    );
+
+    let admin = AdminApi {
+        gate: gate.clone(),
+        body_limit: config.admin_body_limit,
+    };
+    let mut admin = Service::new("linkgate admin".to_string(), admin);
+    admin.add_tcp(&config.admin.listen.to_string());
+    admin.threads = Some(1);
+
+    server.add_service(proxy);
+    server.add_service(admin);
+    server.add_service(background_service(
+        "housekeeper",
+        Housekeeper { gate: gate.clone() },
+    ));
+    server.add_service(background_service(
+        "change follower",
+        ChangeFollower { gate: gate.clone() },
+    ));
+    server.add_service(background_service(
+        "store health",
+        StoreHealth { gate: gate.clone() },
+    ));
+    if let Some((origin, listen)) = extra_origin {
+        let mut origin = Service::new("demo origin".to_string(), origin);
+        origin.add_tcp(&listen);
+        origin.threads = Some(1);
+        server.add_service(origin);
+    }
+    Ok((server, gate))
+}

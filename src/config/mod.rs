@@ -1,0 +1,804 @@
+//! Configuration: the TOML file an operator writes, parsed and validated once at start.
+//!
+//! The key names under `[server]`, `[admin]`, `[keys]`, `[state]` and `[stores.*]` are a contract
+//! (see the README); every problem is reported naming the key it concerns.
+
+pub mod docstores;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use serde::Deserialize;
+
+pub use crate::config::docstores::{
+    DirStoreConfig, HttpStoreConfig, OriginConfig, S3StoreConfig, StoreConfig,
+};
+use crate::model::policy::Policy;
+use crate::model::token::Keyring;
+use crate::share::mail::{MailConfig, Mailer};
+use crate::state::redis::{RedisOptions, RedisTarget};
+
+/// A configuration problem, always naming the key (or the file) it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    admin: RawAdmin,
+    keys: RawKeys,
+    #[serde(default)]
+    state: RawState,
+    #[serde(default)]
+    stores: BTreeMap<String, crate::config::docstores::RawStore>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    policy: Policy,
+    #[serde(default)]
+    audit: RawAudit,
+    #[serde(default)]
+    mail: MailConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    /// Events older than this are dropped from each link's chain; absent = kept for ever.
+    #[serde(default)]
+    retention_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: String,
+    public_url: String,
+    #[serde(default)]
+    threads: Option<usize>,
+    #[serde(default)]
+    grace_period_seconds: Option<u64>,
+    /// Unix socket over which a new process takes the listening sockets over (`serve --upgrade`).
+    #[serde(default)]
+    upgrade_sock: Option<PathBuf>,
+    /// Seconds a client may stall a response write before it is dropped.
+    #[serde(default)]
+    client_write_timeout_seconds: Option<u64>,
+    /// Seconds a client may wait between two reads of its request (head or body).
+    #[serde(default)]
+    client_read_timeout_seconds: Option<u64>,
+    /// Seconds a client may take to send a whole request head (from the connection's start, or
+    /// from its first byte on a kept-alive connection).
+    #[serde(default)]
+    client_head_timeout_seconds: Option<u64>,
+    /// Seconds an idle kept-alive connection waits for the next request.
+    #[serde(default)]
+    keepalive_timeout_seconds: Option<u64>,
+    /// Mark cookies `Secure`; default: on when `public_url` is https.
+    #[serde(default)]
+    cookie_secure: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: String,
+    token: String,
+    /// Further callers, each limited to links created by the identities listed.
+    #[serde(default)]
+    callers: BTreeMap<String, RawCaller>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCaller {
+    token: String,
+    created_by: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKeys {
+    signing: String,
+    secrets: BTreeMap<String, String>,
+    /// Key id → RFC 3339 time from which the key verifies nothing (quoted or a TOML date-time).
+    #[serde(default)]
+    retire: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    #[serde(default = "default_backend")]
+    backend: String,
+    #[serde(default)]
+    path: Option<PathBuf>,
+    #[serde(default)]
+    redis_url: Option<RawRedisUrl>,
+    #[serde(default)]
+    redis_prefix: Option<String>,
+    #[serde(default)]
+    redis_timeout_ms: Option<u64>,
+    /// No longer used (downloads are counted by bytes, nothing expires): accepted so that older
+    /// files still load.
+    #[serde(default, rename = "reservation_ttl_seconds")]
+    _reservation_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    cache_ttl_seconds: Option<u64>,
+    #[serde(default)]
+    cache_capacity: Option<usize>,
+}
+
+impl Default for RawState {
+    fn default() -> Self {
+        RawState {
+            backend: default_backend(),
+            path: None,
+            redis_url: None,
+            redis_prefix: None,
+            redis_timeout_ms: None,
+            _reservation_ttl_seconds: None,
+            cache_ttl_seconds: None,
+            cache_capacity: None,
+        }
+    }
+}
+
+/// `redis_url`: one URL, `redis+cluster://host:port,host:port`, or a list of cluster nodes.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawRedisUrl {
+    One(String),
+    Many(Vec<String>),
+}
+
+fn default_backend() -> String {
+    "embedded".to_string()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    /// Largest admin request body accepted, in bytes.
+    #[serde(default)]
+    admin_body_bytes: Option<usize>,
+    /// No longer used (a resume rides on the bytes a download left unsent, not on a time
+    /// window): accepted so that older files still load.
+    #[serde(default, rename = "grant_window_seconds")]
+    _grant_window_seconds: Option<u64>,
+    /// Requests per minute one client address may make to the recipients' pages.
+    #[serde(default)]
+    page_requests_per_minute: Option<u32>,
+    /// The slowest average rate an upload may keep once its grace time is over.
+    #[serde(default)]
+    upload_min_bytes_per_second: Option<u64>,
+    /// Seconds an upload may take before its average rate is checked.
+    #[serde(default)]
+    upload_grace_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub keys: Keyring,
+    pub state: StateConfig,
+    pub stores: BTreeMap<String, StoreConfig>,
+    pub admin_body_limit: usize,
+    pub log_json: bool,
+    pub policy: Policy,
+    pub audit_retention: Option<Duration>,
+    pub mail: MailConfig,
+    pub page_requests_per_minute: u32,
+    /// How slow an upload may be (see [`crate::share::upload::Pace`]).
+    pub upload_pace: crate::share::upload::Pace,
+    /// Stores' rules for legacy nginx `secure_link` URLs.
+    pub secure_links: Vec<crate::share::secure_link::SecureLink>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Base of the URLs handed out, without a trailing slash.
+    pub public_url: String,
+    pub threads: usize,
+    pub grace_period_seconds: u64,
+    pub upgrade_sock: PathBuf,
+    pub client_write_timeout: Duration,
+    pub client_read_timeout: Duration,
+    /// The whole request head must arrive within this.
+    pub client_head_timeout: Duration,
+    /// An idle kept-alive connection is closed after this (whole seconds, at least 1).
+    pub keepalive_timeout_seconds: u64,
+    pub cookie_secure: bool,
+}
+
+#[derive(Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub token: String,
+    pub callers: Vec<RestrictedCaller>,
+}
+
+/// An admin API caller limited to links created by some identities.
+#[derive(Clone)]
+pub struct RestrictedCaller {
+    pub name: String,
+    pub token: String,
+    pub created_by: Vec<String>,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let callers: Vec<&str> = self.callers.iter().map(|c| c.name.as_str()).collect();
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &"<redacted>")
+            .field("callers", &callers)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum StateConfig {
+    Embedded {
+        path: PathBuf,
+        cache: CacheConfig,
+    },
+    Redis {
+        options: RedisOptions,
+        cache: CacheConfig,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CacheConfig {
+    pub ttl: Duration,
+    pub capacity: usize,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `origin` is used in messages and to resolve relative paths.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim().to_string(),
+        })?;
+        let base_dir = origin.parent().map(Path::to_path_buf).unwrap_or_default();
+        validate(raw, &base_dir)
+    }
+}
+
+fn redis_target(url: RawRedisUrl) -> Result<RedisTarget, ConfigError> {
+    let key = "state.redis_url";
+    let check = |u: &str| {
+        if u.starts_with("redis://") || u.starts_with("rediss://") {
+            Ok(u.to_string())
+        } else {
+            Err(invalid(
+                key,
+                format!("`{u}` must start with redis://, rediss:// or redis+cluster://"),
+            ))
+        }
+    };
+    match url {
+        RawRedisUrl::One(u) => match u.strip_prefix("redis+cluster://") {
+            Some(nodes) => {
+                let nodes: Vec<String> = nodes
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| format!("redis://{n}"))
+                    .collect();
+                if nodes.is_empty() {
+                    return Err(invalid(
+                        key,
+                        "redis+cluster:// needs at least one host:port",
+                    ));
+                }
+                Ok(RedisTarget::Cluster(nodes))
+            }
+            None => Ok(RedisTarget::Single(check(&u)?)),
+        },
+        RawRedisUrl::Many(list) if list.is_empty() => {
+            Err(invalid(key, "the list of cluster nodes is empty"))
+        }
+        RawRedisUrl::Many(list) => Ok(RedisTarget::Cluster(
+            list.iter().map(|u| check(u)).collect::<Result<_, _>>()?,
+        )),
+    }
+}
+
+fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        invalid(
+            key,
+            format!("`{value}` is not an address like 127.0.0.1:8080"),
+        )
+    })
+}
+
+fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
+    let listen = parse_addr("server.listen", &raw.server.listen)?;
+    let public_url = raw.server.public_url.trim_end_matches('/').to_string();
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://"))
+        || public_url.len() < 10
+    {
+        return Err(invalid(
+            "server.public_url",
+            "must be an absolute http:// or https:// URL",
+        ));
+    }
+    let threads = raw.server.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    if threads == 0 || threads > 1024 {
+        return Err(invalid("server.threads", "must be between 1 and 1024"));
+    }
+    let admin_listen = parse_addr("admin.listen", &raw.admin.listen)?;
+    if admin_listen == listen {
+        return Err(invalid("admin.listen", "must differ from server.listen"));
+    }
+    if raw.admin.token.len() < 8 {
+        return Err(invalid("admin.token", "must be at least 8 characters"));
+    }
+    let mut callers = Vec::new();
+    for (name, c) in raw.admin.callers {
+        let key = format!("admin.callers.{name}");
+        if c.token.len() < 8 {
+            return Err(invalid(
+                format!("{key}.token"),
+                "must be at least 8 characters",
+            ));
+        }
+        if c.token == raw.admin.token
+            || callers
+                .iter()
+                .any(|o: &RestrictedCaller| o.token == c.token)
+        {
+            return Err(invalid(
+                format!("{key}.token"),
+                "must differ from every other admin token",
+            ));
+        }
+        if c.created_by.is_empty() {
+            return Err(invalid(
+                format!("{key}.created_by"),
+                "must list at least one identity",
+            ));
+        }
+        callers.push(RestrictedCaller {
+            name,
+            token: c.token,
+            created_by: c.created_by,
+        });
+    }
+    raw.policy.validate().map_err(|(k, m)| invalid(k, m))?;
+
+    let mut secrets = Vec::new();
+    for (kid, value) in &raw.keys.secrets {
+        let key = format!("keys.secrets.{kid}");
+        if !crate::model::token::valid_key_id(kid) {
+            return Err(invalid(
+                key,
+                "key ids are 1 to 32 characters of A-Z a-z 0-9 _ -",
+            ));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(value.trim()))
+            .map_err(|_| invalid(&key, "is not valid base64"))?;
+        if bytes.len() < 32 {
+            return Err(invalid(
+                &key,
+                format!("decodes to {} bytes; at least 32 are required", bytes.len()),
+            ));
+        }
+        secrets.push((kid.clone(), bytes));
+    }
+    if !raw.keys.secrets.contains_key(&raw.keys.signing) {
+        return Err(invalid(
+            "keys.signing",
+            format!("`{}` has no entry in [keys.secrets]", raw.keys.signing),
+        ));
+    }
+    let mut retire = Vec::new();
+    for (kid, value) in &raw.keys.retire {
+        let key = format!("keys.retire.{kid}");
+        if !raw.keys.secrets.contains_key(kid) {
+            return Err(invalid(
+                key,
+                format!("`{kid}` has no entry in [keys.secrets]"),
+            ));
+        }
+        if *kid == raw.keys.signing {
+            return Err(invalid(
+                key,
+                "the signing key cannot be retired; switch keys.signing to another key first",
+            ));
+        }
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Datetime(d) => d.to_string(),
+            _ => {
+                return Err(invalid(
+                    key,
+                    "must be an RFC 3339 time, e.g. \"2026-12-01T00:00:00Z\"",
+                ))
+            }
+        };
+        let at = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| invalid(&key, format!("`{text}` is not an RFC 3339 time with an offset, e.g. \"2026-12-01T00:00:00Z\"")))?;
+        retire.push((kid.clone(), at.unix_timestamp()));
+    }
+    let keys = Keyring::new(&raw.keys.signing, secrets).with_retirements(retire);
+
+    let cache = CacheConfig {
+        ttl: Duration::from_secs(raw.state.cache_ttl_seconds.unwrap_or(30)),
+        capacity: raw.state.cache_capacity.unwrap_or(100_000),
+    };
+    let state = match raw.state.backend.as_str() {
+        "embedded" => {
+            let path = raw
+                .state
+                .path
+                .unwrap_or_else(|| PathBuf::from("data/linkgate.db"));
+            let path = if path.is_relative() {
+                base_dir.join(path)
+            } else {
+                path
+            };
+            StateConfig::Embedded { path, cache }
+        }
+        "redis" => {
+            let url = raw.state.redis_url.ok_or_else(|| {
+                invalid(
+                    "state.redis_url",
+                    "is required when state.backend = \"redis\"",
+                )
+            })?;
+            let target = redis_target(url)?;
+            let prefix = raw.state.redis_prefix.unwrap_or_else(|| "lg".to_string());
+            if prefix.is_empty() || prefix.len() > 64 || prefix.contains(['{', '}', ' ']) {
+                return Err(invalid(
+                    "state.redis_prefix",
+                    "must be 1 to 64 characters without braces or spaces",
+                ));
+            }
+            let timeout = Duration::from_millis(raw.state.redis_timeout_ms.unwrap_or(500));
+            if timeout.is_zero() {
+                return Err(invalid("state.redis_timeout_ms", "must be at least 1"));
+            }
+            StateConfig::Redis {
+                options: RedisOptions {
+                    target,
+                    prefix,
+                    timeout,
+                },
+                cache,
+            }
+        }
+        other => {
+            return Err(invalid(
+                "state.backend",
+                format!("`{other}` is not one of \"embedded\", \"redis\""),
+            ))
+        }
+    };
+
+    if raw.stores.is_empty() {
+        return Err(invalid(
+            "stores",
+            "at least one [stores.NAME] table is required",
+        ));
+    }
+    let mut stores = BTreeMap::new();
+    let mut secure_links: Vec<crate::share::secure_link::SecureLink> = Vec::new();
+    for (name, mut store) in raw.stores {
+        let prefix = format!("stores.{name}");
+        if let Some(rule) = store.secure_link.take() {
+            let key = format!("{prefix}.secure_link");
+            let rule = crate::share::secure_link::SecureLink::from_raw(&key, &name, rule)?;
+            if let Some(other) = secure_links
+                .iter()
+                .find(|o| o.prefix.starts_with(&rule.prefix) || rule.prefix.starts_with(&o.prefix))
+            {
+                return Err(invalid(
+                    format!("{key}.prefix"),
+                    format!("overlaps the prefix of store `{}`", other.store),
+                ));
+            }
+            secure_links.push(rule);
+        }
+        let cfg = crate::config::docstores::parse_store(&name, store, base_dir)?;
+        stores.insert(name, cfg);
+    }
+
+    let log_json = match raw.log.format.as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(invalid(
+                "log.format",
+                format!("`{other}` is not one of \"text\", \"json\""),
+            ))
+        }
+    };
+
+    let cookie_secure = raw
+        .server
+        .cookie_secure
+        .unwrap_or(public_url.starts_with("https://"));
+    Ok(Config {
+        server: ServerConfig {
+            listen,
+            public_url,
+            threads,
+            grace_period_seconds: raw.server.grace_period_seconds.unwrap_or(30),
+            upgrade_sock: match raw.server.upgrade_sock {
+                Some(p) if p.is_relative() => base_dir.join(p),
+                Some(p) => p,
+                None => PathBuf::from("/tmp/linkgate-upgrade.sock"),
+            },
+            client_write_timeout: Duration::from_secs(
+                raw.server.client_write_timeout_seconds.unwrap_or(60),
+            ),
+            client_read_timeout: Duration::from_secs(
+                raw.server.client_read_timeout_seconds.unwrap_or(30),
+            ),
+            client_head_timeout: Duration::from_secs(
+                match raw.server.client_head_timeout_seconds {
+                    Some(0) => {
+                        return Err(invalid(
+                            "server.client_head_timeout_seconds",
+                            "must be at least 1",
+                        ))
+                    }
+                    n => n.unwrap_or(10),
+                },
+            ),
+            keepalive_timeout_seconds: match raw.server.keepalive_timeout_seconds {
+                Some(0) => {
+                    return Err(invalid(
+                        "server.keepalive_timeout_seconds",
+                        "must be at least 1",
+                    ))
+                }
+                n => n.unwrap_or(60),
+            },
+            cookie_secure,
+        },
+        admin: AdminConfig {
+            listen: admin_listen,
+            token: raw.admin.token,
+            callers,
+        },
+        keys,
+        state,
+        stores,
+        admin_body_limit: raw.limits.admin_body_bytes.unwrap_or(64 * 1024),
+        log_json,
+        policy: raw.policy,
+        mail: {
+            Mailer::from_config(&raw.mail).map_err(|e| match e {
+                crate::share::mail::MailError::Config { key, message } => invalid(key, message),
+                other => invalid("mail", other.to_string()),
+            })?;
+            raw.mail
+        },
+        secure_links,
+        upload_pace: crate::share::upload::Pace {
+            min_bytes_per_second: raw.limits.upload_min_bytes_per_second.unwrap_or(1024),
+            grace: Duration::from_secs(raw.limits.upload_grace_seconds.unwrap_or(30)),
+        },
+        page_requests_per_minute: match raw.limits.page_requests_per_minute {
+            Some(0) => {
+                return Err(invalid(
+                    "limits.page_requests_per_minute",
+                    "must be at least 1",
+                ))
+            }
+            Some(n) => n,
+            None => 120,
+        },
+        audit_retention: match raw.audit.retention_days {
+            Some(0) => {
+                return Err(invalid(
+                    "audit.retention_days",
+                    "must be at least 1 (leave it out to keep events for ever)",
+                ))
+            }
+            Some(days) => Some(Duration::from_secs(u64::from(days) * 86_400)),
+            None => None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "http://127.0.0.1:8080/"
+[admin]
+listen = "127.0.0.1:9090"
+token = "change-me-please"
+[keys]
+signing = "k1"
+[keys.secrets]
+k1 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+[stores.docs]
+kind = "http"
+url = "http://127.0.0.1:8000/files"
+"#;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, Path::new("test.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn good_config_parses() {
+        let c = Config::parse(GOOD, Path::new("/etc/linkgate/x.toml")).unwrap();
+        assert_eq!(c.server.public_url, "http://127.0.0.1:8080");
+        let StoreConfig::Http(h) = &c.stores["docs"] else {
+            panic!("http store expected")
+        };
+        assert_eq!(h.origins[0].base_path, "/files/");
+        assert_eq!(h.origins[0].host_header, "127.0.0.1:8000");
+        match c.state {
+            StateConfig::Embedded { path, .. } => {
+                assert_eq!(path, Path::new("/etc/linkgate/data/linkgate.db"))
+            }
+            _ => panic!("embedded expected"),
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = err(&GOOD.replace("listen = \"127.0.0.1:8080\"", "lisen = \"127.0.0.1:8080\""));
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn short_secret_is_named() {
+        let e = err(&GOOD.replace("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "c2hvcnQ="));
+        assert!(e.contains("keys.secrets.k1") && e.contains("32"), "{e}");
+    }
+
+    #[test]
+    fn signing_key_must_exist() {
+        let e = err(&GOOD.replace("signing = \"k1\"", "signing = \"k2\""));
+        assert!(e.contains("keys.signing"), "{e}");
+    }
+
+    #[test]
+    fn key_retirement_is_checked_at_load() {
+        let with_k2 = GOOD.replace("[stores.docs]", "k2 = \"ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=\"\n[keys.retire]\nRETIRE\n[stores.docs]");
+        let parse =
+            |retire: &str| Config::parse(&with_k2.replace("RETIRE", retire), Path::new("t.toml"));
+        let quoted = parse("k2 = \"2026-12-01T00:00:00Z\"").unwrap();
+        assert_eq!(quoted.keys.retires_at("k2"), Some(1_796_083_200));
+        let native = parse("k2 = 2026-12-01T01:00:00+01:00").unwrap();
+        assert_eq!(
+            native.keys.retires_at("k2"),
+            Some(1_796_083_200),
+            "a TOML date-time with an offset"
+        );
+        let e = parse("k1 = \"2026-12-01T00:00:00Z\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("keys.retire.k1") && e.contains("signing"), "{e}");
+        let e = parse("k9 = \"2026-12-01T00:00:00Z\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("keys.retire.k9"), "{e}");
+        let e = parse("k2 = \"next tuesday\"").unwrap_err().to_string();
+        assert!(e.contains("keys.retire.k2"), "{e}");
+        let e = parse("k2 = 2026-12-01").unwrap_err().to_string();
+        assert!(
+            e.contains("keys.retire.k2"),
+            "a date without a time or offset: {e}"
+        );
+    }
+
+    #[test]
+    fn bad_store_kind_and_url_are_named() {
+        assert!(
+            err(&GOOD.replace("kind = \"http\"", "kind = \"ftp\"")).contains("stores.docs.kind")
+        );
+        assert!(err(&GOOD.replace("http://127.0.0.1:8000/files", "ftp://x"))
+            .contains("stores.docs.url"));
+        assert!(
+            err(&GOOD.replace("http://127.0.0.1:8000/files", "http://u:p@127.0.0.1/"))
+                .contains("stores.docs.url")
+        );
+    }
+
+    #[test]
+    fn bad_listen_is_named() {
+        assert!(err(&GOOD.replace("127.0.0.1:9090", "nowhere")).contains("admin.listen"));
+    }
+
+    #[test]
+    fn redis_targets() {
+        let redis = |url: &str| {
+            let text = GOOD.replace(
+                "[stores.docs]",
+                &format!("[state]\nbackend = \"redis\"\nredis_url = {url}\n[stores.docs]"),
+            );
+            Config::parse(&text, Path::new("t.toml")).map(|c| match c.state {
+                StateConfig::Redis { options, .. } => options.target,
+                _ => panic!("redis expected"),
+            })
+        };
+        assert_eq!(
+            redis("\"redis://127.0.0.1:6379\"").unwrap(),
+            RedisTarget::Single("redis://127.0.0.1:6379".into())
+        );
+        assert_eq!(
+            redis("\"redis+cluster://127.0.0.1:7000,127.0.0.1:7001\"").unwrap(),
+            RedisTarget::Cluster(vec![
+                "redis://127.0.0.1:7000".into(),
+                "redis://127.0.0.1:7001".into()
+            ])
+        );
+        assert_eq!(
+            redis("[\"redis://a:1\", \"redis://b:2\"]").unwrap(),
+            RedisTarget::Cluster(vec!["redis://a:1".into(), "redis://b:2".into()])
+        );
+        assert!(redis("\"http://x\"")
+            .unwrap_err()
+            .to_string()
+            .contains("state.redis_url"));
+        assert!(redis("[]")
+            .unwrap_err()
+            .to_string()
+            .contains("state.redis_url"));
+    }
+}

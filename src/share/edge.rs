@@ -1,0 +1,121 @@
+//! The recipients' listener around Pingora's proxy: the waits Pingora 0.9 leaves unbounded.
+//!
+//! Pingora times each read of a request head separately (the keep-alive timeout, or the read
+//! timeout), so a head trickled one byte at a time is never cut, and 500 such connections were
+//! all kept. [`Edge`] runs each request of a connection under a deadline that holds until the
+//! head is complete (the proxy's first hook marks it, see [`head_read`]):
+//! - a new connection must deliver its first request head within `client_head_timeout`;
+//! - a kept-alive connection may be idle for `keepalive_timeout` (Pingora's per-read timeout,
+//!   set here) and must then deliver the head: at most the sum of both in all.
+//!
+//! A connection past its deadline is closed without an answer (as nginx does after
+//! `client_header_timeout`). What happens after the head is bounded elsewhere: the read and write
+//! timeouts per read and write, and a minimum rate for uploads ([`crate::share::upload::Pace`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::protocols::http::v2::server::H2Options;
+use pingora::protocols::http::ServerSession;
+use pingora::proxy::{HttpProxy, ProxyHttp};
+use pingora::server::ShutdownWatch;
+
+tokio::task_local! {
+    /// Set once the current request's head was read (by the proxy's first hook).
+    static HEAD_READ: Arc<AtomicBool>;
+}
+
+/// Marks the current request's head as complete: its deadline no longer applies. Called by the
+/// proxy's first hook; a no-op outside [`Edge`].
+pub fn head_read() {
+    let _ = HEAD_READ.try_with(|read| read.store(true, Ordering::Relaxed));
+}
+
+/// Carried from one request of a kept-alive connection to the next, so that the next one knows
+/// the connection was reused (see `ProxyHttp::persist_connection_context`).
+pub struct Reused;
+
+/// Pingora's HTTP proxy app with deadlines for request heads and idle keep-alive connections.
+pub struct Edge<SV> {
+    inner: Arc<HttpProxy<SV>>,
+    head_timeout: Duration,
+    keepalive_seconds: u64,
+}
+
+impl<SV> Edge<SV> {
+    pub fn new(inner: HttpProxy<SV>, head_timeout: Duration, keepalive_seconds: u64) -> Edge<SV> {
+        Edge {
+            inner: Arc::new(inner),
+            head_timeout,
+            keepalive_seconds: keepalive_seconds.max(1),
+        }
+    }
+}
+
+#[async_trait]
+impl<SV> HttpServerApp for Edge<SV>
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    <SV as ProxyHttp>::CTX: Send + Sync,
+{
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let reused = match session.take_connection_user_context() {
+            Some(context) => {
+                session.set_connection_user_context(Some(context));
+                true
+            }
+            None => false,
+        };
+        // Pingora's keep-alive timeout bounds each wait for a byte of the next head (the idle
+        // time); it is carried from request to request of the connection.
+        if session.get_keepalive().is_some() && !*shutdown.borrow() {
+            session.set_keepalive(Some(self.keepalive_seconds));
+        }
+        let deadline = if reused {
+            self.head_timeout + Duration::from_secs(self.keepalive_seconds)
+        } else {
+            self.head_timeout
+        };
+        let read = Arc::new(AtomicBool::new(false));
+        let watched = read.clone();
+        // The address itself, formatted only if the deadline passes (not on every request).
+        let client = session.client_addr().cloned();
+        let inner = self.inner.clone();
+        HEAD_READ
+            .scope(read, async move {
+                tokio::select! {
+                    biased;
+                    done = inner.process_new_http(session, shutdown) => done,
+                    () = async {
+                        tokio::time::sleep(deadline).await;
+                        if watched.load(Ordering::Relaxed) {
+                            std::future::pending::<()>().await;
+                        }
+                    } => {
+                        tracing::debug!(client = ?client, reused, "no complete request head in time; connection closed");
+                        None
+                    }
+                }
+            })
+            .await
+    }
+
+    fn h2_options(&self) -> Option<H2Options> {
+        self.inner.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        self.inner.server_options()
+    }
+
+    async fn http_cleanup(&self) {
+        self.inner.http_cleanup().await
+    }
+}

@@ -1,0 +1,213 @@
+//! Mail: sends verification codes to a link's recipient, by SMTP (lettre: STARTTLS, TLS, or plain
+//! for a local relay, with optional credentials) or to the log (development).
+//!
+//! A failed delivery is returned to the caller, which tells the recipient and logs it.
+
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// `smtp` or `log`.
+    #[serde(default = "default_delivery")]
+    pub delivery: String,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls`, or `none` (a local relay).
+    #[serde(default)]
+    pub security: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Sender address, e.g. `"Shares <shares@example.org>"`.
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+fn default_delivery() -> String {
+    "log".to_string()
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            delivery: default_delivery(),
+            host: None,
+            port: None,
+            security: None,
+            username: None,
+            password: None,
+            from: None,
+            timeout_seconds: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("mail config `{key}`: {message}")]
+    Config { key: &'static str, message: String },
+    #[error("the message could not be built: {0}")]
+    Build(String),
+    #[error("the mail server did not accept the message: {0}")]
+    Send(String),
+}
+
+pub enum Mailer {
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+    Log {
+        from: Mailbox,
+    },
+}
+
+/// What a code mail says.
+pub struct CodeMail<'a> {
+    pub to: &'a str,
+    pub document: &'a str,
+    pub sender: Option<&'a str>,
+    pub code: &'a str,
+    /// When the code stops working, formatted with its time zone.
+    pub valid_until: &'a str,
+}
+
+impl Mailer {
+    pub fn from_config(c: &MailConfig) -> Result<Mailer, MailError> {
+        let bad = |key, message: &str| MailError::Config {
+            key,
+            message: message.to_string(),
+        };
+        let from: Mailbox = c
+            .from
+            .as_deref()
+            .unwrap_or("linkgate <linkgate@localhost>")
+            .parse()
+            .map_err(|_| {
+                bad(
+                    "mail.from",
+                    "is not a mail address like \"Shares <shares@example.org>\"",
+                )
+            })?;
+        match c.delivery.as_str() {
+            "log" => Ok(Mailer::Log { from }),
+            "smtp" => {
+                let host = c
+                    .host
+                    .as_deref()
+                    .ok_or_else(|| bad("mail.host", "is required for smtp delivery"))?;
+                let mut builder = match c.security.as_deref().unwrap_or("starttls") {
+                    "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                        .map_err(|e| bad("mail.host", &e.to_string()))?,
+                    "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+                        .map_err(|e| bad("mail.host", &e.to_string()))?,
+                    "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+                    _ => {
+                        return Err(bad(
+                            "mail.security",
+                            "must be one of \"starttls\", \"tls\", \"none\"",
+                        ))
+                    }
+                };
+                if let Some(port) = c.port {
+                    builder = builder.port(port);
+                }
+                match (&c.username, &c.password) {
+                    (Some(u), Some(p)) => {
+                        builder = builder.credentials(Credentials::new(u.clone(), p.clone()))
+                    }
+                    (None, None) => {}
+                    _ => return Err(bad("mail.username", "username and password go together")),
+                }
+                builder =
+                    builder.timeout(Some(Duration::from_secs(c.timeout_seconds.unwrap_or(10))));
+                Ok(Mailer::Smtp {
+                    transport: builder.build(),
+                    from,
+                })
+            }
+            _ => Err(bad("mail.delivery", "must be \"smtp\" or \"log\"")),
+        }
+    }
+
+    /// Sends a verification code.
+    pub async fn send_code(&self, mail: &CodeMail<'_>) -> Result<(), MailError> {
+        let to: Mailbox = mail
+            .to
+            .parse()
+            .map_err(|_| MailError::Build(format!("`{}` is not a mail address", mail.to)))?;
+        let sender = mail
+            .sender
+            .map(|s| format!(" shared by {s}"))
+            .unwrap_or_default();
+        let text = format!(
+            "Your code to open \"{doc}\"{sender} is:\n\n    {code}\n\nIt is valid until {until}, in any browser you open the link in.\n\
+             If you did not ask for it, you can ignore this message.\n",
+            doc = mail.document,
+            code = mail.code,
+            until = mail.valid_until
+        );
+        let html = format!(
+            "<!doctype html><html><body><p>Your code to open <strong>{doc}</strong>{sender} is:</p>\
+             <p style=\"font-size:1.6em;letter-spacing:.2em\"><strong>{code}</strong></p>\
+             <p>It is valid until {until}, in any browser you open the link in.<br>If you did not ask for it, you can ignore this message.</p></body></html>",
+            doc = crate::share::pages::escape(mail.document),
+            sender = crate::share::pages::escape(&sender),
+            code = mail.code,
+            until = crate::share::pages::escape(mail.valid_until)
+        );
+        let from = match self {
+            Mailer::Smtp { from, .. } | Mailer::Log { from } => from.clone(),
+        };
+        let message = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(format!(
+                "Your code for {}",
+                mail.document.chars().take(80).collect::<String>()
+            ))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html),
+                    ),
+            )
+            .map_err(|e| MailError::Build(e.to_string()))?;
+        match self {
+            Mailer::Smtp { transport, .. } => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Send(e.to_string())),
+            Mailer::Log { .. } => {
+                // Development delivery: the code goes to the log, which is the point of it.
+                tracing::warn!(
+                    to = mail.to,
+                    code = mail.code,
+                    document = mail.document,
+                    "mail.delivery = \"log\": code not mailed"
+                );
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,1097 @@
+//! The recipients' side: a Pingora `ProxyHttp` that turns a share URL into a streamed document.
+//!
+//! Every request is answered in `request_filter`, in this order:
+//! - admit: verify the token, load the link, check state/expiry, classify the request
+//!   (HEAD, prefetch, fresh, continuation) and, for a limited link, make the first draw from the
+//!   document's byte account (see [`crate::model::counting`]). Anything not good is answered with the
+//!   uniform 404.
+//! - serve: a folder store's file is read by the gateway ([`crate::docstore::dir`]); an HTTP or S3
+//!   store's answer is relayed ([`crate::docstore::relay`]): only whitelisted request headers reach
+//!   the origin, our headers go on a success, and an origin error is replaced by our own page.
+//! - `fail_to_proxy`: an origin that cannot be reached or breaks off gets the recipient a 502/504
+//!   page (before the response started) or a broken-off connection (after).
+//! - `logging`: give back what a limited link's response drew and did not send, batch usage of
+//!   unlimited links, log one line.
+//!
+//! Pingora's own upstream phases are not used: the relay reads the origin's body itself so that
+//! a stream holds one chunk sized to its recipient's pace (see [`crate::docstore::relay`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{header, Method};
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType};
+use time::OffsetDateTime;
+
+use crate::docstore::dir::ServeError;
+use crate::docstore::relay::Relay;
+use crate::docstore::{Attempt, Store};
+use crate::metrics::metrics;
+use crate::model::audit::{client_of, user_agent_of, Draft};
+use crate::model::counting::{
+    classify, expected_length, is_multi_range, part_of, Drawn, Kind, Metered, Refund,
+};
+use crate::model::disposition::content_disposition;
+use crate::model::link::{Link, LinkState, Refusal, Right, Selection, Target};
+use crate::share::gate::Gate;
+use crate::share::pages;
+use crate::share::recipient::{self, Decision, Reply};
+use crate::share::upload::{self, Rules, Upload};
+
+pub struct Proxy {
+    pub gate: Arc<Gate>,
+    /// Connections to the HTTP and S3 stores' origins.
+    pub relay: Relay,
+    pub client_read_timeout: Duration,
+    pub client_write_timeout: Duration,
+    /// How slow an upload may be.
+    pub upload_pace: upload::Pace,
+}
+
+/// Per-request state.
+pub struct Ctx {
+    started: Instant,
+    link: Option<Arc<Link>>,
+    upstream: Option<Arc<Store>>,
+    /// Which origin of the store this request is trying (failover), and since when.
+    attempt: Attempt,
+    /// Counted in the active-streams gauge until `logging`.
+    streaming: bool,
+    kind: Kind,
+    /// The document and variant this request is served.
+    target: Option<Target>,
+    /// A PUT or form upload (answered in `request_filter`).
+    upload: bool,
+    /// A limited link's response, metered against its document's byte account.
+    metered: Option<Metered>,
+    /// A draw of this response counted a download.
+    counted: bool,
+    client: String,
+    /// Send the file inline whatever the link's rights (an unverified browser of a recipient
+    /// without an email address).
+    view_only: bool,
+    /// The origin's answer was replaced by one of our pages.
+    replaced: bool,
+    outcome: &'static str,
+}
+
+/// `Ok` when something of a limited link may still be sent; `Err(None)` when nothing may,
+/// `Err(Some(e))` when the link store could not say.
+fn something_left(
+    left: Result<bool, crate::state::StoreError>,
+) -> Result<(), Option<crate::state::StoreError>> {
+    match left {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(None),
+        Err(e) => Err(Some(e)),
+    }
+}
+
+/// The token part of `/s/{token}` or `/s/{token}/{cosmetic name}`.
+fn token_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/s/")?;
+    let token = rest.split('/').next()?;
+    (!token.is_empty()).then_some(token)
+}
+
+fn client_ip(session: &Session) -> String {
+    match client_of(session) {
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_string(),
+    }
+}
+
+/// What to answer instead of proxying.
+enum Answer {
+    Status(u16),
+    Reply(Reply),
+}
+
+/// Writes a recipient page, form answer or redirect.
+async fn write_reply(session: &mut Session, reply: Reply) -> Result<()> {
+    let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 1))?;
+    for (k, v) in reply.headers {
+        resp.append_header(k, v)?;
+    }
+    resp.insert_header(header::CONTENT_LENGTH, reply.body.len())?;
+    let head = session.req_header().method == Method::HEAD || reply.body.is_empty();
+    session.write_response_header(Box::new(resp), head).await?;
+    if !head {
+        session.write_response_body(Some(reply.body), true).await?;
+    }
+    Ok(())
+}
+
+/// Writes one of our pages and ends the response (keep-alive is preserved).
+async fn answer(
+    session: &mut Session,
+    status: u16,
+    extra: &[(&'static str, &'static str)],
+) -> Result<()> {
+    let body = pages::for_status(status);
+    let mut resp = ResponseHeader::build(status, Some(8))?;
+    for (k, v) in pages::page_headers().iter().chain(extra) {
+        resp.insert_header(*k, *v)?;
+    }
+    resp.insert_header(header::CONTENT_LENGTH, body.len())?;
+    let head = session.req_header().method == Method::HEAD;
+    session.write_response_header(Box::new(resp), head).await?;
+    if !head {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// An audit event for this request (client address and user agent filled in), naming the
+/// document and variant when one was chosen. `client` is the address `admit` formatted into the
+/// request's context (empty before that); events carry no address for "unknown".
+fn event(
+    session: &Session,
+    client: &str,
+    target: Option<&Target>,
+    kind: &str,
+    outcome: &str,
+) -> Draft {
+    let mut d = Draft::new(kind, outcome);
+    d.client = match client {
+        "" => client_of(session).map(|ip| ip.to_string()),
+        "unknown" => None,
+        known => Some(known.to_string()),
+    };
+    d.user_agent = user_agent_of(session);
+    name_document(&mut d, target);
+    d
+}
+
+fn name_document(d: &mut Draft, target: Option<&Target>) {
+    if let Some(t) = target {
+        d.document = Some(t.object.clone());
+        d.detail = Some(serde_json::json!({ "document": t.index + 1, "variant": t.variant }));
+    }
+}
+
+/// What a script gets from a link with several documents that names none: where each one is.
+fn listing(link: &Link, url: &str) -> Reply {
+    let mut text = format!(
+        "This link shares {} documents; fetch each one with ?doc=N:\n",
+        link.documents.len()
+    );
+    for (i, d) in link.documents.iter().enumerate() {
+        let size = d.size.map(|s| format!(" ({s} bytes)")).unwrap_or_default();
+        text.push_str(&format!(
+            "{n}. {name}{size}  {url}?doc={n}\n",
+            n = i + 1,
+            name = d.filename
+        ));
+    }
+    Reply {
+        status: 300,
+        headers: pages::data_headers("text/plain; charset=utf-8"),
+        body: Bytes::from(text),
+    }
+}
+
+/// The body length of an origin's answer and the document's size, where the answer states them:
+/// a 200's `Content-Length`, a 206's `Content-Range`; nothing is sent for other answers.
+fn body_and_size(resp: &ResponseHeader, empty: bool) -> (Option<u64>, Option<u64>) {
+    let number = |name: header::HeaderName| {
+        resp.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    if empty {
+        return (Some(0), None);
+    }
+    match resp.status.as_u16() {
+        200 => {
+            let length = number(header::CONTENT_LENGTH);
+            (length, length)
+        }
+        206 => {
+            let range = resp
+                .headers
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_content_range);
+            match range {
+                Some((first, last, total)) => (Some(last - first + 1), total),
+                None => (number(header::CONTENT_LENGTH), None),
+            }
+        }
+        _ => (Some(0), None),
+    }
+}
+
+/// `bytes FIRST-LAST/TOTAL` (TOTAL may be `*`).
+fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
+    let (range, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let (first, last): (u64, u64) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+    if last < first {
+        return None;
+    }
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    Some((first, last, total))
+}
+
+/// The gateway's own headers on a document: disposition (attachment or inline, with the
+/// document's display name), no caching, no sniffing, and (but for PDFs) a sandbox: a document never runs
+/// script on the gateway's origin. Inline, a type that a browser would run (HTML, SVG, XML,
+/// script) is served as `text/plain`, and so is a document without a type.
+fn decorate(resp: &mut ResponseHeader, target: &Target) -> Result<()> {
+    resp.insert_header(header::CACHE_CONTROL, "private, no-store")?;
+    resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+    resp.insert_header(
+        header::CONTENT_DISPOSITION,
+        content_disposition(target.inline, &target.filename),
+    )?;
+    if target.inline {
+        let active = match resp.headers.get(header::CONTENT_TYPE).map(|v| v.to_str()) {
+            Some(Ok(value)) => is_active_type(value),
+            _ => true,
+        };
+        if active {
+            resp.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+        }
+    }
+    // Chromium refuses to run its PDF viewer in a sandboxed document (the recipient sees "This
+    // page has been blocked"), and a PDF's own scripts run inside that viewer, never with the
+    // gateway's origin: PDFs are the one type without the sandbox.
+    let pdf = resp
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/pdf")
+        });
+    if !pdf {
+        resp.insert_header(header::CONTENT_SECURITY_POLICY, "sandbox")?;
+    }
+    Ok(())
+}
+
+/// Whether a browser shown a document of this media type inline could run script or markup in it.
+fn is_active_type(value: &str) -> bool {
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return true;
+    };
+    sub.ends_with("+xml")
+        || sub.ends_with("html")
+        || sub.ends_with("javascript")
+        || sub.ends_with("ecmascript")
+        || matches!(
+            sub,
+            "xml" | "xsl" | "xslt" | "x-xsl" | "x-shockwave-flash" | "futuresplash"
+        )
+        || matches!(kind, "multipart" | "message")
+}
+
+impl Proxy {
+    /// A download is about to go to its store (metrics).
+    fn stream_started(&self, ctx: &mut Ctx) {
+        let m = metrics();
+        if matches!(ctx.kind, Kind::Fresh | Kind::Continuation) {
+            m.downloads_started.inc();
+        }
+        m.active_streams.inc();
+        ctx.streaming = true;
+    }
+
+    /// The request is over (metrics).
+    fn stream_ended(&self, ctx: &mut Ctx, delivered: bool, sent: u64) {
+        let m = metrics();
+        m.request(ctx.outcome);
+        m.bytes_sent.inc_by(sent);
+        if ctx.streaming {
+            ctx.streaming = false;
+            m.active_streams.dec();
+            if matches!(ctx.kind, Kind::Fresh | Kind::Continuation) {
+                if delivered {
+                    m.downloads_completed.inc();
+                } else {
+                    m.downloads_aborted.inc();
+                }
+            }
+        }
+    }
+
+    /// Queues a `download.refused` event for a known link.
+    fn refused(
+        &self,
+        session: &Session,
+        ctx: &Ctx,
+        link: &Link,
+        target: Option<&Target>,
+        reason: &str,
+    ) {
+        let mut d = event(session, &ctx.client, target, "download.refused", "refused");
+        d.reason = Some(reason.to_string());
+        self.gate.audit.push(link.id, d);
+    }
+
+    /// A use the link does not grant: the uniform 404, or, for a browser that passed the link's
+    /// password or device check, a 403 page that says why.
+    fn not_granted(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        link: &Link,
+        verified: bool,
+        reason: &'static str,
+    ) -> Answer {
+        ctx.outcome = "not_granted";
+        self.refused(session, ctx, link, None, "right not granted");
+        if !verified {
+            return Answer::Status(404);
+        }
+        let mut headers = pages::page_headers_owned();
+        headers.push(("vary", "cookie".to_string()));
+        Answer::Reply(Reply {
+            status: 403,
+            headers,
+            body: pages::message("Not allowed", reason),
+        })
+    }
+
+    /// Gives back what the response drew and did not send (once). Called before an error answer
+    /// goes out, so that the allowance is back by the time the client sees the error, and when
+    /// the request is over.
+    async fn give_back(&self, ctx: &mut Ctx) {
+        let Some(metered) = ctx.metered.take() else {
+            return;
+        };
+        ctx.counted |= metered.meter.counted();
+        if let Some(refund) = metered.refund() {
+            self.settle(refund).await;
+        }
+    }
+
+    /// Writes a refund now; one that fails is kept and written again by the housekeeper.
+    async fn settle(&self, refund: Refund) {
+        if let Err(e) = self.gate.store.refund(std::slice::from_ref(&refund)).await {
+            tracing::warn!(link = %refund.id, error = %e, "giving back unsent bytes failed; will retry");
+            if let Err(refund) = self.gate.refunds.queue(refund) {
+                // Forgetting it only leaves the bytes drawn: the link gives out less, never more.
+                tracing::error!(link = %refund.id, bytes = refund.bytes, "refund queue full; unsent bytes stay drawn");
+            }
+        }
+    }
+
+    /// Makes the first draw of a limited link's GET; refreshes a stale cached link once.
+    async fn admit_draw(
+        &self,
+        ctx: &mut Ctx,
+        link: Arc<Link>,
+        expected: Option<u64>,
+    ) -> Result<Option<Arc<Link>>, crate::state::StoreError> {
+        let Some((part, size)) = ctx.target.as_ref().map(|t| (part_of(&t.object), t.size)) else {
+            return Ok(None);
+        };
+        let mut link = link;
+        for _ in 0..2 {
+            let Some(max) = link.max_downloads else {
+                return Ok(Some(link));
+            };
+            let (metered, got) = Metered::admit(
+                self.gate.store.clone(),
+                link.id,
+                link.generation,
+                max,
+                part.clone(),
+                expected,
+                size,
+            )
+            .await?;
+            match got {
+                Drawn::Granted { counted, used, .. } => {
+                    if counted {
+                        let mut d = Draft::new("download.started", "ok");
+                        d.client = Some(ctx.client.clone());
+                        name_document(&mut d, ctx.target.as_ref());
+                        if let Some(serde_json::Value::Object(detail)) = &mut d.detail {
+                            detail.insert("downloads_used".into(), used.into());
+                            detail.insert("max_downloads".into(), max.into());
+                        }
+                        self.gate.audit.push(link.id, d);
+                    }
+                    ctx.metered = Some(metered);
+                    return Ok(Some(link));
+                }
+                Drawn::Exhausted => {
+                    // A draw that gave only part of what the request needs refuses it: that part
+                    // goes back.
+                    if let Some(refund) = metered.refund() {
+                        self.settle(refund).await;
+                    }
+                    return Ok(None);
+                }
+                Drawn::Stale => match self.gate.refresh(link.id).await? {
+                    Some(fresh) if fresh.is_open(OffsetDateTime::now_utc()) => link = fresh,
+                    _ => return Ok(None),
+                },
+            }
+        }
+        Ok(None)
+    }
+
+    /// The answer when a limited link may send nothing more (the uniform 404, as for any dead
+    /// link), or when the link store could not say (`503`).
+    fn limit_refusal(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        link: &Link,
+        failed: Option<crate::state::StoreError>,
+    ) -> Answer {
+        if let Some(e) = failed {
+            tracing::error!(link = %link.id, error = %e, "link store failed while counting");
+            ctx.outcome = "store_error";
+            return Answer::Status(503);
+        }
+        ctx.outcome = "exhausted";
+        self.refused(
+            session,
+            ctx,
+            link,
+            ctx.target.as_ref(),
+            "download limit reached",
+        );
+        Answer::Status(404)
+    }
+
+    /// Whether anything of a limited link may still be sent (its landing page is shown only then).
+    async fn any_left(&self, link: &Link) -> Result<bool, crate::state::StoreError> {
+        let Some(max) = link.max_downloads else {
+            return Ok(true);
+        };
+        for doc in &link.documents {
+            let objects = std::iter::once((&doc.object, doc.size))
+                .chain(doc.renditions.values().map(|r| (&r.object, r.size)));
+            for (object, size) in objects {
+                if self.may_send(link, max, object, size).await? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(link.documents.is_empty())
+    }
+
+    /// Whether a HEAD or prefetch of a limited link may be answered: anything may still be sent.
+    async fn may_send(
+        &self,
+        link: &Link,
+        max: u64,
+        object: &str,
+        size: Option<u64>,
+    ) -> Result<bool, crate::state::StoreError> {
+        let ask = crate::model::counting::Ask {
+            probe: true,
+            size: size.unwrap_or(0),
+            ..Default::default()
+        };
+        let draw = crate::state::Draw {
+            id: link.id,
+            generation: link.generation,
+            max,
+            part: part_of(object),
+            ask,
+        };
+        Ok(matches!(
+            self.gate.store.draw(&draw).await?,
+            Drawn::Granted { .. }
+        ))
+    }
+
+    /// Takes an upload the link admitted: a PUT or the landing page's form.
+    async fn upload(&self, session: &mut Session, ctx: &Ctx) -> Reply {
+        let (Some(link), Some(store)) = (&ctx.link, &ctx.upstream) else {
+            let headers = pages::page_headers_owned();
+            return Reply {
+                status: 404,
+                headers,
+                body: pages::for_status(404),
+            };
+        };
+        let up = Upload {
+            gate: &self.gate,
+            link,
+            store,
+            rules: Rules::for_link(link, &self.gate.policy),
+            pace: self.upload_pace,
+            client: Some(ctx.client.clone()),
+            user_agent: user_agent_of(session),
+        };
+        if session.req_header().method == Method::PUT {
+            up.put(session).await
+        } else {
+            let back = format!(
+                "/s/{}",
+                token_of(session.req_header().uri.path()).unwrap_or_default()
+            );
+            up.form(session, &back).await
+        }
+    }
+
+    /// Relays the document from its HTTP or S3 store: the origin's answer with our headers, or
+    /// one of our pages in place of an origin error.
+    async fn relay_from_origin(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let (Some(store), Some(target)) = (ctx.upstream.clone(), ctx.target.clone()) else {
+            return Error::e_explain(ErrorType::InternalError, "no document admitted");
+        };
+        let req = session.req_header();
+        // Boxed: connecting (TLS included) is a large future, done with once the head is read.
+        let (mut resp, body) =
+            Box::pin(
+                self.relay
+                    .open(&store, &mut ctx.attempt, &req.method, &target.object, req),
+            )
+            .await?;
+        if let Some(code) = self
+            .origin_response(&store, &mut resp, ctx, &target)
+            .await?
+        {
+            // The origin's own error page never reaches the recipient (its connection is closed).
+            ctx.replaced = true;
+            return answer(session, code, &[]).await;
+        }
+        let (length, size) = body_and_size(&resp, body.is_empty());
+        if !crate::docstore::Allowance::begin(&mut ctx.metered, length, size).await? {
+            // The limit leaves nothing for this answer: the uniform 404 (the origin's connection
+            // is closed with its body unread).
+            ctx.replaced = true;
+            ctx.outcome = "exhausted";
+            self.give_back(ctx).await;
+            return answer(session, 404, &[]).await;
+        }
+        let empty = body.is_empty();
+        session.write_response_header(Box::new(resp), empty).await?;
+        if empty {
+            body.finish();
+            return Ok(());
+        }
+        body.send_to(session, &mut ctx.metered).await
+    }
+
+    /// Checks the origin's answer: our headers on a success (`None`), or the status of the page
+    /// that replaces an error, whose slot is given back first.
+    async fn origin_response(
+        &self,
+        store: &Store,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+        target: &Target,
+    ) -> Result<Option<u16>> {
+        let status = resp.status.as_u16();
+        if let Some(started) = ctx.attempt.started {
+            store.metrics().observe(started.elapsed());
+        }
+        match status {
+            404 | 410 => store.metrics().error("not_found"),
+            401 | 403 | 500..=599 => store.metrics().error("status"),
+            _ => {}
+        }
+        store.clean_response(resp);
+        let replace_with = match status {
+            200..=299 | 304 | 412 | 416 => None,
+            401 | 403 | 404 | 410 => Some(404),
+            _ => Some(502),
+        };
+        if let Some(code) = replace_with {
+            tracing::warn!(status, link = ?ctx.link.as_ref().map(|l| l.id), "origin answered with an error");
+            ctx.outcome = if code == 404 {
+                "origin_not_found"
+            } else {
+                "origin_error"
+            };
+            self.give_back(ctx).await;
+            return Ok(Some(code));
+        }
+        for name in [
+            "set-cookie",
+            "set-cookie2",
+            "content-disposition",
+            "x-powered-by",
+        ] {
+            resp.remove_header(name);
+        }
+        decorate(resp, target)?;
+        Ok(None)
+    }
+
+    /// Decides whether the request may proceed; `Err(answer)` is what to answer instead.
+    async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Answer> {
+        let req = session.req_header();
+        // Legacy nginx secure_link URLs (see `securelink`) name their link by a keyed hash.
+        let legacy = match crate::share::secure_link::resolve(
+            &self.gate,
+            req.uri.path(),
+            req.uri.query(),
+            client_of(session),
+        )
+        .await
+        {
+            Some(Ok(id)) => Some(id),
+            Some(Err(status)) => {
+                ctx.outcome = "bad_legacy_link";
+                return Err(Answer::Status(status));
+            }
+            None => None,
+        };
+        let Some(id) =
+            legacy.or_else(|| token_of(req.uri.path()).and_then(|t| self.gate.keys.verify(t)))
+        else {
+            ctx.outcome = "bad_token";
+            return Err(Answer::Status(404));
+        };
+        let link = match self.gate.link(id).await {
+            Ok(Some(link)) => link,
+            Ok(None) => {
+                ctx.outcome = "unknown_link";
+                return Err(Answer::Status(404));
+            }
+            Err(e) => {
+                tracing::error!(link = %id, error = %e, "link store failed");
+                ctx.outcome = "store_error";
+                return Err(Answer::Status(503));
+            }
+        };
+        if !link.is_open(OffsetDateTime::now_utc()) {
+            ctx.outcome = match link.state {
+                LinkState::Active => "expired",
+                LinkState::Deactivated => "deactivated",
+                LinkState::Cancelled => "cancelled",
+            };
+            self.refused(session, ctx, &link, None, ctx.outcome);
+            return Err(Answer::Status(404));
+        }
+        let req = session.req_header();
+        let uploading = upload::is_upload(req);
+        let form_post = req.method == Method::POST && link.has_pages() && !uploading;
+        if req.method != Method::GET && req.method != Method::HEAD && !form_post && !uploading {
+            ctx.outcome = "method";
+            self.refused(session, ctx, &link, None, "method not allowed");
+            return Err(Answer::Status(405));
+        }
+        let base = format!(
+            "/s/{}",
+            token_of(session.req_header().uri.path()).unwrap_or_default()
+        );
+        if link.max_downloads.is_some()
+            && recipient::wants_html(session)
+            && !recipient::is_download(req.uri.query())
+        {
+            // A used-up link's page is the uniform 404 too.
+            if let Err(failed) = something_left(self.any_left(&link).await) {
+                return Err(self.limit_refusal(session, ctx, &link, failed));
+            }
+        }
+        if link.has_pages() {
+            match recipient::decide(&self.gate, session, link.clone(), base.clone()).await {
+                Ok(Decision::Pass { view_only }) => ctx.view_only = view_only,
+                Ok(Decision::Reply(reply)) => {
+                    ctx.outcome = "page";
+                    return Err(Answer::Reply(reply));
+                }
+                Err(e) => {
+                    tracing::warn!(link = %id, error = %e, "reading a recipient's request failed");
+                    ctx.outcome = "bad_request";
+                    return Err(Answer::Status(400));
+                }
+            }
+        }
+        // Passed the link's password or device check (so refusals may say why).
+        let verified = link.has_gate() && !ctx.view_only;
+        let Some(upstream) = self.gate.upstreams.get(&link.store) else {
+            tracing::error!(link = %id, store = %link.store, "link names a store that is not configured");
+            ctx.outcome = "no_store";
+            return Err(Answer::Status(404));
+        };
+        ctx.upstream = Some(upstream.clone());
+        ctx.client = client_ip(session);
+        if uploading {
+            if !link.allows(&Right::Upload) || ctx.view_only {
+                return Err(self.not_granted(
+                    session,
+                    ctx,
+                    &link,
+                    verified,
+                    "This link does not accept uploads.",
+                ));
+            }
+            ctx.upload = true;
+            ctx.link = Some(link);
+            return Ok(());
+        }
+        let Some(selection) = Selection::from_query(session.req_header().uri.query()) else {
+            ctx.outcome = "no_document";
+            return Err(Answer::Status(404));
+        };
+        let mut target = match link.resolve(&selection) {
+            Ok(target) => target,
+            Err(Refusal::NoSuchDocument) => {
+                ctx.outcome = "no_document";
+                return Err(Answer::Status(404));
+            }
+            Err(Refusal::Several) => {
+                ctx.outcome = "listing";
+                return Err(Answer::Reply(listing(
+                    &link,
+                    &format!("{}{base}", self.gate.public_url),
+                )));
+            }
+            Err(Refusal::NotGranted(reason)) => {
+                return Err(self.not_granted(session, ctx, &link, verified, reason))
+            }
+        };
+        if ctx.view_only {
+            target.inline = true;
+        }
+        ctx.target = Some(target);
+        let req = session.req_header();
+        ctx.kind = classify(&req.method, &req.headers);
+        let link_for_events = link.clone();
+        if let (Kind::Head | Kind::Prefetch, Some(max), Some(target)) =
+            (ctx.kind, link.max_downloads, ctx.target.as_ref())
+        {
+            // Uncounted requests on a used-up link must look like any dead link too.
+            if let Err(failed) =
+                something_left(self.may_send(&link, max, &target.object, target.size).await)
+            {
+                return Err(self.limit_refusal(session, ctx, &link, failed));
+            }
+        }
+        let link = match (ctx.kind, link.max_downloads) {
+            (Kind::Fresh | Kind::Continuation, Some(_)) => {
+                let req = session.req_header_mut();
+                let range = req
+                    .headers
+                    .get(header::RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                if range.as_deref().is_some_and(is_multi_range) {
+                    // Several ranges of a counted download get the whole document (RFC 9110 lets a
+                    // server ignore Range): no answer is ever larger than one copy.
+                    req.remove_header(&header::RANGE);
+                }
+                let size = ctx.target.as_ref().and_then(|t| t.size);
+                let expected =
+                    expected_length(range.as_deref().filter(|r| !is_multi_range(r)), size);
+                match self.admit_draw(ctx, link, expected).await {
+                    Ok(Some(link)) => link,
+                    Ok(None) => {
+                        return Err(self.limit_refusal(session, ctx, &link_for_events, None))
+                    }
+                    Err(e) => {
+                        return Err(self.limit_refusal(session, ctx, &link_for_events, Some(e)))
+                    }
+                }
+            }
+            _ => link,
+        };
+        ctx.link = Some(link);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            started: Instant::now(),
+            link: None,
+            upstream: None,
+            attempt: Attempt::default(),
+            streaming: false,
+            kind: Kind::Head,
+            target: None,
+            upload: false,
+            metered: None,
+            counted: false,
+            client: String::new(),
+            view_only: false,
+            replaced: false,
+            outcome: "served",
+        }
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        crate::share::edge::head_read();
+        let downstream = session.as_downstream_mut();
+        downstream.set_read_timeout(Some(self.client_read_timeout));
+        downstream.set_write_timeout(Some(self.client_write_timeout));
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // Every access line names the client, refusals before any link is known included (token
+        // scanning must be traceable).
+        ctx.client = client_ip(session);
+        if let Err(why) = crate::share::guard::check_session(session) {
+            ctx.outcome = "malformed";
+            crate::share::guard::refuse(session, why).await?;
+            return Ok(true);
+        }
+        match self.admit(session, ctx).await {
+            Ok(()) => {}
+            Err(Answer::Status(status)) => {
+                let allow: &[(&'static str, &'static str)] = if status == 405 {
+                    &[("allow", "GET, HEAD")]
+                } else {
+                    &[]
+                };
+                answer(session, status, allow).await?;
+                return Ok(true);
+            }
+            Err(Answer::Reply(reply)) => {
+                write_reply(session, reply).await?;
+                return Ok(true);
+            }
+        }
+        if ctx.upload {
+            // Boxed, like the relay's connect below: the request's future stays small while a
+            // download streams (1,000 of them held ~8 KiB each of connect and upload state).
+            let reply = Box::pin(self.upload(session, ctx)).await;
+            ctx.outcome = if reply.status < 300 {
+                "uploaded"
+            } else {
+                "upload_refused"
+            };
+            write_reply(session, reply).await?;
+            return Ok(true);
+        }
+        if ctx.kind == Kind::Prefetch {
+            // A prefetch never receives the document, so it can never use up a download.
+            ctx.outcome = "prefetch";
+            let mut resp = ResponseHeader::build(204, Some(2))?;
+            resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+            session.write_response_header(Box::new(resp), true).await?;
+            return Ok(true);
+        }
+        self.stream_started(ctx);
+        let dir = ctx.upstream.clone().filter(|s| s.as_dir().is_some());
+        if let (Some(store), Some(link), Some(target)) = (dir, ctx.link.clone(), ctx.target.clone())
+        {
+            let Some(dir) = store.as_dir() else {
+                return Ok(false);
+            };
+            match dir
+                .serve(
+                    session,
+                    &target.object,
+                    |resp| decorate(resp, &target),
+                    &mut ctx.metered,
+                )
+                .await
+            {
+                Ok(()) => return Ok(true),
+                Err(ServeError::Refused(e)) => {
+                    tracing::warn!(link = %link.id, store = %link.store, error = %e, "dir store cannot serve the object");
+                    ctx.outcome = "origin_not_found";
+                    self.give_back(ctx).await;
+                    answer(session, 404, &[]).await?;
+                    return Ok(true);
+                }
+                Err(ServeError::Exhausted) => {
+                    ctx.outcome = "exhausted";
+                    ctx.replaced = true;
+                    self.give_back(ctx).await;
+                    answer(session, 404, &[]).await?;
+                    return Ok(true);
+                }
+                Err(ServeError::Broken(e)) => return Err(e),
+            }
+        }
+        self.relay_from_origin(session, ctx).await?;
+        Ok(true)
+    }
+
+    /// Never called: `request_filter` answers every request (see the module doc).
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        Error::e_explain(
+            ErrorType::InternalError,
+            "every request is answered in request_filter",
+        )
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                if e.esource() == &ErrorSource::Upstream =>
+            {
+                504
+            }
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => 0,
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        // Failed connections were counted per attempt by the relay.
+        let connect = matches!(
+            e.etype(),
+            ErrorType::ConnectTimedout
+                | ErrorType::ConnectRefused
+                | ErrorType::ConnectNoRoute
+                | ErrorType::ConnectError
+                | ErrorType::TLSHandshakeFailure
+        );
+        if let (Some(store), 502 | 504, false) = (&ctx.upstream, code, connect) {
+            store
+                .metrics()
+                .error(if code == 504 { "timeout" } else { "io" });
+        }
+        ctx.outcome = match code {
+            _ if e.etype() == &crate::docstore::LIMIT_REACHED => "limit_reached",
+            504 => "origin_timeout",
+            502 => "origin_down",
+            503 => "store_error",
+            0 => "client_gone",
+            _ => "error",
+        };
+        if session.response_written().is_none() {
+            self.give_back(ctx).await;
+        }
+        if code > 0 && session.response_written().is_none() {
+            if let Err(e) = answer(session, code, &[]).await {
+                tracing::debug!(error = %e, "could not write error page");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Tells the next request of a kept-alive connection that it was reused (its head deadline
+    /// includes the idle time, see [`crate::share::edge`]).
+    fn persist_connection_context(
+        &self,
+        _session: &Session,
+        _ctx: &Ctx,
+    ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        Some(Box::new(crate::share::edge::Reused))
+    }
+
+    /// Pingora's error lines name the request this way: never with its token (see `guard`).
+    fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
+        crate::share::guard::request_summary(session.req_header(), ctx.link.as_ref().map(|l| l.id))
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let sent = session.as_downstream().body_bytes_sent() as u64;
+        let delivered = !ctx.replaced && e.is_none() && (status == 200 || status == 206);
+        // Unsent bytes go back before the event is queued, so whoever waits for the event finds
+        // the allowance restored.
+        self.give_back(ctx).await;
+        let counted = ctx.counted;
+        if !delivered
+            && ctx.outcome == "served"
+            && matches!(ctx.kind, Kind::Fresh | Kind::Continuation)
+        {
+            ctx.outcome = "aborted";
+        }
+        if let (Some(link), false) = (&ctx.link, ctx.upload) {
+            if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {
+                self.gate.usage.record(link.id, link.generation);
+            }
+            // One event per download that reached the origin (HEAD and prefetches excluded).
+            if matches!(ctx.kind, Kind::Fresh | Kind::Continuation) && ctx.outcome != "prefetch" {
+                let (kind, outcome) = match (delivered, counted, ctx.kind) {
+                    (true, true, _) => ("download.completed", "ok"),
+                    (true, false, Kind::Continuation) => ("download.resumed", "ok"),
+                    (true, false, _) => ("download.completed", "ok"),
+                    (false, _, _) => ("download.aborted", "failed"),
+                };
+                let mut d = event(session, &ctx.client, ctx.target.as_ref(), kind, outcome);
+                d.bytes = Some(sent);
+                if !delivered {
+                    d.reason = Some(ctx.outcome.to_string());
+                }
+                if let Some(serde_json::Value::Object(detail)) = &mut d.detail {
+                    detail.insert("status".into(), status.into());
+                    detail.insert("counted".into(), counted.into());
+                }
+                self.gate.audit.push(link.id, d);
+            }
+        }
+        self.stream_ended(ctx, delivered, sent);
+        tracing::info!(
+            target: "linkgate::access",
+            link = ctx.link.as_ref().map(|l| tracing::field::display(l.id)),
+            method = %session.req_header().method,
+            status,
+            outcome = ctx.outcome,
+            counted,
+            bytes = sent,
+            client = %ctx.client,
+            store = ctx.upstream.as_ref().map(|s| s.name()),
+            duration_ms = ctx.started.elapsed().as_millis() as u64,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_of;
+
+    #[test]
+    fn active_types_are_recognised() {
+        for t in [
+            "text/html",
+            "Text/HTML; charset=utf-8",
+            "application/xhtml+xml",
+            "image/svg+xml",
+            "text/xml",
+            "application/xml",
+            "application/javascript",
+            "text/xsl",
+            "multipart/x-mixed-replace; boundary=x",
+            "message/rfc822",
+            "nonsense",
+            "",
+        ] {
+            assert!(super::is_active_type(t), "{t}");
+        }
+        for t in [
+            "application/pdf",
+            "image/png",
+            "text/plain; charset=utf-8",
+            "video/mp4",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ] {
+            assert!(!super::is_active_type(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn token_extraction() {
+        assert_eq!(token_of("/s/abc"), Some("abc"));
+        assert_eq!(token_of("/s/abc/report.pdf"), Some("abc"));
+        assert_eq!(token_of("/s/"), None);
+        assert_eq!(token_of("/x/abc"), None);
+    }
+}

@@ -1,0 +1,1189 @@
+//! What a recipient's browser meets before the file, for links with a password or a recipient:
+//! the password gate, device verification (first browser trusted on a POST, others by a mailed
+//! 6-digit code), and the landing page the download starts from.
+//!
+//! `decide` either lets the request through to the proxy (`Pass`) or answers it (`Reply`). A bare
+//! GET never changes anything but the browser's own device cookie: trusting a device, sending a
+//! code and checking a password all take a POST with a single-use CSRF token, so mail scanners that
+//! open links first cannot claim the trusted-device slot. Attempts are capped in the store (so the
+//! caps hold across instances) and counted before any hashing.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::{header, Method};
+use pingora::proxy::Session;
+use time::format_description::well_known::Rfc2822;
+use time::OffsetDateTime;
+
+use crate::model::audit::{client_of, user_agent_of, Draft};
+use crate::model::link::{Link, LinkId, LinkState, Right, Variant};
+use crate::share::gate::{FormToken, Gate};
+use crate::share::mail::CodeMail;
+use crate::share::pages::{self, DocumentFacts, LandingDocument, UploadForm};
+use crate::share::verify::{
+    mask_email, new_code_nonce, new_device_id, ProofError, CHALLENGE_LIFETIME,
+};
+use crate::state::{Change, StoreError};
+
+/// Header a non-browser client sends the link password in.
+pub const PASSWORD_HEADER: &str = "x-link-password";
+/// Header a non-browser client sends a solved proof of work in (`<challenge>:<n>`).
+pub const PROOF_HEADER: &str = "x-link-proof";
+/// Header of a `429` that asks for a proof of work: `<challenge>; bits=<n>`.
+pub const CHALLENGE_HEADER: &str = "x-link-challenge";
+const MAX_FORM_BYTES: usize = 16 * 1024;
+const PASSWORD_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Checked passwords per link and client address in a window, proven or not. The attempt is
+/// taken (one atomic increment in the store) before hashing, so no concurrency gets past it.
+const PASSWORD_TRIES_PER_CLIENT: u64 = 5;
+/// Checks per link in a window, from all addresses within their own cap, that need no proof of
+/// work. Past it every check needs one: a distributed guesser is slowed, never the recipient
+/// refused.
+const PASSWORD_FREE_PER_LINK: u64 = 50;
+/// Difficulty of the proof of work: the first bits past the budget, then one more per
+/// [`POW_STEP`] checks past it in the window, up to [`POW_MAX_BITS`]. The page's pure-JS SHA-256
+/// ran 0.36-0.49 M hashes/s in headless Chromium on a busy 2-core machine: 2^20 expected hashes
+/// take 2-3 s there, some 15 s on a machine five times slower.
+const POW_MIN_BITS: u32 = 16;
+const POW_MAX_BITS: u32 = 20;
+const POW_STEP: u64 = 50;
+/// One current code per link. It lives as long as the mail window, so whenever the mail cap is
+/// spent, the code in the latest mail still works.
+const CODE_LIFETIME: Duration = Duration::from_secs(3600);
+const MAIL_WINDOW: Duration = Duration::from_secs(3600);
+const CODE_MAILS_PER_LINK: u64 = 10;
+const CODE_RESEND_GAP: Duration = Duration::from_secs(30);
+/// Checks of one code per browser and per client address; past them that browser or address
+/// is refused for this code, and nobody else is affected.
+const CODE_TRIES_PER_BROWSER: u64 = 5;
+const CODE_TRIES_PER_CLIENT: u64 = 5;
+/// Checks of one code from all browsers and addresses within their own caps; past it the code
+/// is discarded.
+const CODE_TRIES_PER_CODE: u64 = 20;
+/// Code checks over a link's whole life: the chance a guesser ever hits is at most 1,000 in a
+/// million (0.1 %). Past it no new browser is verified by code; trusted browsers keep working.
+const CODE_CHECKS_PER_LINK: u64 = 1000;
+const MAX_TRUSTED_DEVICES: usize = 20;
+
+/// An answer written by the gateway itself.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+pub enum Decision {
+    /// Go on to the file; `view_only` sends it inline whatever the link's rights.
+    Pass {
+        view_only: bool,
+    },
+    Reply(Reply),
+}
+
+/// Per-address request rate on the recipients' pages.
+pub struct PageLimiter {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl PageLimiter {
+    pub fn new(per_minute: u32) -> PageLimiter {
+        let per_minute = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new((per_minute.get() / 3).max(5)).unwrap_or(NonZeroU32::MIN);
+        PageLimiter {
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+        }
+    }
+
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        if self.limiter.len() > 100_000 {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&ip).is_ok()
+    }
+}
+
+/// What one request brings, read once.
+struct Visit {
+    link: Arc<Link>,
+    /// `/s/{token}`: where forms post and redirects go.
+    base: String,
+    html: bool,
+    /// A form POST (password, trust, codes); an upload POST is not one.
+    post: bool,
+    download: bool,
+    /// A PUT or `POST ?upload`: goes on to the upload once the gates are passed.
+    upload: bool,
+    /// The request carries a genuine download ticket (`go=`) from the landing page's button.
+    ticket: bool,
+    /// The request's path and query: where a download button's form posts.
+    target: String,
+    device: Option<String>,
+    new_device: bool,
+    client: Option<IpAddr>,
+    user_agent: Option<String>,
+    cookies: Vec<(&'static str, String)>,
+}
+
+impl Visit {
+    fn facts(&self) -> DocumentFacts {
+        let (name, size) = match self.link.documents.as_slice() {
+            [doc] => (doc.filename.clone(), doc.size),
+            [] => ("File upload".to_string(), None),
+            docs => (format!("{} documents", docs.len()), None),
+        };
+        DocumentFacts {
+            name,
+            size,
+            expires: self.expires(),
+        }
+    }
+
+    fn expires(&self) -> Option<String> {
+        self.link
+            .expires_at
+            .and_then(|e| e.format(&Rfc2822).ok())
+            .map(|e| e.replace("+0000", "UTC"))
+    }
+
+    /// The landing page: each document with a button per granted variant, and the upload form.
+    fn landing(&self, gate: &Gate, view_only: bool) -> Bytes {
+        let several = self.link.documents.len() > 1;
+        let documents: Vec<LandingDocument> = self
+            .link
+            .documents
+            .iter()
+            .enumerate()
+            .map(|(i, doc)| {
+                let mut variants = self.link.offered(doc);
+                if view_only {
+                    // An unverified browser gets one button that opens the original inline.
+                    variants = vec![Variant::View];
+                }
+                let actions = variants
+                    .iter()
+                    .map(|v| {
+                        let label = match (v, view_only) {
+                            (_, true) | (Variant::View, _) => "View".to_string(),
+                            (Variant::Original, _) => "Download".to_string(),
+                            (Variant::Rendition(name), _) => format!("Download ({name})"),
+                        };
+                        let mut href = format!("{}?download", self.base);
+                        if several {
+                            href.push_str(&format!("&doc={}", i + 1));
+                        }
+                        if !view_only
+                            && (several || variants.len() > 1 || !matches!(v, Variant::Original))
+                        {
+                            href.push_str(&format!("&as={}", v.query_value()));
+                        }
+                        (label, href)
+                    })
+                    .collect();
+                LandingDocument {
+                    name: doc.filename.clone(),
+                    size: doc.size,
+                    actions,
+                }
+            })
+            .collect();
+        let upload = (self.link.allows(&Right::Upload) && !view_only).then(|| UploadForm {
+            action: format!("{}?upload", self.base),
+            csrf: self.link.has_gate().then(|| {
+                gate.verifier
+                    .csrf_token(&self.link.id, self.device.as_deref().unwrap_or(""))
+            }),
+            limits: crate::share::upload::Rules::for_link(&self.link, &gate.policy).describe(),
+        });
+        // A limited link no check protects: downloads start only from a button press (a POST,
+        // one single-use form token per button), so a scanner that follows the page's links uses
+        // nothing up.
+        let form_token = || gate.verifier.csrf_token(&self.link.id, "");
+        let button_csrf: Option<&dyn Fn() -> String> = if self.link.needs_button() {
+            Some(&form_token)
+        } else {
+            None
+        };
+        pages::landing(
+            self.expires().as_deref(),
+            &documents,
+            upload.as_ref(),
+            view_only,
+            button_csrf,
+        )
+    }
+
+    fn event(&self, kind: &str, outcome: &str) -> Draft {
+        let mut d = Draft::new(kind, outcome);
+        d.client = self.client.map(|c| c.to_string());
+        d.user_agent = self.user_agent.clone();
+        d.document = self.link.documents.first().map(|doc| doc.object.clone());
+        d
+    }
+
+    fn client_key(&self) -> String {
+        self.client
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    fn reply(&self, status: u16, body: Bytes) -> Decision {
+        let mut headers = pages::page_headers_owned();
+        headers.extend(self.cookies.iter().cloned());
+        Decision::Reply(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn text(&self, status: u16, text: &str, extra: &[(&'static str, String)]) -> Decision {
+        let mut headers = pages::data_headers("text/plain; charset=utf-8");
+        headers.extend(extra.iter().cloned());
+        Decision::Reply(Reply {
+            status,
+            headers,
+            body: Bytes::from(format!("{text}\n")),
+        })
+    }
+
+    /// Post/redirect/get: back to the link after a form.
+    fn back(&self) -> Decision {
+        self.see_other(self.base.clone())
+    }
+
+    /// A `303 See Other` to `location`, with the cookies this visit sets.
+    fn see_other(&self, location: String) -> Decision {
+        let mut headers = vec![
+            ("location", location),
+            ("cache-control", "private, no-store".to_string()),
+        ];
+        headers.extend(self.cookies.iter().cloned());
+        Decision::Reply(Reply {
+            status: 303,
+            headers,
+            body: Bytes::new(),
+        })
+    }
+}
+
+/// Whether a query asks for the download itself (`?download`, the landing page's buttons).
+pub fn is_download(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|p| p == "download" || p.starts_with("download="))
+    })
+}
+
+pub fn wants_html(session: &Session) -> bool {
+    session
+        .req_header()
+        .headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
+}
+
+/// Reads a urlencoded form (capped); `None` for anything unreadable.
+async fn read_form(
+    session: &mut Session,
+) -> Result<Option<Vec<(String, String)>>, pingora::BError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = crate::share::guard::read_body(session).await? {
+        if body.len() + chunk.len() > MAX_FORM_BYTES {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(parse_form(&body))
+}
+
+/// Parses a urlencoded form body; `None` for anything that is not UTF-8 once decoded.
+pub fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut fields = Vec::new();
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8()
+                .ok()
+                .map(|c| c.into_owned())
+        };
+        fields.push((decode(k)?, decode(v)?));
+    }
+    Some(fields)
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Decides what this request gets. `base` is `/s/{token}`.
+pub async fn decide(
+    gate: &Gate,
+    session: &mut Session,
+    link: Arc<Link>,
+    base: String,
+) -> pingora::Result<Decision> {
+    let req = session.req_header();
+    let client = client_of(session);
+    let upload = crate::share::upload::is_upload(req);
+    let mut visit = Visit {
+        html: wants_html(session),
+        post: req.method == Method::POST && !upload,
+        upload,
+        download: is_download(req.uri.query()),
+        ticket: false,
+        target: req
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+        device: gate.verifier.device_of(&req.headers),
+        new_device: false,
+        client,
+        user_agent: user_agent_of(session),
+        cookies: Vec::new(),
+        link,
+        base,
+    };
+    if visit.download && visit.link.needs_button() {
+        visit.ticket = req.uri.query().is_some_and(|q| {
+            q.split('&')
+                .filter_map(|p| p.strip_prefix("go="))
+                .any(|t| gate.verifier.check_download_ticket(t, &visit.link))
+        });
+    }
+    // A browser's download of a limited link without a ticket gets the landing page: only the
+    // button starts a download.
+    let pressed = !visit.link.needs_button() || visit.ticket;
+    let rendering = visit.post || (visit.html && !(visit.download && pressed) && !visit.upload);
+    if rendering {
+        if let Some(ip) = client {
+            if !gate.page_limiter.allows(ip) {
+                let mut d = visit.reply(429, pages::for_status(429));
+                if let Decision::Reply(r) = &mut d {
+                    r.headers.push(("retry-after", "30".to_string()));
+                }
+                return Ok(d);
+            }
+        }
+    }
+    if visit.html && visit.device.is_none() && visit.link.has_gate() {
+        let id = new_device_id();
+        visit
+            .cookies
+            .push(("set-cookie", gate.verifier.device_cookie(&id)));
+        visit.device = Some(id);
+        visit.new_device = true;
+    }
+    if visit.post {
+        return Ok(match read_form(session).await? {
+            Some(form) => post(gate, &visit, &form).await,
+            None => visit.reply(
+                400,
+                pages::message(
+                    "The form could not be read",
+                    "Please go back, reload the page and try again.",
+                ),
+            ),
+        });
+    }
+    if let Some(d) = password_gate(gate, session, &visit).await {
+        return Ok(d);
+    }
+    let view_only = match device_gate(gate, &visit).await {
+        Ok(view_only) => view_only,
+        Err(d) => return Ok(d),
+    };
+    if visit.html && !(visit.download && pressed) && !visit.upload {
+        gate.audit
+            .push(visit.link.id, visit.event("page.viewed", "ok"));
+        return Ok(visit.reply(200, visit.landing(gate, view_only)));
+    }
+    if !visit.cookies.is_empty() {
+        // A new device cookie on a download request: set it, then come back for the file.
+        return Ok(visit.back());
+    }
+    Ok(Decision::Pass { view_only })
+}
+
+/// `Some(answer)` while the password is not proven.
+async fn password_gate(gate: &Gate, session: &Session, visit: &Visit) -> Option<Decision> {
+    let hash = visit.link.password_hash.as_ref()?;
+    let headers = &session.req_header().headers;
+    if gate.verifier.passed(headers, &visit.link) {
+        return None;
+    }
+    if visit.html {
+        let csrf = gate
+            .verifier
+            .csrf_token(&visit.link.id, visit.device.as_deref().unwrap_or(""));
+        return Some(match work_needed(gate, &visit.link).await {
+            Ok(work) => visit.reply(200, password_page(visit, &csrf, None, work.as_ref())),
+            Err(e) => {
+                tracing::error!(link = %visit.link.id, error = %e, "link store failed while showing a password form");
+                visit.reply(503, pages::for_status(503))
+            }
+        });
+    }
+    let Some(given) = headers.get(PASSWORD_HEADER).and_then(|v| v.to_str().ok()) else {
+        return Some(visit.text(
+            401,
+            "This link is protected by a password. Open it in a browser, or send the password in the X-Link-Password header \
+             (curl -H 'X-Link-Password: ...' URL).",
+            &[],
+        ));
+    };
+    let proof = headers.get(PROOF_HEADER).and_then(|v| v.to_str().ok());
+    match check_password(gate, visit, hash, given, proof).await {
+        PasswordOutcome::Passed => None,
+        PasswordOutcome::Wrong => Some(visit.text(401, "Wrong password.", &[])),
+        PasswordOutcome::Throttled => Some(visit.text(
+            429,
+            "Too many wrong passwords from your address. Try again later.",
+            &[("retry-after", PASSWORD_WINDOW.as_secs().to_string())],
+        )),
+        PasswordOutcome::NeedsWork(work) => Some(visit.text(
+            429,
+            &format!(
+                "Many wrong passwords were tried on this link lately, so a proof of work is needed before a password is checked.\n\
+                 Find n such that SHA-256(\"<challenge>:<n>\") starts with {bits} zero bits, where the challenge is in the X-Link-Challenge \
+                 header, then send the request again with X-Link-Proof: <challenge>:<n> (each challenge works once, for 10 minutes). \
+                 For example:\n\n  python3 -c '{SOLVER}' '{challenge}' {bits}",
+                bits = work.bits,
+                challenge = work.challenge
+            ),
+            &[(CHALLENGE_HEADER, format!("{}; bits={}", work.challenge, work.bits))],
+        )),
+        PasswordOutcome::BadProof => Some(visit.text(400, "The X-Link-Proof header is not a solved challenge of this link.", &[])),
+        PasswordOutcome::Unavailable => Some(visit.text(503, "The service is temporarily unavailable.", &[])),
+    }
+}
+
+/// A Python one-liner that solves a challenge: `python3 -c '…' CHALLENGE BITS` prints the proof.
+pub const SOLVER: &str = "import hashlib,itertools,sys;c,b=sys.argv[1],int(sys.argv[2]);\
+print(next(f\"{c}:{n}\" for n in itertools.count() if int.from_bytes(hashlib.sha256(f\"{c}:{n}\".encode()).digest(),\"big\")>>(256-b)==0))";
+
+/// A proof of work asked of the client.
+struct Work {
+    challenge: String,
+    bits: u32,
+}
+
+enum PasswordOutcome {
+    Passed,
+    Wrong,
+    /// This address used its tries in the window.
+    Throttled,
+    /// Past the link's budget: a proof of work is needed first (a fresh challenge).
+    NeedsWork(Work),
+    /// A proof that is not a solved challenge of this link.
+    BadProof,
+    Unavailable,
+}
+
+fn password_page(visit: &Visit, csrf: &str, error: Option<&str>, work: Option<&Work>) -> Bytes {
+    let work = work.map(|w| pages::Work {
+        challenge: &w.challenge,
+        bits: w.bits,
+    });
+    pages::password_form(&visit.facts(), csrf, error, work.as_ref())
+}
+
+/// The challenge for a link that `checks` checks (this window) have reached.
+fn work_for(gate: &Gate, link: &Link, checks: u64) -> Work {
+    let past = checks.saturating_sub(PASSWORD_FREE_PER_LINK) / POW_STEP;
+    let bits = POW_MIN_BITS
+        .saturating_add(u32::try_from(past).unwrap_or(u32::MAX))
+        .min(POW_MAX_BITS);
+    Work {
+        challenge: gate.verifier.challenge(link, bits),
+        bits,
+    }
+}
+
+/// `Some(work)` once the link's proof-free budget of this window is spent.
+async fn work_needed(gate: &Gate, link: &Link) -> Result<Option<Work>, StoreError> {
+    let checks = gate
+        .store
+        .hit(&format!("pwtry:{}", link.id), PASSWORD_WINDOW, 0)
+        .await?;
+    Ok((checks >= PASSWORD_FREE_PER_LINK).then(|| work_for(gate, link, checks)))
+}
+
+/// Takes the attempt (atomically, before any hashing), then checks the password. Every store
+/// failure answers `Unavailable` and checks nothing.
+async fn check_password(
+    gate: &Gate,
+    visit: &Visit,
+    hash: &str,
+    given: &str,
+    proof: Option<&str>,
+) -> PasswordOutcome {
+    let id = visit.link.id;
+    if given.len() <= 1024 && gate.verifier.remembered(&visit.link, given) {
+        // The right password again (a script sends it with every request): nothing to guess.
+        gate.audit.push(id, visit.event("password.passed", "ok"));
+        return PasswordOutcome::Passed;
+    }
+    let refused = |reason: &str| {
+        let mut d = visit.event("password.failed", "refused");
+        d.reason = Some(reason.into());
+        gate.audit.push(id, d);
+    };
+    let admitted = async {
+        let per_client = format!("pwtry:{id}:{}", visit.client_key());
+        let per_link = format!("pwtry:{id}");
+        let proven = match proof.filter(|p| !p.is_empty()) {
+            None => false,
+            Some(proof) => {
+                // A used or expired proof gets a fresh challenge; a forged one gets nothing.
+                let stale = match gate.verifier.check_proof(&visit.link, proof) {
+                    Ok(nonce) => (!gate
+                        .store
+                        .once(&format!("pow:{id}:{nonce}"), CHALLENGE_LIFETIME)
+                        .await?)
+                        .then_some("proof of work used already"),
+                    Err(ProofError::Expired) => Some("proof of work expired"),
+                    Err(ProofError::Invalid) => {
+                        refused("invalid proof of work");
+                        return Ok(PasswordOutcome::BadProof);
+                    }
+                };
+                if let Some(reason) = stale {
+                    refused(reason);
+                    let checks = gate.store.hit(&per_link, PASSWORD_WINDOW, 0).await?;
+                    return Ok(PasswordOutcome::NeedsWork(work_for(
+                        gate,
+                        &visit.link,
+                        checks,
+                    )));
+                }
+                true
+            }
+        };
+        if !proven {
+            // Read first, so that asking for the challenge costs the recipient no try.
+            if let Some(work) = work_needed(gate, &visit.link).await? {
+                refused("proof of work needed");
+                return Ok(PasswordOutcome::NeedsWork(work));
+            }
+        }
+        // One atomic increment answers whether this attempt is within the address's cap:
+        // of any number of parallel guesses, exactly the first five are checked.
+        if gate.store.hit(&per_client, PASSWORD_WINDOW, 1).await? > PASSWORD_TRIES_PER_CLIENT {
+            refused("too many attempts");
+            return Ok(PasswordOutcome::Throttled);
+        }
+        // Only an address within its own cap spends the link's budget: one address never
+        // affects another.
+        let checks = gate.store.hit(&per_link, PASSWORD_WINDOW, 1).await?;
+        if !proven && checks > PASSWORD_FREE_PER_LINK {
+            refused("proof of work needed");
+            return Ok(PasswordOutcome::NeedsWork(work_for(
+                gate,
+                &visit.link,
+                checks,
+            )));
+        }
+        Ok::<_, StoreError>(PasswordOutcome::Passed)
+    };
+    match admitted.await {
+        Ok(PasswordOutcome::Passed) => {}
+        Ok(other) => return other,
+        Err(e) => {
+            tracing::error!(link = %id, error = %e, "link store failed while checking a password");
+            return PasswordOutcome::Unavailable;
+        }
+    }
+    if given.len() <= 1024 && gate.verifier.check_password(hash, given).await {
+        gate.verifier.remember(&visit.link, given);
+        gate.audit.push(id, visit.event("password.passed", "ok"));
+        return PasswordOutcome::Passed;
+    }
+    gate.audit
+        .push(id, visit.event("password.failed", "failed"));
+    PasswordOutcome::Wrong
+}
+
+/// The link's current code: (nonce, unix second it expires); `None` when there is none.
+async fn current_code(gate: &Gate, id: &LinkId) -> Result<Option<(String, i64)>, StoreError> {
+    let Some(raw) = gate.store.kv_get(&format!("code:{id}")).await? else {
+        return Ok(None);
+    };
+    Ok(parse_code(&raw))
+}
+
+fn parse_code(raw: &[u8]) -> Option<(String, i64)> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let (nonce, until) = text.split_once(':')?;
+    Some((nonce.to_string(), until.parse().ok()?))
+}
+
+fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `14:05 UTC` for a code's expiry.
+fn clock(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!("[hour]:[minute] UTC"))
+                .ok()
+        })
+        .unwrap_or_else(|| "within the hour".to_string())
+}
+
+/// `Ok(view_only)` when the browser may go on; `Err(answer)` otherwise.
+async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
+    let Some(recipient) = &visit.link.recipient else {
+        return Ok(false);
+    };
+    if !visit.html {
+        return Err(visit.text(
+            403,
+            "This link is for a named recipient and must be opened in a web browser.",
+            &[],
+        ));
+    }
+    let Some(email) = &recipient.email else {
+        // No address to verify against: every browser may view, none may download.
+        return Ok(true);
+    };
+    let device = visit.device.as_deref().unwrap_or("");
+    if visit.link.trusted_devices.iter().any(|d| d == device) {
+        return Ok(false);
+    }
+    let csrf = gate.verifier.csrf_token(&visit.link.id, device);
+    if visit.link.trusted_devices.is_empty() && !recipient.require_code {
+        return Err(visit.reply(200, pages::confirm_device(&visit.facts(), &csrf)));
+    }
+    // Fail closed: a store that cannot say whether codes may still be tried or which code is
+    // current answers 503, never a guess.
+    let state = async {
+        let checks = gate
+            .store
+            .tally(&format!("codechecks:{}", visit.link.id), 0)
+            .await?;
+        Ok::<_, StoreError>((checks, current_code(gate, &visit.link.id).await?))
+    };
+    let (checks, current) = match state.await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(link = %visit.link.id, error = %e, "link store failed while showing a device check");
+            return Err(visit.reply(503, pages::for_status(503)));
+        }
+    };
+    if checks >= CODE_CHECKS_PER_LINK {
+        return Err(visit.reply(
+            403,
+            pages::no_more_codes(&visit.facts(), visit.link.created_by.as_deref()),
+        ));
+    }
+    let masked = mask_email(email);
+    if let Some((_, until)) = current {
+        let resend = gate.verifier.csrf_token(&visit.link.id, device);
+        return Err(visit.reply(
+            200,
+            pages::enter_code(&visit.facts(), &csrf, &resend, &masked, &clock(until), None),
+        ));
+    }
+    Err(visit.reply(200, pages::send_code(&visit.facts(), &csrf, &masked, None)))
+}
+
+/// A form: checked for its CSRF token (single use), then its action.
+async fn post(gate: &Gate, visit: &Visit, form: &[(String, String)]) -> Decision {
+    let id = visit.link.id;
+    let device = visit.device.clone().unwrap_or_default();
+    let spent = match (field(form, "csrf"), visit.new_device) {
+        (Some(token), false) => gate.spend_csrf(token, &id, &device).await,
+        _ => Ok(FormToken::Invalid),
+    };
+    match spent {
+        Ok(FormToken::Fresh) => {}
+        Ok(FormToken::Invalid) => {
+            return visit.reply(
+                403,
+                pages::message(
+                    "This form has expired",
+                    "Please reload the page and try again.",
+                ),
+            )
+        }
+        Ok(FormToken::Spent) => {
+            return visit.reply(
+                403,
+                pages::message(
+                    "This form was already sent",
+                    "Please reload the page and try again.",
+                ),
+            )
+        }
+        Err(_) => return visit.reply(503, pages::for_status(503)),
+    }
+    match field(form, "action") {
+        Some("download") => post_download(gate, visit),
+        Some("password") => post_password(gate, visit, form).await,
+        Some("trust") => post_trust(gate, visit, &device).await,
+        Some("send_code") => post_send_code(gate, visit, &device).await,
+        Some("verify_code") => {
+            post_verify_code(gate, visit, &device, field(form, "code").unwrap_or("")).await
+        }
+        _ => visit.reply(
+            400,
+            pages::message(
+                "The form could not be read",
+                "Please go back, reload the page and try again.",
+            ),
+        ),
+    }
+}
+
+async fn post_password(gate: &Gate, visit: &Visit, form: &[(String, String)]) -> Decision {
+    let Some(hash) = &visit.link.password_hash else {
+        return visit.back();
+    };
+    let given = field(form, "password").unwrap_or("");
+    let csrf = gate
+        .verifier
+        .csrf_token(&visit.link.id, visit.device.as_deref().unwrap_or(""));
+    match check_password(gate, visit, hash, given, field(form, "proof")).await {
+        PasswordOutcome::Passed => {
+            let mut v = visit.cookies.clone();
+            v.push(("set-cookie", gate.verifier.pass_cookie(&visit.link, &visit.base)));
+            let mut headers = vec![("location", visit.base.clone()), ("cache-control", "private, no-store".to_string())];
+            headers.extend(v);
+            Decision::Reply(Reply { status: 303, headers, body: Bytes::new() })
+        }
+        PasswordOutcome::Wrong => {
+            // The next form needs work too once the budget is spent meanwhile.
+            let work = match work_needed(gate, &visit.link).await {
+                Ok(work) => work,
+                Err(_) => return visit.reply(503, pages::for_status(503)),
+            };
+            visit.reply(401, password_page(visit, &csrf, Some("That password is not right. Please try again."), work.as_ref()))
+        }
+        PasswordOutcome::Throttled => visit.reply(
+            429,
+            password_page(visit, &csrf, Some("Too many wrong passwords were tried from your network address. Please wait 15 minutes and try again."), None),
+        ),
+        PasswordOutcome::NeedsWork(work) => visit.reply(
+            429,
+            password_page(
+                visit,
+                &csrf,
+                Some("This link is under heavy guessing right now, so your browser must do a few seconds of work before the password is checked (JavaScript is needed for now). Please enter the password again."),
+                Some(&work),
+            ),
+        ),
+        PasswordOutcome::BadProof => match work_needed(gate, &visit.link).await {
+            Ok(work) => visit.reply(400, password_page(visit, &csrf, Some("The form could not be checked. Please enter the password again."), work.as_ref())),
+            Err(_) => visit.reply(503, pages::for_status(503)),
+        },
+        PasswordOutcome::Unavailable => visit.reply(503, pages::for_status(503)),
+    }
+}
+
+/// Adds `device` to the link's trusted browsers; `first_only` refuses when one is trusted already.
+async fn trust(
+    gate: &Gate,
+    visit: &Visit,
+    device: &str,
+    first_only: bool,
+) -> Result<(), StoreError> {
+    let device = device.to_string();
+    let generation = visit.link.generation;
+    let change: Change = Arc::new(move |link: &mut Link| {
+        if link.state != LinkState::Active || link.generation != generation {
+            return Err(StoreError::Refused("the link changed".into()));
+        }
+        if link.trusted_devices.contains(&device) {
+            return Ok(());
+        }
+        if first_only && !link.trusted_devices.is_empty() {
+            return Err(StoreError::Refused(
+                "another browser was verified first".into(),
+            ));
+        }
+        if link.trusted_devices.len() >= MAX_TRUSTED_DEVICES {
+            link.trusted_devices.remove(0);
+        }
+        link.trusted_devices.push(device.clone());
+        Ok(())
+    });
+    let result = gate.store.update(visit.link.id, change).await;
+    gate.cache.invalidate(&visit.link.id);
+    result.map(|_| ())
+}
+
+async fn post_trust(gate: &Gate, visit: &Visit, device: &str) -> Decision {
+    let Some(recipient) = &visit.link.recipient else {
+        return visit.back();
+    };
+    if recipient.require_code || recipient.email.is_none() {
+        return visit.back();
+    }
+    match trust(gate, visit, device, true).await {
+        Ok(()) => {
+            let mut d = visit.event("device.trusted", "ok");
+            d.detail = Some(serde_json::json!({ "how": "first browser" }));
+            gate.audit.push(visit.link.id, d);
+        }
+        Err(StoreError::Refused(reason)) => {
+            let mut d = visit.event("device.trusted", "refused");
+            d.reason = Some(reason);
+            gate.audit.push(visit.link.id, d);
+        }
+        Err(_) => return visit.reply(503, pages::for_status(503)),
+    }
+    // Either trusted now, or another browser won the race: the link page says which.
+    visit.back()
+}
+
+async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
+    let Some(email) = visit.link.recipient.as_ref().and_then(|r| r.email.clone()) else {
+        return visit.back();
+    };
+    let id = visit.link.id;
+    let csrf = gate.verifier.csrf_token(&id, device);
+    let masked = mask_email(&email);
+    let refused = |reason: &str| {
+        let mut d = visit.event("code.sent", "refused");
+        d.reason = Some(reason.into());
+        gate.audit.push(id, d);
+    };
+    // The code box when a code is current, otherwise the button; `status` and `notice` either way.
+    let page = |status: u16, current: Option<i64>, notice: &str| match current {
+        Some(until) => {
+            let resend = gate.verifier.csrf_token(&id, device);
+            visit.reply(
+                status,
+                pages::enter_code(
+                    &visit.facts(),
+                    &csrf,
+                    &resend,
+                    &masked,
+                    &clock(until),
+                    Some(notice),
+                ),
+            )
+        }
+        None => visit.reply(
+            status,
+            pages::send_code(&visit.facts(), &csrf, &masked, Some(notice)),
+        ),
+    };
+    let state = async {
+        let checks = gate.store.tally(&format!("codechecks:{id}"), 0).await?;
+        Ok::<_, StoreError>((checks, current_code(gate, &id).await?))
+    };
+    let (checks, current) = match state.await {
+        Ok(s) => s,
+        Err(_) => return visit.reply(503, pages::for_status(503)),
+    };
+    if checks >= CODE_CHECKS_PER_LINK {
+        refused("the link's lifetime limit of code checks is used up: no new browser can be verified by code");
+        return visit.reply(
+            403,
+            pages::no_more_codes(&visit.facts(), visit.link.created_by.as_deref()),
+        );
+    }
+    let current_until = current.as_ref().map(|(_, until)| *until);
+    match gate
+        .store
+        .hit(&format!("codesend:{id}:{device}"), CODE_RESEND_GAP, 1)
+        .await
+    {
+        Ok(1) => {}
+        Ok(_) => {
+            refused("resend throttled");
+            return page(429, current_until, "A code was sent moments ago. Please use the code from that mail, or wait a little before asking again.");
+        }
+        Err(_) => return visit.reply(503, pages::for_status(503)),
+    }
+    match gate
+        .store
+        .hit(&format!("codemail:{id}"), MAIL_WINDOW, 1)
+        .await
+    {
+        Ok(n) if n <= CODE_MAILS_PER_LINK => {}
+        Ok(_) => {
+            refused("mail cap reached");
+            return page(
+                429,
+                current_until,
+                &format!(
+                    "No new mail was sent: {CODE_MAILS_PER_LINK} codes were already mailed to {masked} in the last hour. {}",
+                    if current_until.is_some() { "Please enter the code from the latest of those mails." } else { "Please try again later." }
+                ),
+            );
+        }
+        Err(_) => return visit.reply(503, pages::for_status(503)),
+    }
+    // One current code per link: a browser asking while a code is valid gets the same code
+    // again, so a flood of requests cannot use up the recipient's chances.
+    let minted = format!(
+        "{}:{}",
+        new_code_nonce(),
+        now_secs() + CODE_LIFETIME.as_secs() as i64
+    );
+    let (stored, fresh) = match gate
+        .store
+        .kv_put_new(&format!("code:{id}"), minted.as_bytes(), CODE_LIFETIME)
+        .await
+    {
+        Ok(Some(existing)) => (existing, false),
+        Ok(None) => (minted.into_bytes(), true),
+        Err(_) => return visit.reply(503, pages::for_status(503)),
+    };
+    let Some((nonce, until)) = parse_code(&stored) else {
+        tracing::error!(link = %id, "the stored code is unreadable");
+        return visit.reply(503, pages::for_status(503));
+    };
+    let Some(code) = gate.verifier.code_of(&id, &nonce) else {
+        return visit.reply(503, pages::for_status(503));
+    };
+    let facts = visit.facts();
+    let valid_until = clock(until);
+    let mail = CodeMail {
+        to: &email,
+        document: &facts.name,
+        sender: visit.link.created_by.as_deref(),
+        code: &code,
+        valid_until: &valid_until,
+    };
+    match gate.mailer.send_code(&mail).await {
+        Ok(()) => {
+            let mut d = visit.event("code.sent", "ok");
+            d.detail =
+                Some(serde_json::json!({ "code": if fresh { "new" } else { "sent again" } }));
+            gate.audit.push(id, d);
+            visit.back()
+        }
+        Err(e) => {
+            tracing::error!(link = %id, error = %e, "could not mail a verification code");
+            if fresh {
+                // Nobody got this code: the next request mints and mails one again.
+                if let Err(e) = gate.store.kv_del(&format!("code:{id}")).await {
+                    tracing::warn!(link = %id, error = %e, "could not drop a code that was never mailed");
+                }
+            }
+            let mut d = visit.event("code.sent", "failed");
+            d.reason = Some(e.to_string());
+            gate.audit.push(id, d);
+            visit.reply(
+                502,
+                pages::send_code(
+                    &visit.facts(),
+                    &csrf,
+                    &masked,
+                    Some(
+                        "The code could not be mailed just now. Please try again in a few minutes.",
+                    ),
+                ),
+            )
+        }
+    }
+}
+
+/// What a code check came to before the comparison.
+enum CodeTry {
+    Check {
+        nonce: String,
+        until: i64,
+        last_for_browser: bool,
+    },
+    NoCode,
+    /// This browser or address used its tries for the current code.
+    Refused(&'static str),
+    /// The code took its last try from everyone: it is discarded.
+    Discarded,
+    /// The link's lifetime bound is reached.
+    Exhausted,
+}
+
+/// Takes one try at the current code, atomically and before comparing: per address, per
+/// browser, per code (only tries within the first two caps count) and over the link's life.
+async fn take_code_try(gate: &Gate, visit: &Visit, device: &str) -> Result<CodeTry, StoreError> {
+    let id = visit.link.id;
+    let Some((nonce, until)) = current_code(gate, &id).await? else {
+        return Ok(CodeTry::NoCode);
+    };
+    let per_client = format!("codetry:{id}:{nonce}:a:{}", visit.client_key());
+    if gate.store.hit(&per_client, CODE_LIFETIME, 1).await? > CODE_TRIES_PER_CLIENT {
+        return Ok(CodeTry::Refused("too many attempts from this address"));
+    }
+    let per_browser = gate
+        .store
+        .hit(
+            &format!("codetry:{id}:{nonce}:d:{device}"),
+            CODE_LIFETIME,
+            1,
+        )
+        .await?;
+    if per_browser > CODE_TRIES_PER_BROWSER {
+        return Ok(CodeTry::Refused("too many attempts in this browser"));
+    }
+    let per_code = gate
+        .store
+        .hit(&format!("codetry:{id}:{nonce}"), CODE_LIFETIME, 1)
+        .await?;
+    if per_code > CODE_TRIES_PER_CODE {
+        if per_code == CODE_TRIES_PER_CODE + 1 {
+            gate.store.kv_del(&format!("code:{id}")).await?;
+        }
+        return Ok(CodeTry::Discarded);
+    }
+    if gate.store.tally(&format!("codechecks:{id}"), 1).await? > CODE_CHECKS_PER_LINK {
+        return Ok(CodeTry::Exhausted);
+    }
+    Ok(CodeTry::Check {
+        nonce,
+        until,
+        last_for_browser: per_browser == CODE_TRIES_PER_BROWSER,
+    })
+}
+
+async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str) -> Decision {
+    let id = visit.link.id;
+    let Some(email) = visit.link.recipient.as_ref().and_then(|r| r.email.clone()) else {
+        return visit.back();
+    };
+    let masked = mask_email(&email);
+    let csrf = gate.verifier.csrf_token(&id, device);
+    let failed = |outcome: &str, reason: &str| {
+        let mut d = visit.event("code.failed", outcome);
+        d.reason = Some(reason.into());
+        gate.audit.push(id, d);
+    };
+    let (nonce, until, last_for_browser) = match take_code_try(gate, visit, device).await {
+        Ok(CodeTry::Check {
+            nonce,
+            until,
+            last_for_browser,
+        }) => (nonce, until, last_for_browser),
+        Ok(CodeTry::NoCode) => {
+            return visit.reply(
+                200,
+                pages::send_code(
+                    &visit.facts(),
+                    &csrf,
+                    &masked,
+                    Some("That code has expired or was used. Please ask for a new one."),
+                ),
+            )
+        }
+        Ok(CodeTry::Refused(reason)) => {
+            failed("refused", reason);
+            return visit.reply(
+                429,
+                pages::message(
+                    "Too many wrong codes",
+                    "Too many wrong codes were tried in this browser or from your network address. Please open the link in another \
+                     browser, or wait until the code expires (within the hour) and ask for a new one.",
+                ),
+            );
+        }
+        Ok(CodeTry::Discarded) => {
+            failed("refused", "code discarded after too many attempts");
+            return visit.reply(
+                401,
+                pages::send_code(&visit.facts(), &csrf, &masked, Some("Too many wrong codes were tried: that code no longer works. Please ask for a new one.")),
+            );
+        }
+        Ok(CodeTry::Exhausted) => {
+            failed("refused", "the link's lifetime limit of code checks is used up: no new browser can be verified by code");
+            return visit.reply(
+                403,
+                pages::no_more_codes(&visit.facts(), visit.link.created_by.as_deref()),
+            );
+        }
+        Err(e) => {
+            tracing::error!(link = %id, error = %e, "link store failed while checking a code");
+            return visit.reply(503, pages::for_status(503));
+        }
+    };
+    let Some(expected) = gate.verifier.code_of(&id, &nonce) else {
+        return visit.reply(503, pages::for_status(503));
+    };
+    let well_formed = given.len() == 6 && given.bytes().all(|b| b.is_ascii_digit());
+    if !(well_formed
+        && bool::from(subtle::ConstantTimeEq::ct_eq(
+            expected.as_bytes(),
+            given.as_bytes(),
+        )))
+    {
+        failed("failed", "wrong code");
+        if last_for_browser {
+            return visit.reply(
+                401,
+                pages::message(
+                    "That code is not right",
+                    "That code is not right, and it no longer works in this browser after five tries. Please open the link in \
+                     another browser, or wait until the code expires (within the hour) and ask for a new one.",
+                ),
+            );
+        }
+        let resend = gate.verifier.csrf_token(&id, device);
+        return visit.reply(
+            401,
+            pages::enter_code(
+                &visit.facts(),
+                &csrf,
+                &resend,
+                &masked,
+                &clock(until),
+                Some("That code is not right. Please check it and try again."),
+            ),
+        );
+    }
+    // A code verifies one browser: spend it before trusting (a failure leaves it unspent and
+    // trusts nothing).
+    if gate.store.kv_del(&format!("code:{id}")).await.is_err() {
+        return visit.reply(503, pages::for_status(503));
+    }
+    gate.audit.push(id, visit.event("code.passed", "ok"));
+    match trust(gate, visit, device, false).await {
+        Ok(()) => {
+            let mut d = visit.event("device.trusted", "ok");
+            d.detail = Some(serde_json::json!({ "how": "code" }));
+            gate.audit.push(id, d);
+            visit.back()
+        }
+        Err(_) => visit.reply(503, pages::for_status(503)),
+    }
+}
+
+/// The landing page's download button of a limited link: back to the same address with a
+/// download ticket, which the browser then fetches (and may resume) with a GET.
+fn post_download(gate: &Gate, visit: &Visit) -> Decision {
+    if !visit.link.needs_button() || !visit.download {
+        return visit.back();
+    }
+    let kept: Vec<&str> = visit
+        .target
+        .split_once('?')
+        .map(|(_, q)| {
+            q.split('&')
+                .filter(|p| !p.is_empty() && !p.starts_with("go="))
+                .collect()
+        })
+        .unwrap_or_default();
+    let location = format!(
+        "{}?{}&go={}",
+        visit.base,
+        kept.join("&"),
+        gate.verifier.download_ticket(&visit.link)
+    );
+    visit.see_other(location)
+}

@@ -1,0 +1,712 @@
+//! The embedded store: one redb file for a single gateway instance.
+//!
+//! Link records and counters persist in the file; every change is one write transaction, run on
+//! the blocking pool so the async runtime never waits on disk. Download counts persist; the byte
+//! accounts of documents (see [`crate::model::counting`]) live in memory with the one thread that
+//! counts: a single instance is the only user, and after a restart every document starts with
+//! no allowance left over (a resume then counts as a new download: the fail-safe side).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableTable, TableDefinition};
+
+use super::{
+    index_entries, list_by_index, Change, Draw, LinkStore, ListPage, ListQuery, OnChange,
+    StoreError, WriteId,
+};
+use crate::model::audit::{seal, Draft, Event};
+use crate::model::counting::{self, Account, Drawn, Refund};
+use crate::model::link::{Link, LinkId};
+
+const LINKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("links");
+/// link id → (generation, used) as two little-endian u64.
+const COUNTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("counters");
+/// link id ++ generation ++ part → (downloads counted for the part, its size), two little-endian
+/// u64: what of a document's account survives a restart (see `load_part`).
+const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
+/// index name, 0, member → nothing (see `index_entries`).
+const INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("index");
+/// link id ++ seq (big-endian u64) → event JSON.
+const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events");
+
+fn index_key(name: &str, member: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(name.len() + member.len() + 1);
+    k.extend_from_slice(name.as_bytes());
+    k.push(0);
+    k.extend_from_slice(member.as_bytes());
+    k
+}
+
+fn event_key(id: &LinkId, seq: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..16].copy_from_slice(id.as_bytes());
+    k[16..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn decode_counter(bytes: &[u8]) -> Result<(u64, u64), StoreError> {
+    let arr: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("counter record".into()))?;
+    let (g, u) = arr.split_at(8);
+    let g = u64::from_le_bytes(g.try_into().unwrap_or_default());
+    let u = u64::from_le_bytes(u.try_into().unwrap_or_default());
+    Ok((g, u))
+}
+
+fn encode_counter(generation: u64, used: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&generation.to_le_bytes());
+    out[8..].copy_from_slice(&used.to_le_bytes());
+    out
+}
+
+fn decode_link(bytes: &[u8]) -> Result<Link, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("link record: {e}")))
+}
+
+/// A document's account: link, generation, part.
+type AccountKey = (LinkId, u64, String);
+
+/// Work for the counting thread.
+enum Job {
+    Draw(
+        Draw,
+        tokio::sync::oneshot::Sender<Result<Drawn, StoreError>>,
+    ),
+    Refund(
+        Vec<Refund>,
+        tokio::sync::oneshot::Sender<Result<(), StoreError>>,
+    ),
+}
+
+/// What one job came to.
+enum Outcome {
+    Drawn(Drawn),
+    Refunded,
+}
+
+/// Most accounts kept in memory; past it, empty ones are dropped, then all (a dropped account is
+/// read back from the file as spent: the next request of that document counts a new download).
+const MAX_ACCOUNTS: usize = 200_000;
+
+/// Draws and refunds are applied by one thread that owns the accounts, in group commits: every
+/// job waiting when a write transaction starts joins it, so one disk sync serves many downloads
+/// (each still atomic, in order, never beyond its limit), and a batch that changes no count
+/// writes nothing.
+fn counting_thread(db: Arc<Database>, jobs: std::sync::mpsc::Receiver<Job>) {
+    let mut accounts: HashMap<AccountKey, Account> = HashMap::new();
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut undo = Vec::new();
+        match count_batch(&db, &mut accounts, &batch, &mut undo) {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    match (job, outcome) {
+                        (Job::Draw(_, reply), Outcome::Drawn(d)) => {
+                            let _ = reply.send(Ok(d));
+                        }
+                        (Job::Refund(_, reply), _) => {
+                            let _ = reply.send(Ok(()));
+                        }
+                        (Job::Draw(_, reply), Outcome::Refunded) => {
+                            let _ = reply
+                                .send(Err(StoreError::Unavailable("counting went wrong".into())));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                // Nothing was written: the accounts go back to what they were.
+                for (key, before) in undo.into_iter().rev() {
+                    match before {
+                        Some(account) => accounts.insert(key, account),
+                        None => accounts.remove(&key),
+                    };
+                }
+                let message = e.to_string();
+                for job in batch {
+                    match job {
+                        Job::Draw(_, reply) => {
+                            let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
+                        }
+                        Job::Refund(_, reply) => {
+                            let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
+                        }
+                    }
+                }
+            }
+        }
+        if accounts.len() > MAX_ACCOUNTS {
+            accounts.retain(|_, a| a.slots > 0 || a.charged > 0);
+            if accounts.len() > MAX_ACCOUNTS {
+                accounts.clear();
+            }
+        }
+    }
+}
+
+/// The stored count of a link: `(generation, used)`.
+fn counter_of(
+    counters: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &LinkId,
+) -> Result<Option<(u64, u64)>, StoreError> {
+    counters
+        .get(id.as_bytes().as_slice())
+        .map_err(unavailable)?
+        .map(|v| decode_counter(v.value()))
+        .transpose()
+}
+
+/// Runs a batch of jobs in one write transaction; nothing is granted unless it commits. `undo`
+/// collects each account's state before the batch touched it.
+fn count_batch(
+    db: &Database,
+    accounts: &mut HashMap<AccountKey, Account>,
+    batch: &[Job],
+    undo: &mut Vec<(AccountKey, Option<Account>)>,
+) -> Result<Vec<Outcome>, StoreError> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut changed = false;
+    {
+        let links = tx.open_table(LINKS).map_err(unavailable)?;
+        let mut books = Books {
+            counters: tx.open_table(COUNTERS).map_err(unavailable)?,
+            parts: tx.open_table(PARTS).map_err(unavailable)?,
+            accounts,
+            undo,
+        };
+        for job in batch {
+            match job {
+                Job::Draw(d, _) => {
+                    let link = match links.get(d.id.as_bytes().as_slice()).map_err(unavailable)? {
+                        Some(v) => decode_link(v.value())?,
+                        None => {
+                            outcomes.push(Outcome::Drawn(Drawn::Stale));
+                            continue;
+                        }
+                    };
+                    if link.generation != d.generation
+                        || link.state != crate::model::link::LinkState::Active
+                    {
+                        outcomes.push(Outcome::Drawn(Drawn::Stale));
+                        continue;
+                    }
+                    let mut drawn = Drawn::Stale;
+                    changed |=
+                        books.apply((d.id, d.generation, d.part.clone()), |used, account| {
+                            drawn = counting::draw(used, d.max, account, &d.ask);
+                        })?;
+                    outcomes.push(Outcome::Drawn(drawn));
+                }
+                Job::Refund(refunds, _) => {
+                    for r in refunds {
+                        // A refund for a generation that is over changes nothing.
+                        match counter_of(&books.counters, &r.id)? {
+                            Some((g, _)) if g == r.generation => {}
+                            _ => continue,
+                        }
+                        changed |= books.apply(
+                            (r.id, r.generation, r.part.clone()),
+                            |used, account| {
+                                counting::refund(used, account, r.bytes, r.own);
+                            },
+                        )?;
+                    }
+                    outcomes.push(Outcome::Refunded);
+                }
+            }
+        }
+    }
+    if changed {
+        tx.commit().map_err(unavailable)?;
+    } else {
+        tx.abort().map_err(unavailable)?;
+    }
+    Ok(outcomes)
+}
+
+/// What one counting transaction reads and writes: download counts and parts' records in the
+/// file, accounts in memory, and how to undo the accounts if the transaction fails.
+struct Books<'t, 'a> {
+    counters: redb::Table<'t, &'static [u8], &'static [u8]>,
+    parts: redb::Table<'t, &'static [u8], &'static [u8]>,
+    accounts: &'a mut HashMap<AccountKey, Account>,
+    undo: &'a mut Vec<(AccountKey, Option<Account>)>,
+}
+
+impl Books<'_, '_> {
+    /// Runs `f` on the link's count and the part's account; writes what changed. `Ok(true)`
+    /// when the file must be committed.
+    fn apply(
+        &mut self,
+        key: AccountKey,
+        f: impl FnOnce(&mut u64, &mut Account),
+    ) -> Result<bool, StoreError> {
+        let (id, generation) = (key.0, key.1);
+        let used = match counter_of(&self.counters, &id)? {
+            Some((g, used)) if g == generation => used,
+            _ => 0,
+        };
+        let in_memory = self.accounts.get(&key).copied();
+        let before = match in_memory {
+            Some(a) => Some(a),
+            None => load_part(&self.parts, &key)?,
+        };
+        self.undo.push((key.clone(), in_memory));
+        let mut account = before.unwrap_or_default();
+        let mut now_used = used;
+        f(&mut now_used, &mut account);
+        let mut write = false;
+        if now_used != used {
+            self.counters
+                .insert(
+                    id.as_bytes().as_slice(),
+                    encode_counter(generation, now_used).as_slice(),
+                )
+                .map_err(unavailable)?;
+            write = true;
+        }
+        if before.map_or(0, |a| a.slots) != account.slots {
+            self.parts
+                .insert(
+                    part_key(&key).as_slice(),
+                    encode_counter(account.slots, account.size).as_slice(),
+                )
+                .map_err(unavailable)?;
+            write = true;
+        }
+        self.accounts.insert(key, account);
+        Ok(write)
+    }
+}
+
+/// The key of a part's record: link id, generation (big-endian), part.
+fn part_key((id, generation, part): &AccountKey) -> Vec<u8> {
+    let mut k = Vec::with_capacity(24 + part.len());
+    k.extend_from_slice(id.as_bytes());
+    k.extend_from_slice(&generation.to_be_bytes());
+    k.extend_from_slice(part.as_bytes());
+    k
+}
+
+/// A part's account as the file knows it (after a restart, or once evicted from memory): its
+/// downloads and size persist, its bytes do not, so everything those downloads allow counts as
+/// drawn ([`Account::spent`]).
+fn load_part(
+    parts: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &AccountKey,
+) -> Result<Option<Account>, StoreError> {
+    let Some(v) = parts.get(part_key(key).as_slice()).map_err(unavailable)? else {
+        return Ok(None);
+    };
+    let (slots, size) = decode_counter(v.value())?;
+    Ok(Some(Account::spent(slots, size)))
+}
+
+pub struct EmbeddedStore {
+    counting: std::sync::mpsc::Sender<Job>,
+    db: Arc<Database>,
+    /// Attempt counters, single-use tokens and codes: in memory (one process uses this store).
+    kv: super::MemoryKv,
+}
+
+/// redb's page cache. Its default (1 GiB) grew with the audit events a load test writes (a
+/// gateway held ~85 MiB more after 130,000 counted downloads); links and counters are small and
+/// hot, and events are read back rarely.
+const CACHE_BYTES: usize = 4 << 20;
+
+impl EmbeddedStore {
+    /// Opens (or creates) the database file; parent folders are created.
+    pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| unavailable(format!("{}: {e}", dir.display())))?;
+            }
+        }
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+        let tx = db.begin_write().map_err(unavailable)?;
+        tx.open_table(LINKS).map_err(unavailable)?;
+        tx.open_table(COUNTERS).map_err(unavailable)?;
+        tx.open_table(INDEX).map_err(unavailable)?;
+        tx.open_table(EVENTS).map_err(unavailable)?;
+        tx.open_table(PARTS).map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        let db = Arc::new(db);
+        let (counting, jobs) = std::sync::mpsc::channel();
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("linkgate counting".into())
+            .spawn(move || counting_thread(writer_db, jobs))
+            .map_err(|e| unavailable(format!("cannot start the counting thread: {e}")))?;
+        Ok(EmbeddedStore {
+            counting,
+            db,
+            kv: super::MemoryKv::default(),
+        })
+    }
+
+    /// Runs blocking database work off the async runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(unavailable)?
+    }
+}
+
+fn used_in(
+    counters: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &LinkId,
+    generation: u64,
+) -> Result<u64, StoreError> {
+    Ok(
+        match counters
+            .get(id.as_bytes().as_slice())
+            .map_err(unavailable)?
+        {
+            Some(v) => match decode_counter(v.value())? {
+                (g, used) if g == generation => used,
+                _ => 0,
+            },
+            None => 0,
+        },
+    )
+}
+
+#[async_trait]
+impl LinkStore for EmbeddedStore {
+    async fn create(&self, link: &Link) -> Result<(), StoreError> {
+        let link = link.clone();
+        let bytes = serde_json::to_vec(&link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut links = tx.open_table(LINKS).map_err(unavailable)?;
+                if links
+                    .get(link.id.as_bytes().as_slice())
+                    .map_err(unavailable)?
+                    .is_some()
+                {
+                    return Err(StoreError::Exists(link.id));
+                }
+                links
+                    .insert(link.id.as_bytes().as_slice(), bytes.as_slice())
+                    .map_err(unavailable)?;
+                let mut index = tx.open_table(INDEX).map_err(unavailable)?;
+                let (names, member) = index_entries(&link);
+                for name in names {
+                    index
+                        .insert(index_key(&name, &member).as_slice(), [].as_slice())
+                        .map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn get(&self, id: LinkId) -> Result<Option<Link>, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let links = tx.open_table(LINKS).map_err(unavailable)?;
+            let found = links.get(id.as_bytes().as_slice()).map_err(unavailable)?;
+            found.map(|v| decode_link(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError> {
+        // redb's single write transaction makes the read-modify-write atomic.
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            let link = {
+                let mut links = tx.open_table(LINKS).map_err(unavailable)?;
+                let mut link = match links.get(id.as_bytes().as_slice()).map_err(unavailable)? {
+                    Some(v) => decode_link(v.value())?,
+                    None => return Err(StoreError::NotFound(id)),
+                };
+                change(&mut link)?;
+                let bytes =
+                    serde_json::to_vec(&link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                links
+                    .insert(id.as_bytes().as_slice(), bytes.as_slice())
+                    .map_err(unavailable)?;
+                link
+            };
+            tx.commit().map_err(unavailable)?;
+            Ok(link)
+        })
+        .await
+    }
+
+    async fn draw(&self, draw: &Draw) -> Result<Drawn, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || StoreError::Unavailable("the counting thread stopped".into());
+        self.counting
+            .send(Job::Draw(draw.clone(), reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    async fn refund(&self, refunds: &[Refund]) -> Result<(), StoreError> {
+        if refunds.is_empty() {
+            return Ok(());
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || StoreError::Unavailable("the counting thread stopped".into());
+        self.counting
+            .send(Job::Refund(refunds.to_vec(), reply))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Embedded writes are never unclear (a failure means nothing was committed), so `write`
+    /// is not needed here.
+    async fn add_usage(
+        &self,
+        _write: WriteId,
+        id: LinkId,
+        generation: u64,
+        n: u64,
+    ) -> Result<(), StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut counters = tx.open_table(COUNTERS).map_err(unavailable)?;
+                let used = used_in(&counters, &id, generation)?;
+                counters
+                    .insert(
+                        id.as_bytes().as_slice(),
+                        encode_counter(generation, used.saturating_add(n)).as_slice(),
+                    )
+                    .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn usage(&self, id: LinkId, generation: u64) -> Result<u64, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let counters = tx.open_table(COUNTERS).map_err(unavailable)?;
+            used_in(&counters, &id, generation)
+        })
+        .await
+    }
+
+    async fn follow_changes(&self, _on_change: OnChange) {
+        // Only this process changes an embedded store, and it invalidates its cache directly.
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
+        list_by_index(self, query, |index, after, n| {
+            self.blocking(move |db| {
+                let tx = db.begin_read().map_err(unavailable)?;
+                let table = tx.open_table(INDEX).map_err(unavailable)?;
+                let prefix = index_key(&index, "");
+                let start = index_key(&index, after.as_deref().unwrap_or(""));
+                let mut out = Vec::with_capacity(n);
+                for entry in table.range(start.as_slice()..).map_err(unavailable)? {
+                    let (key, _) = entry.map_err(unavailable)?;
+                    let key = key.value();
+                    if !key.starts_with(&prefix) {
+                        break;
+                    }
+                    let member = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                    if after.as_deref() == Some(member.as_str()) {
+                        continue;
+                    }
+                    out.push(member);
+                    if out.len() == n {
+                        break;
+                    }
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn append_events(
+        &self,
+        _write: WriteId,
+        id: LinkId,
+        drafts: &[Draft],
+        retention: Option<std::time::Duration>,
+    ) -> Result<(), StoreError> {
+        let drafts = drafts.to_vec();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
+                let first = event_key(&id, 0);
+                let last = event_key(&id, u64::MAX);
+                let tail = match events
+                    .range(first.as_slice()..=last.as_slice())
+                    .map_err(unavailable)?
+                    .next_back()
+                {
+                    Some(entry) => {
+                        let (_, v) = entry.map_err(unavailable)?;
+                        Some(decode_event(v.value())?)
+                    }
+                    None => None,
+                };
+                for (seq, json) in seal(id, tail.as_ref(), &drafts)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                {
+                    events
+                        .insert(event_key(&id, seq).as_slice(), json.as_slice())
+                        .map_err(unavailable)?;
+                }
+                if let Some(keep) = retention {
+                    let cutoff = time::OffsetDateTime::now_utc() - keep;
+                    let mut old = Vec::new();
+                    for entry in events
+                        .range(first.as_slice()..=last.as_slice())
+                        .map_err(unavailable)?
+                    {
+                        let (k, v) = entry.map_err(unavailable)?;
+                        if decode_event(v.value())?.draft.at >= cutoff {
+                            break;
+                        }
+                        old.push(k.value().to_vec());
+                    }
+                    for k in old {
+                        events.remove(k.as_slice()).map_err(unavailable)?;
+                    }
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn events(&self, id: LinkId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let events = tx.open_table(EVENTS).map_err(unavailable)?;
+            let from = event_key(&id, after.saturating_add(1));
+            let to = event_key(&id, u64::MAX);
+            let mut out = Vec::new();
+            for entry in events
+                .range(from.as_slice()..=to.as_slice())
+                .map_err(unavailable)?
+            {
+                let (_, v) = entry.map_err(unavailable)?;
+                out.push(decode_event(v.value())?);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn hit(
+        &self,
+        key: &str,
+        window: std::time::Duration,
+        incr: u64,
+    ) -> Result<u64, StoreError> {
+        Ok(self.kv.hit(key, window, incr))
+    }
+
+    async fn once(&self, key: &str, ttl: std::time::Duration) -> Result<bool, StoreError> {
+        Ok(self.kv.once(key, ttl))
+    }
+
+    async fn kv_put(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        self.kv.kv_put(key, value, ttl);
+        Ok(())
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.kv.kv_get(key))
+    }
+
+    async fn kv_del(&self, key: &str) -> Result<(), StoreError> {
+        self.kv.kv_del(key);
+        Ok(())
+    }
+
+    async fn kv_put_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.kv.kv_put_new(key, value, ttl))
+    }
+
+    async fn tally(&self, key: &str, incr: u64) -> Result<u64, StoreError> {
+        let key = key.as_bytes().to_vec();
+        self.blocking(move |db| {
+            if incr == 0 {
+                let tx = db.begin_read().map_err(unavailable)?;
+                let table = match tx.open_table(TALLIES) {
+                    Ok(t) => t,
+                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+                    Err(e) => return Err(unavailable(e)),
+                };
+                let value = table
+                    .get(key.as_slice())
+                    .map_err(unavailable)?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                return Ok(value);
+            }
+            let tx = db.begin_write().map_err(unavailable)?;
+            let value = {
+                let mut table = tx.open_table(TALLIES).map_err(unavailable)?;
+                let value = table
+                    .get(key.as_slice())
+                    .map_err(unavailable)?
+                    .map(|v| v.value())
+                    .unwrap_or(0)
+                    .saturating_add(incr);
+                table.insert(key.as_slice(), value).map_err(unavailable)?;
+                value
+            };
+            tx.commit().map_err(unavailable)?;
+            Ok(value)
+        })
+        .await
+    }
+}
+
+fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
+}
+
+/// Counters that never expire (`LinkStore::tally`): key → value.
+const TALLIES: TableDefinition<&[u8], u64> = TableDefinition::new("tallies");

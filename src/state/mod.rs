@@ -1,0 +1,352 @@
+//! Link state: the `LinkStore` trait every backend implements.
+//!
+//! A store keeps link records and, per link and generation, the download count and the byte
+//! accounts of the link's documents (see [`crate::model::counting`] for the rules). Counting is one
+//! atomic operation, `draw`: bytes are paid for from a document's account, and a download is
+//! counted only while `used < max`, so no amount of concurrency, on any number of gateways, can
+//! over-grant. What a response drew and did not send goes back with `refund` (off the request
+//! path); a draw never expires, so a gateway that dies mid-download leaves its lease drawn (the
+//! fail-safe side).
+//!
+//! Unlimited links do not touch the store per request: their usage arrives in batches
+//! (`add_usage`). Backends: [`embedded`] (one instance, a redb file) and [`redis`] (many instances).
+
+pub mod cache;
+pub mod embedded;
+pub mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::model::audit::{Draft, Event};
+use crate::model::counting::{Ask, Drawn, Refund};
+use crate::model::link::{Link, LinkId, LinkState};
+
+pub use self::embedded::EmbeddedStore;
+pub use self::redis::RedisStore;
+
+/// A store failure. Requests that need the store fail closed (503) on any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("link store unavailable: {0}")]
+    Unavailable(String),
+    #[error("link store data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("link {0} not found")]
+    NotFound(LinkId),
+    #[error("link {0} already exists")]
+    Exists(LinkId),
+    #[error("change refused: {0}")]
+    Refused(String),
+    /// The change would break a rule (policy, validation) about `field`.
+    #[error("{field}: {message}")]
+    Rejected {
+        field: &'static str,
+        message: String,
+    },
+}
+
+/// Names one write to the link state, so that a write retried after an unclear failure (a timeout:
+/// the store may have applied it after the caller gave up) is applied once. A backend whose
+/// failures are never unclear may ignore it; the Redis backend remembers the last ids applied to
+/// each account, event chain and usage counter, and skips a write it has already seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WriteId(u128);
+
+impl WriteId {
+    /// A fresh, random id (collisions are as likely as guessing a 128-bit key).
+    pub fn new() -> WriteId {
+        WriteId(rand::random())
+    }
+}
+
+impl Default for WriteId {
+    fn default() -> WriteId {
+        WriteId::new()
+    }
+}
+
+impl std::fmt::Display for WriteId {
+    /// Always 32 lowercase hex digits (the Redis scripts rely on the fixed width).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// A draw of bytes from one part (document and variant) of a link generation.
+#[derive(Debug, Clone)]
+pub struct Draw {
+    pub id: LinkId,
+    pub generation: u64,
+    /// The link's download limit.
+    pub max: u64,
+    /// The part, as [`crate::model::counting::part_of`] names it.
+    pub part: String,
+    pub ask: Ask,
+}
+
+/// A change to a stored link, applied atomically; returning `Err` leaves the record untouched.
+/// It may run more than once (optimistic retries), so it must depend only on the link it gets.
+pub type Change = Arc<dyn Fn(&mut Link) -> Result<(), StoreError> + Send + Sync>;
+
+/// Called for each changed link, or with `None` when every cached link must be dropped.
+pub type OnChange = Arc<dyn Fn(Option<LinkId>) + Send + Sync>;
+
+/// Which links to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub object: Option<String>,
+    pub store: Option<String>,
+    pub created_by: Option<String>,
+    pub state: Option<LinkState>,
+    /// Only links created by one of these (a restricted admin caller).
+    pub creators: Option<Vec<String>>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+impl ListQuery {
+    /// The index to walk: the most selective one the query names.
+    pub fn index(&self) -> String {
+        match (&self.object, &self.created_by) {
+            (Some(o), _) => format!("o:{o}"),
+            (None, Some(c)) => format!("c:{c}"),
+            _ => "all".to_string(),
+        }
+    }
+
+    pub fn matches(&self, link: &Link) -> bool {
+        self.object
+            .as_ref()
+            .is_none_or(|o| link.documents.iter().any(|d| &d.object == o))
+            && self.store.as_ref().is_none_or(|s| &link.store == s)
+            && self
+                .created_by
+                .as_ref()
+                .is_none_or(|c| link.created_by.as_ref() == Some(c))
+            && self.state.is_none_or(|s| link.state == s)
+            && self
+                .creators
+                .as_ref()
+                .is_none_or(|cs| link.created_by.as_ref().is_some_and(|c| cs.contains(c)))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub links: Vec<Link>,
+    /// Pass as `after` for the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// The indexes a link is listed in, and its sort key there (newest first, then by id).
+pub fn index_entries(link: &Link) -> (Vec<String>, String) {
+    let ms = (link.created_at.unix_timestamp_nanos() / 1_000_000).clamp(0, i64::MAX as i128) as u64;
+    let member = format!("{:020}:{}", u64::MAX - ms, link.id);
+    let mut names = vec!["all".to_string()];
+    for d in &link.documents {
+        names.push(format!("o:{}", d.object));
+    }
+    if let Some(c) = &link.created_by {
+        names.push(format!("c:{c}"));
+    }
+    names.dedup();
+    (names, member)
+}
+
+/// The link id in an index member.
+pub fn member_id(member: &str) -> Option<LinkId> {
+    LinkId::parse(member.rsplit(':').next()?)
+}
+
+/// Short-lived values and counters in memory, for a store that serves one process.
+#[derive(Default)]
+pub(crate) struct MemoryKv {
+    map: parking_lot::Mutex<std::collections::HashMap<String, (Vec<u8>, std::time::Instant)>>,
+}
+
+impl MemoryKv {
+    const MAX: usize = 200_000;
+
+    fn live(&self, key: &str) -> Option<Vec<u8>> {
+        let now = std::time::Instant::now();
+        let mut map = self.map.lock();
+        match map.get(key) {
+            Some((v, until)) if *until > now => Some(v.clone()),
+            Some(_) => {
+                map.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, key: &str, value: Vec<u8>, until: std::time::Instant) {
+        let mut map = self.map.lock();
+        if map.len() >= Self::MAX {
+            let now = std::time::Instant::now();
+            map.retain(|_, (_, t)| *t > now);
+        }
+        if map.len() < Self::MAX || map.contains_key(key) {
+            map.insert(key.to_string(), (value, until));
+        }
+    }
+
+    pub(crate) fn hit(&self, key: &str, window: Duration, incr: u64) -> u64 {
+        let now = std::time::Instant::now();
+        let mut map = self.map.lock();
+        let entry = map
+            .entry(key.to_string())
+            .or_insert_with(|| (0u64.to_le_bytes().to_vec(), now + window));
+        if entry.1 <= now {
+            *entry = (0u64.to_le_bytes().to_vec(), now + window);
+        }
+        let current = u64::from_le_bytes(entry.0.as_slice().try_into().unwrap_or([0; 8]))
+            .saturating_add(incr);
+        entry.0 = current.to_le_bytes().to_vec();
+        current
+    }
+
+    pub(crate) fn once(&self, key: &str, ttl: Duration) -> bool {
+        if self.live(key).is_some() {
+            return false;
+        }
+        self.put(key, Vec::new(), std::time::Instant::now() + ttl);
+        true
+    }
+
+    pub(crate) fn kv_put(&self, key: &str, value: &[u8], ttl: Duration) {
+        self.put(key, value.to_vec(), std::time::Instant::now() + ttl);
+    }
+
+    pub(crate) fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.live(key)
+    }
+
+    pub(crate) fn kv_del(&self, key: &str) {
+        self.map.lock().remove(key);
+    }
+
+    pub(crate) fn kv_put_new(&self, key: &str, value: &[u8], ttl: Duration) -> Option<Vec<u8>> {
+        let now = std::time::Instant::now();
+        let mut map = self.map.lock();
+        if let Some((v, until)) = map.get(key) {
+            if *until > now {
+                return Some(v.clone());
+            }
+        }
+        map.insert(key.to_string(), (value.to_vec(), now + ttl));
+        None
+    }
+}
+
+/// Walks an index page by page, keeping the links that match; bounded work per call.
+pub(crate) async fn list_by_index<S, F, Fut>(
+    store: &S,
+    q: &ListQuery,
+    scan: F,
+) -> Result<ListPage, StoreError>
+where
+    S: LinkStore + ?Sized,
+    F: Fn(String, Option<String>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, StoreError>>,
+{
+    let limit = q.limit.clamp(1, 500);
+    let index = q.index();
+    let mut after = q.after.clone();
+    let mut links = Vec::new();
+    let mut scanned = 0usize;
+    loop {
+        let batch = scan(index.clone(), after.clone(), limit * 2).await?;
+        if batch.is_empty() {
+            return Ok(ListPage { links, next: None });
+        }
+        for member in batch {
+            scanned += 1;
+            after = Some(member.clone());
+            let Some(id) = member_id(&member) else {
+                continue;
+            };
+            // An index entry is written before its link, so a crash between the two leaves an
+            // entry without a link, never a link that cannot be listed: skip such entries.
+            let Some(link) = store.get(id).await? else {
+                continue;
+            };
+            if q.matches(&link) {
+                links.push(link);
+                if links.len() == limit {
+                    return Ok(ListPage { links, next: after });
+                }
+            }
+        }
+        if scanned >= limit * 50 {
+            return Ok(ListPage { links, next: after });
+        }
+    }
+}
+
+#[async_trait]
+pub trait LinkStore: Send + Sync + 'static {
+    async fn create(&self, link: &Link) -> Result<(), StoreError>;
+    async fn get(&self, id: LinkId) -> Result<Option<Link>, StoreError>;
+    /// Applies `change` to the stored link atomically and returns the new record. Other gateway
+    /// instances learn of the change through `follow_changes`.
+    async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError>;
+    /// Applies a draw atomically (see [`crate::model::counting::draw`]); `Drawn::Stale` when the
+    /// link's generation or state is not the caller's.
+    async fn draw(&self, draw: &Draw) -> Result<Drawn, StoreError>;
+    /// Gives back unsent bytes and unused downloads (see [`crate::model::counting::refund`]); the
+    /// caller batches them. Each refund carries its [`WriteId`]: a retried one is applied once.
+    async fn refund(&self, refunds: &[Refund]) -> Result<(), StoreError>;
+    /// Adds delivered downloads of an unlimited link (batched by the caller); a retry passes the
+    /// same `write` as the attempt it repeats.
+    async fn add_usage(
+        &self,
+        write: WriteId,
+        id: LinkId,
+        generation: u64,
+        n: u64,
+    ) -> Result<(), StoreError>;
+    /// Downloads used in `generation`.
+    async fn usage(&self, id: LinkId, generation: u64) -> Result<u64, StoreError>;
+    /// Lists links, newest first (see [`ListQuery`]).
+    async fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError>;
+    /// Appends events to the link's chain, atomically, and drops events older than `retention`;
+    /// a retry passes the same `write` (and the same drafts) as the attempt it repeats.
+    async fn append_events(
+        &self,
+        write: WriteId,
+        id: LinkId,
+        drafts: &[Draft],
+        retention: Option<Duration>,
+    ) -> Result<(), StoreError>;
+    /// Up to `limit` events with `seq > after`, oldest first.
+    async fn events(&self, id: LinkId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// Adds `incr` to a counter that lives for `window` from its first hit and returns its value
+    /// (`incr` 0 reads it). Attempt caps use it, so they hold across instances.
+    async fn hit(&self, key: &str, window: Duration, incr: u64) -> Result<u64, StoreError>;
+    /// True the first time `key` is seen within `ttl` (single-use form tokens).
+    async fn once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Short-lived values (mailed codes).
+    async fn kv_put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn kv_del(&self, key: &str) -> Result<(), StoreError>;
+    /// Reports changes made by other gateway instances until the process ends; returns at once
+    /// for a backend that only one instance uses.
+    async fn follow_changes(&self, on_change: OnChange);
+    /// Stores `value` under `key` for `ttl` unless a live value is there already, atomically
+    /// (across instances); returns the value found (`None`: `value` was stored). One current
+    /// code per link uses it, so that two browsers asking at once mail the same code.
+    async fn kv_put_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Adds `incr` to a counter that never expires and returns its value (`incr` 0 reads it):
+    /// bounds over a link's whole life (wrong codes). Persistent on every backend.
+    async fn tally(&self, key: &str, incr: u64) -> Result<u64, StoreError>;
+}

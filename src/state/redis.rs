@@ -1,0 +1,830 @@
+//! The Redis store: shared, atomic link state for any number of gateway instances.
+//!
+//! Keys (prefix `lg` by default) all carry the link id as a hash tag, so one link's keys share a
+//! Cluster hash slot and every script touches one slot:
+//! - `lg:link:{id}`: the link record (JSON);
+//! - `lg:used:{id}:GEN`: downloads used in generation GEN;
+//! - `lg:acct:{id}:GEN`: the byte accounts of the link's documents in generation GEN (a hash of
+//!   `PART:s` downloads counted, `PART:c` bytes charged, `PART:z` size; see [`crate::model::counting`]);
+//! - `lg:events:{id}`: the link's audit chain (a list of event JSON, appended by script);
+//! - `lg:seen:{id}`: the last write ids applied to the link's chain (`events`) and usage counters
+//!   (`used:GEN`); a part's refunds keep theirs in its account (`PART:w`). A write that timed out
+//!   may still have been applied; its retry carries the same [`WriteId`] and is skipped if seen;
+//! - `lg:idx:NAME`: listing indexes (sorted sets ordered by member, newest first). They are written
+//!   before the link, so a link is never missing from them.
+//!
+//! Counting is one server-side script (EVALSHA, loaded again on NOSCRIPT by the client) that checks
+//! the link's generation and state and applies [`crate::model::counting::draw`]; another applies
+//! [`crate::model::counting::refund`]. The scripts mirror those functions line by line (tests run both on
+//! the same sequences). Changes are compare-and-set scripts followed by a PUBLISH on
+//! `lg:changes`, which every gateway follows to drop its cached copy.
+//!
+//! Every call is bounded by `state.redis_timeout_ms`; connections reconnect by themselves.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+use tokio::sync::OnceCell;
+
+use super::{
+    index_entries, list_by_index, Change, Draw, LinkStore, ListPage, ListQuery, OnChange,
+    StoreError, WriteId,
+};
+use crate::model::audit::{seal, Draft, Event};
+use crate::model::counting::{Drawn, Refund};
+use crate::model::link::{Link, LinkId};
+
+/// Where the Redis deployment is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// One server (`redis://…` or `rediss://…`).
+    Single(String),
+    /// Cluster seed nodes.
+    Cluster(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    pub target: RedisTarget,
+    pub prefix: String,
+    /// Bound on every store call; past it the request fails closed.
+    pub timeout: Duration,
+}
+
+/// One multiplexed connection, to a single server or a cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+const DRAW: &str = r#"
+-- KEYS: link, used, acct   ARGV: gen, max, part, need, bytes, size, probe, own, whole
+-- Mirrors crate::model::counting::draw (and, for `own`, crate::model::counting::refund first).
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {-2, 0, 0} end
+local link = cjson.decode(raw)
+if tostring(link['generation']) ~= ARGV[1] or link['state'] ~= 'active' then return {-2, 0, 0} end
+local max = tonumber(ARGV[2])
+local part = ARGV[3]
+local need = tonumber(ARGV[4])
+local bytes = tonumber(ARGV[5])
+local size = tonumber(ARGV[6])
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+local slots = tonumber(redis.call('HGET', KEYS[3], part .. ':s') or '0')
+local charged = tonumber(redis.call('HGET', KEYS[3], part .. ':c') or '0')
+local known = tonumber(redis.call('HGET', KEYS[3], part .. ':z') or '0')
+if size > 0 and (known == 0 or size < known) then
+  known = size
+  redis.call('HSET', KEYS[3], part .. ':z', known)
+end
+local function allowance(n)
+  if n == 0 or known == 0 then return 0 end
+  return n * known + math.floor(known / 2)
+end
+local function credit()
+  return math.max(allowance(slots) - charged, 0)
+end
+if ARGV[8] == '1' then
+  -- First give back what the response drew before it knew its size was unknown (`need`).
+  charged = math.max(charged - need, 0)
+  local freed = 0
+  while slots > 0 and used > 0 and charged <= allowance(slots - 1) do
+    slots = slots - 1
+    used = used - 1
+    freed = freed + 1
+  end
+  redis.call('HSET', KEYS[3], part .. ':c', charged, part .. ':s', slots)
+  if freed > 0 then redis.call('DECRBY', KEYS[2], freed) end
+  if used >= max then return {0, 0, used} end
+  used = redis.call('INCR', KEYS[2])
+  return {2, 0, used}
+end
+if ARGV[7] == '1' then
+  if used < max or credit() > math.floor(known / 2) then return {1, 0, used} end
+  return {0, 0, used}
+end
+if known > 0 and charged + math.max(need, bytes) <= allowance(slots) then
+  redis.call('HINCRBY', KEYS[3], part .. ':c', bytes)
+  return {1, bytes, used}
+end
+if used < max then
+  used = redis.call('INCR', KEYS[2])
+  slots = slots + 1
+  redis.call('HSET', KEYS[3], part .. ':s', slots)
+  local given = math.min(bytes, credit())
+  redis.call('HINCRBY', KEYS[3], part .. ':c', given)
+  return {2, given, used}
+end
+local left = credit()
+if left > 0 and bytes > 0 and ARGV[9] ~= '1' then
+  local given = math.min(bytes, left)
+  redis.call('HINCRBY', KEYS[3], part .. ':c', given)
+  return {1, given, used}
+end
+return {0, 0, used}
+"#;
+/// Lua for write ids (see [`WriteId`]): `seen` tells whether `write` is among the ids remembered
+/// in hash field `key`/`field`; `remember` puts it first and keeps the last 64 (ids are 32 hex
+/// digits and a space, so the list is cut by length). A retry is recognised while fewer than 64
+/// other writes reached the same record since its attempt, which holds for retries sent every
+/// flush by any realistic number of gateways.
+const SEEN: &str = r#"
+local function seen(key, field, write)
+  local recent = redis.call('HGET', key, field)
+  return recent and string.find(recent, write, 1, true) ~= nil
+end
+local function remember(key, field, write)
+  local recent = redis.call('HGET', key, field) or ''
+  redis.call('HSET', key, field, string.sub(write .. ' ' .. recent, 1, 33 * 64 - 1))
+end
+"#;
+
+const REFUND: &str = r#"
+-- KEYS: link, used, acct   ARGV: gen, part, bytes, own, write
+-- Mirrors crate::model::counting::refund; a refund for a generation that is over changes nothing, and a
+-- refund already applied (its write id remembered in the account) is not applied again.
+if seen(KEYS[3], ARGV[2] .. ':w', ARGV[5]) then return 0 end
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+if tostring(cjson.decode(raw)['generation']) ~= ARGV[1] then return 0 end
+local part = ARGV[2]
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+local slots = tonumber(redis.call('HGET', KEYS[3], part .. ':s') or '0')
+local charged = tonumber(redis.call('HGET', KEYS[3], part .. ':c') or '0')
+local size = tonumber(redis.call('HGET', KEYS[3], part .. ':z') or '0')
+charged = math.max(charged - tonumber(ARGV[3]), 0)
+local freed = math.min(tonumber(ARGV[4]), used)
+used = used - freed
+while slots > 0 and used > 0 do
+  local allow = 0
+  if slots - 1 > 0 and size > 0 then allow = (slots - 1) * size + math.floor(size / 2) end
+  if charged > allow then break end
+  slots = slots - 1
+  used = used - 1
+  freed = freed + 1
+end
+redis.call('HSET', KEYS[3], part .. ':c', charged, part .. ':s', slots)
+remember(KEYS[3], part .. ':w', ARGV[5])
+if freed > 0 then redis.call('DECRBY', KEYS[2], freed) end
+return freed
+"#;
+
+const ADD_USAGE: &str = r#"
+-- KEYS: used, seen   ARGV: n, field, write
+if seen(KEYS[2], ARGV[2], ARGV[3]) then return 0 end
+redis.call('INCRBY', KEYS[1], tonumber(ARGV[1]))
+remember(KEYS[2], ARGV[2], ARGV[3])
+return 1
+"#;
+const CREATE: &str = r#"
+-- KEYS: link   ARGV: json
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 1 end
+return 0
+"#;
+
+const COMPARE_AND_SET: &str = r#"
+-- KEYS: link   ARGV: expected json, new json
+local current = redis.call('GET', KEYS[1])
+if not current then return -1 end
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"#;
+
+const APPEND_EVENTS: &str = r#"
+-- KEYS: events, seen   ARGV: write, expected tail hash ('' for an empty chain), prune-before
+-- (RFC 3339 UTC), events...   Returns 1 appended, 0 the tail moved, 2 this write was applied before.
+if seen(KEYS[2], 'events', ARGV[1]) then return 2 end
+local tail = redis.call('LINDEX', KEYS[1], -1)
+local tail_hash = ''
+if tail then tail_hash = cjson.decode(tail)['hash'] end
+if tail_hash ~= ARGV[2] then return 0 end
+for i = 4, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+remember(KEYS[2], 'events', ARGV[1])
+if ARGV[3] ~= '' then
+  for _ = 1, 1000 do
+    local head = redis.call('LINDEX', KEYS[1], 0)
+    if not head or cjson.decode(head)['at'] >= ARGV[3] then break end
+    redis.call('LPOP', KEYS[1])
+  end
+end
+return 1
+"#;
+
+const HIT: &str = r#"
+-- KEYS: counter   ARGV: increment, window ms
+local v = redis.call('INCRBY', KEYS[1], tonumber(ARGV[1]))
+if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2])) end
+return v
+"#;
+
+pub struct RedisStore {
+    opts: RedisOptions,
+    single: Option<redis::Client>,
+    cluster: Option<redis::cluster::ClusterClient>,
+    /// Created lazily inside the runtime that first uses it (Pingora runs several runtimes).
+    conn: OnceCell<Conn>,
+    draw: Script,
+    refund: Script,
+    create: Script,
+    cas: Script,
+    append: Script,
+    add_usage: Script,
+    hit: Script,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// Checks the target's syntax; no connection is made until the first call.
+    pub fn new(opts: RedisOptions) -> Result<RedisStore, StoreError> {
+        let (single, cluster) = match &opts.target {
+            RedisTarget::Single(url) => (
+                Some(redis::Client::open(url.as_str()).map_err(unavailable)?),
+                None,
+            ),
+            RedisTarget::Cluster(nodes) => {
+                let client =
+                    redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                        .connection_timeout(opts.timeout)
+                        .response_timeout(opts.timeout)
+                        .retries(2)
+                        .build()
+                        .map_err(unavailable)?;
+                (None, Some(client))
+            }
+        };
+        Ok(RedisStore {
+            opts,
+            single,
+            cluster,
+            conn: OnceCell::new(),
+            draw: Script::new(DRAW),
+            refund: Script::new(&format!("{SEEN}{REFUND}")),
+            add_usage: Script::new(&format!("{SEEN}{ADD_USAGE}")),
+            create: Script::new(CREATE),
+            cas: Script::new(COMPARE_AND_SET),
+            append: Script::new(&format!("{SEEN}{APPEND_EVENTS}")),
+            hit: Script::new(HIT),
+        })
+    }
+
+    async fn connect(&self) -> Result<Conn, StoreError> {
+        if let Some(client) = &self.single {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(self.opts.timeout)
+                .set_response_timeout(self.opts.timeout)
+                .set_number_of_retries(1)
+                .set_max_delay(1_000);
+            let manager = ConnectionManager::new_with_config(client.clone(), config)
+                .await
+                .map_err(unavailable)?;
+            return Ok(Conn::Single(manager));
+        }
+        match &self.cluster {
+            Some(client) => Ok(Conn::Cluster(
+                client.get_async_connection().await.map_err(unavailable)?,
+            )),
+            None => Err(StoreError::Unavailable("no redis target".into())),
+        }
+    }
+
+    /// Runs `op` on the shared connection, bounded by the configured timeout.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let work = async {
+            let conn = self.conn.get_or_try_init(|| self.connect()).await?.clone();
+            op(conn).await.map_err(unavailable)
+        };
+        match tokio::time::timeout(self.opts.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "redis did not answer within {:?}",
+                self.opts.timeout
+            ))),
+        }
+    }
+
+    fn key(&self, kind: &str, id: &LinkId) -> String {
+        format!("{}:{kind}:{{{id}}}", self.opts.prefix)
+    }
+
+    fn gen_key(&self, kind: &str, id: &LinkId, generation: u64) -> String {
+        format!("{}:{kind}:{{{id}}}:{generation}", self.opts.prefix)
+    }
+
+    fn channel(&self) -> String {
+        format!("{}:changes", self.opts.prefix)
+    }
+
+    async fn publish(&self, id: LinkId) {
+        let channel = self.channel();
+        let sent = self
+            .run(|mut c| async move {
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(id.to_string())
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+        if let Err(e) = sent {
+            // Other instances still drop the link from their caches within the cache TTL.
+            tracing::warn!(link = %id, error = %e, "could not announce a link change");
+        }
+    }
+
+    /// Servers to follow changes on, tried in turn (in a Cluster, PUBLISH reaches every node).
+    fn pubsub_clients(&self) -> Vec<redis::Client> {
+        match &self.opts.target {
+            RedisTarget::Single(_) => self.single.iter().cloned().collect(),
+            RedisTarget::Cluster(nodes) => nodes
+                .iter()
+                .filter_map(|n| redis::Client::open(n.as_str()).ok())
+                .collect(),
+        }
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<Link, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("link record: {e}")))
+}
+
+fn encode(link: &Link) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(link).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl LinkStore for RedisStore {
+    async fn create(&self, link: &Link) -> Result<(), StoreError> {
+        let key = self.key("link", &link.id);
+        let json = encode(link)?;
+        // Index entries first: a crash in between leaves an entry without a link (skipped when
+        // listing), never a link that cannot be listed.
+        // Each index is its own key (and Cluster slot): one command each, sent together.
+        let (names, member) = index_entries(link);
+        let writes = names.into_iter().map(|name| {
+            let (key, member) = (format!("{}:idx:{name}", self.opts.prefix), member.clone());
+            self.run(|mut c| async move {
+                redis::cmd("ZADD")
+                    .arg(key)
+                    .arg(0)
+                    .arg(member)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+        });
+        for written in futures_util::future::join_all(writes).await {
+            written?;
+        }
+        let created: i64 = self
+            .run(|mut c| async move { self.create.key(key).arg(json).invoke_async(&mut c).await })
+            .await?;
+        if created == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Exists(link.id))
+        }
+    }
+
+    async fn get(&self, id: LinkId) -> Result<Option<Link>, StoreError> {
+        let key = self.key("link", &id);
+        let raw: Option<Vec<u8>> = self
+            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await?;
+        raw.map(|b| decode(&b)).transpose()
+    }
+
+    async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError> {
+        let key = self.key("link", &id);
+        for attempt in 0..64u64 {
+            if attempt > 0 {
+                // Lost a race with another writer: back off a little, with jitter, and read again.
+                tokio::time::sleep(Duration::from_millis(
+                    rand::random::<u64>() % (2 + attempt.min(20)),
+                ))
+                .await;
+            }
+            let k = key.clone();
+            let raw: Option<Vec<u8>> = self
+                .run(|mut c| async move { redis::cmd("GET").arg(k).query_async(&mut c).await })
+                .await?;
+            let raw = raw.ok_or(StoreError::NotFound(id))?;
+            let mut link = decode(&raw)?;
+            change(&mut link)?;
+            let new = encode(&link)?;
+            let k = key.clone();
+            let swapped: i64 =
+                self.run(|mut c| async move {
+                    self.cas.key(k).arg(raw).arg(new).invoke_async(&mut c).await
+                })
+                .await?;
+            match swapped {
+                1 => {
+                    self.publish(id).await;
+                    return Ok(link);
+                }
+                -1 => return Err(StoreError::NotFound(id)),
+                _ => continue, // changed meanwhile: read again
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "link {id} kept changing; gave up"
+        )))
+    }
+
+    async fn draw(&self, d: &Draw) -> Result<Drawn, StoreError> {
+        let keys = [
+            self.key("link", &d.id),
+            self.gen_key("used", &d.id, d.generation),
+            self.gen_key("acct", &d.id, d.generation),
+        ];
+        let a = &d.ask;
+        let flag = |b: bool| if b { "1" } else { "0" };
+        let (code, bytes, used): (i64, u64, u64) = self
+            .run(|mut c| async move {
+                let mut inv = self.draw.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(d.generation)
+                    .arg(d.max)
+                    .arg(&d.part)
+                    .arg(a.need)
+                    .arg(a.bytes)
+                    .arg(a.size)
+                    .arg(flag(a.probe))
+                    .arg(flag(a.own))
+                    .arg(flag(a.whole));
+                inv.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(match code {
+            1 => Drawn::Granted {
+                bytes,
+                counted: false,
+                used,
+            },
+            2 => Drawn::Granted {
+                bytes,
+                counted: true,
+                used,
+            },
+            0 => Drawn::Exhausted,
+            _ => Drawn::Stale,
+        })
+    }
+
+    async fn refund(&self, refunds: &[Refund]) -> Result<(), StoreError> {
+        // One script each (refunds of different links live in different Cluster slots), sent
+        // together over the multiplexed connection.
+        let calls = refunds.iter().map(|r| {
+            let keys = [
+                self.key("link", &r.id),
+                self.gen_key("used", &r.id, r.generation),
+                self.gen_key("acct", &r.id, r.generation),
+            ];
+            self.run(move |mut c| async move {
+                let mut inv = self.refund.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(r.generation)
+                    .arg(&r.part)
+                    .arg(r.bytes)
+                    .arg(r.own)
+                    .arg(r.write.to_string());
+                inv.invoke_async::<i64>(&mut c).await
+            })
+        });
+        futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .try_for_each(|r| r.map(|_| ()))
+    }
+
+    async fn add_usage(
+        &self,
+        write: WriteId,
+        id: LinkId,
+        generation: u64,
+        n: u64,
+    ) -> Result<(), StoreError> {
+        let keys = [self.gen_key("used", &id, generation), self.key("seen", &id)];
+        self.run(|mut c| async move {
+            let mut inv = self.add_usage.prepare_invoke();
+            inv.key(&keys[0]).key(&keys[1]);
+            inv.arg(n)
+                .arg(format!("used:{generation}"))
+                .arg(write.to_string());
+            inv.invoke_async::<i64>(&mut c).await
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn usage(&self, id: LinkId, generation: u64) -> Result<u64, StoreError> {
+        let key = self.gen_key("used", &id, generation);
+        let used: Option<i64> = self
+            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await?;
+        Ok(used.unwrap_or(0).max(0) as u64)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
+        list_by_index(self, query, |index, after, n| {
+            let key = format!("{}:idx:{index}", self.opts.prefix);
+            let start = match after {
+                Some(a) => format!("({a}"),
+                None => "-".to_string(),
+            };
+            self.run(move |mut c| async move {
+                redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg(start)
+                    .arg("+")
+                    .arg("BYLEX")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(n)
+                    .query_async(&mut c)
+                    .await
+            })
+        })
+        .await
+    }
+
+    async fn append_events(
+        &self,
+        write: WriteId,
+        id: LinkId,
+        drafts: &[Draft],
+        retention: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let key = self.key("events", &id);
+        let seen = self.key("seen", &id);
+        let write = write.to_string();
+        let cutoff = match retention {
+            Some(keep) => (time::OffsetDateTime::now_utc() - keep)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        for _ in 0..16 {
+            let k = key.clone();
+            let tail: Option<Vec<u8>> = self
+                .run(|mut c| async move {
+                    redis::cmd("LINDEX")
+                        .arg(k)
+                        .arg(-1)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            let tail: Option<Event> = tail
+                .map(|t| {
+                    serde_json::from_slice(&t)
+                        .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
+                })
+                .transpose()?;
+            let json: Vec<Vec<u8>> = seal(id, tail.as_ref(), drafts)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                .into_iter()
+                .map(|(_, json)| json)
+                .collect();
+            let expected = tail.map(|t| t.hash).unwrap_or_default();
+            let (k, seen, write, cutoff) = (&key, &seen, &write, &cutoff);
+            let appended: i64 = self
+                .run(|mut c| async move {
+                    let mut inv = self.append.prepare_invoke();
+                    inv.key(k).key(seen).arg(write).arg(expected).arg(cutoff);
+                    for j in &json {
+                        inv.arg(j.as_slice());
+                    }
+                    inv.invoke_async(&mut c).await
+                })
+                .await?;
+            if appended != 0 {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "events of link {id} kept changing; gave up"
+        )))
+    }
+
+    async fn events(&self, id: LinkId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let key = self.key("events", &id);
+        let k = key.clone();
+        let head: Option<Vec<u8>> = self
+            .run(
+                |mut c| async move { redis::cmd("LINDEX").arg(k).arg(0).query_async(&mut c).await },
+            )
+            .await?;
+        let Some(head) = head else {
+            return Ok(Vec::new());
+        };
+        let first: Event = serde_json::from_slice(&head)
+            .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?;
+        let start = after.saturating_add(1).saturating_sub(first.seq) as i64;
+        let stop = start + limit.max(1) as i64 - 1;
+        let raw: Vec<Vec<u8>> = self
+            .run(|mut c| async move {
+                redis::cmd("LRANGE")
+                    .arg(key)
+                    .arg(start)
+                    .arg(stop)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        raw.iter()
+            .map(|r| {
+                serde_json::from_slice(r)
+                    .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
+            })
+            .filter(|e| !matches!(e, Ok(Event { seq, .. }) if *seq <= after))
+            .collect()
+    }
+
+    async fn hit(&self, key: &str, window: Duration, incr: u64) -> Result<u64, StoreError> {
+        let key = format!("{}:eph:{key}", self.opts.prefix);
+        let ms = window.as_millis().max(1) as u64;
+        let v: i64 = self
+            .run(|mut c| async move {
+                self.hit
+                    .key(key)
+                    .arg(incr)
+                    .arg(ms)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(v.max(0) as u64)
+    }
+
+    async fn once(&self, key: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let key = format!("{}:eph:{key}", self.opts.prefix);
+        let ms = ttl.as_millis().max(1) as u64;
+        let set: Option<String> = self
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn kv_put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        let key = format!("{}:eph:{key}", self.opts.prefix);
+        let (value, ms) = (value.to_vec(), ttl.as_millis().max(1) as u64);
+        self.run(|mut c| async move {
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(ms)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = format!("{}:eph:{key}", self.opts.prefix);
+        self.run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await
+    }
+
+    async fn kv_del(&self, key: &str) -> Result<(), StoreError> {
+        let key = format!("{}:eph:{key}", self.opts.prefix);
+        self.run(|mut c| async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await })
+            .await
+            .map(|_| ())
+    }
+
+    async fn follow_changes(&self, on_change: OnChange) {
+        let clients = self.pubsub_clients();
+        if clients.is_empty() {
+            return;
+        }
+        let channel = self.channel();
+        for client in clients.iter().cycle() {
+            match tokio::time::timeout(
+                self.opts.timeout.max(Duration::from_secs(1)),
+                client.get_async_pubsub(),
+            )
+            .await
+            {
+                Ok(Ok(mut pubsub)) => {
+                    if let Err(e) = pubsub.subscribe(&channel).await {
+                        tracing::warn!(error = %e, "could not subscribe to link changes");
+                    } else {
+                        // Changes may have been missed while not subscribed: drop every cached link.
+                        on_change(None);
+                        tracing::info!(channel = %channel, "following link changes");
+                        let mut messages = pubsub.on_message();
+                        while let Some(msg) = messages.next().await {
+                            let payload: String = msg.get_payload().unwrap_or_default();
+                            match LinkId::parse(&payload) {
+                                Some(id) => on_change(Some(id)),
+                                None => on_change(None),
+                            }
+                        }
+                        tracing::warn!("lost the link-change subscription; reconnecting");
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot reach redis to follow link changes")
+                }
+                Err(_) => tracing::warn!("timed out connecting to redis to follow link changes"),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn kv_put_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        // A script rather than `SET NX GET`, which needs Redis 7.
+        static PUT_NEW: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
+            Script::new(
+                "local v = redis.call('GET', KEYS[1]) if v then return v end \
+                 redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2])) return false",
+            )
+        });
+        let key = format!("{}:eph:{key}", self.opts.prefix);
+        let (value, ms) = (value.to_vec(), ttl.as_millis().max(1) as u64);
+        self.run(|mut c| async move {
+            PUT_NEW
+                .key(key)
+                .arg(value)
+                .arg(ms)
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn tally(&self, key: &str, incr: u64) -> Result<u64, StoreError> {
+        let key = format!("{}:tally:{key}", self.opts.prefix);
+        let v: i64 = self
+            .run(|mut c| async move {
+                redis::cmd("INCRBY")
+                    .arg(key)
+                    .arg(incr)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(v.max(0) as u64)
+    }
+}

@@ -95,9 +95,12 @@ struct RawServer {
     /// Seconds an idle kept-alive connection waits for the next request.
     #[serde(default)]
     keepalive_timeout_seconds: Option<u64>,
-    /// Mark cookies `Secure`; default: on when `public_url` is https.
+    /// Mark cookies `Secure`; default: on when `public_url` is https (always with `[server.tls]`).
     #[serde(default)]
     cookie_secure: Option<bool>,
+    /// TLS (and HTTP/2) on the listener itself.
+    #[serde(default)]
+    tls: Option<crate::tls::RawTls>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +243,8 @@ pub struct ServerConfig {
     /// An idle kept-alive connection is closed after this (whole seconds, at least 1).
     pub keepalive_timeout_seconds: u64,
     pub cookie_secure: bool,
+    /// `[server.tls]`: the listener speaks TLS (HTTP/2 and HTTP/1.1) instead of plain HTTP.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 #[derive(Clone)]
@@ -565,10 +570,29 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         }
     };
 
-    let cookie_secure = raw
-        .server
-        .cookie_secure
-        .unwrap_or(public_url.starts_with("https://"));
+    let tls = match raw.server.tls {
+        None => None,
+        Some(t) => {
+            if !public_url.starts_with("https://") {
+                return Err(invalid(
+                    "server.public_url",
+                    "must be an https:// URL when [server.tls] is set",
+                ));
+            }
+            if raw.server.cookie_secure == Some(false) {
+                return Err(invalid(
+                    "server.cookie_secure",
+                    "cannot be false when [server.tls] is set",
+                ));
+            }
+            Some(crate::tls::parse(t, base_dir, &[listen, admin_listen])?)
+        }
+    };
+    let cookie_secure = tls.is_some()
+        || raw
+            .server
+            .cookie_secure
+            .unwrap_or(public_url.starts_with("https://"));
     Ok(Config {
         server: ServerConfig {
             listen,
@@ -607,6 +631,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
                 n => n.unwrap_or(60),
             },
             cookie_secure,
+            tls,
         },
         admin: AdminConfig {
             listen: admin_listen,

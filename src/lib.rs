@@ -15,6 +15,8 @@
 //! - [`policy`]: the operator's rules for links.
 //! - [`gate`]: the shared core used by proxy and admin API.
 //! - [`edge`]: deadlines for request heads and idle connections on the recipients' listener.
+//! - [`tls`]: TLS and HTTP/2 on that listener, certificate reloads, the https redirect, HSTS,
+//!   CA bundles for https stores.
 //! - [`guard`]: request hygiene (smuggling shapes, oversized heads) before anything else.
 //! - [`proxy`]: the recipients' request path (Pingora `ProxyHttp`).
 //! - [`recipient`]: password gate, device verification and landing page for browsers.
@@ -55,6 +57,7 @@ pub mod securelink;
 pub mod serve;
 pub mod store;
 pub mod stores;
+pub mod tls;
 pub mod token;
 pub mod upload;
 /// The former name of [`stores`].

@@ -784,6 +784,36 @@ url = "http://127.0.0.1:8000/files"
     }
 
     #[test]
+    fn tls_problems_are_named() {
+        let with_tls = |url: &str, extra: &str| {
+            GOOD.replace("http://127.0.0.1:8080/", url).replace(
+                "[admin]",
+                &format!("[server.tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"\n{extra}[admin]"),
+            )
+        };
+        let e = err(&with_tls("http://127.0.0.1:8080/", ""));
+        assert!(
+            e.contains("server.public_url") && e.contains("https"),
+            "{e}"
+        );
+        let e = err(&with_tls("https://files.example/", "")
+            .replace("[server.tls]", "cookie_secure = false\n[server.tls]"));
+        assert!(e.contains("server.cookie_secure"), "{e}");
+        let e = err(&with_tls("https://files.example/", ""));
+        assert!(
+            e.contains("server.tls.cert_file") && e.contains("/nonexistent/c.pem"),
+            "{e}"
+        );
+        let e = err(&with_tls("https://files.example/", "tls_cert = \"x\"\n"));
+        assert!(e.contains("tls_cert"), "{e}");
+        let e = err(&GOOD.replace(
+            "url = \"http://127.0.0.1:8000/files\"",
+            "url = \"http://127.0.0.1:8000/files\"\nca_file = \"/nonexistent/ca.pem\"",
+        ));
+        assert!(e.contains("stores.docs.ca_file"), "{e}");
+    }
+
+    #[test]
     fn bad_listen_is_named() {
         assert!(err(&GOOD.replace("127.0.0.1:9090", "nowhere")).contains("admin.listen"));
     }

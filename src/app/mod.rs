@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::docstore::relay::Relay;
 use crate::share::gate::Gate;
 use crate::share::proxy::Proxy;
+use crate::share::tls::{CertStore, Redirect, Reloader, TlsEdge};
 use crate::state::StoreError;
 
 /// Off the request path: retries refunds of unsent bytes that failed, and writes usage of
@@ -205,16 +206,48 @@ pub fn build_with(
         client_read_timeout: config.server.client_read_timeout,
         client_write_timeout: config.server.client_write_timeout,
         upload_pace: config.upload_pace,
+        hsts: config.server.tls.as_ref().and_then(|t| t.hsts.clone()),
     };
-    let proxy = crate::share::edge::Edge::new(
+    let edge = crate::share::edge::Edge::new(
         pingora::proxy::http_proxy(&server.configuration, proxy),
         config.server.client_head_timeout,
         config.server.keepalive_timeout_seconds,
+        config.server.client_read_timeout,
     );
-    let mut proxy = Service::new("linkgate proxy".to_string(), proxy);
-    proxy.add_listener(
-        ListenerConfig::tcp(config.server.listen.to_string()).l4_buffer(recipient_buffers()),
-    );
+    let listener =
+        ListenerConfig::tcp(config.server.listen.to_string()).l4_buffer(recipient_buffers());
+    match &config.server.tls {
+        None => {
+            let mut proxy = Service::new("linkgate proxy".to_string(), edge);
+            proxy.add_listener(listener);
+            server.add_service(proxy);
+        }
+        Some(tls) => {
+            // The TLS handshake is done by the app (bounded by the head deadline), not by
+            // Pingora's listener: see `crate::share::tls`.
+            let certs = Arc::new(CertStore::new(tls));
+            let app = TlsEdge::new(edge, &certs, config.server.client_head_timeout)
+                .map_err(|e| StoreError::Unavailable(format!("server.tls: {e}")))?;
+            let mut proxy = Service::new("linkgate proxy (TLS)".to_string(), app);
+            proxy.add_listener(listener);
+            server.add_service(proxy);
+            server.add_service(background_service(
+                "certificate reload",
+                Reloader {
+                    certs,
+                    every: tls.reload_every,
+                },
+            ));
+            if let Some(listen) = tls.redirect_listen {
+                let redirect =
+                    Redirect::new(&config.server.public_url, config.server.client_head_timeout);
+                let mut redirect = Service::new("linkgate https redirect".to_string(), redirect);
+                redirect.add_tcp(&listen.to_string());
+                redirect.threads = Some(1);
+                server.add_service(redirect);
+            }
+        }
+    }
 
     let admin = AdminApi {
         gate: gate.clone(),
@@ -224,7 +257,6 @@ pub fn build_with(
     admin.add_tcp(&config.admin.listen.to_string());
     admin.threads = Some(1);
 
-    server.add_service(proxy);
     server.add_service(admin);
     server.add_service(background_service(
         "housekeeper",

@@ -57,6 +57,9 @@ pub struct RawStore {
     connect_timeout_ms: Option<u64>,
     #[serde(default)]
     read_timeout_ms: Option<u64>,
+    /// PEM bundle of the CAs that sign the store's https origins (instead of the system's).
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
     // s3
     #[serde(default)]
     endpoint: Option<String>,
@@ -127,6 +130,8 @@ impl StoreConfig {
 #[derive(Debug, Clone)]
 pub struct OriginConfig {
     pub tls: bool,
+    /// The store's `ca_file`: the only CAs trusted for this origin (https only).
+    pub ca: Option<crate::share::tls::OriginCa>,
     /// Host name (for SNI and the `Host` header), with the port when it is not the default.
     pub host_header: String,
     pub sni: String,
@@ -212,7 +217,7 @@ pub fn parse_store(
 ) -> Result<StoreConfig, ConfigError> {
     let prefix = format!("stores.{name}");
     let only = |kind: &str, allowed: &[&str], store: &RawStore| -> Result<(), ConfigError> {
-        let given: [(&str, bool); 18] = [
+        let given: [(&str, bool); 19] = [
             ("url", store.url.is_some()),
             ("urls", store.urls.is_some()),
             ("auth_header", store.auth_header.is_some()),
@@ -224,6 +229,7 @@ pub fn parse_store(
             ),
             ("connect_timeout_ms", store.connect_timeout_ms.is_some()),
             ("read_timeout_ms", store.read_timeout_ms.is_some()),
+            ("ca_file", store.ca_file.is_some()),
             ("endpoint", store.endpoint.is_some()),
             ("region", store.region.is_some()),
             ("bucket", store.bucket.is_some()),
@@ -259,10 +265,16 @@ pub fn parse_store(
                     "health_check_interval_ms",
                     "connect_timeout_ms",
                     "read_timeout_ms",
+                    "ca_file",
                 ],
                 &store,
             )?;
-            Ok(StoreConfig::Http(http_store(&prefix, name, store)?))
+            let ca = ca_file(&prefix, &store, base_dir)?;
+            let mut http = http_store(&prefix, name, store)?;
+            if let Some(ca) = ca {
+                trust_only(&prefix, &mut http.origins, ca)?;
+            }
+            Ok(StoreConfig::Http(http))
         }
         "s3" => {
             only(
@@ -278,12 +290,16 @@ pub fn parse_store(
                     "session_token",
                     "connect_timeout_ms",
                     "read_timeout_ms",
+                    "ca_file",
                 ],
                 &store,
             )?;
-            Ok(StoreConfig::S3(s3_store(&prefix, name, store, &|k| {
-                std::env::var(k).ok()
-            })?))
+            let ca = ca_file(&prefix, &store, base_dir)?;
+            let mut s3 = s3_store(&prefix, name, store, &|k| std::env::var(k).ok())?;
+            if let Some(ca) = ca {
+                trust_only(&prefix, std::slice::from_mut(&mut s3.origin), ca)?;
+            }
+            Ok(StoreConfig::S3(s3))
         }
         "dir" => {
             only("dir", &["root"], &store)?;
@@ -294,6 +310,43 @@ pub fn parse_store(
             format!("`{other}` is not one of \"http\", \"s3\", \"dir\""),
         )),
     }
+}
+
+/// Loads a store's `ca_file` (relative to `base_dir`), if it has one.
+fn ca_file(
+    prefix: &str,
+    store: &RawStore,
+    base_dir: &Path,
+) -> Result<Option<crate::share::tls::OriginCa>, ConfigError> {
+    let Some(path) = &store.ca_file else {
+        return Ok(None);
+    };
+    let path = if path.is_relative() {
+        base_dir.join(path)
+    } else {
+        path.clone()
+    };
+    crate::share::tls::load_ca_file(&path)
+        .map(Some)
+        .map_err(|e| invalid(format!("{prefix}.ca_file"), e.to_string()))
+}
+
+/// Makes `ca` the only CAs trusted by a store's origins, which must then all be https.
+fn trust_only(
+    prefix: &str,
+    origins: &mut [OriginConfig],
+    ca: crate::share::tls::OriginCa,
+) -> Result<(), ConfigError> {
+    if origins.iter().any(|o| !o.tls) {
+        return Err(invalid(
+            format!("{prefix}.ca_file"),
+            "is only for https origins, and this store has an http one",
+        ));
+    }
+    for o in origins {
+        o.ca = Some(ca.clone());
+    }
+    Ok(())
 }
 
 /// Parses an `http(s)://host[:port][/path]` URL into an origin, resolving the host once.
@@ -341,6 +394,7 @@ fn origin(key: &str, url: &str) -> Result<OriginConfig, ConfigError> {
         .to_string();
     Ok(OriginConfig {
         tls,
+        ca: None,
         host_header,
         sni,
         addr,

@@ -97,9 +97,12 @@ struct RawServer {
     /// Seconds an idle kept-alive connection waits for the next request.
     #[serde(default)]
     keepalive_timeout_seconds: Option<u64>,
-    /// Mark cookies `Secure`; default: on when `public_url` is https.
+    /// Mark cookies `Secure`; default: on when `public_url` is https (always with `[server.tls]`).
     #[serde(default)]
     cookie_secure: Option<bool>,
+    /// TLS (and HTTP/2) on the listener itself.
+    #[serde(default)]
+    tls: Option<crate::share::tls::RawTls>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,6 +245,8 @@ pub struct ServerConfig {
     /// An idle kept-alive connection is closed after this (whole seconds, at least 1).
     pub keepalive_timeout_seconds: u64,
     pub cookie_secure: bool,
+    /// `[server.tls]`: the listener speaks TLS (HTTP/2 and HTTP/1.1) instead of plain HTTP.
+    pub tls: Option<crate::share::tls::TlsConfig>,
 }
 
 #[derive(Clone)]
@@ -567,10 +572,33 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         }
     };
 
-    let cookie_secure = raw
-        .server
-        .cookie_secure
-        .unwrap_or(public_url.starts_with("https://"));
+    let tls = match raw.server.tls {
+        None => None,
+        Some(t) => {
+            if !public_url.starts_with("https://") {
+                return Err(invalid(
+                    "server.public_url",
+                    "must be an https:// URL when [server.tls] is set",
+                ));
+            }
+            if raw.server.cookie_secure == Some(false) {
+                return Err(invalid(
+                    "server.cookie_secure",
+                    "cannot be false when [server.tls] is set",
+                ));
+            }
+            Some(crate::share::tls::parse(
+                t,
+                base_dir,
+                &[listen, admin_listen],
+            )?)
+        }
+    };
+    let cookie_secure = tls.is_some()
+        || raw
+            .server
+            .cookie_secure
+            .unwrap_or(public_url.starts_with("https://"));
     Ok(Config {
         server: ServerConfig {
             listen,
@@ -609,6 +637,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
                 n => n.unwrap_or(60),
             },
             cookie_secure,
+            tls,
         },
         admin: AdminConfig {
             listen: admin_listen,
@@ -758,6 +787,36 @@ url = "http://127.0.0.1:8000/files"
             err(&GOOD.replace("http://127.0.0.1:8000/files", "http://u:p@127.0.0.1/"))
                 .contains("stores.docs.url")
         );
+    }
+
+    #[test]
+    fn tls_problems_are_named() {
+        let with_tls = |url: &str, extra: &str| {
+            GOOD.replace("http://127.0.0.1:8080/", url).replace(
+                "[admin]",
+                &format!("[server.tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"\n{extra}[admin]"),
+            )
+        };
+        let e = err(&with_tls("http://127.0.0.1:8080/", ""));
+        assert!(
+            e.contains("server.public_url") && e.contains("https"),
+            "{e}"
+        );
+        let e = err(&with_tls("https://files.example/", "")
+            .replace("[server.tls]", "cookie_secure = false\n[server.tls]"));
+        assert!(e.contains("server.cookie_secure"), "{e}");
+        let e = err(&with_tls("https://files.example/", ""));
+        assert!(
+            e.contains("server.tls.cert_file") && e.contains("/nonexistent/c.pem"),
+            "{e}"
+        );
+        let e = err(&with_tls("https://files.example/", "tls_cert = \"x\"\n"));
+        assert!(e.contains("tls_cert"), "{e}");
+        let e = err(&GOOD.replace(
+            "url = \"http://127.0.0.1:8000/files\"",
+            "url = \"http://127.0.0.1:8000/files\"\nca_file = \"/nonexistent/ca.pem\"",
+        ));
+        assert!(e.contains("stores.docs.ca_file"), "{e}");
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub(crate) fn peer_for(
     peer.options.read_timeout = Some(read_timeout);
     peer.options.write_timeout = Some(read_timeout);
     peer.options.idle_timeout = Some(Duration::from_secs(60));
+    peer.options.ca = origin.ca.as_ref().map(|ca| ca.0.clone());
     peer
 }
 
@@ -100,6 +101,7 @@ impl HttpStore {
                             TcpHealthCheck::new()
                         };
                         c.peer_template.options.connection_timeout = Some(config.connect_timeout);
+                        c.peer_template.options.ca = o.ca.as_ref().map(|ca| ca.0.clone());
                         Check::Tcp(c)
                     }
                     Some(path) => {

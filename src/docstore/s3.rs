@@ -199,6 +199,7 @@ mod tests {
             name: "b".into(),
             origin: OriginConfig {
                 tls: false,
+                ca: None,
                 host_header: "127.0.0.1:9000".into(),
                 sni: "127.0.0.1".into(),
                 addr: "127.0.0.1:9000".parse().unwrap(),

@@ -11,6 +11,13 @@
 //! A connection past its deadline is closed without an answer (as nginx does after
 //! `client_header_timeout`). What happens after the head is bounded elsewhere: the read and write
 //! timeouts per read and write, and a minimum rate for uploads ([`crate::share::upload::Pace`]).
+//!
+//! HTTP/2 (over TLS, see [`crate::share::tls`]): each stream reaches [`Edge`] with its head complete, so
+//! the deadline never fires for it; instead the connection must start its first stream within
+//! `client_head_timeout` ([`crate::share::tls::TlsEdge`]), is closed once it has had no stream for
+//! `keepalive_timeout` (Pingora's `h2_idle_timeout`), and each read of a request body is bounded
+//! by the read timeout here ([`body_read_timeout`]: Pingora applies its read timeout to
+//! HTTP/1 only). Response writes are bounded by the write timeout for both.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,6 +33,13 @@ use pingora::server::ShutdownWatch;
 tokio::task_local! {
     /// Set once the current request's head was read (by the proxy's first hook).
     static HEAD_READ: Arc<AtomicBool>;
+    /// The longest wait for a piece of an HTTP/2 request body.
+    static BODY_READ_TIMEOUT: Duration;
+}
+
+/// How long a read of the current HTTP/2 request's body may wait (`None` outside [`Edge`]).
+pub fn body_read_timeout() -> Option<Duration> {
+    BODY_READ_TIMEOUT.try_with(|t| *t).ok()
 }
 
 /// Marks the current request's head as complete: its deadline no longer applies. Called by the
@@ -43,14 +57,31 @@ pub struct Edge<SV> {
     inner: Arc<HttpProxy<SV>>,
     head_timeout: Duration,
     keepalive_seconds: u64,
+    read_timeout: Duration,
+    /// The proxy's options, with HTTP/2 connections closed after `keepalive_seconds` idle.
+    options: HttpServerOptions,
 }
 
-impl<SV> Edge<SV> {
-    pub fn new(inner: HttpProxy<SV>, head_timeout: Duration, keepalive_seconds: u64) -> Edge<SV> {
+impl<SV> Edge<SV>
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    <SV as ProxyHttp>::CTX: Send + Sync,
+{
+    pub fn new(
+        inner: HttpProxy<SV>,
+        head_timeout: Duration,
+        keepalive_seconds: u64,
+        read_timeout: Duration,
+    ) -> Edge<SV> {
+        let keepalive_seconds = keepalive_seconds.max(1);
+        let mut options = inner.server_options().cloned().unwrap_or_default();
+        options.h2_idle_timeout = Some(Duration::from_secs(keepalive_seconds));
         Edge {
             inner: Arc::new(inner),
             head_timeout,
-            keepalive_seconds: keepalive_seconds.max(1),
+            keepalive_seconds,
+            read_timeout,
+            options,
         }
     }
 }
@@ -66,6 +97,9 @@ where
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
+        if session.is_http2() {
+            crate::share::tls::h2_stream_started(&session);
+        }
         let reused = match session.take_connection_user_context() {
             Some(context) => {
                 session.set_connection_user_context(Some(context));
@@ -88,8 +122,7 @@ where
         // The address itself, formatted only if the deadline passes (not on every request).
         let client = session.client_addr().cloned();
         let inner = self.inner.clone();
-        HEAD_READ
-            .scope(read, async move {
+        let work = HEAD_READ.scope(read, async move {
                 tokio::select! {
                     biased;
                     done = inner.process_new_http(session, shutdown) => done,
@@ -103,8 +136,8 @@ where
                         None
                     }
                 }
-            })
-            .await
+        });
+        BODY_READ_TIMEOUT.scope(self.read_timeout, work).await
     }
 
     fn h2_options(&self) -> Option<H2Options> {
@@ -112,7 +145,7 @@ where
     }
 
     fn server_options(&self) -> Option<&HttpServerOptions> {
-        self.inner.server_options()
+        Some(&self.options)
     }
 
     async fn http_cleanup(&self) {

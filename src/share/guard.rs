@@ -169,8 +169,29 @@ pub fn request_summary(req: &RequestHeader, link: Option<crate::model::link::Lin
 /// timeout, a client gone) leaves the connection's framing unknown: keep-alive is turned off, so
 /// the answer says `Connection: close` and no byte after it is ever read as another request
 /// (RFC 9112 §6.3). Every read of a recipient's request body goes through here.
+///
+/// Over HTTP/2 each read is bounded here by the edge's read timeout (Pingora applies its read
+/// timeout to HTTP/1 only), so a stream whose body stalls does not hold its slot for ever.
 pub async fn read_body(session: &mut Session) -> pingora::Result<Option<bytes::Bytes>> {
-    match session.read_request_body().await {
+    let h2_limit = session
+        .as_downstream()
+        .is_http2()
+        .then(crate::share::edge::body_read_timeout)
+        .flatten();
+    let read = match h2_limit {
+        None => session.read_request_body().await,
+        Some(limit) => tokio::time::timeout(limit, session.read_request_body())
+            .await
+            .unwrap_or_else(|_| {
+                let mut e = pingora::Error::explain(
+                    pingora::ErrorType::ReadTimedout,
+                    "reading an HTTP/2 request body",
+                );
+                e.as_down();
+                Err(e)
+            }),
+    };
+    match read {
         Ok(chunk) => Ok(chunk),
         Err(e) => {
             session.set_keepalive(None);

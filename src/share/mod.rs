@@ -11,6 +11,8 @@
 //! - [`upload`]: uploads through a link (form and PUT), streamed to the store.
 //! - [`pages`]: the uniform 404 and the recipients' pages.
 //! - [`gate`]: the shared core used by the listener and the admin API.
+//! - [`tls`]: TLS and HTTP/2 on the listener, certificate reloads, the https redirect, HSTS, CA
+//!   bundles for https stores.
 
 pub mod edge;
 pub mod gate;
@@ -20,5 +22,6 @@ pub mod pages;
 pub mod proxy;
 pub mod recipient;
 pub mod secure_link;
+pub mod tls;
 pub mod upload;
 pub mod verify;

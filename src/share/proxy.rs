@@ -52,6 +52,8 @@ pub struct Proxy {
     pub client_write_timeout: Duration,
     /// How slow an upload may be.
     pub upload_pace: upload::Pace,
+    /// `Strict-Transport-Security` for every response (TLS listeners only).
+    pub hsts: Option<http::HeaderValue>,
 }
 
 /// Per-request state.
@@ -833,6 +835,15 @@ impl ProxyHttp for Proxy {
             view_only: false,
             replaced: false,
             outcome: "served",
+        }
+    }
+
+    fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
+        // Pingora's default: its compression module, disabled.
+        modules
+            .add_module(pingora::modules::http::compression::ResponseCompressionBuilder::enable(0));
+        if let Some(value) = &self.hsts {
+            modules.add_module(Box::new(crate::share::tls::Hsts(value.clone())));
         }
     }
 

@@ -522,7 +522,10 @@ impl Upload<'_> {
             let name =
                 name_of_put_path(session.req_header().uri.path()).map_err(|e| (None, None, e))?;
             let headers = &session.req_header().headers;
-            let chunked = headers.get(header::TRANSFER_ENCODING).is_some();
+            // HTTP/2 has no chunked coding: a body without Content-Length ends with its stream.
+            let chunked = headers.get(header::TRANSFER_ENCODING).is_some()
+                || (session.as_downstream().is_http2()
+                    && !headers.contains_key(header::CONTENT_LENGTH));
             let declared = if chunked {
                 None
             } else {

@@ -129,7 +129,7 @@ impl Origin {
 }
 
 /// Starts Debian's nginx with `http_body` inside `http { }`; returns the child (killed by the caller).
-fn start_nginx(dir: &Path, http_body: &str, port: u16) -> Child {
+pub fn start_nginx(dir: &Path, http_body: &str, port: u16) -> Child {
     let user = if unsafe_is_root() {
         "user root root;"
     } else {
@@ -225,7 +225,7 @@ impl Drop for LegacyNginx {
 
 /// Stops an nginx master with SIGTERM and waits for it: a killed master leaves its worker
 /// serving (and holding its port) after the test has ended.
-fn stop_nginx(child: &mut Child) {
+pub fn stop_nginx(child: &mut Child) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
@@ -278,6 +278,8 @@ pub struct GatewayOptions {
     pub grace_period_seconds: u64,
     /// Further lines for the `[server]` table.
     pub server_extra: String,
+    /// `server.public_url`; default `http://127.0.0.1:{port}` (`{port}` is replaced).
+    pub public_url: Option<String>,
 }
 
 impl GatewayOptions {
@@ -291,6 +293,7 @@ impl GatewayOptions {
             signing: "k1",
             grace_period_seconds: 1,
             server_extra: String::new(),
+            public_url: None,
         }
     }
 
@@ -305,6 +308,7 @@ impl GatewayOptions {
             signing: "k1",
             grace_period_seconds: 1,
             server_extra: String::new(),
+            public_url: None,
         }
     }
 
@@ -346,7 +350,7 @@ impl Gateway {
         let config = format!(
             r#"[server]
 listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
+public_url = "{public_url}"
 threads = 2
 grace_period_seconds = {grace}
 upgrade_sock = "{sock}"
@@ -370,6 +374,11 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
 {extra}
 "#,
             signing = opts.signing,
+            public_url = opts
+                .public_url
+                .as_deref()
+                .unwrap_or("http://127.0.0.1:{port}")
+                .replace("{port}", &port.to_string()),
             grace = opts.grace_period_seconds,
             sock = dir.path().join("upgrade.sock").display(),
             server_extra = opts.server_extra,

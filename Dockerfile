@@ -1,8 +1,8 @@
 # linkgate container image: multi-stage, small runtime, non-root.
 # Build:  docker build -t linkgate .
 # Run:    docker run -p 8080:8080 -p 9090:9090 -v $PWD/config:/etc/linkgate:ro -v linkgate-data:/var/lib/linkgate linkgate
-# Two instances on Redis:  docker compose -f config/compose.yaml up --build   (see README, "Container")
-# (not built in this project's CI: no Docker engine there; see README)
+# Two instances on Redis:  docker compose -f config/compose.yaml up --build   (see docs/operations.md)
+# (not built in this project's CI: no Docker engine there; see docs/operations.md)
 
 FROM rust:1-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends cmake && rm -rf /var/lib/apt/lists/*

@@ -1,7 +1,7 @@
 //! Configuration: the TOML file an operator writes, parsed and validated once at start.
 //!
 //! The key names under `[server]`, `[admin]`, `[keys]`, `[state]` and `[stores.*]` are a contract
-//! (see the README); every problem is reported naming the key it concerns.
+//! (see docs/configuration.md); every problem is reported naming the key it concerns.
 
 pub mod docstores;
 

@@ -1,6 +1,6 @@
 //! What counts as a download: bytes, not the shape of a request.
 //!
-//! The rule (README, "What counts as a download"): for each link generation and each
+//! The rule (docs/counting.md): for each link generation and each
 //! document/variant of it (a *part*), the payload bytes that leave the gateway never exceed
 //! `(max_downloads + ½) × size`. A client chooses the shape of its requests (ranges, aborts,
 //! parallel connections), so nothing here looks at the shape: every byte a response sends is

@@ -7,8 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use linkgate::model::counting::{self, Account, Ask, Drawn, Refund};
+use linkgate::model::counting::{self, Account, Ask, Drawn};
 use linkgate::model::link::{Document, Link, LinkId, LinkState};
+use linkgate::state::queues::Refund;
 use linkgate::state::redis::{RedisOptions, RedisTarget};
 use linkgate::state::{Draw, EmbeddedStore, LinkStore, RedisStore, StoreError, WriteId};
 

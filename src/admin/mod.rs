@@ -7,6 +7,8 @@
 //! link from this instance's cache (other instances hear of it from the store), is recorded in
 //! the link's audit trail, and applies at once.
 
+pub mod health;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -20,12 +22,13 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::docstore::check_object_key;
-use crate::model::audit::{client_of, user_agent_of, Draft};
+use crate::model::audit::Draft;
 use crate::model::link::{
     sanitize_filename, valid_rendition_name, Document, Link, LinkId, LinkState, Recipient,
     Rendition, Right, UploadSpec,
 };
 use crate::model::policy::{valid_type_pattern, Policy, Proposed};
+use crate::share::client::{client_of, user_agent_of};
 use crate::share::gate::Gate;
 use crate::share::verify::hash_password;
 use crate::state::{Change, ListQuery, StoreError};
@@ -1193,7 +1196,7 @@ impl AdminApi {
             return Ok((StatusCode::OK, json!({ "status": "ok" })));
         }
         if path == "/readyz" {
-            return Ok(crate::app::health::readiness(&self.gate).await);
+            return Ok(health::readiness(&self.gate).await);
         }
         let Some(caller) = self.caller(session) else {
             return Err(ApiError::new(

@@ -1,7 +1,6 @@
 //! Wiring: a validated config becomes a Pingora server with the recipients' proxy, the admin API
 //! and the background usage flusher. No request logic lives here.
 
-pub mod health;
 pub mod logwriter;
 
 use std::sync::Arc;
@@ -19,12 +18,20 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use crate::admin::AdminApi;
 use crate::app::logwriter::{BatchWriter, LogGuard};
 use crate::cli::demo_origin::StaticOrigin;
-use crate::config::Config;
+use crate::config::{Config, StateConfig};
 use crate::docstore::relay::Relay;
+use crate::docstore::write::Writer;
+use crate::docstore::Store;
 use crate::share::gate::Gate;
+use crate::share::mail::Mailer;
 use crate::share::proxy::Proxy;
+use crate::share::recipient::PageLimiter;
+use crate::share::secure_link::LegacyLinks;
 use crate::share::tls::{CertStore, Redirect, Reloader, TlsEdge};
-use crate::state::StoreError;
+use crate::share::verify::Verifier;
+use crate::state::cache::LinkCache;
+use crate::state::queues::{AuditQueue, Refunds, UsageBatcher};
+use crate::state::{EmbeddedStore, LinkStore, RedisStore, StoreError};
 
 /// Off the request path: retries refunds of unsent bytes that failed, and writes usage of
 /// unlimited links and audit events (every 250 ms, and once more at shutdown).
@@ -173,7 +180,7 @@ pub fn build_with(
             "serve --upgrade needs state.backend = \"redis\": the embedded store's file stays locked by the running instance until it exits".into(),
         ));
     }
-    let gate = Arc::new(Gate::from_config(config)?);
+    let gate = Arc::new(build_gate(config)?);
     let conf = ServerConf {
         upgrade_sock: config.server.upgrade_sock.display().to_string(),
         threads: config.server.threads,
@@ -277,4 +284,39 @@ pub fn build_with(
         server.add_service(origin);
     }
     Ok((server, gate))
+}
+
+/// Builds the core from a validated config, opening the configured link store.
+fn build_gate(config: &Config) -> Result<Gate, StoreError> {
+    let (store, cache): (Arc<dyn LinkStore>, _) = match &config.state {
+        StateConfig::Embedded { path, cache } => (Arc::new(EmbeddedStore::open(path)?), cache),
+        StateConfig::Redis { options, cache } => {
+            (Arc::new(RedisStore::new(options.clone())?), cache)
+        }
+    };
+    let upstreams = config
+        .stores
+        .iter()
+        .map(|(name, s)| (name.clone(), Arc::new(Store::new(s))))
+        .collect();
+    Ok(Gate {
+        keys: config.keys.clone(),
+        store,
+        cache: LinkCache::new(cache.ttl, cache.capacity),
+        usage: UsageBatcher::default(),
+        refunds: Refunds::default(),
+        upstreams,
+        public_url: config.server.public_url.clone(),
+        audit: AuditQueue::default(),
+        audit_retention: config.audit_retention,
+        policy: config.policy.clone(),
+        admin_token: config.admin.token.clone(),
+        callers: config.admin.callers.clone(),
+        verifier: Verifier::new(config.keys.clone(), config.server.cookie_secure),
+        mailer: Mailer::from_config(&config.mail)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+        page_limiter: PageLimiter::new(config.page_requests_per_minute),
+        writer: Writer::default(),
+        legacy: LegacyLinks::new(config.secure_links.clone()),
+    })
 }

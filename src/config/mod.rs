@@ -4,6 +4,8 @@
 //! (see docs/configuration.md); every problem is reported naming the key it concerns.
 
 pub mod docstores;
+pub mod error;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,27 +15,14 @@ use std::time::Duration;
 use base64::Engine;
 use serde::Deserialize;
 
-pub use crate::config::docstores::{
+pub use crate::docstore::settings::{
     DirStoreConfig, HttpStoreConfig, OriginConfig, S3StoreConfig, StoreConfig,
 };
 use crate::model::policy::Policy;
 use crate::model::token::Keyring;
 use crate::share::mail::{MailConfig, Mailer};
 use crate::state::redis::{RedisOptions, RedisTarget};
-
-/// A configuration problem, always naming the key (or the file) it concerns.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    #[error("config key `{key}`: {message}")]
-    Invalid { key: String, message: String },
-}
+pub use error::ConfigError;
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -102,7 +91,7 @@ struct RawServer {
     cookie_secure: Option<bool>,
     /// TLS (and HTTP/2) on the listener itself.
     #[serde(default)]
-    tls: Option<crate::share::tls::RawTls>,
+    tls: Option<tls::RawTls>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,13 +245,7 @@ pub struct AdminConfig {
     pub callers: Vec<RestrictedCaller>,
 }
 
-/// An admin API caller limited to links created by some identities.
-#[derive(Clone)]
-pub struct RestrictedCaller {
-    pub name: String,
-    pub token: String,
-    pub created_by: Vec<String>,
-}
+pub use crate::model::policy::RestrictedCaller;
 
 impl std::fmt::Debug for AdminConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -587,11 +570,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
                     "cannot be false when [server.tls] is set",
                 ));
             }
-            Some(crate::share::tls::parse(
-                t,
-                base_dir,
-                &[listen, admin_listen],
-            )?)
+            Some(tls::parse(t, base_dir, &[listen, admin_listen])?)
         }
     };
     let cookie_secure = tls.is_some()

@@ -21,7 +21,7 @@ use pingora::proxy::Session;
 
 use super::pace::{chunk_for, Streaming, MIN_CHUNK};
 use super::{check_object_key, write_body, Allowance};
-use crate::config::docstores::DirStoreConfig;
+use crate::docstore::settings::DirStoreConfig;
 use crate::metrics::{metrics, StoreSeries};
 
 /// Why a key is not served.

@@ -16,7 +16,7 @@ use pingora::lb::{Backend, LoadBalancer};
 use pingora::upstreams::peer::HttpPeer;
 
 use super::{encoded_path, probe, Attempt, FORWARDED_REQUEST_HEADERS};
-use crate::config::docstores::{HttpStoreConfig, OriginConfig};
+use crate::docstore::settings::{HttpStoreConfig, OriginConfig};
 use crate::metrics::{metrics, StoreSeries};
 
 pub struct HttpStore {

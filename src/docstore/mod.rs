@@ -17,6 +17,7 @@ pub mod http;
 pub mod pace;
 pub mod relay;
 pub mod s3;
+pub mod settings;
 pub mod write;
 
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
 
-pub use crate::config::docstores::StoreConfig;
+pub use crate::docstore::settings::StoreConfig;
 use crate::metrics::StoreSeries;
 
 /// What a response may still send. The stores ask before each write of a body chunk, so a
@@ -107,25 +108,7 @@ pub const FORWARDED_REQUEST_HEADERS: [&str; 7] = [
     "accept",
 ];
 
-/// Why an object key is refused.
-pub fn check_object_key(key: &str) -> Result<(), &'static str> {
-    if key.is_empty() || key.len() > 1024 {
-        return Err("must be 1 to 1024 bytes");
-    }
-    if key.chars().any(|c| c.is_control()) {
-        return Err("must not contain control characters");
-    }
-    if key.contains('\\') {
-        return Err("must not contain a backslash");
-    }
-    let key = key.strip_prefix('/').unwrap_or(key);
-    for segment in key.split('/') {
-        if segment.is_empty() || segment == "." || segment == ".." {
-            return Err("must not contain empty, `.` or `..` path segments");
-        }
-    }
-    Ok(())
-}
+pub use crate::model::link::check_object_key;
 
 /// `base` followed by the key, each segment percent-encoded.
 pub fn encoded_path(base: &str, key: &str) -> String {

@@ -18,7 +18,7 @@ use pingora::upstreams::peer::HttpPeer;
 
 use super::http::peer_for;
 use super::{encoded_path, probe, FORWARDED_REQUEST_HEADERS};
-use crate::config::docstores::S3StoreConfig;
+use crate::docstore::settings::S3StoreConfig;
 use crate::metrics::{metrics, StoreSeries};
 
 /// Why a request could not be signed.
@@ -192,7 +192,7 @@ impl S3Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::docstores::{OriginConfig, S3Credentials};
+    use crate::docstore::settings::{OriginConfig, S3Credentials};
 
     fn store() -> S3Store {
         S3Store::new(S3StoreConfig {

@@ -392,7 +392,7 @@ impl ObjectWriter for S3Multipart<'_> {
             xml.push_str(&format!(
                 "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
                 i + 1,
-                crate::share::pages::escape(etag)
+                crate::model::markup::escape(etag)
             ));
         }
         xml.push_str("</CompleteMultipartUpload>");

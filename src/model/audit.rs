@@ -5,39 +5,15 @@
 //! fit. Admin actions are written as they happen; recipients' events (downloads) are queued in
 //! memory and written in batches, off the request path.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::model::hex;
 use crate::model::link::LinkId;
-use crate::state::{LinkStore, StoreError, WriteId};
 
 /// The `prev` of a link's first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// The client address of a request, as events record it.
-pub fn client_of(session: &pingora::protocols::http::ServerSession) -> Option<std::net::IpAddr> {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
-}
-
-/// The request's `User-Agent`, cut to 512 characters, as events record it.
-pub fn user_agent_of(session: &pingora::protocols::http::ServerSession) -> Option<String> {
-    session
-        .req_header()
-        .headers
-        .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(512).collect())
-}
 
 /// What happened, before it is placed in a chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,113 +197,6 @@ pub fn verify(link: LinkId, events: &[Event]) -> Result<(), ChainError> {
         before = Some(e);
     }
     Ok(())
-}
-
-/// Events of one link waiting to be written, in order. Once a write of them was tried, they keep
-/// its [`WriteId`] and are never merged with newer events: the failed write may still have been
-/// applied (a timeout), and only its id lets the store tell.
-struct Batch {
-    write: Option<WriteId>,
-    drafts: Vec<Draft>,
-}
-
-/// Recipients' events waiting to be written, per link.
-#[derive(Default)]
-pub struct AuditQueue {
-    pending: Mutex<HashMap<LinkId, Vec<Batch>>>,
-    queued: AtomicU64,
-    dropped: AtomicU64,
-}
-
-impl AuditQueue {
-    /// Most events held while the store is unreachable; past it new events are dropped (and
-    /// counted in the log) rather than memory growing without bound.
-    const MAX: u64 = 200_000;
-
-    pub fn push(&self, link: LinkId, draft: Draft) {
-        if self.queued.fetch_add(1, Ordering::Relaxed) >= Self::MAX {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let mut pending = self.pending.lock();
-        let batches = pending.entry(link).or_default();
-        match batches.last_mut() {
-            Some(last) if last.write.is_none() => last.drafts.push(draft),
-            _ => batches.push(Batch {
-                write: None,
-                drafts: vec![draft],
-            }),
-        }
-    }
-
-    /// Writes the link's queued events and then `now` (an admin event), in order; what is not
-    /// written goes back to the queue, ahead of anything queued meanwhile, and is retried.
-    pub async fn write_now(
-        &self,
-        store: &Arc<dyn LinkStore>,
-        retention: Option<std::time::Duration>,
-        link: LinkId,
-        now: Draft,
-    ) -> Result<(), StoreError> {
-        let mut batches = self.pending.lock().remove(&link).unwrap_or_default();
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        batches.push(Batch {
-            write: None,
-            drafts: vec![now],
-        });
-        self.write(store, retention, link, batches).await
-    }
-
-    /// Writes what is queued; a link whose write fails keeps its events for the next flush.
-    pub async fn flush(&self, store: &Arc<dyn LinkStore>, retention: Option<std::time::Duration>) {
-        let dropped = self.dropped.swap(0, Ordering::Relaxed);
-        if dropped > 0 {
-            tracing::error!(
-                dropped,
-                "audit events dropped: the store was unreachable too long"
-            );
-        }
-        let all = std::mem::take(&mut *self.pending.lock());
-        for (link, batches) in all {
-            if let Err(e) = self.write(store, retention, link, batches).await {
-                tracing::warn!(link = %link, error = %e, "writing audit events failed; will retry");
-            }
-        }
-    }
-
-    /// Writes one link's batches in order, stopping at the first failure.
-    async fn write(
-        &self,
-        store: &Arc<dyn LinkStore>,
-        retention: Option<std::time::Duration>,
-        link: LinkId,
-        batches: Vec<Batch>,
-    ) -> Result<(), StoreError> {
-        let mut left = batches.into_iter();
-        while let Some(mut batch) = left.next() {
-            let write = *batch.write.get_or_insert_with(WriteId::new);
-            match store
-                .append_events(write, link, &batch.drafts, retention)
-                .await
-            {
-                Ok(()) => {
-                    self.queued
-                        .fetch_sub(batch.drafts.len() as u64, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    let mut pending = self.pending.lock();
-                    let slot = pending.entry(link).or_default();
-                    let newer = std::mem::take(slot);
-                    slot.push(batch);
-                    slot.extend(left);
-                    slot.extend(newer);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

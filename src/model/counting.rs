@@ -27,15 +27,7 @@
 //! stores apply [`draw`] and [`refund`] atomically (the embedded one by calling them, Redis in a
 //! script that mirrors them and is checked against them in tests).
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use http::{HeaderMap, Method};
-use parking_lot::Mutex;
-
-use crate::docstore::Allowance;
-use crate::model::link::LinkId;
-use crate::state::{Draw, LinkStore, StoreError, WriteId};
 
 /// The most a response draws at admission (small documents are paid for in one draw).
 pub const FIRST_LEASE: u64 = 1 << 20;
@@ -326,7 +318,7 @@ pub struct Meter {
     counted: bool,
     /// The head went out: from now on a draw may give fewer bytes than asked (the rest of the
     /// allowance), and the response is cut where they end.
-    streaming: bool,
+    pub streaming: bool,
 }
 
 impl Meter {
@@ -469,183 +461,6 @@ impl Meter {
 pub fn part_of(object: &str) -> String {
     use sha2::Digest;
     crate::model::hex::encode(&sha2::Sha256::digest(object.as_bytes())[..8])
-}
-
-/// A response of a limited link, metered against its part's account in the link store.
-pub struct Metered {
-    store: Arc<dyn LinkStore>,
-    draw: Draw,
-    pub meter: Meter,
-}
-
-impl Metered {
-    /// Admits a GET that expects `expected` bytes of a part whose size the link may know: the
-    /// one store round trip on the request path.
-    pub async fn admit(
-        store: Arc<dyn LinkStore>,
-        id: LinkId,
-        generation: u64,
-        max: u64,
-        part: String,
-        expected: Option<u64>,
-        size: Option<u64>,
-    ) -> Result<(Metered, Drawn), StoreError> {
-        let (meter, ask) = Meter::admission(expected, size);
-        let draw = Draw {
-            id,
-            generation,
-            max,
-            part,
-            ask,
-        };
-        let mut metered = Metered { store, draw, meter };
-        let (got, go_on) = metered.ask(ask).await?;
-        Ok((metered, if go_on { got } else { Drawn::Exhausted }))
-    }
-
-    /// Makes a draw; `Ok(false)` when the response may not go on.
-    async fn ask(&mut self, ask: Ask) -> Result<(Drawn, bool), StoreError> {
-        self.draw.ask = ask;
-        let got = self.store.draw(&self.draw).await?;
-        let go_on = self.meter.drawn(&ask, got);
-        Ok((got, go_on))
-    }
-
-    /// The head is about to be written: later draws may give part of what they ask.
-    fn streaming(&mut self) {
-        self.meter.streaming = true;
-    }
-
-    /// What goes back to the account now that the response is over.
-    pub fn refund(&self) -> Option<Refund> {
-        let (bytes, own) = self.meter.settle()?;
-        Some(Refund {
-            id: self.draw.id,
-            generation: self.draw.generation,
-            part: self.draw.part.clone(),
-            bytes,
-            own,
-            write: WriteId::new(),
-        })
-    }
-}
-
-fn store_failed(e: StoreError) -> Box<pingora::Error> {
-    tracing::error!(error = %e, "link store failed while counting");
-    pingora::Error::explain(
-        pingora::ErrorType::HTTPStatus(503),
-        "the link store failed while counting",
-    )
-}
-
-impl Allowance for Option<Metered> {
-    async fn begin(&mut self, length: Option<u64>, size: Option<u64>) -> pingora::Result<bool> {
-        let Some(m) = self else { return Ok(true) };
-        let go_on = match m.meter.begin(length, size) {
-            None => true,
-            Some(ask) => m.ask(ask).await.map_err(store_failed)?.1,
-        };
-        if go_on {
-            m.streaming();
-        }
-        Ok(go_on)
-    }
-
-    async fn allow(&mut self, n: usize) -> pingora::Result<usize> {
-        let Some(m) = self else { return Ok(n) };
-        if let Some(ask) = m.meter.before_write(n as u64) {
-            m.ask(ask).await.map_err(store_failed)?;
-        }
-        Ok(m.meter.covered(n as u64) as usize)
-    }
-
-    fn wrote(&mut self, n: usize) {
-        if let Some(m) = self {
-            m.meter.wrote(n as u64);
-        }
-    }
-}
-
-/// A refund for one part.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refund {
-    pub id: LinkId,
-    pub generation: u64,
-    pub part: String,
-    pub bytes: u64,
-    pub own: u64,
-    /// Names this refund in the store: its retries carry the same id, so it is applied once.
-    pub write: WriteId,
-}
-
-/// Refunds whose write failed, written again off the request path until the store takes them.
-/// They are not merged: a failed write may still have been applied (a timeout), and only its own
-/// id lets the store tell.
-#[derive(Default)]
-pub struct Refunds {
-    pending: Mutex<Vec<Refund>>,
-}
-
-impl Refunds {
-    /// Most refunds waiting: past it new ones are given back to the caller (back-pressure).
-    const MAX: usize = 100_000;
-
-    /// Queues a refund to retry; `Err` gives it back when the queue is full.
-    pub fn queue(&self, refund: Refund) -> Result<(), Refund> {
-        let mut pending = self.pending.lock();
-        if pending.len() >= Self::MAX {
-            return Err(refund);
-        }
-        pending.push(refund);
-        Ok(())
-    }
-
-    /// Writes what waits; what fails to write is kept for the next flush (never dropped).
-    pub async fn flush(&self, store: &Arc<dyn LinkStore>) {
-        let batch = std::mem::take(&mut *self.pending.lock());
-        if batch.is_empty() {
-            return;
-        }
-        if let Err(e) = store.refund(&batch).await {
-            tracing::warn!(count = batch.len(), error = %e, "giving back unsent bytes failed; will retry");
-            let mut pending = self.pending.lock();
-            let newer = std::mem::replace(&mut *pending, batch);
-            pending.extend(newer);
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pending.lock().is_empty()
-    }
-}
-
-/// Usage of unlimited links, gathered in memory and written to the store in batches, so that a
-/// download of an unlimited link costs no store round trip.
-#[derive(Default)]
-pub struct UsageBatcher {
-    pending: Mutex<HashMap<(LinkId, u64), u64>>,
-    /// Batches whose write failed, each retried under its own id (never merged with newer usage).
-    failed: Mutex<Vec<(WriteId, LinkId, u64, u64)>>,
-}
-
-impl UsageBatcher {
-    pub fn record(&self, id: LinkId, generation: u64) {
-        *self.pending.lock().entry((id, generation)).or_default() += 1;
-    }
-
-    /// Writes what was gathered; what fails to write is kept for the next flush.
-    pub async fn flush(&self, store: &Arc<dyn LinkStore>) {
-        let retries = std::mem::take(&mut *self.failed.lock());
-        let fresh = std::mem::take(&mut *self.pending.lock())
-            .into_iter()
-            .map(|((id, generation), n)| (WriteId::new(), id, generation, n));
-        for (write, id, generation, n) in retries.into_iter().chain(fresh) {
-            if let Err(e) = store.add_usage(write, id, generation, n).await {
-                tracing::warn!(link = %id, error = %e, "usage flush failed; will retry");
-                self.failed.lock().push((write, id, generation, n));
-            }
-        }
-    }
 }
 
 #[cfg(test)]

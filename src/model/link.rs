@@ -521,6 +521,26 @@ pub fn sanitize_filename(name: &str) -> String {
     }
 }
 
+/// Why an object key is refused.
+pub fn check_object_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() || key.len() > 1024 {
+        return Err("must be 1 to 1024 bytes");
+    }
+    if key.chars().any(|c| c.is_control()) {
+        return Err("must not contain control characters");
+    }
+    if key.contains('\\') {
+        return Err("must not contain a backslash");
+    }
+    let key = key.strip_prefix('/').unwrap_or(key);
+    for segment in key.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err("must not contain empty, `.` or `..` path segments");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

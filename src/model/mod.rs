@@ -1,9 +1,12 @@
-//! Pure values and rules: no I/O, no clocks they do not receive, no stores.
+//! Pure values and rules: no I/O, no stores, no sessions. Links and object keys, tokens, the
+//! operator's policy, what counts as a download, the audit chain, nginx `secure_link` formats.
 
 pub mod audit;
 pub mod counting;
 pub mod disposition;
 pub mod hex;
 pub mod link;
+pub mod markup;
 pub mod policy;
+pub mod secure_link;
 pub mod token;

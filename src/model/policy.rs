@@ -44,6 +44,18 @@ pub struct Policy {
 /// The largest upload when neither the policy nor the link says.
 pub const DEFAULT_UPLOAD_MAX_BYTES: u64 = 2 << 30;
 
+/// Whether `media_type` (or a pattern like `image/*`) falls within one of `patterns`.
+pub fn type_matches(patterns: &[String], media_type: &str) -> bool {
+    let media_type = media_type.to_ascii_lowercase();
+    patterns.iter().any(|p| {
+        let p = p.to_ascii_lowercase();
+        p == "*/*"
+            || p == media_type
+            || p.strip_suffix('*')
+                .is_some_and(|prefix| prefix.ends_with('/') && media_type.starts_with(prefix))
+    })
+}
+
 /// Whether `pattern` (`type/subtype`, `type/*` or `*/*`) is a well-formed media-type pattern.
 pub fn valid_type_pattern(pattern: &str) -> bool {
     let Some((top, sub)) = pattern.split_once('/') else {
@@ -207,7 +219,7 @@ impl Policy {
                 (&self.upload_allowed_types, &upload.allowed_types)
             {
                 for t in asked {
-                    if !crate::share::upload::type_matches(allowed, t) {
+                    if !type_matches(allowed, t) {
                         return Err(broken(
                             "upload.allowed_types",
                             "upload_allowed_types",
@@ -219,6 +231,14 @@ impl Policy {
         }
         Ok(())
     }
+}
+
+/// An admin API caller limited to links created by some identities.
+#[derive(Clone)]
+pub struct RestrictedCaller {
+    pub name: String,
+    pub token: String,
+    pub created_by: Vec<String>,
 }
 
 #[cfg(test)]

@@ -5,20 +5,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::RestrictedCaller;
-use crate::config::{Config, StateConfig};
 use crate::docstore::write::Writer;
 use crate::docstore::Store;
-use crate::model::audit::AuditQueue;
-use crate::model::counting::{Refunds, UsageBatcher};
 use crate::model::link::{Link, LinkId};
-use crate::model::policy::Policy;
+use crate::model::policy::{Policy, RestrictedCaller};
 use crate::model::token::Keyring;
 use crate::share::mail::Mailer;
-use crate::share::recipient::PageLimiter;
+use crate::share::throttle::PageLimiter;
 use crate::share::verify::Verifier;
 use crate::state::cache::LinkCache;
-use crate::state::{EmbeddedStore, LinkStore, RedisStore, StoreError};
+use crate::state::queues::{AuditQueue, Refunds, UsageBatcher};
+use crate::state::{LinkStore, StoreError};
 
 pub struct Gate {
     pub keys: Keyring,
@@ -40,45 +37,10 @@ pub struct Gate {
     pub page_limiter: PageLimiter,
     pub writer: Writer,
     /// Legacy nginx `secure_link` URLs the stores accept.
-    pub legacy: crate::share::secure_link::LegacyLinks,
+    pub legacy: crate::model::secure_link::LegacyLinks,
 }
 
 impl Gate {
-    /// Builds the core from a validated config, opening the configured link store.
-    pub fn from_config(config: &Config) -> Result<Gate, StoreError> {
-        let (store, cache): (Arc<dyn LinkStore>, _) = match &config.state {
-            StateConfig::Embedded { path, cache } => (Arc::new(EmbeddedStore::open(path)?), cache),
-            StateConfig::Redis { options, cache } => {
-                (Arc::new(RedisStore::new(options.clone())?), cache)
-            }
-        };
-        let upstreams = config
-            .stores
-            .iter()
-            .map(|(name, s)| (name.clone(), Arc::new(Store::new(s))))
-            .collect();
-        Ok(Gate {
-            keys: config.keys.clone(),
-            store,
-            cache: LinkCache::new(cache.ttl, cache.capacity),
-            usage: UsageBatcher::default(),
-            refunds: Refunds::default(),
-            upstreams,
-            public_url: config.server.public_url.clone(),
-            audit: AuditQueue::default(),
-            audit_retention: config.audit_retention,
-            policy: config.policy.clone(),
-            admin_token: config.admin.token.clone(),
-            callers: config.admin.callers.clone(),
-            verifier: Verifier::new(config.keys.clone(), config.server.cookie_secure),
-            mailer: Mailer::from_config(&config.mail)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?,
-            page_limiter: PageLimiter::new(config.page_requests_per_minute),
-            writer: Writer::default(),
-            legacy: crate::share::secure_link::LegacyLinks::new(config.secure_links.clone()),
-        })
-    }
-
     /// The link, from the cache or the store (and then cached). `Ok(None)` for an unknown id.
     pub async fn link(&self, id: LinkId) -> Result<Option<Arc<Link>>, StoreError> {
         if let Some(link) = self.cache.get(&id) {

@@ -1,19 +1,22 @@
-//! The recipients' listener, from the socket to the audit event.
+//! The recipients' listener, from the socket to the audit event, in the order a request meets it:
 //!
-//! - [`edge`]: deadlines for request heads and idle connections.
+//! - [`tls`], [`edge`]: TLS and HTTP/2; deadlines for request heads and idle connections.
 //! - [`guard`]: request hygiene (smuggling shapes, oversized heads) before anything else.
-//! - [`proxy`]: the request path (Pingora `ProxyHttp`): identify the link, check it, count,
-//!   serve, record.
-//! - [`secure_link`]: legacy links in nginx `secure_link` formats.
-//! - [`recipient`]: password gate, device verification and landing page for browsers.
-//! - [`verify`]: passwords (argon2id), codes, signed cookies and form tokens.
-//! - [`mail`]: delivery of verification codes (SMTP or log).
+//! - [`proxy`]: the request path (Pingora `ProxyHttp`), whose phases call the steps below.
+//! - identify: the token ([`crate::model::token`]) or a legacy nginx URL ([`secure_link`]);
+//!   [`client`] says who is asking.
+//! - password and device: [`recipient`] (the gates and the landing page), [`verify`]
+//!   (argon2id, codes, signed cookies, form tokens), [`mail`] (codes by SMTP), [`throttle`].
+//! - rights: [`crate::model::link`].
+//! - [`count`]: every byte drawn from the document's account before it is written.
+//! - serve: [`crate::docstore`], streamed by the relay.
+//! - record: events queued in [`crate::state::queues`].
 //! - [`upload`]: uploads through a link (form and PUT), streamed to the store.
 //! - [`pages`]: the uniform 404 and the recipients' pages.
-//! - [`gate`]: the shared core used by the listener and the admin API.
-//! - [`tls`]: TLS and HTTP/2 on the listener, certificate reloads, the https redirect, HSTS, CA
-//!   bundles for https stores.
+//! - [`gate`]: what every step shares (keys, link state, cache, queues, document stores).
 
+pub mod client;
+pub mod count;
 pub mod edge;
 pub mod gate;
 pub mod guard;
@@ -22,6 +25,7 @@ pub mod pages;
 pub mod proxy;
 pub mod recipient;
 pub mod secure_link;
+pub mod throttle;
 pub mod tls;
 pub mod upload;
 pub mod verify;

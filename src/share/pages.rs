@@ -66,21 +66,14 @@ pub static CSP: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// An answer written by the gateway itself.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
 }
+
+pub use crate::model::markup::escape;
 
 /// A whole page; `body` is already-escaped HTML.
 fn layout(title: &str, body: &str) -> Bytes {

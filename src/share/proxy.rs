@@ -33,16 +33,17 @@ use crate::docstore::dir::ServeError;
 use crate::docstore::relay::Relay;
 use crate::docstore::{Attempt, Store};
 use crate::metrics::metrics;
-use crate::model::audit::{client_of, user_agent_of, Draft};
-use crate::model::counting::{
-    classify, expected_length, is_multi_range, part_of, Drawn, Kind, Metered, Refund,
-};
+use crate::model::audit::Draft;
+use crate::model::counting::{classify, expected_length, is_multi_range, part_of, Drawn, Kind};
 use crate::model::disposition::content_disposition;
 use crate::model::link::{Link, LinkState, Refusal, Right, Selection, Target};
+use crate::share::client::{client_of, user_agent_of};
+use crate::share::count::Metered;
 use crate::share::gate::Gate;
 use crate::share::pages;
 use crate::share::recipient::{self, Decision, Reply};
 use crate::share::upload::{self, Rules, Upload};
+use crate::state::queues::Refund;
 
 pub struct Proxy {
     pub gate: Arc<Gate>,

@@ -9,19 +9,18 @@
 //! caps hold across instances) and counted before any hashing.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{header, Method};
 use pingora::proxy::Session;
 use time::format_description::well_known::Rfc2822;
 use time::OffsetDateTime;
 
-use crate::model::audit::{client_of, user_agent_of, Draft};
+use crate::model::audit::Draft;
 use crate::model::link::{Link, LinkId, LinkState, Right, Variant};
+use crate::share::client::{client_of, user_agent_of};
 use crate::share::gate::{FormToken, Gate};
 use crate::share::mail::CodeMail;
 use crate::share::pages::{self, DocumentFacts, LandingDocument, UploadForm};
@@ -70,12 +69,7 @@ const CODE_TRIES_PER_CODE: u64 = 20;
 const CODE_CHECKS_PER_LINK: u64 = 1000;
 const MAX_TRUSTED_DEVICES: usize = 20;
 
-/// An answer written by the gateway itself.
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Bytes,
-}
+pub use crate::share::pages::Reply;
 
 pub enum Decision {
     /// Go on to the file; `view_only` sends it inline whatever the link's rights.
@@ -85,27 +79,7 @@ pub enum Decision {
     Reply(Reply),
 }
 
-/// Per-address request rate on the recipients' pages.
-pub struct PageLimiter {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
-}
-
-impl PageLimiter {
-    pub fn new(per_minute: u32) -> PageLimiter {
-        let per_minute = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new((per_minute.get() / 3).max(5)).unwrap_or(NonZeroU32::MIN);
-        PageLimiter {
-            limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
-        }
-    }
-
-    pub fn allows(&self, ip: IpAddr) -> bool {
-        if self.limiter.len() > 100_000 {
-            self.limiter.retain_recent();
-        }
-        self.limiter.check_key(&ip).is_ok()
-    }
-}
+pub use crate::share::throttle::PageLimiter;
 
 /// What one request brings, read once.
 struct Visit {

@@ -48,10 +48,7 @@ use pingora::tls::sign::CertifiedKey;
 use pingora::tls::{version, CertificateDer, ClientHello, CryptoProvider, PrivateKeyDer};
 use pingora::tls::{ResolvesServerCert, ServerConfig};
 use pingora::utils::tls::WrappedX509;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
-
-use crate::config::ConfigError;
 
 /// Why a certificate, key or CA bundle could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -85,20 +82,6 @@ pub enum TlsError {
     Settings(String),
 }
 
-/// `[server.tls]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTls {
-    cert_file: PathBuf,
-    key_file: PathBuf,
-    #[serde(default)]
-    reload_check_seconds: Option<u64>,
-    #[serde(default)]
-    hsts_max_age_seconds: Option<u64>,
-    #[serde(default)]
-    redirect_listen: Option<String>,
-}
-
 /// `[server.tls]`, checked: the chain and key were loaded once to check them.
 #[derive(Clone)]
 pub struct TlsConfig {
@@ -123,90 +106,6 @@ impl std::fmt::Debug for TlsConfig {
             .field("redirect_listen", &self.redirect_listen)
             .finish_non_exhaustive()
     }
-}
-
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_string(),
-        message: message.into(),
-    }
-}
-
-fn resolve(base_dir: &Path, path: PathBuf) -> PathBuf {
-    if path.is_relative() {
-        base_dir.join(path)
-    } else {
-        path
-    }
-}
-
-/// Checks `[server.tls]`; relative paths are relative to `base_dir` (the config file's folder).
-/// `taken` are the addresses already listened on, which `redirect_listen` must differ from.
-pub fn parse(raw: RawTls, base_dir: &Path, taken: &[SocketAddr]) -> Result<TlsConfig, ConfigError> {
-    let cert_file = resolve(base_dir, raw.cert_file);
-    let key_file = resolve(base_dir, raw.key_file);
-    let loaded = load_certified_key(&cert_file, &key_file).map_err(|e| {
-        let key = match &e {
-            TlsError::Read { path, .. }
-            | TlsError::Pem { path, .. }
-            | TlsError::NoKey { path }
-            | TlsError::NoCertificate { path }
-            | TlsError::Certificate { path, .. }
-                if path == &key_file =>
-            {
-                "server.tls.key_file"
-            }
-            TlsError::KeyMismatch { .. } => "server.tls.key_file",
-            _ => "server.tls.cert_file",
-        };
-        invalid(key, e.to_string())
-    })?;
-    let reload_every = match raw.reload_check_seconds {
-        Some(0) => {
-            return Err(invalid(
-                "server.tls.reload_check_seconds",
-                "must be at least 1",
-            ))
-        }
-        n => Duration::from_secs(n.unwrap_or(5)),
-    };
-    let hsts = match raw.hsts_max_age_seconds.unwrap_or(31_536_000) {
-        0 => None,
-        age => Some(
-            HeaderValue::from_str(&format!("max-age={age}")).map_err(|_| {
-                invalid(
-                    "server.tls.hsts_max_age_seconds",
-                    "is not a number of seconds",
-                )
-            })?,
-        ),
-    };
-    let redirect_listen = match raw.redirect_listen {
-        None => None,
-        Some(text) => {
-            let addr: SocketAddr = text.parse().map_err(|_| {
-                invalid(
-                    "server.tls.redirect_listen",
-                    format!("`{text}` is not an address like 0.0.0.0:80"),
-                )
-            })?;
-            if taken.contains(&addr) {
-                return Err(invalid(
-                    "server.tls.redirect_listen",
-                    "must differ from server.listen and admin.listen",
-                ));
-            }
-            Some(addr)
-        }
-    };
-    Ok(TlsConfig {
-        cert_file,
-        key_file,
-        loaded: Arc::new(loaded),
-        reload_every,
-        hsts,
-        redirect_listen,
-    })
 }
 
 fn provider() -> Result<Arc<CryptoProvider>, TlsError> {
@@ -673,16 +572,7 @@ impl HttpModuleBuilder for Hsts {
     }
 }
 
-/// A store's `ca_file`: the certificates its https origins must be signed by (instead of the
-/// system's).
-#[derive(Clone)]
-pub struct OriginCa(pub Arc<[WrappedX509]>);
-
-impl std::fmt::Debug for OriginCa {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "OriginCa({} certificate(s))", self.0.len())
-    }
-}
+pub use crate::docstore::settings::OriginCa;
 
 /// Loads a PEM bundle of CA certificates.
 pub fn load_ca_file(path: &Path) -> Result<OriginCa, TlsError> {

@@ -34,7 +34,7 @@ use crate::model::link::{sanitize_filename, Link, LinkState};
 use crate::model::policy::{Policy, DEFAULT_UPLOAD_MAX_BYTES};
 use crate::share::gate::{FormToken, Gate};
 use crate::share::pages;
-use crate::share::recipient::Reply;
+use crate::share::pages::Reply;
 use crate::state::{Change, StoreError};
 
 /// How long a name stays claimed by an upload in progress (cleared as soon as it ends).
@@ -138,17 +138,7 @@ pub fn type_of(name: &str) -> &'static str {
         .unwrap_or("application/octet-stream")
 }
 
-/// Whether `media_type` (or a pattern like `image/*`) falls within one of `patterns`.
-pub fn type_matches(patterns: &[String], media_type: &str) -> bool {
-    let media_type = media_type.to_ascii_lowercase();
-    patterns.iter().any(|p| {
-        let p = p.to_ascii_lowercase();
-        p == "*/*"
-            || p == media_type
-            || p.strip_suffix('*')
-                .is_some_and(|prefix| prefix.ends_with('/') && media_type.starts_with(prefix))
-    })
-}
+pub use crate::model::policy::type_matches;
 
 /// The file name a `PUT /s/{token}/{name}` names: exactly one percent-encoded segment after the
 /// token, decoded and sanitised.

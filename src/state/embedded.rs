@@ -18,8 +18,9 @@ use super::{
     StoreError, WriteId,
 };
 use crate::model::audit::{seal, Draft, Event};
-use crate::model::counting::{self, Account, Drawn, Refund};
+use crate::model::counting::{self, Account, Drawn};
 use crate::model::link::{Link, LinkId};
+use crate::state::queues::Refund;
 
 const LINKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("links");
 /// link id → (generation, used) as two little-endian u64.

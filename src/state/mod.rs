@@ -13,6 +13,7 @@
 
 pub mod cache;
 pub mod embedded;
+pub mod queues;
 pub mod redis;
 
 use std::sync::Arc;
@@ -21,8 +22,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::model::audit::{Draft, Event};
-use crate::model::counting::{Ask, Drawn, Refund};
+use crate::model::counting::{Ask, Drawn};
 use crate::model::link::{Link, LinkId, LinkState};
+use queues::Refund;
 
 pub use self::embedded::EmbeddedStore;
 pub use self::redis::RedisStore;

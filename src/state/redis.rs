@@ -36,8 +36,9 @@ use super::{
     StoreError, WriteId,
 };
 use crate::model::audit::{seal, Draft, Event};
-use crate::model::counting::{Drawn, Refund};
+use crate::model::counting::Drawn;
 use crate::model::link::{Link, LinkId};
+use crate::state::queues::Refund;
 
 /// Where the Redis deployment is.
 #[derive(Debug, Clone, PartialEq, Eq)]

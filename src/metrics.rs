@@ -8,35 +8,11 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::model::outcome::Outcome;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
-
-/// Request outcomes, as the access log names them; each is a pre-created `outcome` label value.
-pub const OUTCOMES: &[&str] = &[
-    "served",
-    "aborted",
-    "bad_token",
-    "unknown_link",
-    "store_error",
-    "expired",
-    "deactivated",
-    "cancelled",
-    "method",
-    "page",
-    "bad_request",
-    "no_right",
-    "no_store",
-    "exhausted",
-    "prefetch",
-    "origin_not_found",
-    "origin_error",
-    "origin_timeout",
-    "origin_down",
-    "client_gone",
-    "error",
-];
 
 /// Kinds of document-store errors.
 pub const STORE_ERRORS: &[&str] = &["connect", "timeout", "status", "io", "not_found"];
@@ -62,7 +38,6 @@ impl StoreSeries {
 pub struct Metrics {
     registry: Registry,
     requests: Vec<IntCounter>,
-    requests_other: IntCounter,
     pub downloads_started: IntCounter,
     pub downloads_completed: IntCounter,
     pub downloads_aborted: IntCounter,
@@ -96,11 +71,10 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("linkgate_requests_total: {e}"));
         let _ = registry.register(Box::new(requests_vec.clone()));
-        let requests = OUTCOMES
+        let requests = Outcome::ALL
             .iter()
-            .map(|o| requests_vec.with_label_values(&[o]))
+            .map(|o| requests_vec.with_label_values(&[o.as_str()]))
             .collect();
-        let requests_other = requests_vec.with_label_values(&["other"]);
         let latency = HistogramVec::new(
             HistogramOpts::new(
                 "linkgate_upstream_response_seconds",
@@ -149,7 +123,6 @@ impl Metrics {
             ),
             registry,
             requests,
-            requests_other,
             active_streams,
             latency,
             store_errors,
@@ -158,10 +131,9 @@ impl Metrics {
     }
 
     /// Counts one finished request.
-    pub fn request(&self, outcome: &str) {
-        match OUTCOMES.iter().position(|o| *o == outcome) {
-            Some(i) => self.requests[i].inc(),
-            None => self.requests_other.inc(),
+    pub fn request(&self, outcome: Outcome) {
+        if let Some(c) = self.requests.get(outcome as usize) {
+            c.inc();
         }
     }
 
@@ -203,8 +175,7 @@ mod tests {
     #[test]
     fn series_are_rendered_with_their_labels() {
         let m = metrics();
-        m.request("served");
-        m.request("something new");
+        m.request(Outcome::Served);
         m.store("docs").error("timeout");
         m.store("docs").observe(Duration::from_millis(3));
         let text = String::from_utf8(m.render()).unwrap();
@@ -212,10 +183,12 @@ mod tests {
             text.contains("linkgate_requests_total{outcome=\"served\"}"),
             "{text}"
         );
-        assert!(
-            text.contains("linkgate_requests_total{outcome=\"other\"}"),
-            "{text}"
-        );
+        for o in Outcome::ALL {
+            assert!(
+                text.contains(&format!("linkgate_requests_total{{outcome=\"{o}\"}}")),
+                "every outcome is a series from the start: {text}"
+            );
+        }
         assert!(
             text.contains("linkgate_store_errors_total{kind=\"timeout\",store=\"docs\"} 1"),
             "{text}"

@@ -7,6 +7,7 @@ pub mod disposition;
 pub mod hex;
 pub mod link;
 pub mod markup;
+pub mod outcome;
 pub mod policy;
 pub mod secure_link;
 pub mod token;

@@ -37,6 +37,7 @@ use crate::model::audit::Draft;
 use crate::model::counting::{classify, expected_length, is_multi_range, part_of, Drawn, Kind};
 use crate::model::disposition::content_disposition;
 use crate::model::link::{Link, LinkState, Refusal, Right, Selection, Target};
+use crate::model::outcome::Outcome;
 use crate::share::client::{client_of, user_agent_of};
 use crate::share::count::Metered;
 use crate::share::gate::Gate;
@@ -81,7 +82,7 @@ pub struct Ctx {
     view_only: bool,
     /// The origin's answer was replaced by one of our pages.
     replaced: bool,
-    outcome: &'static str,
+    outcome: Outcome,
 }
 
 /// `Ok` when something of a limited link may still be sent; `Err(None)` when nothing may,
@@ -362,7 +363,7 @@ impl Proxy {
         verified: bool,
         reason: &'static str,
     ) -> Answer {
-        ctx.outcome = "not_granted";
+        ctx.outcome = Outcome::NotGranted;
         self.refused(session, ctx, link, None, "right not granted");
         if !verified {
             return Answer::Status(404);
@@ -468,10 +469,10 @@ impl Proxy {
     ) -> Answer {
         if let Some(e) = failed {
             tracing::error!(link = %link.id, error = %e, "link store failed while counting");
-            ctx.outcome = "store_error";
+            ctx.outcome = Outcome::StoreError;
             return Answer::Status(503);
         }
-        ctx.outcome = "exhausted";
+        ctx.outcome = Outcome::Exhausted;
         self.refused(
             session,
             ctx,
@@ -582,7 +583,7 @@ impl Proxy {
             // The limit leaves nothing for this answer: the uniform 404 (the origin's connection
             // is closed with its body unread).
             ctx.replaced = true;
-            ctx.outcome = "exhausted";
+            ctx.outcome = Outcome::Exhausted;
             self.give_back(ctx).await;
             return answer(session, 404, &[]).await;
         }
@@ -622,9 +623,9 @@ impl Proxy {
         if let Some(code) = replace_with {
             tracing::warn!(status, link = ?ctx.link.as_ref().map(|l| l.id), "origin answered with an error");
             ctx.outcome = if code == 404 {
-                "origin_not_found"
+                Outcome::OriginNotFound
             } else {
-                "origin_error"
+                Outcome::OriginError
             };
             self.give_back(ctx).await;
             return Ok(Some(code));
@@ -655,7 +656,7 @@ impl Proxy {
         {
             Some(Ok(id)) => Some(id),
             Some(Err(status)) => {
-                ctx.outcome = "bad_legacy_link";
+                ctx.outcome = Outcome::BadLegacyLink;
                 return Err(Answer::Status(status));
             }
             None => None,
@@ -663,35 +664,35 @@ impl Proxy {
         let Some(id) =
             legacy.or_else(|| token_of(req.uri.path()).and_then(|t| self.gate.keys.verify(t)))
         else {
-            ctx.outcome = "bad_token";
+            ctx.outcome = Outcome::BadToken;
             return Err(Answer::Status(404));
         };
         let link = match self.gate.link(id).await {
             Ok(Some(link)) => link,
             Ok(None) => {
-                ctx.outcome = "unknown_link";
+                ctx.outcome = Outcome::UnknownLink;
                 return Err(Answer::Status(404));
             }
             Err(e) => {
                 tracing::error!(link = %id, error = %e, "link store failed");
-                ctx.outcome = "store_error";
+                ctx.outcome = Outcome::StoreError;
                 return Err(Answer::Status(503));
             }
         };
         if !link.is_open(OffsetDateTime::now_utc()) {
             ctx.outcome = match link.state {
-                LinkState::Active => "expired",
-                LinkState::Deactivated => "deactivated",
-                LinkState::Cancelled => "cancelled",
+                LinkState::Active => Outcome::Expired,
+                LinkState::Deactivated => Outcome::Deactivated,
+                LinkState::Cancelled => Outcome::Cancelled,
             };
-            self.refused(session, ctx, &link, None, ctx.outcome);
+            self.refused(session, ctx, &link, None, ctx.outcome.as_str());
             return Err(Answer::Status(404));
         }
         let req = session.req_header();
         let uploading = upload::is_upload(req);
         let form_post = req.method == Method::POST && link.has_pages() && !uploading;
         if req.method != Method::GET && req.method != Method::HEAD && !form_post && !uploading {
-            ctx.outcome = "method";
+            ctx.outcome = Outcome::Method;
             self.refused(session, ctx, &link, None, "method not allowed");
             return Err(Answer::Status(405));
         }
@@ -712,12 +713,12 @@ impl Proxy {
             match recipient::decide(&self.gate, session, link.clone(), base.clone()).await {
                 Ok(Decision::Pass { view_only }) => ctx.view_only = view_only,
                 Ok(Decision::Reply(reply)) => {
-                    ctx.outcome = "page";
+                    ctx.outcome = Outcome::Page;
                     return Err(Answer::Reply(reply));
                 }
                 Err(e) => {
                     tracing::warn!(link = %id, error = %e, "reading a recipient's request failed");
-                    ctx.outcome = "bad_request";
+                    ctx.outcome = Outcome::BadRequest;
                     return Err(Answer::Status(400));
                 }
             }
@@ -726,7 +727,7 @@ impl Proxy {
         let verified = link.has_gate() && !ctx.view_only;
         let Some(upstream) = self.gate.upstreams.get(&link.store) else {
             tracing::error!(link = %id, store = %link.store, "link names a store that is not configured");
-            ctx.outcome = "no_store";
+            ctx.outcome = Outcome::NoStore;
             return Err(Answer::Status(404));
         };
         ctx.upstream = Some(upstream.clone());
@@ -746,17 +747,17 @@ impl Proxy {
             return Ok(());
         }
         let Some(selection) = Selection::from_query(session.req_header().uri.query()) else {
-            ctx.outcome = "no_document";
+            ctx.outcome = Outcome::NoDocument;
             return Err(Answer::Status(404));
         };
         let mut target = match link.resolve(&selection) {
             Ok(target) => target,
             Err(Refusal::NoSuchDocument) => {
-                ctx.outcome = "no_document";
+                ctx.outcome = Outcome::NoDocument;
                 return Err(Answer::Status(404));
             }
             Err(Refusal::Several) => {
-                ctx.outcome = "listing";
+                ctx.outcome = Outcome::Listing;
                 return Err(Answer::Reply(listing(
                     &link,
                     &format!("{}{base}", self.gate.public_url),
@@ -835,7 +836,7 @@ impl ProxyHttp for Proxy {
             client: String::new(),
             view_only: false,
             replaced: false,
-            outcome: "served",
+            outcome: Outcome::Served,
         }
     }
 
@@ -861,7 +862,7 @@ impl ProxyHttp for Proxy {
         // scanning must be traceable).
         ctx.client = client_ip(session);
         if let Err(why) = crate::share::guard::check_session(session) {
-            ctx.outcome = "malformed";
+            ctx.outcome = Outcome::Malformed;
             crate::share::guard::refuse(session, why).await?;
             return Ok(true);
         }
@@ -886,16 +887,16 @@ impl ProxyHttp for Proxy {
             // download streams (1,000 of them held ~8 KiB each of connect and upload state).
             let reply = Box::pin(self.upload(session, ctx)).await;
             ctx.outcome = if reply.status < 300 {
-                "uploaded"
+                Outcome::Uploaded
             } else {
-                "upload_refused"
+                Outcome::UploadRefused
             };
             write_reply(session, reply).await?;
             return Ok(true);
         }
         if ctx.kind == Kind::Prefetch {
             // A prefetch never receives the document, so it can never use up a download.
-            ctx.outcome = "prefetch";
+            ctx.outcome = Outcome::Prefetch;
             let mut resp = ResponseHeader::build(204, Some(2))?;
             resp.insert_header(header::CACHE_CONTROL, "no-store")?;
             session.write_response_header(Box::new(resp), true).await?;
@@ -920,13 +921,13 @@ impl ProxyHttp for Proxy {
                 Ok(()) => return Ok(true),
                 Err(ServeError::Refused(e)) => {
                     tracing::warn!(link = %link.id, store = %link.store, error = %e, "dir store cannot serve the object");
-                    ctx.outcome = "origin_not_found";
+                    ctx.outcome = Outcome::OriginNotFound;
                     self.give_back(ctx).await;
                     answer(session, 404, &[]).await?;
                     return Ok(true);
                 }
                 Err(ServeError::Exhausted) => {
-                    ctx.outcome = "exhausted";
+                    ctx.outcome = Outcome::Exhausted;
                     ctx.replaced = true;
                     self.give_back(ctx).await;
                     answer(session, 404, &[]).await?;
@@ -976,12 +977,12 @@ impl ProxyHttp for Proxy {
                 .error(if code == 504 { "timeout" } else { "io" });
         }
         ctx.outcome = match code {
-            _ if e.etype() == &crate::docstore::LIMIT_REACHED => "limit_reached",
-            504 => "origin_timeout",
-            502 => "origin_down",
-            503 => "store_error",
-            0 => "client_gone",
-            _ => "error",
+            _ if e.etype() == &crate::docstore::LIMIT_REACHED => Outcome::LimitReached,
+            504 => Outcome::OriginTimeout,
+            502 => Outcome::OriginDown,
+            503 => Outcome::StoreError,
+            0 => Outcome::ClientGone,
+            _ => Outcome::Error,
         };
         if session.response_written().is_none() {
             self.give_back(ctx).await;
@@ -1021,17 +1022,19 @@ impl ProxyHttp for Proxy {
         self.give_back(ctx).await;
         let counted = ctx.counted;
         if !delivered
-            && ctx.outcome == "served"
+            && ctx.outcome == Outcome::Served
             && matches!(ctx.kind, Kind::Fresh | Kind::Continuation)
         {
-            ctx.outcome = "aborted";
+            ctx.outcome = Outcome::Aborted;
         }
         if let (Some(link), false) = (&ctx.link, ctx.upload) {
             if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {
                 self.gate.usage.record(link.id, link.generation);
             }
             // One event per download that reached the origin (HEAD and prefetches excluded).
-            if matches!(ctx.kind, Kind::Fresh | Kind::Continuation) && ctx.outcome != "prefetch" {
+            if matches!(ctx.kind, Kind::Fresh | Kind::Continuation)
+                && ctx.outcome != Outcome::Prefetch
+            {
                 let (kind, outcome) = match (delivered, counted, ctx.kind) {
                     (true, true, _) => ("download.completed", "ok"),
                     (true, false, Kind::Continuation) => ("download.resumed", "ok"),
@@ -1056,7 +1059,7 @@ impl ProxyHttp for Proxy {
             link = ctx.link.as_ref().map(|l| tracing::field::display(l.id)),
             method = %session.req_header().method,
             status,
-            outcome = ctx.outcome,
+            outcome = ctx.outcome.as_str(),
             counted,
             bytes = sent,
             client = %ctx.client,

@@ -116,10 +116,29 @@ impl Pki {
 
 /// A gateway with `[server.tls]` on `cert`/`key` (checked every second), in front of `store_url`.
 fn tls_gateway(store_url: &str, cert: &Path, key: &Path, tls_extra: &str, extra: &str) -> Gateway {
+    tls_gateway_with(
+        store_url,
+        cert,
+        key,
+        "client_head_timeout_seconds = 2\n",
+        tls_extra,
+        extra,
+    )
+}
+
+/// [`tls_gateway`] with the given lines for `[server]` (timeouts).
+fn tls_gateway_with(
+    store_url: &str,
+    cert: &Path,
+    key: &Path,
+    server_extra: &str,
+    tls_extra: &str,
+    extra: &str,
+) -> Gateway {
     Gateway::start_with(GatewayOptions {
         public_url: Some("https://127.0.0.1:{port}".into()),
         server_extra: format!(
-            "client_head_timeout_seconds = 2\n[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nreload_check_seconds = 1\n{tls_extra}",
+            "{server_extra}[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nreload_check_seconds = 1\n{tls_extra}",
             cert.display(),
             key.display()
         ),
@@ -641,4 +660,56 @@ fn slow_tls_and_http2_clients_are_cut_at_the_head_deadline() {
     // The listener still serves.
     let ok = curl(&pki.ca(), &["--http2", &https(&gw, "/s/AAAAnotalink")]);
     assert_eq!(ok.status, 404);
+}
+
+/// Runs the raw TLS/HTTP/2 client (`tests/common/h2raw.py`) and returns its event lines:
+/// `(what, seconds since its TCP connect)`.
+fn h2raw(args: &[&str]) -> Vec<(String, f64)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/h2raw.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 must be installed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "h2raw {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(what, at)| (what.to_string(), at.parse().unwrap_or(f64::NAN)))
+        .collect()
+}
+
+fn events(got: &[(String, f64)]) -> Vec<&str> {
+    got.iter().map(|(what, _)| what.as_str()).collect()
+}
+
+#[test]
+fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
+    let origin = Origin::start();
+    origin.put("doc.bin", b"a small document\n");
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("gw", "gateway-one");
+    let gw = tls_gateway_with(
+        &origin.url(),
+        &cert,
+        &key,
+        "client_head_timeout_seconds = 2\nkeepalive_timeout_seconds = 3\n",
+        "",
+        "",
+    );
+    let (_, url) = gw.admin().share("doc.bin", None);
+    let path = &url[https(&gw, "").len()..];
+    // One request answered, then nothing: the gateway ends the connection (keepalive_timeout
+    // is 3 s), well before the client would give up (30 s).
+    let got = h2raw(&["idle", &gw.port.to_string(), path, "30"]);
+    let what = events(&got);
+    assert_eq!(what.first(), Some(&"answered-200"), "{got:?}");
+    assert!(
+        matches!(what.get(1), Some(&"eof") | Some(&"goaway")),
+        "an idle HTTP/2 connection must be closed: {got:?}"
+    );
 }

@@ -713,3 +713,59 @@ fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
         "an idle HTTP/2 connection must be closed: {got:?}"
     );
 }
+
+#[test]
+fn a_stalled_http2_upload_is_cut_at_the_read_timeout() {
+    let origin = Origin::start();
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("gw", "gateway-one");
+    // The upload pace would cut it only after 300 s: the read timeout (5 s) must do it.
+    let gw = tls_gateway_with(
+        &origin.url(),
+        &cert,
+        &key,
+        "client_head_timeout_seconds = 2\nclient_read_timeout_seconds = 5\n",
+        "",
+        "[limits]\nupload_min_bytes_per_second = 1\nupload_grace_seconds = 300\n",
+    );
+    let created = gw.admin().create(json!({ "store": "docs", "rights": ["upload"], "upload": { "folder": "inbox", "max_files": 1 } }));
+    let url = created["url"].as_str().unwrap();
+    let path = format!("{}/a.txt", &url[https(&gw, "").len()..]);
+    // A PUT over HTTP/2 declaring 1000 bytes that sends 10 and then stalls: its stream is ended
+    // (an answer, a reset, or the connection closed) well before the client gives up (30 s).
+    let got = h2raw(&["stall", &gw.port.to_string(), &path, "1000", "10", "30"]);
+    let what = events(&got);
+    assert_eq!(what.first(), Some(&"stalled"), "{got:?}");
+    assert!(
+        matches!(what.get(1), Some(w) if *w != "open"),
+        "a stalled HTTP/2 upload must be cut: {got:?}"
+    );
+    // Once: the refused body is not waited for a second time (that would end it at 10 s).
+    let cut = got[1].1 - got[0].1;
+    assert!(
+        cut < 7.5,
+        "cut after {cut:.1} s, not at the read timeout (5 s): {got:?}"
+    );
+    // Its slot and name were given back: the rightful uploader gets in.
+    let body = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(body.path(), b"whole").unwrap();
+    let rightful = curl(
+        &pki.ca(),
+        &[
+            "--http2",
+            "-T",
+            body.path().to_str().unwrap(),
+            &format!("{url}/a.txt"),
+        ],
+    );
+    assert_eq!(
+        rightful.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&rightful.body)
+    );
+    assert_eq!(
+        std::fs::read(origin.root.join("inbox/a.txt")).unwrap(),
+        b"whole"
+    );
+}

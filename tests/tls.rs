@@ -769,3 +769,54 @@ fn a_stalled_http2_upload_is_cut_at_the_read_timeout() {
         b"whole"
     );
 }
+
+#[test]
+fn an_http2_upload_without_a_length_arrives_whole() {
+    let origin = Origin::start();
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("gw", "gateway-one");
+    let gw = tls_gateway(&origin.url(), &cert, &key, "", "");
+    let created = gw
+        .admin()
+        .create(json!({ "store": "docs", "rights": ["upload"], "upload": { "folder": "inbox" } }));
+    let url = created["url"].as_str().unwrap();
+    // `curl --http2 -T -` reads stdin: over HTTP/2 it sends no content-length (and HTTP/2 has no
+    // chunked coding); the body ends with the stream.
+    let doc = pseudo_random(700_000, 17);
+    let mut curl = Command::new("curl")
+        .args(["-sS", "--http2", "--max-time", "60", "--cacert"])
+        .arg(pki.ca())
+        .args(["-T", "-", "-w", "\n%{http_code} %{http_version}"])
+        .arg(format!("{url}/piped.bin"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    let mut stdin = curl.stdin.take().expect("stdin");
+    let feed = {
+        let doc = doc.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for piece in doc.chunks(100_000) {
+                stdin.write_all(piece).expect("curl reads its stdin");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    feed.join().expect("fed");
+    let out = curl.wait_with_output().expect("curl");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && said.ends_with("201 2"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("\"bytes\":700000"), "{said}");
+    let stored = std::fs::read(origin.root.join("inbox/piped.bin")).expect("stored");
+    assert_eq!(
+        (stored.len(), sha256(&stored)),
+        (doc.len(), sha256(&doc)),
+        "the whole body is stored"
+    );
+}

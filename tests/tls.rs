@@ -820,3 +820,46 @@ fn an_http2_upload_without_a_length_arrives_whole() {
         "the whole body is stored"
     );
 }
+
+#[test]
+fn one_head_deadline_covers_the_handshake_and_the_first_request() {
+    let origin = Origin::start();
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("gw", "gateway-one");
+    let gw = tls_gateway_with(
+        &origin.url(),
+        &cert,
+        &key,
+        "client_head_timeout_seconds = 6\n",
+        "",
+        "",
+    );
+    let port = gw.port.to_string();
+    // Each client connects, waits 4 s, then completes the handshake (within the deadline) and
+    // trickles a head a byte a second (HTTP/1.1) or sends nothing (h2). The deadline counts from
+    // the connect: closed at about 6 s. Counted again after the handshake, it would close at
+    // about 10 s; 8 s leaves 2 s either way on a busy machine.
+    let clients: Vec<_> = ["http/1.1", "h2"]
+        .into_iter()
+        .map(|alpn| {
+            let port = port.clone();
+            std::thread::spawn(move || (alpn, h2raw(&["late", &port, "4", alpn, "30"])))
+        })
+        .collect();
+    for client in clients {
+        let (alpn, got) = client.join().expect("client");
+        let what = events(&got);
+        assert_eq!(
+            what.first().copied(),
+            Some(format!("handshake-{alpn}").as_str()),
+            "{alpn}: the handshake, within the deadline: {got:?}"
+        );
+        assert_eq!(what.get(1), Some(&"closed"), "{alpn}: {got:?}");
+        let at = got[1].1;
+        assert!(
+            at < 8.0,
+            "{alpn}: closed {at:.1} s after the connect: the deadline (6 s) must count from it, \
+             not from the handshake: {got:?}"
+        );
+    }
+}

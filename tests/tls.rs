@@ -863,3 +863,80 @@ fn one_head_deadline_covers_the_handshake_and_the_first_request() {
         );
     }
 }
+
+#[test]
+fn a_browser_enters_the_password_and_downloads_over_http2() {
+    let origin = Origin::start();
+    let doc = pseudo_random(300_000, 21);
+    origin.put("contract.pdf", &doc);
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("gw", "gateway-one");
+    let gw = tls_gateway(&origin.url(), &cert, &key, "", "");
+    let link = gw.admin().create(json!({"store": "docs", "object": "contract.pdf", "filename": "Contract 2026.pdf", "password": "correct horse", "max_downloads": 3}));
+    let (id, url) = (link["id"].as_str().unwrap(), link["url"].as_str().unwrap());
+    assert!(url.starts_with("https://"), "{url}");
+
+    // Real Chromium, accepting the gateway's test certificate (and no other certificate error).
+    let browser = Browser::start_with(BrowserOptions::trusting(&cert));
+    browser.goto(url);
+    browser.wait_for("protected by a password");
+    assert!(browser.url().starts_with("https://"), "{}", browser.url());
+    browser.type_into("#password", "correct horse");
+    browser.click("button[type=submit]");
+    browser.wait_for("id=\"download\"");
+
+    // The cookies that remember the password are Secure and HttpOnly.
+    let cookies = browser.cookies();
+    assert!(
+        !cookies.is_empty(),
+        "the password is remembered in a cookie"
+    );
+    for c in &cookies {
+        assert_eq!(c["secure"], true, "TLS makes cookies Secure: {c}");
+        assert_eq!(c["httpOnly"], true, "cookies are HttpOnly: {c}");
+    }
+
+    browser.click("#download");
+    let file = browser.downloaded("Contract 2026.pdf");
+    assert_eq!(sha256(&file), sha256(&doc));
+    assert_eq!(gw.admin().link(id)["downloads_used"], 1);
+
+    // Every response came over HTTP/2 with HSTS: the pages, and the document.
+    let ours = https(&gw, "/");
+    let responses: Vec<_> = browser
+        .responses()
+        .into_iter()
+        .filter(|r| r["url"].as_str().is_some_and(|u| u.starts_with(&ours)))
+        .collect();
+    assert!(!responses.is_empty(), "no responses were recorded");
+    for r in &responses {
+        assert_eq!(r["protocol"], "h2", "{}: {}", r["url"], r["protocol"]);
+        let hsts = r["headers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .find(|(k, _)| k.eq_ignore_ascii_case("strict-transport-security"))
+            .map(|(_, v)| v.clone());
+        assert_eq!(
+            hsts,
+            Some(json!("max-age=31536000")),
+            "{} {}",
+            r["status"],
+            r["url"]
+        );
+    }
+    let pages = responses
+        .iter()
+        .filter(|r| r["mimeType"] == "text/html")
+        .count();
+    assert!(
+        pages >= 2,
+        "the password page and the landing page: {responses:#?}"
+    );
+    assert!(
+        responses
+            .iter()
+            .any(|r| r["status"] == 200 && r["mimeType"] != "text/html"),
+        "the document itself: {responses:#?}"
+    );
+}

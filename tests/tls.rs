@@ -1,6 +1,8 @@
 //! TLS and HTTP/2 on the recipients' listener (issue 16), with real clients: curl over HTTP/2
-//! and HTTP/1.1, h2load, openssl s_client; nginx as an https origin. Certificates are made at
-//! test time with the openssl CLI, signed by a test CA that the clients are given.
+//! and HTTP/1.1, h2load, openssl s_client, headless Chromium, and a raw TLS/HTTP/2 client
+//! (`tests/common/h2raw.py`) for what those cannot do (stay idle, stall a body, hand-shake late);
+//! nginx as an https origin. Certificates are made at test time with the openssl CLI, signed by
+//! a test CA that the clients are given.
 
 mod common;
 
@@ -666,7 +668,12 @@ fn slow_tls_and_http2_clients_are_cut_at_the_head_deadline() {
 /// `(what, seconds since its TCP connect)`.
 fn h2raw(args: &[&str]) -> Vec<(String, f64)> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/h2raw.py");
-    let out = Command::new("python3")
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let out = Command::new(python)
         .arg(script)
         .args(args)
         .output()

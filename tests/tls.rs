@@ -1,6 +1,8 @@
 //! TLS and HTTP/2 on the recipients' listener (issue 16), with real clients: curl over HTTP/2
-//! and HTTP/1.1, h2load, openssl s_client; nginx as an https origin. Certificates are made at
-//! test time with the openssl CLI, signed by a test CA that the clients are given.
+//! and HTTP/1.1, h2load, openssl s_client, headless Chromium, and a raw TLS/HTTP/2 client
+//! (`tests/common/h2raw.py`) for what those cannot do (stay idle, stall a body, hand-shake late);
+//! nginx as an https origin. Certificates are made at test time with the openssl CLI, signed by
+//! a test CA that the clients are given.
 
 mod common;
 
@@ -116,10 +118,29 @@ impl Pki {
 
 /// A gateway with `[server.tls]` on `cert`/`key` (checked every second), in front of `store_url`.
 fn tls_gateway(store_url: &str, cert: &Path, key: &Path, tls_extra: &str, extra: &str) -> Gateway {
+    tls_gateway_with(
+        store_url,
+        cert,
+        key,
+        "client_head_timeout_seconds = 2\n",
+        tls_extra,
+        extra,
+    )
+}
+
+/// [`tls_gateway`] with the given lines for `[server]` (timeouts).
+fn tls_gateway_with(
+    store_url: &str,
+    cert: &Path,
+    key: &Path,
+    server_extra: &str,
+    tls_extra: &str,
+    extra: &str,
+) -> Gateway {
     Gateway::start_with(GatewayOptions {
         public_url: Some("https://127.0.0.1:{port}".into()),
         server_extra: format!(
-            "client_head_timeout_seconds = 2\n[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nreload_check_seconds = 1\n{tls_extra}",
+            "{server_extra}[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\nreload_check_seconds = 1\n{tls_extra}",
             cert.display(),
             key.display()
         ),
@@ -641,4 +662,288 @@ fn slow_tls_and_http2_clients_are_cut_at_the_head_deadline() {
     // The listener still serves.
     let ok = curl(&pki.ca(), &["--http2", &https(&gw, "/s/AAAAnotalink")]);
     assert_eq!(ok.status, 404);
+}
+
+/// Runs the raw TLS/HTTP/2 client (`tests/common/h2raw.py`) and returns its event lines:
+/// `(what, seconds since its TCP connect)`.
+fn h2raw(args: &[&str]) -> Vec<(String, f64)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/h2raw.py");
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let out = Command::new(python)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 must be installed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "h2raw {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(what, at)| (what.to_string(), at.parse().unwrap_or(f64::NAN)))
+        .collect()
+}
+
+fn events(got: &[(String, f64)]) -> Vec<&str> {
+    got.iter().map(|(what, _)| what.as_str()).collect()
+}
+
+#[test]
+fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
+    let origin = Origin::start();
+    origin.put("doc.bin", b"a small document\n");
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("gw", "gateway-one");
+    let gw = tls_gateway_with(
+        &origin.url(),
+        &cert,
+        &key,
+        "client_head_timeout_seconds = 2\nkeepalive_timeout_seconds = 3\n",
+        "",
+        "",
+    );
+    let (_, url) = gw.admin().share("doc.bin", None);
+    let path = &url[https(&gw, "").len()..];
+    // One request answered, then nothing: the gateway ends the connection (keepalive_timeout
+    // is 3 s), well before the client would give up (30 s).
+    let got = h2raw(&["idle", &gw.port.to_string(), path, "30"]);
+    let what = events(&got);
+    assert_eq!(what.first(), Some(&"answered-200"), "{got:?}");
+    assert!(
+        matches!(what.get(1), Some(&"eof") | Some(&"goaway")),
+        "an idle HTTP/2 connection must be closed: {got:?}"
+    );
+}
+
+#[test]
+fn a_stalled_http2_upload_is_cut_at_the_read_timeout() {
+    let origin = Origin::start();
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("gw", "gateway-one");
+    // The upload pace would cut it only after 300 s: the read timeout (5 s) must do it.
+    let gw = tls_gateway_with(
+        &origin.url(),
+        &cert,
+        &key,
+        "client_head_timeout_seconds = 2\nclient_read_timeout_seconds = 5\n",
+        "",
+        "[limits]\nupload_min_bytes_per_second = 1\nupload_grace_seconds = 300\n",
+    );
+    let created = gw.admin().create(json!({ "store": "docs", "rights": ["upload"], "upload": { "folder": "inbox", "max_files": 1 } }));
+    let url = created["url"].as_str().unwrap();
+    let path = format!("{}/a.txt", &url[https(&gw, "").len()..]);
+    // A PUT over HTTP/2 declaring 1000 bytes that sends 10 and then stalls: its stream is ended
+    // (an answer, a reset, or the connection closed) well before the client gives up (30 s).
+    let got = h2raw(&["stall", &gw.port.to_string(), &path, "1000", "10", "30"]);
+    let what = events(&got);
+    assert_eq!(what.first(), Some(&"stalled"), "{got:?}");
+    assert!(
+        matches!(what.get(1), Some(w) if *w != "open"),
+        "a stalled HTTP/2 upload must be cut: {got:?}"
+    );
+    // Once: the refused body is not waited for a second time (that would end it at 10 s).
+    let cut = got[1].1 - got[0].1;
+    assert!(
+        cut < 7.5,
+        "cut after {cut:.1} s, not at the read timeout (5 s): {got:?}"
+    );
+    // Its slot and name were given back: the rightful uploader gets in.
+    let body = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(body.path(), b"whole").unwrap();
+    let rightful = curl(
+        &pki.ca(),
+        &[
+            "--http2",
+            "-T",
+            body.path().to_str().unwrap(),
+            &format!("{url}/a.txt"),
+        ],
+    );
+    assert_eq!(
+        rightful.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&rightful.body)
+    );
+    assert_eq!(
+        std::fs::read(origin.root.join("inbox/a.txt")).unwrap(),
+        b"whole"
+    );
+}
+
+#[test]
+fn an_http2_upload_without_a_length_arrives_whole() {
+    let origin = Origin::start();
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("gw", "gateway-one");
+    let gw = tls_gateway(&origin.url(), &cert, &key, "", "");
+    let created = gw
+        .admin()
+        .create(json!({ "store": "docs", "rights": ["upload"], "upload": { "folder": "inbox" } }));
+    let url = created["url"].as_str().unwrap();
+    // `curl --http2 -T -` reads stdin: over HTTP/2 it sends no content-length (and HTTP/2 has no
+    // chunked coding); the body ends with the stream.
+    let doc = pseudo_random(700_000, 17);
+    let mut curl = Command::new("curl")
+        .args(["-sS", "--http2", "--max-time", "60", "--cacert"])
+        .arg(pki.ca())
+        .args(["-T", "-", "-w", "\n%{http_code} %{http_version}"])
+        .arg(format!("{url}/piped.bin"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl");
+    let mut stdin = curl.stdin.take().expect("stdin");
+    let feed = {
+        let doc = doc.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            for piece in doc.chunks(100_000) {
+                stdin.write_all(piece).expect("curl reads its stdin");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    feed.join().expect("fed");
+    let out = curl.wait_with_output().expect("curl");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && said.ends_with("201 2"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("\"bytes\":700000"), "{said}");
+    let stored = std::fs::read(origin.root.join("inbox/piped.bin")).expect("stored");
+    assert_eq!(
+        (stored.len(), sha256(&stored)),
+        (doc.len(), sha256(&doc)),
+        "the whole body is stored"
+    );
+}
+
+#[test]
+fn one_head_deadline_covers_the_handshake_and_the_first_request() {
+    let origin = Origin::start();
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("gw", "gateway-one");
+    let gw = tls_gateway_with(
+        &origin.url(),
+        &cert,
+        &key,
+        "client_head_timeout_seconds = 6\n",
+        "",
+        "",
+    );
+    let port = gw.port.to_string();
+    // Each client connects, waits 4 s, then completes the handshake (within the deadline) and
+    // trickles a head a byte a second (HTTP/1.1) or sends nothing (h2). The deadline counts from
+    // the connect: closed at about 6 s. Counted again after the handshake, it would close at
+    // about 10 s; 8 s leaves 2 s either way on a busy machine.
+    let clients: Vec<_> = ["http/1.1", "h2"]
+        .into_iter()
+        .map(|alpn| {
+            let port = port.clone();
+            std::thread::spawn(move || (alpn, h2raw(&["late", &port, "4", alpn, "30"])))
+        })
+        .collect();
+    for client in clients {
+        let (alpn, got) = client.join().expect("client");
+        let what = events(&got);
+        assert_eq!(
+            what.first().copied(),
+            Some(format!("handshake-{alpn}").as_str()),
+            "{alpn}: the handshake, within the deadline: {got:?}"
+        );
+        assert_eq!(what.get(1), Some(&"closed"), "{alpn}: {got:?}");
+        let at = got[1].1;
+        assert!(
+            at < 8.0,
+            "{alpn}: closed {at:.1} s after the connect: the deadline (6 s) must count from it, \
+             not from the handshake: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn a_browser_enters_the_password_and_downloads_over_http2() {
+    let origin = Origin::start();
+    let doc = pseudo_random(300_000, 21);
+    origin.put("contract.pdf", &doc);
+    let pki = Pki::new();
+    let (cert, key) = pki.issue("gw", "gateway-one");
+    let gw = tls_gateway(&origin.url(), &cert, &key, "", "");
+    let link = gw.admin().create(json!({"store": "docs", "object": "contract.pdf", "filename": "Contract 2026.pdf", "password": "correct horse", "max_downloads": 3}));
+    let (id, url) = (link["id"].as_str().unwrap(), link["url"].as_str().unwrap());
+    assert!(url.starts_with("https://"), "{url}");
+
+    // Real Chromium, accepting the gateway's test certificate (and no other certificate error).
+    let browser = Browser::start_with(BrowserOptions::trusting(&cert));
+    browser.goto(url);
+    browser.wait_for("protected by a password");
+    assert!(browser.url().starts_with("https://"), "{}", browser.url());
+    browser.type_into("#password", "correct horse");
+    browser.click("button[type=submit]");
+    browser.wait_for("id=\"download\"");
+
+    // The cookies that remember the password are Secure and HttpOnly.
+    let cookies = browser.cookies();
+    assert!(
+        !cookies.is_empty(),
+        "the password is remembered in a cookie"
+    );
+    for c in &cookies {
+        assert_eq!(c["secure"], true, "TLS makes cookies Secure: {c}");
+        assert_eq!(c["httpOnly"], true, "cookies are HttpOnly: {c}");
+    }
+
+    browser.click("#download");
+    let file = browser.downloaded("Contract 2026.pdf");
+    assert_eq!(sha256(&file), sha256(&doc));
+    assert_eq!(gw.admin().link(id)["downloads_used"], 1);
+
+    // Every response came over HTTP/2 with HSTS: the pages, and the document.
+    let ours = https(&gw, "/");
+    let responses: Vec<_> = browser
+        .responses()
+        .into_iter()
+        .filter(|r| r["url"].as_str().is_some_and(|u| u.starts_with(&ours)))
+        .collect();
+    assert!(!responses.is_empty(), "no responses were recorded");
+    for r in &responses {
+        assert_eq!(r["protocol"], "h2", "{}: {}", r["url"], r["protocol"]);
+        let hsts = r["headers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .find(|(k, _)| k.eq_ignore_ascii_case("strict-transport-security"))
+            .map(|(_, v)| v.clone());
+        assert_eq!(
+            hsts,
+            Some(json!("max-age=31536000")),
+            "{} {}",
+            r["status"],
+            r["url"]
+        );
+    }
+    let pages = responses
+        .iter()
+        .filter(|r| r["mimeType"] == "text/html")
+        .count();
+    assert!(
+        pages >= 2,
+        "the password page and the landing page: {responses:#?}"
+    );
+    assert!(
+        responses
+            .iter()
+            .any(|r| r["status"] == 200 && r["mimeType"] != "text/html"),
+        "the document itself: {responses:#?}"
+    );
 }

@@ -4,7 +4,9 @@
 //! timeout), so a head trickled one byte at a time is never cut, and 500 such connections were
 //! all kept. [`Edge`] runs each request of a connection under a deadline that holds until the
 //! head is complete (the proxy's first hook marks it, see [`head_read`]):
-//! - a new connection must deliver its first request head within `client_head_timeout`;
+//! - a new connection must deliver its first request head within `client_head_timeout` of its
+//!   accept: over TLS the handshake spends part of it ([`accepted_at`]), so that a slow
+//!   handshake followed by a slow head gets one deadline, not two;
 //! - a kept-alive connection may be idle for `keepalive_timeout` (Pingora's per-read timeout,
 //!   set here) and must then deliver the head: at most the sum of both in all.
 //!
@@ -31,6 +33,8 @@ use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::ShutdownWatch;
 
 tokio::task_local! {
+    /// When the connection was accepted, where that was before [`Edge`] saw it (TLS).
+    static ACCEPTED: tokio::time::Instant;
     /// Set once the current request's head was read (by the proxy's first hook).
     static HEAD_READ: Arc<AtomicBool>;
     /// The longest wait for a piece of an HTTP/2 request body.
@@ -40,6 +44,21 @@ tokio::task_local! {
 /// How long a read of the current HTTP/2 request's body may wait (`None` outside [`Edge`]).
 pub fn body_read_timeout() -> Option<Duration> {
     BODY_READ_TIMEOUT.try_with(|t| *t).ok()
+}
+
+/// `at + wait`, or a moment far enough away to mean never when that cannot be represented (a
+/// configured timeout of absurd size must not panic).
+pub fn later(at: tokio::time::Instant, wait: Duration) -> tokio::time::Instant {
+    at.checked_add(wait)
+        .unwrap_or_else(|| at + Duration::from_secs(30 * 365 * 86_400))
+}
+
+/// Runs a connection's `work` (its HTTP/1.1 requests through [`Edge`]) knowing that it was
+/// accepted at `at`: its first request head is due `client_head_timeout` after `at`, not after
+/// [`Edge`] starts reading it. Used by [`crate::share::tls::TlsEdge`] around the decrypted
+/// stream, so that the TLS handshake counts against the same deadline.
+pub async fn accepted_at<F: std::future::Future>(at: tokio::time::Instant, work: F) -> F::Output {
+    ACCEPTED.scope(at, work).await
 }
 
 /// Marks the current request's head as complete: its deadline no longer applies. Called by the
@@ -113,9 +132,17 @@ where
             session.set_keepalive(Some(self.keepalive_seconds));
         }
         let deadline = if reused {
-            self.head_timeout + Duration::from_secs(self.keepalive_seconds)
+            later(
+                tokio::time::Instant::now(),
+                self.head_timeout
+                    .saturating_add(Duration::from_secs(self.keepalive_seconds)),
+            )
         } else {
-            self.head_timeout
+            // The first request: from the accept, where the TLS edge says when that was.
+            let accepted = ACCEPTED
+                .try_with(|at| *at)
+                .unwrap_or_else(|_| tokio::time::Instant::now());
+            later(accepted, self.head_timeout)
         };
         let read = Arc::new(AtomicBool::new(false));
         let watched = read.clone();
@@ -127,7 +154,7 @@ where
                     biased;
                     done = inner.process_new_http(session, shutdown) => done,
                     () = async {
-                        tokio::time::sleep(deadline).await;
+                        tokio::time::sleep_until(deadline).await;
                         if watched.load(Ordering::Relaxed) {
                             std::future::pending::<()>().await;
                         }

@@ -18,10 +18,11 @@
 //!   `reload_check_seconds` and on `SIGHUP`; a new chain and key that do not load (unreadable,
 //!   not PEM, key not matching the certificate) leave the old one in force, logged as an error.
 //! - [`TlsEdge`] does the handshake itself rather than Pingora's listener, so that it is bounded
-//!   by `client_head_timeout` (Pingora allows 60 s), and bounds an HTTP/2 connection's wait for
-//!   its first request the same way (Pingora's h2 handshake waits for the client's preface for
-//!   ever; once streams have run, `keepalive_timeout` closes an idle connection, see
-//!   [`crate::share::edge`]).
+//!   by `client_head_timeout` (Pingora allows 60 s). One deadline, counted from the accept,
+//!   covers the handshake and the first request: an HTTP/1.1 head (through
+//!   [`crate::share::edge::accepted_at`]) or an HTTP/2 connection's first stream (Pingora's h2
+//!   handshake waits for the client's preface for ever; once streams have run,
+//!   `keepalive_timeout` closes an idle connection, see [`crate::share::edge`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -380,8 +381,9 @@ pub fn h2_stream_started(session: &ServerSession) {
     }
 }
 
-/// The recipients' app behind TLS: the handshake, bounded by `head_timeout`, then `inner`
-/// ([`crate::share::edge::Edge`]) on the decrypted stream, HTTP/2 or HTTP/1.1 as ALPN chose.
+/// The recipients' app behind TLS: the handshake, then `inner` ([`crate::share::edge::Edge`]) on
+/// the decrypted stream, HTTP/2 or HTTP/1.1 as ALPN chose; the handshake and the first request
+/// together are bounded by `head_timeout` from the accept.
 pub struct TlsEdge<A> {
     inner: Arc<A>,
     acceptor: Acceptor,
@@ -423,11 +425,12 @@ where
                 return None;
             }
         };
+        // The head deadline runs from here: the handshake spends part of it.
+        let accepted = tokio::time::Instant::now();
+        let due = crate::share::edge::later(accepted, self.head_timeout);
         let digest = tcp.get_socket_digest();
         let client = digest.as_ref().and_then(|d| d.peer_addr().cloned());
-        let tls = match tokio::time::timeout(self.head_timeout, self.acceptor.tls_handshake(tcp))
-            .await
-        {
+        let tls = match tokio::time::timeout_at(due, self.acceptor.tls_handshake(tcp)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 tracing::debug!(client = ?client, error = %e, "TLS handshake failed");
@@ -441,10 +444,14 @@ where
         let h2 = matches!(tls.selected_alpn_proto(), Some(ALPN::H2));
         let stream: Stream = Box::new(tls);
         let Some(digest) = digest.filter(|_| h2) else {
-            // HTTP/1.1: the edge bounds each request head.
-            return self.inner.process_new(stream, shutdown).await;
+            // HTTP/1.1: the edge bounds each request head, the first one from the accept.
+            return crate::share::edge::accepted_at(
+                accepted,
+                self.inner.process_new(stream, shutdown),
+            )
+            .await;
         };
-        // HTTP/2: the first request must arrive within the head deadline too.
+        // HTTP/2: the first request must arrive by the same deadline.
         let started = Arc::new(AtomicBool::new(false));
         H2_WAITING
             .lock()
@@ -454,7 +461,7 @@ where
             biased;
             done = self.inner.process_new(stream, shutdown) => done,
             () = async {
-                tokio::time::sleep(self.head_timeout).await;
+                tokio::time::sleep_until(due).await;
                 if started.load(Ordering::Relaxed) {
                     std::future::pending::<()>().await;
                 }

@@ -697,10 +697,11 @@ async fn skip(field: &mut multer::Field<'_>) -> Result<(), UploadError> {
 }
 
 /// Reads and drops what is left of a refused request's body (bounded), so the client gets to
-/// read the answer; a client refused for being too slow is not waited for (its connection
-/// closes after the answer).
+/// read the answer; a client refused for being too slow, or whose body could not be read (a
+/// read timed out, the body broke off), is not waited for (its connection closes after the
+/// answer): waiting again would only double the read timeout.
 async fn drain(session: &mut Session, why: &UploadError) {
-    if matches!(why, UploadError::TooSlow(_)) {
+    if matches!(why, UploadError::TooSlow(_) | UploadError::ClientGone) {
         session.set_keepalive(None);
         return;
     }

@@ -954,8 +954,71 @@ pub struct Browser {
     driver: Child,
 }
 
+/// How a [`Browser`] is launched beyond its defaults.
+#[derive(Default)]
+pub struct BrowserOptions {
+    /// Further Chromium command-line switches.
+    pub args: Vec<String>,
+    /// Record the network events (DevTools' `Network.*`), read with [`Browser::responses`].
+    pub network_log: bool,
+}
+
+impl BrowserOptions {
+    /// A browser that accepts the certificate in `cert` (PEM) for https, as if a CA it trusts
+    /// had signed it (Chromium's `--ignore-certificate-errors-spki-list`, which takes the
+    /// base64 SHA-256 of the certificate's public key; other certificate errors still count),
+    /// recording its network events.
+    pub fn trusting(cert: &Path) -> BrowserOptions {
+        BrowserOptions {
+            args: vec![format!(
+                "--ignore-certificate-errors-spki-list={}",
+                spki_sha256_base64(cert)
+            )],
+            network_log: true,
+        }
+    }
+}
+
+/// The base64 SHA-256 of a PEM certificate's SubjectPublicKeyInfo (DER), with the openssl CLI:
+/// `openssl x509 -pubkey -noout | openssl pkey -pubin -outform der | sha256 | base64`.
+pub fn spki_sha256_base64(cert: &Path) -> String {
+    use base64::Engine;
+    use std::io::Write;
+    let pem = Command::new("openssl")
+        .args(["x509", "-pubkey", "-noout", "-in"])
+        .arg(cert)
+        .output()
+        .expect("the openssl CLI must be installed");
+    assert!(
+        pem.status.success(),
+        "openssl x509 -pubkey {}",
+        cert.display()
+    );
+    let mut pkey = Command::new("openssl")
+        .args(["pkey", "-pubin", "-outform", "der"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl pkey");
+    pkey.stdin
+        .take()
+        .expect("stdin")
+        .write_all(&pem.stdout)
+        .expect("openssl pkey reads the key");
+    let der = pkey.wait_with_output().expect("openssl pkey");
+    assert!(
+        der.status.success() && !der.stdout.is_empty(),
+        "openssl pkey -pubin"
+    );
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&der.stdout))
+}
+
 impl Browser {
     pub fn start() -> Browser {
+        Browser::start_with(BrowserOptions::default())
+    }
+
+    pub fn start_with(options: BrowserOptions) -> Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -967,18 +1030,35 @@ impl Browser {
         let profile = tempfile::tempdir().expect("profile");
         let downloads = tempfile::tempdir().expect("downloads");
         let base = format!("http://127.0.0.1:{port}");
-        let caps = json!({"capabilities": {"alwaysMatch": {
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable",
+        ]
+        .map(String::from)
+        .into();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.extend(options.args);
+        let mut caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-                         "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable",
-                         format!("--user-data-dir={}", profile.path().display())],
+                "args": args,
                 "prefs": {"download.default_directory": downloads.path().display().to_string(),
                           "download.prompt_for_download": false, "safebrowsing.enabled": false}
             }
         }}});
+        if options.network_log {
+            caps["capabilities"]["alwaysMatch"]["goog:loggingPrefs"] =
+                json!({ "performance": "ALL" });
+        }
         let reply = request(
             "POST",
             &format!("{base}/session"),
@@ -1029,6 +1109,30 @@ impl Browser {
             .as_str()
             .unwrap_or("")
             .to_string()
+    }
+
+    /// The cookies the browser holds for the current page, as WebDriver describes them (`name`,
+    /// `secure`, `httpOnly`, …).
+    pub fn cookies(&self) -> Vec<Value> {
+        self.call("GET", "/cookie", None)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The responses received since the last call (DevTools' `Network.responseReceived`: `url`,
+    /// `status`, `protocol`, `headers`, …); needs [`BrowserOptions::network_log`].
+    pub fn responses(&self) -> Vec<Value> {
+        let entries = self.call("POST", "/se/log", Some(json!({ "type": "performance" })));
+        entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["message"].as_str())
+            .filter_map(|m| serde_json::from_str::<Value>(m).ok())
+            .filter(|m| m["message"]["method"] == "Network.responseReceived")
+            .map(|m| m["message"]["params"]["response"].clone())
+            .collect()
     }
 
     fn element(&self, css: &str) -> String {

@@ -14,8 +14,8 @@
 //!   and uploads.
 //! - [`admin`]: the admin HTTP API.
 //! - [`config`]: the operator's TOML file, validated into the runtime model.
-//! - [`app`]: building the server from a config, background services, logging, health.
-//! - [`cli`]: the admin API client used by `linkgate link …`, and the demo origin.
+//! - [`app`]: building the server from a config, background services, logging, the demo origin.
+//! - [`cli`]: the command line: arguments, commands, the demo, the admin API client.
 
 pub mod admin;
 pub mod app;

@@ -1,6 +1,7 @@
 //! Wiring: a validated config becomes a Pingora server with the recipients' proxy, the admin API
 //! and the background usage flusher. No request logic lives here.
 
+pub mod demo_origin;
 pub mod logwriter;
 
 use std::sync::Arc;
@@ -17,7 +18,6 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::admin::AdminApi;
 use crate::app::logwriter::{BatchWriter, LogGuard};
-use crate::cli::demo_origin::StaticOrigin;
 use crate::config::{Config, StateConfig};
 use crate::docstore::relay::Relay;
 use crate::docstore::write::Writer;
@@ -32,6 +32,7 @@ use crate::share::verify::Verifier;
 use crate::state::cache::LinkCache;
 use crate::state::queues::{AuditQueue, Refunds, UsageBatcher};
 use crate::state::{EmbeddedStore, LinkStore, RedisStore, StoreError};
+use demo_origin::StaticOrigin;
 
 /// Off the request path: retries refunds of unsent bytes that failed, and writes usage of
 /// unlimited links and audit events (every 250 ms, and once more at shutdown).

@@ -21,14 +21,17 @@
 //! by the read timeout here ([`body_read_timeout`]: Pingora applies its read timeout to
 //! HTTP/1 only). Response writes are bounded by the write timeout for both.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
 use pingora::protocols::http::v2::server::H2Options;
 use pingora::protocols::http::ServerSession;
+use pingora::protocols::SocketDigest;
 use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::ShutdownWatch;
 
@@ -117,7 +120,7 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         if session.is_http2() {
-            crate::share::tls::h2_stream_started(&session);
+            h2_stream_started(&session);
         }
         let reused = match session.take_connection_user_context() {
             Some(context) => {
@@ -177,5 +180,46 @@ where
 
     async fn http_cleanup(&self) {
         self.inner.http_cleanup().await
+    }
+}
+/// HTTP/2 connections that have not started a request yet, by their socket (see
+/// [`h2_stream_started`]).
+static H2_WAITING: LazyLock<Mutex<HashMap<usize, Arc<AtomicBool>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn socket_key(digest: &Arc<SocketDigest>) -> usize {
+    Arc::as_ptr(digest) as usize
+}
+
+/// Removes a connection from [`H2_WAITING`] however its task ends. It holds the socket digest,
+/// so no other connection can have the same key while the entry exists.
+pub struct Waiting {
+    digest: Arc<SocketDigest>,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        H2_WAITING.lock().remove(&socket_key(&self.digest));
+    }
+}
+
+/// Registers an HTTP/2 connection that has not started a request yet: the flag turns true with
+/// its first stream; the guard removes the entry however the connection ends.
+pub fn h2_waiting(digest: Arc<SocketDigest>) -> (Arc<AtomicBool>, Waiting) {
+    let started = Arc::new(AtomicBool::new(false));
+    H2_WAITING
+        .lock()
+        .insert(socket_key(&digest), started.clone());
+    (started, Waiting { digest })
+}
+
+/// Tells an HTTP/2 connection that a request arrived on it: its first-request deadline no longer
+/// applies. Called by [`Edge`] for every HTTP/2 stream (one map look-up).
+pub fn h2_stream_started(session: &ServerSession) {
+    let Some(digest) = session.digest().and_then(|d| d.socket_digest.as_ref()) else {
+        return;
+    };
+    if let Some(flag) = H2_WAITING.lock().get(&socket_key(digest)) {
+        flag.store(true, Ordering::Relaxed);
     }
 }

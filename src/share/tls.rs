@@ -24,11 +24,10 @@
 //!   handshake waits for the client's preface for ever; once streams have run,
 //!   `keepalive_timeout` closes an idle connection, see [`crate::share::edge`]).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,7 +40,6 @@ use pingora::listeners::tls::Acceptor;
 use pingora::listeners::ALPN;
 use pingora::modules::http::{HttpModule, HttpModuleBuilder, Module};
 use pingora::protocols::http::ServerSession;
-use pingora::protocols::SocketDigest;
 use pingora::protocols::{GetSocketDigest, Ssl, Stream};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -349,38 +347,6 @@ impl BackgroundService for Reloader {
     }
 }
 
-/// HTTP/2 connections that have not started a request yet, by their socket (see
-/// [`h2_stream_started`]).
-static H2_WAITING: LazyLock<Mutex<HashMap<usize, Arc<AtomicBool>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
-
-fn socket_key(digest: &Arc<SocketDigest>) -> usize {
-    Arc::as_ptr(digest) as usize
-}
-
-/// Removes a connection from [`H2_WAITING`] however its task ends. It holds the socket digest,
-/// so no other connection can have the same key while the entry exists.
-struct Waiting {
-    digest: Arc<SocketDigest>,
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        H2_WAITING.lock().remove(&socket_key(&self.digest));
-    }
-}
-
-/// Tells an HTTP/2 connection that a request arrived on it: its first-request deadline no longer
-/// applies. Called by [`crate::share::edge::Edge`] for every HTTP/2 stream (one map look-up).
-pub fn h2_stream_started(session: &ServerSession) {
-    let Some(digest) = session.digest().and_then(|d| d.socket_digest.as_ref()) else {
-        return;
-    };
-    if let Some(flag) = H2_WAITING.lock().get(&socket_key(digest)) {
-        flag.store(true, Ordering::Relaxed);
-    }
-}
-
 /// The recipients' app behind TLS: the handshake, then `inner` ([`crate::share::edge::Edge`]) on
 /// the decrypted stream, HTTP/2 or HTTP/1.1 as ALPN chose; the handshake and the first request
 /// together are bounded by `head_timeout` from the accept.
@@ -452,11 +418,7 @@ where
             .await;
         };
         // HTTP/2: the first request must arrive by the same deadline.
-        let started = Arc::new(AtomicBool::new(false));
-        H2_WAITING
-            .lock()
-            .insert(socket_key(&digest), started.clone());
-        let _waiting = Waiting { digest };
+        let (started, _waiting) = crate::share::edge::h2_waiting(digest);
         tokio::select! {
             biased;
             done = self.inner.process_new(stream, shutdown) => done,

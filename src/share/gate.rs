@@ -14,6 +14,7 @@ use crate::share::mail::Mailer;
 use crate::share::throttle::PageLimiter;
 use crate::share::verify::Verifier;
 use crate::state::cache::LinkCache;
+use crate::state::keys;
 use crate::state::queues::{AuditQueue, Refunds, UsageBatcher};
 use crate::state::{LinkStore, StoreError};
 
@@ -86,7 +87,7 @@ impl Gate {
         Ok(
             if self
                 .store
-                .once(&format!("csrf:{nonce}"), CSRF_MEMORY)
+                .once(&keys::form_token(nonce), CSRF_MEMORY)
                 .await?
             {
                 FormToken::Fresh

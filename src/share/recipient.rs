@@ -27,6 +27,7 @@ use crate::share::pages::{self, DocumentFacts, LandingDocument, UploadForm};
 use crate::share::verify::{
     mask_email, new_code_nonce, new_device_id, ProofError, CHALLENGE_LIFETIME,
 };
+use crate::state::keys;
 use crate::state::{Change, StoreError};
 
 /// Header a non-browser client sends the link password in.
@@ -489,7 +490,7 @@ fn work_for(gate: &Gate, link: &Link, checks: u64) -> Work {
 async fn work_needed(gate: &Gate, link: &Link) -> Result<Option<Work>, StoreError> {
     let checks = gate
         .store
-        .hit(&format!("pwtry:{}", link.id), PASSWORD_WINDOW, 0)
+        .hit(&keys::password_tries(link.id), PASSWORD_WINDOW, 0)
         .await?;
     Ok((checks >= PASSWORD_FREE_PER_LINK).then(|| work_for(gate, link, checks)))
 }
@@ -515,8 +516,8 @@ async fn check_password(
         gate.audit.push(id, d);
     };
     let admitted = async {
-        let per_client = format!("pwtry:{id}:{}", visit.client_key());
-        let per_link = format!("pwtry:{id}");
+        let per_client = keys::password_tries_from(id, &visit.client_key());
+        let per_link = keys::password_tries(id);
         let proven = match proof.filter(|p| !p.is_empty()) {
             None => false,
             Some(proof) => {
@@ -524,7 +525,7 @@ async fn check_password(
                 let stale = match gate.verifier.check_proof(&visit.link, proof) {
                     Ok(nonce) => (!gate
                         .store
-                        .once(&format!("pow:{id}:{nonce}"), CHALLENGE_LIFETIME)
+                        .once(&keys::proof_of_work(id, nonce), CHALLENGE_LIFETIME)
                         .await?)
                         .then_some("proof of work used already"),
                     Err(ProofError::Expired) => Some("proof of work expired"),
@@ -591,7 +592,7 @@ async fn check_password(
 
 /// The link's current code: (nonce, unix second it expires); `None` when there is none.
 async fn current_code(gate: &Gate, id: &LinkId) -> Result<Option<(String, i64)>, StoreError> {
-    let Some(raw) = gate.store.kv_get(&format!("code:{id}")).await? else {
+    let Some(raw) = gate.store.kv_get(&keys::code(*id)).await? else {
         return Ok(None);
     };
     Ok(parse_code(&raw))
@@ -647,7 +648,7 @@ async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
     let state = async {
         let checks = gate
             .store
-            .tally(&format!("codechecks:{}", visit.link.id), 0)
+            .tally(&keys::code_checks(visit.link.id), 0)
             .await?;
         Ok::<_, StoreError>((checks, current_code(gate, &visit.link.id).await?))
     };
@@ -858,7 +859,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
         ),
     };
     let state = async {
-        let checks = gate.store.tally(&format!("codechecks:{id}"), 0).await?;
+        let checks = gate.store.tally(&keys::code_checks(id), 0).await?;
         Ok::<_, StoreError>((checks, current_code(gate, &id).await?))
     };
     let (checks, current) = match state.await {
@@ -875,7 +876,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
     let current_until = current.as_ref().map(|(_, until)| *until);
     match gate
         .store
-        .hit(&format!("codesend:{id}:{device}"), CODE_RESEND_GAP, 1)
+        .hit(&keys::code_sends_by(id, device), CODE_RESEND_GAP, 1)
         .await
     {
         Ok(1) => {}
@@ -885,11 +886,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
         }
         Err(_) => return visit.reply(503, pages::for_status(503)),
     }
-    match gate
-        .store
-        .hit(&format!("codemail:{id}"), MAIL_WINDOW, 1)
-        .await
-    {
+    match gate.store.hit(&keys::code_mails(id), MAIL_WINDOW, 1).await {
         Ok(n) if n <= CODE_MAILS_PER_LINK => {}
         Ok(_) => {
             refused("mail cap reached");
@@ -913,7 +910,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
     );
     let (stored, fresh) = match gate
         .store
-        .kv_put_new(&format!("code:{id}"), minted.as_bytes(), CODE_LIFETIME)
+        .kv_put_new(&keys::code(id), minted.as_bytes(), CODE_LIFETIME)
         .await
     {
         Ok(Some(existing)) => (existing, false),
@@ -948,7 +945,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
             tracing::error!(link = %id, error = %e, "could not mail a verification code");
             if fresh {
                 // Nobody got this code: the next request mints and mails one again.
-                if let Err(e) = gate.store.kv_del(&format!("code:{id}")).await {
+                if let Err(e) = gate.store.kv_del(&keys::code(id)).await {
                     tracing::warn!(link = %id, error = %e, "could not drop a code that was never mailed");
                 }
             }
@@ -993,32 +990,28 @@ async fn take_code_try(gate: &Gate, visit: &Visit, device: &str) -> Result<CodeT
     let Some((nonce, until)) = current_code(gate, &id).await? else {
         return Ok(CodeTry::NoCode);
     };
-    let per_client = format!("codetry:{id}:{nonce}:a:{}", visit.client_key());
+    let per_client = keys::code_tries_from(id, &nonce, &visit.client_key());
     if gate.store.hit(&per_client, CODE_LIFETIME, 1).await? > CODE_TRIES_PER_CLIENT {
         return Ok(CodeTry::Refused("too many attempts from this address"));
     }
     let per_browser = gate
         .store
-        .hit(
-            &format!("codetry:{id}:{nonce}:d:{device}"),
-            CODE_LIFETIME,
-            1,
-        )
+        .hit(&keys::code_tries_by(id, &nonce, device), CODE_LIFETIME, 1)
         .await?;
     if per_browser > CODE_TRIES_PER_BROWSER {
         return Ok(CodeTry::Refused("too many attempts in this browser"));
     }
     let per_code = gate
         .store
-        .hit(&format!("codetry:{id}:{nonce}"), CODE_LIFETIME, 1)
+        .hit(&keys::code_tries(id, &nonce), CODE_LIFETIME, 1)
         .await?;
     if per_code > CODE_TRIES_PER_CODE {
         if per_code == CODE_TRIES_PER_CODE + 1 {
-            gate.store.kv_del(&format!("code:{id}")).await?;
+            gate.store.kv_del(&keys::code(id)).await?;
         }
         return Ok(CodeTry::Discarded);
     }
-    if gate.store.tally(&format!("codechecks:{id}"), 1).await? > CODE_CHECKS_PER_LINK {
+    if gate.store.tally(&keys::code_checks(id), 1).await? > CODE_CHECKS_PER_LINK {
         return Ok(CodeTry::Exhausted);
     }
     Ok(CodeTry::Check {
@@ -1123,7 +1116,7 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
     }
     // A code verifies one browser: spend it before trusting (a failure leaves it unspent and
     // trusts nothing).
-    if gate.store.kv_del(&format!("code:{id}")).await.is_err() {
+    if gate.store.kv_del(&keys::code(id)).await.is_err() {
         return visit.reply(503, pages::for_status(503));
     }
     gate.audit.push(id, visit.event("code.passed", "ok"));

@@ -35,6 +35,7 @@ use crate::model::policy::{Policy, DEFAULT_UPLOAD_MAX_BYTES};
 use crate::share::gate::{FormToken, Gate};
 use crate::share::pages;
 use crate::share::pages::Reply;
+use crate::state::keys;
 use crate::state::{Change, StoreError};
 
 /// How long a name stays claimed by an upload in progress (cleared as soon as it ends).
@@ -423,7 +424,7 @@ impl Upload<'_> {
             )
         })?;
         self.claim().await.map_err(|e| fail(Some(&key), e))?;
-        let claim_key = format!("upload:{}:{key}", self.link.id);
+        let claim_key = keys::upload_claim(self.link.id, &key);
         let outcome = async {
             if !self.gate.store.once(&claim_key, NAME_CLAIM).await? {
                 return Err(UploadError::Busy(name.clone()));

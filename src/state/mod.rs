@@ -13,6 +13,7 @@
 
 pub mod cache;
 pub mod embedded;
+pub mod keys;
 pub mod queues;
 pub mod redis;
 

@@ -36,13 +36,15 @@ use crate::metrics::metrics;
 use crate::model::audit::Draft;
 use crate::model::counting::{classify, expected_length, is_multi_range, part_of, Drawn, Kind};
 use crate::model::disposition::content_disposition;
-use crate::model::link::{Link, LinkState, Refusal, Right, Selection, Target};
+use crate::model::link::{Link, Refusal, Right, Selection, Target};
 use crate::model::outcome::Outcome;
 use crate::share::client::{client_of, user_agent_of};
 use crate::share::count::Metered;
 use crate::share::gate::Gate;
+use crate::share::open::{self, Asks};
 use crate::share::pages;
 use crate::share::recipient::{self, Decision, Reply};
+use crate::share::record;
 use crate::share::upload::{self, Rules, Upload};
 use crate::state::queues::Refund;
 
@@ -615,18 +617,9 @@ impl Proxy {
             _ => {}
         }
         store.clean_response(resp);
-        let replace_with = match status {
-            200..=299 | 304 | 412 | 416 => None,
-            401 | 403 | 404 | 410 => Some(404),
-            _ => Some(502),
-        };
-        if let Some(code) = replace_with {
+        if let Some((code, outcome)) = record::replace_origin_status(status) {
             tracing::warn!(status, link = ?ctx.link.as_ref().map(|l| l.id), "origin answered with an error");
-            ctx.outcome = if code == 404 {
-                Outcome::OriginNotFound
-            } else {
-                Outcome::OriginError
-            };
+            ctx.outcome = outcome;
             self.give_back(ctx).await;
             return Ok(Some(code));
         }
@@ -679,23 +672,20 @@ impl Proxy {
                 return Err(Answer::Status(503));
             }
         };
-        if !link.is_open(OffsetDateTime::now_utc()) {
-            ctx.outcome = match link.state {
-                LinkState::Active => Outcome::Expired,
-                LinkState::Deactivated => Outcome::Deactivated,
-                LinkState::Cancelled => Outcome::Cancelled,
-            };
-            self.refused(session, ctx, &link, None, ctx.outcome.as_str());
+        if let Err(closed) = open::open_at(&link, OffsetDateTime::now_utc()) {
+            ctx.outcome = closed;
+            self.refused(session, ctx, &link, None, closed.as_str());
             return Err(Answer::Status(404));
         }
         let req = session.req_header();
-        let uploading = upload::is_upload(req);
-        let form_post = req.method == Method::POST && link.has_pages() && !uploading;
-        if req.method != Method::GET && req.method != Method::HEAD && !form_post && !uploading {
-            ctx.outcome = Outcome::Method;
-            self.refused(session, ctx, &link, None, "method not allowed");
-            return Err(Answer::Status(405));
-        }
+        let uploading = match open::asks(&req.method, &link, upload::is_upload(req)) {
+            Ok(asks) => asks == Asks::Upload,
+            Err(refused) => {
+                ctx.outcome = refused;
+                self.refused(session, ctx, &link, None, "method not allowed");
+                return Err(Answer::Status(405));
+            }
+        };
         let base = format!(
             "/s/{}",
             token_of(session.req_header().uri.path()).unwrap_or_default()
@@ -976,14 +966,7 @@ impl ProxyHttp for Proxy {
                 .metrics()
                 .error(if code == 504 { "timeout" } else { "io" });
         }
-        ctx.outcome = match code {
-            _ if e.etype() == &crate::docstore::LIMIT_REACHED => Outcome::LimitReached,
-            504 => Outcome::OriginTimeout,
-            502 => Outcome::OriginDown,
-            503 => Outcome::StoreError,
-            0 => Outcome::ClientGone,
-            _ => Outcome::Error,
-        };
+        ctx.outcome = record::error_outcome(code, e.etype() == &crate::docstore::LIMIT_REACHED);
         if session.response_written().is_none() {
             self.give_back(ctx).await;
         }
@@ -1021,26 +1004,15 @@ impl ProxyHttp for Proxy {
         // the allowance restored.
         self.give_back(ctx).await;
         let counted = ctx.counted;
-        if !delivered
-            && ctx.outcome == Outcome::Served
-            && matches!(ctx.kind, Kind::Fresh | Kind::Continuation)
-        {
-            ctx.outcome = Outcome::Aborted;
-        }
+        ctx.outcome = record::settled(ctx.outcome, delivered, ctx.kind);
         if let (Some(link), false) = (&ctx.link, ctx.upload) {
             if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {
                 self.gate.usage.record(link.id, link.generation);
             }
             // One event per download that reached the origin (HEAD and prefetches excluded).
-            if matches!(ctx.kind, Kind::Fresh | Kind::Continuation)
-                && ctx.outcome != Outcome::Prefetch
+            if let Some((kind, outcome)) =
+                record::download_event(ctx.kind, ctx.outcome, delivered, counted)
             {
-                let (kind, outcome) = match (delivered, counted, ctx.kind) {
-                    (true, true, _) => ("download.completed", "ok"),
-                    (true, false, Kind::Continuation) => ("download.resumed", "ok"),
-                    (true, false, _) => ("download.completed", "ok"),
-                    (false, _, _) => ("download.aborted", "failed"),
-                };
                 let mut d = event(session, &ctx.client, ctx.target.as_ref(), kind, outcome);
                 d.bytes = Some(sent);
                 if !delivered {

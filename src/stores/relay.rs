@@ -86,7 +86,7 @@ pub struct Relay {
 
 /// How the origin's body ends.
 #[derive(Debug)]
-enum Framing {
+pub enum Framing {
     /// No body (HEAD, 204, 304).
     Empty,
     /// Exactly this many bytes.
@@ -158,23 +158,8 @@ impl Relay {
             }
             other => other,
         };
-        let (mut head, stream, buf) = answered.map_err(|f| f.error)?;
-        let (framing, keepalive) = framing_of(&head, head_only)?;
-        strip_hop_by_hop(&mut head);
-        keep_relayed(&mut head)?;
-        // The recipient's status line is the gateway's (HTTP/1.1), whatever the origin spoke.
-        head.set_version(Version::HTTP_11);
-        if let Framing::Length(n) = framing {
-            head.insert_header(header::CONTENT_LENGTH, n)?;
-        }
-        if matches!(framing, Framing::Chunked(_) | Framing::Close) {
-            // The length of such a body is not known: never a Content-Length beside it. An
-            // HTTP/1.1 recipient gets it chunked, an HTTP/1.0 one delimited by the connection's end.
-            head.remove_header(&header::CONTENT_LENGTH);
-            if client.version >= Version::HTTP_11 {
-                head.insert_header(header::TRANSFER_ENCODING, "chunked")?;
-            }
-        }
+        let (head, stream, buf) = answered.map_err(|f| f.error)?;
+        let (head, framing, keepalive) = for_recipient(head, head_only, client.version)?;
         Ok((
             head,
             Body {
@@ -256,36 +241,8 @@ impl Relay {
         let mut buf = BytesMut::with_capacity(MIN_CHUNK);
         let mut received = false;
         loop {
-            match parse_head(&buf) {
-                Ok(Some((head, len))) => {
-                    buf.advance(len);
-                    if head.status.is_informational()
-                        && head.status != StatusCode::SWITCHING_PROTOCOLS
-                    {
-                        continue;
-                    }
-                    if head.status == StatusCode::SWITCHING_PROTOCOLS {
-                        let e = Error::explain(
-                            ErrorType::InvalidHTTPHeader,
-                            "the origin switched protocols on a download",
-                        );
-                        return Err(Failure {
-                            error: e.into_up(),
-                            nothing_received: false,
-                        });
-                    }
-                    return Ok((head, stream, buf));
-                }
-                Ok(None) if buf.len() >= MAX_HEAD => {
-                    let e = Error::explain(
-                        ErrorType::InvalidHTTPHeader,
-                        "the origin's response head is too long",
-                    );
-                    return Err(Failure {
-                        error: e.into_up(),
-                        nothing_received: false,
-                    });
-                }
+            match take_head(&mut buf) {
+                Ok(Some(head)) => return Ok((head, stream, buf)),
                 Ok(None) => {}
                 Err(e) => {
                     return Err(Failure {
@@ -476,6 +433,70 @@ async fn read_some(
     done.map_err(|e| Error::because(ErrorType::ReadError, "reading from the origin", e).into_up())
 }
 
+/// The origin's final response head, taken off the start of `buf` (1xx answers before it are
+/// taken off and skipped), or `None` while more bytes are needed: what the relay runs on every
+/// read of an answer, and a fuzzing entry point. A head longer than [`MAX_HEAD`], an answer
+/// switching protocols and anything unparsable are errors.
+pub fn take_head(buf: &mut BytesMut) -> Result<Option<ResponseHeader>> {
+    loop {
+        match parse_head(buf)? {
+            Some((head, len)) => {
+                buf.advance(len);
+                if head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS
+                {
+                    continue;
+                }
+                if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                    return Err(Error::explain(
+                        ErrorType::InvalidHTTPHeader,
+                        "the origin switched protocols on a download",
+                    )
+                    .into_up());
+                }
+                return Ok(Some(head));
+            }
+            None if buf.len() >= MAX_HEAD => {
+                return Err(Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "the origin's response head is too long",
+                )
+                .into_up());
+            }
+            None => return Ok(None),
+        }
+    }
+}
+
+/// The recipient's response head made from the origin's `head`, how its body is framed and
+/// whether the origin's connection may serve another request: hop-by-hop headers and every
+/// header not relayed removed, the gateway's HTTP/1.1 status line, the body's length when it is
+/// known and `Transfer-Encoding: chunked` when it is not and the recipient (`client_version`)
+/// speaks HTTP/1.1. A head with conflicting or malformed framing is an error. What
+/// [`Relay::open`] runs on every answer, and a fuzzing entry point.
+pub fn for_recipient(
+    mut head: ResponseHeader,
+    head_only: bool,
+    client_version: Version,
+) -> Result<(ResponseHeader, Framing, bool)> {
+    let (framing, keepalive) = framing_of(&head, head_only)?;
+    strip_hop_by_hop(&mut head);
+    keep_relayed(&mut head)?;
+    // The recipient's status line is the gateway's (HTTP/1.1), whatever the origin spoke.
+    head.set_version(Version::HTTP_11);
+    if let Framing::Length(n) = framing {
+        head.insert_header(header::CONTENT_LENGTH, n)?;
+    }
+    if matches!(framing, Framing::Chunked(_) | Framing::Close) {
+        // The length of such a body is not known: never a Content-Length beside it. An
+        // HTTP/1.1 recipient gets it chunked, an HTTP/1.0 one delimited by the connection's end.
+        head.remove_header(&header::CONTENT_LENGTH);
+        if client_version >= Version::HTTP_11 {
+            head.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+        }
+    }
+    Ok((head, framing, keepalive))
+}
+
 /// Parses a complete response head at the start of `buf`: the head and its length in bytes, or
 /// `None` while more is needed.
 fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHeader, usize)>> {
@@ -620,13 +641,13 @@ enum ChunkState {
 
 /// Decodes `Transfer-Encoding: chunked` from a buffer, handing out the data without copying it.
 #[derive(Debug, Default)]
-struct Chunked {
+pub struct Chunked {
     state: ChunkState,
 }
 
 /// What the decoder found next.
 #[derive(Debug, PartialEq, Eq)]
-enum Step {
+pub enum Step {
     Data(Bytes),
     /// The buffer holds no more complete element: read more.
     More,
@@ -634,7 +655,10 @@ enum Step {
 }
 
 impl Chunked {
-    fn step(&mut self, buf: &mut BytesMut) -> std::result::Result<Step, &'static str> {
+    /// Takes the next element off `buf`: data (handed out without copying), `More` when `buf`
+    /// holds no complete element, `Done` after the last chunk and its trailers (what follows
+    /// them stays in `buf`). What the relay runs on a chunked body, and a fuzzing entry point.
+    pub fn step(&mut self, buf: &mut BytesMut) -> std::result::Result<Step, &'static str> {
         loop {
             match self.state {
                 ChunkState::Size => {

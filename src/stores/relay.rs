@@ -479,11 +479,16 @@ pub fn for_recipient(
     client_version: Version,
 ) -> Result<(ResponseHeader, Framing, bool)> {
     let (framing, keepalive) = framing_of(&head, head_only)?;
+    let length = content_length(&head)?;
     strip_hop_by_hop(&mut head);
     keep_relayed(&mut head)?;
     // The recipient's status line is the gateway's (HTTP/1.1), whatever the origin spoke.
     head.set_version(Version::HTTP_11);
     if let Framing::Length(n) = framing {
+        head.insert_header(header::CONTENT_LENGTH, n)?;
+    }
+    if let (Framing::Empty, Some(n)) = (&framing, length) {
+        // One value, as the origin stated it (`12, 12` and repeated headers become `12`).
         head.insert_header(header::CONTENT_LENGTH, n)?;
     }
     if matches!(framing, Framing::Chunked(_) | Framing::Close) {
@@ -543,6 +548,10 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
+        // No body follows, but a stated length is passed on (a HEAD answer's is the document's):
+        // it must be one valid number, as for any other answer (two conflicting or garbage
+        // values reached recipients).
+        content_length(head)?;
         return Ok((Framing::Empty, keepalive));
     }
     if head.headers.contains_key(header::TRANSFER_ENCODING) {
@@ -559,12 +568,19 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
         }
         return Ok((Framing::Chunked(Chunked::default()), keepalive));
     }
-    let lengths = tokens(header::CONTENT_LENGTH);
-    if lengths.is_empty() {
-        return Ok((Framing::Close, false));
+    match content_length(head)? {
+        None => Ok((Framing::Close, false)),
+        Some(0) => Ok((Framing::Empty, keepalive)),
+        Some(n) => Ok((Framing::Length(n), keepalive)),
     }
+}
+
+/// The length every `Content-Length` of `head` states (`12, 12` is 12); `None` when there is
+/// none, an error when one is not a number or they differ.
+fn content_length(head: &ResponseHeader) -> Result<Option<u64>> {
+    let bad = |what: &'static str| Error::explain(ErrorType::InvalidHTTPHeader, what).into_up();
     let mut length: Option<u64> = None;
-    for value in &lengths {
+    for value in &header_tokens(head, header::CONTENT_LENGTH) {
         let n = value
             .parse::<u64>()
             .ok()
@@ -575,11 +591,11 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
         }
         length = Some(n);
     }
-    match length {
-        Some(0) => Ok((Framing::Empty, keepalive)),
-        Some(n) => Ok((Framing::Length(n), keepalive)),
-        None => Err(bad("the origin sent an invalid Content-Length")),
+    if length.is_none() && head.headers.contains_key(header::CONTENT_LENGTH) {
+        // Only empty values: not a length.
+        return Err(bad("the origin sent an invalid Content-Length"));
     }
+    Ok(length)
 }
 
 /// Removes the headers about the origin's connection, and any it named in `Connection`.
@@ -849,6 +865,47 @@ mod tests {
         ] {
             assert!(frame(bad, false).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_bodiless_answer_passes_on_one_valid_length() {
+        let recipient = |raw: &str, head_only| {
+            for_recipient(head(raw), head_only, Version::HTTP_11).map(|(h, _, _)| {
+                h.headers
+                    .get_all(header::CONTENT_LENGTH)
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+        };
+        // Found by the origin_head fuzz target: both values reached the recipient.
+        assert!(recipient(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: LL\r\n\r\n",
+            true
+        )
+        .is_err());
+        assert!(recipient(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            false
+        )
+        .is_err());
+        assert!(recipient("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", true).is_err());
+        assert_eq!(
+            recipient(
+                "HTTP/1.1 200 OK\r\nContent-Length: 12, 12\r\nContent-Length: 12\r\n\r\n",
+                true
+            )
+            .unwrap(),
+            ["12"]
+        );
+        assert_eq!(
+            recipient("HTTP/1.1 200 OK\r\nContent-Length: 0, 0\r\n\r\n", false).unwrap(),
+            ["0"]
+        );
+        assert_eq!(
+            recipient("HTTP/1.1 304 Not Modified\r\n\r\n", false).unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

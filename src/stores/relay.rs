@@ -678,12 +678,9 @@ impl Chunked {
         loop {
             match self.state {
                 ChunkState::Size => {
-                    let Some(eol) = find_crlf(buf) else {
-                        return if buf.len() > MAX_CHUNK_LINE {
-                            Err("a chunk-size line is too long")
-                        } else {
-                            Ok(Step::More)
-                        };
+                    let Some(eol) = line_end(buf).map_err(|()| "a chunk-size line is too long")?
+                    else {
+                        return Ok(Step::More);
                     };
                     let size = chunk_size(&buf[..eol])?;
                     buf.advance(eol + 2);
@@ -717,12 +714,9 @@ impl Chunked {
                     self.state = ChunkState::Size;
                 }
                 ChunkState::Trailers => {
-                    let Some(eol) = find_crlf(buf) else {
-                        return if buf.len() > MAX_CHUNK_LINE {
-                            Err("a trailer line is too long")
-                        } else {
-                            Ok(Step::More)
-                        };
+                    let Some(eol) = line_end(buf).map_err(|()| "a trailer line is too long")?
+                    else {
+                        return Ok(Step::More);
                     };
                     buf.advance(eol + 2);
                     if eol == 0 {
@@ -737,6 +731,19 @@ impl Chunked {
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// Where the line at the start of `buf` ends (its CRLF), `None` while it may still end within
+/// [`MAX_CHUNK_LINE`] bytes, an error once it is longer: the same verdict however the line's
+/// bytes arrive (a long line that came in one read used to pass, one that came in several not).
+fn line_end(buf: &[u8]) -> std::result::Result<Option<usize>, ()> {
+    match find_crlf(buf) {
+        Some(eol) if eol > MAX_CHUNK_LINE => Err(()),
+        Some(eol) => Ok(Some(eol)),
+        // Without a CRLF, `buf` is the start of the line and perhaps its CR.
+        None if buf.len() > MAX_CHUNK_LINE + 1 => Err(()),
+        None => Ok(None),
+    }
 }
 
 /// The size on a chunk-size line (hex digits, then nothing, whitespace or `;` extensions).
@@ -805,6 +812,24 @@ mod tests {
         );
         assert!(decode_all(b"2\nab\r\n0\r\n\r\n", 100).is_err(), "bare LF");
         assert_eq!(decode_all(b"2\r\nab\r\n", 100), Err("ended early"));
+    }
+
+    #[test]
+    fn long_lines_are_refused_however_they_arrive() {
+        // Found by the chunked fuzz target: a line over the limit passed when its CRLF came in
+        // the same read, and was refused when it came in a later one.
+        let ext = format!("1;{}\r\na\r\n0\r\n\r\n", "x".repeat(MAX_CHUNK_LINE));
+        let trailer = format!("0\r\nX: {}\r\n\r\n", "y".repeat(MAX_CHUNK_LINE));
+        for body in [ext, trailer] {
+            for split in [1, 1000, 100_000] {
+                assert!(decode_all(body.as_bytes(), split).is_err(), "split {split}");
+            }
+        }
+        // A line of exactly the limit passes, split anywhere (its CR alone at the end of a read).
+        let longest = format!("1;{}\r\na\r\n0\r\n\r\n", "x".repeat(MAX_CHUNK_LINE - 2));
+        for split in [1, MAX_CHUNK_LINE + 1, 100_000] {
+            assert_eq!(decode_all(longest.as_bytes(), split).unwrap(), b"a");
+        }
     }
 
     fn head(raw: &str) -> ResponseHeader {

@@ -322,13 +322,19 @@ fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// `n` pieces of `data`, split at points chosen by `seed` (some of them empty).
+/// `data` in pieces, as reads may deliver it: at most 16, of sizes chosen by `seed` (from a byte
+/// to a few KiB, some empty), the rest in one. Few pieces, so that the checks stay linear.
 fn pieces(data: &[u8], seed: u8) -> Vec<Bytes> {
     let mut out = Vec::new();
     let mut rest = data;
+    let scale = 1usize << (seed >> 5);
     let mut step = usize::from(seed % 13) + 1;
     while !rest.is_empty() {
-        let n = step.min(rest.len());
+        let n = if out.len() >= 15 {
+            rest.len()
+        } else {
+            (step * scale).min(rest.len())
+        };
         out.push(Bytes::copy_from_slice(&rest[..n]));
         rest = &rest[n..];
         step = (step * 7 + usize::from(seed)) % 29 + 1;

@@ -440,6 +440,14 @@ async fn read_some(
 pub fn take_head(buf: &mut BytesMut) -> Result<Option<ResponseHeader>> {
     loop {
         match parse_head(buf)? {
+            // A whole head that came in one read is held to the limit too.
+            Some((_, len)) if len > MAX_HEAD => {
+                return Err(Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "the origin's response head is too long",
+                )
+                .into_up());
+            }
             Some((head, len)) => {
                 buf.advance(len);
                 if head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS
@@ -950,6 +958,29 @@ mod tests {
         assert_eq!(names, ["content-type", "etag", "vary"]);
         let types: Vec<_> = h.headers.get_all(header::CONTENT_TYPE).iter().collect();
         assert_eq!(types, ["text/plain"]);
+    }
+
+    #[test]
+    fn heads_over_the_limit_are_refused_however_they_arrive() {
+        let raw = format!(
+            "HTTP/1.1 200 OK\r\nETag: \"{}\"\r\nContent-Length: 0\r\n\r\n",
+            "e".repeat(MAX_HEAD)
+        );
+        // In one read (it passed), and in reads of 8 KiB.
+        assert!(take_head(&mut BytesMut::from(raw.as_bytes())).is_err());
+        let mut buf = BytesMut::new();
+        let refused = raw.as_bytes().chunks(8192).any(|piece| {
+            buf.extend_from_slice(piece);
+            take_head(&mut buf).is_err()
+        });
+        assert!(refused);
+        let fits = format!(
+            "HTTP/1.1 200 OK\r\nETag: \"{}\"\r\n\r\n",
+            "e".repeat(MAX_HEAD - 100)
+        );
+        assert!(take_head(&mut BytesMut::from(fits.as_bytes()))
+            .unwrap()
+            .is_some());
     }
 
     #[test]

@@ -52,3 +52,18 @@ fn admin_json_inputs() {
 fn secure_link_inputs() {
     replay("secure_link", checks::secure_link);
 }
+
+#[test]
+fn multipart_inputs() {
+    replay("multipart", checks::multipart);
+}
+
+#[test]
+fn origin_head_inputs() {
+    replay("origin_head", checks::origin_head);
+}
+
+#[test]
+fn chunked_inputs() {
+    replay("chunked", checks::chunked);
+}

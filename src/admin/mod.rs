@@ -769,16 +769,7 @@ impl AdminApi {
         session: &mut ServerSession,
     ) -> Result<Map<String, Value>, ApiError> {
         let body = self.read_body(session).await?;
-        if body.is_empty() {
-            return Err(ApiError::bad_request("a JSON object body is required"));
-        }
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Object(map)) => Ok(map),
-            Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
-            Err(e) => Err(ApiError::bad_request(format!(
-                "the body is not valid JSON: {e}"
-            ))),
-        }
+        json_object(&body)
     }
 
     async fn view(&self, link: &Link) -> Result<Value, ApiError> {
@@ -920,24 +911,15 @@ impl AdminApi {
         origin: &RequestFacts,
         id: LinkId,
     ) -> Result<(StatusCode, Value), ApiError> {
-        let mut body = self.read_json_object(session).await?;
+        let body = self.read_json_object(session).await?;
         let now = OffsetDateTime::now_utc();
-        let expires_at = take_expiry(&mut body, now)?;
-        let max_downloads = take_limit(&mut body)?;
-        let filename = take_string(&mut body, "filename")?.map(|f| sanitize_filename(&f));
-        let changed_by = check_identity("changed_by", take_string(&mut body, "changed_by")?)?;
-        let password = take_password(&mut body)?;
-        refuse_unknown(&body)?;
-        if expires_at.is_none()
-            && max_downloads.is_none()
-            && filename.is_none()
-            && password.is_none()
-        {
-            return Err(ApiError::field(
-                "body",
-                "names nothing to change (expires_at, max_downloads, filename, password)",
-            ));
-        }
+        let PatchBody {
+            expires_at,
+            max_downloads,
+            filename,
+            changed_by,
+            password,
+        } = parse_patch_body(body, now)?;
         if let Some(Some(p)) = &password {
             let proposed = Proposed {
                 password: Some(p),
@@ -1340,16 +1322,75 @@ fn parse_link_body(
     })
 }
 
-/// The request-only part of `POST /v1/links` validation, through the same function `create`
-/// uses ([`parse_link_body`]) from the same bytes (a JSON object): the entry point for fuzzing,
+/// A request body that must be a JSON object (`POST /v1/links`, `PATCH /v1/links/{id}`).
+fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("a JSON object body is required"));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "the body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+/// The fields of a `PATCH /v1/links/{id}` body, each checked; absent fields are `None`, and
+/// `Some(None)` clears (`expires_at`, `max_downloads`, `password` set to null).
+#[derive(Debug)]
+pub struct PatchBody {
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    pub max_downloads: Option<Option<u64>>,
+    /// Already sanitised.
+    pub filename: Option<String>,
+    pub changed_by: Option<String>,
+    pub password: Option<Option<String>>,
+}
+
+/// Reads a `PATCH /v1/links/{id}` body: what `patch` runs on every body before it looks at the
+/// policy, the caller and the link.
+fn parse_patch_body(
+    mut body: Map<String, Value>,
+    now: OffsetDateTime,
+) -> Result<PatchBody, ApiError> {
+    let expires_at = take_expiry(&mut body, now)?;
+    let max_downloads = take_limit(&mut body)?;
+    let filename = take_string(&mut body, "filename")?.map(|f| sanitize_filename(&f));
+    let changed_by = check_identity("changed_by", take_string(&mut body, "changed_by")?)?;
+    let password = take_password(&mut body)?;
+    refuse_unknown(&body)?;
+    if expires_at.is_none() && max_downloads.is_none() && filename.is_none() && password.is_none() {
+        return Err(ApiError::field(
+            "body",
+            "names nothing to change (expires_at, max_downloads, filename, password)",
+        ));
+    }
+    Ok(PatchBody {
+        expires_at,
+        max_downloads,
+        filename,
+        changed_by,
+        password,
+    })
+}
+
+fn api_message(e: ApiError) -> String {
+    format!("{}: {}", e.field.unwrap_or_default(), e.message)
+}
+
+/// The request-only part of `POST /v1/links` validation, through the same functions `create`
+/// uses ([`json_object`], [`parse_link_body`]) from the same bytes: the entry point for fuzzing,
 /// and what an integrator's body must pass before anything else is looked at.
 pub fn validate_link_body(body: &[u8], now: OffsetDateTime) -> Result<(), String> {
-    let body = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return Err("the body must be a JSON object".into()),
-        Err(e) => return Err(format!("the body is not valid JSON: {e}")),
-    };
-    parse_link_body(body, now)
-        .map(|_| ())
-        .map_err(|e| format!("{}: {}", e.field.unwrap_or_default(), e.message))
+    let body = json_object(body).map_err(api_message)?;
+    parse_link_body(body, now).map(|_| ()).map_err(api_message)
+}
+
+/// The request-only part of `PATCH /v1/links/{id}` validation, through the same functions
+/// `patch` uses ([`json_object`], [`parse_patch_body`]) from the same bytes: the entry point
+/// for fuzzing.
+pub fn validate_patch_body(body: &[u8], now: OffsetDateTime) -> Result<PatchBody, String> {
+    let body = json_object(body).map_err(api_message)?;
+    parse_patch_body(body, now).map_err(api_message)
 }

@@ -86,7 +86,7 @@ pub struct Relay {
 
 /// How the origin's body ends.
 #[derive(Debug)]
-enum Framing {
+pub enum Framing {
     /// No body (HEAD, 204, 304).
     Empty,
     /// Exactly this many bytes.
@@ -158,23 +158,8 @@ impl Relay {
             }
             other => other,
         };
-        let (mut head, stream, buf) = answered.map_err(|f| f.error)?;
-        let (framing, keepalive) = framing_of(&head, head_only)?;
-        strip_hop_by_hop(&mut head);
-        keep_relayed(&mut head)?;
-        // The recipient's status line is the gateway's (HTTP/1.1), whatever the origin spoke.
-        head.set_version(Version::HTTP_11);
-        if let Framing::Length(n) = framing {
-            head.insert_header(header::CONTENT_LENGTH, n)?;
-        }
-        if matches!(framing, Framing::Chunked(_) | Framing::Close) {
-            // The length of such a body is not known: never a Content-Length beside it. An
-            // HTTP/1.1 recipient gets it chunked, an HTTP/1.0 one delimited by the connection's end.
-            head.remove_header(&header::CONTENT_LENGTH);
-            if client.version >= Version::HTTP_11 {
-                head.insert_header(header::TRANSFER_ENCODING, "chunked")?;
-            }
-        }
+        let (head, stream, buf) = answered.map_err(|f| f.error)?;
+        let (head, framing, keepalive) = for_recipient(head, head_only, client.version)?;
         Ok((
             head,
             Body {
@@ -256,36 +241,8 @@ impl Relay {
         let mut buf = BytesMut::with_capacity(MIN_CHUNK);
         let mut received = false;
         loop {
-            match parse_head(&buf) {
-                Ok(Some((head, len))) => {
-                    buf.advance(len);
-                    if head.status.is_informational()
-                        && head.status != StatusCode::SWITCHING_PROTOCOLS
-                    {
-                        continue;
-                    }
-                    if head.status == StatusCode::SWITCHING_PROTOCOLS {
-                        let e = Error::explain(
-                            ErrorType::InvalidHTTPHeader,
-                            "the origin switched protocols on a download",
-                        );
-                        return Err(Failure {
-                            error: e.into_up(),
-                            nothing_received: false,
-                        });
-                    }
-                    return Ok((head, stream, buf));
-                }
-                Ok(None) if buf.len() >= MAX_HEAD => {
-                    let e = Error::explain(
-                        ErrorType::InvalidHTTPHeader,
-                        "the origin's response head is too long",
-                    );
-                    return Err(Failure {
-                        error: e.into_up(),
-                        nothing_received: false,
-                    });
-                }
+            match take_head(&mut buf) {
+                Ok(Some(head)) => return Ok((head, stream, buf)),
                 Ok(None) => {}
                 Err(e) => {
                     return Err(Failure {
@@ -476,6 +433,83 @@ async fn read_some(
     done.map_err(|e| Error::because(ErrorType::ReadError, "reading from the origin", e).into_up())
 }
 
+/// The origin's final response head, taken off the start of `buf` (1xx answers before it are
+/// taken off and skipped), or `None` while more bytes are needed: what the relay runs on every
+/// read of an answer, and a fuzzing entry point. A head longer than [`MAX_HEAD`], an answer
+/// switching protocols and anything unparsable are errors.
+pub fn take_head(buf: &mut BytesMut) -> Result<Option<ResponseHeader>> {
+    loop {
+        match parse_head(buf)? {
+            // A whole head that came in one read is held to the limit too.
+            Some((_, len)) if len > MAX_HEAD => {
+                return Err(Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "the origin's response head is too long",
+                )
+                .into_up());
+            }
+            Some((head, len)) => {
+                buf.advance(len);
+                if head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS
+                {
+                    continue;
+                }
+                if head.status == StatusCode::SWITCHING_PROTOCOLS {
+                    return Err(Error::explain(
+                        ErrorType::InvalidHTTPHeader,
+                        "the origin switched protocols on a download",
+                    )
+                    .into_up());
+                }
+                return Ok(Some(head));
+            }
+            None if buf.len() >= MAX_HEAD => {
+                return Err(Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "the origin's response head is too long",
+                )
+                .into_up());
+            }
+            None => return Ok(None),
+        }
+    }
+}
+
+/// The recipient's response head made from the origin's `head`, how its body is framed and
+/// whether the origin's connection may serve another request: hop-by-hop headers and every
+/// header not relayed removed, the gateway's HTTP/1.1 status line, the body's length when it is
+/// known and `Transfer-Encoding: chunked` when it is not and the recipient (`client_version`)
+/// speaks HTTP/1.1. A head with conflicting or malformed framing is an error. What
+/// [`Relay::open`] runs on every answer, and a fuzzing entry point.
+pub fn for_recipient(
+    mut head: ResponseHeader,
+    head_only: bool,
+    client_version: Version,
+) -> Result<(ResponseHeader, Framing, bool)> {
+    let (framing, keepalive) = framing_of(&head, head_only)?;
+    let length = content_length(&head)?;
+    strip_hop_by_hop(&mut head);
+    keep_relayed(&mut head)?;
+    // The recipient's status line is the gateway's (HTTP/1.1), whatever the origin spoke.
+    head.set_version(Version::HTTP_11);
+    if let Framing::Length(n) = framing {
+        head.insert_header(header::CONTENT_LENGTH, n)?;
+    }
+    if let (Framing::Empty, Some(n)) = (&framing, length) {
+        // One value, as the origin stated it (`12, 12` and repeated headers become `12`).
+        head.insert_header(header::CONTENT_LENGTH, n)?;
+    }
+    if matches!(framing, Framing::Chunked(_) | Framing::Close) {
+        // The length of such a body is not known: never a Content-Length beside it. An
+        // HTTP/1.1 recipient gets it chunked, an HTTP/1.0 one delimited by the connection's end.
+        head.remove_header(&header::CONTENT_LENGTH);
+        if client_version >= Version::HTTP_11 {
+            head.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+        }
+    }
+    Ok((head, framing, keepalive))
+}
+
 /// Parses a complete response head at the start of `buf`: the head and its length in bytes, or
 /// `None` while more is needed.
 fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHeader, usize)>> {
@@ -522,6 +556,10 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
+        // No body follows, but a stated length is passed on (a HEAD answer's is the document's):
+        // it must be one valid number, as for any other answer (two conflicting or garbage
+        // values reached recipients).
+        content_length(head)?;
         return Ok((Framing::Empty, keepalive));
     }
     if head.headers.contains_key(header::TRANSFER_ENCODING) {
@@ -538,12 +576,19 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
         }
         return Ok((Framing::Chunked(Chunked::default()), keepalive));
     }
-    let lengths = tokens(header::CONTENT_LENGTH);
-    if lengths.is_empty() {
-        return Ok((Framing::Close, false));
+    match content_length(head)? {
+        None => Ok((Framing::Close, false)),
+        Some(0) => Ok((Framing::Empty, keepalive)),
+        Some(n) => Ok((Framing::Length(n), keepalive)),
     }
+}
+
+/// The length every `Content-Length` of `head` states (`12, 12` is 12); `None` when there is
+/// none, an error when one is not a number or they differ.
+fn content_length(head: &ResponseHeader) -> Result<Option<u64>> {
+    let bad = |what: &'static str| Error::explain(ErrorType::InvalidHTTPHeader, what).into_up();
     let mut length: Option<u64> = None;
-    for value in &lengths {
+    for value in &header_tokens(head, header::CONTENT_LENGTH) {
         let n = value
             .parse::<u64>()
             .ok()
@@ -554,11 +599,11 @@ fn framing_of(head: &ResponseHeader, head_only: bool) -> Result<(Framing, bool)>
         }
         length = Some(n);
     }
-    match length {
-        Some(0) => Ok((Framing::Empty, keepalive)),
-        Some(n) => Ok((Framing::Length(n), keepalive)),
-        None => Err(bad("the origin sent an invalid Content-Length")),
+    if length.is_none() && head.headers.contains_key(header::CONTENT_LENGTH) {
+        // Only empty values: not a length.
+        return Err(bad("the origin sent an invalid Content-Length"));
     }
+    Ok(length)
 }
 
 /// Removes the headers about the origin's connection, and any it named in `Connection`.
@@ -620,13 +665,13 @@ enum ChunkState {
 
 /// Decodes `Transfer-Encoding: chunked` from a buffer, handing out the data without copying it.
 #[derive(Debug, Default)]
-struct Chunked {
+pub struct Chunked {
     state: ChunkState,
 }
 
 /// What the decoder found next.
 #[derive(Debug, PartialEq, Eq)]
-enum Step {
+pub enum Step {
     Data(Bytes),
     /// The buffer holds no more complete element: read more.
     More,
@@ -634,16 +679,16 @@ enum Step {
 }
 
 impl Chunked {
-    fn step(&mut self, buf: &mut BytesMut) -> std::result::Result<Step, &'static str> {
+    /// Takes the next element off `buf`: data (handed out without copying), `More` when `buf`
+    /// holds no complete element, `Done` after the last chunk and its trailers (what follows
+    /// them stays in `buf`). What the relay runs on a chunked body, and a fuzzing entry point.
+    pub fn step(&mut self, buf: &mut BytesMut) -> std::result::Result<Step, &'static str> {
         loop {
             match self.state {
                 ChunkState::Size => {
-                    let Some(eol) = find_crlf(buf) else {
-                        return if buf.len() > MAX_CHUNK_LINE {
-                            Err("a chunk-size line is too long")
-                        } else {
-                            Ok(Step::More)
-                        };
+                    let Some(eol) = line_end(buf).map_err(|()| "a chunk-size line is too long")?
+                    else {
+                        return Ok(Step::More);
                     };
                     let size = chunk_size(&buf[..eol])?;
                     buf.advance(eol + 2);
@@ -677,12 +722,9 @@ impl Chunked {
                     self.state = ChunkState::Size;
                 }
                 ChunkState::Trailers => {
-                    let Some(eol) = find_crlf(buf) else {
-                        return if buf.len() > MAX_CHUNK_LINE {
-                            Err("a trailer line is too long")
-                        } else {
-                            Ok(Step::More)
-                        };
+                    let Some(eol) = line_end(buf).map_err(|()| "a trailer line is too long")?
+                    else {
+                        return Ok(Step::More);
                     };
                     buf.advance(eol + 2);
                     if eol == 0 {
@@ -697,6 +739,19 @@ impl Chunked {
 
 fn find_crlf(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\r\n")
+}
+
+/// Where the line at the start of `buf` ends (its CRLF), `None` while it may still end within
+/// [`MAX_CHUNK_LINE`] bytes, an error once it is longer: the same verdict however the line's
+/// bytes arrive (a long line that came in one read used to pass, one that came in several not).
+fn line_end(buf: &[u8]) -> std::result::Result<Option<usize>, ()> {
+    match find_crlf(buf) {
+        Some(eol) if eol > MAX_CHUNK_LINE => Err(()),
+        Some(eol) => Ok(Some(eol)),
+        // Without a CRLF, `buf` is the start of the line and perhaps its CR.
+        None if buf.len() > MAX_CHUNK_LINE + 1 => Err(()),
+        None => Ok(None),
+    }
 }
 
 /// The size on a chunk-size line (hex digits, then nothing, whitespace or `;` extensions).
@@ -767,6 +822,24 @@ mod tests {
         assert_eq!(decode_all(b"2\r\nab\r\n", 100), Err("ended early"));
     }
 
+    #[test]
+    fn long_lines_are_refused_however_they_arrive() {
+        // Found by the chunked fuzz target: a line over the limit passed when its CRLF came in
+        // the same read, and was refused when it came in a later one.
+        let ext = format!("1;{}\r\na\r\n0\r\n\r\n", "x".repeat(MAX_CHUNK_LINE));
+        let trailer = format!("0\r\nX: {}\r\n\r\n", "y".repeat(MAX_CHUNK_LINE));
+        for body in [ext, trailer] {
+            for split in [1, 1000, 100_000] {
+                assert!(decode_all(body.as_bytes(), split).is_err(), "split {split}");
+            }
+        }
+        // A line of exactly the limit passes, split anywhere (its CR alone at the end of a read).
+        let longest = format!("1;{}\r\na\r\n0\r\n\r\n", "x".repeat(MAX_CHUNK_LINE - 2));
+        for split in [1, MAX_CHUNK_LINE + 1, 100_000] {
+            assert_eq!(decode_all(longest.as_bytes(), split).unwrap(), b"a");
+        }
+    }
+
     fn head(raw: &str) -> ResponseHeader {
         parse_head(raw.as_bytes()).unwrap().unwrap().0
     }
@@ -828,6 +901,47 @@ mod tests {
     }
 
     #[test]
+    fn a_bodiless_answer_passes_on_one_valid_length() {
+        let recipient = |raw: &str, head_only| {
+            for_recipient(head(raw), head_only, Version::HTTP_11).map(|(h, _, _)| {
+                h.headers
+                    .get_all(header::CONTENT_LENGTH)
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+        };
+        // Found by the origin_head fuzz target: both values reached the recipient.
+        assert!(recipient(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: LL\r\n\r\n",
+            true
+        )
+        .is_err());
+        assert!(recipient(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            false
+        )
+        .is_err());
+        assert!(recipient("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", true).is_err());
+        assert_eq!(
+            recipient(
+                "HTTP/1.1 200 OK\r\nContent-Length: 12, 12\r\nContent-Length: 12\r\n\r\n",
+                true
+            )
+            .unwrap(),
+            ["12"]
+        );
+        assert_eq!(
+            recipient("HTTP/1.1 200 OK\r\nContent-Length: 0, 0\r\n\r\n", false).unwrap(),
+            ["0"]
+        );
+        assert_eq!(
+            recipient("HTTP/1.1 304 Not Modified\r\n\r\n", false).unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
     fn hop_by_hop_headers_stay_behind() {
         let mut h = head("HTTP/1.1 200 OK\r\nConnection: close, X-Private\r\nX-Private: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nETag: \"a\"\r\n\r\n");
         strip_hop_by_hop(&mut h);
@@ -844,6 +958,29 @@ mod tests {
         assert_eq!(names, ["content-type", "etag", "vary"]);
         let types: Vec<_> = h.headers.get_all(header::CONTENT_TYPE).iter().collect();
         assert_eq!(types, ["text/plain"]);
+    }
+
+    #[test]
+    fn heads_over_the_limit_are_refused_however_they_arrive() {
+        let raw = format!(
+            "HTTP/1.1 200 OK\r\nETag: \"{}\"\r\nContent-Length: 0\r\n\r\n",
+            "e".repeat(MAX_HEAD)
+        );
+        // In one read (it passed), and in reads of 8 KiB.
+        assert!(take_head(&mut BytesMut::from(raw.as_bytes())).is_err());
+        let mut buf = BytesMut::new();
+        let refused = raw.as_bytes().chunks(8192).any(|piece| {
+            buf.extend_from_slice(piece);
+            take_head(&mut buf).is_err()
+        });
+        assert!(refused);
+        let fits = format!(
+            "HTTP/1.1 200 OK\r\nETag: \"{}\"\r\n\r\n",
+            "e".repeat(MAX_HEAD - 100)
+        );
+        assert!(take_head(&mut BytesMut::from(fits.as_bytes()))
+            .unwrap()
+            .is_some());
     }
 
     #[test]

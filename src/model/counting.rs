@@ -127,7 +127,9 @@ pub fn expected_length(range: Option<&str>, size: Option<u64>) -> Option<u64> {
     };
     match (range, size) {
         (ByteRange::Span(a, b), Some(s)) => Some(if a >= s { 0 } else { b.min(s - 1) - a + 1 }),
-        (ByteRange::Span(a, b), None) => Some(b - a + 1),
+        // `bytes=0-18446744073709551615` of a document of unknown size: 2^64 bytes, one more
+        // than a u64 holds (it overflowed; found by the `range` fuzz target).
+        (ByteRange::Span(a, b), None) => Some((b - a).saturating_add(1)),
         (ByteRange::From(a), Some(s)) => Some(s.saturating_sub(a)),
         (ByteRange::Suffix(n), Some(s)) => Some(n.min(s)),
         (_, None) => None,
@@ -520,6 +522,14 @@ mod tests {
         assert_eq!(expected_length(Some("bytes=40-"), None), None);
         assert_eq!(expected_length(Some("bytes=0-9"), None), Some(10));
         assert_eq!(expected_length(Some("bytes=5-,0-"), Some(100)), Some(100));
+        assert_eq!(
+            expected_length(Some("bytes=0-18446744073709551615"), None),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            expected_length(Some("bytes=1-18446744073709551615"), None),
+            Some(u64::MAX)
+        );
     }
 
     #[test]

@@ -99,8 +99,9 @@ fn something_left(
     }
 }
 
-/// The token part of `/s/{token}` or `/s/{token}/{cosmetic name}`.
-fn token_of(path: &str) -> Option<&str> {
+/// The token part of `/s/{token}` or `/s/{token}/{cosmetic name}` (a fuzzing entry point, with
+/// [`crate::token::Keyring::verify`] after it).
+pub fn token_of(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/s/")?;
     let token = rest.split('/').next()?;
     (!token.is_empty()).then_some(token)

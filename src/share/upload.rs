@@ -289,8 +289,6 @@ impl Chunks for RequestBody<'_> {
     }
 }
 
-struct Part<'a, 'r>(&'a mut multer::Field<'r>);
-
 fn form_error(e: multer::Error) -> UploadError {
     match e {
         multer::Error::StreamReadFailed(_)
@@ -300,10 +298,81 @@ fn form_error(e: multer::Error) -> UploadError {
     }
 }
 
-#[async_trait]
-impl Chunks for Part<'_, '_> {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, UploadError> {
+/// The boundary of an upload form's `Content-Type` (`multipart/form-data; boundary=…`).
+pub fn form_boundary(content_type: &str) -> Result<String, UploadError> {
+    multer::parse_boundary(content_type)
+        .map_err(|_| UploadError::BadRequest("send the files as multipart/form-data".into()))
+}
+
+/// The parts of a `multipart/form-data` upload form, as [`Upload::form`] reads them from the
+/// request body: the `csrf` field's text, and `file` parts with their data still to be read;
+/// every other field is read and dropped (bounded). A fuzzing entry point.
+pub struct UploadForm<'r> {
+    form: multer::Multipart<'r>,
+}
+
+/// One part of an upload form that matters.
+pub enum FormPart<'r> {
+    /// The `csrf` field (at most 4 KiB of UTF-8).
+    Csrf(String),
+    /// A `file` part; its file name is empty for an empty file input.
+    File(Box<FilePart<'r>>),
+}
+
+/// A `file` part of an upload form, its data read with [`FilePart::chunk`].
+pub struct FilePart<'r>(multer::Field<'r>);
+
+impl FilePart<'_> {
+    /// The file name as the client sent it (not sanitised), or empty.
+    pub fn name(&self) -> &str {
+        self.0.file_name().unwrap_or("")
+    }
+
+    /// The next piece of the file's data; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, UploadError> {
         self.0.chunk().await.map_err(form_error)
+    }
+
+    /// Reads and drops the part (bounded, like any other field).
+    pub async fn skip(&mut self) -> Result<(), UploadError> {
+        skip(&mut self.0).await
+    }
+}
+
+#[async_trait]
+impl Chunks for FilePart<'_> {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, UploadError> {
+        self.chunk().await
+    }
+}
+
+impl<'r> UploadForm<'r> {
+    /// The form in `body` (the request body's chunks), its parts separated by `boundary`.
+    pub fn new<S, E>(body: S, boundary: String) -> UploadForm<'r>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, E>> + Send + 'r,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'r,
+    {
+        UploadForm {
+            form: multer::Multipart::new(body, boundary),
+        }
+    }
+
+    /// The next `csrf` or `file` part; `None` at the end of the form. A `file` part must be
+    /// read to its end (or skipped) before the next part is asked for.
+    pub async fn next_part(&mut self) -> Result<Option<FormPart<'r>>, UploadError> {
+        loop {
+            let Some(mut field) = self.form.next_field().await.map_err(form_error)? else {
+                return Ok(None);
+            };
+            match field.name() {
+                Some("csrf") => {
+                    return read_text(&mut field).await.map(|t| Some(FormPart::Csrf(t)))
+                }
+                Some("file") => return Ok(Some(FormPart::File(Box::new(FilePart(field))))),
+                _ => skip(&mut field).await?,
+            }
+        }
     }
 }
 
@@ -567,12 +636,8 @@ impl Upload<'_> {
             .unwrap_or_default();
         let mut stored: Vec<(String, u64)> = Vec::new();
         let mut error: Option<UploadError> = None;
-        match multer::parse_boundary(&content_type) {
-            Err(_) => {
-                error = Some(UploadError::BadRequest(
-                    "send the files as multipart/form-data".into(),
-                ))
-            }
+        match form_boundary(&content_type) {
+            Err(e) => error = Some(e),
             Ok(boundary) => {
                 let stream = futures_util::stream::unfold(&mut *session, |s| async move {
                     match crate::share::guard::read_body(s).await {
@@ -581,27 +646,24 @@ impl Upload<'_> {
                         Err(e) => Some((Err(e), s)),
                     }
                 });
-                let mut form = multer::Multipart::new(stream, boundary);
+                let mut form = UploadForm::new(stream, boundary);
                 let mut csrf_ok = !self.link.has_gate();
                 loop {
-                    let mut field = match form.next_field().await {
-                        Ok(Some(field)) => field,
+                    let part = match form.next_part().await {
+                        Ok(Some(part)) => part,
                         Ok(None) => break,
                         Err(e) => {
-                            error = Some(form_error(e));
+                            error = Some(e);
                             break;
                         }
                     };
-                    match field.name() {
-                        Some("csrf") => {
-                            let spent = match read_text(&mut field).await {
-                                Ok(token) => self
-                                    .gate
-                                    .spend_csrf(&token, &self.link.id, &device)
-                                    .await
-                                    .map_err(UploadError::from),
-                                Err(e) => Err(e),
-                            };
+                    match part {
+                        FormPart::Csrf(token) => {
+                            let spent = self
+                                .gate
+                                .spend_csrf(&token, &self.link.id, &device)
+                                .await
+                                .map_err(UploadError::from);
                             match spent {
                                 Ok(token) => csrf_ok = csrf_ok || token == FormToken::Fresh,
                                 Err(e) => {
@@ -610,33 +672,27 @@ impl Upload<'_> {
                                 }
                             }
                         }
-                        Some("file") => {
+                        FormPart::File(mut file) => {
                             if !csrf_ok {
                                 error = Some(UploadError::Form);
                                 break;
                             }
-                            let raw = field.file_name().unwrap_or("").to_string();
+                            let raw = file.name().to_string();
                             if raw.is_empty() {
                                 // An empty file input sends a nameless, empty part.
-                                if let Err(e) = skip(&mut field).await {
+                                if let Err(e) = file.skip().await {
                                     error = Some(e);
                                     break;
                                 }
                                 continue;
                             }
-                            match self.store_file(&raw, None, &mut Part(&mut field)).await {
+                            match self.store_file(&raw, None, &mut *file).await {
                                 Ok(s) => stored.push((s.name, s.bytes)),
                                 Err((name, key, e)) => {
                                     self.refused(name.as_deref(), key.as_deref(), &e);
                                     error = Some(e);
                                     break;
                                 }
-                            }
-                        }
-                        _ => {
-                            if let Err(e) = skip(&mut field).await {
-                                error = Some(e);
-                                break;
                             }
                         }
                     }

@@ -100,7 +100,7 @@ fn something_left(
 }
 
 /// The token part of `/s/{token}` or `/s/{token}/{cosmetic name}` (a fuzzing entry point, with
-/// [`crate::token::Keyring::verify`] after it).
+/// [`crate::model::token::Keyring::verify`] after it).
 pub fn token_of(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/s/")?;
     let token = rest.split('/').next()?;

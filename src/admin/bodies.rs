@@ -1,0 +1,650 @@
+//! Request bodies of the admin API: every field read and checked, naming the field when it is
+//! wrong. `create` and `patch` run these first; the fuzz targets run the same functions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::docstore::check_object_key;
+use crate::model::link::{
+    sanitize_filename, valid_rendition_name, Document, Link, Recipient, Rendition, Right,
+    UploadSpec,
+};
+use crate::model::policy::{valid_type_pattern, Policy, Proposed};
+use crate::state::StoreError;
+
+use super::error::ApiError;
+
+pub(super) fn take_string(
+    body: &mut Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, ApiError> {
+    match body.remove(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::field(field, "must be a string")),
+    }
+}
+
+/// An identity (`created_by`, `changed_by`, `?by=`): at most 256 characters, no control characters.
+pub(super) fn check_identity(
+    field: &str,
+    value: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.is_empty() || v.len() > 256 || v.chars().any(char::is_control) => {
+            Err(ApiError::field(
+                field,
+                "must be 1 to 256 characters without control characters",
+            ))
+        }
+        other => Ok(other),
+    }
+}
+
+pub(super) fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, ApiError> {
+    let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        ApiError::field(
+            "expires_at",
+            "must be an RFC 3339 time, e.g. 2030-01-31T17:00:00Z",
+        )
+    })?;
+    if t <= now {
+        return Err(ApiError::field("expires_at", "must be in the future"));
+    }
+    // A time whose UTC value falls outside years 1 to 9999 (`9999-12-31T23:59:59-23:59`) made
+    // `to_offset` panic.
+    t.checked_to_offset(time::UtcOffset::UTC)
+        .ok_or_else(|| ApiError::field("expires_at", "must be a time before the year 10000"))
+}
+
+/// `expires_at`: absent → `None`; null → `Some(None)` (never expires); a time → `Some(Some(t))`.
+pub(super) fn take_expiry(
+    body: &mut Map<String, Value>,
+    now: OffsetDateTime,
+) -> Result<Option<Option<OffsetDateTime>>, ApiError> {
+    match body.remove("expires_at") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) => Ok(Some(Some(parse_expiry(&s, now)?))),
+        Some(_) => Err(ApiError::field(
+            "expires_at",
+            "must be an RFC 3339 time or null",
+        )),
+    }
+}
+
+/// `max_downloads`: absent → `None`; null → `Some(None)` (no limit); n ≥ 1 → `Some(Some(n))`.
+pub(super) fn take_limit(body: &mut Map<String, Value>) -> Result<Option<Option<u64>>, ApiError> {
+    match body.remove("max_downloads") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 => Ok(Some(Some(n))),
+            _ => Err(ApiError::field(
+                "max_downloads",
+                "must be a whole number of at least 1, or null for no limit",
+            )),
+        },
+    }
+}
+
+pub(super) fn parse_rights(value: Option<Value>) -> Result<Vec<Right>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(vec![Right::Download]);
+    };
+    let Value::Array(items) = value else {
+        return Err(ApiError::field(
+            "rights",
+            "must be an array of strings, e.g. [\"download\"]",
+        ));
+    };
+    let mut rights = Vec::new();
+    for item in items {
+        let text = item
+            .as_str()
+            .ok_or_else(|| ApiError::field("rights", "must contain only strings"))?;
+        let right = Right::parse(text).ok_or_else(|| {
+            ApiError::field("rights", format!("unknown right `{text}`; known rights: view, download, download:<rendition>, upload"))
+        })?;
+        if !rights.contains(&right) {
+            rights.push(right);
+        }
+    }
+    if rights.is_empty() {
+        return Err(ApiError::field("rights", "must grant at least one right"));
+    }
+    rights.sort();
+    Ok(rights)
+}
+
+/// Most documents one link may share.
+pub const MAX_DOCUMENTS: usize = 50;
+
+/// An object key field: present, a string, and a key that stays inside the store.
+pub(super) fn object_key(value: Option<Value>, field: &str) -> Result<String, ApiError> {
+    match value {
+        Some(Value::String(key)) => {
+            check_object_key(&key).map_err(|m| ApiError::field(field, m))?;
+            Ok(key)
+        }
+        None | Some(Value::Null) => Err(ApiError::field(field, "is required")),
+        Some(_) => Err(ApiError::field(field, "must be a string")),
+    }
+}
+
+/// A display name field, sanitised; the key's last segment when absent.
+pub(super) fn display_name(
+    value: Option<Value>,
+    field: &str,
+    key: &str,
+) -> Result<String, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(sanitize_filename(key.rsplit('/').next().unwrap_or(key))),
+        Some(Value::String(name)) => Ok(sanitize_filename(&name)),
+        Some(_) => Err(ApiError::field(field, "must be a string")),
+    }
+}
+
+/// `renditions`: `{"lowres": {"object": "…", "filename": "…"}}` or `{"lowres": "key"}`.
+pub(super) fn parse_renditions(
+    value: Option<Value>,
+    field: &str,
+) -> Result<BTreeMap<String, Rendition>, ApiError> {
+    let mut out = BTreeMap::new();
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(out);
+    };
+    let Value::Object(map) = value else {
+        return Err(ApiError::field(
+            field,
+            "must be an object like {\"lowres\": {\"object\": \"x-low.pdf\"}}",
+        ));
+    };
+    for (name, spec) in map {
+        let at = format!("{field}.{name}");
+        if !valid_rendition_name(&name) {
+            return Err(ApiError::field(&at, "a rendition name is 1 to 32 of a-z, 0-9, `_` and `-` (not original, view or download)"));
+        }
+        let (object, filename) = match spec {
+            Value::String(key) => (Some(Value::String(key)), None),
+            Value::Object(mut o) => {
+                let parts = (o.remove("object"), o.remove("filename"));
+                if let Some(unknown) = o.keys().next() {
+                    return Err(ApiError::field(
+                        &format!("{at}.{unknown}"),
+                        "is not a known field",
+                    ));
+                }
+                parts
+            }
+            _ => {
+                return Err(ApiError::field(
+                    &at,
+                    "must be an object key or {\"object\": …, \"filename\": …}",
+                ))
+            }
+        };
+        let object = object_key(object, &format!("{at}.object"))?;
+        let filename = display_name(filename, &format!("{at}.filename"), &object)?;
+        out.insert(
+            name,
+            Rendition {
+                object,
+                filename,
+                size: None,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// The documents of a new link: `object` (+ `filename`, `renditions`) for one, or `documents`.
+pub(super) fn take_documents(body: &mut Map<String, Value>) -> Result<Vec<Document>, ApiError> {
+    let single = body.contains_key("object") && !body["object"].is_null();
+    let several = body.get("documents").is_some_and(|v| !v.is_null());
+    if single && several {
+        return Err(ApiError::field(
+            "documents",
+            "give either `object` (one document) or `documents`, not both",
+        ));
+    }
+    if !several {
+        let (object, filename, renditions) = (
+            body.remove("object"),
+            body.remove("filename"),
+            body.remove("renditions"),
+        );
+        body.remove("documents");
+        if !single {
+            if filename.as_ref().is_some_and(|v| !v.is_null())
+                || renditions.as_ref().is_some_and(|v| !v.is_null())
+            {
+                return Err(ApiError::field(
+                    "object",
+                    "is required with filename or renditions",
+                ));
+            }
+            return Ok(Vec::new());
+        }
+        let object = object_key(object, "object")?;
+        let filename = display_name(filename, "filename", &object)?;
+        let mut doc = Document::new(object, filename, None);
+        doc.renditions = parse_renditions(renditions, "renditions")?;
+        return Ok(vec![doc]);
+    }
+    for field in ["filename", "renditions"] {
+        if body.get(field).is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::field(
+                field,
+                "belongs inside each entry of `documents`",
+            ));
+        }
+        body.remove(field);
+    }
+    body.remove("object");
+    let Some(Value::Array(items)) = body.remove("documents") else {
+        return Err(ApiError::field(
+            "documents",
+            "must be an array of {\"object\": …, \"filename\": …}",
+        ));
+    };
+    if items.is_empty() || items.len() > MAX_DOCUMENTS {
+        return Err(ApiError::field(
+            "documents",
+            format!("must list 1 to {MAX_DOCUMENTS} documents"),
+        ));
+    }
+    let mut docs = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let at = format!("documents[{i}]");
+        let Value::Object(mut d) = item else {
+            return Err(ApiError::field(
+                &at,
+                "must be an object like {\"object\": \"a.pdf\", \"filename\": \"A.pdf\"}",
+            ));
+        };
+        let object = object_key(d.remove("object"), &format!("{at}.object"))?;
+        let filename = display_name(d.remove("filename"), &format!("{at}.filename"), &object)?;
+        let renditions = parse_renditions(d.remove("renditions"), &format!("{at}.renditions"))?;
+        if let Some(unknown) = d.keys().next() {
+            return Err(ApiError::field(
+                &format!("{at}.{unknown}"),
+                "is not a known field",
+            ));
+        }
+        let mut doc = Document::new(object, filename, None);
+        doc.renditions = renditions;
+        docs.push(doc);
+    }
+    Ok(docs)
+}
+
+/// `upload`: where and how a link with the `upload` right accepts files.
+pub(super) fn take_upload(body: &mut Map<String, Value>) -> Result<Option<UploadSpec>, ApiError> {
+    let Some(value) = body.remove("upload").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Value::Object(mut u) = value else {
+        return Err(ApiError::field(
+            "upload",
+            "must be an object like {\"folder\": \"incoming/job-42\"}",
+        ));
+    };
+    let folder = object_key(u.remove("folder"), "upload.folder")?;
+    let folder = folder.trim_start_matches('/').to_string();
+    let overwrite = match u.remove("overwrite") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(ApiError::field("upload.overwrite", "must be true or false")),
+    };
+    let positive = |v: Option<Value>, field: &str| -> Result<Option<u64>, ApiError> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= 1 => Ok(Some(n)),
+                _ => Err(ApiError::field(
+                    field,
+                    "must be a whole number of at least 1",
+                )),
+            },
+        }
+    };
+    let max_files = positive(u.remove("max_files"), "upload.max_files")?;
+    let max_bytes = positive(u.remove("max_bytes"), "upload.max_bytes")?;
+    let allowed_types = match u.remove("allowed_types") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => {
+            let mut types = Vec::new();
+            for item in items {
+                match item.as_str() {
+                    Some(t) if valid_type_pattern(t) => types.push(t.to_ascii_lowercase()),
+                    _ => {
+                        return Err(ApiError::field(
+                            "upload.allowed_types",
+                            "must list media types like \"application/pdf\" or \"image/*\"",
+                        ))
+                    }
+                }
+            }
+            if types.is_empty() {
+                return Err(ApiError::field(
+                    "upload.allowed_types",
+                    "must list at least one type (leave it out to accept any)",
+                ));
+            }
+            Some(types)
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                "upload.allowed_types",
+                "must be an array of media types",
+            ))
+        }
+    };
+    if let Some(unknown) = u.keys().next() {
+        return Err(ApiError::field(
+            &format!("upload.{unknown}"),
+            "is not a known field",
+        ));
+    }
+    Ok(Some(UploadSpec {
+        folder,
+        overwrite,
+        max_files,
+        max_bytes,
+        allowed_types,
+    }))
+}
+
+/// Rights, documents and upload settings must fit together.
+pub(super) fn check_shape(
+    rights: &[Right],
+    documents: &[Document],
+    upload: Option<&UploadSpec>,
+) -> Result<(), ApiError> {
+    let uploads = rights.contains(&Right::Upload);
+    match (uploads, upload) {
+        (true, None) => {
+            return Err(ApiError::field(
+                "upload",
+                "is required with the `upload` right (at least {\"folder\": …})",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::field(
+                "upload",
+                "needs the `upload` right in `rights`",
+            ))
+        }
+        _ => {}
+    }
+    if documents.is_empty() && rights.iter().any(|r| *r != Right::Upload) {
+        return Err(ApiError::field(
+            "object",
+            "is required (or `documents`), unless the link only grants `upload`",
+        ));
+    }
+    for r in rights {
+        if let Right::Rendition(name) = r {
+            if !documents.iter().any(|d| d.renditions.contains_key(name)) {
+                return Err(ApiError::field(
+                    "rights",
+                    format!("`{r}` names a rendition no document has"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the operator's policy against a link as it would be stored (the password's length was
+/// checked when it arrived; here only its presence counts).
+pub(super) fn check_policy(
+    policy: &Policy,
+    link: &Link,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let proposed = Proposed {
+        password: None,
+        has_password: link.password_hash.is_some(),
+        expires_at: link.expires_at,
+        max_downloads: link.max_downloads,
+        rights: &link.rights,
+        upload: link.upload.as_ref(),
+    };
+    policy
+        .check(&proposed, now)
+        .map_err(|v| StoreError::Rejected {
+            field: v.field,
+            message: v.message,
+        })
+}
+
+/// `password`: absent → `None`; null → `Some(None)` (remove); a string → `Some(Some(p))`.
+pub(super) fn take_password(
+    body: &mut Map<String, Value>,
+) -> Result<Option<Option<String>>, ApiError> {
+    match body.remove("password") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(p)) if p.is_empty() => Err(ApiError::field(
+            "password",
+            "must not be empty (null removes it)",
+        )),
+        Some(Value::String(p)) if p.len() > 1024 => {
+            Err(ApiError::field("password", "must be at most 1024 bytes"))
+        }
+        Some(Value::String(p)) => Ok(Some(Some(p))),
+        Some(_) => Err(ApiError::field("password", "must be a string or null")),
+    }
+}
+
+/// A plausible mail address: one `@`, something on both sides, no spaces or controls.
+pub(super) fn valid_email(email: &str) -> bool {
+    let Some((user, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !user.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 254
+        && !domain.contains('@')
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"\\()[]".contains(c))
+}
+
+pub(super) fn take_recipient(body: &mut Map<String, Value>) -> Result<Option<Recipient>, ApiError> {
+    let Some(value) = body.remove("recipient").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Value::Object(mut r) = value else {
+        return Err(ApiError::field(
+            "recipient",
+            "must be an object like {\"email\": \"jane@example.org\"}",
+        ));
+    };
+    let email = match r.remove("email") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(e)) if valid_email(e.trim()) => Some(e.trim().to_string()),
+        Some(_) => {
+            return Err(ApiError::field(
+                "recipient.email",
+                "must be a mail address like jane@example.org, or null",
+            ))
+        }
+    };
+    let require_code = match r.remove("require_code") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => {
+            return Err(ApiError::field(
+                "recipient.require_code",
+                "must be true or false",
+            ))
+        }
+    };
+    if require_code && email.is_none() {
+        return Err(ApiError::field(
+            "recipient.require_code",
+            "needs recipient.email to send codes to",
+        ));
+    }
+    if let Some(unknown) = r.keys().next() {
+        return Err(ApiError::field(
+            &format!("recipient.{unknown}"),
+            "is not a known field",
+        ));
+    }
+    Ok(Some(Recipient {
+        email,
+        require_code,
+    }))
+}
+
+pub(super) fn refuse_unknown(body: &Map<String, Value>) -> Result<(), ApiError> {
+    match body.keys().next() {
+        Some(unknown) => Err(ApiError::field(unknown, "is not a known field")),
+        None => Ok(()),
+    }
+}
+
+/// Query parameters, percent-decoded; pairs that are not UTF-8 are dropped.
+pub fn parse_query(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8()
+                    .ok()
+                    .map(|c| c.into_owned())
+            };
+            Some((dec(k)?, dec(v)?))
+        })
+        .filter(|(k, _)| !k.is_empty())
+        .collect()
+}
+
+/// The fields of a `POST /v1/links` body, each checked: everything that needs no store, policy
+/// or caller.
+pub(super) struct LinkBody {
+    pub(super) store: String,
+    pub(super) documents: Vec<Document>,
+    pub(super) upload: Option<UploadSpec>,
+    pub(super) expires_at: Option<OffsetDateTime>,
+    pub(super) max_downloads: Option<u64>,
+    pub(super) rights: Vec<Right>,
+    pub(super) created_by: Option<String>,
+    pub(super) password: Option<String>,
+    pub(super) recipient: Option<Recipient>,
+}
+
+/// Reads a `POST /v1/links` body: what `create` runs on every body before it looks at the store,
+/// the caller and the policy, and what [`validate_link_body`] (the fuzzing entry point) runs.
+pub(super) fn parse_link_body(
+    mut body: Map<String, Value>,
+    now: OffsetDateTime,
+) -> Result<LinkBody, ApiError> {
+    let store =
+        take_string(&mut body, "store")?.ok_or_else(|| ApiError::field("store", "is required"))?;
+    let documents = take_documents(&mut body)?;
+    let upload = take_upload(&mut body)?;
+    let expires_at = take_expiry(&mut body, now)?.flatten();
+    let max_downloads = take_limit(&mut body)?.flatten();
+    let rights = parse_rights(body.remove("rights"))?;
+    check_shape(&rights, &documents, upload.as_ref())?;
+    let created_by = check_identity("created_by", take_string(&mut body, "created_by")?)?;
+    let password = take_password(&mut body)?.flatten();
+    let recipient = take_recipient(&mut body)?;
+    refuse_unknown(&body)?;
+    Ok(LinkBody {
+        store,
+        documents,
+        upload,
+        expires_at,
+        max_downloads,
+        rights,
+        created_by,
+        password,
+        recipient,
+    })
+}
+
+/// A request body that must be a JSON object (`POST /v1/links`, `PATCH /v1/links/{id}`).
+pub(super) fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("a JSON object body is required"));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "the body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+/// The fields of a `PATCH /v1/links/{id}` body, each checked; absent fields are `None`, and
+/// `Some(None)` clears (`expires_at`, `max_downloads`, `password` set to null).
+#[derive(Debug)]
+pub struct PatchBody {
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    pub max_downloads: Option<Option<u64>>,
+    /// Already sanitised.
+    pub filename: Option<String>,
+    pub changed_by: Option<String>,
+    pub password: Option<Option<String>>,
+}
+
+/// Reads a `PATCH /v1/links/{id}` body: what `patch` runs on every body before it looks at the
+/// policy, the caller and the link.
+pub(super) fn parse_patch_body(
+    mut body: Map<String, Value>,
+    now: OffsetDateTime,
+) -> Result<PatchBody, ApiError> {
+    let expires_at = take_expiry(&mut body, now)?;
+    let max_downloads = take_limit(&mut body)?;
+    let filename = take_string(&mut body, "filename")?.map(|f| sanitize_filename(&f));
+    let changed_by = check_identity("changed_by", take_string(&mut body, "changed_by")?)?;
+    let password = take_password(&mut body)?;
+    refuse_unknown(&body)?;
+    if expires_at.is_none() && max_downloads.is_none() && filename.is_none() && password.is_none() {
+        return Err(ApiError::field(
+            "body",
+            "names nothing to change (expires_at, max_downloads, filename, password)",
+        ));
+    }
+    Ok(PatchBody {
+        expires_at,
+        max_downloads,
+        filename,
+        changed_by,
+        password,
+    })
+}
+
+pub(super) fn api_message(e: ApiError) -> String {
+    format!("{}: {}", e.field.unwrap_or_default(), e.message)
+}
+
+/// The request-only part of `POST /v1/links` validation, through the same functions `create`
+/// uses ([`json_object`], [`parse_link_body`]) from the same bytes: the entry point for fuzzing,
+/// and what an integrator's body must pass before anything else is looked at.
+pub fn validate_link_body(body: &[u8], now: OffsetDateTime) -> Result<(), String> {
+    let body = json_object(body).map_err(api_message)?;
+    parse_link_body(body, now).map(|_| ()).map_err(api_message)
+}
+
+/// The request-only part of `PATCH /v1/links/{id}` validation, through the same functions
+/// `patch` uses ([`json_object`], [`parse_patch_body`]) from the same bytes: the entry point
+/// for fuzzing.
+pub fn validate_patch_body(body: &[u8], now: OffsetDateTime) -> Result<PatchBody, String> {
+    let body = json_object(body).map_err(api_message)?;
+    parse_patch_body(body, now).map_err(api_message)
+}

@@ -1,0 +1,46 @@
+//! What the API shows of a link.
+
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::model::link::Link;
+use crate::share::gate::Gate;
+
+pub(super) fn rfc3339(t: OffsetDateTime) -> Value {
+    t.format(&Rfc3339).map(Value::String).unwrap_or(Value::Null)
+}
+
+pub(super) fn opt_time(t: Option<OffsetDateTime>) -> Value {
+    t.map(rfc3339).unwrap_or(Value::Null)
+}
+
+/// What the API shows of a link (never a password hash).
+pub(super) fn link_view(gate: &Gate, link: &Link, downloads_used: u64) -> Value {
+    let first = link.documents.first();
+    json!({
+        "id": link.id,
+        "type": link.kind(),
+        "has_password": link.password_hash.is_some(),
+        "recipient": link.recipient,
+        "trusted_devices": link.trusted_devices.len(),
+        "url": gate.url_of(link),
+        "token": gate.token_of(link),
+        "store": link.store,
+        "object": first.map(|d| d.object.as_str()),
+        "filename": first.map(|d| d.filename.as_str()),
+        "documents": link.documents,
+        "rights": link.rights,
+        "upload": link.upload,
+        "uploads_received": link.uploads,
+        "state": link.state,
+        "expires_at": opt_time(link.expires_at),
+        "max_downloads": link.max_downloads,
+        "downloads_used": downloads_used,
+        "generation": link.generation,
+        "created_by": link.created_by,
+        "created_at": rfc3339(link.created_at),
+        "cancelled_by": link.cancelled_by,
+        "cancelled_at": opt_time(link.cancelled_at),
+    })
+}

@@ -22,7 +22,12 @@ use super::{AdminApi, Caller, RequestFacts};
 
 impl AdminApi {
     pub(super) async fn view(&self, link: &Link) -> Result<Value, ApiError> {
-        let used = self.gate.store.usage(link.id, link.generation).await?;
+        let used = self
+            .gate
+            .links
+            .store
+            .usage(link.id, link.generation)
+            .await?;
         Ok(link_view(&self.gate, link, used))
     }
 
@@ -32,7 +37,8 @@ impl AdminApi {
         if let Err(e) = self
             .gate
             .audit
-            .write_now(&self.gate.store, self.gate.audit_retention, id, draft)
+            .queue
+            .write_now(&self.gate.links.store, self.gate.audit.retention, id, draft)
             .await
         {
             tracing::warn!(link = %id, error = %e, "audit events queued for retry");
@@ -41,7 +47,7 @@ impl AdminApi {
 
     /// The link, if it exists and this caller may see it.
     pub(super) async fn visible(&self, caller: &Caller, id: LinkId) -> Result<Link, ApiError> {
-        match self.gate.store.get(id).await? {
+        match self.gate.links.store.get(id).await? {
             Some(link) if caller.sees(&link) => Ok(link),
             _ => Err(ApiError::not_found()),
         }
@@ -68,7 +74,7 @@ impl AdminApi {
     /// The object's size from the origin (a HEAD, bounded to two seconds); `None` when the origin
     /// does not say (the landing page then shows no size).
     pub(super) async fn object_size(&self, store: &str, object: &str) -> Option<u64> {
-        self.gate.upstreams.get(store)?.size_of(object).await
+        self.gate.docstores.get(store)?.size_of(object).await
     }
 
     pub(super) async fn create(
@@ -90,7 +96,7 @@ impl AdminApi {
             password,
             recipient,
         } = parse_link_body(body, now)?;
-        if !self.gate.upstreams.contains_key(&store) {
+        if !self.gate.docstores.contains_key(&store) {
             return Err(ApiError::field(
                 "store",
                 format!("no store named `{store}` is configured"),
@@ -129,8 +135,12 @@ impl AdminApi {
             None => None,
         };
         self.fill_sizes(&store, &mut documents).await;
-        let mut link =
-            Link::with_documents(&store, documents, self.gate.keys.signing_key_id(), now);
+        let mut link = Link::with_documents(
+            &store,
+            documents,
+            self.gate.links.keys.signing_key_id(),
+            now,
+        );
         link.rights = rights;
         link.upload = upload;
         link.expires_at = expires_at;
@@ -138,7 +148,7 @@ impl AdminApi {
         link.created_by = created_by.clone();
         link.password_hash = password_hash;
         link.recipient = recipient;
-        self.gate.store.create(&link).await?;
+        self.gate.links.store.create(&link).await?;
         tracing::info!(link = %link.id, store = %link.store, "link created");
         let mut event = origin.event("link.created", "ok", created_by);
         event.document = link.documents.first().map(|d| d.object.clone());
@@ -229,6 +239,7 @@ impl AdminApi {
         });
         let before = self
             .gate
+            .links
             .store
             .get(id)
             .await?
@@ -268,8 +279,8 @@ impl AdminApi {
     }
 
     pub(super) async fn change(&self, id: LinkId, change: Change) -> Result<Link, ApiError> {
-        let result = self.gate.store.update(id, change).await;
-        self.gate.cache.invalidate(&id);
+        let result = self.gate.links.store.update(id, change).await;
+        self.gate.links.cache.invalidate(&id);
         Ok(result?)
     }
 
@@ -377,7 +388,7 @@ impl AdminApi {
             after: q.get("after").cloned(),
             limit,
         };
-        let page = self.gate.store.list(&query).await?;
+        let page = self.gate.links.store.list(&query).await?;
         let mut links = Vec::with_capacity(page.links.len());
         for link in &page.links {
             links.push(self.view(link).await?);
@@ -410,7 +421,7 @@ impl AdminApi {
                 }
             },
         };
-        let events = self.gate.store.events(id, after, limit).await?;
+        let events = self.gate.links.store.events(id, after, limit).await?;
         let next = (events.len() == limit)
             .then(|| events.last().map(|e| e.seq))
             .flatten();

@@ -27,6 +27,7 @@ pub async fn readiness(gate: &Gate) -> (StatusCode, Value) {
     let state = bounded(async {
         match probe {
             Some(id) => gate
+                .links
                 .store
                 .get(id)
                 .await
@@ -37,7 +38,7 @@ pub async fn readiness(gate: &Gate) -> (StatusCode, Value) {
     })
     .await;
     let mut stores = Map::new();
-    for (name, store) in &gate.upstreams {
+    for (name, store) in &gate.docstores {
         let result = bounded(store.ready()).await;
         if let Err(e) = &result {
             tracing::warn!(store = %name, kind = store.kind(), error = %e, "store is not ready");

@@ -113,10 +113,11 @@ impl AdminApi {
             return None;
         }
         let presented = rest.trim_ascii_start();
-        if bool::from(presented.ct_eq(self.gate.admin_token.as_bytes())) {
+        if bool::from(presented.ct_eq(self.gate.admin.token.as_bytes())) {
             return Some(Caller::Full);
         }
         self.gate
+            .admin
             .callers
             .iter()
             .find(|c| bool::from(presented.ct_eq(c.token.as_bytes())))

@@ -21,8 +21,8 @@ use crate::app::logwriter::{BatchWriter, LogGuard};
 use crate::config::{Config, StateConfig};
 use crate::docstore::relay::Relay;
 use crate::docstore::write::Writer;
-use crate::docstore::Store;
-use crate::share::gate::Gate;
+use crate::docstore::DocStore;
+use crate::share::gate::{AdminAccess, Audit, Checks, Counting, Gate, Links};
 use crate::share::mail::Mailer;
 use crate::share::proxy::Proxy;
 use crate::share::recipient::PageLimiter;
@@ -30,7 +30,7 @@ use crate::share::secure_link::LegacyLinks;
 use crate::share::tls::{CertStore, Redirect, Reloader, TlsEdge};
 use crate::share::verify::Verifier;
 use crate::state::cache::LinkCache;
-use crate::state::queues::{AuditQueue, Refunds, UsageBatcher};
+use crate::state::queues::AuditQueue;
 use crate::state::{EmbeddedStore, LinkStore, RedisStore, StoreError};
 use demo_origin::StaticOrigin;
 
@@ -42,11 +42,16 @@ struct Housekeeper {
 
 impl Housekeeper {
     async fn flush(&self) {
-        self.gate.refunds.flush(&self.gate.store).await;
-        self.gate.usage.flush(&self.gate.store).await;
+        self.gate
+            .counting
+            .refunds
+            .flush(&self.gate.links.store)
+            .await;
+        self.gate.counting.usage.flush(&self.gate.links.store).await;
         self.gate
             .audit
-            .flush(&self.gate.store, self.gate.audit_retention)
+            .queue
+            .flush(&self.gate.links.store, self.gate.audit.retention)
             .await;
     }
 }
@@ -77,11 +82,11 @@ impl BackgroundService for ChangeFollower {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let gate = self.gate.clone();
         let on_change: crate::state::OnChange = Arc::new(move |id| match id {
-            Some(id) => gate.cache.invalidate(&id),
-            None => gate.cache.clear(),
+            Some(id) => gate.links.cache.invalidate(&id),
+            None => gate.links.cache.clear(),
         });
         tokio::select! {
-            _ = self.gate.store.follow_changes(on_change) => {}
+            _ = self.gate.links.store.follow_changes(on_change) => {}
             _ = shutdown.changed() => {}
         }
     }
@@ -98,7 +103,7 @@ impl BackgroundService for StoreHealth {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         loop {
             let mut wait: Option<Duration> = None;
-            for store in self.gate.upstreams.values() {
+            for store in self.gate.docstores.values() {
                 if let Some(every) = store.check_health().await {
                     wait = Some(wait.map_or(every, |w| w.min(every)));
                 }
@@ -295,29 +300,36 @@ fn build_gate(config: &Config) -> Result<Gate, StoreError> {
             (Arc::new(RedisStore::new(options.clone())?), cache)
         }
     };
-    let upstreams = config
+    let docstores = config
         .stores
         .iter()
-        .map(|(name, s)| (name.clone(), Arc::new(Store::new(s))))
+        .map(|(name, s)| (name.clone(), Arc::new(DocStore::new(s))))
         .collect();
     Ok(Gate {
-        keys: config.keys.clone(),
-        store,
-        cache: LinkCache::new(cache.ttl, cache.capacity),
-        usage: UsageBatcher::default(),
-        refunds: Refunds::default(),
-        upstreams,
-        public_url: config.server.public_url.clone(),
-        audit: AuditQueue::default(),
-        audit_retention: config.audit_retention,
-        policy: config.policy.clone(),
-        admin_token: config.admin.token.clone(),
-        callers: config.admin.callers.clone(),
-        verifier: Verifier::new(config.keys.clone(), config.server.cookie_secure),
-        mailer: Mailer::from_config(&config.mail)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?,
-        page_limiter: PageLimiter::new(config.page_requests_per_minute),
+        links: Links {
+            keys: config.keys.clone(),
+            store,
+            cache: LinkCache::new(cache.ttl, cache.capacity),
+            legacy: LegacyLinks::new(config.secure_links.clone()),
+            public_url: config.server.public_url.clone(),
+        },
+        docstores,
         writer: Writer::default(),
-        legacy: LegacyLinks::new(config.secure_links.clone()),
+        counting: Counting::default(),
+        audit: Audit {
+            queue: AuditQueue::default(),
+            retention: config.audit_retention,
+        },
+        checks: Checks {
+            verifier: Verifier::new(config.keys.clone(), config.server.cookie_secure),
+            mailer: Mailer::from_config(&config.mail)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            page_limiter: PageLimiter::new(config.page_requests_per_minute),
+        },
+        policy: config.policy.clone(),
+        admin: AdminAccess {
+            token: config.admin.token.clone(),
+            callers: config.admin.callers.clone(),
+        },
     })
 }

@@ -68,7 +68,7 @@ pub fn run(config_path: &std::path::Path) -> ExitCode {
     let mut link = crate::model::link::Link::new(
         store_name,
         doc,
-        gate.keys.signing_key_id(),
+        gate.links.keys.signing_key_id(),
         time::OffsetDateTime::now_utc(),
     );
     link.expires_at = Some(time::OffsetDateTime::now_utc() + time::Duration::days(1));
@@ -77,7 +77,7 @@ pub fn run(config_path: &std::path::Path) -> ExitCode {
     let created = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| crate::state::StoreError::Unavailable(e.to_string()))
-        .and_then(|rt| rt.block_on(gate.store.create(&link)));
+        .and_then(|rt| rt.block_on(gate.links.store.create(&link)));
     if let Err(e) = created {
         return fail(e);
     }

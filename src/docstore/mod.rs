@@ -152,50 +152,50 @@ impl Attempt {
 /// A configured store (one per `[stores.NAME]`, built at start and shared behind an `Arc`, so
 /// the variants' sizes do not matter).
 #[allow(clippy::large_enum_variant)]
-pub enum Store {
+pub enum DocStore {
     Http(http::HttpStore),
     S3(s3::S3Store),
     Dir(dir::DirStore),
 }
 
-impl Store {
-    pub fn new(config: &StoreConfig) -> Store {
+impl DocStore {
+    pub fn new(config: &StoreConfig) -> DocStore {
         match config {
-            StoreConfig::Http(c) => Store::Http(http::HttpStore::new(c.clone())),
-            StoreConfig::S3(c) => Store::S3(s3::S3Store::new(c.clone())),
-            StoreConfig::Dir(c) => Store::Dir(dir::DirStore::new(c.clone())),
+            StoreConfig::Http(c) => DocStore::Http(http::HttpStore::new(c.clone())),
+            StoreConfig::S3(c) => DocStore::S3(s3::S3Store::new(c.clone())),
+            StoreConfig::Dir(c) => DocStore::Dir(dir::DirStore::new(c.clone())),
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
-            Store::Http(s) => &s.config.name,
-            Store::S3(s) => &s.config.name,
-            Store::Dir(s) => &s.config.name,
+            DocStore::Http(s) => &s.config.name,
+            DocStore::S3(s) => &s.config.name,
+            DocStore::Dir(s) => &s.config.name,
         }
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
-            Store::Http(_) => "http",
-            Store::S3(_) => "s3",
-            Store::Dir(_) => "dir",
+            DocStore::Http(_) => "http",
+            DocStore::S3(_) => "s3",
+            DocStore::Dir(_) => "dir",
         }
     }
 
     /// This store's metric series.
     pub fn metrics(&self) -> &'static StoreSeries {
         match self {
-            Store::Http(s) => s.metrics,
-            Store::S3(s) => s.metrics,
-            Store::Dir(s) => s.metrics,
+            DocStore::Http(s) => s.metrics,
+            DocStore::S3(s) => s.metrics,
+            DocStore::Dir(s) => s.metrics,
         }
     }
 
     /// The folder store, which the gateway serves itself (no upstream peer).
     pub fn as_dir(&self) -> Option<&dir::DirStore> {
         match self {
-            Store::Dir(d) => Some(d),
+            DocStore::Dir(d) => Some(d),
             _ => None,
         }
     }
@@ -203,19 +203,19 @@ impl Store {
     /// The peer for the next try of a request; `None` for a folder store.
     pub fn peer(&self, attempt: &mut Attempt) -> Option<Box<HttpPeer>> {
         match self {
-            Store::Http(s) => Some(s.peer(attempt)),
-            Store::S3(s) => {
+            DocStore::Http(s) => Some(s.peer(attempt)),
+            DocStore::S3(s) => {
                 attempt.mark(0);
                 Some(s.peer())
             }
-            Store::Dir(_) => None,
+            DocStore::Dir(_) => None,
         }
     }
 
     /// Whether a request whose connection to the chosen origin failed may try another origin.
     pub fn may_retry(&self, attempt: &Attempt) -> bool {
         match self {
-            Store::Http(s) => (attempt.tries as usize) < s.origin_count(),
+            DocStore::Http(s) => (attempt.tries as usize) < s.origin_count(),
             _ => false,
         }
     }
@@ -230,9 +230,9 @@ impl Store {
         client: &RequestHeader,
     ) -> pingora::Result<RequestHeader> {
         match self {
-            Store::Http(s) => s.request(attempt.origin, method, key, client),
-            Store::S3(s) => s.request(method, key, client),
-            Store::Dir(_) => pingora::Error::e_explain(
+            DocStore::Http(s) => s.request(attempt.origin, method, key, client),
+            DocStore::S3(s) => s.request(method, key, client),
+            DocStore::Dir(_) => pingora::Error::e_explain(
                 pingora::ErrorType::InternalError,
                 "a folder store has no upstream",
             ),
@@ -241,7 +241,7 @@ impl Store {
 
     /// Drops store-specific response headers a recipient has no business seeing.
     pub fn clean_response(&self, resp: &mut ResponseHeader) {
-        if let Store::S3(_) = self {
+        if let DocStore::S3(_) = self {
             let names: Vec<::http::HeaderName> = resp
                 .headers
                 .keys()
@@ -257,25 +257,25 @@ impl Store {
     /// The object's size (a HEAD, bounded to two seconds), or `None` when the store does not say.
     pub async fn size_of(&self, key: &str) -> Option<u64> {
         match self {
-            Store::Http(s) => s.size_of(key).await,
-            Store::S3(s) => s.size_of(key).await,
-            Store::Dir(s) => s.size_of(key).await,
+            DocStore::Http(s) => s.size_of(key).await,
+            DocStore::S3(s) => s.size_of(key).await,
+            DocStore::Dir(s) => s.size_of(key).await,
         }
     }
 
     /// Whether the store can serve now (checked live); `Err` says why not.
     pub async fn ready(&self) -> Result<(), String> {
         match self {
-            Store::Http(s) => s.ready().await,
-            Store::S3(s) => s.ready().await,
-            Store::Dir(s) => s.ready().await,
+            DocStore::Http(s) => s.ready().await,
+            DocStore::S3(s) => s.ready().await,
+            DocStore::Dir(s) => s.ready().await,
         }
     }
 
     /// One pass of the background health check (HTTP stores with several origins).
     pub async fn check_health(&self) -> Option<Duration> {
         match self {
-            Store::Http(s) => s.check_health().await,
+            DocStore::Http(s) => s.check_health().await,
             _ => None,
         }
     }

@@ -32,7 +32,7 @@ use pingora::{Error, ErrorType, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::pace::{chunk_for, Streaming, MIN_CHUNK};
-use super::{write_body, Allowance, Attempt, Store};
+use super::{write_body, Allowance, Attempt, DocStore};
 
 /// The longest response head accepted from an origin.
 const MAX_HEAD: usize = 64 * 1024;
@@ -129,7 +129,7 @@ impl Relay {
     /// speaks HTTP/1.1. Errors are the upstream's (Pingora's `ErrorSource::Upstream`).
     pub async fn open(
         &self,
-        store: &Store,
+        store: &DocStore,
         attempt: &mut Attempt,
         method: &Method,
         key: &str,
@@ -177,7 +177,7 @@ impl Relay {
     /// and the store has another.
     async fn connect(
         &self,
-        store: &Store,
+        store: &DocStore,
         attempt: &mut Attempt,
     ) -> Result<(Box<HttpPeer>, Stream, bool)> {
         loop {

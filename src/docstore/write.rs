@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::dir::{DirError, DirStore};
 use super::s3::S3Store;
-use super::{check_object_key, Attempt, Store};
+use super::{check_object_key, Attempt, DocStore};
 
 /// Size of each part of an S3 multipart upload (S3 wants at least 5 MiB but the last).
 pub const S3_PART: usize = 8 << 20;
@@ -137,10 +137,10 @@ impl Writer {
     }
 
     /// Whether the store has an object under `key`.
-    pub async fn exists(&self, store: &Store, key: &str) -> Result<bool, WriteError> {
+    pub async fn exists(&self, store: &DocStore, key: &str) -> Result<bool, WriteError> {
         let status = match store {
-            Store::Dir(d) => return dir_exists(d, key).await,
-            Store::Http(s) => {
+            DocStore::Dir(d) => return dir_exists(d, key).await,
+            DocStore::Http(s) => {
                 let mut attempt = Attempt::default();
                 let peer = s.peer(&mut attempt);
                 let req = s
@@ -148,7 +148,7 @@ impl Writer {
                     .map_err(failed)?;
                 self.exchange(&peer, req, b"").await?.0
             }
-            Store::S3(s) => {
+            DocStore::S3(s) => {
                 let req = s3_request(s, Method::HEAD, &s.path_of(key), &[])?;
                 self.exchange(&s.peer(), req, b"").await?.0
             }
@@ -163,7 +163,7 @@ impl Writer {
     /// Starts writing `key`; `length` is the exact size when known.
     pub async fn open<'a>(
         &'a self,
-        store: &'a Store,
+        store: &'a DocStore,
         key: &str,
         length: Option<u64>,
         media_type: &str,
@@ -171,8 +171,8 @@ impl Writer {
     ) -> Result<Box<dyn ObjectWriter + 'a>, WriteError> {
         check_object_key(key).map_err(|_| WriteError::Escape)?;
         match store {
-            Store::Dir(d) => Ok(Box::new(DirWrite::start(d, key, overwrite).await?)),
-            Store::Http(s) => {
+            DocStore::Dir(d) => Ok(Box::new(DirWrite::start(d, key, overwrite).await?)),
+            DocStore::Http(s) => {
                 let mut attempt = Attempt::default();
                 let peer = s.peer(&mut attempt);
                 let mut req = s
@@ -199,7 +199,7 @@ impl Writer {
                     .map_err(failed)?;
                 Ok(Box::new(StreamedPut { session }))
             }
-            Store::S3(s) => match length {
+            DocStore::S3(s) => match length {
                 Some(n) => {
                     let req = s3_request(
                         s,

@@ -295,7 +295,7 @@ impl Link {
     }
 
     /// Whether a password or a recipient's device check stands before the documents.
-    pub fn has_gate(&self) -> bool {
+    pub fn has_checks(&self) -> bool {
         self.password_hash.is_some() || self.recipient.is_some()
     }
 
@@ -303,7 +303,7 @@ impl Link {
     /// links with a gate, several documents, uploads, or a download limit (so that a mail
     /// scanner's or a chat preview's visit never uses up a download).
     pub fn has_pages(&self) -> bool {
-        self.has_gate()
+        self.has_checks()
             || self.documents.len() > 1
             || self.allows(&Right::Upload)
             || self.max_downloads.is_some()
@@ -312,7 +312,7 @@ impl Link {
     /// Whether a browser's download must come from the landing page's button (a POST): a
     /// limited link that no password or device check protects.
     pub fn needs_button(&self) -> bool {
-        self.max_downloads.is_some() && !self.has_gate()
+        self.max_downloads.is_some() && !self.has_checks()
     }
 
     /// Which document and variant a request names, or why it may not have it.

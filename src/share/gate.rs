@@ -1,12 +1,13 @@
-//! The shared core that the recipients' proxy and the admin API both use: keys, link store,
-//! link cache, usage batching and the configured upstream stores.
+//! The shared core that the recipients' listener and the admin API both use, grouped by concern:
+//! links (keys, link state, cache), document stores, counting's and the audit trail's
+//! write-behind, the recipients' checks, the policy and admin access.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::docstore::write::Writer;
-use crate::docstore::Store;
+use crate::docstore::DocStore;
 use crate::model::link::{Link, LinkId};
 use crate::model::policy::{Policy, RestrictedCaller};
 use crate::model::token::Keyring;
@@ -18,33 +19,73 @@ use crate::state::keys;
 use crate::state::queues::{AuditQueue, Refunds, UsageBatcher};
 use crate::state::{LinkStore, StoreError};
 
+/// What every step of a request shares, grouped by concern.
 pub struct Gate {
+    /// How tokens name links and where links live.
+    pub links: Links,
+    /// The configured document stores by name.
+    pub docstores: BTreeMap<String, Arc<DocStore>>,
+    /// Uploads' writes to document stores.
+    pub writer: Writer,
+    /// Counting's writes that leave the request path.
+    pub counting: Counting,
+    /// The recipients' audit events waiting to be written, and how long events are kept.
+    pub audit: Audit,
+    /// The checks that stand between a recipient and a document.
+    pub checks: Checks,
+    /// The operator's rules for links.
+    pub policy: Policy,
+    /// Who may call the admin API.
+    pub admin: AdminAccess,
+}
+
+/// Links: the keys that sign and verify tokens, the link state, its in-process cache, the legacy
+/// nginx URLs the stores accept, and the public URL links are sent under.
+pub struct Links {
     pub keys: Keyring,
     pub store: Arc<dyn LinkStore>,
     pub cache: LinkCache,
-    pub usage: UsageBatcher,
-    /// Unsent bytes whose refund failed, kept for the next flush.
-    pub refunds: Refunds,
-    /// The configured document stores by name.
-    pub upstreams: BTreeMap<String, Arc<Store>>,
+    pub legacy: crate::model::secure_link::LegacyLinks,
     pub public_url: String,
-    pub audit: AuditQueue,
-    pub audit_retention: Option<Duration>,
-    pub policy: Policy,
-    pub admin_token: String,
-    pub callers: Vec<RestrictedCaller>,
+}
+
+/// Write-behind of counting: usage of unlimited links, refunds whose write failed.
+#[derive(Default)]
+pub struct Counting {
+    pub usage: UsageBatcher,
+    pub refunds: Refunds,
+}
+
+/// The audit trail's queue and retention.
+pub struct Audit {
+    pub queue: AuditQueue,
+    pub retention: Option<Duration>,
+}
+
+impl Audit {
+    /// Queues a recipient's event (written in order, off the request path).
+    pub fn push(&self, link: LinkId, draft: crate::model::audit::Draft) {
+        self.queue.push(link, draft);
+    }
+}
+
+/// Passwords, codes, cookies and form tokens; code mail; the pages' rate limit.
+pub struct Checks {
     pub verifier: Verifier,
     pub mailer: Mailer,
     pub page_limiter: PageLimiter,
-    pub writer: Writer,
-    /// Legacy nginx `secure_link` URLs the stores accept.
-    pub legacy: crate::model::secure_link::LegacyLinks,
+}
+
+/// The admin API's bearer token and the callers restricted to some creators.
+pub struct AdminAccess {
+    pub token: String,
+    pub callers: Vec<RestrictedCaller>,
 }
 
 impl Gate {
     /// The link, from the cache or the store (and then cached). `Ok(None)` for an unknown id.
     pub async fn link(&self, id: LinkId) -> Result<Option<Arc<Link>>, StoreError> {
-        if let Some(link) = self.cache.get(&id) {
+        if let Some(link) = self.links.cache.get(&id) {
             return Ok(Some(link));
         }
         self.refresh(id).await
@@ -52,10 +93,10 @@ impl Gate {
 
     /// Reads the link from the store, bypassing and then refilling the cache.
     pub async fn refresh(&self, id: LinkId) -> Result<Option<Arc<Link>>, StoreError> {
-        match self.store.get(id).await? {
+        match self.links.store.get(id).await? {
             Some(link) => {
                 let link = Arc::new(link);
-                self.cache.put(link.clone());
+                self.links.cache.put(link.clone());
                 Ok(Some(link))
             }
             None => Ok(None),
@@ -64,13 +105,13 @@ impl Gate {
 
     /// The token of a link (under the key that signed it, if still configured).
     pub fn token_of(&self, link: &Link) -> Option<String> {
-        self.keys.sign_with(&link.key_id, &link.id)
+        self.links.keys.sign_with(&link.key_id, &link.id)
     }
 
     /// The URL to send for a link.
     pub fn url_of(&self, link: &Link) -> Option<String> {
         let token = self.token_of(link)?;
-        Some(format!("{}/s/{}", self.public_url, token))
+        Some(format!("{}/s/{}", self.links.public_url, token))
     }
 
     /// Checks a form's CSRF token (genuine, unexpired, bound to this link and browser) and
@@ -81,11 +122,12 @@ impl Gate {
         link: &LinkId,
         device: &str,
     ) -> Result<FormToken, StoreError> {
-        let Some(nonce) = self.verifier.check_csrf(token, link, device) else {
+        let Some(nonce) = self.checks.verifier.check_csrf(token, link, device) else {
             return Ok(FormToken::Invalid);
         };
         Ok(
             if self
+                .links
                 .store
                 .once(&keys::form_token(nonce), CSRF_MEMORY)
                 .await?

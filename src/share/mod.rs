@@ -5,7 +5,7 @@
 //! - [`proxy`]: the request path (Pingora `ProxyHttp`), whose phases call the steps below.
 //! - identify: the token ([`crate::model::token`]) or a legacy nginx URL ([`secure_link`]);
 //!   [`client`] says who is asking; [`open`]: is the link open, does it answer the method.
-//! - password and device: [`recipient`] (the gates and the landing page), [`verify`]
+//! - password and device: [`recipient`] (the checks and the landing page), [`verify`]
 //!   (argon2id, codes, signed cookies, form tokens), [`mail`] (codes by SMTP), [`throttle`].
 //! - rights: [`crate::model::link`].
 //! - [`count`]: every byte drawn from the document's account before it is written.

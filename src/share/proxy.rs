@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 
 use crate::docstore::dir::ServeError;
 use crate::docstore::relay::Relay;
-use crate::docstore::{Attempt, Store};
+use crate::docstore::{Attempt, DocStore};
 use crate::metrics::metrics;
 use crate::model::audit::Draft;
 use crate::model::counting::{classify, expected_length, is_multi_range, part_of, Drawn, Kind};
@@ -64,7 +64,7 @@ pub struct Proxy {
 pub struct Ctx {
     started: Instant,
     link: Option<Arc<Link>>,
-    upstream: Option<Arc<Store>>,
+    docstore: Option<Arc<DocStore>>,
     /// Which origin of the store this request is trying (failover), and since when.
     attempt: Attempt,
     /// Counted in the active-streams gauge until `logging`.
@@ -395,9 +395,15 @@ impl Proxy {
 
     /// Writes a refund now; one that fails is kept and written again by the housekeeper.
     async fn settle(&self, refund: Refund) {
-        if let Err(e) = self.gate.store.refund(std::slice::from_ref(&refund)).await {
+        if let Err(e) = self
+            .gate
+            .links
+            .store
+            .refund(std::slice::from_ref(&refund))
+            .await
+        {
             tracing::warn!(link = %refund.id, error = %e, "giving back unsent bytes failed; will retry");
-            if let Err(refund) = self.gate.refunds.queue(refund) {
+            if let Err(refund) = self.gate.counting.refunds.queue(refund) {
                 // Forgetting it only leaves the bytes drawn: the link gives out less, never more.
                 tracing::error!(link = %refund.id, bytes = refund.bytes, "refund queue full; unsent bytes stay drawn");
             }
@@ -420,7 +426,7 @@ impl Proxy {
                 return Ok(Some(link));
             };
             let (metered, got) = Metered::admit(
-                self.gate.store.clone(),
+                self.gate.links.store.clone(),
                 link.id,
                 link.generation,
                 max,
@@ -524,14 +530,14 @@ impl Proxy {
             ask,
         };
         Ok(matches!(
-            self.gate.store.draw(&draw).await?,
+            self.gate.links.store.draw(&draw).await?,
             Drawn::Granted { .. }
         ))
     }
 
     /// Takes an upload the link admitted: a PUT or the landing page's form.
     async fn upload(&self, session: &mut Session, ctx: &Ctx) -> Reply {
-        let (Some(link), Some(store)) = (&ctx.link, &ctx.upstream) else {
+        let (Some(link), Some(store)) = (&ctx.link, &ctx.docstore) else {
             let headers = pages::page_headers_owned();
             return Reply {
                 status: 404,
@@ -562,7 +568,7 @@ impl Proxy {
     /// Relays the document from its HTTP or S3 store: the origin's answer with our headers, or
     /// one of our pages in place of an origin error.
     async fn relay_from_origin(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
-        let (Some(store), Some(target)) = (ctx.upstream.clone(), ctx.target.clone()) else {
+        let (Some(store), Some(target)) = (ctx.docstore.clone(), ctx.target.clone()) else {
             return Error::e_explain(ErrorType::InternalError, "no document admitted");
         };
         let req = session.req_header();
@@ -603,7 +609,7 @@ impl Proxy {
     /// that replaces an error, whose slot is given back first.
     async fn origin_response(
         &self,
-        store: &Store,
+        store: &DocStore,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
         target: &Target,
@@ -655,8 +661,8 @@ impl Proxy {
             }
             None => None,
         };
-        let Some(id) =
-            legacy.or_else(|| token_of(req.uri.path()).and_then(|t| self.gate.keys.verify(t)))
+        let Some(id) = legacy
+            .or_else(|| token_of(req.uri.path()).and_then(|t| self.gate.links.keys.verify(t)))
         else {
             ctx.outcome = Outcome::BadToken;
             return Err(Answer::Status(404));
@@ -715,13 +721,13 @@ impl Proxy {
             }
         }
         // Passed the link's password or device check (so refusals may say why).
-        let verified = link.has_gate() && !ctx.view_only;
-        let Some(upstream) = self.gate.upstreams.get(&link.store) else {
+        let verified = link.has_checks() && !ctx.view_only;
+        let Some(docstore) = self.gate.docstores.get(&link.store) else {
             tracing::error!(link = %id, store = %link.store, "link names a store that is not configured");
             ctx.outcome = Outcome::NoStore;
             return Err(Answer::Status(404));
         };
-        ctx.upstream = Some(upstream.clone());
+        ctx.docstore = Some(docstore.clone());
         ctx.client = client_ip(session);
         if uploading {
             if !link.allows(&Right::Upload) || ctx.view_only {
@@ -751,7 +757,7 @@ impl Proxy {
                 ctx.outcome = Outcome::Listing;
                 return Err(Answer::Reply(listing(
                     &link,
-                    &format!("{}{base}", self.gate.public_url),
+                    &format!("{}{base}", self.gate.links.public_url),
                 )));
             }
             Err(Refusal::NotGranted(reason)) => {
@@ -816,7 +822,7 @@ impl ProxyHttp for Proxy {
         Ctx {
             started: Instant::now(),
             link: None,
-            upstream: None,
+            docstore: None,
             attempt: Attempt::default(),
             streaming: false,
             kind: Kind::Head,
@@ -894,7 +900,7 @@ impl ProxyHttp for Proxy {
             return Ok(true);
         }
         self.stream_started(ctx);
-        let dir = ctx.upstream.clone().filter(|s| s.as_dir().is_some());
+        let dir = ctx.docstore.clone().filter(|s| s.as_dir().is_some());
         if let (Some(store), Some(link), Some(target)) = (dir, ctx.link.clone(), ctx.target.clone())
         {
             let Some(dir) = store.as_dir() else {
@@ -962,7 +968,7 @@ impl ProxyHttp for Proxy {
                 | ErrorType::ConnectError
                 | ErrorType::TLSHandshakeFailure
         );
-        if let (Some(store), 502 | 504, false) = (&ctx.upstream, code, connect) {
+        if let (Some(store), 502 | 504, false) = (&ctx.docstore, code, connect) {
             store
                 .metrics()
                 .error(if code == 504 { "timeout" } else { "io" });
@@ -1008,7 +1014,7 @@ impl ProxyHttp for Proxy {
         ctx.outcome = record::settled(ctx.outcome, delivered, ctx.kind);
         if let (Some(link), false) = (&ctx.link, ctx.upload) {
             if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {
-                self.gate.usage.record(link.id, link.generation);
+                self.gate.counting.usage.record(link.id, link.generation);
             }
             // One event per download that reached the origin (HEAD and prefetches excluded).
             if let Some((kind, outcome)) =
@@ -1036,7 +1042,7 @@ impl ProxyHttp for Proxy {
             counted,
             bytes = sent,
             client = %ctx.client,
-            store = ctx.upstream.as_ref().map(|s| s.name()),
+            store = ctx.docstore.as_ref().map(|s| s.name()),
             duration_ms = ctx.started.elapsed().as_millis() as u64,
         );
     }

@@ -1,5 +1,5 @@
 //! What a recipient's browser meets before the file, for links with a password or a recipient:
-//! the password gate, device verification (first browser trusted on a POST, others by a mailed
+//! the password check, device verification (first browser trusted on a POST, others by a mailed
 //! 6-digit code), and the landing page the download starts from.
 //!
 //! `decide` either lets the request through to the proxy (`Pass`) or answers it (`Reply`). A bare
@@ -91,7 +91,7 @@ struct Visit {
     /// A form POST (password, trust, codes); an upload POST is not one.
     post: bool,
     download: bool,
-    /// A PUT or `POST ?upload`: goes on to the upload once the gates are passed.
+    /// A PUT or `POST ?upload`: goes on to the upload once the checks are passed.
     upload: bool,
     /// The request carries a genuine download ticket (`go=`) from the landing page's button.
     ticket: bool,
@@ -168,8 +168,9 @@ impl Visit {
             .collect();
         let upload = (self.link.allows(&Right::Upload) && !view_only).then(|| UploadForm {
             action: format!("{}?upload", self.base),
-            csrf: self.link.has_gate().then(|| {
-                gate.verifier
+            csrf: self.link.has_checks().then(|| {
+                gate.checks
+                    .verifier
                     .csrf_token(&self.link.id, self.device.as_deref().unwrap_or(""))
             }),
             limits: crate::share::upload::Rules::for_link(&self.link, &gate.policy).describe(),
@@ -177,7 +178,7 @@ impl Visit {
         // A limited link no check protects: downloads start only from a button press (a POST,
         // one single-use form token per button), so a scanner that follows the page's links uses
         // nothing up.
-        let form_token = || gate.verifier.csrf_token(&self.link.id, "");
+        let form_token = || gate.checks.verifier.csrf_token(&self.link.id, "");
         let button_csrf: Option<&dyn Fn() -> String> = if self.link.needs_button() {
             Some(&form_token)
         } else {
@@ -322,7 +323,7 @@ pub async fn decide(
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_default(),
-        device: gate.verifier.device_of(&req.headers),
+        device: gate.checks.verifier.device_of(&req.headers),
         new_device: false,
         client,
         user_agent: user_agent_of(session),
@@ -334,7 +335,7 @@ pub async fn decide(
         visit.ticket = req.uri.query().is_some_and(|q| {
             q.split('&')
                 .filter_map(|p| p.strip_prefix("go="))
-                .any(|t| gate.verifier.check_download_ticket(t, &visit.link))
+                .any(|t| gate.checks.verifier.check_download_ticket(t, &visit.link))
         });
     }
     // A browser's download of a limited link without a ticket gets the landing page: only the
@@ -343,7 +344,7 @@ pub async fn decide(
     let rendering = visit.post || (visit.html && !(visit.download && pressed) && !visit.upload);
     if rendering {
         if let Some(ip) = client {
-            if !gate.page_limiter.allows(ip) {
+            if !gate.checks.page_limiter.allows(ip) {
                 let mut d = visit.reply(429, pages::for_status(429));
                 if let Decision::Reply(r) = &mut d {
                     r.headers.push(("retry-after", "30".to_string()));
@@ -352,11 +353,11 @@ pub async fn decide(
             }
         }
     }
-    if visit.html && visit.device.is_none() && visit.link.has_gate() {
+    if visit.html && visit.device.is_none() && visit.link.has_checks() {
         let id = new_device_id();
         visit
             .cookies
-            .push(("set-cookie", gate.verifier.device_cookie(&id)));
+            .push(("set-cookie", gate.checks.verifier.device_cookie(&id)));
         visit.device = Some(id);
         visit.new_device = true;
     }
@@ -395,11 +396,12 @@ pub async fn decide(
 async fn password_gate(gate: &Gate, session: &Session, visit: &Visit) -> Option<Decision> {
     let hash = visit.link.password_hash.as_ref()?;
     let headers = &session.req_header().headers;
-    if gate.verifier.passed(headers, &visit.link) {
+    if gate.checks.verifier.passed(headers, &visit.link) {
         return None;
     }
     if visit.html {
         let csrf = gate
+            .checks
             .verifier
             .csrf_token(&visit.link.id, visit.device.as_deref().unwrap_or(""));
         return Some(match work_needed(gate, &visit.link).await {
@@ -481,7 +483,7 @@ fn work_for(gate: &Gate, link: &Link, checks: u64) -> Work {
         .saturating_add(u32::try_from(past).unwrap_or(u32::MAX))
         .min(POW_MAX_BITS);
     Work {
-        challenge: gate.verifier.challenge(link, bits),
+        challenge: gate.checks.verifier.challenge(link, bits),
         bits,
     }
 }
@@ -489,6 +491,7 @@ fn work_for(gate: &Gate, link: &Link, checks: u64) -> Work {
 /// `Some(work)` once the link's proof-free budget of this window is spent.
 async fn work_needed(gate: &Gate, link: &Link) -> Result<Option<Work>, StoreError> {
     let checks = gate
+        .links
         .store
         .hit(&keys::password_tries(link.id), PASSWORD_WINDOW, 0)
         .await?;
@@ -505,7 +508,7 @@ async fn check_password(
     proof: Option<&str>,
 ) -> PasswordOutcome {
     let id = visit.link.id;
-    if given.len() <= 1024 && gate.verifier.remembered(&visit.link, given) {
+    if given.len() <= 1024 && gate.checks.verifier.remembered(&visit.link, given) {
         // The right password again (a script sends it with every request): nothing to guess.
         gate.audit.push(id, visit.event("password.passed", "ok"));
         return PasswordOutcome::Passed;
@@ -522,8 +525,9 @@ async fn check_password(
             None => false,
             Some(proof) => {
                 // A used or expired proof gets a fresh challenge; a forged one gets nothing.
-                let stale = match gate.verifier.check_proof(&visit.link, proof) {
+                let stale = match gate.checks.verifier.check_proof(&visit.link, proof) {
                     Ok(nonce) => (!gate
+                        .links
                         .store
                         .once(&keys::proof_of_work(id, nonce), CHALLENGE_LIFETIME)
                         .await?)
@@ -536,7 +540,7 @@ async fn check_password(
                 };
                 if let Some(reason) = stale {
                     refused(reason);
-                    let checks = gate.store.hit(&per_link, PASSWORD_WINDOW, 0).await?;
+                    let checks = gate.links.store.hit(&per_link, PASSWORD_WINDOW, 0).await?;
                     return Ok(PasswordOutcome::NeedsWork(work_for(
                         gate,
                         &visit.link,
@@ -555,13 +559,19 @@ async fn check_password(
         }
         // One atomic increment answers whether this attempt is within the address's cap:
         // of any number of parallel guesses, exactly the first five are checked.
-        if gate.store.hit(&per_client, PASSWORD_WINDOW, 1).await? > PASSWORD_TRIES_PER_CLIENT {
+        if gate
+            .links
+            .store
+            .hit(&per_client, PASSWORD_WINDOW, 1)
+            .await?
+            > PASSWORD_TRIES_PER_CLIENT
+        {
             refused("too many attempts");
             return Ok(PasswordOutcome::Throttled);
         }
         // Only an address within its own cap spends the link's budget: one address never
         // affects another.
-        let checks = gate.store.hit(&per_link, PASSWORD_WINDOW, 1).await?;
+        let checks = gate.links.store.hit(&per_link, PASSWORD_WINDOW, 1).await?;
         if !proven && checks > PASSWORD_FREE_PER_LINK {
             refused("proof of work needed");
             return Ok(PasswordOutcome::NeedsWork(work_for(
@@ -580,8 +590,8 @@ async fn check_password(
             return PasswordOutcome::Unavailable;
         }
     }
-    if given.len() <= 1024 && gate.verifier.check_password(hash, given).await {
-        gate.verifier.remember(&visit.link, given);
+    if given.len() <= 1024 && gate.checks.verifier.check_password(hash, given).await {
+        gate.checks.verifier.remember(&visit.link, given);
         gate.audit.push(id, visit.event("password.passed", "ok"));
         return PasswordOutcome::Passed;
     }
@@ -592,7 +602,7 @@ async fn check_password(
 
 /// The link's current code: (nonce, unix second it expires); `None` when there is none.
 async fn current_code(gate: &Gate, id: &LinkId) -> Result<Option<(String, i64)>, StoreError> {
-    let Some(raw) = gate.store.kv_get(&keys::code(*id)).await? else {
+    let Some(raw) = gate.links.store.kv_get(&keys::code(*id)).await? else {
         return Ok(None);
     };
     Ok(parse_code(&raw))
@@ -639,7 +649,7 @@ async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
     if visit.link.trusted_devices.iter().any(|d| d == device) {
         return Ok(false);
     }
-    let csrf = gate.verifier.csrf_token(&visit.link.id, device);
+    let csrf = gate.checks.verifier.csrf_token(&visit.link.id, device);
     if visit.link.trusted_devices.is_empty() && !recipient.require_code {
         return Err(visit.reply(200, pages::confirm_device(&visit.facts(), &csrf)));
     }
@@ -647,6 +657,7 @@ async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
     // current answers 503, never a guess.
     let state = async {
         let checks = gate
+            .links
             .store
             .tally(&keys::code_checks(visit.link.id), 0)
             .await?;
@@ -667,7 +678,7 @@ async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
     }
     let masked = mask_email(email);
     if let Some((_, until)) = current {
-        let resend = gate.verifier.csrf_token(&visit.link.id, device);
+        let resend = gate.checks.verifier.csrf_token(&visit.link.id, device);
         return Err(visit.reply(
             200,
             pages::enter_code(&visit.facts(), &csrf, &resend, &masked, &clock(until), None),
@@ -730,12 +741,13 @@ async fn post_password(gate: &Gate, visit: &Visit, form: &[(String, String)]) ->
     };
     let given = field(form, "password").unwrap_or("");
     let csrf = gate
+        .checks
         .verifier
         .csrf_token(&visit.link.id, visit.device.as_deref().unwrap_or(""));
     match check_password(gate, visit, hash, given, field(form, "proof")).await {
         PasswordOutcome::Passed => {
             let mut v = visit.cookies.clone();
-            v.push(("set-cookie", gate.verifier.pass_cookie(&visit.link, &visit.base)));
+            v.push(("set-cookie", gate.checks.verifier.pass_cookie(&visit.link, &visit.base)));
             let mut headers = vec![("location", visit.base.clone()), ("cache-control", "private, no-store".to_string())];
             headers.extend(v);
             Decision::Reply(Reply { status: 303, headers, body: Bytes::new() })
@@ -796,8 +808,8 @@ async fn trust(
         link.trusted_devices.push(device.clone());
         Ok(())
     });
-    let result = gate.store.update(visit.link.id, change).await;
-    gate.cache.invalidate(&visit.link.id);
+    let result = gate.links.store.update(visit.link.id, change).await;
+    gate.links.cache.invalidate(&visit.link.id);
     result.map(|_| ())
 }
 
@@ -830,7 +842,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
         return visit.back();
     };
     let id = visit.link.id;
-    let csrf = gate.verifier.csrf_token(&id, device);
+    let csrf = gate.checks.verifier.csrf_token(&id, device);
     let masked = mask_email(&email);
     let refused = |reason: &str| {
         let mut d = visit.event("code.sent", "refused");
@@ -840,7 +852,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
     // The code box when a code is current, otherwise the button; `status` and `notice` either way.
     let page = |status: u16, current: Option<i64>, notice: &str| match current {
         Some(until) => {
-            let resend = gate.verifier.csrf_token(&id, device);
+            let resend = gate.checks.verifier.csrf_token(&id, device);
             visit.reply(
                 status,
                 pages::enter_code(
@@ -859,7 +871,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
         ),
     };
     let state = async {
-        let checks = gate.store.tally(&keys::code_checks(id), 0).await?;
+        let checks = gate.links.store.tally(&keys::code_checks(id), 0).await?;
         Ok::<_, StoreError>((checks, current_code(gate, &id).await?))
     };
     let (checks, current) = match state.await {
@@ -875,6 +887,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
     }
     let current_until = current.as_ref().map(|(_, until)| *until);
     match gate
+        .links
         .store
         .hit(&keys::code_sends_by(id, device), CODE_RESEND_GAP, 1)
         .await
@@ -886,7 +899,12 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
         }
         Err(_) => return visit.reply(503, pages::for_status(503)),
     }
-    match gate.store.hit(&keys::code_mails(id), MAIL_WINDOW, 1).await {
+    match gate
+        .links
+        .store
+        .hit(&keys::code_mails(id), MAIL_WINDOW, 1)
+        .await
+    {
         Ok(n) if n <= CODE_MAILS_PER_LINK => {}
         Ok(_) => {
             refused("mail cap reached");
@@ -909,6 +927,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
         now_secs() + CODE_LIFETIME.as_secs() as i64
     );
     let (stored, fresh) = match gate
+        .links
         .store
         .kv_put_new(&keys::code(id), minted.as_bytes(), CODE_LIFETIME)
         .await
@@ -921,7 +940,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
         tracing::error!(link = %id, "the stored code is unreadable");
         return visit.reply(503, pages::for_status(503));
     };
-    let Some(code) = gate.verifier.code_of(&id, &nonce) else {
+    let Some(code) = gate.checks.verifier.code_of(&id, &nonce) else {
         return visit.reply(503, pages::for_status(503));
     };
     let facts = visit.facts();
@@ -933,7 +952,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
         code: &code,
         valid_until: &valid_until,
     };
-    match gate.mailer.send_code(&mail).await {
+    match gate.checks.mailer.send_code(&mail).await {
         Ok(()) => {
             let mut d = visit.event("code.sent", "ok");
             d.detail =
@@ -945,7 +964,7 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
             tracing::error!(link = %id, error = %e, "could not mail a verification code");
             if fresh {
                 // Nobody got this code: the next request mints and mails one again.
-                if let Err(e) = gate.store.kv_del(&keys::code(id)).await {
+                if let Err(e) = gate.links.store.kv_del(&keys::code(id)).await {
                     tracing::warn!(link = %id, error = %e, "could not drop a code that was never mailed");
                 }
             }
@@ -991,10 +1010,11 @@ async fn take_code_try(gate: &Gate, visit: &Visit, device: &str) -> Result<CodeT
         return Ok(CodeTry::NoCode);
     };
     let per_client = keys::code_tries_from(id, &nonce, &visit.client_key());
-    if gate.store.hit(&per_client, CODE_LIFETIME, 1).await? > CODE_TRIES_PER_CLIENT {
+    if gate.links.store.hit(&per_client, CODE_LIFETIME, 1).await? > CODE_TRIES_PER_CLIENT {
         return Ok(CodeTry::Refused("too many attempts from this address"));
     }
     let per_browser = gate
+        .links
         .store
         .hit(&keys::code_tries_by(id, &nonce, device), CODE_LIFETIME, 1)
         .await?;
@@ -1002,16 +1022,17 @@ async fn take_code_try(gate: &Gate, visit: &Visit, device: &str) -> Result<CodeT
         return Ok(CodeTry::Refused("too many attempts in this browser"));
     }
     let per_code = gate
+        .links
         .store
         .hit(&keys::code_tries(id, &nonce), CODE_LIFETIME, 1)
         .await?;
     if per_code > CODE_TRIES_PER_CODE {
         if per_code == CODE_TRIES_PER_CODE + 1 {
-            gate.store.kv_del(&keys::code(id)).await?;
+            gate.links.store.kv_del(&keys::code(id)).await?;
         }
         return Ok(CodeTry::Discarded);
     }
-    if gate.store.tally(&keys::code_checks(id), 1).await? > CODE_CHECKS_PER_LINK {
+    if gate.links.store.tally(&keys::code_checks(id), 1).await? > CODE_CHECKS_PER_LINK {
         return Ok(CodeTry::Exhausted);
     }
     Ok(CodeTry::Check {
@@ -1027,7 +1048,7 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
         return visit.back();
     };
     let masked = mask_email(&email);
-    let csrf = gate.verifier.csrf_token(&id, device);
+    let csrf = gate.checks.verifier.csrf_token(&id, device);
     let failed = |outcome: &str, reason: &str| {
         let mut d = visit.event("code.failed", outcome);
         d.reason = Some(reason.into());
@@ -1080,7 +1101,7 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
             return visit.reply(503, pages::for_status(503));
         }
     };
-    let Some(expected) = gate.verifier.code_of(&id, &nonce) else {
+    let Some(expected) = gate.checks.verifier.code_of(&id, &nonce) else {
         return visit.reply(503, pages::for_status(503));
     };
     let well_formed = given.len() == 6 && given.bytes().all(|b| b.is_ascii_digit());
@@ -1101,7 +1122,7 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
                 ),
             );
         }
-        let resend = gate.verifier.csrf_token(&id, device);
+        let resend = gate.checks.verifier.csrf_token(&id, device);
         return visit.reply(
             401,
             pages::enter_code(
@@ -1116,7 +1137,7 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
     }
     // A code verifies one browser: spend it before trusting (a failure leaves it unspent and
     // trusts nothing).
-    if gate.store.kv_del(&keys::code(id)).await.is_err() {
+    if gate.links.store.kv_del(&keys::code(id)).await.is_err() {
         return visit.reply(503, pages::for_status(503));
     }
     gate.audit.push(id, visit.event("code.passed", "ok"));
@@ -1150,7 +1171,7 @@ fn post_download(gate: &Gate, visit: &Visit) -> Decision {
         "{}?{}&go={}",
         visit.base,
         kept.join("&"),
-        gate.verifier.download_ticket(&visit.link)
+        gate.checks.verifier.download_ticket(&visit.link)
     );
     visit.see_other(location)
 }

@@ -17,7 +17,7 @@ pub async fn resolve(
     client: Option<std::net::IpAddr>,
 ) -> Option<Result<LinkId, u16>> {
     // Native links never pay for this: no prefix may lie under /s/.
-    if gate.legacy.is_empty() || path.starts_with("/s/") {
+    if gate.links.legacy.is_empty() || path.starts_with("/s/") {
         return None;
     }
     let client = client.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
@@ -26,7 +26,7 @@ pub async fn resolve(
         query,
         remote_addr: &client,
     };
-    let (rule, verdict) = gate.legacy.check(&req)?;
+    let (rule, verdict) = gate.links.legacy.check(&req)?;
     let legacy = match verdict {
         Ok(legacy) => legacy,
         Err(refusal) => {
@@ -41,7 +41,7 @@ pub async fn resolve(
     }
     match gate.link(legacy.id).await {
         Ok(Some(_)) => Some(Ok(legacy.id)),
-        Ok(None) => match gate.store.create(&rule.record(&legacy, now)).await {
+        Ok(None) => match gate.links.store.create(&rule.record(&legacy, now)).await {
             Ok(()) | Err(StoreError::Exists(_)) => {
                 tracing::info!(link = %legacy.id, store = %rule.store, "legacy secure_link seen first");
                 Some(Ok(legacy.id))

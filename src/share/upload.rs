@@ -28,7 +28,7 @@ use pingora::proxy::Session;
 use serde_json::json;
 
 use crate::docstore::write::WriteError;
-use crate::docstore::{check_object_key, Store};
+use crate::docstore::{check_object_key, DocStore};
 use crate::model::audit::Draft;
 use crate::model::link::{sanitize_filename, Link, LinkState};
 use crate::model::policy::{Policy, DEFAULT_UPLOAD_MAX_BYTES};
@@ -388,7 +388,7 @@ pub struct Stored {
 pub struct Upload<'a> {
     pub gate: &'a Gate,
     pub link: &'a Link,
-    pub store: &'a Store,
+    pub store: &'a DocStore,
     pub rules: Rules,
     pub pace: Pace,
     /// The request's client address and user agent, for events.
@@ -444,8 +444,8 @@ impl Upload<'_> {
             link.uploads += 1;
             Ok(())
         });
-        let result = self.gate.store.update(self.link.id, change).await;
-        self.gate.cache.invalidate(&self.link.id);
+        let result = self.gate.links.store.update(self.link.id, change).await;
+        self.gate.links.cache.invalidate(&self.link.id);
         match result {
             Ok(_) => Ok(()),
             Err(StoreError::Refused(why)) if why == "full" => {
@@ -461,10 +461,10 @@ impl Upload<'_> {
             link.uploads = link.uploads.saturating_sub(1);
             Ok(())
         });
-        if let Err(e) = self.gate.store.update(self.link.id, change).await {
+        if let Err(e) = self.gate.links.store.update(self.link.id, change).await {
             tracing::error!(link = %self.link.id, error = %e, "could not give back an upload slot");
         }
-        self.gate.cache.invalidate(&self.link.id);
+        self.gate.links.cache.invalidate(&self.link.id);
     }
 
     /// Checks, claims and streams one file.
@@ -495,11 +495,11 @@ impl Upload<'_> {
         self.claim().await.map_err(|e| fail(Some(&key), e))?;
         let claim_key = keys::upload_claim(self.link.id, &key);
         let outcome = async {
-            if !self.gate.store.once(&claim_key, NAME_CLAIM).await? {
+            if !self.gate.links.store.once(&claim_key, NAME_CLAIM).await? {
                 return Err(UploadError::Busy(name.clone()));
             }
             let result = self.stream(&name, &key, media_type, declared, body).await;
-            let _ = self.gate.store.kv_del(&claim_key).await;
+            let _ = self.gate.links.store.kv_del(&claim_key).await;
             result
         }
         .await;
@@ -631,6 +631,7 @@ impl Upload<'_> {
             .to_string();
         let device = self
             .gate
+            .checks
             .verifier
             .device_of(&session.req_header().headers)
             .unwrap_or_default();
@@ -647,7 +648,7 @@ impl Upload<'_> {
                     }
                 });
                 let mut form = UploadForm::new(stream, boundary);
-                let mut csrf_ok = !self.link.has_gate();
+                let mut csrf_ok = !self.link.has_checks();
                 loop {
                     let part = match form.next_part().await {
                         Ok(Some(part)) => part,

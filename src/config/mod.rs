@@ -346,9 +346,47 @@ fn parse_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
-fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
-    let listen = parse_addr("server.listen", &raw.server.listen)?;
-    let public_url = raw.server.public_url.trim_end_matches('/').to_string();
+/// Checks every table; the first problem found is reported, naming its key.
+fn validate(mut raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
+    let (listen, public_url, threads) = validate_listener(&raw.server)?;
+    let admin = validate_admin(raw.admin, listen)?;
+    raw.policy.validate().map_err(|(k, m)| invalid(k, m))?;
+    let keys = validate_keys(&raw.keys)?;
+    let state = validate_state(raw.state, base_dir)?;
+    let (stores, secure_links) = validate_stores(raw.stores, base_dir)?;
+    let log_json = validate_log(&raw.log)?;
+    let tls = validate_tls(
+        raw.server.tls.take(),
+        raw.server.cookie_secure,
+        &public_url,
+        base_dir,
+        &[listen, admin.listen],
+    )?;
+    let server = validate_server(raw.server, listen, public_url, threads, tls, base_dir)?;
+    Ok(Config {
+        server,
+        admin,
+        keys,
+        state,
+        stores,
+        admin_body_limit: raw.limits.admin_body_bytes.unwrap_or(64 * 1024),
+        log_json,
+        policy: raw.policy,
+        mail: validate_mail(raw.mail)?,
+        secure_links,
+        upload_pace: crate::share::upload::Pace {
+            min_bytes_per_second: raw.limits.upload_min_bytes_per_second.unwrap_or(1024),
+            grace: Duration::from_secs(raw.limits.upload_grace_seconds.unwrap_or(30)),
+        },
+        page_requests_per_minute: validate_page_rate(&raw.limits)?,
+        audit_retention: validate_audit(&raw.audit)?,
+    })
+}
+
+/// `[server]`: the listener's address, public URL and threads.
+fn validate_listener(server: &RawServer) -> Result<(SocketAddr, String, usize), ConfigError> {
+    let listen = parse_addr("server.listen", &server.listen)?;
+    let public_url = server.public_url.trim_end_matches('/').to_string();
     if !(public_url.starts_with("http://") || public_url.starts_with("https://"))
         || public_url.len() < 10
     {
@@ -357,7 +395,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             "must be an absolute http:// or https:// URL",
         ));
     }
-    let threads = raw.server.threads.unwrap_or_else(|| {
+    let threads = server.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -365,15 +403,20 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     if threads == 0 || threads > 1024 {
         return Err(invalid("server.threads", "must be between 1 and 1024"));
     }
-    let admin_listen = parse_addr("admin.listen", &raw.admin.listen)?;
+    Ok((listen, public_url, threads))
+}
+
+/// `[admin]`: its listener (apart from the recipients'), its token and the restricted callers.
+fn validate_admin(admin: RawAdmin, listen: SocketAddr) -> Result<AdminConfig, ConfigError> {
+    let admin_listen = parse_addr("admin.listen", &admin.listen)?;
     if admin_listen == listen {
         return Err(invalid("admin.listen", "must differ from server.listen"));
     }
-    if raw.admin.token.len() < 8 {
+    if admin.token.len() < 8 {
         return Err(invalid("admin.token", "must be at least 8 characters"));
     }
     let mut callers = Vec::new();
-    for (name, c) in raw.admin.callers {
+    for (name, c) in admin.callers {
         let key = format!("admin.callers.{name}");
         if c.token.len() < 8 {
             return Err(invalid(
@@ -381,7 +424,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
                 "must be at least 8 characters",
             ));
         }
-        if c.token == raw.admin.token
+        if c.token == admin.token
             || callers
                 .iter()
                 .any(|o: &RestrictedCaller| o.token == c.token)
@@ -403,10 +446,17 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             created_by: c.created_by,
         });
     }
-    raw.policy.validate().map_err(|(k, m)| invalid(k, m))?;
+    Ok(AdminConfig {
+        listen: admin_listen,
+        token: admin.token,
+        callers,
+    })
+}
 
+/// `[keys]`: the secrets (base64, at least 32 bytes), the signing key and retirements.
+fn validate_keys(keys: &RawKeys) -> Result<Keyring, ConfigError> {
     let mut secrets = Vec::new();
-    for (kid, value) in &raw.keys.secrets {
+    for (kid, value) in &keys.secrets {
         let key = format!("keys.secrets.{kid}");
         if !crate::model::token::valid_key_id(kid) {
             return Err(invalid(
@@ -426,22 +476,22 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         }
         secrets.push((kid.clone(), bytes));
     }
-    if !raw.keys.secrets.contains_key(&raw.keys.signing) {
+    if !keys.secrets.contains_key(&keys.signing) {
         return Err(invalid(
             "keys.signing",
-            format!("`{}` has no entry in [keys.secrets]", raw.keys.signing),
+            format!("`{}` has no entry in [keys.secrets]", keys.signing),
         ));
     }
     let mut retire = Vec::new();
-    for (kid, value) in &raw.keys.retire {
+    for (kid, value) in &keys.retire {
         let key = format!("keys.retire.{kid}");
-        if !raw.keys.secrets.contains_key(kid) {
+        if !keys.secrets.contains_key(kid) {
             return Err(invalid(
                 key,
                 format!("`{kid}` has no entry in [keys.secrets]"),
             ));
         }
-        if *kid == raw.keys.signing {
+        if *kid == keys.signing {
             return Err(invalid(
                 key,
                 "the signing key cannot be retired; switch keys.signing to another key first",
@@ -461,16 +511,19 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             .map_err(|_| invalid(&key, format!("`{text}` is not an RFC 3339 time with an offset, e.g. \"2026-12-01T00:00:00Z\"")))?;
         retire.push((kid.clone(), at.unix_timestamp()));
     }
-    let keys = Keyring::new(&raw.keys.signing, secrets).with_retirements(retire);
 
+    Ok(Keyring::new(&keys.signing, secrets).with_retirements(retire))
+}
+
+/// `[state]`: the embedded file or Redis, and the link cache.
+fn validate_state(state: RawState, base_dir: &Path) -> Result<StateConfig, ConfigError> {
     let cache = CacheConfig {
-        ttl: Duration::from_secs(raw.state.cache_ttl_seconds.unwrap_or(30)),
-        capacity: raw.state.cache_capacity.unwrap_or(100_000),
+        ttl: Duration::from_secs(state.cache_ttl_seconds.unwrap_or(30)),
+        capacity: state.cache_capacity.unwrap_or(100_000),
     };
-    let state = match raw.state.backend.as_str() {
+    Ok(match state.backend.as_str() {
         "embedded" => {
-            let path = raw
-                .state
+            let path = state
                 .path
                 .unwrap_or_else(|| PathBuf::from("data/linkgate.db"));
             let path = if path.is_relative() {
@@ -481,21 +534,21 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
             StateConfig::Embedded { path, cache }
         }
         "redis" => {
-            let url = raw.state.redis_url.ok_or_else(|| {
+            let url = state.redis_url.ok_or_else(|| {
                 invalid(
                     "state.redis_url",
                     "is required when state.backend = \"redis\"",
                 )
             })?;
             let target = redis_target(url)?;
-            let prefix = raw.state.redis_prefix.unwrap_or_else(|| "lg".to_string());
+            let prefix = state.redis_prefix.unwrap_or_else(|| "lg".to_string());
             if prefix.is_empty() || prefix.len() > 64 || prefix.contains(['{', '}', ' ']) {
                 return Err(invalid(
                     "state.redis_prefix",
                     "must be 1 to 64 characters without braces or spaces",
                 ));
             }
-            let timeout = Duration::from_millis(raw.state.redis_timeout_ms.unwrap_or(500));
+            let timeout = Duration::from_millis(state.redis_timeout_ms.unwrap_or(500));
             if timeout.is_zero() {
                 return Err(invalid("state.redis_timeout_ms", "must be at least 1"));
             }
@@ -514,9 +567,22 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
                 format!("`{other}` is not one of \"embedded\", \"redis\""),
             ))
         }
-    };
+    })
+}
 
-    if raw.stores.is_empty() {
+/// `[stores.*]`: every document store, and the legacy nginx rules some of them carry.
+#[allow(clippy::type_complexity)]
+fn validate_stores(
+    raw: BTreeMap<String, crate::config::docstores::RawStore>,
+    base_dir: &Path,
+) -> Result<
+    (
+        BTreeMap<String, StoreConfig>,
+        Vec<crate::share::secure_link::SecureLink>,
+    ),
+    ConfigError,
+> {
+    if raw.is_empty() {
         return Err(invalid(
             "stores",
             "at least one [stores.NAME] table is required",
@@ -524,7 +590,7 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
     }
     let mut stores = BTreeMap::new();
     let mut secure_links: Vec<crate::share::secure_link::SecureLink> = Vec::new();
-    for (name, mut store) in raw.stores {
+    for (name, mut store) in raw {
         let prefix = format!("stores.{name}");
         if let Some(rule) = store.secure_link.take() {
             let key = format!("{prefix}.secure_link");
@@ -544,7 +610,12 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
         stores.insert(name, cfg);
     }
 
-    let log_json = match raw.log.format.as_deref() {
+    Ok((stores, secure_links))
+}
+
+/// `[log]`: text or JSON lines.
+fn validate_log(log: &RawLog) -> Result<bool, ConfigError> {
+    Ok(match log.format.as_deref() {
         None | Some("text") => false,
         Some("json") => true,
         Some(other) => {
@@ -553,115 +624,114 @@ fn validate(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> {
                 format!("`{other}` is not one of \"text\", \"json\""),
             ))
         }
-    };
+    })
+}
 
-    let tls = match raw.server.tls {
-        None => None,
-        Some(t) => {
-            if !public_url.starts_with("https://") {
-                return Err(invalid(
-                    "server.public_url",
-                    "must be an https:// URL when [server.tls] is set",
-                ));
-            }
-            if raw.server.cookie_secure == Some(false) {
-                return Err(invalid(
-                    "server.cookie_secure",
-                    "cannot be false when [server.tls] is set",
-                ));
-            }
-            Some(tls::parse(t, base_dir, &[listen, admin_listen])?)
-        }
-    };
+/// `[server.tls]`, which also asks for an https public URL and Secure cookies.
+fn validate_tls(
+    tls: Option<tls::RawTls>,
+    cookie_secure: Option<bool>,
+    public_url: &str,
+    base_dir: &Path,
+    taken: &[SocketAddr],
+) -> Result<Option<crate::share::tls::TlsConfig>, ConfigError> {
+    let Some(t) = tls else { return Ok(None) };
+    if !public_url.starts_with("https://") {
+        return Err(invalid(
+            "server.public_url",
+            "must be an https:// URL when [server.tls] is set",
+        ));
+    }
+    if cookie_secure == Some(false) {
+        return Err(invalid(
+            "server.cookie_secure",
+            "cannot be false when [server.tls] is set",
+        ));
+    }
+    Ok(Some(tls::parse(t, base_dir, taken)?))
+}
+
+/// The rest of `[server]`: timeouts, the upgrade socket, cookies.
+fn validate_server(
+    server: RawServer,
+    listen: SocketAddr,
+    public_url: String,
+    threads: usize,
+    tls: Option<crate::share::tls::TlsConfig>,
+    base_dir: &Path,
+) -> Result<ServerConfig, ConfigError> {
     let cookie_secure = tls.is_some()
-        || raw
-            .server
+        || server
             .cookie_secure
             .unwrap_or(public_url.starts_with("https://"));
-    Ok(Config {
-        server: ServerConfig {
-            listen,
-            public_url,
-            threads,
-            grace_period_seconds: raw.server.grace_period_seconds.unwrap_or(30),
-            upgrade_sock: match raw.server.upgrade_sock {
-                Some(p) if p.is_relative() => base_dir.join(p),
-                Some(p) => p,
-                None => PathBuf::from("/tmp/linkgate-upgrade.sock"),
-            },
-            client_write_timeout: Duration::from_secs(
-                raw.server.client_write_timeout_seconds.unwrap_or(60),
-            ),
-            client_read_timeout: Duration::from_secs(
-                raw.server.client_read_timeout_seconds.unwrap_or(30),
-            ),
-            client_head_timeout: Duration::from_secs(
-                match raw.server.client_head_timeout_seconds {
-                    Some(0) => {
-                        return Err(invalid(
-                            "server.client_head_timeout_seconds",
-                            "must be at least 1",
-                        ))
-                    }
-                    n => n.unwrap_or(10),
-                },
-            ),
-            keepalive_timeout_seconds: match raw.server.keepalive_timeout_seconds {
-                Some(0) => {
-                    return Err(invalid(
-                        "server.keepalive_timeout_seconds",
-                        "must be at least 1",
-                    ))
-                }
-                n => n.unwrap_or(60),
-            },
-            cookie_secure,
-            tls,
+    Ok(ServerConfig {
+        listen,
+        public_url,
+        threads,
+        grace_period_seconds: server.grace_period_seconds.unwrap_or(30),
+        upgrade_sock: match server.upgrade_sock {
+            Some(p) if p.is_relative() => base_dir.join(p),
+            Some(p) => p,
+            None => PathBuf::from("/tmp/linkgate-upgrade.sock"),
         },
-        admin: AdminConfig {
-            listen: admin_listen,
-            token: raw.admin.token,
-            callers,
-        },
-        keys,
-        state,
-        stores,
-        admin_body_limit: raw.limits.admin_body_bytes.unwrap_or(64 * 1024),
-        log_json,
-        policy: raw.policy,
-        mail: {
-            Mailer::from_config(&raw.mail).map_err(|e| match e {
-                crate::share::mail::MailError::Config { key, message } => invalid(key, message),
-                other => invalid("mail", other.to_string()),
-            })?;
-            raw.mail
-        },
-        secure_links,
-        upload_pace: crate::share::upload::Pace {
-            min_bytes_per_second: raw.limits.upload_min_bytes_per_second.unwrap_or(1024),
-            grace: Duration::from_secs(raw.limits.upload_grace_seconds.unwrap_or(30)),
-        },
-        page_requests_per_minute: match raw.limits.page_requests_per_minute {
+        client_write_timeout: Duration::from_secs(
+            server.client_write_timeout_seconds.unwrap_or(60),
+        ),
+        client_read_timeout: Duration::from_secs(server.client_read_timeout_seconds.unwrap_or(30)),
+        client_head_timeout: Duration::from_secs(match server.client_head_timeout_seconds {
             Some(0) => {
                 return Err(invalid(
-                    "limits.page_requests_per_minute",
+                    "server.client_head_timeout_seconds",
                     "must be at least 1",
                 ))
             }
-            Some(n) => n,
-            None => 120,
-        },
-        audit_retention: match raw.audit.retention_days {
+            n => n.unwrap_or(10),
+        }),
+        keepalive_timeout_seconds: match server.keepalive_timeout_seconds {
             Some(0) => {
                 return Err(invalid(
-                    "audit.retention_days",
-                    "must be at least 1 (leave it out to keep events for ever)",
+                    "server.keepalive_timeout_seconds",
+                    "must be at least 1",
                 ))
             }
-            Some(days) => Some(Duration::from_secs(u64::from(days) * 86_400)),
-            None => None,
+            n => n.unwrap_or(60),
         },
+        cookie_secure,
+        tls,
     })
+}
+
+/// `[mail]`: checked by building the mailer once.
+fn validate_mail(mail: MailConfig) -> Result<MailConfig, ConfigError> {
+    Mailer::from_config(&mail).map_err(|e| match e {
+        crate::share::mail::MailError::Config { key, message } => invalid(key, message),
+        other => invalid("mail", other.to_string()),
+    })?;
+    Ok(mail)
+}
+
+/// `[limits] page_requests_per_minute`.
+fn validate_page_rate(limits: &RawLimits) -> Result<u32, ConfigError> {
+    match limits.page_requests_per_minute {
+        Some(0) => Err(invalid(
+            "limits.page_requests_per_minute",
+            "must be at least 1",
+        )),
+        Some(n) => Ok(n),
+        None => Ok(120),
+    }
+}
+
+/// `[audit] retention_days`.
+fn validate_audit(audit: &RawAudit) -> Result<Option<Duration>, ConfigError> {
+    match audit.retention_days {
+        Some(0) => Err(invalid(
+            "audit.retention_days",
+            "must be at least 1 (leave it out to keep events for ever)",
+        )),
+        Some(days) => Ok(Some(Duration::from_secs(u64::from(days) * 86_400))),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

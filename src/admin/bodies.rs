@@ -515,18 +515,8 @@ pub(super) fn refuse_unknown(body: &Map<String, Value>) -> Result<(), ApiError> 
 
 /// Query parameters, percent-decoded; pairs that are not UTF-8 are dropped.
 pub fn parse_query(query: &str) -> HashMap<String, String> {
-    query
-        .split('&')
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let dec = |s: &str| {
-                percent_encoding::percent_decode_str(&s.replace('+', " "))
-                    .decode_utf8()
-                    .ok()
-                    .map(|c| c.into_owned())
-            };
-            Some((dec(k)?, dec(v)?))
-        })
+    crate::model::urlencoded::pairs(query)
+        .flatten()
         .filter(|(k, _)| !k.is_empty())
         .collect()
 }

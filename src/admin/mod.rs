@@ -74,30 +74,18 @@ struct RequestFacts {
 
 impl RequestFacts {
     fn event(&self, kind: &str, outcome: &str, actor: Option<String>) -> Draft {
-        let mut d = Draft::new(kind, outcome);
+        let mut d = Draft::of_request(kind, outcome, self.client.clone(), self.user_agent.clone());
         d.actor = actor;
-        d.client = self.client.clone();
-        d.user_agent = self.user_agent.clone();
         d
     }
 }
 
-/// How much of a body over the limit is still read (and dropped) before the 413 goes out.
-///
-/// A client that sends its whole body before reading the answer (ureq, curl without
-/// `Expect: 100-continue`) got a reset connection instead of the 413 when the rest of its body
-/// was left unread; past this many bytes the connection is closed anyway.
+/// How much of a body over the limit is still read (and dropped) before the 413 goes out, and
+/// for how long: a client that sends its whole body before reading the answer (ureq, curl
+/// without `Expect: 100-continue`) got a reset connection instead of the 413 when the rest of
+/// its body was left unread; past this the connection is closed anyway.
 const DRAIN_LIMIT: usize = 1 << 20;
-
-/// Reads and drops the rest of a request body, up to [`DRAIN_LIMIT`] bytes in all.
-async fn drain(session: &mut ServerSession, mut seen: usize) {
-    while seen <= DRAIN_LIMIT {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => seen += chunk.len(),
-            _ => return,
-        }
-    }
-}
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl AdminApi {
     fn caller(&self, session: &ServerSession) -> Option<Caller> {
@@ -133,7 +121,13 @@ impl AdminApi {
             match session.read_request_body().await {
                 Ok(Some(chunk)) => {
                     if body.len() + chunk.len() > self.body_limit {
-                        drain(session, body.len() + chunk.len()).await;
+                        crate::share::guard::drain(
+                            session,
+                            body.len() + chunk.len(),
+                            DRAIN_LIMIT,
+                            DRAIN_TIME,
+                        )
+                        .await;
                         return Err(ApiError::new(
                             StatusCode::PAYLOAD_TOO_LARGE,
                             None,

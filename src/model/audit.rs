@@ -57,6 +57,20 @@ impl Draft {
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         }
     }
+
+    /// An event of a request: who asked (address, user agent) as the request said.
+    pub fn of_request(
+        kind: &str,
+        outcome: &str,
+        client: Option<String>,
+        user_agent: Option<String>,
+    ) -> Draft {
+        Draft {
+            client,
+            user_agent,
+            ..Draft::new(kind, outcome)
+        }
+    }
 }
 
 /// One event in a link's chain.

@@ -11,3 +11,4 @@ pub mod outcome;
 pub mod policy;
 pub mod secure_link;
 pub mod token;
+pub mod urlencoded;

@@ -7,8 +7,11 @@
 //! codings other than `chunked`, and very large request heads. Each is refused with a 4xx (or
 //! 501) naming the reason, and the connection is closed.
 
+use std::time::Duration;
+
 use http::{header, Method};
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::Session;
 
 use crate::share::pages;
@@ -217,6 +220,28 @@ pub async fn refuse(session: &mut Session, why: Rejection) -> pingora::Result<()
         session.write_response_body(Some(body), true).await?;
     }
     Ok(())
+}
+
+/// Reads and drops what is left of a refused request's body, so that a client that sends its
+/// whole body before reading the answer gets the answer instead of a reset: at most `limit`
+/// bytes in all (`seen` of them read already) and for at most `within`. A body not read to its
+/// end, or one that could not be read, leaves the connection to be closed after the answer.
+pub async fn drain(session: &mut ServerSession, mut seen: usize, limit: usize, within: Duration) {
+    let finished = tokio::time::timeout(within, async {
+        while seen <= limit {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => seen += chunk.len(),
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    if !finished {
+        session.set_keepalive(None);
+    }
 }
 
 #[cfg(test)]

@@ -165,13 +165,12 @@ fn event(
     kind: &str,
     outcome: &str,
 ) -> Draft {
-    let mut d = Draft::new(kind, outcome);
-    d.client = match client {
+    let client = match client {
         "" => client_of(session).map(|ip| ip.to_string()),
         "unknown" => None,
         known => Some(known.to_string()),
     };
-    d.user_agent = user_agent_of(session);
+    let mut d = Draft::of_request(kind, outcome, client, user_agent_of(session));
     name_document(&mut d, target);
     d
 }

@@ -194,9 +194,12 @@ impl Visit {
     }
 
     fn event(&self, kind: &str, outcome: &str) -> Draft {
-        let mut d = Draft::new(kind, outcome);
-        d.client = self.client.map(|c| c.to_string());
-        d.user_agent = self.user_agent.clone();
+        let mut d = Draft::of_request(
+            kind,
+            outcome,
+            self.client.map(|c| c.to_string()),
+            self.user_agent.clone(),
+        );
         d.document = self.link.documents.first().map(|doc| doc.object.clone());
         d
     }
@@ -282,18 +285,7 @@ async fn read_form(
 /// Parses a urlencoded form body; `None` for anything that is not UTF-8 once decoded.
 pub fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
     let text = std::str::from_utf8(body).ok()?;
-    let mut fields = Vec::new();
-    for pair in text.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(&s.replace('+', " "))
-                .decode_utf8()
-                .ok()
-                .map(|c| c.into_owned())
-        };
-        fields.push((decode(k)?, decode(v)?));
-    }
-    Some(fields)
+    crate::model::urlencoded::pairs(text).collect()
 }
 
 fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -406,9 +406,7 @@ impl Upload<'_> {
     }
 
     fn event(&self, kind: &str, outcome: &str, name: Option<&str>, key: Option<&str>) -> Draft {
-        let mut d = Draft::new(kind, outcome);
-        d.client = self.client.clone();
-        d.user_agent = self.user_agent.clone();
+        let mut d = Draft::of_request(kind, outcome, self.client.clone(), self.user_agent.clone());
         d.document = key.map(str::to_string);
         if let Some(name) = name {
             d.detail = Some(json!({ "name": name }));
@@ -763,16 +761,7 @@ async fn drain(session: &mut Session, why: &UploadError) {
         session.set_keepalive(None);
         return;
     }
-    let mut seen = 0usize;
-    let _ = tokio::time::timeout(DRAIN_TIME, async {
-        while seen < DRAIN_LIMIT {
-            match crate::share::guard::read_body(session).await {
-                Ok(Some(chunk)) => seen += chunk.len(),
-                _ => break,
-            }
-        }
-    })
-    .await;
+    crate::share::guard::drain(session, 0, DRAIN_LIMIT, DRAIN_TIME).await;
 }
 
 fn json_reply(status: u16, body: &serde_json::Value) -> Reply {

@@ -1,5 +1,5 @@
-//! What operators and integrators meet: the admin API's answers to good and bad input, the CLI,
-//! config validation, persistence across restarts and signing-key rotation.
+//! What integrators meet: the admin API's answers to good and bad input, the CLI, config
+//! validation, persistence across restarts and signing-key rotation.
 
 mod common;
 

@@ -638,3 +638,183 @@ pub fn validate_patch_body(body: &[u8], now: OffsetDateTime) -> Result<PatchBody
     let body = json_object(body).map_err(api_message)?;
     parse_patch_body(body, now).map_err(api_message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000)
+    }
+
+    /// The field a create body is refused for (`None` when accepted).
+    fn refused_field(body: Value) -> Option<String> {
+        let Value::Object(map) = body else {
+            panic!("test bodies are objects")
+        };
+        match parse_link_body(map, now()) {
+            Ok(_) => None,
+            Err(e) => Some(e.field.unwrap_or_default()),
+        }
+    }
+
+    fn patch(body: Value) -> Result<PatchBody, String> {
+        validate_patch_body(body.to_string().as_bytes(), now())
+    }
+
+    #[test]
+    fn a_minimal_create_body_gets_the_defaults() {
+        let Value::Object(map) = json!({"store": "docs", "object": "a/b.pdf"}) else {
+            unreachable!()
+        };
+        let b = parse_link_body(map, now()).map_err(api_message).unwrap();
+        assert_eq!(b.store, "docs");
+        assert_eq!(b.documents.len(), 1);
+        assert_eq!(b.documents[0].object, "a/b.pdf");
+        assert_eq!(b.documents[0].filename, "b.pdf");
+        assert_eq!(b.rights, vec![Right::Download]);
+        assert_eq!((b.expires_at, b.max_downloads), (None, None));
+        assert!(b.password.is_none() && b.recipient.is_none() && b.upload.is_none());
+    }
+
+    #[test]
+    fn each_bad_create_field_is_named() {
+        let base = || json!({"store": "docs", "object": "a.pdf"});
+        let with = |k: &str, v: Value| {
+            let mut b = base();
+            b[k] = v;
+            b
+        };
+        assert_eq!(
+            refused_field(json!({"object": "a.pdf"})).as_deref(),
+            Some("store")
+        );
+        assert_eq!(
+            refused_field(with("store", json!(1))).as_deref(),
+            Some("store")
+        );
+        for bad in [
+            json!("../x"),
+            json!("a//b"),
+            json!(""),
+            json!("a\u{1}b"),
+            json!(7),
+        ] {
+            assert!(
+                refused_field(with("object", bad.clone())).is_some(),
+                "{bad}"
+            );
+        }
+        for bad in [
+            json!("yesterday"),
+            json!("1970-01-01T00:00:00Z"),
+            json!("9999-12-31T23:59:59-23:59"),
+            json!(5),
+        ] {
+            assert_eq!(
+                refused_field(with("expires_at", bad.clone())).as_deref(),
+                Some("expires_at"),
+                "{bad}"
+            );
+        }
+        for bad in [json!(0), json!(-1), json!(1.5), json!("3")] {
+            assert_eq!(
+                refused_field(with("max_downloads", bad.clone())).as_deref(),
+                Some("max_downloads"),
+                "{bad}"
+            );
+        }
+        for bad in [json!("download"), json!([]), json!(["fly"]), json!([1])] {
+            assert_eq!(
+                refused_field(with("rights", bad.clone())).as_deref(),
+                Some("rights"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            refused_field(with("created_by", json!(""))).as_deref(),
+            Some("created_by")
+        );
+        assert_eq!(
+            refused_field(with("recipient", json!({"email": "not-an-address"}))).as_deref(),
+            Some("recipient.email")
+        );
+        assert_eq!(
+            refused_field(with("recipient", json!({"require_code": true}))).as_deref(),
+            Some("recipient.require_code"),
+            "codes need an address to go to"
+        );
+        assert_eq!(
+            refused_field(with("recipient", json!({"email": "a@b.org", "cc": "x"}))).as_deref(),
+            Some("recipient.cc")
+        );
+        assert_eq!(
+            refused_field(with("colour", json!("blue"))).as_deref(),
+            Some("colour"),
+            "unknown fields are refused, not ignored"
+        );
+    }
+
+    #[test]
+    fn good_optional_create_fields_are_taken() {
+        let Value::Object(map) = json!({
+            "store": "docs", "object": "a.pdf", "max_downloads": 3,
+            "expires_at": "2030-01-01T10:00:00+02:00", "rights": ["view", "download", "view"],
+            "created_by": "alice", "recipient": {"email": " jane@example.org "}
+        }) else {
+            unreachable!()
+        };
+        let b = parse_link_body(map, now()).map_err(api_message).unwrap();
+        assert_eq!(b.max_downloads, Some(3));
+        assert_eq!(
+            b.expires_at.map(|t| t.offset()),
+            Some(time::UtcOffset::UTC),
+            "stored in UTC"
+        );
+        assert_eq!(b.rights.len(), 2, "duplicates dropped");
+        assert_eq!(b.created_by.as_deref(), Some("alice"));
+        assert_eq!(
+            b.recipient.and_then(|r| r.email).as_deref(),
+            Some("jane@example.org")
+        );
+    }
+
+    #[test]
+    fn patch_bodies_distinguish_absent_from_cleared() {
+        let p = patch(json!({"max_downloads": null})).unwrap();
+        assert_eq!(p.max_downloads, Some(None), "null clears the limit");
+        assert_eq!(p.expires_at, None, "absent leaves the expiry");
+        let p = patch(json!({"expires_at": null, "filename": "a/b:c.pdf"})).unwrap();
+        assert_eq!(p.expires_at, Some(None));
+        assert_eq!(
+            p.filename.as_deref(),
+            Some("a_b_c.pdf"),
+            "display names are sanitised"
+        );
+        assert!(patch(json!({})).unwrap_err().starts_with("body:"));
+        assert!(patch(json!({"changed_by": "bob"}))
+            .unwrap_err()
+            .starts_with("body:"));
+        assert!(patch(json!({"store": "other", "max_downloads": 2}))
+            .unwrap_err()
+            .starts_with("store:"));
+        assert!(patch(json!({"max_downloads": 0}))
+            .unwrap_err()
+            .starts_with("max_downloads:"));
+        assert!(validate_patch_body(b"[1]", now()).is_err());
+        assert!(validate_patch_body(b"", now()).is_err());
+    }
+
+    #[test]
+    fn query_strings_decode_like_forms() {
+        let q = parse_query("object=a%2Fb+c.pdf&&=x&state=active&bad=%FF");
+        assert_eq!(q.get("object").map(String::as_str), Some("a/b c.pdf"));
+        assert_eq!(q.get("state").map(String::as_str), Some("active"));
+        assert!(!q.contains_key(""), "empty names are dropped");
+        assert!(
+            !q.contains_key("bad"),
+            "pairs that are not UTF-8 are dropped"
+        );
+    }
+}

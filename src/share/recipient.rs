@@ -70,6 +70,15 @@ const CODE_TRIES_PER_CODE: u64 = 20;
 const CODE_CHECKS_PER_LINK: u64 = 1000;
 const MAX_TRUSTED_DEVICES: usize = 20;
 
+// The stated guessing bounds, checked when this compiles: a 6-digit code's lifetime cap keeps a
+// guesser's chance at 0.1 %; one address can spend neither a link's free budget nor one code's
+// tries alone; the code in the latest mail outlives the mail window's cap.
+const _: () = assert!(CODE_CHECKS_PER_LINK * 1000 <= 1_000_000);
+const _: () = assert!(PASSWORD_TRIES_PER_CLIENT < PASSWORD_FREE_PER_LINK);
+const _: () = assert!(CODE_TRIES_PER_CLIENT < CODE_TRIES_PER_CODE);
+const _: () = assert!(CODE_TRIES_PER_BROWSER < CODE_TRIES_PER_CODE);
+const _: () = assert!(CODE_LIFETIME.as_secs() >= MAIL_WINDOW.as_secs());
+
 pub use crate::share::pages::Reply;
 
 pub enum Decision {
@@ -468,12 +477,24 @@ fn password_page(visit: &Visit, csrf: &str, error: Option<&str>, work: Option<&W
     pages::password_form(&visit.facts(), csrf, error, work.as_ref())
 }
 
+/// How hard the proof of work is once a link's checks in this window reached `checks`: the
+/// first bits at the budget, one more per [`POW_STEP`] checks past it, never above the cap.
+fn pow_bits(checks: u64) -> u32 {
+    let past = checks.saturating_sub(PASSWORD_FREE_PER_LINK) / POW_STEP;
+    POW_MIN_BITS
+        .saturating_add(u32::try_from(past).unwrap_or(u32::MAX))
+        .min(POW_MAX_BITS)
+}
+
+/// Whether a password check may run without a proof of work: while the link's free budget of
+/// this window lasts (`checks` counts this one).
+fn free_check(checks: u64) -> bool {
+    checks <= PASSWORD_FREE_PER_LINK
+}
+
 /// The challenge for a link that `checks` checks (this window) have reached.
 fn work_for(gate: &Gate, link: &Link, checks: u64) -> Work {
-    let past = checks.saturating_sub(PASSWORD_FREE_PER_LINK) / POW_STEP;
-    let bits = POW_MIN_BITS
-        .saturating_add(u32::try_from(past).unwrap_or(u32::MAX))
-        .min(POW_MAX_BITS);
+    let bits = pow_bits(checks);
     Work {
         challenge: gate.checks.verifier.challenge(link, bits),
         bits,
@@ -487,7 +508,8 @@ async fn work_needed(gate: &Gate, link: &Link) -> Result<Option<Work>, StoreErro
         .store
         .hit(&keys::password_tries(link.id), PASSWORD_WINDOW, 0)
         .await?;
-    Ok((checks >= PASSWORD_FREE_PER_LINK).then(|| work_for(gate, link, checks)))
+    // The next check would be `checks + 1`.
+    Ok((!free_check(checks + 1)).then(|| work_for(gate, link, checks)))
 }
 
 /// Takes the attempt (atomically, before any hashing), then checks the password. Every store
@@ -564,7 +586,7 @@ async fn check_password(
         // Only an address within its own cap spends the link's budget: one address never
         // affects another.
         let checks = gate.links.store.hit(&per_link, PASSWORD_WINDOW, 1).await?;
-        if !proven && checks > PASSWORD_FREE_PER_LINK {
+        if !proven && !free_check(checks) {
             refused("proof of work needed");
             return Ok(PasswordOutcome::NeedsWork(work_for(
                 gate,
@@ -1166,4 +1188,41 @@ fn post_download(gate: &Gate, visit: &Visit) -> Decision {
         gate.checks.verifier.download_ticket(&visit.link)
     );
     visit.see_other(location)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proof_of_work_starts_at_the_budget_and_grows_to_a_cap() {
+        assert!(free_check(PASSWORD_FREE_PER_LINK));
+        assert!(!free_check(PASSWORD_FREE_PER_LINK + 1));
+        assert_eq!(pow_bits(PASSWORD_FREE_PER_LINK + 1), POW_MIN_BITS);
+        assert_eq!(
+            pow_bits(PASSWORD_FREE_PER_LINK + POW_STEP),
+            POW_MIN_BITS + 1
+        );
+        assert_eq!(pow_bits(u64::MAX), POW_MAX_BITS, "capped, never overflows");
+        let mut last = 0;
+        for checks in (0..10_000).step_by(7) {
+            let bits = pow_bits(checks);
+            assert!(bits >= last && (POW_MIN_BITS..=POW_MAX_BITS).contains(&bits));
+            last = bits;
+        }
+    }
+
+    #[test]
+    fn form_bodies_decode_or_are_refused_whole() {
+        assert_eq!(
+            parse_form(b"password=a+b%26c&csrf=x"),
+            Some(vec![
+                ("password".into(), "a b&c".into()),
+                ("csrf".into(), "x".into())
+            ])
+        );
+        assert_eq!(parse_form(b"a=%FF"), None);
+        assert_eq!(parse_form(&[0xff]), None, "not UTF-8");
+        assert_eq!(parse_form(b""), Some(vec![]));
+    }
 }

@@ -36,7 +36,7 @@ use crate::metrics::metrics;
 use crate::model::audit::Draft;
 use crate::model::counting::{classify, expected_length, is_multi_range, part_of, Drawn, Kind};
 use crate::model::disposition::content_disposition;
-use crate::model::link::{Link, Refusal, Right, Selection, Target};
+use crate::model::link::{Link, LinkId, Refusal, Right, Selection, Target};
 use crate::model::outcome::Outcome;
 use crate::share::client::{client_of, user_agent_of};
 use crate::share::count::Metered;
@@ -641,8 +641,31 @@ impl Proxy {
         Ok(None)
     }
 
-    /// Decides whether the request may proceed; `Err(answer)` is what to answer instead.
+    /// Decides whether the request may proceed, step by step; `Err(answer)` is what to answer
+    /// instead. Each step records its outcome in `ctx` when it refuses.
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Answer> {
+        let id = self.identify(session, ctx).await?;
+        let (link, uploading) = self.open(session, ctx, id).await?;
+        let base = format!(
+            "/s/{}",
+            token_of(session.req_header().uri.path()).unwrap_or_default()
+        );
+        self.require_checks(session, ctx, &link, &base).await?;
+        self.docstore(session, ctx, &link)?;
+        if uploading {
+            self.allow_upload(session, ctx, &link)?;
+            ctx.upload = true;
+            ctx.link = Some(link);
+            return Ok(());
+        }
+        self.select(session, ctx, &link, &base)?;
+        let link = self.count(session, ctx, link).await?;
+        ctx.link = Some(link);
+        Ok(())
+    }
+
+    /// Identify: the link a legacy nginx URL or a native token names (forgeries stop here).
+    async fn identify(&self, session: &Session, ctx: &mut Ctx) -> Result<LinkId, Answer> {
         let req = session.req_header();
         // Legacy nginx secure_link URLs (see `securelink`) name their link by a keyed hash.
         let legacy = match crate::share::secure_link::resolve(
@@ -666,6 +689,17 @@ impl Proxy {
             ctx.outcome = Outcome::BadToken;
             return Err(Answer::Status(404));
         };
+        Ok(id)
+    }
+
+    /// Open: the link, if it exists and is open, and whether the request is an upload (a method
+    /// the link does not answer is refused here).
+    async fn open(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        id: LinkId,
+    ) -> Result<(Arc<Link>, bool), Answer> {
         let link = match self.gate.link(id).await {
             Ok(Some(link)) => link,
             Ok(None) => {
@@ -692,21 +726,31 @@ impl Proxy {
                 return Err(Answer::Status(405));
             }
         };
-        let base = format!(
-            "/s/{}",
-            token_of(session.req_header().uri.path()).unwrap_or_default()
-        );
+        Ok((link, uploading))
+    }
+
+    /// Password and device: a used-up limited link's page is the uniform 404; a link with pages
+    /// lets its checks decide (a page to show, or go on, perhaps view-only).
+    async fn require_checks(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        link: &Arc<Link>,
+        base: &str,
+    ) -> Result<(), Answer> {
+        let id = link.id;
+        let req = session.req_header();
         if link.max_downloads.is_some()
             && recipient::wants_html(session)
             && !recipient::is_download(req.uri.query())
         {
             // A used-up link's page is the uniform 404 too.
-            if let Err(failed) = something_left(self.any_left(&link).await) {
-                return Err(self.limit_refusal(session, ctx, &link, failed));
+            if let Err(failed) = something_left(self.any_left(link).await) {
+                return Err(self.limit_refusal(session, ctx, link, failed));
             }
         }
         if link.has_pages() {
-            match recipient::decide(&self.gate, session, link.clone(), base.clone()).await {
+            match recipient::decide(&self.gate, session, link.clone(), base.to_string()).await {
                 Ok(Decision::Pass { view_only }) => ctx.view_only = view_only,
                 Ok(Decision::Reply(reply)) => {
                     ctx.outcome = Outcome::Page;
@@ -719,29 +763,48 @@ impl Proxy {
                 }
             }
         }
-        // Passed the link's password or device check (so refusals may say why).
-        let verified = link.has_checks() && !ctx.view_only;
+        Ok(())
+    }
+
+    /// The link's document store (a link naming a store no longer configured is a dead link).
+    fn docstore(&self, session: &Session, ctx: &mut Ctx, link: &Link) -> Result<(), Answer> {
         let Some(docstore) = self.gate.docstores.get(&link.store) else {
-            tracing::error!(link = %id, store = %link.store, "link names a store that is not configured");
+            tracing::error!(link = %link.id, store = %link.store, "link names a store that is not configured");
             ctx.outcome = Outcome::NoStore;
             return Err(Answer::Status(404));
         };
         ctx.docstore = Some(docstore.clone());
         ctx.client = client_ip(session);
-        if uploading {
-            if !link.allows(&Right::Upload) || ctx.view_only {
-                return Err(self.not_granted(
-                    session,
-                    ctx,
-                    &link,
-                    verified,
-                    "This link does not accept uploads.",
-                ));
-            }
-            ctx.upload = true;
-            ctx.link = Some(link);
-            return Ok(());
+        Ok(())
+    }
+
+    /// Rights, for an upload: the link must accept them, and a view-only visit never does.
+    fn allow_upload(&self, session: &Session, ctx: &mut Ctx, link: &Link) -> Result<(), Answer> {
+        if !link.allows(&Right::Upload) || ctx.view_only {
+            // Passed the link's password or device check (so refusals may say why).
+            let verified = link.has_checks() && !ctx.view_only;
+            return Err(self.not_granted(
+                session,
+                ctx,
+                link,
+                verified,
+                "This link does not accept uploads.",
+            ));
         }
+        Ok(())
+    }
+
+    /// Select and rights: the document (or rendition) the query names, if the link grants it; a
+    /// link of several documents without a choice answers its listing.
+    fn select(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        link: &Link,
+        base: &str,
+    ) -> Result<(), Answer> {
+        // Passed the link's password or device check (so refusals may say why).
+        let verified = link.has_checks() && !ctx.view_only;
         let Some(selection) = Selection::from_query(session.req_header().uri.query()) else {
             ctx.outcome = Outcome::NoDocument;
             return Err(Answer::Status(404));
@@ -755,18 +818,29 @@ impl Proxy {
             Err(Refusal::Several) => {
                 ctx.outcome = Outcome::Listing;
                 return Err(Answer::Reply(listing(
-                    &link,
+                    link,
                     &format!("{}{base}", self.gate.links.public_url),
                 )));
             }
             Err(Refusal::NotGranted(reason)) => {
-                return Err(self.not_granted(session, ctx, &link, verified, reason))
+                return Err(self.not_granted(session, ctx, link, verified, reason))
             }
         };
         if ctx.view_only {
             target.inline = true;
         }
         ctx.target = Some(target);
+        Ok(())
+    }
+
+    /// Count: HEAD and prefetches of a used-up link answer like a dead link; a GET of a limited
+    /// link makes its first draw (the one link-state round trip on the request path).
+    async fn count(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        link: Arc<Link>,
+    ) -> Result<Arc<Link>, Answer> {
         let req = session.req_header();
         ctx.kind = classify(&req.method, &req.headers);
         let link_for_events = link.clone();
@@ -808,8 +882,7 @@ impl Proxy {
             }
             _ => link,
         };
-        ctx.link = Some(link);
-        Ok(())
+        Ok(link)
     }
 }
 

@@ -120,6 +120,16 @@ enum Answer {
     Reply(Reply),
 }
 
+/// Writes what `admit` refused with: a status page (a `405` says which methods are allowed) or
+/// one of the recipients' pages.
+async fn write_answer(session: &mut Session, refusal: Answer) -> Result<()> {
+    match refusal {
+        Answer::Status(405) => answer(session, 405, &[("allow", "GET, HEAD")]).await,
+        Answer::Status(status) => answer(session, status, &[]).await,
+        Answer::Reply(reply) => write_reply(session, reply).await,
+    }
+}
+
 /// Writes a recipient page, form answer or redirect.
 async fn write_reply(session: &mut Session, reply: Reply) -> Result<()> {
     let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 1))?;
@@ -641,6 +651,76 @@ impl Proxy {
         Ok(None)
     }
 
+    /// Serve: an upload is written to the store; a prefetch gets no document; a folder store's
+    /// file is sent by the gateway; anything else is relayed from the origin.
+    async fn serve(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        if ctx.upload {
+            // Boxed, like the relay's connect below: the request's future stays small while a
+            // download streams (1,000 of them held ~8 KiB each of connect and upload state).
+            let reply = Box::pin(self.upload(session, ctx)).await;
+            ctx.outcome = if reply.status < 300 {
+                Outcome::Uploaded
+            } else {
+                Outcome::UploadRefused
+            };
+            return write_reply(session, reply).await;
+        }
+        if ctx.kind == Kind::Prefetch {
+            // A prefetch never receives the document, so it can never use up a download.
+            ctx.outcome = Outcome::Prefetch;
+            let mut resp = ResponseHeader::build(204, Some(2))?;
+            resp.insert_header(header::CACHE_CONTROL, "no-store")?;
+            return session.write_response_header(Box::new(resp), true).await;
+        }
+        self.stream_started(ctx);
+        let dir = ctx.docstore.clone().filter(|s| s.as_dir().is_some());
+        match (dir, ctx.link.clone(), ctx.target.clone()) {
+            (Some(store), Some(link), Some(target)) => {
+                self.serve_from_dir(session, ctx, &store, &link, &target)
+                    .await
+            }
+            _ => self.relay_from_origin(session, ctx).await,
+        }
+    }
+
+    /// A folder store's file, read and sent by the gateway itself.
+    async fn serve_from_dir(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        store: &DocStore,
+        link: &Link,
+        target: &Target,
+    ) -> Result<()> {
+        let Some(dir) = store.as_dir() else {
+            return self.relay_from_origin(session, ctx).await;
+        };
+        match dir
+            .serve(
+                session,
+                &target.object,
+                |resp| decorate(resp, target),
+                &mut ctx.metered,
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(ServeError::Refused(e)) => {
+                tracing::warn!(link = %link.id, store = %link.store, error = %e, "dir store cannot serve the object");
+                ctx.outcome = Outcome::OriginNotFound;
+                self.give_back(ctx).await;
+                answer(session, 404, &[]).await
+            }
+            Err(ServeError::Exhausted) => {
+                ctx.outcome = Outcome::Exhausted;
+                ctx.replaced = true;
+                self.give_back(ctx).await;
+                answer(session, 404, &[]).await
+            }
+            Err(ServeError::Broken(e)) => Err(e),
+        }
+    }
+
     /// Decides whether the request may proceed, step by step; `Err(answer)` is what to answer
     /// instead. Each step records its outcome in `ctx` when it refuses.
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Answer> {
@@ -936,76 +1016,9 @@ impl ProxyHttp for Proxy {
             return Ok(true);
         }
         match self.admit(session, ctx).await {
-            Ok(()) => {}
-            Err(Answer::Status(status)) => {
-                let allow: &[(&'static str, &'static str)] = if status == 405 {
-                    &[("allow", "GET, HEAD")]
-                } else {
-                    &[]
-                };
-                answer(session, status, allow).await?;
-                return Ok(true);
-            }
-            Err(Answer::Reply(reply)) => {
-                write_reply(session, reply).await?;
-                return Ok(true);
-            }
+            Ok(()) => self.serve(session, ctx).await?,
+            Err(refusal) => write_answer(session, refusal).await?,
         }
-        if ctx.upload {
-            // Boxed, like the relay's connect below: the request's future stays small while a
-            // download streams (1,000 of them held ~8 KiB each of connect and upload state).
-            let reply = Box::pin(self.upload(session, ctx)).await;
-            ctx.outcome = if reply.status < 300 {
-                Outcome::Uploaded
-            } else {
-                Outcome::UploadRefused
-            };
-            write_reply(session, reply).await?;
-            return Ok(true);
-        }
-        if ctx.kind == Kind::Prefetch {
-            // A prefetch never receives the document, so it can never use up a download.
-            ctx.outcome = Outcome::Prefetch;
-            let mut resp = ResponseHeader::build(204, Some(2))?;
-            resp.insert_header(header::CACHE_CONTROL, "no-store")?;
-            session.write_response_header(Box::new(resp), true).await?;
-            return Ok(true);
-        }
-        self.stream_started(ctx);
-        let dir = ctx.docstore.clone().filter(|s| s.as_dir().is_some());
-        if let (Some(store), Some(link), Some(target)) = (dir, ctx.link.clone(), ctx.target.clone())
-        {
-            let Some(dir) = store.as_dir() else {
-                return Ok(false);
-            };
-            match dir
-                .serve(
-                    session,
-                    &target.object,
-                    |resp| decorate(resp, &target),
-                    &mut ctx.metered,
-                )
-                .await
-            {
-                Ok(()) => return Ok(true),
-                Err(ServeError::Refused(e)) => {
-                    tracing::warn!(link = %link.id, store = %link.store, error = %e, "dir store cannot serve the object");
-                    ctx.outcome = Outcome::OriginNotFound;
-                    self.give_back(ctx).await;
-                    answer(session, 404, &[]).await?;
-                    return Ok(true);
-                }
-                Err(ServeError::Exhausted) => {
-                    ctx.outcome = Outcome::Exhausted;
-                    ctx.replaced = true;
-                    self.give_back(ctx).await;
-                    answer(session, 404, &[]).await?;
-                    return Ok(true);
-                }
-                Err(ServeError::Broken(e)) => return Err(e),
-            }
-        }
-        self.relay_from_origin(session, ctx).await?;
         Ok(true)
     }
 

@@ -49,7 +49,7 @@ LOGS=$(mktemp -d /tmp/linkgate-fuzz.XXXXXX)
 trap 'rm -rf "$LOGS"' EXIT
 FAILED=0
 {
-  echo "Fuzz campaign $STAMP ($(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, -s none, one job per target)"
+  echo "Fuzz campaign $STAMP (commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, -s none, one job per target${FUZZ_ARGS:+, $FUZZ_ARGS})"
   echo
   echo "| target | seconds | executions | exec/s | cov | ft | corpus | crashes |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
@@ -67,7 +67,9 @@ for item in "${PLAN[@]}"; do
   timeout --kill-after=30 $((secs + 120)) nice -n "$NICE" cargo fuzz run "$t" -s none -- \
     -max_total_time="$secs" -rss_limit_mb="$RSS_MB" -timeout=10 -print_final_stats=1 \
     ${FUZZ_ARGS:-} >"$log" 2>&1 || status=$?
-  took=$(( $(date +%s) - start ))
+  # libFuzzer's own fuzzing time (without the build `cargo fuzz run` may start with).
+  took=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
+  took=${took:-$(( $(date +%s) - start ))}
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   last=$(grep -E '^#[0-9]+' "$log" | grep ' cov: ' | tail -1 || true)

@@ -258,7 +258,7 @@ pub struct Legacy {
 
 /// Why a legacy URL is refused (logged; the recipient sees the uniform 404).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub enum BadUrl {
     BadPath,
     BadHash,
     BadExpiry,
@@ -341,7 +341,7 @@ impl SecureLink {
     /// Checks a request under this rule at `now` (Unix seconds); `None` when its path is not
     /// under the prefix. An expired URL still answers `Legacy` (its `expires` says so), so that a
     /// link record that exists can record the refusal.
-    pub fn check(&self, req: &Request<'_>) -> Option<Result<Legacy, Refusal>> {
+    pub fn check(&self, req: &Request<'_>) -> Option<Result<Legacy, BadUrl>> {
         let uri = decoded_path(req.path);
         let under = match &uri {
             Some(u) => u.starts_with(&self.prefix),
@@ -351,7 +351,7 @@ impl SecureLink {
             return None;
         }
         let Some(uri) = uri else {
-            return Some(Err(Refusal::BadPath));
+            return Some(Err(BadUrl::BadPath));
         };
         Some(match &self.mode {
             Mode::Md5 { value, md5 } => self.check_md5(req, &uri, value, md5),
@@ -365,7 +365,7 @@ impl SecureLink {
         uri: &str,
         value: &[Part],
         md5: &[Part],
-    ) -> Result<Legacy, Refusal> {
+    ) -> Result<Legacy, BadUrl> {
         let value = evaluate(value, req, uri.as_bytes(), b"");
         let (hash_text, expires_text) = match value.iter().position(|&c| c == b',') {
             Some(i) => (&value[..i], Some(&value[i + 1..])),
@@ -374,23 +374,23 @@ impl SecureLink {
         let expires = match expires_text {
             Some(t) => match nginx_atotm(t) {
                 Some(e) if e > 0 => Some(e),
-                _ => return Err(Refusal::BadExpiry),
+                _ => return Err(BadUrl::BadExpiry),
             },
             None => None,
         };
         if hash_text.len() > 24 {
-            return Err(Refusal::BadHash);
+            return Err(BadUrl::BadHash);
         }
         let given = nginx_base64url_decode(hash_text)
             .filter(|h| h.len() == 16)
-            .ok_or(Refusal::BadHash)?;
+            .ok_or(BadUrl::BadHash)?;
         let signed = evaluate(md5, req, uri.as_bytes(), expires_text.unwrap_or(b""));
         let expected = Md5::digest(&signed);
         if !bool::from(expected.as_slice().ct_eq(&given)) {
-            return Err(Refusal::BadHash);
+            return Err(BadUrl::BadHash);
         }
         let object = uri[self.prefix.len()..].to_string();
-        check_object_key(&object).map_err(|_| Refusal::BadObject)?;
+        check_object_key(&object).map_err(|_| BadUrl::BadObject)?;
         Ok(Legacy {
             id: self.id_of(&[uri.as_bytes(), expires_text.unwrap_or(b""), &given]),
             object,
@@ -398,12 +398,12 @@ impl SecureLink {
         })
     }
 
-    fn check_secret(&self, req: &Request<'_>, secret: &[u8]) -> Result<Legacy, Refusal> {
+    fn check_secret(&self, req: &Request<'_>, secret: &[u8]) -> Result<Legacy, BadUrl> {
         // nginx reads the URI as sent: `/prefix/<32 hex>/<link, query included>`.
         let rest = &req.path[self.prefix.len()..];
-        let (hex, link_path) = rest.split_once('/').ok_or(Refusal::BadPath)?;
+        let (hex, link_path) = rest.split_once('/').ok_or(BadUrl::BadPath)?;
         if hex.len() != 32 || link_path.is_empty() {
-            return Err(Refusal::BadHash);
+            return Err(BadUrl::BadHash);
         }
         let mut signed = Vec::with_capacity(link_path.len() + 64);
         signed.extend_from_slice(link_path.as_bytes());
@@ -413,22 +413,22 @@ impl SecureLink {
         }
         let mut given = [0u8; 16];
         for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
-            let text = std::str::from_utf8(pair).map_err(|_| Refusal::BadHash)?;
-            given[i] = u8::from_str_radix(text, 16).map_err(|_| Refusal::BadHash)?;
+            let text = std::str::from_utf8(pair).map_err(|_| BadUrl::BadHash)?;
+            given[i] = u8::from_str_radix(text, 16).map_err(|_| BadUrl::BadHash)?;
         }
         let mut md5 = Md5::new();
         md5.update(&signed);
         md5.update(secret);
         if !bool::from(md5.finalize().as_slice().ct_eq(&given)) {
-            return Err(Refusal::BadHash);
+            return Err(BadUrl::BadHash);
         }
         // nginx's `rewrite ^ /files/$secure_link` takes the link as sent, undecoded and with its
         // query, as the file name; so does linkgate (`%` and `?` reach the origin encoded).
-        let object = String::from_utf8(signed).map_err(|_| Refusal::BadObject)?;
+        let object = String::from_utf8(signed).map_err(|_| BadUrl::BadObject)?;
         if decoded_path(&format!("/{object}")).is_none() {
-            return Err(Refusal::BadObject);
+            return Err(BadUrl::BadObject);
         }
-        check_object_key(&object).map_err(|_| Refusal::BadObject)?;
+        check_object_key(&object).map_err(|_| BadUrl::BadObject)?;
         Ok(Legacy {
             id: self.id_of(&[object.as_bytes(), &given]),
             object,
@@ -482,7 +482,7 @@ impl LegacyLinks {
     }
 
     /// The first rule whose prefix the request is under, and its verdict.
-    pub fn check(&self, req: &Request<'_>) -> Option<(&SecureLink, Result<Legacy, Refusal>)> {
+    pub fn check(&self, req: &Request<'_>) -> Option<(&SecureLink, Result<Legacy, BadUrl>)> {
         self.rules
             .iter()
             .find_map(|rule| rule.check(req).map(|verdict| (rule, verdict)))
@@ -532,7 +532,7 @@ mod tests {
             remote_addr: "10.0.0.1",
             ..req("/dl/a/b%20c.pdf", &q)
         };
-        assert_eq!(rule.check(&other_client), Some(Err(Refusal::BadHash)));
+        assert_eq!(rule.check(&other_client), Some(Err(BadUrl::BadHash)));
         assert_eq!(
             rule.check(&req("/elsewhere/a", &q)),
             None,
@@ -589,16 +589,16 @@ mod tests {
         let q = |e: &str| format!("md5={}&expires={e}", sign(&format!("{e}/dl/f k")));
         assert_eq!(
             rule.check(&req("/dl/f", &q("0"))),
-            Some(Err(Refusal::BadExpiry)),
+            Some(Err(BadUrl::BadExpiry)),
             "0 is refused"
         );
         assert_eq!(
             rule.check(&req("/dl/f", &q("12x"))),
-            Some(Err(Refusal::BadExpiry))
+            Some(Err(BadUrl::BadExpiry))
         );
         assert_eq!(
             rule.check(&req("/dl/f", &format!("md5={}", sign("/dl/f k")))),
-            Some(Err(Refusal::BadExpiry)),
+            Some(Err(BadUrl::BadExpiry)),
             "missing"
         );
         let leading = rule
@@ -641,11 +641,11 @@ mod tests {
         );
         assert_eq!(
             rule.check(&req("/dl/f", &format!("md5={good}A"))),
-            Some(Err(Refusal::BadHash))
+            Some(Err(BadUrl::BadHash))
         );
         assert_eq!(
             rule.check(&req("/dl/f", &format!("md5={good}===="))),
-            Some(Err(Refusal::BadHash)),
+            Some(Err(BadUrl::BadHash)),
             "over 24 characters"
         );
         assert!(
@@ -656,23 +656,23 @@ mod tests {
         );
         assert_eq!(
             rule.check(&req("/dl/g", &format!("md5={good}"))),
-            Some(Err(Refusal::BadHash))
+            Some(Err(BadUrl::BadHash))
         );
         assert_eq!(
             rule.check(&req("/dl/../f", &format!("md5={good}"))),
-            Some(Err(Refusal::BadPath))
+            Some(Err(BadUrl::BadPath))
         );
         assert_eq!(
             rule.check(&req("/dl/%2e%2e/f", &format!("md5={good}"))),
-            Some(Err(Refusal::BadPath))
+            Some(Err(BadUrl::BadPath))
         );
         assert_eq!(
             rule.check(&req("/dl//f", &format!("md5={good}"))),
-            Some(Err(Refusal::BadPath))
+            Some(Err(BadUrl::BadPath))
         );
         assert_eq!(
             rule.check(&req("/dl/f%00", &format!("md5={good}"))),
-            Some(Err(Refusal::BadPath))
+            Some(Err(BadUrl::BadPath))
         );
     }
 
@@ -714,7 +714,7 @@ mod tests {
             query: None,
             remote_addr: "x",
         });
-        assert_eq!(bad, Some(Err(Refusal::BadHash)));
+        assert_eq!(bad, Some(Err(BadUrl::BadHash)));
         let with_query = rule.check(&Request {
             path: &format!("/p/{hex}/a/report.pdf"),
             query: Some("x=1"),
@@ -722,7 +722,7 @@ mod tests {
         });
         assert_eq!(
             with_query,
-            Some(Err(Refusal::BadHash)),
+            Some(Err(BadUrl::BadHash)),
             "the query is signed too"
         );
         let hex_q: String = Md5::digest(b"a/report.pdf?x=1word")

@@ -27,7 +27,7 @@ pub const MAX_HEADERS: usize = 100;
 
 /// Why a request is refused before it is looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
+pub enum RequestDefect {
     #[error("the request has both Transfer-Encoding and Content-Length")]
     Ambiguous,
     #[error("the request's Content-Length is not a single number")]
@@ -46,12 +46,12 @@ pub enum Rejection {
     HeadTooLarge,
 }
 
-impl Rejection {
+impl RequestDefect {
     pub fn status(self) -> u16 {
         match self {
-            Rejection::Coding => 501,
-            Rejection::UriTooLong => 414,
-            Rejection::HeadTooLarge => 431,
+            RequestDefect::Coding => 501,
+            RequestDefect::UriTooLong => 414,
+            RequestDefect::HeadTooLarge => 431,
             _ => 400,
         }
     }
@@ -60,18 +60,18 @@ impl Rejection {
 /// Checks the request a session read: [`check`], plus the one thing only the raw head shows —
 /// Pingora drops `Content-Length` when `Transfer-Encoding` is present too (RFC 9112 lets a
 /// server do that), but a request carrying both is a desync attempt and is refused.
-pub fn check_session(session: &Session) -> Result<(), Rejection> {
+pub fn check_session(session: &Session) -> Result<(), RequestDefect> {
     let req = session.req_header();
     check(req)?;
     // RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without Host (HTTP/2
     // carries the authority as a pseudo-header; HTTP/1.0 may leave it out).
     if req.version == http::Version::HTTP_11 && !req.headers.contains_key(header::HOST) {
-        return Err(Rejection::NoHost);
+        return Err(RequestDefect::NoHost);
     }
     if req.headers.contains_key(header::TRANSFER_ENCODING) {
         if let pingora::protocols::http::ServerSession::H1(h1) = session.as_downstream() {
             if raw_head_has_length(&h1.get_headers_raw_bytes()) {
-                return Err(Rejection::Ambiguous);
+                return Err(RequestDefect::Ambiguous);
             }
         }
     }
@@ -92,26 +92,26 @@ pub fn raw_head_has_length(raw: &[u8]) -> bool {
 /// server: Pingora refuses one whose authority is not the `Host`, and keeps only its path, and
 /// the link in the path, never the authority, names the document. What is refused is a target
 /// that is not a path at all (`*`, authority-form).
-pub fn check(req: &RequestHeader) -> Result<(), Rejection> {
+pub fn check(req: &RequestHeader) -> Result<(), RequestDefect> {
     if !req.uri.path().starts_with('/') || req.uri.path_and_query().is_none() {
-        return Err(Rejection::NotOriginForm);
+        return Err(RequestDefect::NotOriginForm);
     }
     if req.uri.path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI_BYTES {
-        return Err(Rejection::UriTooLong);
+        return Err(RequestDefect::UriTooLong);
     }
     let headers = &req.headers;
     if headers.len() > MAX_HEADERS {
-        return Err(Rejection::HeadTooLarge);
+        return Err(RequestDefect::HeadTooLarge);
     }
     let mut head = 0usize;
     for (name, value) in headers {
         if value.len() > MAX_HEADER_BYTES {
-            return Err(Rejection::HeadTooLarge);
+            return Err(RequestDefect::HeadTooLarge);
         }
         head += name.as_str().len() + value.len() + 4;
     }
     if head > MAX_HEAD_BYTES {
-        return Err(Rejection::HeadTooLarge);
+        return Err(RequestDefect::HeadTooLarge);
     }
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
     let length = match (lengths.next(), lengths.next()) {
@@ -121,16 +121,16 @@ pub fn check(req: &RequestHeader) -> Result<(), Rejection> {
             .ok()
             .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
         {
-            Some(s) => Some(s.parse::<u64>().map_err(|_| Rejection::BadLength)?),
-            None => return Err(Rejection::BadLength),
+            Some(s) => Some(s.parse::<u64>().map_err(|_| RequestDefect::BadLength)?),
+            None => return Err(RequestDefect::BadLength),
         },
-        (Some(_), Some(_)) => return Err(Rejection::BadLength),
+        (Some(_), Some(_)) => return Err(RequestDefect::BadLength),
     };
     let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter().peekable();
     let chunked = codings.peek().is_some();
     if chunked {
         if length.is_some() {
-            return Err(Rejection::Ambiguous);
+            return Err(RequestDefect::Ambiguous);
         }
         let only_chunked = codings.count() == 1
             && headers
@@ -138,12 +138,12 @@ pub fn check(req: &RequestHeader) -> Result<(), Rejection> {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
         if !only_chunked {
-            return Err(Rejection::Coding);
+            return Err(RequestDefect::Coding);
         }
     }
     let bodiless = req.method == Method::GET || req.method == Method::HEAD;
     if bodiless && (chunked || length.is_some_and(|n| n > 0)) {
-        return Err(Rejection::BodyNotAllowed);
+        return Err(RequestDefect::BodyNotAllowed);
     }
     Ok(())
 }
@@ -205,7 +205,7 @@ pub async fn read_body(session: &mut Session) -> pingora::Result<Option<bytes::B
 
 /// Answers a refused request with a page naming the reason, and closes the connection (its body,
 /// if any, is never read).
-pub async fn refuse(session: &mut Session, why: Rejection) -> pingora::Result<()> {
+pub async fn refuse(session: &mut Session, why: RequestDefect) -> pingora::Result<()> {
     session.set_keepalive(None);
     let body = pages::message("Bad request", &format!("{why}."));
     let mut resp = ResponseHeader::build(why.status(), Some(8))?;
@@ -288,7 +288,7 @@ mod tests {
                 "/s/a",
                 &[("content-length", "6"), ("transfer-encoding", "chunked")]
             )),
-            Err(Rejection::Ambiguous)
+            Err(RequestDefect::Ambiguous)
         );
         assert_eq!(
             check(&req(
@@ -296,11 +296,11 @@ mod tests {
                 "/s/a",
                 &[("content-length", "6"), ("content-length", "6")]
             )),
-            Err(Rejection::BadLength)
+            Err(RequestDefect::BadLength)
         );
         assert_eq!(
             check(&req("POST", "/s/a", &[("content-length", "+6")])),
-            Err(Rejection::BadLength)
+            Err(RequestDefect::BadLength)
         );
         assert_eq!(
             check(&req(
@@ -308,7 +308,7 @@ mod tests {
                 "/s/a",
                 &[("content-length", "99999999999999999999999")]
             )),
-            Err(Rejection::BadLength)
+            Err(RequestDefect::BadLength)
         );
         assert_eq!(
             check(&req(
@@ -316,7 +316,7 @@ mod tests {
                 "/s/a",
                 &[("transfer-encoding", "gzip, chunked")]
             )),
-            Err(Rejection::Coding)
+            Err(RequestDefect::Coding)
         );
         assert_eq!(
             check(&req(
@@ -327,17 +327,17 @@ mod tests {
                     ("transfer-encoding", "chunked")
                 ]
             )),
-            Err(Rejection::Coding)
+            Err(RequestDefect::Coding)
         );
         assert_eq!(
             check(&req("GET", "/s/a", &[("content-length", "5")])),
-            Err(Rejection::BodyNotAllowed)
+            Err(RequestDefect::BodyNotAllowed)
         );
         assert_eq!(
             check(&req("HEAD", "/s/a", &[("transfer-encoding", "chunked")])),
-            Err(Rejection::BodyNotAllowed)
+            Err(RequestDefect::BodyNotAllowed)
         );
-        assert_eq!(Rejection::Coding.status(), 501);
+        assert_eq!(RequestDefect::Coding.status(), 501);
     }
 
     #[test]
@@ -370,14 +370,14 @@ mod tests {
         );
         let mut authority = req("CONNECT", "/", &[]);
         authority.set_uri(http::Uri::from_static("evil.example:443"));
-        assert_eq!(check(&authority), Err(Rejection::NotOriginForm));
+        assert_eq!(check(&authority), Err(RequestDefect::NotOriginForm));
         assert_eq!(
             check(&req(
                 "GET",
                 &format!("/s/{}", "a".repeat(MAX_URI_BYTES)),
                 &[]
             )),
-            Err(Rejection::UriTooLong)
+            Err(RequestDefect::UriTooLong)
         );
         assert_eq!(
             check(&req(
@@ -385,7 +385,7 @@ mod tests {
                 "/s/a",
                 &[("x-big", &"a".repeat(MAX_HEADER_BYTES + 1))]
             )),
-            Err(Rejection::HeadTooLarge)
+            Err(RequestDefect::HeadTooLarge)
         );
         let many: Vec<(String, String)> = (0..=MAX_HEADERS)
             .map(|i| (format!("x-h{i}"), "v".to_string()))
@@ -393,7 +393,7 @@ mod tests {
         let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
             check(&req("GET", "/s/a", &many)),
-            Err(Rejection::HeadTooLarge)
+            Err(RequestDefect::HeadTooLarge)
         );
         let wide: Vec<(String, String)> = (0..5)
             .map(|i| (format!("x-h{i}"), "v".repeat(7000)))
@@ -401,7 +401,7 @@ mod tests {
         let wide: Vec<(&str, &str)> = wide.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
             check(&req("GET", "/s/a", &wide)),
-            Err(Rejection::HeadTooLarge)
+            Err(RequestDefect::HeadTooLarge)
         );
     }
 }

@@ -114,19 +114,19 @@ fn client_ip(session: &Session) -> String {
     }
 }
 
-/// What to answer instead of proxying.
-enum Answer {
+/// What `admit` refused a request with: a status page, or one of the recipients' pages.
+enum Refused {
     Status(u16),
     Reply(Reply),
 }
 
 /// Writes what `admit` refused with: a status page (a `405` says which methods are allowed) or
 /// one of the recipients' pages.
-async fn write_answer(session: &mut Session, refusal: Answer) -> Result<()> {
+async fn write_refusal(session: &mut Session, refusal: Refused) -> Result<()> {
     match refusal {
-        Answer::Status(405) => answer(session, 405, &[("allow", "GET, HEAD")]).await,
-        Answer::Status(status) => answer(session, status, &[]).await,
-        Answer::Reply(reply) => write_reply(session, reply).await,
+        Refused::Status(405) => write_status(session, 405, &[("allow", "GET, HEAD")]).await,
+        Refused::Status(status) => write_status(session, status, &[]).await,
+        Refused::Reply(reply) => write_reply(session, reply).await,
     }
 }
 
@@ -146,7 +146,7 @@ async fn write_reply(session: &mut Session, reply: Reply) -> Result<()> {
 }
 
 /// Writes one of our pages and ends the response (keep-alive is preserved).
-async fn answer(
+async fn write_status(
     session: &mut Session,
     status: u16,
     extra: &[(&'static str, &'static str)],
@@ -374,15 +374,15 @@ impl Proxy {
         link: &Link,
         verified: bool,
         reason: &'static str,
-    ) -> Answer {
+    ) -> Refused {
         ctx.outcome = Outcome::NotGranted;
         self.refused(session, ctx, link, None, "right not granted");
         if !verified {
-            return Answer::Status(404);
+            return Refused::Status(404);
         }
         let mut headers = pages::page_headers_owned();
         headers.push(("vary", "cookie".to_string()));
-        Answer::Reply(Reply {
+        Refused::Reply(Reply {
             status: 403,
             headers,
             body: pages::message("Not allowed", reason),
@@ -484,11 +484,11 @@ impl Proxy {
         ctx: &mut Ctx,
         link: &Link,
         failed: Option<crate::state::StoreError>,
-    ) -> Answer {
+    ) -> Refused {
         if let Some(e) = failed {
             tracing::error!(link = %link.id, error = %e, "link store failed while counting");
             ctx.outcome = Outcome::StoreError;
-            return Answer::Status(503);
+            return Refused::Status(503);
         }
         ctx.outcome = Outcome::Exhausted;
         self.refused(
@@ -498,7 +498,7 @@ impl Proxy {
             ctx.target.as_ref(),
             "download limit reached",
         );
-        Answer::Status(404)
+        Refused::Status(404)
     }
 
     /// Whether anything of a limited link may still be sent (its landing page is shown only then).
@@ -594,7 +594,7 @@ impl Proxy {
         {
             // The origin's own error page never reaches the recipient (its connection is closed).
             ctx.replaced = true;
-            return answer(session, code, &[]).await;
+            return write_status(session, code, &[]).await;
         }
         let (length, size) = body_and_size(&resp, body.is_empty());
         if !crate::docstore::Allowance::begin(&mut ctx.metered, length, size).await? {
@@ -603,7 +603,7 @@ impl Proxy {
             ctx.replaced = true;
             ctx.outcome = Outcome::Exhausted;
             self.give_back(ctx).await;
-            return answer(session, 404, &[]).await;
+            return write_status(session, 404, &[]).await;
         }
         let empty = body.is_empty();
         session.write_response_header(Box::new(resp), empty).await?;
@@ -709,13 +709,13 @@ impl Proxy {
                 tracing::warn!(link = %link.id, store = %link.store, error = %e, "dir store cannot serve the object");
                 ctx.outcome = Outcome::OriginNotFound;
                 self.give_back(ctx).await;
-                answer(session, 404, &[]).await
+                write_status(session, 404, &[]).await
             }
             Err(ServeError::Exhausted) => {
                 ctx.outcome = Outcome::Exhausted;
                 ctx.replaced = true;
                 self.give_back(ctx).await;
-                answer(session, 404, &[]).await
+                write_status(session, 404, &[]).await
             }
             Err(ServeError::Broken(e)) => Err(e),
         }
@@ -723,7 +723,7 @@ impl Proxy {
 
     /// Decides whether the request may proceed, step by step; `Err(answer)` is what to answer
     /// instead. Each step records its outcome in `ctx` when it refuses.
-    async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Answer> {
+    async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Refused> {
         let id = self.identify(session, ctx).await?;
         let (link, uploading) = self.open(session, ctx, id).await?;
         let base = format!(
@@ -745,7 +745,7 @@ impl Proxy {
     }
 
     /// Identify: the link a legacy nginx URL or a native token names (forgeries stop here).
-    async fn identify(&self, session: &Session, ctx: &mut Ctx) -> Result<LinkId, Answer> {
+    async fn identify(&self, session: &Session, ctx: &mut Ctx) -> Result<LinkId, Refused> {
         let req = session.req_header();
         // Legacy nginx secure_link URLs (see `securelink`) name their link by a keyed hash.
         let legacy = match crate::share::secure_link::resolve(
@@ -759,7 +759,7 @@ impl Proxy {
             Some(Ok(id)) => Some(id),
             Some(Err(status)) => {
                 ctx.outcome = Outcome::BadLegacyLink;
-                return Err(Answer::Status(status));
+                return Err(Refused::Status(status));
             }
             None => None,
         };
@@ -767,7 +767,7 @@ impl Proxy {
             .or_else(|| token_of(req.uri.path()).and_then(|t| self.gate.links.keys.verify(t)))
         else {
             ctx.outcome = Outcome::BadToken;
-            return Err(Answer::Status(404));
+            return Err(Refused::Status(404));
         };
         Ok(id)
     }
@@ -779,23 +779,23 @@ impl Proxy {
         session: &Session,
         ctx: &mut Ctx,
         id: LinkId,
-    ) -> Result<(Arc<Link>, bool), Answer> {
+    ) -> Result<(Arc<Link>, bool), Refused> {
         let link = match self.gate.link(id).await {
             Ok(Some(link)) => link,
             Ok(None) => {
                 ctx.outcome = Outcome::UnknownLink;
-                return Err(Answer::Status(404));
+                return Err(Refused::Status(404));
             }
             Err(e) => {
                 tracing::error!(link = %id, error = %e, "link store failed");
                 ctx.outcome = Outcome::StoreError;
-                return Err(Answer::Status(503));
+                return Err(Refused::Status(503));
             }
         };
         if let Err(closed) = open::open_at(&link, OffsetDateTime::now_utc()) {
             ctx.outcome = closed;
             self.refused(session, ctx, &link, None, closed.as_str());
-            return Err(Answer::Status(404));
+            return Err(Refused::Status(404));
         }
         let req = session.req_header();
         let uploading = match open::asks(&req.method, &link, upload::is_upload(req)) {
@@ -803,7 +803,7 @@ impl Proxy {
             Err(refused) => {
                 ctx.outcome = refused;
                 self.refused(session, ctx, &link, None, "method not allowed");
-                return Err(Answer::Status(405));
+                return Err(Refused::Status(405));
             }
         };
         Ok((link, uploading))
@@ -817,7 +817,7 @@ impl Proxy {
         ctx: &mut Ctx,
         link: &Arc<Link>,
         base: &str,
-    ) -> Result<(), Answer> {
+    ) -> Result<(), Refused> {
         let id = link.id;
         let req = session.req_header();
         if link.max_downloads.is_some()
@@ -834,12 +834,12 @@ impl Proxy {
                 Ok(Decision::Pass { view_only }) => ctx.view_only = view_only,
                 Ok(Decision::Reply(reply)) => {
                     ctx.outcome = Outcome::Page;
-                    return Err(Answer::Reply(reply));
+                    return Err(Refused::Reply(reply));
                 }
                 Err(e) => {
                     tracing::warn!(link = %id, error = %e, "reading a recipient's request failed");
                     ctx.outcome = Outcome::BadRequest;
-                    return Err(Answer::Status(400));
+                    return Err(Refused::Status(400));
                 }
             }
         }
@@ -847,11 +847,11 @@ impl Proxy {
     }
 
     /// The link's document store (a link naming a store no longer configured is a dead link).
-    fn docstore(&self, session: &Session, ctx: &mut Ctx, link: &Link) -> Result<(), Answer> {
+    fn docstore(&self, session: &Session, ctx: &mut Ctx, link: &Link) -> Result<(), Refused> {
         let Some(docstore) = self.gate.docstores.get(&link.store) else {
             tracing::error!(link = %link.id, store = %link.store, "link names a store that is not configured");
             ctx.outcome = Outcome::NoStore;
-            return Err(Answer::Status(404));
+            return Err(Refused::Status(404));
         };
         ctx.docstore = Some(docstore.clone());
         ctx.client = client_ip(session);
@@ -859,7 +859,7 @@ impl Proxy {
     }
 
     /// Rights, for an upload: the link must accept them, and a view-only visit never does.
-    fn allow_upload(&self, session: &Session, ctx: &mut Ctx, link: &Link) -> Result<(), Answer> {
+    fn allow_upload(&self, session: &Session, ctx: &mut Ctx, link: &Link) -> Result<(), Refused> {
         if !link.allows(&Right::Upload) || ctx.view_only {
             // Passed the link's password or device check (so refusals may say why).
             let verified = link.has_checks() && !ctx.view_only;
@@ -882,22 +882,22 @@ impl Proxy {
         ctx: &mut Ctx,
         link: &Link,
         base: &str,
-    ) -> Result<(), Answer> {
+    ) -> Result<(), Refused> {
         // Passed the link's password or device check (so refusals may say why).
         let verified = link.has_checks() && !ctx.view_only;
         let Some(selection) = Selection::from_query(session.req_header().uri.query()) else {
             ctx.outcome = Outcome::NoDocument;
-            return Err(Answer::Status(404));
+            return Err(Refused::Status(404));
         };
         let mut target = match link.resolve(&selection) {
             Ok(target) => target,
             Err(Refusal::NoSuchDocument) => {
                 ctx.outcome = Outcome::NoDocument;
-                return Err(Answer::Status(404));
+                return Err(Refused::Status(404));
             }
             Err(Refusal::Several) => {
                 ctx.outcome = Outcome::Listing;
-                return Err(Answer::Reply(listing(
+                return Err(Refused::Reply(listing(
                     link,
                     &format!("{}{base}", self.gate.links.public_url),
                 )));
@@ -920,7 +920,7 @@ impl Proxy {
         session: &mut Session,
         ctx: &mut Ctx,
         link: Arc<Link>,
-    ) -> Result<Arc<Link>, Answer> {
+    ) -> Result<Arc<Link>, Refused> {
         let req = session.req_header();
         ctx.kind = classify(&req.method, &req.headers);
         let link_for_events = link.clone();
@@ -1017,7 +1017,7 @@ impl ProxyHttp for Proxy {
         }
         match self.admit(session, ctx).await {
             Ok(()) => self.serve(session, ctx).await?,
-            Err(refusal) => write_answer(session, refusal).await?,
+            Err(refusal) => write_refusal(session, refusal).await?,
         }
         Ok(true)
     }
@@ -1063,7 +1063,7 @@ impl ProxyHttp for Proxy {
             self.give_back(ctx).await;
         }
         if code > 0 && session.response_written().is_none() {
-            if let Err(e) = answer(session, code, &[]).await {
+            if let Err(e) = write_status(session, code, &[]).await {
                 tracing::debug!(error = %e, "could not write error page");
             }
         }

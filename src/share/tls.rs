@@ -466,7 +466,7 @@ impl Redirect {
             .unwrap_or_else(|_| HeaderValue::from_static("/"))
     }
 
-    async fn answer(&self, session: &mut ServerSession) -> pingora::Result<()> {
+    async fn redirect(&self, session: &mut ServerSession) -> pingora::Result<()> {
         let req = session.req_header();
         let status = if req.method == http::Method::GET || req.method == http::Method::HEAD {
             301
@@ -499,7 +499,7 @@ impl ServerApp for Redirect {
             }
             // One answer per connection (reading the request may have turned keep-alive on).
             session.set_keepalive(None);
-            self.answer(&mut session).await
+            self.redirect(&mut session).await
         };
         match tokio::time::timeout(self.head_timeout, work).await {
             Ok(Ok(())) => {}

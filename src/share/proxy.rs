@@ -165,6 +165,22 @@ async fn write_status(
     Ok(())
 }
 
+/// The request's line in the access log (`target: linkgate::access`).
+fn access_line(session: &Session, ctx: &Ctx, status: u16, sent: u64) {
+    tracing::info!(
+        target: "linkgate::access",
+        link = ctx.link.as_ref().map(|l| tracing::field::display(l.id)),
+        method = %session.req_header().method,
+        status,
+        outcome = ctx.outcome.as_str(),
+        counted = ctx.counted,
+        bytes = sent,
+        client = %ctx.client,
+        store = ctx.docstore.as_ref().map(|s| s.name()),
+        duration_ms = ctx.started.elapsed().as_millis() as u64,
+    );
+}
+
 /// An audit event for this request (client address and user agent filled in), naming the
 /// document and variant when one was chosen. `client` is the address `admit` formatted into the
 /// request's context (empty before that); events carry no address for "unknown".
@@ -331,6 +347,39 @@ impl Proxy {
         }
         m.active_streams.inc();
         ctx.streaming = true;
+    }
+
+    /// Record: an unlimited link's delivered download adds to its usage; every download that
+    /// reached the document store leaves one event (HEAD and prefetches none).
+    fn record_download(
+        &self,
+        session: &Session,
+        ctx: &Ctx,
+        delivered: bool,
+        status: u16,
+        sent: u64,
+    ) {
+        let (Some(link), false) = (&ctx.link, ctx.upload) else {
+            return;
+        };
+        if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {
+            self.gate.counting.usage.record(link.id, link.generation);
+        }
+        let Some((kind, outcome)) =
+            record::download_event(ctx.kind, ctx.outcome, delivered, ctx.counted)
+        else {
+            return;
+        };
+        let mut d = event(session, &ctx.client, ctx.target.as_ref(), kind, outcome);
+        d.bytes = Some(sent);
+        if !delivered {
+            d.reason = Some(ctx.outcome.to_string());
+        }
+        if let Some(serde_json::Value::Object(detail)) = &mut d.detail {
+            detail.insert("status".into(), status.into());
+            detail.insert("counted".into(), ctx.counted.into());
+        }
+        self.gate.audit.push(link.id, d);
     }
 
     /// The request is over (metrics).
@@ -1095,41 +1144,10 @@ impl ProxyHttp for Proxy {
         // Unsent bytes go back before the event is queued, so whoever waits for the event finds
         // the allowance restored.
         self.give_back(ctx).await;
-        let counted = ctx.counted;
         ctx.outcome = record::settled(ctx.outcome, delivered, ctx.kind);
-        if let (Some(link), false) = (&ctx.link, ctx.upload) {
-            if delivered && link.max_downloads.is_none() && ctx.kind == Kind::Fresh {
-                self.gate.counting.usage.record(link.id, link.generation);
-            }
-            // One event per download that reached the origin (HEAD and prefetches excluded).
-            if let Some((kind, outcome)) =
-                record::download_event(ctx.kind, ctx.outcome, delivered, counted)
-            {
-                let mut d = event(session, &ctx.client, ctx.target.as_ref(), kind, outcome);
-                d.bytes = Some(sent);
-                if !delivered {
-                    d.reason = Some(ctx.outcome.to_string());
-                }
-                if let Some(serde_json::Value::Object(detail)) = &mut d.detail {
-                    detail.insert("status".into(), status.into());
-                    detail.insert("counted".into(), counted.into());
-                }
-                self.gate.audit.push(link.id, d);
-            }
-        }
+        self.record_download(session, ctx, delivered, status, sent);
         self.stream_ended(ctx, delivered, sent);
-        tracing::info!(
-            target: "linkgate::access",
-            link = ctx.link.as_ref().map(|l| tracing::field::display(l.id)),
-            method = %session.req_header().method,
-            status,
-            outcome = ctx.outcome.as_str(),
-            counted,
-            bytes = sent,
-            client = %ctx.client,
-            store = ctx.docstore.as_ref().map(|s| s.name()),
-            duration_ms = ctx.started.elapsed().as_millis() as u64,
-        );
+        access_line(session, ctx, status, sent);
     }
 }
 

@@ -23,17 +23,10 @@ use std::time::Duration;
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::config::error::ConfigError;
+use crate::config::error::{invalid, ConfigError};
 use crate::docstore::settings::{
     DirStoreConfig, HttpStoreConfig, OriginConfig, S3Credentials, S3StoreConfig, StoreConfig,
 };
-
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        message: message.into(),
-    }
-}
 
 /// One `[stores.NAME]` table as written.
 #[derive(Debug, Deserialize)]

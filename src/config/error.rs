@@ -24,3 +24,11 @@ impl From<crate::model::secure_link::RuleError> for ConfigError {
         }
     }
 }
+
+/// A value that breaks a rule, reported with its key.
+pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}

@@ -22,14 +22,8 @@ use crate::model::policy::Policy;
 use crate::model::token::Keyring;
 use crate::share::mail::{MailConfig, Mailer};
 use crate::state::redis::{RedisOptions, RedisTarget};
+use error::invalid;
 pub use error::ConfigError;
-
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        message: message.into(),
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

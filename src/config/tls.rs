@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use serde::Deserialize;
 
-use crate::config::error::ConfigError;
+use crate::config::error::{invalid, ConfigError};
 use crate::share::tls::{load_certified_key, TlsConfig, TlsError};
 
 /// `[server.tls]` as written.
@@ -24,13 +24,6 @@ pub struct RawTls {
     hsts_max_age_seconds: Option<u64>,
     #[serde(default)]
     redirect_listen: Option<String>,
-}
-
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_string(),
-        message: message.into(),
-    }
 }
 
 fn resolve(base_dir: &Path, path: PathBuf) -> PathBuf {

@@ -294,7 +294,9 @@ impl Browser {
                             .any(|e| e.file_name().to_string_lossy().ends_with(".crdownload"))
                     })
                     .unwrap_or(false);
-                if !partial {
+                // Chromium reserves the final name with an empty file before it creates the
+                // `.crdownload` one: an empty file with no partial beside it may be that moment.
+                if !partial && (!bytes.is_empty() || Instant::now() >= deadline) {
                     return bytes;
                 }
             }
@@ -306,7 +308,7 @@ impl Browser {
                 })
                 .unwrap_or_default();
             assert!(
-                Instant::now() < deadline,
+                Instant::now() < deadline + Duration::from_secs(1),
                 "download {name} never finished; folder holds {present:?}"
             );
             std::thread::sleep(Duration::from_millis(100));

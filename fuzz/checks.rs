@@ -11,21 +11,20 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode, Version};
-use linkgate::admin::{parse_query, validate_link_body, validate_patch_body};
-use linkgate::docstore::check_object_key;
+use linkgate::admin::bodies::{parse_query, validate_link_body, validate_patch_body};
 use linkgate::docstore::dir::{plan, FileMeta, Plan};
 use linkgate::docstore::relay::{for_recipient, take_head, Chunked, Framing, Step};
 use linkgate::model::counting::{
     classify, expected_length, is_multi_range, single_range, ByteRange, Kind,
 };
-use linkgate::model::link::{sanitize_filename, Document, Link, LinkId};
-use linkgate::model::token::Keyring;
-use linkgate::share::proxy::token_of;
-use linkgate::share::recipient::parse_form;
-use linkgate::share::secure_link::{
+use linkgate::model::link::{check_object_key, sanitize_filename, Document, Link, LinkId};
+use linkgate::model::secure_link::{
     decoded_path, nginx_atotm, nginx_base64url_decode, LegacyLinks, RawSecureLink, Request,
     SecureLink,
 };
+use linkgate::model::token::Keyring;
+use linkgate::share::proxy::token_of;
+use linkgate::share::recipient::parse_form;
 use linkgate::share::upload::{clean_name, form_boundary, FormPart, UploadForm};
 use linkgate::share::verify::{cookies as cookie_values, Verifier};
 use md5::{Digest, Md5};

@@ -7,10 +7,9 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::docstore::check_object_key;
 use crate::model::link::{
-    sanitize_filename, valid_rendition_name, Document, Link, Recipient, Rendition, Right,
-    UploadSpec,
+    check_object_key, sanitize_filename, valid_rendition_name, Document, Link, Recipient,
+    Rendition, Right, UploadSpec,
 };
 use crate::model::policy::{valid_type_pattern, Policy, Proposed};
 use crate::state::StoreError;

@@ -33,9 +33,8 @@ use crate::model::link::{Link, LinkId, LinkState};
 use crate::share::client::{client_of, user_agent_of};
 use crate::share::gate::Gate;
 
-use bodies::json_object;
-pub use bodies::{parse_query, validate_link_body, validate_patch_body, PatchBody, MAX_DOCUMENTS};
-pub use error::ApiError;
+use bodies::{json_object, parse_query};
+use error::ApiError;
 use error::{bytes_response, error_response, json_response};
 
 /// The OpenAPI document of this API (checked in beside this file, served at `/v1/openapi.json`).

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::commands::{fail, load};
 use crate::app::demo_origin::StaticOrigin;
-use crate::config::StoreConfig;
+use crate::docstore::settings::StoreConfig;
 
 /// The demo: the example config's gateway, plus a static origin on the first store's address
 /// serving generated sample files, plus a freshly created link.

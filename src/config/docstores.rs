@@ -77,7 +77,7 @@ pub struct RawStore {
     root: Option<PathBuf>,
     /// Legacy links in nginx `secure_link` formats (see `securelink`); taken out before the rest is checked.
     #[serde(default)]
-    pub secure_link: Option<crate::share::secure_link::RawSecureLink>,
+    pub secure_link: Option<crate::model::secure_link::RawSecureLink>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -485,7 +485,7 @@ fn s3_store(
     let object_prefix = store.prefix.clone().unwrap_or_default();
     if !object_prefix.is_empty()
         && (object_prefix.starts_with('/')
-            || crate::docstore::check_object_key(&object_prefix.replace('/', "/x")).is_err())
+            || crate::model::link::check_object_key(&object_prefix.replace('/', "/x")).is_err())
     {
         return Err(invalid(
             format!("{prefix}.prefix"),

@@ -15,9 +15,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde::Deserialize;
 
-pub use crate::docstore::settings::{
-    DirStoreConfig, HttpStoreConfig, OriginConfig, S3StoreConfig, StoreConfig,
-};
+use crate::docstore::settings::StoreConfig;
 use crate::model::policy::Policy;
 use crate::model::token::Keyring;
 use crate::share::mail::{MailConfig, Mailer};
@@ -210,7 +208,7 @@ pub struct Config {
     /// How slow an upload may be (see [`crate::share::upload::Pace`]).
     pub upload_pace: crate::share::upload::Pace,
     /// Stores' rules for legacy nginx `secure_link` URLs.
-    pub secure_links: Vec<crate::share::secure_link::SecureLink>,
+    pub secure_links: Vec<crate::model::secure_link::SecureLink>,
 }
 
 #[derive(Debug, Clone)]
@@ -239,7 +237,7 @@ pub struct AdminConfig {
     pub callers: Vec<RestrictedCaller>,
 }
 
-pub use crate::model::policy::RestrictedCaller;
+use crate::model::policy::RestrictedCaller;
 
 impl std::fmt::Debug for AdminConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -572,7 +570,7 @@ fn validate_stores(
 ) -> Result<
     (
         BTreeMap<String, StoreConfig>,
-        Vec<crate::share::secure_link::SecureLink>,
+        Vec<crate::model::secure_link::SecureLink>,
     ),
     ConfigError,
 > {
@@ -583,12 +581,12 @@ fn validate_stores(
         ));
     }
     let mut stores = BTreeMap::new();
-    let mut secure_links: Vec<crate::share::secure_link::SecureLink> = Vec::new();
+    let mut secure_links: Vec<crate::model::secure_link::SecureLink> = Vec::new();
     for (name, mut store) in raw {
         let prefix = format!("stores.{name}");
         if let Some(rule) = store.secure_link.take() {
             let key = format!("{prefix}.secure_link");
-            let rule = crate::share::secure_link::SecureLink::from_raw(&key, &name, rule)?;
+            let rule = crate::model::secure_link::SecureLink::from_raw(&key, &name, rule)?;
             if let Some(other) = secure_links
                 .iter()
                 .find(|o| o.prefix.starts_with(&rule.prefix) || rule.prefix.starts_with(&o.prefix))

@@ -20,9 +20,10 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 use super::pace::{chunk_for, Streaming, MIN_CHUNK};
-use super::{check_object_key, write_body, Allowance};
+use super::{write_body, Allowance};
 use crate::docstore::settings::DirStoreConfig;
 use crate::metrics::{metrics, StoreSeries};
+use crate::model::link::check_object_key;
 
 /// Why a key is not served.
 #[derive(Debug, thiserror::Error)]

@@ -25,7 +25,8 @@ use tokio::io::AsyncWriteExt;
 
 use super::dir::{DirError, DirStore};
 use super::s3::S3Store;
-use super::{check_object_key, Attempt, DocStore};
+use super::{Attempt, DocStore};
+use crate::model::link::check_object_key;
 
 /// Size of each part of an S3 multipart upload (S3 wants at least 5 MiB but the last).
 pub const S3_PART: usize = 8 << 20;

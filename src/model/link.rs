@@ -546,6 +546,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn escaping_keys_are_refused() {
+        for bad in [
+            "", "../x", "a/../b", "a//b", "./a", "a/.", "a\\..\\b", "a\nb", "a/",
+        ] {
+            assert!(check_object_key(bad).is_err(), "{bad:?}");
+        }
+        for good in ["a", "/a/b.pdf", "..a", "a..b/c", "%2e%2e"] {
+            assert!(check_object_key(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
     fn link_id_text_round_trip() {
         let id = LinkId::random();
         assert_eq!(LinkId::parse(&id.to_string()), Some(id));

@@ -163,10 +163,10 @@ impl Mailer {
             "<!doctype html><html><body><p>Your code to open <strong>{doc}</strong>{sender} is:</p>\
              <p style=\"font-size:1.6em;letter-spacing:.2em\"><strong>{code}</strong></p>\
              <p>It is valid until {until}, in any browser you open the link in.<br>If you did not ask for it, you can ignore this message.</p></body></html>",
-            doc = crate::share::pages::escape(mail.document),
-            sender = crate::share::pages::escape(&sender),
+            doc = crate::model::markup::escape(mail.document),
+            sender = crate::model::markup::escape(&sender),
             code = mail.code,
-            until = crate::share::pages::escape(mail.valid_until)
+            until = crate::model::markup::escape(mail.valid_until)
         );
         let from = match self {
             Mailer::Smtp { from, .. } | Mailer::Log { from } => from.clone(),

@@ -73,7 +73,7 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-pub use crate::model::markup::escape;
+use crate::model::markup::escape;
 
 /// A whole page; `body` is already-escaped HTML.
 fn layout(title: &str, body: &str) -> Bytes {

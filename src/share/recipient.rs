@@ -79,7 +79,7 @@ const _: () = assert!(CODE_TRIES_PER_CLIENT < CODE_TRIES_PER_CODE);
 const _: () = assert!(CODE_TRIES_PER_BROWSER < CODE_TRIES_PER_CODE);
 const _: () = assert!(CODE_LIFETIME.as_secs() >= MAIL_WINDOW.as_secs());
 
-pub use crate::share::pages::Reply;
+use crate::share::pages::Reply;
 
 pub enum Decision {
     /// Go on to the file; `view_only` sends it inline whatever the link's rights.
@@ -88,8 +88,6 @@ pub enum Decision {
     },
     Reply(Reply),
 }
-
-pub use crate::share::throttle::PageLimiter;
 
 /// What one request brings, read once.
 struct Visit {

@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 use crate::model::link::LinkId;
-pub use crate::model::secure_link::*;
+use crate::model::secure_link::Request;
 use crate::share::gate::Gate;
 use crate::state::StoreError;
 

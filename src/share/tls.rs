@@ -541,7 +541,7 @@ impl HttpModuleBuilder for Hsts {
     }
 }
 
-pub use crate::docstore::settings::OriginCa;
+use crate::docstore::settings::OriginCa;
 
 /// Loads a PEM bundle of CA certificates.
 pub fn load_ca_file(path: &Path) -> Result<OriginCa, TlsError> {

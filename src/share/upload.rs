@@ -28,8 +28,9 @@ use pingora::proxy::Session;
 use serde_json::json;
 
 use crate::docstore::write::WriteError;
-use crate::docstore::{check_object_key, DocStore};
+use crate::docstore::DocStore;
 use crate::model::audit::Draft;
+use crate::model::link::check_object_key;
 use crate::model::link::{sanitize_filename, Link, LinkState};
 use crate::model::policy::{Policy, DEFAULT_UPLOAD_MAX_BYTES};
 use crate::share::gate::{FormToken, Gate};
@@ -139,7 +140,7 @@ pub fn type_of(name: &str) -> &'static str {
         .unwrap_or("application/octet-stream")
 }
 
-pub use crate::model::policy::type_matches;
+use crate::model::policy::type_matches;
 
 /// The file name a `PUT /s/{token}/{name}` names: exactly one percent-encoded segment after the
 /// token, decoded and sanitised.

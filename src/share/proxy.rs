@@ -422,11 +422,12 @@ impl Proxy {
         session: &Session,
         ctx: &mut Ctx,
         link: &Link,
-        verified: bool,
         reason: &'static str,
     ) -> Refused {
         ctx.outcome = Outcome::NotGranted;
         self.refused(session, ctx, link, None, "right not granted");
+        // Only a browser that passed the link's password or device check may learn why.
+        let verified = link.has_checks() && !ctx.view_only;
         if !verified {
             return Refused::Status(404);
         }
@@ -911,15 +912,7 @@ impl Proxy {
     /// Rights, for an upload: the link must accept them, and a view-only visit never does.
     fn allow_upload(&self, session: &Session, ctx: &mut Ctx, link: &Link) -> Result<(), Refused> {
         if !link.allows(&Right::Upload) || ctx.view_only {
-            // Passed the link's password or device check (so refusals may say why).
-            let verified = link.has_checks() && !ctx.view_only;
-            return Err(self.not_granted(
-                session,
-                ctx,
-                link,
-                verified,
-                "This link does not accept uploads.",
-            ));
+            return Err(self.not_granted(session, ctx, link, "This link does not accept uploads."));
         }
         Ok(())
     }
@@ -933,8 +926,6 @@ impl Proxy {
         link: &Link,
         base: &str,
     ) -> Result<(), Refused> {
-        // Passed the link's password or device check (so refusals may say why).
-        let verified = link.has_checks() && !ctx.view_only;
         let Some(selection) = Selection::from_query(session.req_header().uri.query()) else {
             ctx.outcome = Outcome::NoDocument;
             return Err(Refused::Status(404));
@@ -953,7 +944,7 @@ impl Proxy {
                 )));
             }
             Err(Refusal::NotGranted(reason)) => {
-                return Err(self.not_granted(session, ctx, link, verified, reason))
+                return Err(self.not_granted(session, ctx, link, reason))
             }
         };
         if ctx.view_only {

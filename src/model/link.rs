@@ -206,6 +206,9 @@ pub struct Recipient {
     /// Ask for a mailed code even on the first browser.
     #[serde(default)]
     pub require_code: bool,
+    /// How mails and pages address them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// A share link as stored.
@@ -243,6 +246,9 @@ pub struct Link {
     /// Files received through the link (or being received: claimed before the body arrives).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub uploads: u64,
+    /// The share this link was sent in (one link per recipient), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -282,6 +288,7 @@ impl Link {
             trusted_devices: Vec::new(),
             upload: None,
             uploads: 0,
+            share: None,
         }
     }
 

@@ -617,6 +617,8 @@ fn share(objects: &[&str], created_by: &str, at_s: i64) -> Share {
             email: "jane@example.org".into(),
             name: Some("Jane".into()),
             delivery: Delivery::pending(),
+            revoked_by: None,
+            revoked_at: None,
         }],
         cancelled_by: None,
         cancelled_at: None,
@@ -657,6 +659,8 @@ async fn shares_read_back_update_atomically_and_ids_are_unique(s: Arc<dyn LinkSt
             email: format!("r{i}@example.org"),
             name: None,
             delivery: Delivery::pending(),
+            revoked_by: None,
+            revoked_at: None,
         })
         .collect();
     s.create_share(&many).await.unwrap();

@@ -87,6 +87,11 @@ pub struct ShareRecipient {
     #[serde(default)]
     pub name: Option<String>,
     pub delivery: Delivery,
+    /// Set when this recipient's link was revoked through the share.
+    #[serde(default)]
+    pub revoked_by: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// Who the mail says the documents come from.

@@ -98,3 +98,8 @@ mod tests {
         assert_ne!(code_tries_from(id, "n", "x"), code_tries_by(id, "n", "x"));
     }
 }
+
+/// Re-sends of a share's mail to one recipient (their link), per hour.
+pub fn share_resends(link: LinkId) -> String {
+    format!("shareresend:{link}")
+}

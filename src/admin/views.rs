@@ -42,5 +42,6 @@ pub(super) fn link_view(gate: &Gate, link: &Link, downloads_used: u64) -> Value 
         "created_at": rfc3339(link.created_at),
         "cancelled_by": link.cancelled_by,
         "cancelled_at": opt_time(link.cancelled_at),
+        "share": link.share,
     })
 }

@@ -662,3 +662,71 @@ fn shares_on_redis_and_an_outage_writes_nothing_half() {
     );
     assert_eq!(smtp.messages().len(), 2, "nothing mailed for it");
 }
+
+#[test]
+fn a_share_whose_links_cannot_be_written_is_recorded_cancelled_and_never_mailed() {
+    let origin = Origin::start();
+    let smtp = SmtpSink::start();
+    let redis = RedisServer::start();
+    // A real Redis that lets this gateway write shares, indexes, events and counters but refuses
+    // link records: creation fails after the share record and the links' index entries are
+    // written, the way a store that fails midway would.
+    let acl = redis.cli(&[
+        "ACL",
+        "SETUSER",
+        "gw",
+        "on",
+        ">gw-secret",
+        "allcommands",
+        "allchannels",
+        "resetkeys",
+        "~lg:share:*",
+        "~lg:sidx:*",
+        "~lg:idx:*",
+        "~lg:events:*",
+        "~lg:seen:*",
+        "~lg:eph:*",
+        "~lg:tally:*",
+    ]);
+    assert_eq!(acl.trim(), "OK", "{acl}");
+    let mut opts = GatewayOptions::on_redis(
+        &origin,
+        format!(
+            "backend = \"redis\"\nredis_url = \"redis://gw:gw-secret@127.0.0.1:{}\"\nredis_timeout_ms = 400",
+            redis.port
+        ),
+    );
+    opts.extra = smtp.config();
+    let gw = Gateway::start_with(opts);
+    origin.put("a.pdf", b"document");
+    let refused = gw.admin().call(
+        "POST",
+        "/v1/shares",
+        Some(
+            json!({"store": "docs", "object": "a.pdf", "created_by": "alice",
+                    "recipients": [{"email": "jane@example.org"}, {"email": "bob@example.org"}]}),
+        ),
+    );
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    let listed = gw.admin().call("GET", "/v1/shares?object=a.pdf", None);
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let listed = listed.json();
+    let rows = listed["shares"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "the record says what happened: {listed:#}");
+    assert_eq!(rows[0]["status"], "cancelled");
+    assert_eq!(rows[0]["cancelled_by"], "linkgate");
+    for r in rows[0]["recipients"].as_array().unwrap() {
+        assert_eq!(r["delivery"]["state"], "pending", "never mailed");
+        assert_eq!(r["delivery"]["attempts"], 0);
+    }
+    let id = rows[0]["id"].as_str().unwrap();
+    // It never became complete, so nothing of it can be mailed later either.
+    let link = rows[0]["recipients"][0]["link_id"].as_str().unwrap();
+    let resend = gw.admin().call(
+        "POST",
+        &format!("/v1/shares/{id}/recipients/{link}/resend"),
+        None,
+    );
+    assert_eq!(resend.status, 409, "{}", resend.text());
+    assert!(smtp.messages().is_empty());
+}

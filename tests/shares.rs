@@ -730,3 +730,91 @@ fn a_share_whose_links_cannot_be_written_is_recorded_cancelled_and_never_mailed(
     assert_eq!(resend.status, 409, "{}", resend.text());
     assert!(smtp.messages().is_empty());
 }
+
+fn cli(gw: &Gateway, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .args(["share", "--config"])
+        .arg(&gw.config_path)
+        .args(args)
+        .output()
+        .expect("linkgate share");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_cli_creates_lists_revokes_and_cancels_shares() {
+    let origin = Origin::start();
+    let smtp = SmtpSink::start();
+    let gw = gateway(&origin, &smtp.config(), "");
+    origin.put("a.pdf", b"document");
+    let created: Value = serde_json::from_str(&cli(
+        &gw,
+        &[
+            "create",
+            "--store",
+            "docs",
+            "--object",
+            "a.pdf",
+            "--to",
+            "Jane Doe <jane@example.org>",
+            "--to",
+            "bob@example.org",
+            "--subject",
+            "For you",
+            "--message",
+            "Hi",
+            "--created-by",
+            "alice",
+            "--max-downloads",
+            "2",
+            "--json",
+        ],
+    ))
+    .expect("--json prints the API's JSON");
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(recipient(&created, "jane@example.org")["name"], "Jane Doe");
+    assert_eq!(created["recipients"][0]["link"]["max_downloads"], 2);
+    assert_eq!(mails(&smtp, 2).len(), 2);
+    let bob_link = recipient(&created, "bob@example.org")["link_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let listed = cli(&gw, &["list", "--object", "a.pdf"]);
+    let mut lines = listed.lines();
+    assert!(lines.next().unwrap().starts_with("ID"), "{listed}");
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with(&id) && row.contains("alice") && row.contains("active"),
+        "{listed}"
+    );
+    assert!(
+        row.contains("jane@example.org, bob@example.org"),
+        "{listed}"
+    );
+
+    let revoked = cli(&gw, &["revoke", &id, &bob_link, "--by", "ops"]);
+    let bob_row = revoked
+        .lines()
+        .find(|l| l.starts_with("bob@example.org"))
+        .unwrap_or_else(|| panic!("{revoked}"));
+    assert!(bob_row.contains("cancelled"), "{revoked}");
+
+    let shown = cli(&gw, &["show", &id]);
+    assert!(shown.contains("subject: For you"), "{shown}");
+    assert!(shown
+        .lines()
+        .any(|l| l.starts_with("jane@example.org") && l.contains("sent")));
+
+    let cancelled: Value =
+        serde_json::from_str(&cli(&gw, &["cancel", &id, "--by", "ops", "--json"])).unwrap();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["cancelled_by"], "ops");
+    let history = cli(&gw, &["list"]);
+    assert!(history.contains("cancelled  ops"), "{history}");
+}

@@ -167,11 +167,7 @@ fn each_recipient_is_mailed_their_own_link_and_only_theirs_counts() {
         assert_eq!(r["delivery"]["state"], "sent", "{r:#}");
         assert_eq!(r["delivery"]["attempts"], 1);
         assert_eq!(r["link"]["type"], "guest");
-        assert_eq!(
-            r["link"]["share"],
-            Value::Null,
-            "the link view stays as it was"
-        );
+        assert_eq!(r["link"]["share"], share["id"], "each link names its share");
     }
     let jane = recipient(&share, "jane@example.org");
     assert_eq!(jane["link"]["recipient"]["name"], "Zoë Ångström");
@@ -817,4 +813,69 @@ fn the_cli_creates_lists_revokes_and_cancels_shares() {
     assert_eq!(cancelled["cancelled_by"], "ops");
     let history = cli(&gw, &["list"]);
     assert!(history.contains("cancelled  ops"), "{history}");
+}
+
+/// A relay that accepts connections and never says a word until released (then hangs up).
+struct SilentRelay {
+    port: u16,
+    release: std::sync::mpsc::Sender<()>,
+    accepted: std::sync::mpsc::Receiver<()>,
+}
+
+impl SilentRelay {
+    fn start() -> SilentRelay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (accept_tx, accepted) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            if let Ok((conn, _)) = listener.accept() {
+                held.push(conn);
+                let _ = accept_tx.send(());
+            }
+            // Hold the connection silent until the test says so, then close it.
+            let _ = released.recv();
+            drop(held);
+        });
+        SilentRelay {
+            port,
+            release,
+            accepted,
+        }
+    }
+}
+
+#[test]
+fn a_slow_relay_answers_pending_and_the_share_shows_the_outcome_later() {
+    let origin = Origin::start();
+    origin.put("a.pdf", b"document");
+    let relay = SilentRelay::start();
+    let mail = format!(
+        "[mail]\ndelivery = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Shares <shares@example.org>\"\ntimeout_seconds = 300\n",
+        relay.port
+    );
+    let gw = gateway(&origin, &mail, "");
+    // The relay never greets: the call answers once its wait for mails is over, with the
+    // delivery still pending (and the link already usable).
+    let share = create(
+        &gw,
+        json!({"store": "docs", "object": "a.pdf", "created_by": "alice",
+               "recipients": [{"email": "jane@example.org"}]}),
+    );
+    relay
+        .accepted
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the gateway connected to the relay");
+    let jane = recipient(&share, "jane@example.org");
+    assert_eq!(jane["delivery"]["state"], "pending", "{jane:#}");
+    assert_eq!(jane["delivery"]["attempts"], 0);
+    assert_eq!(jane["link"]["state"], "active");
+    // The relay hangs up: the share shows the failure as soon as it is known.
+    relay.release.send(()).expect("release");
+    let id = share["id"].as_str().unwrap();
+    let settled = settled(&gw, id);
+    let jane = recipient(&settled, "jane@example.org");
+    assert_eq!(jane["delivery"]["state"], "failed", "{jane:#}");
+    assert_eq!(jane["delivery"]["attempts"], 1);
 }

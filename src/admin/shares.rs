@@ -615,7 +615,7 @@ impl AdminApi {
         let share = self.visible_share(caller, id).await?;
         let by = Self::by(caller, origin)?;
         for r in &share.recipients {
-            match self.cancel_link(caller, origin, r.link, &by).await {
+            match self.cancel_link(origin, r.link, &by).await {
                 // An incomplete share may lack some of its links.
                 Ok(()) | Err(StoreError::NotFound(_)) => {}
                 Err(e) => return Err(e.into()),
@@ -645,7 +645,6 @@ impl AdminApi {
     /// Cancels one link of a share (idempotent), recording `link.cancelled` with `by`.
     async fn cancel_link(
         &self,
-        _caller: &Caller,
         origin: &RequestFacts,
         id: LinkId,
         by: &str,
@@ -662,12 +661,15 @@ impl AdminApi {
         });
         let result = self.gate.links.store.update(id, change).await;
         self.gate.links.cache.invalidate(&id);
-        result?;
-        self.record(
-            id,
-            origin.event("link.cancelled", "ok", Some(by.to_string())),
-        )
-        .await;
+        // A link cancelled before (revoked, or cancelled on its own) keeps who did it and gets
+        // no second event.
+        if result?.cancelled_at == Some(now) {
+            self.record(
+                id,
+                origin.event("link.cancelled", "ok", Some(by.to_string())),
+            )
+            .await;
+        }
         Ok(())
     }
 
@@ -685,7 +687,7 @@ impl AdminApi {
             .filter(|l| share.recipient(*l).is_some())
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, None, "no such recipient"))?;
         let by = Self::by(caller, origin)?;
-        self.cancel_link(caller, origin, link, &by).await?;
+        self.cancel_link(origin, link, &by).await?;
         let now = OffsetDateTime::now_utc();
         let who = by.clone();
         let share = self
@@ -742,6 +744,13 @@ impl AdminApi {
             .get(link_id)
             .await?
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, None, "no such recipient"))?;
+        if link.state == LinkState::Active && !link.is_open(OffsetDateTime::now_utc()) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                Some("state"),
+                "this recipient's link has expired; nothing to re-send",
+            ));
+        }
         if link.state != LinkState::Active {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,

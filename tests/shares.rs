@@ -602,6 +602,30 @@ fn what_an_operator_puts_in_a_mail_cannot_break_out_of_it() {
         json!([])
     );
     assert!(smtp.messages().is_empty());
+
+    // Line breaks in a message stay inside the body: a bare CR, or a lone dot line with SMTP
+    // commands after it, is text of the one mail, never the end of it or a second message.
+    let smuggle = create(
+        &gw,
+        with(
+            "message",
+            json!(
+                "first\r.\r\nMAIL FROM:<x@evil.example>\r\n.\r\nRCPT TO:<victim@example.org>\rlast"
+            ),
+        ),
+    );
+    assert_eq!(
+        recipient(&smuggle, "jane@example.org")["delivery"]["state"],
+        "sent"
+    );
+    let got = mails(&smtp, 1);
+    assert_eq!(got.len(), 1, "one mail, nothing smuggled");
+    let text = got[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("MAIL FROM:<x@evil.example>") && text.contains("last"),
+        "{text}"
+    );
+    assert!(!got[0]["to"].as_str().unwrap().contains("victim"));
 }
 
 #[test]

@@ -26,8 +26,8 @@ use time::OffsetDateTime;
 use crate::model::audit::Draft;
 use crate::model::link::{Link, LinkId, LinkState, Right};
 use crate::model::share::{
-    check_line, check_message, Delivery, Sender, Share, ShareRecipient, MAX_NAME_CHARS,
-    MAX_RECIPIENTS, MAX_RESENDS_PER_HOUR, MAX_SUBJECT_CHARS,
+    check_line, check_message, normalize_message, Delivery, Sender, Share, ShareRecipient,
+    MAX_NAME_CHARS, MAX_RECIPIENTS, MAX_RESENDS_PER_HOUR, MAX_SUBJECT_CHARS,
 };
 use crate::share::gate::Gate;
 use crate::share::mail::ShareMail;
@@ -419,6 +419,7 @@ impl AdminApi {
         if let Some(m) = &message {
             check_message(m).map_err(|m| ApiError::field("message", m))?;
         }
+        let message = message.map(|m| normalize_message(&m));
         let default_sender = match (body.get("created_by").and_then(Value::as_str), caller) {
             (Some(c), _) => Some(c.to_string()),
             (None, Caller::Restricted { name, .. }) => Some(name.clone()),

@@ -208,6 +208,12 @@ pub fn check_message(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A message with every line break as `\n`: a lone CR never reaches the mail (the mail library
+/// turns `\n` into CRLF, and a bare CR is what SMTP smuggling tricks are made of).
+pub fn normalize_message(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +249,11 @@ mod tests {
         assert!(check_message("bell\u{7}").is_err());
         assert!(check_message("esc\u{1b}[31m").is_err());
         assert!(check_message(&"x".repeat(MAX_MESSAGE_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn messages_have_only_lf_line_breaks() {
+        assert_eq!(normalize_message("a\r\nb\rc\n.\r\n"), "a\nb\nc\n.\n");
     }
 
     #[test]

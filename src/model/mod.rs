@@ -10,5 +10,6 @@ pub mod markup;
 pub mod outcome;
 pub mod policy;
 pub mod secure_link;
+pub mod status;
 pub mod token;
 pub mod urlencoded;

@@ -1,0 +1,562 @@
+//! A link's status (`active`, `expired`, `exhausted`, `deactivated`, `cancelled`) reached for
+//! real, filtered, and the moments it changed recorded once; documents changed or removed at the
+//! origin under `on_change: refuse` and `serve_latest`, with what a holder of only the link can
+//! try (ranges, conditionals, HEAD); a recipient without an address made verifiable by `PATCH`.
+//! Real nginx origins and folder stores, real redis-server, a real SMTP listener.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+const PASSWORD: &str = "correct horse";
+
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ok() {
+        assert!(
+            started.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An expiry `secs` seconds from now (whole seconds, as the API stores them).
+fn soon(secs: i64) -> String {
+    (OffsetDateTime::now_utc() + time::Duration::seconds(secs))
+        .replace_nanosecond(0)
+        .unwrap()
+        .format(&Rfc3339)
+        .unwrap()
+}
+
+fn kinds(events: &[Value], kind: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
+fn listed(gw: &Gateway, query: &str) -> Vec<String> {
+    let r = gw
+        .admin()
+        .call("GET", &format!("/v1/links?{query}&limit=500"), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn id_url(v: &Value) -> (String, String) {
+    (
+        v["id"].as_str().unwrap().to_string(),
+        v["url"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Every status reached on one gateway, each filterable, and the expired and exhausted moments
+/// recorded once.
+fn every_status(gw: &Gateway) {
+    let admin = gw.admin();
+    let object = "st/doc.bin";
+    let (active, _) = id_url(&admin.create(json!({"store": "docs", "object": object})));
+    let (limited, limited_url) =
+        id_url(&admin.create(json!({"store": "docs", "object": object, "max_downloads": 1})));
+    let (deactivated, _) = id_url(&admin.create(json!({"store": "docs", "object": object})));
+    let (cancelled, _) = id_url(&admin.create(json!({"store": "docs", "object": object})));
+    let (expiring, expiring_url) =
+        id_url(&admin.create(json!({"store": "docs", "object": object, "expires_at": soon(2)})));
+
+    let v = admin.link(&active);
+    assert_eq!(v["status"], "active");
+    assert_eq!(
+        v["status_since"], v["created_at"],
+        "active since it was created"
+    );
+
+    // Exhausted: the one download, counted by bytes, delivered.
+    assert_eq!(get(&limited_url).body.len(), 2000);
+    let events = events_when(gw, &limited, |e| !kinds(e, "link.exhausted").is_empty());
+    let exhausted = &kinds(&events, "link.exhausted")[0];
+    assert_eq!(exhausted["detail"]["downloads_used"], 1);
+    let v = admin.link(&limited);
+    assert_eq!(
+        (v["status"].as_str(), v["state"].as_str()),
+        (Some("exhausted"), Some("active"))
+    );
+    assert_eq!(v["status_since"], exhausted["at"]);
+
+    let r = admin.call(
+        "POST",
+        &format!("/v1/links/{deactivated}/deactivate?by=ops"),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["status"], "deactivated");
+    assert!(r.json()["status_since"].as_str().is_some());
+    let r = admin.call(
+        "DELETE",
+        &format!("/v1/links/{cancelled}?cancelled_by=bob"),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(
+        (v["status"].as_str(), v["cancelled_by"].as_str()),
+        (Some("cancelled"), Some("bob"))
+    );
+    assert_eq!(v["status_since"], v["cancelled_at"]);
+
+    // Expired: the clock passes the expiry; the first request after it notices.
+    wait_until("the link expires", Duration::from_secs(20), || {
+        get(&expiring_url).status == 404 && admin.link(&expiring)["status"] == "expired"
+    });
+    let events = events_when(gw, &expiring, |e| !kinds(e, "link.expired").is_empty());
+    let expired = kinds(&events, "link.expired");
+    let v = admin.link(&expiring);
+    assert_eq!(
+        expired[0]["at"], v["expires_at"],
+        "dated at the expiry instant"
+    );
+    assert_eq!(v["status_since"], v["expires_at"]);
+
+    for (status, id) in [
+        ("active", &active),
+        ("exhausted", &limited),
+        ("deactivated", &deactivated),
+        ("cancelled", &cancelled),
+        ("expired", &expiring),
+    ] {
+        let ids = listed(gw, &format!("object={object}&status={status}"));
+        assert_eq!(ids, vec![id.clone()], "?status={status}");
+    }
+    // The stored state still filters as before: expired and exhausted links are `active` there.
+    let mut by_state = listed(gw, &format!("object={object}&state=active"));
+    by_state.sort();
+    let mut expected = vec![active.clone(), limited.clone(), expiring.clone()];
+    expected.sort();
+    assert_eq!(by_state, expected);
+
+    let r = admin.call("GET", "/v1/links?status=used", None);
+    assert_eq!(r.status, 422);
+    assert_eq!(r.json()["error"]["field"], "status");
+
+    // A new limit is a new generation: active again, and its exhaustion is a new event.
+    let r = admin.call(
+        "PATCH",
+        &format!("/v1/links/{limited}"),
+        Some(json!({"max_downloads": 2})),
+    );
+    assert_eq!(r.json()["status"], "active");
+    assert_eq!(get(&limited_url).status, 200);
+    assert_eq!(get(&limited_url).status, 200);
+    let events = events_when(gw, &limited, |e| kinds(e, "link.exhausted").len() == 2);
+    // Admin reads after it never add another.
+    admin.link(&limited);
+    admin.link(&expiring);
+    listed(gw, "status=exhausted");
+    let r = admin.call("POST", &format!("/v1/links/{limited}/deactivate"), None);
+    assert_eq!(r.status, 200);
+    let r = admin.call("POST", &format!("/v1/links/{expiring}/deactivate"), None);
+    assert_eq!(r.status, 200);
+    let after = events_when(gw, &limited, |e| e.len() > events.len());
+    assert_eq!(kinds(&after, "link.exhausted").len(), 2);
+    let expiring_events = events_when(gw, &expiring, |e| !kinds(e, "link.deactivated").is_empty());
+    assert_eq!(kinds(&expiring_events, "link.expired").len(), 1);
+}
+
+fn status_origin() -> Origin {
+    let origin = Origin::start();
+    origin.put("st/doc.bin", &pseudo_random(2000, 5));
+    origin
+}
+
+#[test]
+fn every_status_is_reached_and_filtered_on_the_embedded_store() {
+    let origin = status_origin();
+    let gw = Gateway::start(&origin);
+    every_status(&gw);
+}
+
+#[test]
+fn every_status_is_reached_and_filtered_on_redis() {
+    let origin = status_origin();
+    let redis = RedisServer::start();
+    let gw = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    every_status(&gw);
+}
+
+/// `url` as served by another instance (same token, other port).
+fn on(gw: &Gateway, url: &str) -> String {
+    gw.url(&url[url.find("/s/").unwrap()..])
+}
+
+#[test]
+fn expiry_is_recorded_once_across_two_instances_on_redis() {
+    let origin = status_origin();
+    let redis = RedisServer::start();
+    let a = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let b = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let (id, url) = id_url(
+        &a.admin()
+            .create(json!({"store": "docs", "object": "st/doc.bin", "expires_at": soon(2)})),
+    );
+    wait_until("the link expires", Duration::from_secs(20), || {
+        get(&on(&a, &url)).status == 404
+    });
+    // Both instances notice it, by requests and by admin reads, at the same time.
+    let threads: Vec<_> = [on(&a, &url), on(&b, &url)]
+        .into_iter()
+        .flat_map(|u| (0..4).map(move |_| u.clone()))
+        .map(|u| std::thread::spawn(move || get(&u).status))
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 404);
+    }
+    for gw in [&a, &b] {
+        assert_eq!(gw.admin().link(&id)["status"], "expired");
+        assert_eq!(listed(gw, "status=expired"), vec![id.clone()]);
+    }
+    // An admin action on each instance writes that instance's queued events first.
+    assert_eq!(
+        a.admin()
+            .call("POST", &format!("/v1/links/{id}/deactivate"), None)
+            .status,
+        200
+    );
+    assert_eq!(
+        b.admin()
+            .call("POST", &format!("/v1/links/{id}/activate"), None)
+            .status,
+        200
+    );
+    let events = events_when(&a, &id, |e| !kinds(e, "link.activated").is_empty());
+    let expired = kinds(&events, "link.expired");
+    assert_eq!(expired.len(), 1, "{events:#?}");
+    assert_eq!(expired[0]["at"], a.admin().link(&id)["expires_at"]);
+}
+
+// ---------------------------------------------------------------- versions
+
+const V1: usize = 3000;
+const V2: usize = 4500;
+
+fn versioned() -> (Origin, Gateway) {
+    let origin = Origin::start();
+    origin.put("v/doc.bin", &pseudo_random(V1, 1));
+    let gw = Gateway::start(&origin);
+    (origin, gw)
+}
+
+fn with_password(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut h = vec![("x-link-password", PASSWORD)];
+    h.extend_from_slice(extra);
+    h
+}
+
+#[test]
+fn a_refusing_link_never_serves_a_changed_document_and_says_so_only_after_the_password() {
+    let (origin, gw) = versioned();
+    let admin = gw.admin();
+    let v = admin.create(
+        json!({"store": "docs", "object": "v/doc.bin", "password": PASSWORD,
+        "max_downloads": 2, "on_change": "refuse"}),
+    );
+    let (id, url) = id_url(&v);
+    assert_eq!(v["on_change"], "refuse");
+    let etag = v["documents"][0]["etag"].as_str().unwrap().to_string();
+    assert!(etag.starts_with('"'), "the origin's ETag is recorded: {v}");
+    assert!(v["documents"][0]["last_modified"].as_str().is_some());
+
+    let before_no_pw = request("GET", &url, &[], None);
+    let before_wrong = request("GET", &url, &[("x-link-password", "wrong one")], None);
+    let first = request("GET", &url, &with_password(&[]), None);
+    assert_eq!(
+        first.body,
+        pseudo_random(V1, 1),
+        "the recorded version is served"
+    );
+    assert_eq!(admin.link(&id)["downloads_used"], 1);
+
+    origin.put("v/doc.bin", &pseudo_random(V2, 2));
+
+    // Before the password: exactly what an unchanged link answers.
+    for (before, headers) in [
+        (&before_no_pw, vec![]),
+        (&before_wrong, vec![("x-link-password", "wrong one")]),
+    ] {
+        let now = request("GET", &url, &headers, None);
+        assert_eq!((now.status, &now.body), (before.status, &before.body));
+        let head = request("HEAD", &url, &headers, None);
+        assert_eq!(head.status, before.status);
+    }
+    // And a token that names nothing is the uniform 404 as ever.
+    assert_eq!(get(&gw.url("/s/AAAA")).status, 404);
+
+    // After it: the page, whatever the request asks.
+    let new_tag = request("HEAD", &format!("{}v/doc.bin", origin.url()), &[], None)
+        .header("etag")
+        .unwrap()
+        .to_string();
+    assert_ne!(new_tag, etag);
+    let tries: Vec<Vec<(&str, &str)>> = vec![
+        vec![],
+        vec![("range", "bytes=0-9")],
+        vec![("range", "bytes=100-")],
+        vec![("if-none-match", &etag)],
+        vec![("if-none-match", &new_tag)],
+        vec![("if-range", &etag), ("range", "bytes=0-9")],
+        vec![("if-range", &new_tag), ("range", "bytes=0-9")],
+        vec![("if-match", &new_tag)],
+        vec![("if-match", "*")],
+        vec![("if-unmodified-since", "Fri, 01 Jan 2100 00:00:00 GMT")],
+        vec![("range", "bytes=0-9,20-29")],
+    ];
+    for extra in &tries {
+        let mut headers = vec![("x-link-password", PASSWORD)];
+        headers.extend(extra.iter().copied());
+        let r = request("GET", &url, &headers, None);
+        assert_eq!(r.status, 410, "{extra:?}: {}", r.text());
+        assert!(r.text().contains("changed or removed"), "{extra:?}");
+        let new_start = &pseudo_random(V2, 2)[..64];
+        assert!(
+            !r.body.windows(64).any(|w| w == new_start),
+            "{extra:?}: none of the new version"
+        );
+        let head = request("HEAD", &url, &headers, None);
+        assert_eq!(head.status, 410, "HEAD {extra:?}");
+    }
+    let events = events_when(&gw, &id, |e| {
+        kinds(e, "document.changed").len() >= 2 * tries.len()
+    });
+    let changed = kinds(&events, "document.changed");
+    assert!(changed.iter().all(|e| e["outcome"] == "refused"));
+    assert_eq!(changed[0]["detail"]["recorded_etag"], etag.as_str());
+    assert_eq!(
+        admin.link(&id)["downloads_used"],
+        1,
+        "refused answers use no download"
+    );
+    assert!(kinds(&events, "download.completed").len() == 1);
+}
+
+#[test]
+fn a_serve_latest_link_serves_the_new_version_and_records_it_once() {
+    let (origin, gw) = versioned();
+    let admin = gw.admin();
+    let v = admin.create(json!({"store": "docs", "object": "v/doc.bin", "max_downloads": 5}));
+    let (id, url) = id_url(&v);
+    assert_eq!(v["on_change"], "serve_latest");
+    let etag = v["documents"][0]["etag"].as_str().unwrap().to_string();
+    assert_eq!(get(&url).body, pseudo_random(V1, 1));
+    origin.put("v/doc.bin", &pseudo_random(V2, 2));
+    assert_eq!(get(&url).body, pseudo_random(V2, 2));
+    // A resume of the old version gets the whole new one (If-Range no longer matches).
+    let r = request(
+        "GET",
+        &url,
+        &[("range", "bytes=100-"), ("if-range", &etag)],
+        None,
+    );
+    assert_eq!((r.status, r.body.len()), (200, V2));
+    let r = request("GET", &url, &[("range", "bytes=0-9")], None);
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (206, &pseudo_random(V2, 2)[..10])
+    );
+    let events = events_when(&gw, &id, |e| {
+        !kinds(e, "document.changed").is_empty() && kinds(e, "download.completed").len() == 4
+    });
+    let changed = kinds(&events, "document.changed");
+    assert_eq!(changed.len(), 1, "{changed:#?}");
+    assert_eq!(changed[0]["outcome"], "ok");
+    assert_eq!(changed[0]["detail"]["recorded_etag"], etag.as_str());
+}
+
+#[test]
+fn a_removed_document_gets_the_page_after_the_password_and_uses_nothing() {
+    let (origin, gw) = versioned();
+    let admin = gw.admin();
+    let (id, url) = id_url(&admin.create(json!({"store": "docs", "object": "v/doc.bin",
+        "password": PASSWORD, "max_downloads": 1})));
+    let before = request("GET", &url, &[], None);
+    std::fs::remove_file(origin.root.join("v/doc.bin")).unwrap();
+    let now = request("GET", &url, &[], None);
+    assert_eq!((now.status, &now.body), (before.status, &before.body));
+    let r = request("GET", &url, &with_password(&[]), None);
+    assert_eq!(r.status, 410);
+    assert!(r.text().contains("changed or removed"));
+    let r = request("GET", &url, &with_password(&[("range", "bytes=5-")]), None);
+    assert_eq!(r.status, 410);
+    let events = events_when(&gw, &id, |e| kinds(e, "document.missing").len() == 2);
+    assert!(kinds(&events, "document.changed").is_empty());
+    assert_eq!(admin.link(&id)["downloads_used"], 0);
+    assert_eq!(admin.link(&id)["status"], "active");
+}
+
+#[test]
+fn a_folder_store_refuses_a_changed_file_and_reports_a_removed_one() {
+    let origin = Origin::start();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("a.bin"), pseudo_random(V1, 1)).unwrap();
+    std::fs::write(root.path().join("b.bin"), pseudo_random(V1, 3)).unwrap();
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: format!(
+            "[stores.files]\nkind = \"dir\"\nroot = \"{}\"\n",
+            root.path().display()
+        ),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let admin = gw.admin();
+    let v = admin.create(
+        json!({"store": "files", "object": "a.bin", "on_change": "refuse", "max_downloads": 3}),
+    );
+    let (a, a_url) = id_url(&v);
+    assert!(v["documents"][0]["etag"].as_str().is_some());
+    let (b, b_url) = id_url(&admin.create(json!({"store": "files", "object": "b.bin"})));
+    assert_eq!(get(&a_url).body, pseudo_random(V1, 1));
+    std::fs::write(root.path().join("a.bin"), pseudo_random(V2, 2)).unwrap();
+    for headers in [
+        vec![],
+        vec![("range", "bytes=0-9")],
+        vec![("if-match", "*")],
+    ] {
+        let r = request("GET", &a_url, &headers, None);
+        assert_eq!(r.status, 410, "{headers:?}");
+    }
+    std::fs::remove_file(root.path().join("b.bin")).unwrap();
+    assert_eq!(get(&b_url).status, 410);
+    events_when(&gw, &a, |e| kinds(e, "document.changed").len() == 3);
+    events_when(&gw, &b, |e| kinds(e, "document.missing").len() == 1);
+    assert_eq!(admin.link(&a)["downloads_used"], 1);
+}
+
+#[test]
+fn on_change_is_validated_and_changed_by_patch() {
+    let (_origin, gw) = versioned();
+    let admin = gw.admin();
+    let r = admin.call(
+        "POST",
+        "/v1/links",
+        Some(json!({"store": "docs", "object": "v/doc.bin", "on_change": "latest"})),
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["field"].as_str()),
+        (422, Some("on_change"))
+    );
+    let (id, _) = admin.share("v/doc.bin", None);
+    let r = admin.call(
+        "PATCH",
+        &format!("/v1/links/{id}"),
+        Some(json!({"on_change": "refuse"})),
+    );
+    assert_eq!(
+        (r.status, r.json()["on_change"].as_str()),
+        (200, Some("refuse"))
+    );
+    let r = admin.call(
+        "PATCH",
+        &format!("/v1/links/{id}"),
+        Some(json!({"on_change": 1})),
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["field"].as_str()),
+        (422, Some("on_change"))
+    );
+}
+
+// ---------------------------------------------------------------- contacts
+
+#[test]
+fn a_recipient_without_an_address_becomes_verifiable_when_one_is_added() {
+    let origin = Origin::start();
+    origin.put("c.pdf", &pseudo_random(5000, 9));
+    let smtp = SmtpSink::start();
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: smtp.config(),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let admin = gw.admin();
+    let (id, url) = id_url(&admin.create(
+        json!({"store": "docs", "object": "c.pdf", "filename": "C.pdf",
+        "recipient": {"email": null}, "rights": ["view", "download"]}),
+    ));
+    let mut jar = Jar::default();
+    assert!(jar.page(&url).text().contains(">View<"));
+    let file = jar.page(&format!("{url}?download"));
+    assert_eq!(
+        file.header("content-disposition"),
+        Some("inline; filename=\"C.pdf\""),
+        "without an address: view only"
+    );
+    for bad in [json!({"email": "nope"}), json!({}), json!(null)] {
+        let r = admin.call(
+            "PATCH",
+            &format!("/v1/links/{id}"),
+            Some(json!({ "recipient": bad })),
+        );
+        assert_eq!(r.status, 422, "{bad}");
+        assert!(r.json()["error"]["field"]
+            .as_str()
+            .unwrap()
+            .starts_with("recipient"));
+    }
+    let r = admin.call(
+        "PATCH",
+        &format!("/v1/links/{id}"),
+        Some(json!({"recipient": {"email": "jane@example.org"}, "changed_by": "alice"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["recipient"]["email"], "jane@example.org");
+    assert_eq!(
+        r.json()["recipient"]["require_code"],
+        true,
+        "the link was out as view-only: every browser verifies"
+    );
+
+    // The browser that held it view-only now gets the code flow, and downloads once verified.
+    let page = jar.page(&url);
+    assert!(page.text().contains("Send me a code"), "{}", page.text());
+    let sent = jar.post(
+        &url,
+        &[("action", "send_code"), ("csrf", &csrf_of(&page.text()))],
+    );
+    assert_eq!(sent.status, 303);
+    let code = smtp.code(1);
+    assert!(smtp.messages()[0].contains("jane@example.org"));
+    let page = jar.page(&url);
+    let r = jar.post(
+        &url,
+        &[
+            ("action", "verify_code"),
+            ("csrf", &csrf_of(&page.text())),
+            ("code", &code),
+        ],
+    );
+    assert_eq!(r.status, 303);
+    assert!(jar.page(&url).text().contains("id=\"download\""));
+    let file = jar.page(&format!("{url}?download"));
+    assert_eq!(file.status, 200);
+    assert_eq!(
+        file.header("content-disposition"),
+        Some("attachment; filename=\"C.pdf\"")
+    );
+    assert_eq!(file.body, pseudo_random(5000, 9));
+    // Another browser still needs its own code.
+    let mut other = Jar::default();
+    assert!(other.page(&url).text().contains("Send me a code"));
+    let events = events_when(&gw, &id, |e| !kinds(e, "code.passed").is_empty());
+    let changed = kinds(&events, "link.changed");
+    assert!(changed
+        .iter()
+        .any(|e| e["detail"]["fields"] == json!(["recipient"]) && e["actor"] == "alice"));
+}

@@ -560,3 +560,40 @@ fn a_recipient_without_an_address_becomes_verifiable_when_one_is_added() {
         .iter()
         .any(|e| e["detail"]["fields"] == json!(["recipient"]) && e["actor"] == "alice"));
 }
+
+#[path = "common/s3.rs"]
+mod s3;
+
+#[test]
+fn an_s3_store_reports_versions_and_a_changed_object_is_refused() {
+    let origin = Origin::start();
+    let s3 = s3::S3Server::start();
+    s3.put("s/doc.bin", &pseudo_random(V1, 1));
+    s3.put("s/gone.bin", &pseudo_random(V1, 3));
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: s3.store("bucket", s3::S3_SECRET),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let admin = gw.admin();
+    let v = admin.create(json!({"store": "bucket", "object": "s/doc.bin", "on_change": "refuse", "max_downloads": 3}));
+    let (id, url) = id_url(&v);
+    assert!(v["documents"][0]["etag"].as_str().is_some(), "{v}");
+    assert!(v["documents"][0]["last_modified"].as_str().is_some(), "{v}");
+    let (latest, latest_url) =
+        id_url(&admin.create(json!({"store": "bucket", "object": "s/doc.bin"})));
+    let (gone, gone_url) =
+        id_url(&admin.create(json!({"store": "bucket", "object": "s/gone.bin"})));
+    assert_eq!(get(&url).body, pseudo_random(V1, 1));
+    s3.put("s/doc.bin", &pseudo_random(V2, 2));
+    for headers in [vec![], vec![("range", "bytes=0-9")]] {
+        let r = request("GET", &url, &headers, None);
+        assert_eq!(r.status, 410, "{headers:?}");
+    }
+    assert_eq!(get(&latest_url).body, pseudo_random(V2, 2));
+    std::fs::remove_file(s3.root.path().join("docs/s/gone.bin")).unwrap();
+    assert_eq!(get(&gone_url).status, 410);
+    events_when(&gw, &id, |e| kinds(e, "document.changed").len() == 2);
+    events_when(&gw, &latest, |e| kinds(e, "document.changed").len() == 1);
+    events_when(&gw, &gone, |e| kinds(e, "document.missing").len() == 1);
+    assert_eq!(admin.link(&id)["downloads_used"], 1);
+}

@@ -814,6 +814,21 @@ impl Proxy {
                     .map(str::to_string)
             };
             let (etag, modified) = (text(header::ETAG), text(header::LAST_MODIFIED));
+            let refuses = ctx
+                .link
+                .as_ref()
+                .is_some_and(|l| l.on_change == ChangePolicy::Refuse);
+            if refuses
+                && ctx
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| version_differs(t, etag.as_deref(), modified.as_deref()))
+            {
+                // A store that ignored the condition (some S3-compatible servers do on GET):
+                // the answer's own validators show another version, and its head is not written
+                // yet, so nothing of it goes out.
+                return self.gone(session, ctx, true).await;
+            }
             self.served_version(session, ctx, etag.as_deref(), modified.as_deref());
         }
         if let Some(code) = self

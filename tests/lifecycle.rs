@@ -642,7 +642,7 @@ fn the_cli_covers_the_lifecycle() {
     let s = setup(false, "");
     let cli = |args: &[&str]| {
         let out = Command::new(bin())
-            .args(["link", "--config"])
+            .args(["link", "--json", "--config"])
             .arg(&s.gw.config_path)
             .args(args)
             .output()

@@ -597,3 +597,257 @@ fn an_s3_store_reports_versions_and_a_changed_object_is_refused() {
     events_when(&gw, &gone, |e| kinds(e, "document.missing").len() == 1);
     assert_eq!(admin.link(&id)["downloads_used"], 1);
 }
+
+// ---------------------------------------------------------------- CLI
+
+fn cli(gw: &Gateway, args: &[&str]) -> (String, String) {
+    let out = std::process::Command::new(bin())
+        .args(["link", "--config"])
+        .arg(&gw.config_path)
+        .args(args)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    (stdout, stderr)
+}
+
+fn cli_json(gw: &Gateway, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&cli(gw, &all).0).unwrap()
+}
+
+#[test]
+fn the_cli_sets_every_link_field_and_prints_tables() {
+    let origin = Origin::start();
+    origin.put("cli/a.pdf", &pseudo_random(1200, 1));
+    origin.put("cli/a-low.pdf", b"low");
+    origin.put("cli/b.pdf", &pseudo_random(800, 2));
+    let gw = Gateway::start(&origin);
+    let dir = tempfile::tempdir().unwrap();
+    let pw_file = dir.path().join("pw");
+    std::fs::write(&pw_file, format!("{PASSWORD}\nignored\n")).unwrap();
+
+    // A password link with a rendition, refusing changes, created by a named sender.
+    let (out, err) = cli(
+        &gw,
+        &[
+            "create",
+            "--store",
+            "docs",
+            "--object",
+            "cli/a.pdf",
+            "--filename",
+            "A.pdf",
+            "--rendition",
+            "low=cli/a-low.pdf=A low.pdf",
+            "--rights",
+            "download,download:low",
+            "--password-file",
+            pw_file.to_str().unwrap(),
+            "--max-downloads",
+            "2",
+            "--expires-at",
+            &soon(3600),
+            "--on-change",
+            "refuse",
+            "--created-by",
+            "alice",
+        ],
+    );
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("id"))
+        .map(|v| v.trim().to_string())
+        .unwrap();
+    assert!(err.contains("link: http"), "{err}");
+    for shown in [
+        "status      active since",
+        "password    yes",
+        "on change   refuse",
+        "renditions low",
+        "downloads   0/2",
+    ] {
+        assert!(out.contains(shown), "{shown:?} in\n{out}");
+    }
+    let v = gw.admin().link(&id);
+    assert_eq!(
+        v["documents"][0]["renditions"]["low"]["filename"],
+        "A low.pdf"
+    );
+    assert_eq!(
+        (v["type"].as_str(), v["on_change"].as_str()),
+        (Some("password"), Some("refuse"))
+    );
+    let url = v["url"].as_str().unwrap();
+    assert_eq!(
+        request("GET", url, &with_password(&[]), None).body,
+        pseudo_random(1200, 1)
+    );
+
+    // Several documents, a recipient with an address, uploads.
+    let guest = cli_json(
+        &gw,
+        &[
+            "create",
+            "--store",
+            "docs",
+            "--document",
+            "cli/a.pdf=First.pdf",
+            "--document",
+            "cli/b.pdf",
+            "--email",
+            "jane@example.org",
+            "--require-code",
+            "--rights",
+            "download,upload",
+            "--upload-folder",
+            "inbox/cli",
+            "--upload-max-files",
+            "3",
+            "--upload-types",
+            "application/pdf,image/*",
+            "--created-by",
+            "bob",
+        ],
+    );
+    assert_eq!(guest["documents"].as_array().unwrap().len(), 2);
+    assert_eq!(guest["documents"][0]["filename"], "First.pdf");
+    assert_eq!(
+        guest["recipient"],
+        json!({"email": "jane@example.org", "require_code": true})
+    );
+    assert_eq!(guest["upload"]["max_files"], 3);
+    assert_eq!(
+        guest["upload"]["allowed_types"],
+        json!(["application/pdf", "image/*"])
+    );
+    let guest_id = guest["id"].as_str().unwrap();
+
+    // A recipient without an address, given one later.
+    let viewer = cli_json(
+        &gw,
+        &[
+            "create",
+            "--store",
+            "docs",
+            "--object",
+            "cli/b.pdf",
+            "--recipient-without-email",
+            "--rights",
+            "view,download",
+        ],
+    );
+    let viewer_id = viewer["id"].as_str().unwrap();
+    assert_eq!(viewer["recipient"]["email"], Value::Null);
+    let updated = cli_json(
+        &gw,
+        &[
+            "update",
+            viewer_id,
+            "--email",
+            "sam@example.org",
+            "--on-change",
+            "refuse",
+            "--changed-by",
+            "carol",
+        ],
+    );
+    assert_eq!(
+        updated["recipient"],
+        json!({"email": "sam@example.org", "require_code": true})
+    );
+    assert_eq!(updated["on_change"], "refuse");
+    let updated = cli_json(
+        &gw,
+        &[
+            "update",
+            &id,
+            "--remove-password",
+            "--max-downloads",
+            "none",
+        ],
+    );
+    assert_eq!(
+        (
+            updated["has_password"].as_bool(),
+            updated["max_downloads"].as_u64()
+        ),
+        (Some(false), None)
+    );
+    let updated = cli_json(&gw, &["update", &id, "--password", "another horse"]);
+    assert_eq!(updated["has_password"], true);
+
+    // Who cancels and deactivates is recorded.
+    let (out, _) = cli(&gw, &["deactivate", guest_id, "--by", "ops"]);
+    assert!(out.contains("deactivated"), "{out}");
+    let cancelled = cli_json(&gw, &["cancel", viewer_id, "--by", "dana"]);
+    assert_eq!(
+        (
+            cancelled["status"].as_str(),
+            cancelled["cancelled_by"].as_str()
+        ),
+        (Some("cancelled"), Some("dana"))
+    );
+    let events = events_when(&gw, guest_id, |e| !kinds(e, "link.deactivated").is_empty());
+    assert_eq!(kinds(&events, "link.deactivated")[0]["actor"], "ops");
+    let events = events_when(&gw, viewer_id, |e| !kinds(e, "link.cancelled").is_empty());
+    assert_eq!(kinds(&events, "link.cancelled")[0]["actor"], "dana");
+
+    // The list is a table: id, type, status, downloads, expires, created by.
+    let (table, _) = cli(&gw, &["list", "--store", "docs"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("ID")
+            && lines[0].contains("STATUS")
+            && lines[0].contains("CREATED BY"),
+        "{table}"
+    );
+    let row_of = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(id))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .unwrap()
+    };
+    // (the password change started a new generation: its counter is at zero, with no limit)
+    assert_eq!(row_of(&id)[1..4], ["password", "active", "0"]);
+    assert_eq!(row_of(guest_id)[1..3], ["guest", "deactivated"]);
+    assert_eq!(*row_of(guest_id).last().unwrap(), "bob");
+    assert_eq!(row_of(viewer_id)[2], "cancelled");
+    let (only, _) = cli(&gw, &["list", "--status", "cancelled"]);
+    assert_eq!(only.lines().count(), 2, "{only}");
+    let (events, _) = cli(&gw, &["events", guest_id]);
+    assert!(
+        events.lines().next().unwrap().starts_with("SEQ"),
+        "{events}"
+    );
+    assert!(
+        events.contains("link.deactivated") && events.contains("ops"),
+        "{events}"
+    );
+
+    // A bad field is named, and nothing is printed on standard output.
+    let bad = std::process::Command::new(bin())
+        .args(["link", "--config"])
+        .arg(&gw.config_path)
+        .args([
+            "create",
+            "--store",
+            "docs",
+            "--object",
+            "cli/a.pdf",
+            "--on-change",
+            "sometimes",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let msg = String::from_utf8_lossy(&bad.stderr);
+    assert!(msg.contains("422") && msg.contains("on_change"), "{msg}");
+    assert!(bad.stdout.is_empty());
+}

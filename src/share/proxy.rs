@@ -480,6 +480,10 @@ impl Proxy {
         }
         let version = etag.or(modified).unwrap_or_default().to_string();
         let key = crate::state::keys::document_version(link.id, &target.object, &version);
+        if self.gate.audit.noted.get(&key).is_some() {
+            // This instance already knows the version was recorded: no store round trip.
+            return;
+        }
         let mut d = event(session, &ctx.client, Some(target), "document.changed", "ok");
         if let Some(serde_json::Value::Object(detail)) = &mut d.detail {
             detail.insert("recorded_etag".into(), target.etag.clone().into());
@@ -489,8 +493,13 @@ impl Proxy {
         let (gate, id) = (self.gate.clone(), link.id);
         tokio::spawn(async move {
             match gate.links.store.tally(&key, 1).await {
-                Ok(1) => gate.audit.push(id, d),
-                Ok(_) => {}
+                Ok(n) => {
+                    if n == 1 {
+                        tracing::info!(link = %id, "document served in a new version");
+                        gate.audit.push(id, d);
+                    }
+                    gate.audit.noted.put(key, 0);
+                }
                 Err(e) => {
                     tracing::warn!(link = %id, error = %e, "could not record a document's new version")
                 }

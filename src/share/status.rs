@@ -28,11 +28,11 @@ pub struct Noted(parking_lot::Mutex<HashMap<String, i64>>);
 impl Noted {
     const MAX: usize = 10_000;
 
-    fn get(&self, key: &str) -> Option<i64> {
+    pub(crate) fn get(&self, key: &str) -> Option<i64> {
         self.0.lock().get(key).copied()
     }
 
-    fn put(&self, key: String, at: i64) {
+    pub(crate) fn put(&self, key: String, at: i64) {
         let mut map = self.0.lock();
         if map.len() >= Noted::MAX {
             map.clear();

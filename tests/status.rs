@@ -257,7 +257,7 @@ fn versioned() -> (Origin, Gateway) {
     (origin, gw)
 }
 
-fn with_password(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+fn with_password<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut h = vec![("x-link-password", PASSWORD)];
     h.extend_from_slice(extra);
     h
@@ -277,6 +277,33 @@ fn a_refusing_link_never_serves_a_changed_document_and_says_so_only_after_the_pa
     assert!(etag.starts_with('"'), "the origin's ETag is recorded: {v}");
     assert!(v["documents"][0]["last_modified"].as_str().is_some());
 
+    // Before any change, a crafted request uses nothing: a 304 for the recorded version, a HEAD;
+    // and the client's own If-Match (replaced by the gateway's) still gets the recorded version.
+    let not_modified = request(
+        "GET",
+        &url,
+        &with_password(&[("if-none-match", &etag)]),
+        None,
+    );
+    assert_eq!(not_modified.status, 304);
+    assert_eq!(request("HEAD", &url, &with_password(&[]), None).status, 200);
+    let theirs = request(
+        "GET",
+        &url,
+        &with_password(&[("if-match", "\"other\""), ("range", "bytes=0-9")]),
+        None,
+    );
+    assert_eq!(
+        (theirs.status, theirs.body.as_slice()),
+        (206, &pseudo_random(V1, 1)[..10])
+    );
+    events_when(&gw, &id, |e| !kinds(e, "download.completed").is_empty());
+    assert_eq!(
+        admin.link(&id)["downloads_used"],
+        1,
+        "the 206 counted one download, the rest none"
+    );
+
     let before_no_pw = request("GET", &url, &[], None);
     let before_wrong = request("GET", &url, &[("x-link-password", "wrong one")], None);
     let first = request("GET", &url, &with_password(&[]), None);
@@ -285,7 +312,11 @@ fn a_refusing_link_never_serves_a_changed_document_and_says_so_only_after_the_pa
         pseudo_random(V1, 1),
         "the recorded version is served"
     );
-    assert_eq!(admin.link(&id)["downloads_used"], 1);
+    assert_eq!(
+        admin.link(&id)["downloads_used"],
+        1,
+        "the whole copy rides on the 206's download"
+    );
 
     origin.put("v/doc.bin", &pseudo_random(V2, 2));
 
@@ -346,7 +377,7 @@ fn a_refusing_link_never_serves_a_changed_document_and_says_so_only_after_the_pa
         1,
         "refused answers use no download"
     );
-    assert!(kinds(&events, "download.completed").len() == 1);
+    assert_eq!(kinds(&events, "download.completed").len(), 2);
 }
 
 #[test]

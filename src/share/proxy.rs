@@ -812,9 +812,12 @@ impl Proxy {
             if let Some(started) = ctx.attempt.started {
                 store.metrics().observe(started.elapsed());
             }
-            store.metrics().error("not_found");
+            if status != 412 {
+                store.metrics().error("not_found");
+            }
             return self.gone(session, ctx, status == 412).await;
         }
+        let mut validators = (None, None);
         if (200..300).contains(&status) {
             let text = |name| {
                 resp.headers
@@ -838,7 +841,7 @@ impl Proxy {
                 // yet, so nothing of it goes out.
                 return self.gone(session, ctx, true).await;
             }
-            self.served_version(session, ctx, etag.as_deref(), modified.as_deref());
+            validators = (etag, modified);
         }
         if let Some(code) = self
             .origin_response(&store, &mut resp, ctx, &target)
@@ -857,6 +860,12 @@ impl Proxy {
             self.give_back(ctx).await;
             return write_status(session, 404, &[]).await;
         }
+        self.served_version(
+            session,
+            ctx,
+            validators.0.as_deref(),
+            validators.1.as_deref(),
+        );
         let empty = body.is_empty();
         session.write_response_header(Box::new(resp), empty).await?;
         if empty {
@@ -966,7 +975,7 @@ impl Proxy {
                 &mut ctx.metered,
             )
             .await;
-        if validators.0.is_some() {
+        if served.is_ok() && validators.0.is_some() {
             self.served_version(
                 session,
                 ctx,

@@ -274,14 +274,14 @@ impl AdminApi {
             }
             Ok(())
         });
-        let before = self
+        let (before, old_email) = self
             .gate
             .links
             .store
             .get(id)
             .await?
-            .map(|l| l.generation)
-            .unwrap_or(0);
+            .map(|l| (l.generation, l.recipient.and_then(|r| r.email)))
+            .unwrap_or((0, None));
         let result = self.change(id, change).await;
         let mut fields = Vec::new();
         if expires_at.is_some() {
@@ -304,7 +304,8 @@ impl AdminApi {
         }
         match result {
             Ok(link) => {
-                if recipient.is_some() {
+                let new_email = link.recipient.as_ref().and_then(|r| r.email.as_deref());
+                if recipient.is_some() && old_email.is_some() && new_email != old_email.as_deref() {
                     // A code mailed to a previous address must not verify anyone any more.
                     if let Err(e) = self
                         .gate
@@ -539,4 +540,59 @@ pub(super) fn apply_recipient(link: &mut Link, patch: &super::bodies::RecipientP
         email: Some(patch.email.clone()),
         require_code,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::bodies::RecipientPatch;
+    use crate::model::link::Recipient;
+
+    fn guest(email: Option<&str>, require_code: bool) -> Link {
+        let mut l = Link::new(
+            "docs",
+            Document::new("a.pdf".into(), "a.pdf".into(), None),
+            "k",
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        l.recipient = Some(Recipient {
+            email: email.map(str::to_string),
+            require_code,
+        });
+        l.trusted_devices = vec!["d1".into()];
+        l
+    }
+
+    fn patch(email: &str, require_code: Option<bool>) -> RecipientPatch {
+        RecipientPatch {
+            email: email.into(),
+            require_code,
+        }
+    }
+
+    #[test]
+    fn an_added_address_asks_every_browser_for_a_code_unless_told_otherwise() {
+        let mut l = guest(None, false);
+        apply_recipient(&mut l, &patch("a@b.org", None));
+        let r = l.recipient.clone().unwrap();
+        assert_eq!(
+            (r.email.as_deref(), r.require_code),
+            (Some("a@b.org"), true)
+        );
+        assert!(l.trusted_devices.is_empty());
+        let mut l = guest(None, false);
+        apply_recipient(&mut l, &patch("a@b.org", Some(false)));
+        assert!(!l.recipient.unwrap().require_code);
+    }
+
+    #[test]
+    fn the_same_address_keeps_its_browsers_and_a_new_one_forgets_them() {
+        let mut l = guest(Some("a@b.org"), false);
+        apply_recipient(&mut l, &patch("a@b.org", None));
+        assert_eq!(l.trusted_devices, vec!["d1".to_string()]);
+        assert!(!l.recipient.clone().unwrap().require_code, "unchanged");
+        apply_recipient(&mut l, &patch("c@d.org", None));
+        assert!(l.trusted_devices.is_empty());
+        assert!(!l.recipient.unwrap().require_code);
+    }
 }

@@ -245,6 +245,76 @@ fn expiry_is_recorded_once_across_two_instances_on_redis() {
     assert_eq!(expired[0]["at"], a.admin().link(&id)["expires_at"]);
 }
 
+#[test]
+fn exhaustion_is_recorded_once_across_two_instances_on_redis() {
+    let origin = status_origin();
+    let redis = RedisServer::start();
+    let a = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let b = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let (id, url) = id_url(
+        &a.admin()
+            .create(json!({"store": "docs", "object": "st/doc.bin", "max_downloads": 2})),
+    );
+    // The last two downloads, one on each instance, at once.
+    let threads: Vec<_> = [on(&a, &url), on(&b, &url)]
+        .into_iter()
+        .map(|u| std::thread::spawn(move || get(&u).body.len()))
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 2000);
+    }
+    events_when(&a, &id, |e| kinds(e, "download.completed").len() == 2);
+    for gw in [&a, &b] {
+        assert_eq!(get(&on(gw, &url)).status, 404);
+        assert_eq!(gw.admin().link(&id)["status"], "exhausted");
+    }
+    assert_eq!(
+        a.admin()
+            .call("POST", &format!("/v1/links/{id}/deactivate"), None)
+            .status,
+        200
+    );
+    assert_eq!(
+        b.admin()
+            .call("POST", &format!("/v1/links/{id}/activate"), None)
+            .status,
+        200
+    );
+    let events = events_when(&a, &id, |e| !kinds(e, "link.activated").is_empty());
+    let exhausted = kinds(&events, "link.exhausted");
+    assert_eq!(exhausted.len(), 1, "{events:#?}");
+    assert_eq!(b.admin().link(&id)["status_since"], exhausted[0]["at"]);
+}
+
+#[test]
+fn expiry_is_recorded_once_across_a_restart_on_the_embedded_store() {
+    let origin = status_origin();
+    let gw = Gateway::start(&origin);
+    let (id, url) = id_url(
+        &gw.admin()
+            .create(json!({"store": "docs", "object": "st/doc.bin", "expires_at": soon(2)})),
+    );
+    wait_until("the link expires", Duration::from_secs(20), || {
+        get(&url).status == 404
+    });
+    events_when(&gw, &id, |e| !kinds(e, "link.expired").is_empty());
+    let dir = gw.stop();
+    let gw = Gateway::start_with(GatewayOptions {
+        db: Some(dir.path().join("linkgate.db")),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    assert_eq!(get(&on(&gw, &url)).status, 404);
+    assert_eq!(gw.admin().link(&id)["status"], "expired");
+    assert_eq!(
+        gw.admin()
+            .call("POST", &format!("/v1/links/{id}/deactivate"), None)
+            .status,
+        200
+    );
+    let events = events_when(&gw, &id, |e| !kinds(e, "link.deactivated").is_empty());
+    assert_eq!(kinds(&events, "link.expired").len(), 1, "{events:#?}");
+}
+
 // ---------------------------------------------------------------- versions
 
 const V1: usize = 3000;

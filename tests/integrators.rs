@@ -291,7 +291,7 @@ fn the_cli_mints_and_cancels_links() {
     origin.put("docs/a.txt", b"from the cli");
     let gw = Gateway::start(&origin);
     let out = Command::new(bin())
-        .args(["link", "--config"])
+        .args(["link", "--json", "--config"])
         .arg(&gw.config_path)
         .args([
             "create",
@@ -327,6 +327,7 @@ fn the_cli_mints_and_cancels_links() {
             "--token",
             ADMIN_TOKEN,
             "show",
+            "--json",
             id,
         ])
         .output()

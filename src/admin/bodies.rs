@@ -8,8 +8,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::model::link::{
-    check_object_key, sanitize_filename, valid_rendition_name, Document, Link, Recipient,
-    Rendition, Right, UploadSpec,
+    check_object_key, sanitize_filename, valid_rendition_name, ChangePolicy, Document, Link,
+    Recipient, Rendition, Right, UploadSpec,
 };
 use crate::model::policy::{valid_type_pattern, Policy, Proposed};
 use crate::state::StoreError;
@@ -194,6 +194,8 @@ pub(super) fn parse_renditions(
                 object,
                 filename,
                 size: None,
+                etag: None,
+                last_modified: None,
             },
         );
     }
@@ -515,6 +517,71 @@ pub(super) fn take_recipient(body: &mut Map<String, Value>) -> Result<Option<Rec
     }))
 }
 
+/// `on_change`: `"serve_latest"` or `"refuse"`; absent or null is `None`.
+pub(super) fn take_on_change(
+    body: &mut Map<String, Value>,
+) -> Result<Option<ChangePolicy>, ApiError> {
+    match body.remove("on_change") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if ChangePolicy::parse(&s).is_some() => Ok(ChangePolicy::parse(&s)),
+        Some(_) => Err(ApiError::field(
+            "on_change",
+            "must be \"serve_latest\" or \"refuse\"",
+        )),
+    }
+}
+
+/// A `PATCH`'s `recipient`: `{"email": …, "require_code": …}` where `email` is required (an
+/// address is added or replaced; it cannot be removed) and `require_code` may be left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientPatch {
+    pub email: String,
+    pub require_code: Option<bool>,
+}
+
+pub(super) fn take_recipient_patch(
+    body: &mut Map<String, Value>,
+) -> Result<Option<RecipientPatch>, ApiError> {
+    let Some(value) = body.remove("recipient") else {
+        return Ok(None);
+    };
+    let Value::Object(mut r) = value else {
+        return Err(ApiError::field(
+            "recipient",
+            "must be an object like {\"email\": \"jane@example.org\"} (a recipient cannot be removed)",
+        ));
+    };
+    let email = match r.remove("email") {
+        Some(Value::String(e)) if valid_email(e.trim()) => e.trim().to_string(),
+        _ => {
+            return Err(ApiError::field(
+                "recipient.email",
+                "is required: a mail address like jane@example.org",
+            ))
+        }
+    };
+    let require_code = match r.remove("require_code") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(b),
+        Some(_) => {
+            return Err(ApiError::field(
+                "recipient.require_code",
+                "must be true or false",
+            ))
+        }
+    };
+    if let Some(unknown) = r.keys().next() {
+        return Err(ApiError::field(
+            &format!("recipient.{unknown}"),
+            "is not a known field",
+        ));
+    }
+    Ok(Some(RecipientPatch {
+        email,
+        require_code,
+    }))
+}
+
 pub(super) fn refuse_unknown(body: &Map<String, Value>) -> Result<(), ApiError> {
     match body.keys().next() {
         Some(unknown) => Err(ApiError::field(unknown, "is not a known field")),
@@ -542,6 +609,7 @@ pub(super) struct LinkBody {
     pub(super) created_by: Option<String>,
     pub(super) password: Option<String>,
     pub(super) recipient: Option<Recipient>,
+    pub(super) on_change: ChangePolicy,
 }
 
 /// Reads a `POST /v1/links` body: what `create` runs on every body before it looks at the store,
@@ -561,6 +629,7 @@ pub(super) fn parse_link_body(
     let created_by = check_identity("created_by", take_string(&mut body, "created_by")?)?;
     let password = take_password(&mut body)?.flatten();
     let recipient = take_recipient(&mut body)?;
+    let on_change = take_on_change(&mut body)?.unwrap_or_default();
     refuse_unknown(&body)?;
     Ok(LinkBody {
         store,
@@ -572,6 +641,7 @@ pub(super) fn parse_link_body(
         created_by,
         password,
         recipient,
+        on_change,
     })
 }
 
@@ -599,6 +669,8 @@ pub struct PatchBody {
     pub filename: Option<String>,
     pub changed_by: Option<String>,
     pub password: Option<Option<String>>,
+    pub on_change: Option<ChangePolicy>,
+    pub recipient: Option<RecipientPatch>,
 }
 
 /// Reads a `PATCH /v1/links/{id}` body: what `patch` runs on every body before it looks at the
@@ -612,11 +684,19 @@ pub(super) fn parse_patch_body(
     let filename = take_string(&mut body, "filename")?.map(|f| sanitize_filename(&f));
     let changed_by = check_identity("changed_by", take_string(&mut body, "changed_by")?)?;
     let password = take_password(&mut body)?;
+    let on_change = take_on_change(&mut body)?;
+    let recipient = take_recipient_patch(&mut body)?;
     refuse_unknown(&body)?;
-    if expires_at.is_none() && max_downloads.is_none() && filename.is_none() && password.is_none() {
+    if expires_at.is_none()
+        && max_downloads.is_none()
+        && filename.is_none()
+        && password.is_none()
+        && on_change.is_none()
+        && recipient.is_none()
+    {
         return Err(ApiError::field(
             "body",
-            "names nothing to change (expires_at, max_downloads, filename, password)",
+            "names nothing to change (expires_at, max_downloads, filename, password, on_change, recipient)",
         ));
     }
     Ok(PatchBody {
@@ -625,6 +705,8 @@ pub(super) fn parse_patch_body(
         filename,
         changed_by,
         password,
+        on_change,
+        recipient,
     })
 }
 
@@ -813,6 +895,46 @@ mod tests {
             .starts_with("max_downloads:"));
         assert!(validate_patch_body(b"[1]", now()).is_err());
         assert!(validate_patch_body(b"", now()).is_err());
+    }
+
+    #[test]
+    fn on_change_and_a_recipient_address_are_read_and_named_when_wrong() {
+        let p = patch(json!({"on_change": "refuse"})).unwrap();
+        assert_eq!(p.on_change, Some(ChangePolicy::Refuse));
+        for bad in [json!("latest"), json!(1), json!(true)] {
+            assert!(patch(json!({ "on_change": bad }))
+                .unwrap_err()
+                .starts_with("on_change:"));
+            assert_eq!(
+                refused_field(json!({"store": "docs", "object": "a.pdf", "on_change": bad}))
+                    .as_deref(),
+                Some("on_change")
+            );
+        }
+        let p = patch(json!({"recipient": {"email": " jane@example.org "}})).unwrap();
+        assert_eq!(
+            p.recipient,
+            Some(RecipientPatch {
+                email: "jane@example.org".into(),
+                require_code: None
+            })
+        );
+        for (body, field) in [
+            (json!({"recipient": null}), "recipient:"),
+            (json!({"recipient": {}}), "recipient.email:"),
+            (json!({"recipient": {"email": "nope"}}), "recipient.email:"),
+            (
+                json!({"recipient": {"email": "a@b.org", "require_code": "yes"}}),
+                "recipient.require_code:",
+            ),
+            (
+                json!({"recipient": {"email": "a@b.org", "name": "A"}}),
+                "recipient.name:",
+            ),
+        ] {
+            let e = patch(body.clone()).unwrap_err();
+            assert!(e.starts_with(field), "{body}: {e}");
+        }
     }
 
     #[test]

@@ -319,6 +319,7 @@ fn build_gate(config: &Config) -> Result<Gate, StoreError> {
         audit: Audit {
             queue: AuditQueue::default(),
             retention: config.audit_retention,
+            noted: Default::default(),
         },
         checks: Checks {
             verifier: Verifier::new(config.keys.clone(), config.server.cookie_secure),

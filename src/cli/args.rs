@@ -33,6 +33,8 @@ pub enum Command {
     Link {
         #[command(flatten)]
         target: AdminTarget,
+        #[command(flatten)]
+        output: Output,
         #[command(subcommand)]
         action: LinkAction,
     },
@@ -82,34 +84,124 @@ pub struct AdminTarget {
     pub config: Option<PathBuf>,
 }
 
+/// How admin commands print what the API answered.
+#[derive(Args, Clone, Copy, Debug, Default)]
+pub struct Output {
+    /// Print the API's raw JSON (for scripts) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
 #[derive(Subcommand)]
 pub enum AuditAction {
     /// Fetch a link's events and check their hash chain; exits non-zero if it was tampered with.
     Verify { id: String },
 }
 
+/// Every field of `POST /v1/links`.
+#[derive(Args, Debug, Default)]
+pub struct CreateArgs {
+    #[arg(long)]
+    pub store: String,
+    /// The one document's object key (or give --document, once per document).
+    #[arg(long)]
+    pub object: Option<String>,
+    /// Display name of the one document.
+    #[arg(long)]
+    pub filename: Option<String>,
+    /// A rendition of the one document: NAME=OBJECT or NAME=OBJECT=FILENAME (repeatable).
+    #[arg(long = "rendition", value_name = "NAME=OBJECT[=FILENAME]")]
+    pub renditions: Vec<String>,
+    /// One document of several: OBJECT or OBJECT=FILENAME, or its JSON object
+    /// ({"object": …, "filename": …, "renditions": {…}}) (repeatable).
+    #[arg(long = "document", value_name = "OBJECT[=FILENAME]")]
+    pub documents: Vec<String>,
+    /// RFC 3339 time, e.g. 2030-01-31T17:00:00Z.
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    #[arg(long)]
+    pub max_downloads: Option<u64>,
+    /// Comma-separated: view, download, download:<rendition>, upload.
+    #[arg(long, value_delimiter = ',')]
+    pub rights: Option<Vec<String>>,
+    #[arg(long)]
+    pub created_by: Option<String>,
+    /// The link's password (visible to other users of this machine in the process list: prefer
+    /// --password-file).
+    #[arg(long, conflicts_with = "password_file")]
+    pub password: Option<String>,
+    /// Read the password from the first line of this file ("-": standard input).
+    #[arg(long)]
+    pub password_file: Option<std::path::PathBuf>,
+    /// A named recipient's address: their browsers are verified (first trusted, others by code).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Ask even the first browser for a mailed code (needs --email).
+    #[arg(long, requires = "email")]
+    pub require_code: bool,
+    /// A named recipient without an address: browsers may only view (add one later with
+    /// `update --email`).
+    #[arg(long, conflicts_with = "email")]
+    pub recipient_without_email: bool,
+    /// What a document changed at its store means: serve_latest or refuse.
+    #[arg(long)]
+    pub on_change: Option<String>,
+    /// Folder uploads land in (with the `upload` right).
+    #[arg(long)]
+    pub upload_folder: Option<String>,
+    /// Replace a file of the same name.
+    #[arg(long, requires = "upload_folder")]
+    pub upload_overwrite: bool,
+    /// How many files the link accepts in all.
+    #[arg(long, requires = "upload_folder")]
+    pub upload_max_files: Option<u64>,
+    /// Largest file accepted, in bytes.
+    #[arg(long, requires = "upload_folder")]
+    pub upload_max_bytes: Option<u64>,
+    /// Comma-separated media types accepted (application/pdf, image/*).
+    #[arg(long, value_delimiter = ',', requires = "upload_folder")]
+    pub upload_types: Option<Vec<String>>,
+}
+
+/// Every field of `PATCH /v1/links/{id}`.
+#[derive(Args, Debug, Default)]
+pub struct UpdateArgs {
+    pub id: String,
+    /// RFC 3339 time, or "never" to remove the expiry.
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    /// A number, or "none" to remove the limit.
+    #[arg(long)]
+    pub max_downloads: Option<String>,
+    #[arg(long)]
+    pub filename: Option<String>,
+    #[arg(long)]
+    pub changed_by: Option<String>,
+    /// A new password (logs every browser out).
+    #[arg(long, conflicts_with_all = ["password_file", "remove_password"])]
+    pub password: Option<String>,
+    /// Read the new password from the first line of this file ("-": standard input).
+    #[arg(long, conflicts_with = "remove_password")]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Remove the password.
+    #[arg(long)]
+    pub remove_password: bool,
+    /// serve_latest or refuse.
+    #[arg(long)]
+    pub on_change: Option<String>,
+    /// Add or replace the recipient's address (makes a recipient without one verifiable).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// true or false (with --email; default: true when the recipient had no address).
+    #[arg(long, requires = "email")]
+    pub require_code: Option<bool>,
+}
+
 #[derive(Subcommand)]
 pub enum LinkAction {
-    /// Create a link and print its URL.
-    Create {
-        #[arg(long)]
-        store: String,
-        #[arg(long)]
-        object: String,
-        #[arg(long)]
-        filename: Option<String>,
-        /// RFC 3339 time, e.g. 2030-01-31T17:00:00Z.
-        #[arg(long)]
-        expires_at: Option<String>,
-        #[arg(long)]
-        max_downloads: Option<u64>,
-        /// Comma-separated: view, download.
-        #[arg(long, value_delimiter = ',')]
-        rights: Option<Vec<String>>,
-        #[arg(long)]
-        created_by: Option<String>,
-    },
-    /// Show a link as JSON.
+    /// Create a link and print it (its URL also goes to standard error).
+    Create(Box<CreateArgs>),
+    /// Show a link.
     Show { id: String },
     /// List links, newest first (one page; pass the printed `next` as --after for more).
     List {
@@ -119,34 +211,41 @@ pub enum LinkAction {
         store: Option<String>,
         #[arg(long)]
         created_by: Option<String>,
-        /// active, deactivated or cancelled.
+        /// Stored state: active, deactivated or cancelled.
         #[arg(long)]
         state: Option<String>,
+        /// active, expired, exhausted, deactivated or cancelled.
+        #[arg(long)]
+        status: Option<String>,
         #[arg(long)]
         limit: Option<u32>,
         #[arg(long)]
         after: Option<String>,
     },
-    /// Change expiry, limit or display name (expiry and limit changes restart the counter).
-    Update {
-        id: String,
-        /// RFC 3339 time, or "never" to remove the expiry.
-        #[arg(long)]
-        expires_at: Option<String>,
-        /// A number, or "none" to remove the limit.
-        #[arg(long)]
-        max_downloads: Option<String>,
-        #[arg(long)]
-        filename: Option<String>,
-        #[arg(long)]
-        changed_by: Option<String>,
-    },
+    /// Change expiry, limit, name, password, change policy or recipient address (expiry, limit
+    /// and password changes restart the counter).
+    Update(Box<UpdateArgs>),
     /// Print a link's audit events.
     Events { id: String },
     /// Cancel a link for good.
-    Cancel { id: String },
+    Cancel {
+        id: String,
+        /// Who cancels it (recorded as cancelled_by and on the event).
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Stop access to a link until it is activated again.
-    Deactivate { id: String },
+    Deactivate {
+        id: String,
+        /// Who does it (recorded on the event).
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Resume access to a deactivated link.
-    Activate { id: String },
+    Activate {
+        id: String,
+        /// Who does it (recorded on the event).
+        #[arg(long)]
+        by: Option<String>,
+    },
 }

@@ -1,12 +1,14 @@
 //! The `linkgate` command line (binary-only concerns): [`args`] says what it accepts,
 //! [`commands`] what each command does, [`demo`] the try-out, [`client`] the admin API client
-//! that `link` and `audit` use.
+//! that `link` and `audit` use, [`table`] the human-readable output (tables and records).
 
 pub mod args;
 pub mod client;
 pub mod commands;
 pub mod demo;
+pub mod links;
 pub mod shares;
+pub mod table;
 
 use std::process::ExitCode;
 

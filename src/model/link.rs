@@ -152,6 +152,12 @@ pub struct Rendition {
     pub filename: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The object's `ETag` when the link was created (see [`ChangePolicy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The object's `Last-Modified` when the link was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
 }
 
 /// One document a link shares: the object key in its store and the name shown to the recipient.
@@ -162,6 +168,12 @@ pub struct Document {
     /// Size in bytes, when the origin told it at creation (shown on the landing page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The object's `ETag` when the link was created (see [`ChangePolicy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The object's `Last-Modified` (an HTTP date) when the link was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
     /// Named alternates, by rendition name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub renditions: BTreeMap<String, Rendition>,
@@ -173,6 +185,8 @@ impl Document {
             object,
             filename,
             size,
+            etag: None,
+            last_modified: None,
             renditions: BTreeMap::new(),
         }
     }
@@ -209,6 +223,36 @@ pub struct Recipient {
     /// How mails and pages address them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+/// What a link does when a document's object changed at its store since the link was created
+/// (its `ETag`/`Last-Modified` differ from those recorded then).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangePolicy {
+    /// Serve the object as it is now (and record `document.changed` once per new version).
+    #[default]
+    ServeLatest,
+    /// Serve only the version the link was created for: the store is asked conditionally
+    /// (`If-Match`, or `If-Unmodified-Since`) and a changed object is refused with a page.
+    Refuse,
+}
+
+impl ChangePolicy {
+    pub fn parse(text: &str) -> Option<ChangePolicy> {
+        match text {
+            "serve_latest" => Some(ChangePolicy::ServeLatest),
+            "refuse" => Some(ChangePolicy::Refuse),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChangePolicy::ServeLatest => "serve_latest",
+            ChangePolicy::Refuse => "refuse",
+        }
+    }
 }
 
 /// A share link as stored.
@@ -249,6 +293,17 @@ pub struct Link {
     /// The share this link was sent in (one link per recipient), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<String>,
+    /// What a changed document means for this link.
+    #[serde(default)]
+    pub on_change: ChangePolicy,
+    /// When an admin last changed the link's state, expiry or limit (the `status_since` of an
+    /// active or deactivated link; `created_at` before any such change).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_changed_at: Option<OffsetDateTime>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -289,6 +344,8 @@ impl Link {
             upload: None,
             uploads: 0,
             share: None,
+            on_change: ChangePolicy::ServeLatest,
+            status_changed_at: None,
         }
     }
 
@@ -349,6 +406,8 @@ impl Link {
                 "download".to_string()
             },
             size: doc.size,
+            etag: doc.etag.clone(),
+            last_modified: doc.last_modified.clone(),
         };
         match variant {
             Variant::Original if self.allows(&Right::Download) => Ok(original(false)),
@@ -373,6 +432,8 @@ impl Link {
                     inline: false,
                     variant: format!("download:{name}"),
                     size: r.size,
+                    etag: r.etag.clone(),
+                    last_modified: r.last_modified.clone(),
                 })
             }
         }
@@ -496,6 +557,9 @@ pub struct Target {
     pub variant: String,
     /// The object's size when the link knows it (measured when the link was created).
     pub size: Option<u64>,
+    /// The object's `ETag` and `Last-Modified` recorded when the link was created.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
 }
 
 /// Why a request does not get a document.
@@ -596,6 +660,8 @@ mod tests {
                 object: "a-low.pdf".into(),
                 filename: "A-low.pdf".into(),
                 size: None,
+                etag: None,
+                last_modified: None,
             },
         );
         let b = Document::new("b.pdf".into(), "B.pdf".into(), None);

@@ -60,6 +60,8 @@ pub struct Counting {
 pub struct Audit {
     pub queue: AuditQueue,
     pub retention: Option<Duration>,
+    /// Status events this instance knows were recorded (see [`crate::share::status`]).
+    pub noted: crate::share::status::Noted,
 }
 
 impl Audit {

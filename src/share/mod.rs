@@ -28,6 +28,7 @@ pub mod proxy;
 pub mod recipient;
 pub mod record;
 pub mod secure_link;
+pub mod status;
 pub mod throttle;
 pub mod tls;
 pub mod upload;

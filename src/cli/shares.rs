@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 use super::args::AdminTarget;
 use super::client::{encode, CliError};
 use super::commands::{admin_client, fail};
+use super::table::{cell, Table};
 
 #[derive(Subcommand)]
 pub enum ShareAction {
@@ -324,41 +325,16 @@ fn print_result(result: Result<Value, CliError>, json: bool, list: bool) -> Exit
 }
 
 fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    cell(Some(v))
 }
 
-/// Rows under a header, each column as wide as its widest cell.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+/// Rows under a header, through the commands' one table printer.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut t = Table::new(header);
     for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
+        t.row(row.clone());
     }
-    let line = |cells: Vec<String>| {
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                out.push_str(cell);
-                out.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        out.trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        out.push_str(&line(row.clone()));
-    }
-    out
+    t.render()
 }
 
 /// One share: its facts, then a row per recipient.
@@ -487,12 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn tables_align_columns_and_show_missing_values_as_dashes() {
-        let t = table(
-            &["A", "BB"],
-            &[vec!["xyz".into(), "1".into()], vec!["é".into(), "-".into()]],
-        );
-        assert_eq!(t, "A    BB\nxyz  1\né    -\n");
+    fn the_history_table_shows_missing_values_as_dashes_and_the_next_page() {
         let page = json!({"shares": [{"id": "s1", "type": "share", "shared_by": "alice",
             "created_at": "2030-01-01T00:00:00Z", "expires_at": null, "status": "cancelled",
             "cancelled_by": "bob", "cancelled_at": "2030-01-02T00:00:00Z",

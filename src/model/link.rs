@@ -91,6 +91,10 @@ pub enum Right {
     Rendition(String),
     /// Upload files into the link's folder.
     Upload,
+    /// View inline and comment (the review page).
+    Review,
+    /// View inline and record a decision, approve or reject, with a comment.
+    Approve,
 }
 
 /// Rendition names: 1 to 32 of `a-z 0-9 _ -`, starting with a letter or digit; `original`,
@@ -113,6 +117,8 @@ impl Right {
             "view" => Some(Right::View),
             "download" => Some(Right::Download),
             "upload" => Some(Right::Upload),
+            "review" => Some(Right::Review),
+            "approve" => Some(Right::Approve),
             _ => {
                 let name = text.strip_prefix("download:")?;
                 valid_rendition_name(name).then(|| Right::Rendition(name.to_string()))
@@ -128,6 +134,8 @@ impl std::fmt::Display for Right {
             Right::Download => f.write_str("download"),
             Right::Rendition(name) => write!(f, "download:{name}"),
             Right::Upload => f.write_str("upload"),
+            Right::Review => f.write_str("review"),
+            Right::Approve => f.write_str("approve"),
         }
     }
 }
@@ -243,6 +251,33 @@ pub struct Link {
     /// Files received through the link (or being received: claimed before the body arrives).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub uploads: u64,
+    /// Where this link's events are also delivered (besides `[webhooks]`); secret never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<crate::model::webhook::WebhookTarget>,
+    /// Mailed once, on the link's first completed download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_sender: Option<String>,
+    /// Review decisions (`approve` right), one per recipient or browser, final once recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
+}
+
+/// Most decisions one link keeps (one per recipient or browser).
+pub const MAX_DECISIONS: usize = 100;
+
+/// A recorded review decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// `approved` or `rejected`.
+    pub decision: String,
+    pub comment: String,
+    /// The recipient's address when the link has one, else `browser:` and a digest of the
+    /// browser's device id.
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -282,6 +317,9 @@ impl Link {
             trusted_devices: Vec::new(),
             upload: None,
             uploads: 0,
+            webhook: None,
+            notify_sender: None,
+            decisions: Vec::new(),
         }
     }
 
@@ -290,8 +328,16 @@ impl Link {
         self.state == LinkState::Active && self.expires_at.is_none_or(|e| now < e)
     }
 
+    /// Whether the link grants `right`; `review` and `approve` include viewing inline.
     pub fn allows(&self, right: &Right) -> bool {
         self.rights.contains(right)
+            || (*right == Right::View
+                && (self.rights.contains(&Right::Review) || self.rights.contains(&Right::Approve)))
+    }
+
+    /// Whether the link's recipients may comment (`review` or `approve`).
+    pub fn takes_comments(&self) -> bool {
+        self.rights.contains(&Right::Review) || self.rights.contains(&Right::Approve)
     }
 
     /// Whether a password or a recipient's device check stands before the documents.

@@ -12,3 +12,4 @@ pub mod policy;
 pub mod secure_link;
 pub mod token;
 pub mod urlencoded;
+pub mod webhook;

@@ -32,3 +32,4 @@ pub mod throttle;
 pub mod tls;
 pub mod upload;
 pub mod verify;
+pub mod webhooks;

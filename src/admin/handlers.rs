@@ -95,7 +95,15 @@ impl AdminApi {
             created_by,
             password,
             recipient,
+            webhook,
+            notify_sender,
         } = parse_link_body(body, now)?;
+        if webhook.is_some() && !self.gate.webhooks.as_ref().is_some_and(|w| w.per_link) {
+            return Err(ApiError::field(
+                "webhook",
+                "per-link webhooks are not enabled in this gateway's configuration ([webhooks] per_link)",
+            ));
+        }
         if !self.gate.docstores.contains_key(&store) {
             return Err(ApiError::field(
                 "store",
@@ -148,6 +156,8 @@ impl AdminApi {
         link.created_by = created_by.clone();
         link.password_hash = password_hash;
         link.recipient = recipient;
+        link.webhook = webhook;
+        link.notify_sender = notify_sender;
         self.gate.links.store.create(&link).await?;
         tracing::info!(link = %link.id, store = %link.store, "link created");
         let mut event = origin.event("link.created", "ok", created_by);
@@ -430,4 +440,59 @@ impl AdminApi {
             json!({ "link": id, "events": events, "next": next }),
         ))
     }
+}
+
+impl AdminApi {
+    /// `GET /v1/webhooks/failed`: webhooks given up after their last retry, newest first (the
+    /// full admin token only: entries of every creator's links are listed).
+    pub(super) async fn failed_webhooks(
+        &self,
+        caller: &Caller,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        if !matches!(caller, Caller::Full) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                None,
+                "only the full admin token may list failed webhooks",
+            ));
+        }
+        let Some(config) = &self.gate.webhooks else {
+            return Ok((
+                StatusCode::OK,
+                json!({ "enabled": false, "failed": [], "pending": 0 }),
+            ));
+        };
+        let failed = self
+            .gate
+            .links
+            .store
+            .outbox_failed(config.keep_failed.clamp(1, 1000))
+            .await?;
+        let pending = self.gate.links.store.outbox_pending().await?;
+        let failed: Vec<Value> = failed
+            .iter()
+            .map(|e| {
+                json!({
+                    "id": e.id,
+                    "type": e.event.draft.kind,
+                    "link": e.event.link,
+                    "at": rfc3339_of(e.event.draft.at),
+                    "attempts": e.attempts,
+                    "last_error": e.last_error,
+                    "failed_at": e.failed_at.and_then(|ms| {
+                        OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok()
+                    }).map(rfc3339_of),
+                })
+            })
+            .collect();
+        Ok((
+            StatusCode::OK,
+            json!({ "enabled": true, "failed": failed, "pending": pending }),
+        ))
+    }
+}
+
+fn rfc3339_of(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

@@ -42,5 +42,8 @@ pub(super) fn link_view(gate: &Gate, link: &Link, downloads_used: u64) -> Value 
         "created_at": rfc3339(link.created_at),
         "cancelled_by": link.cancelled_by,
         "cancelled_at": opt_time(link.cancelled_at),
+        "webhook": link.webhook.as_ref().map(|w| w.view()),
+        "notify_sender": link.notify_sender,
+        "decisions": link.decisions,
     })
 }

@@ -112,27 +112,27 @@ pub(super) fn validate(
     if timeout > 300 {
         return Err(invalid("webhooks.timeout_seconds", "must be at most 300"));
     }
-    let base = positive("webhooks.backoff_base_seconds", raw.backoff_base_seconds, 10)?;
-    let max = positive("webhooks.backoff_max_seconds", raw.backoff_max_seconds, 3600)?;
+    let base = positive(
+        "webhooks.backoff_base_seconds",
+        raw.backoff_base_seconds,
+        10,
+    )?;
+    let max = positive(
+        "webhooks.backoff_max_seconds",
+        raw.backoff_max_seconds,
+        3600,
+    )?;
     if max < base {
         return Err(invalid(
             "webhooks.backoff_max_seconds",
             "must not be below webhooks.backoff_base_seconds",
         ));
     }
-    let max_attempts = positive(
-        "webhooks.max_attempts",
-        raw.max_attempts.map(u64::from),
-        20,
-    )?;
+    let max_attempts = positive("webhooks.max_attempts", raw.max_attempts.map(u64::from), 20)?;
     if max_attempts > 1000 {
         return Err(invalid("webhooks.max_attempts", "must be at most 1000"));
     }
-    let concurrency = positive(
-        "webhooks.concurrency",
-        raw.concurrency.map(|n| n as u64),
-        8,
-    )?;
+    let concurrency = positive("webhooks.concurrency", raw.concurrency.map(|n| n as u64), 8)?;
     if concurrency > 256 {
         return Err(invalid("webhooks.concurrency", "must be at most 256"));
     }

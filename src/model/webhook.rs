@@ -155,10 +155,9 @@ pub fn event_id(event: &Event) -> String {
 /// The JSON body delivered for an event (`share`: the share the link belongs to, if any).
 pub fn payload(event: &Event, share: Option<&str>) -> Value {
     let d = &event.draft;
-    let at = d
-        .at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let at =
+        d.at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
     json!({
         "id": event_id(event),
         "type": d.kind,
@@ -259,14 +258,49 @@ mod tests {
         assert!(sig.starts_with("v1=") && sig.len() == 3 + 64);
         assert!(verify(secret, "1700000000", body, &sig, 1_700_000_100, 300));
         // Another secret, body or timestamp does not verify.
-        assert!(!verify(b"another secret!!!", "1700000000", body, &sig, 1_700_000_000, 300));
-        assert!(!verify(secret, "1700000000", b"{}", &sig, 1_700_000_000, 300));
-        assert!(!verify(secret, "1700000001", body, &sig, 1_700_000_000, 300));
+        assert!(!verify(
+            b"another secret!!!",
+            "1700000000",
+            body,
+            &sig,
+            1_700_000_000,
+            300
+        ));
+        assert!(!verify(
+            secret,
+            "1700000000",
+            b"{}",
+            &sig,
+            1_700_000_000,
+            300
+        ));
+        assert!(!verify(
+            secret,
+            "1700000001",
+            body,
+            &sig,
+            1_700_000_000,
+            300
+        ));
         // Outside the replay window.
-        assert!(!verify(secret, "1700000000", body, &sig, 1_700_000_301, 300));
+        assert!(!verify(
+            secret,
+            "1700000000",
+            body,
+            &sig,
+            1_700_000_301,
+            300
+        ));
         // Several signatures (rotation): any one is enough.
         let both = format!("v1=00 {sig}");
-        assert!(verify(secret, "1700000000", body, &both, 1_700_000_000, 300));
+        assert!(verify(
+            secret,
+            "1700000000",
+            body,
+            &both,
+            1_700_000_000,
+            300
+        ));
         assert!(!verify(secret, "x", body, &sig, 0, 300));
     }
 
@@ -295,7 +329,10 @@ mod tests {
         assert_eq!(b.delay(10, 0.0), Duration::from_secs(30));
         for j in [0.0, 0.3, 0.99, f64::NAN, -1.0, 7.0] {
             let d = b.delay(4, j);
-            assert!(d >= Duration::from_secs(8) && d <= Duration::from_secs(16), "{j}: {d:?}");
+            assert!(
+                d >= Duration::from_secs(8) && d <= Duration::from_secs(16),
+                "{j}: {d:?}"
+            );
         }
     }
 

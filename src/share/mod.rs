@@ -22,6 +22,7 @@ pub mod edge;
 pub mod gate;
 pub mod guard;
 pub mod mail;
+pub mod notify;
 pub mod open;
 pub mod pages;
 pub mod proxy;

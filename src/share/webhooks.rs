@@ -96,7 +96,9 @@ impl Deliverer {
     /// Refreshes the pending gauge.
     pub async fn gauge(&self) {
         if let Ok(n) = self.gate.links.store.outbox_pending().await {
-            metrics().webhooks_pending.set(n.min(i64::MAX as u64) as i64);
+            metrics()
+                .webhooks_pending
+                .set(n.min(i64::MAX as u64) as i64);
         }
     }
 
@@ -198,7 +200,10 @@ impl Deliverer {
         let tls = uri.scheme_str() == Some("https");
         let host = uri.host().unwrap_or_default().to_string();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let bare = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let bare = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let addr = tokio::net::lookup_host((bare.as_str(), port))
             .await
             .map_err(|_| DeliveryError::Resolve(host.clone()))?

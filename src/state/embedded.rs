@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{
-    OutboxEntry, index_entries, list_by_index, Change, Draw, LinkStore, ListPage, ListQuery, OnChange,
-    StoreError, WriteId,
+    index_entries, list_by_index, Change, Draw, LinkStore, ListPage, ListQuery, OnChange,
+    OutboxEntry, StoreError, WriteId,
 };
 use crate::model::audit::{seal, Draft, Event};
 use crate::model::counting::{self, Account, Drawn};
@@ -696,7 +696,9 @@ impl LinkStore for EmbeddedStore {
                 for entry in due.range(..end.as_slice()).map_err(unavailable)? {
                     let (k, _) = entry.map_err(unavailable)?;
                     let key = k.value();
-                    ids.push(String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned());
+                    ids.push(
+                        String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned(),
+                    );
                     if ids.len() >= limit {
                         break;
                     }
@@ -843,8 +845,8 @@ fn append(
             }
             None => None,
         };
-        for (seq, json) in seal(id, tail.as_ref(), drafts)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+        for (seq, json) in
+            seal(id, tail.as_ref(), drafts).map_err(|e| StoreError::Corrupt(e.to_string()))?
         {
             events
                 .insert(event_key(&id, seq).as_slice(), json.as_slice())
@@ -986,4 +988,3 @@ fn with_leased(
     }
     Ok(found)
 }
-

@@ -203,9 +203,7 @@ impl AuditQueue {
                     .await
                     .map(|left_out| {
                         if left_out > 0 {
-                            crate::metrics::metrics()
-                                .webhooks_left_out
-                                .inc_by(left_out);
+                            crate::metrics::metrics().webhooks_left_out.inc_by(left_out);
                             tracing::error!(
                                 link = %link,
                                 left_out,

@@ -32,8 +32,8 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
 use super::{
-    OutboxEntry, index_entries, list_by_index, Change, Draw, LinkStore, ListPage, ListQuery, OnChange,
-    StoreError, WriteId,
+    index_entries, list_by_index, Change, Draw, LinkStore, ListPage, ListQuery, OnChange,
+    OutboxEntry, StoreError, WriteId,
 };
 use crate::model::audit::{seal, Draft, Event};
 use crate::model::counting::Drawn;
@@ -484,8 +484,8 @@ impl RedisStore {
                         .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
                 })
                 .transpose()?;
-            let sealed = seal(id, tail.as_ref(), drafts)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let sealed =
+                seal(id, tail.as_ref(), drafts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             // The outbox's entries: (event id, index of the event among those appended).
             let notices: Vec<(String, usize)> = match notify {
                 Some(_) => sealed
@@ -521,7 +521,11 @@ impl RedisStore {
                         .run(|mut c| async move {
                             let mut inv = self.append_notify.prepare_invoke();
                             inv.key(k).key(seen).key(&outbox.0).key(&outbox.1);
-                            inv.arg(write).arg(expected).arg(cutoff).arg(max).arg(json.len());
+                            inv.arg(write)
+                                .arg(expected)
+                                .arg(cutoff)
+                                .arg(max)
+                                .arg(json.len());
                             for j in json {
                                 inv.arg(j.as_slice());
                             }

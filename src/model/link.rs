@@ -353,6 +353,7 @@ impl Link {
             || self.documents.len() > 1
             || self.allows(&Right::Upload)
             || self.max_downloads.is_some()
+            || self.takes_comments()
     }
 
     /// Whether a browser's download must come from the landing page's button (a POST): a

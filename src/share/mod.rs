@@ -28,6 +28,7 @@ pub mod pages;
 pub mod proxy;
 pub mod recipient;
 pub mod record;
+pub mod review;
 pub mod secure_link;
 pub mod throttle;
 pub mod tls;

@@ -628,17 +628,34 @@ async fn outbox_entries_ride_on_the_events_write(s: Arc<dyn LinkStore>) {
     assert_eq!(ids, [format!("{}.1", l.id), format!("{}.3", l.id)]);
     assert_eq!(leased[0].event.draft.kind, "page.viewed");
     assert_eq!(leased[1].event.seq, 3);
-    assert!(leased.iter().all(|e| e.attempts == 0 && !e.lease.is_empty()));
+    assert!(leased
+        .iter()
+        .all(|e| e.attempts == 0 && !e.lease.is_empty()));
     // Leased entries are nobody else's.
-    assert!(s.outbox_lease(10, Duration::from_secs(60)).await.unwrap().is_empty());
+    assert!(s
+        .outbox_lease(10, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_empty());
     assert!(!s.outbox_done(&leased[0].id, "not-the-lease").await.unwrap());
-    assert!(s.outbox_done(&leased[0].id, &leased[0].lease).await.unwrap());
-    assert!(!s.outbox_done(&leased[0].id, &leased[0].lease).await.unwrap());
+    assert!(s
+        .outbox_done(&leased[0].id, &leased[0].lease)
+        .await
+        .unwrap());
+    assert!(!s
+        .outbox_done(&leased[0].id, &leased[0].lease)
+        .await
+        .unwrap());
     assert_eq!(s.outbox_pending().await.unwrap(), 1);
 
     // A failed attempt: due again (here at once), counted, with its error.
     assert!(s
-        .outbox_retry(&leased[1].id, &leased[1].lease, Duration::ZERO, "answered 500")
+        .outbox_retry(
+            &leased[1].id,
+            &leased[1].lease,
+            Duration::ZERO,
+            "answered 500"
+        )
         .await
         .unwrap());
     let again = s.outbox_lease(10, Duration::from_secs(60)).await.unwrap();
@@ -681,7 +698,10 @@ async fn an_expired_lease_passes_the_entry_on(s: Arc<dyn LinkStore>) {
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].id, first[0].id);
     assert!(!s.outbox_done(&first[0].id, &first[0].lease).await.unwrap());
-    assert!(s.outbox_done(&second[0].id, &second[0].lease).await.unwrap());
+    assert!(s
+        .outbox_done(&second[0].id, &second[0].lease)
+        .await
+        .unwrap());
     assert_eq!(s.outbox_pending().await.unwrap(), 0);
 }
 

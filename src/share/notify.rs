@@ -53,6 +53,7 @@ pub fn first_download(gate: Arc<Gate>, link: Arc<Link>, at: OffsetDateTime) {
             seen.insert(link.id);
         }
         if !first {
+            tracing::info!(link = %link.id, "first-download notice: another download was first");
             return;
         }
         let documents: Vec<String> = link.documents.iter().map(|d| d.filename.clone()).collect();

@@ -1,0 +1,561 @@
+//! Notifications to the document system: webhooks from the durable outbox (signed, retried with
+//! backoff, delivered after a receiver outage, a gateway restart and a Redis outage, by two
+//! gateways on one Redis) and the sender's first-download mail.
+//!
+//! The webhook receiver is a real HTTP server in the test (a thread per connection on a loopback
+//! port) that checks every signature with its own HMAC, can answer 500 for a while, and can be
+//! stopped and started again on the same port.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+const SECRET: &str = "a-webhook-secret-of-some-length";
+
+/// One delivery as the receiver saw it.
+#[derive(Debug, Clone)]
+struct Delivery {
+    id: String,
+    kind: String,
+    body: Value,
+    signed: bool,
+    status: u16,
+}
+
+/// What the receiver's threads share.
+#[derive(Default)]
+struct Seen {
+    deliveries: Mutex<Vec<Delivery>>,
+    /// Answer 500 to this many more requests.
+    fail_next: AtomicU64,
+    /// Answer 500 to every request while set.
+    failing: AtomicBool,
+}
+
+/// A webhook receiver on a fixed loopback port; `stop` closes the port, `start` opens it again.
+struct Receiver {
+    port: u16,
+    seen: Arc<Seen>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn hmac_hex(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn handle(mut stream: TcpStream, seen: &Seen) {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let header = |name: &str| {
+        head.lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let length: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = &buf[head_end..head_end + length];
+    let timestamp = header("linkgate-webhook-timestamp").unwrap_or_default();
+    let signature = header("linkgate-webhook-signature").unwrap_or_default();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let fresh = timestamp
+        .parse::<i64>()
+        .is_ok_and(|t| (now - t).abs() <= 300);
+    let signed = fresh && signature == format!("v1={}", hmac_hex(SECRET, &timestamp, body));
+    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let fail = seen.failing.load(Ordering::SeqCst)
+        || seen
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+    let status = if !signed {
+        401
+    } else if fail {
+        500
+    } else {
+        204
+    };
+    seen.deliveries.lock().unwrap().push(Delivery {
+        id: header("linkgate-webhook-id").unwrap_or_default(),
+        kind: parsed["type"].as_str().unwrap_or_default().to_string(),
+        body: parsed,
+        signed,
+        status,
+    });
+    let _ = stream.write_all(
+        format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
+    );
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let mut r = Receiver {
+            port: free_port(),
+            seen: Arc::new(Seen::default()),
+            stop: Arc::new(AtomicBool::new(false)),
+            thread: None,
+        };
+        r.open();
+        r
+    }
+
+    fn open(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("bind receiver");
+        self.stop = Arc::new(AtomicBool::new(false));
+        let (seen, stop) = (self.seen.clone(), self.stop.clone());
+        self.thread = Some(std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Ok(stream) = stream {
+                    let seen = seen.clone();
+                    std::thread::spawn(move || handle(stream, &seen));
+                }
+            }
+        }));
+    }
+
+    /// Closes the port (connections are refused until `open`).
+    fn close(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hooks/linkgate?src=test", self.port)
+    }
+
+    fn deliveries(&self) -> Vec<Delivery> {
+        self.seen.deliveries.lock().unwrap().clone()
+    }
+
+    /// Ids answered 2xx.
+    fn delivered(&self) -> BTreeSet<String> {
+        self.deliveries()
+            .into_iter()
+            .filter(|d| d.status == 204)
+            .map(|d| d.id)
+            .collect()
+    }
+
+    /// Waits until every id in `ids` was answered 2xx.
+    fn wait_for(&self, ids: &BTreeSet<String>) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = self.delivered();
+            if ids.is_subset(&got) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not delivered: {:?}",
+                ids.difference(&got).collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until at least `n` requests arrived.
+    fn wait_requests(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.deliveries().len() < n {
+            assert!(Instant::now() < deadline, "fewer than {n} requests arrived");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The `[webhooks]` table for a gateway delivering to `url`, retrying quickly.
+fn webhooks(url: &str) -> String {
+    format!(
+        "[webhooks]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\ntimeout_seconds = 1\nbackoff_base_seconds = 1\nbackoff_max_seconds = 2\nmax_attempts = 1000\n"
+    )
+}
+
+const NOTIFIABLE: &[&str] = &[
+    "page.viewed",
+    "download.started",
+    "download.completed",
+    "link.exhausted",
+    "link.expired",
+    "upload.completed",
+    "review.commented",
+    "review.decided",
+    "password.failed",
+    "code.failed",
+    "document.changed",
+    "document.missing",
+    "share.mailed",
+];
+
+/// The event ids (`LINK.SEQ`) of a link's notifiable events, once there are at least `n`.
+fn notifiable_ids(gw: &Gateway, link: &str, n: usize) -> BTreeSet<String> {
+    events_when(gw, link, |events| {
+        events
+            .iter()
+            .filter(|e| NOTIFIABLE.contains(&e["kind"].as_str().unwrap_or("")))
+            .count()
+            >= n
+    })
+    .iter()
+    .filter(|e| NOTIFIABLE.contains(&e["kind"].as_str().unwrap_or("")))
+    .map(|e| format!("{link}.{}", e["seq"]))
+    .collect()
+}
+
+fn metric(gw: &Gateway, name: &str) -> u64 {
+    let text = get(&format!("{}/metrics", gw.admin().base)).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+fn wait_metric(gw: &Gateway, name: &str, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metric(gw, name) < at_least {
+        assert!(Instant::now() < deadline, "{name} never reached {at_least}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn limited_link(gw: &Gateway, max: u64) -> (String, String) {
+    gw.admin().share("report.pdf", Some(max))
+}
+
+fn origin() -> Origin {
+    let origin = Origin::start();
+    origin.put("report.pdf", &vec![7u8; 10_000]);
+    origin
+}
+
+#[test]
+fn webhooks_are_signed_carry_stable_ids_and_outlast_failures_and_receiver_restarts() {
+    let origin = origin();
+    let mut receiver = Receiver::start();
+    // The first three attempts fail with 500.
+    receiver.seen.fail_next.store(3, Ordering::SeqCst);
+    let mut opts = GatewayOptions::for_origin(&origin);
+    opts.extra = webhooks(&receiver.url());
+    let gw = Gateway::start_with(opts);
+    let (id, url) = limited_link(&gw, 5);
+    assert_eq!(get(&url).status, 200);
+    assert_eq!(get(&url).status, 200);
+    let ids = notifiable_ids(&gw, &id, 4);
+    receiver.wait_for(&ids);
+    let all = receiver.deliveries();
+    assert!(all.iter().all(|d| d.signed), "unsigned delivery: {all:?}");
+    assert!(all.iter().filter(|d| d.status == 500).count() >= 3);
+    // Every attempt of one event carries the same id and the same content.
+    let mut bodies: BTreeMap<String, Value> = BTreeMap::new();
+    for d in &all {
+        assert_eq!(d.body["id"], d.id.as_str());
+        assert_eq!(d.body["link"], id.as_str());
+        let mut body = d.body.clone();
+        body.as_object_mut().unwrap().remove("at");
+        if let Some(before) = bodies.insert(d.id.clone(), body.clone()) {
+            assert_eq!(before, body, "a retry changed the payload");
+        }
+    }
+    let kinds: BTreeSet<&str> = all.iter().map(|d| d.kind.as_str()).collect();
+    assert!(kinds.contains("download.started") && kinds.contains("download.completed"));
+    assert!(
+        !kinds.contains("link.created"),
+        "admin events are not delivered"
+    );
+
+    // The receiver goes away: the next event waits in the outbox, failing, until it is back.
+    receiver.close();
+    let failed_before = metric(&gw, "linkgate_webhook_attempts_failed_total");
+    assert_eq!(get(&url).status, 200);
+    let ids = notifiable_ids(&gw, &id, 6);
+    wait_metric(
+        &gw,
+        "linkgate_webhook_attempts_failed_total",
+        failed_before + 1,
+    );
+    receiver.open();
+    receiver.wait_for(&ids);
+    assert!(receiver.deliveries().iter().all(|d| d.signed));
+    let failed = gw.admin().call("GET", "/v1/webhooks/failed", None).json();
+    assert_eq!(failed["enabled"], true);
+    assert_eq!(failed["failed"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn a_receiver_that_never_accepts_gets_the_entry_given_up_and_listed() {
+    let origin = origin();
+    let receiver = Receiver::start();
+    receiver.seen.failing.store(true, Ordering::SeqCst);
+    let mut opts = GatewayOptions::for_origin(&origin);
+    opts.extra = webhooks(&receiver.url()).replace("max_attempts = 1000", "max_attempts = 2");
+    let gw = Gateway::start_with(opts);
+    let (id, url) = limited_link(&gw, 5);
+    assert_eq!(get(&url).status, 200);
+    let ids = notifiable_ids(&gw, &id, 2);
+    wait_metric(&gw, "linkgate_webhooks_given_up_total", 2);
+    let failed = gw.admin().call("GET", "/v1/webhooks/failed", None).json();
+    let listed: BTreeSet<String> = failed["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["attempts"], 2);
+            assert!(f["last_error"].as_str().unwrap().contains("500"), "{f}");
+            f["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(listed, ids);
+    assert_eq!(failed["pending"], 0);
+}
+
+#[test]
+fn pending_webhooks_are_delivered_after_a_gateway_restart() {
+    let origin = origin();
+    let mut receiver = Receiver::start();
+    receiver.close();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let mut opts = GatewayOptions::for_origin(&origin);
+    opts.extra = webhooks(&receiver.url());
+    opts.db = Some(db.clone());
+    let gw = Gateway::start_with(opts);
+    let (id, url) = limited_link(&gw, 5);
+    assert_eq!(get(&url).status, 200);
+    let ids = notifiable_ids(&gw, &id, 2);
+    wait_metric(&gw, "linkgate_webhook_attempts_failed_total", 1);
+    drop(gw.stop());
+
+    receiver.open();
+    let mut opts = GatewayOptions::for_origin(&origin);
+    opts.extra = webhooks(&receiver.url());
+    opts.db = Some(db);
+    let _gw = Gateway::start_with(opts);
+    receiver.wait_for(&ids);
+}
+
+#[test]
+fn webhooks_survive_redis_going_down_while_they_are_pending() {
+    let origin = origin();
+    let receiver = Receiver::start();
+    receiver.seen.failing.store(true, Ordering::SeqCst);
+    let mut redis = RedisServer::start();
+    let mut opts = GatewayOptions::on_redis(&origin, redis.state());
+    opts.extra = webhooks(&receiver.url());
+    let gw = Gateway::start_with(opts);
+    // Several documents: the link has a landing page, and an unlimited link is served from the
+    // gateway's cache without the store.
+    let link = gw.admin().create(json!({
+        "store": "docs",
+        "documents": [{"object": "report.pdf"}, {"object": "report.pdf", "filename": "copy.pdf"}],
+    }));
+    let (id, url) = (
+        link["id"].as_str().unwrap().to_string(),
+        link["url"].as_str().unwrap().to_string(),
+    );
+    let page = || request("GET", &url, &[("accept", "text/html")], None).status;
+    assert_eq!(page(), 200);
+    let first = notifiable_ids(&gw, &id, 1);
+    // Its webhook is pending (the receiver fails it), and Redis goes away.
+    receiver.wait_requests(1);
+    redis.kill();
+    // Events of this outage wait in the gateway's queue.
+    assert_eq!(page(), 200);
+    assert_eq!(page(), 200);
+    redis.restart();
+    let ids = notifiable_ids(&gw, &id, 3);
+    assert!(first.is_subset(&ids));
+    receiver.seen.failing.store(false, Ordering::SeqCst);
+    receiver.wait_for(&ids);
+}
+
+#[test]
+fn two_gateways_on_one_redis_deliver_every_event() {
+    let origin = origin();
+    let receiver = Receiver::start();
+    let redis = RedisServer::start();
+    let start = || {
+        let mut opts = GatewayOptions::on_redis(&origin, redis.state_with_timeout(2000));
+        opts.extra = webhooks(&receiver.url());
+        Gateway::start_with(opts)
+    };
+    let (a, b) = (start(), start());
+    let (id, url) = limited_link(&a, 50);
+    let url_b = url.replace(&format!(":{}/", a.port), &format!(":{}/", b.port));
+    for _ in 0..5 {
+        assert_eq!(get(&url).status, 200);
+        assert_eq!(get(&url_b).status, 200);
+    }
+    let ids = notifiable_ids(&a, &id, 20);
+    receiver.wait_for(&ids);
+    let all = receiver.deliveries();
+    let twice = all.len() - receiver.delivered().len();
+    // At least once; with leases, normally exactly once.
+    assert!(
+        twice <= all.len() / 4,
+        "{twice} of {} deliveries were repeats",
+        all.len()
+    );
+}
+
+#[test]
+fn the_sender_is_mailed_once_on_the_first_download_across_gateways() {
+    let origin = origin();
+    let smtp = SmtpSink::start();
+    let redis = RedisServer::start();
+    let start = || {
+        let mut opts = GatewayOptions::on_redis(&origin, redis.state_with_timeout(2000));
+        opts.extra = smtp.config();
+        Gateway::start_with(opts)
+    };
+    let (a, b) = (start(), start());
+    let link = a.admin().create(json!({
+        "store": "docs",
+        "object": "report.pdf",
+        "max_downloads": 10,
+        "notify_sender": "sender@example.org",
+    }));
+    assert_eq!(link["notify_sender"], "sender@example.org");
+    let url = link["url"].as_str().unwrap().to_string();
+    let url_b = url.replace(&format!(":{}/", a.port), &format!(":{}/", b.port));
+    assert_eq!(get(&url).status, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while smtp.messages().is_empty() {
+        assert!(Instant::now() < deadline, "no first-download mail");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The other gateway's first completed download finds the notice taken.
+    assert_eq!(get(&url_b).status, 200);
+    assert_eq!(get(&url).status, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !b
+        .log()
+        .contains("first-download notice: another download was first")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "gateway b never checked the notice"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("sender@example.org"));
+    assert!(messages[0].contains("First download"));
+    assert!(messages[0].contains("report.pdf"));
+}
+
+#[test]
+fn per_link_webhooks_are_checked_and_their_secret_never_shown() {
+    let origin = origin();
+    let receiver = Receiver::start();
+    let mut opts = GatewayOptions::for_origin(&origin);
+    // No global endpoint: only links' own webhooks.
+    opts.extra =
+        "[webhooks]\ntimeout_seconds = 1\nbackoff_base_seconds = 1\nbackoff_max_seconds = 2\n"
+            .into();
+    let gw = Gateway::start_with(opts);
+    let admin = gw.admin();
+    for (bad, field) in [
+        (
+            json!({"url": "ftp://x.org/", "secret": SECRET}),
+            "webhook.url",
+        ),
+        (
+            json!({"url": "file:///etc/passwd", "secret": SECRET}),
+            "webhook.url",
+        ),
+        (
+            json!({"url": receiver.url(), "secret": "short"}),
+            "webhook.secret",
+        ),
+        (
+            json!({"url": receiver.url(), "secret": SECRET, "events": ["link.created"]}),
+            "webhook.events",
+        ),
+        (
+            json!({"url": receiver.url(), "secret": SECRET, "extra": 1}),
+            "webhook.extra",
+        ),
+    ] {
+        let r = admin.call(
+            "POST",
+            "/v1/links",
+            Some(json!({"store": "docs", "object": "report.pdf", "webhook": bad})),
+        );
+        assert_eq!(r.status, 422, "{}", r.text());
+        assert!(r.text().contains(field), "{}", r.text());
+    }
+    let link = admin.create(json!({
+        "store": "docs",
+        "object": "report.pdf",
+        "max_downloads": 3,
+        "webhook": {"url": receiver.url(), "secret": SECRET, "events": ["download.completed"]},
+    }));
+    assert!(!link.to_string().contains(SECRET));
+    assert_eq!(link["webhook"]["events"], json!(["download.completed"]));
+    let id = link["id"].as_str().unwrap();
+    assert!(!admin.link(id).to_string().contains(SECRET));
+    assert_eq!(get(link["url"].as_str().unwrap()).status, 200);
+    let events = events_when(&gw, id, |e| {
+        e.iter().any(|e| e["kind"] == "download.completed")
+    });
+    let done = events
+        .iter()
+        .find(|e| e["kind"] == "download.completed")
+        .unwrap();
+    let wanted: BTreeSet<String> = [format!("{id}.{}", done["seq"])].into();
+    receiver.wait_for(&wanted);
+    // Only the subscribed kind arrives (download.started was not asked for).
+    assert!(receiver
+        .deliveries()
+        .iter()
+        .all(|d| d.kind == "download.completed"));
+}

@@ -98,11 +98,25 @@ impl AdminApi {
             webhook,
             notify_sender,
         } = parse_link_body(body, now)?;
-        if webhook.is_some() && !self.gate.webhooks.as_ref().is_some_and(|w| w.per_link) {
-            return Err(ApiError::field(
-                "webhook",
-                "per-link webhooks are not enabled in this gateway's configuration ([webhooks] per_link)",
-            ));
+        if let Some(hook) = &webhook {
+            let Some(config) = self.gate.webhooks.as_ref().filter(|w| w.per_link) else {
+                return Err(ApiError::field(
+                    "webhook",
+                    "per-link webhooks are not enabled in this gateway's configuration ([webhooks] per_link)",
+                ));
+            };
+            let host = hook
+                .url
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.host().map(str::to_string))
+                .unwrap_or_default();
+            if !config.host_allowed(host.trim_start_matches('[').trim_end_matches(']')) {
+                return Err(ApiError::field(
+                    "webhook.url",
+                    "names a host that [webhooks] allowed_hosts does not list",
+                ));
+            }
         }
         if !self.gate.docstores.contains_key(&store) {
             return Err(ApiError::field(

@@ -86,7 +86,9 @@ impl BackgroundService for WebhookWorker {
         loop {
             tokio::select! {
                 _ = poll.tick() => {
-                    self.deliverer.poll().await;
+                    // While entries are due and slots free, lease more at once (a backlog after
+                    // an outage drains at the deliveries' pace, not the poll's).
+                    while self.deliverer.poll().await > 0 {}
                 }
                 _ = gauge.tick() => self.deliverer.gauge().await,
                 _ = shutdown.changed() => return,

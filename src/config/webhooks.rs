@@ -36,6 +36,8 @@ pub(super) struct RawWebhooks {
     concurrency: Option<usize>,
     #[serde(default)]
     per_link: Option<bool>,
+    #[serde(default)]
+    allowed_hosts: Option<Vec<String>>,
 }
 
 /// Validated `[webhooks]`.
@@ -56,6 +58,9 @@ pub struct WebhookConfig {
     pub concurrency: usize,
     /// Whether links may carry their own `webhook`.
     pub per_link: bool,
+    /// When set, the hosts links' own webhooks may name: `dms.example.org` exactly, or
+    /// `.example.org` for any host under it.
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl WebhookConfig {
@@ -63,6 +68,17 @@ impl WebhookConfig {
     /// (two targets, each bounded by `timeout`), with room to spare.
     pub fn lease(&self) -> Duration {
         self.timeout * 3 + Duration::from_secs(5)
+    }
+
+    /// Whether a link's own webhook may name `host` (see `allowed_hosts`).
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.allowed_hosts.as_ref().is_none_or(|list| {
+            list.iter().any(|a| match a.strip_prefix('.') {
+                Some(domain) => host.ends_with(&format!(".{domain}")),
+                None => host == *a,
+            })
+        })
     }
 }
 
@@ -128,7 +144,7 @@ pub(super) fn validate(
             "must not be below webhooks.backoff_base_seconds",
         ));
     }
-    let max_attempts = positive("webhooks.max_attempts", raw.max_attempts.map(u64::from), 20)?;
+    let max_attempts = positive("webhooks.max_attempts", raw.max_attempts.map(u64::from), 48)?;
     if max_attempts > 1000 {
         return Err(invalid("webhooks.max_attempts", "must be at most 1000"));
     }
@@ -148,5 +164,127 @@ pub(super) fn validate(
         keep_failed: raw.keep_failed.unwrap_or(1000).min(100_000),
         concurrency: concurrency as usize,
         per_link: raw.per_link.unwrap_or(true),
+        allowed_hosts: match raw.allowed_hosts {
+            None => None,
+            Some(list) => {
+                let mut hosts = Vec::new();
+                for h in list {
+                    let bare = h.trim_start_matches('.');
+                    if bare.is_empty()
+                        || !bare
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                    {
+                        return Err(invalid(
+                            "webhooks.allowed_hosts",
+                            format!(
+                                "`{}` is not a host name like dms.example.org or .example.org",
+                                h.escape_default()
+                            ),
+                        ));
+                    }
+                    hosts.push(h.to_ascii_lowercase());
+                }
+                Some(hosts)
+            }
+        },
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml_text: &str) -> Result<Option<WebhookConfig>, ConfigError> {
+        let raw: RawWebhooks =
+            toml::from_str(toml_text).map_err(|e| invalid("webhooks", e.to_string()))?;
+        validate(
+            Some(raw),
+            &StateConfig::Embedded {
+                path: "x.db".into(),
+                cache: crate::config::CacheConfig {
+                    ttl: Duration::from_secs(1),
+                    capacity: 10,
+                },
+            },
+        )
+    }
+
+    fn refused_key(toml_text: &str) -> String {
+        match config(toml_text) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_each_bad_key_is_named() {
+        let c = config("").unwrap().unwrap();
+        assert!(c.target.is_none() && c.per_link);
+        assert_eq!((c.max_attempts, c.concurrency), (48, 8));
+        let c = config("url = \"https://dms.example.org/h\"\nsecret = \"0123456789abcdef\"\nevents = [\"review.decided\"]")
+            .unwrap()
+            .unwrap();
+        assert!(c.target.as_ref().unwrap().wants("review.decided"));
+        assert!(!c.target.as_ref().unwrap().wants("page.viewed"));
+        assert_eq!(refused_key("url = \"https://x.org/\""), "webhooks.secret");
+        assert_eq!(refused_key("secret = \"0123456789abcdef\""), "webhooks.url");
+        assert_eq!(
+            refused_key("url = \"ftp://x.org/\"\nsecret = \"0123456789abcdef\""),
+            "webhooks.url"
+        );
+        assert_eq!(
+            refused_key("url = \"https://x.org/\"\nsecret = \"short\""),
+            "webhooks.secret"
+        );
+        assert_eq!(
+            refused_key(
+                "url = \"https://x.org/\"\nsecret = \"0123456789abcdef\"\nevents = [\"nope\"]"
+            ),
+            "webhooks.events"
+        );
+        assert_eq!(
+            refused_key("timeout_seconds = 0"),
+            "webhooks.timeout_seconds"
+        );
+        assert_eq!(
+            refused_key("backoff_base_seconds = 10\nbackoff_max_seconds = 5"),
+            "webhooks.backoff_max_seconds"
+        );
+        assert_eq!(
+            refused_key("allowed_hosts = [\"a b\"]"),
+            "webhooks.allowed_hosts"
+        );
+        assert!(config("bogus = 1").is_err());
+    }
+
+    #[test]
+    fn allowed_hosts_match_exactly_or_below_a_domain() {
+        let c = config("allowed_hosts = [\"dms.example.org\", \".hooks.example.net\"]")
+            .unwrap()
+            .unwrap();
+        assert!(c.host_allowed("dms.example.org"));
+        assert!(c.host_allowed("DMS.example.org"));
+        assert!(c.host_allowed("a.hooks.example.net"));
+        assert!(!c.host_allowed("hooks.example.net.evil.org"));
+        assert!(!c.host_allowed("evil-dms.example.org"));
+        assert!(!c.host_allowed("169.254.169.254"));
+        assert!(config("").unwrap().unwrap().host_allowed("anything"));
+    }
+
+    #[test]
+    fn redis_cluster_is_refused() {
+        let state = StateConfig::Redis {
+            options: crate::state::redis::RedisOptions {
+                target: RedisTarget::Cluster(vec!["redis://a:1".into()]),
+                prefix: "lg".into(),
+                timeout: Duration::from_secs(1),
+            },
+            cache: crate::config::CacheConfig {
+                ttl: Duration::from_secs(1),
+                capacity: 10,
+            },
+        };
+        assert!(validate(Some(RawWebhooks::default()), &state).is_err());
+    }
 }

@@ -8,6 +8,7 @@
 //! `GET /v1/webhooks/failed`). Deliveries are bounded in time (`timeout_seconds`) and in number
 //! (`concurrency`); redirects are never followed. See docs/notifications.md.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +46,8 @@ pub struct Deliverer {
     config: Arc<WebhookConfig>,
     connector: Connector,
     slots: Arc<Semaphore>,
+    /// The outbox could not be read at the last poll (logged once per outage).
+    unreachable: std::sync::atomic::AtomicBool,
 }
 
 impl Deliverer {
@@ -55,6 +58,7 @@ impl Deliverer {
             config,
             connector: Connector::new(None),
             slots,
+            unreachable: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -72,9 +76,16 @@ impl Deliverer {
             .outbox_lease(free, self.config.lease())
             .await
         {
-            Ok(entries) => entries,
+            Ok(entries) => {
+                if self.unreachable.swap(false, Ordering::Relaxed) {
+                    tracing::info!("webhook outbox reachable again");
+                }
+                entries
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "webhook outbox unreachable; will retry");
+                if !self.unreachable.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "webhook outbox unreachable; will retry");
+                }
                 return 0;
             }
         };

@@ -2,9 +2,9 @@
 //! backoff, delivered after a receiver outage, a gateway restart and a Redis outage, by two
 //! gateways on one Redis) and the sender's first-download mail.
 //!
-//! The webhook receiver is a real HTTP server in the test (a thread per connection on a loopback
-//! port) that checks every signature with its own HMAC, can answer 500 for a while, and can be
-//! stopped and started again on the same port.
+//! The webhook receiver (`common/webhook_receiver.rs`) is a real HTTP server on a loopback port
+//! that checks every signature with its own HMAC, can answer 500 for a while, and can be closed
+//! and opened again on the same port.
 
 mod common;
 #[path = "common/webhook_receiver.rs"]
@@ -305,7 +305,7 @@ fn per_link_webhooks_are_checked_and_their_secret_never_shown() {
     let mut opts = GatewayOptions::for_origin(&origin);
     // No global endpoint: only links' own webhooks.
     opts.extra =
-        "[webhooks]\ntimeout_seconds = 1\nbackoff_base_seconds = 1\nbackoff_max_seconds = 2\n"
+        "[webhooks]\ntimeout_seconds = 1\nbackoff_base_seconds = 1\nbackoff_max_seconds = 2\nallowed_hosts = [\"127.0.0.1\"]\n"
             .into();
     let gw = Gateway::start_with(opts);
     let admin = gw.admin();
@@ -321,6 +321,11 @@ fn per_link_webhooks_are_checked_and_their_secret_never_shown() {
         (
             json!({"url": receiver.url(), "secret": "short"}),
             "webhook.secret",
+        ),
+        // Only the hosts the operator listed.
+        (
+            json!({"url": "http://169.254.169.254/latest/meta-data", "secret": SECRET}),
+            "webhook.url",
         ),
         (
             json!({"url": receiver.url(), "secret": SECRET, "events": ["link.created"]}),

@@ -88,7 +88,11 @@ impl BackgroundService for WebhookWorker {
                 _ = poll.tick() => {
                     // While entries are due and slots free, lease more at once (a backlog after
                     // an outage drains at the deliveries' pace, not the poll's).
-                    while self.deliverer.poll().await > 0 {}
+                    for _ in 0..64 {
+                        if self.deliverer.poll().await == 0 {
+                            break;
+                        }
+                    }
                 }
                 _ = gauge.tick() => self.deliverer.gauge().await,
                 _ = shutdown.changed() => return,

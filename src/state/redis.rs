@@ -251,6 +251,8 @@ const APPEND_NOTIFY: &str = r#"
 -- outbox bound, N, N events..., then pairs (event id, index among the N) of notifiable events.
 -- As APPEND_EVENTS, and the notifiable events enter the outbox (due now) in the same script while
 -- it holds fewer than the bound. Returns {1|0|2 as APPEND_EVENTS, notifications left out}.
+-- TIME and writes: replicated by effects (the default from Redis 5; asked for on older ones).
+redis.replicate_commands()
 if seen(KEYS[2], 'events', ARGV[1]) then return {2, 0} end
 local tail = redis.call('LINDEX', KEYS[1], -1)
 local tail_hash = ''
@@ -285,6 +287,8 @@ return {1, left}
 /// ms), ev (hash id → event JSON), try (attempts), lease (lease tokens), err (last errors).
 const OUTBOX_LEASE: &str = r#"
 -- KEYS: due, ev, try, lease, err   ARGV: limit, lease ms, tokens...
+-- TIME and writes: replicated by effects (the default from Redis 5; asked for on older ones).
+redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
@@ -311,6 +315,8 @@ const OUTBOX_SETTLE: &str = r#"
 -- KEYS: due, ev, try, lease, err, failed, failed ev, failed try, failed err
 -- ARGV: id, lease, action ('done' | 'retry' | 'fail'), delay ms, error, keep
 -- Returns 1 when the lease held the entry (and the action was taken), else 0.
+-- TIME and writes: replicated by effects (the default from Redis 5; asked for on older ones).
+redis.replicate_commands()
 local id = ARGV[1]
 if redis.call('HGET', KEYS[4], id) ~= ARGV[2] then return 0 end
 if not redis.call('ZSCORE', KEYS[1], id) then return 0 end

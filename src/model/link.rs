@@ -748,4 +748,32 @@ mod tests {
             "an upload link has a page with the form"
         );
     }
+
+    #[test]
+    fn review_rights_parse_and_include_viewing() {
+        for (text, right) in [("review", Right::Review), ("approve", Right::Approve)] {
+            assert_eq!(Right::parse(text), Some(right.clone()));
+            assert_eq!(right.to_string(), text);
+        }
+        let mut l = Link::new(
+            "docs",
+            Document::new("a.pdf".into(), "a.pdf".into(), None),
+            "k1",
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        l.rights = vec![Right::Review];
+        assert!(l.allows(&Right::View) && l.takes_comments() && l.has_pages());
+        assert!(!l.allows(&Right::Download) && !l.allows(&Right::Approve));
+        l.rights = vec![Right::Download];
+        assert!(!l.allows(&Right::View) && !l.takes_comments());
+        // Links stored before these fields load with none of them.
+        let mut old = serde_json::to_value(&l).unwrap();
+        for f in ["webhook", "notify_sender", "decisions"] {
+            old.as_object_mut().unwrap().remove(f);
+        }
+        let back: Link = serde_json::from_value(old).unwrap();
+        assert!(
+            back.webhook.is_none() && back.notify_sender.is_none() && back.decisions.is_empty()
+        );
+    }
 }

@@ -152,31 +152,40 @@ impl Deliverer {
                 failure
             }
         };
-        let settled = match failure {
+        // Metrics count what the store took: a test or an operator that sees a count sees it in
+        // the store too.
+        let m = metrics();
+        let (settled, counters): (_, &[&prometheus::IntCounter]) = match failure {
             None => {
-                metrics().webhooks_delivered.inc();
                 tracing::debug!(event = %entry.id, "webhook delivered");
-                store.outbox_done(&entry.id, &entry.lease).await
+                (
+                    store.outbox_done(&entry.id, &entry.lease).await,
+                    &[&m.webhooks_delivered],
+                )
             }
             Some(error) => {
-                metrics().webhooks_failed_attempts.inc();
                 let attempts = entry.attempts.saturating_add(1);
                 if attempts >= self.config.max_attempts {
-                    metrics().webhooks_given_up.inc();
                     tracing::error!(event = %entry.id, kind = %entry.event.draft.kind, attempts, error = %error, "webhook given up");
-                    store
-                        .outbox_fail(&entry.id, &entry.lease, &error, self.config.keep_failed)
-                        .await
+                    (
+                        store
+                            .outbox_fail(&entry.id, &entry.lease, &error, self.config.keep_failed)
+                            .await,
+                        &[&m.webhooks_failed_attempts, &m.webhooks_given_up],
+                    )
                 } else {
                     let delay = self.config.backoff.delay(attempts, rand::random::<f64>());
-                    store
-                        .outbox_retry(&entry.id, &entry.lease, delay, &error)
-                        .await
+                    (
+                        store
+                            .outbox_retry(&entry.id, &entry.lease, delay, &error)
+                            .await,
+                        &[&m.webhooks_failed_attempts],
+                    )
                 }
             }
         };
         match settled {
-            Ok(true) => {}
+            Ok(true) => counters.iter().for_each(|c| c.inc()),
             Ok(false) => {
                 tracing::warn!(event = %entry.id, "webhook lease ran out before the delivery settled; another attempt follows")
             }

@@ -612,9 +612,22 @@ fn the_openapi_document_is_served_and_covers_every_endpoint() {
             .filter(|m| *m != "parameters")
         {
             let (id, _) = s.gw.admin().share("a.txt", None);
-            let concrete = path.replace("{id}", &id);
+            let mut concrete = path.replace("{id}", &id);
+            let share_body = json!({"store": "docs", "object": "a.txt",
+                                    "recipients": [{"email": "r@example.org"}]});
+            if path.starts_with("/v1/shares/") {
+                let share =
+                    s.gw.admin()
+                        .call("POST", "/v1/shares", Some(share_body.clone()))
+                        .json();
+                concrete = path.replace("{id}", share["id"].as_str().unwrap()).replace(
+                    "{link_id}",
+                    share["recipients"][0]["link_id"].as_str().unwrap(),
+                );
+            }
             let body = match method.as_str() {
                 "post" if path == "/v1/links" => Some(json!({"store": "docs", "object": "a.txt"})),
+                "post" if path == "/v1/shares" => Some(share_body),
                 "patch" => Some(json!({"filename": "x.txt"})),
                 _ => None,
             };

@@ -413,3 +413,60 @@ fn a_receiver_that_never_answers_costs_a_slot_not_a_request() {
     }
     assert!(!held.lock().unwrap().is_empty());
 }
+
+/// A share's links carry the share's `webhook` and `notify_sender` (shares build links with the
+/// links' own code), and their webhooks name the share.
+#[test]
+fn a_shares_links_notify_with_the_share_named() {
+    let origin = origin();
+    let smtp = SmtpSink::start();
+    let global = Receiver::start();
+    let own = Receiver::start();
+    let mut opts = GatewayOptions::for_origin(&origin);
+    opts.extra = format!("{}\n{}", smtp.config(), webhooks(&global.url()));
+    let gw = Gateway::start_with(opts);
+    let reply = gw.admin().call(
+        "POST",
+        "/v1/shares",
+        Some(json!({
+            "store": "docs",
+            "object": "report.pdf",
+            "recipients": [{"email": "jane@example.org", "name": "Jane"}],
+            "subject": "The report",
+            "webhook": {"url": own.url(), "secret": SECRET, "events": ["share.mailed"]},
+            "notify_sender": "sender@example.org",
+        })),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    let share = reply.json();
+    assert!(!share.to_string().contains(SECRET));
+    let share_id = share["id"].as_str().unwrap().to_string();
+    let links = gw
+        .admin()
+        .call("GET", "/v1/links?object=report.pdf", None)
+        .json();
+    let link = links["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["share"] == share_id.as_str())
+        .unwrap_or_else(|| panic!("no link of the share in {links:#}"))
+        .clone();
+    assert_eq!(link["notify_sender"], "sender@example.org");
+    assert_eq!(link["webhook"]["events"], json!(["share.mailed"]));
+    let id = link["id"].as_str().unwrap();
+    let mailed = events_when(&gw, id, |e| e.iter().any(|e| e["kind"] == "share.mailed"));
+    let mailed = mailed.iter().find(|e| e["kind"] == "share.mailed").unwrap();
+    let wanted: BTreeSet<String> = [format!("{id}.{}", mailed["seq"])].into();
+    global.wait_for(&wanted);
+    own.wait_for(&wanted);
+    for receiver in [&global, &own] {
+        let d = receiver
+            .deliveries()
+            .into_iter()
+            .find(|d| d.kind == "share.mailed")
+            .unwrap();
+        assert!(d.signed);
+        assert_eq!(d.body["share"], share_id.as_str());
+    }
+}

@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use linkgate::model::counting::{self, Account, Ask, Drawn};
 use linkgate::model::link::{Document, Link, LinkId, LinkState};
+use linkgate::model::share::{Delivery, DeliveryState, Sender, Share, ShareRecipient};
 use linkgate::state::queues::Refund;
 use linkgate::state::redis::{RedisOptions, RedisTarget};
-use linkgate::state::{Draw, EmbeddedStore, LinkStore, RedisStore, StoreError, WriteId};
+use linkgate::state::{
+    Draw, EmbeddedStore, LinkStore, RedisStore, ShareQuery, StoreError, WriteId,
+};
 
 /// A store plus whatever keeps it alive (a temp folder or a redis-server process).
 struct Backend {
@@ -597,6 +600,163 @@ async fn tallies_add_up_and_never_expire(s: Arc<dyn LinkStore>) {
     assert_eq!(s.tally(&key, 0).await.unwrap(), 53);
 }
 
+fn share(objects: &[&str], created_by: &str, at_s: i64) -> Share {
+    Share {
+        id: LinkId::random(),
+        store: "docs".into(),
+        objects: objects.iter().map(|o| o.to_string()).collect(),
+        subject: "Q3".into(),
+        message: Some("Hello".into()),
+        sender: Sender::default(),
+        created_by: Some(created_by.into()),
+        created_at: time::OffsetDateTime::from_unix_timestamp(1_900_000_000 + at_s).unwrap(),
+        expires_at: None,
+        complete: false,
+        recipients: vec![ShareRecipient {
+            link: LinkId::random(),
+            email: "jane@example.org".into(),
+            name: Some("Jane".into()),
+            delivery: Delivery::pending(),
+            revoked_by: None,
+            revoked_at: None,
+        }],
+        cancelled_by: None,
+        cancelled_at: None,
+    }
+}
+
+async fn shares_read_back_update_atomically_and_ids_are_unique(s: Arc<dyn LinkStore>) {
+    let sh = share(&["a.pdf"], "alice", 0);
+    s.create_share(&sh).await.unwrap();
+    assert_eq!(s.get_share(sh.id).await.unwrap(), Some(sh.clone()));
+    assert!(matches!(
+        s.create_share(&sh).await,
+        Err(StoreError::Exists(_))
+    ));
+    assert_eq!(s.get_share(LinkId::random()).await.unwrap(), None);
+    assert!(matches!(
+        s.update_share(LinkId::random(), Arc::new(|_| Ok(()))).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // A refused change leaves the record untouched.
+    let refused = s
+        .update_share(
+            sh.id,
+            Arc::new(|x: &mut Share| {
+                x.complete = true;
+                Err(StoreError::Refused("no".into()))
+            }),
+        )
+        .await;
+    assert!(matches!(refused, Err(StoreError::Refused(_))));
+    assert!(!s.get_share(sh.id).await.unwrap().unwrap().complete);
+    // Concurrent delivery outcomes on the same record are all kept.
+    let mut many = sh.clone();
+    many.id = LinkId::random();
+    many.recipients = (0..8)
+        .map(|i| ShareRecipient {
+            link: LinkId::random(),
+            email: format!("r{i}@example.org"),
+            name: None,
+            delivery: Delivery::pending(),
+            revoked_by: None,
+            revoked_at: None,
+        })
+        .collect();
+    s.create_share(&many).await.unwrap();
+    let tasks: Vec<_> = many
+        .recipients
+        .iter()
+        .map(|r| {
+            let (s, id, link) = (s.clone(), many.id, r.link);
+            tokio::spawn(async move {
+                s.update_share(
+                    id,
+                    Arc::new(move |x: &mut Share| {
+                        if let Some(r) = x.recipient_mut(link) {
+                            r.delivery.record(Ok(()), time::OffsetDateTime::now_utc());
+                        }
+                        Ok(())
+                    }),
+                )
+                .await
+                .unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let back = s.get_share(many.id).await.unwrap().unwrap();
+    assert!(back
+        .recipients
+        .iter()
+        .all(|r| r.delivery.state == DeliveryState::Sent && r.delivery.attempts == 1));
+}
+
+async fn shares_are_listed_newest_first_per_object(s: Arc<dyn LinkStore>) {
+    let mut made = Vec::new();
+    for i in 0..5 {
+        let object = if i % 2 == 0 { "x.pdf" } else { "y.pdf" };
+        let by = if i < 3 { "alice" } else { "bob" };
+        let sh = share(&[object, "common.pdf"], by, i);
+        s.create_share(&sh).await.unwrap();
+        made.push(sh);
+    }
+    let q = |object: Option<&str>, after: Option<String>, limit| ShareQuery {
+        object: object.map(str::to_string),
+        after,
+        limit,
+        ..Default::default()
+    };
+    let first = s.list_shares(&q(Some("x.pdf"), None, 2)).await.unwrap();
+    assert_eq!(
+        first.shares.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![made[4].id, made[2].id]
+    );
+    let second = s
+        .list_shares(&q(Some("x.pdf"), first.next.clone(), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.shares.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![made[0].id]
+    );
+    assert!(second.next.is_none());
+    let all = s.list_shares(&q(None, None, 50)).await.unwrap();
+    assert_eq!(
+        all.shares.iter().map(|x| x.id).collect::<Vec<_>>(),
+        made.iter().rev().map(|x| x.id).collect::<Vec<_>>()
+    );
+    let common = s
+        .list_shares(&q(Some("common.pdf"), None, 50))
+        .await
+        .unwrap();
+    assert_eq!(common.shares.len(), 5);
+    let bobs = s
+        .list_shares(&ShareQuery {
+            creators: Some(vec!["bob".into()]),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        bobs.shares.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![made[4].id, made[3].id]
+    );
+    // Shares and links keep separate indexes.
+    assert!(s
+        .list(&linkgate::state::ListQuery {
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .links
+        .is_empty());
+}
+
 fn drafts(kinds: &[&str]) -> Vec<linkgate::model::audit::Draft> {
     kinds
         .iter()
@@ -778,6 +938,8 @@ conformance!(
     hits_are_exact_under_concurrency,
     put_new_keeps_the_first_value_until_it_expires,
     tallies_add_up_and_never_expire,
+    shares_read_back_update_atomically_and_ids_are_unique,
+    shares_are_listed_newest_first_per_object,
     outbox_entries_ride_on_the_events_write,
     an_expired_lease_passes_the_entry_on,
     the_outbox_and_its_failed_list_are_bounded,

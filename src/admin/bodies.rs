@@ -488,6 +488,15 @@ pub(super) fn take_recipient(body: &mut Map<String, Value>) -> Result<Option<Rec
             ))
         }
     };
+    let name = match r.remove("name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(n)) => {
+            crate::model::share::check_line(&n, crate::model::share::MAX_NAME_CHARS)
+                .map_err(|m| ApiError::field("recipient.name", m))?;
+            Some(n.trim().to_string())
+        }
+        Some(_) => return Err(ApiError::field("recipient.name", "must be a string")),
+    };
     if require_code && email.is_none() {
         return Err(ApiError::field(
             "recipient.require_code",
@@ -503,6 +512,7 @@ pub(super) fn take_recipient(body: &mut Map<String, Value>) -> Result<Option<Rec
     Ok(Some(Recipient {
         email,
         require_code,
+        name,
     }))
 }
 

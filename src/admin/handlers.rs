@@ -85,6 +85,22 @@ impl AdminApi {
     ) -> Result<(StatusCode, Value), ApiError> {
         let body = self.read_json_object(session).await?;
         let now = OffsetDateTime::now_utc();
+        let link = self.new_link(body, caller, now, None).await?;
+        self.store_new_link(&link, origin).await?;
+        Ok((StatusCode::CREATED, link_view(&self.gate, &link, 0)))
+    }
+
+    /// A link built from a `POST /v1/links` body and checked (body, store, caller, policy), not
+    /// stored yet: what `POST /v1/links` and each recipient of `POST /v1/shares` run. `like`, a
+    /// link just built from the same body but for another recipient, lends its password hash
+    /// and its documents (sizes as the origin told them), so a share hashes and asks once.
+    pub(super) async fn new_link(
+        &self,
+        body: serde_json::Map<String, Value>,
+        caller: &Caller,
+        now: OffsetDateTime,
+        like: Option<&Link>,
+    ) -> Result<Link, ApiError> {
         let LinkBody {
             store,
             mut documents,
@@ -150,13 +166,19 @@ impl AdminApi {
             .policy
             .check(&proposed, now)
             .map_err(|v| ApiError::field(v.field, v.message))?;
-        let password_hash = match &password {
-            Some(p) => Some(hash_password(p).await.map_err(|e| {
+        let password_hash = match (&password, like) {
+            (Some(_), Some(twin)) if twin.password_hash.is_some() => twin.password_hash.clone(),
+            (Some(p), _) => Some(hash_password(p).await.map_err(|e| {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, None, e.to_string())
             })?),
-            None => None,
+            (None, _) => None,
         };
-        self.fill_sizes(&store, &mut documents).await;
+        match like {
+            Some(twin) if twin.documents.len() == documents.len() => {
+                documents = twin.documents.clone()
+            }
+            _ => self.fill_sizes(&store, &mut documents).await,
+        }
         let mut link = Link::with_documents(
             &store,
             documents,
@@ -172,9 +194,18 @@ impl AdminApi {
         link.recipient = recipient;
         link.webhook = webhook;
         link.notify_sender = notify_sender;
-        self.gate.links.store.create(&link).await?;
-        tracing::info!(link = %link.id, store = %link.store, "link created");
-        let mut event = origin.event("link.created", "ok", created_by);
+        Ok(link)
+    }
+
+    /// Stores a link [`Self::new_link`] built and records its `link.created` event.
+    pub(super) async fn store_new_link(
+        &self,
+        link: &Link,
+        origin: &RequestFacts,
+    ) -> Result<(), ApiError> {
+        self.gate.links.store.create(link).await?;
+        tracing::info!(link = %link.id, store = %link.store, share = ?link.share, "link created");
+        let mut event = origin.event("link.created", "ok", link.created_by.clone());
         event.document = link.documents.first().map(|d| d.object.clone());
         event.detail = Some(json!({
             "expires_at": opt_time(link.expires_at),
@@ -182,9 +213,10 @@ impl AdminApi {
             "rights": link.rights,
             "documents": link.documents.iter().map(|d| d.object.as_str()).collect::<Vec<_>>(),
             "upload_folder": link.upload.as_ref().map(|u| u.folder.as_str()),
+            "share": link.share,
         }));
         self.record(link.id, event).await;
-        Ok((StatusCode::CREATED, link_view(&self.gate, &link, 0)))
+        Ok(())
     }
 
     pub(super) async fn patch(

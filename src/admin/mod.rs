@@ -16,6 +16,7 @@ pub mod health;
 pub mod bodies;
 pub mod error;
 mod handlers;
+mod shares;
 pub mod views;
 
 use std::collections::HashMap;
@@ -183,6 +184,22 @@ impl AdminApi {
             (_, ["v1", "links"]) => Err(method_not_allowed()),
             (&Method::GET, ["v1", "webhooks", "failed"]) => self.failed_webhooks(&caller).await,
             (_, ["v1", "webhooks", "failed"]) => Err(method_not_allowed()),
+            (&Method::POST, ["v1", "shares"]) => self.create_share(session, &caller, &origin).await,
+            (&Method::GET, ["v1", "shares"]) => self.list_shares(&caller, &origin).await,
+            (_, ["v1", "shares"]) => Err(method_not_allowed()),
+            (&Method::GET, ["v1", "shares", id]) => self.show_share(&caller, id).await,
+            (&Method::DELETE, ["v1", "shares", id]) => {
+                self.cancel_share(&caller, &origin, id).await
+            }
+            (_, ["v1", "shares", _]) => Err(method_not_allowed()),
+            (&Method::DELETE, ["v1", "shares", id, "recipients", link]) => {
+                self.revoke_recipient(&caller, &origin, id, link).await
+            }
+            (_, ["v1", "shares", _, "recipients", _]) => Err(method_not_allowed()),
+            (&Method::POST, ["v1", "shares", id, "recipients", link, "resend"]) => {
+                self.resend(&caller, id, link).await
+            }
+            (_, ["v1", "shares", _, "recipients", _, "resend"]) => Err(method_not_allowed()),
             (m, ["v1", "links", id, rest @ ..]) => {
                 let id = LinkId::parse(id).ok_or_else(ApiError::not_found)?;
                 match (m, rest) {

@@ -45,5 +45,6 @@ pub(super) fn link_view(gate: &Gate, link: &Link, downloads_used: u64) -> Value 
         "webhook": link.webhook.as_ref().map(|w| w.view()),
         "notify_sender": link.notify_sender,
         "decisions": link.decisions,
+        "share": link.share,
     })
 }

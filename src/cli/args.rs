@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check-config`, `link …`, `audit verify`, `origin`, `demo`.
+//! The command line: `serve`, `check-config`, `link …`, `share …`, `audit verify`, `origin`,
+//! `demo`.
 
 use std::path::PathBuf;
 
@@ -34,6 +35,13 @@ pub enum Command {
         target: AdminTarget,
         #[command(subcommand)]
         action: LinkAction,
+    },
+    /// Share documents by mail through a running gateway: one link per recipient.
+    Share {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[command(subcommand)]
+        action: super::shares::ShareAction,
     },
     /// Check audit trails.
     Audit {

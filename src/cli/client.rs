@@ -29,7 +29,8 @@ impl AdminClient {
         }
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
+    /// One admin API call; the JSON answer, or the API's error as `field: message`.
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
         let url = format!("{}{}", self.base, path);
         let req = self
             .agent
@@ -131,6 +132,7 @@ pub fn verify_chain(id: &str, events: &[Value]) -> Result<usize, String> {
     Ok(events.len())
 }
 
-fn encode(segment: &str) -> String {
+/// A path segment or query value, percent-encoded.
+pub fn encode(segment: &str) -> String {
     percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

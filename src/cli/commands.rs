@@ -49,6 +49,7 @@ pub fn run(command: Command) -> ExitCode {
             Err(code) => code,
         },
         Command::Link { target, action } => link(target, action),
+        Command::Share { target, action } => super::shares::run(target, action),
         Command::Audit {
             target,
             action: AuditAction::Verify { id },
@@ -90,7 +91,7 @@ pub fn run(command: Command) -> ExitCode {
     }
 }
 
-fn admin_client(target: AdminTarget) -> Result<AdminClient, ExitCode> {
+pub fn admin_client(target: AdminTarget) -> Result<AdminClient, ExitCode> {
     let from_config = match &target.config {
         Some(path) => Some(load(path)?),
         None => None,

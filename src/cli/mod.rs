@@ -6,6 +6,7 @@ pub mod args;
 pub mod client;
 pub mod commands;
 pub mod demo;
+pub mod shares;
 
 use std::process::ExitCode;
 

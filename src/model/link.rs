@@ -214,6 +214,9 @@ pub struct Recipient {
     /// Ask for a mailed code even on the first browser.
     #[serde(default)]
     pub require_code: bool,
+    /// How mails and pages address them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// A share link as stored.
@@ -260,6 +263,9 @@ pub struct Link {
     /// Review decisions (`approve` right), one per recipient or browser, final once recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Decision>,
+    /// The share this link was sent in (one link per recipient), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
 }
 
 /// Most decisions one link keeps (one per recipient or browser).
@@ -320,6 +326,7 @@ impl Link {
             webhook: None,
             notify_sender: None,
             decisions: Vec::new(),
+            share: None,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod markup;
 pub mod outcome;
 pub mod policy;
 pub mod secure_link;
+pub mod share;
 pub mod token;
 pub mod urlencoded;
 pub mod webhook;

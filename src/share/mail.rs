@@ -84,6 +84,25 @@ pub struct CodeMail<'a> {
     pub valid_until: &'a str,
 }
 
+/// What a share mail says: who shares what with whom, until when, and the recipient's own link.
+pub struct ShareMail<'a> {
+    pub to: &'a str,
+    pub to_name: Option<&'a str>,
+    /// The sender's name (or address) as the mail shows it; `From` stays the relay's address.
+    pub sender: Option<&'a str>,
+    /// The sender's address, set as `Reply-To`.
+    pub reply_to: Option<&'a str>,
+    pub subject: &'a str,
+    pub message: Option<&'a str>,
+    /// Display name and size (when known) of each document.
+    pub documents: &'a [(String, Option<u64>)],
+    /// When the link stops working, formatted with its time zone; `None`: it does not expire.
+    pub expires: Option<&'a str>,
+    /// Whether the link also accepts uploads.
+    pub upload: bool,
+    pub url: &'a str,
+}
+
 impl Mailer {
     pub fn from_config(c: &MailConfig) -> Result<Mailer, MailError> {
         let bad = |key, message: &str| MailError::Config {
@@ -205,6 +224,144 @@ impl Mailer {
                     code = mail.code,
                     document = mail.document,
                     "mail.delivery = \"log\": code not mailed"
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Mailer {
+    /// Sends a share's mail to one recipient: plain text and HTML (every operator-given text
+    /// escaped), naming the sender, the message, the documents, the expiry and the recipient's
+    /// own link. Header values (subject, names) were checked for line breaks when the share was
+    /// created; lettre encodes non-ASCII ones (RFC 2047).
+    pub async fn send_share(&self, mail: &ShareMail<'_>) -> Result<(), MailError> {
+        use crate::model::markup::escape;
+        let to = Mailbox::new(
+            mail.to_name.map(str::to_string),
+            mail.to
+                .parse()
+                .map_err(|_| MailError::Build(format!("`{}` is not a mail address", mail.to)))?,
+        );
+        let from = match self {
+            Mailer::Smtp { from, .. } | Mailer::Log { from } => from.clone(),
+        };
+        // "Jane Sender (via Shares)" <shares@example.org>: the relay's address, the sender's name.
+        let from = match mail.sender {
+            Some(sender) => {
+                let via = from.name.clone().unwrap_or_else(|| "linkgate".to_string());
+                Mailbox::new(Some(format!("{sender} (via {via})")), from.email.clone())
+            }
+            None => from,
+        };
+        let who = mail.sender.unwrap_or("Someone");
+        let greeting = mail
+            .to_name
+            .map(|n| format!("Hello {n},"))
+            .unwrap_or_else(|| "Hello,".to_string());
+        let size = |s: &Option<u64>| {
+            s.map(|b| format!(" ({})", crate::share::pages::human_size(b)))
+                .unwrap_or_default()
+        };
+        let what = if mail.documents.is_empty() {
+            "a folder to upload files to".to_string()
+        } else if mail.documents.len() == 1 {
+            "a document".to_string()
+        } else {
+            format!("{} documents", mail.documents.len())
+        };
+        let expiry = match mail.expires {
+            Some(e) => format!("The link works until {e}."),
+            None => "The link does not expire.".to_string(),
+        };
+        let upload = if mail.upload && !mail.documents.is_empty() {
+            "\nYou can also upload files through it."
+        } else {
+            ""
+        };
+        let mut text = format!("{greeting}\n\n{who} shared {what} with you.\n\n");
+        if let Some(m) = mail.message.filter(|m| !m.trim().is_empty()) {
+            text.push_str(m.trim_end());
+            text.push_str("\n\n");
+        }
+        for (name, bytes) in mail.documents {
+            text.push_str(&format!("  - {name}{}\n", size(bytes)));
+        }
+        if !mail.documents.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&format!(
+            "Open it here (this link is for you alone; other browsers will be asked for a code \
+             mailed to {to}):\n\n    {url}\n\n{expiry}{upload}\n",
+            to = mail.to,
+            url = mail.url,
+        ));
+        let mut html = format!(
+            "<!doctype html><html><body><p>{greeting}</p><p><strong>{who}</strong> shared {what} with you.</p>",
+            greeting = escape(&greeting),
+            who = escape(who),
+        );
+        if let Some(m) = mail.message.filter(|m| !m.trim().is_empty()) {
+            html.push_str(&format!(
+                "<blockquote style=\"white-space:pre-wrap\">{}</blockquote>",
+                escape(m.trim_end())
+            ));
+        }
+        if !mail.documents.is_empty() {
+            html.push_str("<ul>");
+            for (name, bytes) in mail.documents {
+                html.push_str(&format!(
+                    "<li>{}{}</li>",
+                    escape(name),
+                    escape(&size(bytes))
+                ));
+            }
+            html.push_str("</ul>");
+        }
+        html.push_str(&format!(
+            "<p><a href=\"{url}\">Open {what}</a></p><p>This link is for you alone; other browsers \
+             will be asked for a code mailed to {to}.<br>{expiry}{upload}</p></body></html>",
+            url = escape(mail.url),
+            what = escape(&what),
+            to = escape(mail.to),
+            expiry = escape(&expiry),
+            upload = escape(upload.trim_start()),
+        ));
+        let mut builder = Message::builder().from(from).to(to).subject(mail.subject);
+        if let Some(r) = mail.reply_to {
+            let reply: Mailbox = r
+                .parse()
+                .map_err(|_| MailError::Build(format!("`{r}` is not a mail address")))?;
+            builder = builder.reply_to(reply);
+        }
+        let message = builder
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html),
+                    ),
+            )
+            .map_err(|e| MailError::Build(e.to_string()))?;
+        match self {
+            Mailer::Smtp { transport, .. } => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Send(e.to_string())),
+            Mailer::Log { .. } => {
+                // Development delivery: the link is a bearer secret, so only where it went is
+                // logged, never the URL.
+                tracing::warn!(
+                    to = mail.to,
+                    "mail.delivery = \"log\": share mail not sent (its link is not logged)"
                 );
                 Ok(())
             }

@@ -324,6 +324,7 @@ mod tests {
         l.recipient = Some(Recipient {
             email: Some("jane@example.org".into()),
             require_code: false,
+            name: None,
         });
         assert_eq!(reviewer(&l, "anything"), "jane@example.org");
     }

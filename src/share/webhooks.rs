@@ -113,34 +113,40 @@ impl Deliverer {
         }
     }
 
-    /// The targets that take this entry's event; `Err` when the link could not be read.
-    async fn targets(&self, entry: &OutboxEntry) -> Result<Vec<WebhookTarget>, String> {
+    /// The targets that take this entry's event, and the share its link belongs to; `Err` when
+    /// the link could not be read.
+    async fn targets(
+        &self,
+        entry: &OutboxEntry,
+    ) -> Result<(Vec<WebhookTarget>, Option<String>), String> {
         let kind = entry.event.draft.kind.as_str();
         let mut targets = Vec::new();
         if let Some(t) = self.config.target.as_ref().filter(|t| t.wants(kind)) {
             targets.push(t.clone());
         }
-        if self.config.per_link {
-            match self.gate.link(entry.event.link).await {
-                Ok(Some(link)) => {
-                    if let Some(t) = link.webhook.as_ref().filter(|t| t.wants(kind)) {
-                        targets.push(t.clone());
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => return Err(e.to_string()),
-            }
+        let link = match self.gate.link(entry.event.link).await {
+            Ok(link) => link,
+            Err(e) => return Err(e.to_string()),
+        };
+        let share = link.as_ref().and_then(|l| l.share.clone());
+        if let Some(t) = link
+            .as_ref()
+            .filter(|_| self.config.per_link)
+            .and_then(|l| l.webhook.as_ref())
+            .filter(|t| t.wants(kind))
+        {
+            targets.push(t.clone());
         }
-        Ok(targets)
+        Ok((targets, share))
     }
 
     async fn deliver(&self, entry: OutboxEntry) {
         let store = &self.gate.links.store;
         let failure = match self.targets(&entry).await {
             Err(e) => Some(format!("link unreadable: {e}")),
-            Ok(targets) => {
-                // Merge note: a link that belongs to a share passes its share id here.
-                let body = serde_json::to_vec(&payload(&entry.event, None)).unwrap_or_default();
+            Ok((targets, share)) => {
+                let body = serde_json::to_vec(&payload(&entry.event, share.as_deref()))
+                    .unwrap_or_default();
                 let mut failure = None;
                 for target in &targets {
                     if let Err(e) = self.post(target, &entry.id, &body).await {

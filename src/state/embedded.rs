@@ -14,12 +14,14 @@ use async_trait::async_trait;
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{
-    index_entries, list_by_index, Change, Draw, LinkStore, ListPage, ListQuery, OnChange,
-    OutboxEntry, StoreError, WriteId,
+    index_entries, list_by_index, list_shares_by_index, share_index_entries, Change, Draw,
+    LinkStore, ListPage, ListQuery, OnChange, OutboxEntry, ShareChange, SharePage, ShareQuery,
+    StoreError, WriteId,
 };
 use crate::model::audit::{seal, Draft, Event};
 use crate::model::counting::{self, Account, Drawn};
 use crate::model::link::{Link, LinkId};
+use crate::model::share::Share;
 use crate::state::queues::Refund;
 
 const LINKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("links");
@@ -350,6 +352,8 @@ impl EmbeddedStore {
         tx.open_table(INDEX).map_err(unavailable)?;
         tx.open_table(EVENTS).map_err(unavailable)?;
         tx.open_table(PARTS).map_err(unavailable)?;
+        tx.open_table(SHARES).map_err(unavailable)?;
+        tx.open_table(SHARE_INDEX).map_err(unavailable)?;
         tx.open_table(OUTBOX).map_err(unavailable)?;
         tx.open_table(OUTBOX_DUE).map_err(unavailable)?;
         tx.open_table(OUTBOX_FAILED).map_err(unavailable)?;
@@ -665,6 +669,98 @@ impl LinkStore for EmbeddedStore {
         .await
     }
 
+    async fn create_share(&self, share: &Share) -> Result<(), StoreError> {
+        let id = share.id;
+        let bytes = serde_json::to_vec(share).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (names, member) = share_index_entries(share);
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut shares = tx.open_table(SHARES).map_err(unavailable)?;
+                if shares
+                    .get(id.as_bytes().as_slice())
+                    .map_err(unavailable)?
+                    .is_some()
+                {
+                    return Err(StoreError::Exists(id));
+                }
+                shares
+                    .insert(id.as_bytes().as_slice(), bytes.as_slice())
+                    .map_err(unavailable)?;
+                let mut index = tx.open_table(SHARE_INDEX).map_err(unavailable)?;
+                for name in names {
+                    index
+                        .insert(index_key(&name, &member).as_slice(), [].as_slice())
+                        .map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn get_share(&self, id: LinkId) -> Result<Option<Share>, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let shares = tx.open_table(SHARES).map_err(unavailable)?;
+            let found = shares.get(id.as_bytes().as_slice()).map_err(unavailable)?;
+            found.map(|v| decode_share(v.value())).transpose()
+        })
+        .await
+    }
+
+    async fn update_share(&self, id: LinkId, change: ShareChange) -> Result<Share, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            let share = {
+                let mut shares = tx.open_table(SHARES).map_err(unavailable)?;
+                let mut share = match shares.get(id.as_bytes().as_slice()).map_err(unavailable)? {
+                    Some(v) => decode_share(v.value())?,
+                    None => return Err(StoreError::NotFound(id)),
+                };
+                change(&mut share)?;
+                let bytes =
+                    serde_json::to_vec(&share).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                shares
+                    .insert(id.as_bytes().as_slice(), bytes.as_slice())
+                    .map_err(unavailable)?;
+                share
+            };
+            tx.commit().map_err(unavailable)?;
+            Ok(share)
+        })
+        .await
+    }
+
+    async fn list_shares(&self, query: &ShareQuery) -> Result<SharePage, StoreError> {
+        list_shares_by_index(self, query, |index, after, n| {
+            self.blocking(move |db| {
+                let tx = db.begin_read().map_err(unavailable)?;
+                let table = tx.open_table(SHARE_INDEX).map_err(unavailable)?;
+                let prefix = index_key(&index, "");
+                let start = index_key(&index, after.as_deref().unwrap_or(""));
+                let mut out = Vec::with_capacity(n);
+                for entry in table.range(start.as_slice()..).map_err(unavailable)? {
+                    let (key, _) = entry.map_err(unavailable)?;
+                    let key = key.value();
+                    if !key.starts_with(&prefix) {
+                        break;
+                    }
+                    let member = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                    if after.as_deref() == Some(member.as_str()) {
+                        continue;
+                    }
+                    out.push(member);
+                    if out.len() == n {
+                        break;
+                    }
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
     async fn append_events_notify(
         &self,
         _write: WriteId,
@@ -811,6 +907,15 @@ impl LinkStore for EmbeddedStore {
         .await
     }
 }
+
+fn decode_share(bytes: &[u8]) -> Result<Share, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("share record: {e}")))
+}
+
+/// share id → share JSON.
+const SHARES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("shares");
+/// index name, 0, member → nothing (see `share_index_entries`).
+const SHARE_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("share_index");
 
 fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))

@@ -69,6 +69,11 @@ pub fn upload_claim(link: LinkId, object: &str) -> String {
     format!("upload:{link}:{object}")
 }
 
+/// Re-sends of a share's mail to one recipient (their link), per hour.
+pub fn share_resends(link: LinkId) -> String {
+    format!("shareresend:{link}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use crate::model::audit::{Draft, Event};
 use crate::model::counting::{Ask, Drawn};
 use crate::model::link::{Link, LinkId, LinkState};
+use crate::model::share::Share;
 use queues::Refund;
 
 pub use self::embedded::EmbeddedStore;
@@ -163,6 +164,112 @@ pub fn index_entries(link: &Link) -> (Vec<String>, String) {
 /// The link id in an index member.
 pub fn member_id(member: &str) -> Option<LinkId> {
     LinkId::parse(member.rsplit(':').next()?)
+}
+
+/// A change to a stored share, applied atomically (it may run more than once, like [`Change`]).
+pub type ShareChange = Arc<dyn Fn(&mut Share) -> Result<(), StoreError> + Send + Sync>;
+
+/// Which shares to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ShareQuery {
+    /// Only shares of this object key (the per-document history).
+    pub object: Option<String>,
+    /// Only shares created by one of these (a restricted admin caller).
+    pub creators: Option<Vec<String>>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+impl ShareQuery {
+    /// The index to walk.
+    pub fn index(&self) -> String {
+        match &self.object {
+            Some(o) => format!("o:{o}"),
+            None => "all".to_string(),
+        }
+    }
+
+    pub fn matches(&self, share: &Share) -> bool {
+        self.object
+            .as_ref()
+            .is_none_or(|o| share.objects.contains(o))
+            && self
+                .creators
+                .as_ref()
+                .is_none_or(|cs| share.created_by.as_ref().is_some_and(|c| cs.contains(c)))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SharePage {
+    pub shares: Vec<Share>,
+    /// Pass as `after` for the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// The share indexes a share is listed in, and its sort key there (as [`index_entries`]).
+pub fn share_index_entries(share: &Share) -> (Vec<String>, String) {
+    let ms =
+        (share.created_at.unix_timestamp_nanos() / 1_000_000).clamp(0, i64::MAX as i128) as u64;
+    let member = format!("{:020}:{}", u64::MAX - ms, share.id);
+    let mut names = vec!["all".to_string()];
+    for o in &share.objects {
+        names.push(format!("o:{o}"));
+    }
+    names.sort();
+    names.dedup();
+    (names, member)
+}
+
+/// Walks a share index page by page, keeping the shares that match (as [`list_by_index`]).
+pub(crate) async fn list_shares_by_index<S, F, Fut>(
+    store: &S,
+    q: &ShareQuery,
+    scan: F,
+) -> Result<SharePage, StoreError>
+where
+    S: LinkStore + ?Sized,
+    F: Fn(String, Option<String>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, StoreError>>,
+{
+    let limit = q.limit.clamp(1, 500);
+    let index = q.index();
+    let mut after = q.after.clone();
+    let mut shares = Vec::new();
+    let mut scanned = 0usize;
+    loop {
+        let batch = scan(index.clone(), after.clone(), limit * 2).await?;
+        if batch.is_empty() {
+            return Ok(SharePage { shares, next: None });
+        }
+        for member in batch {
+            scanned += 1;
+            after = Some(member.clone());
+            let Some(id) = member_id(&member) else {
+                continue;
+            };
+            // Index entries are written before the record: skip one without a record.
+            let Some(share) = store.get_share(id).await? else {
+                continue;
+            };
+            if q.matches(&share) {
+                shares.push(share);
+                if shares.len() == limit {
+                    return Ok(SharePage {
+                        shares,
+                        next: after,
+                    });
+                }
+            }
+        }
+        if scanned >= limit * 50 {
+            return Ok(SharePage {
+                shares,
+                next: after,
+            });
+        }
+    }
 }
 
 /// Short-lived values and counters in memory, for a store that serves one process.
@@ -352,6 +459,17 @@ pub trait LinkStore: Send + Sync + 'static {
     /// Adds `incr` to a counter that never expires and returns its value (`incr` 0 reads it):
     /// bounds over a link's whole life (wrong codes). Persistent on every backend.
     async fn tally(&self, key: &str, incr: u64) -> Result<u64, StoreError>;
+
+    // Shares (one mail-out, one link per recipient; see `crate::model::share`).
+
+    /// Stores a new share record and its index entries; `Exists` if the id is taken.
+    async fn create_share(&self, share: &Share) -> Result<(), StoreError>;
+    async fn get_share(&self, id: LinkId) -> Result<Option<Share>, StoreError>;
+    /// Applies `change` to the stored share atomically and returns the new record (`NotFound`
+    /// when there is none).
+    async fn update_share(&self, id: LinkId, change: ShareChange) -> Result<Share, StoreError>;
+    /// Lists shares, newest first (see [`ShareQuery`]).
+    async fn list_shares(&self, query: &ShareQuery) -> Result<SharePage, StoreError>;
 
     // Webhook outbox (see crate::model::webhook and crate::share::webhooks). Entries are named
     // by their event id (`LINK.SEQ`) and hold the sealed event.

@@ -32,12 +32,14 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
 use super::{
-    index_entries, list_by_index, Change, Draw, LinkStore, ListPage, ListQuery, OnChange,
-    OutboxEntry, StoreError, WriteId,
+    index_entries, list_by_index, list_shares_by_index, share_index_entries, Change, Draw,
+    LinkStore, ListPage, ListQuery, OnChange, OutboxEntry, ShareChange, SharePage, ShareQuery,
+    StoreError, WriteId,
 };
 use crate::model::audit::{seal, Draft, Event};
 use crate::model::counting::Drawn;
 use crate::model::link::{Link, LinkId};
+use crate::model::share::Share;
 use crate::state::queues::Refund;
 
 /// Where the Redis deployment is.
@@ -995,6 +997,102 @@ impl LinkStore for RedisStore {
         Ok(v.max(0) as u64)
     }
 
+    async fn create_share(&self, share: &Share) -> Result<(), StoreError> {
+        let key = self.key("share", &share.id);
+        let json = serde_json::to_vec(share).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        // Index entries first, as for links: a crash in between leaves an entry without a record
+        // (skipped when listing), never a share that cannot be listed.
+        let (names, member) = share_index_entries(share);
+        let writes = names.into_iter().map(|name| {
+            let (key, member) = (format!("{}:sidx:{name}", self.opts.prefix), member.clone());
+            self.run(|mut c| async move {
+                redis::cmd("ZADD")
+                    .arg(key)
+                    .arg(0)
+                    .arg(member)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+        });
+        for written in futures_util::future::join_all(writes).await {
+            written?;
+        }
+        let created: i64 = self
+            .run(|mut c| async move { self.create.key(key).arg(json).invoke_async(&mut c).await })
+            .await?;
+        if created == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Exists(share.id))
+        }
+    }
+
+    async fn get_share(&self, id: LinkId) -> Result<Option<Share>, StoreError> {
+        let key = self.key("share", &id);
+        let raw: Option<Vec<u8>> = self
+            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .await?;
+        raw.map(|b| decode_share(&b)).transpose()
+    }
+
+    async fn update_share(&self, id: LinkId, change: ShareChange) -> Result<Share, StoreError> {
+        let key = self.key("share", &id);
+        for attempt in 0..64u64 {
+            if attempt > 0 {
+                // Lost a race with another writer (deliveries finishing together): read again.
+                tokio::time::sleep(Duration::from_millis(
+                    rand::random::<u64>() % (2 + attempt.min(20)),
+                ))
+                .await;
+            }
+            let k = key.clone();
+            let raw: Option<Vec<u8>> = self
+                .run(|mut c| async move { redis::cmd("GET").arg(k).query_async(&mut c).await })
+                .await?;
+            let raw = raw.ok_or(StoreError::NotFound(id))?;
+            let mut share = decode_share(&raw)?;
+            change(&mut share)?;
+            let new = serde_json::to_vec(&share).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let k = key.clone();
+            let swapped: i64 =
+                self.run(|mut c| async move {
+                    self.cas.key(k).arg(raw).arg(new).invoke_async(&mut c).await
+                })
+                .await?;
+            match swapped {
+                1 => return Ok(share),
+                -1 => return Err(StoreError::NotFound(id)),
+                _ => continue,
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "share {id} kept changing; gave up"
+        )))
+    }
+
+    async fn list_shares(&self, query: &ShareQuery) -> Result<SharePage, StoreError> {
+        list_shares_by_index(self, query, |index, after, n| {
+            let key = format!("{}:sidx:{index}", self.opts.prefix);
+            let start = match after {
+                Some(a) => format!("({a}"),
+                None => "-".to_string(),
+            };
+            self.run(move |mut c| async move {
+                redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg(start)
+                    .arg("+")
+                    .arg("BYLEX")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(n)
+                    .query_async(&mut c)
+                    .await
+            })
+        })
+        .await
+    }
+
     async fn append_events_notify(
         &self,
         write: WriteId,
@@ -1160,4 +1258,8 @@ impl RedisStore {
             .await?;
         Ok(held == 1)
     }
+}
+
+fn decode_share(bytes: &[u8]) -> Result<Share, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("share record: {e}")))
 }

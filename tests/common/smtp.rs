@@ -16,8 +16,12 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub fn start() -> SmtpSink {
+        SmtpSink::start_on(free_port())
+    }
+
+    /// A sink on a given port (e.g. one a gateway was configured with while nothing listened).
+    pub fn start_on(port: u16) -> SmtpSink {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let maildir = dir.path().join("maildir");
         // Debian's python3 (not a pyenv one) has the aiosmtpd package.
         let python = if Path::new("/usr/bin/python3").exists() {

@@ -1,0 +1,860 @@
+//! Shares: `POST /v1/shares` creates one link per recipient through the same code as
+//! `POST /v1/links` and mails each recipient their own link; reading, history per document,
+//! re-sending, revoking one recipient and cancelling the whole share.
+//!
+//! Creation writes, in order: the share record marked incomplete, each recipient's link, then the
+//! record marked complete; only a complete share is mailed. If the link state fails midway, the
+//! links already written are cancelled (best effort) and the share is marked cancelled by
+//! `linkgate`; a record the store would not let us mark stays `incomplete` (shown so by the API;
+//! `DELETE /v1/shares/{id}` cancels whatever links it got). Nothing of an unfinished share was
+//! mailed or answered, so none of its links is known to anyone.
+//!
+//! Mail goes out in a task of its own (at most [`MAIL_PARALLEL`] at a time), so a slow relay
+//! never holds the link state or other calls; the call waits for it up to [`MAIL_WAIT`] and
+//! answers with each recipient's delivery as it then stands: `sent`, `failed` (with the relay's
+//! reason) or `pending` (still being sent; the share shows the outcome when it is known).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use http::StatusCode;
+use pingora::protocols::http::ServerSession;
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+
+use crate::model::audit::Draft;
+use crate::model::link::{Link, LinkId, LinkState, Right};
+use crate::model::share::{
+    check_line, check_message, normalize_message, Delivery, Sender, Share, ShareRecipient,
+    MAX_NAME_CHARS, MAX_RECIPIENTS, MAX_RESENDS_PER_HOUR, MAX_SUBJECT_CHARS,
+};
+use crate::share::gate::Gate;
+use crate::share::mail::ShareMail;
+use crate::state::{keys, ShareChange, ShareQuery, StoreError};
+
+use super::bodies::{check_identity, take_string, valid_email};
+use super::error::ApiError;
+use super::views::{link_view, opt_time, rfc3339};
+use super::{AdminApi, Caller, RequestFacts};
+
+/// How long a call waits for its mails before answering with what is still `pending`.
+pub const MAIL_WAIT: Duration = Duration::from_secs(5);
+/// Mails of one share sent at the same time.
+pub const MAIL_PARALLEL: usize = 4;
+
+/// Who cancels or revokes when the call names nobody.
+const SYSTEM: &str = "linkgate";
+
+fn no_such_share() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, None, "no such share")
+}
+
+/// An error about a recipient's `recipient.*` field, named as the share body names it.
+fn at_recipient(e: ApiError, i: usize) -> ApiError {
+    match e.field.as_deref() {
+        Some(f) if f == "recipient" || f.starts_with("recipient.") => {
+            let rest = f.trim_start_matches("recipient");
+            ApiError::field(&format!("recipients[{i}]{rest}"), e.message)
+        }
+        _ => e,
+    }
+}
+
+/// A mail address lettre will put in a header (stricter than the plausibility check).
+fn mailable(email: &str) -> bool {
+    valid_email(email) && email.parse::<lettre::Address>().is_ok()
+}
+
+/// `recipients`: 1 to [`MAX_RECIPIENTS`] objects, each with an `email`, none listed twice.
+/// Each object is later read as a link's `recipient` by the links' own reader.
+fn take_recipients(value: Option<Value>) -> Result<Vec<Map<String, Value>>, ApiError> {
+    let Some(Value::Array(items)) = value else {
+        return Err(ApiError::field(
+            "recipients",
+            "is required: a list like [{\"email\": \"jane@example.org\", \"name\": \"Jane\"}]",
+        ));
+    };
+    if items.is_empty() || items.len() > MAX_RECIPIENTS {
+        return Err(ApiError::field(
+            "recipients",
+            format!("must list 1 to {MAX_RECIPIENTS} recipients"),
+        ));
+    }
+    let mut seen: Vec<String> = Vec::with_capacity(items.len());
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let Value::Object(r) = item else {
+            return Err(ApiError::field(
+                &format!("recipients[{i}]"),
+                "must be an object like {\"email\": \"jane@example.org\"}",
+            ));
+        };
+        let email = match r.get("email") {
+            Some(Value::String(e)) if mailable(e.trim()) => e.trim().to_ascii_lowercase(),
+            Some(Value::String(_)) => {
+                return Err(ApiError::field(
+                    &format!("recipients[{i}].email"),
+                    "must be a mail address like jane@example.org (no spaces, line breaks or display names)",
+                ))
+            }
+            _ => {
+                return Err(ApiError::field(
+                    &format!("recipients[{i}].email"),
+                    "is required: a share is mailed to each recipient",
+                ))
+            }
+        };
+        if let Some(j) = seen.iter().position(|e| *e == email) {
+            return Err(ApiError::field(
+                &format!("recipients[{i}].email"),
+                format!("is listed twice (also recipients[{j}])"),
+            ));
+        }
+        seen.push(email);
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// `sender`: `{"name": …, "email": …}`, both optional; the name defaults to `default_name`.
+fn take_sender(value: Option<Value>, default_name: Option<&str>) -> Result<Sender, ApiError> {
+    let mut sender = Sender::default();
+    match value {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(mut o)) => {
+            match o.remove("name") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(n)) => {
+                    check_line(&n, MAX_NAME_CHARS)
+                        .map_err(|m| ApiError::field("sender.name", m))?;
+                    sender.name = Some(n.trim().to_string());
+                }
+                Some(_) => return Err(ApiError::field("sender.name", "must be a string")),
+            }
+            match o.remove("email") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(e)) if mailable(e.trim()) => {
+                    sender.email = Some(e.trim().to_string())
+                }
+                Some(_) => {
+                    return Err(ApiError::field(
+                        "sender.email",
+                        "must be a mail address like jane@example.org",
+                    ))
+                }
+            }
+            if let Some(unknown) = o.keys().next() {
+                return Err(ApiError::field(
+                    &format!("sender.{unknown}"),
+                    "is not a known field",
+                ));
+            }
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                "sender",
+                "must be an object like {\"name\": \"Alice\", \"email\": \"alice@example.org\"}",
+            ))
+        }
+    }
+    if sender.name.is_none() {
+        sender.name = default_name
+            .filter(|n| check_line(n, MAX_NAME_CHARS).is_ok())
+            .map(|n| n.trim().to_string());
+    }
+    Ok(sender)
+}
+
+/// The subject when the body gives none.
+fn default_subject(sender: &Sender, links: &[Link]) -> String {
+    let who = sender.display().unwrap_or("Someone");
+    let docs = links.first().map(|l| l.documents.as_slice()).unwrap_or(&[]);
+    let what = match docs {
+        [] => "a folder for your files".to_string(),
+        [one] => one.filename.clone(),
+        [first, rest @ ..] => format!("{} and {} more", first.filename, rest.len()),
+    };
+    let subject = format!("{who} shared {what} with you");
+    subject.chars().take(MAX_SUBJECT_CHARS).collect()
+}
+
+fn expiry_text(t: OffsetDateTime) -> String {
+    t.format(time::macros::format_description!(
+        "[day padding:none] [month repr:long] [year], [hour]:[minute] UTC"
+    ))
+    .unwrap_or_else(|_| rfc3339(t).as_str().unwrap_or_default().to_string())
+}
+
+/// What the API shows of a share; with `links`, each recipient's link view as well.
+fn share_view(share: &Share, links: Option<&[(Option<Link>, u64)]>, gate: &Gate) -> Value {
+    let now = OffsetDateTime::now_utc();
+    let recipients: Vec<Value> = share
+        .recipients
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut v = json!({
+                "link_id": r.link,
+                "email": r.email,
+                "name": r.name,
+                "delivery": {
+                    "state": r.delivery.state,
+                    "attempts": r.delivery.attempts,
+                    "last_attempt_at": opt_time(r.delivery.last_attempt_at),
+                    "sent_at": opt_time(r.delivery.sent_at),
+                    "error": r.delivery.error,
+                },
+                "revoked_by": r.revoked_by,
+                "revoked_at": opt_time(r.revoked_at),
+            });
+            if let Some(links) = links {
+                v["link"] = match links.get(i) {
+                    Some((Some(link), used)) => link_view(gate, link, *used),
+                    _ => Value::Null,
+                };
+            }
+            v
+        })
+        .collect();
+    json!({
+        "id": share.id,
+        "type": "share",
+        "status": share.status(now),
+        "subject": share.subject,
+        "message": share.message,
+        "sender": share.sender,
+        "shared_by": share.created_by,
+        "created_by": share.created_by,
+        "created_at": rfc3339(share.created_at),
+        "expires_at": opt_time(share.expires_at),
+        "cancelled_by": share.cancelled_by,
+        "cancelled_at": opt_time(share.cancelled_at),
+        "store": share.store,
+        "objects": share.objects,
+        "recipients": recipients,
+    })
+}
+
+/// Sends each recipient's mail (`links` are theirs), [`MAIL_PARALLEL`] at a time, recording
+/// each outcome on the share and as a `share.mailed` event on the link.
+async fn mail_recipients(gate: Arc<Gate>, share: Share, links: Vec<Link>) {
+    futures_util::stream::iter(links)
+        .for_each_concurrent(MAIL_PARALLEL, |link| {
+            let (gate, share) = (gate.clone(), &share);
+            async move { mail_one(&gate, share, &link).await }
+        })
+        .await;
+}
+
+async fn mail_one(gate: &Gate, share: &Share, link: &Link) {
+    let Some(recipient) = share.recipient(link.id) else {
+        return;
+    };
+    let outcome = match gate.url_of(link) {
+        None => Err("the link's signing key is no longer configured".to_string()),
+        Some(url) => {
+            let documents: Vec<(String, Option<u64>)> = link
+                .documents
+                .iter()
+                .map(|d| (d.filename.clone(), d.size))
+                .collect();
+            let expires = link.expires_at.map(expiry_text);
+            let mail = ShareMail {
+                to: &recipient.email,
+                to_name: recipient.name.as_deref(),
+                sender: share.sender.display(),
+                reply_to: share.sender.email.as_deref(),
+                subject: &share.subject,
+                message: share.message.as_deref(),
+                documents: &documents,
+                expires: expires.as_deref(),
+                upload: link.rights.contains(&Right::Upload),
+                url: &url,
+            };
+            gate.checks
+                .mailer
+                .send_share(&mail)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    };
+    let at = OffsetDateTime::now_utc();
+    match &outcome {
+        Ok(()) => tracing::info!(share = %share.id, link = %link.id, "share mail sent"),
+        Err(e) => {
+            tracing::warn!(share = %share.id, link = %link.id, error = %e, "share mail failed")
+        }
+    }
+    let target = link.id;
+    let result = outcome.clone();
+    let change: ShareChange = Arc::new(move |s: &mut Share| {
+        if let Some(r) = s.recipient_mut(target) {
+            r.delivery.record(result.clone(), at);
+        }
+        Ok(())
+    });
+    let attempts = match gate.links.store.update_share(share.id, change).await {
+        Ok(s) => s.recipient(link.id).map(|r| r.delivery.attempts),
+        Err(e) => {
+            tracing::error!(share = %share.id, link = %link.id, error = %e, "could not record a share mail's delivery");
+            None
+        }
+    };
+    let mut event = Draft::new(
+        "share.mailed",
+        if outcome.is_ok() { "ok" } else { "failed" },
+    );
+    event.reason = outcome.err();
+    event.actor = share.created_by.clone();
+    event.detail = Some(json!({ "share": share.id, "to": recipient.email, "attempt": attempts }));
+    if let Err(e) = gate
+        .audit
+        .queue
+        .write_now(&gate.links.store, gate.audit.retention, link.id, event)
+        .await
+    {
+        tracing::warn!(link = %link.id, error = %e, "audit events queued for retry");
+    }
+}
+
+impl AdminApi {
+    /// The share, if it exists and this caller may see it.
+    async fn visible_share(&self, caller: &Caller, id: &str) -> Result<Share, ApiError> {
+        let id = LinkId::parse(id).ok_or_else(no_such_share)?;
+        let share = self
+            .gate
+            .links
+            .store
+            .get_share(id)
+            .await?
+            .ok_or_else(no_such_share)?;
+        let sees = match caller {
+            Caller::Full => true,
+            Caller::Restricted { creators, .. } => share
+                .created_by
+                .as_ref()
+                .is_some_and(|c| creators.contains(c)),
+        };
+        if sees {
+            Ok(share)
+        } else {
+            Err(no_such_share())
+        }
+    }
+
+    /// The share with each recipient's link view.
+    async fn full_view(&self, share: &Share) -> Result<Value, ApiError> {
+        let mut links = Vec::with_capacity(share.recipients.len());
+        for r in &share.recipients {
+            match self.gate.links.store.get(r.link).await? {
+                Some(link) => {
+                    let used = self
+                        .gate
+                        .links
+                        .store
+                        .usage(link.id, link.generation)
+                        .await?;
+                    links.push((Some(link), used));
+                }
+                None => links.push((None, 0)),
+            }
+        }
+        Ok(share_view(share, Some(&links), &self.gate))
+    }
+
+    /// Mails `links` in a task of their own and waits for it up to [`MAIL_WAIT`]; returns the
+    /// share as it then stands.
+    async fn deliver(&self, share: &Share, links: Vec<Link>) -> Result<Share, ApiError> {
+        let task = tokio::spawn(mail_recipients(self.gate.clone(), share.clone(), links));
+        if tokio::time::timeout(MAIL_WAIT, task).await.is_err() {
+            tracing::info!(share = %share.id, "share mails still being sent; answering with them pending");
+        }
+        self.gate
+            .links
+            .store
+            .get_share(share.id)
+            .await?
+            .ok_or_else(no_such_share)
+    }
+
+    /// Who a cancel or revoke is recorded as: `?by=` (or `?cancelled_by=`), else the restricted
+    /// caller's name, else `admin`.
+    fn by(caller: &Caller, origin: &RequestFacts) -> Result<String, ApiError> {
+        let named = check_identity(
+            "by",
+            origin
+                .query
+                .get("by")
+                .or_else(|| origin.query.get("cancelled_by"))
+                .cloned(),
+        )?;
+        Ok(named.unwrap_or_else(|| match caller {
+            Caller::Restricted { name, .. } => name.clone(),
+            Caller::Full => "admin".to_string(),
+        }))
+    }
+
+    pub(super) async fn create_share(
+        &self,
+        session: &mut ServerSession,
+        caller: &Caller,
+        origin: &RequestFacts,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        let mut body = self.read_json_object(session).await?;
+        let now = OffsetDateTime::now_utc();
+        if body.get("recipient").is_some_and(|v| !v.is_null()) {
+            return Err(ApiError::field(
+                "recipient",
+                "a share takes `recipients` (a list); `recipient` belongs to POST /v1/links",
+            ));
+        }
+        body.remove("recipient");
+        let recipients = take_recipients(body.remove("recipients"))?;
+        let subject = take_string(&mut body, "subject")?;
+        if let Some(s) = &subject {
+            check_line(s, MAX_SUBJECT_CHARS).map_err(|m| ApiError::field("subject", m))?;
+        }
+        let message = take_string(&mut body, "message")?;
+        if let Some(m) = &message {
+            check_message(m).map_err(|m| ApiError::field("message", m))?;
+        }
+        let message = message.map(|m| normalize_message(&m));
+        let default_sender = match (body.get("created_by").and_then(Value::as_str), caller) {
+            (Some(c), _) => Some(c.to_string()),
+            (None, Caller::Restricted { name, .. }) => Some(name.clone()),
+            (None, Caller::Full) => None,
+        };
+        let sender = take_sender(body.remove("sender"), default_sender.as_deref())?;
+
+        // Every recipient's link, built and checked by the links' own code before anything is
+        // written: a body that fails for one recipient creates nothing.
+        let mut links: Vec<Link> = Vec::with_capacity(recipients.len());
+        for (i, r) in recipients.into_iter().enumerate() {
+            let mut one = body.clone();
+            one.insert("recipient".into(), Value::Object(r));
+            let link = self
+                .new_link(one, caller, now, links.first())
+                .await
+                .map_err(|e| at_recipient(e, i))?;
+            links.push(link);
+        }
+        let id = LinkId::random();
+        for link in &mut links {
+            link.share = Some(id.to_string());
+        }
+        let first = links.first().ok_or_else(|| {
+            ApiError::field(
+                "recipients",
+                format!("must list 1 to {MAX_RECIPIENTS} recipients"),
+            )
+        })?;
+        let mut objects: Vec<String> = first.documents.iter().map(|d| d.object.clone()).collect();
+        objects.dedup();
+        let subject = subject
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| default_subject(&sender, &links));
+        let share = Share {
+            id,
+            store: first.store.clone(),
+            objects,
+            subject,
+            message,
+            sender,
+            created_by: first.created_by.clone(),
+            created_at: now,
+            expires_at: first.expires_at,
+            complete: false,
+            recipients: links
+                .iter()
+                .map(|l| {
+                    let r = l.recipient.as_ref();
+                    ShareRecipient {
+                        link: l.id,
+                        email: r.and_then(|r| r.email.clone()).unwrap_or_default(),
+                        name: r.and_then(|r| r.name.clone()),
+                        delivery: Delivery::pending(),
+                        revoked_by: None,
+                        revoked_at: None,
+                    }
+                })
+                .collect(),
+            cancelled_by: None,
+            cancelled_at: None,
+        };
+        self.gate.links.store.create_share(&share).await?;
+        let mut stored: Vec<LinkId> = Vec::with_capacity(links.len());
+        for link in &links {
+            if let Err(e) = self.store_new_link(link, origin).await {
+                self.abandon(&share, &stored, origin).await;
+                return Err(e);
+            }
+            stored.push(link.id);
+        }
+        let completed = self
+            .gate
+            .links
+            .store
+            .update_share(
+                id,
+                Arc::new(|s: &mut Share| {
+                    s.complete = true;
+                    Ok(())
+                }),
+            )
+            .await;
+        let share = match completed {
+            Ok(s) => s,
+            Err(e) => {
+                self.abandon(&share, &stored, origin).await;
+                return Err(e.into());
+            }
+        };
+        tracing::info!(share = %id, recipients = links.len(), "share created");
+        let share = self.deliver(&share, links).await?;
+        Ok((StatusCode::CREATED, self.full_view(&share).await?))
+    }
+
+    /// Undoes a share whose creation failed midway, as far as the store lets us: its stored
+    /// links are cancelled and the record marked cancelled by `linkgate`.
+    async fn abandon(&self, share: &Share, stored: &[LinkId], origin: &RequestFacts) {
+        tracing::error!(share = %share.id, links = stored.len(), "share creation failed midway; cancelling what was written");
+        let now = OffsetDateTime::now_utc();
+        for id in stored {
+            let change: crate::state::Change = Arc::new(move |l: &mut Link| {
+                if l.state != LinkState::Cancelled {
+                    l.state = LinkState::Cancelled;
+                    l.cancelled_at = Some(now);
+                    l.cancelled_by = Some(SYSTEM.to_string());
+                }
+                Ok(())
+            });
+            if self.change(*id, change).await.is_ok() {
+                let mut event = origin.event("link.cancelled", "ok", Some(SYSTEM.to_string()));
+                event.reason = Some("the share it belonged to could not be completed".into());
+                self.record(*id, event).await;
+            }
+        }
+        let _ = self
+            .gate
+            .links
+            .store
+            .update_share(
+                share.id,
+                Arc::new(move |s: &mut Share| {
+                    s.cancelled_at = Some(now);
+                    s.cancelled_by = Some(SYSTEM.to_string());
+                    Ok(())
+                }),
+            )
+            .await;
+    }
+
+    pub(super) async fn show_share(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        let share = self.visible_share(caller, id).await?;
+        Ok((StatusCode::OK, self.full_view(&share).await?))
+    }
+
+    pub(super) async fn list_shares(
+        &self,
+        caller: &Caller,
+        origin: &RequestFacts,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        let q = &origin.query;
+        for key in q.keys() {
+            if !["object", "limit", "after"].contains(&key.as_str()) {
+                return Err(ApiError::field(
+                    key,
+                    "is not a known query parameter (object, limit, after)",
+                ));
+            }
+        }
+        let limit = match q.get("limit") {
+            None => 50,
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=500).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::field(
+                        "limit",
+                        "must be a whole number from 1 to 500",
+                    ))
+                }
+            },
+        };
+        let query = ShareQuery {
+            object: q.get("object").cloned(),
+            creators: match caller {
+                Caller::Full => None,
+                Caller::Restricted { creators, .. } => Some(creators.clone()),
+            },
+            after: q.get("after").cloned(),
+            limit,
+        };
+        let page = self.gate.links.store.list_shares(&query).await?;
+        let shares: Vec<Value> = page
+            .shares
+            .iter()
+            .map(|s| share_view(s, None, &self.gate))
+            .collect();
+        Ok((
+            StatusCode::OK,
+            json!({ "shares": shares, "next": page.next }),
+        ))
+    }
+
+    /// `DELETE /v1/shares/{id}`: every recipient's link is cancelled, then the share.
+    pub(super) async fn cancel_share(
+        &self,
+        caller: &Caller,
+        origin: &RequestFacts,
+        id: &str,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        let share = self.visible_share(caller, id).await?;
+        let by = Self::by(caller, origin)?;
+        for r in &share.recipients {
+            match self.cancel_link(origin, r.link, &by).await {
+                // An incomplete share may lack some of its links.
+                Ok(()) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let now = OffsetDateTime::now_utc();
+        let who = by.clone();
+        let share = self
+            .gate
+            .links
+            .store
+            .update_share(
+                share.id,
+                Arc::new(move |s: &mut Share| {
+                    if s.cancelled_at.is_none() {
+                        s.cancelled_at = Some(now);
+                        s.cancelled_by = Some(who.clone());
+                    }
+                    Ok(())
+                }),
+            )
+            .await?;
+        tracing::info!(share = %share.id, by = %by, "share cancelled");
+        Ok((StatusCode::OK, self.full_view(&share).await?))
+    }
+
+    /// Cancels one link of a share (idempotent), recording `link.cancelled` with `by`.
+    async fn cancel_link(
+        &self,
+        origin: &RequestFacts,
+        id: LinkId,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        let who = by.to_string();
+        let now = OffsetDateTime::now_utc();
+        let change: crate::state::Change = Arc::new(move |l: &mut Link| {
+            if l.state != LinkState::Cancelled {
+                l.state = LinkState::Cancelled;
+                l.cancelled_at = Some(now);
+                l.cancelled_by = Some(who.clone());
+            }
+            Ok(())
+        });
+        let result = self.gate.links.store.update(id, change).await;
+        self.gate.links.cache.invalidate(&id);
+        // A link cancelled before (revoked, or cancelled on its own) keeps who did it and gets
+        // no second event.
+        if result?.cancelled_at == Some(now) {
+            self.record(
+                id,
+                origin.event("link.cancelled", "ok", Some(by.to_string())),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// `DELETE /v1/shares/{id}/recipients/{link}`: that recipient's link is cancelled; the
+    /// others keep working.
+    pub(super) async fn revoke_recipient(
+        &self,
+        caller: &Caller,
+        origin: &RequestFacts,
+        id: &str,
+        link: &str,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        let share = self.visible_share(caller, id).await?;
+        let link = LinkId::parse(link)
+            .filter(|l| share.recipient(*l).is_some())
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, None, "no such recipient"))?;
+        let by = Self::by(caller, origin)?;
+        self.cancel_link(origin, link, &by).await?;
+        let now = OffsetDateTime::now_utc();
+        let who = by.clone();
+        let share = self
+            .gate
+            .links
+            .store
+            .update_share(
+                share.id,
+                Arc::new(move |s: &mut Share| {
+                    if let Some(r) = s.recipient_mut(link) {
+                        if r.revoked_at.is_none() {
+                            r.revoked_at = Some(now);
+                            r.revoked_by = Some(who.clone());
+                        }
+                    }
+                    Ok(())
+                }),
+            )
+            .await?;
+        tracing::info!(share = %share.id, link = %link, by = %by, "share recipient revoked");
+        Ok((StatusCode::OK, self.full_view(&share).await?))
+    }
+
+    /// `POST /v1/shares/{id}/recipients/{link}/resend`: the same link, mailed again; at most
+    /// [`MAX_RESENDS_PER_HOUR`] per recipient per hour (429 past it).
+    pub(super) async fn resend(
+        &self,
+        caller: &Caller,
+        id: &str,
+        link: &str,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        let share = self.visible_share(caller, id).await?;
+        let link_id = LinkId::parse(link)
+            .filter(|l| share.recipient(*l).is_some())
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, None, "no such recipient"))?;
+        if share.cancelled_at.is_some() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                Some("state"),
+                "the share is cancelled",
+            ));
+        }
+        if !share.complete {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                Some("state"),
+                "the share was never completed; cancel it and create it again",
+            ));
+        }
+        let link = self
+            .gate
+            .links
+            .store
+            .get(link_id)
+            .await?
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, None, "no such recipient"))?;
+        if link.state == LinkState::Active && !link.is_open(OffsetDateTime::now_utc()) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                Some("state"),
+                "this recipient's link has expired; nothing to re-send",
+            ));
+        }
+        if link.state != LinkState::Active {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                Some("state"),
+                format!(
+                    "this recipient's link is {}; nothing to re-send",
+                    serde_json::to_value(link.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+        let sends = self
+            .gate
+            .links
+            .store
+            .hit(&keys::share_resends(link_id), Duration::from_secs(3600), 1)
+            .await?;
+        if sends > MAX_RESENDS_PER_HOUR {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some("recipient"),
+                format!(
+                    "this recipient's mail was re-sent {MAX_RESENDS_PER_HOUR} times in the last hour; try again later"
+                ),
+            ));
+        }
+        let share = self.deliver(&share, vec![link]).await?;
+        Ok((StatusCode::OK, self.full_view(&share).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(v: Value) -> Option<Value> {
+        Some(v)
+    }
+
+    #[test]
+    fn recipients_are_checked_before_anything_is_built() {
+        assert!(take_recipients(None).is_err());
+        assert!(take_recipients(list(json!([]))).is_err());
+        let many: Vec<Value> = (0..=MAX_RECIPIENTS)
+            .map(|i| json!({"email": format!("r{i}@example.org")}))
+            .collect();
+        assert_eq!(
+            take_recipients(list(Value::Array(many)))
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("recipients")
+        );
+        let dup = take_recipients(list(json!([
+            {"email": "jane@example.org"}, {"email": "JANE@example.org "}
+        ])))
+        .unwrap_err();
+        assert_eq!(dup.field.as_deref(), Some("recipients[1].email"));
+        assert!(dup.message.contains("twice"));
+        for bad in [
+            json!([{"name": "no address"}]),
+            json!([{"email": "jane@example.org\r\nBcc: x@evil.example"}]),
+            json!([{"email": "Jane <jane@example.org>"}]),
+            json!([{"email": "jane@example.org, x@evil.example"}]),
+            json!(["jane@example.org"]),
+        ] {
+            assert!(take_recipients(list(bad.clone())).is_err(), "{bad}");
+        }
+        let ok = take_recipients(list(json!([
+            {"email": "jane@example.org", "name": "Jane"}, {"email": "bob@example.org"}
+        ])))
+        .unwrap();
+        assert_eq!(ok.len(), 2);
+    }
+
+    #[test]
+    fn the_sender_is_checked_and_defaults_to_the_creator() {
+        let s = take_sender(None, Some("Alice")).unwrap();
+        assert_eq!(s.name.as_deref(), Some("Alice"));
+        let s = take_sender(
+            Some(json!({"name": "Bob", "email": "bob@example.org"})),
+            Some("Alice"),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.name.as_deref(), s.email.as_deref()),
+            (Some("Bob"), Some("bob@example.org"))
+        );
+        assert!(take_sender(Some(json!({"name": "Bob\r\nBcc: x@y.z"})), None).is_err());
+        assert!(take_sender(Some(json!({"email": "bob@example.org\nx"})), None).is_err());
+        assert!(take_sender(Some(json!({"phone": "1"})), None).is_err());
+        assert!(take_sender(Some(json!("Bob")), None).is_err());
+        // A creator name that could not go in a header is simply not used.
+        assert_eq!(take_sender(None, Some("a\u{202e}b")).unwrap().name, None);
+    }
+
+    #[test]
+    fn recipient_field_errors_name_the_recipient() {
+        let e = at_recipient(ApiError::field("recipient.email", "bad"), 2);
+        assert_eq!(e.field.as_deref(), Some("recipients[2].email"));
+        let e = at_recipient(ApiError::field("expires_at", "bad"), 2);
+        assert_eq!(e.field.as_deref(), Some("expires_at"));
+    }
+}

@@ -470,3 +470,29 @@ fn a_shares_links_notify_with_the_share_named() {
         assert_eq!(d.body["share"], share_id.as_str());
     }
 }
+
+/// An instance that dies in the middle of a delivery leaves its entry leased; when the lease runs
+/// out, another instance delivers it.
+#[test]
+fn another_gateway_takes_over_a_delivery_a_dead_one_left_leased() {
+    let origin = origin();
+    let receiver = Receiver::start();
+    receiver.seen.hanging.store(true, Ordering::SeqCst);
+    let redis = RedisServer::start();
+    let start = || {
+        let mut opts = GatewayOptions::on_redis(&origin, redis.state_with_timeout(2000));
+        opts.extra =
+            webhooks(&receiver.url()).replace("timeout_seconds = 1", "timeout_seconds = 2");
+        Gateway::start_with(opts)
+    };
+    let first = start();
+    let (id, url) = limited_link(&first, 5);
+    assert_eq!(get(&url).status, 200);
+    let ids = notifiable_ids(&first, &id, 2);
+    // The first gateway is in the middle of a delivery (the receiver holds it): it dies.
+    receiver.wait_requests(1);
+    drop(first.stop());
+    receiver.seen.hanging.store(false, Ordering::SeqCst);
+    let _second = start();
+    receiver.wait_for(&ids);
+}

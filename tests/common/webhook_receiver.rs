@@ -37,9 +37,12 @@ pub struct Seen {
     pub fail_next: AtomicU64,
     /// Answer 500 to every request while set.
     pub failing: AtomicBool,
+    /// While set, requests are read, recorded with status 0, and never answered (the connection
+    /// is dropped once it is cleared).
+    pub hanging: AtomicBool,
 }
 
-/// A webhook receiver on a fixed loopback port; `stop` closes the port, `start` opens it again.
+/// A webhook receiver on a fixed loopback port; `close` closes the port, `open` opens it again.
 pub struct Receiver {
     pub port: u16,
     pub seen: Arc<Seen>,
@@ -97,6 +100,19 @@ fn handle(mut stream: TcpStream, seen: &Seen) {
         .is_ok_and(|t| (now - t).abs() <= 300);
     let signed = fresh && signature == format!("v1={}", hmac_hex(SECRET, &timestamp, body));
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    if seen.hanging.load(Ordering::SeqCst) {
+        seen.deliveries.lock().unwrap().push(Delivery {
+            id: header("linkgate-webhook-id").unwrap_or_default(),
+            kind: parsed["type"].as_str().unwrap_or_default().to_string(),
+            body: parsed,
+            signed,
+            status: 0,
+        });
+        while seen.hanging.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return;
+    }
     let fail = seen.failing.load(Ordering::SeqCst)
         || seen
             .fail_next

@@ -1186,28 +1186,44 @@ impl LinkStore for RedisStore {
                     .await
             })
             .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One round trip for every entry's event, attempts and last error.
+        let keys = ["fev", "ftry", "ferr"].map(|k| self.outbox_key(k));
+        let fields: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).collect();
+        type Columns = (
+            Vec<Option<Vec<u8>>>,
+            Vec<Option<String>>,
+            Vec<Option<String>>,
+        );
+        let (events, tries, errors): Columns = self
+            .run(|mut c| async move {
+                let mut pipe = redis::pipe();
+                for k in &keys {
+                    pipe.cmd("HMGET").arg(k).arg(&fields);
+                }
+                pipe.query_async(&mut c).await
+            })
+            .await?;
         let mut out = Vec::new();
-        for (id, at) in ids {
-            let keys = ["fev", "ftry", "ferr"].map(|k| self.outbox_key(k));
-            let field = id.clone();
-            let (ev, tries, err): (Option<Vec<u8>>, Option<String>, Option<String>) = self
-                .run(|mut c| async move {
-                    let mut pipe = redis::pipe();
-                    for k in &keys {
-                        pipe.cmd("HGET").arg(k).arg(&field);
-                    }
-                    pipe.query_async(&mut c).await
-                })
-                .await?;
-            let Some(ev) = ev else { continue };
-            let event: Event = serde_json::from_slice(&ev)
+        for (i, (id, at)) in ids.iter().enumerate() {
+            let Some(Some(ev)) = events.get(i) else {
+                continue;
+            };
+            let event: Event = serde_json::from_slice(ev)
                 .map_err(|e| StoreError::Corrupt(format!("failed webhook: {e}")))?;
             out.push(OutboxEntry {
-                id,
+                id: id.clone(),
                 event,
-                attempts: tries.and_then(|t| t.parse().ok()).unwrap_or(0),
+                attempts: tries
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0),
                 lease: String::new(),
-                last_error: err,
+                last_error: errors.get(i).cloned().flatten(),
                 failed_at: Some(at.max(0.0) as u64),
             });
         }

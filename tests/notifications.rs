@@ -496,3 +496,25 @@ fn another_gateway_takes_over_a_delivery_a_dead_one_left_leased() {
     let _second = start();
     receiver.wait_for(&ids);
 }
+
+/// A receiver that answers with a redirect gets a failed attempt: the gateway never follows it.
+#[test]
+fn redirects_are_failures_and_never_followed() {
+    let origin = origin();
+    let elsewhere = Receiver::start();
+    let receiver = Receiver::start();
+    *receiver.seen.redirect.lock().unwrap() = Some(elsewhere.url());
+    let mut opts = GatewayOptions::for_origin(&origin);
+    opts.extra = webhooks(&receiver.url()).replace("max_attempts = 1000", "max_attempts = 1");
+    let gw = Gateway::start_with(opts);
+    let (id, url) = limited_link(&gw, 5);
+    assert_eq!(get(&url).status, 200);
+    let ids = notifiable_ids(&gw, &id, 2);
+    wait_metric(&gw, "linkgate_webhooks_given_up_total", ids.len() as u64);
+    let failed = gw.admin().call("GET", "/v1/webhooks/failed", None).json();
+    for f in failed["failed"].as_array().unwrap() {
+        assert!(f["last_error"].as_str().unwrap().contains("302"), "{f}");
+    }
+    assert!(receiver.deliveries().iter().all(|d| d.status == 302));
+    assert!(elsewhere.deliveries().is_empty(), "a redirect was followed");
+}

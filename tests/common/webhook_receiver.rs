@@ -40,6 +40,8 @@ pub struct Seen {
     /// While set, requests are read, recorded with status 0, and never answered (the connection
     /// is dropped once it is cleared).
     pub hanging: AtomicBool,
+    /// When set, every request is answered `302 Found` to this URL.
+    pub redirect: Mutex<Option<String>>,
 }
 
 /// A webhook receiver on a fixed loopback port; `close` closes the port, `open` opens it again.
@@ -118,12 +120,15 @@ fn handle(mut stream: TcpStream, seen: &Seen) {
             .fail_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-    let status = if !signed {
-        401
+    let location = seen.redirect.lock().unwrap().clone();
+    let (status, extra) = if !signed {
+        (401, String::new())
     } else if fail {
-        500
+        (500, String::new())
+    } else if let Some(to) = location {
+        (302, format!("location: {to}\r\n"))
     } else {
-        204
+        (204, String::new())
     };
     seen.deliveries.lock().unwrap().push(Delivery {
         id: header("linkgate-webhook-id").unwrap_or_default(),
@@ -133,7 +138,8 @@ fn handle(mut stream: TcpStream, seen: &Seen) {
         status,
     });
     let _ = stream.write_all(
-        format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
+        format!("HTTP/1.1 {status} X\r\n{extra}content-length: 0\r\nconnection: close\r\n\r\n")
+            .as_bytes(),
     );
 }
 

@@ -12,6 +12,7 @@ use crate::model::link::{
     Recipient, Rendition, Right, UploadSpec,
 };
 use crate::model::policy::{valid_type_pattern, Policy, Proposed};
+use crate::model::webhook::{self, WebhookTarget};
 use crate::state::StoreError;
 
 use super::error::ApiError;
@@ -106,7 +107,7 @@ pub(super) fn parse_rights(value: Option<Value>) -> Result<Vec<Right>, ApiError>
             .as_str()
             .ok_or_else(|| ApiError::field("rights", "must contain only strings"))?;
         let right = Right::parse(text).ok_or_else(|| {
-            ApiError::field("rights", format!("unknown right `{text}`; known rights: view, download, download:<rendition>, upload"))
+            ApiError::field("rights", format!("unknown right `{text}`; known rights: view, download, download:<rendition>, upload, review, approve"))
         })?;
         if !rights.contains(&right) {
             rights.push(right);
@@ -610,6 +611,8 @@ pub(super) struct LinkBody {
     pub(super) password: Option<String>,
     pub(super) recipient: Option<Recipient>,
     pub(super) on_change: ChangePolicy,
+    pub(super) webhook: Option<WebhookTarget>,
+    pub(super) notify_sender: Option<String>,
 }
 
 /// Reads a `POST /v1/links` body: what `create` runs on every body before it looks at the store,
@@ -630,6 +633,8 @@ pub(super) fn parse_link_body(
     let password = take_password(&mut body)?.flatten();
     let recipient = take_recipient(&mut body)?;
     let on_change = take_on_change(&mut body)?.unwrap_or_default();
+    let webhook = take_webhook(&mut body)?;
+    let notify_sender = take_notify_sender(&mut body)?;
     refuse_unknown(&body)?;
     Ok(LinkBody {
         store,
@@ -642,7 +647,90 @@ pub(super) fn parse_link_body(
         password,
         recipient,
         on_change,
+        webhook,
+        notify_sender,
     })
+}
+
+/// `webhook`: `{"url": "https://…", "secret": "…", "events": ["download.completed"]}`.
+pub(super) fn take_webhook(
+    body: &mut Map<String, Value>,
+) -> Result<Option<WebhookTarget>, ApiError> {
+    let Some(value) = body.remove("webhook").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Value::Object(mut w) = value else {
+        return Err(ApiError::field(
+            "webhook",
+            "must be an object like {\"url\": \"https://dms.example.org/hooks\", \"secret\": \"…\"}",
+        ));
+    };
+    let url = match w.remove("url") {
+        Some(Value::String(u)) => {
+            webhook::check_url(&u).map_err(|m| ApiError::field("webhook.url", m))?;
+            u
+        }
+        None | Some(Value::Null) => return Err(ApiError::field("webhook.url", "is required")),
+        Some(_) => return Err(ApiError::field("webhook.url", "must be a string")),
+    };
+    let secret = match w.remove("secret") {
+        Some(Value::String(s)) => {
+            webhook::check_secret(&s).map_err(|m| ApiError::field("webhook.secret", m))?;
+            s
+        }
+        None | Some(Value::Null) => return Err(ApiError::field("webhook.secret", "is required")),
+        Some(_) => return Err(ApiError::field("webhook.secret", "must be a string")),
+    };
+    let events = match w.remove("events") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => {
+            let mut events = Vec::new();
+            for item in items {
+                let Value::String(e) = item else {
+                    return Err(ApiError::field(
+                        "webhook.events",
+                        "must contain only strings",
+                    ));
+                };
+                if !events.contains(&e) {
+                    events.push(e);
+                }
+            }
+            webhook::check_events(&events).map_err(|m| ApiError::field("webhook.events", m))?;
+            Some(events)
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                "webhook.events",
+                "must be an array of event names",
+            ))
+        }
+    };
+    if let Some(unknown) = w.keys().next() {
+        return Err(ApiError::field(
+            &format!("webhook.{unknown}"),
+            "is not a known field",
+        ));
+    }
+    Ok(Some(WebhookTarget {
+        url,
+        secret,
+        events,
+    }))
+}
+
+/// `notify_sender`: an address mailed once, on the link's first completed download.
+pub(super) fn take_notify_sender(
+    body: &mut Map<String, Value>,
+) -> Result<Option<String>, ApiError> {
+    match body.remove("notify_sender") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(e)) if valid_email(e.trim()) => Ok(Some(e.trim().to_string())),
+        Some(_) => Err(ApiError::field(
+            "notify_sender",
+            "must be a mail address like sender@example.org, or null",
+        )),
+    }
 }
 
 /// A request body that must be a JSON object (`POST /v1/links`, `PATCH /v1/links/{id}`).

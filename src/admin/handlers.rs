@@ -18,7 +18,7 @@ use super::bodies::{
     check_identity, check_policy, parse_link_body, parse_patch_body, LinkBody, PatchBody,
 };
 use super::error::ApiError;
-use super::views::{link_view, link_view_at, opt_time};
+use super::views::{link_view, link_view_at, opt_time, rfc3339};
 use super::{AdminApi, Caller, RequestFacts};
 
 impl AdminApi {
@@ -131,7 +131,29 @@ impl AdminApi {
             password,
             recipient,
             on_change,
+            webhook,
+            notify_sender,
         } = parse_link_body(body, now)?;
+        if let Some(hook) = &webhook {
+            let Some(config) = self.gate.webhooks.as_ref().filter(|w| w.per_link) else {
+                return Err(ApiError::field(
+                    "webhook",
+                    "per-link webhooks are not enabled in this gateway's configuration ([webhooks] per_link)",
+                ));
+            };
+            let host = hook
+                .url
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.host().map(str::to_string))
+                .unwrap_or_default();
+            if !config.host_allowed(host.trim_start_matches('[').trim_end_matches(']')) {
+                return Err(ApiError::field(
+                    "webhook.url",
+                    "names a host that [webhooks] allowed_hosts does not list",
+                ));
+            }
+        }
         if !self.gate.docstores.contains_key(&store) {
             return Err(ApiError::field(
                 "store",
@@ -191,6 +213,8 @@ impl AdminApi {
         link.password_hash = password_hash;
         link.recipient = recipient;
         link.on_change = on_change;
+        link.webhook = webhook;
+        link.notify_sender = notify_sender;
         Ok(link)
     }
 
@@ -580,6 +604,56 @@ pub(super) fn apply_recipient(link: &mut Link, patch: &super::bodies::RecipientP
         name,
         require_code,
     });
+}
+
+impl AdminApi {
+    /// `GET /v1/webhooks/failed`: webhooks given up after their last retry, newest first (the
+    /// full admin token only: entries of every creator's links are listed).
+    pub(super) async fn failed_webhooks(
+        &self,
+        caller: &Caller,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        if !matches!(caller, Caller::Full) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                None,
+                "only the full admin token may list failed webhooks",
+            ));
+        }
+        let Some(config) = &self.gate.webhooks else {
+            return Ok((
+                StatusCode::OK,
+                json!({ "enabled": false, "failed": [], "pending": 0 }),
+            ));
+        };
+        let failed = self
+            .gate
+            .links
+            .store
+            .outbox_failed(config.keep_failed.clamp(1, 1000))
+            .await?;
+        let pending = self.gate.links.store.outbox_pending().await?;
+        let failed: Vec<Value> = failed
+            .iter()
+            .map(|e| {
+                json!({
+                    "id": e.id,
+                    "type": e.event.draft.kind,
+                    "link": e.event.link,
+                    "at": rfc3339(e.event.draft.at),
+                    "attempts": e.attempts,
+                    "last_error": e.last_error,
+                    "failed_at": opt_time(e.failed_at.and_then(|ms| {
+                        OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok()
+                    })),
+                })
+            })
+            .collect();
+        Ok((
+            StatusCode::OK,
+            json!({ "enabled": true, "failed": failed, "pending": pending }),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,9 @@ pub(super) fn link_view_at(
         "created_at": rfc3339(link.created_at),
         "cancelled_by": link.cancelled_by,
         "cancelled_at": opt_time(link.cancelled_at),
+        "webhook": link.webhook.as_ref().map(|w| w.view()),
+        "notify_sender": link.notify_sender,
+        "decisions": link.decisions,
         "share": link.share,
     })
 }

@@ -72,6 +72,35 @@ impl BackgroundService for Housekeeper {
     }
 }
 
+/// Delivers the webhook outbox (see [`crate::share::webhooks`]).
+struct WebhookWorker {
+    deliverer: Arc<crate::share::webhooks::Deliverer>,
+}
+
+#[async_trait]
+impl BackgroundService for WebhookWorker {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut poll = tokio::time::interval(Duration::from_millis(250));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut gauge = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = poll.tick() => {
+                    // While entries are due and slots free, lease more at once (a backlog after
+                    // an outage drains at the deliveries' pace, not the poll's).
+                    for _ in 0..64 {
+                        if self.deliverer.poll().await == 0 {
+                            break;
+                        }
+                    }
+                }
+                _ = gauge.tick() => self.deliverer.gauge().await,
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
 /// Follows link changes made by other instances and drops them from this instance's cache.
 struct ChangeFollower {
     gate: Arc<Gate>,
@@ -279,6 +308,14 @@ pub fn build_with(
         "change follower",
         ChangeFollower { gate: gate.clone() },
     ));
+    if let Some(webhooks) = &gate.webhooks {
+        server.add_service(background_service(
+            "webhooks",
+            WebhookWorker {
+                deliverer: crate::share::webhooks::Deliverer::new(gate.clone(), webhooks.clone()),
+            },
+        ));
+    }
     server.add_service(background_service(
         "store health",
         StoreHealth { gate: gate.clone() },
@@ -317,7 +354,10 @@ fn build_gate(config: &Config) -> Result<Gate, StoreError> {
         writer: Writer::default(),
         counting: Counting::default(),
         audit: Audit {
-            queue: AuditQueue::default(),
+            queue: match &config.webhooks {
+                Some(w) => AuditQueue::with_outbox(w.max_pending),
+                None => AuditQueue::default(),
+            },
             retention: config.audit_retention,
             noted: Default::default(),
         },
@@ -332,5 +372,6 @@ fn build_gate(config: &Config) -> Result<Gate, StoreError> {
             token: config.admin.token.clone(),
             callers: config.admin.callers.clone(),
         },
+        webhooks: config.webhooks.clone().map(Arc::new),
     })
 }

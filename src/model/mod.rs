@@ -14,3 +14,4 @@ pub mod share;
 pub mod status;
 pub mod token;
 pub mod urlencoded;
+pub mod webhook;

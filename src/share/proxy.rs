@@ -547,6 +547,9 @@ impl Proxy {
             detail.insert("status".into(), status.into());
             detail.insert("counted".into(), ctx.counted.into());
         }
+        if kind == "download.completed" && link.notify_sender.is_some() {
+            crate::share::notify::first_download(self.gate.clone(), link.clone(), d.at);
+        }
         self.gate.audit.push(link.id, d);
     }
 

@@ -852,9 +852,22 @@ async fn an_expired_lease_passes_the_entry_on(s: Arc<dyn LinkStore>) {
     s.append_events_notify(WriteId::new(), l.id, &drafts(&["code.failed"]), None, 100)
         .await
         .unwrap();
-    let first = s.outbox_lease(1, Duration::ZERO).await.unwrap();
+    let first = s.outbox_lease(1, Duration::from_millis(20)).await.unwrap();
     assert_eq!(first.len(), 1);
-    let second = s.outbox_lease(1, Duration::from_secs(60)).await.unwrap();
+    // Wait for the lease to run out by the store's own clock (Redis counts in whole
+    // milliseconds from its TIME), not for a fixed sleep.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let second = loop {
+        let got = s.outbox_lease(1, Duration::from_secs(60)).await.unwrap();
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired lease was never passed on"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].id, first[0].id);
     assert!(!s.outbox_done(&first[0].id, &first[0].lease).await.unwrap());

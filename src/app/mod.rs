@@ -317,6 +317,10 @@ pub fn build_with(
         ));
     }
     server.add_service(background_service(
+        "share mail",
+        crate::admin::MailSweeper::new(gate.clone()),
+    ));
+    server.add_service(background_service(
         "store health",
         StoreHealth { gate: gate.clone() },
     ));

@@ -27,11 +27,13 @@ pub const MAX_RESENDS_PER_HOUR: u64 = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryState {
-    /// Not tried yet, or still being tried.
+    /// Not tried yet, being tried, or waiting for its next attempt after a failed one
+    /// (`error` then says why, `next_attempt_at` when).
     Pending,
     /// The relay accepted the message.
     Sent,
-    /// The relay refused it or could not be reached (`error` says why).
+    /// Given up: the relay refused it or could not be reached on every attempt (`error` says
+    /// why the last one failed).
     Failed,
 }
 
@@ -48,6 +50,9 @@ pub struct Delivery {
     /// Why the last attempt failed (the relay's answer), when it did.
     #[serde(default)]
     pub error: Option<String>,
+    /// When the next attempt falls due, while a failed one is retried.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
 }
 
 impl Delivery {
@@ -58,13 +63,15 @@ impl Delivery {
             last_attempt_at: None,
             sent_at: None,
             error: None,
+            next_attempt_at: None,
         }
     }
 
-    /// Records one attempt's outcome (`Err` holds the reason).
+    /// Records one attempt's outcome (`Err` holds the reason) as final: `sent` or `failed`.
     pub fn record(&mut self, outcome: Result<(), String>, at: OffsetDateTime) {
         self.attempts = self.attempts.saturating_add(1);
         self.last_attempt_at = Some(at);
+        self.next_attempt_at = None;
         match outcome {
             Ok(()) => {
                 self.state = DeliveryState::Sent;
@@ -76,6 +83,16 @@ impl Delivery {
                 self.error = Some(reason);
             }
         }
+    }
+
+    /// Records a failed attempt that will be tried again at `next`: the delivery stays
+    /// `pending`, with the reason in `error`.
+    pub fn retrying(&mut self, reason: String, at: OffsetDateTime, next: OffsetDateTime) {
+        self.attempts = self.attempts.saturating_add(1);
+        self.last_attempt_at = Some(at);
+        self.state = DeliveryState::Pending;
+        self.error = Some(reason);
+        self.next_attempt_at = Some(next);
     }
 }
 

@@ -15,8 +15,8 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{
     index_entries, list_by_index, list_shares_by_index, share_index_entries, Change, Draw,
-    LinkStore, ListPage, ListQuery, OnChange, OutboxEntry, ShareChange, SharePage, ShareQuery,
-    StoreError, WriteId,
+    LinkStore, ListPage, ListQuery, MailJob, OnChange, OutboxEntry, ShareChange, SharePage,
+    ShareQuery, StoreError, WriteId,
 };
 use crate::model::audit::{seal, Draft, Event};
 use crate::model::counting::{self, Account, Drawn};
@@ -357,6 +357,8 @@ impl EmbeddedStore {
         tx.open_table(OUTBOX).map_err(unavailable)?;
         tx.open_table(OUTBOX_DUE).map_err(unavailable)?;
         tx.open_table(OUTBOX_FAILED).map_err(unavailable)?;
+        tx.open_table(MAIL_JOBS).map_err(unavailable)?;
+        tx.open_table(MAIL_DUE).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         let db = Arc::new(db);
         let (counting, jobs) = std::sync::mpsc::channel();
@@ -906,6 +908,166 @@ impl LinkStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn mail_hold(
+        &self,
+        jobs: &[String],
+        lease: &str,
+        hold: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let (jobs, lease) = (jobs.to_vec(), lease.to_string());
+        self.blocking(move |db| {
+            let until = super::now_ms().saturating_add(hold.as_millis() as u64);
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = tx.open_table(MAIL_JOBS).map_err(unavailable)?;
+                let mut due = tx.open_table(MAIL_DUE).map_err(unavailable)?;
+                for id in jobs {
+                    if let Some(old) = get_mail_job(&table, &id)? {
+                        due.remove(timed_key(old.due, &id).as_slice())
+                            .map_err(unavailable)?;
+                    }
+                    let job = QueuedMail {
+                        due: until,
+                        lease: lease.clone(),
+                        attempt: 1,
+                    };
+                    put_mail_job(&mut table, &mut due, &id, &job)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn mail_lease(
+        &self,
+        limit: usize,
+        hold: std::time::Duration,
+    ) -> Result<Vec<MailJob>, StoreError> {
+        self.blocking(move |db| {
+            let now = super::now_ms();
+            let until = now.saturating_add(hold.as_millis() as u64);
+            let tx = db.begin_write().map_err(unavailable)?;
+            let mut out = Vec::new();
+            {
+                let mut table = tx.open_table(MAIL_JOBS).map_err(unavailable)?;
+                let mut due = tx.open_table(MAIL_DUE).map_err(unavailable)?;
+                let end = now.saturating_add(1).to_be_bytes();
+                let mut ids = Vec::new();
+                for entry in due.range(..end.as_slice()).map_err(unavailable)? {
+                    let (k, _) = entry.map_err(unavailable)?;
+                    let key = k.value();
+                    ids.push(
+                        String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned(),
+                    );
+                    if ids.len() >= limit {
+                        break;
+                    }
+                }
+                for id in ids {
+                    let Some(mut job) = get_mail_job(&table, &id)? else {
+                        continue;
+                    };
+                    due.remove(timed_key(job.due, &id).as_slice())
+                        .map_err(unavailable)?;
+                    job.due = until;
+                    job.lease = super::lease_token();
+                    job.attempt = job.attempt.saturating_add(1);
+                    put_mail_job(&mut table, &mut due, &id, &job)?;
+                    out.push(MailJob {
+                        id,
+                        lease: job.lease,
+                        attempt: job.attempt,
+                    });
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn mail_settle(
+        &self,
+        job: &str,
+        lease: &str,
+        retry: Option<std::time::Duration>,
+    ) -> Result<bool, StoreError> {
+        let (id, lease) = (job.to_string(), lease.to_string());
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = tx.open_table(MAIL_JOBS).map_err(unavailable)?;
+                let mut due = tx.open_table(MAIL_DUE).map_err(unavailable)?;
+                let Some(mut job) = get_mail_job(&table, &id)? else {
+                    return Ok(false);
+                };
+                use subtle::ConstantTimeEq;
+                if lease.is_empty() || !bool::from(job.lease.as_bytes().ct_eq(lease.as_bytes())) {
+                    return Ok(false);
+                }
+                due.remove(timed_key(job.due, &id).as_slice())
+                    .map_err(unavailable)?;
+                match retry {
+                    None => {
+                        table.remove(id.as_bytes()).map_err(unavailable)?;
+                    }
+                    Some(delay) => {
+                        job.due = super::now_ms().saturating_add(delay.as_millis() as u64);
+                        job.lease = String::new();
+                        put_mail_job(&mut table, &mut due, &id, &job)?;
+                    }
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+/// A share mail job as the embedded store keeps it (see `LinkStore::mail_hold`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct QueuedMail {
+    /// When it falls due, or its hold runs out (Unix ms).
+    due: u64,
+    /// The token of the lease holding it (empty when none).
+    lease: String,
+    /// Attempts made or being made.
+    attempt: u32,
+}
+
+/// Share mail jobs: `SHARE.LINK` → `QueuedMail` JSON.
+const MAIL_JOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mail_jobs");
+/// due (big-endian u64) ++ job → nothing: the jobs in the order they fall due.
+const MAIL_DUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mail_due");
+
+fn get_mail_job(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &str,
+) -> Result<Option<QueuedMail>, StoreError> {
+    match table.get(id.as_bytes()).map_err(unavailable)? {
+        Some(v) => serde_json::from_slice(v.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("mail job: {e}"))),
+        None => Ok(None),
+    }
+}
+
+fn put_mail_job(
+    table: &mut redb::Table<&[u8], &[u8]>,
+    due: &mut redb::Table<&[u8], &[u8]>,
+    id: &str,
+    job: &QueuedMail,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_vec(job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    table
+        .insert(id.as_bytes(), json.as_slice())
+        .map_err(unavailable)?;
+    due.insert(timed_key(job.due, id).as_slice(), [].as_slice())
+        .map_err(unavailable)?;
+    Ok(())
 }
 
 fn decode_share(bytes: &[u8]) -> Result<Share, StoreError> {

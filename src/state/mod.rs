@@ -518,6 +518,56 @@ pub trait LinkStore: Send + Sync + 'static {
     async fn outbox_failed(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
     /// Entries waiting to be delivered (leased or not).
     async fn outbox_pending(&self) -> Result<u64, StoreError>;
+
+    // Share mail queue (see `crate::admin::shares`): one job per recipient's mail, named
+    // `SHARE.LINK`, either due at a time or held under a lease, so that a mail whose sender
+    // stopped is sent again by whichever instance leases it next.
+
+    /// Puts `jobs` in the queue held under `lease` (a fresh token) for `hold`, as attempt 1:
+    /// the caller sends them now; if it dies, they fall due when the hold runs out. A job
+    /// already queued is taken over (a re-send starts a new round of attempts).
+    async fn mail_hold(
+        &self,
+        jobs: &[String],
+        lease: &str,
+        hold: Duration,
+    ) -> Result<(), StoreError>;
+    /// Leases up to `limit` due jobs for `hold`: until it runs out no other caller (on any
+    /// instance) gets them. Each comes with a fresh lease token and its attempt number, counted
+    /// at each lease (so an attempt whose sender died counts too).
+    async fn mail_lease(&self, limit: usize, hold: Duration) -> Result<Vec<MailJob>, StoreError>;
+    /// Settles a held job: `None` removes it (sent, or given up), `Some(delay)` makes it due
+    /// again after `delay`. False when `lease` no longer holds it, and then nothing changes.
+    async fn mail_settle(
+        &self,
+        job: &str,
+        lease: &str,
+        retry: Option<Duration>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// One share mail handed out by [`LinkStore::mail_lease`] (or held by [`LinkStore::mail_hold`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MailJob {
+    /// `SHARE.LINK`: the share and the recipient's link.
+    pub id: String,
+    /// The lease token this job is held under.
+    pub lease: String,
+    /// Which attempt this is (1 = the first).
+    pub attempt: u32,
+}
+
+impl MailJob {
+    /// The job name of one recipient's mail.
+    pub fn name(share: LinkId, link: LinkId) -> String {
+        format!("{share}.{link}")
+    }
+
+    /// The share and the link this job mails.
+    pub fn parts(&self) -> Option<(LinkId, LinkId)> {
+        let (share, link) = self.id.split_once('.')?;
+        Some((LinkId::parse(share)?, LinkId::parse(link)?))
+    }
 }
 
 /// One webhook waiting in the outbox (or given up).

@@ -204,6 +204,7 @@ fn share_view(share: &Share, links: Option<&[(Option<Link>, u64)]>, gate: &Gate)
                     "last_attempt_at": opt_time(r.delivery.last_attempt_at),
                     "sent_at": opt_time(r.delivery.sent_at),
                     "error": r.delivery.error,
+                    "next_attempt_at": opt_time(r.delivery.next_attempt_at),
                 },
                 "revoked_by": r.revoked_by,
                 "revoked_at": opt_time(r.revoked_at),

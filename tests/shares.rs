@@ -1064,5 +1064,8 @@ fn a_relay_that_refuses_for_good_leaves_the_delivery_failed_after_the_bounded_at
     assert_eq!(mailed[2]["detail"]["final"], true);
     // No fourth attempt follows.
     let later = share_of(&gw, &id);
-    assert_eq!(recipient(&later, "jane@example.org")["delivery"]["attempts"], 3);
+    assert_eq!(
+        recipient(&later, "jane@example.org")["delivery"]["attempts"],
+        3
+    );
 }

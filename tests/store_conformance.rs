@@ -13,7 +13,7 @@ use linkgate::model::share::{Delivery, DeliveryState, Sender, Share, ShareRecipi
 use linkgate::state::queues::Refund;
 use linkgate::state::redis::{RedisOptions, RedisTarget};
 use linkgate::state::{
-    Draw, EmbeddedStore, LinkStore, RedisStore, ShareQuery, StoreError, WriteId,
+    Draw, EmbeddedStore, LinkStore, MailJob, RedisStore, ShareQuery, StoreError, WriteId,
 };
 
 /// A store plus whatever keeps it alive (a temp folder or a redis-server process).
@@ -913,6 +913,104 @@ async fn the_outbox_and_its_failed_list_are_bounded(s: Arc<dyn LinkStore>) {
     assert_eq!(s.outbox_pending().await.unwrap(), 0);
 }
 
+/// Leases mail jobs until one comes (waiting for a hold to run out by the store's own clock).
+async fn lease_mail_when_due(s: &Arc<dyn LinkStore>, hold: Duration) -> Vec<MailJob> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = s.mail_lease(10, hold).await.unwrap();
+        if !got.is_empty() {
+            return got;
+        }
+        assert!(std::time::Instant::now() < deadline, "no mail job fell due");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A mail held by its sender is nobody else's until the hold runs out; then it is leased (as
+/// the next attempt) by one caller at a time, only the lease's holder settles it, a retry makes
+/// it due again later, and done removes it. A re-send takes a job over as a new round.
+async fn mail_jobs_are_held_leased_and_settled_once(s: Arc<dyn LinkStore>) {
+    let (share, a, b) = (LinkId::random(), LinkId::random(), LinkId::random());
+    let jobs = [MailJob::name(share, a), MailJob::name(share, b)];
+    assert_eq!(
+        MailJob {
+            id: jobs[0].clone(),
+            lease: String::new(),
+            attempt: 1
+        }
+        .parts(),
+        Some((share, a))
+    );
+    s.mail_hold(&jobs, "creator", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        s.mail_lease(10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty(),
+        "held by the creator"
+    );
+    assert!(s.mail_settle(&jobs[0], "creator", None).await.unwrap());
+    assert!(
+        !s.mail_settle(&jobs[0], "creator", None).await.unwrap(),
+        "gone"
+    );
+    assert!(!s.mail_settle(&jobs[1], "someone else", None).await.unwrap());
+
+    // The creator "dies" holding the second one: a short hold runs out.
+    s.mail_hold(&jobs[1..], "creator", Duration::from_millis(20))
+        .await
+        .unwrap();
+    let first = lease_mail_when_due(&s, Duration::from_millis(20)).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (first[0].id.as_str(), first[0].attempt),
+        (jobs[1].as_str(), 2)
+    );
+    assert!(!s.mail_settle(&jobs[1], "creator", None).await.unwrap());
+    // That lease runs out too; the next caller gets attempt 3 and the old lease is void.
+    let second = lease_mail_when_due(&s, Duration::from_secs(60)).await;
+    assert_eq!(
+        (second[0].id.as_str(), second[0].attempt),
+        (jobs[1].as_str(), 3)
+    );
+    assert!(!s
+        .mail_settle(&jobs[1], &first[0].lease, None)
+        .await
+        .unwrap());
+    assert!(s
+        .mail_lease(10, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_empty());
+    // A retry: due again after its delay, under a new lease.
+    assert!(s
+        .mail_settle(&jobs[1], &second[0].lease, Some(Duration::from_millis(20)))
+        .await
+        .unwrap());
+    assert!(!s
+        .mail_settle(&jobs[1], &second[0].lease, None)
+        .await
+        .unwrap());
+    let third = lease_mail_when_due(&s, Duration::from_secs(60)).await;
+    assert_eq!(third[0].attempt, 4);
+    // A re-send takes it over as a new round.
+    s.mail_hold(&jobs[1..], "resend", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(!s
+        .mail_settle(&jobs[1], &third[0].lease, None)
+        .await
+        .unwrap());
+    assert!(s.mail_settle(&jobs[1], "resend", None).await.unwrap());
+    assert!(s
+        .mail_lease(10, Duration::from_millis(1))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod embedded_backend {
@@ -956,6 +1054,7 @@ conformance!(
     outbox_entries_ride_on_the_events_write,
     an_expired_lease_passes_the_entry_on,
     the_outbox_and_its_failed_list_are_bounded,
+    mail_jobs_are_held_leased_and_settled_once,
 );
 
 /// Reopens an embedded store file (its counting thread lets go of the file a moment after the

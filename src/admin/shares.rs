@@ -11,8 +11,15 @@
 //!
 //! Mail goes out in a task of its own (at most [`MAIL_PARALLEL`] at a time), so a slow relay
 //! never holds the link state or other calls; the call waits for it up to [`MAIL_WAIT`] and
-//! answers with each recipient's delivery as it then stands: `sent`, `failed` (with the relay's
-//! reason) or `pending` (still being sent; the share shows the outcome when it is known).
+//! answers with each recipient's delivery as it then stands: `sent`, `pending` (being sent, or
+//! waiting to be retried after a failure) or `failed` (given up, with the relay's reason).
+//!
+//! Delivery is durable: each recipient's mail is a job in the link state's mail queue
+//! (`LinkStore::mail_hold`), held by the creating call while it sends and settled only once the
+//! outcome is on the share. A [`MailSweeper`] in every gateway leases the jobs that fall due (a
+//! retry after its backoff, or a job whose holder died), so nothing is lost across restarts, two
+//! instances never mail the same job at once, and a crash between the relay's acceptance and
+//! the write can cause one duplicate (at least once). See docs/shares.md.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -236,6 +236,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_retried_failure_stays_pending_and_the_last_one_is_final() {
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let later = t0 + time::Duration::minutes(1);
+        let mut d = Delivery::pending();
+        d.retrying("refused".into(), t0, later);
+        assert_eq!(d.state, DeliveryState::Pending);
+        assert_eq!(
+            (d.attempts, d.error.as_deref(), d.next_attempt_at),
+            (1, Some("refused"), Some(later))
+        );
+        d.record(Err("refused again".into()), later);
+        assert_eq!(d.state, DeliveryState::Failed);
+        assert_eq!((d.attempts, d.next_attempt_at), (2, None));
+        d.record(Ok(()), later);
+        assert_eq!((d.state, d.error.as_deref()), (DeliveryState::Sent, None));
+        // Records from before the field existed still read.
+        let old: Delivery = serde_json::from_str(r#"{"state":"pending","attempts":0}"#).unwrap();
+        assert_eq!(old.next_attempt_at, None);
+    }
+
+    #[test]
     fn one_line_fields_refuse_header_injection() {
         assert!(check_line("Q3 report", 200).is_ok());
         assert!(check_line("Zoë Ångström 山田", 200).is_ok());

@@ -54,6 +54,9 @@ struct RawAudit {
     /// Events older than this are dropped from each link's chain; absent = kept for ever.
     #[serde(default)]
     retention_days: Option<u32>,
+    /// How often each gateway looks for links that have just expired (seconds, 1–3600).
+    #[serde(default)]
+    expiry_sweep_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +209,8 @@ pub struct Config {
     pub log_json: bool,
     pub policy: Policy,
     pub audit_retention: Option<Duration>,
+    /// How often each gateway records the expiries that came (`audit.expiry_sweep_seconds`).
+    pub expiry_sweep: Duration,
     pub mail: MailConfig,
     pub page_requests_per_minute: u32,
     /// How slow an upload may be (see [`crate::share::upload::Pace`]).
@@ -378,6 +383,16 @@ fn validate(mut raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> 
         },
         page_requests_per_minute: validate_page_rate(&raw.limits)?,
         audit_retention: validate_audit(&raw.audit)?,
+        expiry_sweep: match raw.audit.expiry_sweep_seconds {
+            None => Duration::from_secs(30),
+            Some(s) if (1..=3600).contains(&s) => Duration::from_secs(s),
+            Some(_) => {
+                return Err(invalid(
+                    "audit.expiry_sweep_seconds",
+                    "must be from 1 to 3600",
+                ))
+            }
+        },
         webhooks,
     })
 }

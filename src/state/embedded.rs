@@ -359,6 +359,8 @@ impl EmbeddedStore {
         tx.open_table(OUTBOX_FAILED).map_err(unavailable)?;
         tx.open_table(MAIL_JOBS).map_err(unavailable)?;
         tx.open_table(MAIL_DUE).map_err(unavailable)?;
+        tx.open_table(EXPIRY_AT).map_err(unavailable)?;
+        tx.open_table(EXPIRY_DUE).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         let db = Arc::new(db);
         let (counting, jobs) = std::sync::mpsc::channel();
@@ -431,6 +433,9 @@ impl LinkStore for EmbeddedStore {
                         .insert(index_key(&name, &member).as_slice(), [].as_slice())
                         .map_err(unavailable)?;
                 }
+                if let Some(at) = super::expiry_entry(None, &link) {
+                    index_expiry(&tx, &link.id, Some(at))?;
+                }
             }
             tx.commit().map_err(unavailable)
         })
@@ -457,12 +462,16 @@ impl LinkStore for EmbeddedStore {
                     Some(v) => decode_link(v.value())?,
                     None => return Err(StoreError::NotFound(id)),
                 };
+                let before = link.clone();
                 change(&mut link)?;
                 let bytes =
                     serde_json::to_vec(&link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 links
                     .insert(id.as_bytes().as_slice(), bytes.as_slice())
                     .map_err(unavailable)?;
+                if let Some(at) = super::expiry_entry(Some(&before), &link) {
+                    index_expiry(&tx, &id, Some(at))?;
+                }
                 link
             };
             tx.commit().map_err(unavailable)?;
@@ -1025,6 +1034,95 @@ impl LinkStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn expiring(&self, now_ms: u64, limit: usize) -> Result<Vec<(LinkId, u64)>, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let due = tx.open_table(EXPIRY_DUE).map_err(unavailable)?;
+            let end = now_ms.saturating_add(1).to_be_bytes();
+            let mut out = Vec::new();
+            for entry in due.range(..end.as_slice()).map_err(unavailable)? {
+                let (k, _) = entry.map_err(unavailable)?;
+                let key = k.value();
+                let (Some(at), Some(id)) = (key.get(..8), key.get(8..)) else {
+                    continue;
+                };
+                let Some(id) = std::str::from_utf8(id).ok().and_then(LinkId::parse) else {
+                    continue;
+                };
+                out.push((id, u64::from_be_bytes(at.try_into().unwrap_or_default())));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn expiry_settle(
+        &self,
+        id: LinkId,
+        seen: u64,
+        next: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let at = tx.open_table(EXPIRY_AT).map_err(unavailable)?;
+                let current = at
+                    .get(id.as_bytes().as_slice())
+                    .map_err(unavailable)?
+                    .map(|v| v.value());
+                if current != Some(seen) {
+                    return Ok(false);
+                }
+            }
+            index_expiry(&tx, &id, next)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+/// link id → the Unix ms of its expiry index entry.
+const EXPIRY_AT: TableDefinition<&[u8], u64> = TableDefinition::new("expiry_at");
+/// at (big-endian u64) ++ link id (hex) → nothing: the expiry index in time order.
+const EXPIRY_DUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("expiry_due");
+
+/// Sets (or, with `None`, removes) a link's expiry index entry, in `tx`.
+fn index_expiry(
+    tx: &redb::WriteTransaction,
+    id: &LinkId,
+    at: Option<u64>,
+) -> Result<(), StoreError> {
+    let mut by_link = tx.open_table(EXPIRY_AT).map_err(unavailable)?;
+    let mut due = tx.open_table(EXPIRY_DUE).map_err(unavailable)?;
+    let name = id.to_string();
+    let old = by_link
+        .get(id.as_bytes().as_slice())
+        .map_err(unavailable)?
+        .map(|v| v.value());
+    if let Some(old) = old {
+        due.remove(timed_key(old, &name).as_slice())
+            .map_err(unavailable)?;
+    }
+    match at {
+        Some(at) => {
+            by_link
+                .insert(id.as_bytes().as_slice(), at)
+                .map_err(unavailable)?;
+            due.insert(timed_key(at, &name).as_slice(), [].as_slice())
+                .map_err(unavailable)?;
+        }
+        None => {
+            by_link
+                .remove(id.as_bytes().as_slice())
+                .map_err(unavailable)?;
+        }
+    }
+    Ok(())
 }
 
 /// A share mail job as the embedded store keeps it (see `LinkStore::mail_hold`).

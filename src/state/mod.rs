@@ -544,6 +544,44 @@ pub trait LinkStore: Send + Sync + 'static {
         lease: &str,
         retry: Option<Duration>,
     ) -> Result<bool, StoreError>;
+
+    // Expiry index (see `crate::share::status::ExpirySweeper`): for each link with an expiry,
+    // a time at or before it (Unix ms) when a gateway should look at the link. `create` and
+    // `update` write it (before or with the record) whenever a link gets an expiry, a new one,
+    // or becomes active again; only the sweeper moves or removes entries.
+
+    /// Links whose entry is at or before `now_ms`, earliest first, at most `limit`, each with
+    /// its entry's time.
+    async fn expiring(&self, now_ms: u64, limit: usize) -> Result<Vec<(LinkId, u64)>, StoreError>;
+    /// Moves a link's entry to `next` (Unix ms), or removes it (`None`), if it is still at
+    /// `seen`; false when it moved meanwhile (a change of expiry), and then nothing changes.
+    async fn expiry_settle(
+        &self,
+        id: LinkId,
+        seen: u64,
+        next: Option<u64>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The expiry index time a link written as `after` needs (Unix ms), where `before` is the
+/// record it replaces (`None`: a new link): only a link that is active with an expiry, when
+/// the expiry or the state changed. Backends write it with or before the record.
+pub fn expiry_entry(before: Option<&Link>, after: &Link) -> Option<u64> {
+    let at = after.expires_at?;
+    if after.state != LinkState::Active {
+        return None;
+    }
+    if let Some(b) = before {
+        if b.expires_at == after.expires_at && b.state == after.state {
+            return None;
+        }
+    }
+    Some(unix_ms(at))
+}
+
+/// Unix milliseconds of `t` (0 before 1970).
+pub fn unix_ms(t: time::OffsetDateTime) -> u64 {
+    (t.unix_timestamp_nanos() / 1_000_000).clamp(0, i64::MAX as i128) as u64
 }
 
 /// One share mail handed out by [`LinkStore::mail_lease`] (or held by [`LinkStore::mail_hold`]).

@@ -555,6 +555,28 @@ impl RedisStore {
         )))
     }
 
+    /// Puts a link in the expiry index at `at` (Unix ms), or earlier where it already is
+    /// (`ZADD LT`: an entry only moves later through the sweeper, which checks the link first).
+    async fn index_expiry(&self, id: LinkId, at: u64) -> Result<(), StoreError> {
+        let key = self.expiry_key();
+        self.run(|mut c| async move {
+            redis::cmd("ZADD")
+                .arg(key)
+                .arg("LT")
+                .arg(at)
+                .arg(id.to_string())
+                .query_async::<i64>(&mut c)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The expiry index: one sorted set (link id by Unix ms), one key, so one Cluster slot.
+    fn expiry_key(&self) -> String {
+        format!("{}:expiry", self.opts.prefix)
+    }
+
     /// The share mail queue's keys: one hash tag, so one Cluster slot.
     fn mail_key(&self, kind: &str) -> String {
         format!("{}:mq:{{mail}}:{kind}", self.opts.prefix)
@@ -637,6 +659,9 @@ impl LinkStore for RedisStore {
         for written in futures_util::future::join_all(writes).await {
             written?;
         }
+        if let Some(at) = super::expiry_entry(None, link) {
+            self.index_expiry(link.id, at).await?;
+        }
         let created: i64 = self
             .run(|mut c| async move { self.create.key(key).arg(json).invoke_async(&mut c).await })
             .await?;
@@ -671,8 +696,14 @@ impl LinkStore for RedisStore {
                 .await?;
             let raw = raw.ok_or(StoreError::NotFound(id))?;
             let mut link = decode(&raw)?;
+            let before = link.clone();
             change(&mut link)?;
             let new = encode(&link)?;
+            // Before the record, as the listing indexes: an entry too early is harmless (the
+            // sweeper moves it to the link's real expiry), one missing would not be.
+            if let Some(at) = super::expiry_entry(Some(&before), &link) {
+                self.index_expiry(id, at).await?;
+            }
             let k = key.clone();
             let swapped: i64 =
                 self.run(|mut c| async move {
@@ -1323,7 +1354,67 @@ impl LinkStore for RedisStore {
             .await?;
         Ok(held == 1)
     }
+
+    async fn expiring(&self, now_ms: u64, limit: usize) -> Result<Vec<(LinkId, u64)>, StoreError> {
+        let key = self.expiry_key();
+        let limit = limit.clamp(1, 10_000);
+        let raw: Vec<(String, f64)> = self
+            .run(|mut c| async move {
+                redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg("-inf")
+                    .arg(now_ms)
+                    .arg("BYSCORE")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .arg("WITHSCORES")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(id, at)| Some((LinkId::parse(&id)?, at.max(0.0) as u64)))
+            .collect())
+    }
+
+    async fn expiry_settle(
+        &self,
+        id: LinkId,
+        seen: u64,
+        next: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        static SETTLE: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(EXPIRY_SETTLE));
+        let key = self.expiry_key();
+        let next = next.map(|n| n.to_string()).unwrap_or_default();
+        let held: i64 = self
+            .run(|mut c| async move {
+                SETTLE
+                    .key(key)
+                    .arg(id.to_string())
+                    .arg(seen)
+                    .arg(next)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(held == 1)
+    }
 }
+
+const EXPIRY_SETTLE: &str = r#"
+-- KEYS: expiry   ARGV: link id, seen ms, next ms ('' = remove)   Returns 1 if it was at `seen`.
+local at = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not at or tonumber(at) ~= tonumber(ARGV[2]) then return 0 end
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), ARGV[1])
+end
+return 1
+"#;
 
 /// The share mail queue (see `LinkStore::mail_hold`): KEYS due (sorted set, score = due or
 /// hold end in ms), lease (job → token), try (job → attempts leased). One hash tag, so a Cluster

@@ -1011,6 +1011,91 @@ async fn mail_jobs_are_held_leased_and_settled_once(s: Arc<dyn LinkStore>) {
         .is_empty());
 }
 
+/// The expiry index: a link with an expiry is found once its time has come (not before), a
+/// link without one never; a change that brings the expiry forward or reactivates the link
+/// puts it (back) at or before its expiry; settling moves or removes an entry only if it is
+/// still where the sweeper saw it.
+async fn the_expiry_index_finds_links_when_their_time_comes(s: Arc<dyn LinkStore>) {
+    use linkgate::state::unix_ms;
+    let t = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        + time::Duration::days(1);
+    let ms = unix_ms(t);
+    let ours = |got: &[(LinkId, u64)], id: LinkId| got.iter().find(|(i, _)| *i == id).map(|e| e.1);
+    let mut expiring = link(None);
+    expiring.expires_at = Some(t);
+    let forever = link(None);
+    s.create(&expiring).await.unwrap();
+    s.create(&forever).await.unwrap();
+    let id = expiring.id;
+    assert_eq!(ours(&s.expiring(ms - 1, 100).await.unwrap(), id), None);
+    let due = s.expiring(ms + 10_000, 100).await.unwrap();
+    assert_eq!(ours(&due, id), Some(ms));
+    assert_eq!(ours(&due, forever.id), None);
+
+    // Brought forward by a change: found at the new time.
+    let earlier = t - time::Duration::hours(1);
+    s.update(
+        id,
+        Arc::new(move |l: &mut Link| {
+            l.expires_at = Some(earlier);
+            Ok(())
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ours(&s.expiring(unix_ms(earlier), 100).await.unwrap(), id),
+        Some(unix_ms(earlier))
+    );
+    // A settle from a stale look changes nothing; a current one moves the entry.
+    assert!(!s.expiry_settle(id, ms + 1, None).await.unwrap());
+    assert!(s
+        .expiry_settle(id, unix_ms(earlier), Some(ms))
+        .await
+        .unwrap());
+    assert_eq!(
+        ours(&s.expiring(unix_ms(earlier), 100).await.unwrap(), id),
+        None
+    );
+    assert_eq!(ours(&s.expiring(ms, 100).await.unwrap(), id), Some(ms));
+    // Removed; a change of something else leaves it out, a reactivation puts it back.
+    assert!(s.expiry_settle(id, ms, None).await.unwrap());
+    assert_eq!(
+        ours(&s.expiring(u64::MAX / 2, 100).await.unwrap(), id),
+        None
+    );
+    s.update(
+        id,
+        Arc::new(|l: &mut Link| {
+            l.created_by = Some("bob".into());
+            Ok(())
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ours(&s.expiring(u64::MAX / 2, 100).await.unwrap(), id),
+        None
+    );
+    for state in [LinkState::Deactivated, LinkState::Active] {
+        s.update(
+            id,
+            Arc::new(move |l: &mut Link| {
+                l.state = state;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    }
+    let back = ours(&s.expiring(u64::MAX / 2, 100).await.unwrap(), id);
+    assert!(back.is_some_and(|at| at <= ms), "{back:?}");
+    // Earliest first, bounded.
+    assert!(s.expiring(u64::MAX / 2, 1).await.unwrap().len() <= 1);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod embedded_backend {
@@ -1055,6 +1140,7 @@ conformance!(
     an_expired_lease_passes_the_entry_on,
     the_outbox_and_its_failed_list_are_bounded,
     mail_jobs_are_held_leased_and_settled_once,
+    the_expiry_index_finds_links_when_their_time_comes,
 );
 
 /// Reopens an embedded store file (its counting thread lets go of the file a moment after the

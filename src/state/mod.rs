@@ -639,3 +639,43 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::link::Document;
+    use time::{Duration, OffsetDateTime};
+
+    fn link() -> Link {
+        Link::new(
+            "docs",
+            Document::new("a.pdf".into(), "a.pdf".into(), None),
+            "k",
+            OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn the_expiry_index_is_written_when_a_link_gets_an_expiry_a_new_one_or_becomes_active() {
+        let t = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        let plain = link();
+        assert_eq!(expiry_entry(None, &plain), None, "no expiry, no entry");
+        let mut expiring = link();
+        expiring.expires_at = Some(t);
+        assert_eq!(expiry_entry(None, &expiring), Some(86_400_000));
+        assert_eq!(expiry_entry(Some(&plain), &expiring), Some(86_400_000));
+        assert_eq!(
+            expiry_entry(Some(&expiring), &expiring),
+            None,
+            "unchanged: no write (a recipient's device added, a comment)"
+        );
+        let mut moved = expiring.clone();
+        moved.expires_at = Some(t + Duration::seconds(1));
+        assert_eq!(expiry_entry(Some(&expiring), &moved), Some(86_401_000));
+        let mut off = expiring.clone();
+        off.state = LinkState::Deactivated;
+        assert_eq!(expiry_entry(Some(&expiring), &off), None);
+        assert_eq!(expiry_entry(Some(&off), &expiring), Some(86_400_000));
+        assert_eq!(unix_ms(OffsetDateTime::UNIX_EPOCH - Duration::days(1)), 0);
+    }
+}

@@ -792,6 +792,35 @@ url = "http://127.0.0.1:8000/files"
     }
 
     #[test]
+    fn sweeps_and_share_mail_retries_are_bounded_and_named() {
+        let c = Config::parse(GOOD, Path::new("t.toml")).unwrap();
+        assert_eq!(c.expiry_sweep, Duration::from_secs(30));
+        let with = |extra: &str| format!("{GOOD}{extra}");
+        let c = Config::parse(
+            &with("[audit]\nexpiry_sweep_seconds = 1\n"),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.expiry_sweep, Duration::from_secs(1));
+        let e = err(&with("[audit]\nexpiry_sweep_seconds = 0\n"));
+        assert!(e.contains("audit.expiry_sweep_seconds"), "{e}");
+        let e = err(&with("[mail]\nshare_attempts = 0\n"));
+        assert!(e.contains("mail.share_attempts"), "{e}");
+        let e = err(&with("[mail]\nshare_retry_seconds = 0\n"));
+        assert!(e.contains("mail.share_retry_seconds"), "{e}");
+        let c = Config::parse(
+            &with("[mail]\nshare_attempts = 3\nshare_retry_seconds = 2\ntimeout_seconds = 4\n"),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let retry = Mailer::from_config(&c.mail).unwrap().share_retry();
+        assert_eq!(retry.attempts, 3);
+        assert_eq!(retry.backoff.base, Duration::from_secs(2));
+        assert_eq!(retry.attempt_timeout, Duration::from_secs(17));
+        assert!(retry.hold() > retry.attempt_timeout);
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = err(&GOOD.replace("listen = \"127.0.0.1:8080\"", "lisen = \"127.0.0.1:8080\""));
         assert!(e.contains("lisen"), "{e}");

@@ -1152,6 +1152,61 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_mail_is_sent_only_while_its_share_and_link_still_want_it() {
+        use crate::model::link::Document;
+        let now = OffsetDateTime::now_utc();
+        let mut link = Link::new(
+            "docs",
+            Document::new("a.pdf".into(), "a.pdf".into(), None),
+            "k",
+            now,
+        );
+        let mut share = Share {
+            id: LinkId::random(),
+            store: "docs".into(),
+            objects: vec!["a.pdf".into()],
+            subject: "s".into(),
+            message: None,
+            sender: Sender::default(),
+            created_by: None,
+            created_at: now,
+            expires_at: None,
+            complete: true,
+            recipients: vec![ShareRecipient {
+                link: link.id,
+                email: "jane@example.org".into(),
+                name: None,
+                delivery: Delivery::pending(),
+                revoked_by: None,
+                revoked_at: None,
+            }],
+            cancelled_by: None,
+            cancelled_at: None,
+        };
+        assert_eq!(not_to_send(&share, Some(&link), now), None, "send it");
+        let reason = |share: &Share, link: Option<&Link>| {
+            not_to_send(share, link, now).flatten().unwrap_or_default()
+        };
+        assert!(reason(&share, None).contains("gone"));
+        link.expires_at = Some(now - time::Duration::seconds(1));
+        assert!(reason(&share, Some(&link)).contains("expired"));
+        link.expires_at = None;
+        link.state = LinkState::Deactivated;
+        assert!(reason(&share, Some(&link)).contains("deactivated"));
+        link.state = LinkState::Active;
+        share.recipients[0].revoked_at = Some(now);
+        assert!(reason(&share, Some(&link)).contains("revoked"));
+        share.cancelled_at = Some(now);
+        assert!(reason(&share, Some(&link)).contains("cancelled"));
+        share.complete = false;
+        assert_eq!(
+            not_to_send(&share, Some(&link), now),
+            Some(None),
+            "an incomplete share mails nothing and says nothing"
+        );
+    }
+
+    #[test]
     fn recipient_field_errors_name_the_recipient() {
         let e = at_recipient(ApiError::field("recipient.email", "bad"), 2);
         assert_eq!(e.field.as_deref(), Some("recipients[2].email"));

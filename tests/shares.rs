@@ -1078,5 +1078,9 @@ fn the_cli_creates_a_share_with_every_field() {
     // The table shows the share's facts; the secret is not in it either.
     let shown = cli(&gw, &["show", id]);
     assert!(shown.contains("subject: Contract 7"), "{shown}");
+    assert!(
+        shown.contains("sender: Alice Sender <alice@example.org>\nmessage:\n  Hello,\n"),
+        "{shown}"
+    );
     assert!(!shown.contains(HOOK_SECRET));
 }

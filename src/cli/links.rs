@@ -341,8 +341,8 @@ pub fn update_body(a: &UpdateArgs, password: Option<Option<String>>) -> Result<V
     if b.is_empty() {
         return Err(bad(
             "update",
-            "name something to change (--expires-at, --max-downloads, --filename, --password, \
-             --remove-password, --on-change, --email)",
+            "name something to change (--expires-at, --max-downloads, --filename, \
+             --password-file, --password-env, --password, --remove-password, --on-change, --email)",
         ));
     }
     Ok(Value::Object(b))

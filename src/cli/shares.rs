@@ -299,6 +299,25 @@ pub fn share_table(share: &Value) -> String {
             text(&share["cancelled_at"])
         ));
     }
+    let sender = match (
+        share["sender"]["name"].as_str(),
+        share["sender"]["email"].as_str(),
+    ) {
+        (Some(n), Some(e)) => format!("{} <{}>", text(&n.into()), text(&e.into())),
+        (Some(n), None) => text(&n.into()),
+        (None, Some(e)) => text(&e.into()),
+        (None, None) => String::new(),
+    };
+    if !sender.is_empty() {
+        out.push_str(&format!("sender: {sender}\n"));
+    }
+    if let Some(message) = share["message"].as_str() {
+        out.push_str("message:\n");
+        for line in message.lines() {
+            out.push_str(format!("  {}", text(&line.into())).trim_end());
+            out.push('\n');
+        }
+    }
     out.push('\n');
     let rows: Vec<Vec<String>> = share["recipients"]
         .as_array()
@@ -533,6 +552,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("--message-file:"));
+    }
+
+    #[test]
+    fn a_share_shows_its_sender_and_message_line_by_line() {
+        let share = json!({"id": "s1", "status": "active", "subject": "Contract",
+            "shared_by": "alice", "created_at": "2030-01-01T00:00:00Z", "expires_at": null,
+            "cancelled_at": null, "sender": {"name": "Alice", "email": "alice@example.org"},
+            "message": "Hello,\n\nplease\tsign.", "recipients": [
+                {"email": "jane@example.org", "name": "Jane", "link_id": "l1",
+                 "delivery": {"state": "sent", "attempts": 1, "error": null},
+                 "link": {"state": "active", "downloads_used": 0, "url": "https://x/s/t"}}]});
+        let out = share_table(&share);
+        assert!(
+            out.starts_with(
+                "share s1  active\nsubject: Contract\nshared by alice at 2030-01-01T00:00:00Z, \
+                 expires -\nsender: Alice <alice@example.org>\nmessage:\n  Hello,\n\n  please sign.\n\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("jane@example.org  Jane  sent"), "{out}");
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub downloads_aborted: IntCounter,
     pub bytes_sent: IntCounter,
     pub active_streams: IntGauge,
+    /// Recipient requests between their head and their access line (see [`InFlight`]).
+    pub in_flight: IntGauge,
     latency: HistogramVec,
     store_errors: IntCounterVec,
     stores: parking_lot::RwLock<HashMap<String, &'static StoreSeries>>,
@@ -100,6 +102,12 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("linkgate_active_streams: {e}"));
         let _ = registry.register(Box::new(active_streams.clone()));
+        let in_flight = IntGauge::new(
+            "linkgate_requests_in_flight",
+            "Recipient requests being answered right now (a stopping gateway waits for them)",
+        )
+        .unwrap_or_else(|e| panic!("linkgate_requests_in_flight: {e}"));
+        let _ = registry.register(Box::new(in_flight.clone()));
         Metrics {
             downloads_started: counter(
                 &registry,
@@ -124,6 +132,7 @@ impl Metrics {
             registry,
             requests,
             active_streams,
+            in_flight,
             latency,
             store_errors,
             stores: parking_lot::RwLock::new(HashMap::new()),
@@ -165,6 +174,29 @@ impl Metrics {
             tracing::error!(error = %e, "could not encode metrics");
         }
         out
+    }
+}
+
+/// One recipient request being answered: counted in `linkgate_requests_in_flight` from its
+/// creation to its drop. A stopping gateway exits as soon as none is left (see
+/// `crate::app::stop`); idle kept-alive connections are not requests and do not hold it.
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> InFlight {
+        metrics().in_flight.inc();
+        InFlight(())
+    }
+
+    /// Requests being answered right now in this process.
+    pub fn count() -> i64 {
+        metrics().in_flight.get()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics().in_flight.dec();
     }
 }
 

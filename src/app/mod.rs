@@ -3,6 +3,7 @@
 
 pub mod demo_origin;
 pub mod logwriter;
+pub mod run;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,12 +64,20 @@ impl BackgroundService for Housekeeper {
         loop {
             tokio::select! {
                 _ = flush.tick() => self.flush().await,
-                _ = shutdown.changed() => {
-                    self.flush().await;
-                    return;
-                }
+                _ = shutdown.changed() => break,
             }
         }
+        // Stopping: the listeners accept no more, but running requests still queue refunds and
+        // events until they end. Keep writing them; once none is left, write the rest and let
+        // the process exit (see `run::Stop`).
+        while crate::metrics::InFlight::count() > 0 {
+            tokio::select! {
+                _ = flush.tick() => self.flush().await,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+        self.flush().await;
+        run::Stop::get().drained();
     }
 }
 

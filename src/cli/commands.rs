@@ -27,14 +27,8 @@ pub fn run(command: Command) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let _logs = crate::app::init_logging(config.log_json);
-            match crate::app::build_with(&config, None, upgrade) {
-                Ok((server, _)) => {
-                    tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, upgrade, "linkgate serving");
-                    server.run_forever()
-                }
-                Err(e) => fail(e),
-            }
+            let logs = crate::app::init_logging(config.log_json);
+            crate::app::run::serve(&config, upgrade, logs)
         }
         Command::CheckConfig { config } => match load(&config) {
             Ok(c) => {

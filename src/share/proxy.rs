@@ -86,6 +86,8 @@ pub struct Ctx {
     /// The origin's answer was replaced by one of our pages.
     replaced: bool,
     outcome: Outcome,
+    /// Holds a stopping gateway until this request's access line is written.
+    _in_flight: crate::metrics::InFlight,
 }
 
 /// `Ok` when something of a limited link may still be sent; `Err(None)` when nothing may,
@@ -1027,6 +1029,7 @@ impl ProxyHttp for Proxy {
             view_only: false,
             replaced: false,
             outcome: Outcome::Served,
+            _in_flight: crate::metrics::InFlight::start(),
         }
     }
 

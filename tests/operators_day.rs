@@ -1,0 +1,302 @@
+//! An operator's day with the real binary: stopping (SIGTERM exits as soon as nothing runs, and
+//! waits for running downloads), a port already taken by another process, Redis down at start
+//! and coming back (said once each, not every attempt).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The path part of a link URL on `gw`.
+fn path_of(gw: &Gateway, url: &str) -> String {
+    url.trim_start_matches(&format!("http://127.0.0.1:{}", gw.port))
+        .to_string()
+}
+
+/// A GET read slowly (about `rate` bytes a second) over its own connection; returns the status
+/// line and the body's SHA-256.
+fn slow_download(port: u16, path: &str, rate: usize) -> Result<(String, String), String> {
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    conn.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut data = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let pause = Duration::from_secs_f64(chunk.len() as f64 / rate as f64);
+    loop {
+        match conn.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => data.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(format!("after {} bytes: {e}", data.len())),
+        }
+        std::thread::sleep(pause);
+    }
+    let split = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no header")?;
+    let head = String::from_utf8_lossy(&data[..split]).into_owned();
+    Ok((
+        head.lines().next().unwrap_or("").to_string(),
+        sha256(&data[split + 4..]),
+    ))
+}
+
+/// One series' value in the gateway's `/metrics`.
+fn metric(gw: &Gateway, series: &str) -> f64 {
+    let text = get(&format!("{}/metrics", gw.admin().base)).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+}
+
+/// Polls `cond` every 50 ms until it holds; panics with `what` after `limit`.
+fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_on_an_idle_gateway_exits_without_waiting_its_grace_period() {
+    let origin = Origin::start();
+    origin.put("idle.txt", b"idle");
+    let mut gw = Gateway::start_with(GatewayOptions {
+        grace_period_seconds: 300,
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let (_, url) = gw.admin().share("idle.txt", None);
+    assert_eq!(get(&url).body, b"idle");
+    // Connections without a request (a browser's spare one) do not hold the stop.
+    let _idle = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    wait_until(Duration::from_secs(30), "the request never ended", || {
+        metric(&gw, "linkgate_requests_in_flight") == 0.0
+    });
+    gw.signal("TERM");
+    let status = gw
+        .wait_exit_status(Duration::from_secs(120))
+        .expect("an idle gateway exits long before its 300 s grace period");
+    assert!(status.success(), "{status}");
+    assert!(
+        gw.log().contains("stopped: no request is running; exiting"),
+        "{}",
+        gw.log()
+    );
+}
+
+#[test]
+fn sigterm_lets_a_running_download_finish_then_exits() {
+    let origin = Origin::start();
+    let body = pseudo_random(12 * 1024 * 1024, 20);
+    origin.put("slow.bin", &body);
+    let mut gw = Gateway::start_with(GatewayOptions {
+        grace_period_seconds: 300,
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let (id, url) = gw.admin().share("slow.bin", Some(3));
+    let (port, path) = (gw.port, path_of(&gw, &url));
+    // About 4 s at 3 MiB/s.
+    let download = std::thread::spawn(move || slow_download(port, &path, 3 * 1024 * 1024));
+    wait_until(
+        Duration::from_secs(30),
+        "the download never started",
+        || metric(&gw, "linkgate_active_streams") == 1.0,
+    );
+    gw.signal("TERM");
+    let (status, digest) = download
+        .join()
+        .unwrap()
+        .expect("the running download is not cut by SIGTERM");
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(digest, sha256(&body), "the whole file arrived");
+    let exit = gw
+        .wait_exit_status(Duration::from_secs(120))
+        .expect("the gateway exits once its last download ended, not after 300 s");
+    assert!(exit.success(), "{exit}");
+    // Its access line was written before the exit.
+    let log = gw.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains(&format!("link={id}")) && l.contains("served")),
+        "{log}"
+    );
+}
+
+/// A real second process (python3) listening on a free port until dropped.
+struct PortHolder {
+    child: Child,
+    port: u16,
+}
+
+impl PortHolder {
+    fn start() -> PortHolder {
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import socket, time\n\
+                 s = socket.socket()\n\
+                 s.bind(('127.0.0.1', 0))\n\
+                 s.listen()\n\
+                 print(s.getsockname()[1], flush=True)\n\
+                 time.sleep(600)\n",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the holder's port");
+        PortHolder { child, port }
+    }
+}
+
+impl Drop for PortHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `linkgate serve` on a config whose recipients' and admin listeners are `listen` and
+/// `admin`; returns its exit status and stderr (panics if it is still running after 60 s).
+fn serve_once(listen: u16, admin: u16) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("linkgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+listen = "127.0.0.1:{listen}"
+public_url = "http://127.0.0.1:{listen}"
+threads = 1
+[admin]
+listen = "127.0.0.1:{admin}"
+token = "{ADMIN_TOKEN}"
+[keys]
+signing = "k1"
+[keys.secrets]
+k1 = "{SECRET_K1}"
+[state]
+backend = "embedded"
+path = "{db}"
+[stores.docs]
+kind = "http"
+url = "http://127.0.0.1:9"
+"#,
+            db = dir.path().join("linkgate.db").display()
+        ),
+    )
+    .unwrap();
+    let err = dir.path().join("stderr.log");
+    let mut child = Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "still running with its port taken:\n{}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status, std::fs::read_to_string(&err).unwrap_or_default())
+}
+
+#[test]
+fn a_port_held_by_another_process_is_named_and_the_gateway_exits() {
+    for key in ["server.listen", "admin.listen"] {
+        let holder = PortHolder::start();
+        let free = free_port();
+        let (listen, admin) = if key == "server.listen" {
+            (holder.port, free)
+        } else {
+            (free, holder.port)
+        };
+        let (status, stderr) = serve_once(listen, admin);
+        assert_eq!(status.code(), Some(1), "{key}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{key} = \"127.0.0.1:{}\"", holder.port))
+                && stderr.contains("already in use"),
+            "{key}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{key}: {stderr}");
+        assert!(!stderr.contains("linkgate serving"), "{key}: {stderr}");
+    }
+}
+
+/// Lines of the gateway's log that contain `text`.
+fn count(gw: &Gateway, text: &str) -> usize {
+    gw.log().lines().filter(|l| l.contains(text)).count()
+}
+
+#[test]
+fn redis_down_at_start_is_said_once_and_its_return_once() {
+    const ATTEMPT: &str = "redis: following link changes failed";
+    let origin = Origin::start();
+    let mut redis = RedisServer::start();
+    redis.kill();
+    let gw = Gateway::start_with(GatewayOptions {
+        rust_log: Some("info,linkgate::state::redis=debug".into()),
+        ..GatewayOptions::on_redis(&origin, redis.state())
+    });
+    // Twenty failed attempts (about 5 s): before, each was a WARN line.
+    wait_until(
+        Duration::from_secs(120),
+        "the follower never retried 20 times",
+        || count(&gw, ATTEMPT) >= 20,
+    );
+    let warns: Vec<String> = gw
+        .log()
+        .lines()
+        .filter(|l| l.contains(" WARN "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(warns.len(), 1, "{warns:#?}");
+    assert!(warns[0].contains("redis unreachable"), "{warns:#?}");
+
+    redis.restart();
+    wait_until(
+        Duration::from_secs(60),
+        "the return of redis was never said",
+        || count(&gw, "redis reachable again") == 1,
+    );
+    assert_eq!(
+        get(&format!("{}/readyz", gw.admin().base)).status,
+        200,
+        "ready again"
+    );
+
+    // A second outage is news again, said once however many attempts fail.
+    redis.kill();
+    let before = count(&gw, ATTEMPT);
+    wait_until(
+        Duration::from_secs(120),
+        "the follower never retried 20 more times",
+        || count(&gw, ATTEMPT) >= before + 20,
+    );
+    assert_eq!(count(&gw, "redis unreachable"), 2, "{}", gw.log());
+    assert_eq!(count(&gw, "redis reachable again"), 1);
+}

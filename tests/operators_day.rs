@@ -300,3 +300,98 @@ fn redis_down_at_start_is_said_once_and_its_return_once() {
     assert_eq!(count(&gw, "redis unreachable"), 2, "{}", gw.log());
     assert_eq!(count(&gw, "redis reachable again"), 1);
 }
+
+#[test]
+fn the_demo_serves_text_as_text_gives_a_browser_a_page_and_logs_no_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (listen, admin, origin) = (free_port(), free_port(), free_port());
+    std::fs::write(
+        dir.path().join("demo.toml"),
+        format!(
+            r#"[server]
+listen = "127.0.0.1:{listen}"
+public_url = "http://127.0.0.1:{listen}"
+threads = 1
+grace_period_seconds = 300
+[admin]
+listen = "127.0.0.1:{admin}"
+token = "{ADMIN_TOKEN}"
+[keys]
+signing = "k1"
+[keys.secrets]
+k1 = "{SECRET_K1}"
+[state]
+backend = "embedded"
+path = "data/linkgate.db"
+[stores.docs]
+kind = "http"
+url = "http://127.0.0.1:{origin}/"
+"#
+        ),
+    )
+    .unwrap();
+    let err = dir.path().join("demo.log");
+    let mut child = Command::new(bin())
+        .args(["demo", "--config", "demo.toml"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "no link printed");
+        if let Some(url) = line.trim().strip_prefix("http://") {
+            break format!("http://{url}");
+        }
+    };
+    wait_for_port(listen, "demo gateway");
+
+    // curl gets the file, as text.
+    let file = get(&url);
+    assert_eq!(file.status, 200);
+    assert_eq!(file.body, b"Hello from behind linkgate.\n");
+    assert_eq!(
+        file.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    // A browser gets the landing page with its download button.
+    let page = request(
+        "GET",
+        &url,
+        &[
+            ("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+            ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0"),
+        ],
+        None,
+    );
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/html")));
+    assert!(page.text().contains("id=\"download\""), "{}", page.text());
+
+    let log = std::fs::read_to_string(&err).unwrap();
+    assert!(
+        !log.contains("exited"),
+        "no service ends while running:\n{log}"
+    );
+    // The demo stops like `serve`: at once when nothing runs.
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the demo did not stop before its 300 s grace period");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}

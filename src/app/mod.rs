@@ -95,7 +95,11 @@ impl BackgroundService for ChangeFollower {
             None => gate.links.cache.clear(),
         });
         tokio::select! {
-            _ = self.gate.links.store.follow_changes(on_change) => {}
+            // Returns at once on the embedded store (nothing to follow): wait for the shutdown
+            // then, so that Pingora's "service … exited" line does not read like a failure.
+            _ = self.gate.links.store.follow_changes(on_change) => {
+                let _ = shutdown.changed().await;
+            }
             _ = shutdown.changed() => {}
         }
     }
@@ -117,7 +121,12 @@ impl BackgroundService for StoreHealth {
                     wait = Some(wait.map_or(every, |w| w.min(every)));
                 }
             }
-            let Some(wait) = wait else { return };
+            // No store with several origins: nothing to check. Still run until the shutdown, so
+            // that Pingora's "service … exited" line does not read like a failure.
+            let Some(wait) = wait else {
+                let _ = shutdown.changed().await;
+                return;
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,

@@ -155,9 +155,19 @@ pub fn serve(config: &Config, upgrade: bool, logs: Option<LogGuard>) -> ExitCode
             return ExitCode::FAILURE;
         }
     };
+    tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, upgrade, "linkgate serving");
+    run_until_stopped(server, logs)
+}
+
+/// Runs a built server until it is stopped: at once when a graceful stop finds nothing running,
+/// else when the grace period is over (see the module doc).
+pub fn run(server: pingora::server::Server, logs: Option<LogGuard>) -> ExitCode {
+    run_until_stopped(server, Arc::new(Mutex::new(logs)))
+}
+
+fn run_until_stopped(server: pingora::server::Server, logs: Logs) -> ExitCode {
     exit_on_listener_panic(logs.clone());
     exit_when_drained(logs.clone());
-    tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, upgrade, "linkgate serving");
     server.run(RunArgs::default());
     // The grace period ran out with requests still running (or SIGINT): Pingora has cut them.
     tracing::info!("stopped");

@@ -395,3 +395,121 @@ url = "http://127.0.0.1:{origin}/"
     };
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn json_access_lines_name_link_path_agent_and_caller_and_no_line_has_a_secret_or_a_source_path() {
+    let origin = Origin::start();
+    origin.put("logs/report.txt", b"report");
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: "[log]\nformat = \"json\"\n[admin.callers.dms]\ntoken = \"dms-caller-token\"\ncreated_by = [\"alice\", \"bob\"]\n".into(),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let created = gw.admin().create(serde_json::json!({
+        "store": "docs", "object": "logs/report.txt", "max_downloads": 3
+    }));
+    let (id, url, token) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["url"].as_str().unwrap().to_string(),
+        created["token"].as_str().unwrap().to_string(),
+    );
+    let by_dms = request(
+        "POST",
+        &format!("{}/v1/links", gw.admin().base),
+        &[
+            ("authorization", "Bearer dms-caller-token"),
+            ("content-type", "application/json"),
+        ],
+        Some(br#"{"store":"docs","object":"logs/report.txt","created_by":"alice"}"#),
+    );
+    assert_eq!(by_dms.status, 201, "{}", by_dms.text());
+
+    let browser = "Mozilla/5.0 (X11; Linux x86_64) OperatorsDay/1";
+    let page = request(
+        "GET",
+        &url,
+        &[("accept", "text/html"), ("user-agent", browser)],
+        None,
+    );
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("id=\"download\""), "the landing page");
+    let file = request(
+        "GET",
+        &format!("{url}?download"),
+        &[("user-agent", "curl/8.5.0")],
+        None,
+    );
+    assert_eq!(file.body, b"report");
+    assert_eq!(get(&gw.url("/s/forged-token-value")).status, 404);
+
+    let lines = |target: &str| -> Vec<serde_json::Value> {
+        gw.log()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+            .filter(|v| v["target"] == target)
+            .collect()
+    };
+    wait_until(
+        Duration::from_secs(30),
+        "access lines never written",
+        || lines("linkgate::access").len() >= 3 && lines("linkgate::admin_access").len() >= 2,
+    );
+    let access = lines("linkgate::access");
+    for line in &access {
+        let f = &line["fields"];
+        assert!(
+            f["path"].as_str().is_some_and(|p| p.starts_with("/s/…")),
+            "{line}"
+        );
+        assert_eq!(f["client"], "127.0.0.1", "{line}");
+    }
+    let page_line = access
+        .iter()
+        .map(|l| &l["fields"])
+        .find(|f| f["outcome"] == "page")
+        .unwrap_or_else(|| panic!("no page line: {access:#?}"));
+    assert_eq!(page_line["link"], id.as_str(), "{page_line}");
+    assert_eq!(page_line["user_agent"], browser);
+    let served = access
+        .iter()
+        .map(|l| &l["fields"])
+        .find(|f| f["outcome"] == "served")
+        .unwrap_or_else(|| panic!("no served line: {access:#?}"));
+    assert_eq!(served["path"], "/s/…?download");
+    assert_eq!(served["user_agent"], "curl/8.5.0");
+
+    let admin = lines("linkgate::admin_access");
+    let by = |caller: &str| {
+        admin
+            .iter()
+            .map(|l| &l["fields"])
+            .find(|f| f["caller"] == caller)
+            .unwrap_or_else(|| panic!("no line of {caller}: {admin:#?}"))
+            .clone()
+    };
+    let operator = by("admin");
+    assert_eq!(
+        (
+            operator["method"].as_str(),
+            operator["path"].as_str(),
+            operator["status"].as_u64()
+        ),
+        (Some("POST"), Some("/v1/links"), Some(201))
+    );
+    assert_eq!(by("dms")["created_by"], "alice,bob");
+
+    let log = gw.log();
+    for secret in [
+        token.as_str(),
+        "dms-caller-token",
+        ADMIN_TOKEN,
+        "forged-token-value",
+    ] {
+        assert!(!log.contains(secret), "a secret in the log: {secret}");
+    }
+    let pingora = lines("pingora");
+    assert!(!pingora.is_empty(), "Pingora's own lines are there");
+    assert!(
+        !log.contains("log.file") && !log.contains(".cargo/registry") && !log.contains(".rs\""),
+        "no source paths:\n{log}"
+    );
+}

@@ -2,6 +2,7 @@
 //! and the background usage flusher. No request logic lives here.
 
 pub mod demo_origin;
+pub mod logbridge;
 pub mod logwriter;
 pub mod run;
 
@@ -143,6 +144,7 @@ impl BackgroundService for StoreHealth {
 pub fn init_logging(json: bool) -> Option<LogGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let max = filter.max_level_hint();
     let (writer, guard) = match BatchWriter::spawn(std::io::stderr()) {
         Ok((writer, guard)) => (BoxMakeWriter::new(writer), Some(guard)),
         Err(e) => {
@@ -157,11 +159,14 @@ pub fn init_logging(json: bool) -> Option<LogGuard> {
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(ansi);
-    let _ = if json {
-        builder.json().try_init()
+    let set = if json {
+        tracing::subscriber::set_global_default(builder.json().finish())
     } else {
-        builder.try_init()
+        tracing::subscriber::set_global_default(builder.finish())
     };
+    if set.is_ok() {
+        logbridge::install(max);
+    }
     guard
 }
 

@@ -65,6 +65,9 @@ pub struct Proxy {
 pub struct Ctx {
     started: Instant,
     link: Option<Arc<Link>>,
+    /// The link a verified token (or legacy URL) names, for the access line of a request that
+    /// ends before `link` is set (pages, forms, refusals of a known link).
+    link_id: Option<LinkId>,
     docstore: Option<Arc<DocStore>>,
     /// Which origin of the store this request is trying (failover), and since when.
     attempt: Attempt,
@@ -170,15 +173,18 @@ async fn write_status(
 
 /// The request's line in the access log (`target: linkgate::access`).
 fn access_line(session: &Session, ctx: &Ctx, status: u16, sent: u64) {
+    let req = session.req_header();
     tracing::info!(
         target: "linkgate::access",
-        link = ctx.link.as_ref().map(|l| tracing::field::display(l.id)),
-        method = %session.req_header().method,
+        link = ctx.link.as_ref().map(|l| l.id).or(ctx.link_id).map(tracing::field::display),
+        method = %req.method,
+        path = %crate::share::client::loggable_path(&req.uri),
         status,
         outcome = ctx.outcome.as_str(),
         counted = ctx.counted,
         bytes = sent,
         client = %ctx.client,
+        user_agent = req.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.get(..256).unwrap_or(v)),
         store = ctx.docstore.as_ref().map(|s| s.name()),
         duration_ms = ctx.started.elapsed().as_millis() as u64,
     );
@@ -778,6 +784,7 @@ impl Proxy {
     /// instead. Each step records its outcome in `ctx` when it refuses.
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Refused> {
         let id = self.identify(session, ctx).await?;
+        ctx.link_id = Some(id);
         let (link, uploading) = self.open(session, ctx, id).await?;
         let base = format!(
             "/s/{}",
@@ -1017,6 +1024,7 @@ impl ProxyHttp for Proxy {
         Ctx {
             started: Instant::now(),
             link: None,
+            link_id: None,
             docstore: None,
             attempt: Attempt::default(),
             streaming: false,

@@ -513,3 +513,135 @@ fn json_access_lines_name_link_path_agent_and_caller_and_no_line_has_a_secret_or
         "no source paths:\n{log}"
     );
 }
+
+/// Appends `more` to the gateway's config file and sends SIGHUP; waits for the `n`th reload
+/// line (applied or refused) and returns the log.
+fn reload_with(gw: &Gateway, more: &str, n: usize) -> String {
+    let mut config = std::fs::read_to_string(&gw.config_path).unwrap();
+    config.push_str(more);
+    std::fs::write(&gw.config_path, config).unwrap();
+    gw.signal("HUP");
+    let said = |log: &str| {
+        log.lines()
+            .filter(|l| {
+                l.contains("configuration reloaded") || l.contains("configuration not reloaded")
+            })
+            .count()
+    };
+    wait_until(Duration::from_secs(60), "no reload line", || {
+        said(&gw.log()) >= n
+    });
+    gw.log()
+}
+
+fn sighup_adds_a_store_and_keeps_a_running_download(state: Option<String>) {
+    let origin = Origin::start();
+    let body = pseudo_random(12 * 1024 * 1024, 22);
+    origin.put("slow.bin", &body);
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("new.txt"), b"from the new store").unwrap();
+    let mut gw = Gateway::start_with(GatewayOptions {
+        state,
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let admin = gw.admin();
+    let new_link = serde_json::json!({ "store": "added", "object": "new.txt" });
+    assert_eq!(
+        admin
+            .call("POST", "/v1/links", Some(new_link.clone()))
+            .status,
+        422,
+        "no store `added` yet"
+    );
+    let (_, url) = admin.share("slow.bin", Some(2));
+    let (port, path) = (gw.port, path_of(&gw, &url));
+    let download = std::thread::spawn(move || slow_download(port, &path, 3 * 1024 * 1024));
+    wait_until(
+        Duration::from_secs(30),
+        "the download never started",
+        || metric(&gw, "linkgate_active_streams") == 1.0,
+    );
+
+    let log = reload_with(
+        &gw,
+        &format!(
+            "\n[stores.added]\nkind = \"dir\"\nroot = \"{}\"\n",
+            files.path().display()
+        ),
+        1,
+    );
+    assert!(log.contains("configuration reloaded"), "{log}");
+    let created = admin.create(new_link);
+    assert_eq!(
+        get(created["url"].as_str().unwrap()).body,
+        b"from the new store",
+        "the new store serves"
+    );
+    let (status, digest) = download
+        .join()
+        .unwrap()
+        .expect("the running download survives the reload");
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(digest, sha256(&body));
+    assert!(gw.running(), "SIGHUP does not end the process");
+}
+
+#[test]
+fn sighup_on_the_embedded_store_adds_a_store_without_cutting_a_download() {
+    sighup_adds_a_store_and_keeps_a_running_download(None);
+}
+
+#[test]
+fn sighup_on_redis_adds_a_store_without_cutting_a_download() {
+    let redis = RedisServer::start();
+    sighup_adds_a_store_and_keeps_a_running_download(Some(redis.state()));
+}
+
+#[test]
+fn a_bad_or_restart_only_config_keeps_the_one_in_force() {
+    let origin = Origin::start();
+    origin.put("kept.txt", b"kept");
+    let mut gw = Gateway::start(&origin);
+    let (_, url) = gw.admin().share("kept.txt", None);
+    let original = std::fs::read_to_string(&gw.config_path).unwrap();
+
+    // Not TOML the config accepts: named, and nothing changes.
+    let log = reload_with(&gw, "\n[stores.broken]\nkind = \"ftp\"\n", 1);
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("configuration not reloaded"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{log}");
+    assert!(refused[0].contains("stores.broken"), "{}", refused[0]);
+    assert_eq!(get(&url).body, b"kept");
+    assert_eq!(get(&format!("{}/healthz", gw.admin().base)).status, 200);
+
+    // A listener cannot move without a restart: refused by name, nothing applied (not even the
+    // new admin token written with it).
+    let admin_port = gw.admin_port;
+    let moved = original
+        .replace(
+            &format!("listen = \"127.0.0.1:{admin_port}\""),
+            &format!("listen = \"127.0.0.1:{}\"", free_port()),
+        )
+        .replace(ADMIN_TOKEN, "a-new-admin-token");
+    std::fs::write(&gw.config_path, &moved).unwrap();
+    let log = reload_with(&gw, "", 2);
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("configuration not reloaded"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{log}");
+    assert!(
+        refused[1].contains("admin.listen changed: that needs a restart"),
+        "{}",
+        refused[1]
+    );
+    assert_eq!(
+        gw.admin().call("GET", "/v1/links", None).status,
+        200,
+        "the old admin token still works"
+    );
+    assert_eq!(get(&url).body, b"kept");
+    assert!(gw.running());
+}

@@ -20,7 +20,6 @@ mod shares;
 pub mod views;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
@@ -32,7 +31,6 @@ use subtle::ConstantTimeEq;
 use crate::model::audit::Draft;
 use crate::model::link::{Link, LinkId, LinkState};
 use crate::share::client::{client_of, user_agent_of};
-use crate::share::gate::Gate;
 
 use bodies::{json_object, parse_query};
 use error::ApiError;
@@ -42,7 +40,8 @@ use error::{bytes_response, error_response, json_response};
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 pub struct AdminApi {
-    pub gate: Arc<Gate>,
+    /// The gate in force (replaced by a configuration reload).
+    pub gate: crate::share::gate::Live,
     pub body_limit: usize,
 }
 

@@ -4,6 +4,7 @@
 pub mod demo_origin;
 pub mod logbridge;
 pub mod logwriter;
+pub mod reload;
 pub mod run;
 
 use std::sync::Arc;
@@ -25,21 +26,20 @@ use crate::docstore::relay::Relay;
 use crate::docstore::write::Writer;
 use crate::docstore::DocStore;
 use crate::model::secure_link::LegacyLinks;
-use crate::share::gate::{AdminAccess, Audit, Checks, Counting, Gate, Links};
+use crate::share::gate::{AdminAccess, Audit, Checks, Gate, Links, Live};
 use crate::share::mail::Mailer;
 use crate::share::proxy::Proxy;
 use crate::share::throttle::PageLimiter;
 use crate::share::tls::{CertStore, Redirect, Reloader, TlsEdge};
 use crate::share::verify::Verifier;
 use crate::state::cache::LinkCache;
-use crate::state::queues::AuditQueue;
 use crate::state::{EmbeddedStore, LinkStore, RedisStore, StoreError};
 use demo_origin::StaticOrigin;
 
 /// Off the request path: retries refunds of unsent bytes that failed, and writes usage of
 /// unlimited links and audit events (every 250 ms, and once more at shutdown).
 struct Housekeeper {
-    gate: Arc<Gate>,
+    gate: Live,
 }
 
 impl Housekeeper {
@@ -84,7 +84,7 @@ impl BackgroundService for Housekeeper {
 
 /// Follows link changes made by other instances and drops them from this instance's cache.
 struct ChangeFollower {
-    gate: Arc<Gate>,
+    gate: Live,
 }
 
 #[async_trait]
@@ -109,7 +109,7 @@ impl BackgroundService for ChangeFollower {
 /// Health checks of HTTP stores with several origins (pingora-load-balancing), so that requests
 /// go to origins that answer.
 struct StoreHealth {
-    gate: Arc<Gate>,
+    gate: Live,
 }
 
 #[async_trait]
@@ -122,12 +122,10 @@ impl BackgroundService for StoreHealth {
                     wait = Some(wait.map_or(every, |w| w.min(every)));
                 }
             }
-            // No store with several origins: nothing to check. Still run until the shutdown, so
-            // that Pingora's "service … exited" line does not read like a failure.
-            let Some(wait) = wait else {
-                let _ = shutdown.changed().await;
-                return;
-            };
+            // No store with several origins: nothing to check now. Look again later (a reload
+            // may add one), and run until the shutdown, so that Pingora's "service … exited"
+            // line does not read like a failure.
+            let wait = wait.unwrap_or(Duration::from_secs(5));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,
@@ -192,7 +190,7 @@ fn recipient_buffers() -> L4BufferSettings {
 pub fn build(
     config: &Config,
     extra_origin: Option<(StaticOrigin, String)>,
-) -> Result<(Server, Arc<Gate>), StoreError> {
+) -> Result<(Server, Live), StoreError> {
     build_with(config, extra_origin, false)
 }
 
@@ -203,13 +201,13 @@ pub fn build_with(
     config: &Config,
     extra_origin: Option<(StaticOrigin, String)>,
     upgrade: bool,
-) -> Result<(Server, Arc<Gate>), StoreError> {
+) -> Result<(Server, Live), StoreError> {
     if upgrade && matches!(config.state, crate::config::StateConfig::Embedded { .. }) {
         return Err(StoreError::Unavailable(
             "serve --upgrade needs state.backend = \"redis\": the embedded store's file stays locked by the running instance until it exits".into(),
         ));
     }
-    let gate = Arc::new(build_gate(config)?);
+    let gate = Live::new(build_gate(config, None)?);
     let conf = ServerConf {
         upgrade_sock: config.server.upgrade_sock.display().to_string(),
         threads: config.server.threads,
@@ -315,13 +313,19 @@ pub fn build_with(
     Ok((server, gate))
 }
 
-/// Builds the core from a validated config, opening the configured link store.
-fn build_gate(config: &Config) -> Result<Gate, StoreError> {
-    let (store, cache): (Arc<dyn LinkStore>, _) = match &config.state {
-        StateConfig::Embedded { path, cache } => (Arc::new(EmbeddedStore::open(path)?), cache),
-        StateConfig::Redis { options, cache } => {
-            (Arc::new(RedisStore::new(options.clone())?), cache)
-        }
+/// Builds the core from a validated config. The first time (`previous` is `None`) this opens the
+/// configured link store; a reload (`previous` is the gate in force) keeps its link store and
+/// write-behind queues, so nothing queued is lost and running requests see the same counters,
+/// and builds everything the config decides afresh (keys, stores, policy, mail, admin access;
+/// an empty link cache).
+pub fn build_gate(config: &Config, previous: Option<&Gate>) -> Result<Gate, StoreError> {
+    let cache = match &config.state {
+        StateConfig::Embedded { cache, .. } | StateConfig::Redis { cache, .. } => cache,
+    };
+    let store: Arc<dyn LinkStore> = match (previous, &config.state) {
+        (Some(previous), _) => previous.links.store.clone(),
+        (None, StateConfig::Embedded { path, .. }) => Arc::new(EmbeddedStore::open(path)?),
+        (None, StateConfig::Redis { options, .. }) => Arc::new(RedisStore::new(options.clone())?),
     };
     let docstores = config
         .stores
@@ -338,9 +342,9 @@ fn build_gate(config: &Config) -> Result<Gate, StoreError> {
         },
         docstores,
         writer: Writer::default(),
-        counting: Counting::default(),
+        counting: previous.map_or_else(Default::default, |p| p.counting.clone()),
         audit: Audit {
-            queue: AuditQueue::default(),
+            queue: previous.map_or_else(Default::default, |p| p.audit.queue.clone()),
             retention: config.audit_retention,
         },
         checks: Checks {

@@ -136,8 +136,14 @@ fn exit_on_listener_panic(logs: Logs) {
     }));
 }
 
-/// `linkgate serve`: check the listeners, build, serve until stopped.
-pub fn serve(config: &Config, upgrade: bool, logs: Option<LogGuard>) -> ExitCode {
+/// `linkgate serve`: check the listeners, build, install the reload on `SIGHUP`, serve until
+/// stopped.
+pub fn serve(
+    config_path: &std::path::Path,
+    config: &Config,
+    upgrade: bool,
+    logs: Option<LogGuard>,
+) -> ExitCode {
     let logs: Logs = Arc::new(Mutex::new(logs));
     // Taking the sockets over from a running instance: they are in use by design.
     if !upgrade {
@@ -147,14 +153,20 @@ pub fn serve(config: &Config, upgrade: bool, logs: Option<LogGuard>) -> ExitCode
             return ExitCode::FAILURE;
         }
     }
-    let server = match crate::app::build_with(config, None, upgrade) {
-        Ok((server, _)) => server,
+    let (server, gate) = match crate::app::build_with(config, None, upgrade) {
+        Ok(built) => built,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
             flush_logs(&logs);
             return ExitCode::FAILURE;
         }
     };
+    let reloader = crate::app::reload::Reloader::new(config_path, config.clone(), gate);
+    if let Err(e) = crate::app::reload::on_sighup(reloader) {
+        tracing::error!(error = %e, "cannot listen for SIGHUP");
+        flush_logs(&logs);
+        return ExitCode::FAILURE;
+    }
     tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, upgrade, "linkgate serving");
     run_until_stopped(server, logs)
 }

@@ -22,13 +22,16 @@ pub fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 /// Runs one command (all but `demo`).
 pub fn run(command: Command) -> ExitCode {
     match command {
-        Command::Serve { config, upgrade } => {
-            let config = match load(&config) {
+        Command::Serve {
+            config: path,
+            upgrade,
+        } => {
+            let config = match load(&path) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             let logs = crate::app::init_logging(config.log_json);
-            crate::app::run::serve(&config, upgrade, logs)
+            crate::app::run::serve(&path, &config, upgrade, logs)
         }
         Command::CheckConfig { config } => match load(&config) {
             Ok(c) => {

@@ -40,7 +40,6 @@ use crate::model::link::{Link, LinkId, Refusal, Right, Selection, Target};
 use crate::model::outcome::Outcome;
 use crate::share::client::{client_of, user_agent_of};
 use crate::share::count::Metered;
-use crate::share::gate::Gate;
 use crate::share::open::{self, Asks};
 use crate::share::pages;
 use crate::share::pages::Reply;
@@ -50,7 +49,8 @@ use crate::share::upload::{self, Rules, Upload};
 use crate::state::queues::Refund;
 
 pub struct Proxy {
-    pub gate: Arc<Gate>,
+    /// The gate in force (replaced by a configuration reload).
+    pub gate: crate::share::gate::Live,
     /// Connections to the HTTP and S3 stores' origins.
     pub relay: Relay,
     pub client_read_timeout: Duration,

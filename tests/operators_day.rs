@@ -645,3 +645,68 @@ fn a_bad_or_restart_only_config_keeps_the_one_in_force() {
     assert_eq!(get(&url).body, b"kept");
     assert!(gw.running());
 }
+
+#[test]
+fn linkgate_reload_checks_the_file_then_signals_the_gateway_of_the_pid_file() {
+    let origin = Origin::start();
+    let mut gw = Gateway::start_with(GatewayOptions {
+        server_extra: "pid_file = \"linkgate.pid\"\n".into(),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let pid_file = gw.dir.path().join("linkgate.pid");
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        gw.pid().to_string()
+    );
+    let reload = |gw: &Gateway| {
+        Command::new(bin())
+            .args(["reload", "--config"])
+            .arg(&gw.config_path)
+            .output()
+            .unwrap()
+    };
+
+    // A file that does not load is refused by the command itself, naming the key.
+    let good = std::fs::read_to_string(&gw.config_path).unwrap();
+    std::fs::write(
+        &gw.config_path,
+        format!("{good}\n[stores.bad]\nkind = \"ftp\"\n"),
+    )
+    .unwrap();
+    let out = reload(&gw);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stores.bad"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("a.txt"), b"a").unwrap();
+    std::fs::write(
+        &gw.config_path,
+        format!(
+            "{good}\n[stores.second]\nkind = \"dir\"\nroot = \"{}\"\n",
+            files.path().display()
+        ),
+    )
+    .unwrap();
+    let out = reload(&gw);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("process {}", gw.pid())));
+    wait_until(Duration::from_secs(60), "never reloaded", || {
+        gw.log().contains("configuration reloaded")
+    });
+    let link = gw
+        .admin()
+        .create(serde_json::json!({ "store": "second", "object": "a.txt" }));
+    assert_eq!(get(link["url"].as_str().unwrap()).body, b"a");
+
+    gw.signal("TERM");
+    assert!(gw.wait_exit(Duration::from_secs(120)));
+    assert!(!pid_file.exists(), "the pid file goes with the process");
+}

@@ -39,7 +39,7 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         format!("{a:?}") != format!("{b:?}")
     }
     let (o, n) = (&old.server, &new.server);
-    let checks: [(&'static str, bool); 14] = [
+    let checks: [(&'static str, bool); 15] = [
         ("server.listen", o.listen != n.listen),
         ("admin.listen", old.admin.listen != new.admin.listen),
         ("[state]", differs(&old.state, &new.state)),
@@ -49,6 +49,7 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
             o.grace_period_seconds != n.grace_period_seconds,
         ),
         ("server.upgrade_sock", o.upgrade_sock != n.upgrade_sock),
+        ("server.pid_file", o.pid_file != n.pid_file),
         (
             "server.client_read_timeout_seconds",
             o.client_read_timeout != n.client_read_timeout,
@@ -124,6 +125,55 @@ impl Reloader {
                 "configuration not reloaded; the previous one stays in force"
             ),
         }
+    }
+}
+
+/// `linkgate reload --config FILE`: checks the file as the gateway will, then sends `SIGHUP` to
+/// the process whose id is in `pid` (or the config's `server.pid_file`). The outcome is in the
+/// gateway's log.
+pub fn send(config_path: &Path, pid: Option<i32>) -> Result<i32, String> {
+    let config = Config::load(config_path)
+        .map_err(|e| format!("{e} (nothing sent: the running gateway would refuse it too)"))?;
+    let pid = match pid {
+        Some(pid) => pid,
+        None => {
+            let Some(file) = config.server.pid_file.as_ref() else {
+                return Err("server.pid_file is not set: pass --pid, or send SIGHUP yourself (kill -HUP, systemctl reload)".into());
+            };
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("server.pid_file {}: {e}", file.display()))?;
+            text.trim()
+                .parse::<i32>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("server.pid_file {}: no process id in it", file.display()))?
+        }
+    };
+    // A stale pid file could name another program now, which SIGHUP would end.
+    if let Ok(comm) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        if !comm.trim().starts_with("linkgate") {
+            return Err(format!(
+                "process {pid} is `{}`, not linkgate (a stale pid file?); nothing sent",
+                comm.trim()
+            ));
+        }
+    }
+    // SAFETY: kill(2) with a positive pid and a valid signal number touches no memory.
+    let sent = unsafe { libc::kill(pid, libc::SIGHUP) };
+    if sent != 0 {
+        return Err(format!(
+            "cannot signal process {pid}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(pid)
+}
+
+/// Writes this process's id to `server.pid_file`, if set.
+pub fn write_pid_file(config: &Config) -> std::io::Result<()> {
+    match &config.server.pid_file {
+        Some(file) => std::fs::write(file, format!("{}\n", std::process::id())),
+        None => Ok(()),
     }
 }
 

@@ -95,7 +95,14 @@ impl Stop {
 /// The log writer, shared by the exit paths: whichever ends the process writes what is queued.
 type Logs = Arc<Mutex<Option<LogGuard>>>;
 
+/// `server.pid_file`, once written: removed when the process ends.
+static PID_FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Before the process ends: remove the pid file, write what is queued of the log.
 fn flush_logs(logs: &Logs) {
+    if let Some(file) = PID_FILE.get() {
+        let _ = std::fs::remove_file(file);
+    }
     drop(logs.lock().take());
 }
 
@@ -161,6 +168,14 @@ pub fn serve(
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = crate::app::reload::write_pid_file(config) {
+        tracing::error!(error = %e, pid_file = ?config.server.pid_file, "cannot write server.pid_file");
+        flush_logs(&logs);
+        return ExitCode::FAILURE;
+    }
+    if let Some(file) = &config.server.pid_file {
+        let _ = PID_FILE.set(file.clone());
+    }
     let reloader = crate::app::reload::Reloader::new(config_path, config.clone(), gate);
     if let Err(e) = crate::app::reload::on_sighup(reloader) {
         tracing::error!(error = %e, "cannot listen for SIGHUP");

@@ -33,6 +33,16 @@ pub fn run(command: Command) -> ExitCode {
             let logs = crate::app::init_logging(config.log_json);
             crate::app::run::serve(&path, &config, upgrade, logs)
         }
+        Command::Reload { config, pid } => match crate::app::reload::send(&config, pid) {
+            Ok(pid) => {
+                println!(
+                    "{}: ok; SIGHUP sent to process {pid} (its log says \"configuration reloaded\" or why not)",
+                    config.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
         Command::CheckConfig { config } => match load(&config) {
             Ok(c) => {
                 println!(

@@ -710,3 +710,22 @@ fn linkgate_reload_checks_the_file_then_signals_the_gateway_of_the_pid_file() {
     assert!(gw.wait_exit(Duration::from_secs(120)));
     assert!(!pid_file.exists(), "the pid file goes with the process");
 }
+
+#[test]
+fn sighup_rotates_keys_for_new_requests() {
+    let origin = Origin::start();
+    origin.put("k.txt", b"key");
+    let gw = Gateway::start(&origin);
+    let (_, old_url) = gw.admin().share("k.txt", None);
+    assert_eq!(get(&old_url).status, 200);
+    // Sign with k2 from now on, and retire k1 (a date in the past: at once).
+    let config = std::fs::read_to_string(&gw.config_path)
+        .unwrap()
+        .replace("signing = \"k1\"", "signing = \"k2\"");
+    std::fs::write(&gw.config_path, config).unwrap();
+    let log = reload_with(&gw, "\n[keys.retire]\nk1 = \"2020-01-01T00:00:00Z\"\n", 1);
+    assert!(log.contains("signing_key=k2"), "{log}");
+    assert_eq!(get(&old_url).status, 404, "k1's links end with the reload");
+    let (_, new_url) = gw.admin().share("k.txt", None);
+    assert_eq!(get(&new_url).body, b"key", "links signed with k2 work");
+}

@@ -729,3 +729,292 @@ fn sighup_rotates_keys_for_new_requests() {
     let (_, new_url) = gw.admin().share("k.txt", None);
     assert_eq!(get(&new_url).body, b"key", "links signed with k2 work");
 }
+
+/// The repository's root (deployment files are read from there).
+fn repo(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn the_systemd_unit_is_hardened_and_verifies() {
+    let unit = std::fs::read_to_string(repo("deploy/systemd/linkgate.service")).unwrap();
+    let set: Vec<&str> = unit
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && l.contains('='))
+        .collect();
+    for wanted in [
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=",
+        "StateDirectory=linkgate",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "KillSignal=SIGTERM",
+        "RestartPreventExitStatus=1",
+    ] {
+        assert!(set.contains(&wanted), "{wanted} is not set");
+    }
+    assert!(
+        !set.iter().any(|l| l.starts_with("AmbientCapabilities=")),
+        "no capability for the default ports 8080/9090"
+    );
+    // Longer than the default grace period (30 s): running downloads finish before SIGKILL.
+    let stop: u64 = set
+        .iter()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .and_then(|v| v.parse().ok())
+        .expect("TimeoutStopSec");
+    assert!(stop > 30, "TimeoutStopSec={stop}");
+
+    let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("SKIPPED systemd-analyze verify: systemd-analyze is not installed here");
+        return;
+    };
+    assert!(version.status.success());
+    // Verified as installed, with ExecStart naming the binary under test (verify checks that
+    // it exists and is executable).
+    let dir = tempfile::tempdir().unwrap();
+    let installed = dir.path().join("linkgate.service");
+    std::fs::write(&installed, unit.replace("/usr/local/bin/linkgate", bin())).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&installed)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        !said.contains("linkgate.service"),
+        "systemd-analyze has something to say about the unit:\n{said}"
+    );
+}
+
+/// Every document of a YAML file, as JSON (python3-yaml reads it).
+fn yaml_documents(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml\n\
+             print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))",
+        ])
+        .arg(path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{} does not parse (python3-yaml needed: bash .ci/deps): {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_kubernetes_manifests_probe_the_configured_ports_and_their_config_checks() {
+    let docs = yaml_documents(&repo("deploy/kubernetes/linkgate.yaml"));
+    let of_kind = |kind: &str| -> Vec<&serde_json::Value> {
+        docs.iter().filter(|d| d["kind"] == kind).collect()
+    };
+    for d in &docs {
+        assert!(
+            d["apiVersion"].is_string() && d["metadata"]["name"].is_string(),
+            "{d}"
+        );
+    }
+    // The config, from its Secret: it passes check-config (the documents' volume replaced by a
+    // folder that exists here).
+    let secret = of_kind("Secret");
+    let toml_text = secret[0]["stringData"]["linkgate.toml"]
+        .as_str()
+        .expect("linkgate.toml in the Secret");
+    let config: toml::Value = toml::from_str(toml_text).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let checked = files.path().join("linkgate.toml");
+    std::fs::write(
+        &checked,
+        toml_text.replace("/srv/documents", &files.path().display().to_string()),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("check-config")
+        .arg(&checked)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port_of = |key: &str| -> u64 {
+        let listen = config[key]["listen"].as_str().unwrap();
+        listen.rsplit(':').next().unwrap().parse().unwrap()
+    };
+    let (http, admin) = (port_of("server"), port_of("admin"));
+
+    let deployment = of_kind("Deployment")[0];
+    assert_eq!(deployment["apiVersion"], "apps/v1");
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let selected = |selector: &serde_json::Value| {
+        selector
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| &labels[k] == v)
+    };
+    assert!(selected(&deployment["spec"]["selector"]["matchLabels"]));
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let port_named = |name: &str| -> u64 {
+        container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .and_then(|p| p["containerPort"].as_u64())
+            .unwrap_or_else(|| panic!("no container port {name}"))
+    };
+    let probe = |which: &str| -> (String, u64) {
+        let get = &container[which]["httpGet"];
+        let port = match &get["port"] {
+            serde_json::Value::String(name) => port_named(name),
+            n => n.as_u64().unwrap(),
+        };
+        (get["path"].as_str().unwrap().to_string(), port)
+    };
+    assert_eq!(probe("readinessProbe"), ("/readyz".to_string(), admin));
+    assert_eq!(probe("livenessProbe"), ("/healthz".to_string(), admin));
+    assert_eq!(port_named("http"), http);
+    // The config file the container reads is the Secret's.
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert_eq!(args, ["serve", "--config", "/etc/linkgate/linkgate.toml"]);
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mountPath"] == "/etc/linkgate")
+        .expect("the config mount");
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    assert_eq!(
+        volume["secret"]["secretName"],
+        secret[0]["metadata"]["name"]
+    );
+    // Running downloads get their grace period before the kill.
+    let grace = config["server"]["grace_period_seconds"]
+        .as_integer()
+        .unwrap() as u64;
+    assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > grace);
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+
+    // Services select the pods and reach the named ports; Redis is an external name that the
+    // config uses.
+    let services = of_kind("Service");
+    let redis = services
+        .iter()
+        .find(|s| s["spec"]["type"] == "ExternalName")
+        .expect("Redis as an ExternalName Service");
+    assert_eq!(config["state"]["backend"].as_str(), Some("redis"));
+    assert!(config["state"]["redis_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!(
+            "redis://{}:",
+            redis["metadata"]["name"].as_str().unwrap()
+        )));
+    for s in services
+        .iter()
+        .filter(|s| s["spec"]["type"] != "ExternalName")
+    {
+        assert!(selected(&s["spec"]["selector"]), "{s}");
+        for p in s["spec"]["ports"].as_array().unwrap() {
+            port_named(p["targetPort"].as_str().unwrap());
+        }
+    }
+    let pdb = of_kind("PodDisruptionBudget");
+    assert_eq!(pdb[0]["apiVersion"], "policy/v1");
+    assert!(selected(&pdb[0]["spec"]["selector"]["matchLabels"]));
+    assert!(
+        pdb[0]["spec"]["minAvailable"].as_u64().unwrap()
+            < deployment["spec"]["replicas"].as_u64().unwrap(),
+        "a node can still be drained"
+    );
+}
+
+#[test]
+fn every_metric_of_the_grafana_dashboard_is_served_by_a_gateway() {
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("deploy/grafana/linkgate.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            exprs.push(target["expr"].as_str().unwrap().to_string());
+        }
+    }
+    exprs.push(
+        dashboard["templating"]["list"][1]["definition"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let origin = Origin::start();
+    let gw = Gateway::start(&origin);
+    let metrics = get(&format!("{}/metrics", gw.admin().base)).text();
+    let served = |name: &str| {
+        metrics.lines().any(|l| {
+            !l.starts_with('#')
+                && (l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+        })
+    };
+    let mut names = Vec::new();
+    for expr in &exprs {
+        let mut rest = expr.as_str();
+        while let Some(at) = rest.find("linkgate_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + name.len()..];
+            names.push(name);
+        }
+        // Outcomes a panel names exist as labels.
+        if let Some(at) = expr.find("outcome!~\"") {
+            let list = &expr[at + 10..];
+            for outcome in list[..list.find('"').unwrap()].split('|') {
+                assert!(
+                    metrics.contains(&format!("outcome=\"{outcome}\"")),
+                    "no outcome {outcome}"
+                );
+            }
+        }
+    }
+    assert!(names.len() >= 8, "{names:?}");
+    for name in &names {
+        assert!(served(name), "{name} is not in /metrics:\n{metrics}");
+    }
+    for wanted in [
+        "linkgate_requests_total",
+        "linkgate_bytes_sent_total",
+        "linkgate_active_streams",
+        "linkgate_upstream_response_seconds_bucket",
+        "linkgate_store_errors_total",
+    ] {
+        assert!(
+            names.iter().any(|n| n == wanted),
+            "the dashboard shows {wanted}"
+        );
+    }
+}

@@ -214,3 +214,55 @@ pub fn on_sighup(reloader: Reloader) -> std::io::Result<()> {
         .recv()
         .unwrap_or_else(|_| Err(std::io::Error::other("the reload thread ended")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+public_url = "http://127.0.0.1:8080"
+[admin]
+listen = "127.0.0.1:9090"
+token = "admin-token"
+[keys]
+signing = "k1"
+[keys.secrets]
+k1 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+k2 = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+[state]
+backend = "embedded"
+path = "/tmp/linkgate-reload-test.db"
+[stores.docs]
+kind = "dir"
+root = "/tmp"
+"#;
+
+    fn parse(text: &str) -> Config {
+        Config::parse(text, Path::new("/tmp/linkgate.toml")).unwrap()
+    }
+
+    #[test]
+    fn what_a_reload_may_change_and_what_needs_a_restart() {
+        let old = parse(BASE);
+        assert!(restart_only(&old, &parse(BASE)).is_empty());
+        let reloadable = BASE
+            .replace("signing = \"k1\"", "signing = \"k2\"")
+            .replace("token = \"admin-token\"", "token = \"another-token\"")
+            .replace(
+                "public_url = \"http://127.0.0.1:8080\"",
+                "public_url = \"https://files.example.com\"",
+            )
+            + "[policy]\nrequire_expiry = true\n[limits]\npage_requests_per_minute = 10\n";
+        assert_eq!(restart_only(&old, &parse(&reloadable)), Vec::<&str>::new());
+        let moved = BASE
+            .replace("127.0.0.1:9090", "127.0.0.1:9091")
+            .replace("linkgate-reload-test.db", "other.db")
+            + "[log]\nformat = \"json\"\n";
+        assert_eq!(
+            restart_only(&old, &parse(&moved)),
+            ["admin.listen", "[state]", "log.format"]
+        );
+    }
+}

@@ -45,6 +45,14 @@ pub struct Metrics {
     pub active_streams: IntGauge,
     /// Recipient requests between their head and their access line (see [`InFlight`]).
     pub in_flight: IntGauge,
+    /// Webhooks delivered (2xx), attempts that failed, entries given up, and notifications not
+    /// queued because the outbox was full.
+    pub webhooks_delivered: IntCounter,
+    pub webhooks_failed_attempts: IntCounter,
+    pub webhooks_given_up: IntCounter,
+    pub webhooks_left_out: IntCounter,
+    /// Entries in the outbox (as last seen by this instance's delivery worker).
+    pub webhooks_pending: IntGauge,
     latency: HistogramVec,
     store_errors: IntCounterVec,
     stores: parking_lot::RwLock<HashMap<String, &'static StoreSeries>>,
@@ -108,6 +116,32 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("linkgate_requests_in_flight: {e}"));
         let _ = registry.register(Box::new(in_flight.clone()));
+        let webhooks_pending = IntGauge::new(
+            "linkgate_webhooks_pending",
+            "Webhook deliveries waiting in the outbox",
+        )
+        .unwrap_or_else(|e| panic!("linkgate_webhooks_pending: {e}"));
+        let _ = registry.register(Box::new(webhooks_pending.clone()));
+        let webhooks_delivered = counter(
+            &registry,
+            "linkgate_webhooks_delivered_total",
+            "Webhook deliveries answered with 2xx",
+        );
+        let webhooks_failed_attempts = counter(
+            &registry,
+            "linkgate_webhook_attempts_failed_total",
+            "Webhook attempts that failed (error, timeout or non-2xx)",
+        );
+        let webhooks_given_up = counter(
+            &registry,
+            "linkgate_webhooks_given_up_total",
+            "Webhooks given up after the last retry (see GET /v1/webhooks/failed)",
+        );
+        let webhooks_left_out = counter(
+            &registry,
+            "linkgate_webhooks_left_out_total",
+            "Notifications not queued because the outbox was full",
+        );
         Metrics {
             downloads_started: counter(
                 &registry,
@@ -133,6 +167,11 @@ impl Metrics {
             requests,
             active_streams,
             in_flight,
+            webhooks_delivered,
+            webhooks_failed_attempts,
+            webhooks_given_up,
+            webhooks_left_out,
+            webhooks_pending,
             latency,
             store_errors,
             stores: parking_lot::RwLock::new(HashMap::new()),

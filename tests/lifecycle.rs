@@ -305,11 +305,17 @@ fn the_audit_trail_records_everything_and_verifies(redis: bool) {
         200
     );
     // The completion is recorded once the response is over, which the client may see a moment
-    // before the gateway does: wait for it, so the refusals follow it in the chain.
+    // before the gateway does: wait for it (and for the moment the limit was used up), so the
+    // refusals follow it in the chain.
     kinds_eventually(
         &s.gw,
         &id,
-        &["link.created", "download.started", "download.completed"],
+        &[
+            "link.created",
+            "download.started",
+            "download.completed",
+            "link.exhausted",
+        ],
     );
     assert_eq!(get(&url).status, 404);
     assert_eq!(request("HEAD", &url, &[], None).status, 404);
@@ -320,6 +326,7 @@ fn the_audit_trail_records_everything_and_verifies(redis: bool) {
             "link.created",
             "download.started",
             "download.completed",
+            "link.exhausted",
             "download.refused",
             "download.refused",
         ],
@@ -329,7 +336,8 @@ fn the_audit_trail_records_everything_and_verifies(redis: bool) {
     assert_eq!(evs[2]["bytes"], 5);
     assert_eq!(evs[2]["user_agent"], "curl/8.0 test");
     assert_eq!(evs[2]["document"], "a.txt");
-    assert_eq!(evs[3]["reason"], "download limit reached");
+    assert_eq!(evs[3]["detail"]["downloads_used"], 1);
+    assert_eq!(evs[4]["reason"], "download limit reached");
     for (i, e) in evs.iter().enumerate() {
         assert_eq!(e["seq"], i as u64 + 1);
         assert!(e["at"].as_str().unwrap().ends_with('Z'), "times are UTC");
@@ -348,7 +356,7 @@ fn the_audit_trail_records_everything_and_verifies(redis: bool) {
         "{}",
         String::from_utf8_lossy(&verify.stderr)
     );
-    assert!(String::from_utf8_lossy(&verify.stdout).contains("intact (5 events)"));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("intact (6 events)"));
     // Paging.
     let page = admin
         .call(
@@ -647,7 +655,7 @@ fn the_cli_covers_the_lifecycle() {
     let s = setup(false, "");
     let cli = |args: &[&str]| {
         let out = Command::new(bin())
-            .args(["link", "--config"])
+            .args(["link", "--json", "--config"])
             .arg(&s.gw.config_path)
             .args(args)
             .output()

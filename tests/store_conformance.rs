@@ -757,6 +757,162 @@ async fn shares_are_listed_newest_first_per_object(s: Arc<dyn LinkStore>) {
         .is_empty());
 }
 
+fn drafts(kinds: &[&str]) -> Vec<linkgate::model::audit::Draft> {
+    kinds
+        .iter()
+        .map(|k| linkgate::model::audit::Draft::new(k, "ok"))
+        .collect()
+}
+
+/// Notifiable events enter the outbox with the events' own write, under their event ids; a lease
+/// keeps an entry from other callers, and only the lease's holder settles it.
+async fn outbox_entries_ride_on_the_events_write(s: Arc<dyn LinkStore>) {
+    let l = link(None);
+    s.create(&l).await.unwrap();
+    let left_out = s
+        .append_events_notify(
+            WriteId::new(),
+            l.id,
+            &drafts(&["page.viewed", "link.created", "download.completed"]),
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(left_out, 0);
+    assert_eq!(s.events(l.id, 0, 10).await.unwrap().len(), 3);
+    assert_eq!(s.outbox_pending().await.unwrap(), 2);
+    let mut leased = s.outbox_lease(10, Duration::from_secs(60)).await.unwrap();
+    leased.sort_by(|a, b| a.id.cmp(&b.id));
+    let ids: Vec<&str> = leased.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, [format!("{}.1", l.id), format!("{}.3", l.id)]);
+    assert_eq!(leased[0].event.draft.kind, "page.viewed");
+    assert_eq!(leased[1].event.seq, 3);
+    assert!(leased
+        .iter()
+        .all(|e| e.attempts == 0 && !e.lease.is_empty()));
+    // Leased entries are nobody else's.
+    assert!(s
+        .outbox_lease(10, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(!s.outbox_done(&leased[0].id, "not-the-lease").await.unwrap());
+    assert!(s
+        .outbox_done(&leased[0].id, &leased[0].lease)
+        .await
+        .unwrap());
+    assert!(!s
+        .outbox_done(&leased[0].id, &leased[0].lease)
+        .await
+        .unwrap());
+    assert_eq!(s.outbox_pending().await.unwrap(), 1);
+
+    // A failed attempt: due again (here at once), counted, with its error.
+    assert!(s
+        .outbox_retry(
+            &leased[1].id,
+            &leased[1].lease,
+            Duration::ZERO,
+            "answered 500"
+        )
+        .await
+        .unwrap());
+    let again = s.outbox_lease(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, leased[1].id);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("answered 500"));
+    assert_ne!(again[0].lease, leased[1].lease);
+    assert!(!s
+        .outbox_retry(&leased[1].id, &leased[1].lease, Duration::ZERO, "stale")
+        .await
+        .unwrap());
+
+    // Given up: out of the outbox, into the failed list.
+    assert!(s
+        .outbox_fail(&again[0].id, &again[0].lease, "answered 500", 10)
+        .await
+        .unwrap());
+    assert_eq!(s.outbox_pending().await.unwrap(), 0);
+    assert!(s.outbox_lease(10, Duration::ZERO).await.unwrap().is_empty());
+    let failed = s.outbox_failed(10).await.unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].id, again[0].id);
+    assert_eq!(failed[0].attempts, 2);
+    assert_eq!(failed[0].event.draft.kind, "download.completed");
+    assert!(failed[0].failed_at.is_some());
+}
+
+/// A lease that ran out lets another caller take the entry; the first holder can no longer
+/// settle it.
+async fn an_expired_lease_passes_the_entry_on(s: Arc<dyn LinkStore>) {
+    let l = link(None);
+    s.create(&l).await.unwrap();
+    s.append_events_notify(WriteId::new(), l.id, &drafts(&["code.failed"]), None, 100)
+        .await
+        .unwrap();
+    let first = s.outbox_lease(1, Duration::from_millis(20)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // Wait for the lease to run out by the store's own clock (Redis counts in whole
+    // milliseconds from its TIME), not for a fixed sleep.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let second = loop {
+        let got = s.outbox_lease(1, Duration::from_secs(60)).await.unwrap();
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the expired lease was never passed on"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].id, first[0].id);
+    assert!(!s.outbox_done(&first[0].id, &first[0].lease).await.unwrap());
+    assert!(s
+        .outbox_done(&second[0].id, &second[0].lease)
+        .await
+        .unwrap());
+    assert_eq!(s.outbox_pending().await.unwrap(), 0);
+}
+
+/// The outbox is bounded: past `max_pending` notifications are left out (and counted), while
+/// their events are written all the same; the failed list keeps the newest `keep`.
+async fn the_outbox_and_its_failed_list_are_bounded(s: Arc<dyn LinkStore>) {
+    let l = link(None);
+    s.create(&l).await.unwrap();
+    let left_out = s
+        .append_events_notify(
+            WriteId::new(),
+            l.id,
+            &drafts(&["page.viewed", "page.viewed", "page.viewed"]),
+            None,
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(left_out, 1);
+    assert_eq!(s.events(l.id, 0, 10).await.unwrap().len(), 3);
+    assert_eq!(s.outbox_pending().await.unwrap(), 2);
+    // Events that notify nothing do not touch the outbox.
+    let none = s
+        .append_events_notify(WriteId::new(), l.id, &drafts(&["link.changed"]), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+    let mut given_up = Vec::new();
+    for e in s.outbox_lease(10, Duration::from_secs(60)).await.unwrap() {
+        assert!(s.outbox_fail(&e.id, &e.lease, "down", 1).await.unwrap());
+        given_up.push(e.id);
+    }
+    assert_eq!(given_up.len(), 2);
+    let failed = s.outbox_failed(10).await.unwrap();
+    assert_eq!(failed.len(), 1, "the failed list keeps the newest one");
+    assert_eq!(s.outbox_pending().await.unwrap(), 0);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod embedded_backend {
@@ -797,6 +953,9 @@ conformance!(
     tallies_add_up_and_never_expire,
     shares_read_back_update_atomically_and_ids_are_unique,
     shares_are_listed_newest_first_per_object,
+    outbox_entries_ride_on_the_events_write,
+    an_expired_lease_passes_the_entry_on,
+    the_outbox_and_its_failed_list_are_bounded,
 );
 
 /// Reopens an embedded store file (its counting thread lets go of the file a moment after the

@@ -8,10 +8,11 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::model::link::{
-    check_object_key, sanitize_filename, valid_rendition_name, Document, Link, Recipient,
-    Rendition, Right, UploadSpec,
+    check_object_key, sanitize_filename, valid_rendition_name, ChangePolicy, Document, Link,
+    Recipient, Rendition, Right, UploadSpec,
 };
 use crate::model::policy::{valid_type_pattern, Policy, Proposed};
+use crate::model::webhook::{self, WebhookTarget};
 use crate::state::StoreError;
 
 use super::error::ApiError;
@@ -106,7 +107,7 @@ pub(super) fn parse_rights(value: Option<Value>) -> Result<Vec<Right>, ApiError>
             .as_str()
             .ok_or_else(|| ApiError::field("rights", "must contain only strings"))?;
         let right = Right::parse(text).ok_or_else(|| {
-            ApiError::field("rights", format!("unknown right `{text}`; known rights: view, download, download:<rendition>, upload"))
+            ApiError::field("rights", format!("unknown right `{text}`; known rights: view, download, download:<rendition>, upload, review, approve"))
         })?;
         if !rights.contains(&right) {
             rights.push(right);
@@ -194,6 +195,8 @@ pub(super) fn parse_renditions(
                 object,
                 filename,
                 size: None,
+                etag: None,
+                last_modified: None,
             },
         );
     }
@@ -515,6 +518,71 @@ pub(super) fn take_recipient(body: &mut Map<String, Value>) -> Result<Option<Rec
     }))
 }
 
+/// `on_change`: `"serve_latest"` or `"refuse"`; absent or null is `None`.
+pub(super) fn take_on_change(
+    body: &mut Map<String, Value>,
+) -> Result<Option<ChangePolicy>, ApiError> {
+    match body.remove("on_change") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if ChangePolicy::parse(&s).is_some() => Ok(ChangePolicy::parse(&s)),
+        Some(_) => Err(ApiError::field(
+            "on_change",
+            "must be \"serve_latest\" or \"refuse\"",
+        )),
+    }
+}
+
+/// A `PATCH`'s `recipient`: `{"email": …, "require_code": …}` where `email` is required (an
+/// address is added or replaced; it cannot be removed) and `require_code` may be left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientPatch {
+    pub email: String,
+    pub require_code: Option<bool>,
+}
+
+pub(super) fn take_recipient_patch(
+    body: &mut Map<String, Value>,
+) -> Result<Option<RecipientPatch>, ApiError> {
+    let Some(value) = body.remove("recipient") else {
+        return Ok(None);
+    };
+    let Value::Object(mut r) = value else {
+        return Err(ApiError::field(
+            "recipient",
+            "must be an object like {\"email\": \"jane@example.org\"} (a recipient cannot be removed)",
+        ));
+    };
+    let email = match r.remove("email") {
+        Some(Value::String(e)) if valid_email(e.trim()) => e.trim().to_string(),
+        _ => {
+            return Err(ApiError::field(
+                "recipient.email",
+                "is required: a mail address like jane@example.org",
+            ))
+        }
+    };
+    let require_code = match r.remove("require_code") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(b),
+        Some(_) => {
+            return Err(ApiError::field(
+                "recipient.require_code",
+                "must be true or false",
+            ))
+        }
+    };
+    if let Some(unknown) = r.keys().next() {
+        return Err(ApiError::field(
+            &format!("recipient.{unknown}"),
+            "is not a known field",
+        ));
+    }
+    Ok(Some(RecipientPatch {
+        email,
+        require_code,
+    }))
+}
+
 pub(super) fn refuse_unknown(body: &Map<String, Value>) -> Result<(), ApiError> {
     match body.keys().next() {
         Some(unknown) => Err(ApiError::field(unknown, "is not a known field")),
@@ -542,6 +610,9 @@ pub(super) struct LinkBody {
     pub(super) created_by: Option<String>,
     pub(super) password: Option<String>,
     pub(super) recipient: Option<Recipient>,
+    pub(super) on_change: ChangePolicy,
+    pub(super) webhook: Option<WebhookTarget>,
+    pub(super) notify_sender: Option<String>,
 }
 
 /// Reads a `POST /v1/links` body: what `create` runs on every body before it looks at the store,
@@ -561,6 +632,9 @@ pub(super) fn parse_link_body(
     let created_by = check_identity("created_by", take_string(&mut body, "created_by")?)?;
     let password = take_password(&mut body)?.flatten();
     let recipient = take_recipient(&mut body)?;
+    let on_change = take_on_change(&mut body)?.unwrap_or_default();
+    let webhook = take_webhook(&mut body)?;
+    let notify_sender = take_notify_sender(&mut body)?;
     refuse_unknown(&body)?;
     Ok(LinkBody {
         store,
@@ -572,7 +646,91 @@ pub(super) fn parse_link_body(
         created_by,
         password,
         recipient,
+        on_change,
+        webhook,
+        notify_sender,
     })
+}
+
+/// `webhook`: `{"url": "https://…", "secret": "…", "events": ["download.completed"]}`.
+pub(super) fn take_webhook(
+    body: &mut Map<String, Value>,
+) -> Result<Option<WebhookTarget>, ApiError> {
+    let Some(value) = body.remove("webhook").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let Value::Object(mut w) = value else {
+        return Err(ApiError::field(
+            "webhook",
+            "must be an object like {\"url\": \"https://dms.example.org/hooks\", \"secret\": \"…\"}",
+        ));
+    };
+    let url = match w.remove("url") {
+        Some(Value::String(u)) => {
+            webhook::check_url(&u).map_err(|m| ApiError::field("webhook.url", m))?;
+            u
+        }
+        None | Some(Value::Null) => return Err(ApiError::field("webhook.url", "is required")),
+        Some(_) => return Err(ApiError::field("webhook.url", "must be a string")),
+    };
+    let secret = match w.remove("secret") {
+        Some(Value::String(s)) => {
+            webhook::check_secret(&s).map_err(|m| ApiError::field("webhook.secret", m))?;
+            s
+        }
+        None | Some(Value::Null) => return Err(ApiError::field("webhook.secret", "is required")),
+        Some(_) => return Err(ApiError::field("webhook.secret", "must be a string")),
+    };
+    let events = match w.remove("events") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => {
+            let mut events = Vec::new();
+            for item in items {
+                let Value::String(e) = item else {
+                    return Err(ApiError::field(
+                        "webhook.events",
+                        "must contain only strings",
+                    ));
+                };
+                if !events.contains(&e) {
+                    events.push(e);
+                }
+            }
+            webhook::check_events(&events).map_err(|m| ApiError::field("webhook.events", m))?;
+            Some(events)
+        }
+        Some(_) => {
+            return Err(ApiError::field(
+                "webhook.events",
+                "must be an array of event names",
+            ))
+        }
+    };
+    if let Some(unknown) = w.keys().next() {
+        return Err(ApiError::field(
+            &format!("webhook.{unknown}"),
+            "is not a known field",
+        ));
+    }
+    Ok(Some(WebhookTarget {
+        url,
+        secret,
+        events,
+    }))
+}
+
+/// `notify_sender`: an address mailed once, on the link's first completed download.
+pub(super) fn take_notify_sender(
+    body: &mut Map<String, Value>,
+) -> Result<Option<String>, ApiError> {
+    match body.remove("notify_sender") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(e)) if valid_email(e.trim()) => Ok(Some(e.trim().to_string())),
+        Some(_) => Err(ApiError::field(
+            "notify_sender",
+            "must be a mail address like sender@example.org, or null",
+        )),
+    }
 }
 
 /// A request body that must be a JSON object (`POST /v1/links`, `PATCH /v1/links/{id}`).
@@ -599,6 +757,8 @@ pub struct PatchBody {
     pub filename: Option<String>,
     pub changed_by: Option<String>,
     pub password: Option<Option<String>>,
+    pub on_change: Option<ChangePolicy>,
+    pub recipient: Option<RecipientPatch>,
 }
 
 /// Reads a `PATCH /v1/links/{id}` body: what `patch` runs on every body before it looks at the
@@ -612,11 +772,19 @@ pub(super) fn parse_patch_body(
     let filename = take_string(&mut body, "filename")?.map(|f| sanitize_filename(&f));
     let changed_by = check_identity("changed_by", take_string(&mut body, "changed_by")?)?;
     let password = take_password(&mut body)?;
+    let on_change = take_on_change(&mut body)?;
+    let recipient = take_recipient_patch(&mut body)?;
     refuse_unknown(&body)?;
-    if expires_at.is_none() && max_downloads.is_none() && filename.is_none() && password.is_none() {
+    if expires_at.is_none()
+        && max_downloads.is_none()
+        && filename.is_none()
+        && password.is_none()
+        && on_change.is_none()
+        && recipient.is_none()
+    {
         return Err(ApiError::field(
             "body",
-            "names nothing to change (expires_at, max_downloads, filename, password)",
+            "names nothing to change (expires_at, max_downloads, filename, password, on_change, recipient)",
         ));
     }
     Ok(PatchBody {
@@ -625,6 +793,8 @@ pub(super) fn parse_patch_body(
         filename,
         changed_by,
         password,
+        on_change,
+        recipient,
     })
 }
 
@@ -813,6 +983,46 @@ mod tests {
             .starts_with("max_downloads:"));
         assert!(validate_patch_body(b"[1]", now()).is_err());
         assert!(validate_patch_body(b"", now()).is_err());
+    }
+
+    #[test]
+    fn on_change_and_a_recipient_address_are_read_and_named_when_wrong() {
+        let p = patch(json!({"on_change": "refuse"})).unwrap();
+        assert_eq!(p.on_change, Some(ChangePolicy::Refuse));
+        for bad in [json!("latest"), json!(1), json!(true)] {
+            assert!(patch(json!({ "on_change": bad }))
+                .unwrap_err()
+                .starts_with("on_change:"));
+            assert_eq!(
+                refused_field(json!({"store": "docs", "object": "a.pdf", "on_change": bad}))
+                    .as_deref(),
+                Some("on_change")
+            );
+        }
+        let p = patch(json!({"recipient": {"email": " jane@example.org "}})).unwrap();
+        assert_eq!(
+            p.recipient,
+            Some(RecipientPatch {
+                email: "jane@example.org".into(),
+                require_code: None
+            })
+        );
+        for (body, field) in [
+            (json!({"recipient": null}), "recipient:"),
+            (json!({"recipient": {}}), "recipient.email:"),
+            (json!({"recipient": {"email": "nope"}}), "recipient.email:"),
+            (
+                json!({"recipient": {"email": "a@b.org", "require_code": "yes"}}),
+                "recipient.require_code:",
+            ),
+            (
+                json!({"recipient": {"email": "a@b.org", "name": "A"}}),
+                "recipient.name:",
+            ),
+        ] {
+            let e = patch(body.clone()).unwrap_err();
+            assert!(e.starts_with(field), "{body}: {e}");
+        }
     }
 
     #[test]

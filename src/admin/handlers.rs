@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use crate::model::audit::Draft;
 use crate::model::link::{Document, Link, LinkId, LinkState};
 use crate::model::policy::Proposed;
+use crate::model::status::Status;
 use crate::share::verify::hash_password;
 use crate::state::{Change, ListQuery, StoreError};
 
@@ -17,10 +18,12 @@ use super::bodies::{
     check_identity, check_policy, parse_link_body, parse_patch_body, LinkBody, PatchBody,
 };
 use super::error::ApiError;
-use super::views::{link_view, opt_time};
+use super::views::{link_view, link_view_at, opt_time, rfc3339};
 use super::{AdminApi, Caller, RequestFacts};
 
 impl AdminApi {
+    /// The link as the API shows it, with its status; an expired or exhausted link that nobody
+    /// noticed yet gets its status event recorded now (once, see [`crate::share::status`]).
     pub(super) async fn view(&self, link: &Link) -> Result<Value, ApiError> {
         let used = self
             .gate
@@ -28,7 +31,15 @@ impl AdminApi {
             .store
             .usage(link.id, link.generation)
             .await?;
-        Ok(link_view(&self.gate, link, used))
+        let status = link.status(OffsetDateTime::now_utc(), used);
+        let exhausted_at = match self.gate.note_status(link, status, used).await {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::warn!(link = %link.id, status = %status, error = %e, "could not record the link's status event");
+                None
+            }
+        };
+        Ok(link_view_at(&self.gate, link, used, exhausted_at))
     }
 
     /// Records an admin event now, after the link's queued recipient events so the chain stays in
@@ -53,28 +64,36 @@ impl AdminApi {
         }
     }
 
-    /// Sizes of every document and rendition, asked of the origin all at once.
-    pub(super) async fn fill_sizes(&self, store: &str, documents: &mut [Document]) {
+    /// Size, `ETag` and `Last-Modified` of every document and rendition, asked of the origin all
+    /// at once (the validators let a `refuse` link serve only this version).
+    pub(super) async fn fill_meta(&self, store: &str, documents: &mut [Document]) {
         let mut asks = Vec::new();
         for d in documents.iter() {
-            asks.push(self.object_size(store, &d.object));
+            asks.push(self.object_meta(store, &d.object));
             for r in d.renditions.values() {
-                asks.push(self.object_size(store, &r.object));
+                asks.push(self.object_meta(store, &r.object));
             }
         }
-        let mut sizes = futures_util::future::join_all(asks).await.into_iter();
+        let mut metas = futures_util::future::join_all(asks).await.into_iter();
         for d in documents.iter_mut() {
-            d.size = sizes.next().flatten();
+            let m = metas.next().flatten().unwrap_or_default();
+            (d.size, d.etag, d.last_modified) = (m.size, m.etag, m.last_modified);
             for r in d.renditions.values_mut() {
-                r.size = sizes.next().flatten();
+                let m = metas.next().flatten().unwrap_or_default();
+                (r.size, r.etag, r.last_modified) = (m.size, m.etag, m.last_modified);
             }
         }
     }
 
-    /// The object's size from the origin (a HEAD, bounded to two seconds); `None` when the origin
-    /// does not say (the landing page then shows no size).
-    pub(super) async fn object_size(&self, store: &str, object: &str) -> Option<u64> {
-        self.gate.docstores.get(store)?.size_of(object).await
+    /// The object's size and validators from the origin (a HEAD, bounded to two seconds); `None`
+    /// when the origin does not say (the landing page then shows no size, and a `refuse` link
+    /// has nothing to compare with).
+    pub(super) async fn object_meta(
+        &self,
+        store: &str,
+        object: &str,
+    ) -> Option<crate::docstore::ObjectMeta> {
+        self.gate.docstores.get(store)?.meta_of(object).await
     }
 
     pub(super) async fn create(
@@ -111,7 +130,30 @@ impl AdminApi {
             created_by,
             password,
             recipient,
+            on_change,
+            webhook,
+            notify_sender,
         } = parse_link_body(body, now)?;
+        if let Some(hook) = &webhook {
+            let Some(config) = self.gate.webhooks.as_ref().filter(|w| w.per_link) else {
+                return Err(ApiError::field(
+                    "webhook",
+                    "per-link webhooks are not enabled in this gateway's configuration ([webhooks] per_link)",
+                ));
+            };
+            let host = hook
+                .url
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|u| u.host().map(str::to_string))
+                .unwrap_or_default();
+            if !config.host_allowed(host.trim_start_matches('[').trim_end_matches(']')) {
+                return Err(ApiError::field(
+                    "webhook.url",
+                    "names a host that [webhooks] allowed_hosts does not list",
+                ));
+            }
+        }
         if !self.gate.docstores.contains_key(&store) {
             return Err(ApiError::field(
                 "store",
@@ -155,7 +197,7 @@ impl AdminApi {
             Some(twin) if twin.documents.len() == documents.len() => {
                 documents = twin.documents.clone()
             }
-            _ => self.fill_sizes(&store, &mut documents).await,
+            _ => self.fill_meta(&store, &mut documents).await,
         }
         let mut link = Link::with_documents(
             &store,
@@ -170,6 +212,9 @@ impl AdminApi {
         link.created_by = created_by.clone();
         link.password_hash = password_hash;
         link.recipient = recipient;
+        link.on_change = on_change;
+        link.webhook = webhook;
+        link.notify_sender = notify_sender;
         Ok(link)
     }
 
@@ -190,6 +235,7 @@ impl AdminApi {
             "documents": link.documents.iter().map(|d| d.object.as_str()).collect::<Vec<_>>(),
             "upload_folder": link.upload.as_ref().map(|u| u.folder.as_str()),
             "share": link.share,
+            "on_change": link.on_change,
         }));
         self.record(link.id, event).await;
         Ok(())
@@ -210,6 +256,8 @@ impl AdminApi {
             filename,
             changed_by,
             password,
+            on_change,
+            recipient,
         } = parse_patch_body(body, now)?;
         if let Some(Some(p)) = &password {
             let proposed = Proposed {
@@ -237,6 +285,7 @@ impl AdminApi {
         self.visible(caller, id).await?;
         let policy = self.gate.policy.clone();
         let (exp, max, name, hash) = (expires_at, max_downloads, filename.clone(), new_hash);
+        let new_recipient = recipient.clone();
         let change: Change = Arc::new(move |link: &mut Link| {
             if link.state == LinkState::Cancelled {
                 return Err(StoreError::Refused(
@@ -252,6 +301,7 @@ impl AdminApi {
                 bump |= link.max_downloads != m;
                 link.max_downloads = m;
             }
+            let limits_changed = bump;
             if let Some(n) = &name {
                 if let Some(d) = link.documents.first_mut() {
                     d.filename = n.clone();
@@ -262,21 +312,32 @@ impl AdminApi {
                 bump = true;
                 link.password_hash = h.clone();
             }
+            if let Some(p) = on_change {
+                link.on_change = p;
+            }
+            if let Some(r) = &new_recipient {
+                apply_recipient(link, r);
+            }
             check_policy(&policy, link, now)?;
+            if limits_changed {
+                // An expiry or limit change may make the link active again (or not): its
+                // status is dated from now.
+                link.status_changed_at = Some(now);
+            }
             if bump {
                 // The counter restarts at zero and old password cookies stop working.
                 link.generation += 1;
             }
             Ok(())
         });
-        let before = self
+        let (before, old_email) = self
             .gate
             .links
             .store
             .get(id)
             .await?
-            .map(|l| l.generation)
-            .unwrap_or(0);
+            .map(|l| (l.generation, l.recipient.and_then(|r| r.email)))
+            .unwrap_or((0, None));
         let result = self.change(id, change).await;
         let mut fields = Vec::new();
         if expires_at.is_some() {
@@ -291,8 +352,27 @@ impl AdminApi {
         if password.is_some() {
             fields.push("password");
         }
+        if on_change.is_some() {
+            fields.push("on_change");
+        }
+        if recipient.is_some() {
+            fields.push("recipient");
+        }
         match result {
             Ok(link) => {
+                let new_email = link.recipient.as_ref().and_then(|r| r.email.as_deref());
+                if recipient.is_some() && old_email.is_some() && new_email != old_email.as_deref() {
+                    // A code mailed to a previous address must not verify anyone any more.
+                    if let Err(e) = self
+                        .gate
+                        .links
+                        .store
+                        .kv_del(&crate::state::keys::code(id))
+                        .await
+                    {
+                        tracing::warn!(link = %id, error = %e, "could not drop the link's current code");
+                    }
+                }
                 let mut event = origin.event("link.changed", "ok", changed_by);
                 event.detail = Some(
                     json!({ "fields": fields, "generation": link.generation, "counter_reset": link.generation != before }),
@@ -348,12 +428,17 @@ impl AdminApi {
                 "a cancelled link cannot change state".into(),
             )),
             (_, LinkState::Cancelled) => {
+                let now = OffsetDateTime::now_utc();
                 link.state = LinkState::Cancelled;
-                link.cancelled_at = Some(OffsetDateTime::now_utc());
+                link.cancelled_at = Some(now);
                 link.cancelled_by = who.clone();
+                link.status_changed_at = Some(now);
                 Ok(())
             }
-            (_, state) => {
+            (old, state) => {
+                if old != state {
+                    link.status_changed_at = Some(OffsetDateTime::now_utc());
+                }
                 link.state = state;
                 Ok(())
             }
@@ -379,11 +464,29 @@ impl AdminApi {
     ) -> Result<(StatusCode, Value), ApiError> {
         let q = &origin.query;
         for key in q.keys() {
-            if !["object", "store", "created_by", "state", "limit", "after"].contains(&key.as_str())
+            if ![
+                "object",
+                "store",
+                "created_by",
+                "state",
+                "status",
+                "limit",
+                "after",
+            ]
+            .contains(&key.as_str())
             {
-                return Err(ApiError::field(key, "is not a known query parameter (object, store, created_by, state, limit, after)"));
+                return Err(ApiError::field(key, "is not a known query parameter (object, store, created_by, state, status, limit, after)"));
             }
         }
+        let status = match q.get("status").map(String::as_str) {
+            None => None,
+            Some(text) => Some(Status::parse(text).ok_or_else(|| {
+                ApiError::field(
+                    "status",
+                    "must be one of active, expired, exhausted, deactivated, cancelled",
+                )
+            })?),
+        };
         let state = match q.get("state").map(String::as_str) {
             None => None,
             Some("active") => Some(LinkState::Active),
@@ -408,11 +511,20 @@ impl AdminApi {
                 }
             },
         };
+        if let (Some(state), Some(status)) = (state, status) {
+            if state != status.state() {
+                return Err(ApiError::field(
+                    "status",
+                    format!("no link is {status} with state {state:?}").to_lowercase(),
+                ));
+            }
+        }
         let query = ListQuery {
             object: q.get("object").cloned(),
             store: q.get("store").cloned(),
             created_by: q.get("created_by").cloned(),
-            state,
+            // The stored state narrows the walk; the status needs the counters and the clock.
+            state: state.or(status.map(|s| s.state())),
             creators: match caller {
                 Caller::Full => None,
                 Caller::Restricted { creators, .. } => Some(creators.clone()),
@@ -423,7 +535,10 @@ impl AdminApi {
         let page = self.gate.links.store.list(&query).await?;
         let mut links = Vec::with_capacity(page.links.len());
         for link in &page.links {
-            links.push(self.view(link).await?);
+            let view = self.view(link).await?;
+            if status.is_none_or(|s| view["status"] == s.as_str()) {
+                links.push(view);
+            }
         }
         Ok((StatusCode::OK, json!({ "links": links, "next": page.next })))
     }
@@ -461,5 +576,138 @@ impl AdminApi {
             StatusCode::OK,
             json!({ "link": id, "events": events, "next": next }),
         ))
+    }
+}
+
+/// A `PATCH`'s recipient: the address is added or replaced. A recipient who had no address was
+/// given the link as view-only, so anyone may hold it by now: unless the body says otherwise,
+/// adding an address asks every browser for a mailed code (no first-browser trust). A new
+/// address is a new person: the browsers verified for the old one are forgotten.
+pub(super) fn apply_recipient(link: &mut Link, patch: &super::bodies::RecipientPatch) {
+    let before = link.recipient.clone();
+    let had_email = before.as_ref().is_some_and(|r| r.email.is_some());
+    let require_code = patch
+        .require_code
+        .unwrap_or_else(|| !had_email || before.as_ref().is_some_and(|r| r.require_code));
+    let old_email = before.as_ref().and_then(|r| r.email.as_deref());
+    if old_email != Some(patch.email.as_str()) {
+        link.trusted_devices.clear();
+    }
+    // The name stays with the person: kept when an address is added or unchanged, dropped when
+    // the address is replaced by someone else's.
+    let name = match old_email {
+        Some(old) if old != patch.email => None,
+        _ => before.as_ref().and_then(|r| r.name.clone()),
+    };
+    link.recipient = Some(crate::model::link::Recipient {
+        email: Some(patch.email.clone()),
+        name,
+        require_code,
+    });
+}
+
+impl AdminApi {
+    /// `GET /v1/webhooks/failed`: webhooks given up after their last retry, newest first (the
+    /// full admin token only: entries of every creator's links are listed).
+    pub(super) async fn failed_webhooks(
+        &self,
+        caller: &Caller,
+    ) -> Result<(StatusCode, Value), ApiError> {
+        if !matches!(caller, Caller::Full) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                None,
+                "only the full admin token may list failed webhooks",
+            ));
+        }
+        let Some(config) = &self.gate.webhooks else {
+            return Ok((
+                StatusCode::OK,
+                json!({ "enabled": false, "failed": [], "pending": 0 }),
+            ));
+        };
+        let failed = self
+            .gate
+            .links
+            .store
+            .outbox_failed(config.keep_failed.clamp(1, 1000))
+            .await?;
+        let pending = self.gate.links.store.outbox_pending().await?;
+        let failed: Vec<Value> = failed
+            .iter()
+            .map(|e| {
+                json!({
+                    "id": e.id,
+                    "type": e.event.draft.kind,
+                    "link": e.event.link,
+                    "at": rfc3339(e.event.draft.at),
+                    "attempts": e.attempts,
+                    "last_error": e.last_error,
+                    "failed_at": opt_time(e.failed_at.and_then(|ms| {
+                        OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok()
+                    })),
+                })
+            })
+            .collect();
+        Ok((
+            StatusCode::OK,
+            json!({ "enabled": true, "failed": failed, "pending": pending }),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::bodies::RecipientPatch;
+    use crate::model::link::Recipient;
+
+    fn guest(email: Option<&str>, require_code: bool) -> Link {
+        let mut l = Link::new(
+            "docs",
+            Document::new("a.pdf".into(), "a.pdf".into(), None),
+            "k",
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        l.recipient = Some(Recipient {
+            email: email.map(str::to_string),
+            name: None,
+            require_code,
+        });
+        l.trusted_devices = vec!["d1".into()];
+        l
+    }
+
+    fn patch(email: &str, require_code: Option<bool>) -> RecipientPatch {
+        RecipientPatch {
+            email: email.into(),
+            require_code,
+        }
+    }
+
+    #[test]
+    fn an_added_address_asks_every_browser_for_a_code_unless_told_otherwise() {
+        let mut l = guest(None, false);
+        apply_recipient(&mut l, &patch("a@b.org", None));
+        let r = l.recipient.clone().unwrap();
+        assert_eq!(
+            (r.email.as_deref(), r.require_code),
+            (Some("a@b.org"), true)
+        );
+        assert!(l.trusted_devices.is_empty());
+        let mut l = guest(None, false);
+        apply_recipient(&mut l, &patch("a@b.org", Some(false)));
+        assert!(!l.recipient.unwrap().require_code);
+    }
+
+    #[test]
+    fn the_same_address_keeps_its_browsers_and_a_new_one_forgets_them() {
+        let mut l = guest(Some("a@b.org"), false);
+        apply_recipient(&mut l, &patch("a@b.org", None));
+        assert_eq!(l.trusted_devices, vec!["d1".to_string()]);
+        assert!(!l.recipient.clone().unwrap().require_code, "unchanged");
+        apply_recipient(&mut l, &patch("c@d.org", None));
+        assert!(l.trusted_devices.is_empty());
+        assert!(!l.recipient.unwrap().require_code);
     }
 }

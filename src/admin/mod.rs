@@ -181,6 +181,8 @@ impl AdminApi {
             (&Method::POST, ["v1", "links"]) => self.create(session, &caller, &origin).await,
             (&Method::GET, ["v1", "links"]) => self.list(&caller, &origin).await,
             (_, ["v1", "links"]) => Err(method_not_allowed()),
+            (&Method::GET, ["v1", "webhooks", "failed"]) => self.failed_webhooks(&caller).await,
+            (_, ["v1", "webhooks", "failed"]) => Err(method_not_allowed()),
             (&Method::POST, ["v1", "shares"]) => self.create_share(session, &caller, &origin).await,
             (&Method::GET, ["v1", "shares"]) => self.list_shares(&caller, &origin).await,
             (_, ["v1", "shares"]) => Err(method_not_allowed()),

@@ -15,9 +15,21 @@ pub(super) fn opt_time(t: Option<OffsetDateTime>) -> Value {
     t.map(rfc3339).unwrap_or(Value::Null)
 }
 
-/// What the API shows of a link (never a password hash).
+/// What the API shows of a link (never a password hash). `status_since` of an exhausted link
+/// is not known here (see [`link_view_at`]).
 pub(super) fn link_view(gate: &Gate, link: &Link, downloads_used: u64) -> Value {
+    link_view_at(gate, link, downloads_used, None)
+}
+
+/// [`link_view`], with the moment the link's generation was first seen exhausted.
+pub(super) fn link_view_at(
+    gate: &Gate,
+    link: &Link,
+    downloads_used: u64,
+    exhausted_at: Option<OffsetDateTime>,
+) -> Value {
     let first = link.documents.first();
+    let status = link.status(OffsetDateTime::now_utc(), downloads_used);
     json!({
         "id": link.id,
         "type": link.kind(),
@@ -34,6 +46,9 @@ pub(super) fn link_view(gate: &Gate, link: &Link, downloads_used: u64) -> Value 
         "upload": link.upload,
         "uploads_received": link.uploads,
         "state": link.state,
+        "status": status,
+        "status_since": opt_time(link.status_since(status, exhausted_at)),
+        "on_change": link.on_change,
         "expires_at": opt_time(link.expires_at),
         "max_downloads": link.max_downloads,
         "downloads_used": downloads_used,
@@ -42,6 +57,9 @@ pub(super) fn link_view(gate: &Gate, link: &Link, downloads_used: u64) -> Value 
         "created_at": rfc3339(link.created_at),
         "cancelled_by": link.cancelled_by,
         "cancelled_at": opt_time(link.cancelled_at),
+        "webhook": link.webhook.as_ref().map(|w| w.view()),
+        "notify_sender": link.notify_sender,
+        "decisions": link.decisions,
         "share": link.share,
     })
 }

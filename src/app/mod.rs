@@ -33,6 +33,7 @@ use crate::share::throttle::PageLimiter;
 use crate::share::tls::{CertStore, Redirect, Reloader, TlsEdge};
 use crate::share::verify::Verifier;
 use crate::state::cache::LinkCache;
+use crate::state::queues::AuditQueue;
 use crate::state::{EmbeddedStore, LinkStore, RedisStore, StoreError};
 use demo_origin::StaticOrigin;
 
@@ -79,6 +80,35 @@ impl BackgroundService for Housekeeper {
         }
         self.flush().await;
         run::Stop::get().drained();
+    }
+}
+
+/// Delivers the webhook outbox (see [`crate::share::webhooks`]).
+struct WebhookWorker {
+    deliverer: Arc<crate::share::webhooks::Deliverer>,
+}
+
+#[async_trait]
+impl BackgroundService for WebhookWorker {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut poll = tokio::time::interval(Duration::from_millis(250));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut gauge = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = poll.tick() => {
+                    // While entries are due and slots free, lease more at once (a backlog after
+                    // an outage drains at the deliveries' pace, not the poll's).
+                    for _ in 0..64 {
+                        if self.deliverer.poll().await == 0 {
+                            break;
+                        }
+                    }
+                }
+                _ = gauge.tick() => self.deliverer.gauge().await,
+                _ = shutdown.changed() => return,
+            }
+        }
     }
 }
 
@@ -300,6 +330,14 @@ pub fn build_with(
         "change follower",
         ChangeFollower { gate: gate.clone() },
     ));
+    if let Some(webhooks) = &gate.webhooks {
+        server.add_service(background_service(
+            "webhooks",
+            WebhookWorker {
+                deliverer: crate::share::webhooks::Deliverer::new(gate.clone(), webhooks.clone()),
+            },
+        ));
+    }
     server.add_service(background_service(
         "store health",
         StoreHealth { gate: gate.clone() },
@@ -344,8 +382,16 @@ pub fn build_gate(config: &Config, previous: Option<&Gate>) -> Result<Gate, Stor
         writer: Writer::default(),
         counting: previous.map_or_else(Default::default, |p| p.counting.clone()),
         audit: Audit {
-            queue: previous.map_or_else(Default::default, |p| p.audit.queue.clone()),
+            // A reload keeps the queue (and its outbox bound: `[webhooks]` needs a restart).
+            queue: match previous {
+                Some(p) => p.audit.queue.clone(),
+                None => Arc::new(match &config.webhooks {
+                    Some(w) => AuditQueue::with_outbox(w.max_pending),
+                    None => AuditQueue::default(),
+                }),
+            },
             retention: config.audit_retention,
+            noted: Default::default(),
         },
         checks: Checks {
             verifier: Verifier::new(config.keys.clone(), config.server.cookie_secure),
@@ -358,5 +404,6 @@ pub fn build_gate(config: &Config, previous: Option<&Gate>) -> Result<Gate, Stor
             token: config.admin.token.clone(),
             callers: config.admin.callers.clone(),
         },
+        webhooks: config.webhooks.clone().map(Arc::new),
     })
 }

@@ -2,7 +2,8 @@
 //!
 //! The file is read and validated again. If it does not load, or changes something that only a
 //! restart can change ([`restart_only`]: the listeners, the link state, the server's timeouts,
-//! threads and TLS settings, the log format, the admin body limit and the upload pace), nothing
+//! threads and TLS settings, the log format, the admin body limit, the upload pace and
+//! `[webhooks]`), nothing
 //! is applied and the previous configuration stays in force, with one `ERROR` line saying why.
 //! Otherwise a new [`Gate`](crate::share::gate::Gate) is built (same link store, same
 //! write-behind queues) and put in place: requests that start from then on use the new keys,
@@ -39,7 +40,7 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         format!("{a:?}") != format!("{b:?}")
     }
     let (o, n) = (&old.server, &new.server);
-    let checks: [(&'static str, bool); 15] = [
+    let checks: [(&'static str, bool); 16] = [
         ("server.listen", o.listen != n.listen),
         ("admin.listen", old.admin.listen != new.admin.listen),
         ("[state]", differs(&old.state, &new.state)),
@@ -73,6 +74,8 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
             old.admin_body_limit != new.admin_body_limit,
         ),
         ("limits.upload_*", old.upload_pace != new.upload_pace),
+        // The outbox's bound and the delivery worker are set up at start.
+        ("[webhooks]", differs(&old.webhooks, &new.webhooks)),
     ];
     checks
         .into_iter()

@@ -75,13 +75,23 @@ impl AdminClient {
         self.call("GET", &format!("/v1/links/{}", encode(id)), None)
     }
 
-    pub fn cancel(&self, id: &str) -> Result<Value, CliError> {
-        self.call("DELETE", &format!("/v1/links/{}", encode(id)), None)
+    /// Cancels a link for good; `by` is recorded as `cancelled_by` and on the event.
+    pub fn cancel(&self, id: &str, by: Option<&str>) -> Result<Value, CliError> {
+        let query = by
+            .map(|b| format!("?cancelled_by={}", encode(b)))
+            .unwrap_or_default();
+        self.call("DELETE", &format!("/v1/links/{}{query}", encode(id)), None)
     }
 
-    pub fn set_active(&self, id: &str, active: bool) -> Result<Value, CliError> {
+    /// Activates or deactivates a link; `by` is recorded on the event.
+    pub fn set_active(&self, id: &str, active: bool, by: Option<&str>) -> Result<Value, CliError> {
         let verb = if active { "activate" } else { "deactivate" };
-        self.call("POST", &format!("/v1/links/{}/{verb}", encode(id)), None)
+        let query = by.map(|b| format!("?by={}", encode(b))).unwrap_or_default();
+        self.call(
+            "POST",
+            &format!("/v1/links/{}/{verb}{query}", encode(id)),
+            None,
+        )
     }
 
     pub fn update(&self, id: &str, body: &Value) -> Result<Value, CliError> {

@@ -1,12 +1,16 @@
-//! What each command does: the gateway commands run the library in this process; `link` and
-//! `audit` are calls to a running gateway's admin API.
+//! What each command does: the gateway commands run the library in this process; `link`,
+//! `share`, `webhooks` and `audit` are calls to a running gateway's admin API.
 
 use std::process::ExitCode;
 
 use serde_json::{json, Value};
 
-use super::args::{AdminTarget, AuditAction, Command, LinkAction};
+use super::args::{AdminTarget, AuditAction, Command, LinkAction, Output};
 use super::client::AdminClient;
+use super::links::{
+    create_body, events_table, link_record, list_table, read_secrets, read_update_password,
+    update_body,
+};
 use crate::app::demo_origin::StaticOrigin;
 use crate::config::Config;
 
@@ -55,8 +59,21 @@ pub fn run(command: Command) -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Link { target, action } => link(target, action),
-        Command::Share { target, action } => super::shares::run(target, action),
+        Command::Link {
+            target,
+            output,
+            action,
+        } => link(target, output, action),
+        Command::Share {
+            target,
+            output,
+            action,
+        } => super::shares::run(target, output, action),
+        Command::Webhooks {
+            target,
+            output,
+            action,
+        } => super::webhooks::run(target, output, action),
         Command::Audit {
             target,
             action: AuditAction::Verify { id },
@@ -122,30 +139,33 @@ pub fn admin_client(target: AdminTarget) -> Result<AdminClient, ExitCode> {
     Ok(AdminClient::new(&url, &token))
 }
 
-fn link(target: AdminTarget, action: LinkAction) -> ExitCode {
+/// What a `link` command printed from: one link, a page of links, or events.
+enum Answer {
+    Link(Value),
+    Page(Value),
+    Events(String, Vec<Value>),
+}
+
+fn link(target: AdminTarget, output: Output, action: LinkAction) -> ExitCode {
     let client = match admin_client(target) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let result = match action {
-        LinkAction::Create {
-            store,
-            object,
-            filename,
-            expires_at,
-            max_downloads,
-            rights,
-            created_by,
-        } => client.create(&json!({
-            "store": store, "object": object, "filename": filename, "expires_at": expires_at,
-            "max_downloads": max_downloads, "rights": rights, "created_by": created_by,
-        })),
-        LinkAction::Show { id } => client.show(&id),
+        LinkAction::Create(args) => {
+            let body = read_secrets(&args.link).and_then(|secrets| create_body(&args, &secrets));
+            match body {
+                Ok(body) => client.create(&body).map(Answer::Link),
+                Err(e) => return fail(e),
+            }
+        }
+        LinkAction::Show { id } => client.show(&id).map(Answer::Link),
         LinkAction::List {
             object,
             store,
             created_by,
             state,
+            status,
             limit,
             after,
         } => {
@@ -154,68 +174,54 @@ fn link(target: AdminTarget, action: LinkAction) -> ExitCode {
                 ("store", store),
                 ("created_by", created_by),
                 ("state", state),
+                ("status", status),
                 ("limit", limit.map(|l| l.to_string())),
                 ("after", after),
             ]
             .into_iter()
             .filter_map(|(k, v)| Some((k, v?)))
             .collect();
-            client.list(&params)
+            client.list(&params).map(Answer::Page)
         }
-        LinkAction::Update {
-            id,
-            expires_at,
-            max_downloads,
-            filename,
-            changed_by,
-        } => {
-            let mut body = serde_json::Map::new();
-            if let Some(e) = expires_at {
-                body.insert(
-                    "expires_at".into(),
-                    if e == "never" {
-                        Value::Null
-                    } else {
-                        Value::String(e)
-                    },
-                );
+        LinkAction::Update(args) => {
+            match read_update_password(&args).and_then(|p| update_body(&args, p)) {
+                Ok(body) => client.update(&args.id, &body).map(Answer::Link),
+                Err(e) => return fail(e),
             }
-            if let Some(m) = max_downloads {
-                let value = match m.as_str() {
-                    "none" => Value::Null,
-                    n => match n.parse::<u64>() {
-                        Ok(n) => Value::from(n),
-                        Err(_) => return fail("--max-downloads takes a number or \"none\""),
-                    },
-                };
-                body.insert("max_downloads".into(), value);
-            }
-            if let Some(f) = filename {
-                body.insert("filename".into(), Value::String(f));
-            }
-            if let Some(c) = changed_by {
-                body.insert("changed_by".into(), Value::String(c));
-            }
-            client.update(&id, &Value::Object(body))
         }
         LinkAction::Events { id } => client
             .all_events(&id)
-            .map(|events| json!({ "link": id, "events": events })),
-        LinkAction::Cancel { id } => client.cancel(&id),
-        LinkAction::Deactivate { id } => client.set_active(&id, false),
-        LinkAction::Activate { id } => client.set_active(&id, true),
+            .map(|events| Answer::Events(id, events)),
+        LinkAction::Cancel { id, by } => client.cancel(&id, by.as_deref()).map(Answer::Link),
+        LinkAction::Deactivate { id, by } => client
+            .set_active(&id, false, by.as_deref())
+            .map(Answer::Link),
+        LinkAction::Activate { id, by } => client
+            .set_active(&id, true, by.as_deref())
+            .map(Answer::Link),
     };
-    match result {
-        Ok(value) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&value).unwrap_or_default()
-            );
-            if let Some(url) = value.get("url").and_then(Value::as_str) {
-                eprintln!("link: {url}");
-            }
-            ExitCode::SUCCESS
+    let answer = match result {
+        Ok(answer) => answer,
+        Err(e) => return fail(e),
+    };
+    let text = match (&answer, output.json) {
+        (Answer::Link(v) | Answer::Page(v), true) => {
+            serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
         }
-        Err(e) => fail(e),
+        (Answer::Events(id, events), true) => {
+            serde_json::to_string_pretty(&json!({ "link": id, "events": events }))
+                .unwrap_or_default()
+                + "\n"
+        }
+        (Answer::Link(v), false) => link_record(v),
+        (Answer::Page(v), false) => list_table(v),
+        (Answer::Events(_, events), false) => events_table(events),
+    };
+    print!("{text}");
+    if let Answer::Link(v) = &answer {
+        if let Some(url) = v.get("url").and_then(Value::as_str) {
+            eprintln!("link: {url}");
+        }
     }
+    ExitCode::SUCCESS
 }

@@ -1,12 +1,17 @@
 //! The `linkgate` command line (binary-only concerns): [`args`] says what it accepts,
 //! [`commands`] what each command does, [`demo`] the try-out, [`client`] the admin API client
-//! that `link` and `audit` use.
+//! that `link`, `share`, `webhooks` and `audit` use, [`links`], [`shares`] and [`webhooks`] the
+//! request bodies and output of those commands, [`table`] the human-readable output (tables and
+//! records).
 
 pub mod args;
 pub mod client;
 pub mod commands;
 pub mod demo;
+pub mod links;
 pub mod shares;
+pub mod table;
+pub mod webhooks;
 
 use std::process::ExitCode;
 

@@ -6,6 +6,7 @@
 pub mod docstores;
 pub mod error;
 pub mod tls;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,6 +44,8 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     mail: MailConfig,
+    #[serde(default)]
+    webhooks: Option<webhooks::RawWebhooks>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +215,8 @@ pub struct Config {
     pub upload_pace: crate::share::upload::Pace,
     /// Stores' rules for legacy nginx `secure_link` URLs.
     pub secure_links: Vec<crate::model::secure_link::SecureLink>,
+    /// `[webhooks]`: absent = no webhooks (and no outbox writes).
+    pub webhooks: Option<webhooks::WebhookConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -350,6 +355,7 @@ fn validate(mut raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> 
     raw.policy.validate().map_err(|(k, m)| invalid(k, m))?;
     let keys = validate_keys(&raw.keys)?;
     let state = validate_state(raw.state, base_dir)?;
+    let webhooks = webhooks::validate(raw.webhooks.take(), &state)?;
     let (stores, secure_links) = validate_stores(raw.stores, base_dir)?;
     let log_json = validate_log(&raw.log)?;
     let tls = validate_tls(
@@ -377,6 +383,7 @@ fn validate(mut raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> 
         },
         page_requests_per_minute: validate_page_rate(&raw.limits)?,
         audit_retention: validate_audit(&raw.audit)?,
+        webhooks,
     })
 }
 

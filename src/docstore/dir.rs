@@ -48,6 +48,9 @@ pub enum ServeError {
     Broken(Box<pingora::Error>),
     /// The download limit leaves nothing to send: nothing was written, the caller answers.
     Exhausted,
+    /// An `If-Match` or `If-Unmodified-Since` failed (the file changed): nothing was written, the
+    /// caller answers (412, or the "changed" page when the gateway made the condition).
+    PreconditionFailed,
 }
 
 impl From<Box<pingora::Error>> for ServeError {
@@ -303,8 +306,18 @@ impl DirStore {
         .map_err(|e| DirError::Io(std::io::Error::other(e.to_string())))?
     }
 
-    pub async fn size_of(&self, key: &str) -> Option<u64> {
-        self.open(key).await.ok().map(|(_, meta, _)| meta.size)
+    /// The file's size and the validators `serve` answers with (the `ETag` is made of the
+    /// modification second and the size, so a same-size replacement within the same second is
+    /// not seen as a change).
+    pub async fn meta_of(&self, key: &str) -> Option<super::ObjectMeta> {
+        self.open(key)
+            .await
+            .ok()
+            .map(|(_, meta, _)| super::ObjectMeta {
+                size: Some(meta.size),
+                etag: Some(meta.etag.clone()),
+                last_modified: Some(httpdate::fmt_http_date(meta.modified)),
+            })
     }
 
     /// Ready when the root is a folder the gateway can list.
@@ -346,6 +359,9 @@ impl DirStore {
         self.metrics.observe(started.elapsed());
         let method = session.req_header().method.clone();
         let plan = plan(&method, &session.req_header().headers, &meta);
+        if plan == Plan::PreconditionFailed {
+            return Err(ServeError::PreconditionFailed);
+        }
         let (status, range) = match plan {
             Plan::Full => (200, Some((0, meta.size.saturating_sub(1)))),
             Plan::Partial { start, end } => (206, Some((start, end))),

@@ -197,7 +197,7 @@ impl HttpStore {
         Ok(out)
     }
 
-    pub async fn size_of(&self, key: &str) -> Option<u64> {
+    pub async fn meta_of(&self, key: &str) -> Option<super::ObjectMeta> {
         let mut attempt = Attempt::default();
         let peer = self.peer(&mut attempt);
         let empty = RequestHeader::build(::http::Method::HEAD, b"/", None).ok()?;
@@ -207,8 +207,7 @@ impl HttpStore {
         let resp = probe(&peer, req, Duration::from_secs(2)).await.ok()?;
         resp.status
             .is_success()
-            .then(|| super::content_length(&resp))
-            .flatten()
+            .then(|| super::ObjectMeta::of_response(&resp))
     }
 
     /// Runs the health check now; ready when at least one origin passes.

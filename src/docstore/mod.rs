@@ -252,12 +252,13 @@ impl DocStore {
         }
     }
 
-    /// The object's size (a HEAD, bounded to two seconds), or `None` when the store does not say.
-    pub async fn size_of(&self, key: &str) -> Option<u64> {
+    /// The object's size and validators (a HEAD, bounded to two seconds), or `None` when the
+    /// store does not answer with a success.
+    pub async fn meta_of(&self, key: &str) -> Option<ObjectMeta> {
         match self {
-            DocStore::Http(s) => s.size_of(key).await,
-            DocStore::S3(s) => s.size_of(key).await,
-            DocStore::Dir(s) => s.size_of(key).await,
+            DocStore::Http(s) => s.meta_of(key).await,
+            DocStore::S3(s) => s.meta_of(key).await,
+            DocStore::Dir(s) => s.meta_of(key).await,
         }
     }
 
@@ -326,6 +327,33 @@ pub(crate) async fn probe(
     match tokio::time::timeout(timeout, work).await {
         Ok(result) => result,
         Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+/// What a store says of an object: its size and the validators a later request can be made
+/// conditional on (`If-Match`, `If-Unmodified-Since`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: Option<u64>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl ObjectMeta {
+    /// From a successful HEAD's headers.
+    pub(crate) fn of_response(resp: &ResponseHeader) -> ObjectMeta {
+        let text = |name: ::http::header::HeaderName| {
+            resp.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty() && v.len() <= 256)
+        };
+        ObjectMeta {
+            size: content_length(resp),
+            etag: text(::http::header::ETAG),
+            last_modified: text(::http::header::LAST_MODIFIED),
+        }
     }
 }
 

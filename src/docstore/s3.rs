@@ -164,13 +164,12 @@ impl S3Store {
         Some(req)
     }
 
-    pub async fn size_of(&self, key: &str) -> Option<u64> {
+    pub async fn meta_of(&self, key: &str) -> Option<super::ObjectMeta> {
         let req = self.bare(::http::Method::HEAD, &self.path_of(key))?;
         let resp = probe(&self.peer, req, Duration::from_secs(2)).await.ok()?;
         resp.status
             .is_success()
-            .then(|| super::content_length(&resp))
-            .flatten()
+            .then(|| super::ObjectMeta::of_response(&resp))
     }
 
     /// Ready when a signed `HEAD` of the bucket succeeds (so endpoint, bucket and credentials work).

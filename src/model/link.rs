@@ -91,6 +91,10 @@ pub enum Right {
     Rendition(String),
     /// Upload files into the link's folder.
     Upload,
+    /// View inline and comment (the review page).
+    Review,
+    /// View inline and record a decision, approve or reject, with a comment.
+    Approve,
 }
 
 /// Rendition names: 1 to 32 of `a-z 0-9 _ -`, starting with a letter or digit; `original`,
@@ -113,6 +117,8 @@ impl Right {
             "view" => Some(Right::View),
             "download" => Some(Right::Download),
             "upload" => Some(Right::Upload),
+            "review" => Some(Right::Review),
+            "approve" => Some(Right::Approve),
             _ => {
                 let name = text.strip_prefix("download:")?;
                 valid_rendition_name(name).then(|| Right::Rendition(name.to_string()))
@@ -128,6 +134,8 @@ impl std::fmt::Display for Right {
             Right::Download => f.write_str("download"),
             Right::Rendition(name) => write!(f, "download:{name}"),
             Right::Upload => f.write_str("upload"),
+            Right::Review => f.write_str("review"),
+            Right::Approve => f.write_str("approve"),
         }
     }
 }
@@ -152,6 +160,12 @@ pub struct Rendition {
     pub filename: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The object's `ETag` when the link was created (see [`ChangePolicy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The object's `Last-Modified` when the link was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
 }
 
 /// One document a link shares: the object key in its store and the name shown to the recipient.
@@ -162,6 +176,12 @@ pub struct Document {
     /// Size in bytes, when the origin told it at creation (shown on the landing page).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// The object's `ETag` when the link was created (see [`ChangePolicy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The object's `Last-Modified` (an HTTP date) when the link was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
     /// Named alternates, by rendition name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub renditions: BTreeMap<String, Rendition>,
@@ -173,6 +193,8 @@ impl Document {
             object,
             filename,
             size,
+            etag: None,
+            last_modified: None,
             renditions: BTreeMap::new(),
         }
     }
@@ -211,6 +233,36 @@ pub struct Recipient {
     pub name: Option<String>,
 }
 
+/// What a link does when a document's object changed at its store since the link was created
+/// (its `ETag`/`Last-Modified` differ from those recorded then).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangePolicy {
+    /// Serve the object as it is now (and record `document.changed` once per new version).
+    #[default]
+    ServeLatest,
+    /// Serve only the version the link was created for: the store is asked conditionally
+    /// (`If-Match`, or `If-Unmodified-Since`) and a changed object is refused with a page.
+    Refuse,
+}
+
+impl ChangePolicy {
+    pub fn parse(text: &str) -> Option<ChangePolicy> {
+        match text {
+            "serve_latest" => Some(ChangePolicy::ServeLatest),
+            "refuse" => Some(ChangePolicy::Refuse),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChangePolicy::ServeLatest => "serve_latest",
+            ChangePolicy::Refuse => "refuse",
+        }
+    }
+}
+
 /// A share link as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
@@ -246,9 +298,47 @@ pub struct Link {
     /// Files received through the link (or being received: claimed before the body arrives).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub uploads: u64,
+    /// Where this link's events are also delivered (besides `[webhooks]`); secret never shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<crate::model::webhook::WebhookTarget>,
+    /// Mailed once, on the link's first completed download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_sender: Option<String>,
+    /// Review decisions (`approve` right), one per recipient or browser, final once recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
     /// The share this link was sent in (one link per recipient), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub share: Option<String>,
+    /// What a changed document means for this link.
+    #[serde(default)]
+    pub on_change: ChangePolicy,
+    /// When an admin last changed the link's state, expiry or limit (the `status_since` of an
+    /// active or deactivated link; `created_at` before any such change).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_changed_at: Option<OffsetDateTime>,
+}
+
+/// Most decisions one link keeps (one per recipient or browser).
+pub const MAX_DECISIONS: usize = 100;
+
+/// A recorded review decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// `approved` or `rejected`.
+    pub decision: String,
+    pub comment: String,
+    /// The recipient's address when the link has one, else `browser:` and a digest of the
+    /// browser's device id.
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -288,7 +378,12 @@ impl Link {
             trusted_devices: Vec::new(),
             upload: None,
             uploads: 0,
+            webhook: None,
+            notify_sender: None,
+            decisions: Vec::new(),
             share: None,
+            on_change: ChangePolicy::ServeLatest,
+            status_changed_at: None,
         }
     }
 
@@ -297,8 +392,16 @@ impl Link {
         self.state == LinkState::Active && self.expires_at.is_none_or(|e| now < e)
     }
 
+    /// Whether the link grants `right`; `review` and `approve` include viewing inline.
     pub fn allows(&self, right: &Right) -> bool {
         self.rights.contains(right)
+            || (*right == Right::View
+                && (self.rights.contains(&Right::Review) || self.rights.contains(&Right::Approve)))
+    }
+
+    /// Whether the link's recipients may comment (`review` or `approve`).
+    pub fn takes_comments(&self) -> bool {
+        self.rights.contains(&Right::Review) || self.rights.contains(&Right::Approve)
     }
 
     /// Whether a password or a recipient's device check stands before the documents.
@@ -314,6 +417,7 @@ impl Link {
             || self.documents.len() > 1
             || self.allows(&Right::Upload)
             || self.max_downloads.is_some()
+            || self.takes_comments()
     }
 
     /// Whether a browser's download must come from the landing page's button (a POST): a
@@ -349,6 +453,8 @@ impl Link {
                 "download".to_string()
             },
             size: doc.size,
+            etag: doc.etag.clone(),
+            last_modified: doc.last_modified.clone(),
         };
         match variant {
             Variant::Original if self.allows(&Right::Download) => Ok(original(false)),
@@ -373,6 +479,8 @@ impl Link {
                     inline: false,
                     variant: format!("download:{name}"),
                     size: r.size,
+                    etag: r.etag.clone(),
+                    last_modified: r.last_modified.clone(),
                 })
             }
         }
@@ -496,6 +604,9 @@ pub struct Target {
     pub variant: String,
     /// The object's size when the link knows it (measured when the link was created).
     pub size: Option<u64>,
+    /// The object's `ETag` and `Last-Modified` recorded when the link was created.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
 }
 
 /// Why a request does not get a document.
@@ -596,6 +707,8 @@ mod tests {
                 object: "a-low.pdf".into(),
                 filename: "A-low.pdf".into(),
                 size: None,
+                etag: None,
+                last_modified: None,
             },
         );
         let b = Document::new("b.pdf".into(), "B.pdf".into(), None);
@@ -706,6 +819,34 @@ mod tests {
         assert!(
             upload_only.has_pages(),
             "an upload link has a page with the form"
+        );
+    }
+
+    #[test]
+    fn review_rights_parse_and_include_viewing() {
+        for (text, right) in [("review", Right::Review), ("approve", Right::Approve)] {
+            assert_eq!(Right::parse(text), Some(right.clone()));
+            assert_eq!(right.to_string(), text);
+        }
+        let mut l = Link::new(
+            "docs",
+            Document::new("a.pdf".into(), "a.pdf".into(), None),
+            "k1",
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        l.rights = vec![Right::Review];
+        assert!(l.allows(&Right::View) && l.takes_comments() && l.has_pages());
+        assert!(!l.allows(&Right::Download) && !l.allows(&Right::Approve));
+        l.rights = vec![Right::Download];
+        assert!(!l.allows(&Right::View) && !l.takes_comments());
+        // Links stored before these fields load with none of them.
+        let mut old = serde_json::to_value(&l).unwrap();
+        for f in ["webhook", "notify_sender", "decisions"] {
+            old.as_object_mut().unwrap().remove(f);
+        }
+        let back: Link = serde_json::from_value(old).unwrap();
+        assert!(
+            back.webhook.is_none() && back.notify_sender.is_none() && back.decisions.is_empty()
         );
     }
 }

@@ -11,5 +11,7 @@ pub mod outcome;
 pub mod policy;
 pub mod secure_link;
 pub mod share;
+pub mod status;
 pub mod token;
 pub mod urlencoded;
+pub mod webhook;

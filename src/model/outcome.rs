@@ -52,6 +52,8 @@ outcomes! {
     // Something failed: the link state, the document store, the client.
     StoreError => "store_error",
     OriginNotFound => "origin_not_found",
+    DocumentChanged => "document_changed",
+    DocumentMissing => "document_missing",
     OriginError => "origin_error",
     OriginTimeout => "origin_timeout",
     OriginDown => "origin_down",

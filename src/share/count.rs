@@ -16,6 +16,9 @@ pub struct Metered {
     store: Arc<dyn LinkStore>,
     draw: Draw,
     pub meter: Meter,
+    /// The link's download count as the last granted draw saw it (the link is used up when it
+    /// reached the limit).
+    pub used: u64,
 }
 
 impl Metered {
@@ -38,7 +41,12 @@ impl Metered {
             part,
             ask,
         };
-        let mut metered = Metered { store, draw, meter };
+        let mut metered = Metered {
+            store,
+            draw,
+            meter,
+            used: 0,
+        };
         let (got, go_on) = metered.ask(ask).await?;
         Ok((metered, if go_on { got } else { Drawn::Exhausted }))
     }
@@ -47,6 +55,9 @@ impl Metered {
     async fn ask(&mut self, ask: Ask) -> Result<(Drawn, bool), StoreError> {
         self.draw.ask = ask;
         let got = self.store.draw(&self.draw).await?;
+        if let Drawn::Granted { used, .. } = got {
+            self.used = used;
+        }
         let go_on = self.meter.drawn(&ask, got);
         Ok((got, go_on))
     }

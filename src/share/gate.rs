@@ -37,6 +37,8 @@ pub struct Gate {
     pub policy: Policy,
     /// Who may call the admin API.
     pub admin: AdminAccess,
+    /// `[webhooks]`, when configured (the delivery worker and per-link webhooks need it).
+    pub webhooks: Option<Arc<crate::config::webhooks::WebhookConfig>>,
 }
 
 /// Links: the keys that sign and verify tokens, the link state, its in-process cache, the legacy
@@ -61,6 +63,8 @@ pub struct Audit {
     /// Shared by every gate a reload builds.
     pub queue: Arc<AuditQueue>,
     pub retention: Option<Duration>,
+    /// Status events this instance knows were recorded (see [`crate::share::status`]).
+    pub noted: crate::share::status::Noted,
 }
 
 impl Audit {

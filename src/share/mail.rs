@@ -368,3 +368,74 @@ impl Mailer {
         }
     }
 }
+
+/// What the first-download notice says (`notify_sender` on a link).
+pub struct FirstDownloadMail<'a> {
+    pub to: &'a str,
+    pub link: &'a str,
+    /// The documents' display names.
+    pub documents: &'a [String],
+    /// Who downloaded: the link's recipient address, if it has one.
+    pub recipient: Option<&'a str>,
+    /// When, RFC 3339.
+    pub at: &'a str,
+}
+
+impl Mailer {
+    /// Tells the sender that a link was downloaded for the first time (plain text: every value in
+    /// it is the operator's or the store's, and nothing is interpreted as markup).
+    pub async fn send_first_download(&self, mail: &FirstDownloadMail<'_>) -> Result<(), MailError> {
+        let to: Mailbox = mail
+            .to
+            .parse()
+            .map_err(|_| MailError::Build(format!("`{}` is not a mail address", mail.to)))?;
+        let clean =
+            |s: &str| -> String { s.chars().filter(|c| !c.is_control()).take(200).collect() };
+        let names: Vec<String> = mail.documents.iter().map(|d| clean(d)).collect();
+        let first = names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "the shared files".to_string());
+        let who = mail
+            .recipient
+            .map(|r| format!(" by {}", clean(r)))
+            .unwrap_or_default();
+        let text = format!(
+            "Your shared link was downloaded for the first time{who}, at {at}.\n\nDocuments:\n{list}\n\nLink id: {link}\n\
+             You get this message once per link.\n",
+            at = clean(mail.at),
+            list = names.iter().map(|n| format!("  - {n}")).collect::<Vec<_>>().join("\n"),
+            link = mail.link,
+        );
+        let from = match self {
+            Mailer::Smtp { from, .. } | Mailer::Log { from } => from.clone(),
+        };
+        let message = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(format!(
+                "First download: {}",
+                first.chars().take(80).collect::<String>()
+            ))
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(text),
+            )
+            .map_err(|e| MailError::Build(e.to_string()))?;
+        match self {
+            Mailer::Smtp { transport, .. } => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Send(e.to_string())),
+            Mailer::Log { .. } => {
+                tracing::info!(
+                    link = mail.link,
+                    "mail.delivery = \"log\": first-download notice not mailed"
+                );
+                Ok(())
+            }
+        }
+    }
+}

@@ -467,6 +467,30 @@ pub fn no_more_codes(doc: &DocumentFacts, sender: Option<&str>) -> Bytes {
     )
 }
 
+/// `page` with `section` (already-escaped HTML) added at the end of its main part.
+pub fn with_section(page: Bytes, section: &str) -> Bytes {
+    if section.is_empty() {
+        return page;
+    }
+    let text = String::from_utf8_lossy(&page);
+    match text.rfind("\n</main>") {
+        Some(at) => Bytes::from(format!("{}{section}{}", &text[..at], &text[at..])),
+        None => page,
+    }
+}
+
+/// A notice with a link back to the page (review forms).
+pub fn notice_with_back(title: &str, text: &str, back: &str) -> Bytes {
+    layout(
+        title,
+        &format!(
+            "<p id=\"notice\">{}</p><p><a class=\"button\" id=\"back\" href=\"{}\">Back</a></p>",
+            escape(text),
+            escape(back)
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,15 +29,16 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 use time::OffsetDateTime;
 
-use crate::docstore::dir::ServeError;
+use crate::docstore::dir::{DirError, ServeError};
 use crate::docstore::relay::Relay;
 use crate::docstore::{Attempt, DocStore};
 use crate::metrics::metrics;
 use crate::model::audit::Draft;
 use crate::model::counting::{classify, expected_length, is_multi_range, part_of, Drawn, Kind};
 use crate::model::disposition::content_disposition;
-use crate::model::link::{Link, LinkId, Refusal, Right, Selection, Target};
+use crate::model::link::{ChangePolicy, Link, LinkId, Refusal, Right, Selection, Target};
 use crate::model::outcome::Outcome;
+use crate::model::status::Status;
 use crate::share::client::{client_of, user_agent_of};
 use crate::share::count::Metered;
 use crate::share::open::{self, Asks};
@@ -88,6 +89,11 @@ pub struct Ctx {
     view_only: bool,
     /// The origin's answer was replaced by one of our pages.
     replaced: bool,
+    /// The store was asked for the version the link recorded (`on_change: refuse`): a failed
+    /// precondition means the document changed.
+    conditional: bool,
+    /// The link's download count as this response's last draw saw it.
+    used: u64,
     outcome: Outcome,
     /// Holds a stopping gateway until this request's access line is written.
     _in_flight: crate::metrics::InFlight,
@@ -214,6 +220,46 @@ fn name_document(d: &mut Draft, target: Option<&Target>) {
     if let Some(t) = target {
         d.document = Some(t.object.clone());
         d.detail = Some(serde_json::json!({ "document": t.index + 1, "variant": t.variant }));
+    }
+}
+
+/// The page a recipient who passed the link's checks gets when the document changed (and the
+/// link refuses changes) or is gone from its store: `410 Gone`, the same page for both.
+fn gone_page() -> Reply {
+    let mut headers = pages::page_headers_owned();
+    headers.push(("vary", "cookie".to_string()));
+    Reply {
+        status: 410,
+        headers,
+        body: pages::message(
+            "Document changed or removed",
+            "This document was changed or removed since it was shared with you; ask the sender \
+             for a new link.",
+        ),
+    }
+}
+
+/// The precondition that asks a store for the version a link recorded: `If-Match` with a strong
+/// `ETag` (a weak one never matches `If-Match`), else `If-Unmodified-Since`; `None` when the
+/// link recorded neither.
+pub fn version_condition(target: &Target) -> Option<(header::HeaderName, String)> {
+    match (&target.etag, &target.last_modified) {
+        (Some(etag), _) if etag.starts_with('"') => Some((header::IF_MATCH, etag.clone())),
+        (_, Some(date)) => Some((header::IF_UNMODIFIED_SINCE, date.clone())),
+        _ => None,
+    }
+}
+
+/// Whether an answer's validators show a version other than the recorded one (the `ETag`
+/// compared weakly; `Last-Modified` only where no `ETag` was recorded or sent).
+pub fn version_differs(target: &Target, etag: Option<&str>, modified: Option<&str>) -> bool {
+    let weak = |t: &str| t.strip_prefix("W/").unwrap_or(t).to_string();
+    match (&target.etag, etag) {
+        (Some(recorded), Some(now)) => weak(recorded) != weak(now),
+        _ => match (&target.last_modified, modified) {
+            (Some(recorded), Some(now)) => recorded != now,
+            _ => false,
+        },
     }
 }
 
@@ -348,6 +394,127 @@ fn is_active_type(value: &str) -> bool {
 }
 
 impl Proxy {
+    /// Records the moment a link became expired or exhausted, once (see
+    /// [`crate::share::status`]), off the request path.
+    fn notice(&self, link: &Link, status: Status, used: u64) {
+        let (gate, link) = (self.gate.clone(), link.clone());
+        tokio::spawn(async move {
+            if let Err(e) = gate.note_status(&link, status, used).await {
+                tracing::warn!(link = %link.id, status = %status, error = %e, "could not record the link's status event");
+            }
+        });
+    }
+
+    /// `on_change: refuse`: the store is asked for the recorded version only, so a changed object
+    /// is never sent and nothing can change between a check and the answer. The client's own
+    /// `If-Match`/`If-Unmodified-Since` are replaced (so a failed precondition is always ours);
+    /// its `If-None-Match`, `If-Range` and `Range` are evaluated after ours (RFC 9110 order).
+    fn condition(&self, session: &mut Session, ctx: &mut Ctx) {
+        let (Some(link), Some(target)) = (&ctx.link, &ctx.target) else {
+            return;
+        };
+        if link.on_change != ChangePolicy::Refuse {
+            return;
+        }
+        let Some((name, value)) = version_condition(target) else {
+            tracing::debug!(link = %link.id, "no validator recorded: the document cannot be checked for changes");
+            return;
+        };
+        let req = session.req_header_mut();
+        req.remove_header(&header::IF_MATCH);
+        req.remove_header(&header::IF_UNMODIFIED_SINCE);
+        if req.insert_header(name, value).is_ok() {
+            ctx.conditional = true;
+        }
+    }
+
+    /// The store says the document is not the version the link was made for (a precondition of
+    /// ours failed) or is gone: the recipient, who passed the link's checks to get here, is told
+    /// so, nothing is counted, and the document system hears of it through the audit trail.
+    /// An object the link never saw (nothing recorded at creation: it did not exist or the
+    /// store did not answer) was not "removed": that stays the uniform 404 (still recorded).
+    async fn gone(&self, session: &mut Session, ctx: &mut Ctx, changed: bool) -> Result<()> {
+        ctx.replaced = true;
+        let seen = ctx
+            .target
+            .as_ref()
+            .is_some_and(|t| t.size.is_some() || t.etag.is_some() || t.last_modified.is_some());
+        ctx.outcome = match (changed, seen) {
+            (true, _) => Outcome::DocumentChanged,
+            (false, true) => Outcome::DocumentMissing,
+            (false, false) => Outcome::OriginNotFound,
+        };
+        self.give_back(ctx).await;
+        if let Some(link) = &ctx.link {
+            let (kind, outcome) = if changed {
+                ("document.changed", "refused")
+            } else {
+                ("document.missing", "failed")
+            };
+            let mut d = event(session, &ctx.client, ctx.target.as_ref(), kind, outcome);
+            if let (Some(serde_json::Value::Object(detail)), Some(t)) =
+                (&mut d.detail, ctx.target.as_ref())
+            {
+                detail.insert("recorded_etag".into(), t.etag.clone().into());
+                detail.insert(
+                    "recorded_last_modified".into(),
+                    t.last_modified.clone().into(),
+                );
+            }
+            tracing::warn!(link = %link.id, document = ?ctx.target.as_ref().map(|t| t.object.as_str()), changed, "document changed or removed at its store");
+            self.gate.audit.push(link.id, d);
+        }
+        if changed || seen {
+            write_reply(session, gone_page()).await
+        } else {
+            write_status(session, 404, &[]).await
+        }
+    }
+
+    /// `serve_latest`: a success whose validator differs from the recorded one is a new version;
+    /// `document.changed` (`ok`) is recorded once per version, off the request path.
+    fn served_version(
+        &self,
+        session: &Session,
+        ctx: &Ctx,
+        etag: Option<&str>,
+        modified: Option<&str>,
+    ) {
+        let (Some(link), Some(target)) = (&ctx.link, &ctx.target) else {
+            return;
+        };
+        if !version_differs(target, etag, modified) {
+            return;
+        }
+        let version = etag.or(modified).unwrap_or_default().to_string();
+        let key = crate::state::keys::document_version(link.id, &target.object, &version);
+        if self.gate.audit.noted.get(&key).is_some() {
+            // This instance already knows the version was recorded: no store round trip.
+            return;
+        }
+        let mut d = event(session, &ctx.client, Some(target), "document.changed", "ok");
+        if let Some(serde_json::Value::Object(detail)) = &mut d.detail {
+            detail.insert("recorded_etag".into(), target.etag.clone().into());
+            detail.insert("etag".into(), etag.into());
+            detail.insert("last_modified".into(), modified.into());
+        }
+        let (gate, id) = (self.gate.clone(), link.id);
+        tokio::spawn(async move {
+            match gate.links.store.tally(&key, 1).await {
+                Ok(n) => {
+                    if n == 1 {
+                        tracing::info!(link = %id, "document served in a new version");
+                        gate.audit.push(id, d);
+                    }
+                    gate.audit.noted.put(key, 0);
+                }
+                Err(e) => {
+                    tracing::warn!(link = %id, error = %e, "could not record a document's new version")
+                }
+            }
+        });
+    }
+
     /// A download is about to go to its store (metrics).
     fn stream_started(&self, ctx: &mut Ctx) {
         let m = metrics();
@@ -387,6 +554,9 @@ impl Proxy {
         if let Some(serde_json::Value::Object(detail)) = &mut d.detail {
             detail.insert("status".into(), status.into());
             detail.insert("counted".into(), ctx.counted.into());
+        }
+        if kind == "download.completed" && link.notify_sender.is_some() {
+            crate::share::notify::first_download(self.gate.clone(), link.clone(), d.at);
         }
         self.gate.audit.push(link.id, d);
     }
@@ -456,6 +626,7 @@ impl Proxy {
             return;
         };
         ctx.counted |= metered.meter.counted();
+        ctx.used = ctx.used.max(metered.used);
         if let Some(refund) = metered.refund() {
             self.settle(refund).await;
         }
@@ -647,6 +818,42 @@ impl Proxy {
                     .open(&store, &mut ctx.attempt, &req.method, &target.object, req),
             )
             .await?;
+        let status = resp.status.as_u16();
+        if (status == 412 && ctx.conditional) || status == 404 || status == 410 {
+            if let Some(started) = ctx.attempt.started {
+                store.metrics().observe(started.elapsed());
+            }
+            if status != 412 {
+                store.metrics().error("not_found");
+            }
+            return self.gone(session, ctx, status == 412).await;
+        }
+        let mut validators = (None, None);
+        if (200..300).contains(&status) {
+            let text = |name| {
+                resp.headers
+                    .get(name)
+                    .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let (etag, modified) = (text(header::ETAG), text(header::LAST_MODIFIED));
+            let refuses = ctx
+                .link
+                .as_ref()
+                .is_some_and(|l| l.on_change == ChangePolicy::Refuse);
+            if refuses
+                && ctx
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| version_differs(t, etag.as_deref(), modified.as_deref()))
+            {
+                // A store that ignored the condition (some S3-compatible servers do on GET):
+                // the answer's own validators show another version, and its head is not written
+                // yet, so nothing of it goes out.
+                return self.gone(session, ctx, true).await;
+            }
+            validators = (etag, modified);
+        }
         if let Some(code) = self
             .origin_response(&store, &mut resp, ctx, &target)
             .await?
@@ -664,6 +871,12 @@ impl Proxy {
             self.give_back(ctx).await;
             return write_status(session, 404, &[]).await;
         }
+        self.served_version(
+            session,
+            ctx,
+            validators.0.as_deref(),
+            validators.1.as_deref(),
+        );
         let empty = body.is_empty();
         session.write_response_header(Box::new(resp), empty).await?;
         if empty {
@@ -731,6 +944,7 @@ impl Proxy {
             resp.insert_header(header::CACHE_CONTROL, "no-store")?;
             return session.write_response_header(Box::new(resp), true).await;
         }
+        self.condition(session, ctx);
         self.stream_started(ctx);
         let dir = ctx.docstore.clone().filter(|s| s.as_dir().is_some());
         match (dir, ctx.link.clone(), ctx.target.clone()) {
@@ -754,16 +968,45 @@ impl Proxy {
         let Some(dir) = store.as_dir() else {
             return self.relay_from_origin(session, ctx).await;
         };
-        match dir
+        let mut validators = (None, None);
+        let served = dir
             .serve(
                 session,
                 &target.object,
-                |resp| decorate(resp, target),
+                |resp| {
+                    let text = |name| {
+                        resp.headers
+                            .get(name)
+                            .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                            .map(str::to_string)
+                    };
+                    validators = (text(header::ETAG), text(header::LAST_MODIFIED));
+                    decorate(resp, target)
+                },
                 &mut ctx.metered,
             )
-            .await
-        {
+            .await;
+        if served.is_ok() && validators.0.is_some() {
+            self.served_version(
+                session,
+                ctx,
+                validators.0.as_deref(),
+                validators.1.as_deref(),
+            );
+        }
+        match served {
             Ok(()) => Ok(()),
+            Err(ServeError::Refused(DirError::NotFound | DirError::NotAFile)) => {
+                self.gone(session, ctx, false).await
+            }
+            Err(ServeError::PreconditionFailed) if ctx.conditional => {
+                self.gone(session, ctx, true).await
+            }
+            Err(ServeError::PreconditionFailed) => {
+                ctx.replaced = true;
+                self.give_back(ctx).await;
+                write_status(session, 412, &[]).await
+            }
             Err(ServeError::Refused(e)) => {
                 tracing::warn!(link = %link.id, store = %link.store, error = %e, "dir store cannot serve the object");
                 ctx.outcome = Outcome::OriginNotFound;
@@ -853,6 +1096,9 @@ impl Proxy {
             }
         };
         if let Err(closed) = open::open_at(&link, OffsetDateTime::now_utc()) {
+            if closed == Outcome::Expired {
+                self.notice(&link, Status::Expired, 0);
+            }
             ctx.outcome = closed;
             self.refused(session, ctx, &link, None, closed.as_str());
             return Err(Refused::Status(404));
@@ -1036,6 +1282,8 @@ impl ProxyHttp for Proxy {
             client: String::new(),
             view_only: false,
             replaced: false,
+            conditional: false,
+            used: 0,
             outcome: Outcome::Served,
             _in_flight: crate::metrics::InFlight::start(),
         }
@@ -1149,6 +1397,11 @@ impl ProxyHttp for Proxy {
         self.give_back(ctx).await;
         ctx.outcome = record::settled(ctx.outcome, delivered, ctx.kind);
         self.record_download(session, ctx, delivered, status, sent);
+        if let (true, Some(link)) = (delivered, &ctx.link) {
+            if link.max_downloads.is_some_and(|max| ctx.used >= max) {
+                self.notice(link, Status::Exhausted, ctx.used);
+            }
+        }
         self.stream_ended(ctx, delivered, sent);
         access_line(session, ctx, status, sent);
     }
@@ -1156,7 +1409,58 @@ impl ProxyHttp for Proxy {
 
 #[cfg(test)]
 mod tests {
-    use super::token_of;
+    use super::{token_of, version_condition, version_differs};
+    use crate::model::link::Target;
+
+    fn target(etag: Option<&str>, modified: Option<&str>) -> Target {
+        Target {
+            index: 0,
+            object: "a.pdf".into(),
+            filename: "a.pdf".into(),
+            inline: false,
+            variant: "download".into(),
+            size: Some(3),
+            etag: etag.map(str::to_string),
+            last_modified: modified.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_refusing_link_asks_for_its_version_with_the_strongest_validator() {
+        let date = "Wed, 02 Dec 2026 03:00:00 GMT";
+        let c = version_condition(&target(Some("\"abc\""), Some(date))).unwrap();
+        assert_eq!((c.0.as_str(), c.1.as_str()), ("if-match", "\"abc\""));
+        let c = version_condition(&target(Some("W/\"abc\""), Some(date))).unwrap();
+        assert_eq!(
+            (c.0.as_str(), c.1.as_str()),
+            ("if-unmodified-since", date),
+            "a weak ETag never matches If-Match"
+        );
+        assert!(version_condition(&target(Some("W/\"abc\""), None)).is_none());
+        assert!(version_condition(&target(None, None)).is_none());
+    }
+
+    #[test]
+    fn a_new_version_is_told_by_its_validators() {
+        let t = target(Some("\"abc\""), Some("d1"));
+        assert!(
+            !version_differs(&t, Some("\"abc\""), Some("d2")),
+            "ETag decides"
+        );
+        assert!(
+            !version_differs(&t, Some("W/\"abc\""), None),
+            "compared weakly"
+        );
+        assert!(version_differs(&t, Some("\"abd\""), Some("d1")));
+        let t = target(None, Some("d1"));
+        assert!(version_differs(&t, None, Some("d2")));
+        assert!(!version_differs(&t, None, Some("d1")));
+        assert!(!version_differs(
+            &target(None, None),
+            Some("\"x\""),
+            Some("d")
+        ));
+    }
 
     #[test]
     fn active_types_are_recognised() {

@@ -185,19 +185,43 @@ impl Visit {
         // A limited link no check protects: downloads start only from a button press (a POST,
         // one single-use form token per button), so a scanner that follows the page's links uses
         // nothing up.
-        let form_token = || gate.checks.verifier.csrf_token(&self.link.id, "");
+        let form_token = || {
+            gate.checks
+                .verifier
+                .csrf_token(&self.link.id, self.form_device())
+        };
         let button_csrf: Option<&dyn Fn() -> String> = if self.link.needs_button() {
             Some(&form_token)
         } else {
             None
         };
-        pages::landing(
+        let page = pages::landing(
             self.expires().as_deref(),
             &documents,
             upload.as_ref(),
             view_only,
             button_csrf,
+        );
+        let review_token = || {
+            gate.checks
+                .verifier
+                .csrf_token(&self.link.id, self.form_device())
+        };
+        let device = self.device.as_deref().unwrap_or("");
+        pages::with_section(
+            page,
+            &crate::share::review::section(&self.link, device, &self.base, &review_token),
         )
+    }
+
+    /// The device a form's CSRF token is bound to: the browser's, on links that give browsers a
+    /// device cookie (checks or reviews); none otherwise.
+    fn form_device(&self) -> &str {
+        if self.link.has_checks() || self.link.takes_comments() {
+            self.device.as_deref().unwrap_or("")
+        } else {
+            ""
+        }
     }
 
     fn event(&self, kind: &str, outcome: &str) -> Draft {
@@ -352,7 +376,10 @@ pub async fn decide(
             }
         }
     }
-    if visit.html && visit.device.is_none() && visit.link.has_checks() {
+    if visit.html
+        && visit.device.is_none()
+        && (visit.link.has_checks() || visit.link.takes_comments())
+    {
         let id = new_device_id();
         visit
             .cookies
@@ -361,8 +388,9 @@ pub async fn decide(
         visit.new_device = true;
     }
     if visit.post {
+        let passed = checks_passed(gate, session, &visit);
         return Ok(match read_form(session).await? {
-            Some(form) => post(gate, &visit, &form).await,
+            Some(form) => post(gate, &visit, &form, passed).await,
             None => visit.reply(
                 400,
                 pages::message(
@@ -700,11 +728,11 @@ async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
 }
 
 /// A form: checked for its CSRF token (single use), then its action.
-async fn post(gate: &Gate, visit: &Visit, form: &[(String, String)]) -> Decision {
+async fn post(gate: &Gate, visit: &Visit, form: &[(String, String)], passed: bool) -> Decision {
     let id = visit.link.id;
     let device = visit.device.clone().unwrap_or_default();
     let spent = match (field(form, "csrf"), visit.new_device) {
-        (Some(token), false) => gate.spend_csrf(token, &id, &device).await,
+        (Some(token), false) => gate.spend_csrf(token, &id, visit.form_device()).await,
         _ => Ok(FormToken::Invalid),
     };
     match spent {
@@ -736,6 +764,9 @@ async fn post(gate: &Gate, visit: &Visit, form: &[(String, String)]) -> Decision
         Some("send_code") => post_send_code(gate, visit, &device).await,
         Some("verify_code") => {
             post_verify_code(gate, visit, &device, field(form, "code").unwrap_or("")).await
+        }
+        Some(action @ ("comment" | "decide")) => {
+            post_review(gate, visit, form, action, &device, passed).await
         }
         _ => visit.reply(
             400,
@@ -1161,6 +1192,74 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
             visit.back()
         }
         Err(_) => visit.reply(503, pages::for_status(503)),
+    }
+}
+
+/// Whether this browser passed the link's checks (password proven, device trusted where the
+/// recipient has an address): the review forms are taken only then.
+fn checks_passed(gate: &Gate, session: &Session, visit: &Visit) -> bool {
+    let link = &visit.link;
+    let password = link.password_hash.is_none()
+        || gate
+            .checks
+            .verifier
+            .passed(&session.req_header().headers, link);
+    let device = match link.recipient.as_ref().and_then(|r| r.email.as_ref()) {
+        None => true,
+        Some(_) => visit
+            .device
+            .as_deref()
+            .is_some_and(|d| link.trusted_devices.iter().any(|t| t == d)),
+    };
+    password && device && !visit.new_device
+}
+
+/// A review form (comment or decision), after its CSRF token was spent.
+async fn post_review(
+    gate: &Gate,
+    visit: &Visit,
+    form: &[(String, String)],
+    action: &str,
+    device: &str,
+    passed: bool,
+) -> Decision {
+    use crate::share::review;
+    if !passed {
+        return visit.reply(
+            403,
+            pages::message(
+                "Please open the link again",
+                "The checks of this link must be passed before a review can be sent.",
+            ),
+        );
+    }
+    let outcome = match review::parse(action, field(form, "comment"), field(form, "decision")) {
+        Ok(ask) => {
+            review::record(gate, &visit.link, device, ask, visit.event("review", "ok")).await
+        }
+        Err(refused) => Err(refused),
+    };
+    match outcome {
+        Ok("decision") => visit.reply(
+            200,
+            pages::notice_with_back(
+                "Decision recorded",
+                "Thank you: your decision was recorded.",
+                &visit.base,
+            ),
+        ),
+        Ok(_) => visit.reply(
+            200,
+            pages::notice_with_back(
+                "Comment sent",
+                "Thank you: your comment was recorded.",
+                &visit.base,
+            ),
+        ),
+        Err(refused) => {
+            let (status, title, text) = refused.page();
+            visit.reply(status, pages::notice_with_back(title, &text, &visit.base))
+        }
     }
 }
 

@@ -11,12 +11,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{
     index_entries, list_by_index, list_shares_by_index, share_index_entries, Change, Draw,
-    LinkStore, ListPage, ListQuery, OnChange, ShareChange, SharePage, ShareQuery, StoreError,
-    WriteId,
+    LinkStore, ListPage, ListQuery, OnChange, OutboxEntry, ShareChange, SharePage, ShareQuery,
+    StoreError, WriteId,
 };
 use crate::model::audit::{seal, Draft, Event};
 use crate::model::counting::{self, Account, Drawn};
@@ -354,6 +354,9 @@ impl EmbeddedStore {
         tx.open_table(PARTS).map_err(unavailable)?;
         tx.open_table(SHARES).map_err(unavailable)?;
         tx.open_table(SHARE_INDEX).map_err(unavailable)?;
+        tx.open_table(OUTBOX).map_err(unavailable)?;
+        tx.open_table(OUTBOX_DUE).map_err(unavailable)?;
+        tx.open_table(OUTBOX_FAILED).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         let db = Arc::new(db);
         let (counting, jobs) = std::sync::mpsc::channel();
@@ -563,51 +566,9 @@ impl LinkStore for EmbeddedStore {
         retention: Option<std::time::Duration>,
     ) -> Result<(), StoreError> {
         let drafts = drafts.to_vec();
-        self.blocking(move |db| {
-            let tx = db.begin_write().map_err(unavailable)?;
-            {
-                let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
-                let first = event_key(&id, 0);
-                let last = event_key(&id, u64::MAX);
-                let tail = match events
-                    .range(first.as_slice()..=last.as_slice())
-                    .map_err(unavailable)?
-                    .next_back()
-                {
-                    Some(entry) => {
-                        let (_, v) = entry.map_err(unavailable)?;
-                        Some(decode_event(v.value())?)
-                    }
-                    None => None,
-                };
-                for (seq, json) in seal(id, tail.as_ref(), &drafts)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?
-                {
-                    events
-                        .insert(event_key(&id, seq).as_slice(), json.as_slice())
-                        .map_err(unavailable)?;
-                }
-                if let Some(keep) = retention {
-                    let cutoff = time::OffsetDateTime::now_utc() - keep;
-                    let mut old = Vec::new();
-                    for entry in events
-                        .range(first.as_slice()..=last.as_slice())
-                        .map_err(unavailable)?
-                    {
-                        let (k, v) = entry.map_err(unavailable)?;
-                        if decode_event(v.value())?.draft.at >= cutoff {
-                            break;
-                        }
-                        old.push(k.value().to_vec());
-                    }
-                    for k in old {
-                        events.remove(k.as_slice()).map_err(unavailable)?;
-                    }
-                }
-            }
-            tx.commit().map_err(unavailable)
-        })
-        .await
+        self.blocking(move |db| append(db, id, &drafts, retention, None))
+            .await
+            .map(|_| ())
     }
 
     async fn events(&self, id: LinkId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
@@ -799,6 +760,152 @@ impl LinkStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn append_events_notify(
+        &self,
+        _write: WriteId,
+        id: LinkId,
+        drafts: &[Draft],
+        retention: Option<std::time::Duration>,
+        max_pending: u64,
+    ) -> Result<u64, StoreError> {
+        let drafts = drafts.to_vec();
+        self.blocking(move |db| append(db, id, &drafts, retention, Some(max_pending)))
+            .await
+    }
+
+    async fn outbox_lease(
+        &self,
+        limit: usize,
+        lease: std::time::Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.blocking(move |db| {
+            let now = super::now_ms();
+            let until = now.saturating_add(lease.as_millis() as u64);
+            let tx = db.begin_write().map_err(unavailable)?;
+            let mut out = Vec::new();
+            {
+                let mut outbox = tx.open_table(OUTBOX).map_err(unavailable)?;
+                let mut due = tx.open_table(OUTBOX_DUE).map_err(unavailable)?;
+                let end = (now.saturating_add(1)).to_be_bytes();
+                let mut ids = Vec::new();
+                for entry in due.range(..end.as_slice()).map_err(unavailable)? {
+                    let (k, _) = entry.map_err(unavailable)?;
+                    let key = k.value();
+                    ids.push(
+                        String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned(),
+                    );
+                    if ids.len() >= limit {
+                        break;
+                    }
+                }
+                for id in ids {
+                    let mut parked: Parked = match outbox.get(id.as_bytes()).map_err(unavailable)? {
+                        Some(v) => serde_json::from_slice(v.value())
+                            .map_err(|e| StoreError::Corrupt(format!("outbox entry: {e}")))?,
+                        None => continue,
+                    };
+                    due.remove(timed_key(parked.due, &id).as_slice())
+                        .map_err(unavailable)?;
+                    parked.due = until;
+                    parked.entry.lease = super::lease_token();
+                    put_entry(&mut outbox, &mut due, &parked)?;
+                    out.push(parked.entry);
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn outbox_done(&self, id: &str, lease: &str) -> Result<bool, StoreError> {
+        let (id, lease) = (id.to_string(), lease.to_string());
+        self.blocking(move |db| with_leased(db, &id, &lease, |_, _, _, _| Ok(())))
+            .await
+    }
+
+    async fn outbox_retry(
+        &self,
+        id: &str,
+        lease: &str,
+        delay: std::time::Duration,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let (id, lease, error) = (id.to_string(), lease.to_string(), error.to_string());
+        self.blocking(move |db| {
+            with_leased(db, &id, &lease, |mut parked, outbox, due, _| {
+                parked.due = super::now_ms().saturating_add(delay.as_millis() as u64);
+                parked.entry.attempts = parked.entry.attempts.saturating_add(1);
+                parked.entry.lease = String::new();
+                parked.entry.last_error = Some(error);
+                put_entry(outbox, due, &parked)
+            })
+        })
+        .await
+    }
+
+    async fn outbox_fail(
+        &self,
+        id: &str,
+        lease: &str,
+        error: &str,
+        keep: usize,
+    ) -> Result<bool, StoreError> {
+        let (id, lease, error) = (id.to_string(), lease.to_string(), error.to_string());
+        self.blocking(move |db| {
+            with_leased(db, &id, &lease, |parked, _, _, tx| {
+                let mut entry = parked.entry;
+                let now = super::now_ms();
+                entry.attempts = entry.attempts.saturating_add(1);
+                entry.lease = String::new();
+                entry.last_error = Some(error);
+                entry.failed_at = Some(now);
+                let json =
+                    serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let mut failed = tx.open_table(OUTBOX_FAILED).map_err(unavailable)?;
+                failed
+                    .insert(timed_key(now, &entry.id).as_slice(), json.as_slice())
+                    .map_err(unavailable)?;
+                while failed.len().map_err(unavailable)? > keep as u64 {
+                    if failed.pop_first().map_err(unavailable)?.is_none() {
+                        break;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn outbox_failed(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let failed = tx.open_table(OUTBOX_FAILED).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for entry in failed.iter().map_err(unavailable)?.rev() {
+                let (_, v) = entry.map_err(unavailable)?;
+                out.push(
+                    serde_json::from_slice(v.value())
+                        .map_err(|e| StoreError::Corrupt(format!("failed webhook: {e}")))?,
+                );
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn outbox_pending(&self) -> Result<u64, StoreError> {
+        self.blocking(|db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let outbox = tx.open_table(OUTBOX).map_err(unavailable)?;
+            outbox.len().map_err(unavailable)
+        })
+        .await
+    }
 }
 
 fn decode_share(bytes: &[u8]) -> Result<Share, StoreError> {
@@ -816,3 +923,173 @@ fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
 
 /// Counters that never expire (`LinkStore::tally`): key → value.
 const TALLIES: TableDefinition<&[u8], u64> = TableDefinition::new("tallies");
+
+/// Appends events (see `LinkStore::append_events`) and, with `notify` (the outbox's bound), puts
+/// the notifiable ones into the outbox in the same transaction. Returns how many were left out.
+fn append(
+    db: &Database,
+    id: LinkId,
+    drafts: &[Draft],
+    retention: Option<std::time::Duration>,
+    notify: Option<u64>,
+) -> Result<u64, StoreError> {
+    let mut sealed = Vec::new();
+    let tx = db.begin_write().map_err(unavailable)?;
+    {
+        let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
+        let first = event_key(&id, 0);
+        let last = event_key(&id, u64::MAX);
+        let tail = match events
+            .range(first.as_slice()..=last.as_slice())
+            .map_err(unavailable)?
+            .next_back()
+        {
+            Some(entry) => {
+                let (_, v) = entry.map_err(unavailable)?;
+                Some(decode_event(v.value())?)
+            }
+            None => None,
+        };
+        for (seq, json) in
+            seal(id, tail.as_ref(), drafts).map_err(|e| StoreError::Corrupt(e.to_string()))?
+        {
+            events
+                .insert(event_key(&id, seq).as_slice(), json.as_slice())
+                .map_err(unavailable)?;
+            sealed.push(json);
+        }
+        if let Some(keep) = retention {
+            let cutoff = time::OffsetDateTime::now_utc() - keep;
+            let mut old = Vec::new();
+            for entry in events
+                .range(first.as_slice()..=last.as_slice())
+                .map_err(unavailable)?
+            {
+                let (k, v) = entry.map_err(unavailable)?;
+                if decode_event(v.value())?.draft.at >= cutoff {
+                    break;
+                }
+                old.push(k.value().to_vec());
+            }
+            for k in old {
+                events.remove(k.as_slice()).map_err(unavailable)?;
+            }
+        }
+    }
+    let mut left_out = 0;
+    if let Some(max) = notify {
+        let mut outbox = tx.open_table(OUTBOX).map_err(unavailable)?;
+        let mut due = tx.open_table(OUTBOX_DUE).map_err(unavailable)?;
+        let now = super::now_ms();
+        for json in sealed {
+            let event = decode_event(&json)?;
+            if !crate::model::webhook::notifiable(&event.draft.kind) {
+                continue;
+            }
+            if outbox.len().map_err(unavailable)? >= max {
+                left_out += 1;
+                continue;
+            }
+            let entry = OutboxEntry {
+                id: crate::model::webhook::event_id(&event),
+                event,
+                attempts: 0,
+                lease: String::new(),
+                last_error: None,
+                failed_at: None,
+            };
+            put_entry(&mut outbox, &mut due, &Parked { due: now, entry })?;
+        }
+    }
+    tx.commit().map_err(unavailable)?;
+    Ok(left_out)
+}
+
+/// An outbox entry as the embedded store keeps it: with the time it is due (or its lease ends).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Parked {
+    due: u64,
+    entry: OutboxEntry,
+}
+
+/// Outbox entries: event id → `Parked` JSON.
+const OUTBOX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox");
+/// due (big-endian u64) ++ event id → nothing: the outbox in the order entries fall due.
+const OUTBOX_DUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox_due");
+/// failed at (big-endian u64) ++ event id → entry JSON: webhooks given up.
+const OUTBOX_FAILED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("outbox_failed");
+
+fn timed_key(at: u64, id: &str) -> Vec<u8> {
+    let mut k = at.to_be_bytes().to_vec();
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn put_entry(
+    outbox: &mut redb::Table<&[u8], &[u8]>,
+    due: &mut redb::Table<&[u8], &[u8]>,
+    parked: &Parked,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_vec(parked).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    outbox
+        .insert(parked.entry.id.as_bytes(), json.as_slice())
+        .map_err(unavailable)?;
+    due.insert(
+        timed_key(parked.due, &parked.entry.id).as_slice(),
+        [].as_slice(),
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// Takes an entry out of the outbox if `lease` holds it; `None` otherwise.
+fn take_leased(
+    outbox: &mut redb::Table<&[u8], &[u8]>,
+    due: &mut redb::Table<&[u8], &[u8]>,
+    id: &str,
+    lease: &str,
+) -> Result<Option<Parked>, StoreError> {
+    let parked: Parked = match outbox.get(id.as_bytes()).map_err(unavailable)? {
+        Some(v) => serde_json::from_slice(v.value())
+            .map_err(|e| StoreError::Corrupt(format!("outbox entry: {e}")))?,
+        None => return Ok(None),
+    };
+    use subtle::ConstantTimeEq;
+    if lease.is_empty() || !bool::from(parked.entry.lease.as_bytes().ct_eq(lease.as_bytes())) {
+        return Ok(None);
+    }
+    outbox.remove(id.as_bytes()).map_err(unavailable)?;
+    due.remove(timed_key(parked.due, id).as_slice())
+        .map_err(unavailable)?;
+    Ok(Some(parked))
+}
+
+/// Runs `f` on the entry `lease` holds, in one write transaction; false when it holds none.
+fn with_leased(
+    db: &Database,
+    id: &str,
+    lease: &str,
+    f: impl FnOnce(
+        Parked,
+        &mut redb::Table<&[u8], &[u8]>,
+        &mut redb::Table<&[u8], &[u8]>,
+        &redb::WriteTransaction,
+    ) -> Result<(), StoreError>,
+) -> Result<bool, StoreError> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    let found = {
+        let mut outbox = tx.open_table(OUTBOX).map_err(unavailable)?;
+        let mut due = tx.open_table(OUTBOX_DUE).map_err(unavailable)?;
+        match take_leased(&mut outbox, &mut due, id, lease)? {
+            Some(parked) => {
+                f(parked, &mut outbox, &mut due, &tx)?;
+                true
+            }
+            None => false,
+        }
+    };
+    if found {
+        tx.commit().map_err(unavailable)?;
+    }
+    Ok(found)
+}

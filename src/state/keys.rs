@@ -74,6 +74,32 @@ pub fn share_resends(link: LinkId) -> String {
     format!("shareresend:{link}")
 }
 
+/// Whether `link.expired` was recorded for a generation (a tally: the first to add 1 records it).
+pub fn status_expired(link: LinkId, generation: u64) -> String {
+    format!("st:expired:{link}:{generation}")
+}
+
+/// Whether `link.exhausted` was recorded for a generation (a tally, as above).
+pub fn status_exhausted(link: LinkId, generation: u64) -> String {
+    format!("st:exhausted:{link}:{generation}")
+}
+
+/// The Unix second a generation was first seen exhausted (a tally written once, by whoever
+/// recorded `link.exhausted`).
+pub fn status_exhausted_at(link: LinkId, generation: u64) -> String {
+    format!("st:exhausted-at:{link}:{generation}")
+}
+
+/// Whether `document.changed` was recorded for a version of an object served by a link (a
+/// tally: the first to add 1 records it). `version` is the `ETag` or `Last-Modified` seen.
+pub fn document_version(link: LinkId, object: &str, version: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{object}\n{version}").as_bytes());
+    let mut hex = [0u8; 16];
+    crate::model::hex::write(&digest[..8], &mut hex);
+    format!("docver:{link}:{}", String::from_utf8_lossy(&hex))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +120,10 @@ mod tests {
             code_tries_by(id, "n", "d"),
             form_token("n"),
             upload_claim(id, "a/b"),
+            status_expired(id, 1),
+            status_exhausted(id, 1),
+            status_exhausted_at(id, 1),
+            document_version(id, "a/b", "\"e\""),
         ];
         let mut unique = keys.to_vec();
         unique.sort();

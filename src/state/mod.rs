@@ -471,4 +471,84 @@ pub trait LinkStore: Send + Sync + 'static {
     async fn update_share(&self, id: LinkId, change: ShareChange) -> Result<Share, StoreError>;
     /// Lists shares, newest first (see [`ShareQuery`]).
     async fn list_shares(&self, query: &ShareQuery) -> Result<SharePage, StoreError>;
+
+    // Webhook outbox (see crate::model::webhook and crate::share::webhooks). Entries are named
+    // by their event id (`LINK.SEQ`) and hold the sealed event.
+
+    /// As [`LinkStore::append_events`], and in the same atomic write puts each event whose kind
+    /// is notifiable ([`crate::model::webhook::notifiable`]) into the outbox, due at once, while
+    /// the outbox holds fewer than `max_pending` entries. Returns how many notifiable events were
+    /// left out because the outbox was full (their events are still written).
+    async fn append_events_notify(
+        &self,
+        write: WriteId,
+        id: LinkId,
+        drafts: &[Draft],
+        retention: Option<Duration>,
+        max_pending: u64,
+    ) -> Result<u64, StoreError>;
+    /// Leases up to `limit` due entries for `lease`: until it runs out no other caller (on any
+    /// instance) gets them. Each entry comes with a fresh lease token.
+    async fn outbox_lease(
+        &self,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Removes a delivered entry; false when `lease` no longer holds it (it ran out and another
+    /// caller took the entry), and then nothing changes.
+    async fn outbox_done(&self, id: &str, lease: &str) -> Result<bool, StoreError>;
+    /// Counts a failed attempt and makes the entry due again after `delay`; false when `lease`
+    /// no longer holds it.
+    async fn outbox_retry(
+        &self,
+        id: &str,
+        lease: &str,
+        delay: Duration,
+        error: &str,
+    ) -> Result<bool, StoreError>;
+    /// Gives the entry up: it leaves the outbox for the failed list, which keeps the newest
+    /// `keep`. False when `lease` no longer holds it.
+    async fn outbox_fail(
+        &self,
+        id: &str,
+        lease: &str,
+        error: &str,
+        keep: usize,
+    ) -> Result<bool, StoreError>;
+    /// Entries given up, newest first.
+    async fn outbox_failed(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Entries waiting to be delivered (leased or not).
+    async fn outbox_pending(&self) -> Result<u64, StoreError>;
+}
+
+/// One webhook waiting in the outbox (or given up).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxEntry {
+    /// The event id, `LINK.SEQ`.
+    pub id: String,
+    pub event: Event,
+    /// Failed attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The token of the lease this copy was handed out under (empty when not leased).
+    #[serde(default)]
+    pub lease: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When it was given up (Unix milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<u64>,
+}
+
+/// A fresh lease token.
+pub fn lease_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -109,12 +109,23 @@ pub struct AuditQueue {
     pending: Mutex<HashMap<LinkId, Vec<Batch>>>,
     queued: AtomicU64,
     dropped: AtomicU64,
+    /// With webhooks configured: the outbox's bound. Notifiable events then enter the outbox in
+    /// the same store write as the events themselves.
+    outbox: Option<u64>,
 }
 
 impl AuditQueue {
     /// Most events held while the store is unreachable; past it new events are dropped (and
     /// counted in the log) rather than memory growing without bound.
     const MAX: u64 = 200_000;
+
+    /// A queue whose writes also fill the webhook outbox (bounded to `max_pending` entries).
+    pub fn with_outbox(max_pending: u64) -> AuditQueue {
+        AuditQueue {
+            outbox: Some(max_pending),
+            ..AuditQueue::default()
+        }
+    }
 
     pub fn push(&self, link: LinkId, draft: Draft) {
         if self.queued.fetch_add(1, Ordering::Relaxed) >= Self::MAX {
@@ -179,10 +190,34 @@ impl AuditQueue {
         let mut left = batches.into_iter();
         while let Some(mut batch) = left.next() {
             let write = *batch.write.get_or_insert_with(WriteId::new);
-            match store
-                .append_events(write, link, &batch.drafts, retention)
-                .await
-            {
+            let notify = self.outbox.filter(|_| {
+                batch
+                    .drafts
+                    .iter()
+                    .any(|d| crate::model::webhook::notifiable(&d.kind))
+            });
+            let written = match notify {
+                // The same write: a durable event never lacks its notification.
+                Some(max) => store
+                    .append_events_notify(write, link, &batch.drafts, retention, max)
+                    .await
+                    .map(|left_out| {
+                        if left_out > 0 {
+                            crate::metrics::metrics().webhooks_left_out.inc_by(left_out);
+                            tracing::error!(
+                                link = %link,
+                                left_out,
+                                "webhook outbox full: notifications not queued"
+                            );
+                        }
+                    }),
+                None => {
+                    store
+                        .append_events(write, link, &batch.drafts, retention)
+                        .await
+                }
+            };
+            match written {
                 Ok(()) => {
                     self.queued
                         .fetch_sub(batch.drafts.len() as u64, Ordering::Relaxed);

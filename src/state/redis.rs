@@ -33,8 +33,8 @@ use tokio::sync::OnceCell;
 
 use super::{
     index_entries, list_by_index, list_shares_by_index, share_index_entries, Change, Draw,
-    LinkStore, ListPage, ListQuery, OnChange, ShareChange, SharePage, ShareQuery, StoreError,
-    WriteId,
+    LinkStore, ListPage, ListQuery, OnChange, OutboxEntry, ShareChange, SharePage, ShareQuery,
+    StoreError, WriteId,
 };
 use crate::model::audit::{seal, Draft, Event};
 use crate::model::counting::Drawn;
@@ -249,6 +249,113 @@ end
 return 1
 "#;
 
+const APPEND_NOTIFY: &str = r#"
+-- KEYS: events, seen, outbox due, outbox events   ARGV: write, expected tail hash, prune-before,
+-- outbox bound, N, N events..., then pairs (event id, index among the N) of notifiable events.
+-- As APPEND_EVENTS, and the notifiable events enter the outbox (due now) in the same script while
+-- it holds fewer than the bound. Returns {1|0|2 as APPEND_EVENTS, notifications left out}.
+-- TIME and writes: replicated by effects (the default from Redis 5; asked for on older ones).
+redis.replicate_commands()
+if seen(KEYS[2], 'events', ARGV[1]) then return {2, 0} end
+local tail = redis.call('LINDEX', KEYS[1], -1)
+local tail_hash = ''
+if tail then tail_hash = cjson.decode(tail)['hash'] end
+if tail_hash ~= ARGV[2] then return {0, 0} end
+local n = tonumber(ARGV[5])
+for i = 6, 5 + n do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+remember(KEYS[2], 'events', ARGV[1])
+if ARGV[3] ~= '' then
+  for _ = 1, 1000 do
+    local head = redis.call('LINDEX', KEYS[1], 0)
+    if not head or cjson.decode(head)['at'] >= ARGV[3] then break end
+    redis.call('LPOP', KEYS[1])
+  end
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local max = tonumber(ARGV[4])
+local left = 0
+for i = 6 + n, #ARGV, 2 do
+  if redis.call('ZCARD', KEYS[3]) < max then
+    redis.call('ZADD', KEYS[3], now, ARGV[i])
+    redis.call('HSET', KEYS[4], ARGV[i], ARGV[5 + tonumber(ARGV[i + 1])])
+  else
+    left = left + 1
+  end
+end
+return {1, left}
+"#;
+
+/// The outbox (see `LinkStore::outbox_lease`): KEYS due (sorted set, score = due or lease end in
+/// ms), ev (hash id → event JSON), try (attempts), lease (lease tokens), err (last errors).
+const OUTBOX_LEASE: &str = r#"
+-- KEYS: due, ev, try, lease, err   ARGV: limit, lease ms, tokens...
+-- TIME and writes: replicated by effects (the default from Redis 5; asked for on older ones).
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local out = {}
+for i, id in ipairs(ids) do
+  local ev = redis.call('HGET', KEYS[2], id)
+  if ev then
+    local token = ARGV[2 + i]
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
+    redis.call('HSET', KEYS[4], id, token)
+    table.insert(out, id)
+    table.insert(out, ev)
+    table.insert(out, redis.call('HGET', KEYS[3], id) or '0')
+    table.insert(out, redis.call('HGET', KEYS[5], id) or '')
+    table.insert(out, token)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+"#;
+
+const OUTBOX_SETTLE: &str = r#"
+-- KEYS: due, ev, try, lease, err, failed, failed ev, failed try, failed err
+-- ARGV: id, lease, action ('done' | 'retry' | 'fail'), delay ms, error, keep
+-- Returns 1 when the lease held the entry (and the action was taken), else 0.
+-- TIME and writes: replicated by effects (the default from Redis 5; asked for on older ones).
+redis.replicate_commands()
+local id = ARGV[1]
+if redis.call('HGET', KEYS[4], id) ~= ARGV[2] then return 0 end
+if not redis.call('ZSCORE', KEYS[1], id) then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[3] == 'retry' then
+  redis.call('HINCRBY', KEYS[3], id, 1)
+  redis.call('HSET', KEYS[5], id, ARGV[5])
+  redis.call('HDEL', KEYS[4], id)
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), id)
+  return 1
+end
+if ARGV[3] == 'fail' then
+  redis.call('HSET', KEYS[7], id, redis.call('HGET', KEYS[2], id) or '')
+  redis.call('HSET', KEYS[8], id, tonumber(redis.call('HGET', KEYS[3], id) or '0') + 1)
+  redis.call('HSET', KEYS[9], id, ARGV[5])
+  redis.call('ZADD', KEYS[6], now, id)
+  local extra = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[6])
+  if extra > 0 then
+    local popped = redis.call('ZPOPMIN', KEYS[6], extra)
+    for i = 1, #popped, 2 do
+      local old = popped[i]
+      redis.call('HDEL', KEYS[7], old)
+      redis.call('HDEL', KEYS[8], old)
+      redis.call('HDEL', KEYS[9], old)
+    end
+  end
+end
+redis.call('ZREM', KEYS[1], id)
+redis.call('HDEL', KEYS[2], id)
+redis.call('HDEL', KEYS[3], id)
+redis.call('HDEL', KEYS[4], id)
+redis.call('HDEL', KEYS[5], id)
+return 1
+"#;
+
 const HIT: &str = r#"
 -- KEYS: counter   ARGV: increment, window ms
 local v = redis.call('INCRBY', KEYS[1], tonumber(ARGV[1]))
@@ -267,6 +374,7 @@ pub struct RedisStore {
     create: Script,
     cas: Script,
     append: Script,
+    append_notify: Script,
     add_usage: Script,
     hit: Script,
 }
@@ -305,6 +413,7 @@ impl RedisStore {
             create: Script::new(CREATE),
             cas: Script::new(COMPARE_AND_SET),
             append: Script::new(&format!("{SEEN}{APPEND_EVENTS}")),
+            append_notify: Script::new(&format!("{SEEN}{APPEND_NOTIFY}")),
             hit: Script::new(HIT),
         })
     }
@@ -346,6 +455,110 @@ impl RedisStore {
                 self.opts.timeout
             ))),
         }
+    }
+
+    /// Appends events (see `LinkStore::append_events`); with `notify` (the outbox's bound) the
+    /// notifiable ones enter the outbox in the same script. Returns how many were left out.
+    async fn append(
+        &self,
+        write: WriteId,
+        id: LinkId,
+        drafts: &[Draft],
+        retention: Option<Duration>,
+        notify: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let key = self.key("events", &id);
+        let seen = self.key("seen", &id);
+        let write = write.to_string();
+        let cutoff = match retention {
+            Some(keep) => (time::OffsetDateTime::now_utc() - keep)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        for _ in 0..16 {
+            let k = key.clone();
+            let tail: Option<Vec<u8>> = self
+                .run(|mut c| async move {
+                    redis::cmd("LINDEX")
+                        .arg(k)
+                        .arg(-1)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            let tail: Option<Event> = tail
+                .map(|t| {
+                    serde_json::from_slice(&t)
+                        .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
+                })
+                .transpose()?;
+            let sealed =
+                seal(id, tail.as_ref(), drafts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            // The outbox's entries: (event id, index of the event among those appended).
+            let notices: Vec<(String, usize)> = match notify {
+                Some(_) => sealed
+                    .iter()
+                    .zip(drafts)
+                    .enumerate()
+                    .filter(|(_, (_, d))| crate::model::webhook::notifiable(&d.kind))
+                    .map(|(i, ((seq, _), _))| (format!("{id}.{seq}"), i))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let json: Vec<Vec<u8>> = sealed.into_iter().map(|(_, json)| json).collect();
+            let expected = tail.map(|t| t.hash).unwrap_or_default();
+            let (k, seen, write, cutoff) = (&key, &seen, &write, &cutoff);
+            let outbox = (self.outbox_key("due"), self.outbox_key("ev"));
+            let (appended, left_out): (i64, u64) = match notify {
+                None => {
+                    let appended: i64 = self
+                        .run(|mut c| async move {
+                            let mut inv = self.append.prepare_invoke();
+                            inv.key(k).key(seen).arg(write).arg(expected).arg(cutoff);
+                            for j in &json {
+                                inv.arg(j.as_slice());
+                            }
+                            inv.invoke_async(&mut c).await
+                        })
+                        .await?;
+                    (appended, 0)
+                }
+                Some(max) => {
+                    let (json, notices, outbox) = (&json, &notices, &outbox);
+                    let (appended, left_out): (i64, i64) = self
+                        .run(|mut c| async move {
+                            let mut inv = self.append_notify.prepare_invoke();
+                            inv.key(k).key(seen).key(&outbox.0).key(&outbox.1);
+                            inv.arg(write)
+                                .arg(expected)
+                                .arg(cutoff)
+                                .arg(max)
+                                .arg(json.len());
+                            for j in json {
+                                inv.arg(j.as_slice());
+                            }
+                            for (event, i) in notices {
+                                inv.arg(event).arg(i + 1);
+                            }
+                            inv.invoke_async(&mut c).await
+                        })
+                        .await?;
+                    (appended, left_out.max(0) as u64)
+                }
+            };
+            if appended != 0 {
+                return Ok(left_out);
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "events of link {id} kept changing; gave up"
+        )))
+    }
+
+    /// The outbox's keys (one set per deployment: the outbox needs a single Redis server).
+    fn outbox_key(&self, kind: &str) -> String {
+        format!("{}:obx:{kind}", self.opts.prefix)
     }
 
     fn key(&self, kind: &str, id: &LinkId) -> String {
@@ -604,56 +817,9 @@ impl LinkStore for RedisStore {
         drafts: &[Draft],
         retention: Option<Duration>,
     ) -> Result<(), StoreError> {
-        let key = self.key("events", &id);
-        let seen = self.key("seen", &id);
-        let write = write.to_string();
-        let cutoff = match retention {
-            Some(keep) => (time::OffsetDateTime::now_utc() - keep)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
-            None => String::new(),
-        };
-        for _ in 0..16 {
-            let k = key.clone();
-            let tail: Option<Vec<u8>> = self
-                .run(|mut c| async move {
-                    redis::cmd("LINDEX")
-                        .arg(k)
-                        .arg(-1)
-                        .query_async(&mut c)
-                        .await
-                })
-                .await?;
-            let tail: Option<Event> = tail
-                .map(|t| {
-                    serde_json::from_slice(&t)
-                        .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
-                })
-                .transpose()?;
-            let json: Vec<Vec<u8>> = seal(id, tail.as_ref(), drafts)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?
-                .into_iter()
-                .map(|(_, json)| json)
-                .collect();
-            let expected = tail.map(|t| t.hash).unwrap_or_default();
-            let (k, seen, write, cutoff) = (&key, &seen, &write, &cutoff);
-            let appended: i64 = self
-                .run(|mut c| async move {
-                    let mut inv = self.append.prepare_invoke();
-                    inv.key(k).key(seen).arg(write).arg(expected).arg(cutoff);
-                    for j in &json {
-                        inv.arg(j.as_slice());
-                    }
-                    inv.invoke_async(&mut c).await
-                })
-                .await?;
-            if appended != 0 {
-                return Ok(());
-            }
-        }
-        Err(StoreError::Unavailable(format!(
-            "events of link {id} kept changing; gave up"
-        )))
+        self.append(write, id, drafts, retention, None)
+            .await
+            .map(|_| ())
     }
 
     async fn events(&self, id: LinkId, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
@@ -929,6 +1095,188 @@ impl LinkStore for RedisStore {
             })
         })
         .await
+    }
+
+    async fn append_events_notify(
+        &self,
+        write: WriteId,
+        id: LinkId,
+        drafts: &[Draft],
+        retention: Option<Duration>,
+        max_pending: u64,
+    ) -> Result<u64, StoreError> {
+        self.append(write, id, drafts, retention, Some(max_pending))
+            .await
+    }
+
+    async fn outbox_lease(
+        &self,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        static LEASE: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(OUTBOX_LEASE));
+        let keys = ["due", "ev", "try", "lease", "err"].map(|k| self.outbox_key(k));
+        let limit = limit.clamp(1, 1000);
+        let tokens: Vec<String> = (0..limit).map(|_| super::lease_token()).collect();
+        let ms = lease.as_millis().max(1) as u64;
+        let raw: Vec<Vec<u8>> = self
+            .run(|mut c| async move {
+                let mut inv = LEASE.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(limit).arg(ms);
+                for t in &tokens {
+                    inv.arg(t);
+                }
+                inv.invoke_async(&mut c).await
+            })
+            .await?;
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let mut out = Vec::new();
+        for chunk in raw.chunks_exact(5) {
+            let event: Event = serde_json::from_slice(&chunk[1])
+                .map_err(|e| StoreError::Corrupt(format!("outbox entry: {e}")))?;
+            let error = text(&chunk[3]);
+            out.push(OutboxEntry {
+                id: text(&chunk[0]),
+                event,
+                attempts: text(&chunk[2]).parse().unwrap_or(0),
+                lease: text(&chunk[4]),
+                last_error: (!error.is_empty()).then_some(error),
+                failed_at: None,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn outbox_done(&self, id: &str, lease: &str) -> Result<bool, StoreError> {
+        self.settle(id, lease, "done", Duration::ZERO, "", 0).await
+    }
+
+    async fn outbox_retry(
+        &self,
+        id: &str,
+        lease: &str,
+        delay: Duration,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        self.settle(id, lease, "retry", delay, error, 0).await
+    }
+
+    async fn outbox_fail(
+        &self,
+        id: &str,
+        lease: &str,
+        error: &str,
+        keep: usize,
+    ) -> Result<bool, StoreError> {
+        self.settle(id, lease, "fail", Duration::ZERO, error, keep)
+            .await
+    }
+
+    async fn outbox_failed(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let failed = self.outbox_key("failed");
+        let stop = limit.clamp(1, 1000) as i64 - 1;
+        let ids: Vec<(String, f64)> = self
+            .run(|mut c| async move {
+                redis::cmd("ZREVRANGE")
+                    .arg(failed)
+                    .arg(0)
+                    .arg(stop)
+                    .arg("WITHSCORES")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One round trip for every entry's event, attempts and last error.
+        let keys = ["fev", "ftry", "ferr"].map(|k| self.outbox_key(k));
+        let fields: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).collect();
+        type Columns = (
+            Vec<Option<Vec<u8>>>,
+            Vec<Option<String>>,
+            Vec<Option<String>>,
+        );
+        let (events, tries, errors): Columns = self
+            .run(|mut c| async move {
+                let mut pipe = redis::pipe();
+                for k in &keys {
+                    pipe.cmd("HMGET").arg(k).arg(&fields);
+                }
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        let mut out = Vec::new();
+        for (i, (id, at)) in ids.iter().enumerate() {
+            let Some(Some(ev)) = events.get(i) else {
+                continue;
+            };
+            let event: Event = serde_json::from_slice(ev)
+                .map_err(|e| StoreError::Corrupt(format!("failed webhook: {e}")))?;
+            out.push(OutboxEntry {
+                id: id.clone(),
+                event,
+                attempts: tries
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0),
+                lease: String::new(),
+                last_error: errors.get(i).cloned().flatten(),
+                failed_at: Some(at.max(0.0) as u64),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn outbox_pending(&self) -> Result<u64, StoreError> {
+        let due = self.outbox_key("due");
+        let n: i64 = self
+            .run(|mut c| async move { redis::cmd("ZCARD").arg(due).query_async(&mut c).await })
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+}
+
+impl RedisStore {
+    /// Settles a leased outbox entry (`done`, `retry` after `delay`, or `fail`).
+    async fn settle(
+        &self,
+        id: &str,
+        lease: &str,
+        action: &str,
+        delay: Duration,
+        error: &str,
+        keep: usize,
+    ) -> Result<bool, StoreError> {
+        static SETTLE: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(OUTBOX_SETTLE));
+        let keys = [
+            "due", "ev", "try", "lease", "err", "failed", "fev", "ftry", "ferr",
+        ]
+        .map(|k| self.outbox_key(k));
+        let ms = delay.as_millis() as u64;
+        let held: i64 = self
+            .run(|mut c| async move {
+                let mut inv = SETTLE.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(id)
+                    .arg(lease)
+                    .arg(action)
+                    .arg(ms)
+                    .arg(error)
+                    .arg(keep);
+                inv.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(held == 1)
     }
 }
 

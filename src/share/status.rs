@@ -1,0 +1,115 @@
+//! The moments a link became `expired` or `exhausted` (see [`crate::model::status`]), recorded
+//! as audit events exactly once per link generation, across instances and restarts.
+//!
+//! Nothing writes the link record for them: the first instance to notice adds 1 to a tally in
+//! the link state (`LinkStore::tally`, atomic and persistent on both backends) and only the one
+//! that got 1 queues the event. Expiry is noticed by a recipient's request of the expired link
+//! (off the request path: the request is answered first) or by an admin read or list of it; its
+//! event carries the expiry instant as its time. Exhaustion is noticed when a download that saw
+//! the last one counted is delivered (after the response, where the refund is settled) or by an
+//! admin read; its time is kept in a second tally and shown as `status_since`.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::model::audit::Draft;
+use crate::model::link::Link;
+use crate::model::status::Status;
+use crate::share::gate::Gate;
+use crate::state::{keys, StoreError};
+
+/// What this instance already knows was recorded (so a link hammered after it expired costs the
+/// link state nothing more): tally key → Unix second (0 when only known done).
+#[derive(Default)]
+pub struct Noted(parking_lot::Mutex<HashMap<String, i64>>);
+
+impl Noted {
+    const MAX: usize = 10_000;
+
+    pub(crate) fn get(&self, key: &str) -> Option<i64> {
+        self.0.lock().get(key).copied()
+    }
+
+    pub(crate) fn put(&self, key: String, at: i64) {
+        let mut map = self.0.lock();
+        if map.len() >= Noted::MAX {
+            map.clear();
+        }
+        map.insert(key, at);
+    }
+}
+
+fn at_second(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+impl Gate {
+    /// Records `link.expired` or `link.exhausted` if `status` is one of them and nobody recorded
+    /// it for this generation yet. Returns when the link became so (`None` for other statuses, or
+    /// while another instance is still writing the moment down).
+    pub async fn note_status(
+        &self,
+        link: &Link,
+        status: Status,
+        downloads_used: u64,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let store = &self.links.store;
+        match status {
+            Status::Expired => {
+                let key = keys::status_expired(link.id, link.generation);
+                if self.audit.noted.get(&key).is_none() {
+                    if store.tally(&key, 0).await? == 0 && store.tally(&key, 1).await? == 1 {
+                        let mut d = Draft::new("link.expired", "ok");
+                        if let Some(e) = link.expires_at {
+                            d.at = at_second(e);
+                        }
+                        d.detail = Some(json!({
+                            "generation": link.generation,
+                            "downloads_used": downloads_used,
+                        }));
+                        tracing::info!(link = %link.id, generation = link.generation, "link expired");
+                        self.audit.push(link.id, d);
+                    }
+                    self.audit.noted.put(key, 0);
+                }
+                Ok(link.expires_at)
+            }
+            Status::Exhausted => {
+                let at_key = keys::status_exhausted_at(link.id, link.generation);
+                if let Some(at) = self.audit.noted.get(&at_key) {
+                    return Ok(OffsetDateTime::from_unix_timestamp(at).ok());
+                }
+                let mut secs = store.tally(&at_key, 0).await?;
+                if secs == 0 {
+                    let once = keys::status_exhausted(link.id, link.generation);
+                    if store.tally(&once, 1).await? == 1 {
+                        let now = at_second(OffsetDateTime::now_utc());
+                        secs = store
+                            .tally(&at_key, now.unix_timestamp().max(1) as u64)
+                            .await?;
+                        let mut d = Draft::new("link.exhausted", "ok");
+                        d.at = now;
+                        d.detail = Some(json!({
+                            "generation": link.generation,
+                            "downloads_used": downloads_used,
+                            "max_downloads": link.max_downloads,
+                        }));
+                        tracing::info!(link = %link.id, generation = link.generation, downloads_used, "link exhausted");
+                        self.audit.push(link.id, d);
+                    } else {
+                        secs = store.tally(&at_key, 0).await?;
+                    }
+                }
+                let secs = i64::try_from(secs).unwrap_or(0);
+                if secs == 0 {
+                    return Ok(None);
+                }
+                self.audit.noted.put(at_key, secs);
+                Ok(OffsetDateTime::from_unix_timestamp(secs).ok())
+            }
+            Status::Active | Status::Deactivated | Status::Cancelled => Ok(None),
+        }
+    }
+}

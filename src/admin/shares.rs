@@ -238,7 +238,7 @@ fn share_view(share: &Share, links: Option<&[(Option<Link>, u64)]>, gate: &Gate)
 
 /// Sends each recipient's mail (`links` are theirs), [`MAIL_PARALLEL`] at a time, recording
 /// each outcome on the share and as a `share.mailed` event on the link.
-async fn mail_recipients(gate: Arc<Gate>, share: Share, links: Vec<Link>) {
+async fn mail_recipients(gate: crate::share::gate::Live, share: Share, links: Vec<Link>) {
     futures_util::stream::iter(links)
         .for_each_concurrent(MAIL_PARALLEL, |link| {
             let (gate, share) = (gate.clone(), &share);

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check-config`, `link …`, `share …`, `webhooks failed`,
+//! The command line: `serve`, `reload`, `check-config`, `link …`, `share …`, `webhooks failed`,
 //! `audit verify`, `origin`, `demo`.
 
 use std::path::PathBuf;
@@ -26,6 +26,15 @@ pub enum Command {
         /// starting this one); both must use the same `server.upgrade_sock`.
         #[arg(long, short = 'u')]
         upgrade: bool,
+    },
+    /// Check a config file, then have the running gateway reload it (SIGHUP to the process in
+    /// `server.pid_file`, or --pid); the outcome is in the gateway's log.
+    Reload {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The gateway's process id (default: read from `server.pid_file`).
+        #[arg(long)]
+        pid: Option<i32>,
     },
     /// Validate a config file and exit (0 when good).
     CheckConfig { config: PathBuf },

@@ -26,20 +26,27 @@ pub fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 /// Runs one command (all but `demo`).
 pub fn run(command: Command) -> ExitCode {
     match command {
-        Command::Serve { config, upgrade } => {
-            let config = match load(&config) {
+        Command::Serve {
+            config: path,
+            upgrade,
+        } => {
+            let config = match load(&path) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let _logs = crate::app::init_logging(config.log_json);
-            match crate::app::build_with(&config, None, upgrade) {
-                Ok((server, _)) => {
-                    tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, upgrade, "linkgate serving");
-                    server.run_forever()
-                }
-                Err(e) => fail(e),
-            }
+            let logs = crate::app::init_logging(config.log_json);
+            crate::app::run::serve(&path, &config, upgrade, logs)
         }
+        Command::Reload { config, pid } => match crate::app::reload::send(&config, pid) {
+            Ok(pid) => {
+                println!(
+                    "{}: ok; SIGHUP sent to process {pid} (its log says \"configuration reloaded\" or why not)",
+                    config.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
         Command::CheckConfig { config } => match load(&config) {
             Ok(c) => {
                 println!(

@@ -14,6 +14,7 @@
 pub mod cache;
 pub mod embedded;
 pub mod keys;
+pub mod outage;
 pub mod queues;
 pub mod redis;
 

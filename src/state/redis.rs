@@ -22,7 +22,7 @@
 //! Every call is bounded by `state.redis_timeout_ms`; connections reconnect by themselves.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -40,6 +40,7 @@ use crate::model::audit::{seal, Draft, Event};
 use crate::model::counting::Drawn;
 use crate::model::link::{Link, LinkId};
 use crate::model::share::Share;
+use crate::state::outage::{Outage, Say};
 use crate::state::queues::Refund;
 
 /// Where the Redis deployment is.
@@ -959,17 +960,20 @@ impl LinkStore for RedisStore {
             return;
         }
         let channel = self.channel();
+        // Redis being unreachable is said once, recalled every minute while it lasts, and its
+        // end said once; each attempt is a `debug` line.
+        let mut outage = Outage::default();
         for client in clients.iter().cycle() {
-            match tokio::time::timeout(
+            let failure = match tokio::time::timeout(
                 self.opts.timeout.max(Duration::from_secs(1)),
                 client.get_async_pubsub(),
             )
             .await
             {
-                Ok(Ok(mut pubsub)) => {
-                    if let Err(e) = pubsub.subscribe(&channel).await {
-                        tracing::warn!(error = %e, "could not subscribe to link changes");
-                    } else {
+                Ok(Ok(mut pubsub)) => match pubsub.subscribe(&channel).await {
+                    Err(e) => e.to_string(),
+                    Ok(()) => {
+                        say_redis(outage.succeeded(Instant::now()), "");
                         // Changes may have been missed while not subscribed: drop every cached link.
                         on_change(None);
                         tracing::info!(channel = %channel, "following link changes");
@@ -981,14 +985,14 @@ impl LinkStore for RedisStore {
                                 None => on_change(None),
                             }
                         }
-                        tracing::warn!("lost the link-change subscription; reconnecting");
+                        "lost the link-change subscription".to_string()
                     }
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cannot reach redis to follow link changes")
-                }
-                Err(_) => tracing::warn!("timed out connecting to redis to follow link changes"),
-            }
+                },
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out connecting".to_string(),
+            };
+            tracing::debug!(error = %failure, "redis: following link changes failed; retrying in 250 ms");
+            say_redis(outage.failed(Instant::now()), &failure);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -1257,5 +1261,27 @@ impl RedisStore {
             })
             .await?;
         Ok(held == 1)
+    }
+}
+
+/// Logs what [`Outage`] says about Redis, as seen by the link-change follower.
+fn say_redis(say: Say, error: &str) {
+    match say {
+        Say::Nothing => {}
+        Say::Down => tracing::warn!(
+            error,
+            "redis unreachable: link changes from other instances are not followed, requests that need redis fail closed (503); retrying"
+        ),
+        Say::StillDown { down_for, failures } => tracing::warn!(
+            error,
+            down_for_seconds = down_for.as_secs(),
+            failures,
+            "redis still unreachable; retrying"
+        ),
+        Say::Back { down_for, failures } => tracing::info!(
+            down_for_ms = down_for.as_millis() as u64,
+            failures,
+            "redis reachable again"
+        ),
     }
 }

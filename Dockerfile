@@ -30,7 +30,8 @@ EXPOSE 8080 9090
 # The config must listen on 0.0.0.0 inside the container and keep state.path under /var/lib/linkgate.
 # /healthz: the process answers (liveness). Orchestrators that route traffic should use /readyz.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD curl -fsS http://127.0.0.1:9090/healthz || exit 1
-# SIGTERM drains running downloads for server.grace_period_seconds.
+# SIGTERM: exits as soon as no download runs, at the latest after server.grace_period_seconds
+# (give `docker stop -t` more than that).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["linkgate"]
 CMD ["serve", "--config", "/etc/linkgate/linkgate.toml"]

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub downloads_aborted: IntCounter,
     pub bytes_sent: IntCounter,
     pub active_streams: IntGauge,
+    /// Recipient requests between their head and their access line (see [`InFlight`]).
+    pub in_flight: IntGauge,
     /// Webhooks delivered (2xx), attempts that failed, entries given up, and notifications not
     /// queued because the outbox was full.
     pub webhooks_delivered: IntCounter,
@@ -108,6 +110,12 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("linkgate_active_streams: {e}"));
         let _ = registry.register(Box::new(active_streams.clone()));
+        let in_flight = IntGauge::new(
+            "linkgate_requests_in_flight",
+            "Recipient requests being answered right now (a stopping gateway waits for them)",
+        )
+        .unwrap_or_else(|e| panic!("linkgate_requests_in_flight: {e}"));
+        let _ = registry.register(Box::new(in_flight.clone()));
         let webhooks_pending = IntGauge::new(
             "linkgate_webhooks_pending",
             "Webhook deliveries waiting in the outbox",
@@ -158,6 +166,7 @@ impl Metrics {
             registry,
             requests,
             active_streams,
+            in_flight,
             webhooks_delivered,
             webhooks_failed_attempts,
             webhooks_given_up,
@@ -204,6 +213,29 @@ impl Metrics {
             tracing::error!(error = %e, "could not encode metrics");
         }
         out
+    }
+}
+
+/// One recipient request being answered: counted in `linkgate_requests_in_flight` from its
+/// creation to its drop. A stopping gateway exits as soon as none is left (see
+/// `crate::app::stop`); idle kept-alive connections are not requests and do not hold it.
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> InFlight {
+        metrics().in_flight.inc();
+        InFlight(())
+    }
+
+    /// Requests being answered right now in this process.
+    pub fn count() -> i64 {
+        metrics().in_flight.get()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics().in_flight.dec();
     }
 }
 

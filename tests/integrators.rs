@@ -432,3 +432,144 @@ fn a_bad_config_fails_at_start_naming_the_key() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent.toml"));
 }
+
+/// Runs `linkgate ARGS` against `gw` (`--config` after the first word); stdout and stderr.
+fn linkgate(gw: &Gateway, args: &[&str]) -> (String, String) {
+    let out = Command::new(bin())
+        .arg(args[0])
+        .arg("--config")
+        .arg(&gw.config_path)
+        .args(&args[1..])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    (stdout, stderr)
+}
+
+/// A link's webhook and `notify_sender` from the command line (the secret read from a file and
+/// never printed), the review rights, and `linkgate webhooks failed` listing what its webhook
+/// gave up on.
+#[test]
+fn the_cli_sets_a_webhook_and_notify_sender_and_lists_failed_webhooks() {
+    const HOOK_SECRET: &str = "cli-webhook-secret-never-printed";
+    let origin = Origin::start();
+    origin.put("docs/hooked.pdf", b"hooked document");
+    // Nothing listens on this port: every delivery fails, and one attempt is all it gets.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook_url = format!(
+        "http://127.0.0.1:{}/hooks",
+        closed.local_addr().unwrap().port()
+    );
+    drop(closed);
+    let mut opts = GatewayOptions::for_origin(&origin);
+    opts.extra = "[webhooks]\ntimeout_seconds = 1\nbackoff_base_seconds = 1\nbackoff_max_seconds = 2\nmax_attempts = 1\nallowed_hosts = [\"127.0.0.1\"]\n".into();
+    let gw = Gateway::start_with(opts);
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("hook-secret");
+    std::fs::write(&secret_file, format!("{HOOK_SECRET}\n")).unwrap();
+
+    let (quiet, _) = linkgate(&gw, &["webhooks", "failed"]);
+    assert_eq!(quiet, "no failed webhooks\npending: 0\n");
+
+    let (record, stderr) = linkgate(
+        &gw,
+        &[
+            "link",
+            "create",
+            "--store",
+            "docs",
+            "--object",
+            "docs/hooked.pdf",
+            "--rights",
+            "download,review",
+            "--webhook-url",
+            &hook_url,
+            "--webhook-secret-file",
+            secret_file.to_str().unwrap(),
+            "--webhook-events",
+            "download.completed",
+            "--notify-sender",
+            "alice@example.org",
+        ],
+    );
+    assert!(!record.contains(HOOK_SECRET) && !stderr.contains(HOOK_SECRET));
+    assert!(
+        record.contains(&format!("webhook     {hook_url} (download.completed)\n")),
+        "{record}"
+    );
+    assert!(
+        record.contains("notify      alice@example.org on the first download\n"),
+        "{record}"
+    );
+    let id = record
+        .lines()
+        .find_map(|l| l.strip_prefix("id"))
+        .map(|v| v.trim().to_string())
+        .unwrap();
+    let (shown, _) = linkgate(&gw, &["link", "--json", "show", &id]);
+    assert!(!shown.contains(HOOK_SECRET));
+    let link: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        link["webhook"],
+        json!({"url": hook_url, "events": ["download.completed"]})
+    );
+    assert_eq!(link["notify_sender"], "alice@example.org");
+    assert_eq!(link["rights"], json!(["download", "review"]));
+
+    // A webhook flag without a secret is refused before anything is sent, naming the flag.
+    let refused = Command::new(bin())
+        .args(["link", "--config"])
+        .arg(&gw.config_path)
+        .args([
+            "create",
+            "--store",
+            "docs",
+            "--object",
+            "docs/hooked.pdf",
+            "--webhook-url",
+            &hook_url,
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--webhook-url"));
+
+    // One download: its `download.completed` webhook fails once and is given up.
+    assert_eq!(get(link["url"].as_str().unwrap()).body, b"hooked document");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let failed = loop {
+        let answer = gw.admin().call("GET", "/v1/webhooks/failed", None).json();
+        if answer["failed"].as_array().is_some_and(|f| !f.is_empty()) {
+            break answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no webhook was given up: {answer}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let entry_id = failed["failed"][0]["id"].as_str().unwrap().to_string();
+    assert!(entry_id.starts_with(&format!("{id}.")), "{failed}");
+
+    let (table, _) = linkgate(&gw, &["webhooks", "failed"]);
+    let mut lines = table.lines();
+    assert!(
+        lines.next().unwrap().starts_with("ID") && table.contains("LAST ERROR"),
+        "{table}"
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with(&entry_id) && row.contains("download.completed") && row.contains(&id),
+        "{table}"
+    );
+    assert!(table.lines().any(|l| l.starts_with("pending: ")), "{table}");
+    let (json_out, _) = linkgate(&gw, &["webhooks", "failed", "--json"]);
+    let listed: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(listed["enabled"], true);
+    assert_eq!(listed["failed"][0]["id"], entry_id.as_str());
+    assert_eq!(listed["failed"][0]["attempts"], 1);
+}

@@ -1069,3 +1069,184 @@ fn a_relay_that_refuses_for_good_leaves_the_delivery_failed_after_the_bounded_at
         3
     );
 }
+
+/// `share create` takes the same typed link flags as `link create` and the share's own: every
+/// field set from the command line, read back from the share and from a recipient's link.
+#[test]
+fn the_cli_creates_a_share_with_every_field() {
+    const HOOK_SECRET: &str = "a-share-webhook-secret-from-the-env";
+    const PASSWORD: &str = "share password from env";
+    let origin = Origin::start();
+    origin.put("c/c-7.pdf", b"contract");
+    origin.put("c/c-7-low.pdf", b"low");
+    let smtp = SmtpSink::start();
+    // Per-link webhooks to loopback only; the receiver is never reached (nothing is asked of it).
+    let gw = gateway(
+        &origin,
+        &smtp.config(),
+        "[webhooks]\ntimeout_seconds = 1\nbackoff_base_seconds = 1\nbackoff_max_seconds = 2\nallowed_hosts = [\"127.0.0.1\"]\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let note = dir.path().join("note.txt");
+    std::fs::write(&note, "Hello,\nplease sign and return by Friday.\n").unwrap();
+    let expires = in_days(30);
+    let out = Command::new(bin())
+        .args(["share", "--config"])
+        .arg(&gw.config_path)
+        .args([
+            "create",
+            "--store",
+            "docs",
+            "--object",
+            "c/c-7.pdf",
+            "--filename",
+            "Contract 7.pdf",
+            "--rendition",
+            "low=c/c-7-low.pdf=Contract 7 (low).pdf",
+            "--rights",
+            "download,download:low,upload,approve",
+            "--expires-at",
+            &expires,
+            "--max-downloads",
+            "4",
+            "--created-by",
+            "alice",
+            "--password-env",
+            "CLI_SHARE_PASSWORD",
+            "--on-change",
+            "refuse",
+            "--upload-folder",
+            "incoming/c-7",
+            "--upload-overwrite",
+            "--upload-max-files",
+            "2",
+            "--upload-max-bytes",
+            "100000",
+            "--upload-types",
+            "application/pdf,image/*",
+            "--webhook-url",
+            "http://127.0.0.1:9/hooks",
+            "--webhook-secret-env",
+            "CLI_SHARE_HOOK_SECRET",
+            "--webhook-events",
+            "review.decided,download.completed",
+            "--notify-sender",
+            "alice@example.org",
+            "--to",
+            "Jane Doe <jane@example.org>",
+            "--to",
+            "bob@example.org",
+            "--require-code",
+            "--subject",
+            "Contract 7",
+            "--message-file",
+        ])
+        .arg(&note)
+        .args([
+            "--sender-name",
+            "Alice Sender",
+            "--sender-email",
+            "alice@example.org",
+            "--json",
+        ])
+        .env("CLI_SHARE_PASSWORD", PASSWORD)
+        .env("CLI_SHARE_HOOK_SECRET", HOOK_SECRET)
+        .output()
+        .expect("linkgate share create");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    for secret in [HOOK_SECRET, PASSWORD] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "a secret was printed"
+        );
+    }
+    let created: Value = serde_json::from_str(&stdout).expect("--json prints the API's JSON");
+    let id = created["id"].as_str().unwrap();
+
+    let share = share_of(&gw, id);
+    assert_eq!(share["subject"], "Contract 7");
+    assert_eq!(
+        share["message"],
+        "Hello,\nplease sign and return by Friday.\n"
+    );
+    assert_eq!(
+        share["sender"],
+        json!({"name": "Alice Sender", "email": "alice@example.org"})
+    );
+    assert_eq!(share["shared_by"], "alice");
+    assert_eq!(share["expires_at"], expires.as_str());
+    assert_eq!(share["objects"], json!(["c/c-7.pdf"]));
+    assert_eq!(recipient(&share, "jane@example.org")["name"], "Jane Doe");
+    assert_eq!(recipient(&share, "bob@example.org")["name"], Value::Null);
+
+    for email in ["jane@example.org", "bob@example.org"] {
+        let link_id = recipient(&share, email)["link_id"].as_str().unwrap();
+        let link = gw.admin().link(link_id);
+        assert!(!link.to_string().contains(HOOK_SECRET));
+        assert_eq!(link["share"], id);
+        assert_eq!(link["documents"][0]["object"], "c/c-7.pdf");
+        assert_eq!(link["documents"][0]["filename"], "Contract 7.pdf");
+        assert_eq!(
+            link["documents"][0]["renditions"]["low"]["filename"],
+            "Contract 7 (low).pdf"
+        );
+        // The API lists rights in its own order: compared as a set.
+        let mut rights: Vec<&str> = link["rights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        rights.sort_unstable();
+        assert_eq!(rights, ["approve", "download", "download:low", "upload"]);
+        assert_eq!(link["expires_at"], expires.as_str());
+        assert_eq!(link["max_downloads"], 4);
+        assert_eq!(link["created_by"], "alice");
+        assert_eq!(link["has_password"], true);
+        assert_eq!(link["type"], "guest");
+        assert_eq!(link["on_change"], "refuse");
+        assert_eq!(
+            link["upload"],
+            json!({"folder": "incoming/c-7", "overwrite": true, "max_files": 2,
+                   "max_bytes": 100000, "allowed_types": ["application/pdf", "image/*"]})
+        );
+        assert_eq!(
+            link["webhook"],
+            json!({"url": "http://127.0.0.1:9/hooks",
+                   "events": ["review.decided", "download.completed"]})
+        );
+        assert_eq!(link["notify_sender"], "alice@example.org");
+        assert_eq!(
+            (
+                link["recipient"]["email"].as_str(),
+                link["recipient"]["require_code"].as_bool()
+            ),
+            (Some(email), Some(true))
+        );
+    }
+
+    // Each recipient got the subject and the message from the file.
+    let all = mails(&smtp, 2);
+    for email in ["jane@example.org", "bob@example.org"] {
+        let mail = mail_to(&all, email)[0];
+        assert_eq!(mail["subject"], "Contract 7");
+        assert!(mail["text"]
+            .as_str()
+            .unwrap()
+            .contains("please sign and return by Friday."));
+        assert_eq!(mail["reply_to"], "alice@example.org");
+    }
+
+    // The table shows the share's facts; the secret is not in it either.
+    let shown = cli(&gw, &["show", id]);
+    assert!(shown.contains("subject: Contract 7"), "{shown}");
+    assert!(
+        shown.contains("sender: Alice Sender <alice@example.org>\nmessage:\n  Hello,\n"),
+        "{shown}"
+    );
+    assert!(!shown.contains(HOOK_SECRET));
+}

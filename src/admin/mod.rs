@@ -21,7 +21,6 @@ pub use shares::MailSweeper;
 pub mod views;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::{Method, Response, StatusCode};
@@ -33,7 +32,6 @@ use subtle::ConstantTimeEq;
 use crate::model::audit::Draft;
 use crate::model::link::{Link, LinkId, LinkState};
 use crate::share::client::{client_of, user_agent_of};
-use crate::share::gate::Gate;
 
 use bodies::{json_object, parse_query};
 use error::ApiError;
@@ -43,7 +41,8 @@ use error::{bytes_response, error_response, json_response};
 pub const OPENAPI: &str = include_str!("openapi.json");
 
 pub struct AdminApi {
-    pub gate: Arc<Gate>,
+    /// The gate in force (replaced by a configuration reload).
+    pub gate: crate::share::gate::Live,
     pub body_limit: usize,
 }
 
@@ -252,6 +251,50 @@ fn method_not_allowed() -> ApiError {
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let started = std::time::Instant::now();
+        let response = self.answer(session).await;
+        self.access_line(session, response.status(), started);
+        response
+    }
+}
+
+impl AdminApi {
+    /// The admin request's line in the access log (`target: linkgate::admin_access`): who called
+    /// (`caller`: `admin` for the operator's token, a restricted caller's name, none without a
+    /// valid token; never the token) and, for a restricted caller, the `created_by` identities it
+    /// is limited to. Successful probes and scrapes (`/healthz`, `/readyz`, `/metrics`, every
+    /// few seconds from an orchestrator) are logged only with `linkgate::admin_access=debug`.
+    fn access_line(
+        &self,
+        session: &ServerSession,
+        status: StatusCode,
+        started: std::time::Instant,
+    ) {
+        let req = session.req_header();
+        let probe = status == StatusCode::OK
+            && matches!(req.uri.path(), "/healthz" | "/readyz" | "/metrics");
+        if probe && !tracing::enabled!(target: "linkgate::admin_access", tracing::Level::DEBUG) {
+            return;
+        }
+        let (caller, created_by) = match self.caller(session) {
+            Some(Caller::Full) => (Some("admin".to_string()), None),
+            Some(Caller::Restricted { name, creators }) => (Some(name), Some(creators.join(","))),
+            None => (None, None),
+        };
+        tracing::info!(
+            target: "linkgate::admin_access",
+            method = %req.method,
+            path = %crate::share::client::loggable_path(&req.uri),
+            status = status.as_u16(),
+            caller,
+            created_by,
+            client = client_of(session).map(tracing::field::display),
+            user_agent = req.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.get(..256).unwrap_or(v)),
+            duration_ms = started.elapsed().as_millis() as u64,
+        );
+    }
+
+    async fn answer(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         if session.req_header().method == Method::GET
             && session.req_header().uri.path() == "/v1/openapi.json"
         {

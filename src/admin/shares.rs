@@ -36,7 +36,7 @@ use crate::model::share::{
     check_line, check_message, normalize_message, Delivery, Sender, Share, ShareRecipient,
     MAX_NAME_CHARS, MAX_RECIPIENTS, MAX_RESENDS_PER_HOUR, MAX_SUBJECT_CHARS,
 };
-use crate::share::gate::Gate;
+use crate::share::gate::{Gate, Live};
 use crate::share::mail::ShareMail;
 use crate::state::{keys, MailJob, ShareChange, ShareQuery, StoreError};
 
@@ -247,7 +247,7 @@ fn share_view(share: &Share, links: Option<&[(Option<Link>, u64)]>, gate: &Gate)
 /// Sends each recipient's mail (`links` are theirs, held in the mail queue under `lease` as
 /// attempt 1), [`MAIL_PARALLEL`] at a time, recording each outcome on the share, as a
 /// `share.mailed` event on the link, and in the queue.
-async fn mail_recipients(gate: Arc<Gate>, share: Share, links: Vec<Link>, lease: String) {
+async fn mail_recipients(gate: Live, share: Share, links: Vec<Link>, lease: String) {
     futures_util::stream::iter(links)
         .for_each_concurrent(MAIL_PARALLEL, |link| {
             let (gate, share) = (gate.clone(), &share);
@@ -428,7 +428,8 @@ async fn settle(gate: &Gate, job: &MailJob, again: Option<Duration>) {
 /// backoff, or a mail whose sender stopped before settling it and whose hold ran out) and sends
 /// each, at most [`MAIL_PARALLEL`] at a time. See docs/shares.md ("Delivery").
 pub struct MailSweeper {
-    gate: Arc<Gate>,
+    /// The gate in force (a reload's mail settings apply to the next attempt).
+    gate: Live,
     slots: Arc<tokio::sync::Semaphore>,
     /// The queue could not be read at the last poll (logged once per outage).
     unreachable: std::sync::atomic::AtomicBool,
@@ -438,7 +439,7 @@ pub struct MailSweeper {
 pub const MAIL_POLL: Duration = Duration::from_secs(1);
 
 impl MailSweeper {
-    pub fn new(gate: Arc<Gate>) -> MailSweeper {
+    pub fn new(gate: Live) -> MailSweeper {
         MailSweeper {
             gate,
             slots: Arc::new(tokio::sync::Semaphore::new(MAIL_PARALLEL)),

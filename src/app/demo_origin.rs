@@ -154,7 +154,7 @@ impl StaticOrigin {
             ("etag", etag),
             ("last-modified", last_modified),
             ("accept-ranges", "bytes".to_string()),
-            ("content-type", "application/octet-stream".to_string()),
+            ("content-type", media_type(&path)),
         ];
         let (start, end) = match range {
             Err(Unsatisfiable) => {
@@ -203,6 +203,17 @@ impl StaticOrigin {
     }
 }
 
+/// The media type of a served file, by its extension (text gets `charset=utf-8`); unknown
+/// extensions are `application/octet-stream`, as nginx's `default_type` usually is.
+fn media_type(path: &Path) -> String {
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    if mime.type_() == mime_guess::mime::TEXT {
+        format!("{}; charset=utf-8", mime.essence_str())
+    } else {
+        mime.essence_str().to_string()
+    }
+}
+
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for Unix seconds.
 fn httpdate(secs: u64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(secs as i64)
@@ -245,5 +256,19 @@ mod tests {
         assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
         assert_eq!(parse_range("lines=1-2", 100), Ok(None));
         assert_eq!(httpdate(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+    }
+
+    #[test]
+    fn media_types_follow_the_extension() {
+        for (name, want) in [
+            ("welcome.txt", "text/plain; charset=utf-8"),
+            ("report.PDF", "application/pdf"),
+            ("photo.jpg", "image/jpeg"),
+            ("page.html", "text/html; charset=utf-8"),
+            ("sample-8MiB.bin", "application/octet-stream"),
+            ("no-extension", "application/octet-stream"),
+        ] {
+            assert_eq!(media_type(Path::new(name)), want, "{name}");
+        }
     }
 }

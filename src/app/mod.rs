@@ -2,7 +2,10 @@
 //! and the background usage flusher. No request logic lives here.
 
 pub mod demo_origin;
+pub mod logbridge;
 pub mod logwriter;
+pub mod reload;
+pub mod run;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +26,7 @@ use crate::docstore::relay::Relay;
 use crate::docstore::write::Writer;
 use crate::docstore::DocStore;
 use crate::model::secure_link::LegacyLinks;
-use crate::share::gate::{AdminAccess, Audit, Checks, Counting, Gate, Links};
+use crate::share::gate::{AdminAccess, Audit, Checks, Gate, Links, Live};
 use crate::share::mail::Mailer;
 use crate::share::proxy::Proxy;
 use crate::share::throttle::PageLimiter;
@@ -37,7 +40,7 @@ use demo_origin::StaticOrigin;
 /// Off the request path: retries refunds of unsent bytes that failed, and writes usage of
 /// unlimited links and audit events (every 250 ms, and once more at shutdown).
 struct Housekeeper {
-    gate: Arc<Gate>,
+    gate: Live,
 }
 
 impl Housekeeper {
@@ -63,12 +66,20 @@ impl BackgroundService for Housekeeper {
         loop {
             tokio::select! {
                 _ = flush.tick() => self.flush().await,
-                _ = shutdown.changed() => {
-                    self.flush().await;
-                    return;
-                }
+                _ = shutdown.changed() => break,
             }
         }
+        // Stopping: the listeners accept no more, but running requests still queue refunds and
+        // events until they end. Keep writing them; once none is left, write the rest and let
+        // the process exit (see `run::Stop`).
+        while crate::metrics::InFlight::count() > 0 {
+            tokio::select! {
+                _ = flush.tick() => self.flush().await,
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+        self.flush().await;
+        run::Stop::get().drained();
     }
 }
 
@@ -103,7 +114,7 @@ impl BackgroundService for WebhookWorker {
 
 /// Follows link changes made by other instances and drops them from this instance's cache.
 struct ChangeFollower {
-    gate: Arc<Gate>,
+    gate: Live,
 }
 
 #[async_trait]
@@ -115,7 +126,11 @@ impl BackgroundService for ChangeFollower {
             None => gate.links.cache.clear(),
         });
         tokio::select! {
-            _ = self.gate.links.store.follow_changes(on_change) => {}
+            // Returns at once on the embedded store (nothing to follow): wait for the shutdown
+            // then, so that Pingora's "service … exited" line does not read like a failure.
+            _ = self.gate.links.store.follow_changes(on_change) => {
+                let _ = shutdown.changed().await;
+            }
             _ = shutdown.changed() => {}
         }
     }
@@ -124,7 +139,7 @@ impl BackgroundService for ChangeFollower {
 /// Health checks of HTTP stores with several origins (pingora-load-balancing), so that requests
 /// go to origins that answer.
 struct StoreHealth {
-    gate: Arc<Gate>,
+    gate: Live,
 }
 
 #[async_trait]
@@ -137,7 +152,10 @@ impl BackgroundService for StoreHealth {
                     wait = Some(wait.map_or(every, |w| w.min(every)));
                 }
             }
-            let Some(wait) = wait else { return };
+            // No store with several origins: nothing to check now. Look again later (a reload
+            // may add one), and run until the shutdown, so that Pingora's "service … exited"
+            // line does not read like a failure.
+            let wait = wait.unwrap_or(Duration::from_secs(5));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,
@@ -154,6 +172,7 @@ impl BackgroundService for StoreHealth {
 pub fn init_logging(json: bool) -> Option<LogGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let max = filter.max_level_hint();
     let (writer, guard) = match BatchWriter::spawn(std::io::stderr()) {
         Ok((writer, guard)) => (BoxMakeWriter::new(writer), Some(guard)),
         Err(e) => {
@@ -168,11 +187,14 @@ pub fn init_logging(json: bool) -> Option<LogGuard> {
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(ansi);
-    let _ = if json {
-        builder.json().try_init()
+    let set = if json {
+        tracing::subscriber::set_global_default(builder.json().finish())
     } else {
-        builder.try_init()
+        tracing::subscriber::set_global_default(builder.finish())
     };
+    if set.is_ok() {
+        logbridge::install(max);
+    }
     guard
 }
 
@@ -198,7 +220,7 @@ fn recipient_buffers() -> L4BufferSettings {
 pub fn build(
     config: &Config,
     extra_origin: Option<(StaticOrigin, String)>,
-) -> Result<(Server, Arc<Gate>), StoreError> {
+) -> Result<(Server, Live), StoreError> {
     build_with(config, extra_origin, false)
 }
 
@@ -209,13 +231,13 @@ pub fn build_with(
     config: &Config,
     extra_origin: Option<(StaticOrigin, String)>,
     upgrade: bool,
-) -> Result<(Server, Arc<Gate>), StoreError> {
+) -> Result<(Server, Live), StoreError> {
     if upgrade && matches!(config.state, crate::config::StateConfig::Embedded { .. }) {
         return Err(StoreError::Unavailable(
             "serve --upgrade needs state.backend = \"redis\": the embedded store's file stays locked by the running instance until it exits".into(),
         ));
     }
-    let gate = Arc::new(build_gate(config)?);
+    let gate = Live::new(build_gate(config, None)?);
     let conf = ServerConf {
         upgrade_sock: config.server.upgrade_sock.display().to_string(),
         threads: config.server.threads,
@@ -337,13 +359,19 @@ pub fn build_with(
     Ok((server, gate))
 }
 
-/// Builds the core from a validated config, opening the configured link store.
-fn build_gate(config: &Config) -> Result<Gate, StoreError> {
-    let (store, cache): (Arc<dyn LinkStore>, _) = match &config.state {
-        StateConfig::Embedded { path, cache } => (Arc::new(EmbeddedStore::open(path)?), cache),
-        StateConfig::Redis { options, cache } => {
-            (Arc::new(RedisStore::new(options.clone())?), cache)
-        }
+/// Builds the core from a validated config. The first time (`previous` is `None`) this opens the
+/// configured link store; a reload (`previous` is the gate in force) keeps its link store and
+/// write-behind queues, so nothing queued is lost and running requests see the same counters,
+/// and builds everything the config decides afresh (keys, stores, policy, mail, admin access;
+/// an empty link cache).
+pub fn build_gate(config: &Config, previous: Option<&Gate>) -> Result<Gate, StoreError> {
+    let cache = match &config.state {
+        StateConfig::Embedded { cache, .. } | StateConfig::Redis { cache, .. } => cache,
+    };
+    let store: Arc<dyn LinkStore> = match (previous, &config.state) {
+        (Some(previous), _) => previous.links.store.clone(),
+        (None, StateConfig::Embedded { path, .. }) => Arc::new(EmbeddedStore::open(path)?),
+        (None, StateConfig::Redis { options, .. }) => Arc::new(RedisStore::new(options.clone())?),
     };
     let docstores = config
         .stores
@@ -360,11 +388,15 @@ fn build_gate(config: &Config) -> Result<Gate, StoreError> {
         },
         docstores,
         writer: Writer::default(),
-        counting: Counting::default(),
+        counting: previous.map_or_else(Default::default, |p| p.counting.clone()),
         audit: Audit {
-            queue: match &config.webhooks {
-                Some(w) => AuditQueue::with_outbox(w.max_pending),
-                None => AuditQueue::default(),
+            // A reload keeps the queue (and its outbox bound: `[webhooks]` needs a restart).
+            queue: match previous {
+                Some(p) => p.audit.queue.clone(),
+                None => Arc::new(match &config.webhooks {
+                    Some(w) => AuditQueue::with_outbox(w.max_pending),
+                    None => AuditQueue::default(),
+                }),
             },
             retention: config.audit_retention,
             noted: Default::default(),

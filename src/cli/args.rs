@@ -1,5 +1,5 @@
-//! The command line: `serve`, `check-config`, `link …`, `share …`, `audit verify`, `origin`,
-//! `demo`.
+//! The command line: `serve`, `reload`, `check-config`, `link …`, `share …`, `webhooks failed`,
+//! `audit verify`, `origin`, `demo`.
 
 use std::path::PathBuf;
 
@@ -27,6 +27,15 @@ pub enum Command {
         #[arg(long, short = 'u')]
         upgrade: bool,
     },
+    /// Check a config file, then have the running gateway reload it (SIGHUP to the process in
+    /// `server.pid_file`, or --pid); the outcome is in the gateway's log.
+    Reload {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The gateway's process id (default: read from `server.pid_file`).
+        #[arg(long)]
+        pid: Option<i32>,
+    },
     /// Validate a config file and exit (0 when good).
     CheckConfig { config: PathBuf },
     /// Manage links through a running gateway's admin API.
@@ -42,8 +51,19 @@ pub enum Command {
     Share {
         #[command(flatten)]
         target: AdminTarget,
+        #[command(flatten)]
+        output: Output,
         #[command(subcommand)]
         action: super::shares::ShareAction,
+    },
+    /// Webhooks of a running gateway: those given up after their last retry.
+    Webhooks {
+        #[command(flatten)]
+        target: AdminTarget,
+        #[command(flatten)]
+        output: Output,
+        #[command(subcommand)]
+        action: WebhooksAction,
     },
     /// Check audit trails.
     Audit {
@@ -93,19 +113,30 @@ pub struct Output {
 }
 
 #[derive(Subcommand)]
+pub enum WebhooksAction {
+    /// List webhooks given up after their last retry, newest first, and how many are pending
+    /// (the full admin token only).
+    Failed,
+}
+
+#[derive(Subcommand)]
 pub enum AuditAction {
     /// Fetch a link's events and check their hash chain; exits non-zero if it was tampered with.
     Verify { id: String },
 }
 
-/// Every field of `POST /v1/links`.
+/// The fields a link and a share have in common: every field of `POST /v1/links` but
+/// `recipient` (a link takes one recipient, a share a list). Flattened into `link create` and
+/// `share create`; [`super::links::link_fields_body`] turns it into the JSON body, so each field
+/// is written once for both.
 #[derive(Args, Debug, Default)]
-pub struct CreateArgs {
+pub struct LinkFields {
+    /// The configured store the documents are in.
     #[arg(long)]
     pub store: String,
-    /// The one document's object key (or give --document, once per document).
-    #[arg(long)]
-    pub object: Option<String>,
+    /// The document's object key; repeat for several documents (or use --document).
+    #[arg(long = "object", value_name = "KEY", conflicts_with = "documents")]
+    pub objects: Vec<String>,
     /// Display name of the one document.
     #[arg(long)]
     pub filename: Option<String>,
@@ -119,30 +150,26 @@ pub struct CreateArgs {
     /// RFC 3339 time, e.g. 2030-01-31T17:00:00Z.
     #[arg(long)]
     pub expires_at: Option<String>,
+    /// How many downloads the link allows in all.
     #[arg(long)]
     pub max_downloads: Option<u64>,
-    /// Comma-separated: view, download, download:<rendition>, upload.
+    /// Comma-separated: view, download, download:<rendition>, upload, review (view and
+    /// comment), approve (view and approve or reject).
     #[arg(long, value_delimiter = ',')]
     pub rights: Option<Vec<String>>,
+    /// Who shares it (recorded as created_by; a share's sender name defaults to it).
     #[arg(long)]
     pub created_by: Option<String>,
-    /// The link's password (visible to other users of this machine in the process list: prefer
-    /// --password-file).
-    #[arg(long, conflicts_with = "password_file")]
+    /// The password (visible to other users of this machine in the process list: prefer
+    /// --password-file or --password-env).
+    #[arg(long, group = "password_source")]
     pub password: Option<String>,
     /// Read the password from the first line of this file ("-": standard input).
-    #[arg(long)]
+    #[arg(long, value_name = "PATH", group = "password_source")]
     pub password_file: Option<std::path::PathBuf>,
-    /// A named recipient's address: their browsers are verified (first trusted, others by code).
-    #[arg(long)]
-    pub email: Option<String>,
-    /// Ask even the first browser for a mailed code (needs --email).
-    #[arg(long, requires = "email")]
-    pub require_code: bool,
-    /// A named recipient without an address: browsers may only view (add one later with
-    /// `update --email`).
-    #[arg(long, conflicts_with = "email")]
-    pub recipient_without_email: bool,
+    /// Read the password from this environment variable.
+    #[arg(long, value_name = "VAR", group = "password_source")]
+    pub password_env: Option<String>,
     /// What a document changed at its store means: serve_latest or refuse.
     #[arg(long)]
     pub on_change: Option<String>,
@@ -161,6 +188,46 @@ pub struct CreateArgs {
     /// Comma-separated media types accepted (application/pdf, image/*).
     #[arg(long, value_delimiter = ',', requires = "upload_folder")]
     pub upload_types: Option<Vec<String>>,
+    /// This link's events also go to this URL, signed with the secret (needs
+    /// --webhook-secret-env or --webhook-secret-file; the gateway must allow per-link webhooks).
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// Read the webhook's signing secret from this environment variable (a secret is never
+    /// taken on the command line).
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "webhook_url",
+        conflicts_with = "webhook_secret_file"
+    )]
+    pub webhook_secret_env: Option<String>,
+    /// Read the webhook's signing secret from the first line of this file ("-": standard input).
+    #[arg(long, value_name = "PATH", requires = "webhook_url")]
+    pub webhook_secret_file: Option<std::path::PathBuf>,
+    /// Comma-separated event kinds the webhook gets (default: all), e.g.
+    /// download.completed,review.decided.
+    #[arg(long, value_delimiter = ',', requires = "webhook_url")]
+    pub webhook_events: Option<Vec<String>>,
+    /// An address mailed once, on the first completed download.
+    #[arg(long, value_name = "ADDRESS")]
+    pub notify_sender: Option<String>,
+}
+
+/// `link create`: the shared link fields and the one recipient.
+#[derive(Args, Debug, Default)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub link: LinkFields,
+    /// A named recipient's address: their browsers are verified (first trusted, others by code).
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Ask even the first browser for a mailed code (needs --email).
+    #[arg(long, requires = "email")]
+    pub require_code: bool,
+    /// A named recipient without an address: browsers may only view (add one later with
+    /// `update --email`).
+    #[arg(long, conflicts_with = "email")]
+    pub recipient_without_email: bool,
 }
 
 /// Every field of `PATCH /v1/links/{id}`.
@@ -177,14 +244,18 @@ pub struct UpdateArgs {
     pub filename: Option<String>,
     #[arg(long)]
     pub changed_by: Option<String>,
-    /// A new password (logs every browser out).
-    #[arg(long, conflicts_with_all = ["password_file", "remove_password"])]
+    /// A new password (logs every browser out; visible in the process list: prefer
+    /// --password-file or --password-env).
+    #[arg(long, group = "new_password")]
     pub password: Option<String>,
     /// Read the new password from the first line of this file ("-": standard input).
-    #[arg(long, conflicts_with = "remove_password")]
+    #[arg(long, value_name = "PATH", group = "new_password")]
     pub password_file: Option<std::path::PathBuf>,
+    /// Read the new password from this environment variable.
+    #[arg(long, value_name = "VAR", group = "new_password")]
+    pub password_env: Option<String>,
     /// Remove the password.
-    #[arg(long)]
+    #[arg(long, group = "new_password")]
     pub remove_password: bool,
     /// serve_latest or refuse.
     #[arg(long)]
@@ -248,4 +319,104 @@ pub enum LinkAction {
         #[arg(long)]
         by: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn link_and_share_create_take_the_same_link_flags() {
+        let link = Cli::try_parse_from([
+            "linkgate",
+            "link",
+            "create",
+            "--store",
+            "docs",
+            "--object",
+            "a.pdf",
+            "--rights",
+            "view,review,approve",
+            "--webhook-url",
+            "https://dms.example.org/h",
+            "--webhook-secret-env",
+            "HOOK_SECRET",
+            "--webhook-events",
+            "download.completed,review.decided",
+            "--notify-sender",
+            "alice@example.org",
+        ])
+        .map_err(|e| e.to_string());
+        let Ok(Cli {
+            command:
+                Command::Link {
+                    action: LinkAction::Create(link),
+                    ..
+                },
+        }) = link
+        else {
+            panic!("link create did not parse: {:?}", link.err())
+        };
+        let share = Cli::try_parse_from([
+            "linkgate",
+            "share",
+            "create",
+            "--store",
+            "docs",
+            "--object",
+            "a.pdf",
+            "--rights",
+            "view,review,approve",
+            "--webhook-url",
+            "https://dms.example.org/h",
+            "--webhook-secret-env",
+            "HOOK_SECRET",
+            "--webhook-events",
+            "download.completed,review.decided",
+            "--notify-sender",
+            "alice@example.org",
+            "--to",
+            "jane@example.org",
+        ])
+        .map_err(|e| e.to_string());
+        let Ok(Cli {
+            command:
+                Command::Share {
+                    action: super::super::shares::ShareAction::Create(share),
+                    ..
+                },
+        }) = share
+        else {
+            panic!("share create did not parse: {:?}", share.err())
+        };
+        assert_eq!(format!("{:?}", link.link), format!("{:?}", share.link));
+    }
+
+    #[test]
+    fn secrets_are_never_taken_on_the_command_line_and_sources_exclude_each_other() {
+        for args in [
+            &["--webhook-url", "https://x.org/h", "--webhook-secret", "s"][..],
+            &["--webhook-secret-env", "S"][..],
+            &[
+                "--webhook-url",
+                "https://x.org/h",
+                "--webhook-secret-env",
+                "S",
+                "--webhook-secret-file",
+                "f",
+            ][..],
+            &["--password", "p", "--password-env", "P"][..],
+            &["--password-file", "f", "--password-env", "P"][..],
+        ] {
+            let mut line = vec!["linkgate", "link", "create", "--store", "docs"];
+            line.extend_from_slice(args);
+            assert!(Cli::try_parse_from(&line).is_err(), "{args:?} was accepted");
+        }
+    }
 }

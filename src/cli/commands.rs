@@ -1,5 +1,5 @@
-//! What each command does: the gateway commands run the library in this process; `link` and
-//! `audit` are calls to a running gateway's admin API.
+//! What each command does: the gateway commands run the library in this process; `link`,
+//! `share`, `webhooks` and `audit` are calls to a running gateway's admin API.
 
 use std::process::ExitCode;
 
@@ -7,7 +7,10 @@ use serde_json::{json, Value};
 
 use super::args::{AdminTarget, AuditAction, Command, LinkAction, Output};
 use super::client::AdminClient;
-use super::links::{create_body, events_table, link_record, list_table, read_secret, update_body};
+use super::links::{
+    create_body, events_table, link_record, list_table, read_secrets, read_update_password,
+    update_body,
+};
 use crate::app::demo_origin::StaticOrigin;
 use crate::config::Config;
 
@@ -23,20 +26,27 @@ pub fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 /// Runs one command (all but `demo`).
 pub fn run(command: Command) -> ExitCode {
     match command {
-        Command::Serve { config, upgrade } => {
-            let config = match load(&config) {
+        Command::Serve {
+            config: path,
+            upgrade,
+        } => {
+            let config = match load(&path) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let _logs = crate::app::init_logging(config.log_json);
-            match crate::app::build_with(&config, None, upgrade) {
-                Ok((server, _)) => {
-                    tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, upgrade, "linkgate serving");
-                    server.run_forever()
-                }
-                Err(e) => fail(e),
-            }
+            let logs = crate::app::init_logging(config.log_json);
+            crate::app::run::serve(&path, &config, upgrade, logs)
         }
+        Command::Reload { config, pid } => match crate::app::reload::send(&config, pid) {
+            Ok(pid) => {
+                println!(
+                    "{}: ok; SIGHUP sent to process {pid} (its log says \"configuration reloaded\" or why not)",
+                    config.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
         Command::CheckConfig { config } => match load(&config) {
             Ok(c) => {
                 println!(
@@ -54,7 +64,16 @@ pub fn run(command: Command) -> ExitCode {
             output,
             action,
         } => link(target, output, action),
-        Command::Share { target, action } => super::shares::run(target, action),
+        Command::Share {
+            target,
+            output,
+            action,
+        } => super::shares::run(target, output, action),
+        Command::Webhooks {
+            target,
+            output,
+            action,
+        } => super::webhooks::run(target, output, action),
         Command::Audit {
             target,
             action: AuditAction::Verify { id },
@@ -134,12 +153,7 @@ fn link(target: AdminTarget, output: Output, action: LinkAction) -> ExitCode {
     };
     let result = match action {
         LinkAction::Create(args) => {
-            let body = args
-                .password_file
-                .as_deref()
-                .map(|p| read_secret("--password-file", p))
-                .transpose()
-                .and_then(|file| create_body(&args, file.or_else(|| args.password.clone())));
+            let body = read_secrets(&args.link).and_then(|secrets| create_body(&args, &secrets));
             match body {
                 Ok(body) => client.create(&body).map(Answer::Link),
                 Err(e) => return fail(e),
@@ -170,16 +184,7 @@ fn link(target: AdminTarget, output: Output, action: LinkAction) -> ExitCode {
             client.list(&params).map(Answer::Page)
         }
         LinkAction::Update(args) => {
-            let password = if args.remove_password {
-                Ok(Some(None))
-            } else {
-                args.password_file
-                    .as_deref()
-                    .map(|p| read_secret("--password-file", p))
-                    .transpose()
-                    .map(|file| file.or_else(|| args.password.clone()).map(Some))
-            };
-            match password.and_then(|p| update_body(&args, p)) {
+            match read_update_password(&args).and_then(|p| update_body(&args, p)) {
                 Ok(body) => client.update(&args.id, &body).map(Answer::Link),
                 Err(e) => return fail(e),
             }

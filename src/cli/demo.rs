@@ -15,7 +15,7 @@ pub fn run(config_path: &std::path::Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let _logs = crate::app::init_logging(config.log_json);
+    let logs = crate::app::init_logging(config.log_json);
     let Some((store_name, StoreConfig::Http(store))) = config.stores.iter().next() else {
         return fail("the demo needs an http store first in the config");
     };
@@ -55,6 +55,11 @@ pub fn run(config_path: &std::path::Path) -> ExitCode {
         if let Err(e) = moved {
             return fail(e);
         }
+    }
+    let mut listeners = crate::app::run::listen_addresses(&config);
+    listeners.push(("the demo origin (the first store's url)", store.addr));
+    if let Err(e) = crate::app::run::check_listeners(&listeners) {
+        return fail(e);
     }
     let (server, gate) = match crate::app::build(&config, Some((origin, store.addr.to_string()))) {
         Ok(s) => s,
@@ -98,5 +103,5 @@ pub fn run(config_path: &std::path::Path) -> ExitCode {
     println!("Try:  curl -OJ '{url}'");
     println!("Mint another (in a second shell):");
     println!("  cargo run --release -- link --config {} create --store {store_name} --object sample-8MiB.bin --max-downloads 3\n", config_path.display());
-    server.run_forever()
+    crate::app::run::run(server, logs)
 }

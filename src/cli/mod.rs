@@ -1,6 +1,8 @@
 //! The `linkgate` command line (binary-only concerns): [`args`] says what it accepts,
 //! [`commands`] what each command does, [`demo`] the try-out, [`client`] the admin API client
-//! that `link` and `audit` use, [`table`] the human-readable output (tables and records).
+//! that `link`, `share`, `webhooks` and `audit` use, [`links`], [`shares`] and [`webhooks`] the
+//! request bodies and output of those commands, [`table`] the human-readable output (tables and
+//! records).
 
 pub mod args;
 pub mod client;
@@ -9,6 +11,7 @@ pub mod demo;
 pub mod links;
 pub mod shares;
 pub mod table;
+pub mod webhooks;
 
 use std::process::ExitCode;
 

@@ -1,14 +1,17 @@
-//! `linkgate share …`: shares through a running gateway's admin API (`/v1/shares`). Each command
-//! prints a table for people by default and the API's JSON with `--json` for scripts.
+//! `linkgate share …`: shares through a running gateway's admin API (`/v1/shares`). `share create`
+//! takes the same link flags as `link create` ([`LinkFields`], one builder for both) and the
+//! share's own. Each command prints a table for people by default and the API's JSON with
+//! `--json` for scripts.
 
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
 
-use super::args::AdminTarget;
+use super::args::{AdminTarget, LinkFields, Output};
 use super::client::{encode, CliError};
 use super::commands::{admin_client, fail};
+use super::links::{is_stdin, link_fields_body, read_secrets, ArgError, Secrets};
 use super::table::{cell, Table};
 
 #[derive(Subcommand)]
@@ -16,11 +19,7 @@ pub enum ShareAction {
     /// Create a share: one link per recipient, each mailed by the gateway.
     Create(Box<CreateArgs>),
     /// Show a share: its recipients, their delivery and their links.
-    Show {
-        id: String,
-        #[arg(long)]
-        json: bool,
-    },
+    Show { id: String },
     /// List shares, newest first: all, or the history of one document (`--object`).
     List {
         #[arg(long)]
@@ -29,16 +28,12 @@ pub enum ShareAction {
         limit: Option<u32>,
         #[arg(long)]
         after: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// Mail a recipient their link again.
     Resend {
         id: String,
         /// The recipient's link id.
         link: String,
-        #[arg(long)]
-        json: bool,
     },
     /// Revoke one recipient (their link is cancelled; the others keep working).
     Revoke {
@@ -47,67 +42,42 @@ pub enum ShareAction {
         /// Recorded as who revoked it.
         #[arg(long)]
         by: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// Cancel the whole share (every recipient's link).
     Cancel {
         id: String,
         #[arg(long)]
         by: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
 }
 
-/// What `share create` takes.
-#[derive(Args)]
+/// What `share create` takes: the same link flags as `link create` ([`LinkFields`]) and the
+/// share's own: recipients, subject, message and sender.
+#[derive(Args, Debug, Default)]
 pub struct CreateArgs {
-    #[arg(long)]
-    store: String,
-    /// An object key to share; repeat for several documents.
-    #[arg(long = "object", required = true)]
-    objects: Vec<String>,
-    /// Display name of the (single) document.
-    #[arg(long)]
-    filename: Option<String>,
+    #[command(flatten)]
+    pub link: LinkFields,
     /// A recipient: `jane@example.org` or `"Jane Doe <jane@example.org>"`; repeat for more.
-    #[arg(long = "to", required = true)]
-    to: Vec<String>,
-    #[arg(long)]
-    subject: Option<String>,
-    #[arg(long)]
-    message: Option<String>,
-    /// Read the message from this file (`-` for standard input).
-    #[arg(long, conflicts_with = "message")]
-    message_file: Option<std::path::PathBuf>,
-    /// The sender's name shown in the mail (default: --created-by).
-    #[arg(long)]
-    sender_name: Option<String>,
-    /// The sender's address (the mail's Reply-To).
-    #[arg(long)]
-    sender_email: Option<String>,
-    /// RFC 3339 time, e.g. 2030-01-31T17:00:00Z.
-    #[arg(long)]
-    expires_at: Option<String>,
-    #[arg(long)]
-    max_downloads: Option<u64>,
-    /// Comma-separated: view, download, download:<rendition>, upload.
-    #[arg(long, value_delimiter = ',')]
-    rights: Option<Vec<String>>,
-    /// Read the password from this environment variable (never from the command line).
-    #[arg(long)]
-    password_env: Option<String>,
+    #[arg(long = "to", value_name = "RECIPIENT", required = true)]
+    pub to: Vec<String>,
     /// Ask every recipient's first browser for a mailed code too.
     #[arg(long)]
-    require_code: bool,
+    pub require_code: bool,
+    /// The mail's subject (default: "{sender} shared {document} with you").
     #[arg(long)]
-    created_by: Option<String>,
-    /// Any other `POST /v1/links` field as KEY=JSON, e.g. `--set 'upload={"folder":"in"}'`.
-    #[arg(long = "set", value_name = "KEY=JSON")]
-    set: Vec<String>,
+    pub subject: Option<String>,
+    /// The message in the mail (line breaks kept).
     #[arg(long)]
-    json: bool,
+    pub message: Option<String>,
+    /// Read the message from this file (`-` for standard input).
+    #[arg(long, value_name = "PATH", conflicts_with = "message")]
+    pub message_file: Option<std::path::PathBuf>,
+    /// The sender's name shown in the mail (default: --created-by).
+    #[arg(long)]
+    pub sender_name: Option<String>,
+    /// The sender's address (the mail's Reply-To).
+    #[arg(long)]
+    pub sender_email: Option<String>,
 }
 
 /// `"Jane Doe <jane@example.org>"` or `jane@example.org` as a recipient object.
@@ -132,124 +102,102 @@ fn by_query(by: Option<String>) -> String {
         .unwrap_or_default()
 }
 
-pub fn run(target: AdminTarget, action: ShareAction) -> ExitCode {
+/// The message of `--message-file` (the whole file, or standard input for `-`).
+fn read_message(path: &std::path::Path) -> Result<String, ArgError> {
+    let read = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    };
+    read.map_err(|source| ArgError::Read {
+        flag: "--message-file",
+        path: if path.as_os_str() == "-" {
+            "standard input".into()
+        } else {
+            path.display().to_string()
+        },
+        source,
+    })
+}
+
+/// The `POST /v1/shares` body: the link fields through the links' own builder
+/// ([`link_fields_body`]), then the recipients, subject, message (already read from
+/// `--message-file`) and sender.
+pub fn share_body(
+    a: &CreateArgs,
+    secrets: &Secrets,
+    message: Option<String>,
+) -> Result<Value, ArgError> {
+    let mut body = link_fields_body(&a.link, secrets)?;
+    let mut recipients = Vec::with_capacity(a.to.len());
+    for t in &a.to {
+        if t.trim().is_empty() {
+            return Err(ArgError::Bad {
+                flag: "--to",
+                message: "takes an address or \"Name <address>\", not an empty value".into(),
+            });
+        }
+        let mut r = recipient_arg(t);
+        if a.require_code {
+            r["require_code"] = json!(true);
+        }
+        recipients.push(r);
+    }
+    body.insert("recipients".into(), Value::Array(recipients));
+    if let Some(s) = &a.subject {
+        body.insert("subject".into(), s.clone().into());
+    }
+    if let Some(m) = message.or_else(|| a.message.clone()) {
+        body.insert("message".into(), m.into());
+    }
+    if a.sender_name.is_some() || a.sender_email.is_some() {
+        let mut sender = Map::new();
+        if let Some(n) = &a.sender_name {
+            sender.insert("name".into(), n.clone().into());
+        }
+        if let Some(e) = &a.sender_email {
+            sender.insert("email".into(), e.clone().into());
+        }
+        body.insert("sender".into(), Value::Object(sender));
+    }
+    Ok(Value::Object(body))
+}
+
+/// Reads what `share create` names (secrets, message file) and builds its body.
+fn create_request(a: &CreateArgs) -> Result<Value, ArgError> {
+    let stdin_readers = [
+        is_stdin(a.link.password_file.as_deref()),
+        is_stdin(a.link.webhook_secret_file.as_deref()),
+    ];
+    if is_stdin(a.message_file.as_deref()) && stdin_readers.contains(&true) {
+        return Err(ArgError::Bad {
+            flag: "--message-file",
+            message: "cannot read standard input when a secret is read from it too".into(),
+        });
+    }
+    let secrets = read_secrets(&a.link)?;
+    let message = a.message_file.as_deref().map(read_message).transpose()?;
+    share_body(a, &secrets, message)
+}
+
+pub fn run(target: AdminTarget, output: Output, action: ShareAction) -> ExitCode {
     let client = match admin_client(target) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (result, json, list) = match action {
-        ShareAction::Create(args) => {
-            let CreateArgs {
-                store,
-                objects,
-                filename,
-                to,
-                subject,
-                message,
-                message_file,
-                sender_name,
-                sender_email,
-                expires_at,
-                max_downloads,
-                rights,
-                password_env,
-                require_code,
-                created_by,
-                set,
-                json,
-            } = *args;
-            let message = match message_file {
-                Some(path) => {
-                    let read = if path.as_os_str() == "-" {
-                        std::io::read_to_string(std::io::stdin())
-                    } else {
-                        std::fs::read_to_string(&path)
-                    };
-                    match read {
-                        Ok(m) => Some(m),
-                        Err(e) => return fail(format!("{}: {e}", path.display())),
-                    }
-                }
-                None => message,
-            };
-            let password = match password_env {
-                Some(var) => match std::env::var(&var) {
-                    Ok(p) => Some(p),
-                    Err(_) => return fail(format!("--password-env: ${var} is not set")),
-                },
-                None => None,
-            };
-            let mut body = Map::new();
-            body.insert("store".into(), json!(store));
-            if let [one] = objects.as_slice() {
-                body.insert("object".into(), json!(one));
-                if let Some(f) = filename {
-                    body.insert("filename".into(), json!(f));
-                }
-            } else {
-                if filename.is_some() {
-                    return fail("--filename names a single --object");
-                }
-                let docs: Vec<Value> = objects.iter().map(|o| json!({ "object": o })).collect();
-                body.insert("documents".into(), Value::Array(docs));
-            }
-            let recipients: Vec<Value> = to
-                .iter()
-                .map(|t| {
-                    let mut r = recipient_arg(t);
-                    if require_code {
-                        r["require_code"] = json!(true);
-                    }
-                    r
-                })
-                .collect();
-            body.insert("recipients".into(), Value::Array(recipients));
-            for (key, value) in [
-                ("subject", subject.map(Value::from)),
-                ("message", message.map(Value::from)),
-                ("expires_at", expires_at.map(Value::from)),
-                ("max_downloads", max_downloads.map(Value::from)),
-                ("rights", rights.map(|r| json!(r))),
-                ("password", password.map(Value::from)),
-                ("created_by", created_by.map(Value::from)),
-            ] {
-                if let Some(v) = value {
-                    body.insert(key.into(), v);
-                }
-            }
-            if sender_name.is_some() || sender_email.is_some() {
-                body.insert(
-                    "sender".into(),
-                    json!({ "name": sender_name, "email": sender_email }),
-                );
-            }
-            for pair in set {
-                let Some((key, raw)) = pair.split_once('=') else {
-                    return fail(format!("--set {pair}: expected KEY=JSON"));
-                };
-                let value = match serde_json::from_str::<Value>(raw) {
-                    Ok(v) => v,
-                    // A bare word is taken as a string (`--set on_change=refuse`).
-                    Err(_) => Value::String(raw.to_string()),
-                };
-                body.insert(key.to_string(), value);
-            }
-            (
-                client.call("POST", "/v1/shares", Some(&Value::Object(body))),
-                json,
-                false,
-            )
-        }
-        ShareAction::Show { id, json } => (
+    let (result, list) = match action {
+        ShareAction::Create(args) => match create_request(&args) {
+            Ok(body) => (client.call("POST", "/v1/shares", Some(&body)), false),
+            Err(e) => return fail(e),
+        },
+        ShareAction::Show { id } => (
             client.call("GET", &format!("/v1/shares/{}", encode(&id)), None),
-            json,
             false,
         ),
         ShareAction::List {
             object,
             limit,
             after,
-            json,
         } => {
             let query: Vec<String> = [
                 ("object", object),
@@ -261,11 +209,10 @@ pub fn run(target: AdminTarget, action: ShareAction) -> ExitCode {
             .collect();
             (
                 client.call("GET", &format!("/v1/shares?{}", query.join("&")), None),
-                json,
                 true,
             )
         }
-        ShareAction::Resend { id, link, json } => (
+        ShareAction::Resend { id, link } => (
             client.call(
                 "POST",
                 &format!(
@@ -275,10 +222,9 @@ pub fn run(target: AdminTarget, action: ShareAction) -> ExitCode {
                 ),
                 None,
             ),
-            json,
             false,
         ),
-        ShareAction::Revoke { id, link, by, json } => (
+        ShareAction::Revoke { id, link, by } => (
             client.call(
                 "DELETE",
                 &format!(
@@ -289,20 +235,18 @@ pub fn run(target: AdminTarget, action: ShareAction) -> ExitCode {
                 ),
                 None,
             ),
-            json,
             false,
         ),
-        ShareAction::Cancel { id, by, json } => (
+        ShareAction::Cancel { id, by } => (
             client.call(
                 "DELETE",
                 &format!("/v1/shares/{}{}", encode(&id), by_query(by)),
                 None,
             ),
-            json,
             false,
         ),
     };
-    print_result(result, json, list)
+    print_result(result, output.json, list)
 }
 
 fn print_result(result: Result<Value, CliError>, json: bool, list: bool) -> ExitCode {
@@ -354,6 +298,25 @@ pub fn share_table(share: &Value) -> String {
             text(&share["cancelled_by"]),
             text(&share["cancelled_at"])
         ));
+    }
+    let sender = match (
+        share["sender"]["name"].as_str(),
+        share["sender"]["email"].as_str(),
+    ) {
+        (Some(n), Some(e)) => format!("{} <{}>", text(&n.into()), text(&e.into())),
+        (Some(n), None) => text(&n.into()),
+        (None, Some(e)) => text(&e.into()),
+        (None, None) => String::new(),
+    };
+    if !sender.is_empty() {
+        out.push_str(&format!("sender: {sender}\n"));
+    }
+    if let Some(message) = share["message"].as_str() {
+        out.push_str("message:\n");
+        for line in message.lines() {
+            out.push_str(format!("  {}", text(&line.into())).trim_end());
+            out.push('\n');
+        }
     }
     out.push('\n');
     let rows: Vec<Vec<String>> = share["recipients"]
@@ -460,6 +423,155 @@ mod tests {
             recipient_arg("<jane@example.org>"),
             json!({"email": "jane@example.org"})
         );
+    }
+
+    #[test]
+    fn every_share_flag_reaches_the_body_beside_the_link_fields() {
+        let a = CreateArgs {
+            link: LinkFields {
+                store: "docs".into(),
+                objects: vec!["c.pdf".into()],
+                filename: Some("C.pdf".into()),
+                rights: Some(vec!["view".into(), "approve".into()]),
+                max_downloads: Some(2),
+                created_by: Some("alice".into()),
+                webhook_url: Some("https://dms.example.org/h".into()),
+                webhook_events: Some(vec!["review.decided".into()]),
+                notify_sender: Some("alice@example.org".into()),
+                ..LinkFields::default()
+            },
+            to: vec![
+                "Jane Doe <jane@example.org>".into(),
+                "bob@example.org".into(),
+            ],
+            require_code: true,
+            subject: Some("Contract".into()),
+            message: Some("not this one".into()),
+            sender_name: Some("Alice Sender".into()),
+            sender_email: Some("alice@example.org".into()),
+            ..CreateArgs::default()
+        };
+        let secrets = Secrets {
+            password: Some("pw".into()),
+            webhook_secret: Some("a-long-webhook-secret".into()),
+        };
+        let b = share_body(&a, &secrets, Some("Hello,\nfrom the file".into())).unwrap();
+        assert_eq!(
+            b,
+            json!({
+                "store": "docs", "object": "c.pdf", "filename": "C.pdf",
+                "rights": ["view", "approve"], "max_downloads": 2, "created_by": "alice",
+                "password": "pw",
+                "webhook": {"url": "https://dms.example.org/h", "secret": "a-long-webhook-secret",
+                            "events": ["review.decided"]},
+                "notify_sender": "alice@example.org",
+                "recipients": [
+                    {"email": "jane@example.org", "name": "Jane Doe", "require_code": true},
+                    {"email": "bob@example.org", "require_code": true},
+                ],
+                "subject": "Contract",
+                "message": "Hello,\nfrom the file",
+                "sender": {"name": "Alice Sender", "email": "alice@example.org"},
+            })
+        );
+        // The link fields are the links' own: the body is `link create`'s without `recipient`.
+        let link = super::super::args::CreateArgs {
+            link: a.link,
+            ..Default::default()
+        };
+        let mut link_body = super::super::links::create_body(&link, &secrets).unwrap();
+        let mut share_only = b.clone();
+        for k in ["recipients", "subject", "message", "sender"] {
+            share_only.as_object_mut().unwrap().remove(k);
+        }
+        link_body.as_object_mut().unwrap().remove("recipient");
+        assert_eq!(share_only, link_body);
+
+        let plain = CreateArgs {
+            link: LinkFields {
+                store: "docs".into(),
+                objects: vec!["c.pdf".into()],
+                ..LinkFields::default()
+            },
+            to: vec!["bob@example.org".into()],
+            message: Some("Hi".into()),
+            sender_email: Some("alice@example.org".into()),
+            ..CreateArgs::default()
+        };
+        let b = share_body(&plain, &Secrets::default(), None).unwrap();
+        assert_eq!(
+            b,
+            json!({"store": "docs", "object": "c.pdf", "message": "Hi",
+                   "recipients": [{"email": "bob@example.org"}],
+                   "sender": {"email": "alice@example.org"}})
+        );
+        let empty = CreateArgs {
+            to: vec![" ".into()],
+            ..CreateArgs::default()
+        };
+        assert!(share_body(&empty, &Secrets::default(), None)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--to:"));
+    }
+
+    #[test]
+    fn the_message_file_is_read_whole_and_named_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let note = dir.path().join("note.txt");
+        std::fs::write(&note, "Hello,\nplease sign.\n").unwrap();
+        let a = CreateArgs {
+            link: LinkFields {
+                store: "docs".into(),
+                objects: vec!["c.pdf".into()],
+                ..LinkFields::default()
+            },
+            to: vec!["bob@example.org".into()],
+            message_file: Some(note),
+            ..CreateArgs::default()
+        };
+        let b = create_request(&a).unwrap();
+        assert_eq!(b["message"], "Hello,\nplease sign.\n");
+        let missing = CreateArgs {
+            message_file: Some(dir.path().join("absent")),
+            ..a
+        };
+        assert!(create_request(&missing)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--message-file: cannot read"));
+        let both = CreateArgs {
+            message_file: Some("-".into()),
+            link: LinkFields {
+                password_file: Some("-".into()),
+                ..LinkFields::default()
+            },
+            ..CreateArgs::default()
+        };
+        assert!(create_request(&both)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--message-file:"));
+    }
+
+    #[test]
+    fn a_share_shows_its_sender_and_message_line_by_line() {
+        let share = json!({"id": "s1", "status": "active", "subject": "Contract",
+            "shared_by": "alice", "created_at": "2030-01-01T00:00:00Z", "expires_at": null,
+            "cancelled_at": null, "sender": {"name": "Alice", "email": "alice@example.org"},
+            "message": "Hello,\n\nplease\tsign.", "recipients": [
+                {"email": "jane@example.org", "name": "Jane", "link_id": "l1",
+                 "delivery": {"state": "sent", "attempts": 1, "error": null},
+                 "link": {"state": "active", "downloads_used": 0, "url": "https://x/s/t"}}]});
+        let out = share_table(&share);
+        assert!(
+            out.starts_with(
+                "share s1  active\nsubject: Contract\nshared by alice at 2030-01-01T00:00:00Z, \
+                 expires -\nsender: Alice <alice@example.org>\nmessage:\n  Hello,\n\n  please sign.\n\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("jane@example.org  Jane  sent"), "{out}");
     }
 
     #[test]

@@ -71,6 +71,9 @@ struct RawServer {
     /// Unix socket over which a new process takes the listening sockets over (`serve --upgrade`).
     #[serde(default)]
     upgrade_sock: Option<PathBuf>,
+    /// File `serve` writes its process id to, for `linkgate reload`.
+    #[serde(default)]
+    pid_file: Option<PathBuf>,
     /// Seconds a client may stall a response write before it is dropped.
     #[serde(default)]
     client_write_timeout_seconds: Option<u64>,
@@ -229,6 +232,8 @@ pub struct ServerConfig {
     pub threads: usize,
     pub grace_period_seconds: u64,
     pub upgrade_sock: PathBuf,
+    /// Where `serve` writes its process id (`server.pid_file`), read by `linkgate reload`.
+    pub pid_file: Option<PathBuf>,
     pub client_write_timeout: Duration,
     pub client_read_timeout: Duration,
     /// The whole request head must arrive within this.
@@ -688,6 +693,9 @@ fn validate_server(
             Some(p) => p,
             None => PathBuf::from("/tmp/linkgate-upgrade.sock"),
         },
+        pid_file: server
+            .pid_file
+            .map(|p| if p.is_relative() { base_dir.join(p) } else { p }),
         client_write_timeout: Duration::from_secs(
             server.client_write_timeout_seconds.unwrap_or(60),
         ),

@@ -27,8 +27,8 @@ pub struct Gate {
     pub docstores: BTreeMap<String, Arc<DocStore>>,
     /// Uploads' writes to document stores.
     pub writer: Writer,
-    /// Counting's writes that leave the request path.
-    pub counting: Counting,
+    /// Counting's writes that leave the request path (shared by every gate a reload builds).
+    pub counting: Arc<Counting>,
     /// The recipients' audit events waiting to be written, and how long events are kept.
     pub audit: Audit,
     /// The checks that stand between a recipient and a document.
@@ -60,7 +60,8 @@ pub struct Counting {
 
 /// The audit trail's queue and retention.
 pub struct Audit {
-    pub queue: AuditQueue,
+    /// Shared by every gate a reload builds.
+    pub queue: Arc<AuditQueue>,
     pub retention: Option<Duration>,
     /// Status events this instance knows were recorded (see [`crate::share::status`]).
     pub noted: crate::share::status::Noted,
@@ -84,6 +85,50 @@ pub struct Checks {
 pub struct AdminAccess {
     pub token: String,
     pub callers: Vec<RestrictedCaller>,
+}
+
+/// The gate in force. A configuration reload builds a new [`Gate`] (sharing the link store and
+/// the write-behind queues with the old one) and puts it in place: requests that start later
+/// use it. A running request keeps the link, document-store connection and draw it was admitted
+/// with; its later phases (logging, refunds, events) read the gate in force, which shares the
+/// link store and queues, so nothing it still has to write is lost.
+///
+/// A replaced gate is never freed: it is leaked on purpose (one per reload, a few kilobytes plus
+/// its stores' connection pools), so that a `&Gate` taken from here stays valid for as long as
+/// any request holds it, with one atomic load per use and no reference count on the hot path.
+#[derive(Clone)]
+pub struct Live(Arc<std::sync::atomic::AtomicPtr<Gate>>);
+
+impl Live {
+    pub fn new(gate: Gate) -> Live {
+        Live(Arc::new(std::sync::atomic::AtomicPtr::new(Box::into_raw(
+            Box::new(gate),
+        ))))
+    }
+
+    /// The gate in force now.
+    pub fn current(&self) -> &'static Gate {
+        let gate = self.0.load(std::sync::atomic::Ordering::Acquire);
+        // SAFETY: every pointer stored here comes from `Box::into_raw` (in `new` and `replace`)
+        // and is never freed or written through, so it stays valid and immutable for the life
+        // of the process.
+        unsafe { &*gate }
+    }
+
+    /// Puts `gate` in force for the requests that start from now on.
+    pub fn replace(&self, gate: Gate) {
+        let gate = Box::into_raw(Box::new(gate));
+        // The old gate is leaked, not freed: see the type's doc.
+        self.0.store(gate, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for Live {
+    type Target = Gate;
+
+    fn deref(&self) -> &Gate {
+        self.current()
+    }
 }
 
 impl Gate {

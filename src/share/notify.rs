@@ -14,7 +14,6 @@ use parking_lot::Mutex;
 use time::OffsetDateTime;
 
 use crate::model::link::{Link, LinkId};
-use crate::share::gate::Gate;
 use crate::share::mail::FirstDownloadMail;
 
 /// Links this process knows were notified already: their later downloads cost no store call.
@@ -29,7 +28,7 @@ pub fn notice_key(id: &LinkId) -> String {
 }
 
 /// Starts the notice for a completed download of `link` (which has `notify_sender`).
-pub fn first_download(gate: Arc<Gate>, link: Arc<Link>, at: OffsetDateTime) {
+pub fn first_download(gate: crate::share::gate::Live, link: Arc<Link>, at: OffsetDateTime) {
     let Some(to) = link.notify_sender.clone() else {
         return;
     };

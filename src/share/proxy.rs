@@ -41,7 +41,6 @@ use crate::model::outcome::Outcome;
 use crate::model::status::Status;
 use crate::share::client::{client_of, user_agent_of};
 use crate::share::count::Metered;
-use crate::share::gate::Gate;
 use crate::share::open::{self, Asks};
 use crate::share::pages;
 use crate::share::pages::Reply;
@@ -51,7 +50,8 @@ use crate::share::upload::{self, Rules, Upload};
 use crate::state::queues::Refund;
 
 pub struct Proxy {
-    pub gate: Arc<Gate>,
+    /// The gate in force (replaced by a configuration reload).
+    pub gate: crate::share::gate::Live,
     /// Connections to the HTTP and S3 stores' origins.
     pub relay: Relay,
     pub client_read_timeout: Duration,
@@ -66,6 +66,9 @@ pub struct Proxy {
 pub struct Ctx {
     started: Instant,
     link: Option<Arc<Link>>,
+    /// The link a verified token (or legacy URL) names, for the access line of a request that
+    /// ends before `link` is set (pages, forms, refusals of a known link).
+    link_id: Option<LinkId>,
     docstore: Option<Arc<DocStore>>,
     /// Which origin of the store this request is trying (failover), and since when.
     attempt: Attempt,
@@ -92,6 +95,8 @@ pub struct Ctx {
     /// The link's download count as this response's last draw saw it.
     used: u64,
     outcome: Outcome,
+    /// Holds a stopping gateway until this request's access line is written.
+    _in_flight: crate::metrics::InFlight,
 }
 
 /// `Ok` when something of a limited link may still be sent; `Err(None)` when nothing may,
@@ -174,15 +179,18 @@ async fn write_status(
 
 /// The request's line in the access log (`target: linkgate::access`).
 fn access_line(session: &Session, ctx: &Ctx, status: u16, sent: u64) {
+    let req = session.req_header();
     tracing::info!(
         target: "linkgate::access",
-        link = ctx.link.as_ref().map(|l| tracing::field::display(l.id)),
-        method = %session.req_header().method,
+        link = ctx.link.as_ref().map(|l| l.id).or(ctx.link_id).map(tracing::field::display),
+        method = %req.method,
+        path = %crate::share::client::loggable_path(&req.uri),
         status,
         outcome = ctx.outcome.as_str(),
         counted = ctx.counted,
         bytes = sent,
         client = %ctx.client,
+        user_agent = req.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.get(..256).unwrap_or(v)),
         store = ctx.docstore.as_ref().map(|s| s.name()),
         duration_ms = ctx.started.elapsed().as_millis() as u64,
     );
@@ -1019,6 +1027,7 @@ impl Proxy {
     /// instead. Each step records its outcome in `ctx` when it refuses.
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Refused> {
         let id = self.identify(session, ctx).await?;
+        ctx.link_id = Some(id);
         let (link, uploading) = self.open(session, ctx, id).await?;
         let base = format!(
             "/s/{}",
@@ -1261,6 +1270,7 @@ impl ProxyHttp for Proxy {
         Ctx {
             started: Instant::now(),
             link: None,
+            link_id: None,
             docstore: None,
             attempt: Attempt::default(),
             streaming: false,
@@ -1275,6 +1285,7 @@ impl ProxyHttp for Proxy {
             conditional: false,
             used: 0,
             outcome: Outcome::Served,
+            _in_flight: crate::metrics::InFlight::start(),
         }
     }
 

@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -22,7 +21,7 @@ use time::OffsetDateTime;
 use crate::model::audit::Draft;
 use crate::model::link::{Link, LinkId, LinkState};
 use crate::model::status::Status;
-use crate::share::gate::Gate;
+use crate::share::gate::{Gate, Live};
 use crate::state::{keys, unix_ms, StoreError};
 
 /// What this instance already knows was recorded (so a link hammered after it expired costs the
@@ -125,7 +124,8 @@ impl Gate {
 /// across instances, by its tally) or moves the entry to the link's real expiry (a link
 /// extended since). Instances sweeping together do the same work and record one event.
 pub struct ExpirySweeper {
-    gate: Arc<Gate>,
+    /// The gate in force.
+    gate: Live,
     every: Duration,
     /// The index could not be read at the last sweep (logged once per outage).
     unreachable: AtomicBool,
@@ -137,7 +137,7 @@ const PAGE: usize = 200;
 const PAGES: usize = 50;
 
 impl ExpirySweeper {
-    pub fn new(gate: Arc<Gate>, every: Duration) -> ExpirySweeper {
+    pub fn new(gate: Live, every: Duration) -> ExpirySweeper {
         ExpirySweeper {
             gate,
             every,

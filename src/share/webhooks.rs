@@ -22,7 +22,6 @@ use crate::metrics::metrics;
 use crate::model::webhook::{
     check_url, payload, sign, WebhookTarget, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP,
 };
-use crate::share::gate::Gate;
 use crate::state::OutboxEntry;
 
 /// Why one delivery attempt failed.
@@ -42,7 +41,8 @@ pub enum DeliveryError {
 
 /// Delivers the outbox's entries.
 pub struct Deliverer {
-    gate: Arc<Gate>,
+    /// The gate in force (replaced by a configuration reload).
+    gate: crate::share::gate::Live,
     config: Arc<WebhookConfig>,
     connector: Connector,
     slots: Arc<Semaphore>,
@@ -51,7 +51,7 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    pub fn new(gate: Arc<Gate>, config: Arc<WebhookConfig>) -> Arc<Deliverer> {
+    pub fn new(gate: crate::share::gate::Live, config: Arc<WebhookConfig>) -> Arc<Deliverer> {
         let slots = Arc::new(Semaphore::new(config.concurrency));
         Arc::new(Deliverer {
             gate,

@@ -72,7 +72,97 @@ fn encode_counter(generation: u64, used: u64) -> [u8; 16] {
 }
 
 fn decode_link(bytes: &[u8]) -> Result<Link, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("link record: {e}")))
+    decode("link", bytes)
+}
+
+/// A table of records (links, shares) or of their index entries.
+type Records = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+/// Link and share records: JSON under their id, listed in an index table (`index_key` entries).
+/// One write transaction holds the record and its entries, so neither is ever half-written.
+/// `expiry`: the link's expiry index time (links only; see [`super::expiry_entry`]), written in
+/// the same transaction.
+fn create_record(
+    db: &Database,
+    (table, index): (Records, Records),
+    id: LinkId,
+    bytes: &[u8],
+    (names, member): (Vec<String>, String),
+    expiry: Option<u64>,
+) -> Result<(), StoreError> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    {
+        let mut records = tx.open_table(table).map_err(unavailable)?;
+        if records
+            .get(id.as_bytes().as_slice())
+            .map_err(unavailable)?
+            .is_some()
+        {
+            return Err(StoreError::Exists(id));
+        }
+        records
+            .insert(id.as_bytes().as_slice(), bytes)
+            .map_err(unavailable)?;
+        let mut entries = tx.open_table(index).map_err(unavailable)?;
+        for name in names {
+            entries
+                .insert(index_key(&name, &member).as_slice(), [].as_slice())
+                .map_err(unavailable)?;
+        }
+    }
+    if expiry.is_some() {
+        index_expiry(&tx, &id, expiry)?;
+    }
+    tx.commit().map_err(unavailable)
+}
+
+fn read_record<T: serde::de::DeserializeOwned>(
+    db: &Database,
+    table: Records,
+    what: &str,
+    id: LinkId,
+) -> Result<Option<T>, StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let records = tx.open_table(table).map_err(unavailable)?;
+    let found = records.get(id.as_bytes().as_slice()).map_err(unavailable)?;
+    found.map(|v| decode(what, v.value())).transpose()
+}
+
+/// Read, change and write back in redb's single write transaction (atomic).
+/// `expiry` names the expiry index time a change needs (links; see [`super::expiry_entry`]),
+/// written in the same transaction.
+fn change_record<T: serde::de::DeserializeOwned + serde::Serialize + Clone>(
+    db: &Database,
+    table: Records,
+    what: &str,
+    id: LinkId,
+    change: &(dyn Fn(&mut T) -> Result<(), StoreError> + Send + Sync),
+    expiry: fn(&T, &T) -> Option<u64>,
+) -> Result<T, StoreError> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    let record = {
+        let mut records = tx.open_table(table).map_err(unavailable)?;
+        let mut record: T = match records.get(id.as_bytes().as_slice()).map_err(unavailable)? {
+            Some(v) => decode(what, v.value())?,
+            None => return Err(StoreError::NotFound(id)),
+        };
+        let before = record.clone();
+        change(&mut record)?;
+        let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        records
+            .insert(id.as_bytes().as_slice(), bytes.as_slice())
+            .map_err(unavailable)?;
+        if let Some(at) = expiry(&before, &record) {
+            index_expiry(&tx, &id, Some(at))?;
+        }
+        record
+    };
+    tx.commit().map_err(unavailable)?;
+    Ok(record)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what} record: {e}")))
 }
 
 /// A document's account: link, generation, part.
@@ -410,72 +500,23 @@ fn used_in(
 #[async_trait]
 impl LinkStore for EmbeddedStore {
     async fn create(&self, link: &Link) -> Result<(), StoreError> {
-        let link = link.clone();
-        let bytes = serde_json::to_vec(&link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.blocking(move |db| {
-            let tx = db.begin_write().map_err(unavailable)?;
-            {
-                let mut links = tx.open_table(LINKS).map_err(unavailable)?;
-                if links
-                    .get(link.id.as_bytes().as_slice())
-                    .map_err(unavailable)?
-                    .is_some()
-                {
-                    return Err(StoreError::Exists(link.id));
-                }
-                links
-                    .insert(link.id.as_bytes().as_slice(), bytes.as_slice())
-                    .map_err(unavailable)?;
-                let mut index = tx.open_table(INDEX).map_err(unavailable)?;
-                let (names, member) = index_entries(&link);
-                for name in names {
-                    index
-                        .insert(index_key(&name, &member).as_slice(), [].as_slice())
-                        .map_err(unavailable)?;
-                }
-                if let Some(at) = super::expiry_entry(None, &link) {
-                    index_expiry(&tx, &link.id, Some(at))?;
-                }
-            }
-            tx.commit().map_err(unavailable)
-        })
-        .await
+        let (id, entries) = (link.id, index_entries(link));
+        let bytes = serde_json::to_vec(link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let expiry = super::expiry_entry(None, link);
+        self.blocking(move |db| create_record(db, (LINKS, INDEX), id, &bytes, entries, expiry))
+            .await
     }
 
     async fn get(&self, id: LinkId) -> Result<Option<Link>, StoreError> {
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(unavailable)?;
-            let links = tx.open_table(LINKS).map_err(unavailable)?;
-            let found = links.get(id.as_bytes().as_slice()).map_err(unavailable)?;
-            found.map(|v| decode_link(v.value())).transpose()
-        })
-        .await
+        self.blocking(move |db| read_record(db, LINKS, "link", id))
+            .await
     }
 
     async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError> {
-        // redb's single write transaction makes the read-modify-write atomic.
         self.blocking(move |db| {
-            let tx = db.begin_write().map_err(unavailable)?;
-            let link = {
-                let mut links = tx.open_table(LINKS).map_err(unavailable)?;
-                let mut link = match links.get(id.as_bytes().as_slice()).map_err(unavailable)? {
-                    Some(v) => decode_link(v.value())?,
-                    None => return Err(StoreError::NotFound(id)),
-                };
-                let before = link.clone();
-                change(&mut link)?;
-                let bytes =
-                    serde_json::to_vec(&link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                links
-                    .insert(id.as_bytes().as_slice(), bytes.as_slice())
-                    .map_err(unavailable)?;
-                if let Some(at) = super::expiry_entry(Some(&before), &link) {
-                    index_expiry(&tx, &id, Some(at))?;
-                }
-                link
-            };
-            tx.commit().map_err(unavailable)?;
-            Ok(link)
+            change_record(db, LINKS, "link", id, change.as_ref(), |before, after| {
+                super::expiry_entry(Some(before), after)
+            })
         })
         .await
     }
@@ -681,64 +722,20 @@ impl LinkStore for EmbeddedStore {
     }
 
     async fn create_share(&self, share: &Share) -> Result<(), StoreError> {
-        let id = share.id;
+        let (id, entries) = (share.id, share_index_entries(share));
         let bytes = serde_json::to_vec(share).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (names, member) = share_index_entries(share);
-        self.blocking(move |db| {
-            let tx = db.begin_write().map_err(unavailable)?;
-            {
-                let mut shares = tx.open_table(SHARES).map_err(unavailable)?;
-                if shares
-                    .get(id.as_bytes().as_slice())
-                    .map_err(unavailable)?
-                    .is_some()
-                {
-                    return Err(StoreError::Exists(id));
-                }
-                shares
-                    .insert(id.as_bytes().as_slice(), bytes.as_slice())
-                    .map_err(unavailable)?;
-                let mut index = tx.open_table(SHARE_INDEX).map_err(unavailable)?;
-                for name in names {
-                    index
-                        .insert(index_key(&name, &member).as_slice(), [].as_slice())
-                        .map_err(unavailable)?;
-                }
-            }
-            tx.commit().map_err(unavailable)
-        })
-        .await
+        self.blocking(move |db| create_record(db, (SHARES, SHARE_INDEX), id, &bytes, entries, None))
+            .await
     }
 
     async fn get_share(&self, id: LinkId) -> Result<Option<Share>, StoreError> {
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(unavailable)?;
-            let shares = tx.open_table(SHARES).map_err(unavailable)?;
-            let found = shares.get(id.as_bytes().as_slice()).map_err(unavailable)?;
-            found.map(|v| decode_share(v.value())).transpose()
-        })
-        .await
+        self.blocking(move |db| read_record(db, SHARES, "share", id))
+            .await
     }
 
     async fn update_share(&self, id: LinkId, change: ShareChange) -> Result<Share, StoreError> {
         self.blocking(move |db| {
-            let tx = db.begin_write().map_err(unavailable)?;
-            let share = {
-                let mut shares = tx.open_table(SHARES).map_err(unavailable)?;
-                let mut share = match shares.get(id.as_bytes().as_slice()).map_err(unavailable)? {
-                    Some(v) => decode_share(v.value())?,
-                    None => return Err(StoreError::NotFound(id)),
-                };
-                change(&mut share)?;
-                let bytes =
-                    serde_json::to_vec(&share).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                shares
-                    .insert(id.as_bytes().as_slice(), bytes.as_slice())
-                    .map_err(unavailable)?;
-                share
-            };
-            tx.commit().map_err(unavailable)?;
-            Ok(share)
+            change_record(db, SHARES, "share", id, change.as_ref(), |_, _| None)
         })
         .await
     }
@@ -1166,10 +1163,6 @@ fn put_mail_job(
     due.insert(timed_key(job.due, id).as_slice(), [].as_slice())
         .map_err(unavailable)?;
     Ok(())
-}
-
-fn decode_share(bytes: &[u8]) -> Result<Share, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("share record: {e}")))
 }
 
 /// share id → share JSON.

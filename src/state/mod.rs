@@ -14,6 +14,7 @@
 pub mod cache;
 pub mod embedded;
 pub mod keys;
+pub mod outage;
 pub mod queues;
 pub mod redis;
 
@@ -148,8 +149,7 @@ pub struct ListPage {
 
 /// The indexes a link is listed in, and its sort key there (newest first, then by id).
 pub fn index_entries(link: &Link) -> (Vec<String>, String) {
-    let ms = (link.created_at.unix_timestamp_nanos() / 1_000_000).clamp(0, i64::MAX as i128) as u64;
-    let member = format!("{:020}:{}", u64::MAX - ms, link.id);
+    let member = index_member(link.created_at, link.id);
     let mut names = vec!["all".to_string()];
     for d in &link.documents {
         names.push(format!("o:{}", d.object));
@@ -161,7 +161,13 @@ pub fn index_entries(link: &Link) -> (Vec<String>, String) {
     (names, member)
 }
 
-/// The link id in an index member.
+/// An index member: newest first (the creation millisecond, inverted), then by id.
+fn index_member(created_at: time::OffsetDateTime, id: LinkId) -> String {
+    let ms = (created_at.unix_timestamp_nanos() / 1_000_000).clamp(0, i64::MAX as i128) as u64;
+    format!("{:020}:{}", u64::MAX - ms, id)
+}
+
+/// The id in an index member.
 pub fn member_id(member: &str) -> Option<LinkId> {
     LinkId::parse(member.rsplit(':').next()?)
 }
@@ -210,9 +216,7 @@ pub struct SharePage {
 
 /// The share indexes a share is listed in, and its sort key there (as [`index_entries`]).
 pub fn share_index_entries(share: &Share) -> (Vec<String>, String) {
-    let ms =
-        (share.created_at.unix_timestamp_nanos() / 1_000_000).clamp(0, i64::MAX as i128) as u64;
-    let member = format!("{:020}:{}", u64::MAX - ms, share.id);
+    let member = index_member(share.created_at, share.id);
     let mut names = vec!["all".to_string()];
     for o in &share.objects {
         names.push(format!("o:{o}"));
@@ -222,7 +226,7 @@ pub fn share_index_entries(share: &Share) -> (Vec<String>, String) {
     (names, member)
 }
 
-/// Walks a share index page by page, keeping the shares that match (as [`list_by_index`]).
+/// A page of the shares a query names (see [`walk_index`]).
 pub(crate) async fn list_shares_by_index<S, F, Fut>(
     store: &S,
     q: &ShareQuery,
@@ -233,43 +237,12 @@ where
     F: Fn(String, Option<String>, usize) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<String>, StoreError>>,
 {
-    let limit = q.limit.clamp(1, 500);
-    let index = q.index();
-    let mut after = q.after.clone();
-    let mut shares = Vec::new();
-    let mut scanned = 0usize;
-    loop {
-        let batch = scan(index.clone(), after.clone(), limit * 2).await?;
-        if batch.is_empty() {
-            return Ok(SharePage { shares, next: None });
-        }
-        for member in batch {
-            scanned += 1;
-            after = Some(member.clone());
-            let Some(id) = member_id(&member) else {
-                continue;
-            };
-            // Index entries are written before the record: skip one without a record.
-            let Some(share) = store.get_share(id).await? else {
-                continue;
-            };
-            if q.matches(&share) {
-                shares.push(share);
-                if shares.len() == limit {
-                    return Ok(SharePage {
-                        shares,
-                        next: after,
-                    });
-                }
-            }
-        }
-        if scanned >= limit * 50 {
-            return Ok(SharePage {
-                shares,
-                next: after,
-            });
-        }
-    }
+    let fetch = |id| store.get_share(id);
+    let (shares, next) = walk_index(q.index(), q.after.clone(), q.limit, scan, fetch, |s| {
+        q.matches(s)
+    })
+    .await?;
+    Ok(SharePage { shares, next })
 }
 
 /// Short-lived values and counters in memory, for a store that serves one process.
@@ -353,7 +326,56 @@ impl MemoryKv {
     }
 }
 
-/// Walks an index page by page, keeping the links that match; bounded work per call.
+/// Walks an index page by page from `after`, keeping the records `keep` accepts, until `limit`
+/// are found or the end; bounded work per call (50 × `limit` entries), the rest on the next page.
+/// An index entry is written before its record, so a crash between the two leaves an entry
+/// without a record, never a record that cannot be listed: such entries are skipped.
+async fn walk_index<T, F, Fut, G, GFut>(
+    index: String,
+    after: Option<String>,
+    limit: usize,
+    scan: F,
+    fetch: G,
+    keep: impl Fn(&T) -> bool,
+) -> Result<(Vec<T>, Option<String>), StoreError>
+where
+    F: Fn(String, Option<String>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, StoreError>>,
+    G: Fn(LinkId) -> GFut,
+    GFut: std::future::Future<Output = Result<Option<T>, StoreError>>,
+{
+    let limit = limit.clamp(1, 500);
+    let mut after = after;
+    let mut found = Vec::new();
+    let mut scanned = 0usize;
+    loop {
+        let batch = scan(index.clone(), after.clone(), limit * 2).await?;
+        if batch.is_empty() {
+            return Ok((found, None));
+        }
+        for member in batch {
+            scanned += 1;
+            after = Some(member.clone());
+            let Some(id) = member_id(&member) else {
+                continue;
+            };
+            let Some(record) = fetch(id).await? else {
+                continue;
+            };
+            if keep(&record) {
+                found.push(record);
+                if found.len() == limit {
+                    return Ok((found, after));
+                }
+            }
+        }
+        if scanned >= limit * 50 {
+            return Ok((found, after));
+        }
+    }
+}
+
+/// A page of the links a query names (see [`walk_index`]).
 pub(crate) async fn list_by_index<S, F, Fut>(
     store: &S,
     q: &ListQuery,
@@ -364,38 +386,12 @@ where
     F: Fn(String, Option<String>, usize) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<String>, StoreError>>,
 {
-    let limit = q.limit.clamp(1, 500);
-    let index = q.index();
-    let mut after = q.after.clone();
-    let mut links = Vec::new();
-    let mut scanned = 0usize;
-    loop {
-        let batch = scan(index.clone(), after.clone(), limit * 2).await?;
-        if batch.is_empty() {
-            return Ok(ListPage { links, next: None });
-        }
-        for member in batch {
-            scanned += 1;
-            after = Some(member.clone());
-            let Some(id) = member_id(&member) else {
-                continue;
-            };
-            // An index entry is written before its link, so a crash between the two leaves an
-            // entry without a link, never a link that cannot be listed: skip such entries.
-            let Some(link) = store.get(id).await? else {
-                continue;
-            };
-            if q.matches(&link) {
-                links.push(link);
-                if links.len() == limit {
-                    return Ok(ListPage { links, next: after });
-                }
-            }
-        }
-        if scanned >= limit * 50 {
-            return Ok(ListPage { links, next: after });
-        }
-    }
+    let fetch = |id| store.get(id);
+    let (links, next) = walk_index(q.index(), q.after.clone(), q.limit, scan, fetch, |l| {
+        q.matches(l)
+    })
+    .await?;
+    Ok(ListPage { links, next })
 }
 
 #[async_trait]

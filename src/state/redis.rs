@@ -22,7 +22,7 @@
 //! Every call is bounded by `state.redis_timeout_ms`; connections reconnect by themselves.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -40,6 +40,7 @@ use crate::model::audit::{seal, Draft, Event};
 use crate::model::counting::Drawn;
 use crate::model::link::{Link, LinkId};
 use crate::model::share::Share;
+use crate::state::outage::{Outage, Say};
 use crate::state::queues::Refund;
 
 /// Where the Redis deployment is.
@@ -628,25 +629,32 @@ impl RedisStore {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<Link, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("link record: {e}")))
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what} record: {e}")))
 }
 
-fn encode(link: &Link) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(link).map_err(|e| StoreError::Corrupt(e.to_string()))
+fn encode<T: serde::Serialize>(record: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(record).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-#[async_trait]
-impl LinkStore for RedisStore {
-    async fn create(&self, link: &Link) -> Result<(), StoreError> {
-        let key = self.key("link", &link.id);
-        let json = encode(link)?;
-        // Index entries first: a crash in between leaves an entry without a link (skipped when
-        // listing), never a link that cannot be listed.
-        // Each index is its own key (and Cluster slot): one command each, sent together.
-        let (names, member) = index_entries(link);
+/// Link and share records: JSON under one key each, listed in sorted-set indexes.
+impl RedisStore {
+    /// Writes a record after its index entries (`{prefix}:{index}:{name}`), so a crash in
+    /// between leaves an entry without a record (skipped when listing), never a record that
+    /// cannot be listed. Each index is its own key (and Cluster slot): one command each, sent
+    /// together. `false` when a record is there already.
+    async fn create_indexed(
+        &self,
+        key: String,
+        json: Vec<u8>,
+        index: &str,
+        (names, member): (Vec<String>, String),
+    ) -> Result<bool, StoreError> {
         let writes = names.into_iter().map(|name| {
-            let (key, member) = (format!("{}:idx:{name}", self.opts.prefix), member.clone());
+            let (key, member) = (
+                format!("{}:{index}:{name}", self.opts.prefix),
+                member.clone(),
+            );
             self.run(|mut c| async move {
                 redis::cmd("ZADD")
                     .arg(key)
@@ -659,29 +667,35 @@ impl LinkStore for RedisStore {
         for written in futures_util::future::join_all(writes).await {
             written?;
         }
-        if let Some(at) = super::expiry_entry(None, link) {
-            self.index_expiry(link.id, at).await?;
-        }
         let created: i64 = self
             .run(|mut c| async move { self.create.key(key).arg(json).invoke_async(&mut c).await })
             .await?;
-        if created == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Exists(link.id))
-        }
+        Ok(created == 1)
     }
 
-    async fn get(&self, id: LinkId) -> Result<Option<Link>, StoreError> {
-        let key = self.key("link", &id);
+    async fn read_record<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        key: String,
+    ) -> Result<Option<T>, StoreError> {
         let raw: Option<Vec<u8>> = self
             .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
             .await?;
-        raw.map(|b| decode(&b)).transpose()
+        raw.map(|b| decode(what, &b)).transpose()
     }
 
-    async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError> {
-        let key = self.key("link", &id);
+    /// Read, change, compare-and-swap; read again when another writer got there first.
+    /// `expiry` names the expiry index time a change needs (links; see
+    /// [`super::expiry_entry`]): it is written before the record, as the listing indexes are,
+    /// so an entry may be early (the sweeper moves it) but never missing.
+    async fn change_record<T: serde::de::DeserializeOwned + serde::Serialize + Clone>(
+        &self,
+        what: &str,
+        id: LinkId,
+        key: String,
+        change: &(dyn Fn(&mut T) -> Result<(), StoreError> + Send + Sync),
+        expiry: fn(&T, &T) -> Option<u64>,
+    ) -> Result<T, StoreError> {
         for attempt in 0..64u64 {
             if attempt > 0 {
                 // Lost a race with another writer: back off a little, with jitter, and read again.
@@ -695,13 +709,11 @@ impl LinkStore for RedisStore {
                 .run(|mut c| async move { redis::cmd("GET").arg(k).query_async(&mut c).await })
                 .await?;
             let raw = raw.ok_or(StoreError::NotFound(id))?;
-            let mut link = decode(&raw)?;
-            let before = link.clone();
-            change(&mut link)?;
-            let new = encode(&link)?;
-            // Before the record, as the listing indexes: an entry too early is harmless (the
-            // sweeper moves it to the link's real expiry), one missing would not be.
-            if let Some(at) = super::expiry_entry(Some(&before), &link) {
+            let mut record: T = decode(what, &raw)?;
+            let before = record.clone();
+            change(&mut record)?;
+            let new = encode(&record)?;
+            if let Some(at) = expiry(&before, &record) {
                 self.index_expiry(id, at).await?;
             }
             let k = key.clone();
@@ -711,17 +723,51 @@ impl LinkStore for RedisStore {
                 })
                 .await?;
             match swapped {
-                1 => {
-                    self.publish(id).await;
-                    return Ok(link);
-                }
+                1 => return Ok(record),
                 -1 => return Err(StoreError::NotFound(id)),
                 _ => continue, // changed meanwhile: read again
             }
         }
         Err(StoreError::Unavailable(format!(
-            "link {id} kept changing; gave up"
+            "{what} {id} kept changing; gave up"
         )))
+    }
+}
+
+#[async_trait]
+impl LinkStore for RedisStore {
+    async fn create(&self, link: &Link) -> Result<(), StoreError> {
+        let (key, json) = (self.key("link", &link.id), encode(link)?);
+        // Before the record, as its listing index entries.
+        if let Some(at) = super::expiry_entry(None, link) {
+            self.index_expiry(link.id, at).await?;
+        }
+        if self
+            .create_indexed(key, json, "idx", index_entries(link))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(StoreError::Exists(link.id))
+        }
+    }
+
+    async fn get(&self, id: LinkId) -> Result<Option<Link>, StoreError> {
+        self.read_record("link", self.key("link", &id)).await
+    }
+
+    async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError> {
+        let link = self
+            .change_record(
+                "link",
+                id,
+                self.key("link", &id),
+                change.as_ref(),
+                |before, after| super::expiry_entry(Some(before), after),
+            )
+            .await?;
+        self.publish(id).await;
+        Ok(link)
     }
 
     async fn draw(&self, d: &Draw) -> Result<Drawn, StoreError> {
@@ -959,17 +1005,20 @@ impl LinkStore for RedisStore {
             return;
         }
         let channel = self.channel();
+        // Redis being unreachable is said once, recalled every minute while it lasts, and its
+        // end said once; each attempt is a `debug` line.
+        let mut outage = Outage::default();
         for client in clients.iter().cycle() {
-            match tokio::time::timeout(
+            let failure = match tokio::time::timeout(
                 self.opts.timeout.max(Duration::from_secs(1)),
                 client.get_async_pubsub(),
             )
             .await
             {
-                Ok(Ok(mut pubsub)) => {
-                    if let Err(e) = pubsub.subscribe(&channel).await {
-                        tracing::warn!(error = %e, "could not subscribe to link changes");
-                    } else {
+                Ok(Ok(mut pubsub)) => match pubsub.subscribe(&channel).await {
+                    Err(e) => e.to_string(),
+                    Ok(()) => {
+                        say_redis(outage.succeeded(Instant::now()), "");
                         // Changes may have been missed while not subscribed: drop every cached link.
                         on_change(None);
                         tracing::info!(channel = %channel, "following link changes");
@@ -981,14 +1030,14 @@ impl LinkStore for RedisStore {
                                 None => on_change(None),
                             }
                         }
-                        tracing::warn!("lost the link-change subscription; reconnecting");
+                        "lost the link-change subscription".to_string()
                     }
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cannot reach redis to follow link changes")
-                }
-                Err(_) => tracing::warn!("timed out connecting to redis to follow link changes"),
-            }
+                },
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "timed out connecting".to_string(),
+            };
+            tracing::debug!(error = %failure, "redis: following link changes failed; retrying in 250 ms");
+            say_redis(outage.failed(Instant::now()), &failure);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -1034,29 +1083,11 @@ impl LinkStore for RedisStore {
     }
 
     async fn create_share(&self, share: &Share) -> Result<(), StoreError> {
-        let key = self.key("share", &share.id);
-        let json = serde_json::to_vec(share).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        // Index entries first, as for links: a crash in between leaves an entry without a record
-        // (skipped when listing), never a share that cannot be listed.
-        let (names, member) = share_index_entries(share);
-        let writes = names.into_iter().map(|name| {
-            let (key, member) = (format!("{}:sidx:{name}", self.opts.prefix), member.clone());
-            self.run(|mut c| async move {
-                redis::cmd("ZADD")
-                    .arg(key)
-                    .arg(0)
-                    .arg(member)
-                    .query_async::<i64>(&mut c)
-                    .await
-            })
-        });
-        for written in futures_util::future::join_all(writes).await {
-            written?;
-        }
-        let created: i64 = self
-            .run(|mut c| async move { self.create.key(key).arg(json).invoke_async(&mut c).await })
-            .await?;
-        if created == 1 {
+        let (key, json) = (self.key("share", &share.id), encode(share)?);
+        if self
+            .create_indexed(key, json, "sidx", share_index_entries(share))
+            .await?
+        {
             Ok(())
         } else {
             Err(StoreError::Exists(share.id))
@@ -1064,46 +1095,18 @@ impl LinkStore for RedisStore {
     }
 
     async fn get_share(&self, id: LinkId) -> Result<Option<Share>, StoreError> {
-        let key = self.key("share", &id);
-        let raw: Option<Vec<u8>> = self
-            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
-            .await?;
-        raw.map(|b| decode_share(&b)).transpose()
+        self.read_record("share", self.key("share", &id)).await
     }
 
     async fn update_share(&self, id: LinkId, change: ShareChange) -> Result<Share, StoreError> {
-        let key = self.key("share", &id);
-        for attempt in 0..64u64 {
-            if attempt > 0 {
-                // Lost a race with another writer (deliveries finishing together): read again.
-                tokio::time::sleep(Duration::from_millis(
-                    rand::random::<u64>() % (2 + attempt.min(20)),
-                ))
-                .await;
-            }
-            let k = key.clone();
-            let raw: Option<Vec<u8>> = self
-                .run(|mut c| async move { redis::cmd("GET").arg(k).query_async(&mut c).await })
-                .await?;
-            let raw = raw.ok_or(StoreError::NotFound(id))?;
-            let mut share = decode_share(&raw)?;
-            change(&mut share)?;
-            let new = serde_json::to_vec(&share).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let k = key.clone();
-            let swapped: i64 =
-                self.run(|mut c| async move {
-                    self.cas.key(k).arg(raw).arg(new).invoke_async(&mut c).await
-                })
-                .await?;
-            match swapped {
-                1 => return Ok(share),
-                -1 => return Err(StoreError::NotFound(id)),
-                _ => continue,
-            }
-        }
-        Err(StoreError::Unavailable(format!(
-            "share {id} kept changing; gave up"
-        )))
+        self.change_record(
+            "share",
+            id,
+            self.key("share", &id),
+            change.as_ref(),
+            |_, _| None,
+        )
+        .await
     }
 
     async fn list_shares(&self, query: &ShareQuery) -> Result<SharePage, StoreError> {
@@ -1507,6 +1510,24 @@ impl RedisStore {
     }
 }
 
-fn decode_share(bytes: &[u8]) -> Result<Share, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("share record: {e}")))
+/// Logs what [`Outage`] says about Redis, as seen by the link-change follower.
+fn say_redis(say: Say, error: &str) {
+    match say {
+        Say::Nothing => {}
+        Say::Down => tracing::warn!(
+            error,
+            "redis unreachable: link changes from other instances are not followed, requests that need redis fail closed (503); retrying"
+        ),
+        Say::StillDown { down_for, failures } => tracing::warn!(
+            error,
+            down_for_seconds = down_for.as_secs(),
+            failures,
+            "redis still unreachable; retrying"
+        ),
+        Say::Back { down_for, failures } => tracing::info!(
+            down_for_ms = down_for.as_millis() as u64,
+            failures,
+            "redis reachable again"
+        ),
+    }
 }

@@ -27,6 +27,8 @@ pub struct GatewayOptions {
     pub server_extra: String,
     /// `server.public_url`; default `http://127.0.0.1:{port}` (`{port}` is replaced).
     pub public_url: Option<String>,
+    /// `RUST_LOG` of the process; default `info`.
+    pub rust_log: Option<String>,
 }
 
 impl GatewayOptions {
@@ -41,6 +43,7 @@ impl GatewayOptions {
             grace_period_seconds: 1,
             server_extra: String::new(),
             public_url: None,
+            rust_log: None,
         }
     }
 
@@ -56,6 +59,7 @@ impl GatewayOptions {
             grace_period_seconds: 1,
             server_extra: String::new(),
             public_url: None,
+            rust_log: None,
         }
     }
 
@@ -143,7 +147,7 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
         let child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(&config_path)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", opts.rust_log.as_deref().unwrap_or("info"))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -175,14 +179,24 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
 
     /// Waits up to `limit` for the process to exit by itself; `true` when it did.
     pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        self.wait_exit_status(limit).is_some()
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; its exit status when it did.
+    pub fn wait_exit_status(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return true;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        false
+        None
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Starts a second process on the same config with `--upgrade`, waits until it listens on

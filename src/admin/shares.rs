@@ -1063,8 +1063,12 @@ impl AdminApi {
                 ),
             ));
         }
-        // A new round: pending again (a gateway that stops mid-send leaves it to the sweeper,
-        // which skips deliveries already settled), then held and sent.
+        // A new round: held first, then pending again (a gateway that stops mid-send leaves it
+        // to the sweeper, which skips deliveries already settled; a hold whose delivery could
+        // not be marked pending is dropped by it, and the call answers 503).
+        let lease = self
+            .hold_mails(share.id, std::slice::from_ref(&link))
+            .await?;
         self.gate
             .links
             .store
@@ -1078,9 +1082,6 @@ impl AdminApi {
                     Ok(())
                 }),
             )
-            .await?;
-        let lease = self
-            .hold_mails(share.id, std::slice::from_ref(&link))
             .await?;
         let share = self.deliver(&share, vec![link], lease).await?;
         Ok((StatusCode::OK, self.full_view(&share).await?))

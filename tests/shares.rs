@@ -1250,3 +1250,47 @@ fn the_cli_creates_a_share_with_every_field() {
     );
     assert!(!shown.contains(HOOK_SECRET));
 }
+
+#[test]
+fn on_redis_a_mail_being_retried_across_a_redis_outage_is_sent_when_both_are_back() {
+    let origin = Origin::start();
+    origin.put("a.pdf", b"document");
+    let mut redis = RedisServer::start();
+    let port = free_port(); // no relay yet
+    let mut opts = GatewayOptions::on_redis(&origin, redis.state());
+    opts.extra = format!(
+        "[mail]\ndelivery = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"Shares <shares@example.org>\"\nshare_attempts = 20\nshare_retry_seconds = 1\n"
+    );
+    let gw = Gateway::start_with(opts);
+    let share = create(
+        &gw,
+        json!({"store": "docs", "object": "a.pdf", "created_by": "alice",
+               "recipients": [{"email": "jane@example.org"}]}),
+    );
+    let jane = recipient(&share, "jane@example.org");
+    assert_eq!(jane["delivery"]["state"], "pending", "{jane:#}");
+    assert!(jane["delivery"]["error"].is_string(), "{jane:#}");
+    assert!(jane["delivery"]["next_attempt_at"].is_string(), "{jane:#}");
+
+    // The link state goes away while the mail waits for its next attempt; the relay comes up.
+    redis.kill();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !gw.log().contains("share mail queue unreachable") {
+        assert!(Instant::now() < deadline, "the sweeper never noticed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let smtp = SmtpSink::start_on(port);
+    redis.restart();
+    let id = share["id"].as_str().unwrap();
+    let share = share_when(&gw, id, Duration::from_secs(90), |r| {
+        r["delivery"]["state"] == "sent"
+    });
+    let got = mails(&smtp, 1);
+    assert_eq!(
+        url_in(&got[0]),
+        recipient(&share, "jane@example.org")["link"]["url"]
+            .as_str()
+            .unwrap()
+    );
+    assert!(gw.log().contains("share mail queue reachable again"));
+}

@@ -455,7 +455,7 @@ fn a_relay_that_is_down_leaves_the_delivery_failed_and_a_resend_delivers_later()
     origin.put("a.pdf", b"document");
     let port = free_port(); // nothing listens here yet
     let mail = format!(
-        "[mail]\ndelivery = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"Shares <shares@example.org>\"\n"
+        "[mail]\ndelivery = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"Shares <shares@example.org>\"\nshare_attempts = 1\n"
     );
     let gw = gateway(&origin, &mail, "");
     let share = create(
@@ -876,7 +876,7 @@ fn a_slow_relay_answers_pending_and_the_share_shows_the_outcome_later() {
     origin.put("a.pdf", b"document");
     let relay = SilentRelay::start();
     let mail = format!(
-        "[mail]\ndelivery = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Shares <shares@example.org>\"\ntimeout_seconds = 300\n",
+        "[mail]\ndelivery = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Shares <shares@example.org>\"\ntimeout_seconds = 300\nshare_attempts = 1\n",
         relay.port
     );
     let gw = gateway(&origin, &mail, "");
@@ -902,6 +902,172 @@ fn a_slow_relay_answers_pending_and_the_share_shows_the_outcome_later() {
     let jane = recipient(&settled, "jane@example.org");
     assert_eq!(jane["delivery"]["state"], "failed", "{jane:#}");
     assert_eq!(jane["delivery"]["attempts"], 1);
+}
+
+/// The share's deliveries once `done` holds for every recipient (polled; bounded by `limit`).
+fn share_when(gw: &Gateway, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let reply = gw.admin().call("GET", &format!("/v1/shares/{id}"), None);
+        if reply.status == 200 {
+            let share = reply.json();
+            if share["recipients"].as_array().unwrap().iter().all(&done) {
+                return share;
+            }
+            assert!(Instant::now() < deadline, "not there yet: {share:#}");
+        } else {
+            assert!(Instant::now() < deadline, "{}", reply.text());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The `[mail]` table for a relay on `port` whose attempts are bounded to 5 s (3 × 5 + 5 s an
+/// attempt, so a mail held by a gateway that died falls due 30 s after it was taken).
+fn held_mail(port: u16) -> String {
+    format!(
+        "[mail]\ndelivery = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"Shares <shares@example.org>\"\ntimeout_seconds = 5\nshare_retry_seconds = 1\n"
+    )
+}
+
+/// Starts `POST /v1/shares` on `admin` in a thread of its own (its answer never comes when the
+/// gateway is killed meanwhile).
+fn create_in_background(admin: Admin, body: Value) {
+    std::thread::spawn(move || {
+        let _ = admin.call("POST", "/v1/shares", Some(body));
+    });
+}
+
+fn only_share(gw: &Gateway) -> String {
+    let listed = gw.admin().call("GET", "/v1/shares", None).json();
+    let shares = listed["shares"].as_array().unwrap();
+    assert_eq!(shares.len(), 1, "{listed:#}");
+    shares[0]["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_gateway_killed_while_a_mail_is_pending_sends_it_after_a_restart() {
+    let origin = Origin::start();
+    origin.put("a.pdf", b"document");
+    let relay = SilentRelay::start();
+    let mail = held_mail(relay.port);
+    let gw = gateway(&origin, &mail, "");
+    create_in_background(
+        gw.admin(),
+        json!({"store": "docs", "object": "a.pdf", "created_by": "alice",
+               "recipients": [{"email": "jane@example.org", "name": "Jane"}]}),
+    );
+    relay
+        .accepted
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the gateway connected to the relay");
+    // SIGKILL while the relay holds the mail: nothing was sent or recorded.
+    let dir = gw.stop();
+    relay.release.send(()).expect("release");
+    let smtp = SmtpSink::start_on(relay.port);
+
+    let mut opts = GatewayOptions::for_origin(&origin);
+    opts.db = Some(dir.path().join("linkgate.db"));
+    opts.extra = mail;
+    let gw = Gateway::start_with(opts);
+    let id = only_share(&gw);
+    let share = share_when(&gw, &id, Duration::from_secs(120), |r| {
+        r["delivery"]["state"] == "sent"
+    });
+    let jane = recipient(&share, "jane@example.org");
+    assert_eq!(jane["delivery"]["attempts"], 1, "{jane:#}");
+    let got = mails(&smtp, 1);
+    assert_eq!(got.len(), 1, "mailed once");
+    assert_eq!(url_in(&got[0]), jane["link"]["url"].as_str().unwrap());
+    drop(dir);
+}
+
+#[test]
+fn on_redis_a_gateway_killed_mid_send_leaves_its_mails_to_another_which_mails_each_once() {
+    let origin = Origin::start();
+    origin.put("a.pdf", b"document");
+    let redis = RedisServer::start();
+    let relay = SilentRelay::start();
+    let mail = held_mail(relay.port);
+    let start = || {
+        let mut opts = GatewayOptions::on_redis(&origin, redis.state());
+        opts.extra = mail.clone();
+        Gateway::start_with(opts)
+    };
+    let (a, b) = (start(), start());
+    create_in_background(
+        a.admin(),
+        json!({"store": "docs", "object": "a.pdf", "created_by": "alice",
+               "recipients": [{"email": "jane@example.org"}, {"email": "bob@example.org"}]}),
+    );
+    relay
+        .accepted
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the gateway connected to the relay");
+    drop(a.stop());
+    relay.release.send(()).expect("release");
+    let smtp = SmtpSink::start_on(relay.port);
+
+    let id = only_share(&b);
+    let share = share_when(&b, &id, Duration::from_secs(120), |r| {
+        r["delivery"]["state"] == "sent"
+    });
+    let got = mails(&smtp, 2);
+    for email in ["jane@example.org", "bob@example.org"] {
+        let theirs = mail_to(&got, email);
+        assert_eq!(theirs.len(), 1, "{email} mailed once: {got:#?}");
+        assert_eq!(
+            url_in(theirs[0]),
+            recipient(&share, email)["link"]["url"].as_str().unwrap()
+        );
+    }
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[test]
+fn a_relay_that_refuses_for_good_leaves_the_delivery_failed_after_the_bounded_attempts() {
+    let origin = Origin::start();
+    origin.put("a.pdf", b"document");
+    let port = free_port(); // nothing ever listens here
+    let mail = format!(
+        "[mail]\ndelivery = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"Shares <shares@example.org>\"\nshare_attempts = 3\nshare_retry_seconds = 1\n"
+    );
+    let gw = gateway(&origin, &mail, "");
+    let share = create(
+        &gw,
+        json!({"store": "docs", "object": "a.pdf", "created_by": "alice",
+               "recipients": [{"email": "jane@example.org"}]}),
+    );
+    let id = share["id"].as_str().unwrap().to_string();
+    let share = share_when(&gw, &id, Duration::from_secs(60), |r| {
+        r["delivery"]["state"] == "failed"
+    });
+    let jane = recipient(&share, "jane@example.org");
+    assert_eq!(jane["delivery"]["attempts"], 3, "{jane:#}");
+    assert!(
+        jane["delivery"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{jane:#}"
+    );
+    assert_eq!(jane["delivery"]["next_attempt_at"], Value::Null);
+    let link_id = jane["link_id"].as_str().unwrap();
+    let events = events_when(&gw, link_id, |e| {
+        e.iter().filter(|e| e["kind"] == "share.mailed").count() == 3
+    });
+    let mailed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "share.mailed")
+        .collect();
+    assert!(mailed.iter().all(|e| e["outcome"] == "failed"));
+    assert_eq!(mailed[0]["detail"]["final"], false);
+    assert_eq!(mailed[2]["detail"]["final"], true);
+    // No fourth attempt follows.
+    let later = share_of(&gw, &id);
+    assert_eq!(
+        recipient(&later, "jane@example.org")["delivery"]["attempts"],
+        3
+    );
 }
 
 /// `share create` takes the same typed link flags as `link create` and the share's own: every
@@ -1083,4 +1249,48 @@ fn the_cli_creates_a_share_with_every_field() {
         "{shown}"
     );
     assert!(!shown.contains(HOOK_SECRET));
+}
+
+#[test]
+fn on_redis_a_mail_being_retried_across_a_redis_outage_is_sent_when_both_are_back() {
+    let origin = Origin::start();
+    origin.put("a.pdf", b"document");
+    let mut redis = RedisServer::start();
+    let port = free_port(); // no relay yet
+    let mut opts = GatewayOptions::on_redis(&origin, redis.state());
+    opts.extra = format!(
+        "[mail]\ndelivery = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\nfrom = \"Shares <shares@example.org>\"\nshare_attempts = 20\nshare_retry_seconds = 1\n"
+    );
+    let gw = Gateway::start_with(opts);
+    let share = create(
+        &gw,
+        json!({"store": "docs", "object": "a.pdf", "created_by": "alice",
+               "recipients": [{"email": "jane@example.org"}]}),
+    );
+    let jane = recipient(&share, "jane@example.org");
+    assert_eq!(jane["delivery"]["state"], "pending", "{jane:#}");
+    assert!(jane["delivery"]["error"].is_string(), "{jane:#}");
+    assert!(jane["delivery"]["next_attempt_at"].is_string(), "{jane:#}");
+
+    // The link state goes away while the mail waits for its next attempt; the relay comes up.
+    redis.kill();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !gw.log().contains("share mail queue unreachable") {
+        assert!(Instant::now() < deadline, "the sweeper never noticed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let smtp = SmtpSink::start_on(port);
+    redis.restart();
+    let id = share["id"].as_str().unwrap();
+    let share = share_when(&gw, id, Duration::from_secs(90), |r| {
+        r["delivery"]["state"] == "sent"
+    });
+    let got = mails(&smtp, 1);
+    assert_eq!(
+        url_in(&got[0]),
+        recipient(&share, "jane@example.org")["link"]["url"]
+            .as_str()
+            .unwrap()
+    );
+    assert!(gw.log().contains("share mail queue reachable again"));
 }

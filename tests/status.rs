@@ -5,6 +5,8 @@
 //! Real nginx origins and folder stores, real redis-server, a real SMTP listener.
 
 mod common;
+#[path = "common/webhook_receiver.rs"]
+mod receiver;
 
 use std::time::{Duration, Instant};
 
@@ -313,6 +315,126 @@ fn expiry_is_recorded_once_across_a_restart_on_the_embedded_store() {
     );
     let events = events_when(&gw, &id, |e| !kinds(e, "link.deactivated").is_empty());
     assert_eq!(kinds(&events, "link.expired").len(), 1, "{events:#?}");
+}
+
+/// Each gateway looks for expiries every second.
+const SWEEP_EVERY_SECOND: &str = "[audit]\nexpiry_sweep_seconds = 1\n";
+
+#[test]
+fn an_expiry_nobody_looks_at_is_recorded_and_sent_once_by_two_instances_on_redis() {
+    let origin = status_origin();
+    let redis = RedisServer::start();
+    let hooks = receiver::Receiver::start();
+    let start = || {
+        let mut opts = GatewayOptions::on_redis(&origin, redis.state());
+        opts.extra = format!(
+            "{SWEEP_EVERY_SECOND}[webhooks]\nurl = \"{}\"\nsecret = \"{}\"\ntimeout_seconds = 1\nbackoff_base_seconds = 1\nbackoff_max_seconds = 2\n",
+            hooks.url(),
+            receiver::SECRET
+        );
+        Gateway::start_with(opts)
+    };
+    let (a, b) = (start(), start());
+    let created = a
+        .admin()
+        .create(json!({"store": "docs", "object": "st/doc.bin", "expires_at": soon(2)}));
+    let (id, _url) = id_url(&created);
+    // Nobody requests the link or reads its status: the sweepers notice it.
+    let events = events_when(&b, &id, |e| !kinds(e, "link.expired").is_empty());
+    let expired = kinds(&events, "link.expired");
+    assert_eq!(expired[0]["at"], created["expires_at"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sent = loop {
+        let sent: Vec<_> = hooks
+            .deliveries()
+            .into_iter()
+            .filter(|d| d.kind == "link.expired" && d.status == 204)
+            .collect();
+        if !sent.is_empty() {
+            break sent;
+        }
+        assert!(Instant::now() < deadline, "no link.expired webhook");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(sent[0].signed);
+    assert_eq!(sent[0].body["link"], id.as_str());
+    assert_eq!(sent[0].body["at"], created["expires_at"]);
+    // Reactivating puts the link back in the index; both sweepers see it again, neither records
+    // it twice. An admin action on each instance writes that instance's queued events first.
+    for (gw, action) in [(&a, "deactivate"), (&b, "activate")] {
+        let r = gw
+            .admin()
+            .call("POST", &format!("/v1/links/{id}/{action}"), None);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let events = events_when(&a, &id, |e| !kinds(e, "link.activated").is_empty());
+    assert_eq!(kinds(&events, "link.expired").len(), 1, "{events:#?}");
+    wait_until(
+        "the reactivated link was swept again",
+        Duration::from_secs(30),
+        || redis.cli(&["ZCARD", "lg:expiry"]).trim() == "0",
+    );
+    for (gw, action) in [(&a, "deactivate"), (&b, "activate")] {
+        let r = gw
+            .admin()
+            .call("POST", &format!("/v1/links/{id}/{action}"), None);
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let events = events_when(&a, &id, |e| kinds(e, "link.activated").len() == 2);
+    assert_eq!(kinds(&events, "link.expired").len(), 1, "{events:#?}");
+    let ids: std::collections::BTreeSet<String> = hooks
+        .deliveries()
+        .into_iter()
+        .filter(|d| d.kind == "link.expired")
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(ids.len(), 1, "one event, one webhook id: {ids:?}");
+}
+
+/// An expiry brought forward by `PATCH` (the index learns the new moment) and one pushed back
+/// (the sweeper, finding the link not yet expired, waits for the new moment), each recorded at
+/// the new moment only, nobody looking.
+fn expiry_moved_by_patch(state: Option<String>) {
+    let origin = status_origin();
+    let mut opts = GatewayOptions::for_origin(&origin);
+    opts.extra = SWEEP_EVERY_SECOND.to_string();
+    opts.state = state;
+    let gw = Gateway::start_with(opts);
+    for (first, later) in [(3600, 3), (3, 6)] {
+        expiry_moved(&gw, soon(first), soon(later));
+    }
+}
+
+fn expiry_moved(gw: &Gateway, first: String, later: String) {
+    let (id, _) = id_url(
+        &gw.admin()
+            .create(json!({"store": "docs", "object": "st/doc.bin", "expires_at": first})),
+    );
+    let patched = gw.admin().call(
+        "PATCH",
+        &format!("/v1/links/{id}"),
+        Some(json!({"expires_at": later})),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    let events = events_when(gw, &id, |e| !kinds(e, "link.expired").is_empty());
+    let expired = kinds(&events, "link.expired");
+    assert_eq!(expired.len(), 1, "{events:#?}");
+    assert_eq!(expired[0]["at"], later.as_str());
+    assert_eq!(
+        expired[0]["detail"]["generation"],
+        patched.json()["generation"]
+    );
+}
+
+#[test]
+fn an_expiry_moved_by_patch_is_recorded_at_the_new_moment_only() {
+    expiry_moved_by_patch(None);
+}
+
+#[test]
+fn an_expiry_moved_by_patch_is_recorded_at_the_new_moment_only_on_redis() {
+    let redis = RedisServer::start();
+    expiry_moved_by_patch(Some(redis.state()));
 }
 
 // ---------------------------------------------------------------- versions

@@ -13,7 +13,7 @@ use linkgate::model::share::{Delivery, DeliveryState, Sender, Share, ShareRecipi
 use linkgate::state::queues::Refund;
 use linkgate::state::redis::{RedisOptions, RedisTarget};
 use linkgate::state::{
-    Draw, EmbeddedStore, LinkStore, RedisStore, ShareQuery, StoreError, WriteId,
+    Draw, EmbeddedStore, LinkStore, MailJob, RedisStore, ShareQuery, StoreError, WriteId,
 };
 
 /// A store plus whatever keeps it alive (a temp folder or a redis-server process).
@@ -913,6 +913,189 @@ async fn the_outbox_and_its_failed_list_are_bounded(s: Arc<dyn LinkStore>) {
     assert_eq!(s.outbox_pending().await.unwrap(), 0);
 }
 
+/// Leases mail jobs until one comes (waiting for a hold to run out by the store's own clock).
+async fn lease_mail_when_due(s: &Arc<dyn LinkStore>, hold: Duration) -> Vec<MailJob> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = s.mail_lease(10, hold).await.unwrap();
+        if !got.is_empty() {
+            return got;
+        }
+        assert!(std::time::Instant::now() < deadline, "no mail job fell due");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A mail held by its sender is nobody else's until the hold runs out; then it is leased (as
+/// the next attempt) by one caller at a time, only the lease's holder settles it, a retry makes
+/// it due again later, and done removes it. A re-send takes a job over as a new round.
+async fn mail_jobs_are_held_leased_and_settled_once(s: Arc<dyn LinkStore>) {
+    let (share, a, b) = (LinkId::random(), LinkId::random(), LinkId::random());
+    let jobs = [MailJob::name(share, a), MailJob::name(share, b)];
+    assert_eq!(
+        MailJob {
+            id: jobs[0].clone(),
+            lease: String::new(),
+            attempt: 1
+        }
+        .parts(),
+        Some((share, a))
+    );
+    s.mail_hold(&jobs, "creator", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        s.mail_lease(10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty(),
+        "held by the creator"
+    );
+    assert!(s.mail_settle(&jobs[0], "creator", None).await.unwrap());
+    assert!(
+        !s.mail_settle(&jobs[0], "creator", None).await.unwrap(),
+        "gone"
+    );
+    assert!(!s.mail_settle(&jobs[1], "someone else", None).await.unwrap());
+
+    // The creator "dies" holding the second one: a short hold runs out.
+    s.mail_hold(&jobs[1..], "creator", Duration::from_millis(20))
+        .await
+        .unwrap();
+    let first = lease_mail_when_due(&s, Duration::from_millis(20)).await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (first[0].id.as_str(), first[0].attempt),
+        (jobs[1].as_str(), 2)
+    );
+    assert!(!s.mail_settle(&jobs[1], "creator", None).await.unwrap());
+    // That lease runs out too; the next caller gets attempt 3 and the old lease is void.
+    let second = lease_mail_when_due(&s, Duration::from_secs(60)).await;
+    assert_eq!(
+        (second[0].id.as_str(), second[0].attempt),
+        (jobs[1].as_str(), 3)
+    );
+    assert!(!s
+        .mail_settle(&jobs[1], &first[0].lease, None)
+        .await
+        .unwrap());
+    assert!(s
+        .mail_lease(10, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_empty());
+    // A retry: due again after its delay, under a new lease.
+    assert!(s
+        .mail_settle(&jobs[1], &second[0].lease, Some(Duration::from_millis(20)))
+        .await
+        .unwrap());
+    assert!(!s
+        .mail_settle(&jobs[1], &second[0].lease, None)
+        .await
+        .unwrap());
+    let third = lease_mail_when_due(&s, Duration::from_secs(60)).await;
+    assert_eq!(third[0].attempt, 4);
+    // A re-send takes it over as a new round.
+    s.mail_hold(&jobs[1..], "resend", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(!s
+        .mail_settle(&jobs[1], &third[0].lease, None)
+        .await
+        .unwrap());
+    assert!(s.mail_settle(&jobs[1], "resend", None).await.unwrap());
+    assert!(s
+        .mail_lease(10, Duration::from_millis(1))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// The expiry index: a link with an expiry is found once its time has come (not before), a
+/// link without one never; a change that brings the expiry forward or reactivates the link
+/// puts it (back) at or before its expiry; settling moves or removes an entry only if it is
+/// still where the sweeper saw it.
+async fn the_expiry_index_finds_links_when_their_time_comes(s: Arc<dyn LinkStore>) {
+    use linkgate::state::unix_ms;
+    let t = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap()
+        + time::Duration::days(1);
+    let ms = unix_ms(t);
+    let ours = |got: &[(LinkId, u64)], id: LinkId| got.iter().find(|(i, _)| *i == id).map(|e| e.1);
+    let mut expiring = link(None);
+    expiring.expires_at = Some(t);
+    let forever = link(None);
+    s.create(&expiring).await.unwrap();
+    s.create(&forever).await.unwrap();
+    let id = expiring.id;
+    assert_eq!(ours(&s.expiring(ms - 1, 100).await.unwrap(), id), None);
+    let due = s.expiring(ms + 10_000, 100).await.unwrap();
+    assert_eq!(ours(&due, id), Some(ms));
+    assert_eq!(ours(&due, forever.id), None);
+
+    // Brought forward by a change: found at the new time.
+    let earlier = t - time::Duration::hours(1);
+    s.update(
+        id,
+        Arc::new(move |l: &mut Link| {
+            l.expires_at = Some(earlier);
+            Ok(())
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ours(&s.expiring(unix_ms(earlier), 100).await.unwrap(), id),
+        Some(unix_ms(earlier))
+    );
+    // A settle from a stale look changes nothing; a current one moves the entry.
+    assert!(!s.expiry_settle(id, ms + 1, None).await.unwrap());
+    assert!(s
+        .expiry_settle(id, unix_ms(earlier), Some(ms))
+        .await
+        .unwrap());
+    assert_eq!(
+        ours(&s.expiring(unix_ms(earlier), 100).await.unwrap(), id),
+        None
+    );
+    assert_eq!(ours(&s.expiring(ms, 100).await.unwrap(), id), Some(ms));
+    // Removed; a change of something else leaves it out, a reactivation puts it back.
+    assert!(s.expiry_settle(id, ms, None).await.unwrap());
+    assert_eq!(
+        ours(&s.expiring(u64::MAX / 2, 100).await.unwrap(), id),
+        None
+    );
+    s.update(
+        id,
+        Arc::new(|l: &mut Link| {
+            l.created_by = Some("bob".into());
+            Ok(())
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ours(&s.expiring(u64::MAX / 2, 100).await.unwrap(), id),
+        None
+    );
+    for state in [LinkState::Deactivated, LinkState::Active] {
+        s.update(
+            id,
+            Arc::new(move |l: &mut Link| {
+                l.state = state;
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    }
+    let back = ours(&s.expiring(u64::MAX / 2, 100).await.unwrap(), id);
+    assert!(back.is_some_and(|at| at <= ms), "{back:?}");
+    // Earliest first, bounded.
+    assert!(s.expiring(u64::MAX / 2, 1).await.unwrap().len() <= 1);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod embedded_backend {
@@ -956,6 +1139,8 @@ conformance!(
     outbox_entries_ride_on_the_events_write,
     an_expired_lease_passes_the_entry_on,
     the_outbox_and_its_failed_list_are_bounded,
+    mail_jobs_are_held_leased_and_settled_once,
+    the_expiry_index_finds_links_when_their_time_comes,
 );
 
 /// Reopens an embedded store file (its counting thread lets go of the file a moment after the

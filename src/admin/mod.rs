@@ -17,6 +17,7 @@ pub mod bodies;
 pub mod error;
 mod handlers;
 mod shares;
+pub use shares::MailSweeper;
 pub mod views;
 
 use std::collections::HashMap;

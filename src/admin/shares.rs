@@ -11,8 +11,15 @@
 //!
 //! Mail goes out in a task of its own (at most [`MAIL_PARALLEL`] at a time), so a slow relay
 //! never holds the link state or other calls; the call waits for it up to [`MAIL_WAIT`] and
-//! answers with each recipient's delivery as it then stands: `sent`, `failed` (with the relay's
-//! reason) or `pending` (still being sent; the share shows the outcome when it is known).
+//! answers with each recipient's delivery as it then stands: `sent`, `pending` (being sent, or
+//! waiting to be retried after a failure) or `failed` (given up, with the relay's reason).
+//!
+//! Delivery is durable: each recipient's mail is a job in the link state's mail queue
+//! (`LinkStore::mail_hold`), held by the creating call while it sends and settled only once the
+//! outcome is on the share. A [`MailSweeper`] in every gateway leases the jobs that fall due (a
+//! retry after its backoff, or a job whose holder died), so nothing is lost across restarts, two
+//! instances never mail the same job at once, and a crash between the relay's acceptance and
+//! the write can cause one duplicate (at least once). See docs/shares.md.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,9 +36,9 @@ use crate::model::share::{
     check_line, check_message, normalize_message, Delivery, Sender, Share, ShareRecipient,
     MAX_NAME_CHARS, MAX_RECIPIENTS, MAX_RESENDS_PER_HOUR, MAX_SUBJECT_CHARS,
 };
-use crate::share::gate::Gate;
+use crate::share::gate::{Gate, Live};
 use crate::share::mail::ShareMail;
-use crate::state::{keys, ShareChange, ShareQuery, StoreError};
+use crate::state::{keys, MailJob, ShareChange, ShareQuery, StoreError};
 
 use super::bodies::{check_identity, take_string, valid_email};
 use super::error::ApiError;
@@ -204,6 +211,7 @@ fn share_view(share: &Share, links: Option<&[(Option<Link>, u64)]>, gate: &Gate)
                     "last_attempt_at": opt_time(r.delivery.last_attempt_at),
                     "sent_at": opt_time(r.delivery.sent_at),
                     "error": r.delivery.error,
+                    "next_attempt_at": opt_time(r.delivery.next_attempt_at),
                 },
                 "revoked_by": r.revoked_by,
                 "revoked_at": opt_time(r.revoked_at),
@@ -236,21 +244,63 @@ fn share_view(share: &Share, links: Option<&[(Option<Link>, u64)]>, gate: &Gate)
     })
 }
 
-/// Sends each recipient's mail (`links` are theirs), [`MAIL_PARALLEL`] at a time, recording
-/// each outcome on the share and as a `share.mailed` event on the link.
-async fn mail_recipients(gate: crate::share::gate::Live, share: Share, links: Vec<Link>) {
+/// Sends each recipient's mail (`links` are theirs, held in the mail queue under `lease` as
+/// attempt 1), [`MAIL_PARALLEL`] at a time, recording each outcome on the share, as a
+/// `share.mailed` event on the link, and in the queue.
+async fn mail_recipients(gate: Live, share: Share, links: Vec<Link>, lease: String) {
     futures_util::stream::iter(links)
         .for_each_concurrent(MAIL_PARALLEL, |link| {
             let (gate, share) = (gate.clone(), &share);
-            async move { mail_one(&gate, share, &link).await }
+            let job = MailJob {
+                id: MailJob::name(share.id, link.id),
+                lease: lease.clone(),
+                attempt: 1,
+            };
+            async move { mail_one(&gate, share, &link, &job).await }
         })
         .await;
 }
 
-async fn mail_one(gate: &Gate, share: &Share, link: &Link) {
+/// Why a queued mail is not sent at all, if it is not: `None` to send it, `Some(None)` to drop
+/// it silently (a share that was never completed mailed nothing), `Some(Some(reason))` to give
+/// it up with that reason shown on the share.
+fn not_to_send(share: &Share, link: Option<&Link>, now: OffsetDateTime) -> Option<Option<String>> {
+    if !share.complete {
+        return Some(None);
+    }
+    if share.cancelled_at.is_some() {
+        return Some(Some("not sent: the share was cancelled".into()));
+    }
+    let Some(link) = link else {
+        return Some(Some("not sent: the recipient's link is gone".into()));
+    };
+    match share.recipient(link.id) {
+        None => Some(None),
+        Some(r) if r.revoked_at.is_some() => {
+            Some(Some("not sent: the recipient was revoked".into()))
+        }
+        Some(_) if link.state != LinkState::Active => Some(Some(format!(
+            "not sent: the link is {}",
+            serde_json::to_value(link.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        ))),
+        Some(_) if !link.is_open(now) => Some(Some("not sent: the link has expired".into())),
+        Some(_) => None,
+    }
+}
+
+/// Sends one recipient's mail as attempt `job.attempt` and records the outcome: on the share
+/// (`sent`; `pending` with the reason and the next attempt's time while retries are left;
+/// `failed` after the last), as a `share.mailed` event, and in the mail queue (done, or due
+/// again after the backoff). Settled last: a gateway that dies before leaves the job held, and
+/// it is sent again when the hold runs out (at least once).
+async fn mail_one(gate: &Gate, share: &Share, link: &Link, job: &MailJob) {
     let Some(recipient) = share.recipient(link.id) else {
         return;
     };
+    let retry = gate.checks.mailer.share_retry();
     let outcome = match gate.url_of(link) {
         None => Err("the link's signing key is no longer configured".to_string()),
         Some(url) => {
@@ -272,42 +322,49 @@ async fn mail_one(gate: &Gate, share: &Share, link: &Link) {
                 upload: link.rights.contains(&Right::Upload),
                 url: &url,
             };
-            gate.checks
-                .mailer
-                .send_share(&mail)
+            match tokio::time::timeout(retry.attempt_timeout, gate.checks.mailer.send_share(&mail))
                 .await
-                .map_err(|e| e.to_string())
+            {
+                Ok(sent) => sent.map_err(|e| e.to_string()),
+                Err(_) => Err(format!(
+                    "the mail server did not finish within {}s",
+                    retry.attempt_timeout.as_secs()
+                )),
+            }
         }
     };
     let at = OffsetDateTime::now_utc();
-    match &outcome {
-        Ok(()) => tracing::info!(share = %share.id, link = %link.id, "share mail sent"),
-        Err(e) => {
-            tracing::warn!(share = %share.id, link = %link.id, error = %e, "share mail failed")
+    let again = match &outcome {
+        Err(_) if job.attempt < retry.attempts => {
+            Some(retry.backoff.delay(job.attempt, rand::random::<f64>()))
+        }
+        _ => None,
+    };
+    match (&outcome, again) {
+        (Ok(()), _) => {
+            tracing::info!(share = %share.id, link = %link.id, attempt = job.attempt, "share mail sent")
+        }
+        (Err(e), Some(delay)) => {
+            tracing::warn!(share = %share.id, link = %link.id, attempt = job.attempt, retry_in_s = delay.as_secs(), error = %e, "share mail failed; will retry")
+        }
+        (Err(e), None) => {
+            tracing::error!(share = %share.id, link = %link.id, attempt = job.attempt, error = %e, "share mail failed; given up")
         }
     }
-    let target = link.id;
-    let result = outcome.clone();
-    let change: ShareChange = Arc::new(move |s: &mut Share| {
-        if let Some(r) = s.recipient_mut(target) {
-            r.delivery.record(result.clone(), at);
-        }
-        Ok(())
-    });
-    let attempts = match gate.links.store.update_share(share.id, change).await {
-        Ok(s) => s.recipient(link.id).map(|r| r.delivery.attempts),
-        Err(e) => {
-            tracing::error!(share = %share.id, link = %link.id, error = %e, "could not record a share mail's delivery");
-            None
-        }
-    };
+    let next = again.map(|d| at + d);
+    let recorded = record_delivery(gate, share.id, link.id, outcome.clone(), at, next).await;
     let mut event = Draft::new(
         "share.mailed",
         if outcome.is_ok() { "ok" } else { "failed" },
     );
     event.reason = outcome.err();
     event.actor = share.created_by.clone();
-    event.detail = Some(json!({ "share": share.id, "to": recipient.email, "attempt": attempts }));
+    event.detail = Some(json!({
+        "share": share.id,
+        "to": recipient.email,
+        "attempt": recorded.or(Some(job.attempt)),
+        "final": again.is_none(),
+    }));
     if let Err(e) = gate
         .audit
         .queue
@@ -316,6 +373,200 @@ async fn mail_one(gate: &Gate, share: &Share, link: &Link) {
     {
         tracing::warn!(link = %link.id, error = %e, "audit events queued for retry");
     }
+    if recorded.is_some() {
+        settle(gate, job, again).await;
+    }
+}
+
+/// Writes one attempt's outcome on the share; returns the recipient's attempt count, or `None`
+/// when the store would not take it (the job then stays held and is tried again).
+async fn record_delivery(
+    gate: &Gate,
+    share: LinkId,
+    link: LinkId,
+    outcome: Result<(), String>,
+    at: OffsetDateTime,
+    next: Option<OffsetDateTime>,
+) -> Option<u32> {
+    let change: ShareChange = Arc::new(move |s: &mut Share| {
+        if let Some(r) = s.recipient_mut(link) {
+            match (outcome.clone(), next) {
+                (Err(reason), Some(next)) => r.delivery.retrying(reason, at, next),
+                (outcome, _) => r.delivery.record(outcome, at),
+            }
+        }
+        Ok(())
+    });
+    match gate.links.store.update_share(share, change).await {
+        Ok(s) => s.recipient(link).map(|r| r.delivery.attempts),
+        Err(e) => {
+            tracing::error!(share = %share, link = %link, error = %e, "could not record a share mail's delivery; it is tried again when its hold runs out");
+            None
+        }
+    }
+}
+
+/// Marks a job done (`again` = `None`) or due again after `again`.
+async fn settle(gate: &Gate, job: &MailJob, again: Option<Duration>) {
+    match gate
+        .links
+        .store
+        .mail_settle(&job.id, &job.lease, again)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(job = %job.id, "share mail's hold ran out before it was settled; another attempt may follow")
+        }
+        Err(e) => {
+            tracing::warn!(job = %job.id, error = %e, "could not settle a share mail; it is tried again when its hold runs out")
+        }
+    }
+}
+
+/// Retries share mails in every gateway: leases the queued mails that are due (a retry after a
+/// backoff, or a mail whose sender stopped before settling it and whose hold ran out) and sends
+/// each, at most [`MAIL_PARALLEL`] at a time. See docs/shares.md ("Delivery").
+pub struct MailSweeper {
+    /// The gate in force (a reload's mail settings apply to the next attempt).
+    gate: Live,
+    slots: Arc<tokio::sync::Semaphore>,
+    /// The queue could not be read at the last poll (logged once per outage).
+    unreachable: std::sync::atomic::AtomicBool,
+}
+
+/// How often each gateway looks for due share mails.
+pub const MAIL_POLL: Duration = Duration::from_secs(1);
+
+impl MailSweeper {
+    pub fn new(gate: Live) -> MailSweeper {
+        MailSweeper {
+            gate,
+            slots: Arc::new(tokio::sync::Semaphore::new(MAIL_PARALLEL)),
+            unreachable: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Leases due mails, as many as there are free slots, and starts each; returns how many.
+    pub async fn poll(&self) -> usize {
+        use std::sync::atomic::Ordering;
+        let free = self.slots.available_permits();
+        if free == 0 {
+            return 0;
+        }
+        let hold = self.gate.checks.mailer.share_retry().hold();
+        let jobs = match self.gate.links.store.mail_lease(free, hold).await {
+            Ok(jobs) => {
+                if self.unreachable.swap(false, Ordering::Relaxed) {
+                    tracing::info!("share mail queue reachable again");
+                }
+                jobs
+            }
+            Err(e) => {
+                if !self.unreachable.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "share mail queue unreachable; will retry");
+                }
+                return 0;
+            }
+        };
+        let n = jobs.len();
+        for job in jobs {
+            let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+                // Not sent now: its hold runs out and it is leased again.
+                break;
+            };
+            let gate = self.gate.clone();
+            tokio::spawn(async move {
+                retry_one(&gate, &job).await;
+                drop(permit);
+            });
+        }
+        n
+    }
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for MailSweeper {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let mut poll = tokio::time::interval(MAIL_POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = poll.tick() => {
+                    // A backlog (after an outage) drains at the mails' pace, not the poll's.
+                    for _ in 0..64 {
+                        if self.poll().await == 0 {
+                            break;
+                        }
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// One leased job: the share and link are read again, and the mail sent unless it no longer
+/// should be, or its attempts are spent (a gateway that kept dying mid-send).
+async fn retry_one(gate: &Gate, job: &MailJob) {
+    let Some((share_id, link_id)) = job.parts() else {
+        tracing::warn!(job = %job.id, "share mail job with a malformed name dropped");
+        settle(gate, job, None).await;
+        return;
+    };
+    let store = &gate.links.store;
+    let (share, link) = match (store.get_share(share_id).await, store.get(link_id).await) {
+        (Ok(Some(share)), Ok(link)) => (share, link),
+        (Ok(None), _) => {
+            settle(gate, job, None).await;
+            return;
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            // Left held: leased again when the hold runs out.
+            tracing::warn!(job = %job.id, error = %e, "share mail postponed: link state unreachable");
+            return;
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let delivery = share.recipient(link_id).map(|r| r.delivery.clone());
+    if delivery
+        .as_ref()
+        .is_some_and(|d| d.state != crate::model::share::DeliveryState::Pending)
+    {
+        // Recorded already (the gateway stopped between recording and settling).
+        settle(gate, job, None).await;
+        return;
+    }
+    if let Some(why) = not_to_send(&share, link.as_ref(), now) {
+        if let Some(reason) = why {
+            tracing::info!(share = %share.id, link = %link_id, reason = %reason, "share mail given up");
+            if record_delivery(gate, share.id, link_id, Err(reason), now, None)
+                .await
+                .is_none()
+            {
+                return;
+            }
+        }
+        settle(gate, job, None).await;
+        return;
+    }
+    let Some(link) = link else { return };
+    let retry = gate.checks.mailer.share_retry();
+    if job.attempt > retry.attempts {
+        let last = delivery
+            .and_then(|d| d.error)
+            .unwrap_or_else(|| "interrupted".to_string());
+        let reason = format!("given up after {} attempts: {last}", retry.attempts);
+        tracing::error!(share = %share.id, link = %link_id, reason = %reason, "share mail given up");
+        if record_delivery(gate, share.id, link_id, Err(reason), now, None)
+            .await
+            .is_some()
+        {
+            settle(gate, job, None).await;
+        }
+        return;
+    }
+    mail_one(gate, &share, &link, job).await;
 }
 
 impl AdminApi {
@@ -363,10 +614,33 @@ impl AdminApi {
         Ok(share_view(share, Some(&links), &self.gate))
     }
 
-    /// Mails `links` in a task of their own and waits for it up to [`MAIL_WAIT`]; returns the
-    /// share as it then stands.
-    async fn deliver(&self, share: &Share, links: Vec<Link>) -> Result<Share, ApiError> {
-        let task = tokio::spawn(mail_recipients(self.gate.clone(), share.clone(), links));
+    /// Puts `links`' mails in the mail queue, held by this call (so nothing is lost if the
+    /// gateway stops while sending: the sweeper of any instance sends them when the hold runs
+    /// out); returns the lease.
+    async fn hold_mails(&self, share: LinkId, links: &[Link]) -> Result<String, StoreError> {
+        let lease = crate::state::lease_token();
+        let jobs: Vec<String> = links.iter().map(|l| MailJob::name(share, l.id)).collect();
+        // Long enough for every mail of the batch, sent MAIL_PARALLEL at a time.
+        let rounds = links.len().div_ceil(MAIL_PARALLEL).max(1) as u32;
+        let hold = self.gate.checks.mailer.share_retry().hold() * rounds;
+        self.gate.links.store.mail_hold(&jobs, &lease, hold).await?;
+        Ok(lease)
+    }
+
+    /// Mails `links` (held under `lease`) in a task of their own and waits for it up to
+    /// [`MAIL_WAIT`]; returns the share as it then stands.
+    async fn deliver(
+        &self,
+        share: &Share,
+        links: Vec<Link>,
+        lease: String,
+    ) -> Result<Share, ApiError> {
+        let task = tokio::spawn(mail_recipients(
+            self.gate.clone(),
+            share.clone(),
+            links,
+            lease,
+        ));
         if tokio::time::timeout(MAIL_WAIT, task).await.is_err() {
             tracing::info!(share = %share.id, "share mails still being sent; answering with them pending");
         }
@@ -491,6 +765,15 @@ impl AdminApi {
             }
             stored.push(link.id);
         }
+        // Held before the share is complete: a gateway that stops from here on leaves mails
+        // that some instance sends (a share left incomplete drops them unsent).
+        let lease = match self.hold_mails(id, &links).await {
+            Ok(lease) => lease,
+            Err(e) => {
+                self.abandon(&share, &stored, origin).await;
+                return Err(e.into());
+            }
+        };
         let completed = self
             .gate
             .links
@@ -511,7 +794,7 @@ impl AdminApi {
             }
         };
         tracing::info!(share = %id, recipients = links.len(), "share created");
-        let share = self.deliver(&share, links).await?;
+        let share = self.deliver(&share, links, lease).await?;
         Ok((StatusCode::CREATED, self.full_view(&share).await?))
     }
 
@@ -780,7 +1063,27 @@ impl AdminApi {
                 ),
             ));
         }
-        let share = self.deliver(&share, vec![link]).await?;
+        // A new round: held first, then pending again (a gateway that stops mid-send leaves it
+        // to the sweeper, which skips deliveries already settled; a hold whose delivery could
+        // not be marked pending is dropped by it, and the call answers 503).
+        let lease = self
+            .hold_mails(share.id, std::slice::from_ref(&link))
+            .await?;
+        self.gate
+            .links
+            .store
+            .update_share(
+                share.id,
+                Arc::new(move |s: &mut Share| {
+                    if let Some(r) = s.recipient_mut(link_id) {
+                        r.delivery.state = crate::model::share::DeliveryState::Pending;
+                        r.delivery.next_attempt_at = None;
+                    }
+                    Ok(())
+                }),
+            )
+            .await?;
+        let share = self.deliver(&share, vec![link], lease).await?;
         Ok((StatusCode::OK, self.full_view(&share).await?))
     }
 }
@@ -848,6 +1151,61 @@ mod tests {
         assert!(take_sender(Some(json!("Bob")), None).is_err());
         // A creator name that could not go in a header is simply not used.
         assert_eq!(take_sender(None, Some("a\u{202e}b")).unwrap().name, None);
+    }
+
+    #[test]
+    fn a_queued_mail_is_sent_only_while_its_share_and_link_still_want_it() {
+        use crate::model::link::Document;
+        let now = OffsetDateTime::now_utc();
+        let mut link = Link::new(
+            "docs",
+            Document::new("a.pdf".into(), "a.pdf".into(), None),
+            "k",
+            now,
+        );
+        let mut share = Share {
+            id: LinkId::random(),
+            store: "docs".into(),
+            objects: vec!["a.pdf".into()],
+            subject: "s".into(),
+            message: None,
+            sender: Sender::default(),
+            created_by: None,
+            created_at: now,
+            expires_at: None,
+            complete: true,
+            recipients: vec![ShareRecipient {
+                link: link.id,
+                email: "jane@example.org".into(),
+                name: None,
+                delivery: Delivery::pending(),
+                revoked_by: None,
+                revoked_at: None,
+            }],
+            cancelled_by: None,
+            cancelled_at: None,
+        };
+        assert_eq!(not_to_send(&share, Some(&link), now), None, "send it");
+        let reason = |share: &Share, link: Option<&Link>| {
+            not_to_send(share, link, now).flatten().unwrap_or_default()
+        };
+        assert!(reason(&share, None).contains("gone"));
+        link.expires_at = Some(now - time::Duration::seconds(1));
+        assert!(reason(&share, Some(&link)).contains("expired"));
+        link.expires_at = None;
+        link.state = LinkState::Deactivated;
+        assert!(reason(&share, Some(&link)).contains("deactivated"));
+        link.state = LinkState::Active;
+        share.recipients[0].revoked_at = Some(now);
+        assert!(reason(&share, Some(&link)).contains("revoked"));
+        share.cancelled_at = Some(now);
+        assert!(reason(&share, Some(&link)).contains("cancelled"));
+        share.complete = false;
+        assert_eq!(
+            not_to_send(&share, Some(&link), now),
+            Some(None),
+            "an incomplete share mails nothing and says nothing"
+        );
     }
 
     #[test]

@@ -339,6 +339,14 @@ pub fn build_with(
         ));
     }
     server.add_service(background_service(
+        "share mail",
+        crate::admin::MailSweeper::new(gate.clone()),
+    ));
+    server.add_service(background_service(
+        "expiry sweep",
+        crate::share::status::ExpirySweeper::new(gate.clone(), config.expiry_sweep),
+    ));
+    server.add_service(background_service(
         "store health",
         StoreHealth { gate: gate.clone() },
     ));

@@ -54,6 +54,9 @@ struct RawAudit {
     /// Events older than this are dropped from each link's chain; absent = kept for ever.
     #[serde(default)]
     retention_days: Option<u32>,
+    /// How often each gateway looks for links that have just expired (seconds, 1–3600).
+    #[serde(default)]
+    expiry_sweep_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,6 +212,8 @@ pub struct Config {
     pub log_json: bool,
     pub policy: Policy,
     pub audit_retention: Option<Duration>,
+    /// How often each gateway records the expiries that came (`audit.expiry_sweep_seconds`).
+    pub expiry_sweep: Duration,
     pub mail: MailConfig,
     pub page_requests_per_minute: u32,
     /// How slow an upload may be (see [`crate::share::upload::Pace`]).
@@ -383,6 +388,16 @@ fn validate(mut raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> 
         },
         page_requests_per_minute: validate_page_rate(&raw.limits)?,
         audit_retention: validate_audit(&raw.audit)?,
+        expiry_sweep: match raw.audit.expiry_sweep_seconds {
+            None => Duration::from_secs(30),
+            Some(s) if (1..=3600).contains(&s) => Duration::from_secs(s),
+            Some(_) => {
+                return Err(invalid(
+                    "audit.expiry_sweep_seconds",
+                    "must be from 1 to 3600",
+                ))
+            }
+        },
         webhooks,
     })
 }
@@ -782,6 +797,35 @@ url = "http://127.0.0.1:8000/files"
             }
             _ => panic!("embedded expected"),
         }
+    }
+
+    #[test]
+    fn sweeps_and_share_mail_retries_are_bounded_and_named() {
+        let c = Config::parse(GOOD, Path::new("t.toml")).unwrap();
+        assert_eq!(c.expiry_sweep, Duration::from_secs(30));
+        let with = |extra: &str| format!("{GOOD}{extra}");
+        let c = Config::parse(
+            &with("[audit]\nexpiry_sweep_seconds = 1\n"),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.expiry_sweep, Duration::from_secs(1));
+        let e = err(&with("[audit]\nexpiry_sweep_seconds = 0\n"));
+        assert!(e.contains("audit.expiry_sweep_seconds"), "{e}");
+        let e = err(&with("[mail]\nshare_attempts = 0\n"));
+        assert!(e.contains("mail.share_attempts"), "{e}");
+        let e = err(&with("[mail]\nshare_retry_seconds = 0\n"));
+        assert!(e.contains("mail.share_retry_seconds"), "{e}");
+        let c = Config::parse(
+            &with("[mail]\nshare_attempts = 3\nshare_retry_seconds = 2\ntimeout_seconds = 4\n"),
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        let retry = Mailer::from_config(&c.mail).unwrap().share_retry();
+        assert_eq!(retry.attempts, 3);
+        assert_eq!(retry.backoff.base, Duration::from_secs(2));
+        assert_eq!(retry.attempt_timeout, Duration::from_secs(17));
+        assert!(retry.hold() > retry.attempt_timeout);
     }
 
     #[test]

@@ -27,11 +27,13 @@ pub const MAX_RESENDS_PER_HOUR: u64 = 3;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryState {
-    /// Not tried yet, or still being tried.
+    /// Not tried yet, being tried, or waiting for its next attempt after a failed one
+    /// (`error` then says why, `next_attempt_at` when).
     Pending,
     /// The relay accepted the message.
     Sent,
-    /// The relay refused it or could not be reached (`error` says why).
+    /// Given up: the relay refused it or could not be reached on every attempt (`error` says
+    /// why the last one failed).
     Failed,
 }
 
@@ -48,6 +50,9 @@ pub struct Delivery {
     /// Why the last attempt failed (the relay's answer), when it did.
     #[serde(default)]
     pub error: Option<String>,
+    /// When the next attempt falls due, while a failed one is retried.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
 }
 
 impl Delivery {
@@ -58,13 +63,15 @@ impl Delivery {
             last_attempt_at: None,
             sent_at: None,
             error: None,
+            next_attempt_at: None,
         }
     }
 
-    /// Records one attempt's outcome (`Err` holds the reason).
+    /// Records one attempt's outcome (`Err` holds the reason) as final: `sent` or `failed`.
     pub fn record(&mut self, outcome: Result<(), String>, at: OffsetDateTime) {
         self.attempts = self.attempts.saturating_add(1);
         self.last_attempt_at = Some(at);
+        self.next_attempt_at = None;
         match outcome {
             Ok(()) => {
                 self.state = DeliveryState::Sent;
@@ -76,6 +83,16 @@ impl Delivery {
                 self.error = Some(reason);
             }
         }
+    }
+
+    /// Records a failed attempt that will be tried again at `next`: the delivery stays
+    /// `pending`, with the reason in `error`.
+    pub fn retrying(&mut self, reason: String, at: OffsetDateTime, next: OffsetDateTime) {
+        self.attempts = self.attempts.saturating_add(1);
+        self.last_attempt_at = Some(at);
+        self.state = DeliveryState::Pending;
+        self.error = Some(reason);
+        self.next_attempt_at = Some(next);
     }
 }
 
@@ -217,6 +234,27 @@ pub fn normalize_message(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retried_failure_stays_pending_and_the_last_one_is_final() {
+        let t0 = OffsetDateTime::UNIX_EPOCH;
+        let later = t0 + time::Duration::minutes(1);
+        let mut d = Delivery::pending();
+        d.retrying("refused".into(), t0, later);
+        assert_eq!(d.state, DeliveryState::Pending);
+        assert_eq!(
+            (d.attempts, d.error.as_deref(), d.next_attempt_at),
+            (1, Some("refused"), Some(later))
+        );
+        d.record(Err("refused again".into()), later);
+        assert_eq!(d.state, DeliveryState::Failed);
+        assert_eq!((d.attempts, d.next_attempt_at), (2, None));
+        d.record(Ok(()), later);
+        assert_eq!((d.state, d.error.as_deref()), (DeliveryState::Sent, None));
+        // Records from before the field existed still read.
+        let old: Delivery = serde_json::from_str(r#"{"state":"pending","attempts":0}"#).unwrap();
+        assert_eq!(old.next_attempt_at, None);
+    }
 
     #[test]
     fn one_line_fields_refuse_header_injection() {

@@ -33,6 +33,13 @@ pub struct MailConfig {
     pub from: Option<String>,
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Attempts at each share mail before its delivery is `failed` (1–100; default 8).
+    #[serde(default)]
+    pub share_attempts: Option<u32>,
+    /// Wait after a share mail's first failed attempt, doubled after each further one (with
+    /// jitter), at most an hour (1–3600; default 60).
+    #[serde(default)]
+    pub share_retry_seconds: Option<u64>,
 }
 
 fn default_delivery() -> String {
@@ -50,6 +57,8 @@ impl Default for MailConfig {
             password: None,
             from: None,
             timeout_seconds: None,
+            share_attempts: None,
+            share_retry_seconds: None,
         }
     }
 }
@@ -68,10 +77,57 @@ pub enum Mailer {
     Smtp {
         transport: AsyncSmtpTransport<Tokio1Executor>,
         from: Mailbox,
+        retry: ShareRetry,
     },
     Log {
         from: Mailbox,
+        retry: ShareRetry,
     },
+}
+
+/// How share mails are retried (see `crate::admin::shares`): `mail.share_attempts`,
+/// `mail.share_retry_seconds`, and a bound on one attempt from `mail.timeout_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareRetry {
+    /// Attempts before a delivery is given up (`failed`).
+    pub attempts: u32,
+    /// Waits between attempts.
+    pub backoff: crate::model::webhook::Backoff,
+    /// Longest one attempt may take (connect, dialogue, answer): 3 × `timeout_seconds` + 5 s.
+    pub attempt_timeout: Duration,
+}
+
+impl ShareRetry {
+    /// How long a mail being sent is held from every other sender (instance): one attempt's
+    /// bound plus time to write its outcome down. An attempt whose holder died is made again
+    /// when this runs out.
+    pub fn hold(&self) -> Duration {
+        self.attempt_timeout + Duration::from_secs(10)
+    }
+
+    fn from_config(c: &MailConfig) -> Result<ShareRetry, MailError> {
+        let bad = |key, message: &str| MailError::Config {
+            key,
+            message: message.to_string(),
+        };
+        let attempts = c.share_attempts.unwrap_or(8);
+        if !(1..=100).contains(&attempts) {
+            return Err(bad("mail.share_attempts", "must be from 1 to 100"));
+        }
+        let base = c.share_retry_seconds.unwrap_or(60);
+        if !(1..=3600).contains(&base) {
+            return Err(bad("mail.share_retry_seconds", "must be from 1 to 3600"));
+        }
+        let timeout = c.timeout_seconds.unwrap_or(10).min(3600);
+        Ok(ShareRetry {
+            attempts,
+            backoff: crate::model::webhook::Backoff {
+                base: Duration::from_secs(base),
+                max: Duration::from_secs(3600).max(Duration::from_secs(base)),
+            },
+            attempt_timeout: Duration::from_secs(3 * timeout + 5),
+        })
+    }
 }
 
 /// What a code mail says.
@@ -104,6 +160,13 @@ pub struct ShareMail<'a> {
 }
 
 impl Mailer {
+    /// How share mails are retried.
+    pub fn share_retry(&self) -> ShareRetry {
+        match self {
+            Mailer::Smtp { retry, .. } | Mailer::Log { retry, .. } => *retry,
+        }
+    }
+
     pub fn from_config(c: &MailConfig) -> Result<Mailer, MailError> {
         let bad = |key, message: &str| MailError::Config {
             key,
@@ -120,8 +183,9 @@ impl Mailer {
                     "is not a mail address like \"Shares <shares@example.org>\"",
                 )
             })?;
+        let retry = ShareRetry::from_config(c)?;
         match c.delivery.as_str() {
-            "log" => Ok(Mailer::Log { from }),
+            "log" => Ok(Mailer::Log { from, retry }),
             "smtp" => {
                 let host = c
                     .host
@@ -155,6 +219,7 @@ impl Mailer {
                 Ok(Mailer::Smtp {
                     transport: builder.build(),
                     from,
+                    retry,
                 })
             }
             _ => Err(bad("mail.delivery", "must be \"smtp\" or \"log\"")),
@@ -188,7 +253,7 @@ impl Mailer {
             until = crate::model::markup::escape(mail.valid_until)
         );
         let from = match self {
-            Mailer::Smtp { from, .. } | Mailer::Log { from } => from.clone(),
+            Mailer::Smtp { from, .. } | Mailer::Log { from, .. } => from.clone(),
         };
         let message = Message::builder()
             .from(from)
@@ -245,7 +310,7 @@ impl Mailer {
                 .map_err(|_| MailError::Build(format!("`{}` is not a mail address", mail.to)))?,
         );
         let from = match self {
-            Mailer::Smtp { from, .. } | Mailer::Log { from } => from.clone(),
+            Mailer::Smtp { from, .. } | Mailer::Log { from, .. } => from.clone(),
         };
         // "Jane Sender (via Shares)" <shares@example.org>: the relay's address, the sender's name.
         let from = match mail.sender {
@@ -408,7 +473,7 @@ impl Mailer {
             link = mail.link,
         );
         let from = match self {
-            Mailer::Smtp { from, .. } | Mailer::Log { from } => from.clone(),
+            Mailer::Smtp { from, .. } | Mailer::Log { from, .. } => from.clone(),
         };
         let message = Message::builder()
             .from(from)

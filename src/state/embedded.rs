@@ -15,8 +15,8 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use super::{
     index_entries, list_by_index, list_shares_by_index, share_index_entries, Change, Draw,
-    LinkStore, ListPage, ListQuery, OnChange, OutboxEntry, ShareChange, SharePage, ShareQuery,
-    StoreError, WriteId,
+    LinkStore, ListPage, ListQuery, MailJob, OnChange, OutboxEntry, ShareChange, SharePage,
+    ShareQuery, StoreError, WriteId,
 };
 use crate::model::audit::{seal, Draft, Event};
 use crate::model::counting::{self, Account, Drawn};
@@ -80,12 +80,15 @@ type Records = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
 /// Link and share records: JSON under their id, listed in an index table (`index_key` entries).
 /// One write transaction holds the record and its entries, so neither is ever half-written.
+/// `expiry`: the link's expiry index time (links only; see [`super::expiry_entry`]), written in
+/// the same transaction.
 fn create_record(
     db: &Database,
     (table, index): (Records, Records),
     id: LinkId,
     bytes: &[u8],
     (names, member): (Vec<String>, String),
+    expiry: Option<u64>,
 ) -> Result<(), StoreError> {
     let tx = db.begin_write().map_err(unavailable)?;
     {
@@ -107,6 +110,9 @@ fn create_record(
                 .map_err(unavailable)?;
         }
     }
+    if expiry.is_some() {
+        index_expiry(&tx, &id, expiry)?;
+    }
     tx.commit().map_err(unavailable)
 }
 
@@ -123,12 +129,15 @@ fn read_record<T: serde::de::DeserializeOwned>(
 }
 
 /// Read, change and write back in redb's single write transaction (atomic).
-fn change_record<T: serde::de::DeserializeOwned + serde::Serialize>(
+/// `expiry` names the expiry index time a change needs (links; see [`super::expiry_entry`]),
+/// written in the same transaction.
+fn change_record<T: serde::de::DeserializeOwned + serde::Serialize + Clone>(
     db: &Database,
     table: Records,
     what: &str,
     id: LinkId,
     change: &(dyn Fn(&mut T) -> Result<(), StoreError> + Send + Sync),
+    expiry: fn(&T, &T) -> Option<u64>,
 ) -> Result<T, StoreError> {
     let tx = db.begin_write().map_err(unavailable)?;
     let record = {
@@ -137,11 +146,15 @@ fn change_record<T: serde::de::DeserializeOwned + serde::Serialize>(
             Some(v) => decode(what, v.value())?,
             None => return Err(StoreError::NotFound(id)),
         };
+        let before = record.clone();
         change(&mut record)?;
         let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         records
             .insert(id.as_bytes().as_slice(), bytes.as_slice())
             .map_err(unavailable)?;
+        if let Some(at) = expiry(&before, &record) {
+            index_expiry(&tx, &id, Some(at))?;
+        }
         record
     };
     tx.commit().map_err(unavailable)?;
@@ -434,6 +447,10 @@ impl EmbeddedStore {
         tx.open_table(OUTBOX).map_err(unavailable)?;
         tx.open_table(OUTBOX_DUE).map_err(unavailable)?;
         tx.open_table(OUTBOX_FAILED).map_err(unavailable)?;
+        tx.open_table(MAIL_JOBS).map_err(unavailable)?;
+        tx.open_table(MAIL_DUE).map_err(unavailable)?;
+        tx.open_table(EXPIRY_AT).map_err(unavailable)?;
+        tx.open_table(EXPIRY_DUE).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         let db = Arc::new(db);
         let (counting, jobs) = std::sync::mpsc::channel();
@@ -485,7 +502,8 @@ impl LinkStore for EmbeddedStore {
     async fn create(&self, link: &Link) -> Result<(), StoreError> {
         let (id, entries) = (link.id, index_entries(link));
         let bytes = serde_json::to_vec(link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.blocking(move |db| create_record(db, (LINKS, INDEX), id, &bytes, entries))
+        let expiry = super::expiry_entry(None, link);
+        self.blocking(move |db| create_record(db, (LINKS, INDEX), id, &bytes, entries, expiry))
             .await
     }
 
@@ -495,8 +513,12 @@ impl LinkStore for EmbeddedStore {
     }
 
     async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError> {
-        self.blocking(move |db| change_record(db, LINKS, "link", id, change.as_ref()))
-            .await
+        self.blocking(move |db| {
+            change_record(db, LINKS, "link", id, change.as_ref(), |before, after| {
+                super::expiry_entry(Some(before), after)
+            })
+        })
+        .await
     }
 
     async fn draw(&self, draw: &Draw) -> Result<Drawn, StoreError> {
@@ -702,7 +724,7 @@ impl LinkStore for EmbeddedStore {
     async fn create_share(&self, share: &Share) -> Result<(), StoreError> {
         let (id, entries) = (share.id, share_index_entries(share));
         let bytes = serde_json::to_vec(share).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.blocking(move |db| create_record(db, (SHARES, SHARE_INDEX), id, &bytes, entries))
+        self.blocking(move |db| create_record(db, (SHARES, SHARE_INDEX), id, &bytes, entries, None))
             .await
     }
 
@@ -712,8 +734,10 @@ impl LinkStore for EmbeddedStore {
     }
 
     async fn update_share(&self, id: LinkId, change: ShareChange) -> Result<Share, StoreError> {
-        self.blocking(move |db| change_record(db, SHARES, "share", id, change.as_ref()))
-            .await
+        self.blocking(move |db| {
+            change_record(db, SHARES, "share", id, change.as_ref(), |_, _| None)
+        })
+        .await
     }
 
     async fn list_shares(&self, query: &ShareQuery) -> Result<SharePage, StoreError> {
@@ -890,6 +914,255 @@ impl LinkStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn mail_hold(
+        &self,
+        jobs: &[String],
+        lease: &str,
+        hold: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let (jobs, lease) = (jobs.to_vec(), lease.to_string());
+        self.blocking(move |db| {
+            let until = super::now_ms().saturating_add(hold.as_millis() as u64);
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = tx.open_table(MAIL_JOBS).map_err(unavailable)?;
+                let mut due = tx.open_table(MAIL_DUE).map_err(unavailable)?;
+                for id in jobs {
+                    if let Some(old) = get_mail_job(&table, &id)? {
+                        due.remove(timed_key(old.due, &id).as_slice())
+                            .map_err(unavailable)?;
+                    }
+                    let job = QueuedMail {
+                        due: until,
+                        lease: lease.clone(),
+                        attempt: 1,
+                    };
+                    put_mail_job(&mut table, &mut due, &id, &job)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn mail_lease(
+        &self,
+        limit: usize,
+        hold: std::time::Duration,
+    ) -> Result<Vec<MailJob>, StoreError> {
+        self.blocking(move |db| {
+            let now = super::now_ms();
+            let until = now.saturating_add(hold.as_millis() as u64);
+            let tx = db.begin_write().map_err(unavailable)?;
+            let mut out = Vec::new();
+            {
+                let mut table = tx.open_table(MAIL_JOBS).map_err(unavailable)?;
+                let mut due = tx.open_table(MAIL_DUE).map_err(unavailable)?;
+                let end = now.saturating_add(1).to_be_bytes();
+                let mut ids = Vec::new();
+                for entry in due.range(..end.as_slice()).map_err(unavailable)? {
+                    let (k, _) = entry.map_err(unavailable)?;
+                    let key = k.value();
+                    ids.push(
+                        String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned(),
+                    );
+                    if ids.len() >= limit {
+                        break;
+                    }
+                }
+                for id in ids {
+                    let Some(mut job) = get_mail_job(&table, &id)? else {
+                        continue;
+                    };
+                    due.remove(timed_key(job.due, &id).as_slice())
+                        .map_err(unavailable)?;
+                    job.due = until;
+                    job.lease = super::lease_token();
+                    job.attempt = job.attempt.saturating_add(1);
+                    put_mail_job(&mut table, &mut due, &id, &job)?;
+                    out.push(MailJob {
+                        id,
+                        lease: job.lease,
+                        attempt: job.attempt,
+                    });
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn mail_settle(
+        &self,
+        job: &str,
+        lease: &str,
+        retry: Option<std::time::Duration>,
+    ) -> Result<bool, StoreError> {
+        let (id, lease) = (job.to_string(), lease.to_string());
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let mut table = tx.open_table(MAIL_JOBS).map_err(unavailable)?;
+                let mut due = tx.open_table(MAIL_DUE).map_err(unavailable)?;
+                let Some(mut job) = get_mail_job(&table, &id)? else {
+                    return Ok(false);
+                };
+                use subtle::ConstantTimeEq;
+                if lease.is_empty() || !bool::from(job.lease.as_bytes().ct_eq(lease.as_bytes())) {
+                    return Ok(false);
+                }
+                due.remove(timed_key(job.due, &id).as_slice())
+                    .map_err(unavailable)?;
+                match retry {
+                    None => {
+                        table.remove(id.as_bytes()).map_err(unavailable)?;
+                    }
+                    Some(delay) => {
+                        job.due = super::now_ms().saturating_add(delay.as_millis() as u64);
+                        job.lease = String::new();
+                        put_mail_job(&mut table, &mut due, &id, &job)?;
+                    }
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn expiring(&self, now_ms: u64, limit: usize) -> Result<Vec<(LinkId, u64)>, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let due = tx.open_table(EXPIRY_DUE).map_err(unavailable)?;
+            let end = now_ms.saturating_add(1).to_be_bytes();
+            let mut out = Vec::new();
+            for entry in due.range(..end.as_slice()).map_err(unavailable)? {
+                let (k, _) = entry.map_err(unavailable)?;
+                let key = k.value();
+                let (Some(at), Some(id)) = (key.get(..8), key.get(8..)) else {
+                    continue;
+                };
+                let Some(id) = std::str::from_utf8(id).ok().and_then(LinkId::parse) else {
+                    continue;
+                };
+                out.push((id, u64::from_be_bytes(at.try_into().unwrap_or_default())));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn expiry_settle(
+        &self,
+        id: LinkId,
+        seen: u64,
+        next: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            {
+                let at = tx.open_table(EXPIRY_AT).map_err(unavailable)?;
+                let current = at
+                    .get(id.as_bytes().as_slice())
+                    .map_err(unavailable)?
+                    .map(|v| v.value());
+                if current != Some(seen) {
+                    return Ok(false);
+                }
+            }
+            index_expiry(&tx, &id, next)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+/// link id → the Unix ms of its expiry index entry.
+const EXPIRY_AT: TableDefinition<&[u8], u64> = TableDefinition::new("expiry_at");
+/// at (big-endian u64) ++ link id (hex) → nothing: the expiry index in time order.
+const EXPIRY_DUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("expiry_due");
+
+/// Sets (or, with `None`, removes) a link's expiry index entry, in `tx`.
+fn index_expiry(
+    tx: &redb::WriteTransaction,
+    id: &LinkId,
+    at: Option<u64>,
+) -> Result<(), StoreError> {
+    let mut by_link = tx.open_table(EXPIRY_AT).map_err(unavailable)?;
+    let mut due = tx.open_table(EXPIRY_DUE).map_err(unavailable)?;
+    let name = id.to_string();
+    let old = by_link
+        .get(id.as_bytes().as_slice())
+        .map_err(unavailable)?
+        .map(|v| v.value());
+    if let Some(old) = old {
+        due.remove(timed_key(old, &name).as_slice())
+            .map_err(unavailable)?;
+    }
+    match at {
+        Some(at) => {
+            by_link
+                .insert(id.as_bytes().as_slice(), at)
+                .map_err(unavailable)?;
+            due.insert(timed_key(at, &name).as_slice(), [].as_slice())
+                .map_err(unavailable)?;
+        }
+        None => {
+            by_link
+                .remove(id.as_bytes().as_slice())
+                .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
+/// A share mail job as the embedded store keeps it (see `LinkStore::mail_hold`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct QueuedMail {
+    /// When it falls due, or its hold runs out (Unix ms).
+    due: u64,
+    /// The token of the lease holding it (empty when none).
+    lease: String,
+    /// Attempts made or being made.
+    attempt: u32,
+}
+
+/// Share mail jobs: `SHARE.LINK` → `QueuedMail` JSON.
+const MAIL_JOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mail_jobs");
+/// due (big-endian u64) ++ job → nothing: the jobs in the order they fall due.
+const MAIL_DUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("mail_due");
+
+fn get_mail_job(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &str,
+) -> Result<Option<QueuedMail>, StoreError> {
+    match table.get(id.as_bytes()).map_err(unavailable)? {
+        Some(v) => serde_json::from_slice(v.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("mail job: {e}"))),
+        None => Ok(None),
+    }
+}
+
+fn put_mail_job(
+    table: &mut redb::Table<&[u8], &[u8]>,
+    due: &mut redb::Table<&[u8], &[u8]>,
+    id: &str,
+    job: &QueuedMail,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_vec(job).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    table
+        .insert(id.as_bytes(), json.as_slice())
+        .map_err(unavailable)?;
+    due.insert(timed_key(job.due, id).as_slice(), [].as_slice())
+        .map_err(unavailable)?;
+    Ok(())
 }
 
 /// share id → share JSON.

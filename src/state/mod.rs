@@ -514,6 +514,94 @@ pub trait LinkStore: Send + Sync + 'static {
     async fn outbox_failed(&self, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
     /// Entries waiting to be delivered (leased or not).
     async fn outbox_pending(&self) -> Result<u64, StoreError>;
+
+    // Share mail queue (see `crate::admin::shares`): one job per recipient's mail, named
+    // `SHARE.LINK`, either due at a time or held under a lease, so that a mail whose sender
+    // stopped is sent again by whichever instance leases it next.
+
+    /// Puts `jobs` in the queue held under `lease` (a fresh token) for `hold`, as attempt 1:
+    /// the caller sends them now; if it dies, they fall due when the hold runs out. A job
+    /// already queued is taken over (a re-send starts a new round of attempts).
+    async fn mail_hold(
+        &self,
+        jobs: &[String],
+        lease: &str,
+        hold: Duration,
+    ) -> Result<(), StoreError>;
+    /// Leases up to `limit` due jobs for `hold`: until it runs out no other caller (on any
+    /// instance) gets them. Each comes with a fresh lease token and its attempt number, counted
+    /// at each lease (so an attempt whose sender died counts too).
+    async fn mail_lease(&self, limit: usize, hold: Duration) -> Result<Vec<MailJob>, StoreError>;
+    /// Settles a held job: `None` removes it (sent, or given up), `Some(delay)` makes it due
+    /// again after `delay`. False when `lease` no longer holds it, and then nothing changes.
+    async fn mail_settle(
+        &self,
+        job: &str,
+        lease: &str,
+        retry: Option<Duration>,
+    ) -> Result<bool, StoreError>;
+
+    // Expiry index (see `crate::share::status::ExpirySweeper`): for each link with an expiry,
+    // a time at or before it (Unix ms) when a gateway should look at the link. `create` and
+    // `update` write it (before or with the record) whenever a link gets an expiry, a new one,
+    // or becomes active again; only the sweeper moves or removes entries.
+
+    /// Links whose entry is at or before `now_ms`, earliest first, at most `limit`, each with
+    /// its entry's time.
+    async fn expiring(&self, now_ms: u64, limit: usize) -> Result<Vec<(LinkId, u64)>, StoreError>;
+    /// Moves a link's entry to `next` (Unix ms), or removes it (`None`), if it is still at
+    /// `seen`; false when it moved meanwhile (a change of expiry), and then nothing changes.
+    async fn expiry_settle(
+        &self,
+        id: LinkId,
+        seen: u64,
+        next: Option<u64>,
+    ) -> Result<bool, StoreError>;
+}
+
+/// The expiry index time a link written as `after` needs (Unix ms), where `before` is the
+/// record it replaces (`None`: a new link): only a link that is active with an expiry, when
+/// the expiry or the state changed. Backends write it with or before the record.
+pub fn expiry_entry(before: Option<&Link>, after: &Link) -> Option<u64> {
+    let at = after.expires_at?;
+    if after.state != LinkState::Active {
+        return None;
+    }
+    if let Some(b) = before {
+        if b.expires_at == after.expires_at && b.state == after.state {
+            return None;
+        }
+    }
+    Some(unix_ms(at))
+}
+
+/// Unix milliseconds of `t` (0 before 1970).
+pub fn unix_ms(t: time::OffsetDateTime) -> u64 {
+    (t.unix_timestamp_nanos() / 1_000_000).clamp(0, i64::MAX as i128) as u64
+}
+
+/// One share mail handed out by [`LinkStore::mail_lease`] (or held by [`LinkStore::mail_hold`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MailJob {
+    /// `SHARE.LINK`: the share and the recipient's link.
+    pub id: String,
+    /// The lease token this job is held under.
+    pub lease: String,
+    /// Which attempt this is (1 = the first).
+    pub attempt: u32,
+}
+
+impl MailJob {
+    /// The job name of one recipient's mail.
+    pub fn name(share: LinkId, link: LinkId) -> String {
+        format!("{share}.{link}")
+    }
+
+    /// The share and the link this job mails.
+    pub fn parts(&self) -> Option<(LinkId, LinkId)> {
+        let (share, link) = self.id.split_once('.')?;
+        Some((LinkId::parse(share)?, LinkId::parse(link)?))
+    }
 }
 
 /// One webhook waiting in the outbox (or given up).
@@ -546,4 +634,44 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::link::Document;
+    use time::{Duration, OffsetDateTime};
+
+    fn link() -> Link {
+        Link::new(
+            "docs",
+            Document::new("a.pdf".into(), "a.pdf".into(), None),
+            "k",
+            OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn the_expiry_index_is_written_when_a_link_gets_an_expiry_a_new_one_or_becomes_active() {
+        let t = OffsetDateTime::UNIX_EPOCH + Duration::days(1);
+        let plain = link();
+        assert_eq!(expiry_entry(None, &plain), None, "no expiry, no entry");
+        let mut expiring = link();
+        expiring.expires_at = Some(t);
+        assert_eq!(expiry_entry(None, &expiring), Some(86_400_000));
+        assert_eq!(expiry_entry(Some(&plain), &expiring), Some(86_400_000));
+        assert_eq!(
+            expiry_entry(Some(&expiring), &expiring),
+            None,
+            "unchanged: no write (a recipient's device added, a comment)"
+        );
+        let mut moved = expiring.clone();
+        moved.expires_at = Some(t + Duration::seconds(1));
+        assert_eq!(expiry_entry(Some(&expiring), &moved), Some(86_401_000));
+        let mut off = expiring.clone();
+        off.state = LinkState::Deactivated;
+        assert_eq!(expiry_entry(Some(&expiring), &off), None);
+        assert_eq!(expiry_entry(Some(&off), &expiring), Some(86_400_000));
+        assert_eq!(unix_ms(OffsetDateTime::UNIX_EPOCH - Duration::days(1)), 0);
+    }
 }

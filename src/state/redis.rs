@@ -33,8 +33,8 @@ use tokio::sync::OnceCell;
 
 use super::{
     index_entries, list_by_index, list_shares_by_index, share_index_entries, Change, Draw,
-    LinkStore, ListPage, ListQuery, OnChange, OutboxEntry, ShareChange, SharePage, ShareQuery,
-    StoreError, WriteId,
+    LinkStore, ListPage, ListQuery, MailJob, OnChange, OutboxEntry, ShareChange, SharePage,
+    ShareQuery, StoreError, WriteId,
 };
 use crate::model::audit::{seal, Draft, Event};
 use crate::model::counting::Drawn;
@@ -556,6 +556,33 @@ impl RedisStore {
         )))
     }
 
+    /// Puts a link in the expiry index at `at` (Unix ms), or earlier where it already is
+    /// (`ZADD LT`: an entry only moves later through the sweeper, which checks the link first).
+    async fn index_expiry(&self, id: LinkId, at: u64) -> Result<(), StoreError> {
+        let key = self.expiry_key();
+        self.run(|mut c| async move {
+            redis::cmd("ZADD")
+                .arg(key)
+                .arg("LT")
+                .arg(at)
+                .arg(id.to_string())
+                .query_async::<i64>(&mut c)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The expiry index: one sorted set (link id by Unix ms), one key, so one Cluster slot.
+    fn expiry_key(&self) -> String {
+        format!("{}:expiry", self.opts.prefix)
+    }
+
+    /// The share mail queue's keys: one hash tag, so one Cluster slot.
+    fn mail_key(&self, kind: &str) -> String {
+        format!("{}:mq:{{mail}}:{kind}", self.opts.prefix)
+    }
+
     /// The outbox's keys (one set per deployment: the outbox needs a single Redis server).
     fn outbox_key(&self, kind: &str) -> String {
         format!("{}:obx:{kind}", self.opts.prefix)
@@ -658,12 +685,16 @@ impl RedisStore {
     }
 
     /// Read, change, compare-and-swap; read again when another writer got there first.
-    async fn change_record<T: serde::de::DeserializeOwned + serde::Serialize>(
+    /// `expiry` names the expiry index time a change needs (links; see
+    /// [`super::expiry_entry`]): it is written before the record, as the listing indexes are,
+    /// so an entry may be early (the sweeper moves it) but never missing.
+    async fn change_record<T: serde::de::DeserializeOwned + serde::Serialize + Clone>(
         &self,
         what: &str,
         id: LinkId,
         key: String,
         change: &(dyn Fn(&mut T) -> Result<(), StoreError> + Send + Sync),
+        expiry: fn(&T, &T) -> Option<u64>,
     ) -> Result<T, StoreError> {
         for attempt in 0..64u64 {
             if attempt > 0 {
@@ -679,8 +710,12 @@ impl RedisStore {
                 .await?;
             let raw = raw.ok_or(StoreError::NotFound(id))?;
             let mut record: T = decode(what, &raw)?;
+            let before = record.clone();
             change(&mut record)?;
             let new = encode(&record)?;
+            if let Some(at) = expiry(&before, &record) {
+                self.index_expiry(id, at).await?;
+            }
             let k = key.clone();
             let swapped: i64 =
                 self.run(|mut c| async move {
@@ -703,6 +738,10 @@ impl RedisStore {
 impl LinkStore for RedisStore {
     async fn create(&self, link: &Link) -> Result<(), StoreError> {
         let (key, json) = (self.key("link", &link.id), encode(link)?);
+        // Before the record, as its listing index entries.
+        if let Some(at) = super::expiry_entry(None, link) {
+            self.index_expiry(link.id, at).await?;
+        }
         if self
             .create_indexed(key, json, "idx", index_entries(link))
             .await?
@@ -719,7 +758,13 @@ impl LinkStore for RedisStore {
 
     async fn update(&self, id: LinkId, change: Change) -> Result<Link, StoreError> {
         let link = self
-            .change_record("link", id, self.key("link", &id), change.as_ref())
+            .change_record(
+                "link",
+                id,
+                self.key("link", &id),
+                change.as_ref(),
+                |before, after| super::expiry_entry(Some(before), after),
+            )
             .await?;
         self.publish(id).await;
         Ok(link)
@@ -1054,8 +1099,14 @@ impl LinkStore for RedisStore {
     }
 
     async fn update_share(&self, id: LinkId, change: ShareChange) -> Result<Share, StoreError> {
-        self.change_record("share", id, self.key("share", &id), change.as_ref())
-            .await
+        self.change_record(
+            "share",
+            id,
+            self.key("share", &id),
+            change.as_ref(),
+            |_, _| None,
+        )
+        .await
     }
 
     async fn list_shares(&self, query: &ShareQuery) -> Result<SharePage, StoreError> {
@@ -1225,7 +1276,202 @@ impl LinkStore for RedisStore {
             .await?;
         Ok(n.max(0) as u64)
     }
+
+    async fn mail_hold(
+        &self,
+        jobs: &[String],
+        lease: &str,
+        hold: Duration,
+    ) -> Result<(), StoreError> {
+        static HOLD: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(MAIL_HOLD));
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let keys = ["due", "lease", "try"].map(|k| self.mail_key(k));
+        let ms = hold.as_millis().max(1) as u64;
+        self.run(|mut c| async move {
+            let mut inv = HOLD.prepare_invoke();
+            for k in &keys {
+                inv.key(k);
+            }
+            inv.arg(ms).arg(lease);
+            for j in jobs {
+                inv.arg(j);
+            }
+            inv.invoke_async::<i64>(&mut c).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn mail_lease(&self, limit: usize, hold: Duration) -> Result<Vec<MailJob>, StoreError> {
+        static LEASE: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(MAIL_LEASE));
+        let keys = ["due", "lease", "try"].map(|k| self.mail_key(k));
+        let limit = limit.clamp(1, 1000);
+        let tokens: Vec<String> = (0..limit).map(|_| super::lease_token()).collect();
+        let ms = hold.as_millis().max(1) as u64;
+        let raw: Vec<String> = self
+            .run(|mut c| async move {
+                let mut inv = LEASE.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(limit).arg(ms);
+                for t in &tokens {
+                    inv.arg(t);
+                }
+                inv.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(raw
+            .chunks_exact(3)
+            .map(|c| MailJob {
+                id: c[0].clone(),
+                lease: c[1].clone(),
+                attempt: c[2].parse().unwrap_or(1),
+            })
+            .collect())
+    }
+
+    async fn mail_settle(
+        &self,
+        job: &str,
+        lease: &str,
+        retry: Option<Duration>,
+    ) -> Result<bool, StoreError> {
+        static SETTLE: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(MAIL_SETTLE));
+        let keys = ["due", "lease", "try"].map(|k| self.mail_key(k));
+        let delay = retry.map(|d| d.as_millis().to_string()).unwrap_or_default();
+        let held: i64 = self
+            .run(|mut c| async move {
+                let mut inv = SETTLE.prepare_invoke();
+                for k in &keys {
+                    inv.key(k);
+                }
+                inv.arg(job).arg(lease).arg(delay);
+                inv.invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(held == 1)
+    }
+
+    async fn expiring(&self, now_ms: u64, limit: usize) -> Result<Vec<(LinkId, u64)>, StoreError> {
+        let key = self.expiry_key();
+        let limit = limit.clamp(1, 10_000);
+        let raw: Vec<(String, f64)> = self
+            .run(|mut c| async move {
+                redis::cmd("ZRANGE")
+                    .arg(key)
+                    .arg("-inf")
+                    .arg(now_ms)
+                    .arg("BYSCORE")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .arg("WITHSCORES")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(id, at)| Some((LinkId::parse(&id)?, at.max(0.0) as u64)))
+            .collect())
+    }
+
+    async fn expiry_settle(
+        &self,
+        id: LinkId,
+        seen: u64,
+        next: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        static SETTLE: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(EXPIRY_SETTLE));
+        let key = self.expiry_key();
+        let next = next.map(|n| n.to_string()).unwrap_or_default();
+        let held: i64 = self
+            .run(|mut c| async move {
+                SETTLE
+                    .key(key)
+                    .arg(id.to_string())
+                    .arg(seen)
+                    .arg(next)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(held == 1)
+    }
 }
+
+const EXPIRY_SETTLE: &str = r#"
+-- KEYS: expiry   ARGV: link id, seen ms, next ms ('' = remove)   Returns 1 if it was at `seen`.
+local at = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not at or tonumber(at) ~= tonumber(ARGV[2]) then return 0 end
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], tonumber(ARGV[3]), ARGV[1])
+end
+return 1
+"#;
+
+/// The share mail queue (see `LinkStore::mail_hold`): KEYS due (sorted set, score = due or
+/// hold end in ms), lease (job → token), try (job → attempts leased). One hash tag, so a Cluster
+/// keeps them in one slot.
+const MAIL_HOLD: &str = r#"
+-- KEYS: due, lease, try   ARGV: hold ms, token, jobs...
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 3, #ARGV do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[i])
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[2])
+  redis.call('HSET', KEYS[3], ARGV[i], 1)
+end
+return 1
+"#;
+
+const MAIL_LEASE: &str = r#"
+-- KEYS: due, lease, try   ARGV: limit, hold ms, tokens...   Returns id, token, attempt per job.
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local out = {}
+for i, id in ipairs(ids) do
+  local token = ARGV[2 + i]
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
+  redis.call('HSET', KEYS[2], id, token)
+  local n = redis.call('HINCRBY', KEYS[3], id, 1)
+  table.insert(out, id)
+  table.insert(out, token)
+  table.insert(out, tostring(n))
+end
+return out
+"#;
+
+const MAIL_SETTLE: &str = r#"
+-- KEYS: due, lease, try   ARGV: job, token, delay ms ('' = done)   Returns 1 if the lease held.
+redis.replicate_commands()
+local id = ARGV[1]
+if redis.call('HGET', KEYS[2], id) ~= ARGV[2] then return 0 end
+if not redis.call('ZSCORE', KEYS[1], id) then return 0 end
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+  return 1
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), id)
+redis.call('HDEL', KEYS[2], id)
+return 1
+"#;
 
 impl RedisStore {
     /// Settles a leased outbox entry (`done`, `retry` after `delay`, or `fail`).

@@ -405,7 +405,7 @@ fn json_access_lines_name_link_path_agent_and_caller_and_no_line_has_a_secret_or
         ..GatewayOptions::for_origin(&origin)
     });
     let created = gw.admin().create(serde_json::json!({
-        "store": "docs", "object": "logs/report.txt", "max_downloads": 3
+        "store": "docs", "object": "logs/report.txt", "max_downloads": 3, "created_by": "carol"
     }));
     let (id, url, token) = (
         created["id"].as_str().unwrap().to_string(),
@@ -495,7 +495,15 @@ fn json_access_lines_name_link_path_agent_and_caller_and_no_line_has_a_secret_or
         ),
         (Some("POST"), Some("/v1/links"), Some(201))
     );
-    assert_eq!(by("dms")["created_by"], "alice,bob");
+    assert_eq!(
+        (operator["id"].as_str(), operator["created_by"].as_str()),
+        (Some(id.as_str()), Some("carol")),
+        "the operator's line names the link it made and for whom"
+    );
+    let dms = by("dms");
+    assert_eq!(dms["creators"], "alice,bob");
+    assert_eq!(dms["created_by"], "alice");
+    assert_eq!(dms["id"].as_str(), by_dms.json()["id"].as_str());
 
     let log = gw.log();
     for secret in [

@@ -240,6 +240,24 @@ impl AdminApi {
     }
 }
 
+/// The record an admin call answered with, for its access line.
+#[derive(Debug, Default)]
+struct Subject {
+    id: Option<String>,
+    created_by: Option<String>,
+}
+
+impl Subject {
+    /// A link's or share's `id` and `created_by` (other answers have neither at the top).
+    fn of(body: &Value) -> Subject {
+        let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+        Subject {
+            id: text("id"),
+            created_by: text("created_by"),
+        }
+    }
+}
+
 fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -252,8 +270,8 @@ fn method_not_allowed() -> ApiError {
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let started = std::time::Instant::now();
-        let response = self.answer(session).await;
-        self.access_line(session, response.status(), started);
+        let (response, subject) = self.answer(session).await;
+        self.access_line(session, response.status(), started, subject);
         response
     }
 }
@@ -262,13 +280,15 @@ impl AdminApi {
     /// The admin request's line in the access log (`target: linkgate::admin_access`): who called
     /// (`caller`: `admin` for the operator's token, a restricted caller's name, none without a
     /// valid token; never the token) and, for a restricted caller, the `created_by` identities it
-    /// is limited to. Successful probes and scrapes (`/healthz`, `/readyz`, `/metrics`, every
+    /// is limited to; and the record the call answered with (`id` and its `created_by`: a link or
+    /// a share, when the answer is one). Successful probes and scrapes (`/healthz`, `/readyz`, `/metrics`, every
     /// few seconds from an orchestrator) are logged only with `linkgate::admin_access=debug`.
     fn access_line(
         &self,
         session: &ServerSession,
         status: StatusCode,
         started: std::time::Instant,
+        subject: Subject,
     ) {
         let req = session.req_header();
         let probe = status == StatusCode::OK
@@ -276,7 +296,7 @@ impl AdminApi {
         if probe && !tracing::enabled!(target: "linkgate::admin_access", tracing::Level::DEBUG) {
             return;
         }
-        let (caller, created_by) = match self.caller(session) {
+        let (caller, creators) = match self.caller(session) {
             Some(Caller::Full) => (Some("admin".to_string()), None),
             Some(Caller::Restricted { name, creators }) => (Some(name), Some(creators.join(","))),
             None => (None, None),
@@ -287,14 +307,26 @@ impl AdminApi {
             path = %crate::share::client::loggable_path(&req.uri),
             status = status.as_u16(),
             caller,
-            created_by,
+            creators,
+            id = subject.id,
+            created_by = subject.created_by,
             client = client_of(session).map(tracing::field::display),
             user_agent = req.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|v| v.get(..256).unwrap_or(v)),
             duration_ms = started.elapsed().as_millis() as u64,
         );
     }
 
-    async fn answer(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+    async fn answer(&self, session: &mut ServerSession) -> (Response<Vec<u8>>, Subject) {
+        let mut subject = Subject::default();
+        let response = self.answer_with(session, &mut subject).await;
+        (response, subject)
+    }
+
+    async fn answer_with(
+        &self,
+        session: &mut ServerSession,
+        subject: &mut Subject,
+    ) -> Response<Vec<u8>> {
         if session.req_header().method == Method::GET
             && session.req_header().uri.path() == "/v1/openapi.json"
         {
@@ -314,7 +346,10 @@ impl AdminApi {
             );
         }
         match self.route(session).await {
-            Ok((status, body)) => json_response(status, &body),
+            Ok((status, body)) => {
+                *subject = Subject::of(&body);
+                json_response(status, &body)
+            }
             Err(e) => {
                 // An unread body would break keep-alive: drain what is left, within the limit.
                 let _ = self.read_body(session).await;

@@ -432,7 +432,7 @@ pub struct MailSweeper {
     gate: Live,
     slots: Arc<tokio::sync::Semaphore>,
     /// The queue could not be read at the last poll (logged once per outage).
-    unreachable: std::sync::atomic::AtomicBool,
+    state: crate::state::outage::WorkerState,
 }
 
 /// How often each gateway looks for due share mails.
@@ -443,13 +443,12 @@ impl MailSweeper {
         MailSweeper {
             gate,
             slots: Arc::new(tokio::sync::Semaphore::new(MAIL_PARALLEL)),
-            unreachable: std::sync::atomic::AtomicBool::new(false),
+            state: crate::state::outage::WorkerState::new("share mail"),
         }
     }
 
     /// Leases due mails, as many as there are free slots, and starts each; returns how many.
     pub async fn poll(&self) -> usize {
-        use std::sync::atomic::Ordering;
         let free = self.slots.available_permits();
         if free == 0 {
             return 0;
@@ -457,15 +456,11 @@ impl MailSweeper {
         let hold = self.gate.checks.mailer.share_retry().hold();
         let jobs = match self.gate.links.store.mail_lease(free, hold).await {
             Ok(jobs) => {
-                if self.unreachable.swap(false, Ordering::Relaxed) {
-                    tracing::info!("share mail queue reachable again");
-                }
+                self.state.worked();
                 jobs
             }
             Err(e) => {
-                if !self.unreachable.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(error = %e, "share mail queue unreachable; will retry");
-                }
+                self.state.failed(&e);
                 return 0;
             }
         };

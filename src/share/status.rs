@@ -12,7 +12,6 @@
 //! admin read; its time is kept in a second tally and shown as `status_since`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
@@ -128,7 +127,7 @@ pub struct ExpirySweeper {
     gate: Live,
     every: Duration,
     /// The index could not be read at the last sweep (logged once per outage).
-    unreachable: AtomicBool,
+    state: crate::state::outage::WorkerState,
 }
 
 /// Entries read per store call; a sweep goes on while pages come back full.
@@ -141,7 +140,7 @@ impl ExpirySweeper {
         ExpirySweeper {
             gate,
             every,
-            unreachable: AtomicBool::new(false),
+            state: crate::state::outage::WorkerState::new("expiry sweep"),
         }
     }
 
@@ -205,17 +204,13 @@ impl pingora::services::background::BackgroundService for ExpirySweeper {
             tokio::select! {
                 _ = tick.tick() => match self.sweep().await {
                     Ok(n) => {
-                        if self.unreachable.swap(false, Ordering::Relaxed) {
-                            tracing::info!("expiry sweep: link state reachable again");
-                        }
+                        self.state.worked();
                         if n > 0 {
                             tracing::debug!(links = n, "expiry sweep");
                         }
                     }
                     Err(e) => {
-                        if !self.unreachable.swap(true, Ordering::Relaxed) {
-                            tracing::warn!(error = %e, "expiry sweep: link state unreachable; will retry");
-                        }
+                        self.state.failed(&e);
                     }
                 },
                 _ = shutdown.changed() => return,

@@ -8,7 +8,6 @@
 //! `GET /v1/webhooks/failed`). Deliveries are bounded in time (`timeout_seconds`) and in number
 //! (`concurrency`); redirects are never followed. See docs/notifications.md.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +46,7 @@ pub struct Deliverer {
     connector: Connector,
     slots: Arc<Semaphore>,
     /// The outbox could not be read at the last poll (logged once per outage).
-    unreachable: std::sync::atomic::AtomicBool,
+    state: crate::state::outage::WorkerState,
 }
 
 impl Deliverer {
@@ -58,7 +57,7 @@ impl Deliverer {
             config,
             connector: Connector::new(None),
             slots,
-            unreachable: std::sync::atomic::AtomicBool::new(false),
+            state: crate::state::outage::WorkerState::new("webhooks"),
         })
     }
 
@@ -77,15 +76,11 @@ impl Deliverer {
             .await
         {
             Ok(entries) => {
-                if self.unreachable.swap(false, Ordering::Relaxed) {
-                    tracing::info!("webhook outbox reachable again");
-                }
+                self.state.worked();
                 entries
             }
             Err(e) => {
-                if !self.unreachable.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(error = %e, "webhook outbox unreachable; will retry");
-                }
+                self.state.failed(&e);
                 return 0;
             }
         };

@@ -61,6 +61,54 @@ impl Outage {
     }
 }
 
+/// A background worker's view of the link state (the webhook outbox, the share mail queue, the
+/// expiry sweep), said once when its calls start failing and once when they work again. The
+/// link state being unreachable is a Redis outage, which the change follower already reports
+/// (with reminders): for that the worker says so at `debug` only, so an outage is one warning,
+/// not one per worker. Any other failure (corrupt data, a refused script) is a warning.
+#[derive(Debug)]
+pub struct WorkerState {
+    worker: &'static str,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl WorkerState {
+    pub const fn new(worker: &'static str) -> WorkerState {
+        WorkerState {
+            worker,
+            failing: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// A call to the link state failed; the worker will retry.
+    pub fn failed(&self, error: &super::StoreError) {
+        if self
+            .failing
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let worker = self.worker;
+        match error {
+            super::StoreError::Unavailable(_) => {
+                tracing::debug!(worker, %error, "link state unreachable; will retry")
+            }
+            _ => tracing::warn!(worker, %error, "link state call failed; will retry"),
+        }
+    }
+
+    /// A call to the link state worked.
+    pub fn worked(&self) {
+        if self
+            .failing
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            let worker = self.worker;
+            tracing::info!(worker, "link state calls work again");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,7 +40,7 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         format!("{a:?}") != format!("{b:?}")
     }
     let (o, n) = (&old.server, &new.server);
-    let checks: [(&'static str, bool); 16] = [
+    let checks: [(&'static str, bool); 17] = [
         ("server.listen", o.listen != n.listen),
         ("admin.listen", old.admin.listen != new.admin.listen),
         ("[state]", differs(&old.state, &new.state)),
@@ -76,6 +76,8 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         ("limits.upload_*", old.upload_pace != new.upload_pace),
         // The outbox's bound and the delivery worker are set up at start.
         ("[webhooks]", differs(&old.webhooks, &new.webhooks)),
+        // The exporter and its thread are set up at start.
+        ("[tracing]", old.tracing != new.tracing),
     ];
     checks
         .into_iter()

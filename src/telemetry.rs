@@ -271,7 +271,10 @@ impl std::fmt::Debug for Queue {
 }
 
 impl Queue {
-    fn spawn(exporter: opentelemetry_otlp::SpanExporter, bound: usize) -> std::io::Result<Queue> {
+    fn spawn<E: opentelemetry_sdk::trace::SpanExporter + 'static>(
+        exporter: E,
+        bound: usize,
+    ) -> std::io::Result<Queue> {
         let (sender, receiver) = sync_channel(bound);
         let (done_tx, done_rx) = sync_channel(1);
         std::thread::Builder::new()
@@ -287,15 +290,16 @@ impl Queue {
         })
     }
 
-    /// Waits (at most `timeout`) for the queue to be sent.
+    /// Waits (at most `timeout` in all) for the queue to be sent.
     fn flush(&self, timeout: Duration) -> OTelSdkResult {
+        let deadline = Instant::now() + timeout;
         let (ack, acked) = sync_channel(1);
         match self
             .sender
             .send_timeout_compat(Message::Flush(ack), timeout)
         {
             Ok(()) => acked
-                .recv_timeout(timeout)
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .map_err(|_| OTelSdkError::Timeout(timeout)),
             Err(()) => Err(OTelSdkError::Timeout(timeout)),
         }
@@ -354,7 +358,10 @@ impl SpanProcessor for Queue {
     }
 }
 
-fn export_batches(exporter: &opentelemetry_otlp::SpanExporter, receiver: &Receiver<Message>) {
+fn export_batches<E: opentelemetry_sdk::trace::SpanExporter>(
+    exporter: &E,
+    receiver: &Receiver<Message>,
+) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -407,6 +414,62 @@ fn export_batches(exporter: &opentelemetry_otlp::SpanExporter, receiver: &Receiv
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry::trace::Span as _;
+
+    /// An exporter that holds its first export until the test lets it go.
+    #[derive(Debug)]
+    struct Stuck {
+        release: Mutex<Receiver<()>>,
+        exported: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl opentelemetry_sdk::trace::SpanExporter for Stuck {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            if let Ok(release) = self.release.lock() {
+                let _ = release.recv_timeout(Duration::from_secs(10));
+            }
+            self.exported.fetch_add(batch.len(), Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_spans_and_never_blocks_the_request() {
+        let (release, held) = sync_channel(1);
+        let exported = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let queue = Queue::spawn(
+            Stuck {
+                release: Mutex::new(held),
+                exported: exported.clone(),
+            },
+            4,
+        )
+        .unwrap();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(queue)
+            .build();
+        let tracer = provider.tracer("test");
+        let dropped = crate::metrics::metrics().trace_spans_dropped.get();
+        let started = Instant::now();
+        for _ in 0..2_000 {
+            tracer.start("request").end();
+        }
+        // The exporter is stuck on its first batch: at most that batch and the queue's 4 are
+        // held, the rest were dropped at once.
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let now_dropped = crate::metrics::metrics().trace_spans_dropped.get() - dropped;
+        assert!(now_dropped >= 2_000 - 4 - BATCH as u64, "{now_dropped}");
+        let _ = release.send(());
+        drop(release);
+        provider
+            .shutdown_with_timeout(Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(
+            exported.load(Ordering::SeqCst) as u64 + now_dropped,
+            2_000,
+            "every span was either exported at shutdown or counted as dropped"
+        );
+    }
 
     #[test]
     fn off_by_default_no_span_is_made() {

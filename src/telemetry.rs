@@ -95,12 +95,24 @@ pub fn shutdown() {
 #[inline]
 pub fn request(method: &str, route: &'static str, traceparent: Option<&[u8]>) -> Option<Context> {
     let tracer = tracer()?;
-    Some(start_request(tracer, method, route, traceparent))
+    Some(start_request(
+        tracer,
+        known_method(method),
+        route,
+        traceparent,
+    ))
+}
+
+/// The method as OpenTelemetry's conventions name it: an unknown one is `_OTHER` (a client picks
+/// it, and span names must not take any value it likes).
+fn known_method(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("_OTHER")
 }
 
 fn start_request(
     tracer: &Tracer,
-    method: &str,
+    method: &'static str,
     route: &'static str,
     traceparent: Option<&[u8]>,
 ) -> Context {
@@ -108,7 +120,7 @@ fn start_request(
         .span_builder(format!("{method} {route}"))
         .with_kind(SpanKind::Server)
         .with_attributes([
-            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("http.request.method", method),
             KeyValue::new("http.route", route),
         ]);
     if let Some(remote) = traceparent.and_then(parse_traceparent) {
@@ -469,6 +481,12 @@ mod tests {
             2_000,
             "every span was either exported at shutdown or counted as dropped"
         );
+    }
+
+    #[test]
+    fn a_method_a_client_made_up_is_other() {
+        assert_eq!(known_method("GET"), "GET");
+        assert_eq!(known_method("PROPFIND"), "_OTHER");
     }
 
     #[test]

@@ -269,5 +269,11 @@ root = "/tmp"
             restart_only(&old, &parse(&moved)),
             ["admin.listen", "[state]", "log.format"]
         );
+        // The exporter and its thread are set up at start.
+        let traced =
+            BASE.to_string() + "[tracing]\nendpoint = \"http://127.0.0.1:4318/v1/traces\"\n";
+        assert_eq!(restart_only(&old, &parse(&traced)), ["[tracing]"]);
+        let off = BASE.to_string() + "[tracing]\nenabled = false\n";
+        assert!(restart_only(&old, &parse(&off)).is_empty());
     }
 }

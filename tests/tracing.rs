@@ -291,9 +291,26 @@ fn a_download_is_one_request_span_with_link_store_and_origin_children_and_no_tok
             .cloned()
     });
 
-    // No span of any request names the token.
+    // A forged token's request is traced too (its outcome, no link), without the forgery.
+    let forged = "forgedTOKENforgedTOKENforged";
+    assert_eq!(get(&gw.url(&format!("/s/{forged}/name.bin"))).status, 404);
+    let refused = receiver.wait_for(Duration::from_secs(20), |spans| {
+        spans
+            .iter()
+            .map(|(_, s)| s)
+            .find(|s| attribute(s, "linkgate.outcome").as_deref() == Some("bad_token"))
+            .cloned()
+    });
+    assert_eq!(refused.name, "GET /s/{token}");
+    assert_eq!(attribute(&refused, "linkgate.link_id"), None);
+
+    // No span of any request names a token.
     for (_, span) in receiver.spans() {
-        assert!(!all_text(&span).contains(&token), "{span:#?}");
+        let text = all_text(&span);
+        assert!(
+            !text.contains(&token) && !text.contains(forged),
+            "{span:#?}"
+        );
     }
 }
 

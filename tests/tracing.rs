@@ -315,6 +315,41 @@ fn a_download_is_one_request_span_with_link_store_and_origin_children_and_no_tok
 }
 
 #[test]
+fn a_dir_store_download_has_a_read_span_under_its_request_span() {
+    let origin = Origin::start();
+    let files = tempfile::tempdir().expect("tempdir");
+    std::fs::write(files.path().join("local.txt"), b"from a folder").expect("write");
+    let receiver = Receiver::start();
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: format!(
+            "[stores.files]\nkind = \"dir\"\nroot = \"{}\"\n[tracing]\nendpoint = \"{}\"\n",
+            files.path().display(),
+            receiver.endpoint()
+        ),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let link = gw
+        .admin()
+        .create(serde_json::json!({ "store": "files", "object": "local.txt" }));
+    let url = link["url"].as_str().expect("url");
+    assert_eq!(get(url).body, b"from a folder");
+    let (root, read) = receiver.wait_for(Duration::from_secs(20), |spans| {
+        let root = spans
+            .iter()
+            .map(|(_, s)| s)
+            .find(|s| s.name == "GET /s/{token}")?;
+        let read = spans
+            .iter()
+            .map(|(_, s)| s)
+            .find(|s| s.name == "document_store.read" && s.parent_span_id == root.span_id)?;
+        Some((root.clone(), read.clone()))
+    });
+    assert_eq!(read.trace_id, root.trace_id);
+    assert_eq!(attribute(&read, "linkgate.store").as_deref(), Some("files"));
+    assert_eq!(attribute(&root, "linkgate.store").as_deref(), Some("files"));
+}
+
+#[test]
 fn spans_still_queued_at_sigterm_are_sent_before_the_exit() {
     let origin = Origin::start();
     origin.put("last.txt", b"last");

@@ -26,3 +26,4 @@ pub mod metrics;
 pub mod model;
 pub mod share;
 pub mod state;
+pub mod telemetry;

@@ -53,6 +53,10 @@ pub struct Metrics {
     pub webhooks_left_out: IntCounter,
     /// Entries in the outbox (as last seen by this instance's delivery worker).
     pub webhooks_pending: IntGauge,
+    /// Finished spans dropped because the export queue was full, and export requests that
+    /// failed (`[tracing]`).
+    pub trace_spans_dropped: IntCounter,
+    pub trace_exports_failed: IntCounter,
     latency: HistogramVec,
     store_errors: IntCounterVec,
     stores: parking_lot::RwLock<HashMap<String, &'static StoreSeries>>,
@@ -142,6 +146,16 @@ impl Metrics {
             "linkgate_webhooks_left_out_total",
             "Notifications not queued because the outbox was full",
         );
+        let trace_spans_dropped = counter(
+            &registry,
+            "linkgate_trace_spans_dropped_total",
+            "Finished trace spans dropped because the export queue was full",
+        );
+        let trace_exports_failed = counter(
+            &registry,
+            "linkgate_trace_exports_failed_total",
+            "Trace export requests to the OTLP collector that failed",
+        );
         Metrics {
             downloads_started: counter(
                 &registry,
@@ -172,6 +186,8 @@ impl Metrics {
             webhooks_given_up,
             webhooks_left_out,
             webhooks_pending,
+            trace_spans_dropped,
+            trace_exports_failed,
             latency,
             store_errors,
             stores: parking_lot::RwLock::new(HashMap::new()),

@@ -270,10 +270,51 @@ fn method_not_allowed() -> ApiError {
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let started = std::time::Instant::now();
+        let trace = crate::telemetry::tracer().and_then(|_| {
+            let req = session.req_header();
+            crate::telemetry::request(req.method.as_str(), admin_route(req.uri.path()), None)
+        });
         let (response, subject) = self.answer(session).await;
         self.access_line(session, response.status(), started, subject);
+        if let Some(cx) = trace {
+            use opentelemetry::trace::TraceContextExt;
+            let span = cx.span();
+            let status = response.status().as_u16();
+            span.set_attribute(opentelemetry::KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
+            if status >= 500 {
+                span.set_status(opentelemetry::trace::Status::error(format!(
+                    "status {status}"
+                )));
+            }
+            span.end();
+        }
         response
     }
+}
+
+/// The route an admin request's span is named by: a fixed name, never a path's ids or values.
+fn admin_route(path: &str) -> &'static str {
+    const ROUTES: [&str; 7] = [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/openapi.json",
+        "/v1/links",
+        "/v1/shares",
+        "/v1/webhooks",
+    ];
+    ROUTES
+        .into_iter()
+        .find(|r| {
+            path == *r
+                || path
+                    .strip_prefix(r)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+        .unwrap_or("(admin)")
 }
 
 impl AdminApi {

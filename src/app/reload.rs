@@ -40,7 +40,7 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         format!("{a:?}") != format!("{b:?}")
     }
     let (o, n) = (&old.server, &new.server);
-    let checks: [(&'static str, bool); 17] = [
+    let checks: [(&'static str, bool); 18] = [
         ("server.listen", o.listen != n.listen),
         ("admin.listen", old.admin.listen != new.admin.listen),
         ("[state]", differs(&old.state, &new.state)),
@@ -81,6 +81,8 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
             "audit.expiry_sweep_seconds",
             old.expiry_sweep != new.expiry_sweep,
         ),
+        // The exporter and its thread are set up at start.
+        ("[tracing]", old.tracing != new.tracing),
     ];
     checks
         .into_iter()
@@ -272,5 +274,11 @@ root = "/tmp"
             restart_only(&old, &parse(&moved)),
             ["admin.listen", "[state]", "log.format"]
         );
+        // The exporter and its thread are set up at start.
+        let traced =
+            BASE.to_string() + "[tracing]\nendpoint = \"http://127.0.0.1:4318/v1/traces\"\n";
+        assert_eq!(restart_only(&old, &parse(&traced)), ["[tracing]"]);
+        let off = BASE.to_string() + "[tracing]\nenabled = false\n";
+        assert!(restart_only(&old, &parse(&off)).is_empty());
     }
 }

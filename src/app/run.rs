@@ -98,8 +98,10 @@ type Logs = Arc<Mutex<Option<LogGuard>>>;
 /// `server.pid_file`, once written: removed when the process ends.
 static PID_FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
-/// Before the process ends: remove the pid file, write what is queued of the log.
+/// Before the process ends: remove the pid file, send the queued trace spans, write what is
+/// queued of the log.
 fn flush_logs(logs: &Logs) {
+    crate::telemetry::shutdown();
     if let Some(file) = PID_FILE.get() {
         let _ = std::fs::remove_file(file);
     }
@@ -181,6 +183,14 @@ pub fn serve(
         tracing::error!(error = %e, "cannot listen for SIGHUP");
         flush_logs(&logs);
         return ExitCode::FAILURE;
+    }
+    if let Some(traces) = &config.tracing {
+        if let Err(e) = crate::telemetry::init(traces) {
+            tracing::error!(error = %e, "cannot set up [tracing]");
+            flush_logs(&logs);
+            return ExitCode::FAILURE;
+        }
+        tracing::info!(endpoint = %traces.endpoint, sampling_ratio = traces.sampling_ratio, "traces exported over OTLP/HTTP");
     }
     tracing::info!(listen = %config.server.listen, admin = %config.admin.listen, upgrade, "linkgate serving");
     run_until_stopped(server, logs)

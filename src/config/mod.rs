@@ -5,6 +5,7 @@
 
 pub mod docstores;
 pub mod error;
+pub mod otel;
 pub mod tls;
 pub mod webhooks;
 
@@ -46,6 +47,8 @@ struct RawConfig {
     mail: MailConfig,
     #[serde(default)]
     webhooks: Option<webhooks::RawWebhooks>,
+    #[serde(default)]
+    tracing: Option<otel::RawTracing>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -222,6 +225,8 @@ pub struct Config {
     pub secure_links: Vec<crate::model::secure_link::SecureLink>,
     /// `[webhooks]`: absent = no webhooks (and no outbox writes).
     pub webhooks: Option<webhooks::WebhookConfig>,
+    /// `[tracing]`: absent or disabled = no traces (needs a restart to change).
+    pub tracing: Option<otel::TracingConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -361,6 +366,7 @@ fn validate(mut raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> 
     let keys = validate_keys(&raw.keys)?;
     let state = validate_state(raw.state, base_dir)?;
     let webhooks = webhooks::validate(raw.webhooks.take(), &state)?;
+    let tracing = otel::validate(raw.tracing.take())?;
     let (stores, secure_links) = validate_stores(raw.stores, base_dir)?;
     let log_json = validate_log(&raw.log)?;
     let tls = validate_tls(
@@ -399,6 +405,7 @@ fn validate(mut raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> 
             }
         },
         webhooks,
+        tracing,
     })
 }
 

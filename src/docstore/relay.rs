@@ -134,8 +134,15 @@ impl Relay {
         method: &Method,
         key: &str,
         client: &RequestHeader,
+        trace: Option<&opentelemetry::Context>,
     ) -> Result<(ResponseHeader, Body<'_>)> {
         let (peer, stream, reused) = self.connect(store, attempt).await?;
+        crate::telemetry::event(trace, "connected", || {
+            vec![opentelemetry::KeyValue::new(
+                "linkgate.connection_reused",
+                reused,
+            )]
+        });
         let req = store.upstream_request(attempt, method, key, client)?;
         let Some(wire) = http_req_header_to_wire(&req) else {
             return Error::e_explain(

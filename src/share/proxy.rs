@@ -48,6 +48,9 @@ use crate::share::recipient::{self, Decision};
 use crate::share::record;
 use crate::share::upload::{self, Rules, Upload};
 use crate::state::queues::Refund;
+use crate::telemetry;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::KeyValue;
 
 pub struct Proxy {
     /// The gate in force (replaced by a configuration reload).
@@ -95,6 +98,8 @@ pub struct Ctx {
     /// The link's download count as this response's last draw saw it.
     used: u64,
     outcome: Outcome,
+    /// The request's trace span (`None` when `[tracing]` is off or before `request_filter`).
+    trace: Option<opentelemetry::Context>,
     /// Holds a stopping gateway until this request's access line is written.
     _in_flight: crate::metrics::InFlight,
 }
@@ -117,6 +122,15 @@ pub fn token_of(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/s/")?;
     let token = rest.split('/').next()?;
     (!token.is_empty()).then_some(token)
+}
+
+/// The route a trace names a request by: never its token.
+fn route_of(path: &str) -> &'static str {
+    if token_of(path).is_some() {
+        "/s/{token}"
+    } else {
+        "(other)"
+    }
 }
 
 fn client_ip(session: &Session) -> String {
@@ -194,6 +208,37 @@ fn access_line(session: &Session, ctx: &Ctx, status: u16, sent: u64) {
         store = ctx.docstore.as_ref().map(|s| s.name()),
         duration_ms = ctx.started.elapsed().as_millis() as u64,
     );
+}
+
+/// Ends a request's span with what its access line says (never its token or path).
+fn end_request_span(
+    cx: &opentelemetry::Context,
+    ctx: &Ctx,
+    status: u16,
+    sent: u64,
+    e: Option<&Error>,
+) {
+    let span = cx.span();
+    let mut attributes = vec![
+        KeyValue::new("http.response.status_code", i64::from(status)),
+        KeyValue::new("linkgate.outcome", ctx.outcome.as_str()),
+        KeyValue::new("linkgate.bytes_sent", sent as i64),
+        KeyValue::new("linkgate.counted", ctx.counted),
+    ];
+    if let Some(id) = ctx.link.as_ref().map(|l| l.id).or(ctx.link_id) {
+        attributes.push(KeyValue::new("linkgate.link_id", id.to_string()));
+    }
+    if let Some(store) = &ctx.docstore {
+        attributes.push(KeyValue::new("linkgate.store", store.name().to_string()));
+    }
+    span.set_attributes(attributes);
+    if status >= 500 || e.is_some() {
+        span.set_status(opentelemetry::trace::Status::error(e.map_or_else(
+            || format!("status {status}"),
+            |e| e.etype().as_str().to_string(),
+        )));
+    }
+    span.end();
 }
 
 /// An audit event for this request (client address and user agent filled in), naming the
@@ -628,18 +673,19 @@ impl Proxy {
         ctx.counted |= metered.meter.counted();
         ctx.used = ctx.used.max(metered.used);
         if let Some(refund) = metered.refund() {
-            self.settle(refund).await;
+            self.settle(ctx.trace.as_ref(), refund).await;
         }
     }
 
     /// Writes a refund now; one that fails is kept and written again by the housekeeper.
-    async fn settle(&self, refund: Refund) {
-        if let Err(e) = self
-            .gate
-            .links
-            .store
-            .refund(std::slice::from_ref(&refund))
-            .await
+    async fn settle(&self, trace: Option<&opentelemetry::Context>, refund: Refund) {
+        let store = &self.gate.links.store;
+        if let Err(e) = telemetry::store_call(
+            trace,
+            "link_store.refund",
+            store.refund(std::slice::from_ref(&refund)),
+        )
+        .await
         {
             tracing::warn!(link = %refund.id, error = %e, "giving back unsent bytes failed; will retry");
             if let Err(refund) = self.gate.counting.refunds.queue(refund) {
@@ -664,14 +710,18 @@ impl Proxy {
             let Some(max) = link.max_downloads else {
                 return Ok(Some(link));
             };
-            let (metered, got) = Metered::admit(
-                self.gate.links.store.clone(),
-                link.id,
-                link.generation,
-                max,
-                part.clone(),
-                expected,
-                size,
+            let (metered, got) = telemetry::store_call(
+                ctx.trace.as_ref(),
+                "link_store.draw",
+                Metered::admit(
+                    self.gate.links.store.clone(),
+                    link.id,
+                    link.generation,
+                    max,
+                    part.clone(),
+                    expected,
+                    size,
+                ),
             )
             .await?;
             match got {
@@ -693,11 +743,17 @@ impl Proxy {
                     // A draw that gave only part of what the request needs refuses it: that part
                     // goes back.
                     if let Some(refund) = metered.refund() {
-                        self.settle(refund).await;
+                        self.settle(ctx.trace.as_ref(), refund).await;
                     }
                     return Ok(None);
                 }
-                Drawn::Stale => match self.gate.refresh(link.id).await? {
+                Drawn::Stale => match telemetry::store_call(
+                    ctx.trace.as_ref(),
+                    "link_store.get",
+                    self.gate.refresh(link.id),
+                )
+                .await?
+                {
                     Some(fresh) if fresh.is_open(OffsetDateTime::now_utc()) => link = fresh,
                     _ => return Ok(None),
                 },
@@ -732,7 +788,11 @@ impl Proxy {
     }
 
     /// Whether anything of a limited link may still be sent (its landing page is shown only then).
-    async fn any_left(&self, link: &Link) -> Result<bool, crate::state::StoreError> {
+    async fn any_left(
+        &self,
+        trace: Option<&opentelemetry::Context>,
+        link: &Link,
+    ) -> Result<bool, crate::state::StoreError> {
         let Some(max) = link.max_downloads else {
             return Ok(true);
         };
@@ -740,7 +800,7 @@ impl Proxy {
             let objects = std::iter::once((&doc.object, doc.size))
                 .chain(doc.renditions.values().map(|r| (&r.object, r.size)));
             for (object, size) in objects {
-                if self.may_send(link, max, object, size).await? {
+                if self.may_send(trace, link, max, object, size).await? {
                     return Ok(true);
                 }
             }
@@ -751,6 +811,7 @@ impl Proxy {
     /// Whether a HEAD or prefetch of a limited link may be answered: anything may still be sent.
     async fn may_send(
         &self,
+        trace: Option<&opentelemetry::Context>,
         link: &Link,
         max: u64,
         object: &str,
@@ -768,10 +829,10 @@ impl Proxy {
             part: part_of(object),
             ask,
         };
-        Ok(matches!(
-            self.gate.links.store.draw(&draw).await?,
-            Drawn::Granted { .. }
-        ))
+        let drawn =
+            telemetry::store_call(trace, "link_store.draw", self.gate.links.store.draw(&draw))
+                .await?;
+        Ok(matches!(drawn, Drawn::Granted { .. }))
     }
 
     /// Takes an upload the link admitted: a PUT or the landing page's form.
@@ -811,14 +872,39 @@ impl Proxy {
             return Error::e_explain(ErrorType::InternalError, "no document admitted");
         };
         let req = session.req_header();
+        // The document store's span: connected, response head (first byte), body sent.
+        let origin = ctx.trace.as_ref().map(|cx| {
+            let origin = telemetry::child(cx, "document_store.request", SpanKind::Client);
+            origin.span().set_attributes([
+                KeyValue::new("linkgate.store", store.name().to_string()),
+                KeyValue::new("http.request.method", req.method.to_string()),
+            ]);
+            origin
+        });
         // Boxed: connecting (TLS included) is a large future, done with once the head is read.
-        let (mut resp, body) =
-            Box::pin(
-                self.relay
-                    .open(&store, &mut ctx.attempt, &req.method, &target.object, req),
-            )
-            .await?;
+        let opened = Box::pin(self.relay.open(
+            &store,
+            &mut ctx.attempt,
+            &req.method,
+            &target.object,
+            req,
+            origin.as_ref(),
+        ))
+        .await;
+        let (mut resp, body) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                telemetry::end(origin.as_ref(), Some(e.to_string()));
+                return Err(e);
+            }
+        };
         let status = resp.status.as_u16();
+        telemetry::event(origin.as_ref(), "response head", || {
+            vec![KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            )]
+        });
         if (status == 412 && ctx.conditional) || status == 404 || status == 410 {
             if let Some(started) = ctx.attempt.started {
                 store.metrics().observe(started.elapsed());
@@ -883,7 +969,14 @@ impl Proxy {
             body.finish();
             return Ok(());
         }
-        body.send_to(session, &mut ctx.metered).await
+        let before = session.as_downstream().body_bytes_sent() as u64;
+        let sent = body.send_to(session, &mut ctx.metered).await;
+        let bytes = (session.as_downstream().body_bytes_sent() as u64).saturating_sub(before);
+        telemetry::event(origin.as_ref(), "body sent", || {
+            vec![KeyValue::new("linkgate.bytes_sent", bytes as i64)]
+        });
+        telemetry::end(origin.as_ref(), sent.as_ref().err().map(|e| e.to_string()));
+        sent
     }
 
     /// Checks the origin's answer: our headers on a success (`None`), or the status of the page
@@ -969,6 +1062,12 @@ impl Proxy {
             return self.relay_from_origin(session, ctx).await;
         };
         let mut validators = (None, None);
+        let read = ctx.trace.as_ref().map(|cx| {
+            let read = telemetry::child(cx, "document_store.read", SpanKind::Internal);
+            read.span()
+                .set_attribute(KeyValue::new("linkgate.store", store.name().to_string()));
+            read
+        });
         let served = dir
             .serve(
                 session,
@@ -986,6 +1085,13 @@ impl Proxy {
                 &mut ctx.metered,
             )
             .await;
+        telemetry::end(
+            read.as_ref(),
+            match &served {
+                Ok(()) => None,
+                Err(e) => Some(format!("{e:?}")),
+            },
+        );
         if served.is_ok() && validators.0.is_some() {
             self.served_version(
                 session,
@@ -1028,6 +1134,9 @@ impl Proxy {
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Refused> {
         let id = self.identify(session, ctx).await?;
         ctx.link_id = Some(id);
+        telemetry::set(ctx.trace.as_ref(), || {
+            vec![KeyValue::new("linkgate.link_id", id.to_string())]
+        });
         let (link, uploading) = self.open(session, ctx, id).await?;
         let base = format!(
             "/s/{}",
@@ -1083,7 +1192,17 @@ impl Proxy {
         ctx: &mut Ctx,
         id: LinkId,
     ) -> Result<(Arc<Link>, bool), Refused> {
-        let link = match self.gate.link(id).await {
+        let found = match self.gate.links.cache.get(&id) {
+            Some(link) => {
+                telemetry::event(ctx.trace.as_ref(), "link cache hit", Vec::new);
+                Ok(Some(link))
+            }
+            None => {
+                telemetry::store_call(ctx.trace.as_ref(), "link_store.get", self.gate.refresh(id))
+                    .await
+            }
+        };
+        let link = match found {
             Ok(Some(link)) => link,
             Ok(None) => {
                 ctx.outcome = Outcome::UnknownLink;
@@ -1131,7 +1250,7 @@ impl Proxy {
             && !recipient::is_download(req.uri.query())
         {
             // A used-up link's page is the uniform 404 too.
-            if let Err(failed) = something_left(self.any_left(link).await) {
+            if let Err(failed) = something_left(self.any_left(ctx.trace.as_ref(), link).await) {
                 return Err(self.limit_refusal(session, ctx, link, failed));
             }
         }
@@ -1224,9 +1343,10 @@ impl Proxy {
             (ctx.kind, link.max_downloads, ctx.target.as_ref())
         {
             // Uncounted requests on a used-up link must look like any dead link too.
-            if let Err(failed) =
-                something_left(self.may_send(&link, max, &target.object, target.size).await)
-            {
+            if let Err(failed) = something_left(
+                self.may_send(ctx.trace.as_ref(), &link, max, &target.object, target.size)
+                    .await,
+            ) {
                 return Err(self.limit_refusal(session, ctx, &link, failed));
             }
         }
@@ -1285,6 +1405,7 @@ impl ProxyHttp for Proxy {
             conditional: false,
             used: 0,
             outcome: Outcome::Served,
+            trace: None,
             _in_flight: crate::metrics::InFlight::start(),
         }
     }
@@ -1307,6 +1428,14 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        if telemetry::tracer().is_some() {
+            let req = session.req_header();
+            ctx.trace = telemetry::request(
+                req.method.as_str(),
+                route_of(req.uri.path()),
+                req.headers.get("traceparent").map(|v| v.as_bytes()),
+            );
+        }
         // Every access line names the client, refusals before any link is known included (token
         // scanning must be traceable).
         ctx.client = client_ip(session);
@@ -1404,6 +1533,9 @@ impl ProxyHttp for Proxy {
         }
         self.stream_ended(ctx, delivered, sent);
         access_line(session, ctx, status, sent);
+        if let Some(cx) = ctx.trace.take() {
+            end_request_span(&cx, ctx, status, sent, e);
+        }
     }
 }
 

@@ -157,6 +157,20 @@ fn deactivate_activate_and_cancel_follow_the_rules(redis: bool) {
     );
     assert_eq!(post("activate").json()["state"], "active");
     assert_eq!(get(&url).status, 200);
+    // The download's completion is recorded just after its last byte (batched, off the request
+    // path), while admin events are written at once: wait for it, so the order below is fixed.
+    kinds_eventually(
+        &s.gw,
+        &id,
+        &[
+            "link.created",
+            "link.deactivated",
+            "download.refused",
+            "link.deactivated",
+            "link.activated",
+            "download.completed",
+        ],
+    );
     let cancelled = admin.call("DELETE", &format!("/v1/links/{id}?cancelled_by=bob"), None);
     assert_eq!(cancelled.json()["state"], "cancelled");
     assert_eq!(cancelled.json()["cancelled_by"], "bob");

@@ -262,27 +262,11 @@ impl Mailer {
                 "Your code for {}",
                 mail.document.chars().take(80).collect::<String>()
             ))
-            .multipart(
-                MultiPart::alternative()
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_PLAIN)
-                            .body(text),
-                    )
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_HTML)
-                            .body(html),
-                    ),
-            )
+            .multipart(alternative(text, html))
             .map_err(|e| MailError::Build(e.to_string()))?;
-        match self {
-            Mailer::Smtp { transport, .. } => transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| MailError::Send(e.to_string())),
-            Mailer::Log { .. } => {
+        match self.relay(message).await {
+            Some(sent) => sent,
+            None => {
                 // Development delivery: the code goes to the log, which is the point of it.
                 tracing::warn!(
                     to = mail.to,
@@ -401,27 +385,11 @@ impl Mailer {
             builder = builder.reply_to(reply);
         }
         let message = builder
-            .multipart(
-                MultiPart::alternative()
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_PLAIN)
-                            .body(text),
-                    )
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_HTML)
-                            .body(html),
-                    ),
-            )
+            .multipart(alternative(text, html))
             .map_err(|e| MailError::Build(e.to_string()))?;
-        match self {
-            Mailer::Smtp { transport, .. } => transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| MailError::Send(e.to_string())),
-            Mailer::Log { .. } => {
+        match self.relay(message).await {
+            Some(sent) => sent,
+            None => {
                 // Development delivery: the link is a bearer secret, so only where it went is
                 // logged, never the URL.
                 tracing::warn!(
@@ -488,13 +456,9 @@ impl Mailer {
                     .body(text),
             )
             .map_err(|e| MailError::Build(e.to_string()))?;
-        match self {
-            Mailer::Smtp { transport, .. } => transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| MailError::Send(e.to_string())),
-            Mailer::Log { .. } => {
+        match self.relay(message).await {
+            Some(sent) => sent,
+            None => {
                 tracing::info!(
                     link = mail.link,
                     "mail.delivery = \"log\": first-download notice not mailed"
@@ -503,4 +467,36 @@ impl Mailer {
             }
         }
     }
+}
+
+impl Mailer {
+    /// Hands a message to the SMTP relay; `None` for log delivery (development), where the
+    /// caller logs what it may of the mail instead.
+    async fn relay(&self, message: Message) -> Option<Result<(), MailError>> {
+        match self {
+            Mailer::Smtp { transport, .. } => Some(
+                transport
+                    .send(message)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| MailError::Send(e.to_string())),
+            ),
+            Mailer::Log { .. } => None,
+        }
+    }
+}
+
+/// A `multipart/alternative` body: the plain text first, then the HTML.
+fn alternative(text: String, html: String) -> MultiPart {
+    MultiPart::alternative()
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(text),
+        )
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_HTML)
+                .body(html),
+        )
 }

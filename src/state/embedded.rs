@@ -116,6 +116,37 @@ fn create_record(
     tx.commit().map_err(unavailable)
 }
 
+/// Up to `n` members of an index after `after` (exclusive), in order.
+fn scan_index(
+    db: &Database,
+    table: Records,
+    index: &str,
+    after: Option<&str>,
+    n: usize,
+) -> Result<Vec<String>, StoreError> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let table = tx.open_table(table).map_err(unavailable)?;
+    let prefix = index_key(index, "");
+    let start = index_key(index, after.unwrap_or(""));
+    let mut out = Vec::with_capacity(n);
+    for entry in table.range(start.as_slice()..).map_err(unavailable)? {
+        let (key, _) = entry.map_err(unavailable)?;
+        let key = key.value();
+        if !key.starts_with(&prefix) {
+            break;
+        }
+        let member = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+        if after == Some(member.as_str()) {
+            continue;
+        }
+        out.push(member);
+        if out.len() == n {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 fn read_record<T: serde::de::DeserializeOwned>(
     db: &Database,
     table: Records,
@@ -583,29 +614,7 @@ impl LinkStore for EmbeddedStore {
 
     async fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
         list_by_index(self, query, |index, after, n| {
-            self.blocking(move |db| {
-                let tx = db.begin_read().map_err(unavailable)?;
-                let table = tx.open_table(INDEX).map_err(unavailable)?;
-                let prefix = index_key(&index, "");
-                let start = index_key(&index, after.as_deref().unwrap_or(""));
-                let mut out = Vec::with_capacity(n);
-                for entry in table.range(start.as_slice()..).map_err(unavailable)? {
-                    let (key, _) = entry.map_err(unavailable)?;
-                    let key = key.value();
-                    if !key.starts_with(&prefix) {
-                        break;
-                    }
-                    let member = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-                    if after.as_deref() == Some(member.as_str()) {
-                        continue;
-                    }
-                    out.push(member);
-                    if out.len() == n {
-                        break;
-                    }
-                }
-                Ok(out)
-            })
+            self.blocking(move |db| scan_index(db, INDEX, &index, after.as_deref(), n))
         })
         .await
     }
@@ -742,29 +751,7 @@ impl LinkStore for EmbeddedStore {
 
     async fn list_shares(&self, query: &ShareQuery) -> Result<SharePage, StoreError> {
         list_shares_by_index(self, query, |index, after, n| {
-            self.blocking(move |db| {
-                let tx = db.begin_read().map_err(unavailable)?;
-                let table = tx.open_table(SHARE_INDEX).map_err(unavailable)?;
-                let prefix = index_key(&index, "");
-                let start = index_key(&index, after.as_deref().unwrap_or(""));
-                let mut out = Vec::with_capacity(n);
-                for entry in table.range(start.as_slice()..).map_err(unavailable)? {
-                    let (key, _) = entry.map_err(unavailable)?;
-                    let key = key.value();
-                    if !key.starts_with(&prefix) {
-                        break;
-                    }
-                    let member = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-                    if after.as_deref() == Some(member.as_str()) {
-                        continue;
-                    }
-                    out.push(member);
-                    if out.len() == n {
-                        break;
-                    }
-                }
-                Ok(out)
-            })
+            self.blocking(move |db| scan_index(db, SHARE_INDEX, &index, after.as_deref(), n))
         })
         .await
     }

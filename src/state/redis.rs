@@ -673,6 +673,34 @@ impl RedisStore {
         Ok(created == 1)
     }
 
+    /// Up to `n` members of an index (`{prefix}:{kind}:{index}`) after `after` (exclusive).
+    async fn scan_index(
+        &self,
+        kind: &str,
+        index: String,
+        after: Option<String>,
+        n: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let key = format!("{}:{kind}:{index}", self.opts.prefix);
+        let start = match after {
+            Some(a) => format!("({a}"),
+            None => "-".to_string(),
+        };
+        self.run(move |mut c| async move {
+            redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(start)
+                .arg("+")
+                .arg("BYLEX")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(n)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
     async fn read_record<T: serde::de::DeserializeOwned>(
         &self,
         what: &str,
@@ -870,23 +898,7 @@ impl LinkStore for RedisStore {
 
     async fn list(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
         list_by_index(self, query, |index, after, n| {
-            let key = format!("{}:idx:{index}", self.opts.prefix);
-            let start = match after {
-                Some(a) => format!("({a}"),
-                None => "-".to_string(),
-            };
-            self.run(move |mut c| async move {
-                redis::cmd("ZRANGE")
-                    .arg(key)
-                    .arg(start)
-                    .arg("+")
-                    .arg("BYLEX")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(n)
-                    .query_async(&mut c)
-                    .await
-            })
+            self.scan_index("idx", index, after, n)
         })
         .await
     }
@@ -1111,23 +1123,7 @@ impl LinkStore for RedisStore {
 
     async fn list_shares(&self, query: &ShareQuery) -> Result<SharePage, StoreError> {
         list_shares_by_index(self, query, |index, after, n| {
-            let key = format!("{}:sidx:{index}", self.opts.prefix);
-            let start = match after {
-                Some(a) => format!("({a}"),
-                None => "-".to_string(),
-            };
-            self.run(move |mut c| async move {
-                redis::cmd("ZRANGE")
-                    .arg(key)
-                    .arg(start)
-                    .arg("+")
-                    .arg("BYLEX")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(n)
-                    .query_async(&mut c)
-                    .await
-            })
+            self.scan_index("sidx", index, after, n)
         })
         .await
     }

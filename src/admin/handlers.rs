@@ -499,18 +499,7 @@ impl AdminApi {
                 ))
             }
         };
-        let limit = match q.get("limit") {
-            None => 50,
-            Some(l) => match l.parse::<usize>() {
-                Ok(n) if (1..=500).contains(&n) => n,
-                _ => {
-                    return Err(ApiError::field(
-                        "limit",
-                        "must be a whole number from 1 to 500",
-                    ))
-                }
-            },
-        };
+        let limit = page_limit(q)?;
         if let (Some(state), Some(status)) = (state, status) {
             if state != status.state() {
                 return Err(ApiError::field(
@@ -576,6 +565,20 @@ impl AdminApi {
             StatusCode::OK,
             json!({ "link": id, "events": events, "next": next }),
         ))
+    }
+}
+
+/// A listing's `limit` query parameter: 1 to 500, 50 when absent.
+pub(super) fn page_limit(q: &std::collections::HashMap<String, String>) -> Result<usize, ApiError> {
+    match q.get("limit") {
+        None => Ok(50),
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=500).contains(&n) => Ok(n),
+            _ => Err(ApiError::field(
+                "limit",
+                "must be a whole number from 1 to 500",
+            )),
+        },
     }
 }
 

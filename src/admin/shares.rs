@@ -851,18 +851,7 @@ impl AdminApi {
                 ));
             }
         }
-        let limit = match q.get("limit") {
-            None => 50,
-            Some(l) => match l.parse::<usize>() {
-                Ok(n) if (1..=500).contains(&n) => n,
-                _ => {
-                    return Err(ApiError::field(
-                        "limit",
-                        "must be a whole number from 1 to 500",
-                    ))
-                }
-            },
-        };
+        let limit = super::handlers::page_limit(q)?;
         let query = ShareQuery {
             object: q.get("object").cloned(),
             creators: match caller {

@@ -26,8 +26,7 @@ WORK=$(mktemp -d /tmp/linkgate-profile.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; exit 1; }
+. benches/load/common.sh
 
 mkdir -p "$WORK/www" && chmod 755 "$WORK" "$WORK/www"
 head -c 4096 /dev/urandom > "$WORK/www/4k.bin" && chmod 644 "$WORK/www/4k.bin"

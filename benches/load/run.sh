@@ -38,8 +38,9 @@ WORK=$(mktemp -d /tmp/linkgate-load.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; exit 1; }
+. benches/load/common.sh
+PASS=$(passthrough_bin)
+[ -x "$PASS" ] || { echo "the passthrough bench binary did not build"; exit 1; }
 ulimit -n 65536 2>/dev/null || ulimit -n 4096 || true
 
 # Files.
@@ -48,7 +49,7 @@ head -c 4096 /dev/urandom > "$WORK/www/4k.bin"
 head -c $((1024*1024*1024)) /dev/urandom > "$WORK/www/1g.bin"
 chmod 644 "$WORK/www/"*
 
-ORIGIN=$(free_port); SECURE=$(free_port); GW_E=$(free_port); ADMIN_E=$(free_port); GW_R=$(free_port); ADMIN_R=$(free_port); REDIS=$(free_port)
+ORIGIN=$(free_port); SECURE=$(free_port); PT=$(free_port); GW_E=$(free_port); ADMIN_E=$(free_port); GW_R=$(free_port); ADMIN_R=$(free_port); REDIS=$(free_port)
 USER_LINE=""; [ "$(id -u)" = 0 ] && USER_LINE="user root root;"
 SECRET="bench-secret"
 
@@ -85,6 +86,8 @@ nginx_conf secure "upstream origin { server 127.0.0.1:$ORIGIN; keepalive 256; }
       proxy_buffering off;
       add_header Cache-Control \"private, no-store\"; add_header X-Content-Type-Options nosniff;
     } }"
+"$PASS" --listen "127.0.0.1:$PT" --origin "127.0.0.1:$ORIGIN" --threads "$THREADS" 2>"$WORK/passthrough.log" & PIDS+=($!)
+echo $! > "$WORK/passthrough.pid"
 redis-server --bind 127.0.0.1 --port "$REDIS" --save "" --appendonly no --dir "$WORK" >/dev/null & PIDS+=($!)
 
 KEY=$(head -c 32 /dev/urandom | base64)
@@ -117,21 +120,18 @@ gw_conf embedded "$GW_E" "$ADMIN_E" "backend = \"embedded\"
 path = \"$WORK/embedded.db\""
 gw_conf redis "$GW_R" "$ADMIN_R" "backend = \"redis\"
 redis_url = \"redis://127.0.0.1:$REDIS\""
-for p in $ORIGIN $SECURE $GW_E $ADMIN_E $GW_R $ADMIN_R $REDIS; do wait_port "$p"; done
+for p in $ORIGIN $SECURE $PT $GW_E $ADMIN_E $GW_R $ADMIN_R $REDIS; do wait_port "$p"; done
 
 mklink() { # admin_port object max [store] -> url
   curl -sf -H "Authorization: Bearer bench-admin-token" -H 'content-type: application/json' \
     -d "{\"store\":\"${4:-docs}\",\"object\":\"$2\",\"max_downloads\":$3}" "http://127.0.0.1:$1/v1/links" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])'
 }
-secure_url() { # file
-  local exp=$(( $(date +%s) + 86400 )) uri="/p/$1"
-  local md5; md5=$(printf '%s' "$exp$uri $SECRET" | openssl md5 -binary | openssl base64 | tr '+/' '-_' | tr -d '=')
-  echo "http://127.0.0.1:$SECURE$uri?md5=$md5&expires=$exp"
-}
+secure_url() { secure_link_url "$SECURE" "$1" "$SECRET"; }
 declare -A URL4K URL4KC URL1G
 URL4K[origin]="http://127.0.0.1:$ORIGIN/4k.bin";  URL4KC[origin]="${URL4K[origin]}"; URL1G[origin]="http://127.0.0.1:$ORIGIN/1g.bin"
 URL4K[secure_link]=$(secure_url 4k.bin);          URL4KC[secure_link]="${URL4K[secure_link]}"; URL1G[secure_link]=$(secure_url 1g.bin)
+URL4K[passthrough]="http://127.0.0.1:$PT/4k.bin"; URL4KC[passthrough]="${URL4K[passthrough]}"; URL1G[passthrough]="http://127.0.0.1:$PT/1g.bin"
 URL4K[linkgate_embedded]=$(mklink "$ADMIN_E" 4k.bin null)
 URL4KC[linkgate_embedded]=$(mklink "$ADMIN_E" 4k.bin 1000000000000)
 URL1G[linkgate_embedded]=$(mklink "$ADMIN_E" 1g.bin null)
@@ -140,13 +140,22 @@ URL4KC[linkgate_redis]=$(mklink "$ADMIN_R" 4k.bin 1000000000000)
 URL1G[linkgate_redis]=$(mklink "$ADMIN_R" 1g.bin null)
 URL1G[linkgate_dir]=$(mklink "$ADMIN_E" 1g.bin null files)
 code=$(curl -s -o /dev/null -r 0-0 -w '%{http_code}' "${URL1G[linkgate_dir]}"); [ "$code" = 206 ] || { echo "linkgate_dir answered $code"; exit 1; }
-for t in origin secure_link linkgate_embedded linkgate_redis; do
+for t in origin secure_link passthrough linkgate_embedded linkgate_redis; do
   for u in "${URL4K[$t]}" "${URL4KC[$t]}" "${URL1G[$t]}"; do
     code=$(curl -s -o /dev/null -r 0-0 -w '%{http_code}' "$u"); [ "$code" = 206 ] || [ "$code" = 200 ] || { echo "$t: $u answered $code"; exit 1; }
   done
 done
 
-rps() { wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$1" | awk '/Requests\/sec/ {print $2}'; }
+# "req/s p99-ms" of one wrk run.
+load() {
+  wrk --latency -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$1" | python3 -c '
+import re, sys
+text = sys.stdin.read()
+rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", text).group(1))
+m = re.search(r"^\s+99%\s+([0-9.]+)(us|ms|s)\s*$", text, re.M)
+scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+print(rps, round(float(m.group(1)) * scale[m.group(2)], 3) if m else 0)'
+}
 calls() { redis-cli -p "$REDIS" INFO commandstats | awk -F'[:=,]' -v c="cmdstat_$1" '$1==c {print $3}'; }
 throughput() { # best of 3, MB/s
   local best=0 s
@@ -163,10 +172,11 @@ pids_of() { case $1 in
   secure_link) pgrep -f "nginx.*$WORK/secure.conf" | tr '\n' ' ';;
   linkgate_embedded|linkgate_dir) cat "$WORK/embedded.pid";;
   linkgate_redis) cat "$WORK/redis.pid";;
+  passthrough) cat "$WORK/passthrough.pid";;
   esac; }
-port_of() { case $1 in origin) echo "$ORIGIN";; secure_link) echo "$SECURE";; linkgate_embedded|linkgate_dir) echo "$GW_E";; linkgate_redis) echo "$GW_R";; esac; }
+port_of() { case $1 in origin) echo "$ORIGIN";; secure_link) echo "$SECURE";; linkgate_embedded|linkgate_dir) echo "$GW_E";; linkgate_redis) echo "$GW_R";; passthrough) echo "$PT";; esac; }
 
-declare -A R_UNL R_CNT T_1G RSS_SLOW RSS_BEFORE SLOW_OK
+declare -A R_UNL R_CNT P_UNL P_CNT T_1G RSS_SLOW RSS_BEFORE SLOW_OK
 EVAL_PER_REQ=""; OTHER_PER_REQ_UNL=""
 big_file() { # target: 1 GiB throughput, then peak RSS under slow readers of the 1 GiB file
   T_1G[$1]=$(throughput "${URL1G[$1]}")
@@ -180,9 +190,11 @@ slow_rss() { # label target url: the target's RSS before, and its peak under the
   python3 benches/load/slow_readers.py 127.0.0.1 "$(port_of "$t")" "$path" "$SLOW_READERS" "$SLOW_SECONDS" 65536 > "$WORK/slow.out" &
   slow=$!
   peak=0
-  for _ in $(seq 1 $((SLOW_SECONDS * 4))); do
+  : > "$WORK/rss-$label.tsv"
+  for i in $(seq 1 $((SLOW_SECONDS * 4))); do
     # shellcheck disable=SC2046
     r=$(rss_of $(pids_of "$t")); [ "$r" -gt "$peak" ] && peak=$r
+    echo "$(python3 -c "print($i / 4)") $r" >> "$WORK/rss-$label.tsv"
     sleep 0.25
     kill -0 "$slow" 2>/dev/null || break
   done
@@ -197,11 +209,11 @@ restart_embedded() { # a fresh embedded gateway (SIGINT: Pingora's fast shutdown
 path = \"$WORK/embedded.db\""
   wait_port "$GW_E"; sleep 1
 }
-for t in origin secure_link linkgate_embedded linkgate_redis; do
+for t in origin secure_link passthrough linkgate_embedded linkgate_redis; do
   echo "== $t" >&2
   wrk -t1 -c8 -d2s "${URL4K[$t]}" >/dev/null   # warm caches and connections
   if [ "$t" = linkgate_redis ]; then redis-cli -p "$REDIS" CONFIG RESETSTAT >/dev/null; fi
-  R_UNL[$t]=$(rps "${URL4K[$t]}")
+  read -r R_UNL[$t] P_UNL[$t] < <(load "${URL4K[$t]}")
   if [ "$t" = linkgate_redis ]; then
     # Requests that need Redis would show as GET (link load) or EVALSHA (counting); the audit
     # flush adds one EVALSHA per link per quarter second, whatever the load.
@@ -209,7 +221,7 @@ for t in origin secure_link linkgate_embedded linkgate_redis; do
     OTHER_PER_REQ_UNL=$(python3 -c "print(round((${g:-0} + ${e:-0}) / (${R_UNL[$t]} * $DURATION), 4))")
     redis-cli -p "$REDIS" CONFIG RESETSTAT >/dev/null
   fi
-  R_CNT[$t]=$(rps "${URL4KC[$t]}")
+  read -r R_CNT[$t] P_CNT[$t] < <(load "${URL4KC[$t]}")
   if [ "$t" = linkgate_redis ]; then
     ev=$(calls evalsha); ev=${ev:-0}
     EVAL_PER_REQ=$(python3 -c "print(round($ev / (${R_CNT[$t]} * $DURATION), 3))")
@@ -226,34 +238,42 @@ restart_embedded; slow_rss fresh_dir linkgate_dir "${URL1G[linkgate_dir]}"
 
 mkdir -p target/load-results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-python3 - "$stamp" <<PY
-import json, sys
-stamp = sys.argv[1]
-targets = ["origin", "secure_link", "linkgate_embedded", "linkgate_redis"]
-unl = {"origin": ${R_UNL[origin]}, "secure_link": ${R_UNL[secure_link]}, "linkgate_embedded": ${R_UNL[linkgate_embedded]}, "linkgate_redis": ${R_UNL[linkgate_redis]}}
-cnt = {"origin": ${R_CNT[origin]}, "secure_link": ${R_CNT[secure_link]}, "linkgate_embedded": ${R_CNT[linkgate_embedded]}, "linkgate_redis": ${R_CNT[linkgate_redis]}}
-thr = {"origin": ${T_1G[origin]}, "secure_link": ${T_1G[secure_link]}, "linkgate_embedded": ${T_1G[linkgate_embedded]}, "linkgate_redis": ${T_1G[linkgate_redis]}, "linkgate_dir": ${T_1G[linkgate_dir]}}
-rss = {"origin": ${RSS_SLOW[origin]}, "secure_link": ${RSS_SLOW[secure_link]}, "linkgate_embedded": ${RSS_SLOW[linkgate_embedded]}, "linkgate_redis": ${RSS_SLOW[linkgate_redis]}, "linkgate_dir": ${RSS_SLOW[linkgate_dir]}}
-before = {"origin": ${RSS_BEFORE[origin]}, "secure_link": ${RSS_BEFORE[secure_link]}, "linkgate_embedded": ${RSS_BEFORE[linkgate_embedded]}, "linkgate_redis": ${RSS_BEFORE[linkgate_redis]}, "linkgate_dir": ${RSS_BEFORE[linkgate_dir]}}
+python3 - "$stamp" "$WORK" <<PY
+import json, os, sys
+stamp, work = sys.argv[1], sys.argv[2]
+targets = ["origin", "secure_link", "passthrough", "linkgate_embedded", "linkgate_redis"]
+unl = {"origin": ${R_UNL[origin]}, "secure_link": ${R_UNL[secure_link]}, "passthrough": ${R_UNL[passthrough]}, "linkgate_embedded": ${R_UNL[linkgate_embedded]}, "linkgate_redis": ${R_UNL[linkgate_redis]}}
+cnt = {"origin": ${R_CNT[origin]}, "secure_link": ${R_CNT[secure_link]}, "passthrough": ${R_CNT[passthrough]}, "linkgate_embedded": ${R_CNT[linkgate_embedded]}, "linkgate_redis": ${R_CNT[linkgate_redis]}}
+thr = {"origin": ${T_1G[origin]}, "secure_link": ${T_1G[secure_link]}, "passthrough": ${T_1G[passthrough]}, "linkgate_embedded": ${T_1G[linkgate_embedded]}, "linkgate_redis": ${T_1G[linkgate_redis]}, "linkgate_dir": ${T_1G[linkgate_dir]}}
+rss = {"origin": ${RSS_SLOW[origin]}, "secure_link": ${RSS_SLOW[secure_link]}, "passthrough": ${RSS_SLOW[passthrough]}, "linkgate_embedded": ${RSS_SLOW[linkgate_embedded]}, "linkgate_redis": ${RSS_SLOW[linkgate_redis]}, "linkgate_dir": ${RSS_SLOW[linkgate_dir]}}
+before = {"origin": ${RSS_BEFORE[origin]}, "secure_link": ${RSS_BEFORE[secure_link]}, "passthrough": ${RSS_BEFORE[passthrough]}, "linkgate_embedded": ${RSS_BEFORE[linkgate_embedded]}, "linkgate_redis": ${RSS_BEFORE[linkgate_redis]}, "linkgate_dir": ${RSS_BEFORE[linkgate_dir]}}
+p99 = {"unlimited": {t: float(v) for t, v in zip(targets, "${P_UNL[origin]} ${P_UNL[secure_link]} ${P_UNL[passthrough]} ${P_UNL[linkgate_embedded]} ${P_UNL[linkgate_redis]}".split())},
+       "counted": {t: float(v) for t, v in zip(targets, "${P_CNT[origin]} ${P_CNT[secure_link]} ${P_CNT[passthrough]} ${P_CNT[linkgate_embedded]} ${P_CNT[linkgate_redis]}".split())}}
+def series(label):
+    path = os.path.join(work, f"rss-{label}.tsv")
+    if not os.path.exists(path):
+        return []
+    return [[float(a), int(b)] for a, b in (line.split() for line in open(path) if line.strip())]
+rss_series = {label: series(label) for label in targets + ["linkgate_dir", "fresh_http", "fresh_dir"]}
 fresh = {"http_store": ${RSS_SLOW[fresh_http]}, "dir_store": ${RSS_SLOW[fresh_dir]}}
 fresh_before = {"http_store": ${RSS_BEFORE[fresh_http]}, "dir_store": ${RSS_BEFORE[fresh_dir]}}
-slow = {"origin": ${SLOW_OK[origin]:-0}, "secure_link": ${SLOW_OK[secure_link]:-0}, "linkgate_embedded": ${SLOW_OK[linkgate_embedded]:-0}, "linkgate_redis": ${SLOW_OK[linkgate_redis]:-0}, "linkgate_dir": ${SLOW_OK[linkgate_dir]:-0}, "fresh_http": ${SLOW_OK[fresh_http]:-0}, "fresh_dir": ${SLOW_OK[fresh_dir]:-0}}
+slow = {"origin": ${SLOW_OK[origin]:-0}, "secure_link": ${SLOW_OK[secure_link]:-0}, "passthrough": ${SLOW_OK[passthrough]:-0}, "linkgate_embedded": ${SLOW_OK[linkgate_embedded]:-0}, "linkgate_redis": ${SLOW_OK[linkgate_redis]:-0}, "linkgate_dir": ${SLOW_OK[linkgate_dir]:-0}, "fresh_http": ${SLOW_OK[fresh_http]:-0}, "fresh_dir": ${SLOW_OK[fresh_dir]:-0}}
 result = {
-  "when": stamp, "duration_s": $DURATION, "connections": $CONNECTIONS, "threads": $THREADS,
+  "when": stamp, "duration_s": $DURATION, "slow_readers": $SLOW_READERS, "connections": $CONNECTIONS, "threads": $THREADS,
   "cpus": int(open("/proc/cpuinfo").read().count("processor\t:")),
-  "rps_4k_unlimited": unl, "rps_4k_counted": cnt, "mb_per_s_1g": thr, "rss_mib_slow_readers": rss, "rss_mib_before_slow_readers": before, "rss_mib_slow_readers_fresh_gateway": fresh, "rss_mib_fresh_gateway_before": fresh_before, "slow_readers_connected": slow,
+  "rps_4k_unlimited": unl, "rps_4k_counted": cnt, "p99_ms_4k": p99, "rss_mib_over_time": rss_series, "mb_per_s_1g": thr, "rss_mib_slow_readers": rss, "rss_mib_before_slow_readers": before, "rss_mib_slow_readers_fresh_gateway": fresh, "rss_mib_fresh_gateway_before": fresh_before, "slow_readers_connected": slow,
   "redis_evalsha_per_counted_request": $EVAL_PER_REQ or 0,
   "redis_commands_per_unlimited_request": $OTHER_PER_REQ_UNL or 0,
 }
 def ratio(a, b):
     return f"{a / b:.2f}x" if b else "-"
-rows = ["| target | 4 KiB unlimited req/s | vs secure_link | vs origin | 4 KiB counted req/s | vs secure_link | 1 GiB MB/s | vs origin | RSS MiB, {} slow readers (before) |".format($SLOW_READERS),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+rows = ["| target | 4 KiB unlimited req/s | vs secure_link | vs origin | p99 ms | 4 KiB counted req/s | vs secure_link | p99 ms | 1 GiB MB/s | vs origin | RSS MiB, {} slow readers (before) |".format($SLOW_READERS),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
 for t in targets:
-    rows.append(f"| {t} | {unl[t]:.0f} | {ratio(unl[t], unl['secure_link'])} | {ratio(unl[t], unl['origin'])} | {cnt[t]:.0f} | {ratio(cnt[t], cnt['secure_link'])} | {thr[t]:.0f} | {ratio(thr[t], thr['origin'])} | {rss[t]} ({before[t]}; {slow[t]} connected) |")
-rows.append(f"| linkgate_dir (embedded, dir store) | - | - | - | - | - | {thr['linkgate_dir']:.0f} | {ratio(thr['linkgate_dir'], thr['origin'])} | {rss['linkgate_dir']} ({before['linkgate_dir']}; {slow['linkgate_dir']} connected) |")
-rows.append(f"| linkgate, fresh embedded gateway, HTTP store | - | - | - | - | - | - | - | {fresh['http_store']} ({fresh_before['http_store']}; {slow['fresh_http']} connected) |")
-rows.append(f"| linkgate, fresh embedded gateway, dir store | - | - | - | - | - | - | - | {fresh['dir_store']} ({fresh_before['dir_store']}; {slow['fresh_dir']} connected) |")
+    rows.append(f"| {t} | {unl[t]:.0f} | {ratio(unl[t], unl['secure_link'])} | {ratio(unl[t], unl['origin'])} | {p99['unlimited'][t]} | {cnt[t]:.0f} | {ratio(cnt[t], cnt['secure_link'])} | {p99['counted'][t]} | {thr[t]:.0f} | {ratio(thr[t], thr['origin'])} | {rss[t]} ({before[t]}; {slow[t]} connected) |")
+rows.append(f"| linkgate_dir (embedded, dir store) | - | - | - | - | - | - | - | {thr['linkgate_dir']:.0f} | {ratio(thr['linkgate_dir'], thr['origin'])} | {rss['linkgate_dir']} ({before['linkgate_dir']}; {slow['linkgate_dir']} connected) |")
+rows.append(f"| linkgate, fresh embedded gateway, HTTP store | - | - | - | - | - | - | - | - | - | {fresh['http_store']} ({fresh_before['http_store']}; {slow['fresh_http']} connected) |")
+rows.append(f"| linkgate, fresh embedded gateway, dir store | - | - | - | - | - | - | - | - | - | {fresh['dir_store']} ({fresh_before['dir_store']}; {slow['fresh_dir']} connected) |")
 md = "\n".join([f"Load benchmark {stamp}: {result['cpus']} CPUs, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, THREADS=$THREADS", "", *rows, "",
   f"Redis round trips on the request path: EVALSHA per counted request {result['redis_evalsha_per_counted_request']}, GET+EVALSHA per warm unlimited request {result['redis_commands_per_unlimited_request']}", ""])
 print(md)
@@ -261,3 +281,4 @@ open(f"target/load-results/load-{stamp}.md", "w").write(md)
 open(f"target/load-results/load-{stamp}.json", "w").write(json.dumps(result, indent=2))
 print(f"written: target/load-results/load-{stamp}.md and .json")
 PY
+python3 benches/load/chart.py "target/load-results/load-$stamp.json" "target/load-results/load-$stamp.svg"

@@ -15,7 +15,8 @@
 # Loopback only, bounded (valgrind makes each request ~50x slower; defaults take ~2 minutes),
 # stops by itself. Writes target/load-results/instructions-<time>.{md,json}.
 #
-# Knobs: REQUESTS (default 2000), WARM (default 300), CONNECTIONS (default 4), SKIP_BUILD=1.
+# Knobs: REQUESTS (default 2000), WARM (default 300), CONNECTIONS (default 4), SKIP_BUILD=1,
+# KEEP=DIR (keep each callgrind dump there, for callgrind_annotate).
 # Needs valgrind, nginx, h2load (nghttp2-client), redis-server, curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -119,6 +120,7 @@ measure() { # name port setup-function -- command...
     for _ in $(seq 1 100); do [ -s "$dump" ] && grep -q '^totals:\|^summary:' "$dump" && break; sleep 0.1; dump=$(ls -t "$out.$pid".* 2>/dev/null | head -1); done
     local total; total=$(awk '/^(totals|summary):/ {print $2; exit}' "$dump")
     PER_REQ[$label]=$(python3 -c "print(round($total / $REQUESTS))")
+    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$dump" "$KEEP/$label.callgrind"; fi
     echo "$label: ${PER_REQ[$label]} instructions per request" >&2
   done <<< "$lines"
   kill -INT "$pid" 2>/dev/null || true

@@ -21,6 +21,7 @@ pub mod count;
 pub mod edge;
 pub mod gate;
 pub mod guard;
+pub mod i18n;
 pub mod mail;
 pub mod notify;
 pub mod open;

@@ -114,18 +114,6 @@ impl Rules {
         }
     }
 
-    /// One line for the upload form.
-    pub fn describe(&self) -> String {
-        let mut text = format!("Up to {} per file.", pages::human_size(self.max_bytes));
-        if let Some(types) = &self.allowed_types {
-            text.push_str(&format!(" Accepted types: {}.", types.join(", ")));
-        }
-        if !self.overwrite {
-            text.push_str(" A file whose name is already taken is refused.");
-        }
-        text
-    }
-
     pub fn accepts_type(&self, media_type: &str) -> bool {
         self.allowed_types
             .as_deref()
@@ -724,7 +712,12 @@ impl Upload<'_> {
         Reply {
             status,
             headers,
-            body: pages::upload_result(&stored, message.as_deref(), back),
+            body: pages::upload_result(
+                crate::share::i18n::Lang::of(&session.req_header().headers),
+                &stored,
+                message.as_deref(),
+                back,
+            ),
         }
     }
 }

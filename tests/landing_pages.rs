@@ -258,3 +258,67 @@ fn error_pages_say_what_happened_in_plain_words() {
     );
     assert!(html.contains("Please try again in a few minutes"), "{html}");
 }
+
+#[test]
+fn the_operators_name_logo_and_accent_are_on_every_page() {
+    let origin = Origin::start();
+    origin.put("c.pdf", b"x");
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("logo.svg");
+    std::fs::write(
+        &svg,
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"40\" height=\"40\"><script>alert(1)</script><rect width=\"40\" height=\"40\" fill=\"#1a4d2e\"/></svg>",
+    )
+    .unwrap();
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: format!(
+            "[branding]\nname = \"Acme <Legal>\"\nlogo = \"{}\"\naccent = \"#1A4D2E\"\n",
+            svg.display()
+        ),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let v = gw
+        .admin()
+        .create(json!({"store": "docs", "object": "c.pdf"}));
+    let page = Jar::default().page(v["url"].as_str().unwrap());
+    let html = page.text();
+    assert!(
+        html.contains(
+            "<header class=\"brand\"><img src=\"/_linkgate/logo\" alt=\"Acme &lt;Legal&gt;\">"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("background:#1a4d2e"),
+        "the accent is in the stylesheet"
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("img-src 'self'"), "{csp}");
+    // The stylesheet with the accent is the one the CSP allows.
+    let style = html
+        .split("<style>")
+        .nth(1)
+        .and_then(|s| s.split("</style>").next())
+        .unwrap();
+    use base64::Engine;
+    use sha2::Digest;
+    let hash =
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(style.as_bytes()));
+    assert!(csp.contains(&format!("'sha256-{hash}'")), "{csp}");
+    // The 404 carries the branding too (the same bytes for every bad link).
+    let missing = request("GET", &gw.url("/s/AAAA"), &[("accept", "text/html")], None);
+    assert_eq!(missing.status, 404);
+    assert!(missing.text().contains("/_linkgate/logo"));
+
+    let logo = get(&gw.url("/_linkgate/logo"));
+    assert_eq!(logo.status, 200);
+    assert_eq!(logo.header("content-type"), Some("image/svg+xml"));
+    assert_eq!(logo.header("x-content-type-options"), Some("nosniff"));
+    assert!(logo.header("cache-control").unwrap().contains("max-age="));
+    assert_eq!(
+        logo.header("content-security-policy"),
+        Some("sandbox"),
+        "an SVG opened on its own runs nothing"
+    );
+    assert_eq!(logo.body, std::fs::read(&svg).unwrap());
+}

@@ -1277,7 +1277,7 @@ mod tests {
         assert_eq!(rendition_label(Lang::En, "lowres"), "Low resolution");
         assert_eq!(rendition_label(Lang::En, "board_pack"), "Board pack");
         let page = text(for_status(Lang::En, 502));
-        assert!(!page.contains("Bad gateway") && page.contains("did not answer"));
+        assert!(!page.contains("Bad gateway") && page.contains("could not be reached"));
     }
 
     #[test]

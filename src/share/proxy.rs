@@ -1454,6 +1454,16 @@ impl ProxyHttp for Proxy {
             crate::share::guard::refuse(session, why).await?;
             return Ok(true);
         }
+        let req = session.req_header();
+        if req.uri.path() == pages::LOGO_PATH && matches!(req.method, Method::GET | Method::HEAD) {
+            // The operator's logo (branding); without one, like any unknown path.
+            ctx.outcome = Outcome::Page;
+            match pages::logo_reply() {
+                Some(reply) => write_reply(session, reply).await?,
+                None => write_status(session, 404, &[]).await?,
+            }
+            return Ok(true);
+        }
         match self.admit(session, ctx).await {
             Ok(()) => self.serve(session, ctx).await?,
             Err(refusal) => write_refusal(session, refusal).await?,

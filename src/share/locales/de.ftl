@@ -64,7 +64,7 @@ status-405-text = Dieser Link kann nur geöffnet oder heruntergeladen werden.
 status-429-title = Zu viele Anfragen
 status-429-text = Dieser Link wurde aus Ihrem Netzwerk in kurzer Zeit sehr oft geöffnet. Bitte warten Sie eine Minute und versuchen Sie es erneut.
 status-502-title = Das Dokument konnte nicht abgerufen werden
-status-502-text = Der Dokumentenspeicher hat nicht richtig geantwortet. Bitte versuchen Sie es in ein paar Minuten erneut.
+status-502-text = Der Dokumentenspeicher war nicht erreichbar oder hat nicht richtig geantwortet. Bitte versuchen Sie es in ein paar Minuten erneut.
 status-503-title = Vorübergehend nicht verfügbar
 status-503-text = Der Dienst ist ausgelastet oder wird gewartet. Bitte versuchen Sie es in ein paar Minuten erneut.
 status-504-title = Der Dokumentenspeicher ist zu langsam
@@ -107,7 +107,10 @@ upload-drop = Dateien hierher ziehen oder auswählen
 upload-folder = Oder einen ganzen Ordner auswählen
 upload-button = Hochladen
 upload-expected = Erwartete Dateien: { $expected }. Noch zu senden: { $remaining }.
-upload-all-received = Alle { $expected } erwarteten Dateien sind angekommen. Vielen Dank!
+upload-all-received = { $expected ->
+    [one] Die erwartete Datei ist angekommen. Vielen Dank!
+   *[other] Alle { $expected } erwarteten Dateien sind angekommen. Vielen Dank!
+}
 upload-limit-size = Bis zu { $size } pro Datei.
 upload-limit-types = Erlaubt: { $types }.
 upload-limit-no-overwrite = Eine Datei, deren Name schon vergeben ist, wird abgelehnt.

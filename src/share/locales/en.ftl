@@ -65,7 +65,7 @@ status-405-text = This link can only be opened or downloaded.
 status-429-title = Too many requests
 status-429-text = This link was opened very often from your network in a short time. Please wait a minute and try again.
 status-502-title = The document could not be fetched
-status-502-text = The document store did not answer properly. Please try again in a few minutes.
+status-502-text = The document store could not be reached or did not answer properly. Please try again in a few minutes.
 status-503-title = Temporarily unavailable
 status-503-text = The service is busy or being maintained. Please try again in a few minutes.
 status-504-title = The document store is too slow
@@ -108,9 +108,12 @@ upload-drop = Drop files here, or choose them
 upload-folder = Or choose a whole folder
 upload-button = Upload
 upload-expected = Expected files: { $expected }. Still to send: { $remaining }.
-upload-all-received = All { $expected } expected files were received. Thank you!
+upload-all-received = { $expected ->
+    [one] The expected file was received. Thank you!
+   *[other] All { $expected } expected files were received. Thank you!
+}
 upload-limit-size = Up to { $size } per file.
-upload-limit-types = Accepted: { $types }.
+upload-limit-types = Accepted types: { $types }.
 upload-limit-no-overwrite = A file whose name is already taken is refused.
 upload-progress = Upload progress
 upload-sending = Sending…

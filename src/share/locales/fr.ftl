@@ -64,7 +64,7 @@ status-405-text = Ce lien peut seulement être ouvert ou téléchargé.
 status-429-title = Trop de requêtes
 status-429-text = Ce lien a été ouvert très souvent depuis votre réseau en peu de temps. Veuillez patienter une minute et réessayer.
 status-502-title = Le document n’a pas pu être récupéré
-status-502-text = Le stockage des documents n’a pas répondu correctement. Veuillez réessayer dans quelques minutes.
+status-502-text = Le stockage des documents est injoignable ou n’a pas répondu correctement. Veuillez réessayer dans quelques minutes.
 status-503-title = Temporairement indisponible
 status-503-text = Le service est surchargé ou en maintenance. Veuillez réessayer dans quelques minutes.
 status-504-title = Le stockage des documents est trop lent
@@ -107,7 +107,10 @@ upload-drop = Déposez des fichiers ici ou choisissez-les
 upload-folder = Ou choisissez un dossier entier
 upload-button = Envoyer
 upload-expected = Fichiers attendus : { $expected }. Encore à envoyer : { $remaining }.
-upload-all-received = Les { $expected } fichiers attendus ont tous été reçus. Merci !
+upload-all-received = { $expected ->
+    [one] Le fichier attendu a été reçu. Merci !
+   *[other] Les { $expected } fichiers attendus ont tous été reçus. Merci !
+}
 upload-limit-size = Jusqu’à { $size } par fichier.
 upload-limit-types = Acceptés : { $types }.
 upload-limit-no-overwrite = Un fichier dont le nom est déjà pris est refusé.

@@ -675,10 +675,16 @@ pub struct Landing<'a> {
     pub button_csrf: Option<&'a dyn Fn() -> String>,
 }
 
-fn upload_section(lang: Lang, form: &UploadForm) -> String {
+/// The upload part of a landing page; `heading` when documents come before it (an upload-only
+/// page's title says it already).
+fn upload_section(lang: Lang, form: &UploadForm, heading: bool) -> String {
     let expected = form.rules.max_files;
     let remaining = expected.map(|e| e.saturating_sub(form.received));
-    let mut out = format!("<h2>{}</h2>", escape(&t(lang, "upload-heading")));
+    let mut out = if heading {
+        format!("<h2>{}</h2>", escape(&t(lang, "upload-heading")))
+    } else {
+        String::new()
+    };
     if let (Some(expected), Some(remaining)) = (expected, remaining) {
         let args = [
             ("expected", FluentValue::from(expected)),
@@ -829,7 +835,7 @@ pub fn landing(lang: Lang, l: &Landing) -> Bytes {
         ));
     }
     if let Some(form) = l.upload {
-        body.push_str(&upload_section(lang, form));
+        body.push_str(&upload_section(lang, form, !documents.is_empty()));
     }
     layout(lang, &title, &body)
 }

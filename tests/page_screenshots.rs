@@ -68,6 +68,7 @@ struct Links {
     confirm: String,
     view_only: String,
     upload: String,
+    review: String,
     not_found: String,
 }
 
@@ -99,6 +100,7 @@ fn every_page_in_every_language_at_desktop_and_phone_width() {
         view_only: url(admin.create(json!({"store": "docs", "object": "q3.pdf", "recipient": {"email": null}}))),
         upload: url(admin.create(json!({"store": "docs", "rights": ["upload"],
             "upload": {"folder": "inbox/shots", "max_files": 20, "max_bytes": 10485760}}))),
+        review: url(admin.create(json!({"store": "docs", "object": "q3.pdf", "rights": ["approve"]}))),
         not_found: gw.url("/s/AAAAAAAAAAAAAAAAAAAAAAAA"),
     };
     let local = tempfile::tempdir().unwrap();
@@ -177,6 +179,8 @@ fn every_page_in_every_language_at_desktop_and_phone_width() {
         browser.choose_file("#files", &file);
         browser.click("#upload");
         visit("upload-result", "id=\"stored\"");
+        browser.goto(&links.review);
+        visit("landing-review", "id=\"decision-form\"");
         browser.goto(&links.not_found);
         visit("not-found", "id=\"next\"");
     }
@@ -185,7 +189,7 @@ fn every_page_in_every_language_at_desktop_and_phone_width() {
         codes_sent,
         "one code mail per language's browser"
     );
-    assert_eq!(shots, 3 * 11 * 2);
+    assert_eq!(shots, 3 * 12 * 2);
     assert!(
         findings.is_empty(),
         "accessibility findings:\n{}",

@@ -34,7 +34,7 @@ blockquote{margin:.5rem 0;padding:.3rem .8rem;border-left:4px solid {accent};whi
 form.inline{display:inline}ul.docs{list-style:none;padding:0}ul.docs li{margin:1rem 0;display:flex;gap:1rem;align-items:flex-start;flex-wrap:wrap}\
 ul.docs .button{margin-right:.4rem;padding:.4rem .9rem}img.thumb{border:1px solid #ccc;max-width:120px;height:auto}\
 .drop{border:2px dashed #767676;border-radius:.4rem;padding:1rem;margin:.5rem 0}.drop.over{border-color:{accent};background:#eef3fd}\
-ul.progress{list-style:none;padding:0}ul.progress progress{width:100%}";
+ul.progress{list-style:none;padding:0}ul.progress progress{width:100%}textarea{width:100%;box-sizing:border-box;font:inherit;border:1px solid #767676}";
 
 /// Rewrites every `<time datetime>` in the recipient's own time zone and language (the page
 /// shows UTC without JavaScript), and hides the note that says times are in UTC.
@@ -443,7 +443,7 @@ pub fn rendition_label(lang: Lang, name: &str) -> String {
 
 /// A time as the page shows it without JavaScript (`2026-12-03 22:20 UTC`) in a `<time>`
 /// element the time script rewrites in the recipient's time zone.
-fn time_element(at: OffsetDateTime, only_time: bool) -> String {
+pub fn time_element(at: OffsetDateTime, only_time: bool) -> String {
     use time::format_description::well_known::Rfc3339;
     let at = at.to_offset(time::UtcOffset::UTC);
     let machine = at.format(&Rfc3339).unwrap_or_default();

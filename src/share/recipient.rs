@@ -240,7 +240,13 @@ impl Visit {
         let device = self.device.as_deref().unwrap_or("");
         pages::with_section(
             page,
-            &crate::share::review::section(&self.link, device, &self.base, &review_token),
+            &crate::share::review::section(
+                self.lang,
+                &self.link,
+                device,
+                &self.base,
+                &review_token,
+            ),
         )
     }
 
@@ -1373,10 +1379,10 @@ async fn post_review(
             ),
         ),
         Err(refused) => {
-            let (status, title, text) = refused.page();
+            let (status, title, text) = refused.page(visit.lang);
             visit.reply(
                 status,
-                pages::notice_with_back(visit.lang, title, &text, &visit.base),
+                pages::notice_with_back(visit.lang, &title, &text, &visit.base),
             )
         }
     }

@@ -1179,6 +1179,12 @@ mod tests {
                 "code-wrong",
                 "label-documents",
                 "file-upload",
+                "not-granted-upload",
+                "not-granted-open",
+                "not-granted-original",
+                "not-granted-view",
+                "not-granted-rendition",
+                "not-granted-next",
             ] {
                 t(lang, id);
             }

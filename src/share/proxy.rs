@@ -661,7 +661,27 @@ impl Proxy {
             headers,
             body: {
                 let lang = Lang::of(&session.req_header().headers);
-                pages::message(lang, &t(lang, "not-allowed-title"), reason)
+                // The rights' reasons (written in English where rights are resolved) in the
+                // page's language, with what to do next.
+                let id = match reason {
+                    "This link does not accept uploads." => Some("not-granted-upload"),
+                    "This link does not allow opening its documents." => Some("not-granted-open"),
+                    "This link does not allow downloading the original." => {
+                        Some("not-granted-original")
+                    }
+                    "This link does not allow viewing documents in the browser." => {
+                        Some("not-granted-view")
+                    }
+                    "This link does not allow downloading that version of the document." => {
+                        Some("not-granted-rendition")
+                    }
+                    _ => None,
+                };
+                let text = match id {
+                    Some(id) => format!("{} {}", t(lang, id), t(lang, "not-granted-next")),
+                    None => reason.to_string(),
+                };
+                pages::message(lang, &t(lang, "not-allowed-title"), &text)
             },
         })
     }

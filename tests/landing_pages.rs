@@ -322,3 +322,30 @@ fn the_operators_name_logo_and_accent_are_on_every_page() {
     );
     assert_eq!(logo.body, std::fs::read(&svg).unwrap());
 }
+
+#[test]
+fn renditions_have_human_labels_from_the_catalogue_or_the_operator() {
+    let origin = Origin::start();
+    origin.put("q3.pdf", b"original");
+    origin.put("q3-low.pdf", b"low");
+    origin.put("q3-board.pdf", b"board");
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: "[branding.renditions]\nboard_pack = \"Board pack (printable)\"\n".into(),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    let v = gw.admin().create(json!({
+        "store": "docs", "rights": ["download", "download:lowres", "download:board_pack"],
+        "object": "q3.pdf", "filename": "Q3.pdf",
+        "renditions": {"lowres": "q3-low.pdf", "board_pack": "q3-board.pdf"},
+    }));
+    let url = v["url"].as_str().unwrap();
+    let html = page_in(url, "en").text();
+    assert!(html.contains(">Download: Low resolution<"), "{html}");
+    assert!(
+        html.contains(">Download: Board pack (printable)<"),
+        "{html}"
+    );
+    assert!(!html.contains("(lowres)"), "no raw rendition keys: {html}");
+    let de = page_in(url, "de").text();
+    assert!(de.contains(">Herunterladen: Niedrige Auflösung<"), "{de}");
+}

@@ -65,6 +65,9 @@ struct RawBranding {
     /// `#rrggbb`, dark enough for white text.
     #[serde(default)]
     accent: Option<String>,
+    /// The operator's labels for renditions, by rendition name (every language).
+    #[serde(default)]
+    renditions: BTreeMap<String, String>,
 }
 
 /// The validated `[branding]`.
@@ -73,6 +76,7 @@ pub struct Branding {
     pub name: Option<String>,
     pub logo: Option<crate::share::pages::Logo>,
     pub accent: Option<String>,
+    pub renditions: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Branding {
@@ -84,6 +88,7 @@ impl std::fmt::Debug for Branding {
                 &self.logo.as_ref().map(|l| (l.content_type, l.bytes.len())),
             )
             .field("accent", &self.accent)
+            .field("renditions", &self.renditions)
             .finish()
     }
 }
@@ -96,6 +101,7 @@ impl Branding {
             self.logo.clone(),
             self.accent.as_deref(),
         )
+        .with_rendition_labels(self.renditions.clone())
     }
 }
 
@@ -131,7 +137,23 @@ fn validate_branding(raw: RawBranding, base_dir: &Path) -> Result<Branding, Conf
             Some(check_logo(bytes).map_err(|e| invalid("branding.logo", e.to_string()))?)
         }
     };
-    Ok(Branding { name, logo, accent })
+    for (name, label) in &raw.renditions {
+        if label.trim().is_empty()
+            || label.chars().count() > 80
+            || label.chars().any(char::is_control)
+        {
+            return Err(invalid(
+                format!("branding.renditions.{name}"),
+                "must be 1 to 80 characters without control characters",
+            ));
+        }
+    }
+    Ok(Branding {
+        name,
+        logo,
+        accent,
+        renditions: raw.renditions,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -887,7 +909,8 @@ url = "http://127.0.0.1:8000/files"
         )
         .unwrap();
         let parse = |extra: &str| Config::parse(&format!("{GOOD}\n[branding]\n{extra}"), &config);
-        let c = parse("name = \"Acme Legal\"\nlogo = \"logo.png\"\naccent = \"#1A4D2E\"").unwrap();
+        let c = parse("name = \"Acme Legal\"\nlogo = \"logo.png\"\naccent = \"#1A4D2E\"\n[branding.renditions]\nlowres = \"Small\"").unwrap();
+        assert_eq!(c.branding.renditions["lowres"], "Small");
         assert_eq!(c.branding.name.as_deref(), Some("Acme Legal"));
         assert_eq!(c.branding.accent.as_deref(), Some("#1a4d2e"));
         assert_eq!(

@@ -169,6 +169,8 @@ pub fn check_logo(bytes: Vec<u8>) -> Result<Logo, BrandingError> {
 pub struct Theme {
     pub name: Option<String>,
     pub logo: Option<Logo>,
+    /// The operator's labels for renditions, by name (every language).
+    rendition_labels: std::collections::BTreeMap<String, String>,
     style: String,
     csp: String,
 }
@@ -190,9 +192,19 @@ impl Theme {
         Theme {
             name: name.filter(|n| !n.trim().is_empty()),
             logo,
+            rendition_labels: Default::default(),
             style,
             csp,
         }
+    }
+
+    /// The operator's own labels for renditions (`[branding.renditions]`).
+    pub fn with_rendition_labels(
+        mut self,
+        labels: std::collections::BTreeMap<String, String>,
+    ) -> Theme {
+        self.rendition_labels = labels;
+        self
     }
 
     /// The page CSP: only same-origin images (logo, thumbnails), our stylesheet and scripts (by
@@ -426,9 +438,13 @@ fn type_id(media_type: &str) -> Option<&'static str> {
     Some(id)
 }
 
-/// A rendition's name for people: the catalogue's label for the usual names ("Low
-/// resolution"), else the name with `_`/`-` as spaces and a capital first letter.
+/// A rendition's name for people: the operator's label (`[branding.renditions]`), else the
+/// catalogue's label for the usual names ("Low resolution"), else the name with `_`/`-` as
+/// spaces and a capital first letter.
 pub fn rendition_label(lang: Lang, name: &str) -> String {
+    if let Some(label) = theme().rendition_labels.get(name) {
+        return label.clone();
+    }
     let known = ["lowres", "hires", "preview", "print", "web", "watermarked"];
     if known.contains(&name) {
         return t(lang, &format!("rendition-{name}"));

@@ -1284,7 +1284,9 @@ impl Proxy {
             && !recipient::is_download(req.uri.query())
             && !upload::is_upload(req)
             && matches!(req.method, Method::GET | Method::HEAD);
-        if link.has_pages() || browser_visit {
+        // A link whose store is no longer configured is dead: no page, the uniform 404 below.
+        let live = self.gate.docstores.contains_key(&link.store);
+        if live && (link.has_pages() || browser_visit) {
             match recipient::decide(&self.gate, session, link.clone(), base.to_string()).await {
                 Ok(Decision::Pass { view_only }) => ctx.view_only = view_only,
                 Ok(Decision::Reply(reply)) => {

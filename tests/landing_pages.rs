@@ -349,3 +349,52 @@ fn renditions_have_human_labels_from_the_catalogue_or_the_operator() {
     let de = page_in(url, "de").text();
     assert!(de.contains(">Herunterladen: Niedrige Auflösung<"), "{de}");
 }
+
+#[test]
+fn a_browser_sends_several_files_at_once_with_progress_and_then_the_form_is_gone() {
+    let origin = Origin::start();
+    let gw = Gateway::start(&origin);
+    let v = gw
+        .admin()
+        .create(json!({"store": "docs", "rights": ["upload"],
+        "upload": {"folder": "inbox/several", "max_files": 2}}));
+    let url = v["url"].as_str().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let a = local.path().join("first.txt");
+    let b = local.path().join("second.txt");
+    std::fs::write(&a, vec![b'a'; 200_000]).unwrap();
+    std::fs::write(&b, b"second\n").unwrap();
+    let browser = Browser::start_with(BrowserOptions {
+        accept_language: Some("fr".into()),
+        ..BrowserOptions::default()
+    });
+    browser.goto(url);
+    browser.wait_for("Fichiers attendus : 2. Encore à envoyer : 2.");
+    // Two files in one choice (WebDriver takes them one per line).
+    browser.choose_file(
+        "#files",
+        std::path::Path::new(&format!("{}\n{}", a.display(), b.display())),
+    );
+    // The script shows one progress bar per file while the one request is sent.
+    browser.execute(
+        "window.__bars = 0; new MutationObserver(function () {\
+           var n = document.querySelectorAll('#progress progress').length;\
+           if (n > window.__bars) { window.__bars = n; sessionStorage.setItem('bars', n); }\
+         }).observe(document.body, {childList: true, subtree: true}); return 1;",
+    );
+    browser.click("#upload");
+    let result = browser.wait_for("id=\"stored\"");
+    assert!(
+        result.contains("first.txt") && result.contains("second.txt"),
+        "{result}"
+    );
+    assert!(result.contains("Envoi terminé"), "{result}");
+    assert_eq!(
+        browser.execute("return sessionStorage.getItem('bars');"),
+        json!("2"),
+        "a progress bar per file"
+    );
+    browser.goto(url);
+    let page = browser.wait_for("Les 2 fichiers attendus ont tous été reçus");
+    assert!(!page.contains("id=\"upload-form\""), "{page}");
+}

@@ -13,7 +13,7 @@
 //! - [`record`]: how the request ended, the download's event (queued in
 //!   [`crate::state::queues`]).
 //! - [`upload`]: uploads through a link (form and PUT), streamed to the store.
-//! - [`pages`]: the uniform 404 and the recipients' pages.
+//! - [`pages`]: the uniform 404 and the recipients' pages, in the language [`i18n`] picks.
 //! - [`gate`]: what every step shares (keys, link state, cache, queues, document stores).
 
 pub mod client;

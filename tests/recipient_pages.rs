@@ -50,7 +50,7 @@ fn a_browser_enters_the_password_then_downloads_from_the_landing_page() {
     browser.click("button[type=submit]");
     let landing = browser.wait_for("id=\"download\"");
     assert!(
-        landing.contains("300.0 KB"),
+        landing.contains("293 KiB"),
         "the landing page shows the size"
     );
     assert_eq!(used(&gw, id), 0, "pages never count");

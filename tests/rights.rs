@@ -246,8 +246,8 @@ fn several_documents_are_listed_served_one_by_one_and_share_the_limit() {
         "Q3 report.pdf",
         "Cover.jpg",
         "Minutes 12 März.txt",
-        "120.0 KB",
-        "3.0 KB",
+        "117.2 KiB",
+        "2.9 KiB",
         "id=\"action-1-2\"",
     ] {
         assert!(html.contains(text), "landing page lacks {text}: {html}");

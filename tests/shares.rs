@@ -204,7 +204,7 @@ fn each_recipient_is_mailed_their_own_link_and_only_theirs_counts() {
             "{text}"
         );
         assert!(text.contains("please sign <script>alert(1)</script> & return."));
-        assert!(text.contains("Contract 7.pdf (120.0 KB)"), "{text}");
+        assert!(text.contains("Contract 7.pdf (117.2 KiB)"), "{text}");
         assert!(text.contains("The link works until"), "{text}");
         assert!(html.contains("please sign &lt;script&gt;alert(1)&lt;/script&gt; &amp; return."));
         assert!(

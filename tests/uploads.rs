@@ -340,7 +340,7 @@ fn over_size_and_refused_types_get_a_reason_and_write_nothing() {
         big.json()["error"]
             .as_str()
             .unwrap()
-            .contains("at most 1.0 KB"),
+            .contains("at most 1000 bytes"),
         "{}",
         big.text()
     );

@@ -373,6 +373,8 @@ pub fn build_gate(config: &Config, previous: Option<&Gate>) -> Result<Gate, Stor
         (None, StateConfig::Embedded { path, .. }) => Arc::new(EmbeddedStore::open(path)?),
         (None, StateConfig::Redis { options, .. }) => Arc::new(RedisStore::new(options.clone())?),
     };
+    // The pages' branding follows the config in force (start and reload).
+    crate::share::pages::set_theme(config.branding.theme());
     let docstores = config
         .stores
         .iter()

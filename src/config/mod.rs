@@ -49,6 +49,111 @@ struct RawConfig {
     webhooks: Option<webhooks::RawWebhooks>,
     #[serde(default)]
     tracing: Option<otel::RawTracing>,
+    #[serde(default)]
+    branding: RawBranding,
+}
+
+/// `[branding]`: what the recipient pages show of the operator.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBranding {
+    #[serde(default)]
+    name: Option<String>,
+    /// A PNG, JPEG or SVG file (relative to the config file's folder), read at start and reload.
+    #[serde(default)]
+    logo: Option<PathBuf>,
+    /// `#rrggbb`, dark enough for white text.
+    #[serde(default)]
+    accent: Option<String>,
+    /// The operator's labels for renditions, by rendition name (every language).
+    #[serde(default)]
+    renditions: BTreeMap<String, String>,
+}
+
+/// The validated `[branding]`.
+#[derive(Clone, Default)]
+pub struct Branding {
+    pub name: Option<String>,
+    pub logo: Option<crate::share::pages::Logo>,
+    pub accent: Option<String>,
+    pub renditions: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Branding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Branding")
+            .field("name", &self.name)
+            .field(
+                "logo",
+                &self.logo.as_ref().map(|l| (l.content_type, l.bytes.len())),
+            )
+            .field("accent", &self.accent)
+            .field("renditions", &self.renditions)
+            .finish()
+    }
+}
+
+impl Branding {
+    /// The pages' theme this branding gives.
+    pub fn theme(&self) -> crate::share::pages::Theme {
+        crate::share::pages::Theme::new(
+            self.name.clone(),
+            self.logo.clone(),
+            self.accent.as_deref(),
+        )
+        .with_rendition_labels(self.renditions.clone())
+    }
+}
+
+fn validate_branding(raw: RawBranding, base_dir: &Path) -> Result<Branding, ConfigError> {
+    use crate::share::pages::{check_accent, check_logo};
+    let name = match raw.name {
+        Some(n) if n.chars().count() > 80 || n.chars().any(char::is_control) => {
+            return Err(invalid(
+                "branding.name",
+                "must be at most 80 characters without control characters",
+            ))
+        }
+        n => n.filter(|n| !n.trim().is_empty()),
+    };
+    let accent = raw
+        .accent
+        .map(|a| check_accent(&a).map_err(|e| invalid("branding.accent", e.to_string())))
+        .transpose()?;
+    let logo = match raw.logo {
+        None => None,
+        Some(path) => {
+            let path = if path.is_absolute() {
+                path
+            } else {
+                base_dir.join(path)
+            };
+            let bytes = std::fs::read(&path).map_err(|e| {
+                invalid(
+                    "branding.logo",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            Some(check_logo(bytes).map_err(|e| invalid("branding.logo", e.to_string()))?)
+        }
+    };
+    for (name, label) in &raw.renditions {
+        if label.trim().is_empty()
+            || label.chars().count() > 80
+            || label.chars().any(char::is_control)
+        {
+            return Err(invalid(
+                format!("branding.renditions.{name}"),
+                "must be 1 to 80 characters without control characters",
+            ));
+        }
+    }
+    Ok(Branding {
+        name,
+        logo,
+        accent,
+        renditions: raw.renditions,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,6 +332,8 @@ pub struct Config {
     pub webhooks: Option<webhooks::WebhookConfig>,
     /// `[tracing]`: absent or disabled = no traces (needs a restart to change).
     pub tracing: Option<otel::TracingConfig>,
+    /// `[branding]`: the operator's name, logo and accent colour on the recipient pages.
+    pub branding: Branding,
 }
 
 #[derive(Debug, Clone)]
@@ -369,6 +476,7 @@ fn validate(mut raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> 
     let tracing = otel::validate(raw.tracing.take())?;
     let (stores, secure_links) = validate_stores(raw.stores, base_dir)?;
     let log_json = validate_log(&raw.log)?;
+    let branding = validate_branding(std::mem::take(&mut raw.branding), base_dir)?;
     let tls = validate_tls(
         raw.server.tls.take(),
         raw.server.cookie_secure,
@@ -406,6 +514,7 @@ fn validate(mut raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> 
         },
         webhooks,
         tracing,
+        branding,
     })
 }
 
@@ -787,6 +896,38 @@ url = "http://127.0.0.1:8000/files"
         Config::parse(text, Path::new("test.toml"))
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn branding_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("linkgate.toml");
+        std::fs::write(dir.path().join("logo.png"), b"\x89PNG\r\n\x1a\nrest").unwrap();
+        std::fs::write(
+            dir.path().join("logo.html"),
+            b"<html><script>alert(1)</script>",
+        )
+        .unwrap();
+        let parse = |extra: &str| Config::parse(&format!("{GOOD}\n[branding]\n{extra}"), &config);
+        let c = parse("name = \"Acme Legal\"\nlogo = \"logo.png\"\naccent = \"#1A4D2E\"\n[branding.renditions]\nlowres = \"Small\"").unwrap();
+        assert_eq!(c.branding.renditions["lowres"], "Small");
+        assert_eq!(c.branding.name.as_deref(), Some("Acme Legal"));
+        assert_eq!(c.branding.accent.as_deref(), Some("#1a4d2e"));
+        assert_eq!(
+            c.branding.logo.as_ref().map(|l| l.content_type),
+            Some("image/png")
+        );
+        for (bad, key) in [
+            ("accent = \"red\"", "branding.accent"),
+            ("accent = \"#fff;}body{x\"", "branding.accent"),
+            ("accent = \"#ffee00\"", "branding.accent"),
+            ("logo = \"logo.html\"", "branding.logo"),
+            ("logo = \"missing.png\"", "branding.logo"),
+            ("colour = \"#000000\"", "colour"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -207,7 +207,12 @@ pub async fn read_body(session: &mut Session) -> pingora::Result<Option<bytes::B
 /// if any, is never read).
 pub async fn refuse(session: &mut Session, why: RequestDefect) -> pingora::Result<()> {
     session.set_keepalive(None);
-    let body = pages::message("Bad request", &format!("{why}."));
+    let lang = crate::share::i18n::Lang::of(&session.req_header().headers);
+    let body = pages::message(
+        lang,
+        &crate::share::i18n::t(lang, "bad-request-title"),
+        &format!("{why}. {}", crate::share::i18n::t(lang, "bad-request-next")),
+    );
     let mut resp = ResponseHeader::build(why.status(), Some(8))?;
     for (k, v) in pages::page_headers() {
         resp.insert_header(k, v)?;

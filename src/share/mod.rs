@@ -13,7 +13,7 @@
 //! - [`record`]: how the request ended, the download's event (queued in
 //!   [`crate::state::queues`]).
 //! - [`upload`]: uploads through a link (form and PUT), streamed to the store.
-//! - [`pages`]: the uniform 404 and the recipients' pages.
+//! - [`pages`]: the uniform 404 and the recipients' pages, in the language [`i18n`] picks.
 //! - [`gate`]: what every step shares (keys, link state, cache, queues, document stores).
 
 pub mod client;
@@ -21,6 +21,7 @@ pub mod count;
 pub mod edge;
 pub mod gate;
 pub mod guard;
+pub mod i18n;
 pub mod mail;
 pub mod notify;
 pub mod open;

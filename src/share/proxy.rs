@@ -41,6 +41,7 @@ use crate::model::outcome::Outcome;
 use crate::model::status::Status;
 use crate::share::client::{client_of, user_agent_of};
 use crate::share::count::Metered;
+use crate::share::i18n::{t, Lang};
 use crate::share::open::{self, Asks};
 use crate::share::pages;
 use crate::share::pages::Reply;
@@ -177,9 +178,12 @@ async fn write_status(
     status: u16,
     extra: &[(&'static str, &'static str)],
 ) -> Result<()> {
-    let body = pages::for_status(status);
+    let body = pages::for_status(Lang::of(&session.req_header().headers), status);
     let mut resp = ResponseHeader::build(status, Some(8))?;
-    for (k, v) in pages::page_headers().iter().chain(extra) {
+    for (k, v) in pages::page_headers() {
+        resp.insert_header(k, v)?;
+    }
+    for (k, v) in extra {
         resp.insert_header(*k, *v)?;
     }
     resp.insert_header(header::CONTENT_LENGTH, body.len())?;
@@ -270,17 +274,13 @@ fn name_document(d: &mut Draft, target: Option<&Target>) {
 
 /// The page a recipient who passed the link's checks gets when the document changed (and the
 /// link refuses changes) or is gone from its store: `410 Gone`, the same page for both.
-fn gone_page() -> Reply {
+fn gone_page(lang: Lang) -> Reply {
     let mut headers = pages::page_headers_owned();
     headers.push(("vary", "cookie".to_string()));
     Reply {
         status: 410,
         headers,
-        body: pages::message(
-            "Document changed or removed",
-            "This document was changed or removed since it was shared with you; ask the sender \
-             for a new link.",
-        ),
+        body: pages::notice(lang, "gone"),
     }
 }
 
@@ -510,7 +510,7 @@ impl Proxy {
             self.gate.audit.push(link.id, d);
         }
         if changed || seen {
-            write_reply(session, gone_page()).await
+            write_reply(session, gone_page(Lang::of(&session.req_header().headers))).await
         } else {
             write_status(session, 404, &[]).await
         }
@@ -659,7 +659,30 @@ impl Proxy {
         Refused::Reply(Reply {
             status: 403,
             headers,
-            body: pages::message("Not allowed", reason),
+            body: {
+                let lang = Lang::of(&session.req_header().headers);
+                // The rights' reasons (written in English where rights are resolved) in the
+                // page's language, with what to do next.
+                let id = match reason {
+                    "This link does not accept uploads." => Some("not-granted-upload"),
+                    "This link does not allow opening its documents." => Some("not-granted-open"),
+                    "This link does not allow downloading the original." => {
+                        Some("not-granted-original")
+                    }
+                    "This link does not allow viewing documents in the browser." => {
+                        Some("not-granted-view")
+                    }
+                    "This link does not allow downloading that version of the document." => {
+                        Some("not-granted-rendition")
+                    }
+                    _ => None,
+                };
+                let text = match id {
+                    Some(id) => format!("{} {}", t(lang, id), t(lang, "not-granted-next")),
+                    None => reason.to_string(),
+                };
+                pages::message(lang, &t(lang, "not-allowed-title"), &text)
+            },
         })
     }
 
@@ -842,7 +865,7 @@ impl Proxy {
             return Reply {
                 status: 404,
                 headers,
-                body: pages::for_status(404),
+                body: pages::for_status(Lang::of(&session.req_header().headers), 404),
             };
         };
         let up = Upload {
@@ -1254,7 +1277,16 @@ impl Proxy {
                 return Err(self.limit_refusal(session, ctx, link, failed));
             }
         }
-        if link.has_pages() {
+        // Every browser visit gets the landing page first (plain links too: it says what the
+        // document is, from whom, until when); its Download button (`?download`) fetches.
+        // Scripts (no `text/html` in `Accept`) still get the file directly.
+        let browser_visit = recipient::wants_html(session)
+            && !recipient::is_download(req.uri.query())
+            && !upload::is_upload(req)
+            && matches!(req.method, Method::GET | Method::HEAD);
+        // A link whose store is no longer configured is dead: no page, the uniform 404 below.
+        let live = self.gate.docstores.contains_key(&link.store);
+        if live && (link.has_pages() || browser_visit) {
             match recipient::decide(&self.gate, session, link.clone(), base.to_string()).await {
                 Ok(Decision::Pass { view_only }) => ctx.view_only = view_only,
                 Ok(Decision::Reply(reply)) => {
@@ -1442,6 +1474,16 @@ impl ProxyHttp for Proxy {
         if let Err(why) = crate::share::guard::check_session(session) {
             ctx.outcome = Outcome::Malformed;
             crate::share::guard::refuse(session, why).await?;
+            return Ok(true);
+        }
+        let req = session.req_header();
+        if req.uri.path() == pages::LOGO_PATH && matches!(req.method, Method::GET | Method::HEAD) {
+            // The operator's logo (branding); without one, like any unknown path.
+            ctx.outcome = Outcome::Page;
+            match pages::logo_reply() {
+                Some(reply) => write_reply(session, reply).await?,
+                None => write_status(session, 404, &[]).await?,
+            }
             return Ok(true);
         }
         match self.admit(session, ctx).await {

@@ -15,15 +15,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, Method};
 use pingora::proxy::Session;
-use time::format_description::well_known::Rfc2822;
 use time::OffsetDateTime;
 
 use crate::model::audit::Draft;
 use crate::model::link::{Link, LinkId, LinkState, Right, Variant};
 use crate::share::client::{client_of, user_agent_of};
 use crate::share::gate::{FormToken, Gate};
+use crate::share::i18n::{t, tr, Lang};
 use crate::share::mail::CodeMail;
-use crate::share::pages::{self, DocumentFacts, LandingDocument, UploadForm};
+use crate::share::pages::{self, Action, ActionKind, DocumentFacts, LandingDocument, UploadForm};
 use crate::share::verify::{
     mask_email, new_code_nonce, new_device_id, ProofError, CHALLENGE_LIFETIME,
 };
@@ -95,6 +95,8 @@ struct Visit {
     /// `/s/{token}`: where forms post and redirects go.
     base: String,
     html: bool,
+    /// The pages' language, from `Accept-Language` only.
+    lang: Lang,
     /// A form POST (password, trust, codes); an upload POST is not one.
     post: bool,
     download: bool,
@@ -113,27 +115,45 @@ struct Visit {
 
 impl Visit {
     fn facts(&self) -> DocumentFacts {
-        let (name, size) = match self.link.documents.as_slice() {
-            [doc] => (doc.filename.clone(), doc.size),
-            [] => ("File upload".to_string(), None),
-            docs => (format!("{} documents", docs.len()), None),
+        let lang = self.lang;
+        let (name, size, media_type) = match self.link.documents.as_slice() {
+            [doc] => (
+                doc.filename.clone(),
+                doc.size,
+                Some(crate::share::upload::type_of(&doc.filename)),
+            ),
+            [] => (t(lang, "file-upload"), None, None),
+            docs => (
+                tr(
+                    lang,
+                    "several-documents",
+                    &[("count", fluent_bundle::FluentValue::from(docs.len()))],
+                ),
+                None,
+                None,
+            ),
         };
         DocumentFacts {
             name,
             size,
-            expires: self.expires(),
+            media_type,
+            expires: self.link.expires_at,
         }
     }
 
-    fn expires(&self) -> Option<String> {
-        self.link
-            .expires_at
-            .and_then(|e| e.format(&Rfc2822).ok())
-            .map(|e| e.replace("+0000", "UTC"))
+    /// A page of catalogue messages `{id}-title` and `{id}-text`.
+    fn notice(&self, status: u16, id: &str) -> Decision {
+        self.reply(status, pages::notice(self.lang, id))
     }
 
-    /// The landing page: each document with a button per granted variant, and the upload form.
-    fn landing(&self, gate: &Gate, view_only: bool) -> Bytes {
+    /// The page for `status` (503 and the like).
+    fn status(&self, status: u16) -> Decision {
+        self.reply(status, pages::for_status(self.lang, status))
+    }
+
+    /// The landing page: who shared what, each document with a button per granted variant, and
+    /// the upload form.
+    fn landing(&self, gate: &Gate, view_only: bool, extras: &Extras) -> Bytes {
         let several = self.link.documents.len() > 1;
         let documents: Vec<LandingDocument> = self
             .link
@@ -149,10 +169,10 @@ impl Visit {
                 let actions = variants
                     .iter()
                     .map(|v| {
-                        let label = match (v, view_only) {
-                            (_, true) | (Variant::View, _) => "View".to_string(),
-                            (Variant::Original, _) => "Download".to_string(),
-                            (Variant::Rendition(name), _) => format!("Download ({name})"),
+                        let kind = match (v, view_only) {
+                            (_, true) | (Variant::View, _) => ActionKind::View,
+                            (Variant::Original, _) => ActionKind::Download,
+                            (Variant::Rendition(name), _) => ActionKind::Rendition(name.clone()),
                         };
                         let mut href = format!("{}?download", self.base);
                         if several {
@@ -163,12 +183,15 @@ impl Visit {
                         {
                             href.push_str(&format!("&as={}", v.query_value()));
                         }
-                        (label, href)
+                        Action { kind, href }
                     })
                     .collect();
+                let media_type = crate::share::upload::type_of(&doc.filename);
                 LandingDocument {
                     name: doc.filename.clone(),
                     size: doc.size,
+                    media_type,
+                    thumbnail: pages::thumbnail_url(&self.base, i + 1, media_type),
                     actions,
                 }
             })
@@ -180,7 +203,8 @@ impl Visit {
                     .verifier
                     .csrf_token(&self.link.id, self.device.as_deref().unwrap_or(""))
             }),
-            limits: crate::share::upload::Rules::for_link(&self.link, &gate.policy).describe(),
+            rules: crate::share::upload::Rules::for_link(&self.link, &gate.policy),
+            received: self.link.uploads,
         });
         // A limited link no check protects: downloads start only from a button press (a POST,
         // one single-use form token per button), so a scanner that follows the page's links uses
@@ -196,11 +220,17 @@ impl Visit {
             None
         };
         let page = pages::landing(
-            self.expires().as_deref(),
-            &documents,
-            upload.as_ref(),
-            view_only,
-            button_csrf,
+            self.lang,
+            &pages::Landing {
+                expires: self.link.expires_at,
+                sender: extras.sender.clone(),
+                message: extras.message.clone(),
+                downloads_left: extras.downloads_left,
+                documents: &documents,
+                upload: upload.as_ref(),
+                view_only,
+                button_csrf,
+            },
         );
         let review_token = || {
             gate.checks
@@ -210,7 +240,13 @@ impl Visit {
         let device = self.device.as_deref().unwrap_or("");
         pages::with_section(
             page,
-            &crate::share::review::section(&self.link, device, &self.base, &review_token),
+            &crate::share::review::section(
+                self.lang,
+                &self.link,
+                device,
+                &self.base,
+                &review_token,
+            ),
         )
     }
 
@@ -281,6 +317,45 @@ impl Visit {
     }
 }
 
+/// What the landing page shows beyond the link itself: the share's sender and message, and the
+/// downloads left. Each is left out (and logged) when the store cannot say.
+#[derive(Default)]
+struct Extras {
+    sender: Option<String>,
+    message: Option<String>,
+    downloads_left: Option<u64>,
+}
+
+async fn extras(gate: &Gate, link: &Link) -> Extras {
+    let mut out = Extras {
+        sender: link.created_by.clone(),
+        ..Extras::default()
+    };
+    if let Some(share) = link.share.as_deref().and_then(LinkId::parse) {
+        match gate.links.store.get_share(share).await {
+            Ok(Some(share)) => {
+                if let Some(name) = share.sender.display() {
+                    out.sender = Some(name.to_string());
+                }
+                out.message = share.message.filter(|m| !m.trim().is_empty());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(link = %link.id, error = %e, "could not read the link's share for its landing page")
+            }
+        }
+    }
+    if let Some(max) = link.max_downloads {
+        match gate.links.store.usage(link.id, link.generation).await {
+            Ok(used) => out.downloads_left = Some(max.saturating_sub(used)),
+            Err(e) => {
+                tracing::warn!(link = %link.id, error = %e, "could not read the link's downloads for its landing page")
+            }
+        }
+    }
+    out
+}
+
 /// Whether a query asks for the download itself (`?download`, the landing page's buttons).
 pub fn is_download(query: Option<&str>) -> bool {
     query.is_some_and(|q| {
@@ -337,6 +412,7 @@ pub async fn decide(
     let upload = crate::share::upload::is_upload(req);
     let mut visit = Visit {
         html: wants_html(session),
+        lang: Lang::of(&req.headers),
         post: req.method == Method::POST && !upload,
         upload,
         download: is_download(req.uri.query()),
@@ -368,7 +444,7 @@ pub async fn decide(
     if rendering {
         if let Some(ip) = client {
             if !gate.checks.page_limiter.allows(ip) {
-                let mut d = visit.reply(429, pages::for_status(429));
+                let mut d = visit.status(429);
                 if let Decision::Reply(r) = &mut d {
                     r.headers.push(("retry-after", "30".to_string()));
                 }
@@ -391,13 +467,7 @@ pub async fn decide(
         let passed = checks_passed(gate, session, &visit);
         return Ok(match read_form(session).await? {
             Some(form) => post(gate, &visit, &form, passed).await,
-            None => visit.reply(
-                400,
-                pages::message(
-                    "The form could not be read",
-                    "Please go back, reload the page and try again.",
-                ),
-            ),
+            None => visit.notice(400, "form-unreadable"),
         });
     }
     if let Some(d) = password_gate(gate, session, &visit).await {
@@ -410,7 +480,8 @@ pub async fn decide(
     if visit.html && !(visit.download && pressed) && !visit.upload {
         gate.audit
             .push(visit.link.id, visit.event("page.viewed", "ok"));
-        return Ok(visit.reply(200, visit.landing(gate, view_only)));
+        let extras = extras(gate, &visit.link).await;
+        return Ok(visit.reply(200, visit.landing(gate, view_only, &extras)));
     }
     if !visit.cookies.is_empty() {
         // A new device cookie on a download request: set it, then come back for the file.
@@ -435,7 +506,7 @@ async fn password_gate(gate: &Gate, session: &Session, visit: &Visit) -> Option<
             Ok(work) => visit.reply(200, password_page(visit, &csrf, None, work.as_ref())),
             Err(e) => {
                 tracing::error!(link = %visit.link.id, error = %e, "link store failed while showing a password form");
-                visit.reply(503, pages::for_status(503))
+                visit.status(503)
             }
         });
     }
@@ -500,7 +571,7 @@ fn password_page(visit: &Visit, csrf: &str, error: Option<&str>, work: Option<&W
         challenge: &w.challenge,
         bits: w.bits,
     });
-    pages::password_form(&visit.facts(), csrf, error, work.as_ref())
+    pages::password_form(visit.lang, &visit.facts(), csrf, error, work.as_ref())
 }
 
 /// How hard the proof of work is once a link's checks in this window reached `checks`: the
@@ -675,11 +746,7 @@ async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
         return Ok(false);
     };
     if !visit.html {
-        return Err(visit.text(
-            403,
-            "This link is for a named recipient and must be opened in a web browser.",
-            &[],
-        ));
+        return Err(visit.text(403, &t(visit.lang, "recipient-browser-only"), &[]));
     }
     let Some(email) = &recipient.email else {
         // No address to verify against: every browser may view, none may download.
@@ -691,7 +758,10 @@ async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
     }
     let csrf = gate.checks.verifier.csrf_token(&visit.link.id, device);
     if visit.link.trusted_devices.is_empty() && !recipient.require_code {
-        return Err(visit.reply(200, pages::confirm_device(&visit.facts(), &csrf)));
+        return Err(visit.reply(
+            200,
+            pages::confirm_device(visit.lang, &visit.facts(), &csrf),
+        ));
     }
     // Fail closed: a store that cannot say whether codes may still be tried or which code is
     // current answers 503, never a guess.
@@ -707,13 +777,13 @@ async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(link = %visit.link.id, error = %e, "link store failed while showing a device check");
-            return Err(visit.reply(503, pages::for_status(503)));
+            return Err(visit.status(503));
         }
     };
     if checks >= CODE_CHECKS_PER_LINK {
         return Err(visit.reply(
             403,
-            pages::no_more_codes(&visit.facts(), visit.link.created_by.as_deref()),
+            pages::no_more_codes(visit.lang, &visit.facts(), visit.link.created_by.as_deref()),
         ));
     }
     let masked = mask_email(email);
@@ -721,10 +791,22 @@ async fn device_gate(gate: &Gate, visit: &Visit) -> Result<bool, Decision> {
         let resend = gate.checks.verifier.csrf_token(&visit.link.id, device);
         return Err(visit.reply(
             200,
-            pages::enter_code(&visit.facts(), &csrf, &resend, &masked, &clock(until), None),
+            pages::enter_code(
+                visit.lang,
+                &visit.facts(),
+                &csrf,
+                &resend,
+                &masked,
+                until,
+                None,
+            ),
         ));
     }
-    Err(visit.reply(200, pages::send_code(&visit.facts(), &csrf, &masked, None)))
+    let first = visit.link.trusted_devices.is_empty();
+    Err(visit.reply(
+        200,
+        pages::send_code(visit.lang, &visit.facts(), &csrf, &masked, first, None),
+    ))
 }
 
 /// A form: checked for its CSRF token (single use), then its action.
@@ -737,25 +819,9 @@ async fn post(gate: &Gate, visit: &Visit, form: &[(String, String)], passed: boo
     };
     match spent {
         Ok(FormToken::Fresh) => {}
-        Ok(FormToken::Invalid) => {
-            return visit.reply(
-                403,
-                pages::message(
-                    "This form has expired",
-                    "Please reload the page and try again.",
-                ),
-            )
-        }
-        Ok(FormToken::Spent) => {
-            return visit.reply(
-                403,
-                pages::message(
-                    "This form was already sent",
-                    "Please reload the page and try again.",
-                ),
-            )
-        }
-        Err(_) => return visit.reply(503, pages::for_status(503)),
+        Ok(FormToken::Invalid) => return visit.notice(403, "form-expired"),
+        Ok(FormToken::Spent) => return visit.notice(403, "form-spent"),
+        Err(_) => return visit.status(503),
     }
     match field(form, "action") {
         Some("download") => post_download(gate, visit),
@@ -768,13 +834,7 @@ async fn post(gate: &Gate, visit: &Visit, form: &[(String, String)], passed: boo
         Some(action @ ("comment" | "decide")) => {
             post_review(gate, visit, form, action, &device, passed).await
         }
-        _ => visit.reply(
-            400,
-            pages::message(
-                "The form could not be read",
-                "Please go back, reload the page and try again.",
-            ),
-        ),
+        _ => visit.notice(400, "form-unreadable"),
     }
 }
 
@@ -790,37 +850,68 @@ async fn post_password(gate: &Gate, visit: &Visit, form: &[(String, String)]) ->
     match check_password(gate, visit, hash, given, field(form, "proof")).await {
         PasswordOutcome::Passed => {
             let mut v = visit.cookies.clone();
-            v.push(("set-cookie", gate.checks.verifier.pass_cookie(&visit.link, &visit.base)));
-            let mut headers = vec![("location", visit.base.clone()), ("cache-control", "private, no-store".to_string())];
+            v.push((
+                "set-cookie",
+                gate.checks.verifier.pass_cookie(&visit.link, &visit.base),
+            ));
+            let mut headers = vec![
+                ("location", visit.base.clone()),
+                ("cache-control", "private, no-store".to_string()),
+            ];
             headers.extend(v);
-            Decision::Reply(Reply { status: 303, headers, body: Bytes::new() })
+            Decision::Reply(Reply {
+                status: 303,
+                headers,
+                body: Bytes::new(),
+            })
         }
         PasswordOutcome::Wrong => {
             // The next form needs work too once the budget is spent meanwhile.
             let work = match work_needed(gate, &visit.link).await {
                 Ok(work) => work,
-                Err(_) => return visit.reply(503, pages::for_status(503)),
+                Err(_) => return visit.status(503),
             };
-            visit.reply(401, password_page(visit, &csrf, Some("That password is not right. Please try again."), work.as_ref()))
+            visit.reply(
+                401,
+                password_page(
+                    visit,
+                    &csrf,
+                    Some(&t(visit.lang, "password-wrong")),
+                    work.as_ref(),
+                ),
+            )
         }
         PasswordOutcome::Throttled => visit.reply(
             429,
-            password_page(visit, &csrf, Some("Too many wrong passwords were tried from your network address. Please wait 15 minutes and try again."), None),
+            password_page(
+                visit,
+                &csrf,
+                Some(&t(visit.lang, "password-throttled")),
+                None,
+            ),
         ),
         PasswordOutcome::NeedsWork(work) => visit.reply(
             429,
             password_page(
                 visit,
                 &csrf,
-                Some("This link is under heavy guessing right now, so your browser must do a few seconds of work before the password is checked (JavaScript is needed for now). Please enter the password again."),
+                Some(&t(visit.lang, "password-needs-work")),
                 Some(&work),
             ),
         ),
         PasswordOutcome::BadProof => match work_needed(gate, &visit.link).await {
-            Ok(work) => visit.reply(400, password_page(visit, &csrf, Some("The form could not be checked. Please enter the password again."), work.as_ref())),
-            Err(_) => visit.reply(503, pages::for_status(503)),
+            Ok(work) => visit.reply(
+                400,
+                password_page(
+                    visit,
+                    &csrf,
+                    Some(&t(visit.lang, "password-bad-proof")),
+                    work.as_ref(),
+                ),
+            ),
+            Err(_) => visit.status(503),
         },
-        PasswordOutcome::Unavailable => visit.reply(503, pages::for_status(503)),
+        PasswordOutcome::Unavailable => visit.status(503),
     }
 }
 
@@ -874,7 +965,7 @@ async fn post_trust(gate: &Gate, visit: &Visit, device: &str) -> Decision {
             d.reason = Some(reason);
             gate.audit.push(visit.link.id, d);
         }
-        Err(_) => return visit.reply(503, pages::for_status(503)),
+        Err(_) => return visit.status(503),
     }
     // Either trusted now, or another browser won the race: the link page says which.
     visit.back()
@@ -887,6 +978,9 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
     let id = visit.link.id;
     let csrf = gate.checks.verifier.csrf_token(&id, device);
     let masked = mask_email(&email);
+    // No browser verified yet (a `require_code` link opened for the first time): the pages do
+    // not speak of another browser.
+    let first = visit.link.trusted_devices.is_empty();
     let refused = |reason: &str| {
         let mut d = visit.event("code.sent", "refused");
         d.reason = Some(reason.into());
@@ -899,18 +993,26 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
             visit.reply(
                 status,
                 pages::enter_code(
+                    visit.lang,
                     &visit.facts(),
                     &csrf,
                     &resend,
                     &masked,
-                    &clock(until),
+                    until,
                     Some(notice),
                 ),
             )
         }
         None => visit.reply(
             status,
-            pages::send_code(&visit.facts(), &csrf, &masked, Some(notice)),
+            pages::send_code(
+                visit.lang,
+                &visit.facts(),
+                &csrf,
+                &masked,
+                first,
+                Some(notice),
+            ),
         ),
     };
     let state = async {
@@ -919,13 +1021,13 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
     };
     let (checks, current) = match state.await {
         Ok(s) => s,
-        Err(_) => return visit.reply(503, pages::for_status(503)),
+        Err(_) => return visit.status(503),
     };
     if checks >= CODE_CHECKS_PER_LINK {
         refused("the link's lifetime limit of code checks is used up: no new browser can be verified by code");
         return visit.reply(
             403,
-            pages::no_more_codes(&visit.facts(), visit.link.created_by.as_deref()),
+            pages::no_more_codes(visit.lang, &visit.facts(), visit.link.created_by.as_deref()),
         );
     }
     let current_until = current.as_ref().map(|(_, until)| *until);
@@ -938,9 +1040,19 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
         Ok(1) => {}
         Ok(_) => {
             refused("resend throttled");
-            return page(429, current_until, "A code was sent moments ago. Please use the code from that mail, or wait a little before asking again.");
+            // The code this browser asked for moments ago may have been stored after the read
+            // above (two presses in flight): read it again, so the code box is always offered
+            // while a code is current.
+            let current_until = match current_until {
+                Some(until) => Some(until),
+                None => match current_code(gate, &id).await {
+                    Ok(current) => current.map(|(_, until)| until),
+                    Err(_) => return visit.status(503),
+                },
+            };
+            return page(429, current_until, &t(visit.lang, "code-resend-throttled"));
         }
-        Err(_) => return visit.reply(503, pages::for_status(503)),
+        Err(_) => return visit.status(503),
     }
     match gate
         .links
@@ -955,12 +1067,30 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
                 429,
                 current_until,
                 &format!(
-                    "No new mail was sent: {CODE_MAILS_PER_LINK} codes were already mailed to {masked} in the last hour. {}",
-                    if current_until.is_some() { "Please enter the code from the latest of those mails." } else { "Please try again later." }
+                    "{} {}",
+                    tr(
+                        visit.lang,
+                        "code-mail-cap",
+                        &[
+                            (
+                                "count",
+                                fluent_bundle::FluentValue::from(CODE_MAILS_PER_LINK)
+                            ),
+                            ("email", fluent_bundle::FluentValue::from(masked.as_str())),
+                        ]
+                    ),
+                    t(
+                        visit.lang,
+                        if current_until.is_some() {
+                            "code-mail-cap-current"
+                        } else {
+                            "code-mail-cap-later"
+                        }
+                    )
                 ),
             );
         }
-        Err(_) => return visit.reply(503, pages::for_status(503)),
+        Err(_) => return visit.status(503),
     }
     // One current code per link: a browser asking while a code is valid gets the same code
     // again, so a flood of requests cannot use up the recipient's chances.
@@ -977,14 +1107,14 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
     {
         Ok(Some(existing)) => (existing, false),
         Ok(None) => (minted.into_bytes(), true),
-        Err(_) => return visit.reply(503, pages::for_status(503)),
+        Err(_) => return visit.status(503),
     };
     let Some((nonce, until)) = parse_code(&stored) else {
         tracing::error!(link = %id, "the stored code is unreadable");
-        return visit.reply(503, pages::for_status(503));
+        return visit.status(503);
     };
     let Some(code) = gate.checks.verifier.code_of(&id, &nonce) else {
-        return visit.reply(503, pages::for_status(503));
+        return visit.status(503);
     };
     let facts = visit.facts();
     let valid_until = clock(until);
@@ -1017,12 +1147,12 @@ async fn post_send_code(gate: &Gate, visit: &Visit, device: &str) -> Decision {
             visit.reply(
                 502,
                 pages::send_code(
+                    visit.lang,
                     &visit.facts(),
                     &csrf,
                     &masked,
-                    Some(
-                        "The code could not be mailed just now. Please try again in a few minutes.",
-                    ),
+                    first,
+                    Some(&t(visit.lang, "code-mail-failed")),
                 ),
             )
         }
@@ -1107,45 +1237,47 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
             return visit.reply(
                 200,
                 pages::send_code(
+                    visit.lang,
                     &visit.facts(),
                     &csrf,
                     &masked,
-                    Some("That code has expired or was used. Please ask for a new one."),
+                    visit.link.trusted_devices.is_empty(),
+                    Some(&t(visit.lang, "code-expired")),
                 ),
             )
         }
         Ok(CodeTry::Refused(reason)) => {
             failed("refused", reason);
-            return visit.reply(
-                429,
-                pages::message(
-                    "Too many wrong codes",
-                    "Too many wrong codes were tried in this browser or from your network address. Please open the link in another \
-                     browser, or wait until the code expires (within the hour) and ask for a new one.",
-                ),
-            );
+            return visit.notice(429, "code-too-many");
         }
         Ok(CodeTry::Discarded) => {
             failed("refused", "code discarded after too many attempts");
             return visit.reply(
                 401,
-                pages::send_code(&visit.facts(), &csrf, &masked, Some("Too many wrong codes were tried: that code no longer works. Please ask for a new one.")),
+                pages::send_code(
+                    visit.lang,
+                    &visit.facts(),
+                    &csrf,
+                    &masked,
+                    visit.link.trusted_devices.is_empty(),
+                    Some(&t(visit.lang, "code-discarded")),
+                ),
             );
         }
         Ok(CodeTry::Exhausted) => {
             failed("refused", "the link's lifetime limit of code checks is used up: no new browser can be verified by code");
             return visit.reply(
                 403,
-                pages::no_more_codes(&visit.facts(), visit.link.created_by.as_deref()),
+                pages::no_more_codes(visit.lang, &visit.facts(), visit.link.created_by.as_deref()),
             );
         }
         Err(e) => {
             tracing::error!(link = %id, error = %e, "link store failed while checking a code");
-            return visit.reply(503, pages::for_status(503));
+            return visit.status(503);
         }
     };
     let Some(expected) = gate.checks.verifier.code_of(&id, &nonce) else {
-        return visit.reply(503, pages::for_status(503));
+        return visit.status(503);
     };
     let well_formed = given.len() == 6 && given.bytes().all(|b| b.is_ascii_digit());
     if !(well_formed
@@ -1156,32 +1288,26 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
     {
         failed("failed", "wrong code");
         if last_for_browser {
-            return visit.reply(
-                401,
-                pages::message(
-                    "That code is not right",
-                    "That code is not right, and it no longer works in this browser after five tries. Please open the link in \
-                     another browser, or wait until the code expires (within the hour) and ask for a new one.",
-                ),
-            );
+            return visit.notice(401, "code-last-try");
         }
         let resend = gate.checks.verifier.csrf_token(&id, device);
         return visit.reply(
             401,
             pages::enter_code(
+                visit.lang,
                 &visit.facts(),
                 &csrf,
                 &resend,
                 &masked,
-                &clock(until),
-                Some("That code is not right. Please check it and try again."),
+                until,
+                Some(&t(visit.lang, "code-wrong")),
             ),
         );
     }
     // A code verifies one browser: spend it before trusting (a failure leaves it unspent and
     // trusts nothing).
     if gate.links.store.kv_del(&keys::code(id)).await.is_err() {
-        return visit.reply(503, pages::for_status(503));
+        return visit.status(503);
     }
     gate.audit.push(id, visit.event("code.passed", "ok"));
     match trust(gate, visit, device, false).await {
@@ -1191,7 +1317,7 @@ async fn post_verify_code(gate: &Gate, visit: &Visit, device: &str, given: &str)
             gate.audit.push(id, d);
             visit.back()
         }
-        Err(_) => visit.reply(503, pages::for_status(503)),
+        Err(_) => visit.status(503),
     }
 }
 
@@ -1225,13 +1351,7 @@ async fn post_review(
 ) -> Decision {
     use crate::share::review;
     if !passed {
-        return visit.reply(
-            403,
-            pages::message(
-                "Please open the link again",
-                "The checks of this link must be passed before a review can be sent.",
-            ),
-        );
+        return visit.notice(403, "review-closed");
     }
     let outcome = match review::parse(action, field(form, "comment"), field(form, "decision")) {
         Ok(ask) => {
@@ -1243,22 +1363,27 @@ async fn post_review(
         Ok("decision") => visit.reply(
             200,
             pages::notice_with_back(
-                "Decision recorded",
-                "Thank you: your decision was recorded.",
+                visit.lang,
+                &t(visit.lang, "decision-recorded-title"),
+                &t(visit.lang, "decision-recorded-text"),
                 &visit.base,
             ),
         ),
         Ok(_) => visit.reply(
             200,
             pages::notice_with_back(
-                "Comment sent",
-                "Thank you: your comment was recorded.",
+                visit.lang,
+                &t(visit.lang, "comment-sent-title"),
+                &t(visit.lang, "comment-sent-text"),
                 &visit.base,
             ),
         ),
         Err(refused) => {
-            let (status, title, text) = refused.page();
-            visit.reply(status, pages::notice_with_back(title, &text, &visit.base))
+            let (status, title, text) = refused.page(visit.lang);
+            visit.reply(
+                status,
+                pages::notice_with_back(visit.lang, &title, &text, &visit.base),
+            )
         }
     }
 }

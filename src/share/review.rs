@@ -15,13 +15,13 @@
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use time::OffsetDateTime;
 
 use crate::model::audit::Draft;
 use crate::model::hex;
 use crate::model::link::{Decision, Link, Right, MAX_DECISIONS};
 use crate::model::markup::escape;
 use crate::share::gate::Gate;
+use crate::share::i18n::{t, tr, Lang};
 use crate::state::{Change, StoreError};
 
 /// Longest comment kept (characters).
@@ -101,41 +101,23 @@ pub enum Refused {
 }
 
 impl Refused {
-    /// The recipient's page: title and text.
-    pub fn page(&self) -> (u16, &'static str, String) {
-        match self {
-            Refused::NotGranted => (403, "Not possible", "This link does not allow that.".into()),
-            Refused::Empty => (
-                400,
-                "Nothing to send",
-                "Please write a comment first.".into(),
-            ),
-            Refused::TooLong => (
-                400,
-                "Comment too long",
-                format!("A comment may have at most {MAX_COMMENT} characters."),
-            ),
-            Refused::TooMany => (
-                429,
-                "Too many comments",
-                "No more comments can be taken for now. Please try again later.".into(),
-            ),
-            Refused::Decided => (
-                409,
-                "Already decided",
-                "A decision was recorded already and cannot be changed.".into(),
-            ),
-            Refused::Unreadable => (
-                400,
-                "The form could not be read",
-                "Please go back, reload the page and try again.".into(),
-            ),
-            Refused::Store => (
-                503,
-                "Service unavailable",
-                "The service is temporarily unavailable. Please try again shortly.".into(),
-            ),
-        }
+    /// The recipient's page in `lang`: status, title and text.
+    pub fn page(&self, lang: Lang) -> (u16, String, String) {
+        let (status, id) = match self {
+            Refused::NotGranted => (403, "review-not-granted"),
+            Refused::Empty => (400, "review-empty"),
+            Refused::TooLong => (400, "review-too-long"),
+            Refused::TooMany => (429, "review-too-many"),
+            Refused::Decided => (409, "review-decided"),
+            Refused::Unreadable => (400, "form-unreadable"),
+            Refused::Store => (503, "status-503"),
+        };
+        let args = [("max", fluent_bundle::FluentValue::from(MAX_COMMENT))];
+        (
+            status,
+            tr(lang, &format!("{id}-title"), &args),
+            tr(lang, &format!("{id}-text"), &args),
+        )
     }
 }
 
@@ -224,18 +206,31 @@ pub async fn record(
 
 /// The landing page's review section (already-escaped HTML): the reviewer's decision if there is
 /// one, the comment form, and the decision form while none is recorded.
-pub fn section(link: &Link, device: &str, action: &str, csrf: &dyn Fn() -> String) -> String {
+pub fn section(
+    lang: Lang,
+    link: &Link,
+    device: &str,
+    action: &str,
+    csrf: &dyn Fn() -> String,
+) -> String {
     if !link.takes_comments() {
         return String::new();
     }
     let who = reviewer(link, device);
     let mine = link.decisions.iter().find(|d| d.by == who);
-    let mut html = String::from("<h2>Review</h2>");
+    let mut html = format!("<h2>{}</h2>", escape(&t(lang, "review-heading")));
     if let Some(d) = mine {
+        let word = match d.decision.as_str() {
+            "approved" => t(lang, "review-approved"),
+            "rejected" => t(lang, "review-rejected"),
+            other => other.to_string(),
+        };
         html.push_str(&format!(
-            "<p id=\"decision\">Your decision: <strong>{}</strong> ({}).</p>",
+            "<p id=\"decision\" data-decision=\"{}\">{}: <strong>{}</strong> ({}).</p>",
             escape(&d.decision),
-            escape(&rfc3339(d.at))
+            escape(&t(lang, "review-your-decision")),
+            escape(&word),
+            crate::share::pages::time_element(d.at, false)
         ));
         if !d.comment.is_empty() {
             html.push_str(&format!(
@@ -248,38 +243,80 @@ pub fn section(link: &Link, device: &str, action: &str, csrf: &dyn Fn() -> Strin
         "<form method=\"post\" action=\"{action}\" id=\"comment-form\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <input type=\"hidden\" name=\"action\" value=\"comment\">\
-         <label for=\"comment\">Comment</label><br>\
-         <textarea id=\"comment\" name=\"comment\" rows=\"4\" cols=\"50\" maxlength=\"{MAX_COMMENT}\" required></textarea><br>\
-         <button type=\"submit\" id=\"send-comment\">Send comment</button></form>",
+         <label for=\"comment\">{label}</label>\
+         <textarea id=\"comment\" name=\"comment\" rows=\"4\" cols=\"40\" maxlength=\"{MAX_COMMENT}\" required></textarea><br>\
+         <button type=\"submit\" id=\"send-comment\">{send}</button></form>",
         action = escape(action),
         csrf = escape(&csrf()),
+        label = escape(&t(lang, "review-comment-label")),
+        send = escape(&t(lang, "review-send-comment")),
     ));
     if link.allows(&Right::Approve) && mine.is_none() {
         html.push_str(&format!(
             "<form method=\"post\" action=\"{action}\" id=\"decision-form\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
              <input type=\"hidden\" name=\"action\" value=\"decide\">\
-             <label for=\"decision-text\">Decision comment</label><br>\
-             <textarea id=\"decision-text\" name=\"comment\" rows=\"3\" cols=\"50\" maxlength=\"{MAX_COMMENT}\"></textarea><br>\
-             <p class=\"note\">A decision is final.</p>\
-             <button type=\"submit\" name=\"decision\" value=\"approved\" id=\"approve\">Approve</button> \
-             <button type=\"submit\" name=\"decision\" value=\"rejected\" id=\"reject\">Reject</button></form>",
+             <label for=\"decision-text\">{label}</label>\
+             <textarea id=\"decision-text\" name=\"comment\" rows=\"3\" cols=\"40\" maxlength=\"{MAX_COMMENT}\"></textarea><br>\
+             <p class=\"note\">{final_note}</p>\
+             <button type=\"submit\" name=\"decision\" value=\"approved\" id=\"approve\">{approve}</button> \
+             <button type=\"submit\" name=\"decision\" value=\"rejected\" id=\"reject\">{reject}</button></form>",
             action = escape(action),
             csrf = escape(&csrf()),
+            label = escape(&t(lang, "review-decision-label")),
+            final_note = escape(&t(lang, "review-final")),
+            approve = escape(&t(lang, "review-approve")),
+            reject = escape(&t(lang, "review-reject")),
         ));
     }
     html
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::link::{Document, Recipient};
+    use time::OffsetDateTime;
+
+    #[test]
+    fn the_review_section_and_its_refusals_render_in_every_language() {
+        crate::share::i18n::take_problems();
+        let mut l = link();
+        let device = "00112233445566778899aabbccddeeff";
+        for lang in Lang::ALL {
+            let html = section(lang, &l, device, "/s/t", &|| "t".to_string());
+            assert!(html.contains("id=\"decision-form\""));
+            for refused in [
+                Refused::NotGranted,
+                Refused::Empty,
+                Refused::TooLong,
+                Refused::TooMany,
+                Refused::Decided,
+                Refused::Unreadable,
+                Refused::Store,
+            ] {
+                let (_, title, text) = refused.page(lang);
+                assert!(!title.is_empty() && !text.is_empty());
+            }
+        }
+        l.decisions.push(Decision {
+            decision: "approved".into(),
+            comment: String::new(),
+            by: reviewer(&l, device),
+            client: None,
+            at: OffsetDateTime::UNIX_EPOCH,
+        });
+        let de = section(Lang::De, &l, device, "/s/t", &|| "t".to_string());
+        assert!(
+            de.contains("Ihre Entscheidung: <strong>Freigegeben</strong>"),
+            "{de}"
+        );
+        assert!(de.contains("<time datetime=\"1970-01-01T00:00:00Z\">"));
+        let (_, _, text) = Refused::TooLong.page(Lang::Fr);
+        assert!(text.contains("2000"), "{text}");
+        let problems = crate::share::i18n::take_problems();
+        assert!(problems.is_empty(), "missing messages: {problems:?}");
+    }
 
     fn link() -> Link {
         let mut l = Link::new(
@@ -333,7 +370,7 @@ mod tests {
     fn the_section_escapes_and_hides_the_decision_form_once_decided() {
         let mut l = link();
         let device = "00112233445566778899aabbccddeeff";
-        let html = section(&l, device, "/s/t", &|| "tok\"en".to_string());
+        let html = section(Lang::En, &l, device, "/s/t", &|| "tok\"en".to_string());
         assert!(html.contains("id=\"decision-form\"") && html.contains("tok&quot;en"));
         l.decisions.push(Decision {
             decision: "rejected".into(),
@@ -342,10 +379,10 @@ mod tests {
             client: None,
             at: OffsetDateTime::UNIX_EPOCH,
         });
-        let html = section(&l, device, "/s/t", &|| "t".to_string());
+        let html = section(Lang::En, &l, device, "/s/t", &|| "t".to_string());
         assert!(!html.contains("decision-form"));
         assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
         l.rights = vec![Right::View];
-        assert!(section(&l, device, "/s/t", &|| "t".to_string()).is_empty());
+        assert!(section(Lang::En, &l, device, "/s/t", &|| "t".to_string()).is_empty());
     }
 }

@@ -34,6 +34,7 @@ use crate::model::link::check_object_key;
 use crate::model::link::{sanitize_filename, Link, LinkState};
 use crate::model::policy::{Policy, DEFAULT_UPLOAD_MAX_BYTES};
 use crate::share::gate::{FormToken, Gate};
+use crate::share::i18n::{t, tr, Lang};
 use crate::share::pages;
 use crate::share::pages::Reply;
 use crate::state::keys;
@@ -114,18 +115,6 @@ impl Rules {
         }
     }
 
-    /// One line for the upload form.
-    pub fn describe(&self) -> String {
-        let mut text = format!("Up to {} per file.", pages::human_size(self.max_bytes));
-        if let Some(types) = &self.allowed_types {
-            text.push_str(&format!(" Accepted types: {}.", types.join(", ")));
-        }
-        if !self.overwrite {
-            text.push_str(" A file whose name is already taken is refused.");
-        }
-        text
-    }
-
     pub fn accepts_type(&self, media_type: &str) -> bool {
         self.allowed_types
             .as_deref()
@@ -177,6 +166,9 @@ pub fn clean_name(raw: &str) -> Result<String, UploadError> {
     }))
 }
 
+/// Why a form upload without any file is refused.
+const NO_FILE: &str = "no file was chosen";
+
 /// Why an upload was refused or failed; each has the status and the message the client gets.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -209,6 +201,37 @@ pub enum UploadError {
 }
 
 impl UploadError {
+    /// What the upload form's result page says, in `lang`.
+    pub fn page_text(&self, lang: Lang) -> String {
+        use fluent_bundle::FluentValue;
+        let one = |id: &str, key: &str, value: FluentValue| tr(lang, id, &[(key, value)]);
+        match self {
+            UploadError::BadRequest(why) if why == NO_FILE => t(lang, "upload-err-none"),
+            UploadError::BadRequest(_) => t(lang, "upload-err-bad"),
+            UploadError::TooLarge(max) => one(
+                "upload-err-too-large",
+                "size",
+                FluentValue::from(pages::size_in(lang, *max)),
+            ),
+            UploadError::Type(ty) => one("upload-err-type", "type", FluentValue::from(ty.as_str())),
+            UploadError::Exists(name) => one(
+                "upload-err-exists",
+                "name",
+                FluentValue::from(name.as_str()),
+            ),
+            UploadError::Busy(name) => {
+                one("upload-err-busy", "name", FluentValue::from(name.as_str()))
+            }
+            UploadError::Full(n) => one("upload-err-full", "expected", FluentValue::from(*n)),
+            UploadError::Form => t(lang, "form-expired-text"),
+            UploadError::ClientGone => t(lang, "upload-err-broken"),
+            UploadError::TooSlow(_) => t(lang, "upload-err-slow"),
+            UploadError::OriginStatus(_) | UploadError::Origin(_) => t(lang, "upload-err-store"),
+            UploadError::Store(_) => t(lang, "status-503-text"),
+            UploadError::Gone => t(lang, "notfound-text"),
+        }
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             UploadError::BadRequest(_) | UploadError::ClientGone => 400,
@@ -700,7 +723,7 @@ impl Upload<'_> {
             }
         }
         if stored.is_empty() && error.is_none() {
-            error = Some(UploadError::BadRequest("no file was chosen".into()));
+            error = Some(UploadError::BadRequest(NO_FILE.into()));
         }
         let status = match &error {
             None => 200,
@@ -709,14 +732,8 @@ impl Upload<'_> {
                 e.status()
             }
         };
-        let message = error.map(|e| {
-            let text = e.to_string();
-            let mut chars = text.chars();
-            chars
-                .next()
-                .map(|c| c.to_uppercase().collect::<String>() + chars.as_str() + ".")
-                .unwrap_or_default()
-        });
+        let lang = Lang::of(&session.req_header().headers);
+        let message = error.map(|e| e.page_text(lang));
         let mut headers = pages::page_headers_owned();
         if status >= 400 && !session.is_body_done() {
             headers.push(("connection", "close".to_string()));
@@ -724,7 +741,7 @@ impl Upload<'_> {
         Reply {
             status,
             headers,
-            body: pages::upload_result(&stored, message.as_deref(), back),
+            body: pages::upload_result(lang, &stored, message.as_deref(), back),
         }
     }
 }
@@ -776,6 +793,36 @@ fn json_reply(status: u16, body: &serde_json::Value) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_read_in_every_language() {
+        crate::share::i18n::take_problems();
+        for lang in Lang::ALL {
+            for e in [
+                UploadError::BadRequest(NO_FILE.into()),
+                UploadError::BadRequest("x".into()),
+                UploadError::TooLarge(1024),
+                UploadError::Type("application/x-msdownload".into()),
+                UploadError::Exists("a.pdf".into()),
+                UploadError::Busy("a.pdf".into()),
+                UploadError::Full(3),
+                UploadError::Form,
+                UploadError::ClientGone,
+                UploadError::TooSlow(1024),
+                UploadError::OriginStatus(500),
+                UploadError::Origin("x".into()),
+                UploadError::Gone,
+            ] {
+                assert!(!e.page_text(lang).is_empty());
+            }
+        }
+        assert_eq!(
+            UploadError::TooLarge(2 << 30).page_text(Lang::En),
+            "The file is larger than this link accepts (at most 2 GiB per file)."
+        );
+        let problems = crate::share::i18n::take_problems();
+        assert!(problems.is_empty(), "missing messages: {problems:?}");
+    }
 
     #[test]
     fn types_come_from_the_extension_and_match_patterns() {

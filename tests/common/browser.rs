@@ -29,6 +29,8 @@ pub struct BrowserOptions {
     pub args: Vec<String>,
     /// Record the network events (DevTools' `Network.*`), read with [`Browser::responses`].
     pub network_log: bool,
+    /// The languages the browser asks for (`Accept-Language`), e.g. `"de"`.
+    pub accept_language: Option<String>,
 }
 
 impl BrowserOptions {
@@ -43,6 +45,7 @@ impl BrowserOptions {
                 spki_sha256_base64(cert)
             )],
             network_log: true,
+            accept_language: None,
         }
     }
 }
@@ -114,6 +117,10 @@ impl Browser {
         .into();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         args.extend(options.args);
+        if let Some(lang) = &options.accept_language {
+            args.push(format!("--accept-lang={lang}"));
+            args.push(format!("--lang={lang}"));
+        }
         let mut caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -123,6 +130,10 @@ impl Browser {
                           "download.prompt_for_download": false, "safebrowsing.enabled": false}
             }
         }}});
+        if let Some(lang) = &options.accept_language {
+            caps["capabilities"]["alwaysMatch"]["goog:chromeOptions"]["prefs"]
+                ["intl.accept_languages"] = json!(lang);
+        }
         if options.network_log {
             caps["capabilities"]["alwaysMatch"]["goog:loggingPrefs"] =
                 json!({ "performance": "ALL" });
@@ -254,6 +265,24 @@ impl Browser {
             "/execute/sync",
             Some(json!({ "script": script, "args": [] })),
         )
+    }
+
+    /// Sets the window's outer size in CSS pixels.
+    pub fn set_window_size(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        );
+    }
+
+    /// A PNG of the current viewport.
+    pub fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = self.call("GET", "/screenshot", None);
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap_or(""))
+            .expect("a base64 screenshot")
     }
 
     /// Chooses a local file in an `<input type="file">`, as a user picking it would.

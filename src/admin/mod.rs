@@ -14,8 +14,11 @@
 pub mod health;
 
 pub mod bodies;
+mod bulk;
 pub mod error;
 mod handlers;
+mod idempotency;
+mod openapi;
 mod shares;
 pub use shares::MailSweeper;
 pub mod views;
@@ -70,6 +73,8 @@ struct RequestFacts {
     client: Option<String>,
     user_agent: Option<String>,
     query: HashMap<String, String>,
+    /// The request's `If-Match`, checked in the same atomic step as the write.
+    if_match: Option<IfMatch>,
 }
 
 impl RequestFacts {
@@ -176,30 +181,39 @@ impl AdminApi {
             client: client_of(session).map(|ip| ip.to_string()),
             user_agent: user_agent_of(session),
             query: parse_query(session.req_header().uri.query().unwrap_or("")),
+            if_match: IfMatch::of(session)?,
         };
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (&method, segments.as_slice()) {
-            (&Method::POST, ["v1", "links"]) => self.create(session, &caller, &origin).await,
+            (&Method::POST, ["v1", "links"]) => {
+                self.idempotent(session, &caller, "links", |body| {
+                    self.create(body, &caller, &origin)
+                })
+                .await
+            }
             (&Method::GET, ["v1", "links"]) => self.list(&caller, &origin).await,
-            (_, ["v1", "links"]) => Err(method_not_allowed()),
+            (&Method::POST, ["v1", "links", "bulk"]) => {
+                let body = self.read_json_object(session).await?;
+                self.bulk(body, &caller, &origin).await
+            }
             (&Method::GET, ["v1", "webhooks", "failed"]) => self.failed_webhooks(&caller).await,
-            (_, ["v1", "webhooks", "failed"]) => Err(method_not_allowed()),
-            (&Method::POST, ["v1", "shares"]) => self.create_share(session, &caller, &origin).await,
+            (&Method::POST, ["v1", "shares"]) => {
+                self.idempotent(session, &caller, "shares", |body| {
+                    self.create_share(body, &caller, &origin)
+                })
+                .await
+            }
             (&Method::GET, ["v1", "shares"]) => self.list_shares(&caller, &origin).await,
-            (_, ["v1", "shares"]) => Err(method_not_allowed()),
             (&Method::GET, ["v1", "shares", id]) => self.show_share(&caller, id).await,
             (&Method::DELETE, ["v1", "shares", id]) => {
                 self.cancel_share(&caller, &origin, id).await
             }
-            (_, ["v1", "shares", _]) => Err(method_not_allowed()),
             (&Method::DELETE, ["v1", "shares", id, "recipients", link]) => {
                 self.revoke_recipient(&caller, &origin, id, link).await
             }
-            (_, ["v1", "shares", _, "recipients", _]) => Err(method_not_allowed()),
             (&Method::POST, ["v1", "shares", id, "recipients", link, "resend"]) => {
                 self.resend(&caller, id, link).await
             }
-            (_, ["v1", "shares", _, "recipients", _, "resend"]) => Err(method_not_allowed()),
             (m, ["v1", "links", id, rest @ ..]) => {
                 let id = LinkId::parse(id).ok_or_else(ApiError::not_found)?;
                 match (m, rest) {
@@ -221,9 +235,6 @@ impl AdminApi {
                             .await
                     }
                     (&Method::GET, ["events"]) => self.events(&caller, &origin, id).await,
-                    (_, [] | ["deactivate"] | ["activate"] | ["events"]) => {
-                        Err(method_not_allowed())
-                    }
                     _ => Err(ApiError::new(
                         StatusCode::NOT_FOUND,
                         None,
@@ -236,6 +247,68 @@ impl AdminApi {
                 None,
                 "unknown endpoint",
             )),
+        }
+    }
+}
+
+/// The methods a path serves (its `Allow`), or `None` for a path the API does not have. Every
+/// other method is refused with 405 and this `Allow`, before the token is looked at.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["healthz"] | ["readyz"] | ["metrics"] | ["v1", "openapi.json"] => Some("GET"),
+        ["v1", "links"] | ["v1", "shares"] => Some("GET, POST"),
+        ["v1", "links", "bulk"] => Some("POST"),
+        ["v1", "links", _] => Some("GET, PATCH, DELETE"),
+        ["v1", "links", _, "deactivate" | "activate"] => Some("POST"),
+        ["v1", "links", _, "events"] => Some("GET"),
+        ["v1", "webhooks", "failed"] => Some("GET"),
+        ["v1", "shares", _] => Some("GET, DELETE"),
+        ["v1", "shares", _, "recipients", _] => Some("DELETE"),
+        ["v1", "shares", _, "recipients", _, "resend"] => Some("POST"),
+        _ => None,
+    }
+}
+
+/// A request's `If-Match` (RFC 9110 §13.1.1): `*` or a list of strong entity tags.
+#[derive(Debug, Clone)]
+pub(crate) enum IfMatch {
+    Any,
+    Tags(Vec<String>),
+}
+
+impl IfMatch {
+    fn of(session: &ServerSession) -> Result<Option<IfMatch>, ApiError> {
+        let values: Vec<&http::HeaderValue> = session
+            .req_header()
+            .headers
+            .get_all(http::header::IF_MATCH)
+            .iter()
+            .collect();
+        if values.is_empty() {
+            return Ok(None);
+        }
+        let mut tags = Vec::new();
+        for v in values {
+            let text = v
+                .to_str()
+                .map_err(|_| ApiError::field("If-Match", "must be `*` or a list of entity tags"))?;
+            for tag in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if tag == "*" {
+                    return Ok(Some(IfMatch::Any));
+                }
+                // A weak tag never matches (strong comparison, §13.1.1).
+                tags.push(tag.to_string());
+            }
+        }
+        Ok(Some(IfMatch::Tags(tags)))
+    }
+
+    /// Whether the current version's `etag` matches.
+    pub(crate) fn matches(&self, etag: &str) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Tags(tags) => tags.iter().any(|t| t == etag),
         }
     }
 }
@@ -256,14 +329,6 @@ impl Subject {
             created_by: text("created_by"),
         }
     }
-}
-
-fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        None,
-        "method not allowed on this endpoint",
-    )
 }
 
 #[async_trait]
@@ -368,18 +433,22 @@ impl AdminApi {
         session: &mut ServerSession,
         subject: &mut Subject,
     ) -> Response<Vec<u8>> {
-        if session.req_header().method == Method::GET
-            && session.req_header().uri.path() == "/v1/openapi.json"
-        {
+        let path = session.req_header().uri.path().to_string();
+        let method = session.req_header().method.clone();
+        if let Some(allow) = allowed_methods(&path) {
+            if !allow.split(", ").any(|m| m == method.as_str()) {
+                let _ = self.read_body(session).await;
+                return error_response(ApiError::method_not_allowed(allow), Some(&path));
+            }
+        }
+        if path == "/v1/openapi.json" {
             return bytes_response(
                 StatusCode::OK,
                 "application/json",
-                OPENAPI.as_bytes().to_vec(),
+                openapi::served(&self.gate),
             );
         }
-        if session.req_header().method == Method::GET
-            && session.req_header().uri.path() == "/metrics"
-        {
+        if path == "/metrics" {
             return bytes_response(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
@@ -389,12 +458,33 @@ impl AdminApi {
         match self.route(session).await {
             Ok((status, body)) => {
                 *subject = Subject::of(&body);
-                json_response(status, &body)
+                let replayed = body.get(idempotency::REPLAYED).is_some();
+                let body = match body {
+                    Value::Object(mut o) if replayed => {
+                        o.remove(idempotency::REPLAYED);
+                        Value::Object(o)
+                    }
+                    other => other,
+                };
+                let mut resp = json_response(status, &body);
+                // A single link or share carries its version (`etag` in the body and the header).
+                if let Some(tag) = body.get("etag").and_then(Value::as_str) {
+                    if let Ok(v) = http::HeaderValue::from_str(tag) {
+                        resp.headers_mut().insert(http::header::ETAG, v);
+                    }
+                }
+                if replayed {
+                    resp.headers_mut().insert(
+                        idempotency::REPLAYED_HEADER,
+                        http::HeaderValue::from_static("true"),
+                    );
+                }
+                resp
             }
             Err(e) => {
                 // An unread body would break keep-alive: drain what is left, within the limit.
                 let _ = self.read_body(session).await;
-                error_response(e)
+                error_response(e, Some(&path))
             }
         }
     }

@@ -534,19 +534,23 @@ impl AdminApi {
                 ));
             }
         }
-        let after = match cursor_after(&origin.query)? {
-            None => 0,
-            Some(a) => a.parse::<u64>().map_err(|_| {
-                ApiError::field(
-                    if origin.query.contains_key("cursor") {
-                        "cursor"
-                    } else {
-                        "after"
-                    },
-                    "must be an event sequence number (or a next_cursor from a previous page)",
-                )
-            })?,
-        };
+        // The events' cursor is the last sequence number seen, in decimal (as `after`); both
+        // are checked, and the cursor wins.
+        let mut after = 0;
+        for name in ["after", "cursor"] {
+            if let Some(a) = origin.query.get(name) {
+                after = a
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= MAX_SEQ)
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            name,
+                            "must be an event sequence number (the next_cursor of a previous page)",
+                        )
+                    })?;
+            }
+        }
         let limit = match origin.query.get("limit") {
             None => 200,
             Some(l) => match l.parse::<usize>() {
@@ -568,7 +572,7 @@ impl AdminApi {
             json!({
                 "link": id,
                 "events": events,
-                "next_cursor": next_cursor(&next.map(|n| n.to_string())),
+                "next_cursor": next.map(|n| n.to_string()),
                 "next": next,
             }),
         ))
@@ -622,29 +626,29 @@ pub(super) fn state_change(
 }
 
 /// Where a page starts: the opaque `cursor` (a `next_cursor` of the previous page: the
-/// base64url of the last sort key it held) or the older `after` (the same key in clear); not both.
+/// base64url of the last sort key it held), else the older `after` (the same key in clear). Any
+/// string is a position (a cursor this API did not give out starts somewhere in the order, as
+/// `after` always did), so no cursor is refused.
 pub(super) fn cursor_after(
     q: &std::collections::HashMap<String, String>,
 ) -> Result<Option<String>, ApiError> {
     use base64::Engine;
-    match (q.get("cursor"), q.get("after")) {
-        (Some(_), Some(_)) => Err(ApiError::field(
+    if q.get("cursor").is_some_and(|c| c.len() > 2048) {
+        return Err(ApiError::field(
             "cursor",
-            "give either cursor or after, not both",
-        )),
-        (Some(c), None) => {
-            let bad =
-                || ApiError::field("cursor", "is not a cursor this API gave out (next_cursor)");
-            if c.len() > 2048 {
-                return Err(bad());
-            }
-            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(c.trim_end_matches('='))
-                .map_err(|_| bad())?;
-            String::from_utf8(bytes).map(Some).map_err(|_| bad())
-        }
-        (None, after) => Ok(after.cloned()),
+            "is longer than any cursor this API gives out",
+        ));
     }
+    Ok(match q.get("cursor") {
+        Some(c) => Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c.trim_end_matches('='))
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_else(|| c.clone()),
+        ),
+        None => q.get("after").cloned(),
+    })
 }
 
 /// The `next_cursor` of a page whose next page starts after `next` (`null` at the end).
@@ -655,6 +659,9 @@ pub(super) fn next_cursor(next: &Option<String>) -> Value {
         None => Value::Null,
     }
 }
+
+/// The largest event sequence number a query may name (2^53 - 1: exact in every JSON client).
+const MAX_SEQ: u64 = (1 << 53) - 1;
 
 /// A listing's `limit` query parameter: 1 to 500, 50 when absent.
 pub(super) fn page_limit(q: &std::collections::HashMap<String, String>) -> Result<usize, ApiError> {

@@ -184,6 +184,7 @@ impl AdminApi {
             if_match: IfMatch::of(session)?,
         };
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        check_query(&origin.query, &method, &segments)?;
         match (&method, segments.as_slice()) {
             (&Method::POST, ["v1", "links"]) => {
                 self.idempotent(session, &caller, "links", |body| {
@@ -270,6 +271,94 @@ pub fn allowed_methods(path: &str) -> Option<&'static str> {
     }
 }
 
+/// Refuses a query parameter the operation does not take (422 naming it), so that a typo is not
+/// silently ignored. The listings check their own parameters.
+fn check_query(
+    query: &HashMap<String, String>,
+    method: &Method,
+    segments: &[&str],
+) -> Result<(), ApiError> {
+    let allowed: &[&str] = match (method, segments) {
+        (&Method::GET, ["v1", "links"] | ["v1", "shares"] | ["v1", "links", _, "events"]) => {
+            return Ok(())
+        }
+        (&Method::DELETE, ["v1", "links", _] | ["v1", "shares", _]) => &["by", "cancelled_by"],
+        (&Method::DELETE, ["v1", "shares", _, "recipients", _]) => &["by", "cancelled_by"],
+        (&Method::POST, ["v1", "links", _, "deactivate" | "activate"]) => &["by"],
+        _ => &[],
+    };
+    match query.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(ApiError::field(
+            unknown,
+            if allowed.is_empty() {
+                "is not a query parameter of this operation (it takes none)".to_string()
+            } else {
+                format!(
+                    "is not a query parameter of this operation (it takes: {})",
+                    allowed.join(", ")
+                )
+            },
+        )),
+        None => {
+            // Both names of who acts are checked, whichever one is used.
+            for name in ["by", "cancelled_by"] {
+                if allowed.contains(&name) {
+                    bodies::check_identity(name, query.get(name).cloned())?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// An `If-Match` field value: `Some(None)` for `*`, `Some(Some(tags))` for a list of entity
+/// tags (`"…"` or `W/"…"`, RFC 9110 §8.8.3; empty elements allowed, §5.6.1), `None` when it is
+/// neither. Weak tags are kept with their `W/`, so they never match a strong one.
+fn parse_tags(text: &str) -> Option<Option<Vec<String>>> {
+    let trimmed = text.trim_matches(|c| c == ' ' || c == '\t');
+    if trimmed == "*" {
+        return Some(None);
+    }
+    let bytes = trimmed.as_bytes();
+    let mut tags = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\t' | b',' => i += 1,
+            _ => {
+                let start = i;
+                if bytes[i..].starts_with(b"W/") {
+                    i += 2;
+                }
+                if bytes.get(i) != Some(&b'"') {
+                    return None;
+                }
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    let b = bytes[i];
+                    if !(b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80) {
+                        return None;
+                    }
+                    i += 1;
+                }
+                if i >= bytes.len() {
+                    return None;
+                }
+                i += 1;
+                tags.push(trimmed[start..i].to_string());
+                // After a tag: only whitespace, then a comma or the end.
+                while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
+                    i += 1;
+                }
+                if i < bytes.len() && bytes[i] != b',' {
+                    return None;
+                }
+            }
+        }
+    }
+    Some(Some(tags))
+}
+
 /// A request's `If-Match` (RFC 9110 §13.1.1): `*` or a list of strong entity tags.
 #[derive(Debug, Clone)]
 pub(crate) enum IfMatch {
@@ -290,16 +379,22 @@ impl IfMatch {
         }
         let mut tags = Vec::new();
         for v in values {
-            let text = v
-                .to_str()
-                .map_err(|_| ApiError::field("If-Match", "must be `*` or a list of entity tags"))?;
-            for tag in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                if tag == "*" {
-                    return Ok(Some(IfMatch::Any));
-                }
-                // A weak tag never matches (strong comparison, §13.1.1).
-                tags.push(tag.to_string());
+            let bad = || {
+                ApiError::field(
+                    "If-Match",
+                    "must be `*` or a list of entity tags like \"3f9a…\" (an ETag this API gave out)",
+                )
+            };
+            let text = v.to_str().map_err(|_| bad())?;
+            match parse_tags(text) {
+                Some(None) => return Ok(Some(IfMatch::Any)),
+                Some(Some(mut list)) => tags.append(&mut list),
+                None => return Err(bad()),
             }
+        }
+        // An empty field value is an empty list (RFC 9110 §5.6.1): no precondition, as if absent.
+        if tags.is_empty() {
+            return Ok(None);
         }
         Ok(Some(IfMatch::Tags(tags)))
     }
@@ -327,6 +422,28 @@ impl Subject {
         Subject {
             id: text("id"),
             created_by: text("created_by"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_lists_are_read_with_quoted_commas_and_odd_spacing() {
+        assert_eq!(parse_tags("*"), Some(None));
+        assert_eq!(
+            parse_tags("\"a,b\" ,\tW/\"c\", ,\"d\""),
+            Some(Some(vec![
+                "\"a,b\"".into(),
+                "W/\"c\"".into(),
+                "\"d\"".into()
+            ]))
+        );
+        assert_eq!(parse_tags(""), Some(Some(vec![])));
+        for bad in ["abc", "\"open", "\"a\"b", "W/x", "\"a b\"", "*, \"a\""] {
+            assert_eq!(parse_tags(bad), None, "{bad}");
         }
     }
 }

@@ -39,7 +39,7 @@ use crate::share::gate::{Gate, Live};
 use crate::share::mail::ShareMail;
 use crate::state::{keys, MailJob, ShareChange, ShareQuery, StoreError};
 
-use super::bodies::{check_identity, take_string, valid_email};
+use super::bodies::{check_identity, take_string, trim_blank, valid_email};
 use super::error::ApiError;
 use super::views::{link_view, opt_time, rfc3339};
 use super::{AdminApi, Caller, RequestFacts};
@@ -97,7 +97,7 @@ fn take_recipients(value: Option<Value>) -> Result<Vec<Map<String, Value>>, ApiE
             ));
         };
         let email = match r.get("email") {
-            Some(Value::String(e)) if mailable(e.trim()) => e.trim().to_ascii_lowercase(),
+            Some(Value::String(e)) if mailable(trim_blank(&e)) => trim_blank(&e).to_ascii_lowercase(),
             Some(Value::String(_)) => {
                 return Err(ApiError::field(
                     &format!("recipients[{i}].email"),
@@ -140,8 +140,8 @@ fn take_sender(value: Option<Value>, default_name: Option<&str>) -> Result<Sende
             }
             match o.remove("email") {
                 None | Some(Value::Null) => {}
-                Some(Value::String(e)) if mailable(e.trim()) => {
-                    sender.email = Some(e.trim().to_string())
+                Some(Value::String(e)) if mailable(trim_blank(&e)) => {
+                    sender.email = Some(trim_blank(&e).to_string())
                 }
                 Some(_) => {
                     return Err(ApiError::field(

@@ -426,28 +426,6 @@ impl Subject {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_match_lists_are_read_with_quoted_commas_and_odd_spacing() {
-        assert_eq!(parse_tags("*"), Some(None));
-        assert_eq!(
-            parse_tags("\"a,b\" ,\tW/\"c\", ,\"d\""),
-            Some(Some(vec![
-                "\"a,b\"".into(),
-                "W/\"c\"".into(),
-                "\"d\"".into()
-            ]))
-        );
-        assert_eq!(parse_tags(""), Some(Some(vec![])));
-        for bad in ["abc", "\"open", "\"a\"b", "W/x", "\"a b\"", "*, \"a\""] {
-            assert_eq!(parse_tags(bad), None, "{bad}");
-        }
-    }
-}
-
 #[async_trait]
 impl ServeHttp for AdminApi {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
@@ -603,6 +581,28 @@ impl AdminApi {
                 let _ = self.read_body(session).await;
                 error_response(e, Some(&path))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_lists_are_read_with_quoted_commas_and_odd_spacing() {
+        assert_eq!(parse_tags("*"), Some(None));
+        assert_eq!(
+            parse_tags("\"a,b\" ,\tW/\"c\", ,\"d\""),
+            Some(Some(vec![
+                "\"a,b\"".into(),
+                "W/\"c\"".into(),
+                "\"d\"".into()
+            ]))
+        );
+        assert_eq!(parse_tags(""), Some(Some(vec![])));
+        for bad in ["abc", "\"open", "\"a\"b", "W/x", "\"a b\"", "*, \"a\""] {
+            assert_eq!(parse_tags(bad), None, "{bad}");
         }
     }
 }

@@ -97,7 +97,7 @@ fn take_recipients(value: Option<Value>) -> Result<Vec<Map<String, Value>>, ApiE
             ));
         };
         let email = match r.get("email") {
-            Some(Value::String(e)) if mailable(trim_blank(&e)) => trim_blank(&e).to_ascii_lowercase(),
+            Some(Value::String(e)) if mailable(trim_blank(e)) => trim_blank(e).to_ascii_lowercase(),
             Some(Value::String(_)) => {
                 return Err(ApiError::field(
                     &format!("recipients[{i}].email"),

@@ -478,6 +478,23 @@ fn bulk_actions_change_every_link_of_an_object_a_share_or_a_creator_once() {
     assert_eq!(admin.link(&x2)["state"], "deactivated");
     assert_eq!(admin.link(&other)["state"], "active");
 
+    // The CLI does the same: `linkgate link bulk`.
+    let base = admin.base.clone();
+    let out = std::process::Command::new(bin())
+        .args(["link", "--admin-url", &base, "--token", ADMIN_TOKEN])
+        .args(["bulk", "cancel", "--created-by", "carol", "--by", "ops"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("cancel 1 link(s), 0 skipped"), "{text}");
+    assert!(text.contains(&other), "{text}");
+    assert_eq!(admin.link(&other)["cancelled_by"], "ops");
+
     // Exactly one selector, a known action; an unknown share is a 404.
     expect_problem(&bulk(json!({"action": "cancel"})), 422, "invalid-field");
     expect_problem(
@@ -583,16 +600,28 @@ fn cursors_skip_and_repeat_nothing_while_links_are_created() {
     let unique: HashSet<String> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "nothing repeated: {seen:?}");
     assert!(before.is_subset(&unique), "nothing skipped");
-    expect_problem(
-        &call(&gw, "GET", "/v1/links?cursor=%%%", &[], None),
+    // A cursor the API did not give out is a position like any other, never an error; one
+    // longer than any it gives out is refused.
+    assert_eq!(
+        call(&gw, "GET", "/v1/links?cursor=%25%25", &[], None).status,
+        200
+    );
+    let long = format!("/v1/links?cursor={}", "A".repeat(3000));
+    let p = expect_problem(&call(&gw, "GET", &long, &[], None), 422, "invalid-field");
+    assert_eq!(p["field"], "cursor");
+    let any = before.iter().next().unwrap();
+    let p = expect_problem(
+        &call(
+            &gw,
+            "GET",
+            &format!("/v1/links/{any}/events?cursor=x"),
+            &[],
+            None,
+        ),
         422,
         "invalid-field",
     );
-    expect_problem(
-        &call(&gw, "GET", "/v1/links?cursor=YQ&after=a", &[], None),
-        422,
-        "invalid-field",
-    );
+    assert_eq!(p["field"], "cursor");
 
     // Events page by cursor too.
     let id = before.iter().next().unwrap().clone();

@@ -345,6 +345,29 @@ fn a_retried_create_with_the_same_key_answers_the_first_result() {
 }
 
 #[test]
+fn an_idempotency_key_outlives_a_restart_of_the_embedded_gateway() {
+    let origin = Origin::start();
+    origin.put("a.txt", b"hello");
+    let keep = tempfile::tempdir().unwrap();
+    let db = keep.path().join("linkgate.db");
+    let opts = || {
+        let mut o = GatewayOptions::for_origin(&origin);
+        o.db = Some(db.clone());
+        o
+    };
+    let body = json!({"store": "docs", "object": "a.txt"});
+    let gw = Gateway::start_with(opts());
+    let first = idempotent_create(&gw, "before-restart", &body);
+    assert_eq!(first.status, 201, "{}", first.text());
+    drop(gw.stop());
+    let gw = Gateway::start_with(opts());
+    let again = idempotent_create(&gw, "before-restart", &body);
+    assert_eq!(again.status, 201, "{}", again.text());
+    assert_eq!(again.header("idempotency-replayed"), Some("true"));
+    assert_eq!(again.json()["id"], first.json()["id"]);
+}
+
+#[test]
 fn two_gateways_on_one_redis_racing_one_key_create_one_link() {
     let origin = Origin::start();
     origin.put("a.txt", b"hello");

@@ -4,7 +4,8 @@
 //! The key is kept in the link state (so every gateway on one Redis sees it), namespaced by the
 //! caller and the endpoint, as a fingerprint of the body (SHA-256) and either `pending` (the first
 //! request is being processed) or `done` with the first answer's status and body. The claim is
-//! one atomic "store unless present" ([`crate::state::LinkStore::kv_put_new`]), so two gateways
+//! one atomic "store unless present" ([`crate::state::LinkStore::keep_new`], persistent on both
+//! backends, so a restart keeps the keys too), so two gateways
 //! racing on one key create one link. A request that fails releases the key (nothing was
 //! created, and a corrected retry may use it again); a successful answer is kept for
 //! [`KEEP`]. See docs/admin-api.md.
@@ -109,7 +110,7 @@ impl AdminApi {
             body: None,
         })
         .unwrap_or_default();
-        if let Some(found) = store.kv_put_new(&slot, &claim, PENDING).await? {
+        if let Some(found) = store.keep_new(&slot, &claim, PENDING).await? {
             let entry: Entry = serde_json::from_slice(&found).map_err(|e| {
                 tracing::error!(error = %e, "admin: unreadable idempotency entry");
                 ApiError::new(
@@ -150,7 +151,7 @@ impl AdminApi {
                     body: Some(body.clone()),
                 })
                 .unwrap_or_default();
-                if let Err(e) = store.kv_put(&slot, &done, KEEP).await {
+                if let Err(e) = store.keep_put(&slot, &done, KEEP).await {
                     // The link exists; a retry within the pending time gets a 409, after it a
                     // second link. Logged so an operator can tell.
                     tracing::warn!(endpoint, error = %e, "admin: could not keep the idempotent answer");
@@ -158,7 +159,7 @@ impl AdminApi {
             }
             Err(_) => {
                 // Nothing was created: the key is free again.
-                if let Err(e) = store.kv_del(&slot).await {
+                if let Err(e) = store.keep_del(&slot).await {
                     tracing::warn!(endpoint, error = %e, "admin: could not release an idempotency key");
                 }
             }

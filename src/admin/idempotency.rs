@@ -8,7 +8,7 @@
 //! backends, so a restart keeps the keys too), so two gateways
 //! racing on one key create one link. A request that fails releases the key (nothing was
 //! created, and a corrected retry may use it again); a successful answer is kept for
-//! [`KEEP`]. See docs/admin-api.md.
+//! `admin.idempotency_hours` (24 by default). See docs/admin-api.md.
 
 use std::future::Future;
 use std::time::Duration;
@@ -21,8 +21,6 @@ use sha2::{Digest, Sha256};
 use super::error::ApiError;
 use super::{AdminApi, Caller};
 
-/// How long a successful create's answer is kept for replays.
-pub const KEEP: Duration = Duration::from_secs(24 * 3600);
 /// How long a claim lasts while its request is processed (a gateway that dies mid-create frees
 /// the key after this).
 pub const PENDING: Duration = Duration::from_secs(120);
@@ -151,7 +149,10 @@ impl AdminApi {
                     body: Some(body.clone()),
                 })
                 .unwrap_or_default();
-                if let Err(e) = store.keep_put(&slot, &done, KEEP).await {
+                if let Err(e) = store
+                    .keep_put(&slot, &done, self.gate.admin.idempotency_keep)
+                    .await
+                {
                     // The link exists; a retry within the pending time gets a 409, after it a
                     // second link. Logged so an operator can tell.
                     tracing::warn!(endpoint, error = %e, "admin: could not keep the idempotent answer");

@@ -1,15 +1,18 @@
 //! The admin HTTP API (v1) for document systems: create, read, change, list, deactivate/activate,
 //! cancel links and read their audit trail.
 //!
-//! A separate listener with bearer-token auth; JSON in and out. Bad input is answered with 400
-//! (unreadable request) or 422 (a field breaks a rule, policy included) and a JSON error naming the
-//! field; a missing or wrong token with 401; a state conflict with 409. Every change drops the
-//! link from this instance's cache (other instances hear of it from the store), is recorded in
-//! the link's audit trail, and applies at once.
+//! A separate listener with bearer-token auth; JSON in and out. Every error is an RFC 9457
+//! problem (`application/problem+json`, a stable `type` per kind, `field` naming the offending
+//! field: [`error`]); a method a path does not serve is a 405 with `Allow`, on every path, before
+//! the token is looked at. Every change drops the link from this instance's cache (other
+//! instances hear of it from the store), is recorded in the link's audit trail, and applies at
+//! once; `If-Match` is compared inside the store's atomic change.
 //!
-//! Here: routing, auth (the bearer token and restricted callers) and reading bodies. The rest:
-//! [`bodies`] (every field read and checked), [`handlers`] (what each call does), [`views`] (what
-//! the API shows of a link), [`error`] (JSON errors), [`health`] (`/readyz`).
+//! Here: routing, auth (the bearer token and restricted callers), `If-Match` and reading bodies.
+//! The rest: [`bodies`] (every field read and checked), [`handlers`] (what each call does),
+//! [`bulk`] (one action on every link of an object, share or creator), [`idempotency`]
+//! (`Idempotency-Key` on creates), [`views`] (what the API shows of a link, and ETags),
+//! [`openapi`] (the served document), [`health`] (`/readyz`).
 
 pub mod health;
 

@@ -679,3 +679,45 @@ fn cursors_skip_and_repeat_nothing_while_links_are_created() {
     let shares = call(&gw, "GET", "/v1/shares?limit=1", &[], None).json();
     assert!(shares.get("next_cursor").is_some(), "{shares}");
 }
+
+#[test]
+fn a_restricted_caller_bulk_changes_only_its_creators_links() {
+    let origin = Origin::start();
+    origin.put("x.txt", b"x");
+    let mut opts = GatewayOptions::for_origin(&origin);
+    opts.extra =
+        "[admin.callers.dms]\ntoken = \"dms-caller-token\"\ncreated_by = [\"alice\"]\n".into();
+    let gw = Gateway::start_with(opts);
+    let admin = gw.admin();
+    let mine = admin.create(json!({"store": "docs", "object": "x.txt", "created_by": "alice"}))
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let theirs = admin.create(json!({"store": "docs", "object": "x.txt", "created_by": "bob"}))
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let as_dms = |body: Value| {
+        request(
+            "POST",
+            &format!("{}/v1/links/bulk", admin.base),
+            &[
+                ("authorization", "Bearer dms-caller-token"),
+                ("content-type", "application/json"),
+            ],
+            Some(&serde_json::to_vec(&body).unwrap()),
+        )
+    };
+    let v = as_dms(json!({"action": "cancel", "object": "x.txt"})).json();
+    assert_eq!(v["ids"], json!([mine]), "{v}");
+    assert_eq!(
+        admin.link(&theirs)["state"],
+        "active",
+        "another creator's link is untouched"
+    );
+    let v = as_dms(json!({"action": "cancel", "created_by": "bob"})).json();
+    assert_eq!(v["count"], 0, "{v}");
+    assert_eq!(admin.link(&theirs)["state"], "active");
+}

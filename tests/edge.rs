@@ -732,6 +732,6 @@ fn targets_hosts_logs_and_admin_input_behave_as_documented() {
             Some(json!({ "store": "docs", "object": "doc.bin", "expires_at": expiry })),
         );
         assert_eq!(r.status, 422, "{expiry}: {}", r.text());
-        assert_eq!(r.json()["error"]["field"], "expires_at", "{expiry}");
+        assert_eq!(r.json()["field"], "expires_at", "{expiry}");
     }
 }

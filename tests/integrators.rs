@@ -82,16 +82,30 @@ fn the_admin_api_requires_the_bearer_token() {
             auth.map(|a| vec![("authorization", a)]).unwrap_or_default();
         let reply = request("POST", &format!("{base}/v1/links"), &headers, Some(body));
         assert_eq!(reply.status, 401, "{auth:?}");
-        assert!(reply.json()["error"]["message"].is_string());
+        assert!(reply.json()["detail"].is_string());
     }
     assert_eq!(get(&format!("{base}/healthz")).status, 200);
 }
 
 fn expect_error(reply: &Reply, status: u16, field: Option<&str>) {
     assert_eq!(reply.status, status, "{}", reply.text());
-    let err = &reply.json()["error"];
+    let err = &reply.json();
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(err["status"], status, "{}", reply.text());
     assert!(
-        err["message"].as_str().is_some_and(|m| !m.is_empty()),
+        err["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("https://linkgate.dev/problems/")),
+        "{}",
+        reply.text()
+    );
+    assert!(
+        err["detail"].as_str().is_some_and(|m| !m.is_empty()),
         "{}",
         reply.text()
     );

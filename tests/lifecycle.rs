@@ -60,11 +60,11 @@ fn kinds_eventually(gw: &Gateway, id: &str, want: &[&str]) -> Vec<Value> {
 }
 
 fn error_of(r: &Reply) -> (u16, String, String) {
-    let e = &r.json()["error"];
+    let e = &r.json();
     (
         r.status,
         e["field"].as_str().unwrap_or("").to_string(),
-        e["message"].as_str().unwrap_or("").to_string(),
+        e["detail"].as_str().unwrap_or("").to_string(),
     )
 }
 
@@ -192,7 +192,7 @@ fn deactivate_activate_and_cancel_follow_the_rules(redis: bool) {
     ] {
         let r = admin.call(method, &path, body);
         assert_eq!(r.status, 409, "{method} {path}: {}", r.text());
-        assert_eq!(r.json()["error"]["field"], "state");
+        assert_eq!(r.json()["field"], "state");
     }
     assert_eq!(get(&url).status, 404);
     let evs = kinds_eventually(

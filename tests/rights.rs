@@ -360,6 +360,6 @@ fn rights_are_checked_when_the_link_is_made() {
     ] {
         let r = admin.call("POST", "/v1/links", Some(body.clone()));
         assert_eq!(r.status, 422, "{body}: {}", r.text());
-        assert_eq!(r.json()["error"]["field"], field, "{body}: {}", r.text());
+        assert_eq!(r.json()["field"], field, "{body}: {}", r.text());
     }
 }

@@ -584,6 +584,66 @@ async fn put_new_keeps_the_first_value_until_it_expires(s: Arc<dyn LinkStore>) {
     assert_eq!(s.kv_get(&key).await.unwrap(), Some(b"next".to_vec()));
 }
 
+async fn kept_values_are_claimed_once_replaced_and_forgotten(s: Arc<dyn LinkStore>) {
+    let key = format!("idem:{}", LinkId::random());
+    let tasks: Vec<_> = (0..20u8)
+        .map(|i| {
+            let (s, key) = (s.clone(), key.clone());
+            tokio::spawn(async move {
+                let found = s
+                    .keep_new(&key, &[i], Duration::from_secs(60))
+                    .await
+                    .unwrap();
+                (i, found)
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    let winners: Vec<u8> = outcomes
+        .iter()
+        .filter(|(_, found)| found.is_none())
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one claim wins: {outcomes:?}");
+    assert!(outcomes
+        .iter()
+        .all(|(_, found)| found.as_ref().is_none_or(|v| v == &vec![winners[0]])));
+    assert_eq!(s.keep_get(&key).await.unwrap(), Some(vec![winners[0]]));
+    s.keep_put(&key, b"done", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(s.keep_get(&key).await.unwrap(), Some(b"done".to_vec()));
+    assert_eq!(
+        s.keep_new(&key, b"again", Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Some(b"done".to_vec()),
+        "a live value is never replaced by a claim"
+    );
+    s.keep_del(&key).await.unwrap();
+    assert_eq!(s.keep_get(&key).await.unwrap(), None);
+    assert_eq!(
+        s.keep_new(&key, b"fresh", Duration::from_millis(300))
+            .await
+            .unwrap(),
+        None,
+        "a forgotten key can be claimed again"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(s.keep_get(&key).await.unwrap(), None, "expired");
+    assert_eq!(
+        s.keep_new(&key, b"later", Duration::from_secs(60))
+            .await
+            .unwrap(),
+        None,
+        "an expired value is replaced"
+    );
+    assert_eq!(s.keep_get(&key).await.unwrap(), Some(b"later".to_vec()));
+}
+
 async fn tallies_add_up_and_never_expire(s: Arc<dyn LinkStore>) {
     let key = format!("t:{}", LinkId::random());
     assert_eq!(s.tally(&key, 0).await.unwrap(), 0);
@@ -1133,6 +1193,7 @@ conformance!(
     links_are_listed_newest_first_by_index,
     hits_are_exact_under_concurrency,
     put_new_keeps_the_first_value_until_it_expires,
+    kept_values_are_claimed_once_replaced_and_forgotten,
     tallies_add_up_and_never_expire,
     shares_read_back_update_atomically_and_ids_are_unique,
     shares_are_listed_newest_first_per_object,
@@ -1153,6 +1214,39 @@ async fn reopen(path: &std::path::Path) -> EmbeddedStore {
             Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Kept values (idempotency keys) are in the embedded store's file: a restart keeps them, and
+/// expired ones are swept by later writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_kept_values_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let s = EmbeddedStore::open(&path).unwrap();
+        for i in 0..100u8 {
+            s.keep_put(&format!("old{i}"), &[i], Duration::from_millis(1))
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            s.keep_new("k", b"first", Duration::from_secs(60))
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    let s = reopen(&path).await;
+    assert_eq!(s.keep_get("k").await.unwrap(), Some(b"first".to_vec()));
+    assert_eq!(
+        s.keep_new("k", b"second", Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Some(b"first".to_vec())
+    );
+    for i in 0..100u8 {
+        assert_eq!(s.keep_get(&format!("old{i}")).await.unwrap(), None);
     }
 }
 

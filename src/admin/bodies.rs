@@ -445,7 +445,39 @@ pub(super) fn take_password(
 }
 
 /// A plausible mail address: one `@`, something on both sides, no spaces or controls.
+/// An address as given, without the spaces and tabs around it (nothing else is trimmed, so the
+/// document's pattern says exactly what is taken).
+pub(super) fn trim_blank(text: &str) -> &str {
+    text.trim_matches(|c| c == ' ' || c == '\t')
+}
+
+/// The address forms the API takes (the OpenAPI document's pattern for every address): a
+/// dot-atom local part (RFC 5322 `atext`, no leading, trailing or doubled dots) and a domain of
+/// two or more DNS labels (letters, digits, inner hyphens; 1 to 63 characters each).
+fn address_form(email: &str) -> bool {
+    const ATEXT: &[u8] = b"!#$%&'*+/=?^_`{|}~-";
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    let atom = |a: &str| {
+        !a.is_empty()
+            && a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || ATEXT.contains(&b))
+    };
+    let label = |l: &str| {
+        let b = l.as_bytes();
+        (1..=63).contains(&b.len())
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+    };
+    local.split('.').all(atom) && domain.split('.').count() >= 2 && domain.split('.').all(label)
+}
+
 pub(super) fn valid_email(email: &str) -> bool {
+    if !address_form(email) {
+        return false;
+    }
     let Some((user, domain)) = email.split_once('@') else {
         return false;
     };
@@ -472,7 +504,7 @@ pub(super) fn take_recipient(body: &mut Map<String, Value>) -> Result<Option<Rec
     };
     let email = match r.remove("email") {
         None | Some(Value::Null) => None,
-        Some(Value::String(e)) if valid_email(e.trim()) => Some(e.trim().to_string()),
+        Some(Value::String(e)) if valid_email(trim_blank(&e)) => Some(trim_blank(&e).to_string()),
         Some(_) => {
             return Err(ApiError::field(
                 "recipient.email",
@@ -553,7 +585,7 @@ pub(super) fn take_recipient_patch(
         ));
     };
     let email = match r.remove("email") {
-        Some(Value::String(e)) if valid_email(e.trim()) => e.trim().to_string(),
+        Some(Value::String(e)) if valid_email(trim_blank(&e)) => trim_blank(&e).to_string(),
         _ => {
             return Err(ApiError::field(
                 "recipient.email",
@@ -725,7 +757,9 @@ pub(super) fn take_notify_sender(
 ) -> Result<Option<String>, ApiError> {
     match body.remove("notify_sender") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(e)) if valid_email(e.trim()) => Ok(Some(e.trim().to_string())),
+        Some(Value::String(e)) if valid_email(trim_blank(&e)) => {
+            Ok(Some(trim_blank(&e).to_string()))
+        }
         Some(_) => Err(ApiError::field(
             "notify_sender",
             "must be a mail address like sender@example.org, or null",

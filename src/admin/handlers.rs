@@ -98,11 +98,11 @@ impl AdminApi {
 
     pub(super) async fn create(
         &self,
-        session: &mut ServerSession,
+        body: Vec<u8>,
         caller: &Caller,
         origin: &RequestFacts,
     ) -> Result<(StatusCode, Value), ApiError> {
-        let body = self.read_json_object(session).await?;
+        let body = super::bodies::json_object(&body)?;
         let now = OffsetDateTime::now_utc();
         let link = self.new_link(body, caller, now, None).await?;
         self.store_new_link(&link, origin).await?;
@@ -286,7 +286,9 @@ impl AdminApi {
         let policy = self.gate.policy.clone();
         let (exp, max, name, hash) = (expires_at, max_downloads, filename.clone(), new_hash);
         let new_recipient = recipient.clone();
+        let if_match = origin.if_match.clone();
         let change: Change = Arc::new(move |link: &mut Link| {
+            check_if_match(if_match.as_ref(), link)?;
             if link.state == LinkState::Cancelled {
                 return Err(StoreError::Refused(
                     "a cancelled link cannot be changed".into(),
@@ -419,29 +421,10 @@ impl AdminApi {
             LinkState::Cancelled => "link.cancelled",
         };
         let who = by.clone();
-        let change: Change = Arc::new(move |link: &mut Link| match (link.state, target) {
-            (LinkState::Cancelled, LinkState::Cancelled) => Ok(()),
-            (LinkState::Cancelled, LinkState::Active) => Err(StoreError::Refused(
-                "a cancelled link can never be activated again".into(),
-            )),
-            (LinkState::Cancelled, _) => Err(StoreError::Refused(
-                "a cancelled link cannot change state".into(),
-            )),
-            (_, LinkState::Cancelled) => {
-                let now = OffsetDateTime::now_utc();
-                link.state = LinkState::Cancelled;
-                link.cancelled_at = Some(now);
-                link.cancelled_by = who.clone();
-                link.status_changed_at = Some(now);
-                Ok(())
-            }
-            (old, state) => {
-                if old != state {
-                    link.status_changed_at = Some(OffsetDateTime::now_utc());
-                }
-                link.state = state;
-                Ok(())
-            }
+        let if_match = origin.if_match.clone();
+        let change: Change = Arc::new(move |link: &mut Link| {
+            check_if_match(if_match.as_ref(), link)?;
+            state_change(link, target, who.clone())
         });
         match self.change(id, change).await {
             Ok(link) => {
@@ -472,10 +455,11 @@ impl AdminApi {
                 "status",
                 "limit",
                 "after",
+                "cursor",
             ]
             .contains(&key.as_str())
             {
-                return Err(ApiError::field(key, "is not a known query parameter (object, store, created_by, state, status, limit, after)"));
+                return Err(ApiError::field(key, "is not a known query parameter (object, store, created_by, state, status, limit, cursor, after)"));
             }
         }
         let status = match q.get("status").map(String::as_str) {
@@ -518,7 +502,7 @@ impl AdminApi {
                 Caller::Full => None,
                 Caller::Restricted { creators, .. } => Some(creators.clone()),
             },
-            after: q.get("after").cloned(),
+            after: cursor_after(q)?,
             limit,
         };
         let page = self.gate.links.store.list(&query).await?;
@@ -529,7 +513,10 @@ impl AdminApi {
                 links.push(view);
             }
         }
-        Ok((StatusCode::OK, json!({ "links": links, "next": page.next })))
+        Ok((
+            StatusCode::OK,
+            json!({ "links": links, "next_cursor": next_cursor(&page.next), "next": page.next }),
+        ))
     }
 
     pub(super) async fn events(
@@ -539,12 +526,31 @@ impl AdminApi {
         id: LinkId,
     ) -> Result<(StatusCode, Value), ApiError> {
         self.visible(caller, id).await?;
-        let after = match origin.query.get("after") {
-            None => 0,
-            Some(a) => a
-                .parse::<u64>()
-                .map_err(|_| ApiError::field("after", "must be an event sequence number"))?,
-        };
+        for key in origin.query.keys() {
+            if !["limit", "after", "cursor"].contains(&key.as_str()) {
+                return Err(ApiError::field(
+                    key,
+                    "is not a known query parameter (limit, cursor, after)",
+                ));
+            }
+        }
+        // The events' cursor is the last sequence number seen, in decimal (as `after`); both
+        // are checked, and the cursor wins.
+        let mut after = 0;
+        for name in ["after", "cursor"] {
+            if let Some(a) = origin.query.get(name) {
+                after = a
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= MAX_SEQ)
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            name,
+                            "must be an event sequence number (the next_cursor of a previous page)",
+                        )
+                    })?;
+            }
+        }
         let limit = match origin.query.get("limit") {
             None => 200,
             Some(l) => match l.parse::<usize>() {
@@ -563,10 +569,99 @@ impl AdminApi {
             .flatten();
         Ok((
             StatusCode::OK,
-            json!({ "link": id, "events": events, "next": next }),
+            json!({
+                "link": id,
+                "events": events,
+                "next_cursor": next.map(|n| n.to_string()),
+                "next": next,
+            }),
         ))
     }
 }
+
+/// Refuses the change (a 412) when `If-Match` names another version of the link than the one
+/// the store holds now: checked inside the store's atomic change, so no write can come between.
+pub(super) fn check_if_match(
+    if_match: Option<&super::IfMatch>,
+    link: &Link,
+) -> Result<(), StoreError> {
+    match if_match {
+        Some(m) if !m.matches(&super::views::etag_of(link)) => {
+            Err(StoreError::Refused(super::error::STALE.into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Moves a link to `target` (deactivate, activate, cancel); a cancelled link stays cancelled.
+pub(super) fn state_change(
+    link: &mut Link,
+    target: LinkState,
+    who: Option<String>,
+) -> Result<(), StoreError> {
+    match (link.state, target) {
+        (LinkState::Cancelled, LinkState::Cancelled) => Ok(()),
+        (LinkState::Cancelled, LinkState::Active) => Err(StoreError::Refused(
+            "a cancelled link can never be activated again".into(),
+        )),
+        (LinkState::Cancelled, _) => Err(StoreError::Refused(
+            "a cancelled link cannot change state".into(),
+        )),
+        (_, LinkState::Cancelled) => {
+            let now = OffsetDateTime::now_utc();
+            link.state = LinkState::Cancelled;
+            link.cancelled_at = Some(now);
+            link.cancelled_by = who;
+            link.status_changed_at = Some(now);
+            Ok(())
+        }
+        (old, state) => {
+            if old != state {
+                link.status_changed_at = Some(OffsetDateTime::now_utc());
+            }
+            link.state = state;
+            Ok(())
+        }
+    }
+}
+
+/// Where a page starts: the opaque `cursor` (a `next_cursor` of the previous page: the
+/// base64url of the last sort key it held), else the older `after` (the same key in clear). Any
+/// string is a position (a cursor this API did not give out starts somewhere in the order, as
+/// `after` always did), so no cursor is refused.
+pub(super) fn cursor_after(
+    q: &std::collections::HashMap<String, String>,
+) -> Result<Option<String>, ApiError> {
+    use base64::Engine;
+    if q.get("cursor").is_some_and(|c| c.len() > 2048) {
+        return Err(ApiError::field(
+            "cursor",
+            "is longer than any cursor this API gives out",
+        ));
+    }
+    Ok(match q.get("cursor") {
+        Some(c) => Some(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(c.trim_end_matches('='))
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_else(|| c.clone()),
+        ),
+        None => q.get("after").cloned(),
+    })
+}
+
+/// The `next_cursor` of a page whose next page starts after `next` (`null` at the end).
+pub(super) fn next_cursor(next: &Option<String>) -> Value {
+    use base64::Engine;
+    match next {
+        Some(n) => Value::String(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(n)),
+        None => Value::Null,
+    }
+}
+
+/// The largest event sequence number a query may name (2^53 - 1: exact in every JSON client).
+const MAX_SEQ: u64 = (1 << 53) - 1;
 
 /// A listing's `limit` query parameter: 1 to 500, 50 when absent.
 pub(super) fn page_limit(q: &std::collections::HashMap<String, String>) -> Result<usize, ApiError> {

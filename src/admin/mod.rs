@@ -1,21 +1,27 @@
 //! The admin HTTP API (v1) for document systems: create, read, change, list, deactivate/activate,
 //! cancel links and read their audit trail.
 //!
-//! A separate listener with bearer-token auth; JSON in and out. Bad input is answered with 400
-//! (unreadable request) or 422 (a field breaks a rule, policy included) and a JSON error naming the
-//! field; a missing or wrong token with 401; a state conflict with 409. Every change drops the
-//! link from this instance's cache (other instances hear of it from the store), is recorded in
-//! the link's audit trail, and applies at once.
+//! A separate listener with bearer-token auth; JSON in and out. Every error is an RFC 9457
+//! problem (`application/problem+json`, a stable `type` per kind, `field` naming the offending
+//! field: [`error`]); a method a path does not serve is a 405 with `Allow`, on every path, before
+//! the token is looked at. Every change drops the link from this instance's cache (other
+//! instances hear of it from the store), is recorded in the link's audit trail, and applies at
+//! once; `If-Match` is compared inside the store's atomic change.
 //!
-//! Here: routing, auth (the bearer token and restricted callers) and reading bodies. The rest:
-//! [`bodies`] (every field read and checked), [`handlers`] (what each call does), [`views`] (what
-//! the API shows of a link), [`error`] (JSON errors), [`health`] (`/readyz`).
+//! Here: routing, auth (the bearer token and restricted callers), `If-Match` and reading bodies.
+//! The rest: [`bodies`] (every field read and checked), [`handlers`] (what each call does),
+//! [`bulk`] (one action on every link of an object, share or creator), [`idempotency`]
+//! (`Idempotency-Key` on creates), [`views`] (what the API shows of a link, and ETags),
+//! [`openapi`] (the served document), [`health`] (`/readyz`).
 
 pub mod health;
 
 pub mod bodies;
+mod bulk;
 pub mod error;
 mod handlers;
+mod idempotency;
+mod openapi;
 mod shares;
 pub use shares::MailSweeper;
 pub mod views;
@@ -70,6 +76,8 @@ struct RequestFacts {
     client: Option<String>,
     user_agent: Option<String>,
     query: HashMap<String, String>,
+    /// The request's `If-Match`, checked in the same atomic step as the write.
+    if_match: Option<IfMatch>,
 }
 
 impl RequestFacts {
@@ -176,30 +184,40 @@ impl AdminApi {
             client: client_of(session).map(|ip| ip.to_string()),
             user_agent: user_agent_of(session),
             query: parse_query(session.req_header().uri.query().unwrap_or("")),
+            if_match: IfMatch::of(session)?,
         };
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        check_query(&origin.query, &method, &segments)?;
         match (&method, segments.as_slice()) {
-            (&Method::POST, ["v1", "links"]) => self.create(session, &caller, &origin).await,
+            (&Method::POST, ["v1", "links"]) => {
+                self.idempotent(session, &caller, "links", |body| {
+                    self.create(body, &caller, &origin)
+                })
+                .await
+            }
             (&Method::GET, ["v1", "links"]) => self.list(&caller, &origin).await,
-            (_, ["v1", "links"]) => Err(method_not_allowed()),
+            (&Method::POST, ["v1", "links", "bulk"]) => {
+                let body = self.read_json_object(session).await?;
+                self.bulk(body, &caller, &origin).await
+            }
             (&Method::GET, ["v1", "webhooks", "failed"]) => self.failed_webhooks(&caller).await,
-            (_, ["v1", "webhooks", "failed"]) => Err(method_not_allowed()),
-            (&Method::POST, ["v1", "shares"]) => self.create_share(session, &caller, &origin).await,
+            (&Method::POST, ["v1", "shares"]) => {
+                self.idempotent(session, &caller, "shares", |body| {
+                    self.create_share(body, &caller, &origin)
+                })
+                .await
+            }
             (&Method::GET, ["v1", "shares"]) => self.list_shares(&caller, &origin).await,
-            (_, ["v1", "shares"]) => Err(method_not_allowed()),
             (&Method::GET, ["v1", "shares", id]) => self.show_share(&caller, id).await,
             (&Method::DELETE, ["v1", "shares", id]) => {
                 self.cancel_share(&caller, &origin, id).await
             }
-            (_, ["v1", "shares", _]) => Err(method_not_allowed()),
             (&Method::DELETE, ["v1", "shares", id, "recipients", link]) => {
                 self.revoke_recipient(&caller, &origin, id, link).await
             }
-            (_, ["v1", "shares", _, "recipients", _]) => Err(method_not_allowed()),
             (&Method::POST, ["v1", "shares", id, "recipients", link, "resend"]) => {
                 self.resend(&caller, id, link).await
             }
-            (_, ["v1", "shares", _, "recipients", _, "resend"]) => Err(method_not_allowed()),
             (m, ["v1", "links", id, rest @ ..]) => {
                 let id = LinkId::parse(id).ok_or_else(ApiError::not_found)?;
                 match (m, rest) {
@@ -221,9 +239,6 @@ impl AdminApi {
                             .await
                     }
                     (&Method::GET, ["events"]) => self.events(&caller, &origin, id).await,
-                    (_, [] | ["deactivate"] | ["activate"] | ["events"]) => {
-                        Err(method_not_allowed())
-                    }
                     _ => Err(ApiError::new(
                         StatusCode::NOT_FOUND,
                         None,
@@ -236,6 +251,162 @@ impl AdminApi {
                 None,
                 "unknown endpoint",
             )),
+        }
+    }
+}
+
+/// The methods a path serves (its `Allow`), or `None` for a path the API does not have. Every
+/// other method is refused with 405 and this `Allow`, before the token is looked at.
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["healthz"] | ["readyz"] | ["metrics"] | ["v1", "openapi.json"] => Some("GET"),
+        ["v1", "links"] | ["v1", "shares"] => Some("GET, POST"),
+        ["v1", "links", "bulk"] => Some("POST"),
+        ["v1", "links", _] => Some("GET, PATCH, DELETE"),
+        ["v1", "links", _, "deactivate" | "activate"] => Some("POST"),
+        ["v1", "links", _, "events"] => Some("GET"),
+        ["v1", "webhooks", "failed"] => Some("GET"),
+        ["v1", "shares", _] => Some("GET, DELETE"),
+        ["v1", "shares", _, "recipients", _] => Some("DELETE"),
+        ["v1", "shares", _, "recipients", _, "resend"] => Some("POST"),
+        _ => None,
+    }
+}
+
+/// Refuses a query parameter the operation does not take (422 naming it), so that a typo is not
+/// silently ignored. The listings check their own parameters.
+fn check_query(
+    query: &HashMap<String, String>,
+    method: &Method,
+    segments: &[&str],
+) -> Result<(), ApiError> {
+    let allowed: &[&str] = match (method, segments) {
+        (&Method::GET, ["v1", "links"] | ["v1", "shares"] | ["v1", "links", _, "events"]) => {
+            return Ok(())
+        }
+        (&Method::DELETE, ["v1", "links", _] | ["v1", "shares", _]) => &["by", "cancelled_by"],
+        (&Method::DELETE, ["v1", "shares", _, "recipients", _]) => &["by", "cancelled_by"],
+        (&Method::POST, ["v1", "links", _, "deactivate" | "activate"]) => &["by"],
+        _ => &[],
+    };
+    match query.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(ApiError::field(
+            unknown,
+            if allowed.is_empty() {
+                "is not a query parameter of this operation (it takes none)".to_string()
+            } else {
+                format!(
+                    "is not a query parameter of this operation (it takes: {})",
+                    allowed.join(", ")
+                )
+            },
+        )),
+        None => {
+            // Both names of who acts are checked, whichever one is used.
+            for name in ["by", "cancelled_by"] {
+                if allowed.contains(&name) {
+                    bodies::check_identity(name, query.get(name).cloned())?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// An `If-Match` field value: `Some(None)` for `*`, `Some(Some(tags))` for a list of entity
+/// tags (`"…"` or `W/"…"`, RFC 9110 §8.8.3; empty elements allowed, §5.6.1), `None` when it is
+/// neither. Weak tags are kept with their `W/`, so they never match a strong one.
+fn parse_tags(text: &str) -> Option<Option<Vec<String>>> {
+    let trimmed = text.trim_matches(|c| c == ' ' || c == '\t');
+    if trimmed == "*" {
+        return Some(None);
+    }
+    let bytes = trimmed.as_bytes();
+    let mut tags = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b' ' | b'\t' | b',' => i += 1,
+            _ => {
+                let start = i;
+                if bytes[i..].starts_with(b"W/") {
+                    i += 2;
+                }
+                if bytes.get(i) != Some(&b'"') {
+                    return None;
+                }
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    let b = bytes[i];
+                    if !(b == 0x21 || (0x23..=0x7e).contains(&b) || b >= 0x80) {
+                        return None;
+                    }
+                    i += 1;
+                }
+                if i >= bytes.len() {
+                    return None;
+                }
+                i += 1;
+                tags.push(trimmed[start..i].to_string());
+                // After a tag: only whitespace, then a comma or the end.
+                while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t') {
+                    i += 1;
+                }
+                if i < bytes.len() && bytes[i] != b',' {
+                    return None;
+                }
+            }
+        }
+    }
+    Some(Some(tags))
+}
+
+/// A request's `If-Match` (RFC 9110 §13.1.1): `*` or a list of strong entity tags.
+#[derive(Debug, Clone)]
+pub(crate) enum IfMatch {
+    Any,
+    Tags(Vec<String>),
+}
+
+impl IfMatch {
+    fn of(session: &ServerSession) -> Result<Option<IfMatch>, ApiError> {
+        let values: Vec<&http::HeaderValue> = session
+            .req_header()
+            .headers
+            .get_all(http::header::IF_MATCH)
+            .iter()
+            .collect();
+        if values.is_empty() {
+            return Ok(None);
+        }
+        let mut tags = Vec::new();
+        for v in values {
+            let bad = || {
+                ApiError::field(
+                    "If-Match",
+                    "must be `*` or a list of entity tags like \"3f9a…\" (an ETag this API gave out)",
+                )
+            };
+            let text = v.to_str().map_err(|_| bad())?;
+            match parse_tags(text) {
+                Some(None) => return Ok(Some(IfMatch::Any)),
+                Some(Some(mut list)) => tags.append(&mut list),
+                None => return Err(bad()),
+            }
+        }
+        // An empty field value is an empty list (RFC 9110 §5.6.1): no precondition, as if absent.
+        if tags.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(IfMatch::Tags(tags)))
+    }
+
+    /// Whether the current version's `etag` matches.
+    pub(crate) fn matches(&self, etag: &str) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::Tags(tags) => tags.iter().any(|t| t == etag),
         }
     }
 }
@@ -256,14 +427,6 @@ impl Subject {
             created_by: text("created_by"),
         }
     }
-}
-
-fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        None,
-        "method not allowed on this endpoint",
-    )
 }
 
 #[async_trait]
@@ -368,18 +531,22 @@ impl AdminApi {
         session: &mut ServerSession,
         subject: &mut Subject,
     ) -> Response<Vec<u8>> {
-        if session.req_header().method == Method::GET
-            && session.req_header().uri.path() == "/v1/openapi.json"
-        {
+        let path = session.req_header().uri.path().to_string();
+        let method = session.req_header().method.clone();
+        if let Some(allow) = allowed_methods(&path) {
+            if !allow.split(", ").any(|m| m == method.as_str()) {
+                let _ = self.read_body(session).await;
+                return error_response(ApiError::method_not_allowed(allow), Some(&path));
+            }
+        }
+        if path == "/v1/openapi.json" {
             return bytes_response(
                 StatusCode::OK,
                 "application/json",
-                OPENAPI.as_bytes().to_vec(),
+                openapi::served(&self.gate),
             );
         }
-        if session.req_header().method == Method::GET
-            && session.req_header().uri.path() == "/metrics"
-        {
+        if path == "/metrics" {
             return bytes_response(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
@@ -389,13 +556,56 @@ impl AdminApi {
         match self.route(session).await {
             Ok((status, body)) => {
                 *subject = Subject::of(&body);
-                json_response(status, &body)
+                let replayed = body.get(idempotency::REPLAYED).is_some();
+                let body = match body {
+                    Value::Object(mut o) if replayed => {
+                        o.remove(idempotency::REPLAYED);
+                        Value::Object(o)
+                    }
+                    other => other,
+                };
+                let mut resp = json_response(status, &body);
+                // A single link or share carries its version (`etag` in the body and the header).
+                if let Some(tag) = body.get("etag").and_then(Value::as_str) {
+                    if let Ok(v) = http::HeaderValue::from_str(tag) {
+                        resp.headers_mut().insert(http::header::ETAG, v);
+                    }
+                }
+                if replayed {
+                    resp.headers_mut().insert(
+                        idempotency::REPLAYED_HEADER,
+                        http::HeaderValue::from_static("true"),
+                    );
+                }
+                resp
             }
             Err(e) => {
                 // An unread body would break keep-alive: drain what is left, within the limit.
                 let _ = self.read_body(session).await;
-                error_response(e)
+                error_response(e, Some(&path))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_lists_are_read_with_quoted_commas_and_odd_spacing() {
+        assert_eq!(parse_tags("*"), Some(None));
+        assert_eq!(
+            parse_tags("\"a,b\" ,\tW/\"c\", ,\"d\""),
+            Some(Some(vec![
+                "\"a,b\"".into(),
+                "W/\"c\"".into(),
+                "\"d\"".into()
+            ]))
+        );
+        assert_eq!(parse_tags(""), Some(Some(vec![])));
+        for bad in ["abc", "\"open", "\"a\"b", "W/x", "\"a b\"", "*, \"a\""] {
+            assert_eq!(parse_tags(bad), None, "{bad}");
         }
     }
 }

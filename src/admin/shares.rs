@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use http::StatusCode;
-use pingora::protocols::http::ServerSession;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
@@ -40,7 +39,7 @@ use crate::share::gate::{Gate, Live};
 use crate::share::mail::ShareMail;
 use crate::state::{keys, MailJob, ShareChange, ShareQuery, StoreError};
 
-use super::bodies::{check_identity, take_string, valid_email};
+use super::bodies::{check_identity, take_string, trim_blank, valid_email};
 use super::error::ApiError;
 use super::views::{link_view, opt_time, rfc3339};
 use super::{AdminApi, Caller, RequestFacts};
@@ -98,7 +97,7 @@ fn take_recipients(value: Option<Value>) -> Result<Vec<Map<String, Value>>, ApiE
             ));
         };
         let email = match r.get("email") {
-            Some(Value::String(e)) if mailable(e.trim()) => e.trim().to_ascii_lowercase(),
+            Some(Value::String(e)) if mailable(trim_blank(e)) => trim_blank(e).to_ascii_lowercase(),
             Some(Value::String(_)) => {
                 return Err(ApiError::field(
                     &format!("recipients[{i}].email"),
@@ -141,8 +140,8 @@ fn take_sender(value: Option<Value>, default_name: Option<&str>) -> Result<Sende
             }
             match o.remove("email") {
                 None | Some(Value::Null) => {}
-                Some(Value::String(e)) if mailable(e.trim()) => {
-                    sender.email = Some(e.trim().to_string())
+                Some(Value::String(e)) if mailable(trim_blank(&e)) => {
+                    sender.email = Some(trim_blank(&e).to_string())
                 }
                 Some(_) => {
                     return Err(ApiError::field(
@@ -241,6 +240,7 @@ fn share_view(share: &Share, links: Option<&[(Option<Link>, u64)]>, gate: &Gate)
         "store": share.store,
         "objects": share.objects,
         "recipients": recipients,
+        "etag": super::views::etag_of(share),
     })
 }
 
@@ -666,11 +666,11 @@ impl AdminApi {
 
     pub(super) async fn create_share(
         &self,
-        session: &mut ServerSession,
+        body: Vec<u8>,
         caller: &Caller,
         origin: &RequestFacts,
     ) -> Result<(StatusCode, Value), ApiError> {
-        let mut body = self.read_json_object(session).await?;
+        let mut body = super::bodies::json_object(&body)?;
         let now = OffsetDateTime::now_utc();
         if body.get("recipient").is_some_and(|v| !v.is_null()) {
             return Err(ApiError::field(
@@ -844,10 +844,10 @@ impl AdminApi {
     ) -> Result<(StatusCode, Value), ApiError> {
         let q = &origin.query;
         for key in q.keys() {
-            if !["object", "limit", "after"].contains(&key.as_str()) {
+            if !["object", "limit", "after", "cursor"].contains(&key.as_str()) {
                 return Err(ApiError::field(
                     key,
-                    "is not a known query parameter (object, limit, after)",
+                    "is not a known query parameter (object, limit, cursor, after)",
                 ));
             }
         }
@@ -858,7 +858,7 @@ impl AdminApi {
                 Caller::Full => None,
                 Caller::Restricted { creators, .. } => Some(creators.clone()),
             },
-            after: q.get("after").cloned(),
+            after: super::handlers::cursor_after(q)?,
             limit,
         };
         let page = self.gate.links.store.list_shares(&query).await?;
@@ -869,7 +869,7 @@ impl AdminApi {
             .collect();
         Ok((
             StatusCode::OK,
-            json!({ "shares": shares, "next": page.next }),
+            json!({ "shares": shares, "next_cursor": super::handlers::next_cursor(&page.next), "next": page.next }),
         ))
     }
 
@@ -881,6 +881,13 @@ impl AdminApi {
         id: &str,
     ) -> Result<(StatusCode, Value), ApiError> {
         let share = self.visible_share(caller, id).await?;
+        // `If-Match` is compared with the share as read here, before its links are cancelled
+        // (each cancel is idempotent), and again in the share's own atomic change below.
+        if let Some(m) = &origin.if_match {
+            if !m.matches(&super::views::etag_of(&share)) {
+                return Err(ApiError::stale());
+            }
+        }
         let by = Self::by(caller, origin)?;
         for r in &share.recipients {
             match self.cancel_link(origin, r.link, &by).await {

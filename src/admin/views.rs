@@ -7,6 +7,16 @@ use time::OffsetDateTime;
 use crate::model::link::Link;
 use crate::share::gate::Gate;
 
+/// A strong entity tag of a stored record (a link or a share): a hash of the record as stored,
+/// so any change to it, by any gateway, makes a new tag.
+pub(crate) fn etag_of<T: serde::Serialize>(record: &T) -> String {
+    use sha2::Digest;
+    let bytes = serde_json::to_vec(record).unwrap_or_default();
+    let digest = sha2::Sha256::digest(&bytes);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
 pub(super) fn rfc3339(t: OffsetDateTime) -> Value {
     t.format(&Rfc3339).map(Value::String).unwrap_or(Value::Null)
 }
@@ -61,5 +71,6 @@ pub(super) fn link_view_at(
         "notify_sender": link.notify_sender,
         "decisions": link.decisions,
         "share": link.share,
+        "etag": etag_of(link),
     })
 }

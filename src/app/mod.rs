@@ -413,6 +413,7 @@ pub fn build_gate(config: &Config, previous: Option<&Gate>) -> Result<Gate, Stor
         admin: AdminAccess {
             token: config.admin.token.clone(),
             callers: config.admin.callers.clone(),
+            idempotency_keep: config.admin.idempotency_keep,
         },
         webhooks: config.webhooks.clone().map(Arc::new),
     })

@@ -319,6 +319,26 @@ pub enum LinkAction {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Deactivate or cancel every link of an object, a share or a creator, in one call
+    /// (`POST /v1/links/bulk`; each link gets its own event).
+    #[command(group(clap::ArgGroup::new("selector").required(true).args(["object", "share", "created_by"])))]
+    Bulk {
+        /// deactivate or cancel.
+        #[arg(value_parser = ["deactivate", "cancel"])]
+        action: String,
+        /// Every link to this object key.
+        #[arg(long)]
+        object: Option<String>,
+        /// Every recipient's link of this share.
+        #[arg(long)]
+        share: Option<String>,
+        /// Every link this creator made.
+        #[arg(long)]
+        created_by: Option<String>,
+        /// Who does it (recorded as cancelled_by and on the events).
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 #[cfg(test)]
@@ -329,6 +349,23 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bulk_takes_exactly_one_selector() {
+        let ok = [
+            "linkgate", "link", "bulk", "cancel", "--object", "a.pdf", "--by", "dms",
+        ];
+        assert!(Cli::try_parse_from(ok).is_ok());
+        for bad in [
+            vec!["linkgate", "link", "bulk", "cancel"],
+            vec![
+                "linkgate", "link", "bulk", "cancel", "--object", "a", "--share", "b",
+            ],
+            vec!["linkgate", "link", "bulk", "erase", "--object", "a"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ impl AdminClient {
         }
     }
 
-    /// One admin API call; the JSON answer, or the API's error as `field: message`.
+    /// One admin API call; the JSON answer, or the API's problem as `field: detail`.
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
         let url = format!("{}{}", self.base, path);
         let req = self
@@ -50,9 +50,9 @@ impl AdminClient {
                 let message = serde_json::from_str::<Value>(&text)
                     .ok()
                     .and_then(|v| {
-                        let err = v.get("error")?;
-                        let msg = err.get("message")?.as_str()?.to_string();
-                        Some(match err.get("field").and_then(Value::as_str) {
+                        // RFC 9457 problem details: `detail`, and `field` where there is one.
+                        let msg = v.get("detail")?.as_str()?.to_string();
+                        Some(match v.get("field").and_then(Value::as_str) {
                             Some(f) => format!("{f}: {msg}"),
                             None => msg,
                         })

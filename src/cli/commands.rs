@@ -144,6 +144,35 @@ enum Answer {
     Link(Value),
     Page(Value),
     Events(String, Vec<Value>),
+    Bulk(Value),
+}
+
+/// A bulk action's answer: how many links changed, then each id, then those skipped.
+fn bulk_text(v: &Value) -> String {
+    let ids = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (changed, skipped) = (ids("ids"), ids("skipped"));
+    let mut out = format!(
+        "{} {} link(s), {} skipped (already done)\n",
+        v["action"].as_str().unwrap_or("changed"),
+        changed.len(),
+        skipped.len()
+    );
+    for id in changed {
+        out.push_str(&format!("  {id}\n"));
+    }
+    if v["complete"] == Value::Bool(false) {
+        out.push_str("more links remain: run the same command again\n");
+    }
+    out
 }
 
 fn link(target: AdminTarget, output: Output, action: LinkAction) -> ExitCode {
@@ -199,13 +228,34 @@ fn link(target: AdminTarget, output: Output, action: LinkAction) -> ExitCode {
         LinkAction::Activate { id, by } => client
             .set_active(&id, true, by.as_deref())
             .map(Answer::Link),
+        LinkAction::Bulk {
+            action,
+            object,
+            share,
+            created_by,
+            by,
+        } => {
+            let mut body = json!({ "action": action, "by": by });
+            for (k, v) in [
+                ("object", object),
+                ("share", share),
+                ("created_by", created_by),
+            ] {
+                if let Some(v) = v {
+                    body[k] = Value::String(v);
+                }
+            }
+            client
+                .call("POST", "/v1/links/bulk", Some(&body))
+                .map(Answer::Bulk)
+        }
     };
     let answer = match result {
         Ok(answer) => answer,
         Err(e) => return fail(e),
     };
     let text = match (&answer, output.json) {
-        (Answer::Link(v) | Answer::Page(v), true) => {
+        (Answer::Link(v) | Answer::Page(v) | Answer::Bulk(v), true) => {
             serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
         }
         (Answer::Events(id, events), true) => {
@@ -216,6 +266,7 @@ fn link(target: AdminTarget, output: Output, action: LinkAction) -> ExitCode {
         (Answer::Link(v), false) => link_record(v),
         (Answer::Page(v), false) => list_table(v),
         (Answer::Events(_, events), false) => events_table(events),
+        (Answer::Bulk(v), false) => bulk_text(v),
     };
     print!("{text}");
     if let Answer::Link(v) = &answer {

@@ -208,6 +208,9 @@ struct RawServer {
 struct RawAdmin {
     listen: String,
     token: String,
+    /// How long a create's answer is kept for its `Idempotency-Key`, in hours.
+    #[serde(default)]
+    idempotency_hours: Option<u64>,
     /// Further callers, each limited to links created by the identities listed.
     #[serde(default)]
     callers: BTreeMap<String, RawCaller>,
@@ -362,6 +365,8 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
     pub token: String,
     pub callers: Vec<RestrictedCaller>,
+    /// How long a create's answer is kept for its `Idempotency-Key` (`admin.idempotency_hours`).
+    pub idempotency_keep: std::time::Duration,
 }
 
 use crate::model::policy::RestrictedCaller;
@@ -581,10 +586,18 @@ fn validate_admin(admin: RawAdmin, listen: SocketAddr) -> Result<AdminConfig, Co
             created_by: c.created_by,
         });
     }
+    let hours = admin.idempotency_hours.unwrap_or(24);
+    if !(1..=720).contains(&hours) {
+        return Err(invalid(
+            "admin.idempotency_hours",
+            "must be a whole number of hours from 1 to 720",
+        ));
+    }
     Ok(AdminConfig {
         listen: admin_listen,
         token: admin.token,
         callers,
+        idempotency_keep: std::time::Duration::from_secs(hours * 3600),
     })
 }
 
@@ -1070,6 +1083,13 @@ url = "http://127.0.0.1:8000/files"
     #[test]
     fn bad_listen_is_named() {
         assert!(err(&GOOD.replace("127.0.0.1:9090", "nowhere")).contains("admin.listen"));
+        for hours in ["0", "721"] {
+            let bad = GOOD.replace(
+                "[admin]\n",
+                &format!("[admin]\nidempotency_hours = {hours}\n"),
+            );
+            assert!(err(&bad).contains("admin.idempotency_hours"), "{hours}");
+        }
     }
 
     #[test]

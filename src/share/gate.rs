@@ -85,6 +85,8 @@ pub struct Checks {
 pub struct AdminAccess {
     pub token: String,
     pub callers: Vec<RestrictedCaller>,
+    /// How long a create's answer is kept for its `Idempotency-Key`.
+    pub idempotency_keep: std::time::Duration,
 }
 
 /// The gate in force. A configuration reload builds a new [`Gate`] (sharing the link store and

@@ -695,6 +695,53 @@ impl LinkStore for EmbeddedStore {
         Ok(self.kv.kv_put_new(key, value, ttl))
     }
 
+    async fn keep_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let (key, value) = (key.as_bytes().to_vec(), value.to_vec());
+        let until = super::now_ms().saturating_add(ttl.as_millis() as u64);
+        self.blocking(move |db| keep_write(db, &key, Some((&value, until)), true))
+            .await
+    }
+
+    async fn keep_put(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let (key, value) = (key.as_bytes().to_vec(), value.to_vec());
+        let until = super::now_ms().saturating_add(ttl.as_millis() as u64);
+        self.blocking(move |db| keep_write(db, &key, Some((&value, until)), false))
+            .await
+            .map(|_| ())
+    }
+
+    async fn keep_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.as_bytes().to_vec();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let table = match tx.open_table(KEPT) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(unavailable(e)),
+            };
+            let found = table.get(key.as_slice()).map_err(unavailable)?;
+            Ok(found.and_then(|v| live_kept(v.value(), super::now_ms())))
+        })
+        .await
+    }
+
+    async fn keep_del(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.as_bytes().to_vec();
+        self.blocking(move |db| keep_write(db, &key, None, false))
+            .await
+            .map(|_| ())
+    }
+
     async fn tally(&self, key: &str, incr: u64) -> Result<u64, StoreError> {
         let key = key.as_bytes().to_vec();
         self.blocking(move |db| {
@@ -1163,6 +1210,85 @@ fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
 
 /// Counters that never expire (`LinkStore::tally`): key → value.
 const TALLIES: TableDefinition<&[u8], u64> = TableDefinition::new("tallies");
+
+/// Kept values ([`LinkStore::keep_new`]): key → expiry (Unix ms, 8 bytes big-endian) and value.
+const KEPT: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kept");
+/// Kept values by expiry: expiry (8 bytes big-endian) and key → nothing; swept as they fall due.
+const KEPT_DUE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kept_due");
+/// Expired kept values dropped per write (so the table never grows with dead entries).
+const KEPT_SWEEP: usize = 64;
+
+/// The value of a stored kept entry, if it is still live at `now`.
+fn live_kept(stored: &[u8], now: u64) -> Option<Vec<u8>> {
+    let (until, value) = stored.split_at_checked(8)?;
+    let until = u64::from_be_bytes(until.try_into().ok()?);
+    (until > now).then(|| value.to_vec())
+}
+
+/// One write of the kept values, in one transaction: drops up to [`KEPT_SWEEP`] expired
+/// entries, then puts `entry` (`Some((value, until))`) or removes the key (`None`). With
+/// `only_new`, a live value already there is left alone and returned.
+fn keep_write(
+    db: &Database,
+    key: &[u8],
+    entry: Option<(&[u8], u64)>,
+    only_new: bool,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let now = super::now_ms();
+    let tx = db.begin_write().map_err(unavailable)?;
+    let found = {
+        let mut kept = tx.open_table(KEPT).map_err(unavailable)?;
+        let mut due = tx.open_table(KEPT_DUE).map_err(unavailable)?;
+        let expired: Vec<Vec<u8>> = due
+            .range(..now.to_be_bytes().as_slice())
+            .map_err(unavailable)?
+            .take(KEPT_SWEEP)
+            .filter_map(|e| e.ok().map(|(k, _)| k.value().to_vec()))
+            .collect();
+        for d in expired {
+            due.remove(d.as_slice()).map_err(unavailable)?;
+            let Some(k) = d.get(8..) else { continue };
+            let stale = kept
+                .get(k)
+                .map_err(unavailable)?
+                .is_some_and(|v| live_kept(v.value(), now).is_none());
+            if stale {
+                kept.remove(k).map_err(unavailable)?;
+            }
+        }
+        let before = kept
+            .get(key)
+            .map_err(unavailable)?
+            .map(|v| v.value().to_vec());
+        let live = before.as_deref().and_then(|v| live_kept(v, now));
+        if only_new && live.is_some() {
+            live
+        } else {
+            if let Some(old) = before.as_deref().and_then(|v| v.get(..8)) {
+                let mut d = old.to_vec();
+                d.extend_from_slice(key);
+                due.remove(d.as_slice()).map_err(unavailable)?;
+            }
+            match entry {
+                Some((value, until)) => {
+                    let mut stored = until.to_be_bytes().to_vec();
+                    stored.extend_from_slice(value);
+                    kept.insert(key, stored.as_slice()).map_err(unavailable)?;
+                    let mut d = until.to_be_bytes().to_vec();
+                    d.extend_from_slice(key);
+                    due.insert(d.as_slice(), [].as_slice())
+                        .map_err(unavailable)?;
+                }
+                None => {
+                    kept.remove(key).map_err(unavailable)?;
+                }
+            }
+            None
+        }
+    };
+    tx.commit().map_err(unavailable)?;
+    Ok(found)
+}
 
 /// Appends events (see `LinkStore::append_events`) and, with `notify` (the outbox's bound), puts
 /// the notifiable ones into the outbox in the same transaction. Returns how many were left out.

@@ -452,6 +452,22 @@ pub trait LinkStore: Send + Sync + 'static {
         value: &[u8],
         ttl: Duration,
     ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Keeps `value` under `key` for `ttl` unless a live value is there already, atomically
+    /// (across instances); returns the value found (`None`: `value` was kept). Unlike
+    /// [`LinkStore::kv_put_new`], persistent on every backend: a restart keeps it (the admin
+    /// API's idempotency keys).
+    async fn keep_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Replaces what `key` keeps, for `ttl` from now (persistent, as [`LinkStore::keep_new`]).
+    async fn keep_put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError>;
+    /// What `key` keeps, while it lives.
+    async fn keep_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Forgets what `key` keeps.
+    async fn keep_del(&self, key: &str) -> Result<(), StoreError>;
     /// Adds `incr` to a counter that never expires and returns its value (`incr` 0 reads it):
     /// bounds over a link's whole life (wrong codes). Persistent on every backend.
     async fn tally(&self, key: &str, incr: u64) -> Result<u64, StoreError>;

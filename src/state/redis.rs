@@ -1054,6 +1054,29 @@ impl LinkStore for RedisStore {
         }
     }
 
+    // Kept values are plain Redis keys with an expiry, as the short-lived ones are: Redis keeps
+    // them as it keeps everything else (its own persistence settings).
+    async fn keep_new(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv_put_new(&format!("keep:{key}"), value, ttl).await
+    }
+
+    async fn keep_put(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StoreError> {
+        self.kv_put(&format!("keep:{key}"), value, ttl).await
+    }
+
+    async fn keep_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv_get(&format!("keep:{key}")).await
+    }
+
+    async fn keep_del(&self, key: &str) -> Result<(), StoreError> {
+        self.kv_del(&format!("keep:{key}")).await
+    }
+
     async fn kv_put_new(
         &self,
         key: &str,

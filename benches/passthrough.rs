@@ -37,7 +37,9 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(listen), Some(origin)) = (arg(&args, "--listen"), arg(&args, "--origin")) else {
-        println!("passthrough: the load bench's bare Pingora proxy (benches/load/run.sh starts it)");
+        println!(
+            "passthrough: the load bench's bare Pingora proxy (benches/load/run.sh starts it)"
+        );
         return;
     };
     let Ok(origin) = origin.parse() else {

@@ -24,6 +24,7 @@ pub mod config;
 pub mod docstore;
 pub mod metrics;
 pub mod model;
+pub mod render;
 pub mod share;
 pub mod state;
 pub mod telemetry;

@@ -166,7 +166,7 @@ pub(super) fn parse_renditions(
     for (name, spec) in map {
         let at = format!("{field}.{name}");
         if !valid_rendition_name(&name) {
-            return Err(ApiError::field(&at, "a rendition name is 1 to 32 of a-z, 0-9, `_` and `-` (not original, view or download)"));
+            return Err(ApiError::field(&at, "a rendition name is 1 to 32 of a-z, 0-9, `_` and `-` (not original, view, download, page or thumbnail)"));
         }
         let (object, filename) = match spec {
             Value::String(key) => (Some(Value::String(key)), None),
@@ -391,10 +391,12 @@ pub(super) fn check_shape(
     }
     for r in rights {
         if let Right::Rendition(name) = r {
-            if !documents.iter().any(|d| d.renditions.contains_key(name)) {
+            if !documents.iter().any(|d| d.has_rendition(name)) {
                 return Err(ApiError::field(
                     "rights",
-                    format!("`{r}` names a rendition no document has"),
+                    format!(
+                        "`{r}` names a rendition no document has and the gateway does not make"
+                    ),
                 ));
             }
         }

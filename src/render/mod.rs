@@ -108,6 +108,9 @@ pub enum RenderError {
     /// The render ran past its time or memory limit and was stopped.
     #[error("the render ran past its limits: {0}")]
     Limit(String),
+    /// The document is not in its store.
+    #[error("the document is not in its store")]
+    Missing,
     /// Every worker is busy and the queue is full.
     #[error("all render workers are busy")]
     Busy,

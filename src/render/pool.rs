@@ -38,27 +38,6 @@ impl Generated {
             },
         }
     }
-
-    /// The file name a recipient's download gets, made from the original's.
-    pub fn filename(&self, name: &str, original: &str) -> String {
-        let stem = original
-            .rsplit_once('.')
-            .map(|(s, _)| s)
-            .filter(|s| !s.is_empty())
-            .unwrap_or(original);
-        let ext = match self {
-            Generated::Pdf { .. } => "pdf",
-            Generated::Image {
-                format: Format::Png,
-                ..
-            } => "png",
-            Generated::Image {
-                format: Format::Jpeg,
-                ..
-            } => "jpg",
-        };
-        format!("{stem}-{name}.{ext}")
-    }
 }
 
 /// `[render]` and `[renditions.*]`, validated.
@@ -114,6 +93,31 @@ impl RenderSettings {
             .min_by_key(|w| w.abs_diff(asked))
             .unwrap_or(default)
     }
+}
+
+/// The generated renditions' names with the file extension each makes (for the link model).
+pub fn generated_names(settings: &RenderSettings) -> BTreeMap<String, String> {
+    if !settings.enabled {
+        return BTreeMap::new();
+    }
+    settings
+        .generated
+        .iter()
+        .map(|(name, g)| {
+            let ext = match g {
+                Generated::Pdf { .. } => "pdf",
+                Generated::Image {
+                    format: Format::Png,
+                    ..
+                } => "png",
+                Generated::Image {
+                    format: Format::Jpeg,
+                    ..
+                } => "jpg",
+            };
+            (name.clone(), ext.to_string())
+        })
+        .collect()
 }
 
 /// At most `workers` at once and `queue` waiting.

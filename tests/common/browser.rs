@@ -266,6 +266,15 @@ impl Browser {
         );
     }
 
+    /// A PNG screenshot of the window (WebDriver `Take Screenshot`).
+    pub fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let v = self.call("GET", "/screenshot", None);
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().expect("a base64 screenshot"))
+            .expect("base64")
+    }
+
     /// Waits until the page source contains `text`.
     pub fn wait_for(&self, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);

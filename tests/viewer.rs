@@ -1,0 +1,325 @@
+//! Renditions the gateway makes (issue 19): page images and thumbnails of PDFs and images
+//! rendered by sandboxed workers, the view-only viewer, generated renditions (a low-resolution
+//! PDF), bombs and the pool's limits. Documents are made at test time; page images are checked
+//! by decoding them; the viewer is driven in headless Chromium.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use linkgate::render::sample;
+use serde_json::json;
+
+fn gateway(origin: &Origin, render: &str) -> Gateway {
+    let cache = tempfile::tempdir().expect("cache").keep();
+    Gateway::start_with(GatewayOptions {
+        extra: format!(
+            "[render]\ncache_dir = \"{}\"\n{render}\n[renditions.lowres]\nkind = \"pdf\"\ndpi = 72\n\
+             [renditions.jpeg]\nkind = \"image\"\nwidth = 320\nformat = \"jpeg\"\n",
+            cache.display()
+        ),
+        ..GatewayOptions::for_origin(origin)
+    })
+}
+
+fn decode(bytes: &[u8]) -> image::RgbaImage {
+    image::load_from_memory(bytes)
+        .expect("a decodable image")
+        .into_rgba8()
+}
+
+fn not_blank(img: &image::RgbaImage) -> bool {
+    let first = img.get_pixel(0, 0);
+    img.pixels().any(|p| p != first)
+}
+
+fn link(gw: &Gateway, body: serde_json::Value) -> (String, String) {
+    let link = gw.admin().create(body);
+    (
+        link["id"].as_str().expect("id").to_string(),
+        link["url"].as_str().expect("url").to_string(),
+    )
+}
+
+#[test]
+fn page_images_and_thumbnails_are_rendered_decodable_and_cached() {
+    let origin = Origin::start();
+    origin.put("report.pdf", &sample::pdf(3, 612.0, 792.0));
+    origin.put("photo.png", &sample::png(1200, 600));
+    let gw = gateway(&origin, "");
+    let (_, url) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "Report.pdf", "rights": ["view"]}),
+    );
+    let page = get(&format!("{url}?as=page&page=2&width=480"));
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(page.header("content-type"), Some("image/png"));
+    assert_eq!(page.header("cache-control"), Some("private, no-store"));
+    let img = decode(&page.body);
+    assert_eq!((img.width(), img.height()), (480, 621));
+    assert!(not_blank(&img));
+    // Pages differ, and an odd width is rounded to an allowed one (the cache cannot be flooded).
+    let other = get(&format!("{url}?as=page&page=3&width=481"));
+    assert_eq!(other.status, 200);
+    assert_eq!(decode(&other.body).width(), 480);
+    assert_ne!(other.body, page.body);
+    // Again: the same bytes, from the cache.
+    let again = get(&format!("{url}?as=page&page=2&width=480"));
+    assert_eq!(again.body, page.body);
+    let thumb = get(&format!("{url}?doc=1&as=thumbnail"));
+    assert_eq!(thumb.status, 200);
+    assert_eq!(decode(&thumb.body).width(), 240);
+    // No such page: a clear refusal.
+    let missing = get(&format!("{url}?as=page&page=9"));
+    assert_eq!(missing.status, 422);
+
+    let (_, img_url) = link(
+        &gw,
+        json!({"store": "docs", "object": "photo.png", "filename": "Photo.png", "rights": ["view"]}),
+    );
+    let thumb = decode(&get(&format!("{img_url}?as=thumbnail")).body);
+    assert_eq!((thumb.width(), thumb.height()), (240, 120));
+    let metrics = get(&format!("http://127.0.0.1:{}/metrics", gw.admin_port)).text();
+    assert!(
+        metrics.contains("linkgate_renders_total{outcome=\"cached\"}"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn view_only_gets_the_viewer_and_never_the_original_bytes() {
+    let origin = Origin::start();
+    let pdf = sample::pdf(3, 612.0, 792.0);
+    origin.put("report.pdf", &pdf);
+    origin.put("page.html", b"<script>alert(1)</script>");
+    let gw = gateway(&origin, "");
+    let (id, url) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "Report.pdf", "rights": ["view"]}),
+    );
+    for ask in ["", "?as=view", "?download&as=view"] {
+        let viewer = get(&format!("{url}{ask}"));
+        assert_eq!(viewer.status, 200, "{ask}: {}", viewer.text());
+        assert_eq!(
+            viewer.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        let csp = viewer.header("content-security-policy").unwrap_or("");
+        assert!(
+            csp.contains("img-src 'self'") && !csp.contains("script-src"),
+            "{csp}"
+        );
+        let html = viewer.text();
+        assert_eq!(html.matches("as=page&amp;page=").count(), 3, "{html}");
+        assert!(
+            !html.contains("%PDF") && !html.contains("as=original") && !html.contains("<script")
+        );
+    }
+    // The original is not granted.
+    assert_eq!(get(&format!("{url}?as=original")).status, 404);
+    // Each viewer load is a counted view in the link's events.
+    events_when(&gw, &id, |e| {
+        e.iter()
+            .filter(|e| {
+                e["kind"] == "download.completed"
+                    && e["detail"]["variant"] == "view"
+                    && e["document"] == "report.pdf"
+            })
+            .count()
+            >= 3
+    });
+    // An HTML original is never inline unsandboxed: plain text under a sandbox.
+    let (_, html_url) = link(
+        &gw,
+        json!({"store": "docs", "object": "page.html", "filename": "page.html", "rights": ["view"]}),
+    );
+    let r = get(&html_url);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.header("content-security-policy"), Some("sandbox"));
+}
+
+#[test]
+fn a_link_without_the_right_gets_the_uniform_404() {
+    let origin = Origin::start();
+    origin.put("report.pdf", &sample::pdf(2, 612.0, 792.0));
+    origin.put("report-small.pdf", b"%PDF-1.4 stored rendition");
+    let gw = gateway(&origin, "");
+    let (_, url) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "Report.pdf",
+               "renditions": {"small": "report-small.pdf"}, "rights": ["download:small"]}),
+    );
+    let uniform = get(&format!("http://127.0.0.1:{}/s/not-a-token", gw.port));
+    let page = get(&format!("{url}?as=page&page=1"));
+    assert_eq!(page.status, 404);
+    assert_eq!(page.body, uniform.body);
+    assert_eq!(get(&format!("{url}?as=lowres")).status, 404);
+    // The stored rendition still works, byte for byte; its thumbnail too (any granted use).
+    let stored = get(&format!("{url}?as=small"));
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.body, b"%PDF-1.4 stored rendition");
+    assert_eq!(get(&format!("{url}?as=thumbnail")).status, 200);
+    // Unreadable page requests are the uniform 404 too.
+    assert_eq!(get(&format!("{url}?as=page&page=x")).body, uniform.body);
+}
+
+#[test]
+fn generated_renditions_are_made_from_the_original_and_counted() {
+    let origin = Origin::start();
+    origin.put("report.pdf", &sample::pdf(4, 612.0, 792.0));
+    let gw = gateway(&origin, "");
+    let (id, url) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "Report.pdf",
+               "rights": ["download:lowres", "download:jpeg"], "max_downloads": 2}),
+    );
+    let created = gw.admin().link(&id);
+    assert!(created.to_string().contains("download:lowres"), "{created}");
+    let lowres = get(&format!("{url}?as=lowres"));
+    assert_eq!(lowres.status, 200, "{}", lowres.text());
+    assert_eq!(lowres.header("content-type"), Some("application/pdf"));
+    assert!(lowres
+        .header("content-disposition")
+        .is_some_and(|d| d.starts_with("attachment") && d.contains("Report-lowres.pdf")));
+    let caps = linkgate::render::Caps::default();
+    assert_eq!(
+        linkgate::render::pdf::page_count(&lowres.body, &caps).expect("a valid PDF"),
+        4
+    );
+    let jpeg = get(&format!("{url}?as=jpeg"));
+    assert_eq!(jpeg.header("content-type"), Some("image/jpeg"));
+    assert_eq!(decode(&jpeg.body).width(), 320);
+    assert_eq!(gw.admin().link(&id)["downloads_used"], 2);
+    // The limit holds for generated renditions like for any download.
+    assert_eq!(get(&format!("{url}?as=lowres")).status, 404);
+}
+
+#[test]
+fn bombs_and_broken_files_get_a_clear_answer_fast_and_the_gateway_stays_healthy() {
+    let origin = Origin::start();
+    let mut png = sample::png(1, 1);
+    png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    origin.put("bomb.png", &png);
+    origin.put("huge-page.pdf", &sample::pdf(1, 200_000.0, 200_000.0));
+    origin.put("many.pdf", &sample::pdf(60, 100.0, 100.0));
+    let good = sample::pdf(2, 612.0, 792.0);
+    origin.put("cut.pdf", &good[..good.len() / 3]);
+    origin.put("good.pdf", &good);
+    let gw = gateway(&origin, "max_pages = 50");
+    for (object, name) in [
+        ("bomb.png", "bomb.png"),
+        ("huge-page.pdf", "huge.pdf"),
+        ("many.pdf", "many.pdf"),
+        ("cut.pdf", "cut.pdf"),
+    ] {
+        let (_, url) = link(
+            &gw,
+            json!({"store": "docs", "object": object, "filename": name, "rights": ["view"]}),
+        );
+        let started = Instant::now();
+        let r = get(&format!("{url}?as=page&page=1"));
+        assert!(
+            matches!(r.status, 422),
+            "{object}: {} {}",
+            r.status,
+            r.text()
+        );
+        assert!(r.text().contains("cannot be shown"), "{object}");
+        assert!(started.elapsed() < Duration::from_secs(30), "{object}");
+    }
+    let (_, url) = link(
+        &gw,
+        json!({"store": "docs", "object": "good.pdf", "filename": "good.pdf", "rights": ["view"]}),
+    );
+    let r = get(&format!("{url}?as=page&page=2"));
+    assert_eq!(r.status, 200);
+    assert!(not_blank(&decode(&r.body)));
+}
+
+#[test]
+fn a_full_pool_answers_503_with_retry_after_and_a_slow_render_is_stopped() {
+    let origin = Origin::start();
+    origin.put("heavy.pdf", &sample::heavy_pdf(150_000));
+    let gw = gateway(
+        &origin,
+        "workers = 1\nqueue = 0\ntimeout_ms = 4000\npage_widths = [1600, 2400, 3200, 4000]",
+    );
+    let (_, url) = link(
+        &gw,
+        json!({"store": "docs", "object": "heavy.pdf", "filename": "heavy.pdf", "rights": ["view"]}),
+    );
+    let slow_url = format!("{url}?as=page&page=1&width=4000");
+    let slow = std::thread::spawn(move || {
+        let started = Instant::now();
+        (get(&slow_url), started.elapsed())
+    });
+    // While the one worker is busy, another render is refused at once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let busy = loop {
+        let r = get(&format!("{url}?as=page&page=1&width=1600"));
+        if r.status == 503 {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never busy: {} {}",
+            r.status,
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(busy.header("retry-after"), Some("5"));
+    let (slow, took) = slow.join().expect("slow request");
+    assert_eq!(slow.status, 422, "{}", slow.text());
+    assert!(slow.text().contains("took longer"), "{}", slow.text());
+    assert!(took < Duration::from_secs(30));
+    // The gateway still answers.
+    assert_eq!(get(&format!("{url}?as=thumbnail")).status, 422);
+    assert!(gw.log().contains("render made nothing"));
+}
+
+#[test]
+fn the_viewer_in_chromium_shows_page_images_and_no_way_to_the_original() {
+    let origin = Origin::start();
+    origin.put("report.pdf", &sample::pdf(3, 612.0, 792.0));
+    let gw = gateway(&origin, "");
+    let (_, url) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "Quarterly report.pdf", "rights": ["view"]}),
+    );
+    let browser = Browser::start();
+    browser.goto(&url);
+    let html = browser.wait_for("Page 1 of 3");
+    assert!(html.contains("Quarterly report.pdf"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let loaded = browser.execute(
+            "return Array.from(document.images).slice(0,2).every(i => i.complete && i.naturalWidth > 0);",
+        );
+        if loaded == json!(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the page images never loaded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let links = browser.execute(
+        "return Array.from(document.querySelectorAll('a,button,form,embed,object,iframe')).map(e => e.outerHTML).join('\\n');",
+    );
+    let links = links.as_str().unwrap_or("");
+    assert!(
+        !links.contains("original")
+            && !links.contains("<button")
+            && !links.contains("<embed")
+            && !links.contains("<iframe"),
+        "{links}"
+    );
+    let shot = decode(&browser.screenshot());
+    assert!(not_blank(&shot));
+    // The browser never received a PDF.
+    let types = browser
+        .execute("return performance.getEntriesByType('resource').map(e => e.name).join(' ');");
+    assert!(types.as_str().unwrap_or("").contains("as=page"));
+}

@@ -12,6 +12,7 @@
 //! - [`share`]: the recipients' listener: edge deadlines and request hygiene, then the steps of
 //!   a download (identify the link, password, device, rights, count, serve, record), the pages
 //!   and uploads.
+//! - [`render`]: renditions the gateway makes itself and identity watermarks.
 //! - [`admin`]: the admin HTTP API.
 //! - [`config`]: the operator's TOML file, validated into the runtime model.
 //! - [`app`]: building the server from a config, background services, logging, the demo origin.

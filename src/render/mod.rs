@@ -16,6 +16,7 @@ pub mod image;
 pub mod lowres;
 pub mod pdf;
 pub mod pool;
+pub mod watermark;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};

@@ -318,8 +318,108 @@ fn the_viewer_in_chromium_shows_page_images_and_no_way_to_the_original() {
     );
     let shot = decode(&browser.screenshot());
     assert!(not_blank(&shot));
+    // The same page of a link with a watermark: the screenshot shows the stamp.
+    let (_, marked) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "Quarterly report.pdf",
+               "rights": ["view"], "watermark": "viewer"}),
+    );
+    let other = Browser::start();
+    other.goto(&marked);
+    other.wait_for("Page 1 of 3");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while other.execute("return Array.from(document.images).slice(0,1).every(i => i.complete && i.naturalWidth > 0);") != json!(true) {
+        assert!(Instant::now() < deadline, "the stamped page images never loaded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stamped = decode(&other.screenshot());
+    let dir = std::env::var("CARGO_TARGET_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+    let _ = stamped.save(format!("{dir}/viewer-watermark.png"));
+    assert!(
+        differing_pixels(&shot, &stamped) > 1000,
+        "the watermark shows"
+    );
     // The browser never received a PDF.
     let types = browser
         .execute("return performance.getEntriesByType('resource').map(e => e.name).join(' ');");
     assert!(types.as_str().unwrap_or("").contains("as=page"));
+}
+
+fn differing_pixels(a: &image::RgbaImage, b: &image::RgbaImage) -> usize {
+    assert_eq!(a.dimensions(), b.dimensions());
+    a.pixels().zip(b.pixels()).filter(|(x, y)| x != y).count()
+}
+
+#[test]
+fn watermarks_stamp_viewer_pages_and_with_all_the_downloads_too() {
+    let origin = Origin::start();
+    let pdf = sample::pdf(2, 612.0, 792.0);
+    origin.put("report.pdf", &pdf);
+    origin.put("photo.png", &sample::png(800, 400));
+    let gw = gateway(&origin, "");
+    let (_, plain) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "Report.pdf", "rights": ["view"]}),
+    );
+    let (id, marked) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "Report.pdf", "rights": ["view"],
+               "watermark": "viewer"}),
+    );
+    assert_eq!(gw.admin().link(&id)["watermark"], "viewer");
+    let ask = "?as=page&page=1&width=800";
+    let a = decode(&get(&format!("{plain}{ask}")).body);
+    let b = decode(&get(&format!("{marked}{ask}")).body);
+    assert!(
+        differing_pixels(&a, &b) > 1000,
+        "the stamped page differs from the plain render"
+    );
+    // Rendered once (cached), stamped per request: the plain link still gets the plain page.
+    assert_eq!(decode(&get(&format!("{plain}{ask}")).body), a);
+    let viewer = get(&format!("{marked}?as=view")).text();
+    assert!(viewer.contains(&format!("link {id}")), "{viewer}");
+    assert!(viewer.contains("127.0.0.1"));
+
+    // `all`: the original PDF keeps its bytes and gains an overlay; an image is stamped.
+    let (pdf_id, all) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "Report.pdf", "rights": ["download"]}),
+    );
+    let patched = gw.admin().call(
+        "PATCH",
+        &format!("/v1/links/{pdf_id}"),
+        Some(json!({"watermark": "all"})),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    assert_eq!(gw.admin().link(&pdf_id)["watermark"], "all");
+    let got = get(&all);
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.header("content-type"), Some("application/pdf"));
+    assert!(
+        got.body.len() > pdf.len() && got.body.starts_with(&pdf),
+        "an incremental update"
+    );
+    let caps = linkgate::render::Caps::default();
+    assert_eq!(
+        linkgate::render::pdf::page_count(&got.body, &caps).expect("valid"),
+        2
+    );
+    let (_, img) = link(
+        &gw,
+        json!({"store": "docs", "object": "photo.png", "filename": "Photo.png", "rights": ["download"],
+               "watermark": "all"}),
+    );
+    let got = get(&img);
+    assert_eq!(got.header("content-type"), Some("image/png"));
+    let stamped = decode(&got.body);
+    let original = decode(&sample::png(800, 400));
+    assert!(differing_pixels(&stamped, &original) > 1000);
+    // A bad value is named.
+    let bad = gw.admin().call(
+        "PATCH",
+        &format!("/v1/links/{pdf_id}"),
+        Some(json!({"watermark": "sometimes"})),
+    );
+    assert_eq!(bad.status, 422);
+    assert!(bad.text().contains("watermark"));
 }

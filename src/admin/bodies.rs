@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::model::link::{
     check_object_key, sanitize_filename, valid_rendition_name, ChangePolicy, Document, Link,
-    Recipient, Rendition, Right, UploadSpec,
+    Recipient, Rendition, Right, UploadSpec, Watermark,
 };
 use crate::model::policy::{valid_type_pattern, Policy, Proposed};
 use crate::model::webhook::{self, WebhookTarget};
@@ -520,6 +520,18 @@ pub(super) fn take_recipient(body: &mut Map<String, Value>) -> Result<Option<Rec
     }))
 }
 
+/// `watermark`: `"off"`, `"viewer"` or `"all"`; absent or null is `None`.
+pub(super) fn take_watermark(body: &mut Map<String, Value>) -> Result<Option<Watermark>, ApiError> {
+    match body.remove("watermark") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if Watermark::parse(&s).is_some() => Ok(Watermark::parse(&s)),
+        Some(_) => Err(ApiError::field(
+            "watermark",
+            "must be \"off\", \"viewer\" or \"all\"",
+        )),
+    }
+}
+
 /// `on_change`: `"serve_latest"` or `"refuse"`; absent or null is `None`.
 pub(super) fn take_on_change(
     body: &mut Map<String, Value>,
@@ -613,6 +625,7 @@ pub(super) struct LinkBody {
     pub(super) password: Option<String>,
     pub(super) recipient: Option<Recipient>,
     pub(super) on_change: ChangePolicy,
+    pub(super) watermark: Watermark,
     pub(super) webhook: Option<WebhookTarget>,
     pub(super) notify_sender: Option<String>,
 }
@@ -635,6 +648,7 @@ pub(super) fn parse_link_body(
     let password = take_password(&mut body)?.flatten();
     let recipient = take_recipient(&mut body)?;
     let on_change = take_on_change(&mut body)?.unwrap_or_default();
+    let watermark = take_watermark(&mut body)?.unwrap_or_default();
     let webhook = take_webhook(&mut body)?;
     let notify_sender = take_notify_sender(&mut body)?;
     refuse_unknown(&body)?;
@@ -649,6 +663,7 @@ pub(super) fn parse_link_body(
         password,
         recipient,
         on_change,
+        watermark,
         webhook,
         notify_sender,
     })
@@ -760,6 +775,7 @@ pub struct PatchBody {
     pub changed_by: Option<String>,
     pub password: Option<Option<String>>,
     pub on_change: Option<ChangePolicy>,
+    pub watermark: Option<Watermark>,
     pub recipient: Option<RecipientPatch>,
 }
 
@@ -775,6 +791,7 @@ pub(super) fn parse_patch_body(
     let changed_by = check_identity("changed_by", take_string(&mut body, "changed_by")?)?;
     let password = take_password(&mut body)?;
     let on_change = take_on_change(&mut body)?;
+    let watermark = take_watermark(&mut body)?;
     let recipient = take_recipient_patch(&mut body)?;
     refuse_unknown(&body)?;
     if expires_at.is_none()
@@ -782,11 +799,12 @@ pub(super) fn parse_patch_body(
         && filename.is_none()
         && password.is_none()
         && on_change.is_none()
+        && watermark.is_none()
         && recipient.is_none()
     {
         return Err(ApiError::field(
             "body",
-            "names nothing to change (expires_at, max_downloads, filename, password, on_change, recipient)",
+            "names nothing to change (expires_at, max_downloads, filename, password, on_change, watermark, recipient)",
         ));
     }
     Ok(PatchBody {
@@ -796,6 +814,7 @@ pub(super) fn parse_patch_body(
         changed_by,
         password,
         on_change,
+        watermark,
         recipient,
     })
 }

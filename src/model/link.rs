@@ -302,6 +302,34 @@ impl ChangePolicy {
     }
 }
 
+/// Whether and where a link stamps its recipient's identity (see `docs/documents.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Watermark {
+    /// No stamp.
+    #[default]
+    Off,
+    /// The viewer's page images are stamped.
+    Viewer,
+    /// The viewer's page images, and downloaded PDFs and images (originals and renditions).
+    All,
+}
+
+impl Watermark {
+    pub fn parse(text: &str) -> Option<Watermark> {
+        match text {
+            "off" => Some(Watermark::Off),
+            "viewer" => Some(Watermark::Viewer),
+            "all" => Some(Watermark::All),
+            _ => None,
+        }
+    }
+
+    fn is_off(&self) -> bool {
+        *self == Watermark::Off
+    }
+}
+
 /// A share link as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
@@ -352,6 +380,9 @@ pub struct Link {
     /// What a changed document means for this link.
     #[serde(default)]
     pub on_change: ChangePolicy,
+    /// Identity watermarks on what the link shows or hands out.
+    #[serde(default, skip_serializing_if = "Watermark::is_off")]
+    pub watermark: Watermark,
     /// When an admin last changed the link's state, expiry or limit (the `status_since` of an
     /// active or deactivated link; `created_at` before any such change).
     #[serde(
@@ -422,6 +453,7 @@ impl Link {
             decisions: Vec::new(),
             share: None,
             on_change: ChangePolicy::ServeLatest,
+            watermark: Watermark::Off,
             status_changed_at: None,
         }
     }

@@ -62,6 +62,9 @@ pub enum Job {
     },
     /// A new PDF whose pages are JPEG images at `dpi` (text is no longer selectable).
     LowresPdf { dpi: u32, quality: u8 },
+    /// The document with `text` stamped on it: a PDF gets an overlay (pages not re-encoded), an
+    /// image is decoded, stamped and encoded again in its own format.
+    Stamp { text: String },
 }
 
 impl Job {
@@ -194,6 +197,24 @@ pub fn run_job(job: &Job, input: &[u8], caps: &Caps) -> Result<Output, RenderErr
         (Job::LowresPdf { .. }, Kind::Image) => Err(RenderError::Refused(
             "a low-resolution PDF is made of PDFs only".to_string(),
         )),
+        (Job::Stamp { text }, Kind::Pdf) => {
+            pdf::page_count(input, caps)?;
+            let bytes = watermark::stamp_pdf(input, text)
+                .map_err(|e| RenderError::Refused(e.to_string()))?;
+            Ok(Output {
+                bytes,
+                content_type: "application/pdf".to_string(),
+            })
+        }
+        (Job::Stamp { text }, Kind::Image) => {
+            let format = match ::image::guess_format(input) {
+                Ok(::image::ImageFormat::Jpeg) => Format::Jpeg,
+                _ => Format::Png,
+            };
+            let mut img = image::decode(input, caps)?;
+            watermark::stamp_raster(&mut img, text);
+            image::encode(&img, format)
+        }
     }
 }
 

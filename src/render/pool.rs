@@ -184,6 +184,7 @@ impl Renderer {
             Job::Info => "application/json",
             Job::Page { format, .. } => format.content_type(),
             Job::LowresPdf { .. } => "application/pdf",
+            Job::Stamp { .. } => "application/octet-stream",
         }
     }
 

@@ -36,7 +36,9 @@ use crate::metrics::metrics;
 use crate::model::audit::Draft;
 use crate::model::counting::{classify, expected_length, is_multi_range, part_of, Drawn, Kind};
 use crate::model::disposition::content_disposition;
-use crate::model::link::{ChangePolicy, Link, LinkId, Refusal, Right, Selection, Target};
+use crate::model::link::{
+    ChangePolicy, Link, LinkId, Refusal, Right, Selection, Target, Watermark,
+};
 use crate::model::outcome::Outcome;
 use crate::model::status::Status;
 use crate::share::client::{client_of, user_agent_of};
@@ -1093,7 +1095,11 @@ impl Proxy {
                     return write_status(session, 404, &[]).await;
                 }
             },
+            viewer::Render::Stamped(_) => Job::Stamp {
+                text: viewer::mark_for(&link, &ctx.client).unwrap_or_default(),
+            },
         };
+        let mark = viewer::mark_for(&link, &ctx.client);
         // The object's version now: the cache key, and `on_change: refuse` keeps its promise.
         let meta = store.meta_of(&target.object).await.unwrap_or_default();
         if link.on_change == ChangePolicy::Refuse
@@ -1107,7 +1113,10 @@ impl Proxy {
                 .as_ref()
                 .map(|m| format!("{m}/{}", meta.size.unwrap_or(0)))
         });
+        // A stamped download is one recipient's: never cached (page images are stamped after
+        // the cache).
         let key = version
+            .filter(|_| !matches!(job, Job::Stamp { .. }))
             .map(|v| crate::render::cache::key(store.name(), &target.object, &v, &job.key_text()));
         let object = target.object.clone();
         let timeout = settings.timeout;
@@ -1131,11 +1140,26 @@ impl Proxy {
                 }
             })
             .await;
-        let out = match made {
+        let mut out = match made {
             Ok(out) => out,
             Err(RenderError::Missing) => return self.gone(session, ctx, false).await,
             Err(e) => return self.render_failed(session, ctx, &link, e).await,
         };
+        // The identity stamp goes on after the cache: what is cached is never one recipient's.
+        let stamped = match (&render, &mark) {
+            (viewer::Render::Page { .. } | viewer::Render::Thumbnail, Some(text)) => {
+                Some(viewer::stamp_page(std::mem::take(&mut out.bytes), text.clone()).await)
+            }
+            (viewer::Render::Generated(_), Some(text)) if link.watermark == Watermark::All => {
+                Some(viewer::stamp_made(std::mem::take(&mut out.bytes), text.clone()).await)
+            }
+            _ => None,
+        };
+        match stamped {
+            None => {}
+            Some(Ok(bytes)) => out.bytes = bytes,
+            Some(Err(e)) => return self.render_failed(session, ctx, &link, e).await,
+        }
         let (body, headers) = match &render {
             viewer::Render::Viewer { width } => {
                 let pages = serde_json::from_slice::<serde_json::Value>(&out.bytes)
@@ -1149,12 +1173,16 @@ impl Proxy {
                     pages,
                     *width,
                     &settings.page_widths,
-                    None,
+                    mark.as_deref(),
                 );
                 (body, viewer::headers())
             }
-            viewer::Render::Generated(_) => {
-                let mut h = pages::data_headers(&out.content_type);
+            viewer::Render::Generated(_) | viewer::Render::Stamped(_) => {
+                let content_type = match render {
+                    viewer::Render::Stamped(_) => viewer::stamped_type(&out.bytes).to_string(),
+                    _ => out.content_type.clone(),
+                };
+                let mut h = pages::data_headers(&content_type);
                 h.push((
                     "content-disposition",
                     content_disposition(false, &target.filename),
@@ -1583,18 +1611,27 @@ impl Proxy {
             ctx.render = Some(viewer::Render::Viewer {
                 width: settings.clamp_width(width),
             });
-        } else if let Some(name) = target.variant.strip_prefix("download:") {
-            let stored = link
+        } else if let Some(name) = target.variant.strip_prefix("download:").filter(|name| {
+            !link
                 .documents
                 .get(target.index)
-                .is_some_and(|d| d.renditions.contains_key(name));
-            if !stored {
-                if !settings.enabled || !settings.generated.contains_key(name) {
-                    ctx.outcome = Outcome::NoDocument;
-                    return Err(Refused::Status(404));
-                }
-                ctx.render = Some(viewer::Render::Generated(name.to_string()));
+                .is_some_and(|d| d.renditions.contains_key(*name))
+        }) {
+            if !settings.enabled || !settings.generated.contains_key(name) {
+                ctx.outcome = Outcome::NoDocument;
+                return Err(Refused::Status(404));
             }
+            ctx.render = Some(viewer::Render::Generated(name.to_string()));
+        } else if link.watermark == Watermark::All
+            && !target.inline
+            && crate::render::renderable_name(&target.filename)
+        {
+            if !settings.enabled {
+                // The promise is a stamped copy: without the renderer there is none to give.
+                ctx.outcome = Outcome::NoDocument;
+                return Err(Refused::Status(404));
+            }
+            ctx.render = Some(viewer::Render::Stamped(target.variant.clone()));
         }
         ctx.target = Some(target);
         Ok(())

@@ -26,12 +26,18 @@ pub enum Render {
     Viewer { width: u32 },
     /// A rendition the operator defines (`download:NAME`); counted as a download.
     Generated(String),
+    /// A download of a PDF or image stamped with the recipient's identity (`watermark: all`);
+    /// counted as a download. Holds the variant (`download`, `download:NAME`).
+    Stamped(String),
 }
 
 impl Render {
     /// Whether the answer draws from the link's download count.
     pub fn counted(&self) -> bool {
-        matches!(self, Render::Viewer { .. } | Render::Generated(_))
+        matches!(
+            self,
+            Render::Viewer { .. } | Render::Generated(_) | Render::Stamped(_)
+        )
     }
 
     /// The variant named in events and logs.
@@ -41,6 +47,7 @@ impl Render {
             Render::Thumbnail => "thumbnail".to_string(),
             Render::Viewer { .. } => "view".to_string(),
             Render::Generated(name) => format!("download:{name}"),
+            Render::Stamped(variant) => variant.clone(),
         }
     }
 }
@@ -120,9 +127,77 @@ pub fn viewable(settings: &RenderSettings, target: &Target) -> bool {
     settings.enabled && crate::render::renderable_name(&target.filename)
 }
 
+/// The identity line stamped for this request (`watermark` set on the link): the recipient's
+/// address, else the link's id; now; the client's address.
+pub fn mark_for(link: &Link, client: &str) -> Option<String> {
+    if link.watermark == crate::model::link::Watermark::Off {
+        return None;
+    }
+    let who = link
+        .recipient
+        .as_ref()
+        .and_then(|r| r.email.clone())
+        .unwrap_or_else(|| format!("link {}", link.id));
+    Some(crate::render::watermark::mark_text(
+        &who,
+        time::OffsetDateTime::now_utc(),
+        client.parse().ok(),
+    ))
+}
+
+/// The media type of a stamped download, by the bytes the worker made.
+pub fn stamped_type(bytes: &[u8]) -> &'static str {
+    if bytes.starts_with(b"%PDF-") {
+        "application/pdf"
+    } else if bytes.starts_with(&[0xff, 0xd8]) {
+        "image/jpeg"
+    } else {
+        "image/png"
+    }
+}
+
+/// Stamps `text` on a page image the gateway made (PNG), off the async threads.
+pub async fn stamp_page(png: Vec<u8>, text: String) -> Result<Vec<u8>, crate::render::RenderError> {
+    use crate::render::{Format, RenderError};
+    tokio::task::spawn_blocking(move || {
+        let mut img = ::image::load_from_memory_with_format(&png, ::image::ImageFormat::Png)
+            .map_err(|e| RenderError::Failed(format!("reading a page image: {e}")))?
+            .into_rgba8();
+        crate::render::watermark::stamp_raster(&mut img, &text);
+        crate::render::image::encode(&img, Format::Png).map(|o| o.bytes)
+    })
+    .await
+    .map_err(|e| crate::render::RenderError::Failed(e.to_string()))?
+}
+
+/// Stamps `text` on a PDF or image the gateway made itself (a generated rendition).
+pub async fn stamp_made(
+    bytes: Vec<u8>,
+    text: String,
+) -> Result<Vec<u8>, crate::render::RenderError> {
+    use crate::render::RenderError;
+    tokio::task::spawn_blocking(move || {
+        if bytes.starts_with(b"%PDF-") {
+            return crate::render::watermark::stamp_pdf(&bytes, &text)
+                .map_err(|e| RenderError::Failed(e.to_string()));
+        }
+        let format = match ::image::guess_format(&bytes) {
+            Ok(::image::ImageFormat::Jpeg) => crate::render::Format::Jpeg,
+            _ => crate::render::Format::Png,
+        };
+        let mut img = ::image::load_from_memory(&bytes)
+            .map_err(|e| RenderError::Failed(format!("reading an image: {e}")))?
+            .into_rgba8();
+        crate::render::watermark::stamp_raster(&mut img, &text);
+        crate::render::image::encode(&img, format).map(|o| o.bytes)
+    })
+    .await
+    .map_err(|e| RenderError::Failed(e.to_string()))?
+}
+
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;background:#525659;color:#fff}\
 header{position:sticky;top:0;background:#323639;padding:.5rem 1rem;display:flex;gap:1rem;align-items:center;flex-wrap:wrap}\
-h1{font-size:1rem;margin:0;flex:1}nav a{color:#fff;margin:0 .3rem}nav a.on{font-weight:700;text-decoration:none}\
+h1{font-size:1rem;margin:0;flex:1}.mark{margin:0;font-size:.8rem;color:#fbb}nav a{color:#fff;margin:0 .3rem}nav a.on{font-weight:700;text-decoration:none}\
 main{display:flex;flex-direction:column;align-items:center;gap:1rem;padding:1rem}\
 img{display:block;background:#fff;width:100%;height:auto;box-shadow:0 1px 4px #0008;\
 -webkit-user-drag:none;user-select:none}";

@@ -728,7 +728,10 @@ pub fn render(data: &[u8]) {
         };
         if let Ok(out) = run_job(&job, data, &caps) {
             let img = image::load_from_memory(&out.bytes).expect("a page image decodes");
-            assert!(img.width() <= width.max(1) && u64::from(img.width()) * u64::from(img.height()) <= caps.max_pixels);
+            assert!(
+                img.width() <= width.max(1)
+                    && u64::from(img.width()) * u64::from(img.height()) <= caps.max_pixels
+            );
         }
     }
 }

@@ -156,3 +156,72 @@ pub fn validate(
         generated,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> (RawRender, BTreeMap<String, RawRendition>) {
+        #[derive(Deserialize)]
+        struct Both {
+            #[serde(default)]
+            render: RawRender,
+            #[serde(default)]
+            renditions: BTreeMap<String, RawRendition>,
+        }
+        let both: Both = toml::from_str(text).expect("toml");
+        (both.render, both.renditions)
+    }
+
+    fn check(text: &str) -> Result<RenderSettings, ConfigError> {
+        let (r, g) = raw(text);
+        validate(r, g, Path::new("/etc/linkgate"))
+    }
+
+    #[test]
+    fn defaults_are_safe_and_renditions_are_read() {
+        let s = check("[renditions.lowres]\nkind = \"pdf\"\ndpi = 100\n[renditions.jpeg]\nkind = \"image\"\nwidth = 1600\nformat = \"jpeg\"\n")
+            .expect("valid");
+        assert_eq!((s.workers, s.queue, s.memory_bytes), (2, 16, 512 << 20));
+        assert_eq!(
+            s.generated["lowres"],
+            Generated::Pdf {
+                dpi: 100,
+                quality: 70
+            }
+        );
+        assert_eq!(
+            s.generated["jpeg"],
+            Generated::Image {
+                width: 1600,
+                format: Format::Jpeg
+            }
+        );
+        let s = check("[render]\ncache_dir = \"cache\"\n").expect("valid");
+        assert_eq!(s.cache_dir, Path::new("/etc/linkgate/cache"));
+    }
+
+    #[test]
+    fn each_bad_value_names_its_key() {
+        for (text, key) in [
+            ("[render]\nworkers = 0\n", "render.workers"),
+            ("[render]\nmemory_mb = 1\n", "render.memory_mb"),
+            ("[render]\npage_widths = []\n", "render.page_widths"),
+            ("[renditions.page]\nkind = \"pdf\"\n", "renditions.page"),
+            ("[renditions.x]\nkind = \"gif\"\n", "renditions.x.kind"),
+            (
+                "[renditions.x]\nkind = \"pdf\"\ndpi = 9000\n",
+                "renditions.x.dpi",
+            ),
+            (
+                "[renditions.x]\nkind = \"image\"\nformat = \"gif\"\n",
+                "renditions.x.format",
+            ),
+        ] {
+            match check(text) {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+}

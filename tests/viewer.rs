@@ -423,3 +423,93 @@ fn watermarks_stamp_viewer_pages_and_with_all_the_downloads_too() {
     assert_eq!(bad.status, 422);
     assert!(bad.text().contains("watermark"));
 }
+
+/// Load measurement, not a check (run by `benches/load/viewers.sh`): 50 recipients open the
+/// viewer of a 20-page PDF at once and fetch every page image; prints the gateway's peak RSS
+/// (and the largest sum over its render workers), the time to the last image, and how many
+/// answers were 503 (pool full) and retried.
+#[test]
+#[ignore]
+fn fifty_viewers_at_once() {
+    let viewers: usize = std::env::var("VIEWERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let origin = Origin::start();
+    origin.put("report.pdf", &sample::pdf(20, 612.0, 792.0));
+    let gw = gateway(&origin, "workers = 2\nqueue = 64\nmax_pages = 500");
+    let (_, url) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "Report.pdf", "rights": ["view"]}),
+    );
+    let before = gw.rss_kib();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pid = gw.pid();
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let rss = |p: u32| {
+                std::fs::read_to_string(format!("/proc/{p}/status"))
+                    .unwrap_or_default()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let (mut peak, mut workers_peak) = (0u64, 0u64);
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                peak = peak.max(rss(pid));
+                let children: u64 =
+                    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .filter_map(|c| c.parse().ok())
+                        .map(rss)
+                        .sum();
+                workers_peak = workers_peak.max(children);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (peak, workers_peak)
+        })
+    };
+    let started = Instant::now();
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handles: Vec<_> = (0..viewers)
+        .map(|i| {
+            let (url, busy) = (url.clone(), busy.clone());
+            std::thread::spawn(move || {
+                let page = get(&format!("{url}?as=view"));
+                assert_eq!(page.status, 200);
+                // Two widths in use, as phones and desktops would.
+                let width = if i % 2 == 0 { 800 } else { 1200 };
+                for p in 1..=20 {
+                    loop {
+                        let r = get(&format!("{url}?as=page&page={p}&width={width}"));
+                        if r.status == 503 {
+                            busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            std::thread::sleep(Duration::from_millis(200));
+                            continue;
+                        }
+                        assert_eq!(r.status, 200);
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("viewer");
+    }
+    let took = started.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let (peak, workers) = sampler.join().expect("sampler");
+    println!(
+        "viewers={viewers} pages=20 images={} took={:.1}s gateway_rss_before={}KiB gateway_rss_peak={}KiB workers_rss_peak_sum={}KiB busy_retries={}",
+        viewers * 20,
+        took.as_secs_f64(),
+        before,
+        peak,
+        workers,
+        busy.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}

@@ -459,13 +459,21 @@ fn fifty_viewers_at_once() {
             let (mut peak, mut workers_peak) = (0u64, 0u64);
             while !done.load(std::sync::atomic::Ordering::Acquire) {
                 peak = peak.max(rss(pid));
-                let children: u64 =
-                    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-                        .unwrap_or_default()
-                        .split_whitespace()
-                        .filter_map(|c| c.parse().ok())
-                        .map(rss)
-                        .sum();
+                // Workers are children of whichever thread started them.
+                let children: u64 = std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .map(|tasks| {
+                        tasks
+                            .filter_map(|t| t.ok())
+                            .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+                            .flat_map(|c| {
+                                c.split_whitespace()
+                                    .filter_map(|c| c.parse().ok())
+                                    .collect::<Vec<u32>>()
+                            })
+                            .map(rss)
+                            .sum()
+                    })
+                    .unwrap_or(0);
                 workers_peak = workers_peak.max(children);
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -165,6 +165,10 @@ pub struct Renderer {
     pool: Pool,
     cache: Cache,
     program: PathBuf,
+    /// Renders under way by cache key: a second request for the same rendition waits for the
+    /// first and takes its result from the cache instead of rendering it again (fifty viewers
+    /// opening the same page make one render, not fifty).
+    in_flight: parking_lot::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Renderer {
@@ -175,6 +179,7 @@ impl Renderer {
             cache: Cache::new(settings.cache_dir.clone(), settings.cache_max_bytes),
             program,
             settings,
+            in_flight: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -201,18 +206,55 @@ impl Renderer {
         Fut: Future<Output = Result<Vec<u8>, RenderError>>,
     {
         let content_type = Renderer::content_type(job).to_string();
-        if let Some(key) = &cache_key {
-            if let Some(bytes) = self.cache.get(key).await {
-                crate::metrics::metrics()
-                    .renders
-                    .with_label_values(&["cached"])
-                    .inc();
-                return Ok(Output {
-                    bytes,
-                    content_type,
-                });
-            }
+        let cached = |bytes| {
+            crate::metrics::metrics()
+                .renders
+                .with_label_values(&["cached"])
+                .inc();
+            Ok(Output {
+                bytes,
+                content_type: content_type.clone(),
+            })
+        };
+        let Some(key) = cache_key else {
+            return self.render_now(job, None, fetch).await;
+        };
+        if let Some(bytes) = self.cache.get(&key).await {
+            return cached(bytes);
         }
+        let lock = self
+            .in_flight
+            .lock()
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone();
+        let result = {
+            let _one = lock.lock().await;
+            match self.cache.get(&key).await {
+                // Made by the request this one waited for.
+                Some(bytes) => cached(bytes),
+                None => self.render_now(job, Some(&key), fetch).await,
+            }
+        };
+        let mut map = self.in_flight.lock();
+        if Arc::strong_count(&lock) <= 2 {
+            map.remove(&key);
+        }
+        result
+    }
+
+    /// Renders now (a turn in the pool, the document fetched, a worker), caching under `key`.
+    async fn render_now<F, Fut>(
+        &self,
+        job: &Job,
+        cache_key: Option<&str>,
+        fetch: F,
+    ) -> Result<Output, RenderError>
+    where
+        F: FnOnce(u64) -> Fut,
+        Fut: Future<Output = Result<Vec<u8>, RenderError>>,
+    {
+        let content_type = Renderer::content_type(job).to_string();
         let _turn = self.pool.enter().await?;
         let input = fetch(self.settings.max_input_bytes).await?;
         let spec = Spec {
@@ -242,7 +284,7 @@ impl Renderer {
             .inc();
         tracing::debug!(job = %job.key_text(), outcome = label, ms = started.elapsed().as_millis() as u64, "render");
         let bytes = result?;
-        if let Some(key) = &cache_key {
+        if let Some(key) = cache_key {
             self.cache.put(key, &bytes).await;
         }
         Ok(Output {

@@ -48,10 +48,7 @@ fn thumbnails(c: &mut Criterion) {
     g.finish();
 
     // Through a worker process, as the gateway runs it (process start, limits, pipes).
-    let exe = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/linkgate");
-    let exe = std::env::var_os("LINKGATE_BIN")
-        .map(std::path::PathBuf::from)
-        .unwrap_or(exe);
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_linkgate"));
     if exe.exists() {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

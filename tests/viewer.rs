@@ -282,6 +282,28 @@ fn a_full_pool_answers_503_with_retry_after_and_a_slow_render_is_stopped() {
 }
 
 #[test]
+fn a_render_past_its_memory_limit_is_stopped_and_the_gateway_keeps_serving() {
+    let origin = Origin::start();
+    origin.put("report.pdf", &sample::pdf(1, 612.0, 792.0));
+    // A 4000-pixel-wide page needs an 80 MiB raster: more than the worker may have.
+    let gw = gateway(
+        &origin,
+        "memory_mb = 64
+page_widths = [400, 4000]",
+    );
+    let (_, url) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "report.pdf", "rights": ["view"]}),
+    );
+    let r = get(&format!("{url}?as=page&page=1&width=4000"));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("more memory"), "{}", r.text());
+    let small = get(&format!("{url}?as=page&page=1&width=400"));
+    assert_eq!(small.status, 200);
+    assert_eq!(decode(&small.body).width(), 400);
+}
+
+#[test]
 fn the_viewer_in_chromium_shows_page_images_and_no_way_to_the_original() {
     let origin = Origin::start();
     origin.put("report.pdf", &sample::pdf(3, 612.0, 792.0));

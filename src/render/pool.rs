@@ -173,7 +173,14 @@ pub struct Renderer {
 
 impl Renderer {
     pub fn new(settings: RenderSettings) -> Renderer {
-        let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("linkgate"));
+        // The running binary itself: `/proc/self/exe` still names it after a `serve --upgrade`
+        // replaced the file on disk (its path then ends in " (deleted)").
+        let proc_exe = PathBuf::from("/proc/self/exe");
+        let program = if proc_exe.exists() {
+            proc_exe
+        } else {
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("linkgate"))
+        };
         Renderer {
             pool: Pool::new(settings.workers, settings.queue),
             cache: Cache::new(settings.cache_dir.clone(), settings.cache_max_bytes),

@@ -707,3 +707,31 @@ pub fn chunked(data: &[u8]) {
         "the relay and RFC 9112 differ"
     );
 }
+
+/// The renderer's in-process entry points (what a render worker runs) on arbitrary bytes, under
+/// small caps: page count, page rasterising and image decoding never panic, and whatever comes
+/// out is a decodable image within the caps.
+pub fn render(data: &[u8]) {
+    use linkgate::render::{run_job, Caps, Format, Job};
+    let caps = Caps {
+        max_pages: 4,
+        max_pixels: 200_000,
+        max_page_points: 2_000,
+    };
+    let _ = run_job(&Job::Info, data, &caps);
+    let width = 32 + u32::from(data.first().copied().unwrap_or(0));
+    for format in [Format::Png, Format::Jpeg] {
+        let job = Job::Page {
+            page: 1,
+            width,
+            format,
+        };
+        if let Ok(out) = run_job(&job, data, &caps) {
+            let img = image::load_from_memory(&out.bytes).expect("a page image decodes");
+            assert!(
+                img.width() <= width.max(1)
+                    && u64::from(img.width()) * u64::from(img.height()) <= caps.max_pixels
+            );
+        }
+    }
+}

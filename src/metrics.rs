@@ -57,6 +57,8 @@ pub struct Metrics {
     /// failed (`[tracing]`).
     pub trace_spans_dropped: IntCounter,
     pub trace_exports_failed: IntCounter,
+    /// Renders by outcome: `cached`, `rendered`, `refused`, `limit`, `failed` (`src/render/`).
+    pub renders: IntCounterVec,
     latency: HistogramVec,
     store_errors: IntCounterVec,
     stores: parking_lot::RwLock<HashMap<String, &'static StoreSeries>>,
@@ -108,6 +110,15 @@ impl Metrics {
         )
         .unwrap_or_else(|e| panic!("linkgate_store_errors_total: {e}"));
         let _ = registry.register(Box::new(store_errors.clone()));
+        let renders = IntCounterVec::new(
+            Opts::new(
+                "linkgate_renders_total",
+                "Renditions made by the gateway, by outcome",
+            ),
+            &["outcome"],
+        )
+        .unwrap_or_else(|e| panic!("linkgate_renders_total: {e}"));
+        let _ = registry.register(Box::new(renders.clone()));
         let active_streams = IntGauge::new(
             "linkgate_active_streams",
             "Downloads being streamed right now",
@@ -157,6 +168,7 @@ impl Metrics {
             "Trace export requests to the OTLP collector that failed",
         );
         Metrics {
+            renders,
             downloads_started: counter(
                 &registry,
                 "linkgate_downloads_started_total",

@@ -67,3 +67,8 @@ fn origin_head_inputs() {
 fn chunked_inputs() {
     replay("chunked", checks::chunked);
 }
+
+#[test]
+fn render_inputs() {
+    replay("render", checks::render);
+}

@@ -44,6 +44,15 @@ fn report_link(gw: &Gateway, rights: &[&str], extra: Value) -> (String, String) 
     )
 }
 
+/// A gateway with the renderer off: `view` then sends the original inline, the variant these
+/// tests are about (with the renderer on, a PDF's view is the gateway's viewer: `tests/viewer.rs`).
+fn inline_gateway(origin: &Origin) -> Gateway {
+    Gateway::start_with(GatewayOptions {
+        extra: "[render]\nenabled = false\n".to_string(),
+        ..GatewayOptions::for_origin(origin)
+    })
+}
+
 fn used(gw: &Gateway, id: &str) -> u64 {
     gw.admin().link(id)["downloads_used"].as_u64().unwrap()
 }
@@ -58,7 +67,7 @@ fn downloads(events: &[Value]) -> Vec<&Value> {
 #[test]
 fn each_right_serves_its_own_variant_and_nothing_else() {
     let origin = report_origin();
-    let gw = Gateway::start(&origin);
+    let gw = inline_gateway(&origin);
     let uniform = get(&gw.url("/s/not-a-token")).text();
     let (id, url) = report_link(&gw, &["view", "download:lowres"], json!({}));
 
@@ -155,7 +164,7 @@ fn a_link_with_download_gets_the_original_by_default_and_renditions_by_name() {
 #[test]
 fn a_verified_browser_is_told_why_a_variant_is_refused() {
     let origin = report_origin();
-    let gw = Gateway::start(&origin);
+    let gw = inline_gateway(&origin);
     let (_, url) = report_link(&gw, &["view"], json!({"password": "open sesame"}));
     let mut browser = Jar::default();
     let form = browser.page(&url);

@@ -717,10 +717,11 @@ fn a_recipient_without_an_address_becomes_verifiable_when_one_is_added() {
     assert!(jar.page(&url).text().contains(">View<"));
     let file = jar.page(&format!("{url}?download"));
     assert_eq!(
-        file.header("content-disposition"),
-        Some("inline; filename=\"C.pdf\""),
-        "without an address: view only"
+        file.header("content-type"),
+        Some("text/html; charset=utf-8"),
+        "without an address: view only, in the gateway's viewer"
     );
+    assert_eq!(file.header("content-disposition"), None);
     for bad in [json!({"email": "nope"}), json!({}), json!(null)] {
         let r = admin.call(
             "PATCH",

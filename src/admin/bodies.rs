@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::model::link::{
     check_object_key, sanitize_filename, valid_rendition_name, ChangePolicy, Document, Link,
-    Recipient, Rendition, Right, UploadSpec,
+    Recipient, Rendition, Right, UploadSpec, Watermark,
 };
 use crate::model::policy::{valid_type_pattern, Policy, Proposed};
 use crate::model::webhook::{self, WebhookTarget};
@@ -166,7 +166,7 @@ pub(super) fn parse_renditions(
     for (name, spec) in map {
         let at = format!("{field}.{name}");
         if !valid_rendition_name(&name) {
-            return Err(ApiError::field(&at, "a rendition name is 1 to 32 of a-z, 0-9, `_` and `-` (not original, view or download)"));
+            return Err(ApiError::field(&at, "a rendition name is 1 to 32 of a-z, 0-9, `_` and `-` (not original, view, download, page or thumbnail)"));
         }
         let (object, filename) = match spec {
             Value::String(key) => (Some(Value::String(key)), None),
@@ -391,10 +391,12 @@ pub(super) fn check_shape(
     }
     for r in rights {
         if let Right::Rendition(name) = r {
-            if !documents.iter().any(|d| d.renditions.contains_key(name)) {
+            if !documents.iter().any(|d| d.has_rendition(name)) {
                 return Err(ApiError::field(
                     "rights",
-                    format!("`{r}` names a rendition no document has"),
+                    format!(
+                        "`{r}` names a rendition no document has and the gateway does not make"
+                    ),
                 ));
             }
         }
@@ -550,6 +552,18 @@ pub(super) fn take_recipient(body: &mut Map<String, Value>) -> Result<Option<Rec
     }))
 }
 
+/// `watermark`: `"off"`, `"viewer"` or `"all"`; absent or null is `None`.
+pub(super) fn take_watermark(body: &mut Map<String, Value>) -> Result<Option<Watermark>, ApiError> {
+    match body.remove("watermark") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if Watermark::parse(&s).is_some() => Ok(Watermark::parse(&s)),
+        Some(_) => Err(ApiError::field(
+            "watermark",
+            "must be \"off\", \"viewer\" or \"all\"",
+        )),
+    }
+}
+
 /// `on_change`: `"serve_latest"` or `"refuse"`; absent or null is `None`.
 pub(super) fn take_on_change(
     body: &mut Map<String, Value>,
@@ -643,6 +657,7 @@ pub(super) struct LinkBody {
     pub(super) password: Option<String>,
     pub(super) recipient: Option<Recipient>,
     pub(super) on_change: ChangePolicy,
+    pub(super) watermark: Watermark,
     pub(super) webhook: Option<WebhookTarget>,
     pub(super) notify_sender: Option<String>,
 }
@@ -665,6 +680,7 @@ pub(super) fn parse_link_body(
     let password = take_password(&mut body)?.flatten();
     let recipient = take_recipient(&mut body)?;
     let on_change = take_on_change(&mut body)?.unwrap_or_default();
+    let watermark = take_watermark(&mut body)?.unwrap_or_default();
     let webhook = take_webhook(&mut body)?;
     let notify_sender = take_notify_sender(&mut body)?;
     refuse_unknown(&body)?;
@@ -679,6 +695,7 @@ pub(super) fn parse_link_body(
         password,
         recipient,
         on_change,
+        watermark,
         webhook,
         notify_sender,
     })
@@ -792,6 +809,7 @@ pub struct PatchBody {
     pub changed_by: Option<String>,
     pub password: Option<Option<String>>,
     pub on_change: Option<ChangePolicy>,
+    pub watermark: Option<Watermark>,
     pub recipient: Option<RecipientPatch>,
 }
 
@@ -807,6 +825,7 @@ pub(super) fn parse_patch_body(
     let changed_by = check_identity("changed_by", take_string(&mut body, "changed_by")?)?;
     let password = take_password(&mut body)?;
     let on_change = take_on_change(&mut body)?;
+    let watermark = take_watermark(&mut body)?;
     let recipient = take_recipient_patch(&mut body)?;
     refuse_unknown(&body)?;
     if expires_at.is_none()
@@ -814,11 +833,12 @@ pub(super) fn parse_patch_body(
         && filename.is_none()
         && password.is_none()
         && on_change.is_none()
+        && watermark.is_none()
         && recipient.is_none()
     {
         return Err(ApiError::field(
             "body",
-            "names nothing to change (expires_at, max_downloads, filename, password, on_change, recipient)",
+            "names nothing to change (expires_at, max_downloads, filename, password, on_change, watermark, recipient)",
         ));
     }
     Ok(PatchBody {
@@ -828,6 +848,7 @@ pub(super) fn parse_patch_body(
         changed_by,
         password,
         on_change,
+        watermark,
         recipient,
     })
 }

@@ -131,6 +131,7 @@ impl AdminApi {
             password,
             recipient,
             on_change,
+            watermark,
             webhook,
             notify_sender,
         } = parse_link_body(body, now)?;
@@ -213,6 +214,7 @@ impl AdminApi {
         link.password_hash = password_hash;
         link.recipient = recipient;
         link.on_change = on_change;
+        link.watermark = watermark;
         link.webhook = webhook;
         link.notify_sender = notify_sender;
         Ok(link)
@@ -236,6 +238,7 @@ impl AdminApi {
             "upload_folder": link.upload.as_ref().map(|u| u.folder.as_str()),
             "share": link.share,
             "on_change": link.on_change,
+            "watermark": link.watermark,
         }));
         self.record(link.id, event).await;
         Ok(())
@@ -257,6 +260,7 @@ impl AdminApi {
             changed_by,
             password,
             on_change,
+            watermark,
             recipient,
         } = parse_patch_body(body, now)?;
         if let Some(Some(p)) = &password {
@@ -317,6 +321,9 @@ impl AdminApi {
             if let Some(p) = on_change {
                 link.on_change = p;
             }
+            if let Some(w) = watermark {
+                link.watermark = w;
+            }
             if let Some(r) = &new_recipient {
                 apply_recipient(link, r);
             }
@@ -356,6 +363,9 @@ impl AdminApi {
         }
         if on_change.is_some() {
             fields.push("on_change");
+        }
+        if watermark.is_some() {
+            fields.push("watermark");
         }
         if recipient.is_some() {
             fields.push("recipient");

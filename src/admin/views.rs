@@ -59,6 +59,7 @@ pub(super) fn link_view_at(
         "status": status,
         "status_since": opt_time(link.status_since(status, exhausted_at)),
         "on_change": link.on_change,
+        "watermark": link.watermark,
         "expires_at": opt_time(link.expires_at),
         "max_downloads": link.max_downloads,
         "downloads_used": downloads_used,

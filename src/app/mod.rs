@@ -237,6 +237,8 @@ pub fn build_with(
             "serve --upgrade needs state.backend = \"redis\": the embedded store's file stays locked by the running instance until it exits".into(),
         ));
     }
+    crate::model::link::set_generated(crate::render::pool::generated_names(&config.render));
+    crate::share::pages::set_thumbnails(config.render.enabled);
     let gate = Live::new(build_gate(config, None)?);
     let conf = ServerConf {
         upgrade_sock: config.server.upgrade_sock.display().to_string(),
@@ -271,6 +273,7 @@ pub fn build_with(
         client_write_timeout: config.server.client_write_timeout,
         upload_pace: config.upload_pace,
         hsts: config.server.tls.as_ref().and_then(|t| t.hsts.clone()),
+        render: Arc::new(crate::render::Renderer::new(config.render.clone())),
     };
     let edge = crate::share::edge::Edge::new(
         pingora::proxy::http_proxy(&server.configuration, proxy),

@@ -40,7 +40,7 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         format!("{a:?}") != format!("{b:?}")
     }
     let (o, n) = (&old.server, &new.server);
-    let checks: [(&'static str, bool); 18] = [
+    let checks: [(&'static str, bool); 19] = [
         ("server.listen", o.listen != n.listen),
         ("admin.listen", old.admin.listen != new.admin.listen),
         ("[state]", differs(&old.state, &new.state)),
@@ -83,6 +83,7 @@ pub fn restart_only(old: &Config, new: &Config) -> Vec<&'static str> {
         ),
         // The exporter and its thread are set up at start.
         ("[tracing]", old.tracing != new.tracing),
+        ("[render] or [renditions]", old.render != new.render),
     ];
     checks
         .into_iter()
@@ -280,5 +281,10 @@ root = "/tmp"
         assert_eq!(restart_only(&old, &parse(&traced)), ["[tracing]"]);
         let off = BASE.to_string() + "[tracing]\nenabled = false\n";
         assert!(restart_only(&old, &parse(&off)).is_empty());
+        let rendered = BASE.to_string() + "[renditions.lowres]\nkind = \"pdf\"\n";
+        assert_eq!(
+            restart_only(&old, &parse(&rendered)),
+            ["[render] or [renditions]"]
+        );
     }
 }

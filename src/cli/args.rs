@@ -36,6 +36,10 @@ pub enum Command {
         #[arg(long)]
         pid: Option<i32>,
     },
+    /// Internal: one render in a sandboxed child process (started by the gateway itself; the
+    /// document on stdin, the result on stdout).
+    #[command(hide = true)]
+    RenderWorker { spec: String },
     /// Validate a config file and exit (0 when good).
     CheckConfig { config: PathBuf },
     /// Manage links through a running gateway's admin API.

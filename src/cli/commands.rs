@@ -112,6 +112,7 @@ pub fn run(command: Command) -> ExitCode {
         }
         // `demo` is dispatched by `cli::run` before this.
         Command::Demo { .. } => fail("demo is run by cli::run"),
+        Command::RenderWorker { .. } => fail("render-worker is run by cli::run"),
     }
 }
 

@@ -19,6 +19,8 @@ use std::process::ExitCode;
 pub fn run(cli: args::Cli) -> ExitCode {
     match cli.command {
         args::Command::Demo { config } => demo::run(&config),
+        // Before anything else starts: no runtime, no threads, no files.
+        args::Command::RenderWorker { spec } => crate::render::worker::main(&spec),
         command => commands::run(command),
     }
 }

@@ -6,6 +6,7 @@
 pub mod docstores;
 pub mod error;
 pub mod otel;
+pub mod render;
 pub mod tls;
 pub mod webhooks;
 
@@ -49,6 +50,10 @@ struct RawConfig {
     webhooks: Option<webhooks::RawWebhooks>,
     #[serde(default)]
     tracing: Option<otel::RawTracing>,
+    #[serde(default)]
+    render: render::RawRender,
+    #[serde(default)]
+    renditions: BTreeMap<String, render::RawRendition>,
     #[serde(default)]
     branding: RawBranding,
 }
@@ -337,6 +342,8 @@ pub struct Config {
     pub tracing: Option<otel::TracingConfig>,
     /// `[branding]`: the operator's name, logo and accent colour on the recipient pages.
     pub branding: Branding,
+    /// `[render]` and `[renditions.*]`: renditions the gateway makes (needs a restart to change).
+    pub render: crate::render::pool::RenderSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -479,6 +486,11 @@ fn validate(mut raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> 
     let state = validate_state(raw.state, base_dir)?;
     let webhooks = webhooks::validate(raw.webhooks.take(), &state)?;
     let tracing = otel::validate(raw.tracing.take())?;
+    let render = render::validate(
+        std::mem::take(&mut raw.render),
+        std::mem::take(&mut raw.renditions),
+        base_dir,
+    )?;
     let (stores, secure_links) = validate_stores(raw.stores, base_dir)?;
     let log_json = validate_log(&raw.log)?;
     let branding = validate_branding(std::mem::take(&mut raw.branding), base_dir)?;
@@ -520,6 +532,7 @@ fn validate(mut raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigError> 
         webhooks,
         tracing,
         branding,
+        render,
     })
 }
 

@@ -13,6 +13,7 @@
 //! percent-encoded on the way out, so no key can leave the store's base path (or root folder).
 
 pub mod dir;
+pub mod fetch;
 pub mod http;
 pub mod pace;
 pub mod relay;

@@ -98,10 +98,14 @@ pub enum Right {
 }
 
 /// Rendition names: 1 to 32 of `a-z 0-9 _ -`, starting with a letter or digit; `original`,
-/// `view` and `download` are taken by the variants of the original.
+/// `view` and `download` are taken by the variants of the original, `page` and `thumbnail` by
+/// the gateway's page images.
 pub fn valid_rendition_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
-        && !matches!(name, "original" | "view" | "download")
+        && !matches!(
+            name,
+            "original" | "view" | "download" | "page" | "thumbnail"
+        )
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
@@ -109,6 +113,41 @@ pub fn valid_rendition_name(name: &str) -> bool {
             .bytes()
             .next()
             .is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+/// The renditions the gateway makes itself (`[renditions.NAME]`), by name, with the file
+/// extension of what each makes. Set once at start from the configuration; a link's
+/// `download:NAME` right uses the document's stored rendition NAME when it has one, else this.
+static GENERATED: std::sync::RwLock<BTreeMap<String, String>> =
+    std::sync::RwLock::new(BTreeMap::new());
+
+/// Declares the gateway's generated renditions (name → file extension).
+pub fn set_generated(renditions: BTreeMap<String, String>) {
+    if let Ok(mut g) = GENERATED.write() {
+        *g = renditions;
+    }
+}
+
+/// The file extension of generated rendition `name`, if the gateway makes one by that name.
+pub fn generated_extension(name: &str) -> Option<String> {
+    GENERATED.read().ok()?.get(name).cloned()
+}
+
+/// The file name a generated rendition of `original` is downloaded under (`report-lowres.pdf`).
+pub fn generated_filename(original: &str, name: &str, ext: &str) -> String {
+    let stem = original
+        .rsplit_once('.')
+        .map(|(s, _)| s)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(original);
+    format!("{stem}-{name}.{ext}")
+}
+
+impl Document {
+    /// Whether the document has rendition `name`: stored with it, or made by the gateway.
+    pub fn has_rendition(&self, name: &str) -> bool {
+        self.renditions.contains_key(name) || generated_extension(name).is_some()
+    }
 }
 
 impl Right {
@@ -263,6 +302,34 @@ impl ChangePolicy {
     }
 }
 
+/// Whether and where a link stamps its recipient's identity (see `docs/documents.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Watermark {
+    /// No stamp.
+    #[default]
+    Off,
+    /// The viewer's page images are stamped.
+    Viewer,
+    /// The viewer's page images, and downloaded PDFs and images (originals and renditions).
+    All,
+}
+
+impl Watermark {
+    pub fn parse(text: &str) -> Option<Watermark> {
+        match text {
+            "off" => Some(Watermark::Off),
+            "viewer" => Some(Watermark::Viewer),
+            "all" => Some(Watermark::All),
+            _ => None,
+        }
+    }
+
+    fn is_off(&self) -> bool {
+        *self == Watermark::Off
+    }
+}
+
 /// A share link as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Link {
@@ -313,6 +380,9 @@ pub struct Link {
     /// What a changed document means for this link.
     #[serde(default)]
     pub on_change: ChangePolicy,
+    /// Identity watermarks on what the link shows or hands out.
+    #[serde(default, skip_serializing_if = "Watermark::is_off")]
+    pub watermark: Watermark,
     /// When an admin last changed the link's state, expiry or limit (the `status_since` of an
     /// active or deactivated link; `created_at` before any such change).
     #[serde(
@@ -383,6 +453,7 @@ impl Link {
             decisions: Vec::new(),
             share: None,
             on_change: ChangePolicy::ServeLatest,
+            watermark: Watermark::Off,
             status_changed_at: None,
         }
     }
@@ -471,7 +542,20 @@ impl Link {
                         "This link does not allow downloading that version of the document.",
                     ));
                 }
-                let r = doc.renditions.get(&name).ok_or(Refusal::NoSuchDocument)?;
+                let Some(r) = doc.renditions.get(&name) else {
+                    // Made by the gateway from the original (`[renditions.NAME]`).
+                    let ext = generated_extension(&name).ok_or(Refusal::NoSuchDocument)?;
+                    return Ok(Target {
+                        index,
+                        object: doc.object.clone(),
+                        filename: generated_filename(&doc.filename, &name, &ext),
+                        inline: false,
+                        variant: format!("download:{name}"),
+                        size: None,
+                        etag: doc.etag.clone(),
+                        last_modified: doc.last_modified.clone(),
+                    });
+                };
                 Ok(Target {
                     index,
                     object: r.object.clone(),
@@ -496,7 +580,7 @@ impl Link {
             return Some(Variant::View);
         }
         self.rights.iter().find_map(|r| match r {
-            Right::Rendition(name) if doc.renditions.contains_key(name) => {
+            Right::Rendition(name) if doc.has_rendition(name) => {
                 Some(Variant::Rendition(name.clone()))
             }
             _ => None,
@@ -514,7 +598,7 @@ impl Link {
         }
         for r in &self.rights {
             if let Right::Rendition(name) = r {
-                if doc.renditions.contains_key(name) {
+                if doc.has_rendition(name) {
                     out.push(Variant::Rendition(name.clone()));
                 }
             }

@@ -59,6 +59,11 @@ outcomes! {
     OriginDown => "origin_down",
     ClientGone => "client_gone",
     Error => "error",
+    // The gateway's own renditions (`src/render/`): the pool was full, the document could not
+    // be rendered, or the render ran past its time or memory limit.
+    RenderBusy => "render_busy",
+    RenderRefused => "render_refused",
+    RenderLimit => "render_limit",
 }
 
 impl std::fmt::Display for Outcome {

@@ -36,4 +36,5 @@ pub mod throttle;
 pub mod tls;
 pub mod upload;
 pub mod verify;
+pub mod viewer;
 pub mod webhooks;

@@ -610,10 +610,20 @@ pub struct LandingDocument {
 }
 
 /// Where the landing page's thumbnail of document `doc_number` (1-based) comes from, when its
-/// type has one. Wired when rendering lands: until then no document has a thumbnail.
+/// type has one (a PDF or an image) and the gateway draws renditions (`render.enabled`). The
+/// thumbnail is asked through the same link, so it passes the same checks as the page.
 pub fn thumbnail_url(base: &str, doc_number: usize, media_type: &str) -> Option<String> {
-    let _ = (base, doc_number, media_type);
-    None
+    let drawable = matches!(media_type, "application/pdf" | "image/png" | "image/jpeg");
+    (drawable && THUMBNAILS.load(std::sync::atomic::Ordering::Relaxed))
+        .then(|| format!("{base}?doc={doc_number}&as=thumbnail"))
+}
+
+/// Whether the gateway draws thumbnails (`render.enabled`), set once at start.
+static THUMBNAILS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns the landing pages' thumbnails on or off (from `render.enabled`, at start).
+pub fn set_thumbnails(on: bool) {
+    THUMBNAILS.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// One button of a landing page: a link, or (with a form token, one per button: each is good
@@ -1159,9 +1169,17 @@ mod tests {
             "decision-recorded",
             "comment-sent",
             "gone",
+            "render-busy",
+            "render-refused",
+            "render-limit",
+            "render-failed",
         ] {
             pages.push(("notice", notice(lang, id)));
         }
+        pages.push((
+            "viewer",
+            crate::share::viewer::page(lang, "Contract.pdf", 1, 3, 800, &[480, 800], Some("x@y")),
+        ));
         pages
     }
 

@@ -36,7 +36,9 @@ use crate::metrics::metrics;
 use crate::model::audit::Draft;
 use crate::model::counting::{classify, expected_length, is_multi_range, part_of, Drawn, Kind};
 use crate::model::disposition::content_disposition;
-use crate::model::link::{ChangePolicy, Link, LinkId, Refusal, Right, Selection, Target};
+use crate::model::link::{
+    ChangePolicy, Link, LinkId, Refusal, Right, Selection, Target, Watermark,
+};
 use crate::model::outcome::Outcome;
 use crate::model::status::Status;
 use crate::share::client::{client_of, user_agent_of};
@@ -48,6 +50,7 @@ use crate::share::pages::Reply;
 use crate::share::recipient::{self, Decision};
 use crate::share::record;
 use crate::share::upload::{self, Rules, Upload};
+use crate::share::viewer;
 use crate::state::queues::Refund;
 use crate::telemetry;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
@@ -64,6 +67,8 @@ pub struct Proxy {
     pub upload_pace: upload::Pace,
     /// `Strict-Transport-Security` for every response (TLS listeners only).
     pub hsts: Option<http::HeaderValue>,
+    /// The gateway's own renditions: worker pool, limits, cache (`[render]`).
+    pub render: Arc<crate::render::Renderer>,
 }
 
 /// Per-request state.
@@ -81,6 +86,9 @@ pub struct Ctx {
     kind: Kind,
     /// The document and variant this request is served.
     target: Option<Target>,
+    /// Made by the gateway (page image, thumbnail, viewer, generated rendition) instead of
+    /// relayed.
+    render: Option<viewer::Render>,
     /// A PUT or form upload (answered in `request_filter`).
     upload: bool,
     /// A limited link's response, metered against its document's byte account.
@@ -1060,6 +1068,9 @@ impl Proxy {
             resp.insert_header(header::CACHE_CONTROL, "no-store")?;
             return session.write_response_header(Box::new(resp), true).await;
         }
+        if let Some(render) = ctx.render.clone() {
+            return self.serve_render(session, ctx, render).await;
+        }
         self.condition(session, ctx);
         self.stream_started(ctx);
         let dir = ctx.docstore.clone().filter(|s| s.as_dir().is_some());
@@ -1070,6 +1081,235 @@ impl Proxy {
             }
             _ => self.relay_from_origin(session, ctx).await,
         }
+    }
+
+    /// Serve, for what the gateway makes itself: the document is read whole from its store and
+    /// rendered by a worker (or found in the render cache), then sent; a viewer page and a
+    /// generated rendition draw from the link's count like any download, page images do not.
+    async fn serve_render(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        render: viewer::Render,
+    ) -> Result<()> {
+        use crate::render::{Format, Job, RenderError};
+        let (Some(link), Some(store), Some(target)) =
+            (ctx.link.clone(), ctx.docstore.clone(), ctx.target.clone())
+        else {
+            return Error::e_explain(ErrorType::InternalError, "no document admitted");
+        };
+        let settings = &self.render.settings;
+        let job = match &render {
+            viewer::Render::Page { page, width } => Job::Page {
+                page: *page,
+                width: *width,
+                format: Format::Png,
+            },
+            viewer::Render::Thumbnail => Job::Page {
+                page: 1,
+                width: settings.thumbnail_width,
+                format: Format::Png,
+            },
+            viewer::Render::Viewer { .. } => Job::Info,
+            viewer::Render::Generated(name) => match settings.generated.get(name) {
+                Some(g) => g.job(),
+                None => {
+                    ctx.outcome = Outcome::NoDocument;
+                    return write_status(session, 404, &[]).await;
+                }
+            },
+            viewer::Render::Stamped(_) => Job::Stamp {
+                text: viewer::mark_for(&link, &ctx.client).unwrap_or_default(),
+            },
+        };
+        let mark = viewer::mark_for(&link, &ctx.client);
+        // The object's version now: the cache key, and `on_change: refuse` keeps its promise.
+        let meta = store.meta_of(&target.object).await.unwrap_or_default();
+        if link.on_change == ChangePolicy::Refuse
+            && (meta.etag.is_some() || meta.last_modified.is_some())
+            && version_differs(&target, meta.etag.as_deref(), meta.last_modified.as_deref())
+        {
+            return self.gone(session, ctx, true).await;
+        }
+        let version = meta.etag.clone().or_else(|| {
+            meta.last_modified
+                .as_ref()
+                .map(|m| format!("{m}/{}", meta.size.unwrap_or(0)))
+        });
+        // A stamped download is one recipient's: never cached (page images are stamped after
+        // the cache).
+        let key = version
+            .filter(|_| !matches!(job, Job::Stamp { .. }))
+            .map(|v| crate::render::cache::key(store.name(), &target.object, &v, &job.key_text()));
+        let object = target.object.clone();
+        let timeout = settings.timeout;
+        let made = self
+            .render
+            .render(&job, key, |max| {
+                let store = store.clone();
+                async move {
+                    store
+                        .fetch(&object, max, timeout)
+                        .await
+                        .map_err(|e| match e {
+                            crate::docstore::fetch::FetchError::NotFound => RenderError::Missing,
+                            crate::docstore::fetch::FetchError::TooLarge(max) => {
+                                RenderError::Refused(format!(
+                                    "the document is larger than the {max} bytes the gateway renders"
+                                ))
+                            }
+                            crate::docstore::fetch::FetchError::Store(e) => RenderError::Failed(e),
+                        })
+                }
+            })
+            .await;
+        let mut out = match made {
+            Ok(out) => out,
+            Err(RenderError::Missing) => return self.gone(session, ctx, false).await,
+            Err(e) => return self.render_failed(session, ctx, &link, e).await,
+        };
+        // The identity stamp goes on after the cache: what is cached is never one recipient's.
+        let stamped = match (&render, &mark) {
+            (viewer::Render::Page { .. } | viewer::Render::Thumbnail, Some(text)) => {
+                Some(viewer::stamp_page(std::mem::take(&mut out.bytes), text.clone()).await)
+            }
+            (viewer::Render::Generated(_), Some(text)) if link.watermark == Watermark::All => {
+                Some(viewer::stamp_made(std::mem::take(&mut out.bytes), text.clone()).await)
+            }
+            _ => None,
+        };
+        match stamped {
+            None => {}
+            Some(Ok(bytes)) => out.bytes = bytes,
+            Some(Err(e)) => return self.render_failed(session, ctx, &link, e).await,
+        }
+        let (body, headers) = match &render {
+            viewer::Render::Viewer { width } => {
+                let pages = serde_json::from_slice::<serde_json::Value>(&out.bytes)
+                    .ok()
+                    .and_then(|v| v["pages"].as_u64())
+                    .unwrap_or(1)
+                    .min(u64::from(settings.caps.max_pages)) as u32;
+                let body = viewer::page(
+                    Lang::of(&session.req_header().headers),
+                    &target.filename,
+                    target.index + 1,
+                    pages,
+                    *width,
+                    &settings.page_widths,
+                    mark.as_deref(),
+                );
+                (body, viewer::headers())
+            }
+            viewer::Render::Generated(_) | viewer::Render::Stamped(_) => {
+                let content_type = match render {
+                    viewer::Render::Stamped(_) => viewer::stamped_type(&out.bytes).to_string(),
+                    _ => out.content_type.clone(),
+                };
+                let mut h = pages::data_headers(&content_type);
+                h.push((
+                    "content-disposition",
+                    content_disposition(false, &target.filename),
+                ));
+                h.push(("content-security-policy", "sandbox".to_string()));
+                (Bytes::from(out.bytes), h)
+            }
+            viewer::Render::Page { .. } | viewer::Render::Thumbnail => {
+                let mut h = pages::data_headers(&out.content_type);
+                h.push(("content-security-policy", "sandbox".to_string()));
+                (Bytes::from(out.bytes), h)
+            }
+        };
+        self.send_made(session, ctx, link, &render, body, headers)
+            .await
+    }
+
+    /// Sends what the gateway made; a counted one first draws its length from the link's count
+    /// (its own account: the document's object and the variant).
+    async fn send_made(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        link: Arc<Link>,
+        render: &viewer::Render,
+        body: Bytes,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<()> {
+        let len = body.len() as u64;
+        if render.counted() {
+            // The whole answer every time: a range of a made document is not offered.
+            session.req_header_mut().remove_header(&header::RANGE);
+            if link.max_downloads.is_some() {
+                // Its own account (the original's object and the variant), of its own size.
+                let original = ctx.target.as_ref().map(|t| t.object.clone());
+                if let Some(target) = ctx.target.as_mut() {
+                    target.object = format!("{}#{}", target.object, render.variant());
+                    target.size = Some(len);
+                }
+                let counted = self.count(session, ctx, link).await;
+                if let (Some(target), Some(original)) = (ctx.target.as_mut(), original) {
+                    target.object = original;
+                }
+                match counted {
+                    Ok(link) => ctx.link = Some(link),
+                    Err(refusal) => return write_refusal(session, refusal).await,
+                }
+            }
+            if !crate::docstore::Allowance::begin(&mut ctx.metered, Some(len), Some(len)).await? {
+                ctx.replaced = true;
+                ctx.outcome = Outcome::Exhausted;
+                self.give_back(ctx).await;
+                return write_status(session, 404, &[]).await;
+            }
+            self.stream_started(ctx);
+        }
+        let mut resp = ResponseHeader::build(200, Some(headers.len() + 1))?;
+        for (name, value) in headers {
+            resp.insert_header(name, value)?;
+        }
+        resp.insert_header(header::CONTENT_LENGTH, len.to_string())?;
+        let head = session.req_header().method == Method::HEAD;
+        session.write_response_header(Box::new(resp), head).await?;
+        if head {
+            return Ok(());
+        }
+        crate::docstore::write_body(session, body, true, &mut ctx.metered).await
+    }
+
+    /// A render that made nothing: busy (503 with `Retry-After`), refused or stopped (a page
+    /// that says the document cannot be shown), or failed.
+    async fn render_failed(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        link: &Link,
+        e: crate::render::RenderError,
+    ) -> Result<()> {
+        use crate::render::RenderError;
+        ctx.replaced = true;
+        tracing::warn!(link = %link.id, error = %e, variant = ?ctx.render.as_ref().map(|r| r.variant()), "render made nothing");
+        let (status, outcome, id) = match &e {
+            RenderError::Busy => (503, Outcome::RenderBusy, "render-busy"),
+            RenderError::Refused(_) => (422, Outcome::RenderRefused, "render-refused"),
+            RenderError::Limit(_) => (422, Outcome::RenderLimit, "render-limit"),
+            RenderError::Missing | RenderError::Failed(_) => {
+                (502, Outcome::OriginError, "render-failed")
+            }
+        };
+        ctx.outcome = outcome;
+        let mut headers = pages::page_headers_owned();
+        if status == 503 {
+            headers.push(("retry-after", "5".to_string()));
+        }
+        write_reply(
+            session,
+            Reply {
+                status,
+                headers,
+                body: pages::notice(Lang::of(&session.req_header().headers), id),
+            },
+        )
+        .await
     }
 
     /// A folder store's file, read and sent by the gateway itself.
@@ -1174,6 +1414,18 @@ impl Proxy {
             return Ok(());
         }
         self.select(session, ctx, &link, &base)?;
+        if let Some(render) = &ctx.render {
+            // Made by the gateway: a counted one draws once its size is known (in `serve`); a
+            // page image or thumbnail is no download at all (no event, no usage).
+            let req = session.req_header();
+            ctx.kind = match classify(&req.method, &req.headers) {
+                Kind::Fresh | Kind::Continuation if !render.counted() => Kind::Head,
+                Kind::Continuation => Kind::Fresh,
+                kind => kind,
+            };
+            ctx.link = Some(link);
+            return Ok(());
+        }
         let link = self.count(session, ctx, link).await?;
         ctx.link = Some(link);
         Ok(())
@@ -1332,7 +1584,15 @@ impl Proxy {
         link: &Link,
         base: &str,
     ) -> Result<(), Refused> {
-        let Some(selection) = Selection::from_query(session.req_header().uri.query()) else {
+        let query = session.req_header().uri.query();
+        let Ok(ask) = viewer::ask_of(query) else {
+            ctx.outcome = Outcome::NoDocument;
+            return Err(Refused::Status(404));
+        };
+        if let Some(ask) = ask {
+            return self.select_pages(session, ctx, link, base, ask);
+        }
+        let Some(selection) = Selection::from_query(query) else {
             ctx.outcome = Outcome::NoDocument;
             return Err(Refused::Status(404));
         };
@@ -1356,6 +1616,103 @@ impl Proxy {
         if ctx.view_only {
             target.inline = true;
         }
+        let settings = &self.render.settings;
+        if target.inline && viewer::viewable(settings, &target) {
+            // A PDF or image is viewed in the gateway's viewer: page images, never its bytes.
+            let Ok(width) = viewer::width_of(query) else {
+                ctx.outcome = Outcome::NoDocument;
+                return Err(Refused::Status(404));
+            };
+            ctx.render = Some(viewer::Render::Viewer {
+                width: settings.clamp_width(width),
+            });
+        } else if let Some(name) = target.variant.strip_prefix("download:").filter(|name| {
+            !link
+                .documents
+                .get(target.index)
+                .is_some_and(|d| d.renditions.contains_key(*name))
+        }) {
+            if !settings.enabled || !settings.generated.contains_key(name) {
+                ctx.outcome = Outcome::NoDocument;
+                return Err(Refused::Status(404));
+            }
+            ctx.render = Some(viewer::Render::Generated(name.to_string()));
+        } else if link.watermark == Watermark::All
+            && !target.inline
+            && crate::render::renderable_name(&target.filename)
+        {
+            if !settings.enabled {
+                // The promise is a stamped copy: without the renderer there is none to give.
+                ctx.outcome = Outcome::NoDocument;
+                return Err(Refused::Status(404));
+            }
+            ctx.render = Some(viewer::Render::Stamped(target.variant.clone()));
+        }
+        ctx.target = Some(target);
+        Ok(())
+    }
+
+    /// Select and rights for a page image or a thumbnail: a page image needs a link that may
+    /// view or download the document, a thumbnail one that may open it in any way.
+    fn select_pages(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        link: &Link,
+        base: &str,
+        ask: viewer::Ask,
+    ) -> Result<(), Refused> {
+        let query = viewer::doc_query(session.req_header().uri.query());
+        let Some(selection) = Selection::from_query(query.as_deref()) else {
+            ctx.outcome = Outcome::NoDocument;
+            return Err(Refused::Status(404));
+        };
+        let settings = &self.render.settings;
+        let mut target = match link.resolve(&selection) {
+            Ok(target) if settings.enabled => target,
+            Ok(_) | Err(Refusal::NoSuchDocument) => {
+                ctx.outcome = Outcome::NoDocument;
+                return Err(Refused::Status(404));
+            }
+            Err(Refusal::Several) => {
+                ctx.outcome = Outcome::Listing;
+                return Err(Refused::Reply(listing(
+                    link,
+                    &format!("{}{base}", self.gate.links.public_url),
+                )));
+            }
+            Err(Refusal::NotGranted(reason)) => {
+                return Err(self.not_granted(session, ctx, link, reason))
+            }
+        };
+        // Pages are made from the original whichever variant the link's default is.
+        if let Some(doc) = link.documents.get(target.index) {
+            target.object = doc.object.clone();
+            target.filename = doc.filename.clone();
+            target.etag = doc.etag.clone();
+            target.last_modified = doc.last_modified.clone();
+            target.size = doc.size;
+        }
+        target.inline = true;
+        let render = match ask {
+            viewer::Ask::Page { page, width } => {
+                if !viewer::may_see_pages(link, ctx.view_only) {
+                    return Err(self.not_granted(
+                        session,
+                        ctx,
+                        link,
+                        "This link does not allow viewing documents in the browser.",
+                    ));
+                }
+                viewer::Render::Page {
+                    page,
+                    width: settings.clamp_width(width),
+                }
+            }
+            viewer::Ask::Thumbnail => viewer::Render::Thumbnail,
+        };
+        target.variant = render.variant();
+        ctx.render = Some(render);
         ctx.target = Some(target);
         Ok(())
     }
@@ -1428,6 +1785,7 @@ impl ProxyHttp for Proxy {
             streaming: false,
             kind: Kind::Head,
             target: None,
+            render: None,
             upload: false,
             metered: None,
             counted: false,

@@ -199,3 +199,15 @@ not-granted-original = Dieser Link erlaubt nicht, das Original herunterzuladen.
 not-granted-view = Dieser Link erlaubt nicht, Dokumente im Browser anzusehen.
 not-granted-rendition = Dieser Link erlaubt nicht, diese Fassung des Dokuments herunterzuladen.
 not-granted-next = Falls Sie es brauchen, fragen Sie die Person, die Ihnen den Link geschickt hat.
+
+## Dokumente, die das Gateway aufbereitet (Seitenbilder, Betrachter, Kopien in niedriger Auflösung)
+render-busy-title = Gerade ausgelastet
+render-busy-text = Im Moment werden zu viele Dokumente aufbereitet. Bitte versuchen Sie es in ein paar Sekunden erneut.
+render-refused-title = Dieses Dokument kann nicht angezeigt werden
+render-refused-text = Dieses Dokument kann nicht im Browser angezeigt werden: Es ist kein PDF oder Bild, das das Gateway lesen kann, oder es ist zu groß. Bitten Sie die Person, die es Ihnen gesendet hat, um ein anderes Format.
+render-limit-title = Dieses Dokument kann nicht angezeigt werden
+render-limit-text = Die Aufbereitung dieses Dokuments dauerte länger oder brauchte mehr Speicher als erlaubt. Bitten Sie die Person, die es Ihnen gesendet hat, um eine kleinere Fassung.
+render-failed-title = Das Dokument konnte nicht aufbereitet werden
+render-failed-text = Das Dokument konnte nicht abgerufen oder aufbereitet werden. Bitte versuchen Sie es in ein paar Minuten erneut.
+viewer-zoom = Zoom
+viewer-page = Seite { $page } von { $pages }

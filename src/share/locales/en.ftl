@@ -200,3 +200,15 @@ not-granted-original = This link does not allow downloading the original.
 not-granted-view = This link does not allow viewing documents in the browser.
 not-granted-rendition = This link does not allow downloading that version of the document.
 not-granted-next = If you need it, ask the person who sent you the link.
+
+## Documents the gateway prepares (page images, the viewer, low-resolution copies)
+render-busy-title = Busy right now
+render-busy-text = Too many documents are being prepared at the moment. Please try again in a few seconds.
+render-refused-title = This document cannot be shown
+render-refused-text = This document cannot be shown in the browser: it is not a PDF or an image the gateway can read, or it is too large. Please ask the person who sent it to you for another format.
+render-limit-title = This document cannot be shown
+render-limit-text = Preparing this document took longer or needed more memory than allowed. Please ask the person who sent it to you for a smaller version.
+render-failed-title = The document could not be prepared
+render-failed-text = The document could not be fetched or prepared. Please try again in a few minutes.
+viewer-zoom = Zoom
+viewer-page = Page { $page } of { $pages }

@@ -199,3 +199,15 @@ not-granted-original = Ce lien ne permet pas de télécharger l’original.
 not-granted-view = Ce lien ne permet pas d’afficher les documents dans le navigateur.
 not-granted-rendition = Ce lien ne permet pas de télécharger cette version du document.
 not-granted-next = Si vous en avez besoin, demandez-le à la personne qui vous a envoyé le lien.
+
+## Documents préparés par la passerelle (images de pages, visionneuse, copies basse résolution)
+render-busy-title = Occupé pour le moment
+render-busy-text = Trop de documents sont en cours de préparation. Veuillez réessayer dans quelques secondes.
+render-refused-title = Ce document ne peut pas être affiché
+render-refused-text = Ce document ne peut pas être affiché dans le navigateur : ce n’est pas un PDF ou une image que la passerelle sait lire, ou il est trop volumineux. Demandez un autre format à la personne qui vous l’a envoyé.
+render-limit-title = Ce document ne peut pas être affiché
+render-limit-text = La préparation de ce document a pris plus de temps ou de mémoire que permis. Demandez une version plus petite à la personne qui vous l’a envoyé.
+render-failed-title = Le document n’a pas pu être préparé
+render-failed-text = Le document n’a pas pu être récupéré ni préparé. Veuillez réessayer dans quelques minutes.
+viewer-zoom = Zoom
+viewer-page = Page { $page } sur { $pages }

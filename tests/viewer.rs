@@ -256,21 +256,19 @@ fn a_full_pool_answers_503_with_retry_after_and_a_slow_render_is_stopped() {
         let started = Instant::now();
         (get(&slow_url), started.elapsed())
     });
-    // While the one worker is busy, another render is refused at once.
+    // Once the one worker process runs the slow render, another render is refused at once.
+    // (Waiting for the worker, not for a clock: on a busy machine the slow request may reach
+    // the gateway late, and a probe sent before it would take the worker itself.)
     let deadline = Instant::now() + Duration::from_secs(30);
-    let busy = loop {
-        let r = get(&format!("{url}?as=page&page=1&width=1600"));
-        if r.status == 503 {
-            break r;
-        }
+    while render_workers_of(gw.pid()) == 0 {
         assert!(
             Instant::now() < deadline,
-            "never busy: {} {}",
-            r.status,
-            r.text()
+            "the slow render never started a worker"
         );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let busy = get(&format!("{url}?as=page&page=1&width=1600"));
+    assert_eq!(busy.status, 503, "{}", busy.text());
     assert_eq!(busy.header("retry-after"), Some("5"));
     let (slow, took) = slow.join().expect("slow request");
     assert_eq!(slow.status, 422, "{}", slow.text());
@@ -313,7 +311,19 @@ fn the_viewer_in_chromium_shows_page_images_and_no_way_to_the_original() {
         json!({"store": "docs", "object": "report.pdf", "filename": "Quarterly report.pdf", "rights": ["view"]}),
     );
     let browser = Browser::start();
+    // A browser meets the landing page first: its thumbnail is the gateway's drawing of the
+    // first page, and its one button opens the viewer.
     browser.goto(&url);
+    browser.wait_for("img class=\"thumb\"");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while browser.execute(
+        "const t = document.querySelector('img.thumb'); return !!t && t.complete && t.naturalWidth > 0;",
+    ) != json!(true)
+    {
+        assert!(Instant::now() < deadline, "the thumbnail never loaded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    browser.click_and_load("#download");
     let html = browser.wait_for("Page 1 of 3");
     assert!(html.contains("Quarterly report.pdf"));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -348,6 +358,7 @@ fn the_viewer_in_chromium_shows_page_images_and_no_way_to_the_original() {
     );
     let other = Browser::start();
     other.goto(&marked);
+    other.click_and_load("#download");
     other.wait_for("Page 1 of 3");
     let deadline = Instant::now() + Duration::from_secs(30);
     while other.execute("return Array.from(document.images).slice(0,1).every(i => i.complete && i.naturalWidth > 0);") != json!(true) {
@@ -542,4 +553,30 @@ fn fifty_viewers_at_once() {
         workers,
         busy.load(std::sync::atomic::Ordering::Relaxed)
     );
+}
+
+/// How many render workers (children running `render-worker`) the gateway process has now.
+fn render_workers_of(gateway: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            // Field 4 (after the parenthesised name) is the parent's pid.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            parent == Some(gateway) && String::from_utf8_lossy(&cmdline).contains("render-worker")
+        })
+        .count()
 }

@@ -140,6 +140,66 @@ fn view_only_gets_the_viewer_and_never_the_original_bytes() {
     assert_eq!(r.header("content-security-policy"), Some("sandbox"));
 }
 
+/// The attack: a limited link counts its views, so someone holding it must not page through the
+/// document by asking for page images straight from the link, without ever loading a counted
+/// viewer. Page images of a limited link need the page ticket a counted viewer page hands out.
+#[test]
+fn page_images_of_a_limited_link_come_only_through_a_counted_view() {
+    let origin = Origin::start();
+    origin.put("report.pdf", &sample::pdf(3, 612.0, 792.0));
+    let gw = gateway(&origin, "");
+    let (id, url) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "Report.pdf",
+               "rights": ["view"], "max_downloads": 2}),
+    );
+    let (_, other_url) = link(
+        &gw,
+        json!({"store": "docs", "object": "report.pdf", "filename": "Report.pdf",
+               "rights": ["view"], "max_downloads": 2}),
+    );
+    // Straight from the link, with no ticket or a forged one: refused, and nothing counted.
+    for ask in [
+        "?as=page&page=1",
+        "?as=page&page=2&width=1600",
+        "?download&as=page&page=1",
+        "?as=page&page=1&pt=forged",
+        "?as=page&page=1&pt=&pt=x",
+    ] {
+        let r = get(&format!("{url}{ask}"));
+        assert_eq!(r.status, 404, "{ask}: {}", r.text());
+        assert!(!r.body.starts_with(b"\x89PNG"), "{ask}");
+    }
+    assert_eq!(gw.admin().link(&id)["downloads_used"], 0);
+    // A viewer page is a counted view; its page images carry a ticket that works.
+    let viewer = get(&format!("{url}?as=view"));
+    assert_eq!(viewer.status, 200, "{}", viewer.text());
+    assert_eq!(gw.admin().link(&id)["downloads_used"], 1);
+    let html = viewer.text();
+    let srcs: Vec<String> = html
+        .split("<img src=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap_or("").replace("&amp;", "&"))
+        .collect();
+    assert_eq!(srcs.len(), 3, "{html}");
+    for src in &srcs {
+        assert!(src.contains("&pt="), "{src}");
+        let page = get(&format!("{url}{src}"));
+        assert_eq!(page.status, 200, "{src}: {}", page.text());
+        assert!(not_blank(&decode(&page.body)));
+    }
+    // Fetching the pages again (scrolling back) counts nothing more.
+    for src in &srcs {
+        assert_eq!(get(&format!("{url}{src}")).status, 200);
+    }
+    assert_eq!(gw.admin().link(&id)["downloads_used"], 1);
+    // The ticket is the link's own: another link (same document, same limit) refuses it.
+    let r = get(&format!("{other_url}{}", srcs[0]));
+    assert_eq!(r.status, 404, "{}", r.text());
+    // The thumbnail stays available to anyone who may open the link (one small first page).
+    assert_eq!(get(&format!("{url}?as=thumbnail")).status, 200);
+}
+
 #[test]
 fn a_link_without_the_right_gets_the_uniform_404() {
     let origin = Origin::start();

@@ -1178,7 +1178,16 @@ mod tests {
         }
         pages.push((
             "viewer",
-            crate::share::viewer::page(lang, "Contract.pdf", 1, 3, 800, &[480, 800], Some("x@y")),
+            crate::share::viewer::page(
+                lang,
+                "Contract.pdf",
+                1,
+                3,
+                800,
+                &[480, 800],
+                Some("x@y"),
+                None,
+            ),
         ));
         pages
     }

@@ -1198,6 +1198,11 @@ impl Proxy {
                     *width,
                     &settings.page_widths,
                     mark.as_deref(),
+                    // On a limited link, page images come only through this counted view.
+                    link.max_downloads
+                        .is_some()
+                        .then(|| self.gate.checks.verifier.page_ticket(&link))
+                        .as_deref(),
                 );
                 (body, viewer::headers())
             }
@@ -1702,6 +1707,19 @@ impl Proxy {
                         ctx,
                         link,
                         "This link does not allow viewing documents in the browser.",
+                    ));
+                }
+                // A limited link counts its views: its page images come only with the ticket of
+                // a viewer page that was counted, never straight from the link.
+                if link.max_downloads.is_some()
+                    && !viewer::ticket_of(session.req_header().uri.query())
+                        .is_some_and(|t| self.gate.checks.verifier.check_page_ticket(t, link))
+                {
+                    return Err(self.not_granted(
+                        session,
+                        ctx,
+                        link,
+                        "Page images of this link are shown only in its viewer: open the document from the link's page.",
                     ));
                 }
                 viewer::Render::Page {

@@ -35,6 +35,9 @@ const MEMO_MAX: usize = 10_000;
 const FORM_LIFETIME: Duration = Duration::from_secs(3600);
 /// How long a download button's ticket lets a browser fetch (and resume) the document.
 const DOWNLOAD_TICKET_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// How long the page images of one counted view may be fetched (a viewer left open that long
+/// and then scrolled asks for them again through a new, counted view).
+const PAGE_TICKET_LIFETIME: Duration = Duration::from_secs(6 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -328,6 +331,17 @@ impl Verifier {
     /// Whether `ticket` is a genuine, unexpired download ticket of this link's generation.
     pub fn check_download_ticket(&self, ticket: &str, link: &Link) -> bool {
         self.opens_for("dl", ticket, link)
+    }
+
+    /// A page ticket: what the viewer page of a counted view puts in its page images' URLs, so
+    /// that on a limited link page images come only through a view that was counted.
+    pub fn page_ticket(&self, link: &Link) -> String {
+        self.seal_for("pg", link, PAGE_TICKET_LIFETIME)
+    }
+
+    /// Whether `ticket` is a genuine, unexpired page ticket of this link's generation.
+    pub fn check_page_ticket(&self, ticket: &str, link: &Link) -> bool {
+        self.opens_for("pg", ticket, link)
     }
 
     /// A form token bound to link, browser and time; single use (checked by the caller with the

@@ -106,6 +106,11 @@ pub fn ask_of(query: Option<&str>) -> Result<Option<Ask>, Unreadable> {
     }
 }
 
+/// The page ticket (`pt=`) a page image's request carries, if any.
+pub fn ticket_of(query: Option<&str>) -> Option<&str> {
+    query?.split('&').find_map(|pair| pair.strip_prefix("pt="))
+}
+
 /// The query without `as`, `page` and `width` (the `doc` choice stays).
 pub fn doc_query(query: Option<&str>) -> Option<String> {
     let kept: Vec<&str> = query
@@ -235,7 +240,11 @@ pub fn page(
     width: u32,
     widths: &[u32],
     mark: Option<&str>,
+    ticket: Option<&str>,
 ) -> Bytes {
+    let ticket = ticket
+        .map(|t| format!("&amp;pt={}", escape(t)))
+        .unwrap_or_default();
     let mut zoom = String::new();
     for (i, w) in widths.iter().enumerate() {
         let class = if *w == width { " class=\"on\"" } else { "" };
@@ -251,7 +260,7 @@ pub fn page(
     for p in 1..=pages {
         let loading = if p <= 2 { "eager" } else { "lazy" };
         imgs.push_str(&format!(
-            "<img src=\"?doc={doc}&amp;as=page&amp;page={p}&amp;width={width}\" loading=\"{loading}\" \
+            "<img src=\"?doc={doc}&amp;as=page&amp;page={p}&amp;width={width}{ticket}\" loading=\"{loading}\" \
              style=\"max-width:{width}px\" alt=\"{alt}\">\n",
             alt = escape(&crate::share::i18n::tr(
                 lang,
@@ -307,12 +316,14 @@ mod tests {
                 800,
                 &[480, 800],
                 Some("x@y"),
+                Some("tk"),
             )
             .to_vec(),
         )
         .expect("utf-8");
         assert!(html.contains("a&lt;b&gt;.pdf"));
         assert_eq!(html.matches("as=page").count(), 3);
+        assert_eq!(html.matches("&amp;pt=tk\"").count(), 3);
         assert!(!html.contains("<script"));
         assert!(!html.contains("as=original"));
         assert!(!CSP.contains("script-src"));

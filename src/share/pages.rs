@@ -1180,13 +1180,15 @@ mod tests {
             "viewer",
             crate::share::viewer::page(
                 lang,
-                "Contract.pdf",
-                1,
-                3,
-                800,
-                &[480, 800],
-                Some("x@y"),
-                None,
+                &crate::share::viewer::Shown {
+                    name: "Contract.pdf",
+                    doc: 1,
+                    pages: 3,
+                    width: 800,
+                    widths: &[480, 800],
+                    mark: Some("x@y"),
+                    ticket: None,
+                },
             ),
         ));
         pages

@@ -1190,19 +1190,22 @@ impl Proxy {
                     .and_then(|v| v["pages"].as_u64())
                     .unwrap_or(1)
                     .min(u64::from(settings.caps.max_pages)) as u32;
+                // On a limited link, page images come only through this counted view.
+                let ticket = link
+                    .max_downloads
+                    .is_some()
+                    .then(|| self.gate.checks.verifier.page_ticket(&link));
                 let body = viewer::page(
                     Lang::of(&session.req_header().headers),
-                    &target.filename,
-                    target.index + 1,
-                    pages,
-                    *width,
-                    &settings.page_widths,
-                    mark.as_deref(),
-                    // On a limited link, page images come only through this counted view.
-                    link.max_downloads
-                        .is_some()
-                        .then(|| self.gate.checks.verifier.page_ticket(&link))
-                        .as_deref(),
+                    &viewer::Shown {
+                        name: &target.filename,
+                        doc: target.index + 1,
+                        pages,
+                        width: *width,
+                        widths: &settings.page_widths,
+                        mark: mark.as_deref(),
+                        ticket: ticket.as_deref(),
+                    },
                 );
                 (body, viewer::headers())
             }

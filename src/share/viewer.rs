@@ -230,18 +230,34 @@ pub fn headers() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// The viewer page of document `doc` (1-based) with `pages` pages shown `width` pixels wide,
-/// zoom links to `widths`. Page images are asked with relative URLs (same link, same cookies).
-pub fn page(
-    lang: crate::share::i18n::Lang,
-    name: &str,
-    doc: usize,
-    pages: u32,
-    width: u32,
-    widths: &[u32],
-    mark: Option<&str>,
-    ticket: Option<&str>,
-) -> Bytes {
+/// What one viewer page shows.
+pub struct Shown<'a> {
+    /// The document's file name (the page's title).
+    pub name: &'a str,
+    /// Which document of the link (1-based).
+    pub doc: usize,
+    pub pages: u32,
+    /// The page images' width, and the widths the zoom links offer.
+    pub width: u32,
+    pub widths: &'a [u32],
+    /// The identity line stamped on the pages (`watermark` set), shown above them too.
+    pub mark: Option<&'a str>,
+    /// The page ticket of a counted view (limited links), carried by every page image's URL.
+    pub ticket: Option<&'a str>,
+}
+
+/// The viewer page: the document's pages as images, zoom links. Page images are asked with
+/// relative URLs (same link, same cookies).
+pub fn page(lang: crate::share::i18n::Lang, shown: &Shown<'_>) -> Bytes {
+    let Shown {
+        name,
+        doc,
+        pages,
+        width,
+        widths,
+        mark,
+        ticket,
+    } = *shown;
     let ticket = ticket
         .map(|t| format!("&amp;pt={}", escape(t)))
         .unwrap_or_default();
@@ -310,13 +326,15 @@ mod tests {
         let html = String::from_utf8(
             page(
                 crate::share::i18n::Lang::En,
-                "a<b>.pdf",
-                1,
-                3,
-                800,
-                &[480, 800],
-                Some("x@y"),
-                Some("tk"),
+                &Shown {
+                    name: "a<b>.pdf",
+                    doc: 1,
+                    pages: 3,
+                    width: 800,
+                    widths: &[480, 800],
+                    mark: Some("x@y"),
+                    ticket: Some("tk"),
+                },
             )
             .to_vec(),
         )

@@ -104,21 +104,7 @@ impl AdminApi {
             Caller::Restricted { creators, .. } => Some(creators.clone()),
         };
         if let Selector::Share(id) = selector {
-            let no_share = || ApiError::new(StatusCode::NOT_FOUND, Some("share"), "no such share");
-            let id = LinkId::parse(id).ok_or_else(no_share)?;
-            let share = self
-                .gate
-                .links
-                .store
-                .get_share(id)
-                .await?
-                .ok_or_else(no_share)?;
-            let sees = creators
-                .as_ref()
-                .is_none_or(|cs| share.created_by.as_ref().is_some_and(|c| cs.contains(c)));
-            if !sees {
-                return Err(no_share());
-            }
+            let share = self.visible_share(caller, id).await?;
             return Ok(share.recipients.iter().map(|r| r.link).collect());
         }
         let mut query = ListQuery {

@@ -566,7 +566,7 @@ async fn retry_one(gate: &Gate, job: &MailJob) {
 
 impl AdminApi {
     /// The share, if it exists and this caller may see it.
-    async fn visible_share(&self, caller: &Caller, id: &str) -> Result<Share, ApiError> {
+    pub(super) async fn visible_share(&self, caller: &Caller, id: &str) -> Result<Share, ApiError> {
         let id = LinkId::parse(id).ok_or_else(no_such_share)?;
         let share = self
             .gate

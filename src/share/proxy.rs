@@ -1604,23 +1604,7 @@ impl Proxy {
             ctx.outcome = Outcome::NoDocument;
             return Err(Refused::Status(404));
         };
-        let mut target = match link.resolve(&selection) {
-            Ok(target) => target,
-            Err(Refusal::NoSuchDocument) => {
-                ctx.outcome = Outcome::NoDocument;
-                return Err(Refused::Status(404));
-            }
-            Err(Refusal::Several) => {
-                ctx.outcome = Outcome::Listing;
-                return Err(Refused::Reply(listing(
-                    link,
-                    &format!("{}{base}", self.gate.links.public_url),
-                )));
-            }
-            Err(Refusal::NotGranted(reason)) => {
-                return Err(self.not_granted(session, ctx, link, reason))
-            }
-        };
+        let mut target = self.resolve(session, ctx, link, base, &selection)?;
         if ctx.view_only {
             target.inline = true;
         }
@@ -1660,6 +1644,33 @@ impl Proxy {
         Ok(())
     }
 
+    /// The document (or rendition) a selection names, if the link grants it; a link of several
+    /// documents without a choice answers its listing.
+    fn resolve(
+        &self,
+        session: &Session,
+        ctx: &mut Ctx,
+        link: &Link,
+        base: &str,
+        selection: &Selection,
+    ) -> Result<Target, Refused> {
+        match link.resolve(selection) {
+            Ok(target) => Ok(target),
+            Err(Refusal::NoSuchDocument) => {
+                ctx.outcome = Outcome::NoDocument;
+                Err(Refused::Status(404))
+            }
+            Err(Refusal::Several) => {
+                ctx.outcome = Outcome::Listing;
+                Err(Refused::Reply(listing(
+                    link,
+                    &format!("{}{base}", self.gate.links.public_url),
+                )))
+            }
+            Err(Refusal::NotGranted(reason)) => Err(self.not_granted(session, ctx, link, reason)),
+        }
+    }
+
     /// Select and rights for a page image or a thumbnail: a page image needs a link that may
     /// view or download the document, a thumbnail one that may open it in any way.
     fn select_pages(
@@ -1676,23 +1687,11 @@ impl Proxy {
             return Err(Refused::Status(404));
         };
         let settings = &self.render.settings;
-        let mut target = match link.resolve(&selection) {
-            Ok(target) if settings.enabled => target,
-            Ok(_) | Err(Refusal::NoSuchDocument) => {
-                ctx.outcome = Outcome::NoDocument;
-                return Err(Refused::Status(404));
-            }
-            Err(Refusal::Several) => {
-                ctx.outcome = Outcome::Listing;
-                return Err(Refused::Reply(listing(
-                    link,
-                    &format!("{}{base}", self.gate.links.public_url),
-                )));
-            }
-            Err(Refusal::NotGranted(reason)) => {
-                return Err(self.not_granted(session, ctx, link, reason))
-            }
-        };
+        if !settings.enabled {
+            ctx.outcome = Outcome::NoDocument;
+            return Err(Refused::Status(404));
+        }
+        let mut target = self.resolve(session, ctx, link, base, &selection)?;
         // Pages are made from the original whichever variant the link's default is.
         if let Some(doc) = link.documents.get(target.index) {
             target.object = doc.object.clone();

@@ -193,6 +193,33 @@ fn page_images_of_a_limited_link_come_only_through_a_counted_view() {
         assert_eq!(get(&format!("{url}{src}")).status, 200);
     }
     assert_eq!(gw.admin().link(&id)["downloads_used"], 1);
+    // Zooming is the same view again: the zoom links carry the ticket and count nothing, for a
+    // script and for a browser (which is not sent back to the landing page either).
+    let zooms: Vec<String> = html
+        .split("<a ")
+        .skip(1)
+        .filter_map(|a| a.split("href=\"").nth(1))
+        .map(|rest| rest.split('"').next().unwrap_or("").replace("&amp;", "&"))
+        .collect();
+    assert!(zooms.len() >= 2, "{html}");
+    for zoom in &zooms {
+        assert!(zoom.contains("as=view") && zoom.contains("&pt="), "{zoom}");
+        let again = get(&format!("{url}{zoom}"));
+        assert_eq!(again.status, 200, "{zoom}: {}", again.text());
+        assert!(again.text().contains("as=page"), "{zoom}");
+        let browser = request(
+            "GET",
+            &format!("{url}{zoom}"),
+            &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+            None,
+        );
+        assert_eq!(browser.status, 200, "{zoom}");
+        assert!(
+            browser.text().contains("as=page"),
+            "a browser's zoom shows the viewer"
+        );
+    }
+    assert_eq!(gw.admin().link(&id)["downloads_used"], 1);
     // The ticket is the link's own: another link (same document, same limit) refuses it.
     let r = get(&format!("{other_url}{}", srcs[0]));
     assert_eq!(r.status, 404, "{}", r.text());

@@ -1184,17 +1184,21 @@ impl Proxy {
             Some(Err(e)) => return self.render_failed(session, ctx, &link, e).await,
         }
         let (body, headers) = match &render {
-            viewer::Render::Viewer { width } => {
+            viewer::Render::Viewer { width, again } => {
                 let pages = serde_json::from_slice::<serde_json::Value>(&out.bytes)
                     .ok()
                     .and_then(|v| v["pages"].as_u64())
                     .unwrap_or(1)
                     .min(u64::from(settings.caps.max_pages)) as u32;
-                // On a limited link, page images come only through this counted view.
-                let ticket = link
-                    .max_downloads
-                    .is_some()
-                    .then(|| self.gate.checks.verifier.page_ticket(&link));
+                // On a limited link, page images come only through this counted view; the same
+                // view at another zoom keeps its ticket (and so its hours), never a new one.
+                let ticket = match (link.max_downloads.is_some(), again) {
+                    (false, _) => None,
+                    (true, true) => {
+                        viewer::ticket_of(session.req_header().uri.query()).map(str::to_string)
+                    }
+                    (true, false) => Some(self.gate.checks.verifier.page_ticket(&link)),
+                };
                 let body = viewer::page(
                     Lang::of(&session.req_header().headers),
                     &viewer::Shown {
@@ -1615,8 +1619,13 @@ impl Proxy {
                 ctx.outcome = Outcome::NoDocument;
                 return Err(Refused::Status(404));
             };
+            // The same view at another zoom carries its page ticket: not counted again.
+            let again = link.max_downloads.is_some()
+                && viewer::ticket_of(query)
+                    .is_some_and(|t| self.gate.checks.verifier.check_page_ticket(t, link));
             ctx.render = Some(viewer::Render::Viewer {
                 width: settings.clamp_width(width),
+                again,
             });
         } else if let Some(name) = target.variant.strip_prefix("download:").filter(|name| {
             !link

@@ -431,10 +431,15 @@ pub async fn decide(
         base,
     };
     if visit.download && visit.link.needs_button() {
+        // A pressed button's download ticket, or the page ticket of a counted view (the viewer's
+        // zoom links: the same view again, not a new download).
         visit.ticket = req.uri.query().is_some_and(|q| {
-            q.split('&')
-                .filter_map(|p| p.strip_prefix("go="))
-                .any(|t| gate.checks.verifier.check_download_ticket(t, &visit.link))
+            q.split('&').any(|p| {
+                p.strip_prefix("go=")
+                    .is_some_and(|t| gate.checks.verifier.check_download_ticket(t, &visit.link))
+                    || p.strip_prefix("pt=")
+                        .is_some_and(|t| gate.checks.verifier.check_page_ticket(t, &visit.link))
+            })
         });
     }
     // A browser's download of a limited link without a ticket gets the landing page: only the

@@ -22,8 +22,10 @@ pub enum Render {
     Page { page: u32, width: u32 },
     /// The first page small (`?as=thumbnail`); not counted.
     Thumbnail,
-    /// The viewer page (a view of a PDF or image); counted as the link counts a view.
-    Viewer { width: u32 },
+    /// The viewer page (a view of a PDF or image); counted as the link counts a view, except
+    /// when it is the same view again at another zoom (`again`: the request carries the view's
+    /// genuine page ticket).
+    Viewer { width: u32, again: bool },
     /// A rendition the operator defines (`download:NAME`); counted as a download.
     Generated(String),
     /// A download of a PDF or image stamped with the recipient's identity (`watermark: all`);
@@ -34,10 +36,11 @@ pub enum Render {
 impl Render {
     /// Whether the answer draws from the link's download count.
     pub fn counted(&self) -> bool {
-        matches!(
-            self,
-            Render::Viewer { .. } | Render::Generated(_) | Render::Stamped(_)
-        )
+        match self {
+            Render::Viewer { again, .. } => !again,
+            Render::Generated(_) | Render::Stamped(_) => true,
+            Render::Page { .. } | Render::Thumbnail => false,
+        }
     }
 
     /// The variant named in events and logs.
@@ -265,7 +268,7 @@ pub fn page(lang: crate::share::i18n::Lang, shown: &Shown<'_>) -> Bytes {
     for (i, w) in widths.iter().enumerate() {
         let class = if *w == width { " class=\"on\"" } else { "" };
         zoom.push_str(&format!(
-            "<a{class} href=\"?doc={doc}&amp;as=view&amp;download&amp;width={w}\">{label}</a>",
+            "<a{class} href=\"?doc={doc}&amp;as=view&amp;download&amp;width={w}{ticket}\">{label}</a>",
             label = ["S", "M", "L", "XL", "XXL", "6", "7", "8"]
                 .get(i)
                 .copied()
@@ -341,7 +344,8 @@ mod tests {
         .expect("utf-8");
         assert!(html.contains("a&lt;b&gt;.pdf"));
         assert_eq!(html.matches("as=page").count(), 3);
-        assert_eq!(html.matches("&amp;pt=tk\"").count(), 3);
+        // Every page image and every zoom link carries the view's page ticket.
+        assert_eq!(html.matches("&amp;pt=tk\"").count(), 3 + 2);
         assert!(!html.contains("<script"));
         assert!(!html.contains("as=original"));
         assert!(!CSP.contains("script-src"));

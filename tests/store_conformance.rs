@@ -402,10 +402,17 @@ async fn closed_or_unknown_links_are_stale(s: Arc<dyn LinkStore>) {
 }
 
 /// The store applies exactly the rules of `linkgate::model::counting` (the Redis script mirrors them):
-/// a pseudo-random sequence of draws and refunds on a few parts gets the same answers from the
-/// store as from the functions themselves.
+/// a pseudo-random sequence of draws, blocks and refunds on a few parts gets the same answers
+/// from the store as from the functions themselves, on a link with few downloads and on one with
+/// enough to take blocks.
 async fn the_store_counts_exactly_as_the_model_does(s: Arc<dyn LinkStore>) {
-    let l = link(Some(3));
+    for max in [3, 600] {
+        counts_exactly_as_the_model_does(&s, max).await;
+    }
+}
+
+async fn counts_exactly_as_the_model_does(s: &Arc<dyn LinkStore>, max: u64) {
+    let l = link(Some(max));
     s.create(&l).await.unwrap();
     let (mut used, mut accounts) = (0u64, std::collections::HashMap::<String, Account>::new());
     let mut seed = 0x9e3779b97f4a7c15u64;
@@ -415,6 +422,7 @@ async fn the_store_counts_exactly_as_the_model_does(s: Arc<dyn LinkStore>) {
         seed ^= seed << 17;
         seed % n
     };
+    let mut blocks = 0;
     for step in 0..2000 {
         let part = ["a", "b", "c"][next(3) as usize].to_string();
         let size = [0, 10, 1000, 999][next(4) as usize];
@@ -432,13 +440,16 @@ async fn the_store_counts_exactly_as_the_model_does(s: Arc<dyn LinkStore>) {
                 probe: next(8) == 0,
                 own: next(10) == 0,
                 whole: next(2) == 0,
+                block: if next(4) == 0 { next(80) } else { 0 },
             };
-            let want = counting::draw(&mut used, 3, account, &ask);
+            let want = counting::draw(&mut used, max, account, &ask);
+            blocks += u64::from(matches!(want, Drawn::Block { .. }));
             let got = s.draw(&draw(&l, &part, ask)).await.unwrap();
             assert_eq!(got, want, "step {step}: {ask:?} on {part}");
         }
         assert_eq!(s.usage(l.id, 1).await.unwrap(), used, "step {step}");
     }
+    assert_eq!(blocks > 0, max > 100, "blocks taken with {max} downloads");
 }
 
 async fn usage_of_unlimited_links_adds_up(s: Arc<dyn LinkStore>) {
@@ -973,7 +984,7 @@ async fn the_outbox_and_its_failed_list_are_bounded(s: Arc<dyn LinkStore>) {
     assert_eq!(s.outbox_pending().await.unwrap(), 0);
 }
 
-/// Leases mail jobs until one comes (waiting for a hold to run out by the store's own clock).
+/// Blocks mail jobs until one comes (waiting for a hold to run out by the store's own clock).
 async fn lease_mail_when_due(s: &Arc<dyn LinkStore>, hold: Duration) -> Vec<MailJob> {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {

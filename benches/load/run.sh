@@ -17,7 +17,8 @@
 #
 # Knobs (environment): DURATION (s per wrk run, default 10), CONNECTIONS (default 64),
 # THREADS (workers for nginx and linkgate, default 1), WRK_THREADS (default 1),
-# SLOW_READERS (default 1000), SLOW_SECONDS (default 15), SKIP_BUILD=1.
+# SLOW_READERS (default 1000), SLOW_SECONDS (default 15), SKIP_BUILD=1, BIG=0 (only the 4 KiB runs:
+# no 1 GiB throughput or slow readers; their figures read 0).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-10}
@@ -26,6 +27,7 @@ THREADS=${THREADS:-1}
 WRK_THREADS=${WRK_THREADS:-1}
 SLOW_READERS=${SLOW_READERS:-1000}
 SLOW_SECONDS=${SLOW_SECONDS:-15}
+BIG=${BIG:-1}
 
 for tool in nginx wrk redis-server redis-cli curl python3 openssl; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "missing $tool (apt-get install nginx-light wrk redis-server curl openssl)"; exit 1; }
@@ -179,6 +181,7 @@ port_of() { case $1 in origin) echo "$ORIGIN";; secure_link) echo "$SECURE";; li
 declare -A R_UNL R_CNT P_UNL P_CNT T_1G RSS_SLOW RSS_BEFORE SLOW_OK
 EVAL_PER_REQ=""; OTHER_PER_REQ_UNL=""
 big_file() { # target: 1 GiB throughput, then peak RSS under slow readers of the 1 GiB file
+  if [ "$BIG" = 0 ]; then T_1G[$1]=0; RSS_BEFORE[$1]=0; RSS_SLOW[$1]=0; SLOW_OK[$1]=0; : > "$WORK/rss-$1.tsv"; return; fi
   T_1G[$1]=$(throughput "${URL1G[$1]}")
   slow_rss "$1" "$1" "${URL1G[$1]}"
 }
@@ -233,8 +236,12 @@ big_file linkgate_dir
 # The runs above leave caches, pool threads and allocator pages behind; a fresh gateway shows what
 # 1,000 slow downloads cost by themselves.
 echo "== fresh gateway" >&2
-restart_embedded; slow_rss fresh_http linkgate_embedded "${URL1G[linkgate_embedded]}"
-restart_embedded; slow_rss fresh_dir linkgate_dir "${URL1G[linkgate_dir]}"
+if [ "$BIG" = 0 ]; then
+  for l in fresh_http fresh_dir; do RSS_BEFORE[$l]=0; RSS_SLOW[$l]=0; SLOW_OK[$l]=0; : > "$WORK/rss-$l.tsv"; done
+else
+  restart_embedded; slow_rss fresh_http linkgate_embedded "${URL1G[linkgate_embedded]}"
+  restart_embedded; slow_rss fresh_dir linkgate_dir "${URL1G[linkgate_dir]}"
+fi
 
 mkdir -p target/load-results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)

@@ -38,13 +38,19 @@ use crate::state::{EmbeddedStore, LinkStore, RedisStore, StoreError};
 use demo_origin::StaticOrigin;
 
 /// Off the request path: retries refunds of unsent bytes that failed, and writes usage of
-/// unlimited links and audit events (every 250 ms, and once more at shutdown).
+/// unlimited links and audit events, and gives back idle blocks of downloads (every 250 ms, and
+/// once more at shutdown, then every block).
 struct Housekeeper {
     gate: Live,
 }
 
 impl Housekeeper {
-    async fn flush(&self) {
+    /// `stopping`: every block goes back now, not only the idle ones.
+    async fn flush(&self, stopping: bool) {
+        let counting = &self.gate.counting;
+        for refund in counting.blocks.due(stopping) {
+            counting.queue_refund(refund);
+        }
         self.gate
             .counting
             .refunds
@@ -65,7 +71,7 @@ impl BackgroundService for Housekeeper {
         let mut flush = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
-                _ = flush.tick() => self.flush().await,
+                _ = flush.tick() => self.flush(false).await,
                 _ = shutdown.changed() => break,
             }
         }
@@ -74,11 +80,11 @@ impl BackgroundService for Housekeeper {
         // the process exit (see `run::Stop`).
         while crate::metrics::InFlight::count() > 0 {
             tokio::select! {
-                _ = flush.tick() => self.flush().await,
+                _ = flush.tick() => self.flush(false).await,
                 _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             }
         }
-        self.flush().await;
+        self.flush(true).await;
         run::Stop::get().drained();
     }
 }

@@ -197,6 +197,11 @@ pub struct Ask {
     /// All of `need` must be covered (by the allowance or a new download), or nothing is given:
     /// a response whose head is not written yet is refused cleanly rather than cut short.
     pub whole: bool,
+    /// Downloads this gateway instance would take at once as a [`Block`]; 0: an ordinary draw.
+    /// The store gives a block only as the rules allow ([`block_size`]) and otherwise applies the
+    /// draw as if `block` were 0 (with `probe`, a block taken ahead of need: refused, it takes
+    /// nothing).
+    pub block: u64,
 }
 
 /// What a draw got.
@@ -209,6 +214,10 @@ pub enum Drawn {
         counted: bool,
         used: u64,
     },
+    /// The draw asked for a block and got one: `slots` downloads counted and their whole copies
+    /// (`slots × size` bytes) paid for, for this instance to hand out ([`Block`]). The draw's own
+    /// bytes were not taken: the caller takes them from the block.
+    Block { slots: u64, used: u64 },
     /// Nothing may be sent.
     Exhausted,
     /// The caller's copy of the link is stale (its generation or state changed, or it is gone).
@@ -221,6 +230,17 @@ pub fn draw(used: &mut u64, max: u64, account: &mut Account, ask: &Ask) -> Drawn
     if ask.size > 0 && (account.size == 0 || ask.size < account.size) {
         // The smallest size seen: a document replaced by a smaller one never buys extra copies.
         account.size = ask.size;
+    }
+    if ask.block > 0 && !ask.own && ask.size > 0 && ask.size == account.size {
+        let slots = block_size(*used, max, ask.block);
+        if slots > 0 {
+            *used += slots;
+            account.slots += slots;
+            account.charged = account
+                .charged
+                .saturating_add(slots.saturating_mul(account.size));
+            return Drawn::Block { slots, used: *used };
+        }
     }
     if ask.own {
         // What the response drew before it knew its size was unknown goes back first.
@@ -282,6 +302,94 @@ pub fn draw(used: &mut u64, max: u64, account: &mut Account, ask: &Ask) -> Drawn
         };
     }
     Drawn::Exhausted
+}
+
+/// Downloads a gateway instance asks for in one block.
+pub const BLOCK_DOWNLOADS: u64 = 256;
+/// A block takes at most this fraction (1/n) of the downloads left, so that other instances
+/// still find some, and the last ones are always counted one at a time.
+pub const BLOCK_SHARE: u64 = 16;
+/// The fewest downloads worth a block: a link with fewer than `BLOCK_SHARE × BLOCK_MIN` left
+/// is counted one download per round trip, exactly as it is shown.
+pub const BLOCK_MIN: u64 = 8;
+/// Documents up to this size are counted in blocks (each of their responses is paid for in one
+/// draw).
+pub const BLOCK_MAX_SIZE: u64 = FIRST_LEASE;
+
+/// How many of the `asked` downloads a block gets when `used` of `max` are counted: a
+/// sixteenth of what is left, at most `asked`, and none below [`BLOCK_MIN`].
+pub fn block_size(used: u64, max: u64, asked: u64) -> u64 {
+    let slots = asked.min(max.saturating_sub(used) / BLOCK_SHARE);
+    if slots >= BLOCK_MIN {
+        slots
+    } else {
+        0
+    }
+}
+
+/// An instance's block on a part's account: `slots` downloads the store counted and paid for in
+/// full (`slots × size` bytes), handed out here without a store round trip, by the same rules as
+/// the store's but without its half copy of slack (the account keeps that once). What it did not
+/// hand out goes back to the store as a refund of [`Block::unused`] bytes, which uncounts the
+/// downloads those bytes covered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    pub slots: u64,
+    pub size: u64,
+    /// Downloads handed out so far.
+    pub handed: u64,
+    /// Bytes handed out and not given back.
+    pub charged: u64,
+}
+
+impl Block {
+    pub fn new(slots: u64, size: u64) -> Block {
+        Block {
+            slots,
+            size,
+            handed: 0,
+            charged: 0,
+        }
+    }
+
+    /// Serves an ordinary draw of a known size whole (`Some(counted)`), or `None` when the
+    /// block cannot (the caller asks the store).
+    pub fn draw(&mut self, ask: &Ask) -> Option<bool> {
+        if ask.probe || ask.own || ask.block > 0 || ask.size == 0 || ask.size != self.size {
+            return None;
+        }
+        let want = ask.need.max(ask.bytes);
+        let after = self.charged.checked_add(want)?;
+        if after <= self.handed.saturating_mul(self.size) {
+            self.charged += ask.bytes;
+            return Some(false);
+        }
+        if self.handed < self.slots && after <= (self.handed + 1).saturating_mul(self.size) {
+            self.handed += 1;
+            self.charged += ask.bytes;
+            return Some(true);
+        }
+        None
+    }
+
+    /// Gives back `bytes` a response drew from this block and did not send; uncounts the last
+    /// downloads handed out while the ones before cover what stays charged. Returns how many.
+    pub fn refund(&mut self, bytes: u64) -> u64 {
+        self.charged = self.charged.saturating_sub(bytes);
+        let mut freed = 0;
+        while self.handed > 0 && self.charged <= (self.handed - 1).saturating_mul(self.size) {
+            self.handed -= 1;
+            freed += 1;
+        }
+        freed
+    }
+
+    /// Bytes the store was paid that this block did not hand out.
+    pub fn unused(&self) -> u64 {
+        self.slots
+            .saturating_mul(self.size)
+            .saturating_sub(self.charged)
+    }
 }
 
 /// Gives back `bytes` drawn and not sent, and `own` downloads of unknown size that sent nothing;
@@ -370,7 +478,8 @@ impl Meter {
                 }
                 false
             }
-            Drawn::Stale => false,
+            // A block is turned into draws by its holder before a meter sees them.
+            Drawn::Block { .. } | Drawn::Stale => false,
         }
     }
 
@@ -1026,6 +1135,160 @@ mod tests {
                 }
                 prop_assert!(w.sent >= size);
                 prop_assert_eq!(w.used, 1);
+            }
+        }
+    }
+
+    fn whole(size: u64) -> Ask {
+        Ask {
+            need: size,
+            bytes: size,
+            size,
+            whole: true,
+            ..Ask::default()
+        }
+    }
+
+    #[test]
+    fn a_block_takes_a_sixteenth_of_what_is_left_and_never_the_last_downloads() {
+        assert_eq!(block_size(0, 1_000_000, BLOCK_DOWNLOADS), BLOCK_DOWNLOADS);
+        assert_eq!(block_size(0, 320, BLOCK_DOWNLOADS), 20);
+        assert_eq!(block_size(0, 128, BLOCK_DOWNLOADS), 8);
+        assert_eq!(block_size(0, 127, BLOCK_DOWNLOADS), 0);
+        assert_eq!(block_size(900, 1000, BLOCK_DOWNLOADS), 0);
+        assert_eq!(block_size(2000, 1000, BLOCK_DOWNLOADS), 0);
+        assert_eq!(block_size(0, u64::MAX, u64::MAX), u64::MAX / BLOCK_SHARE);
+    }
+
+    #[test]
+    fn a_store_draw_that_asks_a_block_counts_and_pays_whole_copies() {
+        let (mut used, mut account) = (0, Account::default());
+        let ask = Ask {
+            block: 64,
+            ..whole(100)
+        };
+        assert_eq!(
+            draw(&mut used, 10_000, &mut account, &ask),
+            Drawn::Block {
+                slots: 64,
+                used: 64
+            }
+        );
+        assert_eq!((account.slots, account.charged), (64, 6400));
+        // Credit is what it was: the half copy of slack, once.
+        assert_eq!(account.credit(), 50);
+        // Taken ahead of need (a probe): refused, it takes nothing.
+        let ahead = Ask {
+            probe: true,
+            block: 64,
+            size: 100,
+            ..Ask::default()
+        };
+        let (mut used, mut account) = (0, Account::default());
+        assert!(matches!(
+            draw(&mut used, 100, &mut account, &ahead),
+            Drawn::Granted {
+                bytes: 0,
+                counted: false,
+                used: 0
+            }
+        ));
+        assert_eq!((used, account.slots, account.charged), (0, 0, 0));
+        // Too few left: an ordinary draw.
+        assert!(matches!(
+            draw(&mut used, 100, &mut account, &ask),
+            Drawn::Granted {
+                bytes: 100,
+                counted: true,
+                used: 1
+            }
+        ));
+    }
+
+    #[test]
+    fn a_block_hands_out_its_downloads_and_no_byte_more() {
+        let mut block = Block::new(3, 100);
+        for n in 1..=3 {
+            assert_eq!(block.draw(&whole(100)), Some(true), "download {n}");
+        }
+        assert_eq!(block.draw(&whole(100)), None);
+        assert_eq!(block.unused(), 0);
+        // A response that sent 40 of its bytes gives 60 back: a range rides on them, a whole
+        // copy does not fit.
+        assert_eq!(block.refund(60), 0);
+        let range = Ask {
+            need: 40,
+            bytes: 40,
+            ..whole(100)
+        };
+        assert_eq!(block.draw(&range), Some(false));
+        assert_eq!(block.draw(&whole(100)), None);
+        // Two that sent nothing give their downloads back.
+        assert_eq!(block.refund(180), 2);
+        assert_eq!((block.handed, block.charged), (1, 100));
+        assert_eq!(block.draw(&whole(100)), Some(true));
+        assert_eq!(block.draw(&whole(100)), Some(true));
+        assert_eq!(block.draw(&whole(100)), None);
+        assert_eq!(block.unused(), 0);
+        // Probes, downloads of unknown size, other sizes and nested blocks go to the store.
+        let mut block = Block::new(3, 100);
+        for ask in [
+            Ask {
+                probe: true,
+                ..whole(100)
+            },
+            Ask {
+                own: true,
+                ..whole(100)
+            },
+            Ask {
+                block: 8,
+                ..whole(100)
+            },
+            whole(99),
+            whole(0),
+        ] {
+            assert_eq!(block.draw(&ask), None, "{ask:?}");
+        }
+        assert_eq!(block.unused(), 300);
+    }
+
+    /// Whatever a client does with in blocks downloads (ranges, aborts at any byte, repeats), the
+    /// bytes handed out never exceed the in blocks copies, and what goes back plus what stays
+    /// charged is exactly what the store was paid.
+    #[test]
+    fn a_block_never_gives_more_than_it_was_paid_for() {
+        let mut seed = 0x2545f4914f6cdd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..200 {
+            let size = 1 + next(5000);
+            let mut block = Block::new(1 + next(64), size);
+            let mut open: Vec<u64> = Vec::new();
+            for _ in 0..300 {
+                if next(3) == 0 && !open.is_empty() {
+                    let drawn = open.swap_remove(next(open.len() as u64) as usize);
+                    block.refund(next(drawn + 1));
+                } else {
+                    let need = next(size + 1);
+                    let ask = Ask {
+                        need,
+                        bytes: need,
+                        size,
+                        whole: true,
+                        ..Ask::default()
+                    };
+                    if block.draw(&ask).is_some() {
+                        open.push(need);
+                    }
+                }
+                assert!(block.charged <= block.handed * size);
+                assert!(block.handed <= block.slots);
+                assert_eq!(block.unused() + block.charged, block.slots * size);
             }
         }
     }

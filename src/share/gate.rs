@@ -16,6 +16,7 @@ use crate::share::throttle::PageLimiter;
 use crate::share::verify::Verifier;
 use crate::state::cache::LinkCache;
 use crate::state::keys;
+use crate::state::queues::Refund;
 use crate::state::queues::{AuditQueue, Refunds, UsageBatcher};
 use crate::state::{LinkStore, StoreError};
 
@@ -51,11 +52,23 @@ pub struct Links {
     pub public_url: String,
 }
 
-/// Write-behind of counting: usage of unlimited links, refunds whose write failed.
+/// Write-behind of counting: usage of unlimited links, refunds whose write failed; and this
+/// instance's blocks of downloads.
 #[derive(Default)]
 pub struct Counting {
     pub usage: UsageBatcher,
     pub refunds: Refunds,
+    pub blocks: crate::share::count::Blocks,
+}
+
+impl Counting {
+    /// Queues a refund for the housekeeper to write (off the request path).
+    pub fn queue_refund(&self, refund: Refund) {
+        if let Err(refund) = self.refunds.queue(refund) {
+            // Forgetting it only leaves the bytes drawn: the link gives out less, never more.
+            tracing::error!(link = %refund.id, bytes = refund.bytes, "refund queue full; unsent bytes stay drawn");
+        }
+    }
 }
 
 /// The audit trail's queue and retention.

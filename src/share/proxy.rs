@@ -719,10 +719,7 @@ impl Proxy {
         .await
         {
             tracing::warn!(link = %refund.id, error = %e, "giving back unsent bytes failed; will retry");
-            if let Err(refund) = self.gate.counting.refunds.queue(refund) {
-                // Forgetting it only leaves the bytes drawn: the link gives out less, never more.
-                tracing::error!(link = %refund.id, bytes = refund.bytes, "refund queue full; unsent bytes stay drawn");
-            }
+            self.gate.counting.queue_refund(refund);
         }
     }
 
@@ -746,8 +743,8 @@ impl Proxy {
                 "link_store.draw",
                 Metered::admit(
                     self.gate.links.store.clone(),
-                    link.id,
-                    link.generation,
+                    self.gate.counting.clone(),
+                    link.clone(),
                     max,
                     part.clone(),
                     expected,
@@ -770,7 +767,9 @@ impl Proxy {
                     ctx.metered = Some(metered);
                     return Ok(Some(link));
                 }
-                Drawn::Exhausted => {
+                // `Block` never comes out of `Metered` (it turns blocks into draws); refusing is
+                // the safe answer if it ever did.
+                Drawn::Exhausted | Drawn::Block { .. } => {
                     // A draw that gave only part of what the request needs refuses it: that part
                     // goes back.
                     if let Some(refund) = metered.refund() {

@@ -96,7 +96,7 @@ impl ConnectionLike for Conn {
 }
 
 const DRAW: &str = r#"
--- KEYS: link, used, acct   ARGV: gen, max, part, need, bytes, size, probe, own, whole
+-- KEYS: link, used, acct   ARGV: gen, max, part, need, bytes, size, probe, own, whole, block
 -- Mirrors crate::model::counting::draw (and, for `own`, crate::model::counting::refund first).
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {-2, 0, 0} end
@@ -121,6 +121,17 @@ local function allowance(n)
 end
 local function credit()
   return math.max(allowance(slots) - charged, 0)
+end
+local block = tonumber(ARGV[10])
+if block > 0 and ARGV[8] ~= '1' and size > 0 and size == known then
+  -- crate::model::counting::block_size
+  local n = math.min(block, math.floor(math.max(max - used, 0) / 16))
+  if n >= 8 then
+    used = redis.call('INCRBY', KEYS[2], n)
+    redis.call('HSET', KEYS[3], part .. ':s', slots + n)
+    redis.call('HINCRBY', KEYS[3], part .. ':c', n * known)
+    return {3, n, used}
+  end
 end
 if ARGV[8] == '1' then
   -- First give back what the response drew before it knew its size was unknown (`need`).
@@ -820,7 +831,8 @@ impl LinkStore for RedisStore {
                     .arg(a.size)
                     .arg(flag(a.probe))
                     .arg(flag(a.own))
-                    .arg(flag(a.whole));
+                    .arg(flag(a.whole))
+                    .arg(a.block);
                 inv.invoke_async(&mut c).await
             })
             .await?;
@@ -835,6 +847,7 @@ impl LinkStore for RedisStore {
                 counted: true,
                 used,
             },
+            3 => Drawn::Block { slots: bytes, used },
             0 => Drawn::Exhausted,
             _ => Drawn::Stale,
         })

@@ -1,0 +1,194 @@
+//! Blocks of downloads: a gateway counts the small documents of links with many downloads left
+//! from a block it took from the link state in one round trip (docs/counting.md, "Blocks"). What
+//! must hold whatever the load: no more downloads than the limit across instances, the count
+//! shown exact once the gateway is quiet, a change to the link obeyed at once by an instance
+//! holding a block, and a stop (graceful or not) that never grants a download twice.
+//! Real redis-server, nginx origin and gateway processes.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const SIZE: usize = 4096;
+
+/// `url` as served by another instance (same token, other port).
+fn on(gw: &Gateway, url: &str) -> String {
+    gw.url(&url[url.find("/s/").unwrap()..])
+}
+
+fn used(gw: &Gateway, id: &str) -> u64 {
+    gw.admin().link(id)["downloads_used"].as_u64().unwrap()
+}
+
+/// Waits (polling, up to a minute: blocks go back after a second of quiet) until `ok` holds.
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what} did not happen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// GETs every URL, `threads` at a time (all started together); (status, body length) of each.
+fn fetch_all(urls: &[String], threads: usize) -> Vec<(u16, usize)> {
+    let barrier = Arc::new(Barrier::new(threads));
+    let chunks: Vec<Vec<String>> = (0..threads)
+        .map(|t| urls.iter().skip(t).step_by(threads).cloned().collect())
+        .collect();
+    let handles: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            let barrier = barrier.clone();
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    barrier.wait();
+                    chunk
+                        .iter()
+                        .map(|u| {
+                            let r = get(u);
+                            (r.status, r.body.len())
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap()
+        })
+        .collect();
+    handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect()
+}
+
+fn served(results: &[(u16, usize)]) -> usize {
+    assert!(
+        results
+            .iter()
+            .all(|r| *r == (200, SIZE) || (r.0 == 404 && r.1 < SIZE)),
+        "only whole copies or the uniform 404: {:?}",
+        results
+            .iter()
+            .filter(|r| **r != (200, SIZE) && r.0 != 404)
+            .take(5)
+            .collect::<Vec<_>>()
+    );
+    results.iter().filter(|r| **r == (200, SIZE)).count()
+}
+
+#[test]
+fn downloads_in_blocks_on_two_instances_serve_exactly_the_limit_and_the_count_settles() {
+    let origin = Origin::start();
+    origin.put("doc.bin", &pseudo_random(SIZE, 7));
+    let redis = RedisServer::start();
+    let a = Gateway::start_with(GatewayOptions::on_redis(
+        &origin,
+        redis.state_with_timeout(5_000),
+    ));
+    let b = Gateway::start_with(GatewayOptions::on_redis(
+        &origin,
+        redis.state_with_timeout(5_000),
+    ));
+    let (id, url) = a.admin().share("doc.bin", Some(600));
+    let urls = [on(&a, &url), on(&b, &url)];
+
+    // 200 downloads, 8 at a time on each instance: all whole, and once both instances are quiet
+    // the count is exactly 200 (while they hold blocks it may show the downloads they reserved).
+    let first: Vec<String> = (0..200).map(|i| urls[i % 2].clone()).collect();
+    assert_eq!(served(&fetch_all(&first, 16)), 200);
+    wait_until("the count settles at 200", || {
+        used(&a, &id) == 200 && used(&b, &id) == 200
+    });
+
+    // Then 2,000 at once: exactly the 400 left are served, across both instances.
+    let rush: Vec<String> = (0..2000).map(|i| urls[i % 2].clone()).collect();
+    assert_eq!(
+        served(&fetch_all(&rush, 200)),
+        400,
+        "exactly the limit is served across both instances"
+    );
+    wait_until("the count settles at the limit", || {
+        used(&a, &id) == 600 && used(&b, &id) == 600
+    });
+    assert_eq!(get(&urls[0]).status, 404);
+    assert_eq!(get(&urls[1]).status, 404);
+}
+
+#[test]
+fn a_link_changed_on_one_instance_is_obeyed_by_another_holding_a_lease() {
+    let origin = Origin::start();
+    origin.put("doc.bin", &pseudo_random(SIZE, 8));
+    let redis = RedisServer::start();
+    let a = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let b = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let (id, url) = a.admin().share("doc.bin", Some(100_000));
+    let url_b = on(&b, &url);
+    // B takes a block (hundreds of downloads reserved) and keeps using it.
+    assert_eq!(served(&fetch_all(&vec![url_b.clone(); 40], 4)), 40);
+    assert!(used(&a, &id) >= 40);
+    assert_eq!(
+        a.admin()
+            .call("POST", &format!("/v1/links/{id}/deactivate"), None)
+            .status,
+        200
+    );
+    wait_until("deactivation on B", || get(&url_b).status == 404);
+    // And it stays refused, block or not.
+    assert_eq!(served(&fetch_all(&vec![url_b.clone(); 40], 4)), 0);
+    // A lower limit applies to B's next request too.
+    assert_eq!(
+        a.admin()
+            .call("POST", &format!("/v1/links/{id}/activate"), None)
+            .status,
+        200
+    );
+    wait_until("activation on B", || get(&url_b).status == 200);
+    let before = used(&a, &id);
+    wait_until("B's block goes back", || {
+        let now = used(&a, &id);
+        now <= before && now == used(&b, &id)
+    });
+}
+
+#[test]
+fn a_stopping_gateway_gives_its_leases_back_and_a_killed_one_never_grants_twice() {
+    let origin = Origin::start();
+    origin.put("doc.bin", &pseudo_random(SIZE, 9));
+    let keep = tempfile::tempdir().unwrap();
+    let db = keep.path().join("linkgate.db");
+    let opts = || {
+        let mut o = GatewayOptions::for_origin(&origin);
+        o.db = Some(db.clone());
+        o
+    };
+    let mut gw = Gateway::start_with(opts());
+    let (id, url) = gw.admin().share("doc.bin", Some(800));
+    let path = url[url.find("/s/").unwrap()..].to_string();
+
+    // Downloads, then a graceful stop at once (the block is still held): it goes back, and the
+    // restarted gateway shows exactly the downloads served.
+    assert_eq!(served(&fetch_all(&vec![gw.url(&path); 100], 8)), 100);
+    gw.signal("TERM");
+    assert!(gw.wait_exit(Duration::from_secs(30)), "the gateway stopped");
+    drop(gw);
+    let mut gw = Gateway::start_with(opts());
+    assert_eq!(used(&gw, &id), 100, "the stop gave the block back");
+
+    // Downloads, then killed while holding a block: the downloads it reserved and did not serve
+    // stay counted (never granted twice), and the link still serves what is left.
+    assert_eq!(served(&fetch_all(&vec![gw.url(&path); 100], 8)), 100);
+    gw.signal("KILL");
+    assert!(gw.wait_exit(Duration::from_secs(30)));
+    drop(gw);
+    let gw = Gateway::start_with(opts());
+    let counted = used(&gw, &id);
+    assert!(
+        (200..=200 + 2 * 700 / 16).contains(&counted),
+        "a killed gateway's reserved downloads stay counted, no more: {counted}"
+    );
+    let rest = served(&fetch_all(&vec![gw.url(&path); 1000], 16));
+    assert_eq!(rest as u64, 800 - counted, "what is left, and no more");
+    wait_until("the count settles at the limit", || used(&gw, &id) == 800);
+}

@@ -14,15 +14,6 @@ use common::*;
 
 const SIZE: usize = 4096;
 
-/// `url` as served by another instance (same token, other port).
-fn on(gw: &Gateway, url: &str) -> String {
-    gw.url(&url[url.find("/s/").unwrap()..])
-}
-
-fn used(gw: &Gateway, id: &str) -> u64 {
-    gw.admin().link(id)["downloads_used"].as_u64().unwrap()
-}
-
 /// Waits (polling, up to a minute: blocks go back after a second of quiet) until `ok` holds.
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -92,14 +83,14 @@ fn downloads_in_blocks_on_two_instances_serve_exactly_the_limit_and_the_count_se
         redis.state_with_timeout(5_000),
     ));
     let (id, url) = a.admin().share("doc.bin", Some(600));
-    let urls = [on(&a, &url), on(&b, &url)];
+    let urls = [a.same_link(&url), b.same_link(&url)];
 
     // 200 downloads, 8 at a time on each instance: all whole, and once both instances are quiet
     // the count is exactly 200 (while they hold blocks it may show the downloads they reserved).
     let first: Vec<String> = (0..200).map(|i| urls[i % 2].clone()).collect();
     assert_eq!(served(&fetch_all(&first, 16)), 200);
     wait_until("the count settles at 200", || {
-        used(&a, &id) == 200 && used(&b, &id) == 200
+        a.used(&id) == 200 && b.used(&id) == 200
     });
 
     // Then 2,000 at once: exactly the 400 left are served, across both instances.
@@ -110,7 +101,7 @@ fn downloads_in_blocks_on_two_instances_serve_exactly_the_limit_and_the_count_se
         "exactly the limit is served across both instances"
     );
     wait_until("the count settles at the limit", || {
-        used(&a, &id) == 600 && used(&b, &id) == 600
+        a.used(&id) == 600 && b.used(&id) == 600
     });
     assert_eq!(get(&urls[0]).status, 404);
     assert_eq!(get(&urls[1]).status, 404);
@@ -124,10 +115,10 @@ fn a_link_changed_on_one_instance_is_obeyed_by_another_holding_a_lease() {
     let a = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
     let b = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
     let (id, url) = a.admin().share("doc.bin", Some(100_000));
-    let url_b = on(&b, &url);
+    let url_b = b.same_link(&url);
     // B takes a block (hundreds of downloads reserved) and keeps using it.
     assert_eq!(served(&fetch_all(&vec![url_b.clone(); 40], 4)), 40);
-    assert!(used(&a, &id) >= 40);
+    assert!(a.used(&id) >= 40);
     assert_eq!(
         a.admin()
             .call("POST", &format!("/v1/links/{id}/deactivate"), None)
@@ -145,10 +136,10 @@ fn a_link_changed_on_one_instance_is_obeyed_by_another_holding_a_lease() {
         200
     );
     wait_until("activation on B", || get(&url_b).status == 200);
-    let before = used(&a, &id);
+    let before = a.used(&id);
     wait_until("B's block goes back", || {
-        let now = used(&a, &id);
-        now <= before && now == used(&b, &id)
+        let now = a.used(&id);
+        now <= before && now == b.used(&id)
     });
 }
 
@@ -174,7 +165,7 @@ fn a_stopping_gateway_gives_its_leases_back_and_a_killed_one_never_grants_twice(
     assert!(gw.wait_exit(Duration::from_secs(30)), "the gateway stopped");
     drop(gw);
     let mut gw = Gateway::start_with(opts());
-    assert_eq!(used(&gw, &id), 100, "the stop gave the block back");
+    assert_eq!(gw.used(&id), 100, "the stop gave the block back");
 
     // Downloads, then killed while holding a block: the downloads it reserved and did not serve
     // stay counted (never granted twice), and the link still serves what is left.
@@ -183,12 +174,12 @@ fn a_stopping_gateway_gives_its_leases_back_and_a_killed_one_never_grants_twice(
     assert!(gw.wait_exit(Duration::from_secs(30)));
     drop(gw);
     let gw = Gateway::start_with(opts());
-    let counted = used(&gw, &id);
+    let counted = gw.used(&id);
     assert!(
         (200..=200 + 2 * 700 / 16).contains(&counted),
         "a killed gateway's reserved downloads stay counted, no more: {counted}"
     );
     let rest = served(&fetch_all(&vec![gw.url(&path); 1000], 16));
     assert_eq!(rest as u64, 800 - counted, "what is left, and no more");
-    wait_until("the count settles at the limit", || used(&gw, &id) == 800);
+    wait_until("the count settles at the limit", || gw.used(&id) == 800);
 }

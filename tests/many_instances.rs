@@ -11,11 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::json;
 
-/// `url` as served by another instance (same token, other port).
-fn on(gw: &Gateway, url: &str) -> String {
-    gw.url(&url[url.find("/s/").unwrap()..])
-}
-
 fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !ok() {
@@ -26,10 +21,6 @@ fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Dura
         std::thread::sleep(Duration::from_millis(20));
     }
     started.elapsed()
-}
-
-fn used(gw: &Gateway, id: &str) -> u64 {
-    gw.admin().link(id)["downloads_used"].as_u64().unwrap()
 }
 
 #[test]
@@ -46,7 +37,7 @@ fn a_thousand_concurrent_downloads_on_two_instances_serve_exactly_the_limit() {
         redis.state_with_timeout(5_000),
     ));
     let (id, url) = a.admin().share("doc.bin", Some(10));
-    let urls = [on(&a, &url), on(&b, &url)];
+    let urls = [a.same_link(&url), b.same_link(&url)];
     let barrier = Arc::new(Barrier::new(1000));
     let handles: Vec<_> = (0..1000)
         .map(|i| {
@@ -79,8 +70,8 @@ fn a_thousand_concurrent_downloads_on_two_instances_serve_exactly_the_limit() {
             .take(5)
             .collect::<Vec<_>>()
     );
-    assert_eq!(used(&a, &id), 10);
-    assert_eq!(used(&b, &id), 10);
+    assert_eq!(a.used(&id), 10);
+    assert_eq!(b.used(&id), 10);
 }
 
 #[test]
@@ -91,7 +82,7 @@ fn a_revocation_on_one_instance_stops_every_instance_within_a_second() {
     let a = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
     let b = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
     let (id, url) = a.admin().share("a.txt", None);
-    let (url_a, url_b) = (on(&a, &url), on(&b, &url));
+    let (url_a, url_b) = (a.same_link(&url), b.same_link(&url));
     // Warm both caches: from now on neither asks Redis for this unlimited link.
     assert_eq!(get(&url_a).status, 200);
     assert_eq!(get(&url_b).status, 200);
@@ -135,7 +126,7 @@ fn redis_killed_and_restarted_mid_load_never_over_grants_and_heals_by_itself() {
     let b = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
     let limit = 40;
     let (id, url) = a.admin().share("doc.bin", Some(limit));
-    let urls = [on(&a, &url), on(&b, &url)];
+    let urls = [a.same_link(&url), b.same_link(&url)];
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load: Vec<_> = (0..4)
         .map(|i| {
@@ -182,7 +173,7 @@ fn redis_killed_and_restarted_mid_load_never_over_grants_and_heals_by_itself() {
         slowest < Duration::from_secs(5),
         "no request hangs past the store timeout: {slowest:?}"
     );
-    assert!(used(&a, &id) <= limit);
+    assert!(a.used(&id) <= limit);
     // Recovered without a restart: new links are created and served on both instances.
     let mut fresh = None;
     wait_until("the admin API to recover", Duration::from_secs(10), || {
@@ -197,7 +188,7 @@ fn redis_killed_and_restarted_mid_load_never_over_grants_and_heals_by_itself() {
     let fresh = fresh.unwrap();
     for gw in [&a, &b] {
         wait_until("downloads to recover", Duration::from_secs(10), || {
-            get(&on(gw, &fresh)).status == 200
+            get(&gw.same_link(&fresh)).status == 200
         });
     }
 }
@@ -259,7 +250,7 @@ fn a_download_manager_with_four_connections_counts_once() {
         sha256(&std::fs::read(dir.path().join("big.bin")).unwrap()),
         sha256(&data)
     );
-    assert_eq!(used(&gw, &id), 1);
+    assert_eq!(gw.used(&id), 1);
     assert_eq!(get(&url).status, 404, "the one download is used up");
 }
 
@@ -303,7 +294,7 @@ fn a_broken_download_restarted_then_resumed_with_curl_counts_once_on_redis() {
         .unwrap();
     assert!(status.success());
     assert_eq!(sha256(&std::fs::read(&file).unwrap()), sha256(&data));
-    assert_eq!(used(&gw, &id), 1);
+    assert_eq!(gw.used(&id), 1);
 }
 
 #[test]
@@ -316,7 +307,7 @@ fn a_redis_cluster_shares_limits_and_revocations() {
     // Several links, so their keys land on different masters.
     let links: Vec<(String, String)> = (0..6).map(|_| a.admin().share("a.txt", Some(3))).collect();
     for (id, url) in &links {
-        let urls = [on(&a, url), on(&b, url)];
+        let urls = [a.same_link(url), b.same_link(url)];
         let handles: Vec<_> = (0..12)
             .map(|i| {
                 let u = urls[i % 2].clone();
@@ -329,7 +320,7 @@ fn a_redis_cluster_shares_limits_and_revocations() {
             .filter(|s| *s == 200)
             .count();
         assert_eq!(ok, 3, "link {id}");
-        assert_eq!(used(&b, id), 3);
+        assert_eq!(b.used(id), 3);
     }
     let masters_used = cluster
         .nodes
@@ -338,7 +329,7 @@ fn a_redis_cluster_shares_limits_and_revocations() {
         .count();
     assert!(masters_used >= 2, "links should spread over the masters");
     let (id, url) = a.admin().share("a.txt", None);
-    assert_eq!(get(&on(&b, &url)).status, 200);
+    assert_eq!(get(&b.same_link(&url)).status, 200);
     assert_eq!(
         a.admin()
             .call("POST", &format!("/v1/links/{id}/deactivate"), None)
@@ -346,6 +337,6 @@ fn a_redis_cluster_shares_limits_and_revocations() {
         200
     );
     wait_until("deactivation on B", Duration::from_secs(1), || {
-        get(&on(&b, &url)).status == 404
+        get(&b.same_link(&url)).status == 404
     });
 }

@@ -24,10 +24,6 @@ fn setup() -> (Origin, SmtpSink, Gateway) {
     setup_with("")
 }
 
-fn used(gw: &Gateway, id: &str) -> u64 {
-    gw.admin().link(id)["downloads_used"].as_u64().unwrap()
-}
-
 #[test]
 fn a_browser_enters_the_password_then_downloads_from_the_landing_page() {
     let (_origin, _smtp, gw) = setup();
@@ -53,11 +49,11 @@ fn a_browser_enters_the_password_then_downloads_from_the_landing_page() {
         landing.contains("293 KiB"),
         "the landing page shows the size"
     );
-    assert_eq!(used(&gw, id), 0, "pages never count");
+    assert_eq!(gw.used(id), 0, "pages never count");
     browser.click("#download");
     let file = browser.downloaded("Contract 2026.pdf");
     assert_eq!(sha256(&file), sha256(&pseudo_random(300_000, 21)));
-    assert_eq!(used(&gw, id), 1);
+    assert_eq!(gw.used(id), 1);
 }
 
 #[test]
@@ -176,7 +172,7 @@ fn scripts_send_the_password_in_a_header_and_guessing_is_throttled() {
     assert_eq!(ok.body.len(), 300_000);
     // Usage of unlimited links is written in batches.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while used(&gw, &id) != 1 {
+    while gw.used(&id) != 1 {
         assert!(
             std::time::Instant::now() < deadline,
             "usage never reached 1"

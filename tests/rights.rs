@@ -53,10 +53,6 @@ fn inline_gateway(origin: &Origin) -> Gateway {
     })
 }
 
-fn used(gw: &Gateway, id: &str) -> u64 {
-    gw.admin().link(id)["downloads_used"].as_u64().unwrap()
-}
-
 fn downloads(events: &[Value]) -> Vec<&Value> {
     events
         .iter()
@@ -107,7 +103,7 @@ fn each_right_serves_its_own_variant_and_nothing_else() {
     assert!(!origin.root.join("sneaky.txt").exists());
 
     // Every view counted, like every download; refusals counted nothing.
-    assert_eq!(used(&gw, &id), 3);
+    assert_eq!(gw.used(&id), 3);
     let events = events_when(&gw, &id, |e| downloads(e).len() == 3);
     let variants: Vec<&Value> = downloads(&events)
         .iter()
@@ -261,7 +257,7 @@ fn several_documents_are_listed_served_one_by_one_and_share_the_limit() {
     ] {
         assert!(html.contains(text), "landing page lacks {text}: {html}");
     }
-    assert_eq!(used(&gw, &id), 0, "pages never count");
+    assert_eq!(gw.used(&id), 0, "pages never count");
 
     let first = get(&format!("{url}?doc=1"));
     assert_eq!(first.body, bytes(ORIGINAL));
@@ -288,7 +284,7 @@ fn several_documents_are_listed_served_one_by_one_and_share_the_limit() {
         .contains("filename*=UTF-8''Minutes%2012%20M%C3%A4rz.txt"));
 
     // Four downloads of any documents used up the link as a whole.
-    assert_eq!(used(&gw, &id), 4);
+    assert_eq!(gw.used(&id), 4);
     for n in 1..=3 {
         assert_eq!(
             get(&format!("{url}?doc={n}")).status,
@@ -331,7 +327,7 @@ fn a_browser_downloads_one_of_several_documents_from_the_landing_page() {
     assert_eq!(browser.downloaded("Cover.jpg"), bytes(PREVIEW));
     browser.click("#action-1-2");
     assert_eq!(browser.downloaded("q3-low.pdf"), bytes(LOWRES));
-    assert_eq!(used(&gw, &id), 2);
+    assert_eq!(gw.used(&id), 2);
 }
 
 #[test]

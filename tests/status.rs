@@ -197,11 +197,6 @@ fn every_status_is_reached_and_filtered_on_redis() {
     every_status(&gw);
 }
 
-/// `url` as served by another instance (same token, other port).
-fn on(gw: &Gateway, url: &str) -> String {
-    gw.url(&url[url.find("/s/").unwrap()..])
-}
-
 #[test]
 fn expiry_is_recorded_once_across_two_instances_on_redis() {
     let origin = status_origin();
@@ -213,10 +208,10 @@ fn expiry_is_recorded_once_across_two_instances_on_redis() {
             .create(json!({"store": "docs", "object": "st/doc.bin", "expires_at": soon(2)})),
     );
     wait_until("the link expires", Duration::from_secs(20), || {
-        get(&on(&a, &url)).status == 404
+        get(&a.same_link(&url)).status == 404
     });
     // Both instances notice it, by requests and by admin reads, at the same time.
-    let threads: Vec<_> = [on(&a, &url), on(&b, &url)]
+    let threads: Vec<_> = [a.same_link(&url), b.same_link(&url)]
         .into_iter()
         .flat_map(|u| (0..4).map(move |_| u.clone()))
         .map(|u| std::thread::spawn(move || get(&u).status))
@@ -258,7 +253,7 @@ fn exhaustion_is_recorded_once_across_two_instances_on_redis() {
             .create(json!({"store": "docs", "object": "st/doc.bin", "max_downloads": 2})),
     );
     // The last two downloads, one on each instance, at once.
-    let threads: Vec<_> = [on(&a, &url), on(&b, &url)]
+    let threads: Vec<_> = [a.same_link(&url), b.same_link(&url)]
         .into_iter()
         .map(|u| std::thread::spawn(move || get(&u).body.len()))
         .collect();
@@ -267,7 +262,7 @@ fn exhaustion_is_recorded_once_across_two_instances_on_redis() {
     }
     events_when(&a, &id, |e| kinds(e, "download.completed").len() == 2);
     for gw in [&a, &b] {
-        assert_eq!(get(&on(gw, &url)).status, 404);
+        assert_eq!(get(&gw.same_link(&url)).status, 404);
         assert_eq!(gw.admin().link(&id)["status"], "exhausted");
     }
     assert_eq!(
@@ -305,7 +300,7 @@ fn expiry_is_recorded_once_across_a_restart_on_the_embedded_store() {
         db: Some(dir.path().join("linkgate.db")),
         ..GatewayOptions::for_origin(&origin)
     });
-    assert_eq!(get(&on(&gw, &url)).status, 404);
+    assert_eq!(get(&gw.same_link(&url)).status, 404);
     assert_eq!(gw.admin().link(&id)["status"], "expired");
     assert_eq!(
         gw.admin()

@@ -239,6 +239,18 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
         }
     }
 
+    /// A share URL (from any instance) as this instance serves it: same token, this port.
+    pub fn same_link(&self, url: &str) -> String {
+        self.url(&url[url.find("/s/").expect("a share URL")..])
+    }
+
+    /// The link's `downloads_used` as this instance's admin API shows it.
+    pub fn used(&self, id: &str) -> u64 {
+        self.admin().link(id)["downloads_used"]
+            .as_u64()
+            .expect("downloads_used")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }

@@ -86,7 +86,8 @@ fn downloads_in_blocks_on_two_instances_serve_exactly_the_limit_and_the_count_se
     let urls = [a.same_link(&url), b.same_link(&url)];
 
     // 200 downloads, 8 at a time on each instance: all whole, and once both instances are quiet
-    // the count is exactly 200 (while they hold blocks it may show the downloads they reserved).
+    // the count is exactly 200 (while they hold blocks, each shows the downloads the other one's
+    // blocks reserved).
     let first: Vec<String> = (0..200).map(|i| urls[i % 2].clone()).collect();
     assert_eq!(served(&fetch_all(&first, 16)), 200);
     wait_until("the count settles at 200", || {
@@ -161,6 +162,11 @@ fn a_stopping_gateway_gives_its_leases_back_and_a_killed_one_never_grants_twice(
     // Downloads, then a graceful stop at once (the block is still held): it goes back, and the
     // restarted gateway shows exactly the downloads served.
     assert_eq!(served(&fetch_all(&vec![gw.url(&path); 100], 8)), 100);
+    assert_eq!(
+        gw.used(&id),
+        100,
+        "an instance's own count leaves out what its blocks reserved"
+    );
     gw.signal("TERM");
     assert!(gw.wait_exit(Duration::from_secs(30)), "the gateway stopped");
     drop(gw);

@@ -25,12 +25,7 @@ impl AdminApi {
     /// The link as the API shows it, with its status; an expired or exhausted link that nobody
     /// noticed yet gets its status event recorded now (once, see [`crate::share::status`]).
     pub(super) async fn view(&self, link: &Link) -> Result<Value, ApiError> {
-        let used = self
-            .gate
-            .links
-            .store
-            .usage(link.id, link.generation)
-            .await?;
+        let used = self.gate.downloads_used(link).await?;
         let status = link.status(OffsetDateTime::now_utc(), used);
         let exhausted_at = match self.gate.note_status(link, status, used).await {
             Ok(at) => at,

@@ -595,12 +595,7 @@ impl AdminApi {
         for r in &share.recipients {
             match self.gate.links.store.get(r.link).await? {
                 Some(link) => {
-                    let used = self
-                        .gate
-                        .links
-                        .store
-                        .usage(link.id, link.generation)
-                        .await?;
+                    let used = self.gate.downloads_used(&link).await?;
                     links.push((Some(link), used));
                 }
                 None => links.push((None, 0)),

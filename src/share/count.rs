@@ -443,6 +443,17 @@ impl Blocks {
         }
     }
 
+    /// Downloads this instance's blocks of a link generation counted in the store and did not
+    /// hand out yet: the count shown subtracts them.
+    pub fn reserved(&self, id: LinkId, generation: u64) -> u64 {
+        self.table.lock().get(&(id, generation)).map_or(0, |held| {
+            held.iter()
+                .flat_map(|h| h.blocks.iter())
+                .map(|l| l.block.slots - l.block.handed)
+                .sum()
+        })
+    }
+
     /// Takes out the blocks to give back: those idle for a while, or all of them (stopping).
     pub fn due(&self, all: bool) -> Vec<Refund> {
         let now = Instant::now();

@@ -155,6 +155,13 @@ impl Gate {
         self.refresh(id).await
     }
 
+    /// The link's downloads as shown (admin API, landing pages, status): the store's count less
+    /// the downloads this instance's blocks reserved and did not hand out yet.
+    pub async fn downloads_used(&self, link: &Link) -> Result<u64, StoreError> {
+        let used = self.links.store.usage(link.id, link.generation).await?;
+        Ok(used.saturating_sub(self.counting.blocks.reserved(link.id, link.generation)))
+    }
+
     /// Reads the link from the store, bypassing and then refilling the cache.
     pub async fn refresh(&self, id: LinkId) -> Result<Option<Arc<Link>>, StoreError> {
         match self.links.store.get(id).await? {

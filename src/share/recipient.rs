@@ -346,7 +346,7 @@ async fn extras(gate: &Gate, link: &Link) -> Extras {
         }
     }
     if let Some(max) = link.max_downloads {
-        match gate.links.store.usage(link.id, link.generation).await {
+        match gate.downloads_used(link).await {
             Ok(used) => out.downloads_left = Some(max.saturating_sub(used)),
             Err(e) => {
                 tracing::warn!(link = %link.id, error = %e, "could not read the link's downloads for its landing page")

@@ -180,7 +180,7 @@ impl ExpirySweeper {
                 // A deactivated or cancelled link is not expired; reactivating it puts it back.
                 Some(_) if link.state != LinkState::Active => None,
                 Some(_) => {
-                    let used = store.usage(id, link.generation).await?;
+                    let used = self.gate.downloads_used(&link).await?;
                     self.gate
                         .note_status(&link, link.status(now, used), used)
                         .await?;

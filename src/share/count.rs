@@ -144,9 +144,9 @@ impl Metered {
                 Local::Fetch => {
                     // Taken in a task of its own: a request that goes away while the store
                     // answers must not lose the downloads the store counted for the block.
-                    let fetched = tokio::spawn(self.take_block(false))
-                        .await
-                        .map_err(|e| StoreError::Unavailable(format!("leasing stopped: {e}")))??;
+                    let fetched = tokio::spawn(self.take_block(false)).await.map_err(|e| {
+                        StoreError::Unavailable(format!("taking a block stopped: {e}"))
+                    })??;
                     if !matches!(fetched, Drawn::Block { .. }) {
                         // The store applied the draw as an ordinary one.
                         return Ok(Some(fetched));
@@ -257,6 +257,30 @@ struct Held {
     ready: tokio::sync::watch::Sender<()>,
 }
 
+impl Held {
+    /// The entry of `draw`'s part, made (no block, not fetching) if there is none; `true` when
+    /// it was made now.
+    fn of<'t>(
+        table: &'t mut HashMap<(LinkId, u64), Vec<Held>>,
+        draw: &Draw,
+    ) -> (&'t mut Held, bool) {
+        let held = table.entry((draw.id, draw.generation)).or_default();
+        match held.iter().position(|h| h.part == draw.part) {
+            Some(i) => (&mut held[i], false),
+            None => {
+                held.push(Held {
+                    part: draw.part.clone(),
+                    blocks: Vec::new(),
+                    fetching: false,
+                    ready: tokio::sync::watch::Sender::new(()),
+                });
+                let last = held.len() - 1;
+                (&mut held[last], true)
+            }
+        }
+    }
+}
+
 struct HeldBlock {
     block: Block,
     epoch: u64,
@@ -287,19 +311,11 @@ impl Blocks {
     fn serve(&self, link: &Arc<Link>, draw: &Draw, bound: Option<u64>) -> Local {
         let now = Instant::now();
         let mut table = self.table.lock();
-        let held = table.entry((draw.id, draw.generation)).or_default();
-        let h = match held.iter().position(|h| h.part == draw.part) {
-            Some(i) => &mut held[i],
-            None => {
-                held.push(Held {
-                    part: draw.part.clone(),
-                    blocks: Vec::new(),
-                    fetching: true,
-                    ready: tokio::sync::watch::Sender::new(()),
-                });
-                return Local::Fetch;
-            }
-        };
+        let (h, new) = Held::of(&mut table, draw);
+        if new {
+            h.fetching = true;
+            return Local::Fetch;
+        }
         let mut served = None;
         let mut left = 0;
         for l in h.blocks.iter_mut() {
@@ -348,23 +364,10 @@ impl Blocks {
         let now = Instant::now();
         let epoch = self.epochs.fetch_add(1, Ordering::Relaxed) + 1;
         let mut table = self.table.lock();
-        let held = table.entry((draw.id, draw.generation)).or_default();
-        let i = match held.iter().position(|h| h.part == draw.part) {
-            Some(i) => i,
-            None => {
-                held.push(Held {
-                    part: draw.part.clone(),
-                    blocks: Vec::new(),
-                    fetching: false,
-                    ready: tokio::sync::watch::Sender::new(()),
-                });
-                held.len() - 1
-            }
-        };
-        let h = &mut held[i];
+        let (h, _) = Held::of(&mut table, draw);
         h.fetching = false;
-        // Blocks that can serve nobody any more (another copy of the link, too old) and, past two,
-        // the oldest go back.
+        // Blocks that can serve nobody any more (another copy of the link, or all handed out)
+        // and, past two, the oldest go back.
         let mut out = None;
         let mut retire = |l: HeldBlock| {
             let unused = l.block.unused();

@@ -16,8 +16,7 @@ use crate::share::throttle::PageLimiter;
 use crate::share::verify::Verifier;
 use crate::state::cache::LinkCache;
 use crate::state::keys;
-use crate::state::queues::Refund;
-use crate::state::queues::{AuditQueue, Refunds, UsageBatcher};
+use crate::state::queues::{AuditQueue, Refund, Refunds, UsageBatcher};
 use crate::state::{LinkStore, StoreError};
 
 /// What every step of a request shares, grouped by concern.

@@ -74,14 +74,7 @@ fn downloads_in_blocks_on_two_instances_serve_exactly_the_limit_and_the_count_se
     let origin = Origin::start();
     origin.put("doc.bin", &pseudo_random(SIZE, 7));
     let redis = RedisServer::start();
-    let a = Gateway::start_with(GatewayOptions::on_redis(
-        &origin,
-        redis.state_with_timeout(5_000),
-    ));
-    let b = Gateway::start_with(GatewayOptions::on_redis(
-        &origin,
-        redis.state_with_timeout(5_000),
-    ));
+    let (a, b) = Gateway::pair_on_redis(&origin, &redis);
     let (id, url) = a.admin().share("doc.bin", Some(600));
     let urls = [a.same_link(&url), b.same_link(&url)];
 
@@ -109,7 +102,7 @@ fn downloads_in_blocks_on_two_instances_serve_exactly_the_limit_and_the_count_se
 }
 
 #[test]
-fn a_link_changed_on_one_instance_is_obeyed_by_another_holding_a_lease() {
+fn a_link_changed_on_one_instance_is_obeyed_by_another_holding_a_block() {
     let origin = Origin::start();
     origin.put("doc.bin", &pseudo_random(SIZE, 8));
     let redis = RedisServer::start();
@@ -129,7 +122,8 @@ fn a_link_changed_on_one_instance_is_obeyed_by_another_holding_a_lease() {
     wait_until("deactivation on B", || get(&url_b).status == 404);
     // And it stays refused, block or not.
     assert_eq!(served(&fetch_all(&vec![url_b.clone(); 40], 4)), 0);
-    // A lower limit applies to B's next request too.
+    // Active again, B serves again; once it is quiet its block goes back, and both instances
+    // show the same count, no more than before.
     assert_eq!(
         a.admin()
             .call("POST", &format!("/v1/links/{id}/activate"), None)
@@ -145,7 +139,7 @@ fn a_link_changed_on_one_instance_is_obeyed_by_another_holding_a_lease() {
 }
 
 #[test]
-fn a_stopping_gateway_gives_its_leases_back_and_a_killed_one_never_grants_twice() {
+fn a_stopping_gateway_gives_its_blocks_back_and_a_killed_one_never_grants_twice() {
     let origin = Origin::start();
     origin.put("doc.bin", &pseudo_random(SIZE, 9));
     let keep = tempfile::tempdir().unwrap();

@@ -278,16 +278,9 @@ fn two_instances_on_one_redis_hold_the_same_cap() {
     let origin = Origin::start();
     origin.put("doc.pdf", &pseudo_random(10_000, 5));
     let redis = RedisServer::start();
-    let a = Gateway::start_with(GatewayOptions::on_redis(
-        &origin,
-        redis.state_with_timeout(5_000),
-    ));
-    let b = Gateway::start_with(GatewayOptions::on_redis(
-        &origin,
-        redis.state_with_timeout(5_000),
-    ));
+    let (a, b) = Gateway::pair_on_redis(&origin, &redis);
     let (id, url) = password_link(&a);
-    let url_b = b.url(&url[url.find("/s/").unwrap()..]);
+    let url_b = b.same_link(&url);
     let replies = guesses(
         (0..100)
             .map(|i| {

@@ -28,14 +28,7 @@ fn a_thousand_concurrent_downloads_on_two_instances_serve_exactly_the_limit() {
     let origin = Origin::start();
     origin.put("doc.bin", &pseudo_random(4096, 1));
     let redis = RedisServer::start();
-    let a = Gateway::start_with(GatewayOptions::on_redis(
-        &origin,
-        redis.state_with_timeout(5_000),
-    ));
-    let b = Gateway::start_with(GatewayOptions::on_redis(
-        &origin,
-        redis.state_with_timeout(5_000),
-    ));
+    let (a, b) = Gateway::pair_on_redis(&origin, &redis);
     let (id, url) = a.admin().share("doc.bin", Some(10));
     let urls = [a.same_link(&url), b.same_link(&url)];
     let barrier = Arc::new(Barrier::new(1000));

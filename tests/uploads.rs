@@ -938,14 +938,7 @@ fn the_operators_policy_bounds_every_links_uploads() {
 fn two_instances_on_one_redis_share_name_claims_and_the_expected_count() {
     let origin = Origin::start();
     let redis = RedisServer::start();
-    let a = Gateway::start_with(GatewayOptions::on_redis(
-        &origin,
-        redis.state_with_timeout(5_000),
-    ));
-    let b = Gateway::start_with(GatewayOptions::on_redis(
-        &origin,
-        redis.state_with_timeout(5_000),
-    ));
+    let (a, b) = Gateway::pair_on_redis(&origin, &redis);
     let (id, url) = upload_link(&a, json!({"max_files": 4}));
     let path = path_of(&url).to_string();
     let on_b = b.url(&path);

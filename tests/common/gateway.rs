@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::http::{request, Reply};
 use super::origin::Origin;
+use super::redis::RedisServer;
 use super::util::{free_port, wait_for_port, ADMIN_TOKEN, SECRET_K1, SECRET_K2};
 
 /// Options for a gateway's config.
@@ -86,6 +87,18 @@ pub fn bin() -> &'static str {
 }
 
 impl Gateway {
+    /// Two instances sharing one Redis in front of `origin`, with a 5 s Redis timeout (a busy
+    /// machine's slow answer is not an outage).
+    pub fn pair_on_redis(origin: &Origin, redis: &RedisServer) -> (Gateway, Gateway) {
+        let start = || {
+            Gateway::start_with(GatewayOptions::on_redis(
+                origin,
+                redis.state_with_timeout(5_000),
+            ))
+        };
+        (start(), start())
+    }
+
     pub fn start(origin: &Origin) -> Gateway {
         Gateway::start_with(GatewayOptions::for_origin(origin))
     }

@@ -148,6 +148,7 @@ fn counting(c: &mut Criterion) {
                 max: 1_000_000_000_000,
                 part: "p".into(),
                 ask,
+                take: None,
             };
             c.bench_function("counting script round trip (redis, loopback)", |b| {
                 b.iter(|| rt.block_on(store.draw(black_box(&req))))

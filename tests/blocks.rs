@@ -7,6 +7,9 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -182,4 +185,183 @@ fn a_stopping_gateway_gives_its_blocks_back_and_a_killed_one_never_grants_twice(
     let rest = served(&fetch_all(&vec![gw.url(&path); 1000], 16));
     assert_eq!(rest as u64, 800 - counted, "what is left, and no more");
     wait_until("the count settles at the limit", || gw.used(&id) == 800);
+}
+
+/// Sends one GET with `headers` and reads at most `keep` body bytes (then drops the connection).
+/// Returns the status and the document bytes received: the body, or for a multi-range answer
+/// the data of its parts (not their framing).
+fn take(port: u16, path: &str, headers: &[(&str, &str)], keep: usize) -> (u16, usize) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("write");
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut body_at = None;
+    loop {
+        if let Some(at) = body_at {
+            if got.len() - at >= keep {
+                break;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        if body_at.is_none() {
+            body_at = got.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+        }
+    }
+    let Some(at) = body_at else { return (0, 0) };
+    let head = String::from_utf8_lossy(&got[..at]).to_ascii_lowercase();
+    let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = &got[at..at.saturating_add(keep).min(got.len())];
+    if !head.contains("multipart/byteranges") {
+        return (status, body.len());
+    }
+    (status, multipart_data(body))
+}
+
+/// The data bytes in the parts of a (possibly cut-off) multipart/byteranges body.
+fn multipart_data(body: &[u8]) -> usize {
+    let mut data = 0;
+    let mut rest = body;
+    while let Some(at) = find(rest, b"content-range: bytes ") {
+        let line = &rest[at + 21..];
+        let end = find(line, b"/").expect("a content-range line");
+        let range = String::from_utf8_lossy(&line[..end]).to_string();
+        let (first, last) = range.split_once('-').expect("first-last");
+        let len = last.parse::<usize>().unwrap() - first.parse::<usize>().unwrap() + 1;
+        let Some(start) = find(line, b"\r\n\r\n") else {
+            break;
+        };
+        let part = &line[start + 4..];
+        data += len.min(part.len());
+        rest = &part[len.min(part.len())..];
+    }
+    data
+}
+
+/// Where `needle` first occurs in `hay`, ignoring ASCII case.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// A request's headers, and how many body bytes its client reads before it goes away.
+type Shape = (Vec<(&'static str, &'static str)>, usize);
+
+/// Whatever the shape of the requests (whole copies, ranges of every kind, multi-ranges, clients
+/// that break off), downloads handed out from blocks give no more than the store itself would:
+/// the document bytes that leave the two gateways stay within (limit + ½) × size.
+#[test]
+fn no_shape_of_request_takes_more_than_the_limit_from_blocks() {
+    const DOC: usize = 64 * 1024;
+    let origin = Origin::start();
+    origin.put("doc.bin", &pseudo_random(DOC, 10));
+    let redis = RedisServer::start();
+    let (a, b) = Gateway::pair_on_redis(&origin, &redis);
+    let (id, url) = a.admin().share("doc.bin", Some(200));
+    let path = url[url.find("/s/").unwrap()..].to_string();
+    let shapes: Arc<Vec<Shape>> = Arc::new(vec![
+        (vec![], usize::MAX),
+        (vec![], 1000),
+        (vec![], DOC * 45 / 100),
+        (vec![("range", "bytes=0-")], usize::MAX),
+        (vec![("range", "bytes=1-")], usize::MAX),
+        (vec![("range", "bytes=32768-")], usize::MAX),
+        (vec![("range", "bytes=-1000")], usize::MAX),
+        (vec![("range", "bytes=0-0")], usize::MAX),
+        (vec![("range", "bytes=1000-1999,5000-5999")], usize::MAX),
+        (vec![("range", "bytes=0-32767,32768-")], usize::MAX),
+        (vec![("range", "bytes=5-,0-")], usize::MAX),
+        (vec![("range", "bytes=100-199,-100")], 300),
+    ]);
+    let ports = [a.port, b.port];
+    let received = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let (shapes, path) = (shapes.clone(), path.clone());
+            let (received, refused) = (received.clone(), refused.clone());
+            std::thread::spawn(move || {
+                // Until the link has refused this thread ten times, at most 200 requests each.
+                let mut no = 0;
+                for i in 0..200 {
+                    let (headers, keep) = &shapes[(t + i) % shapes.len()];
+                    let (status, got) = take(ports[(t + i / 3) % 2], &path, headers, *keep);
+                    received.fetch_add(got, Ordering::Relaxed);
+                    if status == 404 {
+                        no += 1;
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        if no == 10 {
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut received = received.load(Ordering::Relaxed);
+    assert!(
+        refused.load(Ordering::Relaxed) > 0,
+        "the link ended up refusing"
+    );
+    assert!(
+        received > 100 * DOC,
+        "the attack took most of what the link gives (else it proves little): {received}"
+    );
+    // Then whole copies from both instances until both refuse and the count is at the limit (a
+    // block one instance still holds serves, or goes back after a second of quiet).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (sa, ga) = take(a.port, &path, &[], usize::MAX);
+        let (sb, gb) = take(b.port, &path, &[], usize::MAX);
+        received += ga + gb;
+        if sa == 404 && sb == 404 {
+            if a.used(&id) == 200 && b.used(&id) == 200 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the count never reached the limit"
+        );
+    }
+    assert!(
+        received <= 200 * DOC + DOC / 2,
+        "received {received} bytes of a {DOC}-byte document on a limit of 200"
+    );
+}
+
+/// A block take whose answer is lost (Redis holds it past the gateway's timeout, then applies it)
+/// leaves no downloads counted for nobody: the request fails closed (503), and the gateway gives
+/// back what the take reserved once Redis answers again.
+#[test]
+fn a_block_whose_answer_was_lost_goes_back_to_the_link() {
+    let origin = Origin::start();
+    origin.put("doc.bin", &pseudo_random(SIZE, 11));
+    let redis = RedisServer::start();
+    let gw = Gateway::start_with(GatewayOptions::on_redis(&origin, redis.state()));
+    let (id, url) = gw.admin().share("doc.bin", Some(1000));
+    // A download from another link loads the counting script (a held call of a script Redis
+    // does not know yet would only fail).
+    let (_, other) = gw.admin().share("doc.bin", Some(5));
+    assert_eq!(get(&other).status, 200);
+    // Writes (every script) wait; reads, such as loading the link, go through.
+    redis.cli(&["CLIENT", "PAUSE", "3000", "WRITE"]);
+    assert_eq!(get(&url).status, 503, "the take timed out: fail closed");
+    // A write of our own returns once the pause is over, and the held take lands.
+    redis.cli(&["SET", "probe", "1"]);
+    wait_until("the lost block goes back", || gw.used(&id) == 0);
+    assert_eq!(get(&url).status, 200);
+    wait_until("one download counted", || gw.used(&id) == 1);
 }

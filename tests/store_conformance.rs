@@ -84,6 +84,7 @@ fn draw(l: &Link, part: &str, ask: Ask) -> Draw {
         max: l.max_downloads.unwrap_or(u64::MAX),
         part: part.into(),
         ask,
+        take: (ask.block > 0).then(WriteId::new),
     }
 }
 
@@ -95,6 +96,7 @@ fn refund(l: &Link, part: &str, bytes: u64, own: u64) -> Refund {
         bytes,
         own,
         write: WriteId::new(),
+        take: false,
     }
 }
 
@@ -1426,4 +1428,99 @@ async fn redis_applies_a_retried_write_once_even_when_the_timed_out_attempt_land
         .await
         .unwrap();
     assert_eq!(s.usage(unlimited.id, 1).await.unwrap(), 10);
+}
+
+/// A block take whose answer was lost (Redis held it past the client's timeout and applied it
+/// later) must not keep its downloads counted for nobody: the refund of the take gives back what
+/// it reserved, once however often it is retried; and a take whose refund reached Redis first
+/// lands as nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_gives_back_a_block_whose_answer_was_lost_and_voids_one_that_lands_late() {
+    let server = common::RedisServer::start();
+    let s = redis_store(server.url());
+    let l = link(Some(1000));
+    s.create(&l).await.unwrap();
+    assert!(counted(s.draw(&whole(&l)).await.unwrap()));
+    let take = |id: WriteId| Draw {
+        take: Some(id),
+        ..draw(
+            &l,
+            "p",
+            Ask {
+                need: 100,
+                bytes: 100,
+                size: 100,
+                block: counting::BLOCK_DOWNLOADS,
+                ..Ask::default()
+            },
+        )
+    };
+    let lost = |id: WriteId| Refund {
+        take: true,
+        write: id,
+        ..refund(&l, "p", 0, 0)
+    };
+    // Load the scripts on another link (a held EVALSHA of an unknown script would only fail
+    // with NOSCRIPT).
+    let other = link(Some(1000));
+    s.create(&other).await.unwrap();
+    s.refund(&[refund(&other, "p", 0, 0)]).await.unwrap();
+
+    // The take times out while writes are paused, and lands once they resume: 62 downloads
+    // (a sixteenth of the 999 left) counted for a block nobody holds.
+    let first = WriteId::new();
+    server.cli(&["CLIENT", "PAUSE", "3000", "WRITE"]);
+    assert!(s.draw(&take(first)).await.is_err());
+    server.cli(&["SET", "probe", "1"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while s.usage(l.id, 1).await.unwrap() != 63 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the held take never landed: the test proves nothing ({})",
+            s.usage(l.id, 1).await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.refund(&[lost(first)]).await.unwrap();
+    assert_eq!(s.usage(l.id, 1).await.unwrap(), 1, "the block went back");
+    s.refund(&[lost(first)]).await.unwrap();
+    assert_eq!(s.usage(l.id, 1).await.unwrap(), 1, "and only once");
+
+    // A take whose refund came first lands as nothing.
+    let late = WriteId::new();
+    s.refund(&[lost(late)]).await.unwrap();
+    assert_eq!(s.usage(l.id, 1).await.unwrap(), 1);
+    assert_eq!(s.draw(&take(late)).await.unwrap(), Drawn::Stale);
+    assert_eq!(
+        s.usage(l.id, 1).await.unwrap(),
+        1,
+        "a voided take counts nothing"
+    );
+
+    // Other takes are untouched, and the whole copies drawn around them still count.
+    assert_eq!(
+        s.draw(&take(WriteId::new())).await.unwrap(),
+        Drawn::Block {
+            slots: 62,
+            used: 63
+        }
+    );
+    let (a, b) = (WriteId::new(), WriteId::new());
+    assert!(matches!(
+        s.draw(&take(a)).await.unwrap(),
+        Drawn::Block { .. }
+    ));
+    assert!(matches!(
+        s.draw(&take(b)).await.unwrap(),
+        Drawn::Block { .. }
+    ));
+    let before = s.usage(l.id, 1).await.unwrap();
+    s.refund(&[lost(a)]).await.unwrap();
+    let after_a = s.usage(l.id, 1).await.unwrap();
+    assert!(
+        after_a < before,
+        "the named take goes back: {before} → {after_a}"
+    );
+    s.refund(&[lost(a)]).await.unwrap();
+    assert_eq!(s.usage(l.id, 1).await.unwrap(), after_a);
 }

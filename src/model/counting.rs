@@ -304,8 +304,15 @@ pub fn draw(used: &mut u64, max: u64, account: &mut Account, ask: &Ask) -> Drawn
     Drawn::Exhausted
 }
 
-/// Downloads a gateway instance asks for in one block.
+/// Downloads a gateway instance asks for in a document's first block.
 pub const BLOCK_DOWNLOADS: u64 = 256;
+/// The most downloads it asks for in one block, however fast they go.
+pub const BLOCK_MOST: u64 = 16_384;
+/// A block that lasted less than this (from its take to the next one) was too small for the
+/// demand: the next asks for twice as many. One that lasted more than four times this was too
+/// large: the next asks for half. So at any rate a block lasts about this long, and the next one
+/// is taken (at half use) that much ahead of need, whatever the store's latency at that moment.
+pub const BLOCK_LASTS: std::time::Duration = std::time::Duration::from_millis(250);
 /// A block takes at most this fraction (1/n) of the downloads left, so that other instances
 /// still find some, and the last ones are always counted one at a time.
 pub const BLOCK_SHARE: u64 = 16;
@@ -324,6 +331,18 @@ pub fn block_size(used: u64, max: u64, asked: u64) -> u64 {
         slots
     } else {
         0
+    }
+}
+
+/// The downloads to ask for in the next block of a document whose last block asked for `asked`
+/// and was taken `lasted` before this one: see [`BLOCK_LASTS`].
+pub fn next_block_ask(asked: u64, lasted: std::time::Duration) -> u64 {
+    if lasted < BLOCK_LASTS {
+        asked.saturating_mul(2).min(BLOCK_MOST)
+    } else if lasted > BLOCK_LASTS * 4 {
+        (asked / 2).max(BLOCK_DOWNLOADS)
+    } else {
+        asked
     }
 }
 
@@ -1150,8 +1169,31 @@ mod tests {
     }
 
     #[test]
+    fn blocks_grow_while_they_go_fast_and_shrink_when_they_go_slow() {
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(next_block_ask(BLOCK_DOWNLOADS, ms(10)), 2 * BLOCK_DOWNLOADS);
+        assert_eq!(next_block_ask(BLOCK_MOST, ms(10)), BLOCK_MOST);
+        assert_eq!(next_block_ask(1024, ms(250)), 1024);
+        assert_eq!(next_block_ask(1024, ms(1000)), 1024);
+        assert_eq!(next_block_ask(1024, ms(1001)), 512);
+        assert_eq!(next_block_ask(BLOCK_DOWNLOADS, ms(60_000)), BLOCK_DOWNLOADS);
+        // From the first ask to the most in a few fast blocks, and back.
+        let mut ask = BLOCK_DOWNLOADS;
+        for _ in 0..6 {
+            ask = next_block_ask(ask, ms(1));
+        }
+        assert_eq!(ask, BLOCK_MOST);
+        for _ in 0..6 {
+            ask = next_block_ask(ask, ms(5_000));
+        }
+        assert_eq!(ask, BLOCK_DOWNLOADS);
+    }
+
+    #[test]
     fn a_block_takes_a_sixteenth_of_what_is_left_and_never_the_last_downloads() {
         assert_eq!(block_size(0, 1_000_000, BLOCK_DOWNLOADS), BLOCK_DOWNLOADS);
+        assert_eq!(block_size(0, 100_000, BLOCK_MOST), 6_250);
+        assert_eq!(block_size(0, 1_000_000, BLOCK_MOST), BLOCK_MOST);
         assert_eq!(block_size(0, 320, BLOCK_DOWNLOADS), 20);
         assert_eq!(block_size(0, 128, BLOCK_DOWNLOADS), 8);
         assert_eq!(block_size(0, 127, BLOCK_DOWNLOADS), 0);

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::docstore::Allowance;
-use crate::model::counting::{Ask, Block, Drawn, Meter, BLOCK_DOWNLOADS, BLOCK_MAX_SIZE};
+use crate::model::counting::{
+    next_block_ask, Ask, Block, Drawn, Meter, BLOCK_DOWNLOADS, BLOCK_MAX_SIZE,
+};
 use crate::model::link::{Link, LinkId};
 use crate::share::gate::Counting;
 use crate::state::queues::Refund;
@@ -59,6 +61,7 @@ impl Metered {
             max,
             part,
             ask,
+            take: None,
         };
         let mut metered = Metered {
             store,
@@ -122,11 +125,11 @@ impl Metered {
                     epoch,
                     renew,
                 } => {
-                    if renew {
-                        // Most of the block is handed out: the next one is taken now, in the
+                    if let Some(downloads) = renew {
+                        // Half of the block is handed out: the next one is taken now, in the
                         // background, so that requests do not wait for it. Only a block: if the
                         // store refuses it, nothing is drawn.
-                        tokio::spawn(self.take_block(true));
+                        tokio::spawn(self.take_block(true, downloads));
                     }
                     self.block = Some(epoch);
                     self.from_block += ask.bytes;
@@ -141,12 +144,14 @@ impl Metered {
                     // Another request is taking the block: wait for it rather than ask the store.
                     let _ = ready.changed().await;
                 }
-                Local::Fetch => {
+                Local::Fetch(downloads) => {
                     // Taken in a task of its own: a request that goes away while the store
                     // answers must not lose the downloads the store counted for the block.
-                    let fetched = tokio::spawn(self.take_block(false)).await.map_err(|e| {
-                        StoreError::Unavailable(format!("taking a block stopped: {e}"))
-                    })??;
+                    let fetched = tokio::spawn(self.take_block(false, downloads))
+                        .await
+                        .map_err(|e| {
+                            StoreError::Unavailable(format!("taking a block stopped: {e}"))
+                        })??;
                     if !matches!(fetched, Drawn::Block { .. }) {
                         // The store applied the draw as an ordinary one.
                         return Ok(Some(fetched));
@@ -157,26 +162,42 @@ impl Metered {
         Ok(None)
     }
 
-    /// Asks the store for a block on this draw's part and puts it in place. Unless `ahead`, the
-    /// store applies the draw itself when it refuses the block.
+    /// Asks the store for a block of (at most) `downloads` on this draw's part and puts it in
+    /// place. Unless `ahead`, the store applies the draw itself when it refuses the block.
     fn take_block(
         &self,
         ahead: bool,
+        downloads: u64,
     ) -> impl std::future::Future<Output = Result<Drawn, StoreError>> {
         let (store, counting, link) =
             (self.store.clone(), self.counting.clone(), self.link.clone());
         let mut draw = self.draw.clone();
-        draw.ask.block = BLOCK_DOWNLOADS;
+        draw.ask.block = downloads;
+        draw.take = Some(WriteId::new());
         if ahead {
             draw.ask = Ask {
                 probe: true,
                 size: draw.ask.size,
-                block: BLOCK_DOWNLOADS,
+                block: downloads,
                 ..Ask::default()
             };
         }
         async move {
             let got = store.draw(&draw).await;
+            if let (Err(_), Some(take)) = (&got, draw.take) {
+                // The answer is lost, not necessarily the take: the store may have counted the
+                // block's downloads after all. Give them back (or void the take, if it lands
+                // later), as any refund, off the request path until the store takes it.
+                counting.queue_refund(Refund {
+                    id: draw.id,
+                    generation: draw.generation,
+                    part: draw.part.clone(),
+                    bytes: 0,
+                    own: 0,
+                    write: take,
+                    take: true,
+                });
+            }
             let old = match &got {
                 Ok(Drawn::Block { slots, used }) => {
                     counting.blocks.install(&link, &draw, *slots, *used)
@@ -217,6 +238,7 @@ impl Metered {
             bytes,
             own,
             write: WriteId::new(),
+            take: false,
         })
     }
 }
@@ -227,11 +249,11 @@ enum Local {
         counted: bool,
         used: u64,
         epoch: u64,
-        /// Take the next block now.
-        renew: bool,
+        /// Take the next block now, of this many downloads.
+        renew: Option<u64>,
     },
-    /// Take a block (this request is the one that does).
-    Fetch,
+    /// Take a block of this many downloads (this request is the one that does).
+    Fetch(u64),
     /// Another request is taking one: wait for it.
     Wait(tokio::sync::watch::Receiver<()>),
     /// Ask the store.
@@ -255,6 +277,20 @@ struct Held {
     /// A request is taking a block for this part; the sender tells waiters when it is done.
     fetching: bool,
     ready: tokio::sync::watch::Sender<()>,
+    /// Downloads the next take asks for, and when the last block was taken (see
+    /// [`next_block_ask`]).
+    ask: u64,
+    taken: Option<Instant>,
+}
+
+impl Held {
+    /// The next take's ask: larger while blocks go fast, smaller when they go slow.
+    fn next_ask(&mut self, now: Instant) -> u64 {
+        if let Some(taken) = self.taken {
+            self.ask = next_block_ask(self.ask, now.duration_since(taken));
+        }
+        self.ask
+    }
 }
 
 impl Held {
@@ -273,6 +309,8 @@ impl Held {
                     blocks: Vec::new(),
                     fetching: false,
                     ready: tokio::sync::watch::Sender::new(()),
+                    ask: BLOCK_DOWNLOADS,
+                    taken: None,
                 });
                 let last = held.len() - 1;
                 (&mut held[last], true)
@@ -314,7 +352,7 @@ impl Blocks {
         let (h, new) = Held::of(&mut table, draw);
         if new {
             h.fetching = true;
-            return Local::Fetch;
+            return Local::Fetch(h.ask);
         }
         let mut served = None;
         let mut left = 0;
@@ -337,10 +375,13 @@ impl Blocks {
         if let Some((counted, used, epoch)) = served {
             // The next block is taken once half of the last one is handed out, and only while no
             // other waits: a part holds at most two blocks.
-            let renew = !h.fetching
+            let renew = (!h.fetching
                 && h.blocks.len() == 1
-                && h.blocks.iter().all(|l| left * 2 <= l.block.slots);
-            h.fetching |= renew;
+                && h.blocks.iter().all(|l| left * 2 <= l.block.slots))
+            .then(|| {
+                h.fetching = true;
+                h.next_ask(now)
+            });
             return Local::Served {
                 counted,
                 used,
@@ -356,7 +397,7 @@ impl Blocks {
             return Local::Wait(h.ready.subscribe());
         }
         h.fetching = true;
-        Local::Fetch
+        Local::Fetch(h.next_ask(now))
     }
 
     /// Puts a block the store granted in place; returns one it retires, to give back.
@@ -366,6 +407,7 @@ impl Blocks {
         let mut table = self.table.lock();
         let (h, _) = Held::of(&mut table, draw);
         h.fetching = false;
+        h.taken = Some(now);
         // Blocks that can serve nobody any more (another copy of the link, or all handed out)
         // and, past two, the oldest go back.
         let mut out = None;
@@ -490,6 +532,7 @@ fn give_back(id: LinkId, generation: u64, part: &str, unused: u64) -> Refund {
         bytes: unused,
         own: 0,
         write: WriteId::new(),
+        take: false,
     }
 }
 

@@ -858,6 +858,7 @@ impl Proxy {
             max,
             part: part_of(object),
             ask,
+            take: None,
         };
         let drawn =
             telemetry::store_call(trace, "link_store.draw", self.gate.links.store.draw(&draw))

@@ -339,6 +339,11 @@ fn count_batch(
                 }
                 Job::Refund(refunds, _) => {
                     for r in refunds {
+                        // A take's answer is never lost here: it is applied before it answers,
+                        // or not at all.
+                        if r.take {
+                            continue;
+                        }
                         // A refund for a generation that is over changes nothing.
                         match counter_of(&books.counters, &r.id)? {
                             Some((g, _)) if g == r.generation => {}

@@ -90,6 +90,10 @@ pub struct Draw {
     /// The part, as [`crate::model::counting::part_of`] names it.
     pub part: String,
     pub ask: Ask,
+    /// Names a block take (an ask with `block`), so that if its answer is lost (a timeout, a
+    /// broken connection) the refund of the take (see [`Refund::take`]) can give back what it
+    /// reserved, or void it if it lands later.
+    pub take: Option<WriteId>,
 }
 
 /// A change to a stored link, applied atomically; returning `Err` leaves the record untouched.

@@ -23,6 +23,11 @@ pub struct Refund {
     pub own: u64,
     /// Names this refund in the store: its retries carry the same id, so it is applied once.
     pub write: WriteId,
+    /// Gives back a block take whose answer was lost: `write` is the take's id, and `bytes` and
+    /// `own` are 0. The store gives back what the take reserved if it landed, and voids it if it
+    /// lands later. A store whose draws never land after they failed (the embedded one) does
+    /// nothing.
+    pub take: bool,
 }
 
 /// Refunds whose write failed, written again off the request path until the store takes them.

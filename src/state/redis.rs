@@ -5,7 +5,9 @@
 //! - `lg:link:{id}`: the link record (JSON);
 //! - `lg:used:{id}:GEN`: downloads used in generation GEN;
 //! - `lg:acct:{id}:GEN`: the byte accounts of the link's documents in generation GEN (a hash of
-//!   `PART:s` downloads counted, `PART:c` bytes charged, `PART:z` size; see [`crate::model::counting`]);
+//!   `PART:s` downloads counted, `PART:c` bytes charged, `PART:z` size; see [`crate::model::counting`];
+//!   `PART:t` the last 64 block takes with the bytes each reserved, for the refund of a take whose
+//!   answer was lost);
 //! - `lg:events:{id}`: the link's audit chain (a list of event JSON, appended by script);
 //! - `lg:seen:{id}`: the last write ids applied to the link's chain (`events`) and usage counters
 //!   (`used:GEN`); a part's refunds keep theirs in its account (`PART:w`). A write that timed out
@@ -37,7 +39,7 @@ use super::{
     ShareQuery, StoreError, WriteId,
 };
 use crate::model::audit::{seal, Draft, Event};
-use crate::model::counting::Drawn;
+use crate::model::counting::{Drawn, BLOCK_MIN, BLOCK_SHARE};
 use crate::model::link::{Link, LinkId};
 use crate::model::share::Share;
 use crate::state::outage::{Outage, Say};
@@ -96,8 +98,12 @@ impl ConnectionLike for Conn {
 }
 
 const DRAW: &str = r#"
--- KEYS: link, used, acct   ARGV: gen, max, part, need, bytes, size, probe, own, whole, block
+-- KEYS: link, used, acct
+-- ARGV: gen, max, part, need, bytes, size, probe, own, whole, block, block share, block min, take
 -- Mirrors crate::model::counting::draw (and, for `own`, crate::model::counting::refund first).
+-- A block is granted under `take` (a write id): the last 64 takes of the part are kept in
+-- `PART:t` with the bytes they reserved, so that the refund of a take whose answer was lost gives
+-- them back; a take that refund already named (`PART:w`) lands as nothing.
 local raw = redis.call('GET', KEYS[1])
 if not raw then return {-2, 0, 0} end
 local link = cjson.decode(raw)
@@ -124,12 +130,19 @@ local function credit()
 end
 local block = tonumber(ARGV[10])
 if block > 0 and ARGV[8] ~= '1' and size > 0 and size == known then
+  local take = ARGV[13]
+  if take ~= '' and seen(KEYS[3], part .. ':w', take) then return {-2, 0, 0} end
   -- crate::model::counting::block_size
-  local n = math.min(block, math.floor(math.max(max - used, 0) / 16))
-  if n >= 8 then
+  local n = math.min(block, math.floor(math.max(max - used, 0) / tonumber(ARGV[11])))
+  if n >= tonumber(ARGV[12]) then
     used = redis.call('INCRBY', KEYS[2], n)
     redis.call('HSET', KEYS[3], part .. ':s', slots + n)
     redis.call('HINCRBY', KEYS[3], part .. ':c', n * known)
+    if take ~= '' then
+      local takes = redis.call('HGET', KEYS[3], part .. ':t') or ''
+      local entry = take .. string.format('%012d', n * known) .. ' '
+      redis.call('HSET', KEYS[3], part .. ':t', string.sub(entry .. takes, 1, 45 * 64))
+    end
     return {3, n, used}
   end
 end
@@ -189,19 +202,28 @@ end
 "#;
 
 const REFUND: &str = r#"
--- KEYS: link, used, acct   ARGV: gen, part, bytes, own, write
+-- KEYS: link, used, acct   ARGV: gen, part, bytes, own, write, take
 -- Mirrors crate::model::counting::refund; a refund for a generation that is over changes nothing, and a
 -- refund already applied (its write id remembered in the account) is not applied again.
+-- With `take` = 1, `write` is the id of a block take whose answer was lost: the bytes that take
+-- reserved (if it landed, from `PART:t`) go back, and remembering the id voids it if it lands later.
 if seen(KEYS[3], ARGV[2] .. ':w', ARGV[5]) then return 0 end
 local raw = redis.call('GET', KEYS[1])
 if not raw then return 0 end
 if tostring(cjson.decode(raw)['generation']) ~= ARGV[1] then return 0 end
 local part = ARGV[2]
+local bytes = tonumber(ARGV[3])
+if ARGV[6] == '1' then
+  bytes = 0
+  local takes = redis.call('HGET', KEYS[3], part .. ':t') or ''
+  local at = string.find(takes, ARGV[5], 1, true)
+  if at then bytes = tonumber(string.sub(takes, at + 32, at + 43)) end
+end
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 local slots = tonumber(redis.call('HGET', KEYS[3], part .. ':s') or '0')
 local charged = tonumber(redis.call('HGET', KEYS[3], part .. ':c') or '0')
 local size = tonumber(redis.call('HGET', KEYS[3], part .. ':z') or '0')
-charged = math.max(charged - tonumber(ARGV[3]), 0)
+charged = math.max(charged - bytes, 0)
 local freed = math.min(tonumber(ARGV[4]), used)
 used = used - freed
 while slots > 0 and used > 0 do
@@ -418,7 +440,7 @@ impl RedisStore {
             single,
             cluster,
             conn: OnceCell::new(),
-            draw: Script::new(DRAW),
+            draw: Script::new(&format!("{SEEN}{DRAW}")),
             refund: Script::new(&format!("{SEEN}{REFUND}")),
             add_usage: Script::new(&format!("{SEEN}{ADD_USAGE}")),
             create: Script::new(CREATE),
@@ -832,7 +854,10 @@ impl LinkStore for RedisStore {
                     .arg(flag(a.probe))
                     .arg(flag(a.own))
                     .arg(flag(a.whole))
-                    .arg(a.block);
+                    .arg(a.block)
+                    .arg(BLOCK_SHARE)
+                    .arg(BLOCK_MIN)
+                    .arg(d.take.map(|t| t.to_string()).unwrap_or_default());
                 inv.invoke_async(&mut c).await
             })
             .await?;
@@ -856,6 +881,7 @@ impl LinkStore for RedisStore {
     async fn refund(&self, refunds: &[Refund]) -> Result<(), StoreError> {
         // One script each (refunds of different links live in different Cluster slots), sent
         // together over the multiplexed connection.
+        let flag = |b: bool| if b { "1" } else { "0" };
         let calls = refunds.iter().map(|r| {
             let keys = [
                 self.key("link", &r.id),
@@ -871,7 +897,8 @@ impl LinkStore for RedisStore {
                     .arg(&r.part)
                     .arg(r.bytes)
                     .arg(r.own)
-                    .arg(r.write.to_string());
+                    .arg(r.write.to_string())
+                    .arg(flag(r.take));
                 inv.invoke_async::<i64>(&mut c).await
             })
         });

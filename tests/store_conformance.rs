@@ -493,6 +493,28 @@ async fn events_chain_in_order_and_old_ones_are_pruned(s: Arc<dyn LinkStore>) {
     assert!(s.events(LinkId::random(), 0, 10).await.unwrap().is_empty());
 }
 
+/// A quarter second of a busy link's events arrives in one write: thousands, kept in order.
+async fn a_large_batch_of_events_chains_in_order(s: Arc<dyn LinkStore>) {
+    let l = link(None);
+    s.create(&l).await.unwrap();
+    let drafts: Vec<_> = (0..2_345)
+        .map(|i| linkgate::model::audit::Draft::new(&format!("e{i}"), "ok"))
+        .collect();
+    s.append_events(WriteId::new(), l.id, &drafts[..1], None)
+        .await
+        .unwrap();
+    s.append_events(WriteId::new(), l.id, &drafts[1..], None)
+        .await
+        .unwrap();
+    let events = s.events(l.id, 0, 10_000).await.unwrap();
+    assert_eq!(events.len(), 2_345);
+    assert!(events
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.seq == i as u64 + 1 && e.draft.kind == format!("e{i}")));
+    linkgate::model::audit::verify(l.id, &events).unwrap();
+}
+
 async fn links_are_listed_newest_first_by_index(s: Arc<dyn LinkStore>) {
     let mut made = Vec::new();
     for i in 0..5 {
@@ -1203,6 +1225,7 @@ conformance!(
     closed_or_unknown_links_are_stale,
     usage_of_unlimited_links_adds_up,
     events_chain_in_order_and_old_ones_are_pruned,
+    a_large_batch_of_events_chains_in_order,
     links_are_listed_newest_first_by_index,
     hits_are_exact_under_concurrency,
     put_new_keeps_the_first_value_until_it_expires,

@@ -8,10 +8,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 
@@ -19,42 +16,6 @@ const SIZE: usize = 8 * 1024 * 1024;
 
 fn path_of(url: &str) -> String {
     url[url.find("/s/").expect("a share URL")..].to_string()
-}
-
-/// Sends one GET with `headers` and reads at most `keep` body bytes (then drops the connection, as
-/// an attacker that resets after the part it wants does). Returns (status, body bytes read).
-fn take(port: u16, path: &str, headers: &[(&str, &str)], keep: usize) -> (u16, usize) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("write");
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut head = Vec::new();
-    let body_start;
-    loop {
-        let n = s.read(&mut buf).unwrap_or(0);
-        if n == 0 {
-            return (0, 0);
-        }
-        head.extend_from_slice(&buf[..n]);
-        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-            body_start = i + 4;
-            break;
-        }
-    }
-    let status: u16 = String::from_utf8_lossy(&head[9..12]).parse().unwrap_or(0);
-    let mut got = head.len() - body_start;
-    while got < keep {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got += n,
-        }
-    }
-    (status, got.min(keep))
 }
 
 /// Every shape that used to ride for free, repeated until the link answers 404 (or 40 tries):

@@ -2,7 +2,7 @@
 //! [`raw`] sends bytes over TCP; [`Jar`] keeps cookies and [`csrf_of`] reads a form's token.
 #![allow(dead_code)]
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -186,4 +186,70 @@ pub fn csrf_of(page: &str) -> String {
         .unwrap_or_else(|| panic!("no csrf field in {page}"))
         + marker.len();
     page[start..].split('"').next().unwrap_or("").to_string()
+}
+
+/// Sends one GET with `headers` and reads at most `keep` body bytes (then drops the connection,
+/// as a client that resets after the part it wants does).
+/// Returns the status and the document bytes received: the body, or for a multi-range answer
+/// the data of its parts (not their framing).
+pub fn take(port: u16, path: &str, headers: &[(&str, &str)], keep: usize) -> (u16, usize) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("write");
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut body_at = None;
+    loop {
+        if let Some(at) = body_at {
+            if got.len() - at >= keep {
+                break;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+        if body_at.is_none() {
+            body_at = got.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+        }
+    }
+    let Some(at) = body_at else { return (0, 0) };
+    let head = String::from_utf8_lossy(&got[..at]).to_ascii_lowercase();
+    let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = &got[at..at.saturating_add(keep).min(got.len())];
+    if !head.contains("multipart/byteranges") {
+        return (status, body.len());
+    }
+    (status, multipart_data(body))
+}
+
+/// The data bytes in the parts of a (possibly cut-off) multipart/byteranges body.
+fn multipart_data(body: &[u8]) -> usize {
+    let mut data = 0;
+    let mut rest = body;
+    while let Some(at) = find(rest, b"content-range: bytes ") {
+        let line = &rest[at + 21..];
+        let end = find(line, b"/").expect("a content-range line");
+        let range = String::from_utf8_lossy(&line[..end]).to_string();
+        let (first, last) = range.split_once('-').expect("first-last");
+        let len = last.parse::<usize>().unwrap() - first.parse::<usize>().unwrap() + 1;
+        let Some(start) = find(line, b"\r\n\r\n") else {
+            break;
+        };
+        let part = &line[start + 4..];
+        data += len.min(part.len());
+        rest = &part[len.min(part.len())..];
+    }
+    data
+}
+
+/// Where `needle` first occurs in `hay`, ignoring ASCII case.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }

@@ -291,9 +291,7 @@ impl Held {
         }
         self.ask
     }
-}
 
-impl Held {
     /// The entry of `draw`'s part, made (no block, not fetching) if there is none; `true` when
     /// it was made now.
     fn of<'t>(

@@ -152,7 +152,7 @@ fn a_stopping_gateway_gives_its_blocks_back_and_a_killed_one_never_grants_twice(
     };
     let mut gw = Gateway::start_with(opts());
     let (id, url) = gw.admin().share("doc.bin", Some(800));
-    let path = url[url.find("/s/").unwrap()..].to_string();
+    let path = path_of(&url);
 
     // Downloads, then a graceful stop at once (the block is still held): it goes back, and the
     // restarted gateway shows exactly the downloads served.
@@ -199,7 +199,7 @@ fn no_shape_of_request_takes_more_than_the_limit_from_blocks() {
     let redis = RedisServer::start();
     let (a, b) = Gateway::pair_on_redis(&origin, &redis);
     let (id, url) = a.admin().share("doc.bin", Some(200));
-    let path = url[url.find("/s/").unwrap()..].to_string();
+    let path = path_of(&url);
     let shapes: Arc<Vec<Shape>> = Arc::new(vec![
         (vec![], usize::MAX),
         (vec![], 1000),

@@ -14,10 +14,6 @@ use common::*;
 
 const SIZE: usize = 8 * 1024 * 1024;
 
-fn path_of(url: &str) -> String {
-    url[url.find("/s/").expect("a share URL")..].to_string()
-}
-
 /// Every shape that used to ride for free, repeated until the link answers 404 (or 40 tries):
 /// the bytes received never exceed one and a half copies on a limit of one.
 fn attack(ports: &[u16], url: &str) -> usize {

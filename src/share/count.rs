@@ -188,15 +188,7 @@ impl Metered {
                 // The answer is lost, not necessarily the take: the store may have counted the
                 // block's downloads after all. Give them back (or void the take, if it lands
                 // later), as any refund, off the request path until the store takes it.
-                counting.queue_refund(Refund {
-                    id: draw.id,
-                    generation: draw.generation,
-                    part: draw.part.clone(),
-                    bytes: 0,
-                    own: 0,
-                    write: take,
-                    take: true,
-                });
+                counting.queue_refund(lost_take(&draw, take));
             }
             let old = match &got {
                 Ok(Drawn::Block { slots, used }) => {
@@ -373,13 +365,15 @@ impl Blocks {
         if let Some((counted, used, epoch)) = served {
             // The next block is taken once half of the last one is handed out, and only while no
             // other waits: a part holds at most two blocks.
-            let renew = (!h.fetching
+            let renew = if !h.fetching
                 && h.blocks.len() == 1
-                && h.blocks.iter().all(|l| left * 2 <= l.block.slots))
-            .then(|| {
+                && h.blocks.iter().all(|l| left * 2 <= l.block.slots)
+            {
                 h.fetching = true;
-                h.next_ask(now)
-            });
+                Some(h.next_ask(now))
+            } else {
+                None
+            };
             return Local::Served {
                 counted,
                 used,
@@ -531,6 +525,19 @@ fn give_back(id: LinkId, generation: u64, part: &str, unused: u64) -> Refund {
         own: 0,
         write: WriteId::new(),
         take: false,
+    }
+}
+
+/// The refund of a block take whose answer was lost (see [`Refund::take`]).
+fn lost_take(draw: &Draw, take: WriteId) -> Refund {
+    Refund {
+        id: draw.id,
+        generation: draw.generation,
+        part: draw.part.clone(),
+        bytes: 0,
+        own: 0,
+        write: take,
+        take: true,
     }
 }
 

@@ -262,6 +262,15 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 "#;
 
+/// A yes/no argument of a script.
+fn flag(b: bool) -> &'static str {
+    if b {
+        "1"
+    } else {
+        "0"
+    }
+}
+
 /// Lua: `push` appends `ARGV[first..=last]` to list `key`, a thousand per `RPUSH` (a quarter
 /// second's events come in one script; one call per event took Redis 1.7 times as long).
 const PUSH: &str = r#"
@@ -848,7 +857,6 @@ impl LinkStore for RedisStore {
             self.gen_key("acct", &d.id, d.generation),
         ];
         let a = &d.ask;
-        let flag = |b: bool| if b { "1" } else { "0" };
         let (code, bytes, used): (i64, u64, u64) = self
             .run(|mut c| async move {
                 let mut inv = self.draw.prepare_invoke();
@@ -891,7 +899,6 @@ impl LinkStore for RedisStore {
     async fn refund(&self, refunds: &[Refund]) -> Result<(), StoreError> {
         // One script each (refunds of different links live in different Cluster slots), sent
         // together over the multiplexed connection.
-        let flag = |b: bool| if b { "1" } else { "0" };
         let calls = refunds.iter().map(|r| {
             let keys = [
                 self.key("link", &r.id),

@@ -188,6 +188,11 @@ pub fn csrf_of(page: &str) -> String {
     page[start..].split('"').next().unwrap_or("").to_string()
 }
 
+/// The path (and query) of a share URL, to send to any instance.
+pub fn path_of(url: &str) -> String {
+    url[url.find("/s/").expect("a share URL")..].to_string()
+}
+
 /// Sends one GET with `headers` and reads at most `keep` body bytes (then drops the connection,
 /// as a client that resets after the part it wants does).
 /// Returns the status and the document bytes received: the body, or for a multi-range answer

@@ -513,6 +513,46 @@ async fn a_large_batch_of_events_chains_in_order(s: Arc<dyn LinkStore>) {
         .enumerate()
         .all(|(i, e)| e.seq == i as u64 + 1 && e.draft.kind == format!("e{i}")));
     linkgate::model::audit::verify(l.id, &events).unwrap();
+    // Pages start and end anywhere in what was written together.
+    for (after, limit) in [(250, 10), (256, 3), (257, 300), (2_340, 100), (0, 1)] {
+        let page = s.events(l.id, after, limit).await.unwrap();
+        let seqs: Vec<u64> = page.iter().map(|e| e.seq).collect();
+        let want: Vec<u64> = (after + 1..=2_345).take(limit).collect();
+        assert_eq!(seqs, want, "after {after}, limit {limit}");
+    }
+    assert!(s.events(l.id, 2_345, 10).await.unwrap().is_empty());
+}
+
+/// Retention drops exactly the events older than it, also from among events written together
+/// with newer ones, and the chain that remains verifies.
+async fn retention_drops_old_events_from_the_middle_of_a_write(s: Arc<dyn LinkStore>) {
+    let l = link(None);
+    s.create(&l).await.unwrap();
+    let draft = |i: usize, days: i64| {
+        let mut d = linkgate::model::audit::Draft::new(&format!("e{i}"), "ok");
+        d.at -= time::Duration::days(days);
+        d
+    };
+    let mut drafts: Vec<_> = (0..600).map(|i| draft(i, 10)).collect();
+    drafts.extend((600..605).map(|i| draft(i, 0)));
+    s.append_events(WriteId::new(), l.id, &drafts, None)
+        .await
+        .unwrap();
+    assert_eq!(s.events(l.id, 0, 1_000).await.unwrap().len(), 605);
+    let more: Vec<_> = (605..607).map(|i| draft(i, 0)).collect();
+    s.append_events(
+        WriteId::new(),
+        l.id,
+        &more,
+        Some(Duration::from_secs(86_400)),
+    )
+    .await
+    .unwrap();
+    let events = s.events(l.id, 0, 1_000).await.unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (601..=607).collect::<Vec<u64>>());
+    linkgate::model::audit::verify(l.id, &events).unwrap();
+    assert_eq!(s.events(l.id, 603, 2).await.unwrap()[0].seq, 604);
 }
 
 async fn links_are_listed_newest_first_by_index(s: Arc<dyn LinkStore>) {
@@ -1226,6 +1266,7 @@ conformance!(
     usage_of_unlimited_links_adds_up,
     events_chain_in_order_and_old_ones_are_pruned,
     a_large_batch_of_events_chains_in_order,
+    retention_drops_old_events_from_the_middle_of_a_write,
     links_are_listed_newest_first_by_index,
     hits_are_exact_under_concurrency,
     put_new_keeps_the_first_value_until_it_expires,

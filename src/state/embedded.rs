@@ -32,8 +32,14 @@ const COUNTERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("counters")
 const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
 /// index name, 0, member → nothing (see `index_entries`).
 const INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("index");
-/// link id ++ seq (big-endian u64) → event JSON.
+/// link id ++ seq (big-endian u64) → a record of events: their JSON separated by `\n`, the last
+/// of them event `seq` and the others the ones just before it (see [`record_events`]). One write
+/// stores up to [`EVENTS_PER_RECORD`] events per record: redb rebuilds a leaf page for each
+/// insert, which cost about 50,000 instructions per event stored alone. A record of one event is
+/// the format of the events written before records held several, so both read the same way.
 const EVENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("events");
+/// At most this many events per record of `EVENTS` (a record stays near 100 KiB).
+const EVENTS_PER_RECORD: usize = 256;
 
 fn index_key(name: &str, member: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(name.len() + member.len() + 1);
@@ -641,6 +647,8 @@ impl LinkStore for EmbeddedStore {
         self.blocking(move |db| {
             let tx = db.begin_read().map_err(unavailable)?;
             let events = tx.open_table(EVENTS).map_err(unavailable)?;
+            // A record is keyed by its last event, so the first record holding an event after
+            // `after` is the first whose key is past it.
             let from = event_key(&id, after.saturating_add(1));
             let to = event_key(&id, u64::MAX);
             let mut out = Vec::new();
@@ -648,10 +656,15 @@ impl LinkStore for EmbeddedStore {
                 .range(from.as_slice()..=to.as_slice())
                 .map_err(unavailable)?
             {
-                let (_, v) = entry.map_err(unavailable)?;
-                out.push(decode_event(v.value())?);
-                if out.len() >= limit {
-                    break;
+                let (k, v) = entry.map_err(unavailable)?;
+                for (seq, json) in record_events(k.value(), v.value())? {
+                    if seq <= after {
+                        continue;
+                    }
+                    out.push(decode_event(json)?);
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
                 }
             }
             Ok(out)
@@ -1213,6 +1226,83 @@ fn decode_event(bytes: &[u8]) -> Result<Event, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("event record: {e}")))
 }
 
+/// The events of a record of `EVENTS` (its key and value), oldest first, each with its seq: the
+/// key names the last one and the others come just before it (a chain starts at seq 1).
+fn record_events<'a>(key: &[u8], record: &'a [u8]) -> Result<Vec<(u64, &'a [u8])>, StoreError> {
+    let last = key
+        .get(16..24)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StoreError::Corrupt("event key".into()))?;
+    let lines: Vec<&[u8]> = record.split(|b| *b == b'\n').collect();
+    let first = last
+        .checked_add(1)
+        .and_then(|end| end.checked_sub(lines.len() as u64))
+        .filter(|first| *first >= 1)
+        .ok_or_else(|| StoreError::Corrupt("event record: more events than its seq".into()))?;
+    Ok((first..=last).zip(lines).collect())
+}
+
+/// The JSON of a record's last event (a record's events are compact JSON, which never holds a
+/// raw newline).
+fn last_event(record: &[u8]) -> &[u8] {
+    record.rsplit(|b| *b == b'\n').next().unwrap_or(record)
+}
+
+/// Drops the link's events older than `cutoff` from the head of its chain: whole records while
+/// their last event is older, then the older events of the record that straddles the cutoff.
+fn drop_older(
+    events: &mut redb::Table<&[u8], &[u8]>,
+    id: &LinkId,
+    cutoff: time::OffsetDateTime,
+) -> Result<(), StoreError> {
+    let first = event_key(id, 0);
+    let last = event_key(id, u64::MAX);
+    let newer = |json: &[u8]| Ok::<_, StoreError>(decode_event(json)?.draft.at >= cutoff);
+    loop {
+        // What to do with the head record, decided while it is borrowed from the table.
+        let (key, rest) = {
+            let mut head = events
+                .range(first.as_slice()..=last.as_slice())
+                .map_err(unavailable)?;
+            let Some(entry) = head.next() else {
+                return Ok(());
+            };
+            let (k, v) = entry.map_err(unavailable)?;
+            let lines = record_events(k.value(), v.value())?;
+            match (lines.first(), lines.last()) {
+                (Some((_, oldest)), _) if newer(oldest)? => return Ok(()),
+                (_, Some((_, newest))) if newer(newest)? => {
+                    // The cutoff falls inside this record: keep its newer events.
+                    let mut rest = Vec::new();
+                    for (_, json) in &lines {
+                        if rest.is_empty() && !newer(json)? {
+                            continue;
+                        }
+                        if !rest.is_empty() {
+                            rest.push(b'\n');
+                        }
+                        rest.extend_from_slice(json);
+                    }
+                    (k.value().to_vec(), Some(rest))
+                }
+                _ => (k.value().to_vec(), None),
+            }
+        };
+        match rest {
+            Some(rest) => {
+                events
+                    .insert(key.as_slice(), rest.as_slice())
+                    .map_err(unavailable)?;
+                return Ok(());
+            }
+            None => {
+                events.remove(key.as_slice()).map_err(unavailable)?;
+            }
+        }
+    }
+}
+
 /// Counters that never expire (`LinkStore::tally`): key → value.
 const TALLIES: TableDefinition<&[u8], u64> = TableDefinition::new("tallies");
 
@@ -1304,9 +1394,8 @@ fn append(
     retention: Option<std::time::Duration>,
     notify: Option<u64>,
 ) -> Result<u64, StoreError> {
-    let mut sealed = Vec::new();
     let tx = db.begin_write().map_err(unavailable)?;
-    {
+    let sealed = {
         let mut events = tx.open_table(EVENTS).map_err(unavailable)?;
         let first = event_key(&id, 0);
         let last = event_key(&id, u64::MAX);
@@ -1317,42 +1406,39 @@ fn append(
         {
             Some(entry) => {
                 let (_, v) = entry.map_err(unavailable)?;
-                Some(decode_event(v.value())?)
+                Some(decode_event(last_event(v.value()))?)
             }
             None => None,
         };
-        for (seq, json) in
-            seal(id, tail.as_ref(), drafts).map_err(|e| StoreError::Corrupt(e.to_string()))?
-        {
+        let sealed =
+            seal(id, tail.as_ref(), drafts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut record = Vec::new();
+        for chunk in sealed.chunks(EVENTS_PER_RECORD) {
+            let Some((seq, _)) = chunk.last() else {
+                continue;
+            };
+            record.clear();
+            for (i, (_, json)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    record.push(b'\n');
+                }
+                record.extend_from_slice(json);
+            }
             events
-                .insert(event_key(&id, seq).as_slice(), json.as_slice())
+                .insert(event_key(&id, *seq).as_slice(), record.as_slice())
                 .map_err(unavailable)?;
-            sealed.push(json);
         }
         if let Some(keep) = retention {
-            let cutoff = time::OffsetDateTime::now_utc() - keep;
-            let mut old = Vec::new();
-            for entry in events
-                .range(first.as_slice()..=last.as_slice())
-                .map_err(unavailable)?
-            {
-                let (k, v) = entry.map_err(unavailable)?;
-                if decode_event(v.value())?.draft.at >= cutoff {
-                    break;
-                }
-                old.push(k.value().to_vec());
-            }
-            for k in old {
-                events.remove(k.as_slice()).map_err(unavailable)?;
-            }
+            drop_older(&mut events, &id, time::OffsetDateTime::now_utc() - keep)?;
         }
-    }
+        sealed
+    };
     let mut left_out = 0;
     if let Some(max) = notify {
         let mut outbox = tx.open_table(OUTBOX).map_err(unavailable)?;
         let mut due = tx.open_table(OUTBOX_DUE).map_err(unavailable)?;
         let now = super::now_ms();
-        for json in sealed {
+        for (_, json) in sealed {
             let event = decode_event(&json)?;
             if !crate::model::webhook::notifiable(&event.draft.kind) {
                 continue;
@@ -1463,4 +1549,41 @@ fn with_leased(
         tx.commit().map_err(unavailable)?;
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_of_events_is_keyed_by_its_last_event() {
+        let id = LinkId::random();
+        let events =
+            record_events(&event_key(&id, 10), b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}").unwrap();
+        let seqs: Vec<u64> = events.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, [8, 9, 10]);
+        assert_eq!(events[2].1, b"{\"c\":3}");
+        assert_eq!(last_event(b"{\"a\":1}\n{\"b\":2}"), b"{\"b\":2}");
+        // A record written before records held several events is a record of one.
+        let one = record_events(&event_key(&id, 7), b"{\"a\":1}").unwrap();
+        assert_eq!(one, [(7, b"{\"a\":1}".as_slice())]);
+        assert_eq!(last_event(b"{\"a\":1}"), b"{\"a\":1}");
+    }
+
+    #[test]
+    fn a_record_that_cannot_hold_its_events_is_corrupt_not_a_panic() {
+        let id = LinkId::random();
+        assert!(matches!(
+            record_events(&event_key(&id, 1), b"{}\n{}"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            record_events(&[0u8; 20], b"{}"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            record_events(&event_key(&id, u64::MAX), b"{}"),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
 }

@@ -157,10 +157,12 @@ impl Relay {
                 ..
             }) if reused => {
                 // A pooled connection the origin had closed: nothing reached it, ask again once.
-                let stream = self.connector.new_stream(&*peer).await.map_err(|e| {
-                    store.metrics().error("connect");
-                    e.into_up()
-                })?;
+                let stream = Box::pin(self.connector.new_stream(&*peer))
+                    .await
+                    .map_err(|e| {
+                        store.metrics().error("connect");
+                        e.into_up()
+                    })?;
                 self.exchange(stream, &peer, &wire).await
             }
             other => other,
@@ -191,8 +193,13 @@ impl Relay {
             let Some(peer) = store.peer(attempt) else {
                 return Error::e_explain(ErrorType::InternalError, "a folder store has no origin");
             };
-            match self.connector.get_stream(&*peer).await {
-                Ok((stream, reused)) => return Ok((peer, stream, reused)),
+            // Pingora's `get_stream`, with connecting boxed: a new connection (TLS included)
+            // is a future of ~8 KiB, which a warm download reusing a pooled one never needs.
+            if let Some(stream) = self.connector.reused_stream(&*peer).await {
+                return Ok((peer, stream, true));
+            }
+            match Box::pin(self.connector.new_stream(&*peer)).await {
+                Ok(stream) => return Ok((peer, stream, false)),
                 Err(e) => {
                     store.metrics().error("connect");
                     if !store.may_retry(attempt) {

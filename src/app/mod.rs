@@ -73,6 +73,13 @@ impl BackgroundService for Housekeeper {
             tokio::select! {
                 _ = flush.tick() => self.flush(false).await,
                 _ = shutdown.changed() => break,
+                () = run::interrupted() => {
+                    // SIGINT: no waiting for running requests (they are cut), but what is
+                    // queued is written before the process ends.
+                    self.flush(true).await;
+                    run::Stop::get().drained("interrupted, the queues are written");
+                    return;
+                }
             }
         }
         // Stopping: the listeners accept no more, but running requests still queue refunds and
@@ -85,7 +92,7 @@ impl BackgroundService for Housekeeper {
             }
         }
         self.flush(true).await;
-        run::Stop::get().drained();
+        run::Stop::get().drained("no request is running");
     }
 }
 

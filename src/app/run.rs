@@ -7,13 +7,17 @@
 //! - **Stop**: SIGTERM (and SIGQUIT after the hand-over) stops accepting at once; the process
 //!   exits as soon as no recipient request is left and the write-behind queues are flushed
 //!   ([`Stop`]), at the latest when `grace_period_seconds` is over (Pingora's own path).
+//! - **SIGINT** (Ctrl-C) stops at once: running requests are cut, but the write-behind queues
+//!   (audit events, refunds, usage) are written and every block of downloads given back first
+//!   ([`Signals`]); a second SIGINT does not wait for that.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use parking_lot::{Condvar, Mutex};
-use pingora::server::RunArgs;
+use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 
 use crate::app::logwriter::LogGuard;
 use crate::config::Config;
@@ -59,17 +63,58 @@ pub fn check_listeners(addrs: &[(&'static str, SocketAddr)]) -> Result<(), Liste
     Ok(())
 }
 
-/// A stopping gateway's progress: set once the housekeeper has seen no request left and written
-/// the queues one last time.
+/// A stopping gateway's progress: set once the housekeeper has seen no request left (or was
+/// interrupted) and written the queues one last time.
 pub struct Stop {
-    drained: Mutex<bool>,
+    drained: Mutex<Option<&'static str>>,
     cond: Condvar,
 }
 
 static STOP: Stop = Stop {
-    drained: Mutex::new(false),
+    drained: Mutex::new(None),
     cond: Condvar::new(),
 };
+
+/// SIGINT's request to the housekeeper: write the queues and give every block back now.
+static INTERRUPT: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Resolves once SIGINT has asked for the queues to be written (see [`Signals`]).
+pub async fn interrupted() {
+    INTERRUPT.notified().await
+}
+
+/// Pingora's shutdown signals (SIGQUIT: upgrade, SIGTERM: graceful stop, SIGINT: fast stop),
+/// except that a fast stop first has the housekeeper write the queues: Pingora's own SIGINT
+/// exited at once, losing the last quarter second's audit events and leaving the downloads that
+/// held blocks had not handed out counted for nobody. The housekeeper ends the process when it
+/// is done ([`Stop`]); a second SIGINT stops without waiting for it.
+struct Signals;
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut quit), Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::quit()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::warn!("cannot listen for signals; using Pingora's (SIGINT writes no queue)");
+            return pingora::server::UnixShutdownSignalWatch.recv().await;
+        };
+        tokio::select! {
+            _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
+            _ = term.recv() => ShutdownSignal::GracefulTerminate,
+            _ = int.recv() => {
+                tracing::info!("SIGINT: writing the queued events, refunds and blocks, then exiting");
+                INTERRUPT.notify_one();
+                int.recv().await;
+                tracing::warn!("second SIGINT: exiting without waiting for the queues");
+                ShutdownSignal::FastShutdown
+            }
+        }
+    }
+}
 
 impl Stop {
     /// The process's stop state.
@@ -77,16 +122,19 @@ impl Stop {
         &STOP
     }
 
-    /// Nothing is left to wait for: the process may exit.
-    pub fn drained(&self) {
-        *self.drained.lock() = true;
+    /// Nothing is left to wait for: the process may exit, saying `why` in its last line.
+    pub fn drained(&self, why: &'static str) {
+        *self.drained.lock() = Some(why);
         self.cond.notify_all();
     }
 
-    /// Blocks until [`Stop::drained`].
-    fn wait(&self) {
+    /// Blocks until [`Stop::drained`]; returns its reason.
+    fn wait(&self) -> &'static str {
         let mut drained = self.drained.lock();
-        while !*drained {
+        loop {
+            if let Some(why) = *drained {
+                return why;
+            }
             self.cond.wait(&mut drained);
         }
     }
@@ -114,8 +162,8 @@ fn exit_when_drained(logs: Logs) {
     let spawned = std::thread::Builder::new()
         .name("linkgate-stop".into())
         .spawn(move || {
-            Stop::get().wait();
-            tracing::info!("stopped: no request is running; exiting");
+            let why = Stop::get().wait();
+            tracing::info!("stopped: {why}; exiting");
             flush_logs(&logs);
             std::process::exit(0);
         });
@@ -205,7 +253,9 @@ pub fn run(server: pingora::server::Server, logs: Option<LogGuard>) -> ExitCode 
 fn run_until_stopped(server: pingora::server::Server, logs: Logs) -> ExitCode {
     exit_on_listener_panic(logs.clone());
     exit_when_drained(logs.clone());
-    server.run(RunArgs::default());
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals),
+    });
     // The grace period ran out with requests still running (or SIGINT): Pingora has cut them.
     tracing::info!("stopped");
     flush_logs(&logs);

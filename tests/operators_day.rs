@@ -1,6 +1,6 @@
 //! An operator's day with the real binary: stopping (SIGTERM exits as soon as nothing runs, and
-//! waits for running downloads; SIGINT cuts them but writes the queues), a port already taken by another process, Redis down at start
-//! and coming back (said once each, not every attempt).
+//! waits for running downloads; SIGINT cuts them but writes the queues), a port already taken by
+//! another process, Redis down at start and coming back (said once each, not every attempt).
 
 mod common;
 

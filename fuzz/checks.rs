@@ -206,6 +206,9 @@ pub fn admin_json(data: &[u8]) {
                 || patch.max_downloads.is_some()
                 || patch.filename.is_some()
                 || patch.password.is_some()
+                || patch.on_change.is_some()
+                || patch.watermark.is_some()
+                || patch.recipient.is_some()
         );
         if let Some(Some(t)) = patch.expires_at {
             assert!(t > epoch && t.offset().is_utc(), "{t}");

@@ -132,6 +132,71 @@ fn metrics_show_active_streams_while_a_download_runs() {
     );
 }
 
+/// A recipient who breaks a download off (a closed tab, a cancelled download manager, a
+/// scanner that only wanted the first bytes) is not a fault of the gateway: the request is
+/// counted as `client_gone` and its event gives that reason, never `error`, and the log has no
+/// error line for it, whether the gateway relays the document or reads it from a folder.
+#[test]
+fn a_recipient_breaking_off_is_recorded_as_gone_not_as_a_server_error() {
+    let origin = Origin::start();
+    let body = pseudo_random(32 * 1024 * 1024, 13);
+    origin.put("big.bin", &body);
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("big.bin"), &body).unwrap();
+    let gw = Gateway::start_with(GatewayOptions {
+        extra: format!(
+            "[stores.files]\nkind = \"dir\"\nroot = \"{}\"\n",
+            folder.path().display()
+        ),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    for store in ["docs", "files"] {
+        let created = gw
+            .admin()
+            .create(serde_json::json!({ "store": store, "object": "big.bin", "max_downloads": 5 }));
+        let id = created["id"].as_str().unwrap().to_string();
+        let path = created["url"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches(&format!("http://127.0.0.1:{}", gw.port))
+            .to_string();
+        {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+            write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got = 0;
+            while got < 1024 * 1024 {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "{store}: the download ended early");
+                got += n;
+            }
+        } // closed after ~1 MiB of 32 MiB
+        let events = events_when(&gw, &id, |e| {
+            e.iter().any(|e| e["kind"] == "download.aborted")
+        });
+        let aborted = events
+            .iter()
+            .find(|e| e["kind"] == "download.aborted")
+            .unwrap();
+        assert_eq!(aborted["reason"], "client_gone", "{store}: {aborted}");
+    }
+    let text = scrape(&gw);
+    assert_eq!(
+        metric(&text, "linkgate_requests_total{outcome=\"client_gone\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric(&text, "linkgate_requests_total{outcome=\"error\"}"),
+        0.0
+    );
+    let log = gw.log();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert!(
+        errors.is_empty(),
+        "error lines for a recipient's break: {errors:#?}"
+    );
+}
+
 #[test]
 fn readyz_follows_the_link_store_and_the_origins() {
     let mut origin = Origin::start();

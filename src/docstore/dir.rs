@@ -408,7 +408,10 @@ impl DirStore {
         {
             return Err(ServeError::Exhausted);
         }
-        session.write_response_header(Box::new(resp), !body).await?;
+        session
+            .write_response_header(Box::new(resp), !body)
+            .await
+            .map_err(super::from_recipient)?;
         if !body {
             return Ok(());
         }

@@ -77,14 +77,27 @@ pub async fn write_body<A: Allowance>(
         if allowed > 0 {
             session
                 .write_response_body(Some(chunk.slice(..allowed)), false)
-                .await?;
+                .await
+                .map_err(from_recipient)?;
         }
         return pingora::Error::e_explain(
             LIMIT_REACHED,
             "the download limit was reached during the response",
         );
     }
-    session.write_response_body(Some(chunk), end).await
+    session
+        .write_response_body(Some(chunk), end)
+        .await
+        .map_err(from_recipient)
+}
+
+/// Marks an error writing to the recipient as the recipient's: one who went away (a closed tab,
+/// a cancelled download, a reset) or would not take the bytes in time. Such a request ends as
+/// `client_gone` and is no error of the gateway's (Pingora leaves the source of its session's
+/// write errors unset, which reads as the gateway's own fault: a 500 in the log and `error` in
+/// the metrics for every cancelled download).
+pub fn from_recipient(e: Box<pingora::Error>) -> Box<pingora::Error> {
+    e.into_down()
 }
 
 /// The error a response is broken off with when its link's limit is reached mid-body.

@@ -358,7 +358,10 @@ impl Body<'_> {
                         }
                     }
                     Step::Done => {
-                        session.write_response_body(None, true).await?;
+                        session
+                            .write_response_body(None, true)
+                            .await
+                            .map_err(super::from_recipient)?;
                         break;
                     }
                 }
@@ -367,7 +370,10 @@ impl Body<'_> {
                 if self.buf.is_empty() {
                     let size = chunk_for(sent, started.elapsed());
                     if read_some(&mut self.stream, &mut self.buf, size, read_timeout).await? == 0 {
-                        session.write_response_body(None, true).await?;
+                        session
+                            .write_response_body(None, true)
+                            .await
+                            .map_err(super::from_recipient)?;
                         break;
                     }
                 }

@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 
 use crate::docstore::dir::{DirError, ServeError};
 use crate::docstore::relay::Relay;
-use crate::docstore::{Attempt, DocStore};
+use crate::docstore::{from_recipient, Attempt, DocStore};
 use crate::metrics::metrics;
 use crate::model::audit::Draft;
 use crate::model::counting::{classify, expected_length, is_multi_range, part_of, Drawn, Kind};
@@ -173,9 +173,15 @@ async fn write_reply(session: &mut Session, reply: Reply) -> Result<()> {
     }
     resp.insert_header(header::CONTENT_LENGTH, reply.body.len())?;
     let head = session.req_header().method == Method::HEAD || reply.body.is_empty();
-    session.write_response_header(Box::new(resp), head).await?;
+    session
+        .write_response_header(Box::new(resp), head)
+        .await
+        .map_err(from_recipient)?;
     if !head {
-        session.write_response_body(Some(reply.body), true).await?;
+        session
+            .write_response_body(Some(reply.body), true)
+            .await
+            .map_err(from_recipient)?;
     }
     Ok(())
 }
@@ -196,9 +202,15 @@ async fn write_status(
     }
     resp.insert_header(header::CONTENT_LENGTH, body.len())?;
     let head = session.req_header().method == Method::HEAD;
-    session.write_response_header(Box::new(resp), head).await?;
+    session
+        .write_response_header(Box::new(resp), head)
+        .await
+        .map_err(from_recipient)?;
     if !head {
-        session.write_response_body(Some(body), true).await?;
+        session
+            .write_response_body(Some(body), true)
+            .await
+            .map_err(from_recipient)?;
     }
     Ok(())
 }
@@ -998,7 +1010,10 @@ impl Proxy {
             validators.1.as_deref(),
         );
         let empty = body.is_empty();
-        session.write_response_header(Box::new(resp), empty).await?;
+        session
+            .write_response_header(Box::new(resp), empty)
+            .await
+            .map_err(from_recipient)?;
         if empty {
             body.finish();
             return Ok(());
@@ -1069,7 +1084,10 @@ impl Proxy {
             ctx.outcome = Outcome::Prefetch;
             let mut resp = ResponseHeader::build(204, Some(2))?;
             resp.insert_header(header::CACHE_CONTROL, "no-store")?;
-            return session.write_response_header(Box::new(resp), true).await;
+            return session
+                .write_response_header(Box::new(resp), true)
+                .await
+                .map_err(from_recipient);
         }
         if let Some(render) = ctx.render.clone() {
             // Boxed too: rendering holds a store's metadata request (~11 KiB of future), which
@@ -1286,7 +1304,10 @@ impl Proxy {
         }
         resp.insert_header(header::CONTENT_LENGTH, len.to_string())?;
         let head = session.req_header().method == Method::HEAD;
-        session.write_response_header(Box::new(resp), head).await?;
+        session
+            .write_response_header(Box::new(resp), head)
+            .await
+            .map_err(from_recipient)?;
         if head {
             return Ok(());
         }
@@ -1891,6 +1912,16 @@ impl ProxyHttp for Proxy {
             ErrorType::InternalError,
             "every request is answered in request_filter",
         )
+    }
+
+    /// A recipient that went away is routine (the access log records it as `client_gone`):
+    /// Pingora's error line for it is left out, so that error lines are the gateway's faults.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        let theirs = e.esource() == &ErrorSource::Downstream;
+        if theirs {
+            tracing::debug!(error = %e, "the recipient went away");
+        }
+        theirs
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {

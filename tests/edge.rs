@@ -139,6 +139,56 @@ fn a_malformed_chunked_body_is_refused_and_the_connection_closed() {
     }
 }
 
+/// Anyone can open connections and leave in the middle of a request head (closing, or
+/// resetting the connection): that is the client's doing, so it leaves a debug line, never an
+/// error line for the operator's alerts.
+#[test]
+fn a_client_leaving_in_the_middle_of_a_head_leaves_no_error_line() {
+    let origin = Origin::start();
+    let gw = Gateway::start_with(GatewayOptions {
+        rust_log: Some("info,pingora=debug".into()),
+        ..GatewayOptions::for_origin(&origin)
+    });
+    for reset in [false, true] {
+        let s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+        (&s).write_all(b"GET /s/abc HTTP/1.1\r\nHo").unwrap();
+        if reset {
+            // SO_LINGER 0: closing sends a reset instead of a FIN.
+            use std::os::fd::AsRawFd;
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: a valid socket and a `linger` value of the size given.
+            let set = unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    std::ptr::addr_of!(linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(set, 0);
+        }
+        drop(s);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let log = gw.log();
+        if log.matches("while reading request headers").count() >= 2 {
+            break log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never saw both: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
 // ---------------------------------------------------------------- what an origin sends back
 
 /// 20 bytes, chunked in two pieces.

@@ -2,6 +2,10 @@
 //! events of target `pingora` with the record's own target in a `module` field, and nothing
 //! else: tracing-log's bridge added `log.file` (a path into the build machine's cargo registry),
 //! `log.line` and `log.module_path` to every JSON line. Filter them with `RUST_LOG=pingora=debug`.
+//!
+//! One of Pingora's error lines is the client's doing, not the gateway's: a request head the
+//! client did not finish (it closed or reset the connection while sending it). Anyone can cause
+//! it at will and fill the error log, so it is written as a debug line (see `level_of`).
 
 use tracing::level_filters::LevelFilter;
 
@@ -16,7 +20,12 @@ impl log::Log for Bridge {
     fn log(&self, record: &log::Record<'_>) {
         let module = record.target();
         let message = record.args();
-        match record.level() {
+        let level = if record.level() == log::Level::Error && module == "pingora_proxy" {
+            level_of(record.level(), module, &message.to_string())
+        } else {
+            record.level()
+        };
+        match level {
             log::Level::Error => tracing::error!(target: "pingora", module, "{message}"),
             log::Level::Warn => tracing::warn!(target: "pingora", module, "{message}"),
             log::Level::Info => tracing::info!(target: "pingora", module, "{message}"),
@@ -26,6 +35,21 @@ impl log::Log for Bridge {
     }
 
     fn flush(&self) {}
+}
+
+/// The level a `log` record is written at: its own, except that Pingora's error for a request
+/// head the client did not finish (`Fail to proxy: Downstream …` while reading request headers:
+/// the client closed or reset the connection part-way) is a debug line. Pingora marks every such
+/// failure as the downstream's; the gateway's own failures never start that way.
+fn level_of(level: log::Level, target: &str, message: &str) -> log::Level {
+    let client_left = target == "pingora_proxy"
+        && message.starts_with("Fail to proxy: Downstream ")
+        && message.contains("while reading request headers");
+    if level == log::Level::Error && client_left {
+        log::Level::Debug
+    } else {
+        level
+    }
 }
 
 /// Routes `log` records into tracing; `max` is the most verbose level the filter lets through
@@ -41,5 +65,53 @@ pub fn install(max: Option<LevelFilter>) {
     };
     if log::set_boxed_logger(Box::new(Bridge)).is_ok() {
         log::set_max_level(level);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use log::Level;
+
+    #[test]
+    fn a_client_leaving_mid_head_is_not_an_error() {
+        for message in [
+            "Fail to proxy: Downstream ConnectionClosed context: while reading request headers, bytes already read: 23, downstream session type: h1",
+            "Fail to proxy: Downstream ReadError context: while reading request headers cause: Connection reset by peer (os error 104), downstream session type: h1",
+        ] {
+            assert_eq!(level_of(Level::Error, "pingora_proxy", message), Level::Debug);
+        }
+    }
+
+    #[test]
+    fn the_gateways_own_failures_stay_errors() {
+        let cases = [
+            (
+                "pingora_proxy",
+                "Fail to proxy: Upstream ConnectRefused context: while reading request headers",
+            ),
+            (
+                "pingora_proxy",
+                "Fail to filter request:  WriteError context: while writing body, status: 500",
+            ),
+            (
+                "pingora_proxy",
+                "Fail to proxy: Downstream WriteError context: while writing body",
+            ),
+            (
+                "pingora_core",
+                "Fail to proxy: Downstream ConnectionClosed context: while reading request headers",
+            ),
+        ];
+        for (target, message) in cases {
+            assert_eq!(
+                level_of(Level::Error, target, message),
+                Level::Error,
+                "{message}"
+            );
+        }
+        let warn =
+            "Fail to proxy: Downstream ConnectionClosed context: while reading request headers";
+        assert_eq!(level_of(Level::Warn, "pingora_proxy", warn), Level::Warn);
     }
 }

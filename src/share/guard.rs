@@ -220,9 +220,15 @@ pub async fn refuse(session: &mut Session, why: RequestDefect) -> pingora::Resul
     resp.insert_header(header::CONTENT_LENGTH, body.len())?;
     resp.insert_header(header::CONNECTION, "close")?;
     let head = session.req_header().method == Method::HEAD;
-    session.write_response_header(Box::new(resp), head).await?;
+    session
+        .write_response_header(Box::new(resp), head)
+        .await
+        .map_err(crate::docstore::from_recipient)?;
     if !head {
-        session.write_response_body(Some(body), true).await?;
+        session
+            .write_response_body(Some(body), true)
+            .await
+            .map_err(crate::docstore::from_recipient)?;
     }
     Ok(())
 }

@@ -149,8 +149,12 @@ fn a_client_leaving_in_the_middle_of_a_head_leaves_no_error_line() {
         rust_log: Some("info,pingora=debug".into()),
         ..GatewayOptions::for_origin(&origin)
     });
-    for reset in [false, true] {
-        let s = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
+    // The recipients' listener, and the admin listener (Pingora's plain HTTP service).
+    for (port, reset) in [gw.port, gw.admin_port]
+        .into_iter()
+        .flat_map(|p| [(p, false), (p, true)])
+    {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         (&s).write_all(b"GET /s/abc HTTP/1.1\r\nHo").unwrap();
         if reset {
             // SO_LINGER 0: closing sends a reset instead of a FIN.
@@ -176,12 +180,12 @@ fn a_client_leaving_in_the_middle_of_a_head_leaves_no_error_line() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let log = loop {
         let log = gw.log();
-        if log.matches("while reading request headers").count() >= 2 {
+        if log.matches("while reading request headers").count() >= 4 {
             break log;
         }
         assert!(
             Instant::now() < deadline,
-            "the gateway never saw both: {log}"
+            "the gateway never saw all four: {log}"
         );
         std::thread::sleep(Duration::from_millis(50));
     };

@@ -3,8 +3,9 @@
 //! else: tracing-log's bridge added `log.file` (a path into the build machine's cargo registry),
 //! `log.line` and `log.module_path` to every JSON line. Filter them with `RUST_LOG=pingora=debug`.
 //!
-//! One of Pingora's error lines is the client's doing, not the gateway's: a request head the
-//! client did not finish (it closed or reset the connection while sending it). Anyone can cause
+//! Two of Pingora's error lines are the client's doing, not the gateway's: a request head the
+//! client did not finish (it closed or reset the connection while sending it), on the recipients'
+//! listener or the admin listener. Anyone can cause
 //! it at will and fill the error log, so it is written as a debug line (see `level_of`).
 
 use tracing::level_filters::LevelFilter;
@@ -20,7 +21,8 @@ impl log::Log for Bridge {
     fn log(&self, record: &log::Record<'_>) {
         let module = record.target();
         let message = record.args();
-        let level = if record.level() == log::Level::Error && module == "pingora_proxy" {
+        // Only error records can be demoted; only they pay for formatting the message twice.
+        let level = if record.level() == log::Level::Error {
             level_of(record.level(), module, &message.to_string())
         } else {
             record.level()
@@ -39,12 +41,16 @@ impl log::Log for Bridge {
 
 /// The level a `log` record is written at: its own, except that Pingora's error for a request
 /// head the client did not finish (`Fail to proxy: Downstream …` while reading request headers:
-/// the client closed or reset the connection part-way) is a debug line. Pingora marks every such
+/// the client closed or reset the connection part-way) is a debug line, and so is the same
+/// failure on the admin listener (`HTTP server fails to read from downstream: …`, Pingora's
+/// plain HTTP service: a client that connected and left, a port probe). Pingora marks every such
 /// failure as the downstream's; the gateway's own failures never start that way.
 fn level_of(level: log::Level, target: &str, message: &str) -> log::Level {
-    let client_left = target == "pingora_proxy"
+    let client_left = (target == "pingora_proxy"
         && message.starts_with("Fail to proxy: Downstream ")
-        && message.contains("while reading request headers");
+        && message.contains("while reading request headers"))
+        || (target.starts_with("pingora_core::apps")
+            && message.starts_with("HTTP server fails to read from downstream: "));
     if level == log::Level::Error && client_left {
         log::Level::Debug
     } else {
@@ -81,6 +87,12 @@ mod tests {
         ] {
             assert_eq!(level_of(Level::Error, "pingora_proxy", message), Level::Debug);
         }
+        let probe = "HTTP server fails to read from downstream:  ConnectionClosed context: while reading request headers, bytes already read: 1";
+        assert_eq!(
+            level_of(Level::Error, "pingora_core::apps::http_app", probe),
+            Level::Debug,
+            "a port probe on the admin listener"
+        );
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct Metrics {
     pub downloads_completed: IntCounter,
     pub downloads_aborted: IntCounter,
     pub bytes_sent: IntCounter,
+    /// The part of `bytes_sent` moved from an origin's socket to the recipient's by the kernel
+    /// (`splice(2)`, see `docstore::splice`).
+    pub bytes_spliced: IntCounter,
     pub active_streams: IntGauge,
     /// Recipient requests between their head and their access line (see [`InFlight`]).
     pub in_flight: IntGauge,
@@ -188,6 +191,11 @@ impl Metrics {
                 &registry,
                 "linkgate_bytes_sent_total",
                 "Response body bytes sent to recipients",
+            ),
+            bytes_spliced: counter(
+                &registry,
+                "linkgate_bytes_spliced_total",
+                "Response body bytes moved from an origin's socket to the recipient's by splice(2) (included in linkgate_bytes_sent_total)",
             ),
             registry,
             requests,

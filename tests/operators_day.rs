@@ -48,15 +48,6 @@ fn slow_download(port: u16, path: &str, rate: usize) -> Result<(String, String),
     ))
 }
 
-/// One series' value in the gateway's `/metrics`.
-fn metric(gw: &Gateway, series: &str) -> f64 {
-    let text = get(&format!("{}/metrics", gw.admin().base)).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
-}
-
 /// Polls `cond` every 50 ms until it holds; panics with `what` after `limit`.
 fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -79,7 +70,7 @@ fn sigterm_on_an_idle_gateway_exits_without_waiting_its_grace_period() {
     // Connections without a request (a browser's spare one) do not hold the stop.
     let _idle = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
     wait_until(Duration::from_secs(30), "the request never ended", || {
-        metric(&gw, "linkgate_requests_in_flight") == 0.0
+        gw.metric("linkgate_requests_in_flight") == 0.0
     });
     gw.signal("TERM");
     let status = gw
@@ -109,7 +100,7 @@ fn sigterm_lets_a_running_download_finish_then_exits() {
     wait_until(
         Duration::from_secs(30),
         "the download never started",
-        || metric(&gw, "linkgate_active_streams") == 1.0,
+        || gw.metric("linkgate_active_streams") == 1.0,
     );
     gw.signal("TERM");
     let (status, digest) = download
@@ -567,7 +558,7 @@ fn sighup_adds_a_store_and_keeps_a_running_download(state: Option<String>) {
     wait_until(
         Duration::from_secs(30),
         "the download never started",
-        || metric(&gw, "linkgate_active_streams") == 1.0,
+        || gw.metric("linkgate_active_streams") == 1.0,
     );
 
     let log = reload_with(

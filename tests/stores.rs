@@ -522,8 +522,13 @@ fn scripted_origin() -> ScriptedOrigin {
             .concat()
         };
         if head.starts_with("HEAD ") {
+            let length = if head.starts_with("HEAD /short-big.bin ") {
+                3 << 20
+            } else {
+                body.len()
+            };
             return Some((
-                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes(),
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n").into_bytes(),
                 false,
             ));
         }
@@ -550,6 +555,13 @@ fn scripted_origin() -> ScriptedOrigin {
             "/short.bin" => {
                 let mut out = ok_with_length("");
                 out.truncate(out.len() - body.len() / 2);
+                Some((out, true))
+            }
+            // Large enough to be spliced: half of 3 MiB, then the origin closes.
+            "/short-big.bin" => {
+                let mut out =
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 3 << 20).into_bytes();
+                out.extend(body.iter().cycle().take(3 << 19));
                 Some((out, true))
             }
             // Kept alive after the first answer, then closed on the next request unanswered (as
@@ -613,41 +625,35 @@ fn http_store_body_cut_short_breaks_the_download_off_and_the_retry_rides_on_its_
     let (origin, scripted) = (Origin::start(), scripted_origin());
     let gw = scripted_gateway(&origin, &scripted);
     let admin = gw.admin();
-    let (id, url) = share_in(&admin, "scripted", "short.bin", Some(1));
-    let path = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .map(|(_, p)| format!("/{p}"))
-        .unwrap();
-    let answer = raw(
-        gw.port,
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
-    );
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a response head");
-    assert!(
-        head.starts_with("HTTP/1.1 200")
-            && head.to_ascii_lowercase().contains("content-length: 50000"),
-        "{head}"
-    );
-    assert!(
-        body.len() < 50_000,
-        "the recipient sees the download broken off ({} bytes)",
-        body.len()
-    );
-    // The half that left counts (one download); what was drawn and not sent comes back.
-    events_when(&gw, &id, |e| {
-        e.iter().any(|e| e["kind"] == "download.aborted")
-    });
-    assert_eq!(admin.link(&id)["downloads_used"], 1);
-    let again = raw(
-        gw.port,
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
-    );
-    assert!(
-        again.starts_with("HTTP/1.1 200"),
-        "the retry rides on the broken download's allowance (the origin cuts it short again): {}",
-        &again[..again.len().min(200)]
-    );
+    // Copied (50,000 bytes) and spliced (3 MiB) alike.
+    for (object, length) in [("short.bin", 50_000), ("short-big.bin", 3 << 20)] {
+        let (id, url) = share_in(&admin, "scripted", object, Some(1));
+        let path = path_of(&url);
+        let answer = take(gw.port, &path, &[], usize::MAX);
+        assert_eq!(answer.0, 200, "{object}");
+        assert!(
+            answer.1 < length,
+            "{object}: the recipient sees the download broken off ({} bytes)",
+            answer.1
+        );
+        // The half that left counts (one download); what was drawn and not sent comes back.
+        events_when(&gw, &id, |e| {
+            e.iter().any(|e| e["kind"] == "download.aborted")
+        });
+        assert_eq!(admin.link(&id)["downloads_used"], 1, "{object}");
+        if length > 1 << 20 {
+            assert!(gw.metric("linkgate_bytes_spliced_total") > 0.0, "spliced");
+        }
+        let again = raw(
+            gw.port,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        );
+        assert!(
+            again.starts_with("HTTP/1.1 200"),
+            "{object}: the retry rides on the broken download's allowance (the origin cuts it short again): {}",
+            &again[..again.len().min(200)]
+        );
+    }
 }
 
 #[test]
@@ -665,4 +671,61 @@ fn http_store_asks_again_when_the_origin_closed_a_pooled_connection() {
     }
     // The size probe's connection, then one per download: each pooled one was closed unanswered.
     assert_eq!(scripted.connections(), 4);
+}
+
+// ---------------------------------------------------------------- large bodies, socket to socket
+
+/// A large document from an HTTP origin goes from the origin's socket to the recipient's inside
+/// the kernel (`splice`), and still reaches every kind of client whole: read at once, one range
+/// of it, parallel ranges by a real download manager. The bytes are counted as sent, the
+/// connection says it closes after such a body, and the download counts once.
+#[test]
+fn http_store_moves_large_bodies_socket_to_socket_whole() {
+    let origin = Origin::start();
+    let body = pseudo_random(24 << 20, 31);
+    origin.put("big.bin", &body);
+    let gw = Gateway::start(&origin);
+    let admin = gw.admin();
+    let (id, url) = share_in(&admin, "docs", "big.bin", Some(10));
+
+    let (sent, spliced) = (
+        gw.metric("linkgate_bytes_sent_total"),
+        gw.metric("linkgate_bytes_spliced_total"),
+    );
+    let r = get(&url);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body == body, "{} bytes, not the document", r.body.len());
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(admin.link(&id)["downloads_used"], 1);
+    wait_until_metric(&gw, "linkgate_bytes_sent_total", sent + body.len() as f64);
+    assert_eq!(
+        gw.metric("linkgate_bytes_sent_total"),
+        sent + body.len() as f64,
+        "every byte counted once"
+    );
+    let moved = gw.metric("linkgate_bytes_spliced_total") - spliced;
+    assert!(
+        moved >= (body.len() - (128 << 10)) as f64 && moved <= body.len() as f64,
+        "all but what came with the origin's head was spliced: {moved}"
+    );
+
+    let r = request("GET", &url, &[("range", "bytes=1000-20000000")], None);
+    assert_eq!(r.status, 206, "{}", r.text());
+    assert!(r.body == body[1000..=20_000_000], "{} bytes", r.body.len());
+
+    let dir = tempfile::tempdir().unwrap();
+    aria2c(&url, dir.path(), "big.bin", 4);
+    assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == body);
+}
+
+/// The access line's byte count arrives after the response: waits for a counter to reach `at_least`.
+fn wait_until_metric(gw: &Gateway, series: &str, at_least: f64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while gw.metric(series) < at_least {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} never reached {at_least}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -6,7 +6,8 @@
 //! - [`dir::DirStore`]: a local folder served by the gateway itself.
 //! - [`relay`]: how an HTTP or S3 store's answer reaches the recipient (the gateway's own
 //!   HTTP/1.1 client over Pingora's connector); [`pace`]: how much of a document a stream reads
-//!   at a time; [`write`]: uploads into a store.
+//!   at a time; [`splice`]: large plain-HTTP bodies moved by the kernel instead of copied;
+//!   [`write`]: uploads into a store.
 //!
 //! Only the object key a link was created with (and so signed) chooses the upstream path. Keys are
 //! checked at creation (no empty, `.` or `..` segments, no control characters) and every segment is
@@ -19,6 +20,7 @@ pub mod pace;
 pub mod relay;
 pub mod s3;
 pub mod settings;
+pub mod splice;
 pub mod write;
 
 use std::time::{Duration, Instant};
@@ -80,10 +82,7 @@ pub async fn write_body<A: Allowance>(
                 .await
                 .map_err(from_recipient)?;
         }
-        return pingora::Error::e_explain(
-            LIMIT_REACHED,
-            "the download limit was reached during the response",
-        );
+        return Err(limit_reached());
     }
     session
         .write_response_body(Some(chunk), end)
@@ -102,6 +101,14 @@ pub fn from_recipient(e: Box<pingora::Error>) -> Box<pingora::Error> {
 
 /// The error a response is broken off with when its link's limit is reached mid-body.
 pub const LIMIT_REACHED: pingora::ErrorType = pingora::ErrorType::Custom("download limit reached");
+
+/// A [`LIMIT_REACHED`] error.
+pub fn limit_reached() -> Box<pingora::Error> {
+    pingora::Error::explain(
+        LIMIT_REACHED,
+        "the download limit was reached during the response",
+    )
+}
 
 /// Everything but RFC 3986 unreserved characters is encoded (including `%`, so nothing is decoded twice).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC

@@ -21,10 +21,12 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::FutureExt;
 use http::{header, HeaderValue, Method, StatusCode, Version};
 use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::v1::client::http_req_header_to_wire;
+use pingora::protocols::l4::stream::DEFAULT_L4_READ_BUFFER_SIZE as READ_BUFFER;
 use pingora::protocols::Stream;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::{HttpPeer, Peer};
@@ -32,7 +34,7 @@ use pingora::{Error, ErrorType, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::pace::{chunk_for, Streaming, MIN_CHUNK};
-use super::{write_body, Allowance, Attempt, DocStore};
+use super::{splice, write_body, Allowance, Attempt, DocStore};
 
 /// The longest response head accepted from an origin.
 const MAX_HEAD: usize = 64 * 1024;
@@ -106,6 +108,9 @@ pub struct Body<'a> {
     buf: BytesMut,
     framing: Framing,
     keepalive: bool,
+    /// Both connections are plain and the body long: once what came with the head is sent, the
+    /// rest is spliced (see [`super::splice`]).
+    splice: bool,
 }
 
 /// A failed try, and whether the origin had sent anything yet.
@@ -178,6 +183,7 @@ impl Relay {
                 buf,
                 framing,
                 keepalive,
+                splice: false,
             },
         ))
     }
@@ -298,12 +304,24 @@ impl Body<'_> {
         matches!(self.framing, Framing::Empty)
     }
 
+    /// Whether this body may be spliced to `session`'s recipient: both connections plain TCP,
+    /// HTTP/1 to the recipient, and a `Content-Length` of at least [`splice::MIN_BODY`]. Asked
+    /// before the response head is written, which must then say `Connection: close`.
+    pub fn may_splice(&mut self, session: &Session) -> bool {
+        self.splice = matches!(self.framing, Framing::Length(n) if n >= splice::MIN_BODY)
+            && splice::plain_fd(&self.stream).is_some()
+            && splice::recipient_fd(session).is_some();
+        self.splice
+    }
+
     /// Streams the body to the recipient (whose response head was written), chunk by chunk,
-    /// then gives the connection back to the pool if it can serve another request.
+    /// then gives the connection back to the pool if it can serve another request. Bytes that
+    /// went by `splice(2)` are added to `spliced` (Pingora's session does not count them).
     pub async fn send_to<A: Allowance>(
         mut self,
         session: &mut Session,
         allowance: &mut A,
+        spliced: &mut u64,
     ) -> Result<()> {
         let read_timeout = self.peer.options.read_timeout;
         let _streaming = Streaming::start();
@@ -320,14 +338,19 @@ impl Body<'_> {
                 }
                 while *left > 0 {
                     if self.buf.is_empty() {
+                        if self.splice {
+                            self.splice = false;
+                            let rest = (&mut *left, sent, started);
+                            if self.splice_rest(session, allowance, rest, spliced).await? {
+                                break;
+                            }
+                            continue;
+                        }
                         let size = chunk_for(sent, started.elapsed()).min(*left as usize);
                         if read_some(&mut self.stream, &mut self.buf, size, read_timeout).await?
                             == 0
                         {
-                            let context = format!("the origin closed the connection {left} bytes before the end of the body");
-                            return Err(
-                                Error::explain(ErrorType::ConnectionClosed, context).into_up()
-                            );
+                            return Err(closed_early(*left));
                         }
                     }
                     let chunk = self.buf.split().freeze();
@@ -386,6 +409,72 @@ impl Body<'_> {
         Ok(())
     }
 
+    /// Sends the rest of a `Content-Length` body (`left` bytes, nothing in `self.buf`) by
+    /// splicing: first what Pingora's origin stream has already read into user space (the
+    /// copying way), then Pingora's buffer for the recipient is flushed, then chunks sized by
+    /// the recipient's pace go through a pipe, each added to `spliced` once it reached the
+    /// recipient's socket. `Ok(false)` when no pipe could be made (out of descriptors): the
+    /// caller copies the rest.
+    async fn splice_rest<A: Allowance>(
+        &mut self,
+        session: &mut Session,
+        allowance: &mut A,
+        (left, mut sent, started): (&mut u64, u64, Instant),
+        spliced: &mut u64,
+    ) -> Result<bool> {
+        let read_timeout = self.peer.options.read_timeout;
+        // One read of at least Pingora's read buffer takes whatever that buffer holds (tokio's
+        // `BufReader` hands out its whole buffer to a read at least its size, and reads the
+        // socket directly when empty); pending means the buffer is empty.
+        let size = (*left).min(READ_BUFFER as u64) as usize;
+        let buffered = read_some(&mut self.stream, &mut self.buf, size, None).now_or_never();
+        if let Some(read) = buffered {
+            if read? == 0 {
+                return Err(closed_early(*left));
+            }
+            let chunk = self.buf.split().freeze();
+            *left -= chunk.len() as u64;
+            sent += chunk.len() as u64;
+            write_body(session, chunk, *left == 0, allowance).await?;
+        }
+        // The chunk's allocation is not needed again (it would stay with a slow download).
+        self.buf = BytesMut::new();
+        if *left == 0 {
+            return Ok(true);
+        }
+        let (Some(from), Some(to)) = (
+            splice::plain_fd(&self.stream),
+            splice::recipient_fd(session),
+        ) else {
+            return Ok(false);
+        };
+        let mut pipe = match splice::Splice::new(from, to) {
+            Ok(pipe) => pipe,
+            Err(e) => {
+                tracing::debug!(error = %e, "no pipe for splicing, copying instead");
+                return Ok(false);
+            }
+        };
+        splice::flush_recipient(session).await?;
+        let write_timeout = session.as_downstream().get_write_timeout();
+        while *left > 0 {
+            let size = chunk_for(sent, started.elapsed()).min(*left as usize);
+            let n = pipe.fill(size, read_timeout).await?;
+            if n == 0 {
+                return Err(closed_early(*left));
+            }
+            *left -= n as u64;
+            sent += n as u64;
+            let allowed = allowance.allow(n).await?;
+            allowance.wrote(allowed);
+            pipe.drain(allowed, write_timeout, spliced).await?;
+            if allowed < n {
+                return Err(super::limit_reached());
+            }
+        }
+        Ok(true)
+    }
+
     /// Gives the connection back to the pool if its answer was read to the end with nothing
     /// after it (a body that was not read closes it), once nothing more arrived on it for
     /// [`QUARANTINE`].
@@ -414,6 +503,13 @@ impl Body<'_> {
             }
         });
     }
+}
+
+/// The origin closed its connection `left` bytes before the end of a `Content-Length` body.
+fn closed_early(left: u64) -> Box<Error> {
+    let context =
+        format!("the origin closed the connection {left} bytes before the end of the body");
+    Error::explain(ErrorType::ConnectionClosed, context).into_up()
 }
 
 /// Reads at most `limit` bytes into `buf`; `Ok(0)` is the end of the connection.

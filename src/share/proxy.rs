@@ -106,6 +106,9 @@ pub struct Ctx {
     conditional: bool,
     /// The link's download count as this response's last draw saw it.
     used: u64,
+    /// Body bytes the relay moved past Pingora's session (`splice(2)`), which its count of bytes
+    /// sent leaves out.
+    spliced: u64,
     outcome: Outcome,
     /// The request's trace span (`None` when `[tracing]` is off or before `request_filter`).
     trace: Option<opentelemetry::Context>,
@@ -631,6 +634,7 @@ impl Proxy {
         let m = metrics();
         m.request(ctx.outcome);
         m.bytes_sent.inc_by(sent);
+        m.bytes_spliced.inc_by(ctx.spliced);
         if ctx.streaming {
             ctx.streaming = false;
             m.active_streams.dec();
@@ -937,7 +941,7 @@ impl Proxy {
                 origin.as_ref(),
             )
             .await;
-        let (mut resp, body) = match opened {
+        let (mut resp, mut body) = match opened {
             Ok(opened) => opened,
             Err(e) => {
                 telemetry::end(origin.as_ref(), Some(e.to_string()));
@@ -1010,6 +1014,10 @@ impl Proxy {
             validators.1.as_deref(),
         );
         let empty = body.is_empty();
+        if body.may_splice(session) {
+            // Pingora's session does not see spliced bytes: no keep-alive after such a body.
+            session.set_keepalive(None);
+        }
         session
             .write_response_header(Box::new(resp), empty)
             .await
@@ -1019,8 +1027,11 @@ impl Proxy {
             return Ok(());
         }
         let before = session.as_downstream().body_bytes_sent() as u64;
-        let sent = body.send_to(session, &mut ctx.metered).await;
-        let bytes = (session.as_downstream().body_bytes_sent() as u64).saturating_sub(before);
+        let sent = body
+            .send_to(session, &mut ctx.metered, &mut ctx.spliced)
+            .await;
+        let bytes =
+            (session.as_downstream().body_bytes_sent() as u64).saturating_sub(before) + ctx.spliced;
         telemetry::event(origin.as_ref(), "body sent", || {
             vec![KeyValue::new("linkgate.bytes_sent", bytes as i64)]
         });
@@ -1851,6 +1862,7 @@ impl ProxyHttp for Proxy {
             used: 0,
             outcome: Outcome::Served,
             trace: None,
+            spliced: 0,
             _in_flight: crate::metrics::InFlight::start(),
         }
     }
@@ -1984,7 +1996,7 @@ impl ProxyHttp for Proxy {
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let sent = session.as_downstream().body_bytes_sent() as u64;
+        let sent = session.as_downstream().body_bytes_sent() as u64 + ctx.spliced;
         let delivered = !ctx.replaced && e.is_none() && (status == 200 || status == 206);
         // Unsent bytes go back before the event is queued, so whoever waits for the event finds
         // the allowance restored.

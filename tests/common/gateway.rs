@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::http::{request, Reply};
+use super::http::{get, request, Reply};
 use super::origin::Origin;
 use super::redis::RedisServer;
 use super::util::{free_port, wait_for_port, ADMIN_TOKEN, SECRET_K1, SECRET_K2};
@@ -277,6 +277,15 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// One series' value in the gateway's `/metrics`.
+    pub fn metric(&self, series: &str) -> f64 {
+        let text = get(&format!("{}/metrics", self.admin().base)).text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
     }
 
     pub fn log(&self) -> String {

@@ -1,0 +1,365 @@
+//! Moving a body from the origin's socket to the recipient's inside the kernel.
+//!
+//! A large document relayed from an HTTP origin would otherwise cross user space twice per chunk
+//! (read into the relay's buffer, written out of it). When both connections are plain TCP (no
+//! TLS on either side) and the body is framed by `Content-Length`, the relay instead moves it
+//! with `splice(2)`: origin socket → a pipe → recipient socket, chunk by chunk, the bytes never
+//! copied into the gateway's memory. TLS and chunked bodies keep the copying path, which is
+//! the same for every other response.
+//!
+//! Pingora does not know about bytes moved this way, so a spliced response is answered with
+//! `Connection: close` (its session would otherwise count the body as cut short and drop the
+//! connection without saying so), and what Pingora still buffers for the recipient is flushed
+//! before the first splice. The origin connection stays consistent: exactly the body's bytes are
+//! taken off it, so it can go back to the pool as before.
+//!
+//! The sockets are reached through duplicates of their descriptors registered with the runtime
+//! on their own, waits are bounded by the same read and write timeouts as the copying path, and
+//! each chunk is asked of the download's allowance before it goes out.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::pace::{CHUNK, MIN_CHUNK};
+
+use pingora::protocols::http::HttpTask;
+use pingora::protocols::Stream;
+use pingora::proxy::Session;
+use pingora::{Error, ErrorType, Result};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+/// A body shorter than this is copied: for it the pipe, the descriptors and a connection
+/// without keep-alive cost more than the copies.
+pub const MIN_BODY: u64 = 1 << 20;
+
+/// The most bodies spliced at once; more are copied. Each holds four more descriptors (a pipe
+/// and a duplicate of each socket), so this bounds what many slow downloads add to the
+/// process's descriptor count.
+pub const MAX_SPLICES: usize = 1024;
+
+/// Bodies being spliced now.
+static SPLICES: AtomicUsize = AtomicUsize::new(0);
+
+/// The marker error that makes Pingora flush its session (see [`flush_recipient`]).
+const FLUSHED: ErrorType = ErrorType::Custom("recipient flushed");
+
+/// The descriptor of a plain TCP (or Unix) connection; `None` for TLS and anything else.
+pub fn plain_fd(stream: &Stream) -> Option<RawFd> {
+    let io: &dyn pingora::protocols::IO = &**stream;
+    io.as_any()
+        .downcast_ref::<pingora::protocols::l4::stream::Stream>()
+        .map(|s| s.as_raw_fd())
+}
+
+/// The recipient's descriptor when its connection is HTTP/1 over plain TCP.
+pub fn recipient_fd(session: &Session) -> Option<RawFd> {
+    plain_fd(session.as_downstream().as_http1()?.stream())
+}
+
+/// Sends whatever Pingora's session still holds in its write buffer for the recipient.
+///
+/// Pingora 0.9's session offers no flush of its own; a batch of tasks ending in `Failed` is
+/// written out and flushed before the failure is returned, so the marker failure coming back
+/// means the buffer reached the socket.
+pub async fn flush_recipient(session: &mut Session) -> Result<()> {
+    let tasks = vec![
+        HttpTask::Body(None, false),
+        HttpTask::Failed(Error::new(FLUSHED)),
+    ];
+    match session.as_downstream_mut().response_duplex_vec(tasks).await {
+        Err(e) if e.etype() == &FLUSHED => Ok(()),
+        Err(e) => Err(super::from_recipient(e)),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// A pipe between an origin's socket and a recipient's.
+pub struct Splice {
+    from: AsyncFd<OwnedFd>,
+    to: AsyncFd<OwnedFd>,
+    pipe_in: OwnedFd,
+    pipe_out: OwnedFd,
+    /// Bytes in the pipe, not yet at the recipient.
+    held: usize,
+    /// What the pipe holds at most (grown with the chunks asked for).
+    capacity: usize,
+}
+
+impl Drop for Splice {
+    fn drop(&mut self) {
+        SPLICES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Sets a pipe's size; what the kernel made of it (it rounds up to pages and a power of two),
+/// or `None` when refused (an unprivileged user past `/proc/sys/fs/pipe-user-pages-soft`).
+fn set_pipe_size(pipe: &OwnedFd, size: usize) -> Option<usize> {
+    // SAFETY: F_SETPIPE_SZ on an open pipe descriptor.
+    let got = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) };
+    usize::try_from(got).ok().filter(|n| *n > 0)
+}
+
+fn duplicate(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC only reads `fd`; a new descriptor is owned by the result alone.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `new` was just created and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Registers an owned descriptor with the runtime's reactor.
+fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: an `OwnedFd` stays open and the same descriptor until the `AsyncFd` drops it.
+    unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(io::Error::from)
+}
+
+/// `splice(2)` without an offset on either side; `Ok(0)` is the end of the input.
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+    // SAFETY: both descriptors are open for the call; null offsets mean "the current position".
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            flags,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+impl Splice {
+    /// A pipe between the two sockets (non-blocking descriptors, as the runtime's are); an
+    /// error when [`MAX_SPLICES`] are running or no descriptors are left.
+    pub fn new(from: RawFd, to: RawFd) -> io::Result<Splice> {
+        if SPLICES.fetch_add(1, Ordering::Relaxed) >= MAX_SPLICES {
+            SPLICES.fetch_sub(1, Ordering::Relaxed);
+            return Err(io::Error::other(
+                "as many bodies as allowed are being spliced",
+            ));
+        }
+        match Splice::open(from, to) {
+            Ok(splice) => Ok(splice),
+            Err(e) => {
+                SPLICES.fetch_sub(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// The pipe starts at the smallest chunk (a slow download holds little in the kernel, and
+    /// many of them stay within the user's pipe allowance) and grows with the chunks asked of
+    /// [`Splice::fill`].
+    fn open(from: RawFd, to: RawFd) -> io::Result<Splice> {
+        let mut ends = [0; 2];
+        // SAFETY: `ends` has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both were just created and are owned here alone.
+        let (pipe_out, pipe_in) =
+            unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+        let capacity = set_pipe_size(&pipe_in, MIN_CHUNK).unwrap_or(MIN_CHUNK);
+        // Registered last: a failure before leaves nothing registered with the reactor.
+        let (from, to) = (duplicate(from)?, duplicate(to)?);
+        Ok(Splice {
+            from: register(from, Interest::READABLE)?,
+            to: register(to, Interest::WRITABLE)?,
+            pipe_in,
+            pipe_out,
+            held: 0,
+            capacity,
+        })
+    }
+
+    /// Moves up to `len` bytes of the origin's answer into the (empty) pipe; `Ok(0)` means the
+    /// origin closed its connection.
+    pub async fn fill(&mut self, len: usize, timeout: Option<Duration>) -> Result<usize> {
+        debug_assert_eq!(self.held, 0);
+        if len > self.capacity && self.capacity < CHUNK {
+            let want = len.next_power_of_two().min(CHUNK);
+            if let Some(got) = set_pipe_size(&self.pipe_in, want) {
+                self.capacity = got;
+            }
+        }
+        let len = len.min(self.capacity);
+        let pipe = self.pipe_in.as_raw_fd();
+        let from = &self.from;
+        let read = async {
+            loop {
+                let mut ready = from.readable().await?;
+                match ready.try_io(|fd| splice(fd.get_ref().as_fd().as_raw_fd(), pipe, len)) {
+                    Ok(done) => return done,
+                    Err(_would_block) => continue,
+                }
+            }
+        };
+        let n = within(
+            timeout,
+            read,
+            ErrorType::ReadTimedout,
+            "reading from the origin",
+        )
+        .await
+        .map_err(|e| e.into_up())?;
+        self.held = n;
+        Ok(n)
+    }
+
+    /// Moves `len` of the bytes in the pipe to the recipient (all of them once this returns
+    /// `Ok`), adding each part to `moved` as the recipient's socket takes it.
+    pub async fn drain(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+        moved: &mut u64,
+    ) -> Result<()> {
+        let pipe = self.pipe_out.as_raw_fd();
+        let to = &self.to;
+        let held = &mut self.held;
+        let mut left = len.min(*held);
+        let write = async {
+            while left > 0 {
+                let mut ready = to.writable().await?;
+                match ready.try_io(|fd| splice(pipe, fd.get_ref().as_fd().as_raw_fd(), left)) {
+                    Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(Ok(n)) => {
+                        left -= n;
+                        *held -= n;
+                        *moved += n as u64;
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(_would_block) => {}
+                }
+            }
+            Ok(())
+        };
+        within(timeout, write, ErrorType::WriteTimedout, "writing the body")
+            .await
+            .map_err(super::from_recipient)
+    }
+}
+
+/// Runs `io` within `timeout`, its failure (or the timeout) as a Pingora error of `kind`.
+async fn within<T>(
+    timeout: Option<Duration>,
+    io: impl std::future::Future<Output = io::Result<T>>,
+    timed_out: ErrorType,
+    what: &'static str,
+) -> Result<T> {
+    let done = match timeout {
+        Some(t) => match tokio::time::timeout(t, io).await {
+            Ok(done) => done,
+            Err(_) => return Error::e_explain(timed_out, format!("{what}, timeout {t:?}")),
+        },
+        None => io.await,
+    };
+    let kind = if matches!(timed_out, ErrorType::ReadTimedout) {
+        ErrorType::ReadError
+    } else {
+        ErrorType::WriteError
+    };
+    done.map_err(|e| Error::because(kind, what, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn bytes_cross_from_one_socket_to_the_other_unchanged() {
+        let (mut origin, from) = pair().await;
+        let (to, mut recipient) = pair().await;
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = body.clone();
+        let writer = tokio::spawn(async move {
+            origin.write_all(&sent).await.unwrap();
+            origin
+        });
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            recipient.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut splice = Splice::new(from.as_raw_fd(), to.as_raw_fd()).unwrap();
+        let mut left = body.len();
+        while left > 0 {
+            let n = splice.fill(left.min(100_000), None).await.unwrap();
+            assert!(n > 0, "the origin's bytes keep coming");
+            let mut moved = 0;
+            splice.drain(n, None, &mut moved).await.unwrap();
+            assert_eq!(moved, n as u64);
+            left -= n;
+        }
+        drop(splice);
+        drop(to);
+        let _origin = writer.await.unwrap();
+        assert_eq!(reader.await.unwrap(), body);
+    }
+
+    #[tokio::test]
+    async fn a_closed_origin_reads_as_the_end_and_a_gone_recipient_as_its_error() {
+        let (origin, from) = pair().await;
+        let (to, recipient) = pair().await;
+        drop(origin);
+        let mut splice = Splice::new(from.as_raw_fd(), to.as_raw_fd()).unwrap();
+        assert_eq!(splice.fill(1000, None).await.unwrap(), 0);
+
+        let (mut origin, from) = pair().await;
+        origin.write_all(&[7u8; 200_000]).await.unwrap();
+        drop(recipient);
+        let mut splice = Splice::new(from.as_raw_fd(), to.as_raw_fd()).unwrap();
+        let mut failed = None;
+        for _ in 0..64 {
+            let n = splice.fill(65536, None).await.unwrap();
+            if let Err(e) = splice.drain(n, None, &mut 0).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = failed.expect("writing to a closed peer fails");
+        assert!(matches!(e.esource(), pingora::ErrorSource::Downstream));
+    }
+
+    #[tokio::test]
+    async fn a_recipient_that_reads_nothing_times_out() {
+        let (mut origin, from) = pair().await;
+        let (to, _recipient) = pair().await;
+        let writer = tokio::spawn(async move {
+            let _ = origin.write_all(&vec![1u8; 16 << 20]).await;
+        });
+        let mut splice = Splice::new(from.as_raw_fd(), to.as_raw_fd()).unwrap();
+        let mut result = Ok(());
+        for _ in 0..1024 {
+            let n = splice.fill(1 << 20, None).await.unwrap();
+            result = splice
+                .drain(n, Some(Duration::from_millis(200)), &mut 0)
+                .await;
+            if result.is_err() {
+                break;
+            }
+        }
+        let e = result.expect_err("a full socket buffer ends in the write timeout");
+        assert_eq!(e.etype(), &ErrorType::WriteTimedout);
+        writer.abort();
+    }
+}

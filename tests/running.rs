@@ -21,6 +21,24 @@ fn metric(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
 }
 
+/// Limits a socket's receive buffer to a few KiB, so that a reader that stops holds up its
+/// sender at once instead of after megabytes of kernel buffers.
+fn small_receive_buffer(s: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 4096;
+    // SAFETY: a valid socket and an int option of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            std::ptr::addr_of!(size).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0);
+}
+
 fn scrape(gw: &Gateway) -> String {
     let r = get(&format!("{}/metrics", gw.admin().base));
     assert_eq!(r.status, 200);
@@ -148,6 +166,7 @@ fn a_recipient_breaking_off_is_recorded_as_gone_not_as_a_server_error() {
             "[stores.files]\nkind = \"dir\"\nroot = \"{}\"\n",
             folder.path().display()
         ),
+        server_extra: "client_write_timeout_seconds = 1\n".into(),
         ..GatewayOptions::for_origin(&origin)
     });
     for store in ["docs", "files"] {
@@ -171,11 +190,34 @@ fn a_recipient_breaking_off_is_recorded_as_gone_not_as_a_server_error() {
             .unwrap();
         assert_eq!(aborted["reason"], "client_gone", "{store}: {aborted}");
     }
+    // A recipient that stops reading (a tiny receive buffer, then nothing) while the body is
+    // spliced from the HTTP store: its write timeout ends the download as gone.
+    let created = gw
+        .admin()
+        .create(serde_json::json!({ "store": "docs", "object": "big.bin", "max_downloads": 5 }));
+    let id = created["id"].as_str().unwrap().to_string();
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    small_receive_buffer(&stalled);
+    let path = path_of(created["url"].as_str().unwrap());
+    write!(stalled, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    stalled.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let events = events_when(&gw, &id, |e| {
+        e.iter().any(|e| e["kind"] == "download.aborted")
+    });
+    let aborted = events
+        .iter()
+        .find(|e| e["kind"] == "download.aborted")
+        .unwrap();
+    assert_eq!(aborted["reason"], "client_gone", "stalled: {aborted}");
+    drop(stalled);
     let text = scrape(&gw);
     assert_eq!(
         metric(&text, "linkgate_requests_total{outcome=\"client_gone\"}"),
-        2.0
+        3.0
     );
+    assert!(metric(&text, "linkgate_bytes_spliced_total") > 0.0);
     assert_eq!(
         metric(&text, "linkgate_requests_total{outcome=\"error\"}"),
         0.0

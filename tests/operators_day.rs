@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,38 +14,6 @@ use common::*;
 fn path_of(gw: &Gateway, url: &str) -> String {
     url.trim_start_matches(&format!("http://127.0.0.1:{}", gw.port))
         .to_string()
-}
-
-/// A GET read slowly (about `rate` bytes a second) over its own connection; returns the status
-/// line and the body's SHA-256.
-fn slow_download(port: u16, path: &str, rate: usize) -> Result<(String, String), String> {
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    conn.set_read_timeout(Some(Duration::from_secs(60)))
-        .map_err(|e| e.to_string())?;
-    conn.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut data = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    let pause = Duration::from_secs_f64(chunk.len() as f64 / rate as f64);
-    loop {
-        match conn.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => data.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(format!("after {} bytes: {e}", data.len())),
-        }
-        std::thread::sleep(pause);
-    }
-    let split = data
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no header")?;
-    let head = String::from_utf8_lossy(&data[..split]).into_owned();
-    Ok((
-        head.lines().next().unwrap_or("").to_string(),
-        sha256(&data[split + 4..]),
-    ))
 }
 
 /// Polls `cond` every 50 ms until it holds; panics with `what` after `limit`.

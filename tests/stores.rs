@@ -523,7 +523,7 @@ fn scripted_origin() -> ScriptedOrigin {
         };
         if head.starts_with("HEAD ") {
             let length = if head.starts_with("HEAD /short-big.bin ") {
-                3 << 20
+                24 << 20
             } else {
                 body.len()
             };
@@ -557,11 +557,12 @@ fn scripted_origin() -> ScriptedOrigin {
                 out.truncate(out.len() - body.len() / 2);
                 Some((out, true))
             }
-            // Large enough to be spliced: half of 3 MiB, then the origin closes.
+            // Large enough to be spliced once the recipient's pace shows: half of 24 MiB, then
+            // the origin closes.
             "/short-big.bin" => {
                 let mut out =
-                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 3 << 20).into_bytes();
-                out.extend(body.iter().cycle().take(3 << 19));
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 24 << 20).into_bytes();
+                out.extend(body.iter().cycle().take(12 << 20));
                 Some((out, true))
             }
             // Kept alive after the first answer, then closed on the next request unanswered (as
@@ -625,16 +626,17 @@ fn http_store_body_cut_short_breaks_the_download_off_and_the_retry_rides_on_its_
     let (origin, scripted) = (Origin::start(), scripted_origin());
     let gw = scripted_gateway(&origin, &scripted);
     let admin = gw.admin();
-    // Copied (50,000 bytes) and spliced (3 MiB) alike.
-    for (object, length) in [("short.bin", 50_000), ("short-big.bin", 3 << 20)] {
+    // Copied (50,000 bytes) and spliced (24 MiB, read slowly) alike.
+    for (object, length) in [("short.bin", 50_000), ("short-big.bin", 24 << 20)] {
         let (id, url) = share_in(&admin, "scripted", object, Some(1));
         let path = path_of(&url);
-        let answer = take(gw.port, &path, &[], usize::MAX);
-        assert_eq!(answer.0, 200, "{object}");
+        // Read slowly, so that the large one is spliced when the origin stops sending.
+        let (head, got) = read_slowly(gw.port, &path, &[], 4 << 20).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{object}: {head}");
         assert!(
-            answer.1 < length,
+            got.len() < length,
             "{object}: the recipient sees the download broken off ({} bytes)",
-            answer.1
+            got.len()
         );
         // The half that left counts (one download); what was drawn and not sent comes back.
         events_when(&gw, &id, |e| {
@@ -675,47 +677,74 @@ fn http_store_asks_again_when_the_origin_closed_a_pooled_connection() {
 
 // ---------------------------------------------------------------- large bodies, socket to socket
 
-/// A large document from an HTTP origin goes from the origin's socket to the recipient's inside
-/// the kernel (`splice`), and still reaches every kind of client whole: read at once, one range
-/// of it, parallel ranges by a real download manager. The bytes are counted as sent, the
+/// A large document read slowly goes from the HTTP origin's socket to the recipient's inside
+/// the kernel (`splice`), or from a folder store's file; read at once, it is copied (faster for
+/// one download). Either way it reaches every kind of client whole: read slowly or at once, one
+/// range of it, parallel ranges by a real download manager. The bytes are counted as sent, the
 /// connection says it closes after such a body, and the download counts once.
 #[test]
-fn http_store_moves_large_bodies_socket_to_socket_whole() {
+fn large_bodies_read_slowly_move_socket_to_socket_whole() {
     let origin = Origin::start();
-    let body = pseudo_random(24 << 20, 31);
+    let body = pseudo_random(16 << 20, 31);
     origin.put("big.bin", &body);
-    let gw = Gateway::start(&origin);
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("big.bin"), &body).unwrap();
+    let gw = dir_gateway(&origin, folder.path());
     let admin = gw.admin();
-    let (id, url) = share_in(&admin, "docs", "big.bin", Some(10));
+    for store in ["docs", "files"] {
+        let (id, url) = share_in(&admin, store, "big.bin", Some(10));
+        let path = path_of(&url);
+        let (sent, spliced) = (
+            gw.metric("linkgate_bytes_sent_total"),
+            gw.metric("linkgate_bytes_spliced_total"),
+        );
+        // 4 MiB/s: a slow recipient (under about 6.5 MB/s, see `pace::prefer_kernel`).
+        let (head, got) = read_slowly(gw.port, &path, &[], 4 << 20).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{store}: {head}");
+        assert!(
+            got == body,
+            "{store}: {} bytes, not the document",
+            got.len()
+        );
+        assert!(
+            head.to_ascii_lowercase().contains("\r\nconnection: close"),
+            "{store}: {head}"
+        );
+        assert_eq!(admin.link(&id)["downloads_used"], 1, "{store}");
+        wait_until_metric(&gw, "linkgate_bytes_sent_total", sent + body.len() as f64);
+        assert_eq!(
+            gw.metric("linkgate_bytes_sent_total"),
+            sent + body.len() as f64,
+            "{store}: every byte counted once"
+        );
+        let moved = gw.metric("linkgate_bytes_spliced_total") - spliced;
+        // The switch comes with the first write after the gateway's socket buffer (a few MiB)
+        // has room again.
+        assert!(
+            moved >= (body.len() / 4) as f64 && moved <= body.len() as f64,
+            "{store}: once its pace showed, the slow download was spliced: {moved}"
+        );
 
-    let (sent, spliced) = (
-        gw.metric("linkgate_bytes_sent_total"),
-        gw.metric("linkgate_bytes_spliced_total"),
-    );
-    let r = get(&url);
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.body == body, "{} bytes, not the document", r.body.len());
-    assert_eq!(r.header("connection"), Some("close"));
-    assert_eq!(admin.link(&id)["downloads_used"], 1);
-    wait_until_metric(&gw, "linkgate_bytes_sent_total", sent + body.len() as f64);
-    assert_eq!(
-        gw.metric("linkgate_bytes_sent_total"),
-        sent + body.len() as f64,
-        "every byte counted once"
-    );
-    let moved = gw.metric("linkgate_bytes_spliced_total") - spliced;
-    assert!(
-        moved >= (body.len() - (128 << 10)) as f64 && moved <= body.len() as f64,
-        "all but what came with the origin's head was spliced: {moved}"
-    );
+        let (head, got) =
+            read_slowly(gw.port, &path, &[("range", "bytes=1000-5000000")], 4 << 20).unwrap();
+        assert!(head.starts_with("HTTP/1.1 206"), "{store}: {head}");
+        assert!(
+            got == body[1000..=5_000_000],
+            "{store}: {} bytes",
+            got.len()
+        );
 
-    let r = request("GET", &url, &[("range", "bytes=1000-20000000")], None);
-    assert_eq!(r.status, 206, "{}", r.text());
-    assert!(r.body == body[1000..=20_000_000], "{} bytes", r.body.len());
-
-    let dir = tempfile::tempdir().unwrap();
-    aria2c(&url, dir.path(), "big.bin", 4);
-    assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == body);
+        let r = get(&url);
+        assert_eq!(r.status, 200, "{store}: {}", r.text());
+        assert!(r.body == body, "{store}: read at once");
+        assert_eq!(r.header("connection"), Some("close"), "{store}");
+        let dir = tempfile::tempdir().unwrap();
+        aria2c(&url, dir.path(), "big.bin", 4);
+        assert!(
+            std::fs::read(dir.path().join("big.bin")).unwrap() == body,
+            "{store}"
+        );
+    }
 }
 
 /// The access line's byte count arrives after the response: waits for a counter to reach `at_least`.

@@ -19,7 +19,8 @@ use http::{header, HeaderMap, Method};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-use super::pace::{chunk_for, Streaming, MIN_CHUNK};
+use super::pace::{chunk_for, prefer_kernel, Streaming, MIN_CHUNK};
+use super::splice::{self, MIN_BODY};
 use super::{write_body, Allowance};
 use crate::docstore::settings::DirStoreConfig;
 use crate::metrics::{metrics, StoreSeries};
@@ -340,6 +341,7 @@ impl DirStore {
         key: &str,
         decorate: F,
         allowance: &mut A,
+        spliced: &mut u64,
     ) -> Result<(), ServeError>
     where
         F: FnOnce(&mut ResponseHeader) -> pingora::Result<()>,
@@ -408,6 +410,12 @@ impl DirStore {
         {
             return Err(ServeError::Exhausted);
         }
+        // A large file to a plain HTTP/1 recipient goes file → pipe → socket (see
+        // `super::splice`); Pingora does not see those bytes, so no keep-alive after it.
+        let mut splice_to = splice::recipient_fd(session).filter(|_| body && length >= MIN_BODY);
+        if splice_to.is_some() {
+            session.set_keepalive(None);
+        }
         session
             .write_response_header(Box::new(resp), !body)
             .await
@@ -431,12 +439,35 @@ impl DirStore {
             let chunk = pending.await.map_err(io_error)?.map_err(io_error)?;
             offset += chunk.len() as u64;
             left -= chunk.len() as u64;
-            if left > 0 {
-                // Sized by what the client has taken so far (the chunk in hand is not sent yet).
-                let size = chunk_for(offset - start - chunk.len() as u64, streaming.elapsed());
-                next = Some(read(offset, size.min(left as usize)));
+            if left == 0 {
+                write_body(session, chunk, true, allowance).await?;
+                break;
             }
-            write_body(session, chunk, left == 0, allowance).await?;
+            // Sized by what the client has taken so far (the chunk in hand is not sent yet).
+            let sent = offset - start - chunk.len() as u64;
+            let (size, elapsed) = (chunk_for(sent, streaming.elapsed()), streaming.elapsed());
+            let taken = |fd| sent.saturating_sub(splice::unsent(fd));
+            if let Some(to) = splice_to.filter(|fd| prefer_kernel(taken(*fd), elapsed)) {
+                // A slow recipient: the rest goes file → pipe → socket, and no chunk of ours
+                // waits for it meanwhile.
+                write_body(session, chunk, false, allowance).await?;
+                match splice::Splice::from_file(file.clone(), offset, to) {
+                    Ok(mut pipe) => {
+                        let rest = (&mut left, offset - start, streaming);
+                        pipe.send_body(session, allowance, rest, None, spliced)
+                            .await?;
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no pipe for splicing, copying instead");
+                        splice_to = None;
+                        next = Some(read(offset, size.min(left as usize)));
+                        continue;
+                    }
+                }
+            }
+            next = Some(read(offset, size.min(left as usize)));
+            write_body(session, chunk, false, allowance).await?;
         }
         Ok(())
     }

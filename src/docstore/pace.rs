@@ -63,6 +63,22 @@ pub fn chunk_within(sent: u64, elapsed: Duration, streams: usize) -> usize {
     round_down(per_10ms as usize).clamp(MIN_CHUNK, share)
 }
 
+/// Whether a stream that has sent `sent` bytes in `elapsed` is better held in the kernel than
+/// in chunks of the gateway's (see `super::splice`): when more streams run than [`BUDGET`]
+/// gives the largest chunk to (memory is what matters then, and a stream starting among many is
+/// held in the kernel from its first chunk), or when the stream is a slow one, its pace known
+/// and asking for chunks of at most 64 KiB (about 6.5 MB/s; slow streams are the ones that
+/// last). A few fast streams are copied: that is faster.
+pub fn prefer_kernel(sent: u64, elapsed: Duration) -> bool {
+    prefer_kernel_within(sent, elapsed, STREAMS.load(Ordering::Relaxed))
+}
+
+/// [`prefer_kernel`] with `streams` running.
+pub fn prefer_kernel_within(sent: u64, elapsed: Duration, streams: usize) -> bool {
+    const SLOW: usize = 64 * 1024;
+    streams > BUDGET / CHUNK || (elapsed >= PROBE && chunk_within(sent, elapsed, streams) <= SLOW)
+}
+
 /// Sizes are multiples of [`MIN_CHUNK`], so that a stream's buffer is not reallocated for every
 /// small change of pace.
 fn round_down(size: usize) -> usize {
@@ -96,6 +112,25 @@ mod tests {
             40 * 1024,
             "in between: 10 ms of its pace (41,943 B), in 8 KiB steps"
         );
+    }
+
+    #[test]
+    fn slow_streams_and_crowds_are_held_in_the_kernel() {
+        let ms = Duration::from_millis;
+        let alone = |sent, elapsed| prefer_kernel_within(sent, elapsed, 1);
+        assert!(!alone(0, ms(10)), "not during the probe");
+        assert!(alone(64 << 10, ms(1_000)), "64 KiB/s");
+        assert!(alone(6 << 20, ms(1_000)), "6 MiB/s");
+        assert!(!alone(100 << 20, ms(1_000)), "100 MiB/s");
+        assert!(
+            !prefer_kernel_within(0, ms(10), 16),
+            "16 streams all get the largest chunks"
+        );
+        assert!(
+            prefer_kernel_within(0, ms(10), 17),
+            "one more: from the first chunk"
+        );
+        assert!(prefer_kernel_within(100 << 20, ms(1_000), 1000));
     }
 
     #[test]

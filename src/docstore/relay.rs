@@ -18,6 +18,7 @@
 //! was read to the end with nothing left over and nothing more arrived for a moment after, and an origin that closes a pooled connection
 //! before answering is asked again once on a new one (nothing had reached it).
 
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -33,7 +34,7 @@ use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::pace::{chunk_for, Streaming, MIN_CHUNK};
+use super::pace::{chunk_for, prefer_kernel, Streaming, MIN_CHUNK};
 use super::{splice, write_body, Allowance, Attempt, DocStore};
 
 /// The longest response head accepted from an origin.
@@ -108,9 +109,10 @@ pub struct Body<'a> {
     buf: BytesMut,
     framing: Framing,
     keepalive: bool,
-    /// Both connections are plain and the body long: once what came with the head is sent, the
-    /// rest is spliced (see [`super::splice`]).
-    splice: bool,
+    /// The recipient's socket, when both connections are plain and the body long: once the
+    /// kernel is the better place for the rest (see [`prefer_kernel`]), it is spliced (see
+    /// [`super::splice`]).
+    splice: Option<RawFd>,
 }
 
 /// A failed try, and whether the origin had sent anything yet.
@@ -183,7 +185,7 @@ impl Relay {
                 buf,
                 framing,
                 keepalive,
-                splice: false,
+                splice: None,
             },
         ))
     }
@@ -308,10 +310,10 @@ impl Body<'_> {
     /// HTTP/1 to the recipient, and a `Content-Length` of at least [`splice::MIN_BODY`]. Asked
     /// before the response head is written, which must then say `Connection: close`.
     pub fn may_splice(&mut self, session: &Session) -> bool {
-        self.splice = matches!(self.framing, Framing::Length(n) if n >= splice::MIN_BODY)
-            && splice::plain_fd(&self.stream).is_some()
-            && splice::recipient_fd(session).is_some();
-        self.splice
+        let long = matches!(self.framing, Framing::Length(n) if n >= splice::MIN_BODY);
+        self.splice = splice::recipient_fd(session)
+            .filter(|_| long && splice::plain_fd(&self.stream).is_some());
+        self.splice.is_some()
     }
 
     /// Streams the body to the recipient (whose response head was written), chunk by chunk,
@@ -338,8 +340,12 @@ impl Body<'_> {
                 }
                 while *left > 0 {
                     if self.buf.is_empty() {
-                        if self.splice {
-                            self.splice = false;
+                        let taken = |fd| sent.saturating_sub(splice::unsent(fd));
+                        if self
+                            .splice
+                            .is_some_and(|fd| prefer_kernel(taken(fd), started.elapsed()))
+                        {
+                            self.splice = None;
                             let rest = (&mut *left, sent, started);
                             if self.splice_rest(session, allowance, rest, spliced).await? {
                                 break;
@@ -455,23 +461,9 @@ impl Body<'_> {
                 return Ok(false);
             }
         };
-        splice::flush_recipient(session).await?;
-        let write_timeout = session.as_downstream().get_write_timeout();
-        while *left > 0 {
-            let size = chunk_for(sent, started.elapsed()).min(*left as usize);
-            let n = pipe.fill(size, read_timeout).await?;
-            if n == 0 {
-                return Err(closed_early(*left));
-            }
-            *left -= n as u64;
-            sent += n as u64;
-            let allowed = allowance.allow(n).await?;
-            allowance.wrote(allowed);
-            pipe.drain(allowed, write_timeout, spliced).await?;
-            if allowed < n {
-                return Err(super::limit_reached());
-            }
-        }
+        let rest = (left, sent, started);
+        pipe.send_body(session, allowance, rest, read_timeout, spliced)
+            .await?;
         Ok(true)
     }
 

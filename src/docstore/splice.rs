@@ -1,28 +1,37 @@
-//! Moving a body from the origin's socket to the recipient's inside the kernel.
+//! Moving a body from the origin's socket (or a folder store's file) to the recipient's socket
+//! inside the kernel.
 //!
 //! A large document relayed from an HTTP origin would otherwise cross user space twice per chunk
-//! (read into the relay's buffer, written out of it). When both connections are plain TCP (no
-//! TLS on either side) and the body is framed by `Content-Length`, the relay instead moves it
-//! with `splice(2)`: origin socket → a pipe → recipient socket, chunk by chunk, the bytes never
-//! copied into the gateway's memory. TLS and chunked bodies keep the copying path, which is
-//! the same for every other response.
+//! (read into the relay's buffer, written out of it), and a slow download would hold that buffer
+//! for its whole life. When both connections are plain TCP (no TLS on either side) and the body
+//! is framed by `Content-Length`, the relay instead moves it with `splice(2)`: origin socket → a
+//! pipe → recipient socket, chunk by chunk, the bytes never copied into the gateway's memory. A
+//! folder store does the same from the file (file → pipe on the blocking pool, since a read
+//! from disk blocks; pipe → socket on the runtime). TLS and chunked bodies keep the copying
+//! path, which is the same for every other response. A body that may be spliced starts on the
+//! copying path too and moves to the pipe once [`super::pace::prefer_kernel`] says so (a slow
+//! recipient, or many streams at once): a few fast downloads go faster copied, and it is the
+//! slow and the many that would otherwise hold the gateway's memory.
 //!
-//! Pingora does not know about bytes moved this way, so a spliced response is answered with
-//! `Connection: close` (its session would otherwise count the body as cut short and drop the
-//! connection without saying so), and what Pingora still buffers for the recipient is flushed
-//! before the first splice. The origin connection stays consistent: exactly the body's bytes are
+//! Pingora does not know about bytes moved this way, so a response that may be spliced is
+//! answered with `Connection: close` (its session would otherwise count the body as cut short
+//! and drop the connection without saying so), and what Pingora still buffers for the recipient
+//! is flushed before the first splice. The origin connection stays consistent: exactly the body's bytes are
 //! taken off it, so it can go back to the pool as before.
 //!
 //! The sockets are reached through duplicates of their descriptors registered with the runtime
 //! on their own, waits are bounded by the same read and write timeouts as the copying path, and
 //! each chunk is asked of the download's allowance before it goes out.
 
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use super::pace::{CHUNK, MIN_CHUNK};
+use super::pace::{chunk_for, CHUNK, MIN_CHUNK};
+use super::Allowance;
 
 use pingora::protocols::http::HttpTask;
 use pingora::protocols::Stream;
@@ -59,6 +68,19 @@ pub fn recipient_fd(session: &Session) -> Option<RawFd> {
     plain_fd(session.as_downstream().as_http1()?.stream())
 }
 
+/// How many bytes written to socket `fd` its peer has not acknowledged yet (`SIOCOUTQ`); 0 when
+/// the kernel cannot say. Bytes the recipient took are `sent` less these: while the socket's
+/// buffers fill (megabytes at first), what was written says nothing about the recipient's pace.
+pub fn unsent(fd: RawFd) -> u64 {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ for a socket) writes one int.
+    let done = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued as *mut libc::c_int) };
+    if done < 0 {
+        return 0;
+    }
+    u64::try_from(queued).unwrap_or(0)
+}
+
 /// Sends whatever Pingora's session still holds in its write buffer for the recipient.
 ///
 /// Pingora 0.9's session offers no flush of its own; a batch of tasks ending in `Failed` is
@@ -76,11 +98,21 @@ pub async fn flush_recipient(session: &mut Session) -> Result<()> {
     }
 }
 
-/// A pipe between an origin's socket and a recipient's.
+/// Where a spliced body comes from.
+enum Source {
+    /// An origin's socket (a duplicate of its descriptor, registered with the reactor).
+    Socket(AsyncFd<OwnedFd>),
+    /// A file, read from `offset` on the blocking pool.
+    File { file: Arc<File>, offset: u64 },
+}
+
+/// A pipe between an origin's socket (or a file) and a recipient's socket.
 pub struct Splice {
-    from: AsyncFd<OwnedFd>,
+    from: Source,
     to: AsyncFd<OwnedFd>,
-    pipe_in: OwnedFd,
+    /// Shared with a blocking-pool fill, so that it stays open until that fill returns even when
+    /// the download is dropped meanwhile.
+    pipe_in: Arc<OwnedFd>,
     pipe_out: OwnedFd,
     /// Bytes in the pipe, not yet at the recipient.
     held: usize,
@@ -118,20 +150,17 @@ fn register(fd: OwnedFd, interest: Interest) -> io::Result<AsyncFd<OwnedFd>> {
     unsafe { AsyncFd::register_with_interest(fd, interest) }.map_err(io::Error::from)
 }
 
-/// `splice(2)` without an offset on either side; `Ok(0)` is the end of the input.
-fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+/// `splice(2)`, reading `from` at `offset` (a file) or at its current position (`None`: a
+/// socket or pipe); `Ok(0)` is the end of the input.
+fn splice(from: RawFd, offset: Option<u64>, to: RawFd, len: usize) -> io::Result<usize> {
     let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
-    // SAFETY: both descriptors are open for the call; null offsets mean "the current position".
-    let n = unsafe {
-        libc::splice(
-            from,
-            std::ptr::null_mut(),
-            to,
-            std::ptr::null_mut(),
-            len,
-            flags,
-        )
-    };
+    let mut at = offset.and_then(|o| libc::loff_t::try_from(o).ok());
+    let at_ptr = at
+        .as_mut()
+        .map_or(std::ptr::null_mut(), |o| o as *mut libc::loff_t);
+    // SAFETY: both descriptors are open for the call; the offset, when given, is a valid
+    // `loff_t` the call may update.
+    let n = unsafe { libc::splice(from, at_ptr, to, std::ptr::null_mut(), len, flags) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -139,28 +168,38 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 }
 
 impl Splice {
-    /// A pipe between the two sockets (non-blocking descriptors, as the runtime's are); an
-    /// error when [`MAX_SPLICES`] are running or no descriptors are left.
+    /// A pipe between two sockets (non-blocking descriptors, as the runtime's are); an error
+    /// when [`MAX_SPLICES`] are running or no descriptors are left.
     pub fn new(from: RawFd, to: RawFd) -> io::Result<Splice> {
+        Splice::counted(|| {
+            let from = register(duplicate(from)?, Interest::READABLE)?;
+            Splice::open(Source::Socket(from), to)
+        })
+    }
+
+    /// A pipe from `file` (read from `offset`) to a socket.
+    pub fn from_file(file: Arc<File>, offset: u64, to: RawFd) -> io::Result<Splice> {
+        Splice::counted(|| Splice::open(Source::File { file, offset }, to))
+    }
+
+    /// Makes a splice if fewer than [`MAX_SPLICES`] are running.
+    fn counted(make: impl FnOnce() -> io::Result<Splice>) -> io::Result<Splice> {
         if SPLICES.fetch_add(1, Ordering::Relaxed) >= MAX_SPLICES {
             SPLICES.fetch_sub(1, Ordering::Relaxed);
             return Err(io::Error::other(
                 "as many bodies as allowed are being spliced",
             ));
         }
-        match Splice::open(from, to) {
-            Ok(splice) => Ok(splice),
-            Err(e) => {
-                SPLICES.fetch_sub(1, Ordering::Relaxed);
-                Err(e)
-            }
-        }
+        // A `Splice` that was made gives its place back when dropped.
+        make().inspect_err(|_| {
+            SPLICES.fetch_sub(1, Ordering::Relaxed);
+        })
     }
 
     /// The pipe starts at the smallest chunk (a slow download holds little in the kernel, and
     /// many of them stay within the user's pipe allowance) and grows with the chunks asked of
     /// [`Splice::fill`].
-    fn open(from: RawFd, to: RawFd) -> io::Result<Splice> {
+    fn open(from: Source, to: RawFd) -> io::Result<Splice> {
         let mut ends = [0; 2];
         // SAFETY: `ends` has room for the two descriptors pipe2 writes.
         if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
@@ -170,20 +209,18 @@ impl Splice {
         let (pipe_out, pipe_in) =
             unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
         let capacity = set_pipe_size(&pipe_in, MIN_CHUNK).unwrap_or(MIN_CHUNK);
-        // Registered last: a failure before leaves nothing registered with the reactor.
-        let (from, to) = (duplicate(from)?, duplicate(to)?);
         Ok(Splice {
-            from: register(from, Interest::READABLE)?,
-            to: register(to, Interest::WRITABLE)?,
-            pipe_in,
+            from,
+            to: register(duplicate(to)?, Interest::WRITABLE)?,
+            pipe_in: Arc::new(pipe_in),
             pipe_out,
             held: 0,
             capacity,
         })
     }
 
-    /// Moves up to `len` bytes of the origin's answer into the (empty) pipe; `Ok(0)` means the
-    /// origin closed its connection.
+    /// Moves up to `len` bytes of the body into the (empty) pipe; `Ok(0)` means the origin
+    /// closed its connection (or the file ended).
     pub async fn fill(&mut self, len: usize, timeout: Option<Duration>) -> Result<usize> {
         debug_assert_eq!(self.held, 0);
         if len > self.capacity && self.capacity < CHUNK {
@@ -193,27 +230,84 @@ impl Splice {
             }
         }
         let len = len.min(self.capacity);
-        let pipe = self.pipe_in.as_raw_fd();
-        let from = &self.from;
-        let read = async {
-            loop {
-                let mut ready = from.readable().await?;
-                match ready.try_io(|fd| splice(fd.get_ref().as_fd().as_raw_fd(), pipe, len)) {
-                    Ok(done) => return done,
-                    Err(_would_block) => continue,
+        let n = match &mut self.from {
+            Source::Socket(from) => {
+                let pipe = self.pipe_in.as_raw_fd();
+                let read = async {
+                    loop {
+                        let mut ready = from.readable().await?;
+                        let fd = |fd: &AsyncFd<OwnedFd>| fd.get_ref().as_fd().as_raw_fd();
+                        match ready.try_io(|from| splice(fd(from), None, pipe, len)) {
+                            Ok(done) => return done,
+                            Err(_would_block) => continue,
+                        }
+                    }
+                };
+                within(
+                    timeout,
+                    read,
+                    ErrorType::ReadTimedout,
+                    "reading from the origin",
+                )
+                .await
+                .map_err(|e| e.into_up())?
+            }
+            Source::File { file, offset } => {
+                let (file, pipe, at) = (file.clone(), self.pipe_in.clone(), *offset);
+                let read = tokio::task::spawn_blocking(move || loop {
+                    match splice(file.as_raw_fd(), Some(at), pipe.as_raw_fd(), len) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        done => return done,
+                    }
+                });
+                let n = match read.await {
+                    Ok(done) => done,
+                    Err(e) => Err(io::Error::other(e)),
                 }
+                .map_err(|e| Error::because(ErrorType::ReadError, "reading a file", e))?;
+                *offset += n as u64;
+                n
             }
         };
-        let n = within(
-            timeout,
-            read,
-            ErrorType::ReadTimedout,
-            "reading from the origin",
-        )
-        .await
-        .map_err(|e| e.into_up())?;
         self.held = n;
         Ok(n)
+    }
+
+    /// Sends `*left` more bytes of a body: flushes what Pingora's session still holds for the
+    /// recipient, then fills and drains the pipe chunk by chunk (each sized by the recipient's
+    /// pace, `sent` bytes since `started`, and asked of `allowance` before it goes out), adding
+    /// what reached the recipient's socket to `spliced`. A body that ends early is an error.
+    pub async fn send_body<A: Allowance>(
+        &mut self,
+        session: &mut Session,
+        allowance: &mut A,
+        (left, mut sent, started): (&mut u64, u64, Instant),
+        read_timeout: Option<Duration>,
+        spliced: &mut u64,
+    ) -> Result<()> {
+        flush_recipient(session).await?;
+        let write_timeout = session.as_downstream().get_write_timeout();
+        while *left > 0 {
+            let size = chunk_for(sent, started.elapsed()).min(*left as usize);
+            let n = self.fill(size, read_timeout).await?;
+            if n == 0 {
+                let context = format!("the body ended {left} bytes early");
+                let e = Error::explain(ErrorType::ConnectionClosed, context);
+                return Err(match self.from {
+                    Source::Socket(_) => e.into_up(),
+                    Source::File { .. } => e,
+                });
+            }
+            *left -= n as u64;
+            sent += n as u64;
+            let allowed = allowance.allow(n).await?;
+            allowance.wrote(allowed);
+            self.drain(allowed, write_timeout, spliced).await?;
+            if allowed < n {
+                return Err(super::limit_reached());
+            }
+        }
+        Ok(())
     }
 
     /// Moves `len` of the bytes in the pipe to the recipient (all of them once this returns
@@ -231,7 +325,8 @@ impl Splice {
         let write = async {
             while left > 0 {
                 let mut ready = to.writable().await?;
-                match ready.try_io(|fd| splice(pipe, fd.get_ref().as_fd().as_raw_fd(), left)) {
+                match ready.try_io(|fd| splice(pipe, None, fd.get_ref().as_fd().as_raw_fd(), left))
+                {
                     Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(Ok(n)) => {
                         left -= n;
@@ -338,6 +433,19 @@ mod tests {
         }
         let e = failed.expect("writing to a closed peer fails");
         assert!(matches!(e.esource(), pingora::ErrorSource::Downstream));
+    }
+
+    #[tokio::test]
+    async fn what_the_peer_has_not_taken_is_known() {
+        let (mut sender, receiver) = pair().await;
+        assert_eq!(unsent(sender.as_raw_fd()), 0);
+        sender.write_all(&[5u8; 4096]).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut receiver = receiver;
+        receiver.read_exact(&mut buf).await.unwrap();
+        // Read by the peer means acknowledged by its kernel before that.
+        assert_eq!(unsent(sender.as_raw_fd()), 0);
+        assert_eq!(unsent(-1), 0, "no socket: nothing known");
     }
 
     #[tokio::test]

@@ -633,8 +633,9 @@ impl Proxy {
     fn stream_ended(&self, ctx: &mut Ctx, delivered: bool, sent: u64) {
         let m = metrics();
         m.request(ctx.outcome);
-        m.bytes_sent.inc_by(sent);
+        // The part first: whoever sees the whole has seen its part.
         m.bytes_spliced.inc_by(ctx.spliced);
+        m.bytes_sent.inc_by(sent);
         if ctx.streaming {
             ctx.streaming = false;
             m.active_streams.dec();
@@ -1395,6 +1396,7 @@ impl Proxy {
                     decorate(resp, target)
                 },
                 &mut ctx.metered,
+                &mut ctx.spliced,
             )
             .await;
         telemetry::end(

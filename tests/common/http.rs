@@ -258,3 +258,70 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len())
         .position(|w| w.eq_ignore_ascii_case(needle))
 }
+
+/// Limits a socket's receive buffer to about `bytes` (the kernel doubles it), so that a reader
+/// holds up its sender at its own pace instead of after megabytes of kernel buffers.
+pub fn receive_buffer(s: &TcpStream, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let size = libc::c_int::try_from(bytes).expect("a buffer size");
+    // SAFETY: a valid socket and an int option of the size given.
+    let set = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            std::ptr::addr_of!(size).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0, "SO_RCVBUF");
+}
+
+/// A GET with `headers` read slowly, at about `rate` bytes a second, over its own connection
+/// with a 64 KiB receive buffer (so the gateway sees the reader's pace, not the kernel's
+/// buffers): the response head and the body as received.
+pub fn read_slowly(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    rate: usize,
+) -> Result<(String, Vec<u8>), String> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    receive_buffer(&conn, 64 * 1024);
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut data = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match conn.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                data.extend_from_slice(&chunk[..n]);
+                std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+            }
+            Err(e) => return Err(format!("after {} bytes: {e}", data.len())),
+        }
+    }
+    let split = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("no header")?;
+    let head = String::from_utf8_lossy(&data[..split]).into_owned();
+    Ok((head, data.split_off(split + 4)))
+}
+
+/// A GET read slowly (about `rate` bytes a second, see [`read_slowly`]): the status line and
+/// the body's SHA-256.
+pub fn slow_download(port: u16, path: &str, rate: usize) -> Result<(String, String), String> {
+    let (head, body) = read_slowly(port, path, &[], rate)?;
+    Ok((
+        head.lines().next().unwrap_or("").to_string(),
+        super::util::sha256(&body),
+    ))
+}

@@ -44,10 +44,32 @@ use tokio::io::Interest;
 /// without keep-alive cost more than the copies.
 pub const MIN_BODY: u64 = 1 << 20;
 
-/// The most bodies spliced at once; more are copied. Each holds four more descriptors (a pipe
-/// and a duplicate of each socket), so this bounds what many slow downloads add to the
-/// process's descriptor count.
+/// The most bodies spliced at once; more are copied. Each holds up to four more descriptors (a
+/// pipe and a duplicate of each socket), so this bounds what many slow downloads add to the
+/// process's descriptor count; a lower limit on open files lowers it (see [`max_splices`]).
 pub const MAX_SPLICES: usize = 1024;
+
+/// [`MAX_SPLICES`], or fewer under a low limit on open files: splices may take at most a third
+/// of the process's descriptors (four each), so the rest stay for the connections themselves (a
+/// gateway under `ulimit -n 4096` splices at most 341 bodies at once).
+pub fn max_splices() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one `rlimit`.
+        let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+        let files = if known { limit.rlim_cur } else { 1024 };
+        splices_for(usize::try_from(files).unwrap_or(usize::MAX))
+    })
+}
+
+/// How many splices a limit of `files` open descriptors leaves room for.
+fn splices_for(files: usize) -> usize {
+    (files / 12).min(MAX_SPLICES)
+}
 
 /// Bodies being spliced now.
 static SPLICES: AtomicUsize = AtomicUsize::new(0);
@@ -169,7 +191,7 @@ fn splice(from: RawFd, offset: Option<u64>, to: RawFd, len: usize) -> io::Result
 
 impl Splice {
     /// A pipe between two sockets (non-blocking descriptors, as the runtime's are); an error
-    /// when [`MAX_SPLICES`] are running or no descriptors are left.
+    /// when [`max_splices`] are running or no descriptors are left.
     pub fn new(from: RawFd, to: RawFd) -> io::Result<Splice> {
         Splice::counted(|| {
             let from = register(duplicate(from)?, Interest::READABLE)?;
@@ -182,9 +204,9 @@ impl Splice {
         Splice::counted(|| Splice::open(Source::File { file, offset }, to))
     }
 
-    /// Makes a splice if fewer than [`MAX_SPLICES`] are running.
+    /// Makes a splice if fewer than [`max_splices`] are running.
     fn counted(make: impl FnOnce() -> io::Result<Splice>) -> io::Result<Splice> {
-        if SPLICES.fetch_add(1, Ordering::Relaxed) >= MAX_SPLICES {
+        if SPLICES.fetch_add(1, Ordering::Relaxed) >= max_splices() {
             SPLICES.fetch_sub(1, Ordering::Relaxed);
             return Err(io::Error::other(
                 "as many bodies as allowed are being spliced",
@@ -433,6 +455,14 @@ mod tests {
         }
         let e = failed.expect("writing to a closed peer fails");
         assert!(matches!(e.esource(), pingora::ErrorSource::Downstream));
+    }
+
+    #[test]
+    fn splices_leave_two_thirds_of_the_descriptors_to_connections() {
+        assert_eq!(splices_for(4096), 341);
+        assert_eq!(splices_for(1024), 85);
+        assert_eq!(splices_for(65536), MAX_SPLICES);
+        assert_eq!(splices_for(11), 0, "too few: everything is copied");
     }
 
     #[tokio::test]

@@ -158,22 +158,11 @@ fn a_client_leaving_in_the_middle_of_a_head_leaves_no_error_line() {
         (&s).write_all(b"GET /s/abc HTTP/1.1\r\nHo").unwrap();
         if reset {
             // SO_LINGER 0: closing sends a reset instead of a FIN.
-            use std::os::fd::AsRawFd;
             let linger = libc::linger {
                 l_onoff: 1,
                 l_linger: 0,
             };
-            // SAFETY: a valid socket and a `linger` value of the size given.
-            let set = unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_LINGER,
-                    std::ptr::addr_of!(linger).cast(),
-                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
-                )
-            };
-            assert_eq!(set, 0);
+            socket_option(&s, libc::SO_LINGER, &linger);
         }
         drop(s);
     }

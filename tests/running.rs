@@ -21,6 +21,17 @@ fn metric(text: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
 }
 
+/// The link's `download.aborted` event, once it is there.
+fn aborted_event(gw: &Gateway, id: &str) -> Value {
+    let events = events_when(gw, id, |e| {
+        e.iter().any(|e| e["kind"] == "download.aborted")
+    });
+    events
+        .into_iter()
+        .find(|e| e["kind"] == "download.aborted")
+        .expect("an aborted event")
+}
+
 fn scrape(gw: &Gateway) -> String {
     let r = get(&format!("{}/metrics", gw.admin().base));
     assert_eq!(r.status, 200);
@@ -163,13 +174,7 @@ fn a_recipient_breaking_off_is_recorded_as_gone_not_as_a_server_error() {
             (200, 1 << 20),
             "{store}"
         );
-        let events = events_when(&gw, &id, |e| {
-            e.iter().any(|e| e["kind"] == "download.aborted")
-        });
-        let aborted = events
-            .iter()
-            .find(|e| e["kind"] == "download.aborted")
-            .unwrap();
+        let aborted = aborted_event(&gw, &id);
         assert_eq!(aborted["reason"], "client_gone", "{store}: {aborted}");
     }
     // A recipient that reads slowly (so the rest of the body is spliced, from the origin's
@@ -192,13 +197,7 @@ fn a_recipient_breaking_off_is_recorded_as_gone_not_as_a_server_error() {
             got += n;
             std::thread::sleep(Duration::from_secs_f64(n as f64 / (4 << 20) as f64));
         }
-        let events = events_when(&gw, &id, |e| {
-            e.iter().any(|e| e["kind"] == "download.aborted")
-        });
-        let aborted = events
-            .iter()
-            .find(|e| e["kind"] == "download.aborted")
-            .unwrap();
+        let aborted = aborted_event(&gw, &id);
         assert_eq!(
             aborted["reason"], "client_gone",
             "{store} stalled: {aborted}"

@@ -262,19 +262,24 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// Limits a socket's receive buffer to about `bytes` (the kernel doubles it), so that a reader
 /// holds up its sender at its own pace instead of after megabytes of kernel buffers.
 pub fn receive_buffer(s: &TcpStream, bytes: usize) {
-    use std::os::fd::AsRawFd;
     let size = libc::c_int::try_from(bytes).expect("a buffer size");
-    // SAFETY: a valid socket and an int option of the size given.
+    socket_option(s, libc::SO_RCVBUF, &size);
+}
+
+/// Sets a `SOL_SOCKET` option of `s` to `value` (an `int`, a `linger`, …); panics if refused.
+pub fn socket_option<T>(s: &TcpStream, name: libc::c_int, value: &T) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket and an option value of the size given.
     let set = unsafe {
         libc::setsockopt(
             s.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            std::ptr::addr_of!(size).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            name,
+            std::ptr::from_ref(value).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
-    assert_eq!(set, 0, "SO_RCVBUF");
+    assert_eq!(set, 0, "setsockopt {name}");
 }
 
 /// A GET with `headers` read slowly, at about `rate` bytes a second, over its own connection

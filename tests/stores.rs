@@ -711,7 +711,9 @@ fn large_bodies_read_slowly_move_socket_to_socket_whole() {
             "{store}: {head}"
         );
         assert_eq!(admin.link(&id)["downloads_used"], 1, "{store}");
-        wait_until_metric(&gw, "linkgate_bytes_sent_total", sent + body.len() as f64);
+        gw.wait_for_metric("linkgate_bytes_sent_total", |v| {
+            v >= sent + body.len() as f64
+        });
         assert_eq!(
             gw.metric("linkgate_bytes_sent_total"),
             sent + body.len() as f64,
@@ -744,17 +746,5 @@ fn large_bodies_read_slowly_move_socket_to_socket_whole() {
             std::fs::read(dir.path().join("big.bin")).unwrap() == body,
             "{store}"
         );
-    }
-}
-
-/// The access line's byte count arrives after the response: waits for a counter to reach `at_least`.
-fn wait_until_metric(gw: &Gateway, series: &str, at_least: f64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while gw.metric(series) < at_least {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{series} never reached {at_least}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }

@@ -19,7 +19,7 @@ use http::{header, HeaderMap, Method};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
-use super::pace::{chunk_for, prefer_kernel, Streaming, MIN_CHUNK};
+use super::pace::{chunk_for, Streaming, MIN_CHUNK};
 use super::splice::{self, MIN_BODY};
 use super::{write_body, Allowance};
 use crate::docstore::settings::DirStoreConfig;
@@ -410,7 +410,7 @@ impl DirStore {
         {
             return Err(ServeError::Exhausted);
         }
-        // A large file to a plain HTTP/1 recipient goes file → pipe → socket (see
+        // A large file to a plain HTTP/1 recipient may go file → pipe → socket (see
         // `super::splice`); Pingora does not see those bytes, so no keep-alive after it.
         let mut splice_to = splice::recipient_fd(session).filter(|_| body && length >= MIN_BODY);
         if splice_to.is_some() {
@@ -444,10 +444,9 @@ impl DirStore {
                 break;
             }
             // Sized by what the client has taken so far (the chunk in hand is not sent yet).
-            let sent = offset - start - chunk.len() as u64;
-            let (size, elapsed) = (chunk_for(sent, streaming.elapsed()), streaming.elapsed());
-            let taken = |fd| sent.saturating_sub(splice::unsent(fd));
-            if let Some(to) = splice_to.filter(|fd| prefer_kernel(taken(*fd), elapsed)) {
+            let (sent, elapsed) = (offset - start - chunk.len() as u64, streaming.elapsed());
+            let size = chunk_for(sent, elapsed);
+            if let Some(to) = splice_to.filter(|to| splice::time_to_splice(*to, sent, elapsed)) {
                 // A slow recipient: the rest goes file → pipe → socket, and no chunk of ours
                 // waits for it meanwhile.
                 write_body(session, chunk, false, allowance).await?;

@@ -25,6 +25,8 @@ pub mod write;
 
 use std::time::{Duration, Instant};
 
+use pingora::{Error, ErrorType};
+
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
@@ -101,6 +103,29 @@ pub fn from_recipient(e: Box<pingora::Error>) -> Box<pingora::Error> {
 
 /// The error a response is broken off with when its link's limit is reached mid-body.
 pub const LIMIT_REACHED: pingora::ErrorType = pingora::ErrorType::Custom("download limit reached");
+
+/// Runs `io` within `timeout`: its failure a `ReadError` or `WriteError` (after the kind of
+/// timeout given) explained by `what`, the timeout itself `timed_out`.
+pub(crate) async fn within<T>(
+    timeout: Option<Duration>,
+    io: impl std::future::Future<Output = std::io::Result<T>>,
+    timed_out: ErrorType,
+    what: &'static str,
+) -> pingora::Result<T> {
+    let done = match timeout {
+        Some(t) => match tokio::time::timeout(t, io).await {
+            Ok(done) => done,
+            Err(_) => return Error::e_explain(timed_out, format!("{what}, timeout {t:?}")),
+        },
+        None => io.await,
+    };
+    let kind = if matches!(timed_out, ErrorType::ReadTimedout) {
+        ErrorType::ReadError
+    } else {
+        ErrorType::WriteError
+    };
+    done.map_err(|e| Error::because(kind, what, e))
+}
 
 /// A [`LIMIT_REACHED`] error.
 pub fn limit_reached() -> Box<pingora::Error> {

@@ -34,7 +34,7 @@ use pingora::upstreams::peer::{HttpPeer, Peer};
 use pingora::{Error, ErrorType, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::pace::{chunk_for, prefer_kernel, Streaming, MIN_CHUNK};
+use super::pace::{chunk_for, Streaming, MIN_CHUNK};
 use super::{splice, write_body, Allowance, Attempt, DocStore};
 
 /// The longest response head accepted from an origin.
@@ -110,8 +110,7 @@ pub struct Body<'a> {
     framing: Framing,
     keepalive: bool,
     /// The recipient's socket, when both connections are plain and the body long: once the
-    /// kernel is the better place for the rest (see [`prefer_kernel`]), it is spliced (see
-    /// [`super::splice`]).
+    /// kernel is the better place for the rest (see [`splice::time_to_splice`]), it is spliced.
     splice: Option<RawFd>,
 }
 
@@ -340,14 +339,16 @@ impl Body<'_> {
                 }
                 while *left > 0 {
                     if self.buf.is_empty() {
-                        let taken = |fd| sent.saturating_sub(splice::unsent(fd));
-                        if self
+                        let elapsed = started.elapsed();
+                        if let Some(to) = self
                             .splice
-                            .is_some_and(|fd| prefer_kernel(taken(fd), started.elapsed()))
+                            .take_if(|to| splice::time_to_splice(*to, sent, elapsed))
                         {
-                            self.splice = None;
                             let rest = (&mut *left, sent, started);
-                            if self.splice_rest(session, allowance, rest, spliced).await? {
+                            if self
+                                .splice_rest(session, to, allowance, rest, spliced)
+                                .await?
+                            {
                                 break;
                             }
                             continue;
@@ -415,8 +416,8 @@ impl Body<'_> {
         Ok(())
     }
 
-    /// Sends the rest of a `Content-Length` body (`left` bytes, nothing in `self.buf`) by
-    /// splicing: first what Pingora's origin stream has already read into user space (the
+    /// Sends the rest of a `Content-Length` body (`left` bytes, nothing in `self.buf`) to the
+    /// recipient's socket `to` by splicing: first what Pingora's origin stream has already read into user space (the
     /// copying way), then Pingora's buffer for the recipient is flushed, then chunks sized by
     /// the recipient's pace go through a pipe, each added to `spliced` once it reached the
     /// recipient's socket. `Ok(false)` when no pipe could be made (out of descriptors): the
@@ -424,6 +425,7 @@ impl Body<'_> {
     async fn splice_rest<A: Allowance>(
         &mut self,
         session: &mut Session,
+        to: RawFd,
         allowance: &mut A,
         (left, mut sent, started): (&mut u64, u64, Instant),
         spliced: &mut u64,
@@ -448,10 +450,8 @@ impl Body<'_> {
         if *left == 0 {
             return Ok(true);
         }
-        let (Some(from), Some(to)) = (
-            splice::plain_fd(&self.stream),
-            splice::recipient_fd(session),
-        ) else {
+        // Plain, as `may_splice` found.
+        let Some(from) = splice::plain_fd(&self.stream) else {
             return Ok(false);
         };
         let mut pipe = match splice::Splice::new(from, to) {
@@ -525,20 +525,14 @@ async fn read_some(
     }
     let mut limited = (&mut *stream).take(limit as u64);
     let read = limited.read_buf(buf);
-    let done = match timeout {
-        Some(t) => match tokio::time::timeout(t, read).await {
-            Ok(done) => done,
-            Err(_) => {
-                return Err(Error::explain(
-                    ErrorType::ReadTimedout,
-                    format!("reading from the origin, timeout {t:?}"),
-                )
-                .into_up())
-            }
-        },
-        None => read.await,
-    };
-    done.map_err(|e| Error::because(ErrorType::ReadError, "reading from the origin", e).into_up())
+    super::within(
+        timeout,
+        read,
+        ErrorType::ReadTimedout,
+        "reading from the origin",
+    )
+    .await
+    .map_err(|e| e.into_up())
 }
 
 /// The origin's final response head, taken off the start of `buf` (1xx answers before it are

@@ -30,8 +30,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::pace::{chunk_for, CHUNK, MIN_CHUNK};
-use super::Allowance;
+use super::pace::{chunk_for, prefer_kernel, CHUNK, MIN_CHUNK};
+use super::{within, Allowance};
 
 use pingora::protocols::http::HttpTask;
 use pingora::protocols::Stream;
@@ -101,6 +101,13 @@ pub fn unsent(fd: RawFd) -> u64 {
         return 0;
     }
     u64::try_from(queued).unwrap_or(0)
+}
+
+/// Whether a body that may be spliced to socket `to` should move to the pipe now, `sent` bytes
+/// written in `elapsed` (see [`prefer_kernel`]; the recipient's pace is what it took, not what
+/// still waits in its socket's buffer).
+pub fn time_to_splice(to: RawFd, sent: u64, elapsed: Duration) -> bool {
+    prefer_kernel(sent.saturating_sub(unsent(to)), elapsed)
 }
 
 /// Sends whatever Pingora's session still holds in its write buffer for the recipient.
@@ -365,28 +372,6 @@ impl Splice {
             .await
             .map_err(super::from_recipient)
     }
-}
-
-/// Runs `io` within `timeout`, its failure (or the timeout) as a Pingora error of `kind`.
-async fn within<T>(
-    timeout: Option<Duration>,
-    io: impl std::future::Future<Output = io::Result<T>>,
-    timed_out: ErrorType,
-    what: &'static str,
-) -> Result<T> {
-    let done = match timeout {
-        Some(t) => match tokio::time::timeout(t, io).await {
-            Ok(done) => done,
-            Err(_) => return Error::e_explain(timed_out, format!("{what}, timeout {t:?}")),
-        },
-        None => io.await,
-    };
-    let kind = if matches!(timed_out, ErrorType::ReadTimedout) {
-        ErrorType::ReadError
-    } else {
-        ErrorType::WriteError
-    };
-    done.map_err(|e| Error::because(kind, what, e))
 }
 
 #[cfg(test)]

@@ -288,6 +288,20 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
             .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
     }
 
+    /// Polls the series every 50 ms until `ready` holds for its value (metrics are bumped as a
+    /// request's access line is written, just after its events); panics after 30 s.
+    pub fn wait_for_metric(&self, series: &str, ready: impl Fn(f64) -> bool) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let value = self.metric(series);
+            if ready(value) {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "{series} stayed at {value}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
     }

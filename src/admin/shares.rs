@@ -877,7 +877,9 @@ impl AdminApi {
     ) -> Result<(StatusCode, Value), ApiError> {
         let share = self.visible_share(caller, id).await?;
         // `If-Match` is compared with the share as read here, before its links are cancelled
-        // (each cancel is idempotent), and again in the share's own atomic change below.
+        // (each cancel is idempotent). It is not compared again in the share's own change
+        // below: by then the links are cancelled, and refusing would leave half a cancel. A
+        // change to the share between this read and that write goes undetected.
         if let Some(m) = &origin.if_match {
             if !m.matches(&super::views::etag_of(&share)) {
                 return Err(ApiError::stale());

@@ -94,6 +94,8 @@ def main():
                    {k: v for k, v in r.get("rss_mib_over_time", {}).items() if v})
     width, height = PANEL_W * 2, 40 + PANEL_H * 2
     head = f"Load benchmark {r['when']}: {r['cpus']} CPUs, {r['connections']} connections, {r['duration_s']} s per run, THREADS={r['threads']}"
+    if r.get("rounds", 1) > 1:
+        head += f", best of {r['rounds']} interleaved rounds"
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif">',
            "<style>.title{font-size:14px;font-weight:bold;text-anchor:middle}.label,.value{font-size:10px;text-anchor:middle}"
            ".legend,.tick{font-size:11px}.tick{text-anchor:end}.unit{font-size:11px;text-anchor:middle}.axis{stroke:#333}</style>",

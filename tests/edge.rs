@@ -137,6 +137,30 @@ fn a_malformed_chunked_body_is_refused_and_the_connection_closed() {
             assert!(closed, "{case}: the connection stayed open");
         }
     }
+    // Anyone holding a link can send these: they are the client's doing, recorded on its
+    // access line, never a warning or an error line for the operator.
+    let cases = heads.len() * bodies.len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let log = gw.log();
+        let refused = log
+            .lines()
+            .filter(|l| l.contains("linkgate::access") && l.contains("status=400"))
+            .count();
+        if refused >= cases {
+            break log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{refused} of {cases} access lines: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let alarms: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(alarms.is_empty(), "{alarms:#?}");
 }
 
 /// Anyone can open connections and leave in the middle of a request head (closing, or

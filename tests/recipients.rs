@@ -4,7 +4,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
@@ -386,6 +386,29 @@ fn origin_errors_show_our_page_and_do_not_count() {
     );
     assert_eq!(admin.link(&missing)["downloads_used"], 0);
     assert_eq!(admin.link(&broken)["downloads_used"], 0);
+    // Anyone holding the link can ask again and again: each request is on its access line, but
+    // the operator's warnings get one line a minute, not one per request.
+    for _ in 0..20 {
+        assert_eq!(get(&url).status, 502);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let log = gw.log();
+        let lines = log
+            .lines()
+            .filter(|l| l.contains("linkgate::access") && l.contains("outcome=\"origin_"))
+            .count();
+        if lines >= 22 {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "{lines} access lines: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("origin answered with an error"))
+        .count();
+    assert_eq!(warnings, 1, "{log}");
 }
 
 #[test]

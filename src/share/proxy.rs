@@ -49,6 +49,7 @@ use crate::share::pages;
 use crate::share::pages::Reply;
 use crate::share::recipient::{self, Decision};
 use crate::share::record;
+use crate::share::throttle::LogGate;
 use crate::share::upload::{self, Rules, Upload};
 use crate::share::viewer;
 use crate::state::queues::Refund;
@@ -1060,7 +1061,25 @@ impl Proxy {
         }
         store.clean_response(resp);
         if let Some((code, outcome)) = record::replace_origin_status(status) {
-            tracing::warn!(status, link = ?ctx.link.as_ref().map(|l| l.id), "origin answered with an error");
+            // Anyone holding a link to a missing document can repeat this: one warning a
+            // minute at most (each request is on its access line and in the store's metrics).
+            static ORIGIN_ERRORS: LogGate = LogGate::new();
+            let link = ctx.link.as_ref().map(|l| l.id);
+            match ORIGIN_ERRORS.pass(Duration::from_secs(60)) {
+                Some(left_out) => tracing::warn!(
+                    status,
+                    ?link,
+                    store = store.name(),
+                    left_out,
+                    "origin answered with an error"
+                ),
+                None => tracing::debug!(
+                    status,
+                    ?link,
+                    store = store.name(),
+                    "origin answered with an error"
+                ),
+            }
             ctx.outcome = outcome;
             self.give_back(ctx).await;
             return Ok(Some(code));
@@ -1597,7 +1616,9 @@ impl Proxy {
                     return Err(Refused::Reply(reply));
                 }
                 Err(e) => {
-                    tracing::warn!(link = %id, error = %e, "reading a recipient's request failed");
+                    // The client's doing (a malformed or cut body): anyone holding the link can
+                    // send one, so it is no warning for the operator (its access line says 400).
+                    tracing::debug!(link = %id, error = %e, "reading a recipient's request failed");
                     ctx.outcome = Outcome::BadRequest;
                     return Err(Refused::Status(400));
                 }

@@ -619,6 +619,18 @@ fn a_removed_document_gets_the_page_after_the_password_and_uses_nothing() {
     assert!(kinds(&events, "document.changed").is_empty());
     assert_eq!(admin.link(&id)["downloads_used"], 0);
     assert_eq!(admin.link(&id)["status"], "active");
+    // Whoever holds the link and its password can ask again and again: every time is an event,
+    // but the operator's warnings get one line a minute.
+    for _ in 0..10 {
+        assert_eq!(request("GET", &url, &with_password(&[]), None).status, 410);
+    }
+    events_when(&gw, &id, |e| kinds(e, "document.missing").len() == 12);
+    let log = gw.log();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("document changed or removed"))
+        .count();
+    assert_eq!(warnings, 1, "{log}");
 }
 
 #[test]

@@ -530,7 +530,18 @@ impl Proxy {
                     t.last_modified.clone().into(),
                 );
             }
-            tracing::warn!(link = %link.id, document = ?ctx.target.as_ref().map(|t| t.object.as_str()), changed, "document changed or removed at its store");
+            // Every request for it finds the same (and records its event): one warning a
+            // minute at most, so that a link holder cannot flood the operator's warnings.
+            static GONE: LogGate = LogGate::new();
+            let document = ctx.target.as_ref().map(|t| t.object.as_str());
+            match GONE.pass(Duration::from_secs(60)) {
+                Some(left_out) => {
+                    tracing::warn!(link = %link.id, ?document, changed, left_out, "document changed or removed at its store")
+                }
+                None => {
+                    tracing::debug!(link = %link.id, ?document, changed, "document changed or removed at its store")
+                }
+            }
             self.gate.audit.push(link.id, d);
         }
         if changed || seen {

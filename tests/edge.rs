@@ -140,22 +140,12 @@ fn a_malformed_chunked_body_is_refused_and_the_connection_closed() {
     // Anyone holding a link can send these: they are the client's doing, recorded on its
     // access line, never a warning or an error line for the operator.
     let cases = heads.len() * bodies.len();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let log = loop {
-        let log = gw.log();
-        let refused = log
-            .lines()
+    let log = gw.wait_for_log("an access line for every case", |log| {
+        log.lines()
             .filter(|l| l.contains("linkgate::access") && l.contains("status=400"))
-            .count();
-        if refused >= cases {
-            break log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{refused} of {cases} access lines: {log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+            .count()
+            >= cases
+    });
     let alarms: Vec<&str> = log
         .lines()
         .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
@@ -190,18 +180,9 @@ fn a_client_leaving_in_the_middle_of_a_head_leaves_no_error_line() {
         }
         drop(s);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let log = loop {
-        let log = gw.log();
-        if log.matches("while reading request headers").count() >= 4 {
-            break log;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway never saw all four: {log}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let log = gw.wait_for_log("the gateway never saw all four", |log| {
+        log.matches("while reading request headers").count() >= 4
+    });
     let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
     assert!(errors.is_empty(), "{errors:#?}");
 }

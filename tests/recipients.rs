@@ -4,7 +4,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::json;
@@ -391,19 +391,12 @@ fn origin_errors_show_our_page_and_do_not_count() {
     for _ in 0..20 {
         assert_eq!(get(&url).status, 502);
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let log = loop {
-        let log = gw.log();
-        let lines = log
-            .lines()
+    let log = gw.wait_for_log("an access line for every request", |log| {
+        log.lines()
             .filter(|l| l.contains("linkgate::access") && l.contains("outcome=\"origin_"))
-            .count();
-        if lines >= 22 {
-            break log;
-        }
-        assert!(Instant::now() < deadline, "{lines} access lines: {log}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+            .count()
+            >= 22
+    });
     let warnings = log
         .lines()
         .filter(|l| l.contains(" WARN ") && l.contains("origin answered with an error"))

@@ -306,6 +306,20 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
         std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
     }
 
+    /// The log once `ready` holds for it (lines are written by a background thread), waiting
+    /// up to a minute; `what` names the wait in the failure.
+    pub fn wait_for_log(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let log = self.log();
+            if ready(&log) {
+                return log;
+            }
+            assert!(Instant::now() < deadline, "{what}: {log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Stops the process (the store file stays) and returns the folder holding it.
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();

@@ -49,7 +49,7 @@ use crate::share::pages;
 use crate::share::pages::Reply;
 use crate::share::recipient::{self, Decision};
 use crate::share::record;
-use crate::share::throttle::LogGate;
+use crate::share::throttle::gated_warn;
 use crate::share::upload::{self, Rules, Upload};
 use crate::share::viewer;
 use crate::state::queues::Refund;
@@ -532,16 +532,8 @@ impl Proxy {
             }
             // Every request for it finds the same (and records its event): one warning a
             // minute at most, so that a link holder cannot flood the operator's warnings.
-            static GONE: LogGate = LogGate::new();
             let document = ctx.target.as_ref().map(|t| t.object.as_str());
-            match GONE.pass(Duration::from_secs(60)) {
-                Some(left_out) => {
-                    tracing::warn!(link = %link.id, ?document, changed, left_out, "document changed or removed at its store")
-                }
-                None => {
-                    tracing::debug!(link = %link.id, ?document, changed, "document changed or removed at its store")
-                }
-            }
+            gated_warn!(link = %link.id, ?document, changed, "document changed or removed at its store");
             self.gate.audit.push(link.id, d);
         }
         if changed || seen {
@@ -1074,23 +1066,13 @@ impl Proxy {
         if let Some((code, outcome)) = record::replace_origin_status(status) {
             // Anyone holding a link to a missing document can repeat this: one warning a
             // minute at most (each request is on its access line and in the store's metrics).
-            static ORIGIN_ERRORS: LogGate = LogGate::new();
             let link = ctx.link.as_ref().map(|l| l.id);
-            match ORIGIN_ERRORS.pass(Duration::from_secs(60)) {
-                Some(left_out) => tracing::warn!(
-                    status,
-                    ?link,
-                    store = store.name(),
-                    left_out,
-                    "origin answered with an error"
-                ),
-                None => tracing::debug!(
-                    status,
-                    ?link,
-                    store = store.name(),
-                    "origin answered with an error"
-                ),
-            }
+            gated_warn!(
+                status,
+                ?link,
+                store = store.name(),
+                "origin answered with an error"
+            );
             ctx.outcome = outcome;
             self.give_back(ctx).await;
             return Ok(Some(code));

@@ -87,6 +87,23 @@ impl Default for LogGate {
     }
 }
 
+/// How often a [`gated_warn!`] warning may reach the log.
+pub const WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `tracing::warn!` for what any recipient can cause at will: at most one line per
+/// [`WARN_EVERY`] from each call site (its own [`LogGate`]), with `left_out` saying how many
+/// were left out since the last; those are `debug` lines with the same fields.
+macro_rules! gated_warn {
+    ($($field:tt)+) => {{
+        static GATE: $crate::share::throttle::LogGate = $crate::share::throttle::LogGate::new();
+        match GATE.pass($crate::share::throttle::WARN_EVERY) {
+            Some(left_out) => tracing::warn!(left_out, $($field)+),
+            None => tracing::debug!($($field)+),
+        }
+    }};
+}
+pub(crate) use gated_warn;
+
 #[cfg(test)]
 mod tests {
     use super::LogGate;

@@ -291,15 +291,12 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
     /// Polls the series every 50 ms until `ready` holds for its value (metrics are bumped as a
     /// request's access line is written, just after its events); panics after 30 s.
     pub fn wait_for_metric(&self, series: &str, ready: impl Fn(f64) -> bool) -> f64 {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let value = self.metric(series);
-            if ready(value) {
-                return value;
-            }
-            assert!(Instant::now() < deadline, "{series} stayed at {value}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll(
+            Duration::from_secs(30),
+            || self.metric(series),
+            |v| ready(*v),
+            |v| format!("{series} stayed at {v}"),
+        )
     }
 
     pub fn log(&self) -> String {
@@ -309,15 +306,12 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
     /// The log once `ready` holds for it (lines are written by a background thread), waiting
     /// up to a minute; `what` names the wait in the failure.
     pub fn wait_for_log(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let log = self.log();
-            if ready(&log) {
-                return log;
-            }
-            assert!(Instant::now() < deadline, "{what}: {log}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll(
+            Duration::from_secs(60),
+            || self.log(),
+            |log| ready(log),
+            |log| format!("{what}: {log}"),
+        )
     }
 
     /// Stops the process (the store file stays) and returns the folder holding it.
@@ -325,6 +319,25 @@ auth_header = {{ name = "X-Origin-Auth", value = "store-credential" }}
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
+    }
+}
+
+/// Reads `read()` every 50 ms until `ready` holds for it and returns it; panics with
+/// `failure(last read)` after `limit`.
+fn poll<T>(
+    limit: Duration,
+    read: impl Fn() -> T,
+    ready: impl Fn(&T) -> bool,
+    failure: impl Fn(&T) -> String,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        let value = read();
+        if ready(&value) {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{}", failure(&value));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

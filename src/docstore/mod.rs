@@ -25,11 +25,10 @@ pub mod write;
 
 use std::time::{Duration, Instant};
 
-use pingora::{Error, ErrorType};
-
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
 
 use crate::docstore::settings::StoreConfig;
 use crate::metrics::StoreSeries;

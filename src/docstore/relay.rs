@@ -417,11 +417,11 @@ impl Body<'_> {
     }
 
     /// Sends the rest of a `Content-Length` body (`left` bytes, nothing in `self.buf`) to the
-    /// recipient's socket `to` by splicing: first what Pingora's origin stream has already read into user space (the
-    /// copying way), then Pingora's buffer for the recipient is flushed, then chunks sized by
-    /// the recipient's pace go through a pipe, each added to `spliced` once it reached the
-    /// recipient's socket. `Ok(false)` when no pipe could be made (out of descriptors): the
-    /// caller copies the rest.
+    /// recipient's socket `to` by splicing: first what Pingora's origin stream has already read
+    /// into user space (the copying way), then Pingora's buffer for the recipient is flushed,
+    /// then chunks sized by the recipient's pace go through a pipe, each added to `spliced` once
+    /// it reached the recipient's socket. `Ok(false)` when no pipe could be made (out of
+    /// descriptors): the caller copies the rest.
     async fn splice_rest<A: Allowance>(
         &mut self,
         session: &mut Session,

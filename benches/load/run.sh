@@ -198,7 +198,6 @@ pids_of() { case $1 in
 port_of() { case $1 in origin) echo "$ORIGIN";; secure_link) echo "$SECURE";; linkgate_embedded|linkgate_dir) echo "$GW_E";; linkgate_redis) echo "$GW_R";; passthrough) echo "$PT";; esac; }
 
 declare -A R_UNL R_CNT P_UNL P_CNT T_1G RSS_SLOW RSS_BEFORE SLOW_OK
-EVAL_PER_REQ=""; OTHER_PER_REQ_UNL=""
 slow_readers() { # target: peak RSS under slow readers of the 1 GiB file
   if [ "$BIG" = 0 ]; then RSS_BEFORE[$1]=0; RSS_SLOW[$1]=0; SLOW_OK[$1]=0; : > "$WORK/rss-$1.tsv"; return; fi
   slow_rss "$1" "$1" "${URL1G[$1]}"
@@ -236,9 +235,7 @@ for t in "${TARGETS[@]}"; do
   R_UNL[$t]=0; R_CNT[$t]=0; P_UNL[$t]=0; P_CNT[$t]=0; T_1G[$t]=0
 done
 T_1G[linkgate_dir]=0
-# The 4 KiB runs and the 1 GiB downloads go round the targets ROUNDS times, interleaved, and each
-# target keeps its best round (with that round's p99): a burst from a shared host then costs a
-# target one round instead of its whole figure.
+# ROUNDS interleaved rounds (see the top); each target keeps its best, with that round's p99.
 EVALS=0; COUNTED=0; OTHERS=0; UNLIMITED=0
 for round in $(seq 1 "$ROUNDS"); do
   for t in "${TARGETS[@]}"; do

@@ -310,6 +310,9 @@ pub fn read_slowly(
                 data.extend_from_slice(&chunk[..n]);
                 std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
             }
+            // A signal for this thread (the test harness's children exit): read again, as
+            // `read_to_end` would.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(format!("after {} bytes: {e}", data.len())),
         }
     }
